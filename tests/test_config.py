@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trunkline.config import ConfigError, load_settings
+
+
+def test_defaults_match_operator_contract() -> None:
+    settings = load_settings(environ={})
+    assert settings.data_dir == Path("./trunkline-data")
+    assert (settings.host, settings.http_port) == ("0.0.0.0", 8080)
+    assert (settings.sip_host, settings.sip_port) == ("0.0.0.0", 5060)
+    assert (settings.rtp_port_min, settings.rtp_port_max) == (10000, 20000)
+    assert settings.max_numbers_per_org == 3
+    assert settings.effective_database_url.startswith("sqlite:///")
+
+
+def test_precedence_toml_then_environment_then_flags(tmp_path: Path) -> None:
+    config = tmp_path / "trunkline.toml"
+    config.write_text('http_port = 9000\nsip_port = 5070\nlog_format = "json"\n')
+    settings = load_settings(
+        config_file=config,
+        environ={"TRUNKLINE_SIP_PORT": "5080", "TRUNKLINE_ALLOW_INSECURE_URLS": "true"},
+        overrides={"sip_port": 5090, "host": None},
+    )
+    assert settings.http_port == 9000
+    assert settings.sip_port == 5090
+    assert settings.log_format == "json"
+    assert settings.allow_insecure_urls is True
+    assert settings.host == "0.0.0.0"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"TRUNKLINE_HTTP_PORT": "70000"}, "TRUNKLINE_HTTP_PORT"),
+        ({"TRUNKLINE_RTP_PORT_MIN": "30000"}, "TRUNKLINE_RTP_PORT_MIN"),
+        ({"TRUNKLINE_LOG_LEVEL": "loud"}, "TRUNKLINE_LOG_LEVEL"),
+        ({"TRUNKLINE_ALLOW_PRIVATE_TARGETS": "perhaps"}, "TRUNKLINE_ALLOW_PRIVATE_TARGETS"),
+        ({"TRUNKLINE_DATABASE_URL": "mysql://x"}, "TRUNKLINE_DATABASE_URL"),
+    ],
+)
+def test_bad_values_name_the_setting(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(environ=environ)
+
+
+def test_unknown_toml_key_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "trunkline.toml"
+    config.write_text("htp_port = 1\n")
+    with pytest.raises(ConfigError, match="htp_port"):
+        load_settings(config_file=config, environ={})
+
+
+def test_configuration_doc_lists_every_setting() -> None:
+    from trunkline.config import ENV_PREFIX, SETTING_NAMES
+
+    doc = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    missing = [n for n in SETTING_NAMES if f"`{ENV_PREFIX}{n.upper()}`" not in doc]
+    assert missing == []

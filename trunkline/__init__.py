@@ -1,0 +1,3 @@
+"""trunkline: a self-hosted telephony gateway for AI agents."""
+
+__version__ = "0.1.0"

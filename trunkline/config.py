@@ -1,0 +1,212 @@
+"""One typed settings object, loaded from defaults, a TOML file, the environment and flags.
+
+Precedence, lowest to highest: built-in defaults < TOML file (``--config``) <
+``TRUNKLINE_*`` environment variables < command-line flags. The environment and
+TOML names are part of the operator contract (docs/configuration.md): keep them.
+
+In the TOML file a setting is written with its environment name lower-cased and
+without the ``TRUNKLINE_`` prefix (``http_port = 8080``), at top level.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "TRUNKLINE_"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
+
+
+class ConfigError(ValueError):
+    """A setting has a value trunkline cannot use; the message names the setting."""
+
+
+@dataclass(slots=True)
+class Settings:
+    """Every operator-facing setting. Field name = env name minus prefix, lower-cased."""
+
+    data_dir: Path = field(default_factory=lambda: Path("./trunkline-data"))
+    host: str = "0.0.0.0"
+    http_port: int = 8080
+    public_url: str = ""
+    sip_host: str = "0.0.0.0"
+    sip_port: int = 5060
+    rtp_port_min: int = 10000
+    rtp_port_max: int = 20000
+    media_address: str = ""
+    database_url: str = ""
+    allow_insecure_urls: bool = False
+    allow_private_targets: bool = False
+    max_numbers_per_org: int = 3
+    log_level: str = "info"
+    log_format: str = "text"
+    secret_key: str = ""
+    twilio_auth_token: str = ""
+    telnyx_api_key: str = ""
+    telnyx_api_url: str = "https://api.telnyx.com"
+    telnyx_public_key: str = ""
+    workers: int = 1
+    number_pool: str = "+15550100000-+15550100999"
+    toll_free_pool: str = "+18885550000-+18885550999"
+    shutdown_timeout_seconds: float = 30.0
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+
+    @property
+    def effective_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.http_port}"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'trunkline.db').as_posix()}"
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad setting."""
+        for name in ("http_port", "sip_port", "rtp_port_min", "rtp_port_max"):
+            value = getattr(self, name)
+            if not 0 <= value <= 65535:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be 0-65535, got {value}")
+        if self.rtp_port_min > self.rtp_port_max:
+            raise ConfigError("TRUNKLINE_RTP_PORT_MIN must not exceed TRUNKLINE_RTP_PORT_MAX")
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"TRUNKLINE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"TRUNKLINE_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
+        if self.workers < 1:
+            raise ConfigError("TRUNKLINE_WORKERS must be at least 1")
+        if self.max_numbers_per_org < 0:
+            raise ConfigError("TRUNKLINE_MAX_NUMBERS_PER_ORG must not be negative")
+        if self.telnyx_public_key:
+            try:
+                raw = base64.b64decode(self.telnyx_public_key, validate=True)
+            except binascii.Error:
+                raw = b""
+            if len(raw) != 32:
+                raise ConfigError("TRUNKLINE_TELNYX_PUBLIC_KEY must be base64 of a 32-byte key")
+        url = self.database_url
+        if url and not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ConfigError("TRUNKLINE_DATABASE_URL must start with sqlite:/// or postgresql://")
+
+
+SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Settings))
+
+SETTING_HELP: dict[str, str] = {
+    "data_dir": "database file, recordings, media",
+    "host": "control API and media-stream WebSocket listen address",
+    "http_port": "control API and media-stream WebSocket port",
+    "public_url": "base URL used in presigned links (default http://HOST:PORT)",
+    "sip_host": "SIP over UDP listen address",
+    "sip_port": "SIP over UDP port",
+    "rtp_port_min": "lowest RTP port (one port per call)",
+    "rtp_port_max": "highest RTP port",
+    "media_address": "address written into SDP (default: SIP host or first non-loopback)",
+    "database_url": "sqlite:///path or postgresql://... (default: SQLite in the data dir)",
+    "allow_insecure_urls": "accept ws:// and http:// agent/webhook URLs (development)",
+    "allow_private_targets": "allow agent/webhook URLs resolving to private/loopback addresses",
+    "max_numbers_per_org": "active phone numbers one organisation may hold",
+    "log_level": "debug, info, warning, error or critical",
+    "log_format": "text or json (one JSON object per line)",
+    "secret_key": "encrypts stored secrets, signs presigned URLs (default: generated in data dir)",
+    "twilio_auth_token": "verifies X-Twilio-Signature (unset: Twilio ingress refused)",
+    "telnyx_api_key": "Telnyx REST API key (unset: local number pool)",
+    "telnyx_api_url": "Telnyx REST API base URL",
+    "telnyx_public_key": "Telnyx Ed25519 webhook public key, base64 (unset: Telnyx ingress refused)",
+    "workers": "event-loop processes sharing the SIP and HTTP ports",
+    "number_pool": "local numbers the embedded inventory hands out (FIRST-LAST[,FIRST-LAST])",
+    "toll_free_pool": "toll-free numbers of the embedded inventory (FIRST-LAST[,...])",
+    "s3_bucket": "keep media and recordings in this S3 bucket (unset: the data directory)",
+    "s3_endpoint_url": "S3-compatible endpoint, e.g. MinIO (unset: AWS)",
+    "s3_region": "S3 region",
+    "s3_access_key_id": "S3 access key id (unset: the standard AWS credential chain)",
+    "s3_secret_access_key": "S3 secret access key",
+    "shutdown_timeout_seconds": "how long live calls may finish after SIGTERM",
+}
+
+
+def describe_settings() -> str:
+    """The environment variables with their defaults, for ``--help``."""
+    defaults = Settings()
+    lines = ["environment variables (also TOML keys, lower-case without TRUNKLINE_):"]
+    for name in SETTING_NAMES:
+        default = getattr(defaults, name)
+        shown = "unset" if default == "" else str(default)
+        lines.append(f"  {ENV_PREFIX}{name.upper():<26} {SETTING_HELP[name]} [{shown}]")
+    return "\n".join(lines)
+
+
+def _coerce(name: str, raw: Any, target: Any) -> Any:
+    """Turn a TOML value or environment string into the field's type."""
+    try:
+        if isinstance(target, bool):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if isinstance(target, int):
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return int(raw)
+        if isinstance(target, float):
+            return float(raw)
+        if isinstance(target, Path):
+            return Path(str(raw))
+        return str(raw)
+    except (TypeError, ValueError):
+        kind = type(target).__name__
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}: expected {kind}, got {raw!r}") from None
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build Settings from a TOML file, the environment and explicit overrides."""
+    environ = os.environ if environ is None else environ
+    settings = Settings()
+    values: dict[str, Any] = {}
+    if config_file is None and environ.get(f"{ENV_PREFIX}CONFIG"):
+        config_file = Path(environ[f"{ENV_PREFIX}CONFIG"])
+    if config_file is not None:
+        try:
+            with open(config_file, "rb") as handle:
+                document = tomllib.load(handle)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
+        unknown = sorted(set(document) - set(SETTING_NAMES))
+        if unknown:
+            raise ConfigError(f"config file {config_file}: unknown settings {', '.join(unknown)}")
+        values.update(document)
+    for name in SETTING_NAMES:
+        env_name = f"{ENV_PREFIX}{name.upper()}"
+        if env_name in environ:
+            values[name] = environ[env_name]
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = value
+    for name, raw in values.items():
+        setattr(settings, name, _coerce(name, raw, getattr(settings, name)))
+    settings.validate()
+    return settings
