@@ -1,0 +1,49 @@
+"""Persistence: one Repository contract, SQLite (embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from trunkline.storage.repository import (
+    DuplicateHandle,
+    NumberCapReached,
+    NumberInUse,
+    Repository,
+    StorageError,
+)
+
+__all__ = [
+    "DuplicateHandle",
+    "NumberCapReached",
+    "NumberInUse",
+    "Repository",
+    "StorageError",
+    "open_repository",
+]
+
+
+async def open_repository(database_url: str, *, migrate: bool = True) -> Repository:
+    """Open the backend a URL names, migrated.
+
+    ``sqlite:///relative/path``, ``sqlite:////absolute/path`` or ``postgresql://…``.
+    """
+    scheme = urlsplit(database_url).scheme
+    repository: Repository
+    if scheme == "sqlite":
+        from trunkline.storage.sqlite import SqliteRepository
+
+        repository = await SqliteRepository.open(Path(database_url.removeprefix("sqlite:///")))
+    elif scheme in ("postgresql", "postgres"):
+        from trunkline.storage.postgres import PostgresRepository
+
+        repository = await PostgresRepository.open(database_url)
+    else:
+        raise ValueError(f"unsupported database URL scheme {scheme!r}")
+    if migrate:
+        try:
+            await repository.migrate()
+        except BaseException:
+            await repository.close()
+            raise
+    return repository
