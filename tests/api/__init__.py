@@ -1,0 +1,1 @@
+"""Tests of the Inkbox-compatible control API against a live server."""

@@ -1,0 +1,307 @@
+"""A live control API on a loopback port, over each storage backend, with organisations to act as.
+
+``api`` runs ``build_app`` under ``web.AppRunner`` on 127.0.0.1:0 with a real
+repository (``tests.backends``), the local number pool and real tokens.
+Calls, transcripts and texts are written through the repository, the way
+the gateway and carrier ingress write them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from tests.backends import make_repository
+from trunkline.config import Settings
+from trunkline.control_api import build_app
+from trunkline.crypto import hash_token, new_token
+from trunkline.gateway.carriers.inventory import LocalPoolInventory, parse_pool
+from trunkline.services import DialError, Services
+from trunkline.storage.models import (
+    AgentIdentity,
+    Call,
+    CallStatus,
+    MediaItem,
+    PhoneNumber,
+    Text,
+    TranscriptSegment,
+    new_id,
+    utcnow,
+)
+from trunkline.storage.repository import Repository
+
+API = "/api/v1/phone"
+LOCAL_POOL = "+15550100000-+15550100099,+12125550100-+12125550109"
+TOLL_FREE_POOL = "+18885550000-+18885550099"
+
+
+@dataclass(slots=True)
+class Answer:
+    status: int
+    body: Any
+    headers: dict[str, str]
+    raw: bytes
+
+    def __repr__(self) -> str:
+        return f"Answer({self.status}, {self.body!r})"
+
+
+class Client:
+    """Requests as one token (or none), paths relative to the API base."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, token: str | None) -> None:
+        self.session = session
+        self.base_url = base_url
+        self.token = token
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        data: Any = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        header: str = "X-API-Key",
+    ) -> Answer:
+        sent = dict(headers or {})
+        if self.token is not None:
+            sent.setdefault(header, self.token)
+        if data is None and json_body is not None:
+            data = json.dumps(json_body).encode()
+            sent.setdefault("Content-Type", "application/json")
+        async with self.session.request(
+            method, f"{self.base_url}{API}{path}", data=data, params=params, headers=sent
+        ) as response:
+            raw = await response.read()
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw.decode(errors="replace")
+            return Answer(response.status, body, dict(response.headers), raw)
+
+    async def get(self, path: str, **kwargs: Any) -> Answer:
+        return await self.call("GET", path, **kwargs)
+
+    async def post(self, path: str, body: Any = None, **kwargs: Any) -> Answer:
+        return await self.call("POST", path, json_body=body, **kwargs)
+
+    async def put(self, path: str, body: Any = None, **kwargs: Any) -> Answer:
+        return await self.call("PUT", path, json_body=body, **kwargs)
+
+    async def patch(self, path: str, body: Any = None, **kwargs: Any) -> Answer:
+        return await self.call("PATCH", path, json_body=body, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> Answer:
+        return await self.call("DELETE", path, **kwargs)
+
+
+@dataclass
+class Org:
+    id: str
+    admin: Client
+    admin_token: str
+    identities: dict[str, AgentIdentity] = field(default_factory=dict)
+    agents: dict[str, Client] = field(default_factory=dict)  # identity-scoped clients by handle
+    agent_tokens: dict[str, str] = field(default_factory=dict)
+
+
+class ScriptedCallControl:
+    """Stands in for the SIP gateway at the ``CallControl`` seam.
+
+    ``place_call`` moves the stored call to ``ringing`` (as a real dial does)
+    or raises DialError when ``fail_with`` is set; ``hangup`` records the call.
+    """
+
+    def __init__(self, repository: Repository) -> None:
+        self.repository = repository
+        self.placed: list[tuple[Call, PhoneNumber]] = []
+        self.hung_up: list[str] = []
+        self.fail_with: str | None = None
+
+    async def place_call(self, call: Call, number: PhoneNumber) -> None:
+        if self.fail_with is not None:
+            raise DialError(self.fail_with)
+        self.placed.append((call, number))
+        await self.repository.update_call(
+            call.id, {"status": "ringing"}, only_if_status=["initiated"]
+        )
+
+    async def hangup(self, call: Call) -> bool:
+        self.hung_up.append(call.id)
+        return True
+
+
+class ApiWorld:
+    def __init__(
+        self,
+        repository: Repository,
+        services: Services,
+        session: aiohttp.ClientSession,
+        base_url: str,
+    ) -> None:
+        self.repository = repository
+        self.services = services
+        self.session = session
+        self.base_url = base_url
+        self.anonymous = Client(session, base_url, None)
+
+    def client(self, token: str | None) -> Client:
+        return Client(self.session, self.base_url, token)
+
+    async def org(self, name: str = "acme", handles: Iterable[str] = ("sales", "support")) -> Org:
+        organization = await self.repository.create_organization(name)
+        admin_token = new_token()
+        await self.repository.create_token(organization.id, None, hash_token(admin_token))
+        org = Org(organization.id, self.client(admin_token), admin_token)
+        for handle in handles:
+            identity = await self.repository.create_identity(
+                organization.id, handle, handle.title()
+            )
+            token = new_token()
+            await self.repository.create_token(organization.id, identity.id, hash_token(token))
+            org.identities[handle] = identity
+            org.agents[handle] = self.client(token)
+            org.agent_tokens[handle] = token
+        return org
+
+    async def provision(self, org: Org, handle: str = "sales", **body: Any) -> dict[str, Any]:
+        answer = await org.admin.post("/numbers", {"agent_handle": handle, **body})
+        assert answer.status == 201, answer
+        result: dict[str, Any] = answer.body
+        return result
+
+    async def add_call(
+        self,
+        number: dict[str, Any],
+        *,
+        status: CallStatus = "completed",
+        direction: str = "inbound",
+        remote: str = "+14155550123",
+        created_at: datetime | None = None,
+        talk_seconds: float | None = None,
+    ) -> Call:
+        stored = await self.repository.get_number(number["id"])
+        assert stored is not None
+        now = created_at or utcnow()
+        started = now if status in ("answered", "completed") else None
+        ended = None
+        if status in ("completed", "failed", "canceled"):
+            ended = now + timedelta(seconds=talk_seconds or 0)
+        elif talk_seconds is not None and started is not None:
+            started = now - timedelta(seconds=talk_seconds)
+        return await self.repository.create_call(
+            Call(
+                id=new_id(),
+                organization_id=stored.organization_id,
+                phone_number_id=stored.id,
+                local_phone_number=stored.number,
+                remote_phone_number=remote,
+                direction="outbound" if direction == "outbound" else "inbound",
+                status=status,
+                client_websocket_url="wss://agent.example.com/ws",
+                use_inkbox_tts=None,
+                use_inkbox_stt=None,
+                hangup_reason="remote" if status == "completed" else None,
+                started_at=started,
+                ended_at=ended,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    async def add_segment(self, call: Call, party: str, text: str, ts_ms: int) -> TranscriptSegment:
+        assert party in ("local", "remote", "system")
+        return await self.repository.add_transcript_segment(call.id, party, text, ts_ms)  # type: ignore[arg-type]
+
+    async def add_text(
+        self,
+        number: dict[str, Any],
+        remote: str,
+        body: str | None,
+        *,
+        is_read: bool = False,
+        media: list[MediaItem] | None = None,
+        created_at: datetime | None = None,
+    ) -> Text:
+        stored = await self.repository.get_number(number["id"])
+        assert stored is not None
+        now = created_at or utcnow()
+        text, inserted = await self.repository.insert_text(
+            Text(
+                id=new_id(),
+                organization_id=stored.organization_id,
+                phone_number_id=stored.id,
+                direction="inbound",
+                local_phone_number=stored.number,
+                remote_phone_number=remote,
+                text=body,
+                type="mms" if media else "sms",
+                media=media,
+                status="active",
+                is_read=is_read,
+                created_at=now,
+                updated_at=now,
+                carrier_message_id=new_id(),
+            )
+        )
+        assert inserted
+        return text
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "number_pool": LOCAL_POOL,
+        "toll_free_pool": TOLL_FREE_POOL,
+        "max_numbers_per_org": 3,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+async def api(
+    backend: str, tmp_path: Path, settings_overrides: dict[str, Any]
+) -> AsyncIterator[ApiWorld]:
+    settings = make_settings(tmp_path, **settings_overrides)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    async with make_repository(backend, tmp_path) as repository:
+        services = Services(settings=settings)
+        services.repository = repository
+        services.inventory = LocalPoolInventory(
+            parse_pool(settings.number_pool),
+            parse_pool(settings.toll_free_pool),
+            repository.active_numbers_in_use,
+        )
+        runner = web.AppRunner(build_app(services), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            async with aiohttp.ClientSession() as session:
+                yield ApiWorld(repository, services, session, f"http://127.0.0.1:{port}")
+        finally:
+            await runner.cleanup()
+            await services.close()

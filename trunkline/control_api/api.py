@@ -1,0 +1,19 @@
+"""The route table of the Inkbox-compatible phone API, in registration order.
+
+More specific paths come before parameterised ones that could also match
+(``/texts/search`` before ``/texts/{text_id}``).
+"""
+
+from __future__ import annotations
+
+from trunkline.control_api import byo, calls, incoming_call_action, numbers, texts, webhooks
+from trunkline.control_api.route_table import Route
+
+ROUTES: tuple[Route, ...] = (
+    *numbers.ROUTES,
+    *byo.ROUTES,
+    *incoming_call_action.ROUTES,
+    *calls.ROUTES,
+    *texts.ROUTES,
+    *webhooks.ROUTES,
+)

@@ -1,0 +1,58 @@
+"""Who is calling: the service token in ``X-Service-Token`` or ``X-API-Key``.
+
+Only the token's hash is looked up (a unique-index equality match on the
+stored hash, so no secret comparison happens in Python), and the token itself
+is never logged. A token belongs to one organisation; an admin token
+(no identity) sees the whole organisation, an identity token only the numbers,
+configuration, calls and texts of its identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from trunkline.control_api.errors import ApiError
+from trunkline.crypto import hash_token
+from trunkline.storage.repository import Repository
+
+TOKEN_HEADERS = ("X-Service-Token", "X-API-Key")
+MAX_TOKEN_LENGTH = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    token_id: str
+    organization_id: str
+    agent_identity_id: str | None  # None: admin token, whole organisation
+
+    @property
+    def is_admin(self) -> bool:
+        return self.agent_identity_id is None
+
+    def may_see_identity(self, agent_identity_id: str | None) -> bool:
+        """Admin tokens see every identity; identity tokens only their own."""
+        return self.is_admin or agent_identity_id == self.agent_identity_id
+
+
+def presented_token(headers: Mapping[str, str]) -> str | None:
+    for name in TOKEN_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value.strip()
+    return None
+
+
+async def authenticate(headers: Mapping[str, str], repository: Repository) -> Principal:
+    """The caller's Principal; ApiError(401) when the token is missing or unknown."""
+    token = presented_token(headers)
+    if not token:
+        raise ApiError(
+            401, "Missing service token: send it in the X-Service-Token or X-API-Key header"
+        )
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise ApiError(401, "Invalid service token")
+    record = await repository.find_token(hash_token(token))
+    if record is None:
+        raise ApiError(401, "Invalid service token")
+    return Principal(record.id, record.organization_id, record.agent_identity_id)

@@ -1,0 +1,395 @@
+"""Calls and transcripts: place, list, get, hang up, transcripts, transcript search.
+
+Seed paths live under ``/numbers/{phone_number_id}/calls``; the Inkbox SDK's
+flat paths (``/calls``, ``/calls/{id}``, ``/calls/{id}/transcripts``,
+``/calls/{id}/hangup``) are served too. Call status changes go through
+``CallLifecycle`` (one conditional write per change, ``call.ended`` queued in
+the same transaction), so an API hang-up racing the caller's BYE has exactly
+one winner.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+from aiohttp import web
+
+from trunkline.control_api import serialize, shapes
+from trunkline.control_api.access import load_call, load_number
+from trunkline.control_api.errors import ApiError
+from trunkline.control_api.route_table import Ctx, Param, Reply, Route, uuid_param
+from trunkline.control_api.schema import integer, obj, string
+from trunkline.control_api.urls import check_url
+from trunkline.control_api.usage import CallLimits, outbound_usage
+from trunkline.gateway.call_lifecycle import CallLifecycle
+from trunkline.services import DialError
+from trunkline.storage.models import (
+    CALL_ENDED_STATUSES,
+    Call,
+    CallStatus,
+    PhoneNumber,
+    new_id,
+    utcnow,
+)
+
+log = logging.getLogger("trunkline.api.calls")
+
+NO_TRUNK = "outbound calling is not available: no SIP trunk configured"
+NOT_YOURS = "from_number does not belong to your organization"
+NOT_ACTIVE = "from_number is not active"
+ALREADY_ENDED = "Call has already ended"
+HANGUP_ATTEMPTS = 4  # status only moves forward, so a few re-reads always settle
+
+NUMBER_ID = uuid_param(
+    "phone_number_id", "Phone number not found or released", "Unique identifier of the phone number"
+)
+CALL_ID = uuid_param("call_id", "Call not found", "Unique identifier of the call")
+LIMIT = Param("limit", "query", integer(minimum=1, maximum=200, default=50), "1-200", default=50)
+OFFSET = Param(
+    "offset", "query", integer(minimum=0, maximum=1_000_000, default=0), "Offset", default=0
+)
+
+PLACE_BODY = obj(
+    {
+        "from_number": {**shapes.E164, "description": "Your active number to call from"},
+        "to_number": {**shapes.E164, "description": "The number to call"},
+        "client_websocket_url": shapes.WS_URL,
+        "webhook_url": shapes.WEBHOOK_URL,
+        "origination": string(enum=("dedicated_number",), description="Only dedicated_number"),
+        "mode": string(enum=("client_websocket",), description="Only client_websocket"),
+        "agent_identity_id": string(fmt="uuid", max_length=36, nullable=True),
+    },
+    required=("from_number", "to_number"),
+)
+
+
+async def _caller_number(ctx: Ctx, e164: str) -> PhoneNumber:
+    number = await ctx.repository.find_active_number(e164)
+    if number is None:
+        mine = await ctx.repository.list_numbers(ctx.principal.organization_id)
+        if any(n.number == e164 for n in mine):
+            raise ApiError(400, NOT_ACTIVE)
+        raise ApiError(403, NOT_YOURS)
+    if number.organization_id != ctx.principal.organization_id:
+        raise ApiError(403, NOT_YOURS)
+    if not ctx.principal.may_see_identity(number.agent_identity_id):
+        raise ApiError(403, "from_number does not belong to this agent identity")
+    if number.status != "active":
+        raise ApiError(400, NOT_ACTIVE)
+    return number
+
+
+async def place_call(ctx: Ctx) -> web.Response:
+    body = ctx.body
+    settings = ctx.services.settings
+    if body["to_number"] == body["from_number"]:
+        raise ApiError(422, "to_number: must differ from from_number")
+    if body.get("webhook_url") is not None:
+        check_url(body["webhook_url"], "webhook", settings, "webhook_url")
+    number = await _caller_number(ctx, body["from_number"])
+    named = body.get("agent_identity_id")
+    if named is not None and named.lower() != number.agent_identity_id:
+        raise ApiError(403, "from_number does not belong to this agent identity")
+    websocket = body.get("client_websocket_url")
+    if websocket is not None:
+        check_url(websocket, "websocket", settings, "client_websocket_url")
+    else:
+        websocket = await _default_websocket(ctx, number)
+    now = utcnow()
+    usage = await outbound_usage(
+        ctx.repository,
+        ctx.principal.organization_id,
+        ctx.services.call_limits or CallLimits(),
+        now,
+    )
+    if usage.exhausted:
+        limits = usage.limits
+        raise ApiError(
+            429,
+            f"Call limit reached: {limits.calls_per_window} calls or "
+            f"{limits.minutes_per_window} minutes per {limits.window_seconds // 3600} hours",
+            headers={"Retry-After": str(usage.retry_after_seconds(now))},
+        )
+    record = await ctx.repository.create_call(
+        Call(
+            id=new_id(),
+            organization_id=ctx.principal.organization_id,
+            phone_number_id=number.id,
+            local_phone_number=number.number,
+            remote_phone_number=body["to_number"],
+            direction="outbound",
+            status="initiated",
+            client_websocket_url=websocket,
+            use_inkbox_tts=None,
+            use_inkbox_stt=None,
+            hangup_reason=None,
+            started_at=None,
+            ended_at=None,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    lifecycle = CallLifecycle(record, ctx.repository, agent_identity_id=number.agent_identity_id)
+    control = ctx.services.call_control
+    if control is None:
+        await lifecycle.transition("failed", detail=NO_TRUNK)
+        raise ApiError(503, NO_TRUNK)
+    try:
+        await control.place_call(record, number)
+    except DialError as exc:
+        await lifecycle.transition("failed", detail=f"dial failed: {exc}")
+        raise ApiError(502, f"Carrier dial failed: {exc}") from None
+    except Exception:
+        await lifecycle.transition("failed", detail="dial failed: internal error")
+        raise
+    current = await ctx.repository.get_call(record.id) or record
+    payload: dict[str, Any] = serialize.call(current)
+    payload["rate_limit"] = replace(usage, calls_used=usage.calls_used + 1).as_json()
+    log.info("placed call", extra={"call_id": record.id, "phone_number_id": number.id})
+    return web.json_response(payload, status=201)
+
+
+async def _default_websocket(ctx: Ctx, number: PhoneNumber) -> str:
+    if number.client_websocket_url:
+        return number.client_websocket_url
+    if number.agent_identity_id is not None:
+        config = await ctx.repository.get_incoming_call_config(number.agent_identity_id)
+        if config is not None and config.client_websocket_url:
+            return config.client_websocket_url
+    raise ApiError(
+        422,
+        "client_websocket_url is required: neither the number nor its agent identity has one",
+    )
+
+
+async def list_calls(ctx: Ctx) -> web.Response:
+    principal = ctx.principal
+    named: str | None = ctx.query["agent_identity_id"]
+    if (
+        not principal.is_admin
+        and named is not None
+        and named.lower() != principal.agent_identity_id
+    ):
+        raise ApiError(403, "Identity-scoped tokens cannot name another agent identity")
+    identity = principal.agent_identity_id if not principal.is_admin else named
+    calls = await ctx.repository.list_calls(
+        principal.organization_id,
+        agent_identity_id=identity.lower() if identity else None,
+        limit=ctx.query["limit"],
+        offset=ctx.query["offset"],
+    )
+    return web.json_response([serialize.call(c) for c in calls])
+
+
+async def list_number_calls(ctx: Ctx) -> web.Response:
+    number = await load_number(ctx, ctx.path["phone_number_id"], allow_released=False)
+    calls = await ctx.repository.list_calls(
+        ctx.principal.organization_id,
+        phone_number_id=number.id,
+        limit=ctx.query["limit"],
+        offset=ctx.query["offset"],
+    )
+    return web.json_response([serialize.call(c) for c in calls])
+
+
+async def get_call(ctx: Ctx) -> web.Response:
+    record = await load_call(ctx, ctx.path["call_id"])
+    return web.json_response(serialize.call(record))
+
+
+async def get_number_call(ctx: Ctx) -> web.Response:
+    number = await load_number(ctx, ctx.path["phone_number_id"], allow_released=False)
+    record = await load_call(ctx, ctx.path["call_id"], phone_number_id=number.id)
+    return web.json_response(serialize.call(record))
+
+
+async def call_transcripts(ctx: Ctx) -> web.Response:
+    record = await load_call(ctx, ctx.path["call_id"])
+    segments = await ctx.repository.list_transcripts(record.id)
+    return web.json_response([serialize.transcript(s) for s in segments])
+
+
+async def number_call_transcripts(ctx: Ctx) -> web.Response:
+    number = await load_number(ctx, ctx.path["phone_number_id"], allow_released=False)
+    record = await load_call(ctx, ctx.path["call_id"], phone_number_id=number.id)
+    segments = await ctx.repository.list_transcripts(record.id)
+    return web.json_response([serialize.transcript(s) for s in segments])
+
+
+async def search_transcripts(ctx: Ctx) -> web.Response:
+    number = await load_number(ctx, ctx.path["phone_number_id"], allow_released=False)
+    query: str = ctx.query["q"]
+    if not query.strip():
+        raise ApiError(422, "q: must not be blank")
+    segments = await ctx.repository.search_transcripts(
+        number.id, query, party=ctx.query["party"], limit=ctx.query["limit"]
+    )
+    return web.json_response([serialize.transcript(s) for s in segments])
+
+
+async def hangup_call(ctx: Ctx) -> web.Response:
+    record = await load_call(ctx, ctx.path["call_id"])
+    if record.status in CALL_ENDED_STATUSES:
+        raise ApiError(409, ALREADY_ENDED)
+    number = await ctx.repository.get_number(record.phone_number_id)
+    identity_id = number.agent_identity_id if number is not None else None
+    control = ctx.services.call_control
+    if control is not None:
+        try:
+            carried = await control.hangup(record)
+        except Exception:
+            log.exception("hangup on the live call failed", extra={"call_id": record.id})
+            carried = False
+        log.info("hangup requested", extra={"call_id": record.id, "live_here": carried})
+    for _ in range(HANGUP_ATTEMPTS):
+        current = await ctx.repository.get_call(record.id)
+        if current is None:
+            raise ApiError(404, "Call not found")
+        if current.status in CALL_ENDED_STATUSES:
+            return web.json_response(serialize.call(current))
+        lifecycle = CallLifecycle(current, ctx.repository, agent_identity_id=identity_id)
+        target: CallStatus = "completed" if current.status == "answered" else "canceled"
+        if await lifecycle.transition(target, hangup_reason="local"):
+            return web.json_response(serialize.call(lifecycle.record))
+    raise ApiError(409, "Call status kept changing; try again")
+
+
+_NUMBER_ERRORS = {
+    403: Reply("Number does not belong to your organization"),
+    404: Reply("Phone number not found or released"),
+}
+_CALL_LIST = shapes.list_of("Call")
+_TRANSCRIPTS = shapes.list_of("Transcript")
+
+ROUTES = [
+    Route(
+        "POST",
+        "/place-call",
+        place_call,
+        operation_id="place_call",
+        summary="Place an outbound call bridged to an agent WebSocket",
+        tag="Calls",
+        body=PLACE_BODY,
+        responses={
+            201: Reply(
+                "The call, with the organisation's usage", shapes.component("CallWithRateLimit")
+            ),
+            400: Reply("from_number is not active"),
+            403: Reply("from_number does not belong to your organization"),
+            429: Reply("Calling limit reached", headers={"Retry-After": "Seconds to wait"}),
+            502: Reply("The carrier could not dial"),
+            503: Reply("No SIP trunk configured for outbound calls"),
+        },
+    ),
+    Route(
+        "GET",
+        "/calls",
+        list_calls,
+        operation_id="list_calls",
+        summary="List calls, newest first",
+        tag="Calls",
+        params=(
+            Param(
+                "agent_identity_id",
+                "query",
+                string(fmt="uuid", max_length=36),
+                "Only calls on this identity's numbers",
+            ),
+            LIMIT,
+            OFFSET,
+        ),
+        responses={
+            200: Reply("Calls, newest first", _CALL_LIST),
+            403: Reply("Identity-scoped token naming another identity"),
+        },
+    ),
+    Route(
+        "GET",
+        "/calls/{call_id}",
+        get_call,
+        operation_id="get_call",
+        summary="Get a call",
+        tag="Calls",
+        params=(CALL_ID,),
+        responses={200: Reply("The call", shapes.component("Call")), 404: Reply("Call not found")},
+    ),
+    Route(
+        "GET",
+        "/calls/{call_id}/transcripts",
+        call_transcripts,
+        operation_id="list_call_transcripts",
+        summary="List a call's transcript segments, ordered by sequence",
+        tag="Transcripts",
+        params=(CALL_ID,),
+        responses={200: Reply("Segments", _TRANSCRIPTS), 404: Reply("Call not found")},
+    ),
+    Route(
+        "POST",
+        "/calls/{call_id}/hangup",
+        hangup_call,
+        operation_id="hangup_call",
+        summary="Hang up a live call",
+        tag="Calls",
+        params=(CALL_ID,),
+        responses={
+            200: Reply("The ended call", shapes.component("Call")),
+            404: Reply("Call not found"),
+            409: Reply("Call has already ended"),
+        },
+    ),
+    Route(
+        "GET",
+        "/numbers/{phone_number_id}/calls",
+        list_number_calls,
+        operation_id="list_number_calls",
+        summary="List calls for a phone number, newest first",
+        tag="Calls",
+        params=(NUMBER_ID, LIMIT, OFFSET),
+        responses={200: Reply("Calls, newest first", _CALL_LIST), **_NUMBER_ERRORS},
+    ),
+    Route(
+        "GET",
+        "/numbers/{phone_number_id}/calls/{call_id}",
+        get_number_call,
+        operation_id="get_number_call",
+        summary="Get a call on a phone number",
+        tag="Calls",
+        params=(NUMBER_ID, CALL_ID),
+        responses={200: Reply("The call", shapes.component("Call")), **_NUMBER_ERRORS},
+    ),
+    Route(
+        "GET",
+        "/numbers/{phone_number_id}/calls/{call_id}/transcripts",
+        number_call_transcripts,
+        operation_id="list_number_call_transcripts",
+        summary="List transcript segments for a call, ordered by sequence",
+        tag="Transcripts",
+        params=(NUMBER_ID, CALL_ID),
+        responses={200: Reply("Segments", _TRANSCRIPTS), **_NUMBER_ERRORS},
+    ),
+    Route(
+        "GET",
+        "/numbers/{phone_number_id}/search",
+        search_transcripts,
+        operation_id="search_transcripts",
+        summary="Full-text search across a phone number's transcripts",
+        tag="Transcripts",
+        params=(
+            NUMBER_ID,
+            Param(
+                "q",
+                "query",
+                string(min_length=1, max_length=500),
+                "Search query (1-500 characters)",
+                required=True,
+            ),
+            Param(
+                "party", "query", string(enum=("local", "remote")), "Only this speaker's segments"
+            ),
+            LIMIT,
+        ),
+        responses={200: Reply("Segments, best match first", _TRANSCRIPTS), **_NUMBER_ERRORS},
+    ),
+]

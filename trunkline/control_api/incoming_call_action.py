@@ -1,0 +1,120 @@
+"""Per-identity inbound-call configuration (seed 002): ``PUT``/``GET /incoming-call-action``.
+
+Admin tokens must name ``agent_identity_id`` (422 when omitted);
+identity-scoped tokens use their own identity and get 403 for naming another.
+``PUT`` replaces the whole configuration, so a URL left out is cleared.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from trunkline.control_api import serialize, shapes
+from trunkline.control_api.call_settings import CallSettings, merge_call_settings
+from trunkline.control_api.errors import ApiError
+from trunkline.control_api.route_table import Ctx, Param, Reply, Route
+from trunkline.control_api.schema import obj, string
+from trunkline.storage.models import AgentIdentity, IncomingCallConfig, utcnow
+
+IDENTITY_REQUIRED = "agent_identity_id is required"
+OTHER_IDENTITY = "Identity-scoped tokens cannot name another agent identity"
+IDENTITY_NOT_FOUND = "Agent identity not found"
+NO_CONFIG = "No inbound-call config set for this identity"
+
+PUT_BODY = obj(
+    {
+        "incoming_call_action": shapes.ACTION,
+        "agent_identity_id": string(fmt="uuid", max_length=36, nullable=True),
+        "client_websocket_url": shapes.WS_URL,
+        "incoming_call_webhook_url": shapes.WEBHOOK_URL,
+    },
+    required=("incoming_call_action",),
+)
+
+
+async def _target_identity(ctx: Ctx, named: str | None) -> AgentIdentity:
+    principal = ctx.principal
+    if principal.is_admin:
+        if named is None:
+            raise ApiError(422, IDENTITY_REQUIRED)
+        wanted = named
+    else:
+        own = principal.agent_identity_id
+        assert own is not None
+        if named is not None and named.lower() != own:
+            raise ApiError(403, OTHER_IDENTITY)
+        wanted = own
+    identity = await ctx.repository.get_identity(wanted.lower())
+    if identity is None or identity.organization_id != principal.organization_id:
+        raise ApiError(404, IDENTITY_NOT_FOUND)
+    return identity
+
+
+async def put_incoming_call_action(ctx: Ctx) -> web.Response:
+    body = ctx.body
+    identity = await _target_identity(ctx, body.get("agent_identity_id"))
+    merged = merge_call_settings(
+        CallSettings(body["incoming_call_action"], None, None), body, ctx.services.settings
+    )
+    now = utcnow()
+    stored = await ctx.repository.upsert_incoming_call_config(
+        IncomingCallConfig(
+            agent_identity_id=identity.id,
+            incoming_call_action=merged.incoming_call_action,
+            client_websocket_url=merged.client_websocket_url,
+            incoming_call_webhook_url=merged.incoming_call_webhook_url,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return web.json_response(serialize.incoming_call_config(stored))
+
+
+async def get_incoming_call_action(ctx: Ctx) -> web.Response:
+    identity = await _target_identity(ctx, ctx.query["agent_identity_id"])
+    config = await ctx.repository.get_incoming_call_config(identity.id)
+    if config is None:
+        raise ApiError(404, NO_CONFIG)
+    return web.json_response(serialize.incoming_call_config(config))
+
+
+_ERRORS = {
+    403: Reply("Identity-scoped token naming another identity"),
+    404: Reply("Agent identity not found, or no configuration set"),
+}
+
+ROUTES = [
+    Route(
+        "PUT",
+        "/incoming-call-action",
+        put_incoming_call_action,
+        operation_id="set_incoming_call_action",
+        summary="Set an agent identity's inbound-call configuration",
+        tag="Incoming calls",
+        body=PUT_BODY,
+        responses={
+            200: Reply("The stored configuration", shapes.component("IncomingCallAction")),
+            **_ERRORS,
+        },
+    ),
+    Route(
+        "GET",
+        "/incoming-call-action",
+        get_incoming_call_action,
+        operation_id="get_incoming_call_action",
+        summary="Read an agent identity's inbound-call configuration",
+        tag="Incoming calls",
+        params=(
+            Param(
+                "agent_identity_id",
+                "query",
+                string(fmt="uuid", max_length=36),
+                "The identity to read (required with an admin token)",
+            ),
+        ),
+        responses={
+            200: Reply("The configuration", shapes.component("IncomingCallAction")),
+            **_ERRORS,
+        },
+    ),
+]

@@ -1,0 +1,31 @@
+"""``GET /media/{key}``: files behind presigned URLs (MMS media, recordings)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from trunkline.control_api.keys import SERVICES
+from trunkline.storage.blobs import MEDIA_ROUTE_PREFIX, InvalidBlobKey, LocalBlobStore
+
+
+async def get_media(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    key = request.match_info["key"]
+    expires = request.query.get("expires", "")
+    signature = request.query.get("signature", "")
+    store = services.blob_store
+    if not isinstance(store, LocalBlobStore):
+        return web.json_response({"detail": "Not found"}, status=404)  # links point at S3
+    try:
+        path = store.path_for(key)
+    except InvalidBlobKey:
+        return web.json_response({"detail": "Not found"}, status=404)
+    if not store.verify(key, expires, signature):
+        return web.json_response({"detail": "Link expired or signature invalid"}, status=403)
+    if not path.is_file():
+        return web.json_response({"detail": "Not found"}, status=404)
+    return web.FileResponse(path, headers={"Cache-Control": "private, max-age=300"})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get(MEDIA_ROUTE_PREFIX + "{key:.+}", get_media)

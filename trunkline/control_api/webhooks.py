@@ -1,0 +1,427 @@
+"""Event webhook subscriptions and the delivery log, in the Inkbox shape.
+
+``/api/v1/webhooks/subscriptions`` (POST, GET, GET one, PATCH, DELETE) and
+``GET /api/v1/webhooks/deliveries``. A subscription belongs to exactly one
+agent identity (every event about it) or one phone number (events about that
+number). Identity tokens manage only their own identity's subscriptions. The
+first subscription of an identity without a signing key mints one and returns
+it once as ``signing_key``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from trunkline.control_api.access import load_number
+from trunkline.control_api.errors import ApiError
+from trunkline.control_api.route_table import Ctx, Param, Reply, Route
+from trunkline.control_api.schema import Schema, array, boolean, integer, obj, string
+from trunkline.control_api.serialize import iso
+from trunkline.control_api.urls import check_url
+from trunkline.crypto import InvalidSecret
+from trunkline.storage.models import WebhookAttempt, WebhookSubscription, new_id, utcnow
+from trunkline.webhooks import new_signing_key
+
+PREFIX = "/api/v1/webhooks"
+EVENT_TYPES = (
+    "call.started",
+    "call.ended",
+    "text.received",
+    "transcript.segment",
+    "recording.ready",
+)
+INCOMING_CALL = "phone.incoming_call"
+NOT_FOUND = "Webhook subscription not found"
+MAX_SUBSCRIPTIONS_PER_ORG = 100
+
+_EVENT_TYPE = string(min_length=1, max_length=100)
+_EVENT_TYPES = {**array(_EVENT_TYPE), "minItems": 1, "maxItems": len(EVENT_TYPES)}
+_URL = string(min_length=1, max_length=2048, description="HTTPS endpoint for deliveries")
+_AUTH_TOKEN = string(min_length=1, max_length=512, nullable=True)
+_CONTEXT = {"type": ["object", "null"], "description": "Not supported: must be null"}
+CREATE_BODY = obj(
+    {
+        "url": _URL,
+        "event_types": _EVENT_TYPES,
+        "agent_identity_id": string(fmt="uuid", max_length=36),
+        "phone_number_id": string(fmt="uuid", max_length=36),
+        "mailbox_id": string(max_length=36),
+        "context_config": _CONTEXT,
+        "auth_token": _AUTH_TOKEN,
+    },
+    required=("url", "event_types"),
+)
+UPDATE_BODY = obj(
+    {
+        "url": _URL,
+        "event_types": _EVENT_TYPES,
+        "context_config": _CONTEXT,
+        "auth_token": _AUTH_TOKEN,
+    }
+)
+_NULLABLE_ID = string(fmt="uuid", nullable=True)
+SUBSCRIPTION: Schema = {
+    "type": "object",
+    "properties": {
+        "id": string(fmt="uuid"),
+        "organization_id": string(),
+        "mailbox_id": _NULLABLE_ID,
+        "phone_number_id": _NULLABLE_ID,
+        "agent_identity_id": _NULLABLE_ID,
+        "owner_identity_id": _NULLABLE_ID,
+        "url": string(),
+        "event_types": array(string()),
+        "status": string(enum=("active", "disabled")),
+        "created_at": string(fmt="date-time"),
+        "updated_at": string(fmt="date-time"),
+        "context_config": {"type": "null"},
+        "has_auth_token": boolean(),
+        "auth_token": string(nullable=True),
+        "signing_key": string(nullable=True),
+    },
+}
+DELIVERY: Schema = {
+    "type": "object",
+    "properties": {
+        "id": string(fmt="uuid"),
+        "organization_id": string(),
+        "webhook_subscription_id": _NULLABLE_ID,
+        "phone_number_id": _NULLABLE_ID,
+        "event_id": string(),
+        "event_type": string(),
+        "url": string(),
+        "request_payload": string(),
+        "response_status": {"type": ["integer", "null"]},
+        "response_body": string(nullable=True),
+        "error_detail": string(nullable=True),
+        "duration_ms": {"type": ["integer", "null"]},
+        "is_replay": boolean(),
+        "replayable": boolean(),
+        "created_at": string(fmt="date-time"),
+    },
+}
+
+
+def _check_event_types(values: list[str]) -> list[str]:
+    if not values:
+        raise ApiError(422, "event_types: must list at least one event type")
+    if len(set(values)) != len(values):
+        raise ApiError(422, "event_types: must not repeat a value")
+    for value in values:
+        if value == INCOMING_CALL:
+            raise ApiError(
+                422,
+                "event_types: phone.incoming_call is configured with the incoming-call action,"
+                " not a subscription",
+            )
+        if value not in EVENT_TYPES:
+            raise ApiError(422, f"event_types: unknown event type {value!r}")
+    return values
+
+
+def _check_context(body: dict[str, Any]) -> None:
+    if body.get("context_config") is not None:
+        raise ApiError(422, "context_config: not supported by this server; send null or omit it")
+
+
+async def _owner_identity_id(ctx: Ctx, subscription: WebhookSubscription) -> str | None:
+    if subscription.agent_identity_id is not None:
+        return subscription.agent_identity_id
+    if subscription.phone_number_id is None:
+        return None
+    number = await ctx.repository.get_number(subscription.phone_number_id)
+    return None if number is None else number.agent_identity_id
+
+
+def _open_token(ctx: Ctx, sealed: str | None) -> str | None:
+    if sealed is None:
+        return None
+    try:
+        return ctx.services.secret_box.decrypt(sealed)
+    except InvalidSecret:
+        return None
+
+
+async def _serialize(ctx: Ctx, subscription: WebhookSubscription) -> dict[str, Any]:
+    token = _open_token(ctx, subscription.auth_token_encrypted)
+    return {
+        "id": subscription.id,
+        "organization_id": subscription.organization_id,
+        "mailbox_id": None,
+        "phone_number_id": subscription.phone_number_id,
+        "agent_identity_id": subscription.agent_identity_id,
+        "owner_identity_id": await _owner_identity_id(ctx, subscription),
+        "url": subscription.url,
+        "event_types": subscription.event_types,
+        "status": subscription.status,
+        "created_at": iso(subscription.created_at),
+        "updated_at": iso(subscription.updated_at),
+        "context_config": None,
+        "has_auth_token": token is not None,
+        "auth_token": token,
+    }
+
+
+async def _visible(ctx: Ctx, subscription_id: str) -> WebhookSubscription:
+    subscription = await ctx.repository.get_subscription(subscription_id)
+    if subscription is None or subscription.organization_id != ctx.principal.organization_id:
+        raise ApiError(404, NOT_FOUND)
+    if not ctx.principal.is_admin:
+        owner = await _owner_identity_id(ctx, subscription)
+        if owner != ctx.principal.agent_identity_id:
+            raise ApiError(404, NOT_FOUND)
+    return subscription
+
+
+async def _resolve_owner(ctx: Ctx, body: dict[str, Any]) -> tuple[str | None, str | None, str]:
+    """(agent_identity_id, phone_number_id, owner identity) from exactly one selector."""
+    named = [k for k in ("agent_identity_id", "phone_number_id", "mailbox_id") if body.get(k)]
+    if len(named) != 1:
+        raise ApiError(422, "Exactly one of agent_identity_id or phone_number_id is required")
+    if named[0] == "mailbox_id":
+        raise ApiError(422, "mailbox_id: mail is not served by this server")
+    principal = ctx.principal
+    if named[0] == "phone_number_id":
+        number = await load_number(ctx, body["phone_number_id"], allow_released=False)
+        if number.agent_identity_id is None:
+            raise ApiError(422, "phone_number_id: the number has no agent identity to own it")
+        return None, number.id, number.agent_identity_id
+    identity = await ctx.repository.get_identity(body["agent_identity_id"].lower())
+    if identity is None or identity.organization_id != principal.organization_id:
+        raise ApiError(404, "Agent identity not found")
+    if not principal.may_see_identity(identity.id):
+        raise ApiError(403, "Identity-scoped tokens cannot name another agent identity")
+    return identity.id, None, identity.id
+
+
+async def create_subscription(ctx: Ctx) -> web.Response:
+    body = ctx.body
+    _check_context(body)
+    url = check_url(body["url"], "webhook", ctx.services.settings, "url")
+    event_types = _check_event_types(body["event_types"])
+    identity_id, number_id, owner = await _resolve_owner(ctx, body)
+    existing = await ctx.repository.list_subscriptions(ctx.principal.organization_id)
+    if len(existing) >= MAX_SUBSCRIPTIONS_PER_ORG:
+        raise ApiError(429, f"At most {MAX_SUBSCRIPTIONS_PER_ORG} subscriptions per organization")
+    token = body.get("auth_token")
+    now = utcnow()
+    subscription = await ctx.repository.create_subscription(
+        WebhookSubscription(
+            id=new_id(),
+            organization_id=ctx.principal.organization_id,
+            agent_identity_id=identity_id,
+            phone_number_id=number_id,
+            url=url,
+            event_types=event_types,
+            status="active",
+            created_at=now,
+            updated_at=now,
+            auth_token_encrypted=ctx.services.secret_box.encrypt(token) if token else None,
+        )
+    )
+    signing_key = None
+    if await ctx.repository.get_identity_signing_key(owner) is None:
+        signing_key = new_signing_key()
+        await ctx.repository.set_identity_signing_key(
+            owner, ctx.services.secret_box.encrypt(signing_key)
+        )
+    document = await _serialize(ctx, subscription)
+    document["signing_key"] = signing_key
+    return web.json_response(document, status=201)
+
+
+async def list_subscriptions(ctx: Ctx) -> web.Response:
+    query = ctx.query
+    if query["agent_identity_id"] and query["phone_number_id"]:
+        raise ApiError(422, "agent_identity_id and phone_number_id are mutually exclusive")
+    found = await ctx.repository.list_subscriptions(
+        ctx.principal.organization_id,
+        agent_identity_id=query["agent_identity_id"],
+        phone_number_id=query["phone_number_id"],
+        url=query["url"],
+        event_type=query["event_type"],
+    )
+    visible = []
+    for subscription in found:
+        if ctx.principal.is_admin or (
+            await _owner_identity_id(ctx, subscription) == ctx.principal.agent_identity_id
+        ):
+            visible.append(await _serialize(ctx, subscription))
+    return web.json_response({"subscriptions": visible})
+
+
+async def get_subscription(ctx: Ctx) -> web.Response:
+    subscription = await _visible(ctx, ctx.path["subscription_id"])
+    return web.json_response(await _serialize(ctx, subscription))
+
+
+async def update_subscription(ctx: Ctx) -> web.Response:
+    subscription = await _visible(ctx, ctx.path["subscription_id"])
+    body = ctx.body
+    _check_context(body)
+    changes: dict[str, Any] = {}
+    if "url" in body:
+        changes["url"] = check_url(body["url"], "webhook", ctx.services.settings, "url")
+    if "event_types" in body:
+        changes["event_types"] = _check_event_types(body["event_types"])
+    if "auth_token" in body:
+        token = body["auth_token"]
+        changes["auth_token_encrypted"] = ctx.services.secret_box.encrypt(token) if token else None
+    if changes.keys() & {"url"} and subscription.status == "disabled":
+        changes.update(status="active", disabled_reason=None)  # a fixed URL re-enables it
+    updated = await ctx.repository.update_subscription(subscription.id, changes)
+    if updated is None:
+        raise ApiError(404, NOT_FOUND)
+    return web.json_response(await _serialize(ctx, updated))
+
+
+async def delete_subscription(ctx: Ctx) -> web.Response:
+    subscription = await _visible(ctx, ctx.path["subscription_id"])
+    await ctx.repository.delete_subscription(subscription.id)
+    return web.Response(status=204)
+
+
+def _delivery(attempt: WebhookAttempt) -> dict[str, Any]:
+    return {
+        "id": attempt.id,
+        "organization_id": attempt.organization_id,
+        "webhook_subscription_id": attempt.subscription_id,
+        "phone_number_id": attempt.phone_number_id,
+        "event_id": attempt.event_id,
+        "event_type": attempt.event_type,
+        "url": attempt.url,
+        "request_payload": attempt.request_payload,
+        "response_status": attempt.response_status,
+        "response_body": attempt.response_body,
+        "error_detail": attempt.error_detail,
+        "duration_ms": attempt.duration_ms,
+        "is_replay": attempt.is_replay,
+        "replayable": False,
+        "created_at": iso(attempt.created_at),
+    }
+
+
+async def list_deliveries(ctx: Ctx) -> web.Response:
+    query = ctx.query
+    subscription_id = query["subscription_id"]
+    if subscription_id is not None:
+        await _visible(ctx, subscription_id)
+    elif not ctx.principal.is_admin:
+        raise ApiError(422, "subscription_id is required with an identity-scoped token")
+    attempts = await ctx.repository.list_attempts(
+        ctx.principal.organization_id,
+        subscription_id=subscription_id,
+        phone_number_id=query["phone_number_id"],
+        event_type=query["event_type"],
+        success=query["success"],
+        limit=query["limit"],
+        offset=query["offset"],
+    )
+    return web.json_response({"deliveries": [_delivery(a) for a in attempts]})
+
+
+_SUBSCRIPTION_ID = Param(
+    "subscription_id",
+    "path",
+    {"type": "string", "format": "uuid"},
+    "Subscription id",
+    True,
+    None,
+    NOT_FOUND,
+)
+_ERRORS = {404: Reply(NOT_FOUND)}
+_TAG = "Webhooks"
+
+
+def _query(name: str, schema: Schema, description: str, default: Any = None) -> Param:
+    return Param(name, "query", schema, description, default=default)
+
+
+ROUTES = [
+    Route(
+        "POST",
+        "/subscriptions",
+        create_subscription,
+        operation_id="create_webhook_subscription",
+        summary="Subscribe a URL to an identity's or a number's events",
+        tag=_TAG,
+        body=CREATE_BODY,
+        prefix=PREFIX,
+        responses={
+            201: Reply("The subscription (signing_key set once)", SUBSCRIPTION),
+            403: Reply("Identity-scoped token naming another identity"),
+            404: Reply("Identity or number not found"),
+            429: Reply("Too many subscriptions"),
+        },
+    ),
+    Route(
+        "GET",
+        "/subscriptions",
+        list_subscriptions,
+        operation_id="list_webhook_subscriptions",
+        summary="List webhook subscriptions",
+        tag=_TAG,
+        prefix=PREFIX,
+        params=(
+            _query("agent_identity_id", string(fmt="uuid", max_length=36), "Owner identity"),
+            _query("phone_number_id", string(fmt="uuid", max_length=36), "Owner number"),
+            _query("url", string(max_length=2048), "Exact URL"),
+            _query("event_type", string(max_length=100), "Subscribed event type"),
+        ),
+        responses={200: Reply("Subscriptions", obj({"subscriptions": array(SUBSCRIPTION)}))},
+    ),
+    Route(
+        "GET",
+        "/subscriptions/{subscription_id}",
+        get_subscription,
+        operation_id="get_webhook_subscription",
+        summary="Read one webhook subscription",
+        tag=_TAG,
+        prefix=PREFIX,
+        params=(_SUBSCRIPTION_ID,),
+        responses={200: Reply("The subscription", SUBSCRIPTION), **_ERRORS},
+    ),
+    Route(
+        "PATCH",
+        "/subscriptions/{subscription_id}",
+        update_subscription,
+        operation_id="update_webhook_subscription",
+        summary="Change a subscription's URL, event types or bearer token",
+        tag=_TAG,
+        prefix=PREFIX,
+        params=(_SUBSCRIPTION_ID,),
+        body=UPDATE_BODY,
+        responses={200: Reply("The subscription", SUBSCRIPTION), **_ERRORS},
+    ),
+    Route(
+        "DELETE",
+        "/subscriptions/{subscription_id}",
+        delete_subscription,
+        operation_id="delete_webhook_subscription",
+        summary="Delete a subscription; its pending deliveries are dropped",
+        tag=_TAG,
+        prefix=PREFIX,
+        params=(_SUBSCRIPTION_ID,),
+        responses={204: Reply("Deleted"), **_ERRORS},
+    ),
+    Route(
+        "GET",
+        "/deliveries",
+        list_deliveries,
+        operation_id="list_webhook_deliveries",
+        summary="The log of webhook delivery attempts, newest first",
+        tag=_TAG,
+        prefix=PREFIX,
+        params=(
+            _query("subscription_id", string(fmt="uuid", max_length=36), "One subscription"),
+            _query("phone_number_id", string(fmt="uuid", max_length=36), "One number"),
+            _query("event_type", string(max_length=100), "One event type"),
+            _query("success", boolean(), "2xx responses (true) or the rest (false)"),
+            _query("limit", integer(minimum=1, maximum=200), "Page size", 50),
+            _query("offset", integer(minimum=0), "Rows to skip", 0),
+        ),
+        responses={200: Reply("Attempts", obj({"deliveries": array(DELIVERY)})), **_ERRORS},
+    ),
+]

@@ -1,0 +1,1 @@
+"""Carrier-facing pieces: media-stream personas, REST clients, signatures, number inventory."""
