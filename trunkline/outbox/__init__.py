@@ -1,0 +1,1 @@
+"""The durable outbox: events written with their cause, delivered to webhook subscriptions."""

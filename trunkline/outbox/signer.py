@@ -1,0 +1,47 @@
+"""Signs each delivery with the signing key of the identity that owns its subscription."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from trunkline.crypto import InvalidSecret, SecretBox
+from trunkline.storage.models import DueDelivery
+from trunkline.storage.repository import Repository
+from trunkline.webhooks.signing import sign_headers
+
+log = logging.getLogger("trunkline.outbox")
+
+
+class IdentitySigner:
+    """Unsigned until the owning identity has a key (as the Inkbox scheme specifies)."""
+
+    def __init__(self, repository: Repository, secret_box: SecretBox) -> None:
+        self._repository = repository
+        self._secret_box = secret_box
+
+    async def owner_identity(self, delivery: DueDelivery) -> str | None:
+        subscription = delivery.subscription
+        if subscription.agent_identity_id is not None:
+            return subscription.agent_identity_id
+        if subscription.phone_number_id is None:
+            return None
+        number = await self._repository.get_number(subscription.phone_number_id)
+        return None if number is None else number.agent_identity_id
+
+    async def __call__(
+        self, delivery: DueDelivery, body: bytes, timestamp: int
+    ) -> Mapping[str, str] | None:
+        identity = await self.owner_identity(delivery)
+        if identity is None:
+            return None
+        sealed = await self._repository.get_identity_signing_key(identity)
+        if sealed is None:
+            return None
+        try:
+            key = self._secret_box.decrypt(sealed)
+        except InvalidSecret:
+            log.error("cannot open a signing key: was TRUNKLINE_SECRET_KEY changed?")
+            return None
+        # The request id is the event id: stable across every retry of the event.
+        return sign_headers(key, delivery.event.id, body, timestamp)
