@@ -1,0 +1,108 @@
+"""SDP offer/answer and digest authentication."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from trunkline.gateway.sip.digest import Challenge, DigestServer, digest_response, parse_params
+from trunkline.gateway.sip.sdp import SdpError, answer_sdp, negotiate, parse_sdp
+
+OFFER = (
+    b"v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n"
+    b"m=audio 40000 RTP/AVP 18 8 0 96\r\na=rtpmap:18 G729/8000\r\n"
+    b"a=rtpmap:96 telephone-event/8000\r\na=fmtp:96 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
+)
+
+
+def test_answer_picks_the_first_common_codec_and_echoes_dtmf() -> None:
+    offer = parse_sdp(OFFER)
+    negotiated = negotiate(offer)
+    assert (negotiated.codec, negotiated.payload_type, negotiated.event_payload_type) == (
+        "PCMA",
+        8,
+        96,
+    )
+    assert (negotiated.remote_address, negotiated.remote_port) == ("192.0.2.10", 40000)
+    answer = parse_sdp(answer_sdp(negotiated, "198.51.100.1", 12000))
+    assert answer.payload_types == [8, 96] and answer.port == 12000
+    assert answer.encoding(96) == "TELEPHONE-EVENT" and answer.ptime == 20
+
+
+def test_hold_offers_are_answered_recvonly() -> None:
+    held = parse_sdp(OFFER.replace(b"a=sendrecv", b"a=sendonly"))
+    assert held.on_hold and negotiate(held).direction == "recvonly"
+    zeroed = parse_sdp(OFFER.replace(b"c=IN IP4 192.0.2.10", b"c=IN IP4 0.0.0.0"))
+    assert zeroed.on_hold
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        OFFER.replace(b"18 8 0 96", b"18 96"),  # no G.711
+        b"v=0\r\nm=video 1 RTP/AVP 31\r\n",
+        b"v=0\r\nm=audio 4000 RTP/AVP 0\r\n",  # no connection address
+        b"\xff\xfe",
+    ],
+)
+def test_unusable_offers_are_sdp_errors(body: bytes) -> None:
+    with pytest.raises(SdpError):
+        negotiate(parse_sdp(body))
+
+
+def test_rfc2617_example_response() -> None:
+    # The worked example of RFC 2617 §3.5.
+    assert (
+        digest_response(
+            algorithm="MD5",
+            username="Mufasa",
+            realm="testrealm@host.com",
+            password="Circle Of Life",
+            method="GET",
+            uri="/dir/index.html",
+            nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093",
+            qop="auth",
+            nc="00000001",
+            cnonce="0a4f113b",
+        )
+        == "6629fae49393a05397450978507c4ef1"
+    )
+
+
+@pytest.mark.parametrize("algorithm", ["MD5", "SHA-256"])
+def test_client_answers_verify_on_the_server(algorithm: str) -> None:
+    server = DigestServer("trunk.example", b"s" * 32, algorithm)
+    now = 1_800_000_000.0
+    challenge = Challenge.parse(server.challenge(now))
+    header = challenge.authorization("alice", "pw", "INVITE", "sip:+1555@trunk.example")
+    passwords = {"alice": "pw"}
+    assert server.verify(header, "INVITE", passwords, now + 1) == "ok"
+    assert server.verify(header, "BYE", passwords, now + 1) == "denied"
+    assert server.verify(header, "INVITE", {"alice": "other"}, now + 1) == "denied"
+    assert server.verify(header, "INVITE", {"bob": "pw"}, now + 1) == "denied"
+    assert server.verify(header, "INVITE", passwords, now + 301) == "stale"
+    forged = header.replace(challenge.nonce, challenge.nonce[:-1] + "0")
+    assert server.verify(forged, "INVITE", passwords, now + 1) == "denied"
+    _, params = parse_params(header)
+    ha1 = hashlib.new(
+        "md5" if algorithm == "MD5" else "sha256", b"alice:trunk.example:pw"
+    ).hexdigest()
+    assert params["algorithm"] == algorithm and len(ha1) in (32, 64)
+
+
+def test_challenges_without_qop_and_bad_ones() -> None:
+    legacy = Challenge.parse('Digest realm="r", nonce="n"')
+    header = legacy.authorization("u", "p", "INVITE", "sip:x")
+    expected = digest_response(
+        algorithm="MD5", username="u", realm="r", password="p", method="INVITE",
+        uri="sip:x", nonce="n", qop=None, nc="", cnonce="",
+    )  # fmt: skip
+    assert f'response="{expected}"' in header
+    for bad in (
+        'Basic realm="r"',
+        'Digest realm="r"',
+        'Digest realm="r", nonce="n", algorithm=SHA1',
+    ):
+        with pytest.raises(ValueError):
+            Challenge.parse(bad)

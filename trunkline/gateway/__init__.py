@@ -1,0 +1,1 @@
+"""The media daemon: SIP/RTP carrier leg, carrier media streams, agent links, the hot path."""

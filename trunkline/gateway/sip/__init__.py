@@ -1,0 +1,1 @@
+"""Sans-I/O SIP: messages, SDP offer/answer, transactions, digest authentication, user agent."""

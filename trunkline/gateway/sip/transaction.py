@@ -1,0 +1,239 @@
+"""SIP transactions over UDP (RFC 3261 §17), sans I/O.
+
+Each transaction takes messages and the current time and returns datagrams to
+send; ``deadline`` says when ``fire`` must next be called. Timers: A/B/D for
+INVITE clients, E/F/K for other clients, G/H/I for INVITE servers, J for other
+servers, with T1 = 500 ms, T2 = 4 s, T4 = 5 s.
+
+The INVITE server transaction retransmits every final response — 2xx too,
+standing in for the dialog layer's 2xx retransmission (§13.3.1.4) — until the
+ACK arrives or Timer H expires (RFC 6026's Accepted state plays the same role).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from trunkline.gateway.sip.message import SipRequest, SipResponse
+
+T1 = 0.5
+T2 = 4.0
+T4 = 5.0
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Datagram:
+    data: bytes
+    address: Address
+
+
+class State(enum.Enum):
+    CALLING = "calling"
+    TRYING = "trying"
+    PROCEEDING = "proceeding"
+    COMPLETED = "completed"
+    CONFIRMED = "confirmed"
+    TERMINATED = "terminated"
+
+
+NEVER = float("inf")
+
+
+class ServerTransaction:
+    """INVITE (``invite=True``) or non-INVITE server transaction."""
+
+    __slots__ = (
+        "_interval",
+        "_last",
+        "_ack_deadline",
+        "address",
+        "deadline",
+        "invite",
+        "on_timeout",
+        "request",
+        "state",
+    )
+
+    def __init__(
+        self,
+        request: SipRequest,
+        address: Address,
+        on_timeout: Callable[[ServerTransaction], None] | None = None,
+    ) -> None:
+        self.request = request
+        self.address = address
+        self.invite = request.method == "INVITE"
+        self.state = State.PROCEEDING if self.invite else State.TRYING
+        self._last: bytes | None = None
+        self._interval = T1
+        self._ack_deadline = NEVER
+        self.deadline = NEVER
+        self.on_timeout = on_timeout
+
+    def respond(self, response: SipResponse, now: float) -> list[Datagram]:
+        """Send a response from the transaction user."""
+        if self.state in (State.COMPLETED, State.CONFIRMED, State.TERMINATED):
+            return []
+        data = response.serialize()
+        self._last = data
+        if response.status >= 200:
+            if self.invite:
+                self.state = State.COMPLETED
+                self._interval = T1
+                self.deadline = now + T1  # Timer G
+                self._ack_deadline = now + 64 * T1  # Timer H
+            else:
+                self.state = State.COMPLETED
+                self.deadline = now + 64 * T1  # Timer J
+        elif not self.invite:
+            self.state = State.PROCEEDING
+        return [Datagram(data, self.address)]
+
+    def on_retransmission(self, request: SipRequest, now: float) -> list[Datagram]:
+        """The same request arrived again (or the ACK of an INVITE)."""
+        if self.invite and request.method == "ACK":
+            if self.state == State.COMPLETED:
+                self.state = State.CONFIRMED
+                self.deadline = now + T4  # Timer I
+            return []
+        if self._last is not None and self.state in (State.PROCEEDING, State.COMPLETED):
+            return [Datagram(self._last, self.address)]
+        return []
+
+    def fire(self, now: float) -> list[Datagram]:
+        if now < self.deadline:
+            return []
+        if self.invite and self.state == State.COMPLETED:
+            if now >= self._ack_deadline:  # Timer H: no ACK
+                self.state = State.TERMINATED
+                self.deadline = NEVER
+                if self.on_timeout is not None:
+                    self.on_timeout(self)
+                return []
+            self._interval = min(self._interval * 2, T2)
+            self.deadline = min(now + self._interval, self._ack_deadline)
+            assert self._last is not None
+            return [Datagram(self._last, self.address)]
+        self.state = State.TERMINATED  # Timer I or J
+        self.deadline = NEVER
+        return []
+
+
+ResponseHandler = Callable[[SipResponse], None]
+TimeoutHandler = Callable[[], None]
+
+
+class ClientTransaction:
+    """INVITE or non-INVITE client transaction; ``on_response`` gets each new response."""
+
+    __slots__ = (
+        "_data",
+        "_interval",
+        "_timeout_at",
+        "address",
+        "deadline",
+        "invite",
+        "on_response",
+        "on_timeout",
+        "request",
+        "state",
+    )
+
+    def __init__(
+        self,
+        request: SipRequest,
+        address: Address,
+        on_response: ResponseHandler,
+        on_timeout: TimeoutHandler,
+    ) -> None:
+        self.request = request
+        self.address = address
+        self.invite = request.method == "INVITE"
+        self.on_response = on_response
+        self.on_timeout = on_timeout
+        self.state = State.CALLING if self.invite else State.TRYING
+        self._data = request.serialize()
+        self._interval = T1
+        self._timeout_at = NEVER
+        self.deadline = NEVER
+
+    def start(self, now: float) -> list[Datagram]:
+        self._timeout_at = now + 64 * T1  # Timer B / F
+        self.deadline = now + T1  # Timer A / E
+        return [Datagram(self._data, self.address)]
+
+    def on_message(self, response: SipResponse, now: float) -> list[Datagram]:
+        status = response.status
+        if self.state in (State.COMPLETED, State.TERMINATED):
+            if self.invite and self.state == State.COMPLETED and status >= 300:
+                return [Datagram(self._ack_for(response), self.address)]  # lost ACK: resend
+            return []
+        if status < 200:
+            self.state = State.PROCEEDING
+            if self.invite:  # no more retransmission; Timer B applies only while Calling
+                self.deadline = NEVER
+                self._timeout_at = NEVER
+            self.on_response(response)
+            return []
+        sends: list[Datagram] = []
+        if self.invite and status >= 300:
+            sends.append(Datagram(self._ack_for(response), self.address))
+            self.state = State.COMPLETED
+            self.deadline = now + 32.0  # Timer D
+        elif self.invite:
+            self.state = State.TERMINATED  # the dialog layer ACKs a 2xx
+            self.deadline = NEVER
+        else:
+            self.state = State.COMPLETED
+            self.deadline = now + T4  # Timer K
+        self.on_response(response)
+        return sends
+
+    def _ack_for(self, response: SipResponse) -> bytes:
+        """ACK for a non-2xx final response: same branch, To from the response (§17.1.1.3)."""
+        ack = SipRequest(method="ACK", uri=self.request.uri)
+        ack.headers.add("Via", self.request.headers.get("Via") or "")
+        for name in ("Route",):
+            for value in self.request.headers.get_all(name):
+                ack.headers.add(name, value)
+        ack.headers.add("From", self.request.headers.get("From") or "")
+        ack.headers.add("To", response.headers.get("To") or "")
+        ack.headers.add("Call-ID", self.request.call_id)
+        ack.headers.add("CSeq", f"{self.request.cseq[0]} ACK")
+        ack.headers.add("Max-Forwards", "70")
+        return ack.serialize()
+
+    def cancel_timers(self) -> None:
+        self.state = State.TERMINATED
+        self.deadline = NEVER
+
+    def fire(self, now: float) -> list[Datagram]:
+        if now < self.deadline:
+            return []
+        if self.state in (State.COMPLETED,):
+            self.state = State.TERMINATED  # Timer D / K
+            self.deadline = NEVER
+            return []
+        if now >= self._timeout_at:  # Timer B / F
+            self.state = State.TERMINATED
+            self.deadline = NEVER
+            self.on_timeout()
+            return []
+        if self.state in (State.CALLING, State.TRYING, State.PROCEEDING):
+            if self.invite:
+                self._interval *= 2
+            elif self.state == State.PROCEEDING:
+                self._interval = T2
+            else:
+                self._interval = min(self._interval * 2, T2)
+            self.deadline = min(now + self._interval, self._timeout_at)
+            return [Datagram(self._data, self.address)]
+        self.deadline = NEVER
+        return []
+
+    @property
+    def done(self) -> bool:
+        return self.state == State.TERMINATED
