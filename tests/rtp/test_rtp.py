@@ -1,0 +1,134 @@
+"""RTP packets and the per-call session: parsing, latching, filtering, DTMF, timing."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trunkline.codecs.dtmf import TelephoneEvent, encode_event
+from trunkline.gateway.rtp.packet import RtpParseError, build_packet, parse_packet
+from trunkline.gateway.rtp.session import RtpSession
+
+CARRIER = ("192.0.2.10", 40000)
+INTRUDER = ("192.0.2.66", 40000)
+
+
+def packet(
+    seq: int, payload: bytes = b"\x01" * 160, pt: int = 0, ssrc: int = 7, ts: int = 0
+) -> bytes:
+    return build_packet(payload, payload_type=pt, sequence=seq, timestamp=ts, ssrc=ssrc)
+
+
+@given(
+    st.binary(max_size=400),
+    st.integers(0, 127),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 0xFFFFFFFF),
+    st.integers(0, 0xFFFFFFFF),
+    st.booleans(),
+)
+def test_build_parse_round_trip(
+    payload: bytes, pt: int, seq: int, ts: int, ssrc: int, marker: bool
+) -> None:
+    parsed = parse_packet(
+        build_packet(payload, payload_type=pt, sequence=seq, timestamp=ts, ssrc=ssrc, marker=marker)
+    )
+    assert (parsed.payload_type, parsed.sequence, parsed.timestamp, parsed.ssrc, parsed.marker) == (
+        pt, seq, ts, ssrc, marker,
+    )  # fmt: skip
+    assert bytes(parsed.payload) == payload
+
+
+def test_csrc_extension_and_padding_are_skipped() -> None:
+    header = bytes([0x80 | 0x20 | 0x10 | 2, 0, 0, 1]) + bytes(8)  # padding, extension, 2 CSRCs
+    body = bytes(8) + bytes([0xBE, 0xDE, 0, 1]) + bytes(4) + b"audio" + bytes([0, 0, 3])
+    assert bytes(parse_packet(header + body).payload) == b"audio"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        bytes(11),
+        bytes([0x40]) + bytes(11),  # version 1
+        bytes([0x8F]) + bytes(11),  # 15 CSRCs, none present
+        bytes([0x90]) + bytes(11),  # extension bit without the extension
+        bytes([0xA0]) + bytes(10) + b"\x00",  # padding length 0
+        bytes([0xA0]) + bytes(10) + b"\xff",  # padding longer than the packet
+    ],
+)
+def test_malformed_packets_raise(data: bytes) -> None:
+    with pytest.raises(RtpParseError):
+        parse_packet(data)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=300))
+def test_fuzzed_datagrams_never_crash_the_session(data: bytes) -> None:
+    session = RtpSession(0, 101, lambda p: None, lambda d: None)
+    session.receive(data, CARRIER)
+    counted = session.counters
+    assert counted.packets_in + counted.dropped_malformed + counted.dropped_payload_type == 1
+
+
+def test_source_is_learned_then_foreign_packets_are_dropped() -> None:
+    heard: list[bytes] = []
+    session = RtpSession(
+        0, 101, lambda p: heard.append(bytes(p)), lambda d: None, remote=("10.0.0.1", 1)
+    )
+    session.receive(packet(1), CARRIER)
+    assert session.learned_source == CARRIER and session.remote == CARRIER
+    session.receive(packet(2, b"\x02" * 160), INTRUDER)
+    session.receive(packet(3, b"\x03" * 160), CARRIER)
+    assert heard == [b"\x01" * 160, b"\x03" * 160]
+    assert session.counters.dropped_foreign_source == 1
+
+
+def test_unnegotiated_payload_types_duplicates_and_late_packets_are_dropped() -> None:
+    heard: list[int] = []
+    session = RtpSession(0, 101, lambda p: heard.append(p[0]), lambda d: None)
+    session.receive(packet(10, b"\x0a" * 160), CARRIER)
+    session.receive(packet(11, pt=8), CARRIER)  # PCMA was not negotiated
+    session.receive(packet(12, b"\x0c" * 160), CARRIER)
+    session.receive(packet(12, b"\x0c" * 160), CARRIER)  # duplicate
+    session.receive(packet(11, b"\x0b" * 160), CARRIER)  # late
+    session.receive(packet(15, b"\x0f" * 160), CARRIER)
+    assert heard == [10, 12, 15]
+    counters = session.counters
+    assert (counters.dropped_payload_type, counters.dropped_late, counters.lost) == (1, 2, 3)
+
+
+def test_sequence_wrap_around_is_in_order() -> None:
+    heard: list[int] = []
+    session = RtpSession(0, None, lambda p: heard.append(p[0]), lambda d: None)
+    for seq in (65534, 65535, 0, 1):
+        session.receive(packet(seq, bytes([seq & 0xFF]) * 160), CARRIER)
+    assert heard == [0xFE, 0xFF, 0, 1] and session.counters.lost == 0
+
+
+def test_each_dtmf_event_is_reported_once() -> None:
+    digits: list[str] = []
+    session = RtpSession(0, 101, lambda p: None, digits.append)
+    for end, duration in ((False, 160), (False, 320), (True, 480), (True, 480), (True, 480)):
+        payload = encode_event(TelephoneEvent("5", end, 10, duration))
+        session.receive(packet(1, payload, pt=101, ts=8000), CARRIER)
+    session.receive(
+        packet(2, encode_event(TelephoneEvent("#", True, 10, 400)), pt=101, ts=9600), CARRIER
+    )
+    assert digits == ["5", "#"]
+
+
+def test_outbound_timing_continues_across_silence_and_marks_talk_spurts() -> None:
+    session = RtpSession(0, None, lambda p: None, lambda d: None)
+    first = parse_packet(bytes(session.next_frame(b"\x00" * 160) or b""))
+    second = parse_packet(bytes(session.next_frame(b"\x00" * 160) or b""))
+    assert session.next_frame(None) is None
+    assert session.next_frame(None) is None
+    after_silence = parse_packet(bytes(session.next_frame(b"\x00" * 160) or b""))
+    assert first.marker and not second.marker and after_silence.marker
+    assert (second.sequence - first.sequence) & 0xFFFF == 1
+    assert (after_silence.sequence - second.sequence) & 0xFFFF == 1
+    assert (second.timestamp - first.timestamp) & 0xFFFFFFFF == 160
+    assert (after_silence.timestamp - second.timestamp) & 0xFFFFFFFF == 160 * 3
+    assert first.ssrc == after_silence.ssrc == session.ssrc

@@ -1,0 +1,176 @@
+"""One call's RTP endpoint logic, sans I/O: what to accept and what to send.
+
+Inbound: the remote source is learned from the first valid packet of a
+negotiated payload type (symmetric RTP, so carriers behind NAT work) and
+packets from any other source are dropped afterwards (RTP bleed). Payload
+types that were not negotiated are dropped, as are duplicates and packets
+older than the newest seen (20 ms G.711 frames are played as they come).
+RFC 4733 events become a digit once, on the first end packet of each event.
+Outbound: 160-sample frames with a random SSRC, continuous sequence numbers,
+timestamps that advance by 160 every 20 ms even across silence, and a marker
+at each talk-spurt start. Every drop is counted by reason.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from trunkline.codecs.dtmf import TelephoneEventError, decode_event
+from trunkline.gateway.rtp.packet import RtpParseError, build_into, parse_packet
+
+SAMPLES_PER_FRAME = 160
+MAX_SEQUENCE_JUMP = 3000  # beyond this the stream restarted: resynchronise
+Address = tuple[str, int]
+
+
+@dataclass(slots=True)
+class RtpCounters:
+    packets_in: int = 0
+    packets_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    dropped_malformed: int = 0
+    dropped_foreign_source: int = 0
+    dropped_payload_type: int = 0
+    dropped_late: int = 0
+    lost: int = 0
+    resyncs: int = 0
+    dtmf_events: int = 0
+
+
+class RtpSession:
+    """Per-call inbound filter and outbound packetiser."""
+
+    __slots__ = (
+        "_buffer",
+        "_ended_event",
+        "_highest",
+        "_learned",
+        "_out_seq",
+        "_out_ts",
+        "_ssrc_in",
+        "_talking",
+        "counters",
+        "event_payload_type",
+        "on_audio",
+        "on_dtmf",
+        "payload_type",
+        "remote",
+        "ssrc",
+    )
+
+    def __init__(
+        self,
+        payload_type: int,
+        event_payload_type: int | None,
+        on_audio: Callable[[memoryview], None],
+        on_dtmf: Callable[[str], None],
+        *,
+        remote: Address | None = None,
+    ) -> None:
+        self.payload_type = payload_type
+        self.event_payload_type = event_payload_type
+        self.on_audio = on_audio
+        self.on_dtmf = on_dtmf
+        self.remote = remote  # the SDP address until the first valid packet says otherwise
+        self.counters = RtpCounters()
+        self.ssrc = secrets.randbits(32)
+        self._out_seq = secrets.randbits(16)
+        self._out_ts = secrets.randbits(32)
+        self._buffer = bytearray(12 + SAMPLES_PER_FRAME)
+        self._talking = False
+        self._learned = False
+        self._ssrc_in: int | None = None
+        self._highest: int | None = None
+        self._ended_event: tuple[int, int] | None = None
+
+    @property
+    def learned_source(self) -> Address | None:
+        return self.remote if self._learned else None
+
+    # -- inbound -----------------------------------------------------------------
+    def receive(self, data: bytes, source: Address) -> None:
+        counters = self.counters
+        if self._learned and source != self.remote:
+            counters.dropped_foreign_source += 1
+            return
+        try:
+            packet = parse_packet(data)
+        except RtpParseError:
+            counters.dropped_malformed += 1
+            return
+        kind = packet.payload_type
+        if kind != self.payload_type and kind != self.event_payload_type:
+            counters.dropped_payload_type += 1
+            return
+        if not self._learned:
+            self.remote = source
+            self._learned = True
+        counters.packets_in += 1
+        counters.bytes_in += len(data)
+        if kind == self.event_payload_type:
+            self._event(packet.ssrc, packet.timestamp, packet.payload)
+            return
+        if not self._in_order(packet.ssrc, packet.sequence):
+            counters.dropped_late += 1
+            return
+        self.on_audio(packet.payload)
+
+    def _in_order(self, ssrc: int, sequence: int) -> bool:
+        if ssrc != self._ssrc_in or self._highest is None:
+            if self._ssrc_in is not None:
+                self.counters.resyncs += 1
+            self._ssrc_in = ssrc
+            self._highest = sequence
+            return True
+        delta = (sequence - self._highest) & 0xFFFF
+        if delta == 0 or delta >= 0x8000:
+            if (self._highest - sequence) & 0xFFFF > MAX_SEQUENCE_JUMP:
+                self.counters.resyncs += 1
+                self._highest = sequence
+                return True
+            return False  # duplicate, or older than what was already played
+        if delta > MAX_SEQUENCE_JUMP:
+            self.counters.resyncs += 1
+        else:
+            self.counters.lost += delta - 1
+        self._highest = sequence
+        return True
+
+    def _event(self, ssrc: int, timestamp: int, payload: memoryview) -> None:
+        try:
+            event = decode_event(payload)
+        except TelephoneEventError:
+            self.counters.dropped_malformed += 1
+            return
+        if not event.end or self._ended_event == (ssrc, timestamp):
+            return  # the digit is reported once, at its first end packet
+        self._ended_event = (ssrc, timestamp)
+        self.counters.dtmf_events += 1
+        self.on_dtmf(event.digit)
+
+    # -- outbound ----------------------------------------------------------------
+    def next_frame(self, payload: bytes | memoryview | None) -> memoryview | None:
+        """The packet for this 20 ms slot, or None for silence (time still advances)."""
+        timestamp = self._out_ts
+        self._out_ts = (timestamp + SAMPLES_PER_FRAME) & 0xFFFFFFFF
+        if payload is None:
+            self._talking = False
+            return None
+        marker = not self._talking
+        self._talking = True
+        packet = build_into(
+            self._buffer,
+            payload,
+            payload_type=self.payload_type,
+            sequence=self._out_seq,
+            timestamp=timestamp,
+            ssrc=self.ssrc,
+            marker=marker,
+        )
+        self._out_seq = (self._out_seq + 1) & 0xFFFF
+        self.counters.packets_out += 1
+        self.counters.bytes_out += len(packet)
+        return packet

@@ -1,0 +1,100 @@
+"""The UDP side of a call's RTP: a datagram protocol feeding the session by callback,
+and an allocator of even ports from the configured range."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+
+from trunkline.gateway.rtp.session import RtpSession
+
+MAX_DATAGRAM = 2048
+
+
+class RtpEndpoint(asyncio.DatagramProtocol):
+    """One bound RTP socket. Each datagram goes straight to the session (no task, no queue)."""
+
+    def __init__(self) -> None:
+        self.session: RtpSession | None = None
+        self.transport: asyncio.DatagramTransport | None = None
+        self.dropped_unattached = 0
+        self.dropped_oversized = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        session = self.session
+        if session is None:
+            self.dropped_unattached += 1
+            return
+        if len(data) > MAX_DATAGRAM:
+            self.dropped_oversized += 1
+            return
+        session.receive(data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:  # ICMP unreachable and friends
+        return None
+
+    def send(self, packet: bytes | memoryview) -> None:
+        session, transport = self.session, self.transport
+        if session is None or transport is None or session.remote is None:
+            return
+        transport.sendto(packet, session.remote)
+
+    @property
+    def port(self) -> int:
+        assert self.transport is not None
+        return int(self.transport.get_extra_info("sockname")[1])
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+
+class PortsExhausted(Exception):
+    """Every RTP port of the range is in use (the call is answered 503)."""
+
+
+class RtpPortAllocator:
+    """Binds RTP sockets on even ports of [low, high]; at most one call per port."""
+
+    def __init__(self, host: str, low: int, high: int) -> None:
+        if low > high:
+            raise ValueError("empty RTP port range")
+        self.host = host
+        self._ports = [p for p in range(low + (low % 2), high + 1, 2)]
+        self._in_use: set[int] = set()
+        self.exhausted = 0
+
+    @property
+    def in_use(self) -> int:
+        return len(self._in_use)
+
+    async def open(self) -> RtpEndpoint:
+        loop = asyncio.get_running_loop()
+        free = [p for p in self._ports if p not in self._in_use]
+        start = secrets.randbelow(len(free)) if free else 0
+        for port in free[start:] + free[:start]:
+            endpoint = RtpEndpoint()
+            try:
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda endpoint=endpoint: endpoint,  # type: ignore[misc]
+                    local_addr=(self.host, port),
+                    family=socket.AF_INET6 if ":" in self.host else socket.AF_INET,
+                )
+            except OSError:
+                continue  # taken by another process: try the next
+            endpoint.transport = transport  # uvloop calls connection_made a turn later
+            self._in_use.add(port)
+            return endpoint
+        self.exhausted += 1
+        raise PortsExhausted(f"no free RTP port in {self._ports[:1]}..{self._ports[-1:]}")
+
+    def release(self, endpoint: RtpEndpoint) -> None:
+        if endpoint.transport is not None:
+            self._in_use.discard(endpoint.port)
+        endpoint.close()
