@@ -1,0 +1,149 @@
+"""A running trunkline (SIP, RTP, API) in the test's event loop, and real WebSocket agents."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from trunkline.config import Settings
+from trunkline.daemon import ShutdownSignal
+from trunkline.daemon import serve as serve_trunkline
+from trunkline.gateway.sip_gateway import GatewayCallControl, SipGateway
+from trunkline.services import Services
+from trunkline.storage.models import PhoneNumber, new_id, utcnow
+
+NUMBER = "+15550100001"
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class AgentCall:
+    """What one call's agent connection saw."""
+
+    headers: dict[str, str]
+    events: list[dict[str, Any]] = field(default_factory=list)
+    media_bytes: int = 0
+    digits: list[str] = field(default_factory=list)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class EchoAgent:
+    """A WebSocket agent that echoes caller audio back (Inkbox protocol)."""
+
+    url: str = ""
+    calls: list[AgentCall] = field(default_factory=list)
+    hang_up_after_media: int | None = None  # send stop after this many media frames
+
+    async def handle(self, connection: ServerConnection) -> None:
+        call = AgentCall({k.lower(): v for k, v in connection.request.headers.raw_items()})
+        self.calls.append(call)
+        media_frames = 0
+        try:
+            async for message in connection:
+                frame = json.loads(message)
+                event = frame.get("event")
+                if event != "media":
+                    call.events.append(frame)
+                if event == "media":
+                    media_frames += 1
+                    payload = frame["media"]["payload"]
+                    call.media_bytes += len(payload) * 3 // 4
+                    await connection.send(
+                        json.dumps({"event": "media", "media": {"payload": payload}})
+                    )
+                    if media_frames == self.hang_up_after_media:
+                        await connection.send(json.dumps({"event": "stop", "reason": "done"}))
+                elif event == "dtmf":
+                    call.digits.append(frame["dtmf"]["digit"])
+        finally:
+            call.closed.set()
+
+
+@pytest.fixture
+async def echo_agent() -> AsyncIterator[EchoAgent]:
+    agent = EchoAgent()
+    async with serve(agent.handle, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        agent.url = f"ws://127.0.0.1:{port}/agent"
+        yield agent
+
+
+@dataclass
+class Trunkline:
+    services: Services
+    http_port: int
+    sip_port: int
+
+    @property
+    def gateway(self) -> SipGateway:
+        control = self.services.call_control
+        assert isinstance(control, GatewayCallControl)
+        return control.gateway
+
+    async def number(
+        self, action: str, url: str | None, e164: str = NUMBER, **extra: Any
+    ) -> PhoneNumber:
+        repository = self.services.repository
+        organization = await repository.create_organization("acme")
+        identity = await repository.create_identity(organization.id, "sales", None)
+        now = utcnow()
+        record = PhoneNumber(
+            id=new_id(),
+            organization_id=organization.id,
+            number=e164,
+            type="local",
+            status="active",
+            incoming_call_action=action,  # type: ignore[arg-type]
+            client_websocket_url=url if action == "auto_accept" else extra.pop("ws", None),
+            incoming_call_webhook_url=url if action == "webhook" else None,
+            agent_identity_id=identity.id,
+            state="NY",
+            country="US",
+            created_at=now,
+            updated_at=now,
+            **extra,
+        )
+        return await repository.create_number(record, max_active=10)
+
+
+@pytest.fixture
+async def trunkline(tmp_path: Path) -> AsyncIterator[Trunkline]:
+    rtp_low = 31000 + (free_port() % 200) * 20
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        host="127.0.0.1",
+        http_port=0,
+        sip_host="127.0.0.1",
+        sip_port=free_port(),
+        rtp_port_min=rtp_low,
+        rtp_port_max=rtp_low + 399,
+        media_address="127.0.0.1",
+        allow_insecure_urls=True,
+        allow_private_targets=True,
+    )
+    ready: asyncio.Future[tuple[Services, int]] = asyncio.get_running_loop().create_future()
+    shutdown = ShutdownSignal()
+    task = asyncio.create_task(
+        serve_trunkline(settings, on_ready=lambda s, p: ready.set_result((s, p)), shutdown=shutdown)
+    )
+    try:
+        services, port = await asyncio.wait_for(ready, 20)
+        assert services.sip_address is not None
+        yield Trunkline(services, port, services.sip_address[1])
+    finally:
+        shutdown.requested.set()
+        await asyncio.wait_for(task, 20)

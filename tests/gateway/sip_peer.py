@@ -1,0 +1,147 @@
+"""A minimal carrier for tests: a SIP UAC and an RTP peer that sends known audio."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass, field
+
+from trunkline.gateway.rtp.packet import build_packet, parse_packet
+from trunkline.gateway.sip.message import SipRequest, SipResponse, parse_message
+from trunkline.gateway.sip.sdp import parse_sdp
+
+
+class _Inbox(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=10_000)
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if not self.queue.full():
+            self.queue.put_nowait(data)
+
+
+async def _bind() -> tuple[asyncio.DatagramTransport, _Inbox, int]:
+    loop = asyncio.get_running_loop()
+    inbox = _Inbox()
+    transport, _ = await loop.create_datagram_endpoint(lambda: inbox, local_addr=("127.0.0.1", 0))
+    inbox.transport = transport
+    return transport, inbox, int(transport.get_extra_info("sockname")[1])
+
+
+@dataclass
+class CarrierCall:
+    sip: asyncio.DatagramTransport
+    sip_inbox: _Inbox
+    sip_port: int
+    rtp: asyncio.DatagramTransport
+    rtp_inbox: _Inbox
+    rtp_port: int
+    target: tuple[str, int]
+    call_id: str = field(default_factory=lambda: secrets.token_hex(8) + "@test")
+    from_tag: str = field(default_factory=lambda: secrets.token_hex(4))
+    to_header: str = ""
+    remote_media: tuple[str, int] | None = None
+
+    @classmethod
+    async def open(cls, sip_port: int) -> CarrierCall:
+        sip, sip_inbox, own_sip = await _bind()
+        rtp, rtp_inbox, own_rtp = await _bind()
+        return cls(sip, sip_inbox, own_sip, rtp, rtp_inbox, own_rtp, ("127.0.0.1", sip_port))
+
+    def _request(self, method: str, number: str, cseq: int, body: bytes = b"") -> SipRequest:
+        request = SipRequest(method=method, uri=f"sip:{number}@127.0.0.1:{self.target[1]}")
+        branch = "z9hG4bK" + secrets.token_hex(6)
+        request.headers.add("Via", f"SIP/2.0/UDP 127.0.0.1:{self.sip_port};branch={branch}")
+        request.headers.add("From", f"<sip:+14155550123@127.0.0.1>;tag={self.from_tag}")
+        request.headers.add("To", self.to_header or f"<sip:{number}@127.0.0.1>")
+        request.headers.add("Call-ID", self.call_id)
+        request.headers.add("CSeq", f"{cseq} {method}")
+        request.headers.add("Contact", f"<sip:carrier@127.0.0.1:{self.sip_port}>")
+        request.headers.add("Max-Forwards", "70")
+        if body:
+            request.headers.add("Content-Type", "application/sdp")
+        request.body = body
+        return request
+
+    async def response(self, wait_seconds: float = 10.0) -> SipResponse:
+        while True:
+            message = parse_message(
+                await asyncio.wait_for(self.sip_inbox.queue.get(), wait_seconds)
+            )
+            if isinstance(message, SipResponse):
+                return message
+
+    async def invite(self, number: str, payload_types: str = "0 101") -> SipResponse:
+        sdp = (
+            "v=0\r\no=carrier 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio {self.rtp_port} RTP/AVP {payload_types}\r\n"
+            "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+        ).encode()
+        self.sip.sendto(self._request("INVITE", number, 1, sdp).serialize(), self.target)
+        while True:
+            response = await self.response()
+            if response.status >= 200:
+                break
+        self.to_header = response.headers.get("To") or ""
+        if response.status == 200:
+            answer = parse_sdp(response.body)
+            self.remote_media = (answer.address, answer.port)
+            self.sip.sendto(self._request("ACK", number, 1).serialize(), self.target)
+        return response
+
+    async def send_audio(self, frames: list[bytes], payload_type: int = 0) -> None:
+        assert self.remote_media is not None
+        ssrc, seq, ts = secrets.randbits(32), secrets.randbits(16), secrets.randbits(32)
+        for index, frame in enumerate(frames):
+            packet = build_packet(
+                frame,
+                payload_type=payload_type,
+                sequence=(seq + index) & 0xFFFF,
+                timestamp=(ts + 160 * index) & 0xFFFFFFFF,
+                ssrc=ssrc,
+                marker=index == 0,
+            )
+            self.rtp.sendto(packet, self.remote_media)
+            await asyncio.sleep(0.02)
+
+    def send_raw_rtp(self, data: bytes) -> None:
+        assert self.remote_media is not None
+        self.rtp.sendto(data, self.remote_media)
+
+    async def received_audio(self, wanted_bytes: int, wait_seconds: float = 10.0) -> bytes:
+        audio = bytearray()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        while len(audio) < wanted_bytes and loop.time() < deadline:
+            try:
+                data = await asyncio.wait_for(self.rtp_inbox.queue.get(), deadline - loop.time())
+            except TimeoutError:
+                break
+            audio += parse_packet(data).payload
+        return bytes(audio)
+
+    async def bye(self, number: str) -> SipResponse:
+        self.sip.sendto(self._request("BYE", number, 2).serialize(), self.target)
+        return await self.response()
+
+    async def expect_request(self, method: str, wait_seconds: float = 10.0) -> SipRequest:
+        while True:
+            message = parse_message(
+                await asyncio.wait_for(self.sip_inbox.queue.get(), wait_seconds)
+            )
+            if isinstance(message, SipRequest) and message.method == method:
+                reply = SipResponse(status=200, reason="OK")
+                for name in ("Via", "From", "To", "Call-ID", "CSeq"):
+                    for value in message.headers.get_all(name):
+                        reply.headers.add(name, value)
+                self.sip.sendto(reply.serialize(), self.target)
+                return message
+
+    def close(self) -> None:
+        self.sip.close()
+        self.rtp.close()

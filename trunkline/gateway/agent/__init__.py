@@ -1,0 +1,1 @@
+"""The agent side of a call: the media-stream protocols and the WebSocket link."""

@@ -1,0 +1,172 @@
+"""The Inkbox media-stream protocol, sans I/O: frames trunkline sends and parses.
+
+Outbound ``media`` frames are built from a pre-split template and a base64
+payload (no per-frame dict or JSON encoder). Inbound frames are parsed into
+small message objects; anything malformed raises ``AgentProtocolError``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+MAX_FRAME_CHARS = 1_048_576
+MAX_MEDIA_BYTES = 256 * 1024
+MULAW_FORMAT = {"encoding": "audio/x-mulaw", "sample_rate": 8000, "channels": 1}
+
+
+class AgentProtocolError(ValueError):
+    """An agent frame trunkline cannot use (dropped and counted; the call goes on)."""
+
+
+# -- trunkline -> agent -------------------------------------------------------------
+
+
+def start_frame(stream_id: str, call_id: str, media_format: dict[str, Any] | None = None) -> str:
+    return json.dumps(
+        {
+            "event": "start",
+            "stream_id": stream_id,
+            "start": {
+                "call_id": call_id,
+                "call_control_id": call_id,
+                "media_format": media_format or MULAW_FORMAT,
+            },
+        },
+        separators=(",", ":"),
+    )
+
+
+class MediaFrameEncoder:
+    """Builds ``media`` frames for one stream: chunk numbers and timestamps advance per frame."""
+
+    __slots__ = ("_chunk", "_prefix", "_timestamp_ms")
+
+    def __init__(self, stream_id: str) -> None:
+        self._prefix = (
+            '{"event":"media","stream_id":' + json.dumps(stream_id) + ',"media":{"track":"inbound"'
+        )
+        self._chunk = 0
+        self._timestamp_ms = 0
+
+    def encode(self, payload: bytes | memoryview, duration_ms: int = 20) -> str:
+        self._chunk += 1
+        frame = (
+            f'{self._prefix},"chunk":{self._chunk},"timestamp":{self._timestamp_ms},'
+            f'"payload":"{base64.b64encode(payload).decode("ascii")}"}}}}'
+        )
+        self._timestamp_ms += duration_ms
+        return frame
+
+
+def dtmf_frame(digit: str) -> str:
+    return '{"event":"dtmf","dtmf":{"digit":' + json.dumps(digit) + "}}"
+
+
+def mark_frame(name: str) -> str:
+    return '{"event":"mark","mark":{"name":' + json.dumps(name) + "}}"
+
+
+def stop_frame(reason: str) -> str:
+    return '{"event":"stop","reason":' + json.dumps(reason) + "}"
+
+
+# -- agent -> trunkline -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMedia:
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMark:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentClear:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAudioDone:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStop:
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTranscript:
+    party: str
+    text: str
+    is_final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AgentText:
+    delta: str
+    done: bool
+
+
+AgentMessage = (
+    AgentMedia | AgentMark | AgentClear | AgentAudioDone | AgentStop | AgentTranscript | AgentText
+)
+
+
+def _object(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise AgentProtocolError(f"{name} must be an object")
+    return value
+
+
+def _string(value: Any, name: str, limit: int = 10_000) -> str:
+    if not isinstance(value, str) or len(value) > limit:
+        raise AgentProtocolError(f"{name} must be a string of at most {limit} characters")
+    return value
+
+
+def parse_agent_frame(text: str) -> AgentMessage:
+    if len(text) > MAX_FRAME_CHARS:
+        raise AgentProtocolError("frame too large")
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        raise AgentProtocolError("frame is not JSON") from None
+    frame = _object(frame, "frame")
+    event = frame.get("event")
+    if event == "media":
+        media = _object(frame.get("media"), "media")
+        payload = _string(media.get("payload"), "media.payload", MAX_MEDIA_BYTES * 2)
+        try:
+            audio = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise AgentProtocolError("media.payload is not base64") from None
+        return AgentMedia(audio)
+    if event == "mark":
+        mark = _object(frame.get("mark"), "mark")
+        return AgentMark(_string(mark.get("name"), "mark.name", 256))
+    if event == "clear":
+        return AgentClear()
+    if event == "audio_done":
+        return AgentAudioDone()
+    if event == "stop":
+        reason = frame.get("reason")
+        return AgentStop(_string(reason, "reason", 256) if reason is not None else None)
+    if event == "transcript":
+        party = frame.get("party", "local")
+        if party not in ("local", "remote"):
+            raise AgentProtocolError("transcript.party must be local or remote")
+        return AgentTranscript(
+            party, _string(frame.get("text"), "text"), bool(frame.get("is_final", True))
+        )
+    if event == "text":
+        delta = frame.get("delta", "")
+        return AgentText(_string(delta, "delta"), bool(frame.get("done", False)))
+    raise AgentProtocolError(f"unknown event {str(event)[:40]!r}")

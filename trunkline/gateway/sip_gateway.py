@@ -1,0 +1,735 @@
+"""The SIP side of the gateway: one UDP socket, transactions, and the life of each call.
+
+Inbound INVITE: 100 Trying at once; the dialled number is looked up and its
+route resolved (``control_api.routing``); unknown number → 404, draining →
+503, unusable SDP → 488, no agent configured → 603. Otherwise 180 Ringing,
+the incoming-call webhook is asked when the route says so, the agent
+WebSocket is dialled (fallback agent next), an RTP port is bound and 200 OK
+carries the SDP answer. CANCEL before the answer ends it with 487. BYE from
+either side ends the call; so does the agent's ``stop`` (trunkline sends
+BYE). OPTIONS is answered 200. Malformed requests get 400 when a response
+can be addressed, and are dropped (and counted) otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import os
+import secrets
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from trunkline.control_api.routing import RouteTarget, load_inbound_route
+from trunkline.gateway.agent.link import AgentConnectError, AgentLink, connect_agent
+from trunkline.gateway.call_lifecycle import CallLifecycle
+from trunkline.gateway.clock import MediaClock
+from trunkline.gateway.media import MediaBridge
+from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
+from trunkline.gateway.sip.message import (
+    Address,
+    SipParseError,
+    SipRequest,
+    SipResponse,
+    SipUri,
+    check_request,
+    parse_message,
+    response_to,
+)
+from trunkline.gateway.sip.sdp import Negotiated, SdpError, answer_sdp, negotiate, parse_sdp
+from trunkline.gateway.sip.transaction import (
+    NEVER,
+    ClientTransaction,
+    Datagram,
+    ServerTransaction,
+)
+from trunkline.services import DialError, Services
+from trunkline.storage.models import Call, HangupReason, PhoneNumber, new_id, utcnow
+from trunkline.webhooks.signing import sign_headers
+from trunkline.webhooks.ssrf import check_url_literal
+
+log = logging.getLogger("trunkline.sip")
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
+USER_AGENT = "trunkline"
+AGENT_CONNECT_SECONDS = 5.0
+INCOMING_WEBHOOK_SECONDS = 5.0
+AGENT_RECONNECT_GRACE_SECONDS = 5.0
+SipAddress = tuple[str, int]
+
+
+def normalise_e164(user: str | None) -> str | None:
+    """The dialled number as E.164 (+ and digits), or None when it is not a phone number."""
+    if not user:
+        return None
+    digits = "".join(c for c in user if c.isdigit())
+    if not 6 <= len(digits) <= 15:
+        return None
+    if user.startswith("+"):
+        return "+" + digits
+    if len(digits) == 10:
+        return "+1" + digits  # a national NANP number, as US carriers send them
+    return "+" + digits
+
+
+@dataclass
+class LiveCall:
+    """One call this process carries: its dialog, media and stored record."""
+
+    sip_call_id: str
+    lifecycle: CallLifecycle
+    invite: SipRequest
+    invite_transaction: ServerTransaction
+    source: SipAddress
+    local_tag: str
+    remote_from: str
+    local_to: str
+    remote_target: SipAddress
+    route_set: list[str]
+    local_cseq: int = field(default_factory=lambda: secrets.randbelow(2**20) + 1)
+    endpoint: RtpEndpoint | None = None
+    bridge: MediaBridge | None = None
+    answered: bool = False
+    canceled: bool = False
+    ended: bool = False
+    reconnect_timer: asyncio.TimerHandle | None = None
+
+
+class SipGateway(asyncio.DatagramProtocol):
+    def __init__(
+        self,
+        services: Services,
+        clock: MediaClock,
+        ports: RtpPortAllocator,
+        media_address: str,
+    ) -> None:
+        self.services = services
+        self.clock = clock
+        self.ports = ports
+        self.media_address = media_address
+        self.transport: asyncio.DatagramTransport | None = None
+        self.local_address: SipAddress = ("0.0.0.0", 0)
+        self.calls: dict[str, LiveCall] = {}  # by SIP Call-ID
+        self._server: dict[tuple[str, str], ServerTransaction] = {}
+        self._client: dict[str, ClientTransaction] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.malformed_dropped = 0
+        self.bad_requests = 0
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def start(self, host: str, port: int) -> SipAddress:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
+        self.transport = transport  # uvloop calls connection_made only on the next loop turn
+        sockname = self.transport.get_extra_info("sockname")
+        self.local_address = (str(sockname[0]), int(sockname[1]))
+        return self.local_address
+
+    async def close(self) -> None:
+        for call in list(self.calls.values()):
+            await self.end_call(call, "local", send_bye=True)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    # -- sending and timers -----------------------------------------------------------
+    def _send(self, datagrams: list[Datagram]) -> None:
+        if self.transport is None:
+            return
+        for datagram in datagrams:
+            self.transport.sendto(datagram.data, datagram.address)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        deadlines = [t.deadline for t in self._server.values()]
+        deadlines += [t.deadline for t in self._client.values()]
+        deadline = min(deadlines, default=NEVER)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if deadline != NEVER:
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._fire_timers)
+
+    def _fire_timers(self) -> None:
+        now = asyncio.get_running_loop().time()
+        self._timer = None
+        sends: list[Datagram] = []
+        for key, server in list(self._server.items()):
+            sends += server.fire(now)
+            if server.state.value == "terminated":
+                del self._server[key]
+        for branch, client in list(self._client.items()):
+            sends += client.fire(now)
+            if client.done:
+                del self._client[branch]
+        self._send(sends)
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- receiving ---------------------------------------------------------------------
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        source = (addr[0], addr[1])
+        if not data.strip():
+            return  # keep-alive CRLF
+        try:
+            message = parse_message(data)
+        except SipParseError as exc:
+            self.malformed_dropped += 1
+            log.debug("malformed SIP from %s: %s", source, exc)
+            return
+        if isinstance(message, SipResponse):
+            self._on_response(message)
+            return
+        try:
+            check_request(message)
+        except SipParseError as exc:
+            self._bad_request(message, source, str(exc))
+            return
+        self._on_request(message, source)
+
+    def _bad_request(self, request: SipRequest, source: SipAddress, reason: str) -> None:
+        self.bad_requests += 1
+        if request.method == "ACK" or request.headers.get("Via") is None:
+            self.malformed_dropped += 1
+            return
+        response = response_to(request, 400, f"Bad Request ({reason[:60]})")
+        if self.transport is not None:
+            self.transport.sendto(response.serialize(), source)
+
+    def _on_request(self, request: SipRequest, source: SipAddress) -> None:
+        branch = request.top_via.branch
+        method = "INVITE" if request.method == "ACK" else request.method
+        existing = self._server.get((branch, method))
+        if existing is not None:
+            self._send(existing.on_retransmission(request, self._now()))
+            return
+        if request.method == "ACK":
+            call = self.calls.get(request.call_id)
+            if call is not None:  # the ACK for our 2xx (a new branch)
+                self._send(call.invite_transaction.on_retransmission(request, self._now()))
+            return
+        transaction = ServerTransaction(request, self._reply_address(request, source))
+        self._server[(branch, request.method)] = transaction
+        if request.method == "INVITE":
+            transaction.on_timeout = self._ack_timeout
+            self._respond(transaction, response_to(request, 100))
+            if request.call_id in self.calls:  # re-INVITE: hold/unhold or refresh
+                self._reinvite(self.calls[request.call_id], transaction)
+                return
+            self._spawn(self._inbound_invite(transaction, source))
+        elif request.method == "BYE":
+            self._bye(transaction)
+        elif request.method == "CANCEL":
+            self._cancel(transaction)
+        elif request.method == "OPTIONS":
+            response = response_to(request, 200, to_tag=secrets.token_hex(6))
+            response.headers.add("Allow", ALLOW)
+            response.headers.add("Accept", "application/sdp")
+            self._respond(transaction, response)
+        else:
+            response = response_to(request, 405, to_tag=secrets.token_hex(6))
+            response.headers.add("Allow", ALLOW)
+            self._respond(transaction, response)
+
+    def _reply_address(self, request: SipRequest, source: SipAddress) -> SipAddress:
+        """Responses go where the request came from (rport semantics, RFC 3581)."""
+        return source
+
+    def _respond(self, transaction: ServerTransaction, response: SipResponse) -> None:
+        response.headers.add("Server", USER_AGENT)
+        self._send(transaction.respond(response, self._now()))
+
+    def _on_response(self, response: SipResponse) -> None:
+        try:
+            branch = response.top_via.branch
+        except SipParseError:
+            self.malformed_dropped += 1
+            return
+        client = self._client.get(branch)
+        if client is None:
+            return  # a retransmitted 2xx after our ACK, or a stray response
+        self._send(client.on_message(response, self._now()))
+
+    # -- in-dialog requests ---------------------------------------------------------------
+    def _bye(self, transaction: ServerTransaction) -> None:
+        request = transaction.request
+        call = self.calls.get(request.call_id)
+        if call is None:
+            self._respond(transaction, response_to(request, 481))
+            return
+        self._respond(transaction, response_to(request, 200))
+        self._spawn(self.end_call(call, "remote", send_bye=False))
+
+    def _cancel(self, transaction: ServerTransaction) -> None:
+        request = transaction.request
+        invite = self._server.get((request.top_via.branch, "INVITE"))
+        call = self.calls.get(request.call_id)
+        if invite is None or call is None or call.answered:
+            self._respond(transaction, response_to(request, 481))
+            return
+        self._respond(transaction, response_to(request, 200))
+        call.canceled = True
+        self._respond(invite, response_to(invite.request, 487, to_tag=call.local_tag))
+
+    def _reinvite(self, call: LiveCall, transaction: ServerTransaction) -> None:
+        request = transaction.request
+        try:
+            negotiated = negotiate(parse_sdp(request.body))
+        except SdpError as exc:
+            self._respond(transaction, response_to(request, 488, str(exc)[:60]))
+            return
+        response = response_to(request, 200)
+        if call.endpoint is not None:
+            if call.bridge is not None and not negotiated.remote_address.startswith("0.0.0.0"):
+                call.bridge.session.remote = (negotiated.remote_address, negotiated.remote_port)
+            response.body = answer_sdp(negotiated, self.media_address, call.endpoint.port)
+            response.headers.add("Content-Type", "application/sdp")
+        response.headers.add("Contact", self._contact())
+        self._respond(transaction, response)
+
+    def _ack_timeout(self, transaction: ServerTransaction) -> None:
+        call = self.calls.get(transaction.request.call_id)
+        if call is not None and call.answered and not call.ended:
+            log.warning("no ACK for 200 OK", extra={"call_id": call.lifecycle.call_id})
+            self._spawn(self.end_call(call, "local", send_bye=True))
+
+    def _contact(self) -> str:
+        host, port = self.local_address
+        shown = self.media_address if host in ("0.0.0.0", "::") else host
+        return f"<sip:trunkline@{shown}:{port}>"
+
+    # -- the inbound call ------------------------------------------------------------------
+    async def _inbound_invite(self, transaction: ServerTransaction, source: SipAddress) -> None:
+        request = transaction.request
+        local_tag = secrets.token_hex(8)
+
+        def reject(status: int, reason: str | None = None, **headers: str) -> None:
+            response = response_to(request, status, reason, to_tag=local_tag)
+            for name, value in headers.items():
+                response.headers.add(name.replace("_", "-"), value)
+            self._respond(transaction, response)
+
+        try:
+            dialled = normalise_e164(SipUri.parse(request.uri).user)
+        except SipParseError:
+            dialled = None
+        number = await self.services.repository.find_active_number(dialled) if dialled else None
+        if number is None:
+            reject(404)
+            return
+        if self.services.draining:
+            reject(503, Retry_After="30")
+            return
+        try:
+            negotiated = negotiate(parse_sdp(request.body))
+        except SdpError as exc:
+            reject(488, f"Not Acceptable Here ({str(exc)[:60]})")
+            return
+        route = await load_inbound_route(self.services.repository, number)
+        remote_party = Address.parse(request.headers.get("From") or "")
+        record = await self._create_call(number, request, remote_party)
+        lifecycle = CallLifecycle(
+            record, self.services.repository, agent_identity_id=number.agent_identity_id
+        )
+        if route.rejects:
+            reject(603)
+            await lifecycle.transition("failed", hangup_reason="rejected", detail="auto_reject")
+            return
+        call = LiveCall(
+            sip_call_id=request.call_id,
+            lifecycle=lifecycle,
+            invite=request,
+            invite_transaction=transaction,
+            source=source,
+            local_tag=local_tag,
+            remote_from=request.headers.get("From") or "",
+            local_to=f"{request.headers.get('To')};tag={local_tag}",
+            remote_target=self._remote_target(request, source),
+            route_set=request.headers.get_all("Record-Route"),
+        )
+        self.calls[request.call_id] = call
+        try:
+            await self._ring_and_answer(call, number, route.targets, negotiated)
+        except Exception:
+            log.exception("inbound call failed", extra={"call_id": record.id})
+            if not call.answered:
+                reject(500)
+            await self.end_call(call, "local", send_bye=call.answered)
+
+    def _remote_target(self, request: SipRequest, source: SipAddress) -> SipAddress:
+        """Where in-dialog requests go: the Contact's address when it is literal, else the source."""
+        contact = request.headers.get("Contact")
+        if contact:
+            try:
+                uri = SipUri.parse(Address.parse(contact).uri)
+                ipaddress.ip_address(uri.host)
+                return (uri.host, uri.port or 5060)
+            except (SipParseError, ValueError):
+                pass
+        return source
+
+    async def _create_call(
+        self, number: PhoneNumber, request: SipRequest, remote_party: Address
+    ) -> Call:
+        try:
+            remote = SipUri.parse(remote_party.uri).user or "anonymous"
+        except SipParseError:
+            remote = "anonymous"
+        now = utcnow()
+        record = Call(
+            id=new_id(),
+            organization_id=number.organization_id,
+            phone_number_id=number.id,
+            local_phone_number=number.number,
+            remote_phone_number=normalise_e164(remote) or remote[:32],
+            direction="inbound",
+            status="initiated",
+            client_websocket_url=None,
+            use_inkbox_tts=None,
+            use_inkbox_stt=None,
+            hangup_reason=None,
+            started_at=None,
+            ended_at=None,
+            created_at=now,
+            updated_at=now,
+            sip_call_id=request.call_id[:255],
+        )
+        return await self.services.repository.create_call(record)
+
+    async def _ring_and_answer(
+        self,
+        call: LiveCall,
+        number: PhoneNumber,
+        targets: tuple[RouteTarget, ...],
+        negotiated: Negotiated,
+    ) -> None:
+        request = call.invite
+        self._respond(call.invite_transaction, response_to(request, 180, to_tag=call.local_tag))
+        await call.lifecycle.transition("ringing")
+        link: AgentLink | None = None
+        bridge_box: list[MediaBridge] = []
+        url: str | None = None
+        for target in targets:
+            if call.canceled:
+                break
+            url = await self._agent_url(call, number, target)
+            if url is None:
+                continue
+            link = await self._dial_agent(call, url, bridge_box)
+            if link is not None:
+                break
+        if call.canceled:
+            if link is not None:
+                link.close(1000, "canceled")
+            await call.lifecycle.transition("canceled", hangup_reason="remote")
+            self.calls.pop(call.sip_call_id, None)
+            return
+        if link is None:
+            self._respond(
+                call.invite_transaction,
+                response_to(request, 480, "Agent Unavailable", to_tag=call.local_tag),
+            )
+            await call.lifecycle.transition(
+                "failed", hangup_reason="rejected", detail="agent unreachable"
+            )
+            self.calls.pop(call.sip_call_id, None)
+            return
+        try:
+            endpoint = await self.ports.open()
+        except PortsExhausted:
+            link.close(1011, "no media port")
+            self._respond(
+                call.invite_transaction,
+                response_to(request, 503, to_tag=call.local_tag),
+            )
+            await call.lifecycle.transition("failed", hangup_reason="rejected", detail="no port")
+            self.calls.pop(call.sip_call_id, None)
+            return
+        call.endpoint = endpoint
+        bridge = MediaBridge(
+            call.lifecycle.call_id,
+            endpoint,
+            payload_type=negotiated.payload_type,
+            event_payload_type=negotiated.event_payload_type,
+            remote=(negotiated.remote_address, negotiated.remote_port),
+            clock=self.clock,
+            on_agent_stop=lambda reason: self._spawn(self.end_call(call, "local", send_bye=True)),
+            on_transcript=lambda party, text: self._spawn(
+                self._store_transcript(call, party, text)
+            ),
+        )
+        bridge_box.append(bridge)
+        call.bridge = bridge
+        bridge.attach_agent(link)
+        ok = response_to(request, 200, to_tag=call.local_tag)
+        for route in call.route_set:
+            ok.headers.add("Record-Route", route)
+        ok.headers.add("Contact", self._contact())
+        ok.headers.add("Content-Type", "application/sdp")
+        ok.body = answer_sdp(negotiated, self.media_address, endpoint.port)
+        call.answered = True
+        self._respond(call.invite_transaction, ok)
+        bridge.start()
+        headers = link.response_headers
+        await call.lifecycle.transition(
+            "answered",
+            changes={
+                "client_websocket_url": url,
+                "use_inkbox_stt": _flag(headers.get("x-use-inkbox-speech-to-text")),
+                "use_inkbox_tts": _flag(headers.get("x-use-inkbox-text-to-speech")),
+                "owner": self._owner(),
+            },
+        )
+        if self.services.outbox is not None:
+            self.services.outbox.wake()
+
+    def _owner(self) -> str:
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+    async def _agent_url(
+        self, call: LiveCall, number: PhoneNumber, target: RouteTarget
+    ) -> str | None:
+        if target.action == "auto_accept":
+            return target.client_websocket_url
+        if not target.incoming_call_webhook_url:
+            return None
+        return await self._ask_incoming_webhook(call, number, target)
+
+    async def _ask_incoming_webhook(
+        self, call: LiveCall, number: PhoneNumber, target: RouteTarget
+    ) -> str | None:
+        """POST ``phone.incoming_call``; the reply answers (with a URL) or rejects."""
+        assert target.incoming_call_webhook_url is not None
+        record = call.lifecycle.record
+        identities = []
+        if target.agent_identity_id:
+            identity = await self.services.repository.get_identity(target.agent_identity_id)
+            if identity is not None:
+                identities.append(
+                    {
+                        "id": identity.id,
+                        "agent_handle": identity.agent_handle,
+                        "display_name": identity.display_name,
+                    }
+                )
+        body = json.dumps(
+            {
+                "event_type": "phone.incoming_call",
+                "id": record.id,
+                "local_phone_number": record.local_phone_number,
+                "remote_phone_number": record.remote_phone_number,
+                "direction": "inbound",
+                "status": record.status,
+                "phone_number_id": number.id,
+                "agent_identities": identities,
+            }
+        ).encode()
+        headers = {"Content-Type": "application/json"}
+        headers.update(await self._signature(target.agent_identity_id, record.id, body))
+        try:
+            check_url_literal(
+                target.incoming_call_webhook_url,
+                allow_private=self.services.settings.allow_private_targets,
+            )
+            async with self.services.http.post(
+                target.incoming_call_webhook_url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=INCOMING_WEBHOOK_SECONDS),
+            ) as response:
+                if response.status // 100 != 2:
+                    return None
+                reply = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError, OSError) as exc:
+            log.info("incoming-call webhook failed: %s", exc, extra={"call_id": record.id})
+            return None
+        if not isinstance(reply, dict) or reply.get("action") != "answer":
+            return None
+        url = reply.get("client_websocket_url") or target.client_websocket_url
+        return url if isinstance(url, str) else None
+
+    async def _signature(
+        self, identity_id: str | None, request_id: str, body: bytes
+    ) -> dict[str, str]:
+        if identity_id is None:
+            return {}
+        sealed = await self.services.repository.get_identity_signing_key(identity_id)
+        if sealed is None:
+            return {}
+        key = self.services.secret_box.decrypt(sealed)
+        return sign_headers(key, request_id, body, int(utcnow().timestamp()))
+
+    async def _dial_agent(
+        self, call: LiveCall, url: str, bridge_box: list[MediaBridge]
+    ) -> AgentLink | None:
+        record = call.lifecycle.record
+        context = json.dumps(
+            {
+                "call_id": record.id,
+                "phone_number": record.local_phone_number,
+                "remote_phone_number": record.remote_phone_number,
+                "direction": record.direction,
+            }
+        )
+        headers = {"X-Call-Context": context}
+        headers.update(
+            await self._signature(call.lifecycle.agent_identity_id, record.id, context.encode())
+        )
+
+        def on_text(text: str) -> None:
+            if bridge_box:
+                bridge_box[0].agent_text(text)
+
+        def on_closed(code: int | None, reason: str) -> None:
+            self._agent_gone(call)
+
+        for attempt in range(2):  # one retry
+            try:
+                return await connect_agent(
+                    url,
+                    headers,
+                    on_text,
+                    on_closed,
+                    allow_private=self.services.settings.allow_private_targets,
+                    connect_seconds=AGENT_CONNECT_SECONDS,
+                )
+            except AgentConnectError as exc:
+                log.info(
+                    "agent connect attempt %d failed: %s",
+                    attempt + 1,
+                    exc,
+                    extra={"call_id": record.id},
+                )
+            if call.canceled:
+                break
+        return None
+
+    def _agent_gone(self, call: LiveCall) -> None:
+        if call.ended or not call.answered:
+            return
+        loop = asyncio.get_running_loop()
+        call.reconnect_timer = loop.call_later(
+            AGENT_RECONNECT_GRACE_SECONDS,
+            lambda: self._spawn(self.end_call(call, "local", send_bye=True)),
+        )
+
+    async def _store_transcript(self, call: LiveCall, party: str, text: str) -> None:
+        record = call.lifecycle.record
+        started = record.started_at or record.created_at
+        offset = int((utcnow() - started).total_seconds() * 1000)
+        await self.services.repository.add_transcript_segment(
+            record.id,
+            "local" if party == "local" else "remote",
+            text[:10_000],
+            max(0, offset),
+        )
+
+    # -- ending ------------------------------------------------------------------------------
+    async def end_call(self, call: LiveCall, reason: HangupReason, *, send_bye: bool) -> None:
+        if call.ended:
+            return
+        call.ended = True
+        self.calls.pop(call.sip_call_id, None)
+        if call.reconnect_timer is not None:
+            call.reconnect_timer.cancel()
+        if call.bridge is not None:
+            call.bridge.stop(reason)
+        if call.endpoint is not None:
+            self.ports.release(call.endpoint)
+        if send_bye and call.answered:
+            self._send_bye(call)
+        if call.answered:
+            await call.lifecycle.transition("completed", hangup_reason=reason)
+        elif not call.lifecycle.ended:
+            await call.lifecycle.transition("canceled", hangup_reason=reason)
+
+    def _send_bye(self, call: LiveCall) -> None:
+        call.local_cseq += 1
+        bye = SipRequest(method="BYE", uri=_target_uri(call))
+        host, port = self.local_address
+        shown = self.media_address if host in ("0.0.0.0", "::") else host
+        branch = "z9hG4bK" + secrets.token_hex(10)
+        bye.headers.add("Via", f"SIP/2.0/UDP {shown}:{port};branch={branch};rport")
+        for route in call.route_set:
+            bye.headers.add("Route", route)
+        bye.headers.add("Max-Forwards", "70")
+        bye.headers.add("From", call.local_to)
+        bye.headers.add("To", call.remote_from)
+        bye.headers.add("Call-ID", call.sip_call_id)
+        bye.headers.add("CSeq", f"{call.local_cseq} BYE")
+        bye.headers.add("User-Agent", USER_AGENT)
+        transaction = ClientTransaction(bye, call.remote_target, _ignore, _ignore_timeout)
+        self._client[branch] = transaction
+        self._send(transaction.start(self._now()))
+
+    # -- API hang-up ---------------------------------------------------------------------
+    async def hangup(self, call_id: str) -> bool:
+        for call in list(self.calls.values()):
+            if call.lifecycle.call_id == call_id:
+                if call.answered:
+                    await self.end_call(call, "local", send_bye=True)
+                else:
+                    call.canceled = True
+                    self._respond(
+                        call.invite_transaction,
+                        response_to(call.invite, 480, to_tag=call.local_tag),
+                    )
+                return True
+        return False
+
+
+def _target_uri(call: LiveCall) -> str:
+    contact = call.invite.headers.get("Contact")
+    if contact:
+        try:
+            return Address.parse(contact).uri
+        except SipParseError:
+            pass
+    host, port = call.remote_target
+    return f"sip:{host}:{port}"
+
+
+def _flag(value: str | None) -> bool:
+    return value is None or value.strip().lower() not in ("false", "0", "no", "off")
+
+
+def _ignore(response: SipResponse) -> None:
+    return None
+
+
+def _ignore_timeout() -> None:
+    return None
+
+
+class GatewayCallControl:
+    """What the control API asks of live calls, answered by this process's gateway."""
+
+    def __init__(self, gateway: SipGateway) -> None:
+        self.gateway = gateway
+
+    async def place_call(self, call: Call, number: PhoneNumber) -> None:
+        raise DialError("outbound SIP calling is not available in this version")
+
+    async def hangup(self, call: Call) -> bool:
+        return await self.gateway.hangup(call.id)
