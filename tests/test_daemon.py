@@ -77,6 +77,8 @@ def test_serve_answers_healthz_and_exits_zero_on_signal(
         process.send_signal(stop_signal)
         assert process.wait(timeout=5) == 0
         assert time.monotonic() - started < 2.0
+        log = process.stderr.read().decode()  # type: ignore[union-attr]
+        assert "Traceback" not in log, log  # e.g. an exception inside a loop callback
     finally:
         if process.poll() is None:
             process.kill()

@@ -21,7 +21,7 @@ import os
 import secrets
 import socket
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 
@@ -143,8 +143,8 @@ class SipGateway(asyncio.DatagramProtocol):
             self.transport.close()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # uvloop's UDP transport is not a subclass of asyncio.DatagramTransport.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     # -- sending and timers -----------------------------------------------------------
     def _send(self, datagrams: list[Datagram]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
+from typing import cast
 
 from trunkline.gateway.rtp.session import RtpSession
 
@@ -22,8 +23,8 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self.dropped_oversized = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # uvloop's UDP transport is not a subclass of asyncio.DatagramTransport.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         session = self.session
