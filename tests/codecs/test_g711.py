@@ -30,6 +30,25 @@ def test_alaw_decode_matches_audioop_for_every_code() -> None:
     assert g711.alaw_to_pcm16(ALL_CODES) == audioop.alaw2lin(ALL_CODES, 2)
 
 
+@pytest.mark.parametrize("law", ["ulaw", "alaw"])
+def test_decode_tables_match_audioop_for_every_code(law: str) -> None:
+    """The table path (big buffers, big-endian hosts) apart from the audioop fast path."""
+    expected = getattr(audioop, f"{law}2lin")(ALL_CODES, 2)
+    assert g711.table_decode(ALL_CODES, law) == expected
+    table = g711.ULAW_DECODE if law == "ulaw" else g711.ALAW_DECODE
+    assert table.astype("<i2").tobytes() == expected
+
+
+@pytest.mark.parametrize("size", [160, g711.AUDIOOP_MAX_BYTES, g711.AUDIOOP_MAX_BYTES + 2, 20000])
+def test_both_paths_agree_across_the_size_switch(size: int) -> None:
+    pcm = (ALL_PCM * 2)[:size]
+    codes = (ALL_CODES * 100)[: size // 2]
+    assert g711.pcm16_to_ulaw(pcm) == audioop.lin2ulaw(pcm, 2)
+    assert g711.pcm16_to_alaw(pcm) == audioop.lin2alaw(pcm, 2)
+    assert g711.ulaw_to_pcm16(codes) == g711.table_decode(codes, "ulaw")
+    assert g711.alaw_to_pcm16(codes) == g711.table_decode(codes, "alaw")
+
+
 def test_transcoding_tables_equal_decode_then_encode() -> None:
     assert g711.ulaw_to_alaw(ALL_CODES) == audioop.lin2alaw(audioop.ulaw2lin(ALL_CODES, 2), 2)
     assert g711.alaw_to_ulaw(ALL_CODES) == audioop.lin2ulaw(audioop.alaw2lin(ALL_CODES, 2), 2)
@@ -50,9 +69,12 @@ def test_into_variants_write_the_same_values_into_caller_buffers() -> None:
     assert out.tobytes() == audioop.lin2alaw(ALL_PCM, 2)
 
 
-def test_odd_length_pcm_is_refused() -> None:
+@pytest.mark.parametrize("size", [3, 4097])
+def test_odd_length_pcm_is_refused(size: int) -> None:
     with pytest.raises(ValueError, match="even number of bytes"):
-        g711.pcm16_to_ulaw(b"\x00\x01\x02")
+        g711.pcm16_to_ulaw(b"\x01" * size)
+    with pytest.raises(ValueError, match="even number of bytes"):
+        g711.pcm16_to_alaw(b"\x01" * size)
 
 
 @given(st.binary(max_size=4000))

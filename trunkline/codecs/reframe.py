@@ -32,18 +32,24 @@ class Reframer:
 
     def push(self, chunk: bytes | bytearray | memoryview) -> list[bytes]:
         """Add a chunk and return every complete frame now available, oldest first."""
-        self._buffer += chunk
-        excess = len(self._buffer) - self.max_pending
-        if excess > 0:
-            drop = -(-excess // self.frame_size) * self.frame_size  # whole frames, oldest
-            del self._buffer[:drop]
-            self.dropped_bytes += drop
-        whole = len(self._buffer) - len(self._buffer) % self.frame_size
-        if whole == 0:
-            return []
+        buffer = self._buffer
+        buffer += chunk
+        held = len(buffer)
         size = self.frame_size
-        frames = [bytes(self._buffer[i : i + size]) for i in range(0, whole, size)]
-        del self._buffer[:whole]
+        if held < size:
+            return []
+        if held > self.max_pending:
+            drop = -(-(held - self.max_pending) // size) * size  # whole frames, oldest
+            del buffer[:drop]
+            self.dropped_bytes += drop
+            held -= drop
+        whole = held - held % size
+        if whole == size:  # the common case: one frame completed
+            frame = bytes(buffer[:size])
+            del buffer[:size]
+            return [frame]
+        frames = [bytes(buffer[i : i + size]) for i in range(0, whole, size)]
+        del buffer[:whole]
         return frames
 
     def flush(self, pad: bool = True, fill: int = 0) -> bytes | None:
