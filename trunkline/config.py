@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -41,6 +42,12 @@ class Settings:
     sip_port: int = 5060
     rtp_port_min: int = 10000
     rtp_port_max: int = 20000
+    sip_trusted_sources: str = "127.0.0.0/8,::1/128"
+    sip_trunk_address: str = ""
+    sip_trunk_username: str = ""
+    sip_trunk_password: str = ""
+    sip_ring_timeout_seconds: float = 60.0
+    sip_unauthenticated_rate: float = 10.0
     media_address: str = ""
     database_url: str = ""
     allow_insecure_urls: bool = False
@@ -76,6 +83,11 @@ class Settings:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'trunkline.db').as_posix()}"
 
+    def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """Carrier source networks whose INVITEs need no digest authentication."""
+        items = [item.strip() for item in self.sip_trusted_sources.split(",")]
+        return [ipaddress.ip_network(item, strict=False) for item in items if item]
+
     def validate(self) -> None:
         """Raise ConfigError naming the first bad setting."""
         for name in ("http_port", "sip_port", "rtp_port_min", "rtp_port_max"):
@@ -84,6 +96,16 @@ class Settings:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be 0-65535, got {value}")
         if self.rtp_port_min > self.rtp_port_max:
             raise ConfigError("TRUNKLINE_RTP_PORT_MIN must not exceed TRUNKLINE_RTP_PORT_MAX")
+        try:
+            self.trusted_networks()
+        except ValueError as exc:
+            raise ConfigError(f"TRUNKLINE_SIP_TRUSTED_SOURCES: {exc}") from None
+        if self.sip_ring_timeout_seconds <= 0:
+            raise ConfigError("TRUNKLINE_SIP_RING_TIMEOUT_SECONDS must be positive")
+        if self.sip_unauthenticated_rate <= 0:
+            raise ConfigError("TRUNKLINE_SIP_UNAUTHENTICATED_RATE must be positive")
+        if self.sip_trunk_username and not self.sip_trunk_password:
+            raise ConfigError("TRUNKLINE_SIP_TRUNK_PASSWORD is required with a trunk username")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"TRUNKLINE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         if self.log_format not in LOG_FORMATS:
@@ -115,6 +137,12 @@ SETTING_HELP: dict[str, str] = {
     "sip_port": "SIP over UDP port",
     "rtp_port_min": "lowest RTP port (one port per call)",
     "rtp_port_max": "highest RTP port",
+    "sip_trusted_sources": "carrier networks (CIDR, comma-separated) that need no digest auth",
+    "sip_trunk_address": "default SIP trunk host[:port] for outbound calls",
+    "sip_trunk_username": "digest username for the default trunk (both directions)",
+    "sip_trunk_password": "digest password for the default trunk",
+    "sip_ring_timeout_seconds": "outbound calls not answered within this are cancelled",
+    "sip_unauthenticated_rate": "SIP requests per second one untrusted source may send",
     "media_address": "address written into SDP (default: SIP host or first non-loopback)",
     "database_url": "sqlite:///path or postgresql://... (default: SQLite in the data dir)",
     "allow_insecure_urls": "accept ws:// and http:// agent/webhook URLs (development)",

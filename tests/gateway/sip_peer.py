@@ -5,29 +5,31 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass, field
+from typing import cast
 
 from trunkline.gateway.rtp.packet import build_packet, parse_packet
 from trunkline.gateway.sip.message import SipRequest, SipResponse, parse_message
 from trunkline.gateway.sip.sdp import parse_sdp
 
 
-class _Inbox(asyncio.DatagramProtocol):
+class Inbox(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=10_000)
         self.transport: asyncio.DatagramTransport | None = None
+        self.last_source: tuple[str, int] = ("127.0.0.1", 0)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.last_source = (addr[0], addr[1])
         if not self.queue.full():
             self.queue.put_nowait(data)
 
 
-async def _bind() -> tuple[asyncio.DatagramTransport, _Inbox, int]:
+async def bind_udp() -> tuple[asyncio.DatagramTransport, Inbox, int]:
     loop = asyncio.get_running_loop()
-    inbox = _Inbox()
+    inbox = Inbox()
     transport, _ = await loop.create_datagram_endpoint(lambda: inbox, local_addr=("127.0.0.1", 0))
     inbox.transport = transport
     return transport, inbox, int(transport.get_extra_info("sockname")[1])
@@ -36,10 +38,10 @@ async def _bind() -> tuple[asyncio.DatagramTransport, _Inbox, int]:
 @dataclass
 class CarrierCall:
     sip: asyncio.DatagramTransport
-    sip_inbox: _Inbox
+    sip_inbox: Inbox
     sip_port: int
     rtp: asyncio.DatagramTransport
-    rtp_inbox: _Inbox
+    rtp_inbox: Inbox
     rtp_port: int
     target: tuple[str, int]
     call_id: str = field(default_factory=lambda: secrets.token_hex(8) + "@test")
@@ -49,8 +51,8 @@ class CarrierCall:
 
     @classmethod
     async def open(cls, sip_port: int) -> CarrierCall:
-        sip, sip_inbox, own_sip = await _bind()
-        rtp, rtp_inbox, own_rtp = await _bind()
+        sip, sip_inbox, own_sip = await bind_udp()
+        rtp, rtp_inbox, own_rtp = await bind_udp()
         return cls(sip, sip_inbox, own_sip, rtp, rtp_inbox, own_rtp, ("127.0.0.1", sip_port))
 
     def _request(self, method: str, number: str, cseq: int, body: bytes = b"") -> SipRequest:

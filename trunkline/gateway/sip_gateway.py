@@ -20,7 +20,7 @@ import logging
 import os
 import secrets
 import socket
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, cast
 
 import aiohttp
@@ -29,7 +29,9 @@ from trunkline.control_api.routing import RouteTarget, load_inbound_route
 from trunkline.gateway.agent.link import AgentConnectError, AgentLink, connect_agent
 from trunkline.gateway.call_lifecycle import CallLifecycle
 from trunkline.gateway.clock import MediaClock
+from trunkline.gateway.live_call import LiveCall, SipAddress, ignore_response, ignore_timeout
 from trunkline.gateway.media import MediaBridge
+from trunkline.gateway.outbound_calls import OutboundCalls
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
 from trunkline.gateway.sip.message import (
     Address,
@@ -48,7 +50,7 @@ from trunkline.gateway.sip.transaction import (
     Datagram,
     ServerTransaction,
 )
-from trunkline.services import DialError, Services
+from trunkline.services import Services
 from trunkline.storage.models import Call, HangupReason, PhoneNumber, new_id, utcnow
 from trunkline.webhooks.signing import sign_headers
 from trunkline.webhooks.ssrf import check_url_literal
@@ -59,7 +61,6 @@ USER_AGENT = "trunkline"
 AGENT_CONNECT_SECONDS = 5.0
 INCOMING_WEBHOOK_SECONDS = 5.0
 AGENT_RECONNECT_GRACE_SECONDS = 5.0
-SipAddress = tuple[str, int]
 
 
 def normalise_e164(user: str | None) -> str | None:
@@ -74,29 +75,6 @@ def normalise_e164(user: str | None) -> str | None:
     if len(digits) == 10:
         return "+1" + digits  # a national NANP number, as US carriers send them
     return "+" + digits
-
-
-@dataclass
-class LiveCall:
-    """One call this process carries: its dialog, media and stored record."""
-
-    sip_call_id: str
-    lifecycle: CallLifecycle
-    invite: SipRequest
-    invite_transaction: ServerTransaction
-    source: SipAddress
-    local_tag: str
-    remote_from: str
-    local_to: str
-    remote_target: SipAddress
-    route_set: list[str]
-    local_cseq: int = field(default_factory=lambda: secrets.randbelow(2**20) + 1)
-    endpoint: RtpEndpoint | None = None
-    bridge: MediaBridge | None = None
-    answered: bool = False
-    canceled: bool = False
-    ended: bool = False
-    reconnect_timer: asyncio.TimerHandle | None = None
 
 
 class SipGateway(asyncio.DatagramProtocol):
@@ -115,11 +93,13 @@ class SipGateway(asyncio.DatagramProtocol):
         self.local_address: SipAddress = ("0.0.0.0", 0)
         self.calls: dict[str, LiveCall] = {}  # by SIP Call-ID
         self._server: dict[tuple[str, str], ServerTransaction] = {}
-        self._client: dict[str, ClientTransaction] = {}
+        # Keyed by (branch, method): a CANCEL shares its INVITE's branch (RFC 3261 §17.1.3).
+        self._client: dict[tuple[str, str], ClientTransaction] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.malformed_dropped = 0
         self.bad_requests = 0
+        self.outbound = OutboundCalls(self)
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self, host: str, port: int) -> SipAddress:
@@ -172,16 +152,16 @@ class SipGateway(asyncio.DatagramProtocol):
             sends += server.fire(now)
             if server.state.value == "terminated":
                 del self._server[key]
-        for branch, client in list(self._client.items()):
+        for key, client in list(self._client.items()):
             sends += client.fire(now)
             if client.done:
-                del self._client[branch]
+                del self._client[key]
         self._send(sends)
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
 
-    def _spawn(self, coroutine: Any) -> None:
+    def spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -225,7 +205,8 @@ class SipGateway(asyncio.DatagramProtocol):
             return
         if request.method == "ACK":
             call = self.calls.get(request.call_id)
-            if call is not None:  # the ACK for our 2xx (a new branch)
+            if call is not None and call.invite_transaction is not None:
+                # the ACK for our 2xx (a new branch)
                 self._send(call.invite_transaction.on_retransmission(request, self._now()))
             return
         transaction = ServerTransaction(request, self._reply_address(request, source))
@@ -236,7 +217,7 @@ class SipGateway(asyncio.DatagramProtocol):
             if request.call_id in self.calls:  # re-INVITE: hold/unhold or refresh
                 self._reinvite(self.calls[request.call_id], transaction)
                 return
-            self._spawn(self._inbound_invite(transaction, source))
+            self.spawn(self._inbound_invite(transaction, source))
         elif request.method == "BYE":
             self._bye(transaction)
         elif request.method == "CANCEL":
@@ -261,13 +242,17 @@ class SipGateway(asyncio.DatagramProtocol):
 
     def _on_response(self, response: SipResponse) -> None:
         try:
-            branch = response.top_via.branch
+            key = (response.top_via.branch, response.cseq[1])
         except SipParseError:
             self.malformed_dropped += 1
             return
-        client = self._client.get(branch)
+        client = self._client.get(key)
         if client is None:
-            return  # a retransmitted 2xx after our ACK, or a stray response
+            # A retransmitted 2xx to our INVITE means our ACK was lost: send it again.
+            call = self.calls.get(response.call_id)
+            if call is not None and call.outbound is not None and 200 <= response.status < 300:
+                self.outbound.resend_ack(call)
+            return
         self._send(client.on_message(response, self._now()))
 
     # -- in-dialog requests ---------------------------------------------------------------
@@ -278,13 +263,13 @@ class SipGateway(asyncio.DatagramProtocol):
             self._respond(transaction, response_to(request, 481))
             return
         self._respond(transaction, response_to(request, 200))
-        self._spawn(self.end_call(call, "remote", send_bye=False))
+        self.spawn(self.end_call(call, "remote", send_bye=False))
 
     def _cancel(self, transaction: ServerTransaction) -> None:
         request = transaction.request
         invite = self._server.get((request.top_via.branch, "INVITE"))
         call = self.calls.get(request.call_id)
-        if invite is None or call is None or call.answered:
+        if invite is None or call is None or call.answered or call.outbound is not None:
             self._respond(transaction, response_to(request, 481))
             return
         self._respond(transaction, response_to(request, 200))
@@ -304,19 +289,24 @@ class SipGateway(asyncio.DatagramProtocol):
                 call.bridge.session.remote = (negotiated.remote_address, negotiated.remote_port)
             response.body = answer_sdp(negotiated, self.media_address, call.endpoint.port)
             response.headers.add("Content-Type", "application/sdp")
-        response.headers.add("Contact", self._contact())
+        response.headers.add("Contact", self.contact())
         self._respond(transaction, response)
 
     def _ack_timeout(self, transaction: ServerTransaction) -> None:
         call = self.calls.get(transaction.request.call_id)
         if call is not None and call.answered and not call.ended:
             log.warning("no ACK for 200 OK", extra={"call_id": call.lifecycle.call_id})
-            self._spawn(self.end_call(call, "local", send_bye=True))
+            self.spawn(self.end_call(call, "local", send_bye=True))
 
-    def _contact(self) -> str:
+    @property
+    def advertised_address(self) -> SipAddress:
+        """Our SIP address as peers should reach it (Via, Contact)."""
         host, port = self.local_address
-        shown = self.media_address if host in ("0.0.0.0", "::") else host
-        return f"<sip:trunkline@{shown}:{port}>"
+        return (self.media_address if host in ("0.0.0.0", "::") else host, port)
+
+    def contact(self) -> str:
+        host, port = self.advertised_address
+        return f"<sip:trunkline@{host}:{port}>"
 
     # -- the inbound call ------------------------------------------------------------------
     async def _inbound_invite(self, transaction: ServerTransaction, source: SipAddress) -> None:
@@ -424,7 +414,9 @@ class SipGateway(asyncio.DatagramProtocol):
         negotiated: Negotiated,
     ) -> None:
         request = call.invite
-        self._respond(call.invite_transaction, response_to(request, 180, to_tag=call.local_tag))
+        transaction = call.invite_transaction
+        assert transaction is not None
+        self._respond(transaction, response_to(request, 180, to_tag=call.local_tag))
         await call.lifecycle.transition("ringing")
         link: AgentLink | None = None
         bridge_box: list[MediaBridge] = []
@@ -435,7 +427,7 @@ class SipGateway(asyncio.DatagramProtocol):
             url = await self._agent_url(call, number, target)
             if url is None:
                 continue
-            link = await self._dial_agent(call, url, bridge_box)
+            link = await self.dial_agent(call, url, bridge_box)
             if link is not None:
                 break
         if call.canceled:
@@ -446,7 +438,7 @@ class SipGateway(asyncio.DatagramProtocol):
             return
         if link is None:
             self._respond(
-                call.invite_transaction,
+                transaction,
                 response_to(request, 480, "Agent Unavailable", to_tag=call.local_tag),
             )
             await call.lifecycle.transition(
@@ -459,13 +451,30 @@ class SipGateway(asyncio.DatagramProtocol):
         except PortsExhausted:
             link.close(1011, "no media port")
             self._respond(
-                call.invite_transaction,
+                transaction,
                 response_to(request, 503, to_tag=call.local_tag),
             )
             await call.lifecycle.transition("failed", hangup_reason="rejected", detail="no port")
             self.calls.pop(call.sip_call_id, None)
             return
         call.endpoint = endpoint
+        bridge = self.bridge_media(call, link, negotiated, endpoint)
+        bridge_box.append(bridge)
+        ok = response_to(request, 200, to_tag=call.local_tag)
+        for route in call.route_set:
+            ok.headers.add("Record-Route", route)
+        ok.headers.add("Contact", self.contact())
+        ok.headers.add("Content-Type", "application/sdp")
+        ok.body = answer_sdp(negotiated, self.media_address, endpoint.port)
+        call.answered = True
+        self._respond(transaction, ok)
+        bridge.start()
+        await self.mark_answered(call, link, url)
+
+    def bridge_media(
+        self, call: LiveCall, link: AgentLink, negotiated: Negotiated, endpoint: RtpEndpoint
+    ) -> MediaBridge:
+        """The media bridge between the call's RTP endpoint and its agent link."""
         bridge = MediaBridge(
             call.lifecycle.call_id,
             endpoint,
@@ -473,23 +482,14 @@ class SipGateway(asyncio.DatagramProtocol):
             event_payload_type=negotiated.event_payload_type,
             remote=(negotiated.remote_address, negotiated.remote_port),
             clock=self.clock,
-            on_agent_stop=lambda reason: self._spawn(self.end_call(call, "local", send_bye=True)),
-            on_transcript=lambda party, text: self._spawn(
-                self._store_transcript(call, party, text)
-            ),
+            on_agent_stop=lambda reason: self.spawn(self.end_call(call, "local", send_bye=True)),
+            on_transcript=lambda party, text: self.spawn(self._store_transcript(call, party, text)),
         )
-        bridge_box.append(bridge)
         call.bridge = bridge
         bridge.attach_agent(link)
-        ok = response_to(request, 200, to_tag=call.local_tag)
-        for route in call.route_set:
-            ok.headers.add("Record-Route", route)
-        ok.headers.add("Contact", self._contact())
-        ok.headers.add("Content-Type", "application/sdp")
-        ok.body = answer_sdp(negotiated, self.media_address, endpoint.port)
-        call.answered = True
-        self._respond(call.invite_transaction, ok)
-        bridge.start()
+        return bridge
+
+    async def mark_answered(self, call: LiveCall, link: AgentLink, url: str | None) -> None:
         headers = link.response_headers
         await call.lifecycle.transition(
             "answered",
@@ -580,7 +580,7 @@ class SipGateway(asyncio.DatagramProtocol):
         key = self.services.secret_box.decrypt(sealed)
         return sign_headers(key, request_id, body, int(utcnow().timestamp()))
 
-    async def _dial_agent(
+    async def dial_agent(
         self, call: LiveCall, url: str, bridge_box: list[MediaBridge]
     ) -> AgentLink | None:
         record = call.lifecycle.record
@@ -631,7 +631,7 @@ class SipGateway(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         call.reconnect_timer = loop.call_later(
             AGENT_RECONNECT_GRACE_SECONDS,
-            lambda: self._spawn(self.end_call(call, "local", send_bye=True)),
+            lambda: self.spawn(self.end_call(call, "local", send_bye=True)),
         )
 
     async def _store_transcript(self, call: LiveCall, party: str, text: str) -> None:
@@ -651,6 +651,7 @@ class SipGateway(asyncio.DatagramProtocol):
             return
         call.ended = True
         self.calls.pop(call.sip_call_id, None)
+        self.outbound.forget(call)
         if call.reconnect_timer is not None:
             call.reconnect_timer.cancel()
         if call.bridge is not None:
@@ -665,12 +666,14 @@ class SipGateway(asyncio.DatagramProtocol):
             await call.lifecycle.transition("canceled", hangup_reason=reason)
 
     def _send_bye(self, call: LiveCall) -> None:
+        if call.outbound is not None:
+            self.send_request(call.outbound.bye(), call.remote_target)
+            return
         call.local_cseq += 1
         bye = SipRequest(method="BYE", uri=_target_uri(call))
-        host, port = self.local_address
-        shown = self.media_address if host in ("0.0.0.0", "::") else host
+        host, port = self.advertised_address
         branch = "z9hG4bK" + secrets.token_hex(10)
-        bye.headers.add("Via", f"SIP/2.0/UDP {shown}:{port};branch={branch};rport")
+        bye.headers.add("Via", f"SIP/2.0/UDP {host}:{port};branch={branch};rport")
         for route in call.route_set:
             bye.headers.add("Route", route)
         bye.headers.add("Max-Forwards", "70")
@@ -679,8 +682,18 @@ class SipGateway(asyncio.DatagramProtocol):
         bye.headers.add("Call-ID", call.sip_call_id)
         bye.headers.add("CSeq", f"{call.local_cseq} BYE")
         bye.headers.add("User-Agent", USER_AGENT)
-        transaction = ClientTransaction(bye, call.remote_target, _ignore, _ignore_timeout)
-        self._client[branch] = transaction
+        self.send_request(bye, call.remote_target)
+
+    def send_request(
+        self,
+        request: SipRequest,
+        destination: SipAddress,
+        on_response: Callable[[SipResponse], None] = ignore_response,
+        on_timeout: Callable[[], None] = ignore_timeout,
+    ) -> None:
+        """Send a request in a new client transaction (retransmitted until answered)."""
+        transaction = ClientTransaction(request, destination, on_response, on_timeout)
+        self._client[(request.top_via.branch, request.method)] = transaction
         self._send(transaction.start(self._now()))
 
     # -- API hang-up ---------------------------------------------------------------------
@@ -689,7 +702,9 @@ class SipGateway(asyncio.DatagramProtocol):
             if call.lifecycle.call_id == call_id:
                 if call.answered:
                     await self.end_call(call, "local", send_bye=True)
-                else:
+                elif call.outbound is not None:
+                    self.outbound.cancel(call, "canceled")
+                elif call.invite_transaction is not None:
                     call.canceled = True
                     self._respond(
                         call.invite_transaction,
@@ -714,14 +729,6 @@ def _flag(value: str | None) -> bool:
     return value is None or value.strip().lower() not in ("false", "0", "no", "off")
 
 
-def _ignore(response: SipResponse) -> None:
-    return None
-
-
-def _ignore_timeout() -> None:
-    return None
-
-
 class GatewayCallControl:
     """What the control API asks of live calls, answered by this process's gateway."""
 
@@ -729,7 +736,7 @@ class GatewayCallControl:
         self.gateway = gateway
 
     async def place_call(self, call: Call, number: PhoneNumber) -> None:
-        raise DialError("outbound SIP calling is not available in this version")
+        await self.gateway.outbound.place(call, number)
 
     async def hangup(self, call: Call) -> bool:
         return await self.gateway.hangup(call.id)

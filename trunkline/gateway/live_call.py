@@ -1,0 +1,51 @@
+"""One call this process carries: its SIP dialog, media and stored record."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass, field
+
+from trunkline.gateway.call_lifecycle import CallLifecycle
+from trunkline.gateway.media import MediaBridge
+from trunkline.gateway.rtp.transport import RtpEndpoint
+from trunkline.gateway.sip.message import SipRequest, SipResponse
+from trunkline.gateway.sip.transaction import ServerTransaction
+from trunkline.gateway.sip.uac import OutboundInvite
+from trunkline.storage.models import CallStatus, HangupReason
+
+SipAddress = tuple[str, int]
+CancelOutcome = tuple[CallStatus, HangupReason, str]  # status, hangup reason, failure detail
+
+
+def ignore_response(response: SipResponse) -> None:
+    return None
+
+
+def ignore_timeout() -> None:
+    return None
+
+
+@dataclass
+class LiveCall:
+    """One call this process carries: its dialog, media and stored record."""
+
+    sip_call_id: str
+    lifecycle: CallLifecycle
+    invite: SipRequest
+    source: SipAddress
+    local_tag: str
+    remote_from: str
+    local_to: str
+    remote_target: SipAddress
+    route_set: list[str]
+    invite_transaction: ServerTransaction | None = None  # inbound: the INVITE we answer
+    outbound: OutboundInvite | None = None  # outbound: the INVITE we sent, then its dialog
+    local_cseq: int = field(default_factory=lambda: secrets.randbelow(2**20) + 1)
+    endpoint: RtpEndpoint | None = None
+    bridge: MediaBridge | None = None
+    answered: bool = False
+    canceled: bool = False
+    ended: bool = False
+    reconnect_timer: asyncio.TimerHandle | None = None
+    cancel_outcome: CancelOutcome | None = None  # outbound: how a CANCEL we sent ends it

@@ -1,0 +1,244 @@
+"""Outbound calls: ``POST /place-call`` → INVITE through the number's trunk → agent bridge.
+
+The trunk is the bring-your-own number's ``trunk_address`` (with its digest
+credentials) or the configured default trunk. Status follows the responses:
+180/183 → ``ringing``; 2xx → ACK, the agent WebSocket is dialled, media is
+bridged and the call is ``answered``; 4xx/5xx/6xx or no response → ``failed``.
+A call not answered within the ring timeout is cancelled (``failed``, no
+answer); an API hang-up before the answer sends CANCEL (``canceled``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import TYPE_CHECKING
+
+from trunkline.gateway.call_lifecycle import CallLifecycle
+from trunkline.gateway.live_call import CancelOutcome, LiveCall, SipAddress
+from trunkline.gateway.media import MediaBridge
+from trunkline.gateway.rtp.transport import PortsExhausted
+from trunkline.gateway.sip.message import SipResponse, split_host_port
+from trunkline.gateway.sip.sdp import SdpError, build_sdp, negotiate, parse_sdp
+from trunkline.gateway.sip.transaction import T1
+from trunkline.gateway.sip.uac import (
+    Answered,
+    Credentials,
+    Failed,
+    OutboundInvite,
+    Resend,
+    Ringing,
+)
+from trunkline.services import DialError
+from trunkline.storage.models import Call, CallStatus, HangupReason, PhoneNumber
+
+if TYPE_CHECKING:
+    from trunkline.gateway.sip_gateway import SipGateway
+
+log = logging.getLogger("trunkline.sip.outbound")
+OFFERED_PAYLOAD_TYPES = [0, 8]  # PCMU, PCMA
+EVENT_PAYLOAD_TYPE = 101
+CANCEL_GIVE_UP_SECONDS = 64 * T1  # no final response after CANCEL (RFC 3261 §9.1)
+
+
+class OutboundCalls:
+    """Places and follows this process's outbound INVITEs for its gateway."""
+
+    def __init__(self, gateway: SipGateway) -> None:
+        self.gateway = gateway
+        self._ring_timers: dict[str, asyncio.TimerHandle] = {}
+        self._acks: dict[str, bytes] = {}  # last ACK per answered call, for lost-ACK resends
+
+    async def trunk_for(self, number: PhoneNumber) -> tuple[SipAddress, str, Credentials | None]:
+        """Where to send the INVITE, the host for the Request-URI, and the credentials."""
+        settings = self.gateway.services.settings
+        address = number.trunk_address or settings.sip_trunk_address
+        if not address:
+            raise DialError("no SIP trunk is configured for this number")
+        host, port = split_host_port(address.removeprefix("sip:"))
+        port = port or 5060
+        credentials: Credentials | None = None
+        if number.trunk_address:
+            if number.auth_username and number.auth_password_encrypted:
+                password = self.gateway.services.secret_box.decrypt(number.auth_password_encrypted)
+                credentials = Credentials(number.auth_username, password)
+        elif settings.sip_trunk_username:
+            credentials = Credentials(settings.sip_trunk_username, settings.sip_trunk_password)
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(
+                host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM
+            )
+        except OSError as exc:
+            raise DialError(f"trunk address {host!r} does not resolve") from exc
+        resolved = (str(infos[0][4][0]), int(infos[0][4][1]))
+        uri_host = host if port == 5060 else f"{host}:{port}"
+        return resolved, uri_host, credentials
+
+    async def place(self, record: Call, number: PhoneNumber) -> None:
+        """Send the INVITE; raises DialError when it cannot be sent at all."""
+        gateway = self.gateway
+        destination, uri_host, credentials = await self.trunk_for(number)
+        try:
+            endpoint = await gateway.ports.open()
+        except PortsExhausted:
+            raise DialError("no free media port") from None
+        via_host, via_port = gateway.advertised_address
+        invite = OutboundInvite(
+            request_uri=f"sip:{record.remote_phone_number}@{uri_host}",
+            from_number=record.local_phone_number,
+            to_number=record.remote_phone_number,
+            via_host=via_host,
+            via_port=via_port,
+            contact=gateway.contact(),
+            offer=build_sdp(
+                gateway.media_address,
+                endpoint.port,
+                OFFERED_PAYLOAD_TYPES,
+                event_payload_type=EVENT_PAYLOAD_TYPE,
+            ),
+            credentials=credentials,
+        )
+        request = invite.invite()
+        lifecycle = CallLifecycle(
+            record, gateway.services.repository, agent_identity_id=number.agent_identity_id
+        )
+        stored = await gateway.services.repository.update_call(
+            record.id, {"sip_call_id": invite.call_id}
+        )
+        if stored is not None:
+            lifecycle.record = stored
+        call = LiveCall(
+            sip_call_id=invite.call_id,
+            lifecycle=lifecycle,
+            invite=request,
+            source=destination,
+            local_tag=invite.local_tag,
+            remote_from="",
+            local_to="",
+            remote_target=destination,
+            route_set=[],
+            outbound=invite,
+            endpoint=endpoint,
+        )
+        gateway.calls[invite.call_id] = call
+        self._send_invite(call)
+        timeout = gateway.services.settings.sip_ring_timeout_seconds
+        self._ring_timers[invite.call_id] = asyncio.get_running_loop().call_later(
+            timeout, self.cancel, call, "no answer"
+        )
+
+    def _send_invite(self, call: LiveCall) -> None:
+        assert call.outbound is not None and call.outbound.current is not None
+        self.gateway.send_request(
+            call.outbound.current,
+            call.remote_target,
+            lambda response: self._on_response(call, response),
+            lambda: self._finish(call, "failed", "local", "no response from the trunk"),
+        )
+
+    def _on_response(self, call: LiveCall, response: SipResponse) -> None:
+        assert call.outbound is not None
+        if call.ended:
+            return
+        step = call.outbound.on_response(response)
+        if isinstance(step, Ringing):
+            self.gateway.spawn(call.lifecycle.transition("ringing"))
+        elif isinstance(step, Resend):
+            # After the transaction has sent its ACK for the challenge, not before.
+            asyncio.get_running_loop().call_soon(self._send_invite, call)
+        elif isinstance(step, Answered):
+            self._acks[call.sip_call_id] = step.ack.serialize()
+            self.resend_ack(call)
+            self.gateway.spawn(self._connect(call, step.sdp))
+        elif isinstance(step, Failed):
+            if call.cancel_outcome is not None:
+                self._finish(call, *call.cancel_outcome)
+            else:
+                self._finish(call, "failed", "rejected", f"{step.status} {step.reason}".strip())
+
+    def resend_ack(self, call: LiveCall) -> None:
+        ack = self._acks.get(call.sip_call_id)
+        if ack is not None and self.gateway.transport is not None:
+            self.gateway.transport.sendto(ack, call.remote_target)
+
+    async def _connect(self, call: LiveCall, sdp: bytes) -> None:
+        """The callee answered: dial the agent, bridge media, mark the call answered."""
+        gateway = self.gateway
+        self._stop_ring_timer(call)
+        call.answered = True
+        if call.canceled:  # the 2xx crossed our CANCEL: the call is over
+            await gateway.end_call(call, "local", send_bye=True)
+            return
+        try:
+            negotiated = negotiate(parse_sdp(sdp))
+        except SdpError as exc:
+            log.info("unusable SDP answer: %s", exc, extra={"call_id": call.lifecycle.call_id})
+            await self._abandon(call, f"unusable SDP answer: {exc}")
+            return
+        url = call.lifecycle.record.client_websocket_url
+        bridge_box: list[MediaBridge] = []  # agent text that arrives before the bridge waits
+        link = await gateway.dial_agent(call, url, bridge_box) if url else None
+        if call.ended:
+            if link is not None:
+                link.close(1000, "call ended")
+            return
+        if link is None:
+            await self._abandon(call, "agent unreachable")
+            return
+        assert call.endpoint is not None
+        bridge = gateway.bridge_media(call, link, negotiated, call.endpoint)
+        bridge_box.append(bridge)
+        bridge.start()
+        await gateway.mark_answered(call, link, url)
+
+    async def _abandon(self, call: LiveCall, detail: str) -> None:
+        """Answered by the callee but unusable: hang up and record the failure."""
+        gateway = self.gateway
+        gateway.send_request(call.outbound.bye(), call.remote_target)  # type: ignore[union-attr]
+        call.answered = False  # never bridged: not a completed conversation
+        await self._finish_async(call, "failed", "local", detail)
+
+    def cancel(self, call: LiveCall, why: str) -> None:
+        """Stop ringing: CANCEL the INVITE (ring timeout or API hang-up)."""
+        assert call.outbound is not None
+        self._stop_ring_timer(call)
+        if call.ended or call.answered or call.canceled:
+            return
+        call.canceled = True
+        outcome: CancelOutcome = ("failed" if why == "no answer" else "canceled", "local", why)
+        call.cancel_outcome = outcome
+        self.gateway.send_request(call.outbound.cancel(), call.remote_target)
+        asyncio.get_running_loop().call_later(
+            CANCEL_GIVE_UP_SECONDS, lambda: self._finish(call, *outcome)
+        )
+
+    def _stop_ring_timer(self, call: LiveCall) -> None:
+        timer = self._ring_timers.pop(call.sip_call_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _finish(
+        self, call: LiveCall, status: CallStatus, reason: HangupReason, detail: str
+    ) -> None:
+        self.gateway.spawn(self._finish_async(call, status, reason, detail))
+
+    async def _finish_async(
+        self, call: LiveCall, status: CallStatus, reason: HangupReason, detail: str
+    ) -> None:
+        """End a call that never reached ``answered``: ``failed`` or ``canceled``."""
+        if call.ended:
+            return
+        call.ended = True
+        self._stop_ring_timer(call)
+        self._acks.pop(call.sip_call_id, None)
+        self.gateway.calls.pop(call.sip_call_id, None)
+        if call.endpoint is not None:
+            self.gateway.ports.release(call.endpoint)
+        await call.lifecycle.transition(status, hangup_reason=reason, detail=detail or None)
+
+    def forget(self, call: LiveCall) -> None:
+        """The call ended through the gateway (BYE either way): drop our per-call state."""
+        self._stop_ring_timer(call)
+        self._acks.pop(call.sip_call_id, None)
