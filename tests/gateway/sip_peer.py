@@ -55,9 +55,11 @@ class CarrierCall:
         rtp, rtp_inbox, own_rtp = await bind_udp()
         return cls(sip, sip_inbox, own_sip, rtp, rtp_inbox, own_rtp, ("127.0.0.1", sip_port))
 
-    def _request(self, method: str, number: str, cseq: int, body: bytes = b"") -> SipRequest:
+    def request(
+        self, method: str, number: str, cseq: int, body: bytes = b"", branch: str | None = None
+    ) -> SipRequest:
         request = SipRequest(method=method, uri=f"sip:{number}@127.0.0.1:{self.target[1]}")
-        branch = "z9hG4bK" + secrets.token_hex(6)
+        branch = branch or "z9hG4bK" + secrets.token_hex(6)
         request.headers.add("Via", f"SIP/2.0/UDP 127.0.0.1:{self.sip_port};branch={branch}")
         request.headers.add("From", f"<sip:+14155550123@127.0.0.1>;tag={self.from_tag}")
         request.headers.add("To", self.to_header or f"<sip:{number}@127.0.0.1>")
@@ -78,13 +80,23 @@ class CarrierCall:
             if isinstance(message, SipResponse):
                 return message
 
-    async def invite(self, number: str, payload_types: str = "0 101") -> SipResponse:
+    async def invite(
+        self,
+        number: str,
+        payload_types: str = "0 101",
+        *,
+        cseq: int = 1,
+        headers: dict[str, str] | None = None,
+    ) -> SipResponse:
         sdp = (
             "v=0\r\no=carrier 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
             f"m=audio {self.rtp_port} RTP/AVP {payload_types}\r\n"
             "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
         ).encode()
-        self.sip.sendto(self._request("INVITE", number, 1, sdp).serialize(), self.target)
+        invite = self.request("INVITE", number, cseq, sdp)
+        for name, value in (headers or {}).items():
+            invite.headers.add(name, value)
+        self.sip.sendto(invite.serialize(), self.target)
         while True:
             response = await self.response()
             if response.status >= 200:
@@ -93,7 +105,11 @@ class CarrierCall:
         if response.status == 200:
             answer = parse_sdp(response.body)
             self.remote_media = (answer.address, answer.port)
-            self.sip.sendto(self._request("ACK", number, 1).serialize(), self.target)
+            self.sip.sendto(self.request("ACK", number, cseq).serialize(), self.target)
+        else:  # a non-2xx is ACKed inside the INVITE transaction: same branch (RFC 3261 §17.1.1.3)
+            ack = self.request("ACK", number, cseq, branch=invite.top_via.branch)
+            self.sip.sendto(ack.serialize(), self.target)
+            self.to_header = ""
         return response
 
     async def send_audio(self, frames: list[bytes], payload_type: int = 0) -> None:
@@ -128,7 +144,7 @@ class CarrierCall:
         return bytes(audio)
 
     async def bye(self, number: str) -> SipResponse:
-        self.sip.sendto(self._request("BYE", number, 2).serialize(), self.target)
+        self.sip.sendto(self.request("BYE", number, 2).serialize(), self.target)
         return await self.response()
 
     async def expect_request(self, method: str, wait_seconds: float = 10.0) -> SipRequest:

@@ -9,6 +9,12 @@ carries the SDP answer. CANCEL before the answer ends it with 487. BYE from
 either side ends the call; so does the agent's ``stop`` (trunkline sends
 BYE). OPTIONS is answered 200. Malformed requests get 400 when a response
 can be addressed, and are dropped (and counted) otherwise.
+
+Trunk security: requests from outside ``TRUNKLINE_SIP_TRUSTED_SOURCES`` spend a
+per-source budget (``sip.admission``) and are dropped unanswered beyond it; an
+INVITE from such a source is challenged (401) before the number is even looked
+up, and a wrong password and an unknown user both get the same 403.
+Outbound calls are placed by ``outbound_calls.OutboundCalls``.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any, cast
 import aiohttp
 
 from trunkline.control_api.routing import RouteTarget, load_inbound_route
+from trunkline.crypto import derive_key
 from trunkline.gateway.agent.link import AgentConnectError, AgentLink, connect_agent
 from trunkline.gateway.call_lifecycle import CallLifecycle
 from trunkline.gateway.clock import MediaClock
@@ -33,6 +40,8 @@ from trunkline.gateway.live_call import LiveCall, SipAddress, ignore_response, i
 from trunkline.gateway.media import MediaBridge
 from trunkline.gateway.outbound_calls import OutboundCalls
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
+from trunkline.gateway.sip.admission import SourceBudget, is_trusted
+from trunkline.gateway.sip.digest import DigestServer
 from trunkline.gateway.sip.message import (
     Address,
     SipParseError,
@@ -57,6 +66,7 @@ from trunkline.webhooks.ssrf import check_url_literal
 
 log = logging.getLogger("trunkline.sip")
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
+DIGEST_REALM = "trunkline"
 USER_AGENT = "trunkline"
 AGENT_CONNECT_SECONDS = 5.0
 INCOMING_WEBHOOK_SECONDS = 5.0
@@ -99,6 +109,13 @@ class SipGateway(asyncio.DatagramProtocol):
         self._tasks: set[asyncio.Task[None]] = set()
         self.malformed_dropped = 0
         self.bad_requests = 0
+        self.auth_refused = 0
+        settings = services.settings
+        self.trusted_networks = settings.trusted_networks()
+        self.budget = SourceBudget(settings.sip_unauthenticated_rate)
+        self.digest = DigestServer(
+            DIGEST_REALM, derive_key(services.master_key, "sip digest nonces")
+        )
         self.outbound = OutboundCalls(self)
 
     # -- lifecycle -----------------------------------------------------------------
@@ -209,6 +226,12 @@ class SipGateway(asyncio.DatagramProtocol):
                 # the ACK for our 2xx (a new branch)
                 self._send(call.invite_transaction.on_retransmission(request, self._now()))
             return
+        if (
+            request.call_id not in self.calls
+            and not is_trusted(source[0], self.trusted_networks)
+            and not self.budget.admit(source[0], self._now())
+        ):
+            return  # over its budget: dropped unanswered (and counted)
         transaction = ServerTransaction(request, self._reply_address(request, source))
         self._server[(branch, request.method)] = transaction
         if request.method == "INVITE":
@@ -324,6 +347,18 @@ class SipGateway(asyncio.DatagramProtocol):
         except SipParseError:
             dialled = None
         number = await self.services.repository.find_active_number(dialled) if dialled else None
+        if not is_trusted(source[0], self.trusted_networks):
+            # Before anything about the number is revealed: unknown numbers, unknown users
+            # and wrong passwords all get the same challenge or the same 403.
+            verdict = self._digest_verdict(request, number)
+            if verdict != "ok":
+                self.auth_refused += 1
+                if verdict == "denied":
+                    reject(403)
+                else:
+                    challenge = self.digest.challenge(stale=verdict == "stale")
+                    reject(401, WWW_Authenticate=challenge)
+                return
         if number is None:
             reject(404)
             return
@@ -365,6 +400,20 @@ class SipGateway(asyncio.DatagramProtocol):
             if not call.answered:
                 reject(500)
             await self.end_call(call, "local", send_bye=call.answered)
+
+    def _digest_verdict(self, request: SipRequest, number: PhoneNumber | None) -> str:
+        """ "ok", "stale", "missing" or "denied" for an INVITE from an untrusted source."""
+        header = request.headers.get("Authorization")
+        if header is None:
+            return "missing"
+        settings = self.services.settings
+        passwords: dict[str, str] = {}
+        if settings.sip_trunk_username:
+            passwords[settings.sip_trunk_username] = settings.sip_trunk_password
+        if number is not None and number.auth_username and number.auth_password_encrypted:
+            sealed = number.auth_password_encrypted
+            passwords[number.auth_username] = self.services.secret_box.decrypt(sealed)
+        return self.digest.verify(header, "INVITE", passwords)
 
     def _remote_target(self, request: SipRequest, source: SipAddress) -> SipAddress:
         """Where in-dialog requests go: the Contact's address when it is literal, else the source."""

@@ -1,0 +1,116 @@
+"""Inbound trunk security on real sockets: trusted networks, digest auth, per-source budget."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
+from tests.gateway.sip_peer import CarrierCall
+from trunkline.gateway.sip.admission import SourceBudget
+from trunkline.gateway.sip.digest import Challenge
+from trunkline.gateway.sip.message import SipResponse
+
+UNKNOWN_NUMBER = "+15550109999"
+
+
+def distrust_loopback(trunkline: Trunkline) -> None:
+    """Make the test carrier (on 127.0.0.1) an untrusted source."""
+    trunkline.gateway.trusted_networks = [ipaddress.ip_network("192.0.2.0/24")]
+    settings = trunkline.services.settings
+    settings.sip_trunk_username = "carrier"
+    settings.sip_trunk_password = "correct horse"
+
+
+async def invite_with_credentials(
+    trunkline: Trunkline, number: str, username: str, password: str
+) -> tuple[SipResponse, SipResponse, CarrierCall]:
+    carrier = await CarrierCall.open(trunkline.sip_port)
+    challenge = await carrier.invite(number)
+    header = challenge.headers.get("WWW-Authenticate")
+    assert header is not None
+    uri = f"sip:{number}@127.0.0.1:{trunkline.sip_port}"
+    authorization = Challenge.parse(header).authorization(username, password, "INVITE", uri)
+    final = await carrier.invite(number, cseq=2, headers={"Authorization": authorization})
+    return challenge, final, carrier
+
+
+async def test_untrusted_source_is_challenged_before_anything_is_revealed(
+    trunkline: Trunkline, echo_agent: EchoAgent
+) -> None:
+    await trunkline.number("auto_accept", echo_agent.url)
+    distrust_loopback(trunkline)
+    for number in (NUMBER, UNKNOWN_NUMBER):
+        carrier = await CarrierCall.open(trunkline.sip_port)
+        try:
+            response = await carrier.invite(number)
+        finally:
+            carrier.close()
+        assert response.status == 401
+        challenge = Challenge.parse(response.headers.get("WWW-Authenticate") or "")
+        assert challenge.realm == "trunkline"
+    assert not echo_agent.calls
+
+
+async def test_digest_authenticated_invite_is_answered(
+    trunkline: Trunkline, echo_agent: EchoAgent
+) -> None:
+    await trunkline.number("auto_accept", echo_agent.url)
+    distrust_loopback(trunkline)
+    challenge, final, carrier = await invite_with_credentials(
+        trunkline, NUMBER, "carrier", "correct horse"
+    )
+    try:
+        assert (challenge.status, final.status) == (401, 200)
+        assert (await carrier.bye(NUMBER)).status == 200
+    finally:
+        carrier.close()
+
+
+async def test_unknown_user_and_wrong_password_get_the_same_answer(
+    trunkline: Trunkline, echo_agent: EchoAgent
+) -> None:
+    await trunkline.number("auto_accept", echo_agent.url)
+    distrust_loopback(trunkline)
+    answers = []
+    for number, username, password in [
+        (NUMBER, "carrier", "wrong"),
+        (NUMBER, "nobody", "correct horse"),
+        (UNKNOWN_NUMBER, "carrier", "wrong"),
+    ]:
+        _, final, carrier = await invite_with_credentials(trunkline, number, username, password)
+        carrier.close()
+        answers.append((final.status, final.reason))
+    assert answers == [(403, "Forbidden")] * 3
+    assert trunkline.gateway.auth_refused == 6  # three challenges, three refusals
+    assert not echo_agent.calls
+
+
+async def test_untrusted_sources_are_rate_limited_and_trusted_ones_are_not(
+    trunkline: Trunkline,
+) -> None:
+    gateway = trunkline.gateway
+    gateway.budget = SourceBudget(rate=5.0)  # burst of 10
+    carrier = await CarrierCall.open(trunkline.sip_port)
+    try:
+        for cseq in range(30):
+            carrier.sip.sendto(
+                carrier.request("OPTIONS", NUMBER, cseq + 1).serialize(), carrier.target
+            )
+        trusted_answers = [await carrier.response(2.0) for _ in range(30)]
+        assert all(r.status == 200 for r in trusted_answers)
+        distrust_loopback(trunkline)
+        for cseq in range(30):
+            carrier.sip.sendto(
+                carrier.request("OPTIONS", NUMBER, cseq + 1).serialize(), carrier.target
+            )
+        answered = 0
+        try:
+            while True:
+                await carrier.response(1.0)
+                answered += 1
+        except TimeoutError:
+            pass
+    finally:
+        carrier.close()
+    assert 10 <= answered <= 12  # the burst, plus what refilled while sending
+    assert gateway.budget.dropped == 30 - answered

@@ -1,0 +1,55 @@
+"""Who may send SIP requests: trusted carrier networks, and a budget for everyone else.
+
+Requests from a configured carrier network (``TRUNKLINE_SIP_TRUSTED_SOURCES``)
+are admitted as they are. Requests from any other address spend tokens from a
+per-source bucket (``rate`` per second, a burst of twice that); when it is
+empty the request is dropped unanswered, so scanners get neither a response
+nor the work of one. The table of buckets is bounded: the least recently seen
+source is forgotten first. INVITEs from untrusted sources must then pass
+digest authentication (``SipGateway``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import OrderedDict
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+MAX_TRACKED_SOURCES = 10_000
+
+
+def is_trusted(host: str, networks: list[Network]) -> bool:
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
+
+
+class SourceBudget:
+    """Token buckets per source address, bounded in size, on a caller-supplied clock."""
+
+    def __init__(self, rate: float, max_sources: int = MAX_TRACKED_SOURCES) -> None:
+        self.rate = rate
+        self.burst = 2.0 * rate
+        self.max_sources = max_sources
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, at
+        self.dropped = 0
+
+    def admit(self, host: str, now: float) -> bool:
+        tokens, at = self._buckets.pop(host, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        admitted = tokens >= 1.0
+        if admitted:
+            tokens -= 1.0
+        else:
+            self.dropped += 1
+        self._buckets[host] = (tokens, now)
+        if len(self._buckets) > self.max_sources:
+            self._buckets.popitem(last=False)
+        return admitted
+
+    def __len__(self) -> int:
+        return len(self._buckets)
