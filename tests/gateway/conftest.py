@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -61,7 +62,7 @@ class EchoAgent:
                 if event == "media":
                     media_frames += 1
                     payload = frame["media"]["payload"]
-                    call.media_bytes += len(payload) * 3 // 4
+                    call.media_bytes += len(base64.b64decode(payload))
                     await connection.send(
                         json.dumps({"event": "media", "media": {"payload": payload}})
                     )

@@ -73,6 +73,10 @@ INCOMING_WEBHOOK_SECONDS = 5.0
 AGENT_RECONNECT_GRACE_SECONDS = 5.0
 
 
+class CallDeclined(Exception):
+    """The incoming-call webhook answered ``{"action": "reject"}``."""
+
+
 def normalise_e164(user: str | None) -> str | None:
     """The dialled number as E.164 (+ and digits), or None when it is not a phone number."""
     if not user:
@@ -473,7 +477,15 @@ class SipGateway(asyncio.DatagramProtocol):
         for target in targets:
             if call.canceled:
                 break
-            url = await self._agent_url(call, number, target)
+            try:
+                url = await self._agent_url(call, number, target)
+            except CallDeclined:
+                self._respond(transaction, response_to(request, 603, to_tag=call.local_tag))
+                await call.lifecycle.transition(
+                    "failed", hangup_reason="rejected", detail="declined by webhook"
+                )
+                self.calls.pop(call.sip_call_id, None)
+                return
             if url is None:
                 continue
             link = await self.dial_agent(call, url, bridge_box)
@@ -613,7 +625,10 @@ class SipGateway(asyncio.DatagramProtocol):
         except (aiohttp.ClientError, TimeoutError, ValueError, OSError) as exc:
             log.info("incoming-call webhook failed: %s", exc, extra={"call_id": record.id})
             return None
+        if isinstance(reply, dict) and reply.get("action") == "reject":
+            raise CallDeclined
         if not isinstance(reply, dict) or reply.get("action") != "answer":
+            log.info("incoming-call webhook gave no decision", extra={"call_id": record.id})
             return None
         url = reply.get("client_websocket_url") or target.client_websocket_url
         return url if isinstance(url, str) else None
