@@ -14,6 +14,7 @@ from aiohttp import web
 from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall
 from trunkline.gateway.rtp.packet import build_packet
+from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip.message import SipResponse, parse_message
 
 
@@ -189,3 +190,23 @@ async def test_malformed_sip_gets_400_or_is_dropped_and_counted(trunkline: Trunk
         _exchange, port, (VALID_HEAD.format(n=4) + "Content-Length: 0\r\n\r\n").encode()
     )
     assert ok is not None and ok.status == 200  # still serving
+
+
+async def test_at_capacity_the_call_gets_503_with_retry_after(
+    trunkline: Trunkline, echo_agent: EchoAgent
+) -> None:
+    await trunkline.number("auto_accept", echo_agent.url)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        low = int(probe.getsockname()[1]) & ~1
+    trunkline.gateway.ports = RtpPortAllocator("127.0.0.1", low, low + 1)  # room for one call
+    first = await CarrierCall.open(trunkline.sip_port)
+    second = await CarrierCall.open(trunkline.sip_port)
+    try:
+        assert (await first.invite(NUMBER)).status == 200
+        busy = await second.invite(NUMBER)
+        assert (busy.status, busy.headers.get("Retry-After")) == (503, "30")
+        assert (await first.bye(NUMBER)).status == 200
+    finally:
+        first.close()
+        second.close()

@@ -511,10 +511,9 @@ class SipGateway(asyncio.DatagramProtocol):
             endpoint = await self.ports.open()
         except PortsExhausted:
             link.close(1011, "no media port")
-            self._respond(
-                transaction,
-                response_to(request, 503, to_tag=call.local_tag),
-            )
+            busy = response_to(request, 503, to_tag=call.local_tag)
+            busy.headers.add("Retry-After", "30")  # at capacity: every RTP port is in use
+            self._respond(transaction, busy)
             await call.lifecycle.transition("failed", hangup_reason="rejected", detail="no port")
             self.calls.pop(call.sip_call_id, None)
             return

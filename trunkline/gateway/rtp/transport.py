@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
+import time
 from typing import cast
 
 from trunkline.gateway.rtp.session import RtpSession
@@ -56,19 +57,31 @@ class RtpEndpoint(asyncio.DatagramProtocol):
             self.transport = None
 
 
+QUARANTINE_SECONDS = 10.0
+
+
 class PortsExhausted(Exception):
     """Every RTP port of the range is in use (the call is answered 503)."""
 
 
 class RtpPortAllocator:
-    """Binds RTP sockets on even ports of [low, high]; at most one call per port."""
+    """Binds RTP sockets on even ports of [low, high]; at most one call per port.
 
-    def __init__(self, host: str, low: int, high: int) -> None:
+    A released port rests for ``quarantine_seconds`` before it is handed out
+    again, so late packets of the call that used it cannot reach the next one;
+    resting ports are used (oldest first) only when no other port is free.
+    """
+
+    def __init__(
+        self, host: str, low: int, high: int, quarantine_seconds: float = QUARANTINE_SECONDS
+    ) -> None:
         if low > high:
             raise ValueError("empty RTP port range")
         self.host = host
+        self.quarantine_seconds = quarantine_seconds
         self._ports = [p for p in range(low + (low % 2), high + 1, 2)]
         self._in_use: set[int] = set()
+        self._released_at: dict[int, float] = {}  # at most one entry per port of the range
         self.exhausted = 0
 
     @property
@@ -77,9 +90,15 @@ class RtpPortAllocator:
 
     async def open(self) -> RtpEndpoint:
         loop = asyncio.get_running_loop()
-        free = [p for p in self._ports if p not in self._in_use]
+        now = time.monotonic()
+        resting = {
+            port: at for port, at in self._released_at.items() if now - at < self.quarantine_seconds
+        }
+        free = [p for p in self._ports if p not in self._in_use and p not in resting]
         start = secrets.randbelow(len(free)) if free else 0
-        for port in free[start:] + free[:start]:
+        candidates = free[start:] + free[:start]
+        candidates += sorted((p for p in resting if p not in self._in_use), key=resting.__getitem__)
+        for port in candidates:
             endpoint = RtpEndpoint()
             try:
                 transport, _ = await loop.create_datagram_endpoint(
@@ -91,11 +110,13 @@ class RtpPortAllocator:
                 continue  # taken by another process: try the next
             endpoint.transport = transport  # uvloop calls connection_made a turn later
             self._in_use.add(port)
+            self._released_at.pop(port, None)
             return endpoint
         self.exhausted += 1
         raise PortsExhausted(f"no free RTP port in {self._ports[:1]}..{self._ports[-1:]}")
 
     def release(self, endpoint: RtpEndpoint) -> None:
-        if endpoint.transport is not None:
+        if endpoint.transport is not None and endpoint.port in self._in_use:
             self._in_use.discard(endpoint.port)
+            self._released_at[endpoint.port] = time.monotonic()
         endpoint.close()
