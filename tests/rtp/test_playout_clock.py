@@ -25,6 +25,17 @@ def test_chunks_are_reframed_and_marks_echo_after_their_audio() -> None:
     assert playout.tick() is None
 
 
+def test_large_chunks_lose_nothing() -> None:
+    """An agent's chunk may hold many frames (a whole TTS sentence): all of them play."""
+    playout = Playout(lambda name: None)
+    playout.push(b"\x20" * 800)
+    sentence = bytes(range(256)) * 250  # 64,000 bytes: 400 frames in one push
+    playout.push(sentence)
+    played = b"".join(iter(playout.tick, None))
+    assert played == b"\x20" * 800 + sentence
+    assert playout.dropped_frames == 0
+
+
 def test_mark_with_nothing_queued_echoes_at_once() -> None:
     marks: list[str] = []
     playout = Playout(marks.append)

@@ -48,4 +48,6 @@ class LiveCall:
     canceled: bool = False
     ended: bool = False
     reconnect_timer: asyncio.TimerHandle | None = None
-    cancel_outcome: CancelOutcome | None = None  # outbound: how a CANCEL we sent ends it
+    cancel_outcome: CancelOutcome | None = None
+    agent_protocol: str = "inkbox"  # the number's options when the call began
+    agent_audio: str = "mulaw8k"  # outbound: how a CANCEL we sent ends it

@@ -2,9 +2,12 @@
 
 Caller → agent: each RTP payload arrives in ``datagram_received`` and is sent
 to the agent as a ``media`` frame right there (μ-law is passed through; A-law
-is transcoded by one table lookup). Agent → caller: ``media`` payloads go
-into the call's ``Playout``; the shared 20 ms tick takes one frame per call
-and sends it as RTP. Nothing here creates a task or queue per frame.
+is transcoded by one table lookup; PCM formats are decoded and resampled by
+the call's persistent converter). Agent → caller: ``media`` payloads (or
+binary frames) are converted to μ-law and go into the call's ``Playout``; the
+shared 20 ms tick takes one frame per call and sends it as RTP. The wire
+protocol (Inkbox or the Twilio persona) is the call's ``AgentPersona``.
+Nothing here creates a task or queue per frame.
 """
 
 from __future__ import annotations
@@ -13,7 +16,13 @@ import logging
 import uuid
 from collections.abc import Callable
 
-from trunkline.codecs.g711 import ALAW_TO_ULAW, ULAW_TO_ALAW
+from trunkline.codecs.g711 import ULAW_TO_ALAW
+from trunkline.gateway.agent.formats import (
+    AGENT_FORMATS,
+    AgentAudioFormat,
+    AgentToCaller,
+    CallerToAgent,
+)
 from trunkline.gateway.agent.inkbox_protocol import (
     AgentAudioDone,
     AgentClear,
@@ -23,14 +32,9 @@ from trunkline.gateway.agent.inkbox_protocol import (
     AgentStop,
     AgentText,
     AgentTranscript,
-    MediaFrameEncoder,
-    dtmf_frame,
-    mark_frame,
-    parse_agent_frame,
-    start_frame,
-    stop_frame,
 )
 from trunkline.gateway.agent.link import AgentLink
+from trunkline.gateway.agent.persona import AgentPersona, persona_for
 from trunkline.gateway.clock import MediaClock
 from trunkline.gateway.playout import Playout
 from trunkline.gateway.rtp.session import RtpSession
@@ -54,17 +58,27 @@ class MediaBridge:
         on_agent_stop: Callable[[str | None], None],
         on_transcript: Callable[[str, str], None] | None = None,
         max_playout_seconds: float = 60.0,
+        agent_protocol: str = "inkbox",
+        organization_id: str = "",
+        agent_format: AgentAudioFormat = AGENT_FORMATS["mulaw8k"],
+        custom_parameters: dict[str, str] | None = None,
     ) -> None:
         self.call_id = call_id
         self.stream_id = str(uuid.uuid4())
         self.endpoint = endpoint
         self.alaw = payload_type == 8
+        self.persona: AgentPersona = persona_for(
+            agent_protocol, call_id, organization_id, self.stream_id
+        )
+        self.agent_format = agent_format
+        self._custom = custom_parameters or {}
+        self._to_agent = CallerToAgent(agent_format, alaw=self.alaw)
+        self._to_caller = AgentToCaller(agent_format)
         self.session = RtpSession(
             payload_type, event_payload_type, self._caller_audio, self._caller_digit, remote=remote
         )
         endpoint.session = self.session
         self.playout = Playout(self._mark_played, max_seconds=max_playout_seconds)
-        self._encoder = MediaFrameEncoder(self.stream_id)
         self._clock = clock
         self._tick_handle: int | None = None
         self._on_agent_stop = on_agent_stop
@@ -76,7 +90,9 @@ class MediaBridge:
     # -- wiring ----------------------------------------------------------------------
     def attach_agent(self, link: AgentLink) -> None:
         self.link = link
-        link.send_text(start_frame(self.stream_id, self.call_id))
+        link.on_binary = self.agent_audio
+        for frame in self.persona.opening(self.agent_format, self._custom):
+            link.send_text(frame)
 
     def start(self) -> None:
         if self._tick_handle is None:
@@ -90,7 +106,7 @@ class MediaBridge:
         self.endpoint.session = None
         link, self.link = self.link, None
         if link is not None and link.open:
-            link.send_text(stop_frame(reason))
+            link.send_text(self.persona.stop(reason))
             link.close(1000, reason)
 
     # -- caller -> agent -------------------------------------------------------------
@@ -98,25 +114,25 @@ class MediaBridge:
         link = self.link
         if link is None:
             return
-        audio = bytes(payload).translate(ALAW_TO_ULAW) if self.alaw else payload
-        if link.send_text(self._encoder.encode(audio), droppable=True):
+        audio = self._to_agent.convert(payload)
+        if audio and link.send_text(self.persona.media(audio), droppable=True):
             self.frames_to_agent += 1
 
     def _caller_digit(self, digit: str) -> None:
         if self.link is not None:
-            self.link.send_text(dtmf_frame(digit))
+            self.link.send_text(self.persona.dtmf(digit))
 
     # -- agent -> caller -------------------------------------------------------------
     def agent_text(self, text: str) -> None:
         """One text frame from the agent (called from the link's data_received)."""
         try:
-            message = parse_agent_frame(text)
+            message = self.persona.parse(text)
         except AgentProtocolError as exc:
             self.agent_frames_rejected += 1
             log.debug("agent frame rejected: %s", exc, extra={"call_id": self.call_id})
             return
         if isinstance(message, AgentMedia):
-            self.playout.push(message.payload)
+            self.agent_audio(message.payload)
         elif isinstance(message, AgentMark):
             self.playout.mark(message.name)
         elif isinstance(message, AgentClear):
@@ -131,9 +147,13 @@ class MediaBridge:
         elif isinstance(message, AgentText):
             self.agent_frames_rejected += 1  # text-to-speech arrives with the speech engines
 
+    def agent_audio(self, audio: bytes) -> None:
+        """Agent audio in its own format (a ``media`` payload or a binary frame)."""
+        self.playout.push(self._to_caller.convert(audio))
+
     def _mark_played(self, name: str) -> None:
         if self.link is not None:
-            self.link.send_text(mark_frame(name))
+            self.link.send_text(self.persona.mark(name))
 
     def _tick(self) -> None:
         frame = self.playout.tick()

@@ -121,6 +121,8 @@ class OutboundCalls:
             route_set=[],
             outbound=invite,
             endpoint=endpoint,
+            agent_protocol=number.agent_protocol,
+            agent_audio=number.agent_audio,
         )
         gateway.calls[invite.call_id] = call
         self._send_invite(call)

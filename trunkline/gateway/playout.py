@@ -18,6 +18,7 @@ from trunkline.codecs.reframe import Reframer
 FRAME_BYTES = 160
 MULAW_SILENCE = 0xFF
 DEFAULT_MAX_SECONDS = 60.0
+MAX_CHUNK_BYTES = 512 * 1024  # above the largest media payload an agent frame may carry
 
 
 class Playout:
@@ -38,7 +39,8 @@ class Playout:
         self.on_mark = on_mark
         self.max_frames = max(1, int(max_seconds * 50))
         self._frames: deque[bytes] = deque()
-        self._reframer = Reframer(FRAME_BYTES, max_pending=FRAME_BYTES * 4)
+        # Big enough for the largest agent chunk: the backlog bound is max_frames, not this.
+        self._reframer = Reframer(FRAME_BYTES, max_pending=MAX_CHUNK_BYTES)
         self._marks: deque[tuple[int, str]] = deque()  # (frames queued before it, name)
         self._played = 0  # frames taken from the queue so far
         self._queued = 0  # frames ever queued

@@ -33,6 +33,7 @@ import aiohttp
 
 from trunkline.control_api.routing import RouteTarget, load_inbound_route
 from trunkline.crypto import derive_key
+from trunkline.gateway.agent.formats import AGENT_FORMATS
 from trunkline.gateway.agent.link import AgentConnectError, AgentLink, connect_agent
 from trunkline.gateway.call_lifecycle import CallLifecycle
 from trunkline.gateway.clock import MediaClock
@@ -395,6 +396,8 @@ class SipGateway(asyncio.DatagramProtocol):
             local_to=f"{request.headers.get('To')};tag={local_tag}",
             remote_target=self._remote_target(request, source),
             route_set=request.headers.get_all("Record-Route"),
+            agent_protocol=number.agent_protocol,
+            agent_audio=number.agent_audio,
         )
         self.calls[request.call_id] = call
         try:
@@ -535,6 +538,7 @@ class SipGateway(asyncio.DatagramProtocol):
         self, call: LiveCall, link: AgentLink, negotiated: Negotiated, endpoint: RtpEndpoint
     ) -> MediaBridge:
         """The media bridge between the call's RTP endpoint and its agent link."""
+        record = call.lifecycle.record
         bridge = MediaBridge(
             call.lifecycle.call_id,
             endpoint,
@@ -544,6 +548,10 @@ class SipGateway(asyncio.DatagramProtocol):
             clock=self.clock,
             on_agent_stop=lambda reason: self.spawn(self.end_call(call, "local", send_bye=True)),
             on_transcript=lambda party, text: self.spawn(self._store_transcript(call, party, text)),
+            agent_protocol=call.agent_protocol,
+            organization_id=record.organization_id,
+            agent_format=AGENT_FORMATS.get(call.agent_audio, AGENT_FORMATS["mulaw8k"]),
+            custom_parameters=_custom_parameters(record),
         )
         call.bridge = bridge
         bridge.attach_agent(link)
@@ -786,6 +794,17 @@ def _target_uri(call: LiveCall) -> str:
             pass
     host, port = call.remote_target
     return f"sip:{host}:{port}"
+
+
+def _custom_parameters(record: Call) -> dict[str, str]:
+    """What a Twilio-persona agent finds in ``start.customParameters``."""
+    inbound = record.direction == "inbound"
+    return {
+        "call_id": record.id,
+        "from": record.remote_phone_number if inbound else record.local_phone_number,
+        "to": record.local_phone_number if inbound else record.remote_phone_number,
+        "direction": record.direction,
+    }
 
 
 def _flag(value: str | None) -> bool:

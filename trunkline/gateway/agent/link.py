@@ -51,6 +51,7 @@ class AgentLink(asyncio.Protocol):
             raise AgentConnectError(f"invalid agent URL: {exc}") from None
         self._headers = dict(headers)
         self._on_text = on_text
+        self.on_binary: Callable[[bytes], None] | None = None
         self._on_closed = on_closed
         self._max_buffer = max_buffer_bytes
         self._transport: asyncio.Transport | None = None
@@ -110,8 +111,11 @@ class AgentLink(asyncio.Protocol):
             except UnicodeDecodeError:
                 return  # the protocol layer already fails invalid UTF-8
             self._on_text(text)
-        # Binary frames are not part of the Inkbox protocol; pings are answered by
-        # the protocol object itself; CLOSE is answered and ends the connection.
+        elif frame.opcode is Opcode.BINARY:
+            self.frames_in += 1
+            if self.on_binary is not None:
+                self.on_binary(bytes(frame.data))  # raw audio in the agent's format
+        # Pings are answered by the protocol object itself; CLOSE ends the connection.
 
     # -- sending ------------------------------------------------------------------
     @property

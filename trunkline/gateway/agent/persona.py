@@ -1,0 +1,70 @@
+"""Which wire protocol an agent speaks (a per-number option), behind one interface."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from trunkline.gateway.agent.formats import AgentAudioFormat
+from trunkline.gateway.agent.inkbox_protocol import (
+    AgentMessage,
+    MediaFrameEncoder,
+    dtmf_frame,
+    mark_frame,
+    parse_agent_frame,
+    start_frame,
+    stop_frame,
+)
+from trunkline.gateway.agent.twilio_protocol import TwilioPersona
+
+
+class AgentPersona(Protocol):
+    """Encodes what trunkline tells the agent and parses what the agent says."""
+
+    def opening(self, agent_format: AgentAudioFormat, custom: dict[str, str]) -> list[str]:
+        """The frames that open the stream (``start``, and ``connected`` for Twilio)."""
+        ...
+
+    def media(self, payload: bytes | memoryview, duration_ms: int = 20) -> str: ...
+
+    def dtmf(self, digit: str) -> str: ...
+
+    def mark(self, name: str) -> str: ...
+
+    def stop(self, reason: str) -> str: ...
+
+    def parse(self, text: str) -> AgentMessage: ...
+
+
+class InkboxPersona:
+    """The Inkbox media-stream protocol (the default)."""
+
+    __slots__ = ("_encoder", "call_id", "stream_id")
+
+    def __init__(self, call_id: str, stream_id: str) -> None:
+        self.call_id = call_id
+        self.stream_id = stream_id
+        self._encoder = MediaFrameEncoder(stream_id)
+
+    def opening(self, agent_format: AgentAudioFormat, custom: dict[str, str]) -> list[str]:
+        return [start_frame(self.stream_id, self.call_id, agent_format.inkbox_media_format())]
+
+    def media(self, payload: bytes | memoryview, duration_ms: int = 20) -> str:
+        return self._encoder.encode(payload, duration_ms)
+
+    def dtmf(self, digit: str) -> str:
+        return dtmf_frame(digit)
+
+    def mark(self, name: str) -> str:
+        return mark_frame(name)
+
+    def stop(self, reason: str) -> str:
+        return stop_frame(reason)
+
+    def parse(self, text: str) -> AgentMessage:
+        return parse_agent_frame(text)
+
+
+def persona_for(protocol: str, call_id: str, organization_id: str, stream_id: str) -> AgentPersona:
+    if protocol == "twilio":
+        return TwilioPersona(call_id, organization_id)
+    return InkboxPersona(call_id, stream_id)

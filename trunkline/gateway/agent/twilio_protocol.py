@@ -1,0 +1,133 @@
+"""The Twilio Media Streams persona, sans I/O: what an agent written for Twilio expects.
+
+Outbound: ``connected``, then ``start`` (``streamSid``, ``callSid``,
+``accountSid``, ``tracks``, ``customParameters``, ``mediaFormat``), ``media``
+with string ``chunk``/``timestamp``, ``dtmf``, ``mark`` and ``stop`` — every
+message carries a string ``sequenceNumber`` counting all messages sent, and
+``streamSid``. Inbound: ``media``, ``mark``, ``clear`` (and ``stop``, an
+extension letting the agent hang up). Identifiers keep Twilio's shapes
+(``MZ``/``CA``/``AC`` + 32 hex digits) derived from trunkline's own ids.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from typing import Any
+
+from trunkline.gateway.agent.formats import AgentAudioFormat
+from trunkline.gateway.agent.inkbox_protocol import (
+    MAX_FRAME_CHARS,
+    MAX_MEDIA_BYTES,
+    AgentClear,
+    AgentMark,
+    AgentMedia,
+    AgentMessage,
+    AgentProtocolError,
+    AgentStop,
+)
+
+
+def twilio_sid(prefix: str, source: str) -> str:
+    """A Twilio-shaped identifier: two letters and 32 hex digits, stable for ``source``."""
+    return prefix + hashlib.sha256(source.encode()).hexdigest()[:32]
+
+
+class TwilioPersona:
+    """Frames for one stream in Twilio's format (one instance per call)."""
+
+    __slots__ = ("_chunk", "_media_prefix", "_sequence", "_timestamp_ms", "call_sid",
+                 "account_sid", "stream_sid")  # fmt: skip
+
+    def __init__(self, call_id: str, organization_id: str) -> None:
+        self.stream_sid = twilio_sid("MZ", "stream:" + call_id)
+        self.call_sid = twilio_sid("CA", "call:" + call_id)
+        self.account_sid = twilio_sid("AC", "account:" + organization_id)
+        self._sequence = 0
+        self._chunk = 0
+        self._timestamp_ms = 0
+        self._media_prefix = '{"event":"media","streamSid":' + json.dumps(self.stream_sid)
+
+    def _next(self) -> str:
+        self._sequence += 1
+        return str(self._sequence)
+
+    def _message(self, event: str, **fields: Any) -> str:
+        body = {"event": event, "sequenceNumber": self._next(), **fields}
+        body["streamSid"] = self.stream_sid
+        return json.dumps(body, separators=(",", ":"))
+
+    def opening(self, agent_format: AgentAudioFormat, custom: dict[str, str]) -> list[str]:
+        connected = json.dumps(
+            {"event": "connected", "protocol": "Call", "version": "1.0.0"}, separators=(",", ":")
+        )
+        start = self._message(
+            "start",
+            start={
+                "streamSid": self.stream_sid,
+                "accountSid": self.account_sid,
+                "callSid": self.call_sid,
+                "tracks": ["inbound"],
+                "customParameters": custom,
+                "mediaFormat": agent_format.twilio_media_format(),
+            },
+        )
+        return [connected, start]
+
+    def media(self, payload: bytes | memoryview, duration_ms: int = 20) -> str:
+        self._chunk += 1
+        frame = (
+            f'{self._media_prefix},"sequenceNumber":"{self._next()}","media":{{"track":"inbound",'
+            f'"chunk":"{self._chunk}","timestamp":"{self._timestamp_ms}",'
+            f'"payload":"{base64.b64encode(payload).decode("ascii")}"}}}}'
+        )
+        self._timestamp_ms += duration_ms
+        return frame
+
+    def dtmf(self, digit: str) -> str:
+        return self._message("dtmf", dtmf={"track": "inbound_track", "digit": digit})
+
+    def mark(self, name: str) -> str:
+        return self._message("mark", mark={"name": name})
+
+    def stop(self, reason: str) -> str:
+        return self._message(
+            "stop", stop={"accountSid": self.account_sid, "callSid": self.call_sid}
+        )
+
+    def parse(self, text: str) -> AgentMessage:
+        return parse_twilio_agent_frame(text)
+
+
+def parse_twilio_agent_frame(text: str) -> AgentMessage:
+    if len(text) > MAX_FRAME_CHARS:
+        raise AgentProtocolError("frame too large")
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        raise AgentProtocolError("frame is not JSON") from None
+    if not isinstance(frame, dict):
+        raise AgentProtocolError("frame must be an object")
+    event = frame.get("event")
+    if event == "media":
+        media = frame.get("media")
+        payload = media.get("payload") if isinstance(media, dict) else None
+        if not isinstance(payload, str) or len(payload) > MAX_MEDIA_BYTES * 2:
+            raise AgentProtocolError("media.payload must be a base64 string")
+        try:
+            return AgentMedia(base64.b64decode(payload, validate=True))
+        except (binascii.Error, ValueError):
+            raise AgentProtocolError("media.payload is not base64") from None
+    if event == "mark":
+        mark = frame.get("mark")
+        name = mark.get("name") if isinstance(mark, dict) else None
+        if not isinstance(name, str) or len(name) > 256:
+            raise AgentProtocolError("mark.name must be a string of at most 256 characters")
+        return AgentMark(name)
+    if event == "clear":
+        return AgentClear()
+    if event == "stop":
+        return AgentStop("agent")
+    raise AgentProtocolError(f"unknown event {str(event)[:40]!r}")
