@@ -13,6 +13,7 @@ from aiohttp import web
 
 from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall
+from trunkline.gateway.media import RtpLeg
 from trunkline.gateway.rtp.packet import build_packet
 from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip.message import SipResponse, parse_message
@@ -126,8 +127,8 @@ async def test_rtp_from_a_foreign_source_is_dropped_after_learning(
             )
             intruder.sendto(packet, carrier.remote_media)
         (live,) = trunkline.gateway.calls.values()
-        assert live.bridge is not None
-        counters = live.bridge.session.counters
+        assert live.bridge is not None and isinstance(live.bridge.caller, RtpLeg)
+        counters = live.bridge.caller.session.counters
         for _ in range(100):
             if counters.dropped_foreign_source == 20:
                 break

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from typing import Protocol
 
 from trunkline.codecs.g711 import ULAW_TO_ALAW
 from trunkline.gateway.agent.formats import (
@@ -43,17 +44,62 @@ from trunkline.gateway.rtp.transport import RtpEndpoint
 log = logging.getLogger("trunkline.media")
 
 
-class MediaBridge:
-    """Bridges one call's RTP endpoint and agent link until ``stop``."""
+class CallerLeg(Protocol):
+    """The caller's side of a bridge: RTP from a SIP trunk, or a carrier's media WebSocket."""
+
+    def send_frame(self, frame: bytes | None) -> None:
+        """Send one 20 ms slot of μ-law audio (None: nothing to play in this slot)."""
+        ...
+
+    def detach(self) -> None:
+        """Stop delivering caller audio to the bridge."""
+        ...
+
+
+class RtpLeg:
+    """The caller over RTP: the session filters and packetises, the endpoint sends."""
+
+    __slots__ = ("alaw", "endpoint", "session")
 
     def __init__(
         self,
-        call_id: str,
         endpoint: RtpEndpoint,
+        bridge: MediaBridge,
         *,
         payload_type: int,
         event_payload_type: int | None,
         remote: tuple[str, int],
+    ) -> None:
+        self.endpoint = endpoint
+        self.alaw = payload_type == 8
+        self.session = RtpSession(
+            payload_type,
+            event_payload_type,
+            bridge.caller_audio,
+            bridge.caller_digit,
+            remote=remote,
+        )
+        endpoint.session = self.session
+
+    def send_frame(self, frame: bytes | None) -> None:
+        if frame is not None and self.alaw:
+            frame = frame.translate(ULAW_TO_ALAW)
+        packet = self.session.next_frame(frame)
+        if packet is not None:
+            self.endpoint.send(packet)
+
+    def detach(self) -> None:
+        self.endpoint.session = None
+
+
+class MediaBridge:
+    """Bridges one call's caller leg and agent link until ``stop``."""
+
+    def __init__(
+        self,
+        call_id: str,
+        *,
+        caller_alaw: bool,
         clock: MediaClock,
         on_agent_stop: Callable[[str | None], None],
         on_transcript: Callable[[str, str], None] | None = None,
@@ -65,19 +111,14 @@ class MediaBridge:
     ) -> None:
         self.call_id = call_id
         self.stream_id = str(uuid.uuid4())
-        self.endpoint = endpoint
-        self.alaw = payload_type == 8
+        self.caller: CallerLeg | None = None
         self.persona: AgentPersona = persona_for(
             agent_protocol, call_id, organization_id, self.stream_id
         )
         self.agent_format = agent_format
         self._custom = custom_parameters or {}
-        self._to_agent = CallerToAgent(agent_format, alaw=self.alaw)
+        self._to_agent = CallerToAgent(agent_format, alaw=caller_alaw)
         self._to_caller = AgentToCaller(agent_format)
-        self.session = RtpSession(
-            payload_type, event_payload_type, self._caller_audio, self._caller_digit, remote=remote
-        )
-        endpoint.session = self.session
         self.playout = Playout(self._mark_played, max_seconds=max_playout_seconds)
         self._clock = clock
         self._tick_handle: int | None = None
@@ -103,14 +144,16 @@ class MediaBridge:
         if self._tick_handle is not None:
             self._clock.unsubscribe(self._tick_handle)
             self._tick_handle = None
-        self.endpoint.session = None
+        if self.caller is not None:
+            self.caller.detach()
         link, self.link = self.link, None
         if link is not None and link.open:
             link.send_text(self.persona.stop(reason))
             link.close(1000, reason)
 
     # -- caller -> agent -------------------------------------------------------------
-    def _caller_audio(self, payload: memoryview) -> None:
+    def caller_audio(self, payload: bytes | memoryview) -> None:
+        """One 20 ms frame of caller audio (G.711), straight from the leg's receive callback."""
         link = self.link
         if link is None:
             return
@@ -118,7 +161,7 @@ class MediaBridge:
         if audio and link.send_text(self.persona.media(audio), droppable=True):
             self.frames_to_agent += 1
 
-    def _caller_digit(self, digit: str) -> None:
+    def caller_digit(self, digit: str) -> None:
         if self.link is not None:
             self.link.send_text(self.persona.dtmf(digit))
 
@@ -156,9 +199,5 @@ class MediaBridge:
             self.link.send_text(self.persona.mark(name))
 
     def _tick(self) -> None:
-        frame = self.playout.tick()
-        if frame is not None and self.alaw:
-            frame = frame.translate(ULAW_TO_ALAW)
-        packet = self.session.next_frame(frame)
-        if packet is not None:
-            self.endpoint.send(packet)
+        if self.caller is not None:
+            self.caller.send_frame(self.playout.tick())

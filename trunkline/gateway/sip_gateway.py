@@ -38,7 +38,7 @@ from trunkline.gateway.agent.link import AgentConnectError, AgentLink, connect_a
 from trunkline.gateway.call_lifecycle import CallLifecycle
 from trunkline.gateway.clock import MediaClock
 from trunkline.gateway.live_call import LiveCall, SipAddress, ignore_response, ignore_timeout
-from trunkline.gateway.media import MediaBridge
+from trunkline.gateway.media import MediaBridge, RtpLeg
 from trunkline.gateway.outbound_calls import OutboundCalls
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
 from trunkline.gateway.sip.admission import SourceBudget, is_trusted
@@ -313,8 +313,9 @@ class SipGateway(asyncio.DatagramProtocol):
             return
         response = response_to(request, 200)
         if call.endpoint is not None:
-            if call.bridge is not None and not negotiated.remote_address.startswith("0.0.0.0"):
-                call.bridge.session.remote = (negotiated.remote_address, negotiated.remote_port)
+            leg = call.bridge.caller if call.bridge is not None else None
+            if isinstance(leg, RtpLeg) and not negotiated.remote_address.startswith("0.0.0.0"):
+                leg.session.remote = (negotiated.remote_address, negotiated.remote_port)
             response.body = answer_sdp(negotiated, self.media_address, call.endpoint.port)
             response.headers.add("Content-Type", "application/sdp")
         response.headers.add("Contact", self.contact())
@@ -541,10 +542,7 @@ class SipGateway(asyncio.DatagramProtocol):
         record = call.lifecycle.record
         bridge = MediaBridge(
             call.lifecycle.call_id,
-            endpoint,
-            payload_type=negotiated.payload_type,
-            event_payload_type=negotiated.event_payload_type,
-            remote=(negotiated.remote_address, negotiated.remote_port),
+            caller_alaw=negotiated.payload_type == 8,
             clock=self.clock,
             on_agent_stop=lambda reason: self.spawn(self.end_call(call, "local", send_bye=True)),
             on_transcript=lambda party, text: self.spawn(self._store_transcript(call, party, text)),
@@ -552,6 +550,13 @@ class SipGateway(asyncio.DatagramProtocol):
             organization_id=record.organization_id,
             agent_format=AGENT_FORMATS.get(call.agent_audio, AGENT_FORMATS["mulaw8k"]),
             custom_parameters=_custom_parameters(record),
+        )
+        bridge.caller = RtpLeg(
+            endpoint,
+            bridge,
+            payload_type=negotiated.payload_type,
+            event_payload_type=negotiated.event_payload_type,
+            remote=(negotiated.remote_address, negotiated.remote_port),
         )
         call.bridge = bridge
         bridge.attach_agent(link)
