@@ -60,6 +60,7 @@ class Settings:
     telnyx_api_key: str = ""
     telnyx_api_url: str = "https://api.telnyx.com"
     telnyx_public_key: str = ""
+    telnyx_stream_token: str = ""
     workers: int = 1
     number_pool: str = "+15550100000-+15550100999"
     toll_free_pool: str = "+18885550000-+18885550999"
@@ -155,6 +156,7 @@ SETTING_HELP: dict[str, str] = {
     "telnyx_api_key": "Telnyx REST API key (unset: local number pool)",
     "telnyx_api_url": "Telnyx REST API base URL",
     "telnyx_public_key": "Telnyx Ed25519 webhook public key, base64 (unset: Telnyx ingress refused)",
+    "telnyx_stream_token": "x-telnyx-streaming-auth-token Telnyx media streams must present (unset: refused)",
     "workers": "event-loop processes sharing the SIP and HTTP ports",
     "number_pool": "local numbers the embedded inventory hands out (FIRST-LAST[,FIRST-LAST])",
     "toll_free_pool": "toll-free numbers of the embedded inventory (FIRST-LAST[,...])",

@@ -110,3 +110,46 @@ def test_same_rate_is_a_pass_through() -> None:
     data = speechlike(8000, 0.1)
     resampler = StreamingResampler(8000, 8000)
     assert resampler.process(data) + resampler.flush() == data
+
+
+def tone(rate: int, hz: float, seconds: float = 1.0, amplitude: float = 10000.0) -> bytes:
+    t = np.arange(int(rate * seconds)) / rate
+    return (amplitude * np.sin(2 * np.pi * hz * t)).astype("<i2").tobytes()
+
+
+def level_db(samples: np.ndarray, rate: int, hz: float) -> float:
+    """Level of the ``hz`` component (dB re full scale of a 10000-amplitude sine), windowed."""
+    steady = samples[rate // 10 : -rate // 10].astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(steady * np.hanning(steady.size)))
+    bin_hz = rate / steady.size
+    index = int(round(hz / bin_hz))
+    peak = spectrum[max(0, index - 3) : index + 4].max()
+    return float(20 * np.log10(peak / (10000 * steady.size / 4) + 1e-12))
+
+
+@pytest.mark.parametrize("high", [16000, 24000, 48000])
+def test_telephone_band_is_flat_and_out_of_band_is_removed(high: int) -> None:
+    for hz in (300, 1000, 3000, 3400):
+        up = resample_whole(tone(8000, hz), (8000, high))
+        assert abs(level_db(up, high, hz)) < 0.1, hz
+        down = resample_whole(tone(high, hz), (high, 8000))
+        assert abs(level_db(down, 8000, hz)) < 0.1, hz
+    # Upsampling leaves no image of a 1 kHz tone at 8 kHz - 1 kHz = 7 kHz.
+    up = resample_whole(tone(8000, 1000), (8000, high))
+    assert level_db(up, high, 7000) < -65
+    # Downsampling does not fold 6 kHz into the band (it would alias to 2 kHz).
+    down = resample_whole(tone(high, 6000), (high, 8000))
+    assert level_db(down, 8000, 2000) < -65
+
+
+@pytest.mark.parametrize("pair", PAIRS)
+def test_delay_is_a_couple_of_milliseconds(pair: tuple[int, int]) -> None:
+    """A click comes out within 2.5 ms (a conversation cannot afford a long filter)."""
+    in_rate, out_rate = pair
+    click = np.zeros(in_rate // 10, dtype="<i2")
+    click[0] = 20000
+    resampler = StreamingResampler(in_rate, out_rate)
+    out = np.frombuffer(resampler.process(click.tobytes()), dtype="<i2")
+    peak_ms = int(np.argmax(np.abs(out))) / out_rate * 1000
+    assert peak_ms <= 2.5
+    assert resampler.delay_ms <= 2.5

@@ -97,9 +97,8 @@ async def test_pcm16_agents_hear_and_speak_at_their_rate(
         "channels": 1,
         "sample_format": "s16le",
     }
-    # The agent got 16-bit samples at its rate: about 60 frames' worth, less the filter delay.
-    expected = 60 * rate // 50 * 2
-    assert 0.9 * expected <= agent.media_bytes <= expected
+    # The agent got 16-bit samples at its rate: exactly 60 frames' worth.
+    assert agent.media_bytes == 60 * rate // 50 * 2
     assert best_snr_db(b"".join(frames), echoed) >= 30.0
 
 

@@ -10,6 +10,7 @@ from trunkline.control_api.errors import error_middleware
 from trunkline.control_api.keys import SERVICES
 from trunkline.control_api.openapi import add_document_route
 from trunkline.control_api.route_table import add_routes
+from trunkline.gateway import carrier_streams
 from trunkline.services import Services
 
 __all__ = ["SERVICES", "build_app"]
@@ -23,6 +24,7 @@ def build_app(services: Services) -> web.Application:
     health.add_routes(app)
     media.add_routes(app)
     carrier_texts.add_routes(app)
+    carrier_streams.add_routes(app)
     add_document_route(app, ROUTES)
     add_routes(app, ROUTES)
     return app

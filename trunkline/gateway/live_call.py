@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from trunkline.gateway.call_lifecycle import CallLifecycle
 from trunkline.gateway.media import MediaBridge
@@ -16,6 +17,12 @@ from trunkline.storage.models import CallStatus, HangupReason
 
 SipAddress = tuple[str, int]
 CancelOutcome = tuple[CallStatus, HangupReason, str]  # status, hangup reason, failure detail
+
+
+class CarrierHangup(Protocol):
+    def hang_up(self) -> None:
+        """End the carrier's media stream (trunkline's side hung up)."""
+        ...
 
 
 def ignore_response(response: SipResponse) -> None:
@@ -30,15 +37,16 @@ def ignore_timeout() -> None:
 class LiveCall:
     """One call this process carries: its dialog, media and stored record."""
 
-    sip_call_id: str
+    sip_call_id: str  # the SIP Call-ID; for a carrier media stream, "<carrier>:<its call id>"
     lifecycle: CallLifecycle
-    invite: SipRequest
-    source: SipAddress
-    local_tag: str
-    remote_from: str
-    local_to: str
-    remote_target: SipAddress
-    route_set: list[str]
+    invite: SipRequest | None = None  # None for calls that arrive as carrier media streams
+    source: SipAddress = ("", 0)
+    local_tag: str = ""
+    remote_from: str = ""
+    local_to: str = ""
+    remote_target: SipAddress = ("", 0)
+    route_set: list[str] = field(default_factory=list)
+    carrier_stream: CarrierHangup | None = None  # set for carrier media-stream calls
     invite_transaction: ServerTransaction | None = None  # inbound: the INVITE we answer
     outbound: OutboundInvite | None = None  # outbound: the INVITE we sent, then its dialog
     local_cseq: int = field(default_factory=lambda: secrets.randbelow(2**20) + 1)

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 from trunkline.gateway.call_lifecycle import CallLifecycle
 from trunkline.gateway.live_call import CancelOutcome, LiveCall, SipAddress
-from trunkline.gateway.media import MediaBridge
 from trunkline.gateway.rtp.transport import PortsExhausted
 from trunkline.gateway.sip.message import SipResponse, split_host_port
 from trunkline.gateway.sip.sdp import SdpError, build_sdp, negotiate, parse_sdp
@@ -180,8 +179,7 @@ class OutboundCalls:
             await self._abandon(call, f"unusable SDP answer: {exc}")
             return
         url = call.lifecycle.record.client_websocket_url
-        bridge_box: list[MediaBridge] = []  # agent text that arrives before the bridge waits
-        link = await gateway.dial_agent(call, url, bridge_box) if url else None
+        link = await gateway.dial_agent(call, url) if url else None
         if call.ended:
             if link is not None:
                 link.close(1000, "call ended")
@@ -191,7 +189,6 @@ class OutboundCalls:
             return
         assert call.endpoint is not None
         bridge = gateway.bridge_media(call, link, negotiated, call.endpoint)
-        bridge_box.append(bridge)
         bridge.start()
         await gateway.mark_answered(call, link, url)
 

@@ -472,17 +472,16 @@ class SipGateway(asyncio.DatagramProtocol):
     ) -> None:
         request = call.invite
         transaction = call.invite_transaction
-        assert transaction is not None
+        assert request is not None and transaction is not None
         self._respond(transaction, response_to(request, 180, to_tag=call.local_tag))
         await call.lifecycle.transition("ringing")
         link: AgentLink | None = None
-        bridge_box: list[MediaBridge] = []
         url: str | None = None
         for target in targets:
             if call.canceled:
                 break
             try:
-                url = await self._agent_url(call, number, target)
+                url = await self.agent_url(call, number, target)
             except CallDeclined:
                 self._respond(transaction, response_to(request, 603, to_tag=call.local_tag))
                 await call.lifecycle.transition(
@@ -492,7 +491,7 @@ class SipGateway(asyncio.DatagramProtocol):
                 return
             if url is None:
                 continue
-            link = await self.dial_agent(call, url, bridge_box)
+            link = await self.dial_agent(call, url)
             if link is not None:
                 break
         if call.canceled:
@@ -523,7 +522,6 @@ class SipGateway(asyncio.DatagramProtocol):
             return
         call.endpoint = endpoint
         bridge = self.bridge_media(call, link, negotiated, endpoint)
-        bridge_box.append(bridge)
         ok = response_to(request, 200, to_tag=call.local_tag)
         for route in call.route_set:
             ok.headers.add("Record-Route", route)
@@ -539,10 +537,23 @@ class SipGateway(asyncio.DatagramProtocol):
         self, call: LiveCall, link: AgentLink, negotiated: Negotiated, endpoint: RtpEndpoint
     ) -> MediaBridge:
         """The media bridge between the call's RTP endpoint and its agent link."""
+        bridge = self.new_bridge(call, caller_alaw=negotiated.payload_type == 8)
+        bridge.caller = RtpLeg(
+            endpoint,
+            bridge,
+            payload_type=negotiated.payload_type,
+            event_payload_type=negotiated.event_payload_type,
+            remote=(negotiated.remote_address, negotiated.remote_port),
+        )
+        bridge.attach_agent(link)
+        return bridge
+
+    def new_bridge(self, call: LiveCall, *, caller_alaw: bool) -> MediaBridge:
+        """A bridge for the call with the number's agent options; the caller leg comes next."""
         record = call.lifecycle.record
         bridge = MediaBridge(
             call.lifecycle.call_id,
-            caller_alaw=negotiated.payload_type == 8,
+            caller_alaw=caller_alaw,
             clock=self.clock,
             on_agent_stop=lambda reason: self.spawn(self.end_call(call, "local", send_bye=True)),
             on_transcript=lambda party, text: self.spawn(self._store_transcript(call, party, text)),
@@ -551,15 +562,7 @@ class SipGateway(asyncio.DatagramProtocol):
             agent_format=AGENT_FORMATS.get(call.agent_audio, AGENT_FORMATS["mulaw8k"]),
             custom_parameters=_custom_parameters(record),
         )
-        bridge.caller = RtpLeg(
-            endpoint,
-            bridge,
-            payload_type=negotiated.payload_type,
-            event_payload_type=negotiated.event_payload_type,
-            remote=(negotiated.remote_address, negotiated.remote_port),
-        )
         call.bridge = bridge
-        bridge.attach_agent(link)
         return bridge
 
     async def mark_answered(self, call: LiveCall, link: AgentLink, url: str | None) -> None:
@@ -579,7 +582,7 @@ class SipGateway(asyncio.DatagramProtocol):
     def _owner(self) -> str:
         return f"{socket.gethostname()}:{os.getpid()}"
 
-    async def _agent_url(
+    async def agent_url(
         self, call: LiveCall, number: PhoneNumber, target: RouteTarget
     ) -> str | None:
         if target.action == "auto_accept":
@@ -656,9 +659,7 @@ class SipGateway(asyncio.DatagramProtocol):
         key = self.services.secret_box.decrypt(sealed)
         return sign_headers(key, request_id, body, int(utcnow().timestamp()))
 
-    async def dial_agent(
-        self, call: LiveCall, url: str, bridge_box: list[MediaBridge]
-    ) -> AgentLink | None:
+    async def dial_agent(self, call: LiveCall, url: str) -> AgentLink | None:
         record = call.lifecycle.record
         context = json.dumps(
             {
@@ -674,8 +675,8 @@ class SipGateway(asyncio.DatagramProtocol):
         )
 
         def on_text(text: str) -> None:
-            if bridge_box:
-                bridge_box[0].agent_text(text)
+            if call.bridge is not None:  # frames before the bridge exists are not media yet
+                call.bridge.agent_text(text)
 
         def on_closed(code: int | None, reason: str) -> None:
             self._agent_gone(call)
@@ -735,7 +736,10 @@ class SipGateway(asyncio.DatagramProtocol):
         if call.endpoint is not None:
             self.ports.release(call.endpoint)
         if send_bye and call.answered:
-            self._send_bye(call)
+            if call.carrier_stream is not None:
+                call.carrier_stream.hang_up()
+            else:
+                self._send_bye(call)
         if call.answered:
             await call.lifecycle.transition("completed", hangup_reason=reason)
         elif not call.lifecycle.ended:
@@ -784,14 +788,17 @@ class SipGateway(asyncio.DatagramProtocol):
                     call.canceled = True
                     self._respond(
                         call.invite_transaction,
-                        response_to(call.invite, 480, to_tag=call.local_tag),
+                        response_to(call.invite_transaction.request, 480, to_tag=call.local_tag),
                     )
+                elif call.carrier_stream is not None:  # ringing on a carrier media stream
+                    call.canceled = True
+                    call.carrier_stream.hang_up()
                 return True
         return False
 
 
 def _target_uri(call: LiveCall) -> str:
-    contact = call.invite.headers.get("Contact")
+    contact = call.invite.headers.get("Contact") if call.invite is not None else None
     if contact:
         try:
             return Address.parse(contact).uri

@@ -1,0 +1,343 @@
+"""Calls that arrive as carrier media streams: ``/carrier/twilio/media-stream`` and
+``/carrier/telnyx/media-stream`` on the HTTP port.
+
+The carrier connects a WebSocket (Twilio: upgrade signed with
+``X-Twilio-Signature`` over the stream URL; Telnyx: the
+``x-telnyx-streaming-auth-token`` header). Its ``start`` frame names the
+dialled number (Telnyx ``start.to``; Twilio ``customParameters.to``, set with
+``<Parameter name="to" value="{{To}}"/>`` in the TwiML), which is routed
+exactly like a SIP call: the number's incoming-call action, the webhook, the
+agent dial with one retry and the fallback agent. Audio is then bridged like
+RTP: the carrier's frames feed the bridge from the socket reader; the shared
+20 ms tick writes each frame of agent audio straight to the socket's
+transport (no task per frame; beyond 512 KB of unsent data frames are dropped
+and counted). The carrier's ``stop`` or a closed socket ends the call
+(``remote``); the agent's ``stop`` closes the carrier's socket (``local``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+
+from aiohttp import WSMsgType, web
+from websockets.frames import Frame, Opcode
+
+from trunkline.control_api.keys import SERVICES
+from trunkline.control_api.routing import RouteTarget, load_inbound_route
+from trunkline.gateway.agent.link import AgentLink
+from trunkline.gateway.call_lifecycle import CallLifecycle
+from trunkline.gateway.carriers.media_stream import (
+    CarrierAudio,
+    CarrierStreamError,
+    Dialect,
+    Reorder,
+    StreamDtmf,
+    StreamMedia,
+    StreamOther,
+    StreamStart,
+    StreamStop,
+    media_frame,
+    parse_carrier_frame,
+)
+from trunkline.gateway.live_call import LiveCall
+from trunkline.gateway.media import MediaBridge
+from trunkline.gateway.sip_gateway import (
+    CallDeclined,
+    GatewayCallControl,
+    SipGateway,
+    normalise_e164,
+)
+from trunkline.messaging.carrier_formats import SignatureError, verify_twilio
+from trunkline.services import Services
+from trunkline.storage.models import Call, PhoneNumber, new_id, utcnow
+
+log = logging.getLogger("trunkline.carrier_stream")
+START_WAIT_SECONDS = 10.0
+MAX_UNSENT_BYTES = 512 * 1024
+TELNYX_TOKEN_HEADER = "x-telnyx-streaming-auth-token"
+
+
+class CarrierSocketLeg:
+    """The caller as a carrier media WebSocket: a ``CallerLeg`` for the bridge."""
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        dialect: Dialect,
+        start: StreamStart,
+    ) -> None:
+        self.ws = ws
+        self.transport = transport
+        self.dialect = dialect
+        self.stream_id = start.stream_id
+        self.audio = CarrierAudio(start.encoding, start.sample_rate)
+        self.reorder = Reorder(after=start.sequence)
+        self.bridge: MediaBridge | None = None
+        self.frames_in = 0
+        self.frames_out = 0
+        self.dropped_out = 0
+        self.rejected = 0
+        self._hung_up = False
+
+    # -- carrier -> bridge (called from the socket reader) ------------------------------
+    def receive(self, text: str) -> bool:
+        """One text frame from the carrier; False once the carrier said ``stop``."""
+        try:
+            event = parse_carrier_frame(text, self.dialect)
+        except CarrierStreamError as exc:
+            self.rejected += 1
+            log.debug("carrier frame rejected: %s", exc)
+            return True
+        bridge = self.bridge
+        if isinstance(event, StreamMedia):
+            self.frames_in += 1
+            for payload in self.reorder.push(event.sequence, event.payload):
+                audio = self.audio.to_mulaw(payload)
+                if bridge is not None and audio:
+                    bridge.caller_audio(audio)
+        elif isinstance(event, StreamDtmf):
+            self.reorder.push(event.sequence, None)
+            if bridge is not None:
+                bridge.caller_digit(event.digit)
+        elif isinstance(event, StreamStop):
+            return False
+        elif isinstance(event, StreamOther):
+            self.reorder.push(event.sequence, None)
+        return True
+
+    # -- bridge -> carrier (called on the shared tick) -----------------------------------
+    def send_frame(self, frame: bytes | None) -> None:
+        if frame is None or self._hung_up or self.transport.is_closing():
+            return
+        if self.transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
+            self.dropped_out += 1
+            return
+        text = media_frame(self.dialect, self.stream_id, self.audio.from_mulaw(frame))
+        self.transport.write(Frame(Opcode.TEXT, text.encode()).serialize(mask=False))
+        self.frames_out += 1
+
+    def detach(self) -> None:
+        self.bridge = None
+
+    def hang_up(self) -> None:
+        if not self._hung_up:
+            self._hung_up = True
+            asyncio.get_running_loop().create_task(self.ws.close(message=b"call ended"))
+
+
+def _stream_url(services: Services, request: web.Request) -> str:
+    base = services.settings.effective_public_url
+    scheme, _, rest = base.partition("://")
+    ws_scheme = "wss" if scheme == "https" else "ws"
+    return f"{ws_scheme}://{rest}{request.path_qs}"
+
+
+def _refusal(request: web.Request, services: Services, dialect: Dialect) -> web.Response | None:
+    """An error response when the upgrade is not the carrier's; None when it is."""
+    settings = services.settings
+    if dialect == "twilio":
+        if not settings.twilio_auth_token:
+            return _detail(403, "Twilio media streams are refused: no Twilio auth token is set")
+        try:
+            verify_twilio(
+                request.headers, _stream_url(services, request), [], settings.twilio_auth_token
+            )
+        except SignatureError as exc:
+            return _detail(403, str(exc))
+        return None
+    if not settings.telnyx_stream_token:
+        return _detail(403, "Telnyx media streams are refused: no stream token is set")
+    presented = request.headers.get(TELNYX_TOKEN_HEADER, "")
+    if not hmac.compare_digest(presented.encode(), settings.telnyx_stream_token.encode()):
+        return _detail(403, "Telnyx streaming auth token does not match")
+    return None
+
+
+def _detail(status: int, detail: str) -> web.Response:
+    return web.json_response({"detail": detail}, status=status)
+
+
+async def _read_start(ws: web.WebSocketResponse, dialect: Dialect) -> StreamStart | None:
+    async with asyncio.timeout(START_WAIT_SECONDS):
+        async for message in ws:
+            if message.type != WSMsgType.TEXT:
+                return None
+            try:
+                event = parse_carrier_frame(message.data, dialect)
+            except CarrierStreamError:
+                return None
+            if isinstance(event, StreamStart):
+                return event
+            if not isinstance(event, StreamOther):  # only "connected" may come first
+                return None
+    return None
+
+
+async def serve_stream(request: web.Request, dialect: Dialect) -> web.StreamResponse:
+    services: Services = request.app[SERVICES]
+    control = services.call_control
+    if not isinstance(control, GatewayCallControl):
+        return _detail(503, "The call gateway is not running")
+    refusal = _refusal(request, services, dialect)
+    if refusal is not None:
+        return refusal
+    if services.draining:
+        return _detail(503, "Draining: not accepting new calls")
+    ws = web.WebSocketResponse(compress=False, max_msg_size=1_048_576, heartbeat=30.0)
+    await ws.prepare(request)
+    transport = request.transport
+    try:
+        start = await _read_start(ws, dialect)
+    except TimeoutError:
+        start = None
+    if start is None or transport is None:
+        await ws.close(code=1008, message=b"expected a start frame")
+        return ws
+    await StreamCall(control.gateway, ws, transport, dialect, start).run()
+    return ws
+
+
+class StreamCall:
+    """One carrier media-stream call from ``start`` to its end."""
+
+    def __init__(
+        self,
+        gateway: SipGateway,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        dialect: Dialect,
+        start: StreamStart,
+    ) -> None:
+        self.gateway = gateway
+        self.ws = ws
+        self.dialect = dialect
+        self.start = start
+        self.leg = CarrierSocketLeg(ws, transport, dialect, start)
+
+    async def run(self) -> None:
+        gateway = self.gateway
+        repository = gateway.services.repository
+        dialled = normalise_e164(self.start.to_number)
+        number = await repository.find_active_number(dialled) if dialled else None
+        if number is None:
+            await self.ws.close(code=1008, message=b"unknown number")
+            return
+        call = await self._live_call(number)
+        route = await load_inbound_route(repository, number)
+        if route.rejects:
+            await call.lifecycle.transition(
+                "failed", hangup_reason="rejected", detail="auto_reject"
+            )
+            await self.ws.close(code=1000, message=b"rejected")
+            return
+        gateway.calls[call.sip_call_id] = call
+        try:
+            await call.lifecycle.transition("ringing")
+            link, url = await self._dial(call, number, route.targets)
+            if link is not None and self.ws.closed:  # the caller hung up while we dialled
+                link.close(1000, "caller hung up")
+                link, call.canceled = None, True
+            if link is None:
+                gateway.calls.pop(call.sip_call_id, None)
+                if not call.lifecycle.ended:
+                    await call.lifecycle.transition(
+                        "canceled" if call.canceled else "failed",
+                        hangup_reason="remote" if call.canceled else "rejected",
+                        detail=None if call.canceled else "agent unreachable",
+                    )
+                await self.ws.close(code=1000, message=b"no agent")
+                return
+            bridge = gateway.new_bridge(call, caller_alaw=False)
+            bridge.caller = self.leg
+            self.leg.bridge = bridge
+            bridge.attach_agent(link)
+            bridge.start()
+            call.answered = True
+            await gateway.mark_answered(call, link, url)
+            await self._pump()
+        finally:
+            await gateway.end_call(call, "remote", send_bye=False)
+
+    async def _live_call(self, number: PhoneNumber) -> LiveCall:
+        start = self.start
+        now = utcnow()
+        remote = normalise_e164(start.from_number) or (start.from_number or "anonymous")[:32]
+        record = await self.gateway.services.repository.create_call(
+            Call(
+                id=new_id(),
+                organization_id=number.organization_id,
+                phone_number_id=number.id,
+                local_phone_number=number.number,
+                remote_phone_number=remote,
+                direction="inbound",
+                status="initiated",
+                client_websocket_url=None,
+                use_inkbox_tts=None,
+                use_inkbox_stt=None,
+                hangup_reason=None,
+                started_at=None,
+                ended_at=None,
+                created_at=now,
+                updated_at=now,
+                sip_call_id=f"{self.dialect}:{start.carrier_call_id}"[:255],
+            )
+        )
+        lifecycle = CallLifecycle(
+            record, self.gateway.services.repository, agent_identity_id=number.agent_identity_id
+        )
+        return LiveCall(
+            sip_call_id=f"{self.dialect}:{start.carrier_call_id}:{record.id}",
+            lifecycle=lifecycle,
+            carrier_stream=self.leg,
+            agent_protocol=number.agent_protocol,
+            agent_audio=number.agent_audio,
+        )
+
+    async def _dial(
+        self, call: LiveCall, number: PhoneNumber, targets: tuple[RouteTarget, ...]
+    ) -> tuple[AgentLink | None, str | None]:
+        for target in targets:
+            if call.canceled or self.ws.closed:
+                break
+            try:
+                url = await self.gateway.agent_url(call, number, target)
+            except CallDeclined:
+                await call.lifecycle.transition(
+                    "failed", hangup_reason="rejected", detail="declined by webhook"
+                )
+                return None, None
+            if url is None:
+                continue
+            link = await self.gateway.dial_agent(call, url)
+            if link is not None:
+                return link, url
+        return None, None
+
+    async def _pump(self) -> None:
+        """Read the carrier's frames until it stops, closes, or trunkline hangs up."""
+        async for message in self.ws:
+            if message.type == WSMsgType.TEXT:
+                if not self.leg.receive(message.data):
+                    break
+            elif message.type == WSMsgType.BINARY:
+                self.leg.rejected += 1
+            else:
+                break
+        if not self.ws.closed:
+            await self.ws.close()
+
+
+async def twilio_media_stream(request: web.Request) -> web.StreamResponse:
+    return await serve_stream(request, "twilio")
+
+
+async def telnyx_media_stream(request: web.Request) -> web.StreamResponse:
+    return await serve_stream(request, "telnyx")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/carrier/twilio/media-stream", twilio_media_stream)
+    app.router.add_get("/carrier/telnyx/media-stream", telnyx_media_stream)
