@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Callable
 
 import pytest
+import uvloop
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -16,3 +19,10 @@ def require(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Tests run on uvloop, the loop ``trunkline serve`` runs on (its transports differ)."""
+    return {"uvloop": uvloop.new_event_loop}

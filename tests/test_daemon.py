@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -159,3 +160,9 @@ def test_tokens_made_by_the_cli_work_against_the_served_api(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+async def test_async_tests_run_on_the_production_event_loop() -> None:
+    import uvloop
+
+    assert isinstance(asyncio.get_running_loop(), uvloop.Loop)

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable, Mapping
+from typing import cast
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake, InvalidURI
@@ -64,8 +65,8 @@ class AgentLink(asyncio.Protocol):
 
     # -- asyncio.Protocol ---------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's TCP transport is not a subclass of asyncio.Transport.
+        self._transport = cast(asyncio.Transport, transport)
         request = self._protocol.connect()
         for name, value in self._headers.items():
             request.headers[name] = value
