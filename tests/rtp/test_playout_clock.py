@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from trunkline.gateway.clock import TICK_SECONDS, MediaClock
+from trunkline.gateway.clock import SLOT_SECONDS, TICK_SECONDS, MediaClock
 from trunkline.gateway.playout import Playout
 
 
@@ -110,3 +110,32 @@ async def test_a_stalled_loop_catches_up_then_skips() -> None:
     await asyncio.sleep(0.4)
     clock.unsubscribe(handle)
     assert clock.late_ticks >= 1 and clock.skipped_ticks >= 5
+
+
+async def test_rephase_moves_a_talk_spurt_ahead_of_its_old_slot() -> None:
+    clock = MediaClock()
+    order: list[str] = []
+    first = asyncio.Event()
+    both = asyncio.Event()
+
+    def tick(name: str) -> None:
+        order.append(name)
+        if order.count("late") == 1:
+            first.set()
+        if order.count("late") == 2:
+            both.set()
+
+    late = clock.subscribe(lambda: tick("late"))
+    talker = clock.subscribe(lambda: tick("talker"))  # same slot, called after "late"
+    assert clock.rephase(talker) == 0.0  # already in the slot that fires next
+    await asyncio.wait_for(first.wait(), 2)
+    await asyncio.sleep(SLOT_SECONDS * 1.2)  # the clock moves past their slot
+    earlier = clock.rephase(talker)
+    assert earlier in (SLOT_SECONDS, 2 * SLOT_SECONDS, 3 * SLOT_SECONDS)
+    await asyncio.wait_for(both.wait(), 2)
+    assert order[:2] == ["late", "talker"]
+    second_round = order[2:]
+    assert second_round.index("talker") < second_round.index("late")  # now it goes first
+    clock.unsubscribe(talker)
+    clock.unsubscribe(late)
+    assert clock.subscribers == 0

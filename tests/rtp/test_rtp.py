@@ -132,3 +132,13 @@ def test_outbound_timing_continues_across_silence_and_marks_talk_spurts() -> Non
     assert (second.timestamp - first.timestamp) & 0xFFFFFFFF == 160
     assert (after_silence.timestamp - second.timestamp) & 0xFFFFFFFF == 160 * 3
     assert first.ssrc == after_silence.ssrc == session.ssrc
+
+
+def test_rewind_keeps_rtp_time_with_wall_time_after_a_rephase() -> None:
+    session = RtpSession(0, None, lambda p: None, lambda d: None)
+    first = parse_packet(bytes(session.next_frame(b"\x00" * 160) or b""))
+    assert session.next_frame(None) is None
+    session.rewind(120)  # the next slot comes 15 ms sooner than the 20 ms cadence
+    spurt = parse_packet(bytes(session.next_frame(b"\x00" * 160) or b""))
+    assert (spurt.timestamp - first.timestamp) & 0xFFFFFFFF == 2 * 160 - 120
+    assert spurt.marker

@@ -122,6 +122,9 @@ class CarrierSocketLeg:
     def detach(self) -> None:
         self.bridge = None
 
+    def rephased(self, earlier_seconds: float) -> None:
+        return None  # the carrier paces playback itself; frames carry no timestamps
+
     def hang_up(self) -> None:
         if not self._hung_up:
             self._hung_up = True

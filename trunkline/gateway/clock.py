@@ -1,10 +1,14 @@
-"""One shared 20 ms media tick per event loop.
+"""One shared media clock per event loop: every call gets a callback every 20 ms.
 
-Every call's playout subscribes a callback; one ``loop.call_at`` timer calls
-them all in a single pass. Deadlines advance by exactly 20 ms from the start
-(never "now + 20 ms"), so the tick does not drift. When the loop stalls, the
-missed ticks are delivered at once up to ``MAX_CATCH_UP`` (audio timing is
-preserved); beyond that they are skipped and counted.
+One ``loop.call_at`` timer fires every 5 ms and runs one of four *slots* in
+turn; each call's playout is in one slot, so it is called every 20 ms and the
+work of all calls is spread over the frame. A call that starts talking after
+silence moves to the slot that fires next (``rephase``): its first frame
+waits at most 5 ms for the clock instead of up to 20. Deadlines advance by
+exactly 5 ms from the start (never "now + 5 ms"), so the clock does not
+drift. When the loop stalls, missed slots are run at once up to
+``MAX_CATCH_UP`` frames' worth (audio timing is preserved); beyond that they
+are skipped and counted.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-TICK_SECONDS = 0.020
-MAX_CATCH_UP = 5
+TICK_SECONDS = 0.020  # one frame, per call
+SLOTS = 4
+SLOT_SECONDS = TICK_SECONDS / SLOTS
+MAX_CATCH_UP = 5  # frames
 
 log = logging.getLogger("trunkline.clock")
 TickCallback = Callable[[], None]
@@ -23,11 +29,13 @@ TickCallback = Callable[[], None]
 class MediaClock:
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._loop = loop
-        self._subscribers: dict[int, TickCallback] = {}
+        self._slots: list[dict[int, TickCallback]] = [{} for _ in range(SLOTS)]
+        self._slot_of: dict[int, int] = {}
         self._next_id = 0
+        self._next_slot = 0  # the slot the timer runs next
         self._deadline = 0.0
         self._handle: asyncio.TimerHandle | None = None
-        self.ticks = 0
+        self.ticks = 0  # frames: every subscriber is called once per tick
         self.late_ticks = 0
         self.skipped_ticks = 0
         self.callback_errors = 0
@@ -35,48 +43,68 @@ class MediaClock:
 
     @property
     def subscribers(self) -> int:
-        return len(self._subscribers)
+        return len(self._slot_of)
 
     def subscribe(self, callback: TickCallback) -> int:
+        """Call ``callback`` every 20 ms, first at the next slot (within 5 ms)."""
         handle = self._next_id
         self._next_id += 1
-        self._subscribers[handle] = callback
+        self._slots[self._next_slot][handle] = callback
+        self._slot_of[handle] = self._next_slot
         if self._handle is None:
             loop = self._loop or asyncio.get_running_loop()
             self._loop = loop
-            self._deadline = loop.time() + TICK_SECONDS
+            self._deadline = loop.time() + SLOT_SECONDS
             self._handle = loop.call_at(self._deadline, self._tick)
         return handle
 
     def unsubscribe(self, handle: int) -> None:
-        self._subscribers.pop(handle, None)
-        if not self._subscribers and self._handle is not None:
+        slot = self._slot_of.pop(handle, None)
+        if slot is not None:
+            self._slots[slot].pop(handle, None)
+        if not self._slot_of and self._handle is not None:
             self._handle.cancel()
             self._handle = None
+
+    def rephase(self, handle: int) -> float:
+        """Move a subscriber to the slot that fires next; returns how much sooner (seconds)."""
+        slot = self._slot_of.get(handle)
+        if slot is None or slot == self._next_slot:
+            return 0.0
+        callback = self._slots[slot].pop(handle)
+        self._slots[self._next_slot][handle] = callback
+        self._slot_of[handle] = self._next_slot
+        return ((slot - self._next_slot) % SLOTS) * SLOT_SECONDS
 
     def _tick(self) -> None:
         loop = self._loop
         assert loop is not None
         now = loop.time()
         lateness = now - self._deadline
-        due = 1 + int(lateness // TICK_SECONDS) if lateness > 0 else 1
-        if lateness > TICK_SECONDS / 2:
+        due = 1 + int(lateness // SLOT_SECONDS) if lateness > 0 else 1
+        if lateness > SLOT_SECONDS:
             self.late_ticks += 1
             self.max_lateness = max(self.max_lateness, lateness)
-        if due > MAX_CATCH_UP:
-            self.skipped_ticks += due - MAX_CATCH_UP
-            self._deadline += (due - MAX_CATCH_UP) * TICK_SECONDS
-            due = MAX_CATCH_UP
+        limit = MAX_CATCH_UP * SLOTS
+        if due > limit:
+            self.skipped_ticks += (due - limit) // SLOTS
+            skipped = due - limit
+            self._deadline += skipped * SLOT_SECONDS
+            self._next_slot = (self._next_slot + skipped) % SLOTS
+            due = limit
         for _ in range(due):
-            self.ticks += 1
-            for callback in list(self._subscribers.values()):
+            slot = self._next_slot
+            if slot == 0:
+                self.ticks += 1
+            for callback in list(self._slots[slot].values()):
                 try:
                     callback()
                 except Exception:
                     self.callback_errors += 1
                     log.exception("media tick callback failed")
-            self._deadline += TICK_SECONDS
-        if self._subscribers:
+            self._next_slot = (slot + 1) % SLOTS
+            self._deadline += SLOT_SECONDS
+        if self._slot_of:
             self._handle = loop.call_at(self._deadline, self._tick)
         else:
             self._handle = None

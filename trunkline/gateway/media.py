@@ -55,6 +55,10 @@ class CallerLeg(Protocol):
         """Stop delivering caller audio to the bridge."""
         ...
 
+    def rephased(self, earlier_seconds: float) -> None:
+        """The next frame slot comes this much sooner than the 20 ms cadence said."""
+        ...
+
 
 class RtpLeg:
     """The caller over RTP: the session filters and packetises, the endpoint sends."""
@@ -90,6 +94,10 @@ class RtpLeg:
 
     def detach(self) -> None:
         self.endpoint.session = None
+
+    def rephased(self, earlier_seconds: float) -> None:
+        # Keep RTP time with wall time: the next packet is stamped that much earlier.
+        self.session.rewind(round(earlier_seconds * 8000))
 
 
 class MediaBridge:
@@ -127,6 +135,7 @@ class MediaBridge:
         self.link: AgentLink | None = None
         self.agent_frames_rejected = 0
         self.frames_to_agent = 0
+        self._sending = False  # the last slot played agent audio
 
     # -- wiring ----------------------------------------------------------------------
     def attach_agent(self, link: AgentLink) -> None:
@@ -193,11 +202,18 @@ class MediaBridge:
     def agent_audio(self, audio: bytes) -> None:
         """Agent audio in its own format (a ``media`` payload or a binary frame)."""
         self.playout.push(self._to_caller.convert(audio))
+        if not self._sending and self._tick_handle is not None and self.caller is not None:
+            # A talk spurt starts: play it from the next 5 ms slot, not up to 20 ms later.
+            earlier = self._clock.rephase(self._tick_handle)
+            if earlier:
+                self.caller.rephased(earlier)
 
     def _mark_played(self, name: str) -> None:
         if self.link is not None:
             self.link.send_text(self.persona.mark(name))
 
     def _tick(self) -> None:
+        frame = self.playout.tick()
+        self._sending = frame is not None
         if self.caller is not None:
-            self.caller.send_frame(self.playout.tick())
+            self.caller.send_frame(frame)

@@ -152,6 +152,10 @@ class RtpSession:
         self.on_dtmf(event.digit)
 
     # -- outbound ----------------------------------------------------------------
+    def rewind(self, samples: int) -> None:
+        """Move outbound RTP time back (the next slot comes sooner than 20 ms)."""
+        self._out_ts = (self._out_ts - samples) & 0xFFFFFFFF
+
     def next_frame(self, payload: bytes | memoryview | None) -> memoryview | None:
         """The packet for this 20 ms slot, or None for silence (time still advances)."""
         timestamp = self._out_ts
