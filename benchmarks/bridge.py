@@ -1,0 +1,488 @@
+"""The media bridge under load: CPU per call, loss, latency and pacing, against a bare floor.
+
+    python -m benchmarks.bridge [--calls 100] [--seconds 10] [--formats mulaw8k,pcm16_16k]
+
+For each agent format, three processes besides this one: a real ``trunkline
+serve``, an echo agent (a WebSocket server echoing every media frame), and a
+carrier that places ``--calls`` SIP calls into trunkline and streams 20 ms
+μ-law RTP frames on each. In the same run a *floor* replaces trunkline with a
+bare relay — the same UDP sockets and agent WebSocket connections, forwarding
+each packet at once with no RTP session, playout, clock or call logic — so
+trunkline's CPU per call is reported as a ratio to the floor's.
+
+Measured over the streaming window (after every call is answered):
+- CPU per call: process CPU seconds ÷ wall seconds ÷ calls (from /proc).
+- frames lost: frames the carrier sent that never came back.
+- latency carrier→agent: agent receipt time − carrier send time (both clocks
+  are the machine's CLOCK_MONOTONIC); agent→carrier: carrier receipt − agent
+  send. Stamps ride inside the μ-law payload, so latency is measured for
+  μ-law agents only (PCM formats transcode the stamp away). trunkline's
+  agent→carrier figure includes waiting for the shared 20 ms tick (on
+  average half a tick); the floor forwards at once.
+- pacing jitter: |inter-arrival − 20 ms| of the RTP trunkline sends.
+Results go to ``benchmarks/results/bridge.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import secrets
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks._report import percentile, print_table, write_results
+from trunkline.gateway.sip.message import SipRequest, SipResponse, parse_message
+from trunkline.gateway.sip.sdp import parse_sdp
+from trunkline.storage.models import PhoneNumber, new_id, utcnow
+from trunkline.storage.sqlite import SqliteRepository
+
+NUMBER = "+15550100500"
+FRAME = 0.020
+TARGET_CPU_PERCENT_PER_CALL = 0.25
+STAMP = struct.Struct("!q")  # monotonic nanoseconds in the first 8 payload bytes
+RTP_HEADER = struct.Struct("!BBHII")
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def summary(samples: list[float]) -> dict[str, float | None]:
+    if not samples:
+        return {"p50": None, "p99": None}
+    return {"p50": percentile(samples, 0.5), "p99": percentile(samples, 0.99)}
+
+
+# -- the echo agent (its own process) ----------------------------------------------------
+
+
+async def run_agent(port: int, out: Path, stamp: bool) -> None:
+    from websockets.asyncio.server import ServerConnection, serve
+
+    latencies: list[float] = []
+    frames = 0
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+
+    async def handle(connection: ServerConnection) -> None:
+        nonlocal frames
+        async for message in connection:
+            if isinstance(message, bytes) or '"media"' not in message:
+                continue
+            frame = json.loads(message)
+            payload = base64.b64decode(frame["media"]["payload"])
+            frames += 1
+            now = time.monotonic_ns()
+            if stamp and len(payload) >= 16:
+                latencies.append((now - STAMP.unpack_from(payload)[0]) / 1e6)
+                payload = payload[:8] + STAMP.pack(now) + payload[16:]
+            encoded = base64.b64encode(payload).decode()
+            reply = f'{{"event":"media","media":{{"payload":"{encoded}"}}}}'
+            await connection.send(reply)
+
+    async with serve(handle, "127.0.0.1", port, compression=None, max_queue=None):
+        await stop.wait()
+    report = json.dumps({"frames": frames, "latency_ms": summary(latencies)})
+    await asyncio.to_thread(out.write_text, report)
+
+
+# -- the floor: the same sockets, no gateway logic (its own process) --------------------
+
+
+async def run_floor(calls: int, agent_url: str, ports_out: Path) -> None:
+    from trunkline.gateway.agent.link import connect_agent
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    header = struct.Struct("!BBHII")
+
+    class Relay(asyncio.DatagramProtocol):
+        def __init__(self) -> None:
+            self.transport: Any = None
+            self.peer: tuple[str, int] | None = None
+            self.link: Any = None
+            self.sequence = 0
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            self.peer = addr
+            if self.link is not None:
+                payload = base64.b64encode(data[12:]).decode()
+                self.link.send_text(f'{{"event":"media","media":{{"payload":"{payload}"}}}}')
+
+        def from_agent(self, text: str) -> None:
+            if self.peer is None:
+                return
+            payload = base64.b64decode(json.loads(text)["media"]["payload"])
+            self.sequence = (self.sequence + 1) & 0xFFFF
+            packet = header.pack(0x80, 0, self.sequence, 0, 1) + payload
+            self.transport.sendto(packet, self.peer)
+
+    relays, ports = [], []
+    for _ in range(calls):
+        relay = Relay()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda relay=relay: relay,  # type: ignore[misc]
+            local_addr=("127.0.0.1", 0),
+        )
+        relay.transport = transport
+        relay.link = await connect_agent(
+            agent_url, {}, relay.from_agent, lambda code, reason: None, allow_private=True
+        )
+        relays.append(relay)
+        ports.append(transport.get_extra_info("sockname")[1])
+    await asyncio.to_thread(ports_out.write_text, json.dumps(ports))
+    await stop.wait()
+    for relay in relays:
+        relay.link.close(1000, "done")
+        relay.transport.close()
+
+
+# -- the carrier (its own process) --------------------------------------------------------
+
+
+class CarrierLeg(asyncio.DatagramProtocol):
+    """One call's RTP: sends stamped frames, times what comes back."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.transport: Any = None
+        self.remote: tuple[str, int] | None = None
+        self.sequence = secrets.randbits(16)
+        self.timestamp = secrets.randbits(32)
+        self.ssrc = secrets.randbits(32)
+        self.sent = 0
+        self.received = 0
+        self.last_arrival: float | None = None
+        self.latencies: list[float] = []
+        self.jitter: list[float] = []
+        self.measuring = False
+
+    def send_frame(self, fill: bytes) -> None:
+        if self.remote is None:
+            return
+        self.sequence = (self.sequence + 1) & 0xFFFF
+        self.timestamp = (self.timestamp + 160) & 0xFFFFFFFF
+        head = RTP_HEADER.pack(0x80, 0, self.sequence, self.timestamp, self.ssrc)
+        self.transport.sendto(head + STAMP.pack(time.monotonic_ns()) + fill, self.remote)
+        if self.measuring:
+            self.sent += 1
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if not self.measuring or len(data) < 28:
+            return
+        now = time.monotonic_ns()
+        self.received += 1
+        self.latencies.append((now - STAMP.unpack_from(data, 20)[0]) / 1e6)
+        if self.last_arrival is not None:
+            self.jitter.append(abs((now - self.last_arrival) / 1e6 - FRAME * 1000))
+        self.last_arrival = now
+
+
+async def sip_calls(legs: list[CarrierLeg], sip_port: int) -> asyncio.DatagramTransport:
+    """INVITE every call (ACKing each 200) and point each leg at trunkline's RTP port."""
+    loop = asyncio.get_running_loop()
+    pending: dict[str, CarrierLeg] = {}
+    answered = asyncio.Event()
+
+    class Signalling(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            message = parse_message(data)
+            if isinstance(message, SipResponse) and message.status == 200:
+                leg = pending.pop(message.call_id, None)
+                if leg is not None and message.cseq[1] == "INVITE":
+                    answer = parse_sdp(message.body)
+                    leg.remote = (answer.address, answer.port)
+                    ack = request("ACK", message.call_id, 1, to=message.headers.get("To"))
+                    transport.sendto(ack.serialize(), ("127.0.0.1", sip_port))
+                    if not pending:
+                        answered.set()
+
+    transport, _ = await loop.create_datagram_endpoint(Signalling, local_addr=("127.0.0.1", 0))
+    own_port = transport.get_extra_info("sockname")[1]
+
+    def request(method: str, call_id: str, cseq: int, to: str | None = None) -> SipRequest:
+        message = SipRequest(method=method, uri=f"sip:{NUMBER}@127.0.0.1:{sip_port}")
+        message.headers.add(
+            "Via", f"SIP/2.0/UDP 127.0.0.1:{own_port};branch=z9hG4bK{secrets.token_hex(6)}"
+        )
+        message.headers.add("From", f"<sip:+14155550100@127.0.0.1>;tag={call_id[:8]}")
+        message.headers.add("To", to or f"<sip:{NUMBER}@127.0.0.1>")
+        message.headers.add("Call-ID", call_id)
+        message.headers.add("CSeq", f"{cseq} {method}")
+        message.headers.add("Max-Forwards", "70")
+        message.headers.add("Contact", f"<sip:carrier@127.0.0.1:{own_port}>")
+        return message
+
+    for leg in legs:
+        call_id = f"bench-{leg.index}-{secrets.token_hex(4)}"
+        pending[call_id] = leg
+        rtp_port = leg.transport.get_extra_info("sockname")[1]
+        invite = request("INVITE", call_id, 1)
+        invite.headers.add("Content-Type", "application/sdp")
+        invite.body = (
+            "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio {rtp_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        ).encode()
+        transport.sendto(invite.serialize(), ("127.0.0.1", sip_port))
+        if leg.index % 10 == 9:
+            await asyncio.sleep(0.05)  # a ramp, not a burst
+    await asyncio.wait_for(answered.wait(), 60)
+    return transport
+
+
+async def run_carrier(args: argparse.Namespace) -> None:
+    loop = asyncio.get_running_loop()
+    legs = [CarrierLeg(index) for index in range(args.calls)]
+    for leg in legs:
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda leg=leg: leg,  # type: ignore[misc]
+            local_addr=("127.0.0.1", 0),
+        )
+        leg.transport = transport
+    if args.floor_ports:
+        ports = json.loads(await asyncio.to_thread(Path(args.floor_ports).read_text))
+        for leg, port in zip(legs, ports, strict=True):
+            leg.remote = ("127.0.0.1", port)
+    else:
+        await sip_calls(legs, args.sip_port)
+    fill = b"\x55" * 152
+    next_tick = loop.time()
+    stop_at = loop.time() + 1.0 + args.seconds
+    started_cpu = started_wall = 0.0
+    while loop.time() < stop_at:
+        if not legs[0].measuring and loop.time() >= stop_at - args.seconds:
+            for leg in legs:
+                leg.measuring = True
+            started_cpu, started_wall = cpu_seconds(args.pid), time.monotonic()
+        for leg in legs:
+            leg.send_frame(fill)
+        next_tick += FRAME
+        await asyncio.sleep(max(0.0, next_tick - loop.time()))
+    cpu, wall = cpu_seconds(args.pid) - started_cpu, time.monotonic() - started_wall
+    await asyncio.sleep(0.3)  # what is in flight comes back
+    for leg in legs:
+        leg.measuring = False
+    latencies = [x for leg in legs for x in leg.latencies]
+    jitter = [x for leg in legs for x in leg.jitter]
+    sent = sum(leg.sent for leg in legs)
+    received = sum(leg.received for leg in legs)
+    await asyncio.to_thread(
+        Path(args.out).write_text,
+        json.dumps(
+            {
+                "cpu_percent_per_call": 100 * cpu / wall / args.calls,
+                "frames_sent": sent,
+                "frames_lost": max(0, sent - received),
+                "latency_to_carrier_ms": summary(latencies),
+                "pacing_jitter_ms": summary(jitter),
+            }
+        ),
+    )
+
+
+# -- orchestration ------------------------------------------------------------------------
+
+
+def python(*args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "benchmarks.bridge", *args], **kwargs)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def prepare_database(path: Path, agent_url: str, agent_audio: str) -> None:
+    repository = await SqliteRepository.open(path)
+    try:
+        await repository.migrate()
+        organization = await repository.create_organization("bench")
+        identity = await repository.create_identity(organization.id, "bench", None)
+        now = utcnow()
+        await repository.create_number(
+            PhoneNumber(
+                id=new_id(), organization_id=organization.id, number=NUMBER, type="local",
+                status="active", incoming_call_action="auto_accept",
+                client_websocket_url=agent_url, incoming_call_webhook_url=None,
+                agent_identity_id=identity.id, state="NY", country="US", created_at=now,
+                updated_at=now, agent_audio=agent_audio,  # type: ignore[arg-type]
+            ),
+            max_active=10,
+        )  # fmt: skip
+    finally:
+        await repository.close()
+
+
+def wait_until_listening(port: int, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def measure(kind: str, agent_audio: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """One run: trunkline (kind "trunkline") or the bare relay (kind "floor")."""
+    agent_port = free_port(socket.SOCK_STREAM)
+    agent_out = work / f"{kind}-{agent_audio}-agent.json"
+    carrier_out = work / f"{kind}-{agent_audio}-carrier.json"
+    stamp = "1" if agent_audio == "mulaw8k" else "0"
+    agent = python("agent", str(agent_port), str(agent_out), stamp)
+    agent_url = f"ws://127.0.0.1:{agent_port}/agent"
+    wait_until_listening(agent_port)
+    processes = [agent]
+    log: Any = None
+    try:
+        carrier_args = ["carrier", "--calls", str(args.calls), "--seconds", str(args.seconds)]
+        if kind == "trunkline":
+            data = work / f"data-{agent_audio}"
+            data.mkdir()
+            asyncio.run(prepare_database(data / "trunkline.db", agent_url, agent_audio))
+            http_port, sip_port = free_port(socket.SOCK_STREAM), free_port()
+            env = dict(os.environ, TRUNKLINE_DATA_DIR=str(data), TRUNKLINE_HOST="127.0.0.1",
+                       TRUNKLINE_HTTP_PORT=str(http_port), TRUNKLINE_SIP_HOST="127.0.0.1",
+                       TRUNKLINE_SIP_PORT=str(sip_port), TRUNKLINE_MEDIA_ADDRESS="127.0.0.1",
+                       TRUNKLINE_ALLOW_INSECURE_URLS="1", TRUNKLINE_ALLOW_PRIVATE_TARGETS="1",
+                       TRUNKLINE_LOG_LEVEL="warning")  # fmt: skip
+            log_path = work / f"trunkline-{agent_audio}.log"
+            log = log_path.open("wb")
+            server = subprocess.Popen(
+                [sys.executable, "-m", "trunkline", "serve"], env=env, stderr=log
+            )
+            processes.append(server)
+            wait_until_listening(http_port)
+            measured_pid = server.pid
+            carrier_args += ["--sip-port", str(sip_port), "--pid", str(measured_pid)]
+        else:
+            ports_file = work / f"floor-{agent_audio}-ports.json"
+            floor = python("floor", str(args.calls), agent_url, str(ports_file))
+            processes.append(floor)
+            deadline = time.monotonic() + 30
+            while not ports_file.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            carrier_args += ["--floor-ports", str(ports_file), "--pid", str(floor.pid)]
+        carrier = python(*carrier_args, "--out", str(carrier_out))
+        processes.append(carrier)
+        if carrier.wait(args.seconds + 120) != 0:
+            logs = "".join(p.read_text(errors="replace")[-3000:] for p in work.glob("*.log"))
+            raise RuntimeError(f"carrier failed for {kind} {agent_audio}\n{logs}")
+    finally:
+        for process in reversed(processes):
+            stop(process)
+        if log is not None:
+            log.close()
+    result: dict[str, Any] = json.loads(carrier_out.read_text())
+    agent_result = json.loads(agent_out.read_text()) if agent_out.exists() else {}
+    result["latency_to_agent_ms"] = agent_result.get("latency_ms")
+    if agent_audio != "mulaw8k":
+        result["latency_to_carrier_ms"] = {"p50": None, "p99": None}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="role")
+    agent = sub.add_parser("agent")
+    agent.add_argument("port", type=int)
+    agent.add_argument("out", type=Path)
+    agent.add_argument("stamp", type=int)
+    floor = sub.add_parser("floor")
+    floor.add_argument("calls", type=int)
+    floor.add_argument("agent_url")
+    floor.add_argument("ports_out", type=Path)
+    carrier = sub.add_parser("carrier")
+    carrier.add_argument("--calls", type=int, required=True)
+    carrier.add_argument("--seconds", type=float, required=True)
+    carrier.add_argument("--sip-port", type=int, default=0)
+    carrier.add_argument("--floor-ports", default="")
+    carrier.add_argument("--pid", type=int, required=True)
+    carrier.add_argument("--out", required=True)
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--formats", default="mulaw8k,pcm16_16k")
+    args = parser.parse_args()
+    if args.role in ("agent", "floor", "carrier"):
+        import uvloop
+
+        coroutine = {
+            "agent": lambda: run_agent(args.port, args.out, bool(args.stamp)),
+            "floor": lambda: run_floor(args.calls, args.agent_url, args.ports_out),
+            "carrier": lambda: run_carrier(args),
+        }[args.role]()
+        uvloop.run(coroutine)
+        return
+    formats = [f for f in args.formats.split(",") if f]
+    rows, results = [], {}
+    with tempfile.TemporaryDirectory(prefix="trunkline-bridge-") as tmp:
+        work = Path(tmp)
+        for agent_audio in formats:
+            print(f"[{agent_audio}] {args.calls} calls for {args.seconds:.0f} s …", flush=True)
+            ours = measure("trunkline", agent_audio, args, work)
+            floor_result = measure("floor", agent_audio, args, work)
+            ratio = ours["cpu_percent_per_call"] / max(floor_result["cpu_percent_per_call"], 1e-9)
+            results[agent_audio] = {
+                "trunkline": ours,
+                "floor": floor_result,
+                "cpu_ratio_to_floor": ratio,
+            }
+            for name, run in (("trunkline", ours), ("floor", floor_result)):
+                rows.append([
+                    agent_audio, name, run["cpu_percent_per_call"], run["frames_lost"],
+                    _fmt(run["latency_to_agent_ms"]), _fmt(run["latency_to_carrier_ms"]),
+                    _fmt(run["pacing_jitter_ms"]),
+                ])  # fmt: skip
+    print()
+    print_table(
+        ["format", "run", "CPU %/call", "lost", "→agent p50/p99 ms", "→carrier p50/p99 ms",
+         "jitter p50/p99 ms"],
+        rows,
+    )  # fmt: skip
+    for agent_audio, result in results.items():
+        print(
+            f"{agent_audio}: trunkline CPU per call = {result['cpu_ratio_to_floor']:.2f}× the floor"
+        )
+    write_results(
+        "bridge",
+        {
+            "calls": args.calls,
+            "seconds": args.seconds,
+            "target_cpu_percent_per_call": TARGET_CPU_PERCENT_PER_CALL,
+            "formats": results,
+        },
+    )
+
+
+def _fmt(pair: dict[str, float | None] | None) -> str:
+    if not pair or pair.get("p50") is None:
+        return "-"
+    return f"{pair['p50']:.2f} / {pair['p99']:.2f}"
+
+
+if __name__ == "__main__":
+    main()
