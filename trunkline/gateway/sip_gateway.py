@@ -71,7 +71,6 @@ DIGEST_REALM = "trunkline"
 USER_AGENT = "trunkline"
 AGENT_CONNECT_SECONDS = 5.0
 INCOMING_WEBHOOK_SECONDS = 5.0
-AGENT_RECONNECT_GRACE_SECONDS = 5.0
 
 
 class CallDeclined(Exception):
@@ -659,7 +658,15 @@ class SipGateway(asyncio.DatagramProtocol):
         key = self.services.secret_box.decrypt(sealed)
         return sign_headers(key, request_id, body, int(utcnow().timestamp()))
 
-    async def dial_agent(self, call: LiveCall, url: str) -> AgentLink | None:
+    async def dial_agent(
+        self,
+        call: LiveCall,
+        url: str,
+        *,
+        attempts: int = 2,
+        connect_seconds: float = AGENT_CONNECT_SECONDS,
+    ) -> AgentLink | None:
+        """Connect the agent WebSocket (default: one retry); None when it cannot be reached."""
         record = call.lifecycle.record
         context = json.dumps(
             {
@@ -678,19 +685,26 @@ class SipGateway(asyncio.DatagramProtocol):
             if call.bridge is not None:  # frames before the bridge exists are not media yet
                 call.bridge.agent_text(text)
 
-        def on_closed(code: int | None, reason: str) -> None:
-            self._agent_gone(call)
+        connected: list[AgentLink] = []
 
-        for attempt in range(2):  # one retry
+        def on_closed(code: int | None, reason: str) -> None:
+            bridge = call.bridge
+            if bridge is not None and connected and bridge.link is not connected[0]:
+                return  # an earlier link, already replaced
+            self._agent_gone(call, url)
+
+        for attempt in range(attempts):
             try:
-                return await connect_agent(
+                link = await connect_agent(
                     url,
                     headers,
                     on_text,
                     on_closed,
                     allow_private=self.services.settings.allow_private_targets,
-                    connect_seconds=AGENT_CONNECT_SECONDS,
+                    connect_seconds=connect_seconds,
                 )
+                connected.append(link)
+                return link
             except AgentConnectError as exc:
                 log.info(
                     "agent connect attempt %d failed: %s",
@@ -702,14 +716,36 @@ class SipGateway(asyncio.DatagramProtocol):
                 break
         return None
 
-    def _agent_gone(self, call: LiveCall) -> None:
-        if call.ended or not call.answered:
+    def _agent_gone(self, call: LiveCall, url: str) -> None:
+        """The agent's socket dropped: redial it, and end the call if the grace period runs out."""
+        if call.ended or not call.answered or call.reconnect_timer is not None:
             return
         loop = asyncio.get_running_loop()
+        grace = self.services.settings.agent_reconnect_grace_seconds
         call.reconnect_timer = loop.call_later(
-            AGENT_RECONNECT_GRACE_SECONDS,
-            lambda: self.spawn(self.end_call(call, "local", send_bye=True)),
+            grace, lambda: self.spawn(self.end_call(call, "local", send_bye=True))
         )
+        self.spawn(self._redial(call, url, loop.time() + grace))
+
+    async def _redial(self, call: LiveCall, url: str, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        pause = 0.1
+        while not call.ended and (remaining := deadline - loop.time()) > 0:
+            link = await self.dial_agent(
+                call, url, attempts=1, connect_seconds=min(remaining, AGENT_CONNECT_SECONDS)
+            )
+            if link is not None:
+                if call.ended or call.bridge is None:
+                    link.close(1000, "call ended")
+                    return
+                if call.reconnect_timer is not None:
+                    call.reconnect_timer.cancel()
+                    call.reconnect_timer = None
+                log.info("agent reconnected", extra={"call_id": call.lifecycle.call_id})
+                call.bridge.attach_agent(link)  # a fresh start frame on the new socket
+                return
+            await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
+            pause = min(pause * 2, 1.0)
 
     async def _store_transcript(self, call: LiveCall, party: str, text: str) -> None:
         record = call.lifecycle.record

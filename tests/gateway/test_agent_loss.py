@@ -1,0 +1,126 @@
+"""When the agent is lost: reconnect within the grace period, or end the call; fallback agents."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+
+from websockets.asyncio.server import ServerConnection, serve
+
+from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline, free_port
+from tests.gateway.sip_peer import CarrierCall
+from tests.gateway.test_inbound_calls import wait_for_status
+from trunkline.storage.models import InboundRouting, IncomingCallConfig, utcnow
+
+
+class FlakyAgent(EchoAgent):
+    """Drops its first connection (no ``stop``) after three frames; echoes on later ones."""
+
+    dropped: int = 0
+
+    async def handle(self, connection: ServerConnection) -> None:
+        if self.dropped:
+            await super().handle(connection)
+            return
+        self.dropped += 1
+        frames = 0
+        async for message in connection:
+            if json.loads(message).get("event") == "media":
+                frames += 1
+                if frames == 3:
+                    await connection.close()  # the socket drops, no stop frame
+                    return
+
+
+async def test_dropped_agent_is_redialled_and_the_call_goes_on(trunkline: Trunkline) -> None:
+    flaky = FlakyAgent()
+    first_connections: list[str] = []
+    original = flaky.handle
+
+    async def counting(connection: ServerConnection) -> None:
+        first_connections.append(connection.request.path)
+        await original(connection)
+
+    async with serve(counting, "127.0.0.1", 0) as server:
+        flaky.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/agent"
+        number = await trunkline.number("auto_accept", flaky.url)
+        carrier = await CarrierCall.open(trunkline.sip_port)
+        try:
+            assert (await carrier.invite(NUMBER)).status == 200
+            await carrier.send_audio([b"\x21" * 160] * 10)  # the agent drops mid-way
+            for _ in range(100):
+                if flaky.calls:
+                    break
+                await asyncio.sleep(0.02)
+            await carrier.send_audio([b"\x22" * 160] * 10)
+            echoed = await carrier.received_audio(1600)
+            assert echoed.endswith(b"\x22" * 160)  # the redialled agent echoes
+            assert (await carrier.bye(NUMBER)).status == 200
+        finally:
+            carrier.close()
+    assert len(first_connections) == 2
+    (call,) = await trunkline.services.repository.list_calls(number.organization_id)
+    await wait_for_status(trunkline, call.id, "completed")
+    stored = await trunkline.services.repository.get_call(call.id)
+    assert stored is not None and stored.hangup_reason == "remote"
+    assert flaky.calls[0].events[0]["event"] == "start"  # a fresh start on the new socket
+
+
+async def test_agent_gone_for_good_ends_the_call_after_the_grace_period(
+    trunkline: Trunkline,
+) -> None:
+    trunkline.services.settings.agent_reconnect_grace_seconds = 0.5
+    flaky = FlakyAgent()
+    server = await serve(flaky.handle, "127.0.0.1", 0)
+    flaky.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/agent"
+    number = await trunkline.number("auto_accept", flaky.url)
+    carrier = await CarrierCall.open(trunkline.sip_port)
+    try:
+        assert (await carrier.invite(NUMBER)).status == 200
+        server.close()  # no one will answer a redial
+        await server.wait_closed()
+        sender = asyncio.create_task(carrier.send_audio([b"\x21" * 160] * 100))
+        bye = await carrier.expect_request("BYE", wait_seconds=5)
+        sender.cancel()
+        assert bye.call_id == carrier.call_id
+    finally:
+        carrier.close()
+    (call,) = await trunkline.services.repository.list_calls(number.organization_id)
+    await wait_for_status(trunkline, call.id, "completed")
+    stored = await trunkline.services.repository.get_call(call.id)
+    assert stored is not None and stored.hangup_reason == "local"
+
+
+async def test_unreachable_agent_falls_back_to_the_fallback_agent(
+    trunkline: Trunkline, echo_agent: EchoAgent
+) -> None:
+    repository = trunkline.services.repository
+    dead_url = f"ws://127.0.0.1:{free_port(socket.SOCK_STREAM)}/agent"
+    number = await trunkline.number(
+        "auto_accept", dead_url, provider="twilio", trunk_address="127.0.0.1:5060"
+    )
+    support = await repository.create_identity(number.organization_id, "support", None)
+    now = utcnow()
+    await repository.upsert_incoming_call_config(
+        IncomingCallConfig(
+            agent_identity_id=support.id,
+            incoming_call_action="auto_accept",
+            client_websocket_url=echo_agent.url,
+            incoming_call_webhook_url=None,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    await repository.update_number(
+        number.id, {"inbound_routing": InboundRouting(fallback_agent_id=support.id)}
+    )
+    carrier = await CarrierCall.open(trunkline.sip_port)
+    try:
+        assert (await carrier.invite(NUMBER)).status == 200
+        await carrier.send_audio([b"\x33" * 160] * 5)
+        assert await carrier.received_audio(800) == b"\x33" * 800
+        assert (await carrier.bye(NUMBER)).status == 200
+    finally:
+        carrier.close()
+    assert len(echo_agent.calls) == 1
