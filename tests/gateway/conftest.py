@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,3 +149,39 @@ async def trunkline(tmp_path: Path) -> AsyncIterator[Trunkline]:
     finally:
         shutdown.requested.set()
         await asyncio.wait_for(task, 20)
+
+
+class MarkingAgent:
+    """Sends three 100 ms bursts of audio, each followed by a mark; records what comes back."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.marks: list[tuple[str, float]] = []
+        self.sent_at = 0.0
+        self.done = asyncio.Event()
+
+    async def handle(self, connection: ServerConnection) -> None:
+        async for message in connection:
+            frame: dict[str, Any] = json.loads(message)
+            if frame.get("event") == "start":
+                self.sent_at = time.monotonic()
+                for index in range(3):
+                    audio = base64.b64encode(bytes([0x20 + index]) * 800).decode()
+                    await connection.send(
+                        json.dumps({"event": "media", "media": {"payload": audio}})
+                    )
+                    await connection.send(
+                        json.dumps({"event": "mark", "mark": {"name": f"m{index}"}})
+                    )
+            elif frame.get("event") == "mark":
+                self.marks.append((frame["mark"]["name"], time.monotonic() - self.sent_at))
+                if len(self.marks) == 3:
+                    self.done.set()
+
+
+@pytest.fixture
+async def marking_agent() -> AsyncIterator[MarkingAgent]:
+    agent = MarkingAgent()
+    async with serve(agent.handle, "127.0.0.1", 0) as server:
+        agent.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/agent"
+        yield agent

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import math
-import time
-from collections.abc import AsyncIterator
-from typing import Any
 
 import numpy as np
 import pytest
-from websockets.asyncio.server import ServerConnection, serve
 
-from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
+from tests.gateway.conftest import NUMBER, EchoAgent, MarkingAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall
 from trunkline.codecs.g711 import pcm16_to_ulaw, ulaw_to_pcm16
 
@@ -100,42 +94,6 @@ async def test_pcm16_agents_hear_and_speak_at_their_rate(
     # The agent got 16-bit samples at its rate: exactly 60 frames' worth.
     assert agent.media_bytes == 60 * rate // 50 * 2
     assert best_snr_db(b"".join(frames), echoed) >= 30.0
-
-
-class MarkingAgent:
-    """Sends three 100 ms bursts of audio, each followed by a mark; records what comes back."""
-
-    def __init__(self) -> None:
-        self.url = ""
-        self.marks: list[tuple[str, float]] = []
-        self.sent_at = 0.0
-        self.done = asyncio.Event()
-
-    async def handle(self, connection: ServerConnection) -> None:
-        async for message in connection:
-            frame: dict[str, Any] = json.loads(message)
-            if frame.get("event") == "start":
-                self.sent_at = time.monotonic()
-                for index in range(3):
-                    audio = base64.b64encode(bytes([0x20 + index]) * 800).decode()
-                    await connection.send(
-                        json.dumps({"event": "media", "media": {"payload": audio}})
-                    )
-                    await connection.send(
-                        json.dumps({"event": "mark", "mark": {"name": f"m{index}"}})
-                    )
-            elif frame.get("event") == "mark":
-                self.marks.append((frame["mark"]["name"], time.monotonic() - self.sent_at))
-                if len(self.marks) == 3:
-                    self.done.set()
-
-
-@pytest.fixture
-async def marking_agent() -> AsyncIterator[MarkingAgent]:
-    agent = MarkingAgent()
-    async with serve(agent.handle, "127.0.0.1", 0) as server:
-        agent.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/agent"
-        yield agent
 
 
 @pytest.mark.parametrize("protocol", ["inkbox", "twilio"])

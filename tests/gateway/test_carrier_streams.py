@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from tests.codecs.oracle import audioop
-from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
+from tests.gateway.conftest import NUMBER, EchoAgent, MarkingAgent, Trunkline
 from tests.gateway.test_inbound_calls import wait_for_status
 from trunkline.messaging.carrier_formats import twilio_signature
 
@@ -73,11 +73,12 @@ async def collect_media(ws: aiohttp.ClientWebSocketResponse, wanted: int) -> tup
     return bytes(audio), frames
 
 
+@pytest.mark.parametrize("agent_protocol", ["inkbox", "twilio"])
 async def test_twilio_stream_round_trips_audio_and_dtmf_then_stops(
-    trunkline: Trunkline, echo_agent: EchoAgent
+    trunkline: Trunkline, echo_agent: EchoAgent, agent_protocol: str
 ) -> None:
     base = configure(trunkline)
-    number = await trunkline.number("auto_accept", echo_agent.url)
+    number = await trunkline.number("auto_accept", echo_agent.url, agent_protocol=agent_protocol)
     url = f"{base}/twilio/media-stream"
     headers = {"X-Twilio-Signature": twilio_signature(AUTH_TOKEN, url, [])}
     frames = [bytes([0x30 + i]) * 160 for i in range(25)]
@@ -103,7 +104,11 @@ async def test_twilio_stream_round_trips_audio_and_dtmf_then_stops(
     (agent,) = echo_agent.calls
     await asyncio.wait_for(agent.closed.wait(), 5)
     assert agent.digits == ["7"]
-    assert agent.events[-1] == {"event": "stop", "reason": "remote"}
+    if agent_protocol == "inkbox":
+        assert agent.events[-1] == {"event": "stop", "reason": "remote"}
+    else:
+        assert agent.events[0]["event"] == "connected"
+        assert agent.events[-1]["event"] == "stop" and "callSid" in agent.events[-1]["stop"]
     (call,) = await trunkline.services.repository.list_calls(number.organization_id)
     await wait_for_status(trunkline, call.id, "completed")
     stored = await trunkline.services.repository.get_call(call.id)
@@ -214,3 +219,20 @@ async def test_unknown_number_and_missing_start_close_with_policy_violation(
             await ws.send_json({"event": "media", "media": {"payload": "AAAA"}})
             message = await asyncio.wait_for(ws.receive(), 5)
             assert message.type == aiohttp.WSMsgType.CLOSE and message.data == 1008
+
+
+@pytest.mark.parametrize("agent_protocol", ["inkbox", "twilio"])
+async def test_marks_come_back_after_their_audio_reached_the_carrier_stream(
+    trunkline: Trunkline, marking_agent: MarkingAgent, agent_protocol: str
+) -> None:
+    base = configure(trunkline)
+    await trunkline.number("auto_accept", marking_agent.url, agent_protocol=agent_protocol)
+    headers = {"x-telnyx-streaming-auth-token": STREAM_TOKEN}
+    url = f"{base}/telnyx/media-stream"
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
+        await ws.send_json(telnyx_start("PCMU"))
+        played, _ = await collect_media(ws, 2400)
+        await asyncio.wait_for(marking_agent.done.wait(), 5)
+        await ws.send_json({"event": "stop"})
+    assert played == b"\x20" * 800 + b"\x21" * 800 + b"\x22" * 800
+    assert [name for name, _ in marking_agent.marks] == ["m0", "m1", "m2"]
