@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable
+from dataclasses import asdict
+from time import perf_counter_ns
 from typing import Protocol
 
 from trunkline.codecs.g711 import ULAW_TO_ALAW
@@ -38,10 +41,12 @@ from trunkline.gateway.agent.link import AgentLink
 from trunkline.gateway.agent.persona import AgentPersona, persona_for
 from trunkline.gateway.clock import MediaClock
 from trunkline.gateway.playout import Playout
+from trunkline.gateway.probes import LatencyHistogram, MediaCounters, MediaTotals
 from trunkline.gateway.rtp.session import RtpSession
 from trunkline.gateway.rtp.transport import RtpEndpoint
 
 log = logging.getLogger("trunkline.media")
+ARRIVALS_TRACKED = 64  # agent chunks awaiting their first frame, per call
 
 
 class CallerLeg(Protocol):
@@ -116,6 +121,7 @@ class MediaBridge:
         organization_id: str = "",
         agent_format: AgentAudioFormat = AGENT_FORMATS["mulaw8k"],
         custom_parameters: dict[str, str] | None = None,
+        totals: MediaTotals | None = None,
     ) -> None:
         self.call_id = call_id
         self.stream_id = str(uuid.uuid4())
@@ -135,7 +141,13 @@ class MediaBridge:
         self.link: AgentLink | None = None
         self.agent_frames_rejected = 0
         self.frames_to_agent = 0
+        self.frames_to_caller = 0
         self._sending = False  # the last slot played agent audio
+        self.to_agent = LatencyHistogram()
+        self.to_caller = LatencyHistogram()
+        # (number of the first frame of an agent chunk, its arrival time), oldest first
+        self._arrivals: deque[tuple[int, int]] = deque(maxlen=ARRIVALS_TRACKED)
+        self._totals = totals
 
     # -- wiring ----------------------------------------------------------------------
     def attach_agent(self, link: AgentLink) -> None:
@@ -155,6 +167,9 @@ class MediaBridge:
             self._tick_handle = None
         if self.caller is not None:
             self.caller.detach()
+        if self._totals is not None:
+            self._totals_absorb(self._totals)
+            self._totals = None
         link, self.link = self.link, None
         if link is not None and link.open:
             link.send_text(self.persona.stop(reason))
@@ -166,9 +181,11 @@ class MediaBridge:
         link = self.link
         if link is None:
             return
+        started = perf_counter_ns()
         audio = self._to_agent.convert(payload)
         if audio and link.send_text(self.persona.media(audio), droppable=True):
             self.frames_to_agent += 1
+            self.to_agent.observe_ns(perf_counter_ns() - started)
 
     def caller_digit(self, digit: str) -> None:
         if self.link is not None:
@@ -201,6 +218,7 @@ class MediaBridge:
 
     def agent_audio(self, audio: bytes) -> None:
         """Agent audio in its own format (a ``media`` payload or a binary frame)."""
+        self._arrivals.append((self.playout.queued_total + 1, perf_counter_ns()))
         self.playout.push(self._to_caller.convert(audio))
         if not self._sending and self._tick_handle is not None and self.caller is not None:
             # A talk spurt starts: play it from the next 5 ms slot, not up to 20 ms later.
@@ -217,3 +235,30 @@ class MediaBridge:
         self._sending = frame is not None
         if self.caller is not None:
             self.caller.send_frame(frame)
+        if frame is not None:
+            self.frames_to_caller += 1
+            arrivals = self._arrivals
+            if arrivals and arrivals[0][0] <= self.playout.played_total:
+                self.to_caller.observe_ns(perf_counter_ns() - arrivals.popleft()[1])
+                while arrivals and arrivals[0][0] <= self.playout.played_total:
+                    arrivals.popleft()  # chunks that did not start a frame of their own
+
+    # -- counters ----------------------------------------------------------------------
+    def counters(self) -> MediaCounters:
+        link = self.link
+        return MediaCounters(
+            frames_to_agent=self.frames_to_agent,
+            frames_to_caller=self.frames_to_caller,
+            agent_frames_rejected=self.agent_frames_rejected,
+            agent_frames_dropped=link.dropped_frames if link is not None else 0,
+            playout_frames_dropped=self.playout.dropped_frames,
+        )
+
+    def rtp_counters(self) -> dict[str, int]:
+        leg = self.caller
+        if not isinstance(leg, RtpLeg):
+            return {}
+        return asdict(leg.session.counters)
+
+    def _totals_absorb(self, totals: MediaTotals) -> None:
+        totals.add(self.counters(), self.to_agent, self.to_caller, self.rtp_counters())

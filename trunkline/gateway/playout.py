@@ -51,6 +51,16 @@ class Playout:
         return len(self._frames)
 
     @property
+    def queued_total(self) -> int:
+        """Frames ever queued (the next frame queued is number ``queued_total + 1``)."""
+        return self._queued
+
+    @property
+    def played_total(self) -> int:
+        """Frames taken from the queue so far (played, or dropped as the oldest)."""
+        return self._played
+
+    @property
     def backlog_seconds(self) -> float:
         return len(self._frames) / 50
 

@@ -33,6 +33,7 @@ import aiohttp
 
 from trunkline.control_api.routing import RouteTarget, load_inbound_route
 from trunkline.crypto import derive_key
+from trunkline.gateway import probes
 from trunkline.gateway.agent.formats import AGENT_FORMATS
 from trunkline.gateway.agent.link import AgentConnectError, AgentLink, connect_agent
 from trunkline.gateway.call_lifecycle import CallLifecycle
@@ -40,6 +41,7 @@ from trunkline.gateway.clock import MediaClock
 from trunkline.gateway.live_call import LiveCall, SipAddress, ignore_response, ignore_timeout
 from trunkline.gateway.media import MediaBridge, RtpLeg
 from trunkline.gateway.outbound_calls import OutboundCalls
+from trunkline.gateway.probes import MediaTotals
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
 from trunkline.gateway.sip.admission import SourceBudget, is_trusted
 from trunkline.gateway.sip.digest import DigestServer
@@ -121,6 +123,7 @@ class SipGateway(asyncio.DatagramProtocol):
             DIGEST_REALM, derive_key(services.master_key, "sip digest nonces")
         )
         self.outbound = OutboundCalls(self)
+        self.media_totals = MediaTotals.empty()  # what the bridges of ended calls counted
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self, host: str, port: int) -> SipAddress:
@@ -129,7 +132,19 @@ class SipGateway(asyncio.DatagramProtocol):
         self.transport = transport  # uvloop calls connection_made only on the next loop turn
         sockname = self.transport.get_extra_info("sockname")
         self.local_address = (str(sockname[0]), int(sockname[1]))
+        probes.watch(self)
         return self.local_address
+
+    def media_snapshot(self) -> MediaTotals:
+        """Ended calls' media figures plus the live calls', for a metrics scrape."""
+        snapshot = MediaTotals.empty()
+        snapshot.add_totals(self.media_totals)
+        for call in list(self.calls.values()):
+            bridge = call.bridge
+            if bridge is not None:
+                bridge_totals = (bridge.to_agent, bridge.to_caller, bridge.rtp_counters())
+                snapshot.add(bridge.counters(), *bridge_totals)
+        return snapshot
 
     async def close(self) -> None:
         for call in list(self.calls.values()):
@@ -560,6 +575,7 @@ class SipGateway(asyncio.DatagramProtocol):
             organization_id=record.organization_id,
             agent_format=AGENT_FORMATS.get(call.agent_audio, AGENT_FORMATS["mulaw8k"]),
             custom_parameters=_custom_parameters(record),
+            totals=self.media_totals,
         )
         call.bridge = bridge
         return bridge

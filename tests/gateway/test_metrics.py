@@ -1,0 +1,67 @@
+"""Media metrics at /metrics move as calls happen; the latency histogram's buckets."""
+
+from __future__ import annotations
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
+from tests.gateway.sip_peer import CarrierCall
+from trunkline.gateway.probes import BUCKETS_SECONDS, LatencyHistogram
+
+
+async def scrape(trunkline: Trunkline) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    url = f"http://127.0.0.1:{trunkline.http_port}/metrics"
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        text = await response.text()
+    values = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return values
+
+
+def value(metrics: dict, name: str, **labels: str) -> float:
+    return metrics.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_media_metrics_move_with_a_call(trunkline: Trunkline, echo_agent: EchoAgent) -> None:
+    await trunkline.number("auto_accept", echo_agent.url)
+    before = await scrape(trunkline)
+    carrier = await CarrierCall.open(trunkline.sip_port)
+    try:
+        assert (await carrier.invite(NUMBER)).status == 200
+        await carrier.send_audio([b"\x44" * 160] * 25)
+        assert len(await carrier.received_audio(25 * 160)) == 25 * 160
+        during = await scrape(trunkline)
+        assert value(during, "trunkline_calls_active", direction="inbound") == 1
+        carrier.send_raw_rtp(b"\x80")  # malformed: too short to be RTP
+        assert (await carrier.bye(NUMBER)).status == 200
+    finally:
+        carrier.close()
+    after = await scrape(trunkline)
+    assert value(after, "trunkline_calls_active", direction="inbound") == 0
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("trunkline_agent_frames_sent_total") == 25
+    assert grew("trunkline_caller_frames_sent_total") == 25
+    assert grew("trunkline_rtp_packets_total", direction="in") == 25
+    assert grew("trunkline_rtp_packets_total", direction="out") == 25
+    assert grew("trunkline_rtp_packets_dropped_total", reason="malformed") == 1
+    assert grew("trunkline_media_to_agent_latency_seconds_count") == 25
+    assert grew("trunkline_media_to_caller_latency_seconds_count") >= 1
+    assert value(after, "trunkline_media_to_agent_latency_seconds_bucket", le="+Inf") >= 25
+
+
+def test_latency_histogram_buckets_are_cumulative() -> None:
+    histogram = LatencyHistogram()
+    for microseconds in (100, 400, 700, 3000, 2_000_000):
+        histogram.observe_ns(microseconds * 1000)
+    buckets = dict(histogram.buckets())
+    assert buckets[repr(BUCKETS_SECONDS[0])] == 2  # ≤ 0.5 ms
+    assert buckets["0.001"] == 3
+    assert buckets["0.005"] == 4
+    assert buckets["1.0"] == 4 and buckets["+Inf"] == 5
+    assert histogram.sum_ns == (100 + 400 + 700 + 3000 + 2_000_000) * 1000
