@@ -140,7 +140,9 @@ class CarrierCall:
                 data = await asyncio.wait_for(self.rtp_inbox.queue.get(), deadline - loop.time())
             except TimeoutError:
                 break
-            audio += parse_packet(data).payload
+            payload = bytes(parse_packet(data).payload)
+            if payload.strip(b"\xff") and payload.strip(b"\xd5"):  # not a silence frame
+                audio += payload
         return bytes(audio)
 
     async def bye(self, number: str) -> SipResponse:

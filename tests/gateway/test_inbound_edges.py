@@ -14,7 +14,7 @@ from aiohttp import web
 from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall
 from trunkline.gateway.media import RtpLeg
-from trunkline.gateway.rtp.packet import build_packet
+from trunkline.gateway.rtp.packet import build_packet, parse_packet
 from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip.message import SipResponse, parse_message
 
@@ -211,3 +211,25 @@ async def test_at_capacity_the_call_gets_503_with_retry_after(
     finally:
         first.close()
         second.close()
+
+
+async def test_caller_hears_paced_silence_while_the_agent_is_quiet(
+    trunkline: Trunkline, echo_agent: EchoAgent
+) -> None:
+    """Carriers end calls whose RTP stops; a quiet agent still means 20 ms silence packets."""
+    await trunkline.number("auto_accept", echo_agent.url)
+    carrier = await CarrierCall.open(trunkline.sip_port)
+    try:
+        assert (await carrier.invite(NUMBER)).status == 200
+        packets = []
+        async with asyncio.timeout(5):
+            while len(packets) < 20:
+                packets.append(parse_packet(await carrier.rtp_inbox.queue.get()))
+        assert (await carrier.bye(NUMBER)).status == 200
+    finally:
+        carrier.close()
+    assert all(bytes(p.payload) == b"\xff" * 160 for p in packets)
+    sequences = [p.sequence for p in packets]
+    assert all((b - a) & 0xFFFF == 1 for a, b in zip(sequences, sequences[1:], strict=False))
+    stamps = [p.timestamp for p in packets]
+    assert all((b - a) & 0xFFFFFFFF == 160 for a, b in zip(stamps, stamps[1:], strict=False))

@@ -48,7 +48,7 @@ async def test_media_metrics_move_with_a_call(trunkline: Trunkline, echo_agent: 
     assert grew("trunkline_agent_frames_sent_total") == 25
     assert grew("trunkline_caller_frames_sent_total") == 25
     assert grew("trunkline_rtp_packets_total", direction="in") == 25
-    assert grew("trunkline_rtp_packets_total", direction="out") == 25
+    assert grew("trunkline_rtp_packets_total", direction="out") >= 25  # echo, then silence
     assert grew("trunkline_rtp_packets_dropped_total", reason="malformed") == 1
     assert grew("trunkline_media_to_agent_latency_seconds_count") == 25
     assert grew("trunkline_media_to_caller_latency_seconds_count") >= 1

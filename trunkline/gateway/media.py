@@ -46,6 +46,8 @@ from trunkline.gateway.rtp.session import RtpSession
 from trunkline.gateway.rtp.transport import RtpEndpoint
 
 log = logging.getLogger("trunkline.media")
+MULAW_SILENCE_FRAME = b"\xff" * 160
+ALAW_SILENCE_FRAME = b"\xd5" * 160
 ARRIVALS_TRACKED = 64  # agent chunks awaiting their first frame, per call
 
 
@@ -91,7 +93,10 @@ class RtpLeg:
         endpoint.session = self.session
 
     def send_frame(self, frame: bytes | None) -> None:
-        if frame is not None and self.alaw:
+        # Silence is sent, not suppressed: carriers end calls whose RTP stops flowing.
+        if frame is None:
+            frame = ALAW_SILENCE_FRAME if self.alaw else MULAW_SILENCE_FRAME
+        elif self.alaw:
             frame = frame.translate(ULAW_TO_ALAW)
         packet = self.session.next_frame(frame)
         if packet is not None:

@@ -153,8 +153,13 @@ class RtpSession:
 
     # -- outbound ----------------------------------------------------------------
     def rewind(self, samples: int) -> None:
-        """Move outbound RTP time back (the next slot comes sooner than 20 ms)."""
+        """Move outbound RTP time back (the next slot comes sooner than 20 ms).
+
+        The next packet carries the marker bit, so the far end's jitter buffer
+        treats it as a new talk spurt rather than a late or overlapping frame.
+        """
         self._out_ts = (self._out_ts - samples) & 0xFFFFFFFF
+        self._talking = False
 
     def next_frame(self, payload: bytes | memoryview | None) -> memoryview | None:
         """The packet for this 20 ms slot, or None for silence (time still advances)."""
