@@ -52,6 +52,7 @@ FRAME = 0.020
 TARGET_CPU_PERCENT_PER_CALL = 0.25
 STAMP = struct.Struct("!q")  # monotonic nanoseconds in the first 8 payload bytes
 RTP_HEADER = struct.Struct("!BBHII")
+SILENCE = b"\xff" * 160  # what trunkline sends while the agent is quiet
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
@@ -190,11 +191,13 @@ class CarrierLeg(asyncio.DatagramProtocol):
         if not self.measuring or len(data) < 28:
             return
         now = time.monotonic_ns()
-        self.received += 1
-        self.latencies.append((now - STAMP.unpack_from(data, 20)[0]) / 1e6)
         if self.last_arrival is not None:
             self.jitter.append(abs((now - self.last_arrival) / 1e6 - FRAME * 1000))
         self.last_arrival = now
+        if data[12:] == SILENCE:
+            return  # pacing counts, but a silence frame carries no echoed audio
+        self.received += 1
+        self.latencies.append((now - STAMP.unpack_from(data, 20)[0]) / 1e6)
 
 
 async def sip_calls(legs: list[CarrierLeg], sip_port: int) -> asyncio.DatagramTransport:

@@ -47,11 +47,12 @@ from trunkline.gateway.sip_gateway import (
     CallDeclined,
     GatewayCallControl,
     SipGateway,
+    inbound_call_record,
     normalise_e164,
 )
 from trunkline.messaging.carrier_formats import SignatureError, verify_twilio
 from trunkline.services import Services
-from trunkline.storage.models import Call, PhoneNumber, new_id, utcnow
+from trunkline.storage.models import PhoneNumber
 
 log = logging.getLogger("trunkline.carrier_stream")
 START_WAIT_SECONDS = 10.0
@@ -266,26 +267,9 @@ class StreamCall:
 
     async def _live_call(self, number: PhoneNumber) -> LiveCall:
         start = self.start
-        now = utcnow()
-        remote = normalise_e164(start.from_number) or (start.from_number or "anonymous")[:32]
         record = await self.gateway.services.repository.create_call(
-            Call(
-                id=new_id(),
-                organization_id=number.organization_id,
-                phone_number_id=number.id,
-                local_phone_number=number.number,
-                remote_phone_number=remote,
-                direction="inbound",
-                status="initiated",
-                client_websocket_url=None,
-                use_inkbox_tts=None,
-                use_inkbox_stt=None,
-                hangup_reason=None,
-                started_at=None,
-                ended_at=None,
-                created_at=now,
-                updated_at=now,
-                sip_call_id=f"{self.dialect}:{start.carrier_call_id}"[:255],
+            inbound_call_record(
+                number, start.from_number, f"{self.dialect}:{start.carrier_call_id}"
             )
         )
         lifecycle = CallLifecycle(

@@ -456,25 +456,7 @@ class SipGateway(asyncio.DatagramProtocol):
             remote = SipUri.parse(remote_party.uri).user or "anonymous"
         except SipParseError:
             remote = "anonymous"
-        now = utcnow()
-        record = Call(
-            id=new_id(),
-            organization_id=number.organization_id,
-            phone_number_id=number.id,
-            local_phone_number=number.number,
-            remote_phone_number=normalise_e164(remote) or remote[:32],
-            direction="inbound",
-            status="initiated",
-            client_websocket_url=None,
-            use_inkbox_tts=None,
-            use_inkbox_stt=None,
-            hangup_reason=None,
-            started_at=None,
-            ended_at=None,
-            created_at=now,
-            updated_at=now,
-            sip_call_id=request.call_id[:255],
-        )
+        record = inbound_call_record(number, remote, request.call_id)
         return await self.services.repository.create_call(record)
 
     async def _ring_and_answer(
@@ -858,6 +840,30 @@ def _target_uri(call: LiveCall) -> str:
             pass
     host, port = call.remote_target
     return f"sip:{host}:{port}"
+
+
+def inbound_call_record(number: PhoneNumber, remote: str | None, carrier_call_id: str) -> Call:
+    """A new inbound call on ``number`` from ``remote`` (E.164 when it is a phone number)."""
+    now = utcnow()
+    caller = normalise_e164(remote) or (remote or "anonymous")[:32]
+    return Call(
+        id=new_id(),
+        organization_id=number.organization_id,
+        phone_number_id=number.id,
+        local_phone_number=number.number,
+        remote_phone_number=caller,
+        direction="inbound",
+        status="initiated",
+        client_websocket_url=None,
+        use_inkbox_tts=None,
+        use_inkbox_stt=None,
+        hangup_reason=None,
+        started_at=None,
+        ended_at=None,
+        created_at=now,
+        updated_at=now,
+        sip_call_id=carrier_call_id[:255],
+    )
 
 
 def _custom_parameters(record: Call) -> dict[str, str]:
