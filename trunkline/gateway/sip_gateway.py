@@ -558,6 +558,7 @@ class SipGateway(asyncio.DatagramProtocol):
             agent_format=AGENT_FORMATS.get(call.agent_audio, AGENT_FORMATS["mulaw8k"]),
             custom_parameters=_custom_parameters(record),
             totals=self.media_totals,
+            max_playout_seconds=self.services.settings.playout_max_seconds,
         )
         call.bridge = bridge
         return bridge
