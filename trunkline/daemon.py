@@ -87,6 +87,8 @@ async def serve(
             on_ready(services, port)
         await shutdown.requested.wait()
         services.draining = True
+        if gateway is not None:
+            await _drain(gateway, settings.shutdown_timeout_seconds, shutdown.hurried)
     finally:
         if gateway is not None:
             await gateway.close()
@@ -96,6 +98,21 @@ async def serve(
         await runner.cleanup()
         await services.close()
         log.info("stopped")
+
+
+async def _drain(gateway: SipGateway, deadline_seconds: float, hurried: asyncio.Event) -> None:
+    """Let live calls end by themselves until the deadline or a second signal."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deadline_seconds
+    if gateway.calls:
+        log.info(
+            "draining: waiting up to %.0f s for %d calls", deadline_seconds, len(gateway.calls)
+        )
+    while gateway.calls and not hurried.is_set() and loop.time() < deadline:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(hurried.wait(), min(0.1, max(0.0, deadline - loop.time())))
+    if gateway.calls:
+        log.info("drain deadline: ending %d calls", len(gateway.calls))
 
 
 async def _start_gateway(services: Services) -> SipGateway:

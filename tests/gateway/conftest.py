@@ -89,6 +89,8 @@ class Trunkline:
     services: Services
     http_port: int
     sip_port: int
+    shutdown: ShutdownSignal
+    task: asyncio.Task[None]
 
     @property
     def gateway(self) -> SipGateway:
@@ -145,7 +147,7 @@ async def trunkline(tmp_path: Path) -> AsyncIterator[Trunkline]:
     try:
         services, port = await asyncio.wait_for(ready, 20)
         assert services.sip_address is not None
-        yield Trunkline(services, port, services.sip_address[1])
+        yield Trunkline(services, port, services.sip_address[1], shutdown, task)
     finally:
         shutdown.requested.set()
         await asyncio.wait_for(task, 20)

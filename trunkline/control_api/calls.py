@@ -84,6 +84,8 @@ async def _caller_number(ctx: Ctx, e164: str) -> PhoneNumber:
 async def place_call(ctx: Ctx) -> web.Response:
     body = ctx.body
     settings = ctx.services.settings
+    if ctx.services.draining:
+        raise ApiError(503, "Draining: not accepting new calls", headers={"Retry-After": "30"})
     if body["to_number"] == body["from_number"]:
         raise ApiError(422, "to_number: must differ from from_number")
     if body.get("webhook_url") is not None:

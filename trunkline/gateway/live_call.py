@@ -56,6 +56,7 @@ class LiveCall:
     canceled: bool = False
     ended: bool = False
     reconnect_timer: asyncio.TimerHandle | None = None
+    duration_timer: asyncio.TimerHandle | None = None  # ends the call at the duration cap
     cancel_outcome: CancelOutcome | None = None
     agent_protocol: str = "inkbox"  # the number's options when the call began
     agent_audio: str = "mulaw8k"  # outbound: how a CANCEL we sent ends it

@@ -564,6 +564,10 @@ class SipGateway(asyncio.DatagramProtocol):
         return bridge
 
     async def mark_answered(self, call: LiveCall, link: AgentLink, url: str | None) -> None:
+        call.duration_timer = asyncio.get_running_loop().call_later(
+            self.services.settings.max_call_seconds,
+            lambda: self.spawn(self.end_call(call, "max_duration", send_bye=True)),
+        )
         headers = link.response_headers
         await call.lifecycle.transition(
             "answered",
@@ -766,6 +770,8 @@ class SipGateway(asyncio.DatagramProtocol):
         self.outbound.forget(call)
         if call.reconnect_timer is not None:
             call.reconnect_timer.cancel()
+        if call.duration_timer is not None:
+            call.duration_timer.cancel()
         if call.bridge is not None:
             call.bridge.stop(reason)
         if call.endpoint is not None:

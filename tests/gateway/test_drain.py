@@ -1,0 +1,86 @@
+"""Graceful drain on SIGTERM, the duration cap: calls end cleanly with the right reason."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
+from tests.gateway.sip_peer import CarrierCall
+from tests.gateway.test_inbound_calls import wait_for_status
+
+
+async def test_drain_refuses_new_calls_and_lets_live_ones_finish(
+    trunkline: Trunkline, echo_agent: EchoAgent
+) -> None:
+    trunkline.services.settings.shutdown_timeout_seconds = 30
+    number = await trunkline.number("auto_accept", echo_agent.url)
+    carriers = [await CarrierCall.open(trunkline.sip_port) for _ in range(3)]
+    late = await CarrierCall.open(trunkline.sip_port)
+    try:
+        for carrier in carriers:
+            assert (await carrier.invite(NUMBER)).status == 200
+        trunkline.shutdown.requested.set()  # what SIGTERM does
+        await asyncio.sleep(0.1)
+        refused = await late.invite(NUMBER)
+        assert (refused.status, refused.headers.get("Retry-After")) == (503, "30")
+        url = f"http://127.0.0.1:{trunkline.http_port}/readyz"
+        async with aiohttp.ClientSession() as http, http.get(url) as response:
+            assert response.status == 503
+        assert not trunkline.task.done()  # waiting for the live calls
+        for carrier in carriers:
+            await carrier.send_audio([b"\x12" * 160] * 3)
+            assert await carrier.received_audio(480) == b"\x12" * 480  # still bridged
+            assert (await carrier.bye(NUMBER)).status == 200
+        calls = await trunkline.services.repository.list_calls(number.organization_id)
+        answered = [c for c in calls if c.started_at is not None]
+        assert len(answered) == 3
+        for call in answered:
+            await wait_for_status(trunkline, call.id, "completed")
+            stored = await trunkline.services.repository.get_call(call.id)
+            assert stored is not None and stored.hangup_reason == "remote"
+        await asyncio.wait_for(asyncio.shield(trunkline.task), 10)  # exits once they are done
+    finally:
+        for carrier in [*carriers, late]:
+            carrier.close()
+
+
+async def test_second_signal_ends_live_calls_at_once(
+    trunkline: Trunkline, echo_agent: EchoAgent
+) -> None:
+    trunkline.services.settings.shutdown_timeout_seconds = 600
+    await trunkline.number("auto_accept", echo_agent.url)
+    carrier = await CarrierCall.open(trunkline.sip_port)
+    try:
+        assert (await carrier.invite(NUMBER)).status == 200
+        trunkline.shutdown.requested.set()
+        await asyncio.sleep(0.2)
+        trunkline.shutdown.hurried.set()  # a second SIGTERM
+        bye = await carrier.expect_request("BYE", wait_seconds=5)
+        assert bye.call_id == carrier.call_id
+        await asyncio.wait_for(asyncio.shield(trunkline.task), 10)
+    finally:
+        carrier.close()
+    (agent,) = echo_agent.calls
+    await asyncio.wait_for(agent.closed.wait(), 5)
+    assert agent.events[-1] == {"event": "stop", "reason": "local"}
+
+
+async def test_calls_end_at_the_duration_cap(trunkline: Trunkline, echo_agent: EchoAgent) -> None:
+    trunkline.services.settings.max_call_seconds = 0.5
+    number = await trunkline.number("auto_accept", echo_agent.url)
+    carrier = await CarrierCall.open(trunkline.sip_port)
+    try:
+        assert (await carrier.invite(NUMBER)).status == 200
+        bye = await carrier.expect_request("BYE", wait_seconds=5)
+        assert bye.call_id == carrier.call_id
+    finally:
+        carrier.close()
+    (call,) = await trunkline.services.repository.list_calls(number.organization_id)
+    await wait_for_status(trunkline, call.id, "completed")
+    stored = await trunkline.services.repository.get_call(call.id)
+    assert stored is not None and stored.hangup_reason == "max_duration"
+    (agent,) = echo_agent.calls
+    await asyncio.wait_for(agent.closed.wait(), 5)
+    assert agent.events[-1] == {"event": "stop", "reason": "max_duration"}
