@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import require
 from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall
 from trunkline.gateway.probes import BUCKETS_SECONDS, LatencyHistogram
 
 
-async def scrape(trunkline: Trunkline) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+async def scrape_text(trunkline: Trunkline) -> str:
     url = f"http://127.0.0.1:{trunkline.http_port}/metrics"
     async with aiohttp.ClientSession() as http, http.get(url) as response:
-        text = await response.text()
+        assert response.status == 200
+        return await response.text()
+
+
+async def scrape(trunkline: Trunkline) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = await scrape_text(trunkline)
     values = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -35,6 +44,7 @@ async def test_media_metrics_move_with_a_call(trunkline: Trunkline, echo_agent: 
         assert len(await carrier.received_audio(25 * 160)) == 25 * 160
         during = await scrape(trunkline)
         assert value(during, "trunkline_calls_active", direction="inbound") == 1
+        await promtool_accepts(await scrape_text(trunkline))
         carrier.send_raw_rtp(b"\x80")  # malformed: too short to be RTP
         assert (await carrier.bye(NUMBER)).status == 200
     finally:
@@ -65,3 +75,15 @@ def test_latency_histogram_buckets_are_cumulative() -> None:
     assert buckets["0.005"] == 4
     assert buckets["1.0"] == 4 and buckets["+Inf"] == 5
     assert histogram.sum_ns == (100 + 400 + 700 + 3000 + 2_000_000) * 1000
+
+
+async def promtool_accepts(exposition: str) -> None:
+    """``promtool check metrics`` (Debian package prometheus) finds no problem."""
+    require(shutil.which("promtool") is not None, "promtool (Debian package prometheus)")
+    process = await asyncio.create_subprocess_exec(
+        "promtool", "check", "metrics",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(process.communicate(exposition.encode()), 30)
+    assert process.returncode == 0, output.decode()
