@@ -13,6 +13,8 @@ Nothing here creates a task or queue per frame.
 from __future__ import annotations
 
 import logging
+import secrets
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -42,6 +44,7 @@ from trunkline.gateway.agent.persona import AgentPersona, persona_for
 from trunkline.gateway.clock import MediaClock
 from trunkline.gateway.playout import Playout
 from trunkline.gateway.probes import LatencyHistogram, MediaCounters, MediaTotals
+from trunkline.gateway.rtp.rtcp import REPORT_INTERVAL_FRAMES, build_report
 from trunkline.gateway.rtp.session import RtpSession
 from trunkline.gateway.rtp.transport import RtpEndpoint
 
@@ -70,7 +73,7 @@ class CallerLeg(Protocol):
 class RtpLeg:
     """The caller over RTP: the session filters and packetises, the endpoint sends."""
 
-    __slots__ = ("alaw", "endpoint", "session")
+    __slots__ = ("_until_report", "alaw", "endpoint", "session")
 
     def __init__(
         self,
@@ -91,6 +94,8 @@ class RtpLeg:
             remote=remote,
         )
         endpoint.session = self.session
+        # The first report goes out at a random point of the first 5 s (calls stay out of step).
+        self._until_report = 50 + secrets.randbelow(REPORT_INTERVAL_FRAMES)
 
     def send_frame(self, frame: bytes | None) -> None:
         # Silence is sent, not suppressed: carriers end calls whose RTP stops flowing.
@@ -101,6 +106,29 @@ class RtpLeg:
         packet = self.session.next_frame(frame)
         if packet is not None:
             self.endpoint.send(packet)
+        self._until_report -= 1
+        if self._until_report <= 0:
+            self._until_report = REPORT_INTERVAL_FRAMES
+            self._send_report()
+
+    def _send_report(self) -> None:
+        rtcp = self.endpoint.rtcp
+        if rtcp is None:
+            return
+        session = self.session
+        counters = session.counters
+        self.endpoint.send_rtcp(
+            build_report(
+                ssrc=session.ssrc,
+                rtp_timestamp=session.out_timestamp,
+                packets_sent=counters.packets_out,
+                octets_sent=counters.bytes_out - 12 * counters.packets_out,
+                stats=session.reception_stats(),
+                state=rtcp.state,
+                now_unix=time.time(),
+                now_mono=time.monotonic(),
+            )
+        )
 
     def detach(self) -> None:
         self.endpoint.session = None

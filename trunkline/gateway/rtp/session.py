@@ -14,11 +14,13 @@ at each talk-spurt start. Every drop is counted by reason.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from trunkline.codecs.dtmf import TelephoneEventError, decode_event
 from trunkline.gateway.rtp.packet import RtpParseError, build_into, parse_packet
+from trunkline.gateway.rtp.rtcp import ReceptionStats
 
 SAMPLES_PER_FRAME = 160
 MAX_SEQUENCE_JUMP = 3000  # beyond this the stream restarted: resynchronise
@@ -50,6 +52,11 @@ class RtpSession:
         "_learned",
         "_out_seq",
         "_out_ts",
+        "_base_seq",
+        "_cycles",
+        "_jitter16",
+        "_last_transit",
+        "_received",
         "_ssrc_in",
         "_talking",
         "counters",
@@ -85,6 +92,12 @@ class RtpSession:
         self._ssrc_in: int | None = None
         self._highest: int | None = None
         self._ended_event: tuple[int, int] | None = None
+        # Reception statistics for RTCP (RFC 3550 A.1, A.8).
+        self._base_seq = 0
+        self._cycles = 0
+        self._received = 0
+        self._jitter16 = 0  # interarrival jitter × 16, in RTP timestamp units
+        self._last_transit: int | None = None
 
     @property
     def learned_source(self) -> Address | None:
@@ -116,28 +129,62 @@ class RtpSession:
         if not self._in_order(packet.ssrc, packet.sequence):
             counters.dropped_late += 1
             return
+        self._received += 1
+        transit = int(time.monotonic() * 8000) - packet.timestamp
+        if self._last_transit is not None:
+            d = abs(transit - self._last_transit)
+            if d < 8000 * 60:  # not a timestamp jump
+                self._jitter16 += d - ((self._jitter16 + 8) >> 4)
+        self._last_transit = transit
         self.on_audio(packet.payload)
+
+    def reception_stats(self) -> ReceptionStats | None:
+        """What an RTCP report block says about the caller's stream (None before any)."""
+        if self._ssrc_in is None or self._highest is None:
+            return None
+        extended = self._cycles + self._highest
+        return ReceptionStats(
+            ssrc=self._ssrc_in,
+            extended_highest=extended,
+            expected=extended - self._base_seq + 1,
+            received=self._received,
+            jitter=self._jitter16 >> 4,
+        )
+
+    @property
+    def out_timestamp(self) -> int:
+        return self._out_ts
 
     def _in_order(self, ssrc: int, sequence: int) -> bool:
         if ssrc != self._ssrc_in or self._highest is None:
             if self._ssrc_in is not None:
                 self.counters.resyncs += 1
             self._ssrc_in = ssrc
-            self._highest = sequence
+            self._highest = self._base_seq = sequence
+            self._cycles = self._received = 0
+            self._last_transit = None
             return True
         delta = (sequence - self._highest) & 0xFFFF
         if delta == 0 or delta >= 0x8000:
             if (self._highest - sequence) & 0xFFFF > MAX_SEQUENCE_JUMP:
-                self.counters.resyncs += 1
-                self._highest = sequence
+                self._resync(sequence)
                 return True
             return False  # duplicate, or older than what was already played
         if delta > MAX_SEQUENCE_JUMP:
-            self.counters.resyncs += 1
-        else:
-            self.counters.lost += delta - 1
+            self._resync(sequence)
+            return True
+        self.counters.lost += delta - 1
+        if sequence < self._highest:
+            self._cycles += 1 << 16  # the 16-bit sequence number wrapped
         self._highest = sequence
         return True
+
+    def _resync(self, sequence: int) -> None:
+        """The sender restarted its sequence: statistics start again (RFC 3550 A.1)."""
+        self.counters.resyncs += 1
+        self._highest = self._base_seq = sequence
+        self._cycles = self._received = 0
+        self._last_transit = None
 
     def _event(self, ssrc: int, timestamp: int, payload: memoryview) -> None:
         try:

@@ -1,5 +1,6 @@
 """The UDP side of a call's RTP: a datagram protocol feeding the session by callback,
-and an allocator of even ports from the configured range."""
+its RTCP companion on the next port up, and an allocator of even ports from the
+configured range."""
 
 from __future__ import annotations
 
@@ -9,9 +10,44 @@ import socket
 import time
 from typing import cast
 
+from trunkline.gateway.rtp.rtcp import RtcpState, receive_report
 from trunkline.gateway.rtp.session import RtpSession
 
 MAX_DATAGRAM = 2048
+
+
+class RtcpEndpoint(asyncio.DatagramProtocol):
+    """The RTCP socket (RTP port + 1): reports in are checked and counted, reports out sent."""
+
+    def __init__(self) -> None:
+        self.state = RtcpState()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.remote: tuple[str, int] | None = None  # learned from the first valid report
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(data) > MAX_DATAGRAM:
+            self.state.dropped_malformed += 1
+            return
+        before = self.state.packets_in
+        receive_report(data, self.state, time.monotonic())
+        if self.remote is None and self.state.packets_in > before:
+            self.remote = (addr[0], addr[1])
+
+    def error_received(self, exc: Exception) -> None:
+        return None
+
+    def send(self, packet: bytes, rtp_remote: tuple[str, int]) -> None:
+        """To the learned RTCP source, else the RTP peer's port + 1 (RFC 3550 §11)."""
+        if self.transport is not None:
+            self.transport.sendto(packet, self.remote or (rtp_remote[0], rtp_remote[1] + 1))
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
 
 
 class RtpEndpoint(asyncio.DatagramProtocol):
@@ -20,6 +56,7 @@ class RtpEndpoint(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.session: RtpSession | None = None
         self.transport: asyncio.DatagramTransport | None = None
+        self.rtcp: RtcpEndpoint | None = None
         self.dropped_unattached = 0
         self.dropped_oversized = 0
 
@@ -51,10 +88,17 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         assert self.transport is not None
         return int(self.transport.get_extra_info("sockname")[1])
 
+    def send_rtcp(self, packet: bytes) -> None:
+        session = self.session
+        if self.rtcp is not None and session is not None and session.remote is not None:
+            self.rtcp.send(packet, session.remote)
+
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
             self.transport = None
+        if self.rtcp is not None:
+            self.rtcp.close()
 
 
 QUARANTINE_SECONDS = 10.0
@@ -79,7 +123,8 @@ class RtpPortAllocator:
             raise ValueError("empty RTP port range")
         self.host = host
         self.quarantine_seconds = quarantine_seconds
-        self._ports = [p for p in range(low + (low % 2), high + 1, 2)]
+        # Even RTP ports whose odd neighbour (RTCP) is in the range too.
+        self._ports = [p for p in range(low + (low % 2), high, 2)]
         self._in_use: set[int] = set()
         self._released_at: dict[int, float] = {}  # at most one entry per port of the range
         self.exhausted = 0
@@ -98,17 +143,30 @@ class RtpPortAllocator:
         start = secrets.randbelow(len(free)) if free else 0
         candidates = free[start:] + free[:start]
         candidates += sorted((p for p in resting if p not in self._in_use), key=resting.__getitem__)
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         for port in candidates:
             endpoint = RtpEndpoint()
             try:
                 transport, _ = await loop.create_datagram_endpoint(
                     lambda endpoint=endpoint: endpoint,  # type: ignore[misc]
                     local_addr=(self.host, port),
-                    family=socket.AF_INET6 if ":" in self.host else socket.AF_INET,
+                    family=family,
                 )
             except OSError:
                 continue  # taken by another process: try the next
             endpoint.transport = transport  # uvloop calls connection_made a turn later
+            rtcp = RtcpEndpoint()
+            try:
+                rtcp_transport, _ = await loop.create_datagram_endpoint(
+                    lambda rtcp=rtcp: rtcp,  # type: ignore[misc]
+                    local_addr=(self.host, port + 1),
+                    family=family,
+                )
+            except OSError:
+                endpoint.close()  # RTCP's port is taken: the pair is not usable
+                continue
+            rtcp.transport = rtcp_transport
+            endpoint.rtcp = rtcp
             self._in_use.add(port)
             self._released_at.pop(port, None)
             return endpoint
