@@ -60,3 +60,10 @@ def test_configuration_doc_lists_every_setting() -> None:
     doc = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
     missing = [n for n in SETTING_NAMES if f"`{ENV_PREFIX}{n.upper()}`" not in doc]
     assert missing == []
+
+
+def test_more_than_one_worker_is_refused_until_it_is_supported() -> None:
+    from trunkline.config import ConfigError, Settings
+
+    with pytest.raises(ConfigError, match="TRUNKLINE_WORKERS above 1 is not supported"):
+        Settings(workers=2).validate()

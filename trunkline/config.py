@@ -122,6 +122,10 @@ class Settings:
             raise ConfigError(f"TRUNKLINE_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
         if self.workers < 1:
             raise ConfigError("TRUNKLINE_WORKERS must be at least 1")
+        if self.workers > 1:
+            raise ConfigError(
+                "TRUNKLINE_WORKERS above 1 is not supported yet: run one process per machine"
+            )
         if self.max_numbers_per_org < 0:
             raise ConfigError("TRUNKLINE_MAX_NUMBERS_PER_ORG must not be negative")
         if self.telnyx_public_key:
@@ -169,7 +173,7 @@ SETTING_HELP: dict[str, str] = {
     "telnyx_api_url": "Telnyx REST API base URL",
     "telnyx_public_key": "Telnyx Ed25519 webhook public key, base64 (unset: Telnyx ingress refused)",
     "telnyx_stream_token": "x-telnyx-streaming-auth-token Telnyx media streams must present (unset: refused)",
-    "workers": "event-loop processes sharing the SIP and HTTP ports",
+    "workers": "event-loop processes (only 1 is supported so far)",
     "number_pool": "local numbers the embedded inventory hands out (FIRST-LAST[,FIRST-LAST])",
     "toll_free_pool": "toll-free numbers of the embedded inventory (FIRST-LAST[,...])",
     "s3_bucket": "keep media and recordings in this S3 bucket (unset: the data directory)",

@@ -69,7 +69,6 @@ async def serve(
             runner,
             settings.host,
             settings.http_port,
-            reuse_port=settings.workers > 1,
         )
         await site.start()
         port = _bound_port(runner, settings.http_port)
