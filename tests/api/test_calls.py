@@ -28,6 +28,7 @@ CALL_FIELDS = {
     "ended_at",
     "created_at",
     "updated_at",
+    "recording_url",
 }
 
 

@@ -46,8 +46,16 @@ async def test_mulaw_echo_round_trip_is_sample_exact(
         stored = await trunkline.services.repository.get_call(call.id)
         assert stored is not None and stored.hangup_reason == "remote"
         assert stored.started_at is not None and stored.ended_at is not None
-        events = await trunkline.services.repository.list_events(number.organization_id)
-        assert sorted(e.event_type for e in events) == ["call.ended", "call.started"]
+        for _ in range(100):  # the recording is published once its file is closed
+            events = await trunkline.services.repository.list_events(number.organization_id)
+            if len(events) == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert sorted(e.event_type for e in events) == [
+            "call.ended",
+            "call.started",
+            "recording.ready",
+        ]
         assert trunkline.services.call_control is not None
     finally:
         carrier.close()

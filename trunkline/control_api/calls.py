@@ -19,6 +19,7 @@ from aiohttp import web
 from trunkline.control_api import serialize, shapes
 from trunkline.control_api.access import load_call, load_number
 from trunkline.control_api.errors import ApiError
+from trunkline.control_api.media import presigner
 from trunkline.control_api.route_table import Ctx, Param, Reply, Route, uuid_param
 from trunkline.control_api.schema import integer, obj, string
 from trunkline.control_api.urls import check_url
@@ -147,7 +148,7 @@ async def place_call(ctx: Ctx) -> web.Response:
         await lifecycle.transition("failed", detail="dial failed: internal error")
         raise
     current = await ctx.repository.get_call(record.id) or record
-    payload: dict[str, Any] = serialize.call(current)
+    payload: dict[str, Any] = serialize.call(current, presigner(ctx.services))
     payload["rate_limit"] = replace(usage, calls_used=usage.calls_used + 1).as_json()
     log.info("placed call", extra={"call_id": record.id, "phone_number_id": number.id})
     return web.json_response(payload, status=201)
@@ -182,7 +183,7 @@ async def list_calls(ctx: Ctx) -> web.Response:
         limit=ctx.query["limit"],
         offset=ctx.query["offset"],
     )
-    return web.json_response([serialize.call(c) for c in calls])
+    return web.json_response([serialize.call(c, presigner(ctx.services)) for c in calls])
 
 
 async def list_number_calls(ctx: Ctx) -> web.Response:
@@ -193,18 +194,18 @@ async def list_number_calls(ctx: Ctx) -> web.Response:
         limit=ctx.query["limit"],
         offset=ctx.query["offset"],
     )
-    return web.json_response([serialize.call(c) for c in calls])
+    return web.json_response([serialize.call(c, presigner(ctx.services)) for c in calls])
 
 
 async def get_call(ctx: Ctx) -> web.Response:
     record = await load_call(ctx, ctx.path["call_id"])
-    return web.json_response(serialize.call(record))
+    return web.json_response(serialize.call(record, presigner(ctx.services)))
 
 
 async def get_number_call(ctx: Ctx) -> web.Response:
     number = await load_number(ctx, ctx.path["phone_number_id"], allow_released=False)
     record = await load_call(ctx, ctx.path["call_id"], phone_number_id=number.id)
-    return web.json_response(serialize.call(record))
+    return web.json_response(serialize.call(record, presigner(ctx.services)))
 
 
 async def call_transcripts(ctx: Ctx) -> web.Response:
@@ -250,11 +251,11 @@ async def hangup_call(ctx: Ctx) -> web.Response:
         if current is None:
             raise ApiError(404, "Call not found")
         if current.status in CALL_ENDED_STATUSES:
-            return web.json_response(serialize.call(current))
+            return web.json_response(serialize.call(current, presigner(ctx.services)))
         lifecycle = CallLifecycle(current, ctx.repository, agent_identity_id=identity_id)
         target: CallStatus = "completed" if current.status == "answered" else "canceled"
         if await lifecycle.transition(target, hangup_reason="local"):
-            return web.json_response(serialize.call(lifecycle.record))
+            return web.json_response(serialize.call(lifecycle.record, presigner(ctx.services)))
     raise ApiError(409, "Call status kept changing; try again")
 
 

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
 from trunkline.control_api.keys import SERVICES
+from trunkline.services import Services
 from trunkline.storage.blobs import MEDIA_ROUTE_PREFIX, InvalidBlobKey, LocalBlobStore
+
+MEDIA_URL_TTL_SECONDS = 3600
+
+
+def presigner(services: Services) -> Callable[[str], str]:
+    """Blob key → a presigned URL valid for an hour (MMS media, recordings)."""
+    blobs = services.blob_store
+
+    def presign(blob_key: str) -> str:
+        return blobs.presigned_url(blob_key, MEDIA_URL_TTL_SECONDS)
+
+    return presign
 
 
 async def get_media(request: web.Request) -> web.StreamResponse:

@@ -71,7 +71,8 @@ def phone_number(number: PhoneNumber) -> dict[str, Any]:
     }
 
 
-def call(record: Call) -> dict[str, Any]:
+def call(record: Call, media_url: MediaUrl | None = None) -> dict[str, Any]:
+    recording = record.recording_key
     return {
         "id": record.id,
         "local_phone_number": record.local_phone_number,
@@ -86,6 +87,7 @@ def call(record: Call) -> dict[str, Any]:
         "ended_at": iso_or_none(record.ended_at),
         "created_at": iso(record.created_at),
         "updated_at": iso(record.updated_at),
+        "recording_url": media_url(recording) if recording and media_url else None,
     }
 
 

@@ -120,6 +120,7 @@ CALL_PROPERTIES: dict[str, Schema] = {
     "ended_at": _NULLABLE_TIMESTAMP,
     "created_at": _TIMESTAMP,
     "updated_at": _TIMESTAMP,
+    "recording_url": string(nullable=True),
 }
 CALL = _closed(CALL_PROPERTIES)
 

@@ -16,6 +16,7 @@ from trunkline.control_api import serialize, shapes
 from trunkline.control_api.access import load_number
 from trunkline.control_api.calls import LIMIT, NUMBER_ID, OFFSET
 from trunkline.control_api.errors import ApiError
+from trunkline.control_api.media import presigner
 from trunkline.control_api.route_table import Ctx, Param, Reply, Route, uuid_param
 from trunkline.control_api.schema import boolean, obj, string
 from trunkline.messaging.outbound import SendError
@@ -38,19 +39,13 @@ UPDATE_BODY = obj(
     }
 )
 CONVERSATION_BODY = obj({"is_read": boolean()}, required=("is_read",))
-MEDIA_URL_TTL_SECONDS = 3600
 MAX_SMS_CHARACTERS = 1600
 MAX_RECIPIENTS_PER_WINDOW = 100
 RECIPIENT_WINDOW_SECONDS = 24 * 3600
 
 
 def _media_url(ctx: Ctx) -> serialize.MediaUrl:
-    blobs = ctx.services.blob_store
-
-    def presign(blob_key: str) -> str:
-        return blobs.presigned_url(blob_key, MEDIA_URL_TTL_SECONDS)
-
-    return presign
+    return presigner(ctx.services)
 
 
 async def _number(ctx: Ctx, *, single_text: bool = False) -> PhoneNumber:

@@ -281,6 +281,7 @@ class StreamCall:
             carrier_stream=self.leg,
             agent_protocol=number.agent_protocol,
             agent_audio=number.agent_audio,
+            recording_enabled=number.recording_enabled,
         )
 
     async def _dial(

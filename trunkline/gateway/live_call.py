@@ -59,4 +59,5 @@ class LiveCall:
     duration_timer: asyncio.TimerHandle | None = None  # ends the call at the duration cap
     cancel_outcome: CancelOutcome | None = None
     agent_protocol: str = "inkbox"  # the number's options when the call began
-    agent_audio: str = "mulaw8k"  # outbound: how a CANCEL we sent ends it
+    agent_audio: str = "mulaw8k"
+    recording_enabled: bool = True  # outbound: how a CANCEL we sent ends it

@@ -19,6 +19,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from time import perf_counter_ns
 from typing import Protocol
 
@@ -44,6 +45,7 @@ from trunkline.gateway.agent.persona import AgentPersona, persona_for
 from trunkline.gateway.clock import MediaClock
 from trunkline.gateway.playout import Playout
 from trunkline.gateway.probes import LatencyHistogram, MediaCounters, MediaTotals
+from trunkline.gateway.recording import CallRecorder
 from trunkline.gateway.rtp.rtcp import REPORT_INTERVAL_FRAMES, build_report
 from trunkline.gateway.rtp.session import RtpSession
 from trunkline.gateway.rtp.transport import RtpEndpoint
@@ -155,6 +157,7 @@ class MediaBridge:
         agent_format: AgentAudioFormat = AGENT_FORMATS["mulaw8k"],
         custom_parameters: dict[str, str] | None = None,
         totals: MediaTotals | None = None,
+        recorder: CallRecorder | None = None,
     ) -> None:
         self.call_id = call_id
         self.stream_id = str(uuid.uuid4())
@@ -181,6 +184,8 @@ class MediaBridge:
         # (number of the first frame of an agent chunk, its arrival time), oldest first
         self._arrivals: deque[tuple[int, int]] = deque(maxlen=ARRIVALS_TRACKED)
         self._totals = totals
+        self.recorder = recorder
+        self.on_recorded: Callable[[str, Path], None] | None = None  # on the writer's thread
 
     # -- wiring ----------------------------------------------------------------------
     def attach_agent(self, link: AgentLink) -> None:
@@ -203,6 +208,9 @@ class MediaBridge:
         if self._totals is not None:
             self._totals_absorb(self._totals)
             self._totals = None
+        if self.recorder is not None:
+            self.recorder.finish(self.on_recorded)
+            self.recorder = None
         link, self.link = self.link, None
         if link is not None and link.open:
             link.send_text(self.persona.stop(reason))
@@ -211,6 +219,8 @@ class MediaBridge:
     # -- caller -> agent -------------------------------------------------------------
     def caller_audio(self, payload: bytes | memoryview) -> None:
         """One 20 ms frame of caller audio (G.711), straight from the leg's receive callback."""
+        if self.recorder is not None:
+            self.recorder.caller(payload)
         link = self.link
         if link is None:
             return
@@ -266,6 +276,8 @@ class MediaBridge:
     def _tick(self) -> None:
         frame = self.playout.tick()
         self._sending = frame is not None
+        if self.recorder is not None:
+            self.recorder.slot(frame)
         if self.caller is not None:
             self.caller.send_frame(frame)
         if frame is not None:

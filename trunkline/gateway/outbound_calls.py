@@ -122,6 +122,7 @@ class OutboundCalls:
             endpoint=endpoint,
             agent_protocol=number.agent_protocol,
             agent_audio=number.agent_audio,
+            recording_enabled=number.recording_enabled,
         )
         gateway.calls[invite.call_id] = call
         self._send_invite(call)

@@ -27,6 +27,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
@@ -42,6 +43,7 @@ from trunkline.gateway.live_call import LiveCall, SipAddress, ignore_response, i
 from trunkline.gateway.media import MediaBridge, RtpLeg
 from trunkline.gateway.outbound_calls import OutboundCalls
 from trunkline.gateway.probes import MediaTotals
+from trunkline.gateway.recording import CallRecorder, RecordingWriter
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
 from trunkline.gateway.sip.admission import SourceBudget, is_trusted
 from trunkline.gateway.sip.digest import DigestServer
@@ -63,7 +65,8 @@ from trunkline.gateway.sip.transaction import (
     ServerTransaction,
 )
 from trunkline.services import Services
-from trunkline.storage.models import Call, HangupReason, PhoneNumber, new_id, utcnow
+from trunkline.storage.blobs import LocalBlobStore
+from trunkline.storage.models import Call, EventDraft, HangupReason, PhoneNumber, new_id, utcnow
 from trunkline.webhooks.signing import sign_headers
 from trunkline.webhooks.ssrf import check_url_literal
 
@@ -124,6 +127,7 @@ class SipGateway(asyncio.DatagramProtocol):
         )
         self.outbound = OutboundCalls(self)
         self.media_totals = MediaTotals.empty()  # what the bridges of ended calls counted
+        self.recordings = RecordingWriter(services.settings.data_dir / "recordings")
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self, host: str, port: int) -> SipAddress:
@@ -133,6 +137,7 @@ class SipGateway(asyncio.DatagramProtocol):
         sockname = self.transport.get_extra_info("sockname")
         self.local_address = (str(sockname[0]), int(sockname[1]))
         probes.watch(self)
+        await asyncio.to_thread(self.recordings.start)  # repairs what a crash left first
         return self.local_address
 
     def media_snapshot(self) -> MediaTotals:
@@ -157,6 +162,9 @@ class SipGateway(asyncio.DatagramProtocol):
             self._timer.cancel()
         if self.transport is not None:
             self.transport.close()
+        await asyncio.to_thread(self.recordings.stop)
+        if self._tasks:  # recordings published while the writer finished
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's UDP transport is not a subclass of asyncio.DatagramTransport.
@@ -413,6 +421,7 @@ class SipGateway(asyncio.DatagramProtocol):
             route_set=request.headers.get_all("Record-Route"),
             agent_protocol=number.agent_protocol,
             agent_audio=number.agent_audio,
+            recording_enabled=number.recording_enabled,
         )
         self.calls[request.call_id] = call
         try:
@@ -559,9 +568,46 @@ class SipGateway(asyncio.DatagramProtocol):
             custom_parameters=_custom_parameters(record),
             totals=self.media_totals,
             max_playout_seconds=self.services.settings.playout_max_seconds,
+            recorder=CallRecorder(self.recordings, record.id, caller_alaw=caller_alaw)
+            if call.recording_enabled
+            else None,
         )
+        loop = asyncio.get_running_loop()
+
+        def recorded(call_id: str, path: Path) -> None:  # on the writer's thread
+            loop.call_soon_threadsafe(lambda: self.spawn(self._publish_recording(call, path)))
+
+        bridge.on_recorded = recorded
         call.bridge = bridge
         return bridge
+
+    async def _publish_recording(self, call: LiveCall, path: Path) -> None:
+        """Move a finished recording into the blob store, link it to the call, announce it."""
+        record = call.lifecycle.record
+        key = f"recordings/{record.id}.wav"
+        store = self.services.blob_store
+        try:
+            if isinstance(store, LocalBlobStore):
+                await asyncio.to_thread(_move, path, store.path_for(key))
+            else:
+                await store.put(key, await asyncio.to_thread(path.read_bytes), "audio/wav")
+                await asyncio.to_thread(path.unlink)
+        except OSError:
+            log.exception("recording could not be stored", extra={"call_id": record.id})
+            return
+        event = EventDraft(
+            event_type="recording.ready",
+            organization_id=record.organization_id,
+            phone_number_id=record.phone_number_id,
+            agent_identity_id=call.lifecycle.agent_identity_id,
+            data={"call_id": record.id, "content_type": "audio/wav", "channels": 2,
+                  "sample_rate": 8000},
+        )  # fmt: skip
+        await self.services.repository.update_call(
+            record.id, {"recording_key": key}, events=[event]
+        )
+        if self.services.outbox is not None:
+            self.services.outbox.wake()
 
     async def mark_answered(self, call: LiveCall, link: AgentLink, url: str | None) -> None:
         call.duration_timer = asyncio.get_running_loop().call_later(
@@ -871,6 +917,11 @@ def inbound_call_record(number: PhoneNumber, remote: str | None, carrier_call_id
         updated_at=now,
         sip_call_id=carrier_call_id[:255],
     )
+
+
+def _move(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
 
 
 def _custom_parameters(record: Call) -> dict[str, str]:
