@@ -133,7 +133,8 @@ of one core; latencies are one way, in ms (p50 / p99), from stamps carried in
 μ-law payloads (PCM formats transcode them away). trunkline's →carrier figure
 includes waiting for the call's clock slot (at most 5 ms at a talk-spurt start)
 and its pacing; the floor forwards at once. All processes share the machine's
-cores, so absolute latencies include the load generator's own delays.
+cores, so absolute latencies include the load generator's own delays. Call
+recording is on in the trunkline runs (the default).
 
 {table(["format", "run", "CPU %/call", "lost", "→agent ms", "→carrier ms", "jitter ms"], rows)}
 

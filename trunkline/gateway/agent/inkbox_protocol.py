@@ -132,14 +132,19 @@ def _string(value: Any, name: str, limit: int = 10_000) -> str:
     return value
 
 
-def parse_agent_frame(text: str) -> AgentMessage:
+def load_frame(text: str) -> dict[str, Any]:
+    """A text frame as a JSON object, within the size bound (both agent protocols)."""
     if len(text) > MAX_FRAME_CHARS:
         raise AgentProtocolError("frame too large")
     try:
         frame = json.loads(text)
     except ValueError:
         raise AgentProtocolError("frame is not JSON") from None
-    frame = _object(frame, "frame")
+    return _object(frame, "frame")
+
+
+def parse_agent_frame(text: str) -> AgentMessage:
+    frame = load_frame(text)
     event = frame.get("event")
     if event == "media":
         media = _object(frame.get("media"), "media")

@@ -19,7 +19,6 @@ from typing import Any
 
 from trunkline.gateway.agent.formats import AgentAudioFormat
 from trunkline.gateway.agent.inkbox_protocol import (
-    MAX_FRAME_CHARS,
     MAX_MEDIA_BYTES,
     AgentClear,
     AgentMark,
@@ -27,6 +26,7 @@ from trunkline.gateway.agent.inkbox_protocol import (
     AgentMessage,
     AgentProtocolError,
     AgentStop,
+    load_frame,
 )
 
 
@@ -102,14 +102,7 @@ class TwilioPersona:
 
 
 def parse_twilio_agent_frame(text: str) -> AgentMessage:
-    if len(text) > MAX_FRAME_CHARS:
-        raise AgentProtocolError("frame too large")
-    try:
-        frame = json.loads(text)
-    except ValueError:
-        raise AgentProtocolError("frame is not JSON") from None
-    if not isinstance(frame, dict):
-        raise AgentProtocolError("frame must be an object")
+    frame = load_frame(text)
     event = frame.get("event")
     if event == "media":
         media = frame.get("media")
