@@ -51,6 +51,7 @@ class Settings:
     agent_reconnect_grace_seconds: float = 5.0
     playout_max_seconds: float = 60.0
     max_call_seconds: float = 14_400.0
+    max_calls_per_org: int = 0
     media_address: str = ""
     database_url: str = ""
     allow_insecure_urls: bool = False
@@ -106,6 +107,8 @@ class Settings:
             raise ConfigError(f"TRUNKLINE_SIP_TRUSTED_SOURCES: {exc}") from None
         if self.sip_ring_timeout_seconds <= 0:
             raise ConfigError("TRUNKLINE_SIP_RING_TIMEOUT_SECONDS must be positive")
+        if self.max_calls_per_org < 0:
+            raise ConfigError("TRUNKLINE_MAX_CALLS_PER_ORG must not be negative")
         if self.max_call_seconds <= 0:
             raise ConfigError("TRUNKLINE_MAX_CALL_SECONDS must be positive")
         if self.playout_max_seconds < 1:
@@ -156,6 +159,7 @@ SETTING_HELP: dict[str, str] = {
     "sip_trunk_username": "digest username for the default trunk (both directions)",
     "sip_trunk_password": "digest password for the default trunk",
     "sip_ring_timeout_seconds": "outbound calls not answered within this are cancelled",
+    "max_calls_per_org": "concurrent calls one organisation may have (0: no limit)",
     "max_call_seconds": "answered calls are ended after this long (hangup_reason max_duration)",
     "playout_max_seconds": "agent audio queued per call beyond this is dropped (oldest first)",
     "agent_reconnect_grace_seconds": "a call whose agent socket drops is redialled this long, then ended",

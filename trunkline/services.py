@@ -31,6 +31,10 @@ class DialError(Exception):
     """The carrier could not be asked to place the call (API answers 502)."""
 
 
+class CallCapacityError(DialError):
+    """The organisation already has its maximum of concurrent calls (API answers 429)."""
+
+
 class CallControl(Protocol):
     """What the control API asks of the live call machinery (the SIP/RTP gateway)."""
 

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from trunkline.config import Settings
+from trunkline.crypto import hash_token, new_token
 from trunkline.daemon import ShutdownSignal
 from trunkline.daemon import serve as serve_trunkline
 from trunkline.gateway.sip_gateway import GatewayCallControl, SipGateway
@@ -187,3 +189,29 @@ async def marking_agent() -> AsyncIterator[MarkingAgent]:
     async with serve(agent.handle, "127.0.0.1", 0) as server:
         agent.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/agent"
         yield agent
+
+
+@dataclass
+class Api:
+    http: aiohttp.ClientSession
+    base: str
+
+    async def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        async with self.http.post(self.base + path, json=body) as response:
+            return response.status, await response.json()
+
+    async def get(self, path: str) -> Any:
+        async with self.http.get(self.base + path) as response:
+            assert response.status == 200
+            return await response.json()
+
+
+@pytest.fixture
+async def api(trunkline: Trunkline) -> AsyncIterator[Api]:
+    repository = trunkline.services.repository
+    organization = await repository.create_organization("acme")
+    await repository.create_identity(organization.id, "sales", None)
+    token = new_token()
+    await repository.create_token(organization.id, None, hash_token(token))
+    async with aiohttp.ClientSession(headers={"X-API-Key": token}) as http:
+        yield Api(http, f"http://127.0.0.1:{trunkline.http_port}/api/v1/phone")

@@ -3,51 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from tests.conftest import require
-from tests.gateway.conftest import EchoAgent, Trunkline, free_port
+from tests.gateway.conftest import Api, EchoAgent, Trunkline, free_port
 from tests.gateway.sip_peer import bind_udp
 from tests.gateway.test_sipp_carrier import PCAPS, sipp_available
-from trunkline.crypto import hash_token, new_token
 from trunkline.gateway.sip.message import SipRequest, parse_message, response_to
 from trunkline.storage.models import Call
 
 SCENARIO = Path(__file__).parent / "scenarios" / "uas_digest.xml"
 BYO_NUMBER = "+15550100777"
 CALLEE = "+14155550142"
-
-
-@dataclass
-class Api:
-    http: aiohttp.ClientSession
-    base: str
-
-    async def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
-        async with self.http.post(self.base + path, json=body) as response:
-            return response.status, await response.json()
-
-    async def get(self, path: str) -> Any:
-        async with self.http.get(self.base + path) as response:
-            assert response.status == 200
-            return await response.json()
-
-
-@pytest.fixture
-async def api(trunkline: Trunkline) -> AsyncIterator[Api]:
-    repository = trunkline.services.repository
-    organization = await repository.create_organization("acme")
-    await repository.create_identity(organization.id, "sales", None)
-    token = new_token()
-    await repository.create_token(organization.id, None, hash_token(token))
-    async with aiohttp.ClientSession(headers={"X-API-Key": token}) as http:
-        yield Api(http, f"http://127.0.0.1:{trunkline.http_port}/api/v1/phone")
 
 
 class SippTrunk:

@@ -25,7 +25,7 @@ from trunkline.control_api.schema import integer, obj, string
 from trunkline.control_api.urls import check_url
 from trunkline.control_api.usage import CallLimits, outbound_usage
 from trunkline.gateway.call_lifecycle import CallLifecycle
-from trunkline.services import DialError
+from trunkline.services import CallCapacityError, DialError
 from trunkline.storage.models import (
     CALL_ENDED_STATUSES,
     Call,
@@ -141,6 +141,9 @@ async def place_call(ctx: Ctx) -> web.Response:
         raise ApiError(503, NO_TRUNK)
     try:
         await control.place_call(record, number)
+    except CallCapacityError as exc:
+        await lifecycle.transition("failed", detail=str(exc))
+        raise ApiError(429, str(exc), headers={"Retry-After": "30"}) from None
     except DialError as exc:
         await lifecycle.transition("failed", detail=f"dial failed: {exc}")
         raise ApiError(502, f"Carrier dial failed: {exc}") from None

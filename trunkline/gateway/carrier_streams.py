@@ -229,6 +229,9 @@ class StreamCall:
         if number is None:
             await self.ws.close(code=1008, message=b"unknown number")
             return
+        if gateway.at_capacity(number.organization_id):
+            await self.ws.close(code=1013, message=b"too many concurrent calls")  # try again later
+            return
         call = await self._live_call(number)
         route = await load_inbound_route(repository, number)
         if route.rejects:

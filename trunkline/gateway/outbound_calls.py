@@ -29,7 +29,7 @@ from trunkline.gateway.sip.uac import (
     Resend,
     Ringing,
 )
-from trunkline.services import DialError
+from trunkline.services import CallCapacityError, DialError
 from trunkline.storage.models import Call, CallStatus, HangupReason, PhoneNumber
 
 if TYPE_CHECKING:
@@ -78,6 +78,8 @@ class OutboundCalls:
     async def place(self, record: Call, number: PhoneNumber) -> None:
         """Send the INVITE; raises DialError when it cannot be sent at all."""
         gateway = self.gateway
+        if gateway.at_capacity(record.organization_id):
+            raise CallCapacityError("Too many concurrent calls for this organisation")
         destination, uri_host, credentials = await self.trunk_for(number)
         try:
             endpoint = await gateway.ports.open()

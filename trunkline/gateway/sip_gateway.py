@@ -140,6 +140,18 @@ class SipGateway(asyncio.DatagramProtocol):
         await asyncio.to_thread(self.recordings.start)  # repairs what a crash left first
         return self.local_address
 
+    def at_capacity(self, organization_id: str) -> bool:
+        """True when the organisation already has its maximum of concurrent calls here."""
+        limit = self.services.settings.max_calls_per_org
+        if not limit:
+            return False
+        live = sum(
+            1
+            for call in self.calls.values()
+            if not call.ended and call.lifecycle.record.organization_id == organization_id
+        )
+        return live >= limit
+
     def media_snapshot(self) -> MediaTotals:
         """Ended calls' media figures plus the live calls', for a metrics scrape."""
         snapshot = MediaTotals.empty()
@@ -390,7 +402,7 @@ class SipGateway(asyncio.DatagramProtocol):
         if number is None:
             reject(404)
             return
-        if self.services.draining:
+        if self.services.draining or self.at_capacity(number.organization_id):
             reject(503, Retry_After="30")
             return
         try:
