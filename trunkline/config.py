@@ -52,6 +52,8 @@ class Settings:
     playout_max_seconds: float = 60.0
     max_call_seconds: float = 14_400.0
     max_calls_per_org: int = 0
+    api_rate_per_second: float = 50.0
+    api_rate_burst: int = 100
     media_address: str = ""
     database_url: str = ""
     allow_insecure_urls: bool = False
@@ -107,6 +109,10 @@ class Settings:
             raise ConfigError(f"TRUNKLINE_SIP_TRUSTED_SOURCES: {exc}") from None
         if self.sip_ring_timeout_seconds <= 0:
             raise ConfigError("TRUNKLINE_SIP_RING_TIMEOUT_SECONDS must be positive")
+        if self.api_rate_per_second <= 0 or self.api_rate_burst < 1:
+            raise ConfigError(
+                "TRUNKLINE_API_RATE_PER_SECOND must be positive and TRUNKLINE_API_RATE_BURST >= 1"
+            )
         if self.max_calls_per_org < 0:
             raise ConfigError("TRUNKLINE_MAX_CALLS_PER_ORG must not be negative")
         if self.max_call_seconds <= 0:
@@ -159,6 +165,8 @@ SETTING_HELP: dict[str, str] = {
     "sip_trunk_username": "digest username for the default trunk (both directions)",
     "sip_trunk_password": "digest password for the default trunk",
     "sip_ring_timeout_seconds": "outbound calls not answered within this are cancelled",
+    "api_rate_per_second": "API requests per second per token (per address without one)",
+    "api_rate_burst": "API requests a token may make at once before the rate applies",
     "max_calls_per_org": "concurrent calls one organisation may have (0: no limit)",
     "max_call_seconds": "answered calls are ended after this long (hangup_reason max_duration)",
     "playout_max_seconds": "agent audio queued per call beyond this is dropped (oldest first)",

@@ -264,6 +264,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "number_pool": LOCAL_POOL,
         "toll_free_pool": TOLL_FREE_POOL,
         "max_numbers_per_org": 3,
+        "api_rate_per_second": 1_000_000.0,  # schemathesis and the SDK tests go fast
+        "api_rate_burst": 1_000_000,
     }
     values.update(overrides)
     return Settings(**values)

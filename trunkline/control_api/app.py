@@ -10,6 +10,7 @@ from trunkline.control_api.errors import error_middleware
 from trunkline.control_api.keys import SERVICES
 from trunkline.control_api.openapi import add_document_route
 from trunkline.control_api.route_table import add_routes
+from trunkline.control_api.throttle import rate_limit_middleware
 from trunkline.gateway import carrier_streams
 from trunkline.services import Services
 
@@ -19,7 +20,10 @@ CLIENT_MAX_SIZE_BYTES = 1024 * 1024
 
 
 def build_app(services: Services) -> web.Application:
-    app = web.Application(client_max_size=CLIENT_MAX_SIZE_BYTES, middlewares=[error_middleware])
+    app = web.Application(
+        client_max_size=CLIENT_MAX_SIZE_BYTES,
+        middlewares=[error_middleware, rate_limit_middleware(services.settings)],
+    )
     app[SERVICES] = services
     health.add_routes(app)
     media.add_routes(app)

@@ -12,7 +12,8 @@ digest authentication (``SipGateway``).
 from __future__ import annotations
 
 import ipaddress
-from collections import OrderedDict
+
+from trunkline.ratelimit import KeyedBuckets
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_TRACKED_SOURCES = 10_000
@@ -29,27 +30,17 @@ def is_trusted(host: str, networks: list[Network]) -> bool:
 
 
 class SourceBudget:
-    """Token buckets per source address, bounded in size, on a caller-supplied clock."""
+    """Requests per second per untrusted source address (a burst of twice the rate)."""
 
     def __init__(self, rate: float, max_sources: int = MAX_TRACKED_SOURCES) -> None:
-        self.rate = rate
-        self.burst = 2.0 * rate
-        self.max_sources = max_sources
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, at
-        self.dropped = 0
+        self._buckets = KeyedBuckets(rate, 2.0 * rate, max_sources)
+
+    @property
+    def dropped(self) -> int:
+        return self._buckets.refused
 
     def admit(self, host: str, now: float) -> bool:
-        tokens, at = self._buckets.pop(host, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - at) * self.rate)
-        admitted = tokens >= 1.0
-        if admitted:
-            tokens -= 1.0
-        else:
-            self.dropped += 1
-        self._buckets[host] = (tokens, now)
-        if len(self._buckets) > self.max_sources:
-            self._buckets.popitem(last=False)
-        return admitted
+        return self._buckets.take(host, now).allowed
 
     def __len__(self) -> int:
         return len(self._buckets)
