@@ -9,6 +9,7 @@ import aiohttp
 from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall
 from tests.gateway.test_inbound_calls import wait_for_status
+from trunkline.storage.blobs import LocalBlobStore
 
 
 async def test_drain_refuses_new_calls_and_lets_live_ones_finish(
@@ -40,6 +41,12 @@ async def test_drain_refuses_new_calls_and_lets_live_ones_finish(
             await wait_for_status(trunkline, call.id, "completed")
             stored = await trunkline.services.repository.get_call(call.id)
             assert stored is not None and stored.hangup_reason == "remote"
+            for _ in range(100):  # the recording is stored before the process exits
+                if stored is not None and stored.recording_key:
+                    break
+                await asyncio.sleep(0.05)
+                stored = await trunkline.services.repository.get_call(call.id)
+            assert stored is not None and stored.recording_key == f"recordings/{call.id}.wav"
         await asyncio.wait_for(asyncio.shield(trunkline.task), 10)  # exits once they are done
     finally:
         for carrier in [*carriers, late]:
@@ -65,6 +72,10 @@ async def test_second_signal_ends_live_calls_at_once(
     (agent,) = echo_agent.calls
     await asyncio.wait_for(agent.closed.wait(), 5)
     assert agent.events[-1] == {"event": "stop", "reason": "local"}
+    call_id = agent.events[0]["start"]["call_id"]
+    store = trunkline.services.blob_store
+    assert isinstance(store, LocalBlobStore)
+    assert store.path_for(f"recordings/{call_id}.wav").stat().st_size > 44  # stored before exit
 
 
 async def test_calls_end_at_the_duration_cap(trunkline: Trunkline, echo_agent: EchoAgent) -> None:
