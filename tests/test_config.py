@@ -62,8 +62,9 @@ def test_configuration_doc_lists_every_setting() -> None:
     assert missing == []
 
 
-def test_more_than_one_worker_is_refused_until_it_is_supported() -> None:
+def test_several_workers_need_fixed_ports() -> None:
     from trunkline.config import ConfigError, Settings
 
-    with pytest.raises(ConfigError, match="TRUNKLINE_WORKERS above 1 is not supported"):
-        Settings(workers=2).validate()
+    Settings(workers=2).validate()
+    with pytest.raises(ConfigError, match="needs fixed HTTP and SIP ports"):
+        Settings(workers=2, http_port=0).validate()

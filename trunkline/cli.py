@@ -95,6 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format)
     if args.command == "serve":
+        if settings.workers > 1:
+            from trunkline.supervisor import supervise
+
+            return supervise(settings)
         from trunkline import daemon
 
         return daemon.run(settings)

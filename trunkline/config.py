@@ -68,6 +68,7 @@ class Settings:
     telnyx_public_key: str = ""
     telnyx_stream_token: str = ""
     workers: int = 1
+    worker_of: int = 0
     number_pool: str = "+15550100000-+15550100999"
     toll_free_pool: str = "+18885550000-+18885550999"
     shutdown_timeout_seconds: float = 30.0
@@ -131,10 +132,10 @@ class Settings:
             raise ConfigError(f"TRUNKLINE_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
         if self.workers < 1:
             raise ConfigError("TRUNKLINE_WORKERS must be at least 1")
-        if self.workers > 1:
-            raise ConfigError(
-                "TRUNKLINE_WORKERS above 1 is not supported yet: run one process per machine"
-            )
+        if self.workers > 1 and (self.http_port == 0 or self.sip_port == 0):
+            raise ConfigError("TRUNKLINE_WORKERS above 1 needs fixed HTTP and SIP ports")
+        if self.worker_of < 0:
+            raise ConfigError("TRUNKLINE_WORKER_OF must not be negative")
         if self.max_numbers_per_org < 0:
             raise ConfigError("TRUNKLINE_MAX_NUMBERS_PER_ORG must not be negative")
         if self.telnyx_public_key:
@@ -185,7 +186,8 @@ SETTING_HELP: dict[str, str] = {
     "telnyx_api_url": "Telnyx REST API base URL",
     "telnyx_public_key": "Telnyx Ed25519 webhook public key, base64 (unset: Telnyx ingress refused)",
     "telnyx_stream_token": "x-telnyx-streaming-auth-token Telnyx media streams must present (unset: refused)",
-    "workers": "event-loop processes (only 1 is supported so far)",
+    "workers": "event-loop processes sharing the HTTP and SIP ports (SO_REUSEPORT)",
+    "worker_of": "set by serve --workers for each worker process (not set by hand)",
     "number_pool": "local numbers the embedded inventory hands out (FIRST-LAST[,FIRST-LAST])",
     "toll_free_pool": "toll-free numbers of the embedded inventory (FIRST-LAST[,...])",
     "s3_bucket": "keep media and recordings in this S3 bucket (unset: the data directory)",

@@ -13,13 +13,14 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from trunkline.config import Settings
 from trunkline.control_api import build_app
 from trunkline.gateway.clock import MediaClock
+from trunkline.gateway.owner_channel import OwnerChannel
 from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip_gateway import GatewayCallControl, SipGateway
 from trunkline.services import Services
@@ -60,19 +61,20 @@ async def serve(
     services = await Services.open(settings)
     outbox_task: asyncio.Task[None] | None = None
     gateway: SipGateway | None = None
+    channel: OwnerChannel | None = None
     runner = web.AppRunner(
         build_app(services), handle_signals=False, access_log=None, shutdown_timeout=1.0
     )
     try:
         await runner.setup()
-        site = web.TCPSite(
-            runner,
-            settings.host,
-            settings.http_port,
-        )
+        shared = settings.worker_of > 0  # one of serve --workers N: share the ports
+        site = web.TCPSite(runner, settings.host, settings.http_port, reuse_port=shared or None)
         await site.start()
         port = _bound_port(runner, settings.http_port)
         gateway = await _start_gateway(services)
+        if shared:
+            channel = OwnerChannel(settings.data_dir / "run", _hangup_here(gateway))
+            await channel.start()
         log.info(
             "serving",
             extra={
@@ -89,6 +91,8 @@ async def serve(
         if gateway is not None:
             await _drain(gateway, settings.shutdown_timeout_seconds, shutdown.hurried)
     finally:
+        if channel is not None:
+            await channel.close()
         if gateway is not None:
             await gateway.close()
         if services.outbox is not None and outbox_task is not None:
@@ -114,6 +118,13 @@ async def _drain(gateway: SipGateway, deadline_seconds: float, hurried: asyncio.
         log.info("drain deadline: ending %d calls", len(gateway.calls))
 
 
+def _hangup_here(gateway: SipGateway) -> Callable[[str], Awaitable[bool]]:
+    async def hangup(call_id: str) -> bool:
+        return await gateway.hangup(call_id)
+
+    return hangup
+
+
 async def _start_gateway(services: Services) -> SipGateway:
     """Bind SIP and the RTP range; the gateway answers calls and the API reaches it."""
     settings = services.settings
@@ -123,7 +134,7 @@ async def _start_gateway(services: Services) -> SipGateway:
         RtpPortAllocator(settings.sip_host, settings.rtp_port_min, settings.rtp_port_max),
         media_address(settings),
     )
-    await gateway.start(settings.sip_host, settings.sip_port)
+    await gateway.start(settings.sip_host, settings.sip_port, shared=settings.worker_of > 0)
     services.call_control = GatewayCallControl(gateway)
     services.sip_address = gateway.local_address
     return gateway

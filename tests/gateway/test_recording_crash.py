@@ -20,7 +20,8 @@ from trunkline.storage.models import PhoneNumber, new_id, utcnow
 from trunkline.storage.sqlite import SqliteRepository
 
 
-async def seed_number(data_dir: Path, agent_url: str) -> None:
+async def seed_number(data_dir: Path, agent_url: str) -> str:
+    """A database with one auto-accept number; returns its organisation id."""
     repository = await SqliteRepository.open(data_dir / "trunkline.db")
     try:
         await repository.migrate()
@@ -37,6 +38,7 @@ async def seed_number(data_dir: Path, agent_url: str) -> None:
             ),
             max_active=10,
         )  # fmt: skip
+        return organization.id
     finally:
         await repository.close()
 

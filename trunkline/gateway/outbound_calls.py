@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from trunkline.gateway.call_lifecycle import CallLifecycle
 from trunkline.gateway.live_call import CancelOutcome, LiveCall, SipAddress
+from trunkline.gateway.owner_channel import owner_id
 from trunkline.gateway.rtp.transport import PortsExhausted
 from trunkline.gateway.sip.message import SipResponse, split_host_port
 from trunkline.gateway.sip.sdp import SdpError, build_sdp, negotiate, parse_sdp
@@ -85,14 +86,14 @@ class OutboundCalls:
             endpoint = await gateway.ports.open()
         except PortsExhausted:
             raise DialError("no free media port") from None
-        via_host, via_port = gateway.advertised_address
+        via_host, via_port = gateway.outbound_address
         invite = OutboundInvite(
             request_uri=f"sip:{record.remote_phone_number}@{uri_host}",
             from_number=record.local_phone_number,
             to_number=record.remote_phone_number,
             via_host=via_host,
             via_port=via_port,
-            contact=gateway.contact(),
+            contact=gateway.contact(outbound=True),
             offer=build_sdp(
                 gateway.media_address,
                 endpoint.port,
@@ -106,7 +107,7 @@ class OutboundCalls:
             record, gateway.services.repository, agent_identity_id=number.agent_identity_id
         )
         stored = await gateway.services.repository.update_call(
-            record.id, {"sip_call_id": invite.call_id}
+            record.id, {"sip_call_id": invite.call_id, "owner": owner_id()}
         )
         if stored is not None:
             lifecycle.record = stored
@@ -140,6 +141,7 @@ class OutboundCalls:
             call.remote_target,
             lambda response: self._on_response(call, response),
             lambda: self._finish(call, "failed", "local", "no response from the trunk"),
+            own_port=True,
         )
 
     def _on_response(self, call: LiveCall, response: SipResponse) -> None:
@@ -164,8 +166,9 @@ class OutboundCalls:
 
     def resend_ack(self, call: LiveCall) -> None:
         ack = self._acks.get(call.sip_call_id)
-        if ack is not None and self.gateway.transport is not None:
-            self.gateway.transport.sendto(ack, call.remote_target)
+        transport = self.gateway.own_transport or self.gateway.transport
+        if ack is not None and transport is not None:
+            transport.sendto(ack, call.remote_target)
 
     async def _connect(self, call: LiveCall, sdp: bytes) -> None:
         """The callee answered: dial the agent, bridge media, mark the call answered."""
@@ -198,7 +201,11 @@ class OutboundCalls:
     async def _abandon(self, call: LiveCall, detail: str) -> None:
         """Answered by the callee but unusable: hang up and record the failure."""
         gateway = self.gateway
-        gateway.send_request(call.outbound.bye(), call.remote_target)  # type: ignore[union-attr]
+        gateway.send_request(
+            call.outbound.bye(),  # type: ignore[union-attr]
+            call.remote_target,
+            own_port=True,
+        )
         call.answered = False  # never bridged: not a completed conversation
         await self._finish_async(call, "failed", "local", detail)
 
@@ -211,7 +218,7 @@ class OutboundCalls:
         call.canceled = True
         outcome: CancelOutcome = ("failed" if why == "no answer" else "canceled", "local", why)
         call.cancel_outcome = outcome
-        self.gateway.send_request(call.outbound.cancel(), call.remote_target)
+        self.gateway.send_request(call.outbound.cancel(), call.remote_target, own_port=True)
         asyncio.get_running_loop().call_later(
             CANCEL_GIVE_UP_SECONDS, lambda: self._finish(call, *outcome)
         )

@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import secrets
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -42,6 +41,7 @@ from trunkline.gateway.clock import MediaClock
 from trunkline.gateway.live_call import LiveCall, SipAddress, ignore_response, ignore_timeout
 from trunkline.gateway.media import MediaBridge, RtpLeg
 from trunkline.gateway.outbound_calls import OutboundCalls
+from trunkline.gateway.owner_channel import ask_owner, owner_id
 from trunkline.gateway.probes import MediaTotals
 from trunkline.gateway.recording import CallRecorder, RecordingWriter
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
@@ -96,6 +96,20 @@ def normalise_e164(user: str | None) -> str | None:
     return "+" + digits
 
 
+class _OwnSocket(asyncio.DatagramProtocol):
+    """This worker's own SIP port: what arrives is handled by the gateway like the rest."""
+
+    def __init__(self, gateway: SipGateway) -> None:
+        self.gateway = gateway
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.gateway.datagram_received(data, addr, via=self.gateway.own_transport)
+
+
 class SipGateway(asyncio.DatagramProtocol):
     def __init__(
         self,
@@ -110,6 +124,10 @@ class SipGateway(asyncio.DatagramProtocol):
         self.media_address = media_address
         self.transport: asyncio.DatagramTransport | None = None
         self.local_address: SipAddress = ("0.0.0.0", 0)
+        self.own_transport: asyncio.DatagramTransport | None = None  # this worker's alone
+        self.own_address: SipAddress | None = None
+        self._transport_of: dict[tuple[str, str], asyncio.DatagramTransport] = {}
+        self._arrived_on: asyncio.DatagramTransport | None = None
         self.calls: dict[str, LiveCall] = {}  # by SIP Call-ID
         self._server: dict[tuple[str, str], ServerTransaction] = {}
         # Keyed by (branch, method): a CANCEL shares its INVITE's branch (RFC 3261 §17.1.3).
@@ -130,12 +148,23 @@ class SipGateway(asyncio.DatagramProtocol):
         self.recordings = RecordingWriter(services.settings.data_dir / "recordings")
 
     # -- lifecycle -----------------------------------------------------------------
-    async def start(self, host: str, port: int) -> SipAddress:
+    async def start(self, host: str, port: int, *, shared: bool = False) -> SipAddress:
+        """Bind SIP. ``shared``: one of several workers on the port (SO_REUSEPORT); then
+        outbound dialogs get a port of this worker's own so replies come back here."""
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: self, local_addr=(host, port), reuse_port=shared or None
+        )
         self.transport = transport  # uvloop calls connection_made only on the next loop turn
         sockname = self.transport.get_extra_info("sockname")
         self.local_address = (str(sockname[0]), int(sockname[1]))
+        if shared:
+            own, _ = await loop.create_datagram_endpoint(
+                lambda: _OwnSocket(self), local_addr=(host, 0)
+            )
+            self.own_transport = own
+            self.own_address = (str(own.get_extra_info("sockname")[0]),
+                                int(own.get_extra_info("sockname")[1]))  # fmt: skip
         probes.watch(self)
         await asyncio.to_thread(self.recordings.start)  # repairs what a crash left first
         return self.local_address
@@ -174,6 +203,8 @@ class SipGateway(asyncio.DatagramProtocol):
             self._timer.cancel()
         if self.transport is not None:
             self.transport.close()
+        if self.own_transport is not None:
+            self.own_transport.close()
         await asyncio.to_thread(self.recordings.stop)
         if self._tasks:  # recordings published while the writer finished
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
@@ -183,12 +214,19 @@ class SipGateway(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     # -- sending and timers -----------------------------------------------------------
-    def _send(self, datagrams: list[Datagram]) -> None:
-        if self.transport is None:
-            return
-        for datagram in datagrams:
-            self.transport.sendto(datagram.data, datagram.address)
+    def _send(
+        self, datagrams: list[Datagram], transport: asyncio.DatagramTransport | None = None
+    ) -> None:
+        self._transmit(datagrams, transport)
         self._schedule()
+
+    def _transmit(
+        self, datagrams: list[Datagram], transport: asyncio.DatagramTransport | None
+    ) -> None:
+        transport = transport or self.transport
+        if transport is not None:
+            for datagram in datagrams:
+                transport.sendto(datagram.data, datagram.address)
 
     def _schedule(self) -> None:
         deadlines = [t.deadline for t in self._server.values()]
@@ -203,16 +241,17 @@ class SipGateway(asyncio.DatagramProtocol):
     def _fire_timers(self) -> None:
         now = asyncio.get_running_loop().time()
         self._timer = None
-        sends: list[Datagram] = []
         for key, server in list(self._server.items()):
-            sends += server.fire(now)
+            self._transmit(server.fire(now), self._transport_of.get(key))
             if server.state.value == "terminated":
                 del self._server[key]
+                self._transport_of.pop(key, None)
         for key, client in list(self._client.items()):
-            sends += client.fire(now)
+            self._transmit(client.fire(now), self._transport_of.get(key))
             if client.done:
                 del self._client[key]
-        self._send(sends)
+                self._transport_of.pop(key, None)
+        self._schedule()
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -223,7 +262,14 @@ class SipGateway(asyncio.DatagramProtocol):
         task.add_done_callback(self._tasks.discard)
 
     # -- receiving ---------------------------------------------------------------------
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+    def datagram_received(
+        self,
+        data: bytes,
+        addr: tuple[str, int],
+        via: asyncio.DatagramTransport | None = None,
+    ) -> None:
+        """A datagram on the shared SIP port (or, ``via``, on this worker's own port)."""
+        self._arrived_on = via
         source = (addr[0], addr[1])
         if not data.strip():
             return  # keep-alive CRLF
@@ -273,6 +319,8 @@ class SipGateway(asyncio.DatagramProtocol):
             return  # over its budget: dropped unanswered (and counted)
         transaction = ServerTransaction(request, self._reply_address(request, source))
         self._server[(branch, request.method)] = transaction
+        if self._arrived_on is not None:  # answer from the port the request came to
+            self._transport_of[(branch, request.method)] = self._arrived_on
         if request.method == "INVITE":
             transaction.on_timeout = self._ack_timeout
             self._respond(transaction, response_to(request, 100))
@@ -300,7 +348,9 @@ class SipGateway(asyncio.DatagramProtocol):
 
     def _respond(self, transaction: ServerTransaction, response: SipResponse) -> None:
         response.headers.add("Server", USER_AGENT)
-        self._send(transaction.respond(response, self._now()))
+        request = transaction.request
+        key = (request.top_via.branch, request.method)
+        self._send(transaction.respond(response, self._now()), self._transport_of.get(key))
 
     def _on_response(self, response: SipResponse) -> None:
         try:
@@ -315,7 +365,7 @@ class SipGateway(asyncio.DatagramProtocol):
             if call is not None and call.outbound is not None and 200 <= response.status < 300:
                 self.outbound.resend_ack(call)
             return
-        self._send(client.on_message(response, self._now()))
+        self._send(client.on_message(response, self._now()), self._transport_of.get(key))
 
     # -- in-dialog requests ---------------------------------------------------------------
     def _bye(self, transaction: ServerTransaction) -> None:
@@ -367,8 +417,16 @@ class SipGateway(asyncio.DatagramProtocol):
         host, port = self.local_address
         return (self.media_address if host in ("0.0.0.0", "::") else host, port)
 
-    def contact(self) -> str:
-        host, port = self.advertised_address
+    @property
+    def outbound_address(self) -> SipAddress:
+        """Where replies to our outbound dialogs should go: this worker's own port if any."""
+        if self.own_address is None:
+            return self.advertised_address
+        host, port = self.own_address
+        return (self.media_address if host in ("0.0.0.0", "::") else host, port)
+
+    def contact(self, *, outbound: bool = False) -> str:
+        host, port = self.outbound_address if outbound else self.advertised_address
         return f"<sip:trunkline@{host}:{port}>"
 
     # -- the inbound call ------------------------------------------------------------------
@@ -640,7 +698,7 @@ class SipGateway(asyncio.DatagramProtocol):
             self.services.outbox.wake()
 
     def _owner(self) -> str:
-        return f"{socket.gethostname()}:{os.getpid()}"
+        return owner_id()
 
     async def agent_url(
         self, call: LiveCall, number: PhoneNumber, target: RouteTarget
@@ -846,7 +904,7 @@ class SipGateway(asyncio.DatagramProtocol):
 
     def _send_bye(self, call: LiveCall) -> None:
         if call.outbound is not None:
-            self.send_request(call.outbound.bye(), call.remote_target)
+            self.send_request(call.outbound.bye(), call.remote_target, own_port=True)
             return
         call.local_cseq += 1
         bye = SipRequest(method="BYE", uri=_target_uri(call))
@@ -869,11 +927,21 @@ class SipGateway(asyncio.DatagramProtocol):
         destination: SipAddress,
         on_response: Callable[[SipResponse], None] = ignore_response,
         on_timeout: Callable[[], None] = ignore_timeout,
+        *,
+        own_port: bool = False,
     ) -> None:
-        """Send a request in a new client transaction (retransmitted until answered)."""
+        """Send a request in a new client transaction (retransmitted until answered).
+
+        ``own_port``: from this worker's own SIP port (outbound dialogs), so the
+        replies come back to this process when workers share the SIP port.
+        """
         transaction = ClientTransaction(request, destination, on_response, on_timeout)
-        self._client[(request.top_via.branch, request.method)] = transaction
-        self._send(transaction.start(self._now()))
+        key = (request.top_via.branch, request.method)
+        self._client[key] = transaction
+        transport = self.own_transport if own_port else None
+        if transport is not None:
+            self._transport_of[key] = transport
+        self._send(transaction.start(self._now()), transport)
 
     # -- API hang-up ---------------------------------------------------------------------
     async def hangup(self, call_id: str) -> bool:
@@ -928,6 +996,7 @@ def inbound_call_record(number: PhoneNumber, remote: str | None, carrier_call_id
         created_at=now,
         updated_at=now,
         sip_call_id=carrier_call_id[:255],
+        owner=owner_id(),
     )
 
 
@@ -961,4 +1030,9 @@ class GatewayCallControl:
         await self.gateway.outbound.place(call, number)
 
     async def hangup(self, call: Call) -> bool:
-        return await self.gateway.hangup(call.id)
+        if await self.gateway.hangup(call.id):
+            return True
+        if call.owner and call.owner != owner_id() and self.gateway.services.settings.worker_of:
+            run_dir = self.gateway.services.settings.data_dir / "run"
+            return await ask_owner(run_dir, call.owner, call.id)  # another worker carries it
+        return False

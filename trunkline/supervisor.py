@@ -1,0 +1,75 @@
+"""``trunkline serve --workers N``: N event-loop processes sharing the HTTP and SIP ports.
+
+The supervisor prepares what the workers share (data directory, migrations, the
+master key) so they do not race to create it, then starts each worker as its
+own ``trunkline serve`` with ``TRUNKLINE_WORKER_OF=N``, which binds the HTTP
+and SIP ports with SO_REUSEPORT. The kernel spreads new connections and SIP
+sources over the workers; each worker owns the calls it answers or places
+(its outbound signalling uses a port of its own, so replies come back to it),
+and an API hang-up that lands on another worker is passed to the owner
+(``owner_channel``). SIGTERM/SIGINT are passed on; the supervisor exits 0 when
+every worker did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import FrameType
+
+from trunkline.config import ENV_PREFIX, SETTING_NAMES, Settings
+from trunkline.crypto import load_master_key
+from trunkline.storage import open_repository
+
+log = logging.getLogger("trunkline.supervisor")
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """Every setting as the environment variable a worker reads it from."""
+    env: dict[str, str] = {}
+    for name in SETTING_NAMES:
+        value = getattr(settings, name)
+        if isinstance(value, bool):
+            text = "1" if value else "0"
+        elif isinstance(value, Path):
+            text = str(value)
+        else:
+            text = str(value)
+        env[f"{ENV_PREFIX}{name.upper()}"] = text
+    return env
+
+
+async def _prepare(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    load_master_key(settings.secret_key, settings.data_dir)  # created once, here
+    repository = await open_repository(settings.effective_database_url, migrate=True)
+    await repository.close()
+
+
+def supervise(settings: Settings) -> int:
+    asyncio.run(_prepare(settings))
+    env = dict(os.environ)
+    env.pop(f"{ENV_PREFIX}CONFIG", None)
+    env.update(settings_environment(settings))
+    env[f"{ENV_PREFIX}WORKERS"] = "1"
+    env[f"{ENV_PREFIX}WORKER_OF"] = str(settings.workers)
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "trunkline", "serve"], env=env)
+        for _ in range(settings.workers)
+    ]
+    log.info("started %d workers: %s", len(workers), [w.pid for w in workers])
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [worker.wait() for worker in workers]
+    return 0 if all(code == 0 for code in codes) else 1
