@@ -44,6 +44,9 @@ class CallControl(Protocol):
     async def hangup(self, call: Call) -> bool:
         """End a live call (BYE, or CANCEL before answer); False when this process has no such call."""
 
+    def readiness(self) -> str | None:
+        """Why new calls cannot be taken right now (None: ready)."""
+
 
 log = logging.getLogger("trunkline.services")
 

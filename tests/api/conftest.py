@@ -140,6 +140,9 @@ class ScriptedCallControl:
         self.hung_up.append(call.id)
         return True
 
+    def readiness(self) -> str | None:
+        return None
+
 
 class ApiWorld:
     def __init__(

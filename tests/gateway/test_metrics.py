@@ -87,3 +87,46 @@ async def promtool_accepts(exposition: str) -> None:
     )  # fmt: skip
     output, _ = await asyncio.wait_for(process.communicate(exposition.encode()), 30)
     assert process.returncode == 0, output.decode()
+
+
+async def test_readiness_reports_capacity(trunkline: Trunkline) -> None:
+    url = f"http://127.0.0.1:{trunkline.http_port}/readyz"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url) as response:
+            assert (response.status, await response.json()) == (200, {"status": "ready"})
+        ports = trunkline.gateway.ports
+        held = [await ports.open() for _ in range(ports.free)]
+        async with http.get(url) as response:
+            assert response.status == 503
+            assert (await response.json())["status"].startswith("at capacity")
+        for endpoint in held:
+            ports.release(endpoint)
+
+
+async def test_call_and_sip_counters_move(trunkline: Trunkline, echo_agent: EchoAgent) -> None:
+    await trunkline.number("auto_accept", echo_agent.url)
+    before = await scrape(trunkline)
+    carrier = await CarrierCall.open(trunkline.sip_port)
+    try:
+        assert (await carrier.invite(NUMBER)).status == 200
+        await asyncio.sleep(0.1)  # a few media clock ticks
+        assert (await carrier.bye(NUMBER)).status == 200
+    finally:
+        carrier.close()
+    for _ in range(50):
+        after = await scrape(trunkline)
+        if value(
+            after, "trunkline_calls_total", status="completed", hangup_reason="remote"
+        ) > value(before, "trunkline_calls_total", status="completed", hangup_reason="remote"):
+            break
+        await asyncio.sleep(0.05)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("trunkline_calls_total", status="completed", hangup_reason="remote") == 1
+    assert grew("trunkline_sip_requests_received_total", method="INVITE") == 1
+    assert grew("trunkline_sip_requests_received_total", method="BYE") == 1
+    assert grew("trunkline_sip_responses_sent_total", code="200") == 2  # INVITE and BYE
+    assert grew("trunkline_agent_connect_seconds_count") == 1
+    assert grew("trunkline_event_loop_lag_seconds_count") > 0

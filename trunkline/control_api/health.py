@@ -14,12 +14,16 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready for new calls: storage answers and the process is not draining."""
+    """Ready for new calls: not draining, storage answers, SIP bound, below capacity."""
     services = request.app[SERVICES]
     if services.draining:
         return web.json_response({"status": "draining"}, status=503)
     if not await services.repository.ping():
         return web.json_response({"status": "storage unavailable"}, status=503)
+    control = services.call_control
+    reason = control.readiness() if control is not None else None
+    if reason is not None:
+        return web.json_response({"status": reason}, status=503)
     return web.json_response({"status": "ready"})
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from trunkline import metrics
 from trunkline.storage.models import (
     CALL_ENDED_STATUSES,
     Call,
@@ -149,6 +150,8 @@ class CallLifecycle:
             status,
             extra={"call_id": updated.id, "hangup_reason": updated.hangup_reason},
         )
+        if status in CALL_ENDED_STATUSES:
+            metrics.CALLS.labels(status, updated.hangup_reason or "none").inc()
         if self._observer is not None:
             self._observer(updated, previous)
         return True

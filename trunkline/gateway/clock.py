@@ -17,6 +17,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from trunkline import metrics
+
 TICK_SECONDS = 0.020  # one frame, per call
 SLOTS = 4
 SLOT_SECONDS = TICK_SECONDS / SLOTS
@@ -81,6 +83,7 @@ class MediaClock:
         assert loop is not None
         now = loop.time()
         lateness = now - self._deadline
+        metrics.LOOP_LAG.observe(max(0.0, lateness))
         due = 1 + int(lateness // SLOT_SECONDS) if lateness > 0 else 1
         if lateness > SLOT_SECONDS:
             self.late_ticks += 1

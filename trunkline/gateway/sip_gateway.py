@@ -25,12 +25,14 @@ import json
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
 
+from trunkline import metrics
 from trunkline.control_api.routing import RouteTarget, load_inbound_route
 from trunkline.crypto import derive_key
 from trunkline.gateway import probes
@@ -299,6 +301,7 @@ class SipGateway(asyncio.DatagramProtocol):
             self.transport.sendto(response.serialize(), source)
 
     def _on_request(self, request: SipRequest, source: SipAddress) -> None:
+        metrics.SIP_REQUESTS.labels(metrics.sip_method_label(request.method)).inc()
         branch = request.top_via.branch
         method = "INVITE" if request.method == "ACK" else request.method
         existing = self._server.get((branch, method))
@@ -348,6 +351,7 @@ class SipGateway(asyncio.DatagramProtocol):
 
     def _respond(self, transaction: ServerTransaction, response: SipResponse) -> None:
         response.headers.add("Server", USER_AGENT)
+        metrics.SIP_RESPONSES.labels(str(response.status)).inc()
         request = transaction.request
         key = (request.top_via.branch, request.method)
         self._send(transaction.respond(response, self._now()), self._transport_of.get(key))
@@ -813,6 +817,7 @@ class SipGateway(asyncio.DatagramProtocol):
             self._agent_gone(call, url)
 
         for attempt in range(attempts):
+            started = time.perf_counter()
             try:
                 link = await connect_agent(
                     url,
@@ -823,6 +828,7 @@ class SipGateway(asyncio.DatagramProtocol):
                     connect_seconds=connect_seconds,
                 )
                 connected.append(link)
+                metrics.AGENT_CONNECT.observe(time.perf_counter() - started)
                 return link
             except AgentConnectError as exc:
                 log.info(
@@ -1028,6 +1034,13 @@ class GatewayCallControl:
 
     async def place_call(self, call: Call, number: PhoneNumber) -> None:
         await self.gateway.outbound.place(call, number)
+
+    def readiness(self) -> str | None:
+        if self.gateway.transport is None:
+            return "SIP socket not bound"
+        if self.gateway.ports.free == 0:
+            return "at capacity: every RTP port is in use"
+        return None
 
     async def hangup(self, call: Call) -> bool:
         if await self.gateway.hangup(call.id):

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from trunkline import metrics
 from trunkline.crypto import InvalidSecret, SecretBox
 from trunkline.outbox.schedule import decide
 from trunkline.storage.models import DueDelivery, EventDraft, WebhookAttempt, new_id, utcnow
@@ -193,7 +194,9 @@ class OutboxWorker:
             error = f"{type(exc).__name__}: {exc}"[:500]
         except OSError as exc:  # includes addresses refused by the guarded resolver
             error = f"{type(exc).__name__}: {exc}"[:500]
-        duration_ms = int((time.perf_counter() - started) * 1000)
+        elapsed = time.perf_counter() - started
+        duration_ms = int(elapsed * 1000)
+        metrics.WEBHOOK_SECONDS.observe(elapsed)
         now = self._clock()
         outcome = decide(delivery.attempts, status, retry_after, now, self._rng)
         attempt = WebhookAttempt(
@@ -233,6 +236,9 @@ class OutboxWorker:
         )
 
     def _count(self, state: str, disabled: str | None) -> None:
+        metrics.WEBHOOK_DELIVERIES.labels(
+            {"delivered": "delivered", "pending": "retry"}.get(state, "failed")
+        ).inc()
         if state == "delivered":
             self.stats.delivered += 1
         elif state == "pending":

@@ -133,6 +133,11 @@ class RtpPortAllocator:
     def in_use(self) -> int:
         return len(self._in_use)
 
+    @property
+    def free(self) -> int:
+        """Port pairs not carrying a call (resting ones included: they serve when needed)."""
+        return len(self._ports) - len(self._in_use)
+
     async def open(self) -> RtpEndpoint:
         loop = asyncio.get_running_loop()
         now = time.monotonic()

@@ -1,0 +1,47 @@
+"""Process-wide Prometheus metrics updated per event (not per media frame).
+
+Per-frame media figures are counted without allocation in ``gateway.probes``
+and reported at scrape time; what is here changes a few times per call or per
+webhook, where a prometheus-client metric costs nothing that matters.
+Label sets are small and fixed (no per-call labels).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+SIP_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"})
+
+CALLS = Counter(
+    "trunkline_calls",
+    "Calls that ended, by final status and hang-up reason",
+    ["status", "hangup_reason"],
+)
+SIP_REQUESTS = Counter(
+    "trunkline_sip_requests_received", "SIP requests received, by method", ["method"]
+)
+SIP_RESPONSES = Counter("trunkline_sip_responses_sent", "SIP responses sent, by code", ["code"])
+AGENT_CONNECT = Histogram(
+    "trunkline_agent_connect_seconds",
+    "Time to open an agent WebSocket (successful attempts)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+WEBHOOK_DELIVERIES = Counter(
+    "trunkline_webhook_deliveries",
+    "Webhook delivery attempts, by outcome (delivered, retry, failed)",
+    ["outcome"],
+)
+WEBHOOK_SECONDS = Histogram(
+    "trunkline_webhook_delivery_seconds",
+    "Duration of webhook delivery attempts",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0),
+)
+LOOP_LAG = Histogram(
+    "trunkline_event_loop_lag_seconds",
+    "How late the media clock's timer fired (event-loop lag; drives pacing jitter)",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5),
+)
+
+
+def sip_method_label(method: str) -> str:
+    return method if method in SIP_METHODS else "OTHER"
