@@ -31,7 +31,6 @@ from trunkline.storage.models import (
     Call,
     CallStatus,
     PhoneNumber,
-    new_id,
     utcnow,
 )
 
@@ -116,22 +115,12 @@ async def place_call(ctx: Ctx) -> web.Response:
             headers={"Retry-After": str(usage.retry_after_seconds(now))},
         )
     record = await ctx.repository.create_call(
-        Call(
-            id=new_id(),
-            organization_id=ctx.principal.organization_id,
-            phone_number_id=number.id,
-            local_phone_number=number.number,
+        Call.initiated(
+            number,
             remote_phone_number=body["to_number"],
             direction="outbound",
-            status="initiated",
             client_websocket_url=websocket,
-            use_inkbox_tts=None,
-            use_inkbox_stt=None,
-            hangup_reason=None,
-            started_at=None,
-            ended_at=None,
-            created_at=now,
-            updated_at=now,
+            now=now,
         )
     )
     lifecycle = CallLifecycle(record, ctx.repository, agent_identity_id=number.agent_identity_id)

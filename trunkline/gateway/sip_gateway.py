@@ -68,7 +68,7 @@ from trunkline.gateway.sip.transaction import (
 )
 from trunkline.services import Services
 from trunkline.storage.blobs import LocalBlobStore
-from trunkline.storage.models import Call, EventDraft, HangupReason, PhoneNumber, new_id, utcnow
+from trunkline.storage.models import Call, EventDraft, HangupReason, PhoneNumber, utcnow
 from trunkline.webhooks.signing import sign_headers
 from trunkline.webhooks.ssrf import check_url_literal
 
@@ -983,24 +983,11 @@ def _target_uri(call: LiveCall) -> str:
 
 def inbound_call_record(number: PhoneNumber, remote: str | None, carrier_call_id: str) -> Call:
     """A new inbound call on ``number`` from ``remote`` (E.164 when it is a phone number)."""
-    now = utcnow()
     caller = normalise_e164(remote) or (remote or "anonymous")[:32]
-    return Call(
-        id=new_id(),
-        organization_id=number.organization_id,
-        phone_number_id=number.id,
-        local_phone_number=number.number,
+    return Call.initiated(
+        number,
         remote_phone_number=caller,
         direction="inbound",
-        status="initiated",
-        client_websocket_url=None,
-        use_inkbox_tts=None,
-        use_inkbox_stt=None,
-        hangup_reason=None,
-        started_at=None,
-        ended_at=None,
-        created_at=now,
-        updated_at=now,
         sip_call_id=carrier_call_id[:255],
         owner=owner_id(),
     )

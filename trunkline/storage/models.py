@@ -137,6 +137,38 @@ class Call:
     recording_key: str | None = None
     failure_detail: str | None = None
 
+    @classmethod
+    def initiated(
+        cls,
+        number: PhoneNumber,
+        *,
+        remote_phone_number: str,
+        direction: CallDirection,
+        client_websocket_url: str | None = None,
+        now: datetime | None = None,
+        **extra: Any,
+    ) -> Call:
+        """A new call on ``number`` in its first status, ``initiated``."""
+        now = now or utcnow()
+        return cls(
+            id=new_id(),
+            organization_id=number.organization_id,
+            phone_number_id=number.id,
+            local_phone_number=number.number,
+            remote_phone_number=remote_phone_number,
+            direction=direction,
+            status="initiated",
+            client_websocket_url=client_websocket_url,
+            use_inkbox_tts=None,
+            use_inkbox_stt=None,
+            hangup_reason=None,
+            started_at=None,
+            ended_at=None,
+            created_at=now,
+            updated_at=now,
+            **extra,
+        )
+
 
 @dataclass(slots=True)
 class TranscriptSegment:

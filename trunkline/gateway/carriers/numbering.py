@@ -3,7 +3,8 @@
 Pure lookups, no I/O. ``E164_PATTERN`` is ITU-T E.164 as the control API
 accepts it: ``+``, a non-zero first digit, at most 15 digits in all.
 
-NANP (country code 1) numbers are ``+1 NPA NXX XXXX``. The area code (NPA)
+NANP (country code 1) numbers are ``+1``, a 3-digit area code (NPA), a 3-digit
+exchange (NXX) and a 4-digit line number. The area code
 tells the US state for geographic numbers; ``TOLL_FREE_AREA_CODES`` are the
 non-geographic toll-free codes. The area-code table covers the codes assigned
 to US states and the District of Columbia; a number whose area code is not in
