@@ -119,6 +119,11 @@ def watch(gateway: SipGateway) -> None:
         _registered = True
 
 
+def unwatch(gateway: SipGateway) -> None:
+    """A closed gateway no longer reports (one process can open several, as tests do)."""
+    _GATEWAYS.discard(gateway)
+
+
 RTP_DROP_REASONS = {
     "dropped_foreign_source": "foreign_source",
     "dropped_payload_type": "payload_type",

@@ -207,6 +207,7 @@ class SipGateway(asyncio.DatagramProtocol):
             self.transport.close()
         if self.own_transport is not None:
             self.own_transport.close()
+        probes.unwatch(self)
         await asyncio.to_thread(self.recordings.stop)
         if self._tasks:  # recordings published while the writer finished
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
