@@ -24,6 +24,8 @@ from typing import Any
 ENV_PREFIX = "TRUNKLINE_"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("text", "json")
+TRANSCRIPTION_ENGINES = ("whisper", "http", "off")
+SPEECH_ENGINES = ("piper", "espeak", "off")
 
 
 class ConfigError(ValueError):
@@ -77,6 +79,16 @@ class Settings:
     s3_region: str = "us-east-1"
     s3_access_key_id: str = ""
     s3_secret_access_key: str = ""
+    transcription: str = "whisper"
+    transcription_workers: int = 1
+    transcription_threads: int = 1
+    transcription_queue: int = 256
+    transcription_api_url: str = "https://api.openai.com"
+    transcription_api_key: str = ""
+    transcription_api_model: str = "whisper-1"
+    text_to_speech: str = "piper"
+    speech_workers: int = 1
+    voicemail_max_seconds: float = 120.0
 
     @property
     def effective_public_url(self) -> str:
@@ -145,6 +157,21 @@ class Settings:
                 raw = b""
             if len(raw) != 32:
                 raise ConfigError("TRUNKLINE_TELNYX_PUBLIC_KEY must be base64 of a 32-byte key")
+        if self.transcription not in TRANSCRIPTION_ENGINES:
+            raise ConfigError(
+                f"TRUNKLINE_TRANSCRIPTION must be one of {', '.join(TRANSCRIPTION_ENGINES)}"
+            )
+        if self.text_to_speech not in SPEECH_ENGINES:
+            raise ConfigError(
+                f"TRUNKLINE_TEXT_TO_SPEECH must be one of {', '.join(SPEECH_ENGINES)}"
+            )
+        for name in ("transcription_workers", "transcription_threads", "speech_workers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
+        if self.transcription_queue < 1:
+            raise ConfigError("TRUNKLINE_TRANSCRIPTION_QUEUE must be at least 1")
+        if self.voicemail_max_seconds <= 0:
+            raise ConfigError("TRUNKLINE_VOICEMAIL_MAX_SECONDS must be positive")
         url = self.database_url
         if url and not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ConfigError("TRUNKLINE_DATABASE_URL must start with sqlite:/// or postgresql://")
@@ -196,6 +223,16 @@ SETTING_HELP: dict[str, str] = {
     "s3_access_key_id": "S3 access key id (unset: the standard AWS credential chain)",
     "s3_secret_access_key": "S3 secret access key",
     "shutdown_timeout_seconds": "how long live calls may finish after SIGTERM",
+    "transcription": "speech to text: whisper (embedded tiny.en), http (OpenAI-compatible) or off",
+    "transcription_workers": "transcription worker threads (each runs one utterance at a time)",
+    "transcription_threads": "CPU threads each Whisper transcription may use",
+    "transcription_queue": "utterances waiting for transcription beyond this are dropped (counted)",
+    "transcription_api_url": "base URL of the OpenAI-compatible /v1/audio/transcriptions API",
+    "transcription_api_key": "bearer key for the transcription API",
+    "transcription_api_model": "model name sent to the transcription API",
+    "text_to_speech": "speech engine: piper (embedded en_US-joe-medium), espeak (espeak-ng) or off",
+    "speech_workers": "text-to-speech worker threads",
+    "voicemail_max_seconds": "a voicemail message is recorded for at most this long",
 }
 
 

@@ -8,7 +8,7 @@ Label sets are small and fixed (no per-call labels).
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 SIP_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"})
 
@@ -40,6 +40,36 @@ LOOP_LAG = Histogram(
     "trunkline_event_loop_lag_seconds",
     "How late the media clock's timer fired (event-loop lag; drives pacing jitter)",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5),
+)
+SPEECH_QUEUE_DEPTH = Gauge(
+    "trunkline_speech_queue_depth",
+    "Speech jobs waiting for a worker, by pool (transcription, synthesis)",
+    ["pool"],
+)
+SPEECH_JOBS_REFUSED = Counter(
+    "trunkline_speech_jobs_refused",
+    "Speech jobs refused because the pool's queue was full, by pool",
+    ["pool"],
+)
+TRANSCRIPTION_RTF = Histogram(
+    "trunkline_transcription_real_time_factor",
+    "Seconds of transcription work per second of audio, per utterance",
+    buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0),
+)
+TRANSCRIPTS = Counter(
+    "trunkline_transcript_segments",
+    "Transcript segments produced, by party and source (engine or agent)",
+    ["party", "source"],
+)
+SPEECH_FAILURES = Counter(
+    "trunkline_speech_failures",
+    "Transcription or synthesis jobs that failed, by pool",
+    ["pool"],
+)
+TTS_FIRST_AUDIO = Histogram(
+    "trunkline_tts_first_audio_seconds",
+    "Time from an agent response's first text delta to its first synthesized audio",
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0),
 )
 
 

@@ -1,0 +1,85 @@
+"""Speech worker pools: bounded, prioritised, results back on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from trunkline.speech.workers import BACKGROUND, URGENT, SpeechWorkers
+
+
+async def test_a_full_queue_refuses_and_counts() -> None:
+    pool = SpeechWorkers("test-full", threads=1, max_queued=2)
+    gate = threading.Event()
+    results: list[Any] = []
+
+    def done(result: Any, error: BaseException | None, seconds: float) -> None:
+        results.append(result)
+
+    try:
+        assert pool.submit(URGENT, lambda: gate.wait(5) and "first", done)
+        for _ in range(50):  # the worker picks up the first job, the queue empties
+            if pool.queued == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert pool.submit(URGENT, lambda: "second", done)
+        assert pool.submit(URGENT, lambda: "third", done)
+        assert not pool.submit(URGENT, lambda: "refused", done)
+        assert pool.refused == 1
+        gate.set()
+        for _ in range(200):
+            if len(results) == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert results == ["first", "second", "third"]
+    finally:
+        gate.set()
+        pool.stop()
+
+
+async def test_urgent_jobs_overtake_background_ones() -> None:
+    pool = SpeechWorkers("test-priority", threads=1, max_queued=10)
+    gate = threading.Event()
+    order: list[str] = []
+
+    def done(result: Any, error: BaseException | None, seconds: float) -> None:
+        order.append(result)
+
+    try:
+        pool.submit(URGENT, lambda: gate.wait(5) and "running", done)
+        await asyncio.sleep(0.05)
+        pool.submit(BACKGROUND, lambda: "partial", done)
+        pool.submit(URGENT, lambda: "final", done)
+        gate.set()
+        for _ in range(200):
+            if len(order) == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert order == ["running", "final", "partial"]
+    finally:
+        gate.set()
+        pool.stop()
+
+
+async def test_an_engine_error_reaches_the_caller_and_the_worker_survives() -> None:
+    pool = SpeechWorkers("test-errors", threads=1, max_queued=4)
+    outcomes: list[tuple[Any, str]] = []
+
+    def done(result: Any, error: BaseException | None, seconds: float) -> None:
+        outcomes.append((result, type(error).__name__ if error else ""))
+
+    def broken() -> str:
+        raise RuntimeError("engine broke")
+
+    try:
+        pool.submit(URGENT, broken, done)
+        pool.submit(URGENT, lambda: "fine", done)
+        for _ in range(200):
+            if len(outcomes) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert outcomes == [(None, "RuntimeError"), ("fine", "")]
+    finally:
+        pool.stop()
+    assert not pool.submit(URGENT, lambda: "late", done)

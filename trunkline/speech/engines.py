@@ -1,0 +1,68 @@
+"""The process's speech engines and worker pools, built from settings on first use.
+
+Engines are cached per configuration for the whole process, so every
+gateway in it shares one loaded model; nothing is imported or loaded until a
+call actually needs speech. Each gateway owns two pools of worker threads
+(transcription and synthesis) with bounded queues.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from trunkline.config import Settings
+from trunkline.speech.synthesizer import EspeakSynthesizer, PiperSynthesizer, Synthesizer
+from trunkline.speech.transcriber import HttpTranscriber, Transcriber, WhisperTranscriber
+from trunkline.speech.workers import SpeechWorkers
+
+SYNTHESIS_QUEUE = 256
+
+
+@cache
+def _whisper(threads: int, workers: int) -> WhisperTranscriber:
+    return WhisperTranscriber(threads=threads, workers=workers)
+
+
+@cache
+def _piper() -> PiperSynthesizer:
+    return PiperSynthesizer()
+
+
+def transcriber_for(settings: Settings) -> Transcriber | None:
+    if settings.transcription == "whisper":
+        return _whisper(settings.transcription_threads, settings.transcription_workers)
+    if settings.transcription == "http":
+        return HttpTranscriber(
+            settings.transcription_api_url,
+            settings.transcription_api_key,
+            settings.transcription_api_model,
+        )
+    return None
+
+
+def synthesizer_for(settings: Settings) -> Synthesizer | None:
+    if settings.text_to_speech == "piper":
+        return _piper()
+    if settings.text_to_speech == "espeak":
+        return EspeakSynthesizer()
+    return None
+
+
+class SpeechEngines:
+    """What a gateway's calls use for speech: engines (or None when off) and their pools."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.transcriber = transcriber_for(settings)
+        self.synthesizer = synthesizer_for(settings)
+        self.transcription = SpeechWorkers(
+            "transcription",
+            threads=settings.transcription_workers,
+            max_queued=settings.transcription_queue,
+        )
+        self.synthesis = SpeechWorkers(
+            "synthesis", threads=settings.speech_workers, max_queued=SYNTHESIS_QUEUE
+        )
+
+    def stop(self) -> None:
+        self.transcription.stop()
+        self.synthesis.stop()
