@@ -77,6 +77,7 @@ def summary(samples: list[float]) -> dict[str, float | None]:
 
 async def run_agent(port: int, out: Path, stamp: bool) -> None:
     from websockets.asyncio.server import ServerConnection, serve
+    from websockets.http11 import Request, Response
 
     latencies: list[float] = []
     frames = 0
@@ -99,7 +100,18 @@ async def run_agent(port: int, out: Path, stamp: bool) -> None:
             reply = f'{{"event":"media","media":{{"payload":"{encoded}"}}}}'
             await connection.send(reply)
 
-    async with serve(handle, "127.0.0.1", port, compression=None, max_queue=None):
+    def audio_both_ways(connection: ServerConnection, request: Request, response: Response) -> None:
+        response.headers["X-Use-Inkbox-Speech-To-Text"] = "false"
+        response.headers["X-Use-Inkbox-Text-To-Speech"] = "false"
+
+    async with serve(
+        handle,
+        "127.0.0.1",
+        port,
+        compression=None,
+        max_queue=None,
+        process_response=audio_both_ways,
+    ):
         await stop.wait()
     report = json.dumps({"frames": frames, "latency_ms": summary(latencies)})
     await asyncio.to_thread(out.write_text, report)
@@ -372,7 +384,7 @@ def measure(kind: str, agent_audio: str, args: argparse.Namespace, work: Path) -
                        TRUNKLINE_HTTP_PORT=str(http_port), TRUNKLINE_SIP_HOST="127.0.0.1",
                        TRUNKLINE_SIP_PORT=str(sip_port), TRUNKLINE_MEDIA_ADDRESS="127.0.0.1",
                        TRUNKLINE_ALLOW_INSECURE_URLS="1", TRUNKLINE_ALLOW_PRIVATE_TARGETS="1",
-                       TRUNKLINE_LOG_LEVEL="warning")  # fmt: skip
+                       TRUNKLINE_LOG_LEVEL="warning", TRUNKLINE_TRANSCRIPTION="off")  # fmt: skip
             log_path = work / f"trunkline-{agent_audio}.log"
             log = log_path.open("wb")
             server = subprocess.Popen(

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request, Response
 
 from trunkline.config import Settings
 from trunkline.crypto import hash_token, new_token
@@ -31,6 +32,12 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def audio_mode(connection: ServerConnection, request: Request, response: Response) -> None:
+    """The agent's 101 asks for audio both ways (Inkbox's speech modes default on)."""
+    response.headers["X-Use-Inkbox-Speech-To-Text"] = "false"
+    response.headers["X-Use-Inkbox-Text-To-Speech"] = "false"
 
 
 @dataclass
@@ -80,7 +87,7 @@ class EchoAgent:
 @pytest.fixture
 async def echo_agent() -> AsyncIterator[EchoAgent]:
     agent = EchoAgent()
-    async with serve(agent.handle, "127.0.0.1", 0) as server:
+    async with serve(agent.handle, "127.0.0.1", 0, process_response=audio_mode) as server:
         port = server.sockets[0].getsockname()[1]
         agent.url = f"ws://127.0.0.1:{port}/agent"
         yield agent
@@ -127,7 +134,15 @@ class Trunkline:
 
 
 @pytest.fixture
-async def trunkline(tmp_path: Path) -> AsyncIterator[Trunkline]:
+def trunkline_overrides() -> dict[str, Any]:
+    """Settings a test module changes (speech tests turn transcription back on)."""
+    return {"transcription": "off"}
+
+
+@pytest.fixture
+async def trunkline(
+    tmp_path: Path, trunkline_overrides: dict[str, Any]
+) -> AsyncIterator[Trunkline]:
     rtp_low = 31000 + (free_port() % 200) * 20
     settings = Settings(
         data_dir=tmp_path / "data",
@@ -140,6 +155,7 @@ async def trunkline(tmp_path: Path) -> AsyncIterator[Trunkline]:
         media_address="127.0.0.1",
         allow_insecure_urls=True,
         allow_private_targets=True,
+        **trunkline_overrides,
     )
     ready: asyncio.Future[tuple[Services, int]] = asyncio.get_running_loop().create_future()
     shutdown = ShutdownSignal()
@@ -186,7 +202,7 @@ class MarkingAgent:
 @pytest.fixture
 async def marking_agent() -> AsyncIterator[MarkingAgent]:
     agent = MarkingAgent()
-    async with serve(agent.handle, "127.0.0.1", 0) as server:
+    async with serve(agent.handle, "127.0.0.1", 0, process_response=audio_mode) as server:
         agent.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/agent"
         yield agent
 

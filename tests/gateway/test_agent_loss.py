@@ -8,7 +8,7 @@ import socket
 
 from websockets.asyncio.server import ServerConnection, serve
 
-from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline, free_port
+from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline, audio_mode, free_port
 from tests.gateway.sip_peer import CarrierCall
 from tests.gateway.test_inbound_calls import wait_for_status
 from trunkline.storage.models import InboundRouting, IncomingCallConfig, utcnow
@@ -42,7 +42,7 @@ async def test_dropped_agent_is_redialled_and_the_call_goes_on(trunkline: Trunkl
         first_connections.append(connection.request.path)
         await original(connection)
 
-    async with serve(counting, "127.0.0.1", 0) as server:
+    async with serve(counting, "127.0.0.1", 0, process_response=audio_mode) as server:
         flaky.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/agent"
         number = await trunkline.number("auto_accept", flaky.url)
         carrier = await CarrierCall.open(trunkline.sip_port)
@@ -72,7 +72,7 @@ async def test_agent_gone_for_good_ends_the_call_after_the_grace_period(
 ) -> None:
     trunkline.services.settings.agent_reconnect_grace_seconds = 0.5
     flaky = FlakyAgent()
-    server = await serve(flaky.handle, "127.0.0.1", 0)
+    server = await serve(flaky.handle, "127.0.0.1", 0, process_response=audio_mode)
     flaky.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/agent"
     number = await trunkline.number("auto_accept", flaky.url)
     carrier = await CarrierCall.open(trunkline.sip_port)

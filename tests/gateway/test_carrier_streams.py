@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from tests.codecs.oracle import audioop
-from tests.gateway.conftest import NUMBER, EchoAgent, MarkingAgent, Trunkline
+from tests.gateway.conftest import NUMBER, EchoAgent, MarkingAgent, Trunkline, audio_mode
 from tests.gateway.test_inbound_calls import wait_for_status
 from trunkline.messaging.carrier_formats import twilio_signature
 
@@ -158,7 +158,7 @@ async def test_agent_stop_closes_the_carrier_stream(trunkline: Trunkline) -> Non
     stopping = EchoAgent(hang_up_after_media=3)
     from websockets.asyncio.server import serve
 
-    async with serve(stopping.handle, "127.0.0.1", 0) as server:
+    async with serve(stopping.handle, "127.0.0.1", 0, process_response=audio_mode) as server:
         stopping.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/agent"
         number = await trunkline.number("auto_accept", stopping.url)
         url = f"{base}/telnyx/media-stream"

@@ -8,7 +8,7 @@ import socket
 
 from websockets.asyncio.server import ServerConnection, serve
 
-from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
+from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline, audio_mode
 from tests.gateway.sip_peer import CarrierCall
 from trunkline.gateway.rtp.packet import build_packet
 
@@ -28,7 +28,13 @@ async def test_a_stalled_agent_does_not_hold_up_another_call(
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited by the accept
     listener.bind(("127.0.0.1", 0))
-    async with serve(never_reads, sock=listener, max_queue=1, close_timeout=0.5) as server:
+    async with serve(
+        never_reads,
+        sock=listener,
+        max_queue=1,
+        close_timeout=0.5,
+        process_response=audio_mode,
+    ) as server:
         slow_url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/slow"
         await trunkline.number("auto_accept", slow_url)
         await trunkline.number("auto_accept", echo_agent.url, e164=OTHER_NUMBER)

@@ -61,3 +61,4 @@ class LiveCall:
     agent_protocol: str = "inkbox"  # the number's options when the call began
     agent_audio: str = "mulaw8k"
     recording_enabled: bool = True  # outbound: how a CANCEL we sent ends it
+    voicemail: bool = False  # no agent could be reached: the caller leaves a message

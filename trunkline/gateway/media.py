@@ -12,6 +12,7 @@ Nothing here creates a task or queue per frame.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -41,7 +42,8 @@ from trunkline.gateway.agent.inkbox_protocol import (
     AgentTranscript,
 )
 from trunkline.gateway.agent.link import AgentLink
-from trunkline.gateway.agent.persona import AgentPersona, persona_for
+from trunkline.gateway.agent.persona import AgentPersona, InkboxPersona, persona_for
+from trunkline.gateway.call_speech import CallSpeech, StoreSegment
 from trunkline.gateway.clock import MediaClock
 from trunkline.gateway.playout import Playout
 from trunkline.gateway.probes import LatencyHistogram, MediaCounters, MediaTotals
@@ -49,6 +51,7 @@ from trunkline.gateway.recording import CallRecorder
 from trunkline.gateway.rtp.rtcp import REPORT_INTERVAL_FRAMES, build_report
 from trunkline.gateway.rtp.session import RtpSession
 from trunkline.gateway.rtp.transport import RtpEndpoint
+from trunkline.speech.engines import SpeechEngines
 
 log = logging.getLogger("trunkline.media")
 MULAW_SILENCE_FRAME = b"\xff" * 160
@@ -158,6 +161,9 @@ class MediaBridge:
         custom_parameters: dict[str, str] | None = None,
         totals: MediaTotals | None = None,
         recorder: CallRecorder | None = None,
+        speech: SpeechEngines | None = None,
+        store_segment: StoreSegment | None = None,
+        speech_by_default: bool = True,
     ) -> None:
         self.call_id = call_id
         self.stream_id = str(uuid.uuid4())
@@ -186,11 +192,43 @@ class MediaBridge:
         self._totals = totals
         self.recorder = recorder
         self.on_recorded: Callable[[str, Path], None] | None = None  # on the writer's thread
+        self._caller_alaw = caller_alaw
+        self.speech: CallSpeech | None = None
+        # Inkbox's speech modes default on; a number that asks for PCM audio wants audio.
+        self._speech_by_default = speech_by_default
+        if speech is not None and store_segment is not None:
+            self.speech = CallSpeech(
+                call_id,
+                speech,
+                playout=self.playout,
+                play=self.play_phone_audio,
+                send_to_agent=self._send_control,
+                store_segment=store_segment,
+            )
+
+    @property
+    def stt_mode(self) -> bool:
+        return self.speech is not None and self.speech.stt_mode
+
+    @property
+    def tts_mode(self) -> bool:
+        return self.speech is not None and self.speech.tts_mode
 
     # -- wiring ----------------------------------------------------------------------
     def attach_agent(self, link: AgentLink) -> None:
+        """Bridge to ``link``; the Inkbox agent's upgrade response picks the speech modes."""
         self.link = link
         link.on_binary = self.agent_audio
+        speech = self.speech
+        if speech is not None and isinstance(self.persona, InkboxPersona):
+            headers = link.response_headers
+            default = self._speech_by_default
+            speech.stt_mode = speech.can_transcribe and header_flag(
+                headers.get("x-use-inkbox-speech-to-text"), default
+            )
+            speech.tts_mode = speech.can_speak and header_flag(
+                headers.get("x-use-inkbox-text-to-speech"), default
+            )
         for frame in self.persona.opening(self.agent_format, self._custom):
             link.send_text(frame)
 
@@ -198,8 +236,12 @@ class MediaBridge:
         if self._tick_handle is None:
             self._tick_handle = self._clock.subscribe(self._tick)
 
-    def stop(self, reason: str) -> None:
-        """Stop media: tell the agent why, close its socket, stop the tick."""
+    def stop(self, reason: str) -> asyncio.Future[None] | None:
+        """Stop media: tell the agent why, close its socket, stop the tick.
+
+        Returns a future that resolves once the call's last transcripts are
+        stored (None without speech).
+        """
         if self._tick_handle is not None:
             self._clock.unsubscribe(self._tick_handle)
             self._tick_handle = None
@@ -215,12 +257,18 @@ class MediaBridge:
         if link is not None and link.open:
             link.send_text(self.persona.stop(reason))
             link.close(1000, reason)
+        return self.speech.close() if self.speech is not None else None
 
     # -- caller -> agent -------------------------------------------------------------
     def caller_audio(self, payload: bytes | memoryview) -> None:
         """One 20 ms frame of caller audio (G.711), straight from the leg's receive callback."""
         if self.recorder is not None:
             self.recorder.caller(payload)
+        speech = self.speech
+        if speech is not None:
+            speech.caller_frame(payload, self._caller_alaw)
+            if speech.stt_mode:
+                return  # the agent gets the caller as text instead
         link = self.link
         if link is None:
             return
@@ -246,23 +294,38 @@ class MediaBridge:
         if isinstance(message, AgentMedia):
             self.agent_audio(message.payload)
         elif isinstance(message, AgentMark):
-            self.playout.mark(message.name)
+            if self.speech is None or not self.speech.agent_mark(message.name):
+                self.playout.mark(message.name)
         elif isinstance(message, AgentClear):
+            if self.speech is not None:
+                self.speech.clear()
             self.playout.clear()
         elif isinstance(message, AgentAudioDone):
             self.playout.audio_done()
         elif isinstance(message, AgentStop):
             self._on_agent_stop(message.reason)
         elif isinstance(message, AgentTranscript):
+            if message.party == "local" and self.speech is not None:
+                self.speech.agent_reports_transcripts()
             if self._on_transcript is not None and message.is_final:
                 self._on_transcript(message.party, message.text)
-        elif isinstance(message, AgentText):
-            self.agent_frames_rejected += 1  # text-to-speech arrives with the speech engines
+        elif isinstance(message, AgentText) and (
+            self.speech is None or not self.speech.agent_text(message.delta, message.done)
+        ):
+            self.agent_frames_rejected += 1  # text-to-speech is off for this call
+
+    def _send_control(self, frame: str) -> None:
+        if self.link is not None:
+            self.link.send_text(frame)
 
     def agent_audio(self, audio: bytes) -> None:
         """Agent audio in its own format (a ``media`` payload or a binary frame)."""
+        self.play_phone_audio(self._to_caller.convert(audio))
+
+    def play_phone_audio(self, ulaw: bytes) -> None:
+        """Queue μ-law 8 kHz audio for the caller (agent media, synthesized speech, tones)."""
         self._arrivals.append((self.playout.queued_total + 1, perf_counter_ns()))
-        self.playout.push(self._to_caller.convert(audio))
+        self.playout.push(ulaw)
         if not self._sending and self._tick_handle is not None and self.caller is not None:
             # A talk spurt starts: play it from the next 5 ms slot, not up to 20 ms later.
             earlier = self._clock.rephase(self._tick_handle)
@@ -278,6 +341,8 @@ class MediaBridge:
         self._sending = frame is not None
         if self.recorder is not None:
             self.recorder.slot(frame)
+        if self.speech is not None:
+            self.speech.agent_frame(frame)
         if self.caller is not None:
             self.caller.send_frame(frame)
         if frame is not None:
@@ -307,3 +372,10 @@ class MediaBridge:
 
     def _totals_absorb(self, totals: MediaTotals) -> None:
         totals.add(self.counters(), self.to_agent, self.to_caller, self.rtp_counters())
+
+
+def header_flag(value: str | None, default: bool = True) -> bool:
+    """An ``X-Use-Inkbox-*`` header; absent means ``default`` (true, as on Inkbox)."""
+    if value is None:
+        return default
+    return value.strip().lower() not in ("false", "0", "no", "off")

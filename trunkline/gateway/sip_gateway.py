@@ -66,7 +66,10 @@ from trunkline.gateway.sip.transaction import (
     Datagram,
     ServerTransaction,
 )
+from trunkline.gateway.transcripts import store_transcript_segment
+from trunkline.gateway.voicemail import start_voicemail
 from trunkline.services import Services
+from trunkline.speech.engines import SpeechEngines
 from trunkline.storage.blobs import LocalBlobStore
 from trunkline.storage.models import Call, EventDraft, HangupReason, PhoneNumber, utcnow
 from trunkline.webhooks.signing import sign_headers
@@ -77,6 +80,7 @@ ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
 DIGEST_REALM = "trunkline"
 USER_AGENT = "trunkline"
 AGENT_CONNECT_SECONDS = 5.0
+TRANSCRIPT_WAIT_SECONDS = 15.0  # at hang-up, for the last utterances to be transcribed
 INCOMING_WEBHOOK_SECONDS = 5.0
 
 
@@ -148,6 +152,7 @@ class SipGateway(asyncio.DatagramProtocol):
         self.outbound = OutboundCalls(self)
         self.media_totals = MediaTotals.empty()  # what the bridges of ended calls counted
         self.recordings = RecordingWriter(services.settings.data_dir / "recordings")
+        self.speech = SpeechEngines(settings)
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self, host: str, port: int, *, shared: bool = False) -> SipAddress:
@@ -208,6 +213,7 @@ class SipGateway(asyncio.DatagramProtocol):
         if self.own_transport is not None:
             self.own_transport.close()
         probes.unwatch(self)
+        await asyncio.to_thread(self.speech.stop)
         await asyncio.to_thread(self.recordings.stop)
         if self._tasks:  # recordings published while the writer finished
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
@@ -500,7 +506,9 @@ class SipGateway(asyncio.DatagramProtocol):
         )
         self.calls[request.call_id] = call
         try:
-            await self._ring_and_answer(call, number, route.targets, negotiated)
+            await self._ring_and_answer(
+                call, number, route.targets, negotiated, route.voicemail_message
+            )
         except Exception:
             log.exception("inbound call failed", extra={"call_id": record.id})
             if not call.answered:
@@ -549,6 +557,7 @@ class SipGateway(asyncio.DatagramProtocol):
         number: PhoneNumber,
         targets: tuple[RouteTarget, ...],
         negotiated: Negotiated,
+        voicemail_message: str | None = None,
     ) -> None:
         request = call.invite
         transaction = call.invite_transaction
@@ -580,7 +589,9 @@ class SipGateway(asyncio.DatagramProtocol):
             await call.lifecycle.transition("canceled", hangup_reason="remote")
             self.calls.pop(call.sip_call_id, None)
             return
-        if link is None:
+        if link is None and voicemail_message is not None:
+            call.voicemail = True
+        elif link is None:
             self._respond(
                 transaction,
                 response_to(request, 480, "Agent Unavailable", to_tag=call.local_tag),
@@ -593,7 +604,8 @@ class SipGateway(asyncio.DatagramProtocol):
         try:
             endpoint = await self.ports.open()
         except PortsExhausted:
-            link.close(1011, "no media port")
+            if link is not None:
+                link.close(1011, "no media port")
             busy = response_to(request, 503, to_tag=call.local_tag)
             busy.headers.add("Retry-After", "30")  # at capacity: every RTP port is in use
             self._respond(transaction, busy)
@@ -611,10 +623,13 @@ class SipGateway(asyncio.DatagramProtocol):
         call.answered = True
         self._respond(transaction, ok)
         bridge.start()
+        if link is None:
+            await start_voicemail(self, call, voicemail_message or "")
+            return
         await self.mark_answered(call, link, url)
 
     def bridge_media(
-        self, call: LiveCall, link: AgentLink, negotiated: Negotiated, endpoint: RtpEndpoint
+        self, call: LiveCall, link: AgentLink | None, negotiated: Negotiated, endpoint: RtpEndpoint
     ) -> MediaBridge:
         """The media bridge between the call's RTP endpoint and its agent link."""
         bridge = self.new_bridge(call, caller_alaw=negotiated.payload_type == 8)
@@ -625,7 +640,8 @@ class SipGateway(asyncio.DatagramProtocol):
             event_payload_type=negotiated.event_payload_type,
             remote=(negotiated.remote_address, negotiated.remote_port),
         )
-        bridge.attach_agent(link)
+        if link is not None:
+            bridge.attach_agent(link)
         return bridge
 
     def new_bridge(self, call: LiveCall, *, caller_alaw: bool) -> MediaBridge:
@@ -644,8 +660,11 @@ class SipGateway(asyncio.DatagramProtocol):
             totals=self.media_totals,
             max_playout_seconds=self.services.settings.playout_max_seconds,
             recorder=CallRecorder(self.recordings, record.id, caller_alaw=caller_alaw)
-            if call.recording_enabled
+            if call.recording_enabled or call.voicemail
             else None,
+            speech=self.speech,
+            store_segment=lambda party, text, ts_ms: self.store_segment(call, party, text, ts_ms),
+            speech_by_default=call.agent_audio == "mulaw8k",
         )
         loop = asyncio.get_running_loop()
 
@@ -689,20 +708,22 @@ class SipGateway(asyncio.DatagramProtocol):
             self.services.settings.max_call_seconds,
             lambda: self.spawn(self.end_call(call, "max_duration", send_bye=True)),
         )
-        headers = link.response_headers
+        bridge = call.bridge
         await call.lifecycle.transition(
             "answered",
             changes={
                 "client_websocket_url": url,
-                "use_inkbox_stt": _flag(headers.get("x-use-inkbox-speech-to-text")),
-                "use_inkbox_tts": _flag(headers.get("x-use-inkbox-text-to-speech")),
-                "owner": self._owner(),
+                "use_inkbox_stt": bridge is not None and bridge.stt_mode,
+                "use_inkbox_tts": bridge is not None and bridge.tts_mode,
+                "owner": self.owner,
             },
         )
         if self.services.outbox is not None:
             self.services.outbox.wake()
 
-    def _owner(self) -> str:
+    @property
+    def owner(self) -> str:
+        """This process's name on the calls it owns (API hang-ups find it by this)."""
         return owner_id()
 
     async def agent_url(
@@ -874,15 +895,16 @@ class SipGateway(asyncio.DatagramProtocol):
             pause = min(pause * 2, 1.0)
 
     async def _store_transcript(self, call: LiveCall, party: str, text: str) -> None:
+        """A ``transcript`` frame from the agent, stored at the time it arrived."""
         record = call.lifecycle.record
         started = record.started_at or record.created_at
         offset = int((utcnow() - started).total_seconds() * 1000)
-        await self.services.repository.add_transcript_segment(
-            record.id,
-            "local" if party == "local" else "remote",
-            text[:10_000],
-            max(0, offset),
-        )
+        metrics.TRANSCRIPTS.labels(party, "agent").inc()
+        await self.store_segment(call, "local" if party == "local" else "remote", text, offset)
+
+    async def store_segment(self, call: LiveCall, party: str, text: str, ts_ms: int) -> None:
+        """Store one transcript segment and announce it as ``transcript.segment``."""
+        await store_transcript_segment(self.services, call.lifecycle, party, text, ts_ms)
 
     # -- ending ------------------------------------------------------------------------------
     async def end_call(self, call: LiveCall, reason: HangupReason, *, send_bye: bool) -> None:
@@ -895,8 +917,7 @@ class SipGateway(asyncio.DatagramProtocol):
             call.reconnect_timer.cancel()
         if call.duration_timer is not None:
             call.duration_timer.cancel()
-        if call.bridge is not None:
-            call.bridge.stop(reason)
+        transcribed = call.bridge.stop(reason) if call.bridge is not None else None
         if call.endpoint is not None:
             self.ports.release(call.endpoint)
         if send_bye and call.answered:
@@ -904,7 +925,11 @@ class SipGateway(asyncio.DatagramProtocol):
                 call.carrier_stream.hang_up()
             else:
                 self._send_bye(call)
+        if transcribed is not None:  # call.ended carries the whole transcript
+            await asyncio.wait({transcribed}, timeout=TRANSCRIPT_WAIT_SECONDS)
         if call.answered:
+            if call.voicemail:
+                reason = "voicemail"
             await call.lifecycle.transition("completed", hangup_reason=reason)
         elif not call.lifecycle.ended:
             await call.lifecycle.transition("canceled", hangup_reason=reason)
@@ -1008,10 +1033,6 @@ def _custom_parameters(record: Call) -> dict[str, str]:
         "to": record.local_phone_number if inbound else record.remote_phone_number,
         "direction": record.direction,
     }
-
-
-def _flag(value: str | None) -> bool:
-    return value is None or value.strip().lower() not in ("false", "0", "no", "off")
 
 
 class GatewayCallControl:

@@ -70,6 +70,28 @@ def mark_frame(name: str) -> str:
     return '{"event":"mark","mark":{"name":' + json.dumps(name) + "}}"
 
 
+def transcript_frame(text: str, *, is_final: bool, turn_id: int) -> str:
+    """Caller speech as text (speech-to-text mode): partials, then one final per turn."""
+    return json.dumps(
+        {"event": "transcript", "text": text, "is_final": is_final, "turn_id": turn_id},
+        separators=(",", ":"),
+    )
+
+
+def barge_in_frame(text: str, *, tts_interrupted: bool, turn_id: int) -> str:
+    """The caller spoke over the agent; what was queued for them has been dropped."""
+    return json.dumps(
+        {
+            "event": "barge_in",
+            "trigger": "caller_speech",
+            "text": text,
+            "tts_interrupted": tts_interrupted,
+            "turn_id": turn_id,
+        },
+        separators=(",", ":"),
+    )
+
+
 def stop_frame(reason: str) -> str:
     return '{"event":"stop","reason":' + json.dumps(reason) + "}"
 
