@@ -143,6 +143,45 @@ Target for μ-law pass-through: ≤ {result["target_cpu_percent_per_call"]} % of
 """
 
 
+def speech_section(result: dict[str, Any]) -> str:
+    t = result["transcription"]
+    tts = result["tts_first_audio_ms"]
+    eos = t["end_of_speech_to_final_ms"]
+    trials = "; ".join(
+        f"{x['calls']} callers: p99 {number(x['latency_p99_ms'], 0)} ms, "
+        f"{x['backlog_at_end']} waiting at the end"
+        for x in result["sustained_trials"]
+    )
+    rows = [
+        ["word error rate", f"{number(t['word_error_rate'] * 100, 1)} % "
+         f"({t['words']} words, {t['sentences']} sentences)", "≤ 10 %"],
+        ["transcription real-time factor (p50, 1 worker, 1 thread)", number(t["rtf_p50"]), ""],
+        ["end of caller speech → final transcript, p50 / p99",
+         f"{number(eos['p50'], 0)} / {number(eos['p99'], 0)} ms", ""],
+        ["first `text` delta → first audio, p50 / p99",
+         f"{number(tts['p50'], 0)} / {number(tts['p99'], 0)} ms", "p50 ≤ 300 ms"],
+        ["transcribed calls one core sustains (estimate / trial)",
+         f"{number(result['sustained_calls_per_core_estimate'], 1)} / "
+         f"{result['sustained_calls_per_core']}", ""],
+    ]  # fmt: skip
+    return f"""## Speech — `python -m benchmarks.speech`
+
+Measured {result["measured_at"][:10]} on {machine(result)}: {result["engines"]["transcription"]},
+piper voice `en_US-joe-medium`. Sentences are spoken by the bundled voice,
+carried as μ-law 8 kHz, cut by the call's voice activity detector and
+transcribed; the end-of-speech latency includes the detector's 500 ms
+hang-over. Text-to-speech latency is a call's real path fed an agent reply
+streamed 6 characters every 10 ms.
+
+{table(["figure", "value", "target"], rows)}
+
+Real-time trials (callers speaking half the time, one transcription worker):
+{trials}. What limits it: Whisper's CPU time per second of speech; more
+`TRUNKLINE_TRANSCRIPTION_WORKERS` (one per spare core) or a cloud engine
+(`TRUNKLINE_TRANSCRIPTION=http`) raise it.
+"""
+
+
 def main() -> None:
     sections = [
         """# Performance
@@ -154,7 +193,7 @@ ratios, not single absolute timings.
 """
     ]
     for name, render in (("codecs", codecs_section), ("api", api_section),
-                         ("bridge", bridge_section)):  # fmt: skip
+                         ("bridge", bridge_section), ("speech", speech_section)):  # fmt: skip
         result = load(name)
         if result is not None:
             sections.append(render(result))

@@ -16,11 +16,12 @@
    call's text-to-speech path (``CallSpeech``) fed an agent reply as an LLM
    streams it (6 characters every 10 ms); the clock stops when the first
    synthesized audio reaches the call's playout.
-5. **Concurrent transcribed calls one core sustains**: ``1 / (RTF x speech
-   share)``, where the speech share is the fraction of call time one
-   transcribed party speaks (0.5: the caller talks half the time). A trial then
-   runs that many callers in real time on one worker for ``--trial-seconds``
-   and reports whether the queue kept up (its latency p99 and final backlog).
+5. **Concurrent transcribed calls one core sustains**: first estimated as
+   ``1 / (RTF x speech share)``, where the speech share is the fraction of call
+   time one transcribed party speaks (0.5: the caller talks half the time);
+   then trials run that many callers in real time on one worker (one thread)
+   for ``--trial-seconds``, stepping down by a quarter until one keeps up (at
+   most one utterance waiting at the end, latency p99 <= 2.5 s).
 
 Results go to ``benchmarks/results/speech.json``.
 """
@@ -82,6 +83,14 @@ CORPUS = (
 )
 FRAME = 160
 SPEECH_SHARE = 0.5
+MAX_TRIALS = 3
+KEPT_UP_P99_MS = 2500.0
+
+
+def kept_up(trial: dict[str, Any]) -> bool:
+    """The worker kept pace: at most one utterance waiting at the end, p99 within bounds."""
+    p99 = trial["latency_p99_ms"]
+    return trial["backlog_at_end"] <= 1 and p99 is not None and p99 <= KEPT_UP_P99_MS
 
 
 def speak(voice: PiperSynthesizer, text: str) -> bytes:
@@ -98,7 +107,7 @@ def utterances_of(ulaw: bytes) -> tuple[list[Utterance], list[int]]:
         event = segmenter.feed(ulaw_to_pcm16(padded[i : i + FRAME]))
         if isinstance(event, Utterance):
             found.append(event)
-            hangover.append(segmenter.position_ms - event.end_ms - 300)  # minus the lead-in
+            hangover.append(segmenter.position_ms - event.end_ms)
     return found, hangover
 
 
@@ -270,9 +279,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         engines.stop()
     estimate = 1 / (accuracy["rtf_p50"] * SPEECH_SHARE)
+    trials: list[dict[str, Any]] = []
     calls = max(1, int(estimate))
-    print(f"real-time trial: {calls} transcribed callers for {args.trial_seconds:.0f} s ...")
-    trial = await sustained_trial(calls, args.trial_seconds, list(audio.values()), whisper)
+    sustained = 0
+    for _ in range(MAX_TRIALS):
+        print(f"real-time trial: {calls} transcribed callers for {args.trial_seconds:.0f} s ...")
+        trial = await sustained_trial(calls, args.trial_seconds, list(audio.values()), whisper)
+        trials.append(trial)
+        if kept_up(trial):
+            sustained = calls
+            break
+        if calls == 1:
+            break
+        calls = max(1, int(calls * 0.75))
     return {
         "engines": {"transcription": "whisper tiny.en (int8, 1 thread)", "speech": "piper joe"},
         "engine_load_seconds": load_seconds,
@@ -280,7 +299,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "tts_first_audio_ms": tts,
         "speech_share": SPEECH_SHARE,
         "sustained_calls_per_core_estimate": estimate,
-        "sustained_trial": trial,
+        "sustained_calls_per_core": sustained,
+        "sustained_trials": trials,
         "targets": {"word_error_rate": 0.10, "tts_first_audio_p50_ms": 300},
     }
 
@@ -293,7 +313,7 @@ def main() -> None:
     args = parser.parse_args()
     results = asyncio.run(run(args))
     t = results["transcription"]
-    trial = results["sustained_trial"]
+    trial = results["sustained_trials"][-1]
     print_table(
         ["figure", "value", "target"],
         [
@@ -304,6 +324,7 @@ def main() -> None:
             ("first text -> first audio p50 (ms)", results["tts_first_audio_ms"]["p50"], "<= 300"),
             ("first text -> first audio p99 (ms)", results["tts_first_audio_ms"]["p99"], ""),
             ("transcribed calls per core (est.)", results["sustained_calls_per_core_estimate"], ""),
+            ("transcribed calls per core (trial)", results["sustained_calls_per_core"], ""),
             (
                 f"trial at {trial['calls']} calls: latency p99 (ms)",
                 trial["latency_p99_ms"] or 0.0,
