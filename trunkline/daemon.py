@@ -26,6 +26,7 @@ from trunkline.gateway.sip_gateway import GatewayCallControl, SipGateway
 from trunkline.services import Services
 
 log = logging.getLogger("trunkline.daemon")
+OUTBOX_FLUSH_SECONDS = 10.0
 OUTBOX_STOP_SECONDS = 1.0  # a delivery in flight finishes or is retried after restart
 
 
@@ -98,6 +99,8 @@ async def serve(
         if services.outbox is not None and outbox_task is not None:
             services.outbox.stop()
             await _finish(outbox_task, OUTBOX_STOP_SECONDS)
+            # The calls just ended wrote call.ended and recording.ready: send them now.
+            await services.outbox.flush(OUTBOX_FLUSH_SECONDS)
         await runner.cleanup()
         await services.close()
         log.info("stopped")

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections import Counter
 
 import aiohttp
+import pytest
+from aiohttp import web
 
 from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall
 from tests.gateway.test_inbound_calls import wait_for_status
+from trunkline.services import Services
 from trunkline.storage.blobs import LocalBlobStore
+from trunkline.storage.models import WebhookSubscription, new_id, utcnow
 
 
 async def test_drain_refuses_new_calls_and_lets_live_ones_finish(
@@ -95,3 +101,78 @@ async def test_calls_end_at_the_duration_cap(trunkline: Trunkline, echo_agent: E
     (agent,) = echo_agent.calls
     await asyncio.wait_for(agent.closed.wait(), 5)
     assert agent.events[-1] == {"event": "stop", "reason": "max_duration"}
+
+
+@pytest.mark.parametrize("ending", ["callers hang up", "second signal"])
+async def test_drain_with_ten_live_calls_leaves_nothing_in_the_outbox(
+    trunkline: Trunkline, echo_agent: EchoAgent, ending: str
+) -> None:
+    trunkline.services.settings.shutdown_timeout_seconds = 30
+    received: Counter[str] = Counter()
+
+    async def receive(request: web.Request) -> web.Response:
+        received[json.loads(await request.read())["event_type"]] += 1
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hooks", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    hook_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    number = await trunkline.number("auto_accept", echo_agent.url)
+    now = utcnow()
+    await trunkline.services.repository.create_subscription(
+        WebhookSubscription(
+            id=new_id(),
+            organization_id=number.organization_id,
+            agent_identity_id=None,
+            phone_number_id=number.id,
+            url=f"http://127.0.0.1:{hook_port}/hooks",
+            event_types=["call.started", "call.ended", "recording.ready"],
+            status="active",
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    carriers = [await CarrierCall.open(trunkline.sip_port) for _ in range(10)]
+    late = await CarrierCall.open(trunkline.sip_port)
+    try:
+        for carrier in carriers:
+            assert (await carrier.invite(NUMBER)).status == 200
+        trunkline.shutdown.requested.set()  # what SIGTERM does
+        await asyncio.sleep(0.1)
+        assert (await late.invite(NUMBER)).status == 503
+        await asyncio.gather(*(carrier.send_audio([b"\x33" * 160] * 25) for carrier in carriers))
+        if ending == "callers hang up":
+            for carrier in carriers:
+                assert (await carrier.bye(NUMBER)).status == 200
+        else:
+            trunkline.shutdown.hurried.set()  # a second SIGTERM: trunkline ends them
+            for carrier in carriers:
+                assert (await carrier.expect_request("BYE")).call_id == carrier.call_id
+        await asyncio.wait_for(asyncio.shield(trunkline.task), 30)  # exits once they are done
+        assert trunkline.task.exception() is None
+    finally:
+        for carrier in [*carriers, late]:
+            carrier.close()
+        await runner.cleanup()
+    assert received == {"call.started": 10, "call.ended": 10, "recording.ready": 10}
+    # The process has exited: look at what it left behind with fresh eyes.
+    services = await Services.open(trunkline.services.settings)
+    try:
+        repository = services.repository
+        assert await repository.pending_deliveries() == 0
+        calls = await repository.list_calls(number.organization_id)
+        answered = [c for c in calls if c.started_at is not None]
+        assert len(answered) == 10
+        store = services.blob_store
+        assert isinstance(store, LocalBlobStore)
+        for call in answered:
+            reason = "remote" if ending == "callers hang up" else "local"
+            assert (call.status, call.hangup_reason) == ("completed", reason)
+            assert call.recording_key == f"recordings/{call.id}.wav"
+            assert store.path_for(call.recording_key).stat().st_size > 44 + 2 * 2 * 8000 * 0.4
+    finally:
+        await services.close()

@@ -143,6 +143,26 @@ class OutboxWorker:
         self._stopping = True
         self._wake.set()
 
+    async def flush(self, seconds: float) -> int:
+        """At shutdown: deliver what is due now, round after round, for at most ``seconds``.
+
+        Deliveries that fail are rescheduled as usual (the durable outbox
+        delivers them after the restart); returns how many were attempted.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        attempted = 0
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                handled = await asyncio.wait_for(self.run_once(), remaining)
+            except TimeoutError:
+                log.warning("outbox flush cut short after %.0f s", seconds)
+                break
+            if handled == 0:
+                break
+            attempted += handled
+        return attempted
+
     async def run_once(self) -> int:
         """Claim what is due now and deliver it; returns how many deliveries were attempted."""
         due = await self._repository.claim_due_deliveries(
