@@ -158,6 +158,9 @@ class OutboxWorker:
             except TimeoutError:
                 log.warning("outbox flush cut short after %.0f s", seconds)
                 break
+            except Exception:
+                log.exception("outbox flush failed; what is owed is delivered after restart")
+                break
             if handled == 0:
                 break
             attempted += handled

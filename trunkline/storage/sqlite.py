@@ -9,6 +9,7 @@ front, which serialises transactions across processes sharing the file too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import sqlite3
@@ -173,7 +174,16 @@ class SqliteRepository(SqlRepository):
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqliteTx]:
         async with self._lock:
-            await self.run(self._execute_sync, "BEGIN IMMEDIATE")
+            begin = asyncio.ensure_future(self.run(self._execute_sync, "BEGIN IMMEDIATE"))
+            try:
+                await asyncio.shield(begin)
+            except asyncio.CancelledError:
+                # The thread may still run BEGIN: let it, then undo it, so a cancelled
+                # caller never leaves the shared connection inside a transaction.
+                with contextlib.suppress(Exception):
+                    await begin
+                    await self.run(self._execute_sync, "ROLLBACK")
+                raise
             try:
                 yield _SqliteTx(self)
             except BaseException:
