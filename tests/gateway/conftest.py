@@ -143,7 +143,8 @@ def trunkline_overrides() -> dict[str, Any]:
 async def trunkline(
     tmp_path: Path, trunkline_overrides: dict[str, Any]
 ) -> AsyncIterator[Trunkline]:
-    rtp_low = 31000 + (free_port() % 200) * 20
+    # Below the kernel's ephemeral range (32768+), where client sockets of other tests live.
+    rtp_low = 20000 + (free_port() % 400) * 20
     settings = Settings(
         data_dir=tmp_path / "data",
         host="127.0.0.1",

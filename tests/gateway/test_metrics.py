@@ -95,12 +95,16 @@ async def test_readiness_reports_capacity(trunkline: Trunkline) -> None:
         async with http.get(url) as response:
             assert (response.status, await response.json()) == (200, {"status": "ready"})
         ports = trunkline.gateway.ports
-        held = [await ports.open() for _ in range(ports.free)]
-        async with http.get(url) as response:
-            assert response.status == 503
-            assert (await response.json())["status"].startswith("at capacity")
-        for endpoint in held:
-            ports.release(endpoint)
+        held = []
+        try:
+            for _ in range(ports.free):
+                held.append(await ports.open())
+            async with http.get(url) as response:
+                assert response.status == 503
+                assert (await response.json())["status"].startswith("at capacity")
+        finally:
+            for endpoint in held:
+                ports.release(endpoint)
 
 
 async def test_call_and_sip_counters_move(trunkline: Trunkline, echo_agent: EchoAgent) -> None:

@@ -44,7 +44,7 @@ async def seed_number(data_dir: Path, agent_url: str) -> str:
 
 
 def start_serve(data_dir: Path, http_port: int, sip_port: int) -> subprocess.Popen[bytes]:
-    rtp_low = 33000 + (free_port() % 200) * 20
+    rtp_low = 30600 + (free_port() % 100) * 20  # below the ephemeral range
     env = dict(
         os.environ,
         TRUNKLINE_DATA_DIR=str(data_dir), TRUNKLINE_HOST="127.0.0.1",

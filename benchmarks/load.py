@@ -1,0 +1,736 @@
+"""Whole-system capacity: how many concurrent calls per core, at what latency and memory.
+
+    python -m benchmarks.load [--profiles mulaw,recording,pcm16,transcription]
+                              [--hold 8] [--workers 1] [--budget-seconds 540]
+
+For each profile a fresh ``trunkline serve`` (one process, or ``--workers N``)
+with an empty data directory, an echo agent process and a carrier process
+(SIP signalling and RTP media for every call, carrying synthesized speech
+from the bundled piper voice). The carrier ramps concurrent calls in steps
+and holds each step for ``--hold`` seconds, measuring over that window:
+
+- trunkline CPU per call (% of one core, all its processes, from /proc) and
+  memory per call (resident set size above the idle process, ÷ calls);
+- frames lost (sent by the carrier, never echoed back), call set-up time
+  (INVITE → 200 OK, p50/p99) and failed calls;
+- latency each way: carrier → agent (agent receipt − carrier send) and
+  agent → carrier (carrier receipt − agent send), from monotonic-clock stamps
+  in the first 8 bytes of each μ-law payload (PCM profiles transcode the stamp
+  away, so their latency is not measured); pacing jitter of trunkline's RTP.
+
+A step breaks the service objective when loss > 0.1 %, latency p99 > 20 ms
+either way, or a call fails to set up; the ramp stops there and the last good
+step is the profile's **capacity**. The same run ramps a *floor* — bare
+sockets relaying the same packets to the same agent with no gateway logic —
+and trunkline's CPU per call is printed as a ratio to the floor's at the same
+number of calls.
+
+Writes ``benchmarks/results/load.json`` and ``benchmarks/results/load.png``
+(CPU per call and latency p99 against concurrent calls).
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import asyncio
+import base64
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks._report import RESULTS_DIR, percentile, print_table, write_results
+from benchmarks.bridge import (
+    FRAME,
+    NUMBER,
+    RTP_HEADER,
+    SILENCE,
+    STAMP,
+    free_port,
+    stop,
+    wait_until_listening,
+)
+from trunkline.gateway.sip.message import SipRequest, SipResponse, parse_message
+from trunkline.gateway.sip.sdp import parse_sdp
+from trunkline.storage.models import PhoneNumber, new_id, utcnow
+from trunkline.storage.sqlite import SqliteRepository
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "mulaw": {"agent_audio": "mulaw8k", "recording": False, "transcription": "off",
+              "steps": [50, 100, 200, 300, 400, 500]},
+    "recording": {"agent_audio": "mulaw8k", "recording": True, "transcription": "off",
+                  "steps": [50, 100, 200, 300, 400]},
+    "pcm16": {"agent_audio": "pcm16_16k", "recording": False, "transcription": "off",
+              "steps": [50, 100, 200, 300, 400]},
+    "transcription": {"agent_audio": "mulaw8k", "recording": True, "transcription": "whisper",
+                      "steps": [2, 4, 8, 16]},
+}  # fmt: skip
+MAX_LOSS = 0.001
+MAX_LATENCY_P99_MS = 20.0
+SETUP_TIMEOUT_SECONDS = 10.0
+CALLS_PER_SECOND = 100  # INVITE rate while a step's calls are placed
+TARGETS = {"mulaw": 400, "recording": 300, "pcm16": 300}
+MEMORY_TARGET_KB = 256
+
+
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and its children (the workers of ``serve --workers N``)."""
+    pids = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                pids.append(int(entry.name))
+    return pids
+
+
+def tree_cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def tree_rss_kb(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def summary(samples: list[float] | array.array[float]) -> dict[str, float | None]:
+    if not samples:
+        return {"p50": None, "p99": None}
+    ordered = sorted(samples)
+    return {"p50": percentile(ordered, 0.5), "p99": percentile(ordered, 0.99)}
+
+
+# -- the echo agent (its own process) -----------------------------------------------------
+
+
+async def run_agent(port: int, out: Path, stamp: bool) -> None:
+    """Echo every media frame; record (arrival, carrier→agent latency) for stamped audio."""
+    from websockets.asyncio.server import ServerConnection, serve
+    from websockets.http11 import Request, Response
+
+    samples: array.array[float] = array.array("d")
+    stop_event = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop_event.set)
+    marker = '"payload":"'
+
+    async def handle(connection: ServerConnection) -> None:
+        async for message in connection:
+            if isinstance(message, bytes):
+                await connection.send(message)  # binary PCM: echoed as is
+                continue
+            at = message.rfind(marker)
+            if at < 0 or '"media"' not in message[:40]:
+                continue
+            encoded = message[at + len(marker) : message.index('"', at + len(marker))]
+            if stamp:
+                payload = base64.b64decode(encoded)
+                now = time.monotonic_ns()
+                if len(payload) >= 16:
+                    samples.append(now / 1e9)
+                    samples.append((now - STAMP.unpack_from(payload)[0]) / 1e6)
+                    payload = payload[:8] + STAMP.pack(now) + payload[16:]
+                encoded = base64.b64encode(payload).decode()
+            await connection.send('{"event":"media","media":{"payload":"' + encoded + '"}}')
+
+    def audio_both_ways(connection: ServerConnection, request: Request, response: Response) -> None:
+        response.headers["X-Use-Inkbox-Speech-To-Text"] = "false"
+        response.headers["X-Use-Inkbox-Text-To-Speech"] = "false"
+
+    async with serve(handle, "127.0.0.1", port, compression=None, max_queue=None,
+                     process_response=audio_both_ways):  # fmt: skip
+        await stop_event.wait()
+    await asyncio.to_thread(out.write_bytes, samples.tobytes())
+
+
+# -- the floor (its own process): relays, no gateway logic -------------------------------
+
+
+async def run_floor(calls: int, agent_url: str, ports_out: Path) -> None:
+    from benchmarks.bridge import run_floor as bridge_floor
+
+    await bridge_floor(calls, agent_url, ports_out)
+
+
+# -- the carrier (its own process) ----------------------------------------------------------
+
+
+class Leg(asyncio.DatagramProtocol):
+    """One call's RTP: speech frames stamped with the send time; what comes back is timed."""
+
+    def __init__(self, index: int, audio: bytes, stamp: bool) -> None:
+        self.index = index
+        self.audio = audio
+        self.offset = (index * 7919 * 160) % max(160, len(audio) - 160)
+        self.offset -= self.offset % 160
+        self.stamp = stamp
+        self.transport: Any = None
+        self.remote: tuple[str, int] | None = None
+        self.sequence = secrets.randbits(16)
+        self.timestamp = secrets.randbits(32)
+        self.ssrc = secrets.randbits(32)
+        self.invited_at = 0.0
+        self.setup_seconds: float | None = None
+        self.failed = False
+        self.reset()
+
+    def reset(self) -> None:
+        self.sent = 0
+        self.received = 0
+        self.last_arrival: int | None = None
+        self.latencies: array.array[float] = array.array("d")
+        self.jitter: array.array[float] = array.array("d")
+
+    def send_frame(self) -> None:
+        if self.remote is None:
+            return
+        self.sequence = (self.sequence + 1) & 0xFFFF
+        self.timestamp = (self.timestamp + 160) & 0xFFFFFFFF
+        frame = self.audio[self.offset : self.offset + 160]
+        self.offset = self.offset + 160 if self.offset + 320 <= len(self.audio) else 0
+        if self.stamp:
+            frame = STAMP.pack(time.monotonic_ns()) + frame[8:]
+        head = RTP_HEADER.pack(0x80, 0, self.sequence, self.timestamp, self.ssrc)
+        self.transport.sendto(head + frame, self.remote)
+        self.sent += 1
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(data) < 28:
+            return
+        now = time.monotonic_ns()
+        if self.last_arrival is not None:
+            self.jitter.append(abs((now - self.last_arrival) / 1e6 - FRAME * 1000))
+        self.last_arrival = now
+        if data[12:] == SILENCE:
+            return  # pacing counts, but a silence frame carries no echoed audio
+        self.received += 1
+        if self.stamp:
+            self.latencies.append((now - STAMP.unpack_from(data, 12)[0]) / 1e6)
+
+
+class Signalling(asyncio.DatagramProtocol):
+    """INVITEs out, 200 OKs in (ACKed), set-up time per call."""
+
+    def __init__(self, sip_port: int) -> None:
+        self.sip_port = sip_port
+        self.transport: Any = None
+        self.own_port = 0
+        self.pending: dict[str, Leg] = {}
+
+    def request(self, method: str, call_id: str, to: str | None = None) -> SipRequest:
+        message = SipRequest(method=method, uri=f"sip:{NUMBER}@127.0.0.1:{self.sip_port}")
+        message.headers.add(
+            "Via", f"SIP/2.0/UDP 127.0.0.1:{self.own_port};branch=z9hG4bK{secrets.token_hex(6)}"
+        )
+        message.headers.add("From", f"<sip:+14155550100@127.0.0.1>;tag={call_id[:8]}")
+        message.headers.add("To", to or f"<sip:{NUMBER}@127.0.0.1>")
+        message.headers.add("Call-ID", call_id)
+        message.headers.add("CSeq", f"1 {method}")
+        message.headers.add("Max-Forwards", "70")
+        message.headers.add("Contact", f"<sip:carrier@127.0.0.1:{self.own_port}>")
+        return message
+
+    def invite(self, leg: Leg) -> None:
+        call_id = f"load-{leg.index}-{secrets.token_hex(4)}"
+        self.pending[call_id] = leg
+        invite = self.request("INVITE", call_id)
+        invite.headers.add("Content-Type", "application/sdp")
+        rtp_port = leg.transport.get_extra_info("sockname")[1]
+        invite.body = (
+            "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio {rtp_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        ).encode()
+        leg.invited_at = time.perf_counter()
+        self.transport.sendto(invite.serialize(), ("127.0.0.1", self.sip_port))
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            message = parse_message(data)
+        except ValueError:
+            return
+        if not isinstance(message, SipResponse) or message.cseq[1] != "INVITE":
+            return
+        if message.status < 200:
+            return
+        leg = self.pending.pop(message.call_id, None)
+        if leg is None:
+            return
+        if message.status != 200:
+            leg.failed = True
+            return
+        leg.setup_seconds = time.perf_counter() - leg.invited_at
+        answer = parse_sdp(message.body)
+        leg.remote = (answer.address, answer.port)
+        ack = self.request("ACK", message.call_id, to=message.headers.get("To"))
+        self.transport.sendto(ack.serialize(), ("127.0.0.1", self.sip_port))
+
+
+async def run_carrier(args: argparse.Namespace) -> None:
+    loop = asyncio.get_running_loop()
+    audio = Path(args.audio).read_bytes()
+    steps = [int(s) for s in args.steps.split(",")]
+    stamp = bool(args.stamp)
+    legs: list[Leg] = []
+    pids = tree_pids(args.pid)
+    floor_ports: list[int] = []
+    signalling: Signalling | None = None
+    if args.floor_ports:
+        floor_ports = json.loads(Path(args.floor_ports).read_text())
+    else:
+        signalling = Signalling(args.sip_port)
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: signalling, local_addr=("127.0.0.1", 0)
+        )
+        signalling.transport = transport
+        signalling.own_port = transport.get_extra_info("sockname")[1]
+    idle_rss = tree_rss_kb(pids)
+    results: list[dict[str, Any]] = []
+    sending = True
+
+    async def pump() -> None:
+        next_tick = loop.time()
+        while sending:
+            for leg in legs:
+                leg.send_frame()
+            next_tick += FRAME
+            await asyncio.sleep(max(0.0, next_tick - loop.time()))
+
+    pump_task = asyncio.create_task(pump())
+    out = Path(args.out)
+    try:
+        for step in steps:
+            new = [Leg(len(legs) + i, audio, stamp) for i in range(step - len(legs))]
+            for leg in new:
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda leg=leg: leg,  # type: ignore[misc]
+                    local_addr=("127.0.0.1", 0),
+                )
+                leg.transport = transport
+            for count, leg in enumerate(new):
+                if signalling is not None:
+                    signalling.invite(leg)
+                else:
+                    leg.remote = ("127.0.0.1", floor_ports[leg.index])
+                    leg.setup_seconds = 0.0
+                if count % 10 == 9:
+                    await asyncio.sleep(10 / CALLS_PER_SECOND)
+            legs.extend(new)
+            deadline = loop.time() + SETUP_TIMEOUT_SECONDS
+            while loop.time() < deadline and any(
+                leg.setup_seconds is None and not leg.failed for leg in new
+            ):
+                await asyncio.sleep(0.05)
+            failed = sum(1 for leg in new if leg.setup_seconds is None)
+            await asyncio.sleep(1.0)  # let the new calls settle
+            for leg in legs:
+                leg.reset()
+            pids = tree_pids(args.pid)
+            cpu0, wall0, mono0 = tree_cpu_seconds(pids), time.monotonic(), time.monotonic_ns()
+            await asyncio.sleep(args.hold)
+            cpu, wall = tree_cpu_seconds(pids) - cpu0, time.monotonic() - wall0
+            mono1 = time.monotonic_ns()
+            rss = tree_rss_kb(pids)
+            await asyncio.sleep(0.2)  # what is in flight comes back
+            live = [leg for leg in legs if leg.remote is not None]
+            sent = sum(leg.sent for leg in live)
+            received = sum(leg.received for leg in live)
+            setups = [leg.setup_seconds * 1000 for leg in new if leg.setup_seconds is not None]
+            latency = array.array("d")
+            jitter = array.array("d")
+            for leg in live:
+                latency.extend(leg.latencies)
+                jitter.extend(leg.jitter)
+            scraped = await asyncio.to_thread(scrape, args.metrics_url) if args.metrics_url else ""
+            if scraped:
+                await asyncio.to_thread(Path(args.out + ".metrics").write_text, scraped)
+            result = {
+                "trunkline_metrics": metric_values(scraped),
+                "calls": step,
+                "answered": len(live),
+                "failed_calls": failed,
+                "cpu_percent_per_call": 100 * cpu / wall / max(1, len(live)),
+                "cpu_percent_total": 100 * cpu / wall,
+                "memory_kb_per_call": max(0, rss - idle_rss) / max(1, len(live)),
+                "rss_kb": rss,
+                "idle_rss_kb": idle_rss,
+                "frames_sent": sent,
+                "frames_lost": max(0, sent - received),
+                "loss": max(0, sent - received) / max(1, sent),
+                "latency_to_carrier_ms": summary(latency),
+                "pacing_jitter_ms": summary(jitter),
+                "setup_ms": summary(setups),
+                "window_monotonic": [mono0 / 1e9, mono1 / 1e9],
+            }
+            results.append(result)
+            out.write_text(json.dumps(results))
+            print(f"step {step} done", flush=True)
+            if breaks(result):
+                break
+    finally:
+        sending = False
+        await asyncio.gather(pump_task, return_exceptions=True)
+    out.write_text(json.dumps(results))
+
+
+def scrape(url: str) -> str:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode())
+    except OSError:
+        return ""
+
+
+WATCHED_METRICS = (
+    "trunkline_event_loop_lag_seconds_count",
+    "trunkline_event_loop_lag_seconds_sum",
+    "trunkline_rtp_packets_dropped_total",
+    "trunkline_playout_frames_dropped_total",
+    "trunkline_agent_frames_dropped_total",
+    "trunkline_speech_queue_depth",
+    "trunkline_speech_jobs_refused_total",
+)
+
+
+def metric_values(text: str) -> dict[str, float]:
+    """The watched series of a scrape (labels kept in the key), summed over workers' lines."""
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(WATCHED_METRICS) or line.startswith(
+            "trunkline_event_loop_lag_seconds_bucket"
+        ):
+            key, _, value = line.rpartition(" ")
+            values[key] = values.get(key, 0.0) + float(value)
+    return values
+
+
+def breaks(step: dict[str, Any], to_agent_p99: float | None = None) -> list[str]:
+    """Which service objectives a step broke (empty: it held)."""
+    broken = []
+    if step["loss"] > MAX_LOSS:
+        broken.append(f"loss {step['loss'] * 100:.2f} %")
+    if step["failed_calls"] or step["answered"] < step["calls"]:
+        broken.append(f"{step['calls'] - step['answered']} calls failed to set up")
+    for name, p99 in (("agent→carrier", step["latency_to_carrier_ms"]["p99"]),
+                      ("carrier→agent", to_agent_p99)):  # fmt: skip
+        if p99 is not None and p99 > MAX_LATENCY_P99_MS:
+            broken.append(f"{name} latency p99 {p99:.1f} ms")
+    return broken
+
+
+# -- orchestration ----------------------------------------------------------------------
+
+
+def python(*args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "benchmarks.load", *args], **kwargs)
+
+
+async def prepare_database(path: Path, agent_url: str, profile: dict[str, Any]) -> None:
+    repository = await SqliteRepository.open(path)
+    try:
+        await repository.migrate()
+        organization = await repository.create_organization("load")
+        identity = await repository.create_identity(organization.id, "load", None)
+        now = utcnow()
+        await repository.create_number(
+            PhoneNumber(
+                id=new_id(), organization_id=organization.id, number=NUMBER, type="local",
+                status="active", incoming_call_action="auto_accept",
+                client_websocket_url=agent_url, incoming_call_webhook_url=None,
+                agent_identity_id=identity.id, state="NY", country="US", created_at=now,
+                updated_at=now, agent_audio=profile["agent_audio"],
+                recording_enabled=profile["recording"],
+            ),
+            max_active=10,
+        )  # fmt: skip
+    finally:
+        await repository.close()
+
+
+def speech_audio(path: Path) -> None:
+    """About 20 s of speech from the bundled voice, μ-law 8 kHz, for every call to send."""
+    from trunkline.speech.synthesizer import PiperSynthesizer
+
+    voice = PiperSynthesizer()
+    lines = [
+        "Hello, I am calling about my order from last week.",
+        "It has not arrived yet and the tracking page has not changed.",
+        "Could you check what happened and call me back this afternoon?",
+        "My number is the one I am calling from. Thank you very much.",
+    ]
+    pause = b"\xff" * 8000  # a second between sentences
+    path.write_bytes(b"".join(b"".join(voice.synthesize(line)) + pause for line in lines))
+
+
+class Progress:
+    """One line per run, redrawn in place: which profile, which step, elapsed time."""
+
+    def __init__(self, total_steps: int) -> None:
+        self.total = total_steps
+        self.done = 0
+        self.started = time.monotonic()
+
+    def show(self, label: str) -> None:
+        width = 30
+        filled = int(width * self.done / max(1, self.total))
+        bar = "#" * filled + "." * (width - filled)
+        elapsed = time.monotonic() - self.started
+        sys.stderr.write(f"\r[{bar}] {self.done}/{self.total} {label:<40} {elapsed:5.0f} s")
+        sys.stderr.flush()
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        self.show(label)
+
+
+def measure(
+    kind: str, name: str, profile: dict[str, Any], steps: list[int], args: argparse.Namespace,
+    work: Path, audio: Path, progress: Progress,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Ramp one system (``trunkline`` or the ``floor``) through ``steps``."""
+    agent_port = free_port(socket.SOCK_STREAM)
+    agent_out = work / f"{kind}-{name}-agent.bin"
+    carrier_out = work / f"{kind}-{name}-carrier.json"
+    stamp = profile["agent_audio"] == "mulaw8k"
+    agent = python("agent", str(agent_port), str(agent_out), str(int(stamp)))
+    processes = [agent]
+    log: Any = None
+    try:
+        wait_until_listening(agent_port)
+        agent_url = f"ws://127.0.0.1:{agent_port}/agent"
+        carrier_args = ["carrier", "--steps", ",".join(map(str, steps)), "--hold", str(args.hold),
+                        "--audio", str(audio), "--stamp", str(int(stamp))]  # fmt: skip
+        if kind == "trunkline":
+            data = work / f"data-{name}"
+            data.mkdir()
+            asyncio.run(prepare_database(data / "trunkline.db", agent_url, profile))
+            http_port, sip_port = free_port(socket.SOCK_STREAM), free_port()
+            env = dict(os.environ, TRUNKLINE_DATA_DIR=str(data), TRUNKLINE_HOST="127.0.0.1",
+                       TRUNKLINE_HTTP_PORT=str(http_port), TRUNKLINE_SIP_HOST="127.0.0.1",
+                       TRUNKLINE_SIP_PORT=str(sip_port), TRUNKLINE_MEDIA_ADDRESS="127.0.0.1",
+                       TRUNKLINE_ALLOW_INSECURE_URLS="1", TRUNKLINE_ALLOW_PRIVATE_TARGETS="1",
+                       TRUNKLINE_LOG_LEVEL="warning", TRUNKLINE_SHUTDOWN_TIMEOUT_SECONDS="1",
+                       TRUNKLINE_TRANSCRIPTION=profile["transcription"],
+                       TRUNKLINE_WORKERS=str(args.workers))  # fmt: skip
+            log = (work / f"trunkline-{name}.log").open("wb")
+            server = subprocess.Popen(
+                [sys.executable, "-m", "trunkline", "serve"], env=env, stderr=log
+            )
+            processes.append(server)
+            wait_until_listening(http_port)
+            time.sleep(0.5 * args.workers)  # every worker binds before the first INVITE
+            carrier_args += ["--sip-port", str(sip_port), "--pid", str(server.pid),
+                             "--metrics-url", f"http://127.0.0.1:{http_port}/metrics"]  # fmt: skip
+        else:
+            ports_file = work / f"floor-{name}-ports.json"
+            floor = python("floor", str(max(steps)), agent_url, str(ports_file))
+            processes.append(floor)
+            deadline = time.monotonic() + 60
+            while not ports_file.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            carrier_args += ["--floor-ports", str(ports_file), "--pid", str(floor.pid)]
+        carrier = python(*carrier_args, "--out", str(carrier_out), stdout=subprocess.PIPE)
+        processes.append(carrier)
+        assert carrier.stdout is not None
+        for line in carrier.stdout:
+            if line.startswith(b"step"):
+                progress.step(f"{kind} {name}: {line.split()[1].decode()} calls")
+        if carrier.wait(60) != 0:
+            logs = "".join(p.read_text(errors="replace")[-3000:] for p in work.glob("*.log"))
+            raise RuntimeError(f"carrier failed for {kind} {name}\n{logs}")
+    finally:
+        for process in reversed(processes):
+            stop(process)
+        if log is not None:
+            log.close()
+    steps_measured: list[dict[str, Any]] = json.loads(carrier_out.read_text())
+    agent_samples = array.array("d")
+    if agent_out.exists():
+        agent_samples.frombytes(agent_out.read_bytes())
+    for result in steps_measured:
+        start, end = result["window_monotonic"]
+        window = [agent_samples[i + 1] for i in range(0, len(agent_samples), 2)
+                  if start <= agent_samples[i] <= end]  # fmt: skip
+        result["latency_to_agent_ms"] = summary(window) if stamp else summary([])
+        if not stamp:
+            result["latency_to_carrier_ms"] = summary([])
+        result["broken"] = breaks(result, result["latency_to_agent_ms"]["p99"])
+    return steps_measured
+
+
+def capacity(steps: list[dict[str, Any]]) -> int:
+    good = 0
+    for step in steps:
+        if step["broken"]:
+            break
+        good = step["calls"]
+    return good
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (cpu_axis, latency_axis) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, result in results["profiles"].items():
+        steps = result["trunkline"]
+        calls = [s["calls"] for s in steps]
+        cpu_axis.plot(calls, [s["cpu_percent_per_call"] for s in steps], marker="o", label=name)
+        for direction, style in (("latency_to_agent_ms", "-"), ("latency_to_carrier_ms", "--")):
+            values = [s[direction]["p99"] for s in steps]
+            if any(v is not None for v in values):
+                arrow = "→agent" if direction == "latency_to_agent_ms" else "→carrier"
+                latency_axis.plot(calls, values, style, marker="o", label=f"{name} {arrow}")
+    floor = results.get("floor") or []
+    if floor:
+        cpu_axis.plot([s["calls"] for s in floor], [s["cpu_percent_per_call"] for s in floor],
+                      "k:", marker="x", label="floor (bare relay)")  # fmt: skip
+    cpu_axis.axhline(0.25, color="grey", linewidth=0.8, linestyle="--")
+    cpu_axis.set(xlabel="concurrent calls", ylabel="CPU per call (% of one core)",
+                 title="trunkline CPU per call", xscale="log")  # fmt: skip
+    latency_axis.axhline(MAX_LATENCY_P99_MS, color="red", linewidth=0.8, linestyle="--")
+    latency_axis.set(xlabel="concurrent calls", ylabel="latency p99 (ms)",
+                     title="latency p99 each way (μ-law profiles)", xscale="log")  # fmt: skip
+    for axis in (cpu_axis, latency_axis):
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.suptitle(
+        f"benchmarks.load — {results['machine_cpus']} CPUs, {results['workers']} worker(s)"
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="role")
+    agent = sub.add_parser("agent")
+    agent.add_argument("port", type=int)
+    agent.add_argument("out", type=Path)
+    agent.add_argument("stamp", type=int)
+    floor = sub.add_parser("floor")
+    floor.add_argument("calls", type=int)
+    floor.add_argument("agent_url")
+    floor.add_argument("ports_out", type=Path)
+    carrier = sub.add_parser("carrier")
+    carrier.add_argument("--steps", required=True)
+    carrier.add_argument("--hold", type=float, required=True)
+    carrier.add_argument("--audio", required=True)
+    carrier.add_argument("--stamp", type=int, default=1)
+    carrier.add_argument("--sip-port", type=int, default=0)
+    carrier.add_argument("--floor-ports", default="")
+    carrier.add_argument("--pid", type=int, required=True)
+    carrier.add_argument("--out", required=True)
+    carrier.add_argument("--metrics-url", default="")
+    parser.add_argument("--profiles", default=",".join(PROFILES))
+    parser.add_argument("--hold", type=float, default=8.0, help="seconds each step is held")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--steps", default="", help="override every profile's steps (a,b,c)")
+    args = parser.parse_args()
+    if args.role in ("agent", "floor", "carrier"):
+        import uvloop
+
+        coroutine = {
+            "agent": lambda: run_agent(args.port, args.out, bool(args.stamp)),
+            "floor": lambda: run_floor(args.calls, args.agent_url, args.ports_out),
+            "carrier": lambda: run_carrier(args),
+        }[args.role]()
+        uvloop.run(coroutine)
+        return
+    names = [n for n in args.profiles.split(",") if n]
+    unknown = [n for n in names if n not in PROFILES]
+    if unknown:
+        parser.error(f"unknown profiles {unknown}; choose from {', '.join(PROFILES)}")
+    override = [int(s) for s in args.steps.split(",") if s]
+    plans = {n: override or PROFILES[n]["steps"] for n in names}
+    floor_steps = sorted({s for steps in plans.values() for s in steps})
+    progress = Progress(sum(len(s) for s in plans.values()) + len(floor_steps))
+    results: dict[str, Any] = {"hold_seconds": args.hold, "workers": args.workers,
+                               "machine_cpus": os.cpu_count(), "profiles": {},
+                               "objectives": {"max_loss": MAX_LOSS,
+                                              "max_latency_p99_ms": MAX_LATENCY_P99_MS,
+                                              "failed_calls": 0}}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="trunkline-load-") as tmp:
+        work = Path(tmp)
+        audio = work / "speech.ulaw"
+        progress.show("synthesizing caller speech")
+        speech_audio(audio)
+        floor_profile = {"agent_audio": "mulaw8k"}
+        results["floor"] = measure("floor", "floor", floor_profile, floor_steps, args, work,
+                                   audio, progress)  # fmt: skip
+        floor_cpu = {s["calls"]: s["cpu_percent_per_call"] for s in results["floor"]}
+        for name in names:
+            steps = measure("trunkline", name, PROFILES[name], plans[name], args, work, audio,
+                            progress)  # fmt: skip
+            for step in steps:
+                reference = floor_cpu.get(step["calls"])
+                step["cpu_ratio_to_floor"] = (
+                    step["cpu_percent_per_call"] / reference if reference else None
+                )
+            results["profiles"][name] = {
+                "settings": PROFILES[name] | {"steps": plans[name]},
+                "trunkline": steps,
+                "capacity_calls": capacity(steps),
+                "limited_by": next((s["broken"] for s in steps if s["broken"]), None),
+                "target_calls": TARGETS.get(name),
+            }
+    sys.stderr.write("\n")
+    rows = []
+    for name, result in results["profiles"].items():
+        for step in result["trunkline"]:
+            rows.append([
+                name, step["calls"], step["cpu_percent_per_call"],
+                step["cpu_ratio_to_floor"] or 0.0, step["memory_kb_per_call"],
+                step["frames_lost"], _pair(step["latency_to_agent_ms"]),
+                _pair(step["latency_to_carrier_ms"]), _pair(step["pacing_jitter_ms"]),
+                _pair(step["setup_ms"]), "; ".join(step["broken"]) or "ok",
+            ])  # fmt: skip
+    print_table(
+        ["profile", "calls", "CPU %/call", "×floor", "KB/call", "lost", "→agent p50/p99",
+         "→carrier p50/p99", "jitter p50/p99", "set-up p50/p99 ms", "objective"],
+        rows,
+    )  # fmt: skip
+    for name, result in results["profiles"].items():
+        print(f"{name}: capacity {result['capacity_calls']} concurrent calls")
+    write_results("load", results)
+    png = RESULTS_DIR / "load.png"
+    chart(results, png)
+    print(f"wrote {png}")
+
+
+def _pair(pair: dict[str, float | None]) -> str:
+    if pair.get("p50") is None:
+        return "-"
+    return f"{pair['p50']:.1f} / {pair['p99']:.1f}"
+
+
+if __name__ == "__main__":
+    main()
