@@ -57,8 +57,6 @@ log = logging.getLogger("trunkline.media")
 MULAW_SILENCE_FRAME = b"\xff" * 160
 ALAW_SILENCE_FRAME = b"\xd5" * 160
 ARRIVALS_TRACKED = 64  # agent chunks awaiting their first frame, per call
-FRAME_NS = 20_000_000
-EARLY_SEND_NS = 15_000_000  # audio this long after the last may go out on arrival
 
 
 class CallerLeg(Protocol):
@@ -187,10 +185,6 @@ class MediaBridge:
         self.frames_to_agent = 0
         self.frames_to_caller = 0
         self._sending = False  # the last slot played agent audio
-        self._sent_early: bytes | None = None  # sent on arrival, not yet given its slot
-        self._last_send_ns = 0  # when the last packet went to the caller
-        self._last_audio_ns = 0  # ... and the last one carrying agent audio
-        self._recording_ahead_ns = 0  # how far rephased ticks ran ahead of wall time
         self.to_agent = LatencyHistogram()
         self.to_caller = LatencyHistogram()
         # (number of the first frame of an agent chunk, its arrival time), oldest first
@@ -329,79 +323,35 @@ class MediaBridge:
         self.play_phone_audio(self._to_caller.convert(audio))
 
     def play_phone_audio(self, ulaw: bytes) -> None:
-        """Queue μ-law 8 kHz audio for the caller (agent media, synthesized speech, tones).
-
-        When nothing is queued and no audio went out in the last 15 ms, the
-        first frame goes out at once, like a relay would; the call's tick then
-        moves to just after it, so later frames keep the 20 ms cadence.
-        """
-        now = perf_counter_ns()
-        self._arrivals.append((self.playout.queued_total + 1, now))
-        idle = self.playout.backlog_frames == 0
+        """Queue μ-law 8 kHz audio for the caller (agent media, synthesized speech, tones)."""
+        self._arrivals.append((self.playout.queued_total + 1, perf_counter_ns()))
         self.playout.push(ulaw)
-        if self._tick_handle is None or self.caller is None:
-            return
-        if idle and self._sent_early is None and now - self._last_audio_ns >= EARLY_SEND_NS:
-            frame = self.playout.tick()
-            if frame is not None:
-                self._send_early(frame, now)
-                return
-        if not self._sending:
+        if not self._sending and self._tick_handle is not None and self.caller is not None:
             # A talk spurt starts: play it from the next 5 ms slot, not up to 20 ms later.
             earlier = self._clock.rephase(self._tick_handle)
             if earlier:
                 self.caller.rephased(earlier)
-                self._recording_ahead_ns += int(earlier * 1e9)
-
-    def _send_early(self, frame: bytes, now: int) -> None:
-        caller = self.caller
-        assert caller is not None and self._tick_handle is not None
-        since = now - self._last_send_ns
-        if since < FRAME_NS:  # RTP time follows wall time: stamp it when it is sent
-            caller.rephased((FRAME_NS - since) / 1e9)
-        caller.send_frame(frame)
-        self._last_send_ns = self._last_audio_ns = now
-        self._sent_early = frame  # the next tick records it instead of sending
-        self._sending = True
-        # The next tick comes right after this frame (and records it) instead of up to
-        # 20 ms later; the recording owes the time that tick comes early.
-        self._recording_ahead_ns += int(self._clock.rephase(self._tick_handle) * 1e9)
-        self._played(frame, now)
 
     def _mark_played(self, name: str) -> None:
         if self.link is not None:
             self.link.send_text(self.persona.mark(name))
 
     def _tick(self) -> None:
-        frame = self._sent_early
-        if frame is not None:
-            self._sent_early = None  # sent on arrival during this period
-        else:
-            frame = self.playout.tick()
-            self._sending = frame is not None
-            now = perf_counter_ns()
-            if self.caller is not None:
-                self.caller.send_frame(frame)
-                self._last_send_ns = now
-                if frame is not None:
-                    self._last_audio_ns = now
-            if frame is not None:
-                self._played(frame, now)
+        frame = self.playout.tick()
+        self._sending = frame is not None
         if self.recorder is not None:
-            if self._recording_ahead_ns >= FRAME_NS:
-                self._recording_ahead_ns -= FRAME_NS  # ticks came early: keep the recording on time
-            else:
-                self.recorder.slot(frame)
+            self.recorder.slot(frame)
         if self.speech is not None:
             self.speech.agent_frame(frame)
-
-    def _played(self, frame: bytes, now: int) -> None:
-        self.frames_to_caller += 1
-        arrivals = self._arrivals
-        if arrivals and arrivals[0][0] <= self.playout.played_total:
-            self.to_caller.observe_ns(now - arrivals.popleft()[1])
-            while arrivals and arrivals[0][0] <= self.playout.played_total:
-                arrivals.popleft()  # chunks that did not start a frame of their own
+        if self.caller is not None:
+            self.caller.send_frame(frame)
+        if frame is not None:
+            self.frames_to_caller += 1
+            arrivals = self._arrivals
+            if arrivals and arrivals[0][0] <= self.playout.played_total:
+                self.to_caller.observe_ns(perf_counter_ns() - arrivals.popleft()[1])
+                while arrivals and arrivals[0][0] <= self.playout.played_total:
+                    arrivals.popleft()  # chunks that did not start a frame of their own
 
     # -- counters ----------------------------------------------------------------------
     def counters(self) -> MediaCounters:
