@@ -242,9 +242,15 @@ What limits each profile here:
   Past about 150 calls the bare relay itself misses the latency objective, so steps
   beyond that measure the generators, not trunkline; "calls per core" is the figure
   that carries over to a machine where trunkline has its cores to itself.
-- **μ-law pass-through and recording**: per-frame Python work on the event loop
-  (RTP parse and build, the agent WebSocket frame, JSON and base64); recording adds
-  a G.711 decode per frame and a block write every second on the writer thread.
+- **μ-law pass-through and recording**: a py-spy profile of `trunkline serve` under
+  100 μ-law calls with recording (2026-11-25, 1,014 samples) puts about a third of
+  the process in the event loop's own C code (epoll and socket I/O), 10 % in
+  `sendto` for RTP and 6 % in WebSocket writes — one system call per packet or frame
+  each way — 18 % in the RTP receive path (parse, filter, hand to the agent) and 20 %
+  in the media clock's slots (playout, RTP build and send, the recording's slot).
+  The recording writer spent 9 % of samples syncing each call's file to disk every
+  second; it now hands blocks to the kernel without a sync (a killed process still
+  loses at most a second) and syncs once at hang-up.
 - **PCM16 16 kHz**: resampling both ways (9–19 µs per frame, `benchmarks.codecs`)
   and twice the base64/JSON bytes per frame.
 - **Transcription**: Whisper's CPU time per second of speech (real-time factor
