@@ -20,7 +20,8 @@ from aiohttp import web
 from trunkline.config import Settings
 from trunkline.control_api import build_app
 from trunkline.gateway.clock import MediaClock
-from trunkline.gateway.owner_channel import OwnerChannel
+from trunkline.gateway.owner_channel import OwnerChannel, owner_id
+from trunkline.gateway.owner_notify import PgCallActions
 from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip_gateway import GatewayCallControl, SipGateway
 from trunkline.services import Services
@@ -63,6 +64,7 @@ async def serve(
     outbox_task: asyncio.Task[None] | None = None
     gateway: SipGateway | None = None
     channel: OwnerChannel | None = None
+    actions: PgCallActions | None = None
     runner = web.AppRunner(
         build_app(services), handle_signals=False, access_log=None, shutdown_timeout=1.0
     )
@@ -76,6 +78,14 @@ async def serve(
         if shared:
             channel = OwnerChannel(settings.data_dir / "run", _hangup_here(gateway))
             await channel.start()
+        if settings.effective_database_url.startswith(("postgresql://", "postgres://")):
+            # Processes on other machines share this database: hang-ups reach owners here.
+            actions = PgCallActions(
+                settings.effective_database_url, owner_id(), _hangup_here(gateway)
+            )
+            await actions.start()
+            assert isinstance(services.call_control, GatewayCallControl)
+            services.call_control.remote_owners = actions
         log.info(
             "serving",
             extra={
@@ -94,6 +104,8 @@ async def serve(
     finally:
         if channel is not None:
             await channel.close()
+        if actions is not None:
+            await actions.close()
         if gateway is not None:
             await gateway.close()
         if services.outbox is not None and outbox_task is not None:

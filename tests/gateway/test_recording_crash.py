@@ -17,30 +17,36 @@ from tests.gateway.sip_peer import CarrierCall
 from tests.gateway.test_recording import tone_frames
 from tests.test_daemon import wait_http
 from trunkline.storage.models import PhoneNumber, new_id, utcnow
+from trunkline.storage.repository import Repository
 from trunkline.storage.sqlite import SqliteRepository
 
 
 async def seed_number(data_dir: Path, agent_url: str) -> str:
-    """A database with one auto-accept number; returns its organisation id."""
+    """A SQLite database with one auto-accept number; returns its organisation id."""
     repository = await SqliteRepository.open(data_dir / "trunkline.db")
     try:
         await repository.migrate()
-        organization = await repository.create_organization("acme")
-        identity = await repository.create_identity(organization.id, "sales", None)
-        now = utcnow()
-        await repository.create_number(
-            PhoneNumber(
-                id=new_id(), organization_id=organization.id, number=NUMBER, type="local",
-                status="active", incoming_call_action="auto_accept",
-                client_websocket_url=agent_url, incoming_call_webhook_url=None,
-                agent_identity_id=identity.id, state="NY", country="US",
-                created_at=now, updated_at=now,
-            ),
-            max_active=10,
-        )  # fmt: skip
-        return organization.id
+        return await seed_number_into(repository, agent_url)
     finally:
         await repository.close()
+
+
+async def seed_number_into(repository: Repository, agent_url: str) -> str:
+    """One auto-accept number in a migrated repository; returns its organisation id."""
+    organization = await repository.create_organization("acme")
+    identity = await repository.create_identity(organization.id, "sales", None)
+    now = utcnow()
+    await repository.create_number(
+        PhoneNumber(
+            id=new_id(), organization_id=organization.id, number=NUMBER, type="local",
+            status="active", incoming_call_action="auto_accept",
+            client_websocket_url=agent_url, incoming_call_webhook_url=None,
+            agent_identity_id=identity.id, state="NY", country="US",
+            created_at=now, updated_at=now,
+        ),
+        max_active=10,
+    )  # fmt: skip
+    return organization.id
 
 
 def start_serve(data_dir: Path, http_port: int, sip_port: int) -> subprocess.Popen[bytes]:

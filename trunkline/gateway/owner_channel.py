@@ -24,6 +24,10 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def same_host(owner: str) -> bool:
+    return owner.rpartition(":")[0] == socket.gethostname()
+
+
 class OwnerChannel:
     def __init__(self, directory: Path, on_hangup: Callable[[str], Awaitable[bool]]) -> None:
         self.directory = directory

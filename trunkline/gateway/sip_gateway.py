@@ -43,7 +43,8 @@ from trunkline.gateway.clock import MediaClock
 from trunkline.gateway.live_call import LiveCall, SipAddress, ignore_response, ignore_timeout
 from trunkline.gateway.media import MediaBridge, RtpLeg
 from trunkline.gateway.outbound_calls import OutboundCalls
-from trunkline.gateway.owner_channel import ask_owner, owner_id
+from trunkline.gateway.owner_channel import ask_owner, owner_id, same_host
+from trunkline.gateway.owner_notify import PgCallActions
 from trunkline.gateway.probes import MediaTotals
 from trunkline.gateway.recording import CallRecorder, RecordingWriter
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
@@ -107,6 +108,7 @@ class _OwnSocket(asyncio.DatagramProtocol):
 
     def __init__(self, gateway: SipGateway) -> None:
         self.gateway = gateway
+        self.remote_owners: PgCallActions | None = None  # processes on other machines
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -1040,6 +1042,7 @@ class GatewayCallControl:
 
     def __init__(self, gateway: SipGateway) -> None:
         self.gateway = gateway
+        self.remote_owners: PgCallActions | None = None  # processes on other machines
 
     async def place_call(self, call: Call, number: PhoneNumber) -> None:
         await self.gateway.outbound.place(call, number)
@@ -1054,7 +1057,12 @@ class GatewayCallControl:
     async def hangup(self, call: Call) -> bool:
         if await self.gateway.hangup(call.id):
             return True
-        if call.owner and call.owner != owner_id() and self.gateway.services.settings.worker_of:
+        if not call.owner or call.owner == owner_id():
+            return False
+        if self.gateway.services.settings.worker_of and same_host(call.owner):
             run_dir = self.gateway.services.settings.data_dir / "run"
-            return await ask_owner(run_dir, call.owner, call.id)  # another worker carries it
+            if await ask_owner(run_dir, call.owner, call.id):  # another worker carries it
+                return True
+        if self.remote_owners is not None:  # another process, perhaps another machine
+            return await self.remote_owners.ask_hangup(call.owner, call.id)
         return False
