@@ -331,7 +331,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-async def prepare_database(path: Path, agent_url: str, agent_audio: str) -> None:
+async def prepare_database(path: Path, agent_url: str, agent_audio: str, **options: Any) -> None:
+    """A SQLite database with one auto-accept number for the agent (``options``: its settings)."""
     repository = await SqliteRepository.open(path)
     try:
         await repository.migrate()
@@ -345,6 +346,7 @@ async def prepare_database(path: Path, agent_url: str, agent_audio: str) -> None
                 client_websocket_url=agent_url, incoming_call_webhook_url=None,
                 agent_identity_id=identity.id, state="NY", country="US", created_at=now,
                 updated_at=now, agent_audio=agent_audio,  # type: ignore[arg-type]
+                **options,
             ),
             max_active=10,
         )  # fmt: skip
@@ -420,8 +422,8 @@ def measure(kind: str, agent_audio: str, args: argparse.Namespace, work: Path) -
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def role_parsers(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The helper processes' sub-commands (agent, floor, carrier); returns the carrier's."""
     sub = parser.add_subparsers(dest="role")
     agent = sub.add_parser("agent")
     agent.add_argument("port", type=int)
@@ -432,12 +434,18 @@ def main() -> None:
     floor.add_argument("agent_url")
     floor.add_argument("ports_out", type=Path)
     carrier = sub.add_parser("carrier")
-    carrier.add_argument("--calls", type=int, required=True)
-    carrier.add_argument("--seconds", type=float, required=True)
     carrier.add_argument("--sip-port", type=int, default=0)
     carrier.add_argument("--floor-ports", default="")
     carrier.add_argument("--pid", type=int, required=True)
     carrier.add_argument("--out", required=True)
+    return carrier
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    carrier = role_parsers(parser)
+    carrier.add_argument("--calls", type=int, required=True)
+    carrier.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--formats", default="mulaw8k,pcm16_16k")

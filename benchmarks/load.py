@@ -57,14 +57,14 @@ from benchmarks.bridge import (
     SILENCE,
     STAMP,
     free_port,
+    prepare_database,
+    role_parsers,
     stop,
     wait_until_listening,
 )
 from trunkline.codecs.g711 import pcm16_to_ulaw, ulaw_to_pcm16
 from trunkline.gateway.sip.message import SipRequest, SipResponse, parse_message
 from trunkline.gateway.sip.sdp import parse_sdp
-from trunkline.storage.models import PhoneNumber, new_id, utcnow
-from trunkline.storage.sqlite import SqliteRepository
 
 PROFILES: dict[str, dict[str, Any]] = {
     "mulaw": {"agent_audio": "mulaw8k", "recording": False, "transcription": "off",
@@ -482,28 +482,6 @@ def python(*args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "benchmarks.load", *args], **kwargs)
 
 
-async def prepare_database(path: Path, agent_url: str, profile: dict[str, Any]) -> None:
-    repository = await SqliteRepository.open(path)
-    try:
-        await repository.migrate()
-        organization = await repository.create_organization("load")
-        identity = await repository.create_identity(organization.id, "load", None)
-        now = utcnow()
-        await repository.create_number(
-            PhoneNumber(
-                id=new_id(), organization_id=organization.id, number=NUMBER, type="local",
-                status="active", incoming_call_action="auto_accept",
-                client_websocket_url=agent_url, incoming_call_webhook_url=None,
-                agent_identity_id=identity.id, state="NY", country="US", created_at=now,
-                updated_at=now, agent_audio=profile["agent_audio"],
-                recording_enabled=profile["recording"],
-            ),
-            max_active=10,
-        )  # fmt: skip
-    finally:
-        await repository.close()
-
-
 def speech_audio(path: Path) -> None:
     """About 20 s of speech from the bundled voice, μ-law 8 kHz, for every call to send."""
     from trunkline.speech.synthesizer import PiperSynthesizer
@@ -565,7 +543,8 @@ def measure(
         if kind == "trunkline":
             data = work / f"data-{name}"
             data.mkdir()
-            asyncio.run(prepare_database(data / "trunkline.db", agent_url, profile))
+            asyncio.run(prepare_database(data / "trunkline.db", agent_url, profile["agent_audio"],
+                                         recording_enabled=profile["recording"]))  # fmt: skip
             http_port, sip_port = free_port(socket.SOCK_STREAM), free_port()
             env = dict(os.environ, TRUNKLINE_DATA_DIR=str(data), TRUNKLINE_HOST="127.0.0.1",
                        TRUNKLINE_HTTP_PORT=str(http_port), TRUNKLINE_SIP_HOST="127.0.0.1",
@@ -692,24 +671,11 @@ def chart(results: dict[str, Any], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="role")
-    agent = sub.add_parser("agent")
-    agent.add_argument("port", type=int)
-    agent.add_argument("out", type=Path)
-    agent.add_argument("stamp", type=int)
-    floor = sub.add_parser("floor")
-    floor.add_argument("calls", type=int)
-    floor.add_argument("agent_url")
-    floor.add_argument("ports_out", type=Path)
-    carrier = sub.add_parser("carrier")
+    carrier = role_parsers(parser)
     carrier.add_argument("--steps", required=True)
     carrier.add_argument("--hold", type=float, required=True)
     carrier.add_argument("--audio", required=True)
     carrier.add_argument("--stamp", type=int, default=1)
-    carrier.add_argument("--sip-port", type=int, default=0)
-    carrier.add_argument("--floor-ports", default="")
-    carrier.add_argument("--pid", type=int, required=True)
-    carrier.add_argument("--out", required=True)
     carrier.add_argument("--metrics-url", default="")
     parser.add_argument("--profiles", default=",".join(PROFILES))
     parser.add_argument("--hold", type=float, default=8.0, help="seconds each step is held")
