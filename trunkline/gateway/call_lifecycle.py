@@ -127,9 +127,9 @@ class CallLifecycle:
         now = utcnow()
         update: dict[str, Any] = {"status": status, **(changes or {})}
         if status == "answered":
-            update["started_at"] = now
+            update.setdefault("started_at", now)
         if status in CALL_ENDED_STATUSES:
-            update["ended_at"] = now
+            update.setdefault("ended_at", now)
             update["hangup_reason"] = hangup_reason
             if detail is not None:
                 update["failure_detail"] = detail

@@ -20,6 +20,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from time import perf_counter_ns
 from typing import Protocol
@@ -52,11 +53,13 @@ from trunkline.gateway.rtp.rtcp import REPORT_INTERVAL_FRAMES, build_report
 from trunkline.gateway.rtp.session import RtpSession
 from trunkline.gateway.rtp.transport import RtpEndpoint
 from trunkline.speech.engines import SpeechEngines
+from trunkline.storage.models import utcnow
 
 log = logging.getLogger("trunkline.media")
 MULAW_SILENCE_FRAME = b"\xff" * 160
 ALAW_SILENCE_FRAME = b"\xd5" * 160
 ARRIVALS_TRACKED = 64  # agent chunks awaiting their first frame, per call
+FRAME_NS = 20_000_000
 
 
 class CallerLeg(Protocol):
@@ -185,6 +188,7 @@ class MediaBridge:
         self.frames_to_agent = 0
         self.frames_to_caller = 0
         self._sending = False  # the last slot played agent audio
+        self._recording_ahead_ns = 0  # how far rephased ticks ran ahead of wall time
         self.to_agent = LatencyHistogram()
         self.to_caller = LatencyHistogram()
         # (number of the first frame of an agent chunk, its arrival time), oldest first
@@ -193,6 +197,8 @@ class MediaBridge:
         self.recorder = recorder
         self.on_recorded: Callable[[str, Path], None] | None = None  # on the writer's thread
         self._caller_alaw = caller_alaw
+        self.started_at: datetime | None = None  # media (and the recording) began
+        self.stopped_at: datetime | None = None
         self.speech: CallSpeech | None = None
         # Inkbox's speech modes default on; a number that asks for PCM audio wants audio.
         self._speech_by_default = speech_by_default
@@ -205,6 +211,15 @@ class MediaBridge:
                 send_to_agent=self._send_control,
                 store_segment=store_segment,
             )
+
+    def media_times(self) -> dict[str, datetime]:
+        """When media started and stopped, for the call record: it matches the recording."""
+        times = {}
+        if self.started_at is not None:
+            times["started_at"] = self.started_at
+        if self.stopped_at is not None:
+            times["ended_at"] = self.stopped_at
+        return times
 
     @property
     def stt_mode(self) -> bool:
@@ -235,6 +250,8 @@ class MediaBridge:
     def start(self) -> None:
         if self._tick_handle is None:
             self._tick_handle = self._clock.subscribe(self._tick)
+            if self.started_at is None:
+                self.started_at = utcnow()  # the call's answer time: the recording starts here
 
     def stop(self, reason: str) -> asyncio.Future[None] | None:
         """Stop media: tell the agent why, close its socket, stop the tick.
@@ -245,6 +262,7 @@ class MediaBridge:
         if self._tick_handle is not None:
             self._clock.unsubscribe(self._tick_handle)
             self._tick_handle = None
+            self.stopped_at = utcnow()
         if self.caller is not None:
             self.caller.detach()
         if self._totals is not None:
@@ -331,6 +349,7 @@ class MediaBridge:
             earlier = self._clock.rephase(self._tick_handle)
             if earlier:
                 self.caller.rephased(earlier)
+                self._recording_ahead_ns += int(earlier * 1e9)
 
     def _mark_played(self, name: str) -> None:
         if self.link is not None:
@@ -340,7 +359,11 @@ class MediaBridge:
         frame = self.playout.tick()
         self._sending = frame is not None
         if self.recorder is not None:
-            self.recorder.slot(frame)
+            if self._recording_ahead_ns >= FRAME_NS:
+                # Rephased ticks came early: skip a slot so the recording keeps wall time.
+                self._recording_ahead_ns -= FRAME_NS
+            else:
+                self.recorder.slot(frame)
         if self.speech is not None:
             self.speech.agent_frame(frame)
         if self.caller is not None:

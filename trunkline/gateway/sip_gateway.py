@@ -718,6 +718,7 @@ class SipGateway(asyncio.DatagramProtocol):
                 "use_inkbox_stt": bridge is not None and bridge.stt_mode,
                 "use_inkbox_tts": bridge is not None and bridge.tts_mode,
                 "owner": self.owner,
+                **(bridge.media_times() if bridge is not None else {}),
             },
         )
         if self.services.outbox is not None:
@@ -932,7 +933,11 @@ class SipGateway(asyncio.DatagramProtocol):
         if call.answered:
             if call.voicemail:
                 reason = "voicemail"
-            await call.lifecycle.transition("completed", hangup_reason=reason)
+            await call.lifecycle.transition(
+                "completed",
+                hangup_reason=reason,
+                changes=call.bridge.media_times() if call.bridge is not None else None,
+            )
         elif not call.lifecycle.ended:
             await call.lifecycle.transition("canceled", hangup_reason=reason)
 

@@ -18,6 +18,7 @@ from trunkline.speech.synthesizer import beep
 if TYPE_CHECKING:
     from trunkline.gateway.sip_gateway import SipGateway
 
+
 GREETING_LIMIT_SECONDS = 120.0  # the beep comes at the latest this long after answering
 POLL_SECONDS = 0.1
 
@@ -27,7 +28,12 @@ async def start_voicemail(gateway: SipGateway, call: LiveCall, message: str) -> 
     assert bridge is not None
     await call.lifecycle.transition(
         "answered",
-        changes={"use_inkbox_stt": False, "use_inkbox_tts": False, "owner": gateway.owner},
+        changes={
+            "use_inkbox_stt": False,
+            "use_inkbox_tts": False,
+            "owner": gateway.owner,
+            **bridge.media_times(),
+        },  # fmt: skip
     )
     if gateway.services.outbox is not None:
         gateway.services.outbox.wake()
