@@ -8,6 +8,7 @@ embedded Whisper model, and what the caller hears is transcribed back.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -20,9 +21,11 @@ from websockets.http11 import Request, Response
 
 from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline, free_port
 from tests.gateway.sip_peer import CarrierCall
+from tests.gateway.test_carrier_streams import AUTH_TOKEN, configure, twilio_start
 from tests.gateway.test_inbound_calls import wait_for_status
 from tests.speech.voice import frames, spoken, transcribe_ulaw, word_error_rate
 from trunkline.crypto import hash_token, new_token
+from trunkline.messaging.carrier_formats import twilio_signature
 from trunkline.storage.models import InboundRouting
 
 BOOKING = "Good morning, I would like to book a table for four people."
@@ -266,3 +269,44 @@ async def test_voicemail_greets_beeps_records_and_transcribes(trunkline: Trunkli
             break
         await asyncio.sleep(0.05)
     assert call is not None and call.recording_key
+
+
+async def test_voicemail_on_a_carrier_media_stream(trunkline: Trunkline) -> None:
+    base = configure(trunkline)
+    unreachable = f"ws://127.0.0.1:{free_port(1)}/agent"
+    number = await trunkline.number(
+        "auto_accept", unreachable, inbound_routing=InboundRouting(voicemail_message=GREETING)
+    )
+    url = f"{base}/twilio/media-stream"
+    headers = {"X-Twilio-Signature": twilio_signature(AUTH_TOKEN, url, [])}
+    greeting = spoken(GREETING)
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
+        await ws.send_json({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        await ws.send_json(twilio_start())
+        heard = bytearray()
+        async with asyncio.timeout(30):
+            while len(heard) < len(greeting) * 0.9:
+                frame = json.loads((await ws.receive()).data)
+                payload = base64.b64decode(frame["media"]["payload"])
+                if payload.strip(b"\xff"):
+                    heard += payload
+        assert word_error_rate(GREETING, transcribe_ulaw(bytes(heard[: len(greeting)]))) <= 0.3
+        for index, frame in enumerate(frames(spoken(MESSAGE), lead_ms=200, tail_ms=800)):
+            await ws.send_json(
+                {
+                    "event": "media",
+                    "sequenceNumber": str(index + 2),
+                    "streamSid": "MZ" + "0" * 32,
+                    "media": {"track": "inbound", "chunk": str(index + 1),
+                              "payload": base64.b64encode(frame).decode()},
+                }
+            )  # fmt: skip
+            await asyncio.sleep(0.02)
+        await ws.send_json({"event": "stop", "streamSid": "MZ" + "0" * 32})
+    call_id = await only_call_id(trunkline, number.organization_id)
+    await wait_for_status(trunkline, call_id, "completed")
+    call = await trunkline.services.repository.get_call(call_id)
+    assert call is not None and call.hangup_reason == "voicemail"
+    segments = await transcripts_of(trunkline, call_id, 2)
+    (message,) = [s for s in segments if s.party == "remote"]
+    assert word_error_rate(MESSAGE, message.text) <= 0.25, message.text

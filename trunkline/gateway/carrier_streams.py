@@ -50,6 +50,7 @@ from trunkline.gateway.sip_gateway import (
     inbound_call_record,
     normalise_e164,
 )
+from trunkline.gateway.voicemail import start_voicemail
 from trunkline.messaging.carrier_formats import SignatureError, verify_twilio
 from trunkline.services import Services
 from trunkline.storage.models import PhoneNumber
@@ -247,7 +248,8 @@ class StreamCall:
             if link is not None and self.ws.closed:  # the caller hung up while we dialled
                 link.close(1000, "caller hung up")
                 link, call.canceled = None, True
-            if link is None:
+            voicemail = route.voicemail_message
+            if link is None and (call.canceled or voicemail is None or self.ws.closed):
                 gateway.calls.pop(call.sip_call_id, None)
                 if not call.lifecycle.ended:
                     await call.lifecycle.transition(
@@ -257,13 +259,18 @@ class StreamCall:
                     )
                 await self.ws.close(code=1000, message=b"no agent")
                 return
+            call.voicemail = link is None  # nobody answered: the caller leaves a message
             bridge = gateway.new_bridge(call, caller_alaw=False)
             bridge.caller = self.leg
             self.leg.bridge = bridge
-            bridge.attach_agent(link)
+            if link is not None:
+                bridge.attach_agent(link)
             bridge.start()
             call.answered = True
-            await gateway.mark_answered(call, link, url)
+            if link is None:
+                gateway.spawn(start_voicemail(gateway, call, voicemail or ""))
+            else:
+                await gateway.mark_answered(call, link, url)
             await self._pump()
         finally:
             await gateway.end_call(call, "remote", send_bye=False)
