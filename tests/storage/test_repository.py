@@ -429,3 +429,42 @@ async def test_search_finds_a_numbers_match_behind_many_newer_ones_elsewhere(
     assert len(await repo.search_texts(busy.id, "invoice", limit=200)) == 200
     (summary,) = await repo.list_conversations(busy.id)
     assert summary.total_count == 1500 and summary.unread_count == 1500
+
+
+async def test_search_ranks_the_most_recent_matches_whichever_path_finds_them(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL checks a window of recent texts before its index; results must not differ."""
+    import trunkline.storage.postgres as postgres
+
+    monkeypatch.setattr(postgres, "RECENT_WINDOW", 10)
+    monkeypatch.setattr(postgres, "SEARCH_CANDIDATES", 3)
+    org = await repo.create_organization("acme")
+    number = await repo.create_number(number_record(org.id, "+15550100015"), max_active=3)
+    start = utcnow()
+    texts = []
+    for i in range(30):  # oldest first; "apple" every 5th, "zebra" only in the oldest
+        words = ["common"] + (["apple"] if i % 5 == 0 else []) + (["zebra"] if i == 0 else [])
+        text = text_record(number, "+14155550009", " ".join(words), created_at=start)
+        text.created_at = start + timedelta(seconds=i)
+        text.updated_at = text.created_at
+        await repo.insert_text(text)
+        texts.append(text)
+
+    def newest(word: str, count: int) -> set[str]:
+        matching = [t for t in texts if word in (t.text or "")]
+        return {t.id for t in sorted(matching, key=lambda t: t.created_at)[-count:]}
+
+    found = await repo.search_texts(number.id, "common", limit=50)  # the window holds enough
+    if isinstance(repo, postgres.PostgresRepository):
+        assert {t.id for t in found} == newest("common", 3)
+    else:
+        assert newest("common", 3) <= {t.id for t in found}
+    apples = await repo.search_texts(number.id, "apple", limit=50)  # too few in the window
+    if isinstance(repo, postgres.PostgresRepository):
+        assert {t.id for t in apples} == newest("apple", 3)
+    else:
+        assert newest("apple", 3) <= {t.id for t in apples}
+    (zebra,) = await repo.search_texts(number.id, "zebra", limit=50)  # none in the window
+    assert zebra.id == texts[0].id
+    assert await repo.search_texts(number.id, "nothing", limit=50) == []
