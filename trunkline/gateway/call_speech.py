@@ -29,7 +29,6 @@ from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from trunkline import metrics
-from trunkline.codecs.g711 import audioop
 from trunkline.gateway.agent.inkbox_protocol import barge_in_frame, transcript_frame
 from trunkline.gateway.playout import Playout
 from trunkline.speech.engines import SpeechEngines
@@ -113,23 +112,30 @@ class CallSpeech:
         return int((time.monotonic() - self._started) * 1000)
 
     # -- frames from the bridge ----------------------------------------------------
-    def caller_frame(self, payload: bytes | memoryview, alaw: bool) -> None:
+    @property
+    def hears_caller(self) -> bool:
+        """The caller's frames are wanted (as PCM16)."""
+        return self._caller is not None
+
+    @property
+    def hears_agent(self) -> bool:
+        return self._agent is not None and not self.tts_mode
+
+    def caller_frame(self, pcm: bytes) -> None:
         party = self._caller
         if party is None:
             return
-        pcm = audioop.alaw2lin(payload, 2) if alaw else audioop.ulaw2lin(payload, 2)
         self._feed(party, pcm)
         if self.stt_mode and party.segmenter.active:
             self._caller_speaking(party)
 
-    def agent_frame(self, frame: bytes | None) -> None:
+    def agent_frame(self, pcm: bytes | None) -> None:
+        """What was played to the caller in this slot, as PCM16 (None: nothing)."""
         party = self._agent
         if party is None or self.tts_mode:
             return  # in text-to-speech mode the agent's words are known: they are its text
-        if frame is None:
-            event = party.segmenter.feed_silence()
-        else:
-            event = party.segmenter.feed(audioop.ulaw2lin(frame, 2))
+        segmenter = party.segmenter
+        event = segmenter.feed_silence() if pcm is None else segmenter.feed(pcm)
         if event is not None:
             self._segment_event(party, event)
 

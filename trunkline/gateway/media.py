@@ -25,7 +25,7 @@ from pathlib import Path
 from time import perf_counter_ns
 from typing import Protocol
 
-from trunkline.codecs.g711 import ULAW_TO_ALAW
+from trunkline.codecs.g711 import ULAW_TO_ALAW, alaw_to_pcm16, ulaw_to_pcm16
 from trunkline.gateway.agent.formats import (
     AGENT_FORMATS,
     AgentAudioFormat,
@@ -280,13 +280,16 @@ class MediaBridge:
     # -- caller -> agent -------------------------------------------------------------
     def caller_audio(self, payload: bytes | memoryview) -> None:
         """One 20 ms frame of caller audio (G.711), straight from the leg's receive callback."""
-        if self.recorder is not None:
-            self.recorder.caller(payload)
-        speech = self.speech
-        if speech is not None:
-            speech.caller_frame(payload, self._caller_alaw)
-            if speech.stt_mode:
-                return  # the agent gets the caller as text instead
+        recorder, speech = self.recorder, self.speech
+        listener = speech if speech is not None and speech.hears_caller else None
+        if recorder is not None or listener is not None:
+            pcm = alaw_to_pcm16(payload) if self._caller_alaw else ulaw_to_pcm16(payload)
+            if recorder is not None:
+                recorder.caller(pcm)
+            if listener is not None:
+                listener.caller_frame(pcm)
+        if speech is not None and speech.stt_mode:
+            return  # the agent gets the caller as text instead
         link = self.link
         if link is None:
             return
@@ -358,14 +361,18 @@ class MediaBridge:
     def _tick(self) -> None:
         frame = self.playout.tick()
         self._sending = frame is not None
-        if self.recorder is not None:
-            if self._recording_ahead_ns >= FRAME_NS:
-                # Rephased ticks came early: skip a slot so the recording keeps wall time.
-                self._recording_ahead_ns -= FRAME_NS
-            else:
-                self.recorder.slot(frame)
-        if self.speech is not None:
-            self.speech.agent_frame(frame)
+        recorder, speech = self.recorder, self.speech
+        listener = speech if speech is not None and speech.hears_agent else None
+        if recorder is not None or listener is not None:
+            pcm = ulaw_to_pcm16(frame) if frame is not None else None  # decoded once for both
+            if recorder is not None:
+                if self._recording_ahead_ns >= FRAME_NS:
+                    # Rephased ticks came early: skip a slot so the recording keeps wall time.
+                    self._recording_ahead_ns -= FRAME_NS
+                else:
+                    recorder.slot(pcm)
+            if listener is not None:
+                listener.agent_frame(pcm)
         if self.caller is not None:
             self.caller.send_frame(frame)
         if frame is not None:

@@ -26,8 +26,6 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from trunkline.codecs.g711 import alaw_to_pcm16, ulaw_to_pcm16
-
 log = logging.getLogger("trunkline.recording")
 SAMPLE_RATE = 8000
 FRAME_SAMPLES = 160
@@ -117,33 +115,33 @@ class RecordingWriter:
 class CallRecorder:
     """One call's two channels, assembled on the media clock (no allocation per frame)."""
 
-    __slots__ = ("_agent", "_alaw", "_caller", "_caller_block", "_frames", "call_id", "writer")
+    __slots__ = ("_agent", "_caller", "_caller_block", "_frames", "call_id", "writer")
 
-    def __init__(self, writer: RecordingWriter, call_id: str, *, caller_alaw: bool) -> None:
+    def __init__(self, writer: RecordingWriter, call_id: str) -> None:
         self.writer = writer
         self.call_id = call_id
-        self._alaw = caller_alaw
         self._caller = bytearray()  # caller PCM not yet given a slot
         self._caller_block = bytearray()
         self._agent = bytearray()
         self._frames = 0
         writer.submit("open", call_id)
 
-    def caller(self, payload: bytes | memoryview) -> None:
-        self._caller += alaw_to_pcm16(payload) if self._alaw else ulaw_to_pcm16(payload)
+    def caller(self, pcm: bytes) -> None:
+        """One frame of the caller as PCM16 (the bridge decodes it once for all its users)."""
+        self._caller += pcm
         excess = len(self._caller) - MAX_CALLER_BACKLOG
         if excess > 0:
             del self._caller[:excess]
 
     def slot(self, played: bytes | None) -> None:
-        """One 20 ms slot: the caller audio of that time, and the μ-law frame played to them."""
+        """One 20 ms slot: the caller audio of that time, and what was played to them (PCM16)."""
         size = FRAME_SAMPLES * 2
         taken = self._caller[:size]
         del self._caller[:size]
         self._caller_block += taken
         if len(taken) < size:
             self._caller_block += bytes(size - len(taken))
-        self._agent += ulaw_to_pcm16(played) if played is not None else bytes(size)
+        self._agent += played if played is not None else bytes(size)
         self._frames += 1
         if self._frames >= FRAMES_PER_BLOCK:
             self._flush()

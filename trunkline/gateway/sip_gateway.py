@@ -108,7 +108,6 @@ class _OwnSocket(asyncio.DatagramProtocol):
 
     def __init__(self, gateway: SipGateway) -> None:
         self.gateway = gateway
-        self.remote_owners: PgCallActions | None = None  # processes on other machines
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -661,7 +660,7 @@ class SipGateway(asyncio.DatagramProtocol):
             custom_parameters=_custom_parameters(record),
             totals=self.media_totals,
             max_playout_seconds=self.services.settings.playout_max_seconds,
-            recorder=CallRecorder(self.recordings, record.id, caller_alaw=caller_alaw)
+            recorder=CallRecorder(self.recordings, record.id)
             if call.recording_enabled or call.voicemail
             else None,
             speech=self.speech,
