@@ -61,7 +61,8 @@ class SpeechWorkers:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
         self._stopped = False
-        self.busy = 0
+        self.busy = 0  # jobs running now (changed under _busy_lock by the worker threads)
+        self._busy_lock = threading.Lock()
         self.refused = 0
         self._depth = metrics.SPEECH_QUEUE_DEPTH.labels(name)
         self._refused = metrics.SPEECH_JOBS_REFUSED.labels(name)
@@ -118,7 +119,8 @@ class SpeechWorkers:
             job = self._queue.get()
             if job.work is _END:
                 return
-            self.busy += 1
+            with self._busy_lock:
+                self.busy += 1
             started = time.perf_counter()
             result: Any = None
             error: BaseException | None = None
@@ -127,7 +129,8 @@ class SpeechWorkers:
             except Exception as exc:  # an engine failure must not end the worker
                 error = exc
             seconds = time.perf_counter() - started
-            self.busy -= 1
+            with self._busy_lock:
+                self.busy -= 1
             self._depth.set(self._queue.qsize())
             try:
                 loop.call_soon_threadsafe(job.done, result, error, seconds)
