@@ -126,7 +126,7 @@ async def _drain(gateway: SipGateway, deadline_seconds: float, hurried: asyncio.
         log.info(
             "draining: waiting up to %.0f s for %d calls", deadline_seconds, len(gateway.calls)
         )
-    while gateway.calls and not hurried.is_set() and loop.time() < deadline:
+    while gateway.busy and not hurried.is_set() and loop.time() < deadline:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(hurried.wait(), min(0.1, max(0.0, deadline - loop.time())))
     if gateway.calls:

@@ -20,6 +20,7 @@ Outbound calls are placed by ``outbound_calls.OutboundCalls``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
@@ -141,6 +142,9 @@ class SipGateway(asyncio.DatagramProtocol):
         self._client: dict[tuple[str, str], ClientTransaction] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.calls_ending = 0  # left ``calls``, still storing their end (status, transcript)
+        self._ends_stored = asyncio.Event()  # set while ``calls_ending`` is 0
+        self._ends_stored.set()
         self.malformed_dropped = 0
         self.bad_requests = 0
         self.auth_refused = 0
@@ -200,9 +204,17 @@ class SipGateway(asyncio.DatagramProtocol):
                 snapshot.add(bridge.counters(), *bridge_totals)
         return snapshot
 
+    @property
+    def busy(self) -> bool:
+        """Calls are live, or an ended call's status is still being stored."""
+        return bool(self.calls) or self.calls_ending > 0
+
     async def close(self) -> None:
         for call in list(self.calls.values()):
             await self.end_call(call, "local", send_bye=True)
+        # Calls ended just before (a BYE, the agent's stop) finish storing their end first.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ends_stored.wait(), TRANSCRIPT_WAIT_SECONDS + 5.0)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -913,6 +925,16 @@ class SipGateway(asyncio.DatagramProtocol):
         if call.ended:
             return
         call.ended = True
+        self.calls_ending += 1  # the drain waits for this, not only for ``calls``
+        self._ends_stored.clear()
+        try:
+            await self._end_and_store(call, reason, send_bye=send_bye)
+        finally:
+            self.calls_ending -= 1
+            if not self.calls_ending:
+                self._ends_stored.set()
+
+    async def _end_and_store(self, call: LiveCall, reason: HangupReason, *, send_bye: bool) -> None:
         self.calls.pop(call.sip_call_id, None)
         self.outbound.forget(call)
         if call.reconnect_timer is not None:
