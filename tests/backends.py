@@ -1,13 +1,13 @@
-"""Real storage backends for tests: a SQLite file, or a private schema on the PostgreSQL server.
+"""Real storage backends for tests: a SQLite file, or a private schema on a PostgreSQL server.
 
-PostgreSQL comes from ``TRUNKLINE_TEST_POSTGRES_URL`` (default: the local
-server at 127.0.0.1:5432, database ``test``). Locally a missing server skips
-the PostgreSQL half; in CI it fails (``tests.conftest.require``).
+PostgreSQL is the session's own throwaway cluster (``tests.postgres_server``), or
+the server ``TRUNKLINE_TEST_POSTGRES_URL`` names. Locally, missing server binaries
+skip the PostgreSQL half; in CI they fail the test (``tests.conftest.require``).
 """
 
 from __future__ import annotations
 
-import os
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,32 +15,29 @@ from pathlib import Path
 
 import asyncpg
 
+from tests import postgres_server
 from tests.conftest import require
 from trunkline.storage.postgres import PostgresRepository
 from trunkline.storage.repository import Repository
 from trunkline.storage.sqlite import SqliteRepository
 
-POSTGRES_URL = os.environ.get(
-    "TRUNKLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 BACKENDS = ("sqlite", "postgresql")
 
 
-async def _postgres_reachable() -> bool:
-    try:
-        connection = await asyncpg.connect(POSTGRES_URL, timeout=3)
-    except (OSError, asyncpg.PostgresError, TimeoutError):
-        return False
-    await connection.close()
-    return True
+async def postgres_test_url() -> str:
+    """The test PostgreSQL server's URL, starting the throwaway cluster on first use."""
+    url = await asyncio.to_thread(postgres_server.postgres_url)
+    require(url is not None, postgres_server.unavailable_reason())
+    assert url is not None
+    return url
 
 
 @asynccontextmanager
 async def postgres_schema() -> AsyncIterator[str]:
     """A fresh schema, dropped afterwards; yields its name."""
-    require(await _postgres_reachable(), f"PostgreSQL at {POSTGRES_URL}")
+    url = await postgres_test_url()
     schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(POSTGRES_URL)
+    admin = await asyncpg.connect(url)
     try:
         await admin.execute(f"CREATE SCHEMA {schema}")
         yield schema
@@ -63,7 +60,8 @@ async def make_repository(backend: str, tmp_path: Path) -> AsyncIterator[Reposit
         return
     assert backend == "postgresql", backend
     async with postgres_schema() as schema:
-        repository = await PostgresRepository.open(POSTGRES_URL, search_path=schema, max_size=4)
+        url = await postgres_test_url()
+        repository = await PostgresRepository.open(url, search_path=schema, max_size=4)
         try:
             await repository.migrate()
             yield repository

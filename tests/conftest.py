@@ -9,6 +9,8 @@ from collections.abc import Callable
 import pytest
 import uvloop
 
+from tests import postgres_server
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -26,3 +28,8 @@ def pytest_asyncio_loop_factories(
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     """Tests run on uvloop, the loop ``trunkline serve`` runs on (its transports differ)."""
     return {"uvloop": uvloop.new_event_loop}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The throwaway PostgreSQL cluster, if a test started one, goes with the session."""
+    postgres_server.stop_cluster()

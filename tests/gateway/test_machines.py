@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.backends import POSTGRES_URL, postgres_schema
+from tests.backends import postgres_schema, postgres_test_url
 from tests.gateway.conftest import NUMBER, EchoAgent, free_port
 from tests.gateway.sip_peer import CarrierCall
 from tests.gateway.test_recording_crash import seed_number_into
@@ -46,8 +46,9 @@ async def test_an_api_hangup_on_one_machine_ends_a_call_carried_by_another(
     tmp_path: Path, echo_agent: EchoAgent
 ) -> None:
     async with postgres_schema() as schema:
-        dsn = f"{POSTGRES_URL}?search_path={schema}"
-        repository = await PostgresRepository.open(POSTGRES_URL, search_path=schema, max_size=2)
+        url = await postgres_test_url()
+        dsn = f"{url}?search_path={schema}"
+        repository = await PostgresRepository.open(url, search_path=schema, max_size=2)
         machines: list[subprocess.Popen[bytes]] = []
         carrier: CarrierCall | None = None
         try:
