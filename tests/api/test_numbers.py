@@ -406,7 +406,10 @@ async def test_register_by_identity_token_only_for_itself(api: ApiWorld) -> None
     org = await api.org()
     other = await org.agents["support"].post("/numbers/register", REGISTER)
     assert other.status == 403
-    own = await org.agents["sales"].post("/numbers/register", REGISTER)
+    own_routing = {"agent_id": "sales", "fallback": None, "voicemail_message": "Later."}
+    own = await org.agents["sales"].post(
+        "/numbers/register", {**REGISTER, "inbound_routing": own_routing}
+    )
     assert own.status == 201
 
 

@@ -5,6 +5,11 @@ identity's when the token is identity-scoped) is refused exactly like the
 seed pages say for another organisation: 403 for a phone number named in the
 path (seeds 001 and 003), 404 for everything else (texts, calls,
 identities), so nothing leaks beyond what the seeds document.
+
+An identity token may name only its own identity wherever a request names
+one (``agent_handle``, ``agent_id``, ``inbound_routing`` targets): any other
+reference is 403 whether or not such an identity exists, so a sibling's
+handle can be neither used nor discovered.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ NUMBER_FOREIGN = "Number does not belong to your organization"
 NUMBER_OTHER_IDENTITY = "Number does not belong to this agent identity"
 CALL_NOT_FOUND = "Call not found"
 IDENTITY_NOT_FOUND = "Agent identity not found"
+OTHER_IDENTITY = "Identity-scoped tokens can only name their own agent identity"
 
 
 async def load_number(
@@ -79,8 +85,15 @@ async def find_identity(ctx: Ctx, reference: str) -> AgentIdentity | None:
 
 
 async def require_identity(ctx: Ctx, reference: str, field: str) -> AgentIdentity:
-    """Like ``find_identity`` but 404 naming ``field`` when there is no such identity."""
+    """The identity ``reference`` names, if the token may name it.
+
+    For an identity token anything but its own identity is 403 (existing or
+    not); for an admin token an unknown identity is 404. Both name ``field``.
+    """
     identity = await find_identity(ctx, reference)
+    principal = ctx.principal
+    if not principal.is_admin and (identity is None or identity.id != principal.agent_identity_id):
+        raise ApiError(403, f"{OTHER_IDENTITY}: {field}")
     if identity is None:
         raise ApiError(404, f"{IDENTITY_NOT_FOUND}: {field}")
     return identity

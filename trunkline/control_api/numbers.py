@@ -95,10 +95,12 @@ async def provision_number(ctx: Ctx) -> web.Response:
     body = ctx.body
     handle = body["agent_handle"].removeprefix("@")
     identity = await ctx.repository.get_identity_by_handle(ctx.principal.organization_id, handle)
+    if not ctx.principal.is_admin and (
+        identity is None or identity.id != ctx.principal.agent_identity_id
+    ):
+        raise ApiError(403, IDENTITY_SCOPE_FORBIDDEN)
     if identity is None:
         raise ApiError(404, f"Agent identity not found: {handle}")
-    if not ctx.principal.may_see_identity(identity.id):
-        raise ApiError(403, IDENTITY_SCOPE_FORBIDDEN)
     number_type = body.get("type", "toll_free")
     state = body.get("state")
     _check_state(state)

@@ -188,11 +188,12 @@ async def _resolve_owner(ctx: Ctx, body: dict[str, Any]) -> tuple[str | None, st
         if number.agent_identity_id is None:
             raise ApiError(422, "phone_number_id: the number has no agent identity to own it")
         return None, number.id, number.agent_identity_id
-    identity = await ctx.repository.get_identity(body["agent_identity_id"].lower())
+    named_id = body["agent_identity_id"].lower()
+    if not principal.may_see_identity(named_id):
+        raise ApiError(403, "Identity-scoped tokens cannot name another agent identity")
+    identity = await ctx.repository.get_identity(named_id)
     if identity is None or identity.organization_id != principal.organization_id:
         raise ApiError(404, "Agent identity not found")
-    if not principal.may_see_identity(identity.id):
-        raise ApiError(403, "Identity-scoped tokens cannot name another agent identity")
     return identity.id, None, identity.id
 
 
