@@ -7,13 +7,22 @@ once as the last word of the output and stored only hashed or sealed.
 from __future__ import annotations
 
 import argparse
+import re
+import uuid
+from datetime import datetime, timedelta
 
 from trunkline.config import Settings
-from trunkline.crypto import SecretBox, hash_token, load_master_key, new_token
+from trunkline.crypto import SecretBox, load_master_key
 from trunkline.storage import DuplicateHandle, Repository, open_repository
+from trunkline.storage.models import ApiToken, utcnow
+from trunkline.tokens import issue_token, token_status
 from trunkline.webhooks import new_signing_key
 
 MAX_NAME_LENGTH = 200
+MAX_TOKEN_LIFETIME = timedelta(days=3650)
+LIST_PAGE = 500
+_DURATION = re.compile(r"^(\d{1,9})([smhd]?)$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class AdminError(Exception):
@@ -44,7 +53,12 @@ async def _dispatch(repository: Repository, box: SecretBox, args: argparse.Names
     if target == ("identity", "signing-key"):
         return await _signing_key(repository, box, args.identity, args.rotate)
     if target == ("token", "create"):
-        return await _create_token(repository, args.org, args.identity)
+        expires_at = token_expiry(args.expires_in, args.expires_at, utcnow())
+        return await _create_token(repository, args.org, args.identity, expires_at)
+    if target == ("token", "list"):
+        return await _list_tokens(repository, args.org)
+    if target == ("token", "revoke"):
+        return await _revoke_token(repository, args.token)
     raise AdminError(f"unknown command {' '.join(t for t in target if t)}")
 
 
@@ -88,14 +102,94 @@ async def _signing_key(
     return [key]
 
 
+def token_expiry(expires_in: str | None, expires_at: str | None, now: datetime) -> datetime | None:
+    """When a new token expires: ``--expires-in`` (``90``, ``30m``, ``12h``, ``7d``) or ``--expires-at``."""
+    if expires_in is not None:
+        match = _DURATION.match(expires_in.strip())
+        if match is None:
+            raise AdminError("--expires-in must be a number of seconds or like 30m, 12h, 7d")
+        lifetime = timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        if not timedelta(0) < lifetime <= MAX_TOKEN_LIFETIME:
+            raise AdminError("--expires-in must be more than 0 and at most 3650 days")
+        return now + lifetime
+    if expires_at is not None:
+        try:
+            moment = datetime.fromisoformat(expires_at.strip())
+        except ValueError:
+            raise AdminError("--expires-at must be an ISO 8601 time with a UTC offset") from None
+        if moment.tzinfo is None:
+            raise AdminError("--expires-at must be an ISO 8601 time with a UTC offset")
+        if not now < moment <= now + MAX_TOKEN_LIFETIME:
+            raise AdminError("--expires-at must be in the future and at most 3650 days away")
+        return moment
+    return None
+
+
 async def _create_token(
-    repository: Repository, organization_id: str, identity_id: str | None
+    repository: Repository,
+    organization_id: str,
+    identity_id: str | None,
+    expires_at: datetime | None,
 ) -> list[str]:
     await _require_org(repository, organization_id)
     if identity_id is not None:
         identity = await repository.get_identity(identity_id)
         if identity is None or identity.organization_id != organization_id:
             raise AdminError(f"no agent identity {identity_id} in organisation {organization_id}")
-    token = new_token()
-    await repository.create_token(organization_id, identity_id, hash_token(token))
-    return [token]
+    issued = await issue_token(repository, organization_id, identity_id, expires_at=expires_at)
+    return [issued.secret]
+
+
+def _describe_token(token: ApiToken, now: datetime) -> str:
+    expires = token.expires_at.isoformat() if token.expires_at is not None else "-"
+    return "\t".join(
+        (
+            token.id,
+            token.prefix or "-",
+            token.organization_id,
+            token.agent_identity_id or "admin",
+            token.created_at.isoformat(),
+            expires,
+            token_status(token, now),
+        )
+    )
+
+
+async def _list_tokens(repository: Repository, organization_id: str | None) -> list[str]:
+    """One tab-separated line per token: never the token, only its display prefix."""
+    if organization_id is not None:
+        await _require_org(repository, organization_id)
+    now = utcnow()
+    lines = ["id\tprefix\torganization\tidentity\tcreated_at\texpires_at\tstatus"]
+    offset = 0
+    while True:
+        page = await repository.list_tokens(organization_id, limit=LIST_PAGE, offset=offset)
+        lines.extend(_describe_token(token, now) for token in page)
+        if len(page) < LIST_PAGE:
+            return lines
+        offset += LIST_PAGE
+
+
+def _token_id(reference: str) -> str | None:
+    """The canonical id when ``reference`` is a UUID, else None (it may be a prefix)."""
+    if len(reference) != 36:
+        return None
+    try:
+        return str(uuid.UUID(reference))
+    except ValueError:
+        return None
+
+
+async def _revoke_token(repository: Repository, reference: str) -> list[str]:
+    """Revoke the token with this id or display prefix; print its id."""
+    reference = reference.strip()
+    token_id = _token_id(reference)
+    if token_id is None:
+        matches = await repository.find_tokens_by_prefix(reference) if reference else []
+        if len(matches) > 1:
+            raise AdminError(f"more than one token has the prefix {reference}: revoke it by id")
+        token_id = matches[0].id if matches else None
+    revoked = None if token_id is None else await repository.revoke_token(token_id, utcnow())
+    if revoked is None:
+        raise AdminError(f"no token {reference}")
+    return [revoked.id]

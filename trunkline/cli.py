@@ -74,6 +74,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(token_create)
     token_create.add_argument("--org", required=True, help="organisation id")
     token_create.add_argument("--identity", help="scope the token to one agent identity")
+    expiry = token_create.add_mutually_exclusive_group()
+    expiry.add_argument(
+        "--expires-in", help="lifetime: seconds, or a number with s, m, h or d (e.g. 90d)"
+    )
+    expiry.add_argument(
+        "--expires-at", help="expiry as ISO 8601 with a UTC offset (2027-01-31T00:00:00+00:00)"
+    )
+    token_list = token_commands.add_parser(
+        "list", help="list tokens: id, display prefix, scope, expiry, status (never the token)"
+    )
+    _add_common(token_list)
+    token_list.add_argument("--org", help="only this organisation's tokens")
+    token_revoke = token_commands.add_parser(
+        "revoke", help="revoke a token by id or display prefix; refused from the next request"
+    )
+    _add_common(token_revoke)
+    token_revoke.add_argument("token", metavar="ID_OR_PREFIX", help="token id or display prefix")
     return parser
 
 

@@ -35,6 +35,14 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+TOKEN_DISPLAY_LENGTH = len(TOKEN_PREFIX) + 8
+
+
+def token_display_prefix(token: str) -> str:
+    """The first characters of a token: enough to recognise it in a list, far too few to use it."""
+    return token[:TOKEN_DISPLAY_LENGTH]
+
+
 def hash_token(token: str) -> str:
     """The stored form of an API token (tokens are random, so no per-token salt is needed)."""
     return hmac.new(b"trunkline api token", token.encode(), hashlib.sha256).hexdigest()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -127,6 +127,34 @@ async def test_tokens_are_found_by_hash_only(repo: Repository) -> None:
     found = await repo.find_token("a" * 64)
     assert found == token and not found.is_admin
     assert await repo.find_token("b" * 64) is None
+
+
+async def test_token_lifecycle_prefix_expiry_and_revocation(repo: Repository) -> None:
+    org = await repo.create_organization("acme")
+    other = await repo.create_organization("globex")
+    expires = datetime(2031, 5, 1, 12, 0, tzinfo=UTC)
+    first = await repo.create_token(org.id, None, "a" * 64, prefix="tl_aaaa", expires_at=expires)
+    second = await repo.create_token(org.id, None, "b" * 64, prefix="tl_bbbb")
+    foreign = await repo.create_token(other.id, None, "c" * 64, prefix="tl_aaaa")
+    found = await repo.find_token("a" * 64)
+    assert found == first and found.expires_at == expires and found.revoked_at is None
+    assert found.is_usable(expires - timedelta(seconds=1))
+    assert not found.is_usable(expires)
+    assert [t.id for t in await repo.list_tokens(org.id)] == [first.id, second.id]
+    assert [t.id for t in await repo.list_tokens(org.id, limit=1, offset=1)] == [second.id]
+    assert {t.id for t in await repo.list_tokens()} == {first.id, second.id, foreign.id}
+    assert [t.id for t in await repo.find_tokens_by_prefix("tl_aaaa")] == [first.id, foreign.id]
+    assert await repo.find_tokens_by_prefix("tl_") == []
+    when = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    revoked = await repo.revoke_token(second.id, when)
+    assert revoked is not None and revoked.revoked_at == when
+    again = await repo.revoke_token(second.id, when + timedelta(days=1))
+    assert again is not None and again.revoked_at == when
+    stored = await repo.find_token("b" * 64)
+    assert stored is not None and not stored.is_usable(when - timedelta(days=1))
+    assert await repo.get_token(second.id) == stored
+    assert await repo.revoke_token(new_id(), when) is None
+    assert await repo.get_token(new_id()) is None
 
 
 async def test_signing_key_roundtrip(repo: Repository) -> None:

@@ -54,16 +54,29 @@ class AgentIdentity:
 
 @dataclass(slots=True)
 class ApiToken:
-    """A token's scope. Only a hash of the token itself is ever stored."""
+    """A token's scope and lifetime. Only a hash of the token itself is ever stored.
+
+    ``prefix`` is the token's first few characters, kept so operators can
+    recognise a token in a list; it is far too short to authenticate with.
+    """
 
     id: str
     organization_id: str
     agent_identity_id: str | None
     created_at: datetime
+    prefix: str | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.agent_identity_id is None
+
+    def is_usable(self, now: datetime) -> bool:
+        """Not revoked and not expired at ``now``."""
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or now < self.expires_at
 
 
 @dataclass(slots=True)

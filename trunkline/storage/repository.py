@@ -95,12 +95,38 @@ class Repository(abc.ABC):
 
     @abc.abstractmethod
     async def create_token(
-        self, organization_id: str, agent_identity_id: str | None, token_hash: str
+        self,
+        organization_id: str,
+        agent_identity_id: str | None,
+        token_hash: str,
+        *,
+        prefix: str | None = None,
+        expires_at: datetime | None = None,
     ) -> ApiToken: ...
 
     @abc.abstractmethod
     async def find_token(self, token_hash: str) -> ApiToken | None:
-        """The token whose stored hash equals ``token_hash`` (unique index lookup)."""
+        """The token whose stored hash equals ``token_hash`` (unique index lookup).
+
+        Revoked and expired tokens are returned too; ``ApiToken.is_usable`` decides.
+        """
+
+    @abc.abstractmethod
+    async def get_token(self, token_id: str) -> ApiToken | None: ...
+
+    @abc.abstractmethod
+    async def find_tokens_by_prefix(self, prefix: str) -> list[ApiToken]:
+        """Tokens whose display prefix equals ``prefix`` (at most a few; oldest first)."""
+
+    @abc.abstractmethod
+    async def list_tokens(
+        self, organization_id: str | None = None, *, limit: int = 50, offset: int = 0
+    ) -> list[ApiToken]:
+        """Tokens of one organisation (every organisation when None), oldest first."""
+
+    @abc.abstractmethod
+    async def revoke_token(self, token_id: str, now: datetime) -> ApiToken | None:
+        """Set ``revoked_at`` (kept when already revoked); None when there is no such token."""
 
     @abc.abstractmethod
     async def set_identity_signing_key(

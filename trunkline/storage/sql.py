@@ -294,9 +294,22 @@ class SqlRepository(Repository, abc.ABC):
         return [_model(AgentIdentity, IDENTITY_COLUMNS, r) for r in rows]
 
     async def create_token(
-        self, organization_id: str, agent_identity_id: str | None, token_hash: str
+        self,
+        organization_id: str,
+        agent_identity_id: str | None,
+        token_hash: str,
+        *,
+        prefix: str | None = None,
+        expires_at: datetime | None = None,
     ) -> ApiToken:
-        token = ApiToken(new_id(), organization_id, agent_identity_id, utcnow())
+        token = ApiToken(
+            new_id(),
+            organization_id,
+            agent_identity_id,
+            utcnow(),
+            prefix=prefix,
+            expires_at=None if expires_at is None else as_utc(expires_at),
+        )
         async with self.transaction() as tx:
             await self._insert(
                 tx, "api_tokens", {**dataclasses.asdict(token), "token_hash": token_hash}
@@ -307,6 +320,43 @@ class SqlRepository(Repository, abc.ABC):
         row = await self._fetchrow(
             f"SELECT {select_list(TOKEN_COLUMNS)} FROM api_tokens WHERE token_hash = $1",
             token_hash,
+        )
+        return None if row is None else _model(ApiToken, TOKEN_COLUMNS, row)
+
+    async def get_token(self, token_id: str) -> ApiToken | None:
+        row = await self._fetchrow(
+            f"SELECT {select_list(TOKEN_COLUMNS)} FROM api_tokens WHERE id = $1", token_id
+        )
+        return None if row is None else _model(ApiToken, TOKEN_COLUMNS, row)
+
+    async def find_tokens_by_prefix(self, prefix: str) -> list[ApiToken]:
+        rows = await self._fetch(
+            f"SELECT {select_list(TOKEN_COLUMNS)} FROM api_tokens WHERE prefix = $1"
+            " ORDER BY created_at, id LIMIT 10",
+            prefix,
+        )
+        return [_model(ApiToken, TOKEN_COLUMNS, r) for r in rows]
+
+    async def list_tokens(
+        self, organization_id: str | None = None, *, limit: int = 50, offset: int = 0
+    ) -> list[ApiToken]:
+        limit, offset = _sanitise_limit(limit, offset)
+        rows = await self._fetch(
+            f"SELECT {select_list(TOKEN_COLUMNS)} FROM api_tokens"
+            " WHERE (CAST($1 AS TEXT) IS NULL OR organization_id = $1)"
+            " ORDER BY created_at, id LIMIT $2 OFFSET $3",
+            organization_id,
+            limit,
+            offset,
+        )
+        return [_model(ApiToken, TOKEN_COLUMNS, r) for r in rows]
+
+    async def revoke_token(self, token_id: str, now: datetime) -> ApiToken | None:
+        row = await self._fetchrow(
+            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1"
+            f" RETURNING {select_list(TOKEN_COLUMNS)}",
+            token_id,
+            as_utc(now),
         )
         return None if row is None else _model(ApiToken, TOKEN_COLUMNS, row)
 
