@@ -75,3 +75,10 @@ TTS_FIRST_AUDIO = Histogram(
 
 def sip_method_label(method: str) -> str:
     return method if method in SIP_METHODS else "OTHER"
+
+
+API_TOKENS_REFUSED = Counter(
+    "trunkline_api_tokens_refused",
+    "API requests refused because their token is revoked or expired, by reason",
+    ["reason"],
+)

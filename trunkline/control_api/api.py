@@ -6,7 +6,15 @@ More specific paths come before parameterised ones that could also match
 
 from __future__ import annotations
 
-from trunkline.control_api import byo, calls, incoming_call_action, numbers, texts, webhooks
+from trunkline.control_api import (
+    api_keys,
+    byo,
+    calls,
+    incoming_call_action,
+    numbers,
+    texts,
+    webhooks,
+)
 from trunkline.control_api.route_table import Route
 
 ROUTES: tuple[Route, ...] = (
@@ -16,4 +24,5 @@ ROUTES: tuple[Route, ...] = (
     *calls.ROUTES,
     *texts.ROUTES,
     *webhooks.ROUTES,
+    *api_keys.ROUTES,
 )

@@ -5,6 +5,11 @@ stored hash, so no secret comparison happens in Python), and the token itself
 is never logged. A token belongs to one organisation; an admin token
 (no identity) sees the whole organisation, an identity token only the numbers,
 configuration, calls and texts of its identity.
+
+A token that is revoked, or whose ``expires_at`` has passed, is refused (401).
+The token is read from the database on every request (there is no
+per-process token cache), so a revocation made through any worker or the CLI
+holds on the very next request in every worker process.
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ from dataclasses import dataclass
 
 from trunkline.control_api.errors import ApiError
 from trunkline.crypto import hash_token
+from trunkline.metrics import API_TOKENS_REFUSED
+from trunkline.storage.models import utcnow
 from trunkline.storage.repository import Repository
+from trunkline.tokens import token_status
 
 TOKEN_HEADERS = ("X-Service-Token", "X-API-Key")
 MAX_TOKEN_LENGTH = 512
@@ -55,4 +63,8 @@ async def authenticate(headers: Mapping[str, str], repository: Repository) -> Pr
     record = await repository.find_token(hash_token(token))
     if record is None:
         raise ApiError(401, "Invalid service token")
+    status = token_status(record, utcnow())
+    if status != "active":
+        API_TOKENS_REFUSED.labels(status).inc()
+        raise ApiError(401, "Service token revoked or expired")
     return Principal(record.id, record.organization_id, record.agent_identity_id)
