@@ -10,6 +10,7 @@ import argparse
 
 from trunkline.config import Settings
 from trunkline.crypto import SecretBox, hash_token, load_master_key, new_token
+from trunkline.data_dir import secure_data_dir
 from trunkline.storage import DuplicateHandle, Repository, open_repository
 from trunkline.webhooks import new_signing_key
 
@@ -21,7 +22,7 @@ class AdminError(Exception):
 
 
 async def run_command(settings: Settings, args: argparse.Namespace) -> list[str]:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(settings.data_dir)
     master_key = load_master_key(settings.secret_key, settings.data_dir)
     repository = await open_repository(settings.effective_database_url, migrate=False)
     try:
