@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from trunkline.config import Settings
 from trunkline.crypto import SecretBox, load_master_key
+from trunkline.data_dir import secure_data_dir
 from trunkline.storage import DuplicateHandle, Repository, open_repository
 from trunkline.storage.models import ApiToken, utcnow
 from trunkline.tokens import issue_token, token_status
@@ -30,7 +31,7 @@ class AdminError(Exception):
 
 
 async def run_command(settings: Settings, args: argparse.Namespace) -> list[str]:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(settings.data_dir)
     master_key = load_master_key(settings.secret_key, settings.data_dir)
     repository = await open_repository(settings.effective_database_url, migrate=False)
     try:

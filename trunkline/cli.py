@@ -15,6 +15,7 @@ from typing import Any
 
 from trunkline import __version__
 from trunkline.config import ConfigError, Settings, describe_settings, load_settings
+from trunkline.data_dir import private_umask
 from trunkline.logs import configure_logging
 
 
@@ -111,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"trunkline: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    private_umask()  # what this process writes into the data directory is the user's only
     if args.command == "serve":
         if settings.workers > 1:
             from trunkline.supervisor import supervise

@@ -71,6 +71,7 @@ class Settings:
     telnyx_stream_token: str = ""
     workers: int = 1
     worker_of: int = 0
+    worker_slot: int = 0
     number_pool: str = "+15550100000-+15550100999"
     toll_free_pool: str = "+18885550000-+18885550999"
     shutdown_timeout_seconds: float = 30.0
@@ -148,6 +149,8 @@ class Settings:
             raise ConfigError("TRUNKLINE_WORKERS above 1 needs fixed HTTP and SIP ports")
         if self.worker_of < 0:
             raise ConfigError("TRUNKLINE_WORKER_OF must not be negative")
+        if self.worker_slot < 0 or (self.worker_of and self.worker_slot >= self.worker_of):
+            raise ConfigError("TRUNKLINE_WORKER_SLOT must be 0 to TRUNKLINE_WORKER_OF - 1")
         if self.max_numbers_per_org < 0:
             raise ConfigError("TRUNKLINE_MAX_NUMBERS_PER_ORG must not be negative")
         if self.telnyx_public_key:
@@ -215,6 +218,7 @@ SETTING_HELP: dict[str, str] = {
     "telnyx_stream_token": "x-telnyx-streaming-auth-token Telnyx media streams must present (unset: refused)",
     "workers": "event-loop processes sharing the HTTP and SIP ports (SO_REUSEPORT)",
     "worker_of": "set by serve --workers for each worker process (not set by hand)",
+    "worker_slot": "set by serve --workers: this worker's slot, 0..N-1 (not set by hand)",
     "number_pool": "local numbers the embedded inventory hands out (FIRST-LAST[,FIRST-LAST])",
     "toll_free_pool": "toll-free numbers of the embedded inventory (FIRST-LAST[,...])",
     "s3_bucket": "keep media and recordings in this S3 bucket (unset: the data directory)",

@@ -21,6 +21,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from trunkline.data_dir import private_directory
+
 TOKEN_PREFIX = "tl_"
 SECRET_FILE_NAME = "secret.key"
 _SEALED_PREFIX = "v1:"
@@ -62,7 +64,7 @@ def load_master_key(secret_key: str, data_dir: Path) -> bytes:
         return bytes.fromhex(path.read_text().strip())
     except FileNotFoundError:
         pass
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(data_dir)
     generated = secrets.token_bytes(32)
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

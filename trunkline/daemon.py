@@ -1,5 +1,7 @@
 """Runs one trunkline process: services, HTTP listener, signal-driven shutdown.
 
+Start-up makes the data directory private, then ends the calls this process's
+slot left live when its last run died (``restart_sweep``) before it takes any.
 Shutdown is phased: stop accepting, let live work finish within the deadline,
 then release resources in reverse order of opening. A second SIGINT/SIGTERM
 shortens the deadline to zero.
@@ -19,9 +21,11 @@ from aiohttp import web
 
 from trunkline.config import Settings
 from trunkline.control_api import build_app
+from trunkline.data_dir import load_node_id, secure_data_dir
 from trunkline.gateway.clock import MediaClock
-from trunkline.gateway.owner_channel import OwnerChannel, owner_id
+from trunkline.gateway.owner_channel import OwnerChannel, claim_owner, owner_id
 from trunkline.gateway.owner_notify import PgCallActions
+from trunkline.gateway.restart_sweep import end_calls_left_live
 from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip_gateway import GatewayCallControl, SipGateway
 from trunkline.services import Services
@@ -60,6 +64,7 @@ async def serve(
     shutdown = shutdown or ShutdownSignal()
     if sys.platform != "win32":
         shutdown.install(asyncio.get_running_loop())
+    secure_data_dir(settings.data_dir)
     services = await Services.open(settings)
     outbox_task: asyncio.Task[None] | None = None
     gateway: SipGateway | None = None
@@ -69,6 +74,8 @@ async def serve(
         build_app(services), handle_signals=False, access_log=None, shutdown_timeout=1.0
     )
     try:
+        owner = claim_owner(load_node_id(settings.data_dir), settings.worker_slot)
+        await end_calls_left_live(services, owner)  # before this process takes any call
         await runner.setup()
         shared = settings.worker_of > 0  # one of serve --workers N: share the ports
         site = web.TCPSite(runner, settings.host, settings.http_port, reuse_port=shared or None)
@@ -76,7 +83,9 @@ async def serve(
         port = _bound_port(runner, settings.http_port)
         gateway = await _start_gateway(services)
         if shared:
-            channel = OwnerChannel(settings.data_dir / "run", _hangup_here(gateway))
+            channel = OwnerChannel(
+                settings.data_dir / "run", settings.worker_slot, _hangup_here(gateway)
+            )
             await channel.start()
         if settings.effective_database_url.startswith(("postgresql://", "postgres://")):
             # Processes on other machines share this database: hang-ups reach owners here.

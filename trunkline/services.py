@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from trunkline.config import Settings
 from trunkline.crypto import SecretBox, UrlSigner, load_master_key
+from trunkline.data_dir import private_directory
 from trunkline.storage.blobs import BlobStore, LocalBlobStore, S3BlobStore
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ class Services:
 
     @classmethod
     async def open(cls, settings: Settings) -> Services:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(settings.data_dir)
         services = cls(settings=settings)
         try:
             await services._open_parts()

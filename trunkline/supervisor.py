@@ -2,10 +2,12 @@
 
 The supervisor prepares what the workers share (data directory, migrations, the
 master key) so they do not race to create it, then starts each worker as its
-own ``trunkline serve`` with ``TRUNKLINE_WORKER_OF=N``, which binds the HTTP
+own ``trunkline serve`` with ``TRUNKLINE_WORKER_OF=N`` and its slot
+``TRUNKLINE_WORKER_SLOT`` (0..N-1, the same at every start), which binds the HTTP
 and SIP ports with SO_REUSEPORT. The kernel spreads new connections and SIP
 sources over the workers; each worker owns the calls it answers or places
-(its outbound signalling uses a port of its own, so replies come back to it),
+(its outbound signalling uses a port of its own, so replies come back to it)
+and, at start, ends those its slot left live when the last run stopped,
 and an API hang-up that lands on another worker is passed to the owner
 (``owner_channel``). SIGTERM/SIGINT are passed on; the supervisor exits 0 when
 every worker did.
@@ -24,6 +26,7 @@ from types import FrameType
 
 from trunkline.config import ENV_PREFIX, SETTING_NAMES, Settings
 from trunkline.crypto import load_master_key
+from trunkline.data_dir import load_node_id, secure_data_dir
 from trunkline.storage import open_repository
 
 log = logging.getLogger("trunkline.supervisor")
@@ -45,8 +48,9 @@ def settings_environment(settings: Settings) -> dict[str, str]:
 
 
 async def _prepare(settings: Settings) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(settings.data_dir)
     load_master_key(settings.secret_key, settings.data_dir)  # created once, here
+    load_node_id(settings.data_dir)
     repository = await open_repository(settings.effective_database_url, migrate=True)
     await repository.close()
 
@@ -59,8 +63,11 @@ def supervise(settings: Settings) -> int:
     env[f"{ENV_PREFIX}WORKERS"] = "1"
     env[f"{ENV_PREFIX}WORKER_OF"] = str(settings.workers)
     workers = [
-        subprocess.Popen([sys.executable, "-m", "trunkline", "serve"], env=env)
-        for _ in range(settings.workers)
+        subprocess.Popen(
+            [sys.executable, "-m", "trunkline", "serve"],
+            env={**env, f"{ENV_PREFIX}WORKER_SLOT": str(slot)},
+        )
+        for slot in range(settings.workers)
     ]
     log.info("started %d workers: %s", len(workers), [w.pid for w in workers])
 

@@ -1,4 +1,4 @@
-"""A recording survives ``kill -9`` of the process mid-call: the restart repairs it."""
+"""A recording survives ``kill -9`` of the process mid-call: the restart repairs and publishes it."""
 
 from __future__ import annotations
 
@@ -93,7 +93,8 @@ async def test_recording_survives_kill_9(tmp_path: Path, echo_agent: EchoAgent) 
         restarted.send_signal(signal.SIGTERM)
         await asyncio.to_thread(restarted.wait, 10)
     assert not partial.exists()
-    repaired = partial.with_name(partial.name.removesuffix(".partial"))
+    name = partial.name.removesuffix(".partial")
+    repaired = data_dir / "blobs" / "recordings" / name  # published as the call's recording
     audio, rate = soundfile.read(repaired, dtype="int16")
     assert rate == 8000 and audio.shape[1] == 2
     assert audio.shape[0] >= 8000 * 1.5  # all but the last, unflushed second at most

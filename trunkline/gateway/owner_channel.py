@@ -1,7 +1,10 @@
 """How worker processes on one machine pass call actions to the process that owns the call.
 
-Each worker of ``serve --workers N`` listens on ``<data dir>/run/<pid>.sock``;
-a call's ``owner`` is ``"<host>:<pid>"``. An API hang-up that lands on another
+A call's ``owner`` is ``"<node id>:<worker slot>"``: the data directory's node
+id (``trunkline.data_dir.load_node_id``) and the worker's slot, 0..N-1 under
+``serve --workers N`` and 0 otherwise. Both survive a restart, so the process
+that takes a slot over finds the calls its predecessor left live. Each worker
+listens on ``<data dir>/run/<slot>.sock``; an API hang-up that lands on another
 worker sends one line, ``hangup <call id>``, and gets ``ok`` or ``gone`` back.
 """
 
@@ -15,28 +18,44 @@ import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from trunkline.data_dir import private_directory
+
 log = logging.getLogger("trunkline.owner_channel")
 ASK_SECONDS = 3.0
 MAX_LINE = 256
 
 
+_claimed: str | None = None  # this process's owner name, once the daemon has claimed it
+
+
+def claim_owner(node_id: str, slot: int) -> str:
+    """Name this process ``<node id>:<slot>`` on the calls it carries from now on."""
+    global _claimed
+    _claimed = f"{node_id}:{slot}"
+    return _claimed
+
+
 def owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process's owner name; a process that has not claimed one is ``<host>:<pid>``."""
+    return _claimed or f"{socket.gethostname()}:{os.getpid()}"
 
 
-def same_host(owner: str) -> bool:
-    return owner.rpartition(":")[0] == socket.gethostname()
+def same_node(owner: str) -> bool:
+    """True when ``owner`` is a worker of this node (same data directory)."""
+    return owner.rpartition(":")[0] == owner_id().rpartition(":")[0]
 
 
 class OwnerChannel:
-    def __init__(self, directory: Path, on_hangup: Callable[[str], Awaitable[bool]]) -> None:
+    def __init__(
+        self, directory: Path, slot: int, on_hangup: Callable[[str], Awaitable[bool]]
+    ) -> None:
         self.directory = directory
-        self.path = directory / f"{os.getpid()}.sock"
+        self.path = directory / f"{slot}.sock"
         self._on_hangup = on_hangup
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_directory(self.directory)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         self._server = await asyncio.start_unix_server(self._handle, path=str(self.path))
@@ -63,10 +82,10 @@ class OwnerChannel:
 
 async def ask_owner(directory: Path, owner: str, call_id: str) -> bool:
     """Ask the worker that owns a call to hang it up; False when it is not reachable here."""
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    _, _, slot = owner.rpartition(":")
+    if not same_node(owner) or not slot.isdigit():
         return False
-    path = directory / f"{pid}.sock"
+    path = directory / f"{int(slot)}.sock"
     try:
         async with asyncio.timeout(ASK_SECONDS):
             reader, writer = await asyncio.open_unix_connection(str(path))

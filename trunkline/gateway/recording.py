@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from trunkline.data_dir import PRIVATE_FILE_MODE, private_directory
+
 log = logging.getLogger("trunkline.recording")
 SAMPLE_RATE = 8000
 FRAME_SAMPLES = 160
@@ -50,7 +52,7 @@ class RecordingWriter:
         self._started = False
 
     def start(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_directory(self.directory)
         repaired = repair_partials(self.directory)
         if repaired:
             log.warning("repaired %d recordings left by a crash", repaired)
@@ -90,6 +92,7 @@ class RecordingWriter:
                         partial, "w", samplerate=SAMPLE_RATE, channels=2,
                         subtype="PCM_16", format="WAV",
                     )  # fmt: skip
+                    os.chmod(partial, PRIVATE_FILE_MODE)  # whatever the umask
                 elif kind == "write" and call_id in self._files:
                     # libsndfile hands each block to the kernel at once (write(2)), so a
                     # killed process loses nothing written; no fsync per block.
@@ -166,12 +169,28 @@ def repair_partials(directory: Path) -> int:
     repaired = 0
     for partial in sorted(directory.glob(f"*{PARTIAL_SUFFIX}")):
         try:
-            _fix_wav_header(partial)
-            os.replace(partial, partial.with_name(partial.name.removesuffix(".partial")))
+            repair_partial(partial)
             repaired += 1
+        except FileNotFoundError:
+            pass  # another worker repaired it (its call) in the meantime
         except (OSError, ValueError) as exc:
             log.error("cannot repair %s: %s", partial.name, exc)
     return repaired
+
+
+def repair_partial(partial: Path) -> Path:
+    """Fix one crash-left ``.wav.partial`` and rename it ``.wav``; returns the new path."""
+    final = partial.with_name(partial.name.removesuffix(".partial"))
+    _fix_wav_header(partial)
+    os.chmod(partial, PRIVATE_FILE_MODE)
+    os.replace(partial, final)
+    return final
+
+
+def recorded_seconds(path: Path) -> float:
+    """How long a finished (or repaired) recording plays."""
+    info = soundfile.info(str(path))
+    return float(info.frames) / info.samplerate
 
 
 def _fix_wav_header(path: Path) -> None:

@@ -24,7 +24,6 @@ import contextlib
 import ipaddress
 import json
 import logging
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -44,10 +43,11 @@ from trunkline.gateway.clock import MediaClock
 from trunkline.gateway.live_call import LiveCall, SipAddress, ignore_response, ignore_timeout
 from trunkline.gateway.media import MediaBridge, RtpLeg
 from trunkline.gateway.outbound_calls import OutboundCalls
-from trunkline.gateway.owner_channel import ask_owner, owner_id, same_host
+from trunkline.gateway.owner_channel import ask_owner, owner_id, same_node
 from trunkline.gateway.owner_notify import PgCallActions
 from trunkline.gateway.probes import MediaTotals
 from trunkline.gateway.recording import CallRecorder, RecordingWriter
+from trunkline.gateway.recording_publish import publish_recording
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
 from trunkline.gateway.sip.admission import SourceBudget, is_trusted
 from trunkline.gateway.sip.digest import DigestServer
@@ -72,8 +72,7 @@ from trunkline.gateway.transcripts import store_transcript_segment
 from trunkline.gateway.voicemail import start_voicemail
 from trunkline.services import Services
 from trunkline.speech.engines import SpeechEngines
-from trunkline.storage.blobs import LocalBlobStore
-from trunkline.storage.models import Call, EventDraft, HangupReason, PhoneNumber, utcnow
+from trunkline.storage.models import Call, HangupReason, PhoneNumber, utcnow
 from trunkline.webhooks.signing import sign_headers
 from trunkline.webhooks.ssrf import check_url_literal
 
@@ -690,31 +689,8 @@ class SipGateway(asyncio.DatagramProtocol):
 
     async def _publish_recording(self, call: LiveCall, path: Path) -> None:
         """Move a finished recording into the blob store, link it to the call, announce it."""
-        record = call.lifecycle.record
-        key = f"recordings/{record.id}.wav"
-        store = self.services.blob_store
-        try:
-            if isinstance(store, LocalBlobStore):
-                await asyncio.to_thread(_move, path, store.path_for(key))
-            else:
-                await store.put(key, await asyncio.to_thread(path.read_bytes), "audio/wav")
-                await asyncio.to_thread(path.unlink)
-        except OSError:
-            log.exception("recording could not be stored", extra={"call_id": record.id})
-            return
-        event = EventDraft(
-            event_type="recording.ready",
-            organization_id=record.organization_id,
-            phone_number_id=record.phone_number_id,
-            agent_identity_id=call.lifecycle.agent_identity_id,
-            data={"call_id": record.id, "content_type": "audio/wav", "channels": 2,
-                  "sample_rate": 8000},
-        )  # fmt: skip
-        await self.services.repository.update_call(
-            record.id, {"recording_key": key}, events=[event]
-        )
-        if self.services.outbox is not None:
-            self.services.outbox.wake()
+        lifecycle = call.lifecycle
+        await publish_recording(self.services, lifecycle.record, lifecycle.agent_identity_id, path)
 
     async def mark_answered(self, call: LiveCall, link: AgentLink, url: str | None) -> None:
         call.duration_timer = asyncio.get_running_loop().call_later(
@@ -1047,11 +1023,6 @@ def inbound_call_record(number: PhoneNumber, remote: str | None, carrier_call_id
     )
 
 
-def _move(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(source, target)
-
-
 def _custom_parameters(record: Call) -> dict[str, str]:
     """What a Twilio-persona agent finds in ``start.customParameters``."""
     inbound = record.direction == "inbound"
@@ -1085,7 +1056,7 @@ class GatewayCallControl:
             return True
         if not call.owner or call.owner == owner_id():
             return False
-        if self.gateway.services.settings.worker_of and same_host(call.owner):
+        if self.gateway.services.settings.worker_of and same_node(call.owner):
             run_dir = self.gateway.services.settings.data_dir / "run"
             if await ask_owner(run_dir, call.owner, call.id):  # another worker carries it
                 return True

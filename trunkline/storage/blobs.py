@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from trunkline.crypto import UrlSigner
+from trunkline.data_dir import PRIVATE_FILE_MODE, make_private_dirs
 
 MEDIA_ROUTE_PREFIX = "/media/"
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
@@ -60,9 +61,10 @@ class LocalBlobStore(BlobStore):
 
     def put_sync(self, key: str, data: bytes) -> Path:
         path = self.path_for(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(path.parent)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(temporary, "wb") as handle:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        with os.fdopen(os.open(temporary, flags, PRIVATE_FILE_MODE), "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

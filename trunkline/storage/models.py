@@ -16,7 +16,9 @@ NumberStatus = Literal["active", "paused", "released"]
 IncomingCallAction = Literal["auto_accept", "auto_reject", "webhook"]
 CallDirection = Literal["inbound", "outbound"]
 CallStatus = Literal["initiated", "ringing", "answered", "completed", "failed", "canceled"]
-HangupReason = Literal["local", "remote", "max_duration", "voicemail", "rejected"]
+HangupReason = Literal[
+    "local", "remote", "max_duration", "voicemail", "rejected", "gateway_restart"
+]
 TranscriptParty = Literal["local", "remote", "system"]
 TextDirection = Literal["inbound", "outbound"]
 TextType = Literal["sms", "mms"]
@@ -25,6 +27,7 @@ AgentProtocol = Literal["inkbox", "twilio"]
 AgentAudio = Literal["mulaw8k", "pcm16_8k", "pcm16_16k", "pcm16_24k"]
 
 CALL_ENDED_STATUSES: frozenset[str] = frozenset({"completed", "failed", "canceled"})
+CALL_LIVE_STATUSES: tuple[CallStatus, ...] = ("initiated", "ringing", "answered")
 
 
 def new_id() -> str:
@@ -146,7 +149,7 @@ class Call:
     created_at: datetime
     updated_at: datetime
     sip_call_id: str | None = None
-    owner: str | None = None  # which process carries the live call ("host:pid")
+    owner: str | None = None  # which process carries the live call ("<node id>:<slot>")
     recording_key: str | None = None
     failure_detail: str | None = None
 

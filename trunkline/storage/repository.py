@@ -206,6 +206,10 @@ class Repository(abc.ABC):
         """Newest first. ``agent_identity_id`` keeps calls on that identity's numbers."""
 
     @abc.abstractmethod
+    async def list_live_calls(self, owner: str, *, limit: int = 100) -> list[Call]:
+        """Calls ``owner`` carries that have not ended (initiated, ringing, answered), oldest first."""
+
+    @abc.abstractmethod
     async def update_call(
         self,
         call_id: str,

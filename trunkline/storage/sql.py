@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from trunkline.storage.models import (
+    CALL_LIVE_STATUSES,
     AgentIdentity,
     ApiToken,
     Call,
@@ -525,6 +526,17 @@ class SqlRepository(Repository, abc.ABC):
         args += [limit, offset]
         sql += f" ORDER BY c.created_at DESC, c.id LIMIT ${len(args) - 1} OFFSET ${len(args)}"
         return [_model(Call, CALL_COLUMNS, r) for r in await self._fetch(sql, *args)]
+
+    async def list_live_calls(self, owner: str, *, limit: int = 100) -> list[Call]:
+        limit, _ = _sanitise_limit(limit, 0)
+        live = placeholders(len(CALL_LIVE_STATUSES), 2)
+        sql = (
+            f"SELECT {select_list(CALL_COLUMNS)} FROM calls"
+            f" WHERE owner = $1 AND status IN ({live})"
+            f" ORDER BY created_at, id LIMIT ${len(CALL_LIVE_STATUSES) + 2}"
+        )
+        rows = await self._fetch(sql, owner, *CALL_LIVE_STATUSES, limit)
+        return [_model(Call, CALL_COLUMNS, r) for r in rows]
 
     async def update_call(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from trunkline.data_dir import PRIVATE_FILE_MODE
 from trunkline.storage.migrations import load_migrations
 from trunkline.storage.models import TranscriptParty
 from trunkline.storage.sql import (
@@ -112,6 +114,8 @@ class SqliteRepository(SqlRepository):
 
     def _connect_sync(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Created owner-only first: SQLite gives its -wal and -shm files the database's mode.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE))
         connection = sqlite3.connect(
             self.path,
             isolation_level=None,
