@@ -455,7 +455,7 @@ class SipGateway(asyncio.DatagramProtocol):
         record = call.lifecycle.record
         number = await self.services.repository.get_number(record.phone_number_id)
         verdict = self._digest_verdict(request, number)
-        self._arrived_on = arrived_on
+        self._arrived_on = arrived_on  # answered as if it had just arrived (set per datagram)
         if verdict != "ok":
             if verdict == "denied":
                 self._refuse_dialog_request(dialog_guard.STRANGER, request, source, 403)
