@@ -327,3 +327,25 @@ async def test_in_dialog_requests_spend_the_sources_budget(
         assert (await hang_up(carrier)).status == 200
     finally:
         carrier.close()
+
+
+async def test_the_ack_of_a_reinvite_stops_its_2xx(
+    trunkline: Trunkline, echo_agent: EchoAgent
+) -> None:
+    await trunkline.number("auto_accept", echo_agent.url)
+    carrier = await CarrierCall.open(trunkline.sip_port)
+    try:
+        assert (await carrier.invite(NUMBER)).status == 200
+        call = live_call(trunkline, carrier)
+        reinvite = carrier.request("INVITE", NUMBER, 2, offer(carrier.rtp_port))
+        assert (await ask(carrier, reinvite)).status == 200
+        carrier.sip.sendto(carrier.request("ACK", NUMBER, 2).serialize(), carrier.target)
+        # Unacknowledged, the 200 would come again at 0.5 and 1.5 s (and Timer H would
+        # end the call as if the ACK had been lost).
+        assert await responses_within(carrier, 2.0) == []
+        assert trunkline.gateway.calls.get(carrier.call_id) is call and not call.ended
+        stale = carrier.request("ACK", NUMBER, 1)  # the first INVITE's ACK, late: no effect
+        carrier.sip.sendto(stale.serialize(), carrier.target)
+        assert (await hang_up(carrier)).status == 200
+    finally:
+        carrier.close()

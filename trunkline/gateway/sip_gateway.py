@@ -344,19 +344,19 @@ class SipGateway(asyncio.DatagramProtocol):
         call = self.calls.get(request.call_id)
         if request.method == "ACK":
             if call is not None and call.invite_transaction is not None:
-                # the ACK for our 2xx (a new branch), honoured from the far end only
-                if (
-                    check_in_dialog(request, source, _dialog(call), trusted=trusted)
-                    is Verdict.ACCEPT
-                ):
-                    self._send(call.invite_transaction.on_retransmission(request, self._now()))
-                else:
+                # the ACK for our 2xx (a new branch) to the dialog's latest INVITE,
+                # honoured from the far end only
+                invite = call.invite_transaction
+                verdict = check_in_dialog(request, source, _dialog(call), trusted=trusted)
+                if verdict is not Verdict.ACCEPT:
                     self._refuse_dialog_request(dialog_guard.ACK_STRANGER)
+                elif request.cseq[0] == invite.request.cseq[0]:
+                    self._send(invite.on_retransmission(request, self._now()))
             return
         if request.method == "CANCEL":
-            invite = self._server.get((branch, "INVITE"))
-            if invite is not None and not cancel_matches(
-                request, source, invite.request, invite.address
+            pending = self._server.get((branch, "INVITE"))
+            if pending is not None and not cancel_matches(
+                request, source, pending.request, pending.address
             ):
                 self._refuse_dialog_request(dialog_guard.CANCEL_MISMATCH, request, source, 481)
                 return
@@ -533,6 +533,8 @@ class SipGateway(asyncio.DatagramProtocol):
             response.body = answer_sdp(negotiated, self.media_address, call.endpoint.port)
             response.headers.add("Content-Type", "application/sdp")
         response.headers.add("Contact", self.contact())
+        if call.answered:  # its ACK, on a branch of its own, is matched through the call
+            call.invite_transaction = transaction
         self._respond(transaction, response)
 
     def _ack_timeout(self, transaction: ServerTransaction) -> None:

@@ -26,7 +26,7 @@ SipAddress = tuple[str, int]
 WRONG_TAGS = "dialog_mismatch"  # live Call-ID, wrong or missing tags: 481
 STRANGER = "dialog_stranger"  # tags match, but from neither the far end nor a trusted network
 CANCEL_MISMATCH = "cancel_mismatch"  # no pending INVITE from that source matches: 481
-ACK_STRANGER = "ack_stranger"  # an ACK not from the dialog's far end: dropped
+ACK_STRANGER = "ack_stranger"  # an ACK with wrong tags or not from the far end: dropped
 FOREIGN_RETRANSMISSION = "foreign_retransmission"  # a transaction's branch from another source
 REFUSAL_REASONS = (WRONG_TAGS, STRANGER, CANCEL_MISMATCH, ACK_STRANGER, FOREIGN_RETRANSMISSION)
 
