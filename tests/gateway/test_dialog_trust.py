@@ -10,6 +10,7 @@ import pytest
 
 from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall, Inbox
+from tests.gateway.test_metrics import scrape, value
 from tests.gateway.test_trunk_security import distrust_loopback, invite_with_credentials
 from trunkline.gateway.live_call import LiveCall
 from trunkline.gateway.media import RtpLeg
@@ -124,6 +125,11 @@ async def test_wrong_or_missing_tags_get_481_once_and_change_nothing(
         assert caller_media_target(call) == media_target
         assert not echo_agent.calls[0].closed.is_set()
         assert trunkline.gateway.dialog_refused["dialog_mismatch"] == 4
+        scraped = await scrape(trunkline)
+        refused = "trunkline_sip_requests_refused_total"
+        assert value(scraped, refused, reason="dialog_mismatch") == 4
+        for reason in ("dialog_stranger", "cancel_mismatch", "ack_stranger"):
+            assert (refused, (("reason", reason),)) in scraped  # every reason, from the start
         assert (await hang_up(carrier)).status == 200
         await asyncio.wait_for(echo_agent.calls[0].closed.wait(), 5)
     finally:
