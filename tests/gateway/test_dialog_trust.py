@@ -8,18 +8,25 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
-from tests.gateway.sip_peer import CarrierCall, Inbox
+from tests.gateway.conftest import NUMBER, Api, EchoAgent, Trunkline
+from tests.gateway.sip_peer import CarrierCall, Inbox, bind_udp
 from tests.gateway.test_metrics import scrape, value
+from tests.gateway.test_outbound_calls import place, register_byo_number, wait_status
 from tests.gateway.test_trunk_security import distrust_loopback, invite_with_credentials
 from trunkline.gateway.live_call import LiveCall
 from trunkline.gateway.media import RtpLeg
 from trunkline.gateway.sip.admission import SourceBudget
 from trunkline.gateway.sip.digest import Challenge
-from trunkline.gateway.sip.message import SipRequest, SipResponse, parse_message
+from trunkline.gateway.sip.message import (
+    Address,
+    SipRequest,
+    SipResponse,
+    parse_message,
+    response_to,
+)
 
 
-async def bind_on(host: str) -> tuple[object, Inbox, int]:
+async def bind_on(host: str) -> tuple[asyncio.DatagramTransport, Inbox, int]:
     loop = asyncio.get_running_loop()
     inbox = Inbox()
     transport, _ = await loop.create_datagram_endpoint(lambda: inbox, local_addr=(host, 0))
@@ -31,10 +38,10 @@ async def impostor(of: CarrierCall, host: str = "127.0.0.1") -> CarrierCall:
     sip, sip_inbox, sip_port = await bind_on(host)
     rtp, rtp_inbox, rtp_port = await bind_on(host)
     return CarrierCall(
-        sip,  # type: ignore[arg-type]
+        sip,
         sip_inbox,
         sip_port,
-        rtp,  # type: ignore[arg-type]
+        rtp,
         rtp_inbox,
         rtp_port,
         of.target,
@@ -355,3 +362,56 @@ async def test_the_ack_of_a_reinvite_stops_its_2xx(
         assert (await hang_up(carrier)).status == 200
     finally:
         carrier.close()
+
+
+async def next_request(inbox: Inbox, method: str) -> SipRequest:
+    while True:
+        message = parse_message(await asyncio.wait_for(inbox.queue.get(), 10))
+        if isinstance(message, SipRequest) and message.method == method:
+            return message
+
+
+def callee_bye(invite: SipRequest, via: tuple[str, int], cseq: int) -> SipRequest:
+    """The callee's in-dialog BYE for our INVITE answered with To-tag ``callee``."""
+    bye = SipRequest(method="BYE", uri=Address.parse(invite.headers.get("Contact") or "").uri)
+    bye.headers.add("Via", f"SIP/2.0/UDP {via[0]}:{via[1]};branch=z9hG4bKbye{cseq}")
+    bye.headers.add("From", f"{invite.headers.get('To')};tag=callee")
+    bye.headers.add("To", invite.headers.get("From") or "")
+    bye.headers.add("Call-ID", invite.call_id)
+    bye.headers.add("CSeq", f"{cseq} BYE")
+    bye.headers.add("Max-Forwards", "70")
+    return bye
+
+
+async def test_outbound_call_is_not_ended_by_a_bye_from_another_address(
+    trunkline: Trunkline, echo_agent: EchoAgent, api: Api
+) -> None:
+    trunkline.gateway.trusted_networks = [ipaddress.ip_network("127.0.0.1/32")]
+    trunk, trunk_inbox, trunk_port = await bind_udp()
+    media, _, media_port = await bind_udp()
+    attacker, attacker_inbox, attacker_port = await bind_on("127.0.0.2")
+    try:
+        await register_byo_number(api, trunk_port, "unused", echo_agent.url)
+        placed = await place(api)
+        invite = await next_request(trunk_inbox, "INVITE")
+        trunkline_sip = trunk_inbox.last_source
+        ok = response_to(invite, 200, to_tag="callee")
+        ok.headers.add("Contact", f"<sip:callee@127.0.0.1:{trunk_port}>")
+        ok.headers.add("Content-Type", "application/sdp")
+        ok.body = offer(media_port)
+        trunk.sendto(ok.serialize(), trunkline_sip)
+        await next_request(trunk_inbox, "ACK")
+        await wait_status(trunkline, placed["id"], {"answered"})
+        forged = callee_bye(invite, ("127.0.0.2", attacker_port), 1)
+        attacker.sendto(forged.serialize(), trunkline_sip)
+        refused = parse_message(await asyncio.wait_for(attacker_inbox.queue.get(), 5))
+        assert isinstance(refused, SipResponse) and refused.status == 401
+        call = trunkline.gateway.calls[invite.call_id]
+        assert call.answered and not call.ended
+        trunk.sendto(callee_bye(invite, ("127.0.0.1", trunk_port), 2).serialize(), trunkline_sip)
+        ended = await wait_status(trunkline, placed["id"], {"completed"})
+        assert ended.hangup_reason == "remote"
+    finally:
+        trunk.close()
+        media.close()
+        attacker.close()
