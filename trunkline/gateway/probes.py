@@ -29,6 +29,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from trunkline.gateway.sip.dialog_guard import REFUSAL_REASONS
+
 if TYPE_CHECKING:
     from trunkline.gateway.sip_gateway import SipGateway
 
@@ -139,6 +141,7 @@ class GatewayCollector(Collector):
         active = {"inbound": 0, "outbound": 0}
         backlog = 0
         sip = {"malformed_dropped": 0, "bad_requests": 0, "auth_refused": 0, "rate_limited": 0}
+        sip.update(dict.fromkeys(REFUSAL_REASONS, 0))
         for gateway in gateways:
             totals.add_totals(gateway.media_snapshot())
             for call in gateway.calls.values():
@@ -150,6 +153,8 @@ class GatewayCollector(Collector):
             sip["bad_requests"] += gateway.bad_requests
             sip["auth_refused"] += gateway.auth_refused
             sip["rate_limited"] += gateway.budget.dropped
+            for reason, count in gateway.dialog_refused.items():
+                sip[reason] += count
         calls = GaugeMetricFamily(
             "trunkline_calls_active", "Answered calls in progress", labels=["direction"]
         )

@@ -11,9 +11,13 @@ BYE). OPTIONS is answered 200. Malformed requests get 400 when a response
 can be addressed, and are dropped (and counted) otherwise.
 
 Trunk security: requests from outside ``TRUNKLINE_SIP_TRUSTED_SOURCES`` spend a
-per-source budget (``sip.admission``) and are dropped unanswered beyond it; an
-INVITE from such a source is challenged (401) before the number is even looked
-up, and a wrong password and an unknown user both get the same 403.
+per-source budget (``sip.admission``), in-dialog ones too, and are dropped
+unanswered beyond it; an INVITE from such a source is challenged (401) before
+the number is even looked up, and a wrong password and an unknown user both get
+the same 403 — each sent once, statelessly. Requests naming a live dialog must
+match its tags (else 481) and come from its far end, a trusted network, or pass
+the same digest (``sip.dialog_guard``); a CANCEL must come from its INVITE's
+source.
 Outbound calls are placed by ``outbound_calls.OutboundCalls``.
 """
 
@@ -49,7 +53,9 @@ from trunkline.gateway.probes import MediaTotals
 from trunkline.gateway.recording import CallRecorder, RecordingWriter
 from trunkline.gateway.recording_publish import publish_recording
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
+from trunkline.gateway.sip import dialog_guard
 from trunkline.gateway.sip.admission import SourceBudget, is_trusted
+from trunkline.gateway.sip.dialog_guard import Dialog, Verdict, cancel_matches, check_in_dialog
 from trunkline.gateway.sip.digest import DigestServer
 from trunkline.gateway.sip.message import (
     Address,
@@ -147,6 +153,7 @@ class SipGateway(asyncio.DatagramProtocol):
         self.malformed_dropped = 0
         self.bad_requests = 0
         self.auth_refused = 0
+        self.dialog_refused = dict.fromkeys(dialog_guard.REFUSAL_REASONS, 0)
         settings = services.settings
         self.trusted_networks = settings.trusted_networks()
         self.budget = SourceBudget(settings.sip_unauthenticated_rate)
@@ -321,34 +328,64 @@ class SipGateway(asyncio.DatagramProtocol):
 
     def _on_request(self, request: SipRequest, source: SipAddress) -> None:
         metrics.SIP_REQUESTS.labels(metrics.sip_method_label(request.method)).inc()
+        trusted = is_trusted(source[0], self.trusted_networks)
+        if not trusted and not self.budget.admit(source[0], self._now()):
+            return  # over its budget, in-dialog requests too: dropped unanswered (and counted)
         branch = request.top_via.branch
         method = "INVITE" if request.method == "ACK" else request.method
         existing = self._server.get((branch, method))
         if existing is not None:
+            if source != existing.address:  # a stranger replaying the branch: no reflection
+                self._refuse_dialog_request(dialog_guard.FOREIGN_RETRANSMISSION)
+                return
             self._send(existing.on_retransmission(request, self._now()))
             return
+        call = self.calls.get(request.call_id)
         if request.method == "ACK":
-            call = self.calls.get(request.call_id)
             if call is not None and call.invite_transaction is not None:
-                # the ACK for our 2xx (a new branch)
-                self._send(call.invite_transaction.on_retransmission(request, self._now()))
+                # the ACK for our 2xx (a new branch) to the dialog's latest INVITE,
+                # honoured from the far end only
+                invite = call.invite_transaction
+                verdict = check_in_dialog(request, source, _dialog(call), trusted=trusted)
+                if verdict is not Verdict.ACCEPT:
+                    self._refuse_dialog_request(dialog_guard.ACK_STRANGER)
+                elif request.cseq[0] == invite.request.cseq[0]:
+                    self._send(invite.on_retransmission(request, self._now()))
             return
-        if (
-            request.call_id not in self.calls
-            and not is_trusted(source[0], self.trusted_networks)
-            and not self.budget.admit(source[0], self._now())
-        ):
-            return  # over its budget: dropped unanswered (and counted)
+        if request.method == "CANCEL":
+            pending = self._server.get((branch, "INVITE"))
+            if pending is not None and not cancel_matches(
+                request, source, pending.request, pending.address
+            ):
+                self._refuse_dialog_request(dialog_guard.CANCEL_MISMATCH, request, source, 481)
+                return
+        elif call is not None:
+            verdict = check_in_dialog(request, source, _dialog(call), trusted=trusted)
+            if verdict is Verdict.WRONG_TAGS:
+                self._refuse_dialog_request(dialog_guard.WRONG_TAGS, request, source, 481)
+                return
+            if verdict is Verdict.STRANGER:
+                self._authenticate_stranger(request, source, call)
+                return
+        self._serve(request, source, trusted=trusted)
+
+    def _serve(self, request: SipRequest, source: SipAddress, *, trusted: bool) -> None:
+        """A request admitted (and, in a dialog, matched to it): its server transaction."""
+        branch = request.top_via.branch
+        if (branch, request.method) in self._server:
+            return  # answered meanwhile (a retransmission that was authenticated too)
         transaction = ServerTransaction(request, self._reply_address(request, source))
         self._server[(branch, request.method)] = transaction
         if self._arrived_on is not None:  # answer from the port the request came to
             self._transport_of[(branch, request.method)] = self._arrived_on
         if request.method == "INVITE":
             transaction.on_timeout = self._ack_timeout
-            self._respond(transaction, response_to(request, 100))
             if request.call_id in self.calls:  # re-INVITE: hold/unhold or refresh
+                self._respond(transaction, response_to(request, 100))
                 self._reinvite(self.calls[request.call_id], transaction)
                 return
+            if trusted:  # untrusted sources hear nothing before they authenticate
+                self._respond(transaction, response_to(request, 100))
             self.spawn(self._inbound_invite(transaction, source))
         elif request.method == "BYE":
             self._bye(transaction)
@@ -363,6 +400,72 @@ class SipGateway(asyncio.DatagramProtocol):
             response = response_to(request, 405, to_tag=secrets.token_hex(6))
             response.headers.add("Allow", ALLOW)
             self._respond(transaction, response)
+
+    def _refuse_dialog_request(
+        self,
+        reason: str,
+        request: SipRequest | None = None,
+        source: SipAddress | None = None,
+        status: int | None = None,
+        **headers: str,
+    ) -> None:
+        """Count a refused request; answer it once, without a transaction, when a status is given."""
+        self.dialog_refused[reason] += 1
+        if request is None or source is None or status is None:
+            return
+        response = response_to(request, status, to_tag=secrets.token_hex(6))
+        for name, value in headers.items():
+            response.headers.add(name.replace("_", "-"), value)
+        self._send_once(response, source, self._arrived_on)
+
+    def _send_once(
+        self,
+        response: SipResponse,
+        destination: SipAddress,
+        transport: asyncio.DatagramTransport | None = None,
+    ) -> None:
+        """A response sent statelessly: once, never retransmitted, nothing kept."""
+        response.headers.add("Server", USER_AGENT)
+        metrics.SIP_RESPONSES.labels(str(response.status)).inc()
+        transport = transport or self.transport
+        if transport is not None:
+            transport.sendto(response.serialize(), destination)
+
+    def _authenticate_stranger(
+        self, request: SipRequest, source: SipAddress, call: LiveCall
+    ) -> None:
+        """An in-dialog request from outside the dialog and the trusted networks: digest, as for
+        an INVITE (challenged or refused statelessly), and only then served."""
+        if request.headers.get("Authorization") is None:
+            challenge = self.digest.challenge()
+            self._refuse_dialog_request(
+                dialog_guard.STRANGER, request, source, 401, WWW_Authenticate=challenge
+            )
+            return
+        self.spawn(self._serve_if_authenticated(request, source, call, self._arrived_on))
+
+    async def _serve_if_authenticated(
+        self,
+        request: SipRequest,
+        source: SipAddress,
+        call: LiveCall,
+        arrived_on: asyncio.DatagramTransport | None,
+    ) -> None:
+        record = call.lifecycle.record
+        number = await self.services.repository.get_number(record.phone_number_id)
+        verdict = self._digest_verdict(request, number)
+        self._arrived_on = arrived_on  # answered as if it had just arrived (set per datagram)
+        if verdict != "ok":
+            if verdict == "denied":
+                self._refuse_dialog_request(dialog_guard.STRANGER, request, source, 403)
+            else:
+                challenge = self.digest.challenge(stale=True)
+                self._refuse_dialog_request(
+                    dialog_guard.STRANGER, request, source, 401, WWW_Authenticate=challenge
+                )
+            return
+        if self.calls.get(request.call_id) is call:
+            self._serve(request, source, trusted=False)
 
     def _reply_address(self, request: SipRequest, source: SipAddress) -> SipAddress:
         """Responses go where the request came from (rport semantics, RFC 3581)."""
@@ -407,6 +510,9 @@ class SipGateway(asyncio.DatagramProtocol):
         if invite is None or call is None or call.answered or call.outbound is not None:
             self._respond(transaction, response_to(request, 481))
             return
+        if call.invite_transaction is not invite:  # a re-INVITE: too late to cancel
+            self._respond(transaction, response_to(request, 481))
+            return
         self._respond(transaction, response_to(request, 200))
         call.canceled = True
         self._respond(invite, response_to(invite.request, 487, to_tag=call.local_tag))
@@ -426,6 +532,8 @@ class SipGateway(asyncio.DatagramProtocol):
             response.body = answer_sdp(negotiated, self.media_address, call.endpoint.port)
             response.headers.add("Content-Type", "application/sdp")
         response.headers.add("Contact", self.contact())
+        if call.answered:  # its ACK, on a branch of its own, is matched through the call
+            call.invite_transaction = transaction
         self._respond(transaction, response)
 
     def _ack_timeout(self, transaction: ServerTransaction) -> None:
@@ -463,6 +571,17 @@ class SipGateway(asyncio.DatagramProtocol):
                 response.headers.add(name.replace("_", "-"), value)
             self._respond(transaction, response)
 
+        def reject_once(status: int, **headers: str) -> None:
+            """To a source that has not authenticated: once, and the transaction forgotten,
+            so nothing is retransmitted to an address that may not have asked."""
+            key = (request.top_via.branch, request.method)
+            self._server.pop(key, None)
+            arrived_on = self._transport_of.pop(key, None)
+            response = response_to(request, status, to_tag=local_tag)
+            for name, value in headers.items():
+                response.headers.add(name.replace("_", "-"), value)
+            self._send_once(response, transaction.address, arrived_on)
+
         try:
             dialled = normalise_e164(SipUri.parse(request.uri).user)
         except SipParseError:
@@ -475,11 +594,12 @@ class SipGateway(asyncio.DatagramProtocol):
             if verdict != "ok":
                 self.auth_refused += 1
                 if verdict == "denied":
-                    reject(403)
+                    reject_once(403)
                 else:
                     challenge = self.digest.challenge(stale=verdict == "stale")
-                    reject(401, WWW_Authenticate=challenge)
+                    reject_once(401, WWW_Authenticate=challenge)
                 return
+            self._respond(transaction, response_to(request, 100))
         if number is None:
             reject(404)
             return
@@ -539,7 +659,7 @@ class SipGateway(asyncio.DatagramProtocol):
         if number is not None and number.auth_username and number.auth_password_encrypted:
             sealed = number.auth_password_encrypted
             passwords[number.auth_username] = self.services.secret_box.decrypt(sealed)
-        return self.digest.verify(header, "INVITE", passwords)
+        return self.digest.verify(header, request.method, passwords)
 
     def _remote_target(self, request: SipRequest, source: SipAddress) -> SipAddress:
         """Where in-dialog requests go: the Contact's address when it is literal, else the source."""
@@ -998,6 +1118,18 @@ class SipGateway(asyncio.DatagramProtocol):
                     call.carrier_stream.hang_up()
                 return True
         return False
+
+
+def _dialog(call: LiveCall) -> Dialog:
+    """The call's dialog as the far end names it: our tag, theirs, and where it sends from."""
+    if call.outbound is not None:
+        remote_tag = call.outbound.remote_tag
+    else:
+        try:
+            remote_tag = Address.parse(call.remote_from).tag
+        except SipParseError:
+            remote_tag = None
+    return Dialog(call.local_tag, remote_tag, frozenset((call.source, call.remote_target)))
 
 
 def _target_uri(call: LiveCall) -> str:
