@@ -82,3 +82,7 @@ API_TOKENS_REFUSED = Counter(
     "API requests refused because their token is revoked or expired, by reason",
     ["reason"],
 )
+API_KEY_CREATIONS_REFUSED = Counter(
+    "trunkline_api_key_creations_refused",
+    "API key creations refused because the organisation holds the maximum of usable keys",
+)

@@ -30,7 +30,9 @@ async def issue_token(
     agent_identity_id: str | None,
     *,
     expires_at: datetime | None = None,
+    max_usable: int | None = None,
 ) -> IssuedToken:
+    """A new token; raises TokenCapReached past ``max_usable`` (see ``create_token``)."""
     secret = new_token()
     record = await repository.create_token(
         organization_id,
@@ -38,6 +40,7 @@ async def issue_token(
         hash_token(secret),
         prefix=token_display_prefix(secret),
         expires_at=expires_at,
+        max_usable=max_usable,
     )
     return IssuedToken(record, secret)
 

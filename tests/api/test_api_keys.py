@@ -15,12 +15,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
+import pytest
 from aiohttp import web
 from prometheus_client import REGISTRY
 
 from tests.api.conftest import ApiWorld, Client, make_settings
 from tests.backends import postgres_schema, postgres_test_url
-from trunkline.control_api import build_app
+from trunkline.control_api import api_keys, build_app
 from trunkline.crypto import hash_token, new_token
 from trunkline.services import Services
 from trunkline.storage.models import utcnow
@@ -93,6 +94,27 @@ async def test_identity_tokens_and_other_organisations_cannot_manage_keys(
     assert foreign_identity.status == 404
     assert len((await other.admin.get(KEYS)).body) == 3
     assert (await org.admin.get("/numbers")).status == 200  # still not revoked
+
+
+async def test_usable_keys_per_organisation_are_capped(
+    api: ApiWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api_keys, "MAX_USABLE_KEYS_PER_ORG", 4)
+    org = await api.org()  # holds three keys already
+    other = await api.org("globex")
+    await api.repository.create_token(
+        org.id, None, hash_token(new_token()), expires_at=utcnow() - timedelta(seconds=1)
+    )
+    fourth = await org.admin.post(KEYS, {})
+    assert fourth.status == 201
+    before = REGISTRY.get_sample_value("trunkline_api_key_creations_refused_total") or 0.0
+    fifth = await org.admin.post(KEYS, {})
+    assert fifth.status == 429 and fifth.headers["Retry-After"] == "60"
+    assert "usable API keys" in fifth.body["detail"]
+    assert REGISTRY.get_sample_value("trunkline_api_key_creations_refused_total") == before + 1
+    assert (await other.admin.post(KEYS, {})).status == 201
+    assert (await org.admin.delete(f"{KEYS}/{fourth.body['id']}")).status == 200
+    assert (await org.admin.post(KEYS, {})).status == 201
 
 
 async def test_key_expiry_is_checked(api: ApiWorld) -> None:

@@ -28,6 +28,7 @@ from trunkline.storage.repository import (
     NumberInUse,
     Repository,
     StorageError,
+    TokenCapReached,
 )
 from trunkline.storage.sql import SqlRepository
 
@@ -155,6 +156,27 @@ async def test_token_lifecycle_prefix_expiry_and_revocation(repo: Repository) ->
     assert await repo.get_token(second.id) == stored
     assert await repo.revoke_token(new_id(), when) is None
     assert await repo.get_token(new_id()) is None
+
+
+async def test_token_cap_holds_under_concurrency(repo: Repository) -> None:
+    org = await repo.create_organization("acme")
+    expired = await repo.create_token(
+        org.id, None, "e" * 64, expires_at=utcnow() - timedelta(seconds=1)
+    )
+    revoked = await repo.create_token(org.id, None, "r" * 64)
+    await repo.revoke_token(revoked.id, utcnow())
+
+    async def attempt(i: int) -> bool:
+        try:
+            await repo.create_token(org.id, None, f"{i:064d}", max_usable=3)
+        except TokenCapReached:
+            return False
+        return True
+
+    results = await asyncio.gather(*(attempt(i) for i in range(8)))
+    assert sum(results) == 3
+    usable = [t for t in await repo.list_tokens(org.id) if t.is_usable(utcnow())]
+    assert len(usable) == 3 and expired.id not in {t.id for t in usable}
 
 
 async def test_signing_key_roundtrip(repo: Repository) -> None:

@@ -19,13 +19,17 @@ from trunkline.control_api.errors import ApiError
 from trunkline.control_api.route_table import Ctx, Param, Reply, Route, uuid_param
 from trunkline.control_api.schema import array, integer, obj, string
 from trunkline.control_api.serialize import iso, iso_or_none
+from trunkline.metrics import API_KEY_CREATIONS_REFUSED
 from trunkline.storage.models import ApiToken, utcnow
+from trunkline.storage.repository import TokenCapReached
 from trunkline.tokens import issue_token, token_status
 
 PREFIX = "/api/v1"
 ADMIN_ONLY = "Only organisation admin tokens can manage API keys"
 NOT_FOUND = "API key not found"
 IDENTITY_NOT_FOUND = "Agent identity not found"
+MAX_USABLE_KEYS_PER_ORG = 1000
+CAP_RETRY_AFTER_SECONDS = 60
 MAX_LIFETIME = timedelta(days=3650)
 MAX_LIFETIME_SECONDS = int(MAX_LIFETIME.total_seconds())
 
@@ -139,9 +143,22 @@ async def create_api_key(ctx: Ctx) -> web.Response:
         if identity is None or identity.organization_id != ctx.principal.organization_id:
             raise ApiError(404, IDENTITY_NOT_FOUND)
         identity_id = identity.id
-    issued = await issue_token(
-        ctx.repository, ctx.principal.organization_id, identity_id, expires_at=expires_at
-    )
+    try:
+        issued = await issue_token(
+            ctx.repository,
+            ctx.principal.organization_id,
+            identity_id,
+            expires_at=expires_at,
+            max_usable=MAX_USABLE_KEYS_PER_ORG,
+        )
+    except TokenCapReached:
+        API_KEY_CREATIONS_REFUSED.inc()
+        raise ApiError(
+            429,
+            f"Organization already has {MAX_USABLE_KEYS_PER_ORG} usable API keys. "
+            "Revoke one before creating another",
+            headers={"Retry-After": str(CAP_RETRY_AFTER_SECONDS)},
+        ) from None
     body = {**api_key(issued.record, now), "api_key": issued.secret}
     return web.json_response(body, status=201)
 
@@ -193,6 +210,7 @@ ROUTES = [
             201: Reply("The key, with api_key set this once", CREATED_API_KEY),
             **_FORBIDDEN,
             404: Reply(IDENTITY_NOT_FOUND),
+            429: Reply("The organisation holds the maximum number of usable keys"),
         },
     ),
     Route(

@@ -11,6 +11,7 @@ from trunkline.storage.repository import (
     NumberInUse,
     Repository,
     StorageError,
+    TokenCapReached,
 )
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "NumberInUse",
     "Repository",
     "StorageError",
+    "TokenCapReached",
     "open_repository",
 ]
 

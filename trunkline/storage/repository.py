@@ -44,6 +44,10 @@ class NumberCapReached(StorageError):
     """The organisation already holds the maximum number of active numbers."""
 
 
+class TokenCapReached(StorageError):
+    """The organisation already holds the maximum number of usable tokens."""
+
+
 class NumberInUse(StorageError):
     """The E.164 number is already active (in this or another organisation)."""
 
@@ -102,7 +106,14 @@ class Repository(abc.ABC):
         *,
         prefix: str | None = None,
         expires_at: datetime | None = None,
-    ) -> ApiToken: ...
+        max_usable: int | None = None,
+    ) -> ApiToken:
+        """Store a token; with ``max_usable``, atomically against that cap.
+
+        Raises TokenCapReached when the organisation already has ``max_usable``
+        tokens that are neither revoked nor expired (checked and inserted in one
+        transaction serialised on the organisation, like ``create_number``).
+        """
 
     @abc.abstractmethod
     async def find_token(self, token_hash: str) -> ApiToken | None:

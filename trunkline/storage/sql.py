@@ -43,6 +43,7 @@ from trunkline.storage.repository import (
     NumberInUse,
     Repository,
     StorageError,
+    TokenCapReached,
 )
 
 Row = Mapping[str, Any]
@@ -302,6 +303,7 @@ class SqlRepository(Repository, abc.ABC):
         *,
         prefix: str | None = None,
         expires_at: datetime | None = None,
+        max_usable: int | None = None,
     ) -> ApiToken:
         token = ApiToken(
             new_id(),
@@ -312,6 +314,20 @@ class SqlRepository(Repository, abc.ABC):
             expires_at=None if expires_at is None else as_utc(expires_at),
         )
         async with self.transaction() as tx:
+            if max_usable is not None:
+                # Lock the organisation row so concurrent creations serialise on it.
+                await tx.fetchrow(
+                    f"SELECT id FROM organizations WHERE id = $1{self.row_lock}",
+                    organization_id,
+                )
+                count = await tx.fetchrow(
+                    "SELECT COUNT(*) AS n FROM api_tokens WHERE organization_id = $1"
+                    " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+                    organization_id,
+                    token.created_at,
+                )
+                if count is not None and int(count["n"]) >= max_usable:
+                    raise TokenCapReached(organization_id)
             await self._insert(
                 tx, "api_tokens", {**dataclasses.asdict(token), "token_hash": token_hash}
             )
