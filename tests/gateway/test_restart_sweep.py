@@ -209,12 +209,15 @@ async def test_each_worker_ends_only_the_calls_of_its_own_slot(tmp_path: Path) -
         slot_1 = await live_call(repository, f"{NODE}:1", "answered")
         slot_2 = await live_call(repository, f"{NODE}:2", "answered")  # no such worker now
         elsewhere = await live_call(repository, f"{OTHER_NODE}:1", "answered")
+        partial = crash_left_recording(data_dir, slot_1.id)
         supervisor, http_port = start_supervisor(data_dir, 2)
         try:
             await asyncio.to_thread(wait_http, f"http://127.0.0.1:{http_port}/healthz")
             for _ in range(200):  # each worker sweeps before it binds; wait for both
                 calls = [await repository.get_call(c.id) for c in (slot_0, slot_1)]
-                if all(c is not None and c.status == "completed" for c in calls):
+                if all(c is not None and c.status == "completed" for c in calls) and (
+                    calls[1] is not None and calls[1].recording_key
+                ):
                     break
                 await asyncio.sleep(0.05)
         finally:
@@ -228,6 +231,11 @@ async def test_each_worker_ends_only_the_calls_of_its_own_slot(tmp_path: Path) -
             assert (call.status, call.hangup_reason) == ("completed", "gateway_restart")
             # the worker of that slot ended it: one line from each owner
             assert log.count(f"ended 1 calls left live by the last run of {NODE}:{slot}") == 1
+        recorded = await repository.get_call(slot_1.id)
+        assert recorded is not None and recorded.recording_key == f"recordings/{slot_1.id}.wav"
+        assert not partial.exists()
+        stored = data_dir / "blobs" / "recordings" / f"{slot_1.id}.wav"
+        assert soundfile.info(str(stored)).frames == int(8000 * RECORDED_SECONDS)
         assert await repository.get_call(slot_2.id) == slot_2
         assert await repository.get_call(elsewhere.id) == elsewhere
         assert f"{NODE}:2" not in log
