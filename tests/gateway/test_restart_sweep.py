@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from prometheus_client import REGISTRY
 
 from tests.backends import BACKENDS, postgres_schema, postgres_test_url
 from tests.gateway.conftest import NUMBER, free_port
@@ -114,6 +115,12 @@ def crash_left_recording(data_dir: Path, call_id: str) -> Path:
     return partial
 
 
+def restart_ends(status: str) -> float:
+    """``trunkline_calls_total`` of calls ended by a restart sweep in this process."""
+    labels = {"status": status, "hangup_reason": "gateway_restart"}
+    return REGISTRY.get_sample_value("trunkline_calls_total", labels) or 0.0
+
+
 async def run_daemon_once(data_dir: Path, database_url: str) -> None:
     """Start the daemon in this loop, wait until it serves, and stop it."""
     rtp_low = 22000 + (free_port() % 100) * 20  # below the ephemeral range
@@ -149,8 +156,12 @@ async def test_a_restart_ends_the_calls_it_left_live_and_publishes_their_recordi
         finished = await live_call(repository, f"{NODE}:0", "completed")
         elsewhere = await live_call(repository, f"{OTHER_NODE}:0", "answered")
         partial = crash_left_recording(data_dir, answered.id)
+        before = {status: restart_ends(status) for status in ("completed", "failed")}
 
         await run_daemon_once(data_dir, seeded.database_url)
+
+        assert restart_ends("completed") - before["completed"] == 1
+        assert restart_ends("failed") - before["failed"] == 2
 
         ended = await repository.get_call(answered.id)
         assert ended is not None and ended.started_at is not None
