@@ -9,7 +9,8 @@ FROM python:3.12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libsndfile1 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --home-dir /var/lib/trunkline --create-home trunkline
+ && useradd --system --uid 10001 --home-dir /var/lib/trunkline --create-home trunkline \
+ && install -d -m 0700 -o trunkline -g trunkline /var/lib/trunkline/data
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 USER trunkline

@@ -99,5 +99,9 @@ def _tighten(path: Path, mode: int) -> None:
     current = stat.S_IMODE(path.stat().st_mode)
     if current & 0o077 == 0:  # already closed to group and others
         return
-    os.chmod(path, mode)
+    try:
+        os.chmod(path, mode)
+    except PermissionError:  # another user's: say so, and carry on as before
+        log.error("%s is open to others (%o) and not ours to change", path, current)
+        return
     log.warning("tightened %s from %o to %o", path, current, mode)

@@ -1,16 +1,16 @@
 """``trunkline serve --workers N``: N event-loop processes sharing the HTTP and SIP ports.
 
 The supervisor prepares what the workers share (data directory, migrations, the
-master key) so they do not race to create it, then starts each worker as its
-own ``trunkline serve`` with ``TRUNKLINE_WORKER_OF=N`` and its slot
-``TRUNKLINE_WORKER_SLOT`` (0..N-1, the same at every start), which binds the HTTP
-and SIP ports with SO_REUSEPORT. The kernel spreads new connections and SIP
-sources over the workers; each worker owns the calls it answers or places
-(its outbound signalling uses a port of its own, so replies come back to it)
-and, at start, ends those its slot left live when the last run stopped,
-and an API hang-up that lands on another worker is passed to the owner
-(``owner_channel``). SIGTERM/SIGINT are passed on; the supervisor exits 0 when
-every worker did.
+master key, the node id, the repair of crash-left recordings) so they do not
+race over it, then starts each worker as its own ``trunkline serve`` with
+``TRUNKLINE_WORKER_OF=N`` and its slot ``TRUNKLINE_WORKER_SLOT`` (0..N-1, the
+same at every start), which binds the HTTP and SIP ports with SO_REUSEPORT.
+The kernel spreads new connections and SIP sources over the workers; each
+worker owns the calls it answers or places (its outbound signalling uses a port
+of its own, so replies come back to it), at start ends those its slot left live
+when the last run stopped, and passes an API hang-up for a sibling's call to
+its owner (``owner_channel``). SIGTERM/SIGINT are passed on; the supervisor
+exits 0 when every worker did.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from types import FrameType
 from trunkline.config import ENV_PREFIX, SETTING_NAMES, Settings
 from trunkline.crypto import load_master_key
 from trunkline.data_dir import load_node_id, secure_data_dir
+from trunkline.gateway.recording import repair_partials
 from trunkline.storage import open_repository
 
 log = logging.getLogger("trunkline.supervisor")
@@ -51,6 +52,10 @@ async def _prepare(settings: Settings) -> None:
     secure_data_dir(settings.data_dir)
     load_master_key(settings.secret_key, settings.data_dir)  # created once, here
     load_node_id(settings.data_dir)
+    # Before any worker writes recordings: each one's own are not to be touched by the others.
+    repaired = repair_partials(settings.data_dir / "recordings")
+    if repaired:
+        log.warning("repaired %d recordings left by a crash", repaired)
     repository = await open_repository(settings.effective_database_url, migrate=True)
     await repository.close()
 

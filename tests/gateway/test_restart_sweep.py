@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from prometheus_client import REGISTRY
 
 from tests.backends import BACKENDS, postgres_schema, postgres_test_url
 from tests.gateway.conftest import NUMBER, free_port
@@ -114,6 +115,12 @@ def crash_left_recording(data_dir: Path, call_id: str) -> Path:
     return partial
 
 
+def restart_ends(status: str) -> float:
+    """``trunkline_calls_total`` of calls ended by a restart sweep in this process."""
+    labels = {"status": status, "hangup_reason": "gateway_restart"}
+    return REGISTRY.get_sample_value("trunkline_calls_total", labels) or 0.0
+
+
 async def run_daemon_once(data_dir: Path, database_url: str) -> None:
     """Start the daemon in this loop, wait until it serves, and stop it."""
     rtp_low = 22000 + (free_port() % 100) * 20  # below the ephemeral range
@@ -149,8 +156,12 @@ async def test_a_restart_ends_the_calls_it_left_live_and_publishes_their_recordi
         finished = await live_call(repository, f"{NODE}:0", "completed")
         elsewhere = await live_call(repository, f"{OTHER_NODE}:0", "answered")
         partial = crash_left_recording(data_dir, answered.id)
+        before = {status: restart_ends(status) for status in ("completed", "failed")}
 
         await run_daemon_once(data_dir, seeded.database_url)
+
+        assert restart_ends("completed") - before["completed"] == 1
+        assert restart_ends("failed") - before["failed"] == 2
 
         ended = await repository.get_call(answered.id)
         assert ended is not None and ended.started_at is not None
@@ -209,12 +220,15 @@ async def test_each_worker_ends_only_the_calls_of_its_own_slot(tmp_path: Path) -
         slot_1 = await live_call(repository, f"{NODE}:1", "answered")
         slot_2 = await live_call(repository, f"{NODE}:2", "answered")  # no such worker now
         elsewhere = await live_call(repository, f"{OTHER_NODE}:1", "answered")
+        partial = crash_left_recording(data_dir, slot_1.id)
         supervisor, http_port = start_supervisor(data_dir, 2)
         try:
             await asyncio.to_thread(wait_http, f"http://127.0.0.1:{http_port}/healthz")
             for _ in range(200):  # each worker sweeps before it binds; wait for both
                 calls = [await repository.get_call(c.id) for c in (slot_0, slot_1)]
-                if all(c is not None and c.status == "completed" for c in calls):
+                if all(c is not None and c.status == "completed" for c in calls) and (
+                    calls[1] is not None and calls[1].recording_key
+                ):
                     break
                 await asyncio.sleep(0.05)
         finally:
@@ -228,6 +242,11 @@ async def test_each_worker_ends_only_the_calls_of_its_own_slot(tmp_path: Path) -
             assert (call.status, call.hangup_reason) == ("completed", "gateway_restart")
             # the worker of that slot ended it: one line from each owner
             assert log.count(f"ended 1 calls left live by the last run of {NODE}:{slot}") == 1
+        recorded = await repository.get_call(slot_1.id)
+        assert recorded is not None and recorded.recording_key == f"recordings/{slot_1.id}.wav"
+        assert not partial.exists()
+        stored = data_dir / "blobs" / "recordings" / f"{slot_1.id}.wav"
+        assert soundfile.info(str(stored)).frames == int(8000 * RECORDED_SECONDS)
         assert await repository.get_call(slot_2.id) == slot_2
         assert await repository.get_call(elsewhere.id) == elsewhere
         assert f"{NODE}:2" not in log

@@ -51,11 +51,14 @@ class RecordingWriter:
         self.failed = 0
         self._started = False
 
-    def start(self) -> None:
+    def start(self, repair: bool = True) -> None:
+        """Start the thread; ``repair``: first fix every partial file a crash left (a
+        worker of ``serve --workers`` does not: its siblings' calls are being written)."""
         private_directory(self.directory)
-        repaired = repair_partials(self.directory)
-        if repaired:
-            log.warning("repaired %d recordings left by a crash", repaired)
+        if repair:
+            repaired = repair_partials(self.directory)
+            if repaired:
+                log.warning("repaired %d recordings left by a crash", repaired)
         self._thread.start()
         self._started = True
 

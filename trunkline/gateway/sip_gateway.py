@@ -184,7 +184,8 @@ class SipGateway(asyncio.DatagramProtocol):
             self.own_address = (str(own.get_extra_info("sockname")[0]),
                                 int(own.get_extra_info("sockname")[1]))  # fmt: skip
         probes.watch(self)
-        await asyncio.to_thread(self.recordings.start)  # repairs what a crash left first
+        # Alone, repair what a crash left first; workers have the supervisor do it.
+        await asyncio.to_thread(self.recordings.start, not shared)
         return self.local_address
 
     def at_capacity(self, organization_id: str) -> bool:
