@@ -147,6 +147,8 @@ class SipGateway(asyncio.DatagramProtocol):
         self._client: dict[tuple[str, str], ClientTransaction] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Recordings being published: never cancelled, ``close`` waits for them.
+        self._publishing: set[asyncio.Task[None]] = set()
         self.calls_ending = 0  # left ``calls``, still storing their end (status, transcript)
         self._ends_stored = asyncio.Event()  # set while ``calls_ending`` is 0
         self._ends_stored.set()
@@ -235,8 +237,9 @@ class SipGateway(asyncio.DatagramProtocol):
         probes.unwatch(self)
         await asyncio.to_thread(self.speech.stop)
         await asyncio.to_thread(self.recordings.stop)
-        if self._tasks:  # recordings published while the writer finished
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        # Recordings finished before or while the writer stopped: publish every one.
+        if self._tasks or self._publishing:
+            await asyncio.gather(*self._tasks, *self._publishing, return_exceptions=True)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's UDP transport is not a subclass of asyncio.DatagramTransport.
@@ -802,11 +805,16 @@ class SipGateway(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
 
         def recorded(call_id: str, path: Path) -> None:  # on the writer's thread
-            loop.call_soon_threadsafe(lambda: self.spawn(self._publish_recording(call, path)))
+            loop.call_soon_threadsafe(lambda: self._publish_soon(call, path))
 
         bridge.on_recorded = recorded
         call.bridge = bridge
         return bridge
+
+    def _publish_soon(self, call: LiveCall, path: Path) -> None:
+        task = asyncio.create_task(self._publish_recording(call, path))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
 
     async def _publish_recording(self, call: LiveCall, path: Path) -> None:
         """Move a finished recording into the blob store, link it to the call, announce it."""
