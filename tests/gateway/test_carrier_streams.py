@@ -14,6 +14,7 @@ import pytest
 from tests.codecs.oracle import audioop
 from tests.gateway.conftest import NUMBER, EchoAgent, MarkingAgent, Trunkline, audio_mode
 from tests.gateway.test_inbound_calls import wait_for_status
+from tests.gateway.test_metrics import scrape, value
 from trunkline.messaging.carrier_formats import twilio_signature
 
 AUTH_TOKEN = "twilio-auth-token-for-tests"
@@ -236,3 +237,27 @@ async def test_marks_come_back_after_their_audio_reached_the_carrier_stream(
         await ws.send_json({"event": "stop"})
     assert played == b"\x20" * 800 + b"\x21" * 800 + b"\x22" * 800
     assert [name for name, _ in marking_agent.marks] == ["m0", "m1", "m2"]
+
+
+async def test_a_deeply_nested_carrier_frame_is_dropped_and_the_call_goes_on(
+    trunkline: Trunkline, echo_agent: EchoAgent
+) -> None:
+    base = configure(trunkline)
+    await trunkline.number("auto_accept", echo_agent.url)
+    url = f"{base}/telnyx/media-stream"
+    headers = {"x-telnyx-streaming-auth-token": STREAM_TOKEN}
+    rejected = ("trunkline_carrier_stream_frames_rejected_total", {"dialect": "telnyx"})
+    before = value(await scrape(trunkline), rejected[0], **rejected[1])
+    frames = [bytes([0x40 + i]) * 160 for i in range(10)]
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
+        await ws.send_json(telnyx_start("PCMU"))
+        await ws.send_str("[" * 50_000)  # deeper than the JSON decoder recurses
+        for frame in frames:
+            payload = base64.b64encode(frame).decode()
+            await ws.send_json({"event": "media", "media": {"payload": payload}})
+        echoed, _ = await collect_media(ws, 10 * 160)
+        assert echoed == b"".join(frames)  # the frames after it still reached the agent
+        await ws.send_json({"event": "stop"})
+    (agent,) = echo_agent.calls
+    await asyncio.wait_for(agent.closed.wait(), 5)
+    assert value(await scrape(trunkline), rejected[0], **rejected[1]) - before == 1

@@ -24,6 +24,7 @@ import logging
 from aiohttp import WSMsgType, web
 from websockets.frames import Frame, Opcode
 
+from trunkline import metrics
 from trunkline.control_api.keys import SERVICES
 from trunkline.control_api.routing import RouteTarget, load_inbound_route
 from trunkline.gateway.agent.link import AgentLink
@@ -90,7 +91,7 @@ class CarrierSocketLeg:
         try:
             event = parse_carrier_frame(text, self.dialect)
         except CarrierStreamError as exc:
-            self.rejected += 1
+            self.reject()
             log.debug("carrier frame rejected: %s", exc)
             return True
         bridge = self.bridge
@@ -109,6 +110,11 @@ class CarrierSocketLeg:
         elif isinstance(event, StreamOther):
             self.reorder.push(event.sequence, None)
         return True
+
+    def reject(self) -> None:
+        """A frame trunkline could not use: dropped and counted, the call goes on."""
+        self.rejected += 1
+        metrics.CARRIER_FRAMES_REJECTED.labels(self.dialect).inc()
 
     # -- bridge -> carrier (called on the shared tick) -----------------------------------
     def send_frame(self, frame: bytes | None) -> None:
@@ -321,7 +327,7 @@ class StreamCall:
                 if not self.leg.receive(message.data):
                     break
             elif message.type == WSMsgType.BINARY:
-                self.leg.rejected += 1
+                self.leg.reject()
             else:
                 break
         if not self.ws.closed:
