@@ -71,6 +71,11 @@ TTS_FIRST_AUDIO = Histogram(
     "Time from an agent response's first text delta to its first synthesized audio",
     buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0),
 )
+AGENT_SEND_OVERFLOWS = Counter(
+    "trunkline_agent_send_overflow",
+    "Calls ended because their agent stopped reading: unsent data passed the cap "
+    "with more than media to send",
+)
 CARRIER_FRAMES_REJECTED = Counter(
     "trunkline_carrier_stream_frames_rejected",
     "Carrier media-stream frames that could not be used (dropped), by dialect",

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 from tests.gateway.conftest import NUMBER, Trunkline, audio_mode
 from tests.gateway.sip_peer import CarrierCall
 from tests.gateway.test_inbound_calls import wait_for_status
 from tests.gateway.test_metrics import scrape, value
+from trunkline.gateway.agent.inkbox_protocol import mark_frame
+from trunkline.gateway.agent.link import DEFAULT_MAX_BUFFER_BYTES
 
 
 async def test_a_deeply_nested_frame_is_dropped_and_the_call_goes_on(
@@ -52,3 +57,50 @@ async def test_a_deeply_nested_frame_is_dropped_and_the_call_goes_on(
     await wait_for_status(trunkline, call.id, "completed")
     stored = await trunkline.services.repository.get_call(call.id)
     assert stored is not None and stored.hangup_reason == "remote"
+
+
+async def test_an_agent_that_floods_marks_without_reading_ends_its_call(
+    trunkline: Trunkline,
+) -> None:
+    name = "m" * 200
+    started, go = asyncio.Event(), asyncio.Event()
+
+    async def flooding_agent(connection: ServerConnection) -> None:
+        await connection.recv()  # start; nothing is read after it
+        started.set()
+        await go.wait()
+        mark = json.dumps({"event": "mark", "mark": {"name": name}})
+        with contextlib.suppress(ConnectionClosed):
+            for _ in range(40_000):  # ~10 MB of echoes if trunkline kept them all
+                await connection.send(mark)
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited by the accept
+    listener.bind(("127.0.0.1", 0))
+    async with serve(
+        flooding_agent, sock=listener, max_queue=1, close_timeout=0.5, process_response=audio_mode
+    ) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/agent"
+        number = await trunkline.number("auto_accept", url)
+        before = await scrape(trunkline)
+        carrier = await CarrierCall.open(trunkline.sip_port)
+        try:
+            assert (await carrier.invite(NUMBER)).status == 200
+            await asyncio.wait_for(started.wait(), 5)
+            (call,) = trunkline.gateway.calls.values()
+            assert call.bridge is not None and call.bridge.link is not None
+            link = call.bridge.link
+            go.set()
+            await carrier.expect_request("BYE", wait_seconds=30)  # trunkline ends the call
+        finally:
+            carrier.close()
+    assert link.overflowed
+    echo = len(mark_frame(name)) + 4  # one server-bound frame: 4 bytes of WebSocket header
+    assert DEFAULT_MAX_BUFFER_BYTES < link.peak_buffered_bytes <= DEFAULT_MAX_BUFFER_BYTES + echo
+    after = await scrape(trunkline)
+    overflows = "trunkline_agent_send_overflow_total"
+    assert value(after, overflows) - value(before, overflows) == 1
+    (record,) = await trunkline.services.repository.list_calls(number.organization_id)
+    await wait_for_status(trunkline, record.id, "completed")
+    stored = await trunkline.services.repository.get_call(record.id)
+    assert stored is not None and stored.hangup_reason == "agent_overflow"

@@ -114,7 +114,8 @@ CALL_PROPERTIES: dict[str, Schema] = {
     "use_inkbox_tts": boolean(nullable=True),
     "use_inkbox_stt": boolean(nullable=True),
     "hangup_reason": string(
-        enum=("local", "remote", "max_duration", "voicemail", "rejected"), nullable=True
+        enum=("local", "remote", "max_duration", "voicemail", "rejected", "agent_overflow"),
+        nullable=True,
     ),
     "started_at": _NULLABLE_TIMESTAMP,
     "ended_at": _NULLABLE_TIMESTAMP,
