@@ -76,6 +76,12 @@ AGENT_SEND_OVERFLOWS = Counter(
     "Calls ended because their agent stopped reading: unsent data passed the cap "
     "with more than media to send",
 )
+CARRIER_STREAMS_REFUSED = Counter(
+    "trunkline_carrier_streams_refused",
+    "Carrier media streams refused, by reason (unauthenticated, token_missing, "
+    "token_invalid, token_expired, replayed)",
+    ["reason"],
+)
 CARRIER_FRAMES_REJECTED = Counter(
     "trunkline_carrier_stream_frames_rejected",
     "Carrier media-stream frames that could not be used (dropped), by dialect",

@@ -7,6 +7,7 @@ import base64
 import json
 import random
 from typing import Any
+from xml.etree import ElementTree
 
 import aiohttp
 import pytest
@@ -46,6 +47,18 @@ def twilio_start(**custom: str) -> dict[str, Any]:
     }
 
 
+async def answer_twilio_call(http: aiohttp.ClientSession, trunkline: Trunkline) -> dict[str, str]:
+    """Twilio's voice webhook for the call ``twilio_start`` names: the TwiML's stream parameters."""
+    url = f"http://127.0.0.1:{trunkline.http_port}/carrier/twilio/voice"
+    fields = {"CallSid": "CA" + "2" * 32, "To": NUMBER, "From": CALLER}
+    headers = {"X-Twilio-Signature": twilio_signature(AUTH_TOKEN, url, list(fields.items()))}
+    async with http.post(url, data=fields, headers=headers) as response:
+        assert response.status == 200
+        stream = ElementTree.fromstring(await response.text()).find("./Connect/Stream")
+    assert stream is not None
+    return {item.get("name", ""): item.get("value", "") for item in stream.findall("Parameter")}
+
+
 def telnyx_start(encoding: str = "PCMA") -> dict[str, Any]:
     return {
         "event": "start",
@@ -83,9 +96,11 @@ async def test_twilio_stream_round_trips_audio_and_dtmf_then_stops(
     url = f"{base}/twilio/media-stream"
     headers = {"X-Twilio-Signature": twilio_signature(AUTH_TOKEN, url, [])}
     frames = [bytes([0x30 + i]) * 160 for i in range(25)]
+    async with aiohttp.ClientSession() as http:
+        parameters = await answer_twilio_call(http, trunkline)
     async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
         await ws.send_json({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        await ws.send_json(twilio_start())
+        await ws.send_json(twilio_start(**parameters))
         for index, frame in enumerate(frames):
             payload = base64.b64encode(frame).decode()
             await ws.send_json(

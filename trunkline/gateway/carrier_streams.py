@@ -2,10 +2,11 @@
 ``/carrier/telnyx/media-stream`` on the HTTP port.
 
 The carrier connects a WebSocket (Twilio: upgrade signed with
-``X-Twilio-Signature`` over the stream URL; Telnyx: the
-``x-telnyx-streaming-auth-token`` header). Its ``start`` frame names the
-dialled number (Telnyx ``start.to``; Twilio ``customParameters.to``, set with
-``<Parameter name="to" value="{{To}}"/>`` in the TwiML), which is routed
+``X-Twilio-Signature`` over the stream URL, and a ``start`` carrying the
+stream token trunkline's TwiML gave that call — see ``twilio_voice`` — used
+once; Telnyx: the ``x-telnyx-streaming-auth-token`` header). Its ``start``
+frame names the dialled number (Telnyx ``start.to``; Twilio
+``customParameters.to``, set by trunkline's TwiML), which is routed
 exactly like a SIP call: the number's incoming-call action, the webhook, the
 agent dial with one retry and the fallback agent. Audio is then bridged like
 RTP: the carrier's frames feed the bridge from the socket reader; the shared
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 
 from aiohttp import WSMsgType, web
 from websockets.frames import Frame, Opcode
@@ -42,6 +44,12 @@ from trunkline.gateway.carriers.media_stream import (
     media_frame,
     parse_carrier_frame,
 )
+from trunkline.gateway.carriers.stream_tokens import (
+    TOKEN_PARAMETER,
+    StreamTokenError,
+    UsedStreams,
+    check_stream_token,
+)
 from trunkline.gateway.live_call import LiveCall
 from trunkline.gateway.media import MediaBridge
 from trunkline.gateway.sip_gateway import (
@@ -60,6 +68,7 @@ log = logging.getLogger("trunkline.carrier_stream")
 START_WAIT_SECONDS = 10.0
 MAX_UNSENT_BYTES = 512 * 1024
 TELNYX_TOKEN_HEADER = "x-telnyx-streaming-auth-token"
+USED_TWILIO_STREAMS: web.AppKey[UsedStreams] = web.AppKey("used_twilio_streams", UsedStreams)
 
 
 class CarrierSocketLeg:
@@ -171,6 +180,20 @@ def _detail(status: int, detail: str) -> web.Response:
     return web.json_response({"detail": detail}, status=status)
 
 
+def _bind_twilio_stream(used: UsedStreams, auth_token: str, start: StreamStart) -> None:
+    """The ``start`` carries this call's unexpired token and the call has not streamed yet."""
+    now = time.time()
+    expires = check_stream_token(
+        start.custom.get(TOKEN_PARAMETER),
+        auth_token,
+        start.carrier_call_id,
+        start.to_number or "",
+        start.from_number or "",
+        now,
+    )
+    used.claim(start.carrier_call_id, expires, now)
+
+
 async def _read_start(ws: web.WebSocketResponse, dialect: Dialect) -> StreamStart | None:
     async with asyncio.timeout(START_WAIT_SECONDS):
         async for message in ws:
@@ -194,6 +217,7 @@ async def serve_stream(request: web.Request, dialect: Dialect) -> web.StreamResp
         return _detail(503, "The call gateway is not running")
     refusal = _refusal(request, services, dialect)
     if refusal is not None:
+        metrics.CARRIER_STREAMS_REFUSED.labels("unauthenticated").inc()
         return refusal
     if services.draining:
         return _detail(503, "Draining: not accepting new calls")
@@ -207,6 +231,16 @@ async def serve_stream(request: web.Request, dialect: Dialect) -> web.StreamResp
     if start is None or transport is None:
         await ws.close(code=1008, message=b"expected a start frame")
         return ws
+    if dialect == "twilio":
+        try:
+            _bind_twilio_stream(
+                request.app[USED_TWILIO_STREAMS], services.settings.twilio_auth_token, start
+            )
+        except StreamTokenError as exc:
+            metrics.CARRIER_STREAMS_REFUSED.labels(exc.reason).inc()
+            log.info("twilio stream refused: %s", exc)
+            await ws.close(code=1008, message=str(exc).encode()[:120])
+            return ws
     await StreamCall(control.gateway, ws, transport, dialect, start).run()
     return ws
 
@@ -343,5 +377,6 @@ async def telnyx_media_stream(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application) -> None:
+    app[USED_TWILIO_STREAMS] = UsedStreams()
     app.router.add_get("/carrier/twilio/media-stream", twilio_media_stream)
     app.router.add_get("/carrier/telnyx/media-stream", telnyx_media_stream)
