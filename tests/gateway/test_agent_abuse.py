@@ -104,3 +104,45 @@ async def test_an_agent_that_floods_marks_without_reading_ends_its_call(
     await wait_for_status(trunkline, record.id, "completed")
     stored = await trunkline.services.repository.get_call(record.id)
     assert stored is not None and stored.hangup_reason == "agent_overflow"
+
+
+async def test_an_agent_that_floods_pings_without_reading_ends_its_call(
+    trunkline: Trunkline,
+) -> None:
+    started, go = asyncio.Event(), asyncio.Event()
+
+    async def pinging_agent(connection: ServerConnection) -> None:
+        await connection.recv()  # start; nothing is read after it, pongs included
+        started.set()
+        await go.wait()
+        with contextlib.suppress(ConnectionClosed):
+            for index in range(40_000):  # ~5 MB of pongs if trunkline answered them all
+                await connection.ping(index.to_bytes(4, "big") * 31)
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited by the accept
+    listener.bind(("127.0.0.1", 0))
+    async with serve(
+        pinging_agent, sock=listener, max_queue=1, close_timeout=0.5, ping_interval=None,
+        process_response=audio_mode,
+    ) as server:  # fmt: skip
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/agent"
+        number = await trunkline.number("auto_accept", url)
+        carrier = await CarrierCall.open(trunkline.sip_port)
+        try:
+            assert (await carrier.invite(NUMBER)).status == 200
+            await asyncio.wait_for(started.wait(), 5)
+            (call,) = trunkline.gateway.calls.values()
+            assert call.bridge is not None and call.bridge.link is not None
+            link = call.bridge.link
+            go.set()
+            await carrier.expect_request("BYE", wait_seconds=30)
+        finally:
+            carrier.close()
+    assert link.overflowed
+    pong = 2 + 124  # one pong frame: header and the ping's payload
+    assert link.peak_buffered_bytes <= DEFAULT_MAX_BUFFER_BYTES + pong
+    (record,) = await trunkline.services.repository.list_calls(number.organization_id)
+    await wait_for_status(trunkline, record.id, "completed")
+    stored = await trunkline.services.repository.get_call(record.id)
+    assert stored is not None and stored.hangup_reason == "agent_overflow"
