@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import socket
@@ -16,6 +17,7 @@ from tests.gateway.test_inbound_calls import wait_for_status
 from tests.gateway.test_metrics import scrape, value
 from trunkline.gateway.agent.inkbox_protocol import mark_frame
 from trunkline.gateway.agent.link import DEFAULT_MAX_BUFFER_BYTES
+from trunkline.gateway.playout import MAX_PENDING_MARKS
 
 
 async def test_a_deeply_nested_frame_is_dropped_and_the_call_goes_on(
@@ -146,3 +148,47 @@ async def test_an_agent_that_floods_pings_without_reading_ends_its_call(
     await wait_for_status(trunkline, record.id, "completed")
     stored = await trunkline.services.repository.get_call(record.id)
     assert stored is not None and stored.hangup_reason == "agent_overflow"
+
+
+async def test_marks_waiting_for_their_audio_are_bounded(trunkline: Trunkline) -> None:
+    sent = 3 * MAX_PENDING_MARKS
+    echoes: list[str] = []
+    all_sent, done = asyncio.Event(), asyncio.Event()
+
+    async def marking_agent(connection: ServerConnection) -> None:
+        await connection.recv()  # start
+        ten_seconds = base64.b64encode(b"\x20" * 80_000).decode()
+        await connection.send(json.dumps({"event": "media", "media": {"payload": ten_seconds}}))
+        for index in range(sent):  # all behind the audio: none can be echoed yet
+            await connection.send(json.dumps({"event": "mark", "mark": {"name": str(index)}}))
+        all_sent.set()
+        async for message in connection:
+            frame = json.loads(message)
+            if frame["event"] == "mark":
+                echoes.append(frame["mark"]["name"])
+            elif frame["event"] == "stop":
+                done.set()
+
+    async with serve(marking_agent, "127.0.0.1", 0, process_response=audio_mode) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/agent"
+        await trunkline.number("auto_accept", url)
+        before = await scrape(trunkline)
+        carrier = await CarrierCall.open(trunkline.sip_port)
+        try:
+            assert (await carrier.invite(NUMBER)).status == 200
+            await asyncio.wait_for(all_sent.wait(), 10)
+            (call,) = trunkline.gateway.calls.values()
+            assert call.bridge is not None
+            for _ in range(200):  # until trunkline has read every mark the agent sent
+                if call.bridge.counters().agent_frames_rejected == sent - MAX_PENDING_MARKS:
+                    break
+                await asyncio.sleep(0.02)
+            assert call.bridge.playout.pending_marks == MAX_PENDING_MARKS
+            assert (await carrier.bye(NUMBER)).status == 200
+            await asyncio.wait_for(done.wait(), 5)
+        finally:
+            carrier.close()
+    assert echoes == []  # the audio never finished playing: no mark came back early
+    after = await scrape(trunkline)
+    rejected = "trunkline_agent_frames_rejected_total"
+    assert value(after, rejected) - value(before, rejected) == sent - MAX_PENDING_MARKS

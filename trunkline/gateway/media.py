@@ -319,8 +319,10 @@ class MediaBridge:
         if isinstance(message, AgentMedia):
             self.agent_audio(message.payload)
         elif isinstance(message, AgentMark):
-            if self.speech is None or not self.speech.agent_mark(message.name):
-                self.playout.mark(message.name)
+            if (
+                self.speech is None or not self.speech.agent_mark(message.name)
+            ) and not self.playout.mark(message.name):
+                self.agent_frames_rejected += 1  # too many marks waiting for their audio
         elif isinstance(message, AgentClear):
             if self.speech is not None:
                 self.speech.clear()
