@@ -82,6 +82,12 @@ CARRIER_STREAMS_REFUSED = Counter(
     "token_invalid, token_expired, replayed)",
     ["reason"],
 )
+CARRIER_FRAMES_DROPPED = Counter(
+    "trunkline_carrier_stream_frames_dropped",
+    "Carrier media-stream audio frames dropped, by dialect and reason (late: behind the "
+    "re-order window; unsent: the carrier's socket was too far behind); added at hang-up",
+    ["dialect", "reason"],
+)
 CARRIER_FRAMES_REJECTED = Counter(
     "trunkline_carrier_stream_frames_rejected",
     "Carrier media-stream frames that could not be used (dropped), by dialect",

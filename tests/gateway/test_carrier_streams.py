@@ -276,3 +276,35 @@ async def test_a_deeply_nested_carrier_frame_is_dropped_and_the_call_goes_on(
     (agent,) = echo_agent.calls
     await asyncio.wait_for(agent.closed.wait(), 5)
     assert value(await scrape(trunkline), rejected[0], **rejected[1]) - before == 1
+
+
+async def test_late_carrier_frames_are_dropped_and_counted(
+    trunkline: Trunkline, echo_agent: EchoAgent
+) -> None:
+    base = configure(trunkline)
+    await trunkline.number("auto_accept", echo_agent.url)
+    url = f"{base}/telnyx/media-stream"
+    headers = {"x-telnyx-streaming-auth-token": STREAM_TOKEN}
+    late = (
+        "trunkline_carrier_stream_frames_dropped_total",
+        {"dialect": "telnyx", "reason": "late"},
+    )
+    before = value(await scrape(trunkline), late[0], **late[1])
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
+        await ws.send_json(telnyx_start("PCMU"))
+        for sequence in (2, 3, 2, 4):  # the second 2 comes after 3 was delivered
+            payload = base64.b64encode(bytes([0x50 + sequence]) * 160).decode()
+            await ws.send_json(
+                {"event": "media", "sequence_number": str(sequence), "media": {"payload": payload}}
+            )
+        echoed, _ = await collect_media(ws, 3 * 160)
+        assert echoed == b"\x52" * 160 + b"\x53" * 160 + b"\x54" * 160
+        await ws.send_json({"event": "stop", "sequence_number": "5"})
+        await asyncio.wait_for(ws.receive(), 5)  # trunkline closes
+    (agent,) = echo_agent.calls
+    await asyncio.wait_for(agent.closed.wait(), 5)
+    for _ in range(100):  # counted when the call's media stops
+        if value(await scrape(trunkline), late[0], **late[1]) - before == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert value(await scrape(trunkline), late[0], **late[1]) - before == 1

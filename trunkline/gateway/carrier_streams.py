@@ -137,7 +137,11 @@ class CarrierSocketLeg:
         self.frames_out += 1
 
     def detach(self) -> None:
-        self.bridge = None
+        if self.bridge is not None:  # once, when the call's media stops
+            self.bridge = None
+            dropped = metrics.CARRIER_FRAMES_DROPPED
+            dropped.labels(self.dialect, "late").inc(self.reorder.dropped_late)
+            dropped.labels(self.dialect, "unsent").inc(self.dropped_out)
 
     def rephased(self, earlier_seconds: float) -> None:
         return None  # the carrier paces playback itself; frames carry no timestamps
