@@ -65,6 +65,7 @@ class Settings:
     log_format: str = "text"
     secret_key: str = ""
     twilio_auth_token: str = ""
+    twilio_stream_token_seconds: float = 60.0
     telnyx_api_key: str = ""
     telnyx_api_url: str = "https://api.telnyx.com"
     telnyx_public_key: str = ""
@@ -129,6 +130,8 @@ class Settings:
             )
         if self.max_calls_per_org < 0:
             raise ConfigError("TRUNKLINE_MAX_CALLS_PER_ORG must not be negative")
+        if self.twilio_stream_token_seconds <= 0:
+            raise ConfigError("TRUNKLINE_TWILIO_STREAM_TOKEN_SECONDS must be positive")
         if self.max_call_seconds <= 0:
             raise ConfigError("TRUNKLINE_MAX_CALL_SECONDS must be positive")
         if self.playout_max_seconds < 1:
@@ -212,6 +215,7 @@ SETTING_HELP: dict[str, str] = {
     "log_format": "text or json (one JSON object per line)",
     "secret_key": "encrypts stored secrets, signs presigned URLs (default: generated in data dir)",
     "twilio_auth_token": "verifies X-Twilio-Signature (unset: Twilio ingress refused)",
+    "twilio_stream_token_seconds": "how long the stream token in trunkline's TwiML may open a media stream",
     "telnyx_api_key": "Telnyx REST API key (unset: local number pool)",
     "telnyx_api_url": "Telnyx REST API base URL",
     "telnyx_public_key": "Telnyx Ed25519 webhook public key, base64 (unset: Telnyx ingress refused)",

@@ -71,6 +71,28 @@ TTS_FIRST_AUDIO = Histogram(
     "Time from an agent response's first text delta to its first synthesized audio",
     buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0),
 )
+AGENT_SEND_OVERFLOWS = Counter(
+    "trunkline_agent_send_overflow",
+    "Calls ended because their agent stopped reading: unsent data passed the cap "
+    "with more than media to send",
+)
+CARRIER_STREAMS_REFUSED = Counter(
+    "trunkline_carrier_streams_refused",
+    "Carrier media streams refused, by reason (unauthenticated, token_missing, "
+    "token_invalid, token_expired, replayed)",
+    ["reason"],
+)
+CARRIER_FRAMES_DROPPED = Counter(
+    "trunkline_carrier_stream_frames_dropped",
+    "Carrier media-stream audio frames dropped, by dialect and reason (late: behind the "
+    "re-order window; unsent: the carrier's socket was too far behind); added at hang-up",
+    ["dialect", "reason"],
+)
+CARRIER_FRAMES_REJECTED = Counter(
+    "trunkline_carrier_stream_frames_rejected",
+    "Carrier media-stream frames that could not be used (dropped), by dialect",
+    ["dialect"],
+)
 
 
 def sip_method_label(method: str) -> str:

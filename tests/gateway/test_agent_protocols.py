@@ -54,6 +54,8 @@ def test_inkbox_frames_parse_to_messages() -> None:
         '{"event":"transcript","party":"both","text":"x"}',
         '{"event":"dance"}',
         '{"event":"media","media":{"payload":"' + "A" * 2_000_000 + '"}}',
+        "[" * 50_000,  # deeper than the JSON decoder recurses
+        '{"event":"mark","mark":' + '{"a":' * 50_000,
     ],
 )
 @pytest.mark.parametrize("parse", [parse_agent_frame, parse_twilio_agent_frame])

@@ -65,6 +65,8 @@ def test_telnyx_start_media_dtmf_stop() -> None:
         '{"event":"media","media":{"payload":"%%%"}}',
         '{"event":"dtmf","dtmf":{"digit":"12"}}',
         '{"no":"event"}',
+        "[" * 50_000,  # deeper than the JSON decoder recurses
+        '{"event":"media","media":' + '{"a":' * 50_000,
     ],
 )
 def test_bad_frames_are_errors(frame: str) -> None:

@@ -7,6 +7,7 @@ import base64
 import json
 import random
 from typing import Any
+from xml.etree import ElementTree
 
 import aiohttp
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from tests.codecs.oracle import audioop
 from tests.gateway.conftest import NUMBER, EchoAgent, MarkingAgent, Trunkline, audio_mode
 from tests.gateway.test_inbound_calls import wait_for_status
+from tests.gateway.test_metrics import scrape, value
 from trunkline.messaging.carrier_formats import twilio_signature
 
 AUTH_TOKEN = "twilio-auth-token-for-tests"
@@ -43,6 +45,18 @@ def twilio_start(**custom: str) -> dict[str, Any]:
             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
         },
     }
+
+
+async def answer_twilio_call(http: aiohttp.ClientSession, trunkline: Trunkline) -> dict[str, str]:
+    """Twilio's voice webhook for the call ``twilio_start`` names: the TwiML's stream parameters."""
+    url = f"http://127.0.0.1:{trunkline.http_port}/carrier/twilio/voice"
+    fields = {"CallSid": "CA" + "2" * 32, "To": NUMBER, "From": CALLER}
+    headers = {"X-Twilio-Signature": twilio_signature(AUTH_TOKEN, url, list(fields.items()))}
+    async with http.post(url, data=fields, headers=headers) as response:
+        assert response.status == 200
+        stream = ElementTree.fromstring(await response.text()).find("./Connect/Stream")
+    assert stream is not None
+    return {item.get("name", ""): item.get("value", "") for item in stream.findall("Parameter")}
 
 
 def telnyx_start(encoding: str = "PCMA") -> dict[str, Any]:
@@ -82,9 +96,11 @@ async def test_twilio_stream_round_trips_audio_and_dtmf_then_stops(
     url = f"{base}/twilio/media-stream"
     headers = {"X-Twilio-Signature": twilio_signature(AUTH_TOKEN, url, [])}
     frames = [bytes([0x30 + i]) * 160 for i in range(25)]
+    async with aiohttp.ClientSession() as http:
+        parameters = await answer_twilio_call(http, trunkline)
     async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
         await ws.send_json({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        await ws.send_json(twilio_start())
+        await ws.send_json(twilio_start(**parameters))
         for index, frame in enumerate(frames):
             payload = base64.b64encode(frame).decode()
             await ws.send_json(
@@ -236,3 +252,59 @@ async def test_marks_come_back_after_their_audio_reached_the_carrier_stream(
         await ws.send_json({"event": "stop"})
     assert played == b"\x20" * 800 + b"\x21" * 800 + b"\x22" * 800
     assert [name for name, _ in marking_agent.marks] == ["m0", "m1", "m2"]
+
+
+async def test_a_deeply_nested_carrier_frame_is_dropped_and_the_call_goes_on(
+    trunkline: Trunkline, echo_agent: EchoAgent
+) -> None:
+    base = configure(trunkline)
+    await trunkline.number("auto_accept", echo_agent.url)
+    url = f"{base}/telnyx/media-stream"
+    headers = {"x-telnyx-streaming-auth-token": STREAM_TOKEN}
+    rejected = ("trunkline_carrier_stream_frames_rejected_total", {"dialect": "telnyx"})
+    before = value(await scrape(trunkline), rejected[0], **rejected[1])
+    frames = [bytes([0x40 + i]) * 160 for i in range(10)]
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
+        await ws.send_json(telnyx_start("PCMU"))
+        await ws.send_str("[" * 50_000)  # deeper than the JSON decoder recurses
+        for frame in frames:
+            payload = base64.b64encode(frame).decode()
+            await ws.send_json({"event": "media", "media": {"payload": payload}})
+        echoed, _ = await collect_media(ws, 10 * 160)
+        assert echoed == b"".join(frames)  # the frames after it still reached the agent
+        await ws.send_json({"event": "stop"})
+    (agent,) = echo_agent.calls
+    await asyncio.wait_for(agent.closed.wait(), 5)
+    assert value(await scrape(trunkline), rejected[0], **rejected[1]) - before == 1
+
+
+async def test_late_carrier_frames_are_dropped_and_counted(
+    trunkline: Trunkline, echo_agent: EchoAgent
+) -> None:
+    base = configure(trunkline)
+    await trunkline.number("auto_accept", echo_agent.url)
+    url = f"{base}/telnyx/media-stream"
+    headers = {"x-telnyx-streaming-auth-token": STREAM_TOKEN}
+    late = (
+        "trunkline_carrier_stream_frames_dropped_total",
+        {"dialect": "telnyx", "reason": "late"},
+    )
+    before = value(await scrape(trunkline), late[0], **late[1])
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
+        await ws.send_json(telnyx_start("PCMU"))
+        for sequence in (2, 3, 2, 4):  # the second 2 comes after 3 was delivered
+            payload = base64.b64encode(bytes([0x50 + sequence]) * 160).decode()
+            await ws.send_json(
+                {"event": "media", "sequence_number": str(sequence), "media": {"payload": payload}}
+            )
+        echoed, _ = await collect_media(ws, 3 * 160)
+        assert echoed == b"\x52" * 160 + b"\x53" * 160 + b"\x54" * 160
+        await ws.send_json({"event": "stop", "sequence_number": "5"})
+        await asyncio.wait_for(ws.receive(), 5)  # trunkline closes
+    (agent,) = echo_agent.calls
+    await asyncio.wait_for(agent.closed.wait(), 5)
+    for _ in range(100):  # counted when the call's media stops
+        if value(await scrape(trunkline), late[0], **late[1]) - before == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert value(await scrape(trunkline), late[0], **late[1]) - before == 1

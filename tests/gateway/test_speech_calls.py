@@ -21,7 +21,12 @@ from websockets.http11 import Request, Response
 
 from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline, free_port
 from tests.gateway.sip_peer import CarrierCall
-from tests.gateway.test_carrier_streams import AUTH_TOKEN, configure, twilio_start
+from tests.gateway.test_carrier_streams import (
+    AUTH_TOKEN,
+    answer_twilio_call,
+    configure,
+    twilio_start,
+)
 from tests.gateway.test_inbound_calls import wait_for_status
 from tests.speech.voice import frames, spoken, transcribe_ulaw, word_error_rate
 from trunkline.crypto import hash_token, new_token
@@ -280,9 +285,11 @@ async def test_voicemail_on_a_carrier_media_stream(trunkline: Trunkline) -> None
     url = f"{base}/twilio/media-stream"
     headers = {"X-Twilio-Signature": twilio_signature(AUTH_TOKEN, url, [])}
     greeting = spoken(GREETING)
+    async with aiohttp.ClientSession() as http:
+        parameters = await answer_twilio_call(http, trunkline)
     async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
         await ws.send_json({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        await ws.send_json(twilio_start())
+        await ws.send_json(twilio_start(**parameters))
         heard = bytearray()
         async with asyncio.timeout(30):
             while len(heard) < len(greeting) * 0.9:

@@ -11,7 +11,7 @@ from trunkline.control_api.keys import SERVICES
 from trunkline.control_api.openapi import add_document_route
 from trunkline.control_api.route_table import add_routes
 from trunkline.control_api.throttle import rate_limit_middleware
-from trunkline.gateway import carrier_streams
+from trunkline.gateway import carrier_streams, twilio_voice
 from trunkline.services import Services
 
 __all__ = ["SERVICES", "build_app"]
@@ -29,6 +29,7 @@ def build_app(services: Services) -> web.Application:
     media.add_routes(app)
     carrier_texts.add_routes(app)
     carrier_streams.add_routes(app)
+    twilio_voice.add_routes(app)
     add_document_route(app, ROUTES)
     add_routes(app, ROUTES)
     return app

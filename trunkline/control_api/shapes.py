@@ -114,7 +114,15 @@ CALL_PROPERTIES: dict[str, Schema] = {
     "use_inkbox_tts": boolean(nullable=True),
     "use_inkbox_stt": boolean(nullable=True),
     "hangup_reason": string(
-        enum=("local", "remote", "max_duration", "voicemail", "rejected", "gateway_restart"),
+        enum=(
+            "local",
+            "remote",
+            "max_duration",
+            "voicemail",
+            "rejected",
+            "gateway_restart",
+            "agent_overflow",
+        ),
         nullable=True,
     ),
     "started_at": _NULLABLE_TIMESTAMP,

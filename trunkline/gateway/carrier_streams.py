@@ -2,10 +2,11 @@
 ``/carrier/telnyx/media-stream`` on the HTTP port.
 
 The carrier connects a WebSocket (Twilio: upgrade signed with
-``X-Twilio-Signature`` over the stream URL; Telnyx: the
-``x-telnyx-streaming-auth-token`` header). Its ``start`` frame names the
-dialled number (Telnyx ``start.to``; Twilio ``customParameters.to``, set with
-``<Parameter name="to" value="{{To}}"/>`` in the TwiML), which is routed
+``X-Twilio-Signature`` over the stream URL, and a ``start`` carrying the
+stream token trunkline's TwiML gave that call — see ``twilio_voice`` — used
+once; Telnyx: the ``x-telnyx-streaming-auth-token`` header). Its ``start``
+frame names the dialled number (Telnyx ``start.to``; Twilio
+``customParameters.to``, set by trunkline's TwiML), which is routed
 exactly like a SIP call: the number's incoming-call action, the webhook, the
 agent dial with one retry and the fallback agent. Audio is then bridged like
 RTP: the carrier's frames feed the bridge from the socket reader; the shared
@@ -20,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 
 from aiohttp import WSMsgType, web
 from websockets.frames import Frame, Opcode
 
+from trunkline import metrics
 from trunkline.control_api.keys import SERVICES
 from trunkline.control_api.routing import RouteTarget, load_inbound_route
 from trunkline.gateway.agent.link import AgentLink
@@ -40,6 +43,12 @@ from trunkline.gateway.carriers.media_stream import (
     StreamStop,
     media_frame,
     parse_carrier_frame,
+)
+from trunkline.gateway.carriers.stream_tokens import (
+    TOKEN_PARAMETER,
+    StreamTokenError,
+    UsedStreams,
+    check_stream_token,
 )
 from trunkline.gateway.live_call import LiveCall
 from trunkline.gateway.media import MediaBridge
@@ -59,6 +68,7 @@ log = logging.getLogger("trunkline.carrier_stream")
 START_WAIT_SECONDS = 10.0
 MAX_UNSENT_BYTES = 512 * 1024
 TELNYX_TOKEN_HEADER = "x-telnyx-streaming-auth-token"
+USED_TWILIO_STREAMS: web.AppKey[UsedStreams] = web.AppKey("used_twilio_streams", UsedStreams)
 
 
 class CarrierSocketLeg:
@@ -90,7 +100,7 @@ class CarrierSocketLeg:
         try:
             event = parse_carrier_frame(text, self.dialect)
         except CarrierStreamError as exc:
-            self.rejected += 1
+            self.reject()
             log.debug("carrier frame rejected: %s", exc)
             return True
         bridge = self.bridge
@@ -110,6 +120,11 @@ class CarrierSocketLeg:
             self.reorder.push(event.sequence, None)
         return True
 
+    def reject(self) -> None:
+        """A frame trunkline could not use: dropped and counted, the call goes on."""
+        self.rejected += 1
+        metrics.CARRIER_FRAMES_REJECTED.labels(self.dialect).inc()
+
     # -- bridge -> carrier (called on the shared tick) -----------------------------------
     def send_frame(self, frame: bytes | None) -> None:
         if frame is None or self._hung_up or self.transport.is_closing():
@@ -122,7 +137,11 @@ class CarrierSocketLeg:
         self.frames_out += 1
 
     def detach(self) -> None:
-        self.bridge = None
+        if self.bridge is not None:  # once, when the call's media stops
+            self.bridge = None
+            dropped = metrics.CARRIER_FRAMES_DROPPED
+            dropped.labels(self.dialect, "late").inc(self.reorder.dropped_late)
+            dropped.labels(self.dialect, "unsent").inc(self.dropped_out)
 
     def rephased(self, earlier_seconds: float) -> None:
         return None  # the carrier paces playback itself; frames carry no timestamps
@@ -165,6 +184,20 @@ def _detail(status: int, detail: str) -> web.Response:
     return web.json_response({"detail": detail}, status=status)
 
 
+def _bind_twilio_stream(used: UsedStreams, auth_token: str, start: StreamStart) -> None:
+    """The ``start`` carries this call's unexpired token and the call has not streamed yet."""
+    now = time.time()
+    expires = check_stream_token(
+        start.custom.get(TOKEN_PARAMETER),
+        auth_token,
+        start.carrier_call_id,
+        start.to_number or "",
+        start.from_number or "",
+        now,
+    )
+    used.claim(start.carrier_call_id, expires, now)
+
+
 async def _read_start(ws: web.WebSocketResponse, dialect: Dialect) -> StreamStart | None:
     async with asyncio.timeout(START_WAIT_SECONDS):
         async for message in ws:
@@ -188,6 +221,7 @@ async def serve_stream(request: web.Request, dialect: Dialect) -> web.StreamResp
         return _detail(503, "The call gateway is not running")
     refusal = _refusal(request, services, dialect)
     if refusal is not None:
+        metrics.CARRIER_STREAMS_REFUSED.labels("unauthenticated").inc()
         return refusal
     if services.draining:
         return _detail(503, "Draining: not accepting new calls")
@@ -201,6 +235,16 @@ async def serve_stream(request: web.Request, dialect: Dialect) -> web.StreamResp
     if start is None or transport is None:
         await ws.close(code=1008, message=b"expected a start frame")
         return ws
+    if dialect == "twilio":
+        try:
+            _bind_twilio_stream(
+                request.app[USED_TWILIO_STREAMS], services.settings.twilio_auth_token, start
+            )
+        except StreamTokenError as exc:
+            metrics.CARRIER_STREAMS_REFUSED.labels(exc.reason).inc()
+            log.info("twilio stream refused: %s", exc)
+            await ws.close(code=1008, message=str(exc).encode()[:120])
+            return ws
     await StreamCall(control.gateway, ws, transport, dialect, start).run()
     return ws
 
@@ -321,7 +365,7 @@ class StreamCall:
                 if not self.leg.receive(message.data):
                     break
             elif message.type == WSMsgType.BINARY:
-                self.leg.rejected += 1
+                self.leg.reject()
             else:
                 break
         if not self.ws.closed:
@@ -337,5 +381,6 @@ async def telnyx_media_stream(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application) -> None:
+    app[USED_TWILIO_STREAMS] = UsedStreams()
     app.router.add_get("/carrier/twilio/media-stream", twilio_media_stream)
     app.router.add_get("/carrier/telnyx/media-stream", telnyx_media_stream)

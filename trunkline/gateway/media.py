@@ -156,6 +156,7 @@ class MediaBridge:
         caller_alaw: bool,
         clock: MediaClock,
         on_agent_stop: Callable[[str | None], None],
+        on_agent_overflow: Callable[[], None] | None = None,
         on_transcript: Callable[[str, str], None] | None = None,
         max_playout_seconds: float = 60.0,
         agent_protocol: str = "inkbox",
@@ -182,6 +183,7 @@ class MediaBridge:
         self._clock = clock
         self._tick_handle: int | None = None
         self._on_agent_stop = on_agent_stop
+        self._on_agent_overflow = on_agent_overflow
         self._on_transcript = on_transcript
         self.link: AgentLink | None = None
         self.agent_frames_rejected = 0
@@ -234,6 +236,7 @@ class MediaBridge:
         """Bridge to ``link``; the Inkbox agent's upgrade response picks the speech modes."""
         self.link = link
         link.on_binary = self.agent_audio
+        link.on_overflow = self._on_agent_overflow  # it stopped reading: the call ends
         speech = self.speech
         if speech is not None and isinstance(self.persona, InkboxPersona):
             headers = link.response_headers
@@ -273,7 +276,8 @@ class MediaBridge:
             self.recorder = None
         link, self.link = self.link, None
         if link is not None and link.open:
-            link.send_text(self.persona.stop(reason))
+            if link.has_room:  # an agent that stopped reading is not told: its socket closes
+                link.send_text(self.persona.stop(reason))
             link.close(1000, reason)
         return self.speech.close() if self.speech is not None else None
 
@@ -315,8 +319,10 @@ class MediaBridge:
         if isinstance(message, AgentMedia):
             self.agent_audio(message.payload)
         elif isinstance(message, AgentMark):
-            if self.speech is None or not self.speech.agent_mark(message.name):
-                self.playout.mark(message.name)
+            if (
+                self.speech is None or not self.speech.agent_mark(message.name)
+            ) and not self.playout.mark(message.name):
+                self.agent_frames_rejected += 1  # too many marks waiting for their audio
         elif isinstance(message, AgentClear):
             if self.speech is not None:
                 self.speech.clear()

@@ -6,6 +6,8 @@ A ``mark`` is echoed once every frame queued before it has been played;
 ``clear`` drops the queue and echoes pending marks at once; ``audio_done``
 pads and queues the partial last frame. The queue holds at most
 ``max_seconds`` of audio; beyond it the oldest frames are dropped and counted.
+At most ``MAX_PENDING_MARKS`` marks wait for their audio; ``mark`` refuses
+more (the caller drops and counts them).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ FRAME_BYTES = 160
 MULAW_SILENCE = 0xFF
 DEFAULT_MAX_SECONDS = 60.0
 MAX_CHUNK_BYTES = 512 * 1024  # above the largest media payload an agent frame may carry
+MAX_PENDING_MARKS = 1024
 
 
 class Playout:
@@ -82,13 +85,23 @@ class Playout:
             self._enqueue(rest)
         self._release_marks()
 
-    def mark(self, name: str) -> None:
-        """Echo ``name`` when everything queued so far has played (now, if nothing is queued)."""
+    @property
+    def pending_marks(self) -> int:
+        return len(self._marks)
+
+    def mark(self, name: str) -> bool:
+        """Echo ``name`` when everything queued so far has played (now, if nothing is queued).
+
+        False: ``MAX_PENDING_MARKS`` already wait, and this one is refused.
+        """
+        if len(self._marks) >= MAX_PENDING_MARKS:
+            return False
         pending = self._reframer.flush(pad=True, fill=MULAW_SILENCE)
         if pending is not None:
             self._enqueue(pending)
         self._marks.append((self._queued, name))
         self._release_marks()
+        return True
 
     def clear(self) -> None:
         self._frames.clear()

@@ -788,6 +788,9 @@ class SipGateway(asyncio.DatagramProtocol):
             caller_alaw=caller_alaw,
             clock=self.clock,
             on_agent_stop=lambda reason: self.spawn(self.end_call(call, "local", send_bye=True)),
+            on_agent_overflow=lambda: self.spawn(
+                self.end_call(call, "agent_overflow", send_bye=True)
+            ),
             on_transcript=lambda party, text: self.spawn(self._store_transcript(call, party, text)),
             agent_protocol=call.agent_protocol,
             organization_id=record.organization_id,

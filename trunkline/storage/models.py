@@ -17,7 +17,7 @@ IncomingCallAction = Literal["auto_accept", "auto_reject", "webhook"]
 CallDirection = Literal["inbound", "outbound"]
 CallStatus = Literal["initiated", "ringing", "answered", "completed", "failed", "canceled"]
 HangupReason = Literal[
-    "local", "remote", "max_duration", "voicemail", "rejected", "gateway_restart"
+    "local", "remote", "max_duration", "voicemail", "rejected", "gateway_restart", "agent_overflow"
 ]
 TranscriptParty = Literal["local", "remote", "system"]
 TextDirection = Literal["inbound", "outbound"]

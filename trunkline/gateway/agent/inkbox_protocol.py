@@ -162,6 +162,8 @@ def load_frame(text: str) -> dict[str, Any]:
         frame = json.loads(text)
     except ValueError:
         raise AgentProtocolError("frame is not JSON") from None
+    except RecursionError:  # "[[[[…": nested deeper than the decoder goes
+        raise AgentProtocolError("frame is nested too deeply") from None
     return _object(frame, "frame")
 
 

@@ -2,11 +2,16 @@
 
 Sending is synchronous — the media tick and RTP callbacks call ``send_text``
 and the bytes go straight into the transport — so no task or queue sits
-between a caller's frame and the agent. The transport's write buffer is the
-bounded outgoing queue: past ``max_buffer_bytes`` (the agent stopped reading)
-media frames are dropped and counted instead of growing memory, and control
-frames still go out. Received frames are delivered by callback from
-``data_received``. The host is resolved once through the SSRF guard and the
+between a caller's frame and the agent. Every frame to the agent (media, mark
+echoes, transcripts, start/stop, and the pongs the protocol answers pings
+with) goes through this one writer, and the transport's write buffer is its
+bounded queue: a frame is written only while at most ``max_buffer_bytes`` are
+unsent, so the buffer never holds more than the cap plus one frame. Past the
+cap (the agent stopped reading) media frames are dropped and counted; any
+other frame means the agent cannot keep up with the call at all, so the link
+overflows — it stops reading and writing, ``on_overflow`` ends the call, and
+``trunkline_agent_send_overflow_total`` counts it. Received frames are
+delivered by callback from ``data_received``. The host is resolved once through the SSRF guard and the
 connection goes to the checked address, with the URL's host for TLS.
 """
 
@@ -25,6 +30,7 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from trunkline import metrics
 from trunkline.webhooks.ssrf import Lookup, resolve_target, system_lookup
 
 log = logging.getLogger("trunkline.agent")
@@ -53,6 +59,7 @@ class AgentLink(asyncio.Protocol):
         self._headers = dict(headers)
         self._on_text = on_text
         self.on_binary: Callable[[bytes], None] | None = None
+        self.on_overflow: Callable[[], None] | None = None  # the bridge ends the call
         self._on_closed = on_closed
         self._max_buffer = max_buffer_bytes
         self._transport: asyncio.Transport | None = None
@@ -62,6 +69,8 @@ class AgentLink(asyncio.Protocol):
         self.frames_in = 0
         self.frames_out = 0
         self.dropped_frames = 0
+        self.overflowed = False
+        self.peak_buffered_bytes = 0  # the most ever left unsent after a write
 
     # -- asyncio.Protocol ---------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -80,7 +89,7 @@ class AgentLink(asyncio.Protocol):
                 self._handshake(event)
             elif isinstance(event, Frame):
                 self._frame(event)
-        self._flush()
+        self._flush(bounded=True)  # pongs and close replies
         if self._protocol.state is State.CLOSED and self._transport is not None:
             self._transport.close()
 
@@ -127,20 +136,47 @@ class AgentLink(asyncio.Protocol):
     def buffered_bytes(self) -> int:
         return 0 if self._transport is None else self._transport.get_write_buffer_size()
 
+    @property
+    def has_room(self) -> bool:
+        """Unsent data is within the cap: one more frame may be written."""
+        return self.buffered_bytes <= self._max_buffer
+
     def send_text(self, text: str, *, droppable: bool = False) -> bool:
-        """Queue one text frame; media (``droppable``) is dropped when the agent lags."""
-        if not self.open:
+        """Queue one text frame within the cap; False when it was not sent.
+
+        Past the cap media (``droppable``) is dropped and counted; any other
+        frame overflows the link.
+        """
+        if not self.open or self.overflowed:
             return False
-        if droppable and self.buffered_bytes > self._max_buffer:
-            self.dropped_frames += 1
+        if not self.has_room:
+            if droppable:
+                self.dropped_frames += 1
+            else:
+                self._overflow()
             return False
         self._protocol.send_text(text.encode())
         self.frames_out += 1
         self._flush()
         return True
 
+    def _overflow(self) -> None:
+        """The agent stopped reading and trunkline has more than media to tell it."""
+        if self.overflowed:
+            return
+        self.overflowed = True
+        metrics.AGENT_SEND_OVERFLOWS.inc()
+        log.warning("agent is not reading: %d bytes unsent", self.buffered_bytes)
+        if self._transport is not None:
+            self._transport.pause_reading()  # nothing it sends now can be answered
+        if self.on_overflow is not None:
+            self.on_overflow()
+
     def close(self, code: int = 1000, reason: str = "") -> None:
         if self._transport is None:
+            return
+        if self.overflowed:  # a closing handshake would queue behind what it never read
+            self.abort()
             return
         if self._protocol.state is State.OPEN:
             self._protocol.send_close(code, reason)
@@ -151,15 +187,26 @@ class AgentLink(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
-    def _flush(self) -> None:
+    def _flush(self, *, bounded: bool = False) -> None:
+        """Write what the protocol has queued; ``bounded``: only within the cap."""
         transport = self._transport
         if transport is None:
             return
         for data in self._protocol.data_to_send():
+            if self.overflowed or (
+                bounded
+                and self._protocol.state is State.OPEN
+                and transport.get_write_buffer_size() > self._max_buffer
+            ):
+                self._overflow()
+                return  # not written: the link is done
             if data:
                 transport.write(data)
             elif transport.can_write_eof():
                 transport.write_eof()
+        buffered = transport.get_write_buffer_size()
+        if buffered > self.peak_buffered_bytes:
+            self.peak_buffered_bytes = buffered
 
     async def wait_open(self) -> Response:
         return await asyncio.shield(self._opened)

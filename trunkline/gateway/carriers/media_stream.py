@@ -116,6 +116,8 @@ def parse_carrier_frame(text: str, dialect: Dialect) -> StreamEvent:
         frame = _object(json.loads(text), "frame")
     except ValueError:
         raise CarrierStreamError("frame is not JSON") from None
+    except RecursionError:  # "[[[[…": nested deeper than the decoder goes
+        raise CarrierStreamError("frame is nested too deeply") from None
     event = frame.get("event")
     # Telnyx numbers every frame and may deliver them out of order; Twilio's stream is ordered.
     sequence = _sequence(frame.get("sequence_number")) if dialect == "telnyx" else None
