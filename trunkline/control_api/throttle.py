@@ -32,7 +32,8 @@ def rate_limit_middleware(settings: Settings) -> Middleware:
         if not request.path.startswith(API_ROOT):
             return await handler(request)
         token = next((request.headers[h] for h in TOKEN_HEADERS if request.headers.get(h)), None)
-        key = "token:" + hash_token(token) if token else "addr:" + (request.remote or "")
+        named = token is not None and token.isascii()
+        key = "token:" + hash_token(token) if named and token else "addr:" + (request.remote or "")
         decision = buckets.take(key, time.monotonic())
         headers = {
             "X-RateLimit-Limit": limit,
