@@ -29,7 +29,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from trunkline.control_api.auth import Principal, authenticate
+from trunkline.control_api import caller
+from trunkline.control_api.auth import Principal
 from trunkline.control_api.errors import API_PREFIX, ApiError
 from trunkline.control_api.keys import SERVICES
 from trunkline.control_api.schema import (
@@ -118,7 +119,7 @@ def add_routes(app: web.Application, routes: Sequence[Route]) -> None:
 def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         services = request.app[SERVICES]
-        principal = await authenticate(request.headers, services.repository)
+        principal = await caller.principal(request, services.repository)
         ctx = Ctx(
             request=request,
             services=services,
