@@ -112,6 +112,27 @@ async def test_telnyx_sms_is_stored_once_and_visible(api: ApiWorld) -> None:
     assert events[0].data["text"] == "Hello from Telnyx"
 
 
+async def test_carrier_text_with_unstorable_characters_is_kept_with_replacements(
+    api: ApiWorld,
+) -> None:
+    org = await api.org()
+    number = await api.provision(org)
+    body = telnyx_event(number["number"], "Hi\u0000 there \ud800!", "msg-nul")
+    status, answer = await post_raw(api, "/carrier/telnyx/messages", body, telnyx_headers(body))
+    assert status == 200, answer
+    listed = await org.admin.get(f"/numbers/{number['id']}/texts")
+    assert [t["text"] for t in listed.body] == ["Hi\ufffd there \ufffd!"]
+    url = api.services.settings.effective_public_url + "/carrier/twilio/messages"
+    fields = twilio_form(number["number"], "SM-nul", "twilio\u0000text")
+    headers = {"X-Twilio-Signature": twilio_signature(TWILIO_TOKEN, url, fields)}
+    status, answer = await post_raw(
+        api, "/carrier/twilio/messages", aiohttp.FormData(fields), headers
+    )
+    assert status == 200, answer
+    listed = await org.admin.get(f"/numbers/{number['id']}/texts")
+    assert sorted(t["text"] for t in listed.body) == ["Hi\ufffd there \ufffd!", "twilio\ufffdtext"]
+
+
 @pytest.mark.parametrize(
     "spoil",
     [

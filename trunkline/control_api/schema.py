@@ -163,6 +163,11 @@ def is_storable(text: str) -> bool:
     return _UNSTORABLE_CHARACTER.search(text) is None
 
 
+def replace_unstorable(text: str) -> str:
+    """``text`` with each NUL and lone surrogate replaced by U+FFFD, for input that must be kept."""
+    return _UNSTORABLE_CHARACTER.sub("\ufffd", text)
+
+
 def check_storable(value: Any, where: str = "") -> None:
     """Raise ApiError(422) at the first string (key or value) that cannot be stored.
 
