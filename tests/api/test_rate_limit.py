@@ -17,6 +17,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from tests.api.conftest import ApiWorld, Client
+from trunkline.control_api.throttle import client_key
 
 
 @pytest.fixture
@@ -129,3 +130,13 @@ async def test_bucket_tables_stay_bounded_and_real_tokens_keep_theirs(api: ApiWo
         answer = await owner.get("/numbers")
     assert answer.status == 200
     assert answer.headers["X-RateLimit-Remaining"] == "1"
+
+
+def test_ipv6_peers_share_their_slash_64_and_ipv4_is_kept_as_is() -> None:
+    assert client_key("2001:db8:1:2::1") == client_key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+    assert client_key("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+    assert client_key("fe80::1%eth0") == "fe80::/64"
+    assert client_key("::ffff:192.0.2.7") == client_key("192.0.2.7") == "192.0.2.7"
+    assert client_key("203.0.113.9") != client_key("203.0.113.10")
+    assert client_key(None) == client_key("") == ""

@@ -16,11 +16,14 @@ Every API response says where the caller stands (``X-RateLimit-Limit``,
 ``-Remaining``, ``-Reset`` in seconds); beyond the limit the answer is 429 with
 ``Retry-After``. Refusals are counted in ``trunkline_api_requests_refused``
 by bucket, forgotten buckets in ``trunkline_api_rate_buckets_evicted``. The
-client address is the TCP peer; forwarded-for headers are not trusted.
+client address is the TCP peer (forwarded-for headers are not trusted); IPv6
+peers are counted by their /64, the block one subscriber usually holds, so
+rotating through it buys no fresh budget.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from dataclasses import dataclass
@@ -36,6 +39,22 @@ from trunkline.metrics import API_RATE_BUCKETS_EVICTED, API_REQUESTS_REFUSED
 from trunkline.ratelimit import Decision, KeyedBuckets
 
 RATE_LIMITED = "Rate limit exceeded: slow down"
+IPV6_CLIENT_PREFIX = 64
+
+
+def client_key(remote: str | None) -> str:
+    """The address bucket a peer spends from: IPv4 as is, IPv6 by its /64."""
+    if not remote:
+        return ""
+    try:
+        address = ipaddress.ip_address(remote.split("%", 1)[0])
+    except ValueError:
+        return remote
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False))
+    return str(address)
 
 
 @dataclass(slots=True)
@@ -87,7 +106,7 @@ def rate_limit_middleware(throttle: ApiThrottle) -> Middleware:
     async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith(API_ROOT):
             return await handler(request)
-        address = request.remote or ""
+        address = client_key(request.remote)
         now = time.monotonic()
         spent = addresses.peek(address, now)
         if not spent.allowed:
