@@ -56,6 +56,9 @@ class Settings:
     max_calls_per_org: int = 0
     api_rate_per_second: float = 50.0
     api_rate_burst: int = 100
+    api_unauthenticated_rate_per_second: float = 1.0
+    api_unauthenticated_burst: int = 20
+    api_unauthenticated_max_addresses: int = 10_000
     media_address: str = ""
     database_url: str = ""
     allow_insecure_urls: bool = False
@@ -128,6 +131,13 @@ class Settings:
             raise ConfigError(
                 "TRUNKLINE_API_RATE_PER_SECOND must be positive and TRUNKLINE_API_RATE_BURST >= 1"
             )
+        if self.api_unauthenticated_rate_per_second <= 0 or self.api_unauthenticated_burst < 1:
+            raise ConfigError(
+                "TRUNKLINE_API_UNAUTHENTICATED_RATE_PER_SECOND must be positive and"
+                " TRUNKLINE_API_UNAUTHENTICATED_BURST >= 1"
+            )
+        if self.api_unauthenticated_max_addresses < 1:
+            raise ConfigError("TRUNKLINE_API_UNAUTHENTICATED_MAX_ADDRESSES must be at least 1")
         if self.max_calls_per_org < 0:
             raise ConfigError("TRUNKLINE_MAX_CALLS_PER_ORG must not be negative")
         if self.twilio_stream_token_seconds <= 0:
@@ -199,8 +209,11 @@ SETTING_HELP: dict[str, str] = {
     "sip_trunk_username": "digest username for the default trunk (both directions)",
     "sip_trunk_password": "digest password for the default trunk",
     "sip_ring_timeout_seconds": "outbound calls not answered within this are cancelled",
-    "api_rate_per_second": "API requests per second per token (per address without one)",
+    "api_rate_per_second": "API requests per second per valid service token",
     "api_rate_burst": "API requests a token may make at once before the rate applies",
+    "api_unauthenticated_rate_per_second": "API requests per second one client address may make without a valid token",
+    "api_unauthenticated_burst": "API requests without a valid token one address may make at once",
+    "api_unauthenticated_max_addresses": "client addresses whose unauthenticated budget is tracked (least recent forgotten)",
     "max_calls_per_org": "concurrent calls one organisation may have (0: no limit)",
     "max_call_seconds": "answered calls are ended after this long (hangup_reason max_duration)",
     "playout_max_seconds": "agent audio queued per call beyond this is dropped (oldest first)",

@@ -36,6 +36,17 @@ WEBHOOK_SECONDS = Histogram(
     "Duration of webhook delivery attempts",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0),
 )
+API_REQUESTS_REFUSED = Counter(
+    "trunkline_api_requests_refused",
+    "API requests answered 429 by the request-rate limit, by bucket"
+    " (token: a valid service token; address: a client address without one)",
+    ["bucket"],
+)
+API_RATE_BUCKETS_EVICTED = Counter(
+    "trunkline_api_rate_buckets_evicted",
+    "API rate-limit buckets forgotten because their table was full, by table (token, address)",
+    ["table"],
+)
 LOOP_LAG = Histogram(
     "trunkline_event_loop_lag_seconds",
     "How late the media clock's timer fired (event-loop lag; drives pacing jitter)",

@@ -151,9 +151,11 @@ class ApiWorld:
         services: Services,
         session: aiohttp.ClientSession,
         base_url: str,
+        app: web.Application | None = None,
     ) -> None:
         self.repository = repository
         self.services = services
+        self.app = app
         self.session = session
         self.base_url = base_url
         self.anonymous = Client(session, base_url, None)
@@ -269,6 +271,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "max_numbers_per_org": 3,
         "api_rate_per_second": 1_000_000.0,  # schemathesis and the SDK tests go fast
         "api_rate_burst": 1_000_000,
+        "api_unauthenticated_rate_per_second": 1_000_000.0,
+        "api_unauthenticated_burst": 1_000_000,
     }
     values.update(overrides)
     return Settings(**values)
@@ -299,14 +303,15 @@ async def api(
             parse_pool(settings.toll_free_pool),
             repository.active_numbers_in_use,
         )
-        runner = web.AppRunner(build_app(services), access_log=None)
+        app = build_app(services)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = runner.addresses[0][1]
         try:
             async with aiohttp.ClientSession() as session:
-                yield ApiWorld(repository, services, session, f"http://127.0.0.1:{port}")
+                yield ApiWorld(repository, services, session, f"http://127.0.0.1:{port}", app)
         finally:
             await runner.cleanup()
             await services.close()

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+import yarl
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -112,6 +113,27 @@ async def test_telnyx_sms_is_stored_once_and_visible(api: ApiWorld) -> None:
     assert events[0].data["text"] == "Hello from Telnyx"
 
 
+async def test_carrier_text_with_unstorable_characters_is_kept_with_replacements(
+    api: ApiWorld,
+) -> None:
+    org = await api.org()
+    number = await api.provision(org)
+    body = telnyx_event(number["number"], "Hi\u0000 there \ud800!", "msg-nul")
+    status, answer = await post_raw(api, "/carrier/telnyx/messages", body, telnyx_headers(body))
+    assert status == 200, answer
+    listed = await org.admin.get(f"/numbers/{number['id']}/texts")
+    assert [t["text"] for t in listed.body] == ["Hi\ufffd there \ufffd!"]
+    url = api.services.settings.effective_public_url + "/carrier/twilio/messages"
+    fields = twilio_form(number["number"], "SM-nul", "twilio\u0000text")
+    headers = {"X-Twilio-Signature": twilio_signature(TWILIO_TOKEN, url, fields)}
+    status, answer = await post_raw(
+        api, "/carrier/twilio/messages", aiohttp.FormData(fields), headers
+    )
+    assert status == 200, answer
+    listed = await org.admin.get(f"/numbers/{number['id']}/texts")
+    assert sorted(t["text"] for t in listed.body) == ["Hi\ufffd there \ufffd!", "twilio\ufffdtext"]
+
+
 @pytest.mark.parametrize(
     "spoil",
     [
@@ -158,6 +180,20 @@ async def test_telnyx_mms_media_is_fetched_and_served_by_expiring_links(
     parts = urlsplit(expired)
     async with api.session.get(f"{api.base_url}{parts.path}?{parts.query}") as response:
         assert response.status == 403 and "expired" in (await response.json())["detail"]
+
+
+@pytest.mark.parametrize("signature", ["%C3%A9" * 8, "%00abc", "%FF%FE"])
+async def test_media_links_with_non_ascii_signatures_are_403(api: ApiWorld, signature: str) -> None:
+    store = api.services.blob_store
+    await store.put("media/probe.png", b"\x89PNG", "image/png")
+    parts = urlsplit(store.presigned_url("media/probe.png", 60))
+    async with api.session.get(f"{api.base_url}{parts.path}?{parts.query}") as response:
+        assert response.status == 200
+    expires = parts.query.split("expires=", 1)[1].split("&", 1)[0]
+    forged = f"{api.base_url}{parts.path}?expires={expires}&signature={signature}"
+    async with api.session.get(yarl.URL(forged, encoded=True)) as response:
+        assert response.status == 403, await response.text()
+        assert "signature" in (await response.json())["detail"]
 
 
 @pytest.mark.parametrize("path", ["/media/tool.exe", "/media/huge.jpg"])

@@ -65,7 +65,7 @@ async def test_sdk_subscription_lifecycle(api: ApiWorld) -> None:
     created = result["created"]
     assert created.signing_key and created.signing_key.startswith("whsec_")
     assert result["second"].signing_key is None  # minted once per identity
-    assert created.has_auth_token and created.auth_token == "tok-1"
+    assert created.has_auth_token and created.auth_token is None  # write-only
     assert str(created.agent_identity_id) == sales.id == str(created.owner_identity_id)
     assert [s.url for s in result["listed"]] == [HOOK, HOOK + "/2"]
     assert result["updated"].event_types == ["call.ended", "call.started"]
@@ -75,6 +75,45 @@ async def test_sdk_subscription_lifecycle(api: ApiWorld) -> None:
     stored = await api.repository.get_subscription(str(created.id))
     assert stored is not None and stored.auth_token_encrypted
     assert "tok-1" not in stored.auth_token_encrypted
+
+
+async def test_the_delivery_auth_token_is_never_echoed(api: ApiWorld) -> None:
+    org = await api.org()
+    secret = "hook-secret-7f3a9c"
+    created = await org.admin.post(
+        "/../webhooks/subscriptions",
+        {
+            "url": HOOK,
+            "event_types": ["call.ended"],
+            "agent_identity_id": org.identities["sales"].id,
+            "auth_token": secret,
+        },
+    )
+    assert created.status == 201, created
+    subscription = f"/../webhooks/subscriptions/{created.body['id']}"
+    answers = [
+        created,
+        await org.admin.get("/../webhooks/subscriptions"),
+        await org.admin.get(subscription),
+        await org.admin.patch(subscription, {"event_types": ["call.ended", "call.started"]}),
+        await org.agents["sales"].get(subscription),
+    ]
+    for answer in answers:
+        assert answer.status in (200, 201), answer
+        assert secret.encode() not in answer.raw
+        document = (
+            answer.body["subscriptions"][0] if "subscriptions" in answer.body else answer.body
+        )
+        assert "auth_token" not in document
+        assert document["auth_token_set"] is True and document["has_auth_token"] is True
+    cleared = await org.admin.patch(subscription, {"auth_token": None})
+    assert (cleared.body["auth_token_set"], cleared.body["has_auth_token"]) == (False, False)
+    replaced = await org.admin.patch(subscription, {"auth_token": "another-secret-91b2"})
+    assert replaced.body["auth_token_set"] is True
+    assert b"another-secret-91b2" not in replaced.raw
+    stored = await api.repository.get_subscription(created.body["id"])
+    assert stored is not None and stored.auth_token_encrypted
+    assert api.services.secret_box.decrypt(stored.auth_token_encrypted) == "another-secret-91b2"
 
 
 async def test_events_fan_out_only_to_matching_subscriptions(api: ApiWorld) -> None:

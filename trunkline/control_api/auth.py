@@ -2,7 +2,8 @@
 
 Only the token's hash is looked up (a unique-index equality match on the
 stored hash, so no secret comparison happens in Python), and the token itself
-is never logged. A token belongs to one organisation; an admin token
+is never logged. A header value outside printable ASCII (raw non-UTF-8 bytes
+reach us as surrogate escapes) names no token: 401 before any lookup. A token belongs to one organisation; an admin token
 (no identity) sees the whole organisation, an identity token only the numbers,
 configuration, calls and texts of its identity.
 
@@ -51,6 +52,11 @@ def presented_token(headers: Mapping[str, str]) -> str | None:
     return None
 
 
+def _is_printable_ascii(token: str) -> bool:
+    """Tokens are printable ASCII; other header bytes arrive as escapes no token holds."""
+    return token.isascii() and token.isprintable()
+
+
 async def authenticate(headers: Mapping[str, str], repository: Repository) -> Principal:
     """The caller's Principal; ApiError(401) when the token is missing or unknown."""
     token = presented_token(headers)
@@ -58,7 +64,7 @@ async def authenticate(headers: Mapping[str, str], repository: Repository) -> Pr
         raise ApiError(
             401, "Missing service token: send it in the X-Service-Token or X-API-Key header"
         )
-    if len(token) > MAX_TOKEN_LENGTH:
+    if len(token) > MAX_TOKEN_LENGTH or not _is_printable_ascii(token):
         raise ApiError(401, "Invalid service token")
     record = await repository.find_token(hash_token(token))
     if record is None:

@@ -3,17 +3,21 @@
 Authenticated by the carrier's signature, not a service token: a request that
 is not provably from the carrier gets 403 and nothing is stored. Each accepted
 message becomes an inbound text (deduplicated on the carrier's message id)
-and a ``text.received`` event; delivery reports update outbound texts.
+and a ``text.received`` event; delivery reports update outbound texts. A
+carrier's message is kept even when it holds characters no backend can store
+(NUL, lone surrogates): each becomes U+FFFD rather than the message being lost.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 from aiohttp import web
 
 from trunkline.control_api.keys import SERVICES
+from trunkline.control_api.schema import replace_unstorable
 from trunkline.messaging.carrier_formats import (
     DeliveryReport,
     InboundMessage,
@@ -45,6 +49,17 @@ async def _read_capped(request: web.Request) -> bytes | None:
     return None if len(body) > MAX_WEBHOOK_BYTES else body
 
 
+def _storable(item: InboundMessage) -> InboundMessage:
+    """The message with unstorable characters in its text and addresses replaced."""
+    return replace(
+        item,
+        carrier_message_id=replace_unstorable(item.carrier_message_id),
+        from_number=replace_unstorable(item.from_number),
+        to_number=replace_unstorable(item.to_number),
+        text=None if item.text is None else replace_unstorable(item.text),
+    )
+
+
 async def _store(
     services: Services, carrier: str, item: InboundMessage | DeliveryReport | None
 ) -> web.Response | None:
@@ -55,7 +70,7 @@ async def _store(
         await services.text_ingress.delivery_report(carrier, item)
         return None
     try:
-        text, inserted = await services.text_ingress.receive(item)
+        text, inserted = await services.text_ingress.receive(_storable(item))
     except UnknownNumber:
         return _detail(404, "No active number matches the recipient")
     except MediaError as exc:

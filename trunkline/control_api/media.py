@@ -35,7 +35,8 @@ async def get_media(request: web.Request) -> web.StreamResponse:
         path = store.path_for(key)
     except InvalidBlobKey:
         return web.json_response({"detail": "Not found"}, status=404)
-    if not store.verify(key, expires, signature):
+    # Signatures are ASCII; anything else cannot match (and compare_digest refuses it).
+    if not (expires.isascii() and signature.isascii()) or not store.verify(key, expires, signature):
         return web.json_response({"detail": "Link expired or signature invalid"}, status=403)
     if not path.is_file():
         return web.json_response({"detail": "Not found"}, status=404)

@@ -14,7 +14,10 @@ Request rules the wrapper enforces:
 - query parameters are converted by schema type (422 naming the parameter);
   unknown query parameters are ignored;
 - the body must be one JSON object (422), at most ``MAX_BODY_BYTES`` (413),
-  with no unknown fields (422 ``<field>: unknown field``).
+  with no unknown fields (422 ``<field>: unknown field``);
+- no string in the query or anywhere in the body (keys included) may hold NUL
+  or an unpaired surrogate (422 naming the field), so no backend is handed a
+  string it cannot store.
 """
 
 from __future__ import annotations
@@ -26,10 +29,19 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from trunkline.control_api.auth import Principal, authenticate
+from trunkline.control_api import caller
+from trunkline.control_api.auth import Principal
 from trunkline.control_api.errors import API_PREFIX, ApiError
 from trunkline.control_api.keys import SERVICES
-from trunkline.control_api.schema import Schema, canonical_uuid, parse_query_value, validate
+from trunkline.control_api.schema import (
+    UNSTORABLE,
+    Schema,
+    canonical_uuid,
+    check_storable,
+    is_storable,
+    parse_query_value,
+    validate,
+)
 from trunkline.services import Services
 from trunkline.storage.repository import Repository
 
@@ -107,7 +119,7 @@ def add_routes(app: web.Application, routes: Sequence[Route]) -> None:
 def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         services = request.app[SERVICES]
-        principal = await authenticate(request.headers, services.repository)
+        principal = await caller.principal(request, services.repository)
         ctx = Ctx(
             request=request,
             services=services,
@@ -128,6 +140,8 @@ def _path_params(route: Route, request: web.Request) -> dict[str, str]:
         if param.location != "path":
             continue
         raw = request.match_info.get(param.name, "")
+        if not is_storable(raw):
+            raise ApiError(404, param.not_found)
         if param.schema.get("format") == "uuid":
             canonical = canonical_uuid(raw)
             if canonical is None:
@@ -153,8 +167,8 @@ def _query_params(route: Route, request: web.Request) -> dict[str, Any]:
                 raise ApiError(422, f"{param.name} is required")
             values[param.name] = param.default
             continue
-        if "\x00" in raw:
-            raise ApiError(422, f"{param.name}: must not contain NUL characters")
+        if not is_storable(raw):
+            raise ApiError(422, f"{param.name}: {UNSTORABLE}")
         values[param.name] = parse_query_value(raw, param.schema, param.name)
     return values
 
@@ -178,6 +192,7 @@ async def _read_body(route: Route, request: web.Request) -> dict[str, Any]:
         raise ApiError(422, f"body: invalid JSON: {_short(exc)}") from None
     if not isinstance(value, dict):
         raise ApiError(422, "body: expected a JSON object")
+    check_storable(value)
     validate(value, route.body, "")
     return value
 

@@ -10,6 +10,10 @@ and ``items``. ``x-error`` replaces the generic message when ``pattern`` fails.
 Every failure is an ``ApiError(422)`` whose detail starts with the field path
 (``provider_config.trunk_address: ...``); a missing required field reads
 ``<field> is required``.
+
+``check_storable`` refuses, anywhere in a decoded JSON value, strings that no
+storage backend can hold: NUL (PostgreSQL text cannot) and unpaired UTF-16
+surrogates from ``\\ud800``-style escapes (they have no UTF-8 form).
 """
 
 from __future__ import annotations
@@ -148,6 +152,44 @@ def _is_type(value: Any, kind: str) -> bool:
     if kind == "null":
         return value is None
     raise ValueError(f"unsupported schema type {kind!r}")
+
+
+UNSTORABLE = "must not contain NUL characters or unpaired UTF-16 surrogates"
+_UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+
+
+def is_storable(text: str) -> bool:
+    """False when ``text`` holds NUL or a lone surrogate (nothing can store or encode it)."""
+    return _UNSTORABLE_CHARACTER.search(text) is None
+
+
+def replace_unstorable(text: str) -> str:
+    """``text`` with each NUL and lone surrogate replaced by U+FFFD, for input that must be kept."""
+    return _UNSTORABLE_CHARACTER.sub("\ufffd", text)
+
+
+def check_storable(value: Any, where: str = "") -> None:
+    """Raise ApiError(422) at the first string (key or value) that cannot be stored.
+
+    Walks the value without recursion, so however deeply the decoder nested
+    it the walk cannot overflow the stack.
+    """
+    pending: list[tuple[Any, str]] = [(value, where)]
+    while pending:
+        item, place = pending.pop()
+        if isinstance(item, str):
+            if not is_storable(item):
+                raise _fail(place or "body", UNSTORABLE)
+        elif isinstance(item, dict):
+            prefix = f"{place}." if place else ""
+            children: list[tuple[Any, str]] = []
+            for key, child in item.items():
+                if not is_storable(key):
+                    raise _fail(place or "body", f"field names {UNSTORABLE}")
+                children.append((child, prefix + key))
+            pending.extend(reversed(children))
+        elif isinstance(item, list):
+            pending.extend((item[i], f"{place}[{i}]") for i in reversed(range(len(item))))
 
 
 def _fail(where: str, message: str) -> ApiError:

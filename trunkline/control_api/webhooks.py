@@ -3,7 +3,9 @@
 ``/api/v1/webhooks/subscriptions`` (POST, GET, GET one, PATCH, DELETE) and
 ``GET /api/v1/webhooks/deliveries``. A subscription belongs to exactly one
 agent identity (every event about it) or one phone number (events about that
-number). Identity tokens manage only their own identity's subscriptions. The
+number). Identity tokens manage only their own identity's subscriptions. A
+delivery ``auth_token`` is write-only: answers say ``auth_token_set`` (and the
+SDK's ``has_auth_token``), never the token. The
 first subscription of an identity without a signing key mints one and returns
 it once as ``signing_key``.
 """
@@ -20,7 +22,6 @@ from trunkline.control_api.route_table import Ctx, Param, Reply, Route
 from trunkline.control_api.schema import Schema, array, boolean, integer, obj, string
 from trunkline.control_api.serialize import iso
 from trunkline.control_api.urls import check_url
-from trunkline.crypto import InvalidSecret
 from trunkline.storage.models import WebhookAttempt, WebhookSubscription, new_id, utcnow
 from trunkline.webhooks import new_signing_key
 
@@ -77,8 +78,10 @@ SUBSCRIPTION: Schema = {
         "created_at": string(fmt="date-time"),
         "updated_at": string(fmt="date-time"),
         "context_config": {"type": "null"},
-        "has_auth_token": boolean(),
-        "auth_token": string(nullable=True),
+        "auth_token_set": boolean(
+            description="Whether deliveries carry a bearer token; the token is never returned"
+        ),
+        "has_auth_token": boolean(description="Same as auth_token_set (the Inkbox SDK's name)"),
         "signing_key": string(nullable=True),
     },
 }
@@ -135,17 +138,9 @@ async def _owner_identity_id(ctx: Ctx, subscription: WebhookSubscription) -> str
     return None if number is None else number.agent_identity_id
 
 
-def _open_token(ctx: Ctx, sealed: str | None) -> str | None:
-    if sealed is None:
-        return None
-    try:
-        return ctx.services.secret_box.decrypt(sealed)
-    except InvalidSecret:
-        return None
-
-
 async def _serialize(ctx: Ctx, subscription: WebhookSubscription) -> dict[str, Any]:
-    token = _open_token(ctx, subscription.auth_token_encrypted)
+    """The subscription as answered; its delivery ``auth_token`` is never echoed, only whether one is set."""
+    token_set = subscription.auth_token_encrypted is not None
     return {
         "id": subscription.id,
         "organization_id": subscription.organization_id,
@@ -159,8 +154,8 @@ async def _serialize(ctx: Ctx, subscription: WebhookSubscription) -> dict[str, A
         "created_at": iso(subscription.created_at),
         "updated_at": iso(subscription.updated_at),
         "context_config": None,
-        "has_auth_token": token is not None,
-        "auth_token": token,
+        "auth_token_set": token_set,
+        "has_auth_token": token_set,  # the Inkbox SDK's name for the same flag
     }
 
 
