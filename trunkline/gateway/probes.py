@@ -29,6 +29,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from trunkline.gateway.sip.digest import REFUSAL_REASONS
+
 if TYPE_CHECKING:
     from trunkline.gateway.sip_gateway import SipGateway
 
@@ -139,6 +141,8 @@ class GatewayCollector(Collector):
         active = {"inbound": 0, "outbound": 0}
         backlog = 0
         sip = {"malformed_dropped": 0, "bad_requests": 0, "auth_refused": 0, "rate_limited": 0}
+        digest = dict.fromkeys(REFUSAL_REASONS, 0)
+        nonces_evicted = 0
         for gateway in gateways:
             totals.add_totals(gateway.media_snapshot())
             for call in gateway.calls.values():
@@ -150,6 +154,9 @@ class GatewayCollector(Collector):
             sip["bad_requests"] += gateway.bad_requests
             sip["auth_refused"] += gateway.auth_refused
             sip["rate_limited"] += gateway.budget.dropped
+            for reason, value in gateway.digest.refusals.items():
+                digest[reason] += value
+            nonces_evicted += gateway.digest.counts.evicted
         calls = GaugeMetricFamily(
             "trunkline_calls_active", "Answered calls in progress", labels=["direction"]
         )
@@ -199,3 +206,16 @@ class GatewayCollector(Collector):
         for reason, value in sip.items():
             requests.add_metric([reason], value)
         yield requests
+        refused = CounterMetricFamily(
+            "trunkline_sip_digest_refused",
+            "Digest answers from untrusted sources not accepted",
+            labels=["reason"],
+        )
+        for reason, value in digest.items():
+            refused.add_metric([reason], value)
+        yield refused
+        yield CounterMetricFamily(
+            "trunkline_sip_digest_nonces_evicted",
+            "Nonce counts forgotten because the table was full (older nonces then go stale)",
+            value=nonces_evicted,
+        )

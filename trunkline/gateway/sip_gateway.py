@@ -152,7 +152,9 @@ class SipGateway(asyncio.DatagramProtocol):
         self.trusted_networks = settings.trusted_networks()
         self.budget = SourceBudget(settings.sip_unauthenticated_rate)
         self.digest = DigestServer(
-            DIGEST_REALM, derive_key(services.master_key, "sip digest nonces")
+            DIGEST_REALM,
+            derive_key(services.master_key, "sip digest nonces"),
+            nonce_lifetime=settings.sip_nonce_lifetime_seconds,
         )
         self.outbound = OutboundCalls(self)
         self.media_totals = MediaTotals.empty()  # what the bridges of ended calls counted
@@ -472,13 +474,13 @@ class SipGateway(asyncio.DatagramProtocol):
         if not is_trusted(source[0], self.trusted_networks):
             # Before anything about the number is revealed: unknown numbers, unknown users
             # and wrong passwords all get the same challenge or the same 403.
-            verdict = self._digest_verdict(request, number)
+            verdict = self._digest_verdict(request, number, source[0])
             if verdict != "ok":
                 self.auth_refused += 1
                 if verdict == "denied":
                     reject(403)
                 else:
-                    challenge = self.digest.challenge(stale=verdict == "stale")
+                    challenge = self.digest.challenge(source=source[0], stale=verdict == "stale")
                     reject(401, WWW_Authenticate=challenge)
                 return
         if number is None:
@@ -528,7 +530,9 @@ class SipGateway(asyncio.DatagramProtocol):
                 reject(500)
             await self.end_call(call, "local", send_bye=call.answered)
 
-    def _digest_verdict(self, request: SipRequest, number: PhoneNumber | None) -> str:
+    def _digest_verdict(
+        self, request: SipRequest, number: PhoneNumber | None, source_host: str
+    ) -> str:
         """ "ok", "stale", "missing" or "denied" for an INVITE from an untrusted source."""
         header = request.headers.get("Authorization")
         if header is None:
@@ -540,7 +544,7 @@ class SipGateway(asyncio.DatagramProtocol):
         if number is not None and number.auth_username and number.auth_password_encrypted:
             sealed = number.auth_password_encrypted
             passwords[number.auth_username] = self.services.secret_box.decrypt(sealed)
-        return self.digest.verify(header, "INVITE", passwords)
+        return self.digest.verify(header, "INVITE", passwords, uri=request.uri, source=source_host)
 
     def _remote_target(self, request: SipRequest, source: SipAddress) -> SipAddress:
         """Where in-dialog requests go: the Contact's address when it is literal, else the source."""
