@@ -75,7 +75,7 @@ from trunkline.speech.engines import SpeechEngines
 from trunkline.storage.blobs import LocalBlobStore
 from trunkline.storage.models import Call, EventDraft, HangupReason, PhoneNumber, utcnow
 from trunkline.webhooks.signing import sign_headers
-from trunkline.webhooks.ssrf import check_url_literal
+from trunkline.webhooks.ssrf import UnsafeTarget, check_url_literal
 
 log = logging.getLogger("trunkline.sip")
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
@@ -799,7 +799,8 @@ class SipGateway(asyncio.DatagramProtocol):
                 if response.status // 100 != 2:
                     return None
                 reply = await response.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError, OSError) as exc:
+        except (aiohttp.ClientError, TimeoutError, ValueError, OSError, UnsafeTarget) as exc:
+            # A URL the guard refuses is an unreachable webhook: the next target, voicemail or 480.
             log.info("incoming-call webhook failed: %s", exc, extra={"call_id": record.id})
             return None
         if isinstance(reply, dict) and reply.get("action") == "reject":
