@@ -161,6 +161,40 @@ async def test_a_webhook_url_the_guard_refuses_falls_through_to_voicemail(
     assert stored.hangup_reason == "voicemail"
 
 
+async def test_rtp_from_elsewhere_before_the_caller_speaks_does_not_take_the_call(
+    trunkline: Trunkline, echo_agent: EchoAgent
+) -> None:
+    await trunkline.number("auto_accept", echo_agent.url)
+    carrier = await CarrierCall.open(trunkline.sip_port)
+    intruder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    intruder.bind(("127.0.0.2", 0))
+    try:
+        assert (await carrier.invite(NUMBER)).status == 200
+        assert carrier.remote_media is not None
+        for index in range(20):  # first to arrive, well-formed, negotiated payload type
+            packet = build_packet(
+                b"\x00" * 160, payload_type=0, sequence=index, timestamp=0, ssrc=7
+            )
+            intruder.sendto(packet, carrier.remote_media)
+        (live,) = trunkline.gateway.calls.values()
+        assert live.bridge is not None and isinstance(live.bridge.caller, RtpLeg)
+        session = live.bridge.caller.session
+        for _ in range(100):
+            if session.counters.dropped_unconfirmed_source == 20:
+                break
+            await asyncio.sleep(0.01)
+        assert session.counters.dropped_unconfirmed_source == 20
+        assert session.learned_source is None
+        frames = [os.urandom(160).replace(b"\xff", b"\xfe") for _ in range(10)]
+        await carrier.send_audio(frames)
+        assert await carrier.received_audio(1600) == b"".join(frames)
+        assert session.learned_source == ("127.0.0.1", carrier.rtp_port)
+        assert (await carrier.bye(NUMBER)).status == 200
+    finally:
+        intruder.close()
+        carrier.close()
+
+
 async def test_rtp_from_a_foreign_source_is_dropped_after_learning(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:

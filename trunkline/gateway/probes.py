@@ -128,6 +128,7 @@ def unwatch(gateway: SipGateway) -> None:
 
 RTP_DROP_REASONS = {
     "dropped_foreign_source": "foreign_source",
+    "dropped_unconfirmed_source": "unconfirmed_source",
     "dropped_payload_type": "payload_type",
     "dropped_malformed": "malformed",
     "dropped_late": "late",

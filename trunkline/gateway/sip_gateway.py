@@ -656,6 +656,7 @@ class SipGateway(asyncio.DatagramProtocol):
             payload_type=negotiated.payload_type,
             event_payload_type=negotiated.event_payload_type,
             remote=(negotiated.remote_address, negotiated.remote_port),
+            signalling_host=call.source[0] or None,
         )
         if link is not None:
             bridge.attach_agent(link)
