@@ -209,3 +209,13 @@ def test_rewind_keeps_rtp_time_with_wall_time_after_a_rephase() -> None:
     spurt = parse_packet(bytes(session.next_frame(b"\x00" * 160) or b""))
     assert (spurt.timestamp - first.timestamp) & 0xFFFFFFFF == 2 * 160 - 120
     assert spurt.marker
+
+
+def test_a_malformed_event_packet_is_counted_once_and_not_latched_onto() -> None:
+    session = RtpSession(0, 101, lambda p: None, lambda d: None)
+    session.receive(packet(1, b"\x01", pt=101), INTRUDER)  # an event payload is 4 bytes
+    counters = session.counters
+    assert (counters.packets_in, counters.dropped_malformed) == (0, 1)
+    assert session.learned_source is None
+    session.receive(packet(2), CARRIER)
+    assert session.learned_source == CARRIER

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from trunkline.codecs.dtmf import TelephoneEventError, decode_event
+from trunkline.codecs.dtmf import TelephoneEvent, TelephoneEventError, decode_event
 from trunkline.gateway.rtp.packet import RtpParseError, build_into, parse_packet
 from trunkline.gateway.rtp.rtcp import ReceptionStats
 
@@ -133,7 +133,14 @@ class RtpSession:
             counters.dropped_malformed += 1
             return
         kind = packet.payload_type
-        if kind != self.payload_type and kind != self.event_payload_type:
+        event: TelephoneEvent | None = None
+        if kind == self.event_payload_type:
+            try:
+                event = decode_event(packet.payload)
+            except TelephoneEventError:
+                counters.dropped_malformed += 1  # counted once, and never latched onto
+                return
+        elif kind != self.payload_type:
             counters.dropped_payload_type += 1
             return
         if not self._learned:
@@ -141,8 +148,8 @@ class RtpSession:
             self._learned = True
         counters.packets_in += 1
         counters.bytes_in += len(data)
-        if kind == self.event_payload_type:
-            self._event(packet.ssrc, packet.timestamp, packet.payload)
+        if event is not None:
+            self._event(packet.ssrc, packet.timestamp, event)
             return
         if not self._in_order(packet.ssrc, packet.sequence):
             counters.dropped_late += 1
@@ -215,12 +222,7 @@ class RtpSession:
         self._cycles = self._received = 0
         self._last_transit = None
 
-    def _event(self, ssrc: int, timestamp: int, payload: memoryview) -> None:
-        try:
-            event = decode_event(payload)
-        except TelephoneEventError:
-            self.counters.dropped_malformed += 1
-            return
+    def _event(self, ssrc: int, timestamp: int, event: TelephoneEvent) -> None:
         if not event.end or self._ended_event == (ssrc, timestamp):
             return  # the digit is reported once, at its first end packet
         self._ended_event = (ssrc, timestamp)
