@@ -50,6 +50,7 @@ class Settings:
     sip_trunk_password: str = ""
     sip_ring_timeout_seconds: float = 60.0
     sip_unauthenticated_rate: float = 10.0
+    sip_nonce_lifetime_seconds: float = 30.0
     agent_reconnect_grace_seconds: float = 5.0
     playout_max_seconds: float = 60.0
     max_call_seconds: float = 14_400.0
@@ -150,6 +151,8 @@ class Settings:
             raise ConfigError("TRUNKLINE_AGENT_RECONNECT_GRACE_SECONDS must not be negative")
         if self.sip_unauthenticated_rate <= 0:
             raise ConfigError("TRUNKLINE_SIP_UNAUTHENTICATED_RATE must be positive")
+        if self.sip_nonce_lifetime_seconds <= 0:
+            raise ConfigError("TRUNKLINE_SIP_NONCE_LIFETIME_SECONDS must be positive")
         if self.sip_trunk_username and not self.sip_trunk_password:
             raise ConfigError("TRUNKLINE_SIP_TRUNK_PASSWORD is required with a trunk username")
         if self.log_level not in LOG_LEVELS:
@@ -219,6 +222,7 @@ SETTING_HELP: dict[str, str] = {
     "playout_max_seconds": "agent audio queued per call beyond this is dropped (oldest first)",
     "agent_reconnect_grace_seconds": "a call whose agent socket drops is redialled this long, then ended",
     "sip_unauthenticated_rate": "SIP requests per second one untrusted source may send",
+    "sip_nonce_lifetime_seconds": "seconds a SIP digest nonce is good for (then stale=true)",
     "media_address": "address written into SDP (default: SIP host or first non-loopback)",
     "database_url": "sqlite:///path or postgresql://... (default: SQLite in the data dir)",
     "allow_insecure_urls": "accept ws:// and http:// agent/webhook URLs (development)",

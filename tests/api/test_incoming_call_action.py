@@ -137,6 +137,27 @@ async def test_no_config_set_is_404(api: ApiWorld) -> None:
             {"incoming_call_action": "webhook", "incoming_call_webhook_url": "wss://a.example.com"},
             "incoming_call_webhook_url: must be a https:// URL",
         ),
+        (
+            {
+                "incoming_call_action": "webhook",
+                "incoming_call_webhook_url": "https://2130706433/hook",
+            },
+            "incoming_call_webhook_url: a numeric host must be a dotted-quad IPv4 address",
+        ),
+        (
+            {
+                "incoming_call_action": "webhook",
+                "incoming_call_webhook_url": "https://[::127.0.0.1]/hook",
+            },
+            "incoming_call_webhook_url: private, loopback and link-local hosts are not allowed",
+        ),
+        (
+            {
+                "incoming_call_action": "auto_accept",
+                "client_websocket_url": "wss://[64:ff9b::a9fe:a9fe]/ws",
+            },
+            "client_websocket_url: private, loopback and link-local hosts are not allowed",
+        ),
         ({"incoming_call_action": "hosted_agent"}, "incoming_call_action: must be one of"),
         ({}, "incoming_call_action is required"),
     ],

@@ -195,6 +195,40 @@ def test_private_hosts_refused_unless_allowed(host: str) -> None:
     assert check_url(url, "websocket", Settings(allow_private_targets=True), "u") == url
 
 
+@pytest.mark.parametrize(
+    "host", ["2130706433", "017700000001", "0x7f000001", "0x7f.1", "127.1", "127.0.1", "0177.0.0.1"]
+)
+def test_numeric_hosts_other_than_dotted_quads_are_refused_even_when_private_is_allowed(
+    host: str,
+) -> None:
+    url = f"https://{host}/hook"
+    expected = "u: a numeric host must be a dotted-quad IPv4 address"
+    assert url_detail(url, "webhook") == expected
+    assert url_detail(url, "webhook", allow_private_targets=True) == expected
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "[::127.0.0.1]",  # IPv4-compatible
+        "[::ffff:7f00:1]",  # IPv4-mapped, hex spelling
+        "[64:ff9b::a9fe:a9fe]",  # NAT64 of 169.254.169.254
+        "[64:ff9b:1::a00:1]",  # local-use NAT64
+        "[2002:7f00:1::]",  # 6to4 of 127.0.0.1
+        "[2001:0:4136:e378:8000:63bf:80ff:fffe]",  # Teredo
+    ],
+)
+def test_ipv6_forms_embedding_ipv4_are_refused_unless_private_is_allowed(host: str) -> None:
+    url = f"https://{host}/hook"
+    assert "private, loopback and link-local hosts are not allowed" in url_detail(url, "webhook")
+    assert check_url(url, "webhook", Settings(allow_private_targets=True), "u") == url
+
+
+def test_public_addresses_and_names_still_pass() -> None:
+    for url in ("https://8.8.8.8/h", "https://[2606:4700::1111]/h", "https://2130706433.example/h"):
+        assert check_url(url, "webhook", Settings(), "u") == url
+
+
 # -- call budget ----------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from trunkline.gateway.media import RtpLeg
 from trunkline.gateway.rtp.packet import build_packet, parse_packet
 from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip.message import SipResponse, parse_message
+from trunkline.storage.models import Call, InboundRouting
 
 
 class DecisionHook:
@@ -106,6 +107,92 @@ async def test_webhook_reject_declines_and_nonsense_does_not_answer(
         "rejected",
         detail,
     )
+
+
+async def stored_call(trunkline: Trunkline, organization_id: str, status: str) -> Call:
+    (call,) = await trunkline.services.repository.list_calls(organization_id)
+    for _ in range(100):
+        stored = await trunkline.services.repository.get_call(call.id)
+        if stored is not None and stored.status == status:
+            return stored
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"call never reached {status}: {stored}")
+
+
+@pytest.mark.parametrize(
+    ("url", "allow_private"),
+    [
+        ("http://2130706433/hook", True),  # refused even where private targets are allowed
+        ("http://0x7f.1/hook", True),
+        ("http://[::127.0.0.1]/hook", False),
+    ],
+)
+async def test_a_webhook_url_the_guard_refuses_is_an_unreachable_webhook(
+    trunkline: Trunkline, url: str, allow_private: bool
+) -> None:
+    trunkline.services.settings.allow_private_targets = allow_private
+    number = await trunkline.number("webhook", url)  # stored as is, past the API's checks
+    carrier = await CarrierCall.open(trunkline.sip_port)
+    try:
+        final = await carrier.invite(NUMBER)
+    finally:
+        carrier.close()
+    assert (final.status, final.reason) == (480, "Agent Unavailable")
+    stored = await stored_call(trunkline, number.organization_id, "failed")
+    assert (stored.hangup_reason, stored.failure_detail) == ("rejected", "agent unreachable")
+
+
+@pytest.mark.parametrize("trunkline_overrides", [{"transcription": "off", "text_to_speech": "off"}])
+async def test_a_webhook_url_the_guard_refuses_falls_through_to_voicemail(
+    trunkline: Trunkline,
+) -> None:
+    number = await trunkline.number(
+        "webhook",
+        "http://2130706433/hook",
+        inbound_routing=InboundRouting(voicemail_message="Leave a message."),
+    )
+    carrier = await CarrierCall.open(trunkline.sip_port)
+    try:
+        assert (await carrier.invite(NUMBER)).status == 200
+        assert (await carrier.bye(NUMBER)).status == 200
+    finally:
+        carrier.close()
+    stored = await stored_call(trunkline, number.organization_id, "completed")
+    assert stored.hangup_reason == "voicemail"
+
+
+async def test_rtp_from_elsewhere_before_the_caller_speaks_does_not_take_the_call(
+    trunkline: Trunkline, echo_agent: EchoAgent
+) -> None:
+    await trunkline.number("auto_accept", echo_agent.url)
+    carrier = await CarrierCall.open(trunkline.sip_port)
+    intruder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    intruder.bind(("127.0.0.2", 0))
+    try:
+        assert (await carrier.invite(NUMBER)).status == 200
+        assert carrier.remote_media is not None
+        for index in range(20):  # first to arrive, well-formed, negotiated payload type
+            packet = build_packet(
+                b"\x00" * 160, payload_type=0, sequence=index, timestamp=0, ssrc=7
+            )
+            intruder.sendto(packet, carrier.remote_media)
+        (live,) = trunkline.gateway.calls.values()
+        assert live.bridge is not None and isinstance(live.bridge.caller, RtpLeg)
+        session = live.bridge.caller.session
+        for _ in range(100):
+            if session.counters.dropped_unconfirmed_source == 20:
+                break
+            await asyncio.sleep(0.01)
+        assert session.counters.dropped_unconfirmed_source == 20
+        assert session.learned_source is None
+        frames = [os.urandom(160).replace(b"\xff", b"\xfe") for _ in range(10)]
+        await carrier.send_audio(frames)
+        assert await carrier.received_audio(1600) == b"".join(frames)
+        assert session.learned_source == ("127.0.0.1", carrier.rtp_port)
+        assert (await carrier.bye(NUMBER)).status == 200
+    finally:
+        intruder.close()
+        carrier.close()
 
 
 async def test_rtp_from_a_foreign_source_is_dropped_after_learning(

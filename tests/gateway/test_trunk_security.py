@@ -114,3 +114,36 @@ async def test_untrusted_sources_are_rate_limited_and_trusted_ones_are_not(
         carrier.close()
     assert 10 <= answered <= 12  # the burst, plus what refilled while sending
     assert gateway.budget.dropped == 30 - answered
+
+
+async def test_a_captured_authorization_replayed_on_a_new_invite_is_challenged_again(
+    trunkline: Trunkline, echo_agent: EchoAgent
+) -> None:
+    await trunkline.number("auto_accept", echo_agent.url)
+    distrust_loopback(trunkline)
+    carrier = await CarrierCall.open(trunkline.sip_port)
+    try:
+        challenge = await carrier.invite(NUMBER)
+        uri = f"sip:{NUMBER}@127.0.0.1:{trunkline.sip_port}"
+        captured = Challenge.parse(challenge.headers.get("WWW-Authenticate") or "").authorization(
+            "carrier", "correct horse", "INVITE", uri
+        )
+        answered = await carrier.invite(NUMBER, cseq=2, headers={"Authorization": captured})
+        assert answered.status == 200
+        assert (await carrier.bye(NUMBER)).status == 200
+    finally:
+        carrier.close()
+    replayer = await CarrierCall.open(trunkline.sip_port)
+    try:
+        replayed = await replayer.invite(NUMBER, headers={"Authorization": captured})
+        other_number = await replayer.invite(
+            UNKNOWN_NUMBER, cseq=2, headers={"Authorization": captured}
+        )
+    finally:
+        replayer.close()
+    assert replayed.status == 401
+    assert "stale=true" in (replayed.headers.get("WWW-Authenticate") or "")
+    assert other_number.status == 403  # the digest uri names another Request-URI
+    assert len(echo_agent.calls) == 1
+    refusals = trunkline.gateway.digest.refusals
+    assert (refusals["replayed"], refusals["wrong_uri"]) == (1, 1)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from trunkline.codecs.dtmf import TelephoneEvent, encode_event
 from trunkline.gateway.rtp.packet import RtpParseError, build_packet, parse_packet
-from trunkline.gateway.rtp.session import RtpSession
+from trunkline.gateway.rtp.session import LEARN_GRACE_SECONDS, RtpSession
 
 CARRIER = ("192.0.2.10", 40000)
 INTRUDER = ("192.0.2.66", 40000)
@@ -74,15 +74,82 @@ def test_fuzzed_datagrams_never_crash_the_session(data: bytes) -> None:
 
 def test_source_is_learned_then_foreign_packets_are_dropped() -> None:
     heard: list[bytes] = []
-    session = RtpSession(
-        0, 101, lambda p: heard.append(bytes(p)), lambda d: None, remote=("10.0.0.1", 1)
-    )
+    session = RtpSession(0, 101, lambda p: heard.append(bytes(p)), lambda d: None, remote=CARRIER)
     session.receive(packet(1), CARRIER)
     assert session.learned_source == CARRIER and session.remote == CARRIER
     session.receive(packet(2, b"\x02" * 160), INTRUDER)
     session.receive(packet(3, b"\x03" * 160), CARRIER)
     assert heard == [b"\x01" * 160, b"\x03" * 160]
     assert session.counters.dropped_foreign_source == 1
+
+
+def test_the_sdp_address_wins_over_a_first_packet_from_elsewhere() -> None:
+    heard: list[int] = []
+    session = RtpSession(0, 101, lambda p: heard.append(p[0]), lambda d: None, remote=CARRIER)
+    session.receive(packet(1, b"\x01" * 160), INTRUDER)  # the clock: well within the grace
+    session.receive(packet(2, b"\x02" * 160), INTRUDER)
+    assert session.learned_source is None and session.remote == CARRIER
+    session.receive(packet(3, b"\x03" * 160), CARRIER)
+    session.receive(packet(4, b"\x04" * 160), INTRUDER)
+    assert session.learned_source == CARRIER
+    assert heard == [3]
+    counters = session.counters
+    assert (counters.dropped_unconfirmed_source, counters.dropped_foreign_source) == (2, 1)
+
+
+def test_another_port_on_the_sdp_host_or_the_signalling_host_is_learned_at_once() -> None:
+    rewritten = ("198.51.100.5", 4444)  # NAT kept the host, changed the port
+    session = RtpSession(0, None, lambda p: None, lambda d: None, remote=("198.51.100.5", 4000))
+    session.receive(packet(1), rewritten, now=0.0)
+    assert session.learned_source == rewritten
+    behind_nat = RtpSession(
+        0,
+        None,
+        lambda p: None,
+        lambda d: None,
+        remote=("10.0.0.5", 4000),  # the caller's inside address
+        signalling_host="198.51.100.9",
+    )
+    behind_nat.receive(packet(1), ("198.51.100.9", 30000), now=0.0)
+    assert behind_nat.learned_source == ("198.51.100.9", 30000)
+
+
+def test_another_source_is_learned_only_after_the_sdp_address_stays_silent() -> None:
+    heard: list[int] = []
+    nat = ("198.51.100.9", 30000)
+    session = RtpSession(
+        0, None, lambda p: heard.append(p[0]), lambda d: None, remote=("10.0.0.5", 4000)
+    )
+    session.receive(packet(1, b"\x01" * 160), nat, now=100.0)
+    session.receive(packet(2, b"\x02" * 160), nat, now=100.5)
+    assert session.learned_source is None
+    session.receive(packet(3, b"\x03" * 160), nat, now=100.0 + LEARN_GRACE_SECONDS)
+    assert session.learned_source == nat
+    session.receive(packet(4, b"\x04" * 160), ("10.0.0.5", 4000), now=102.0)
+    session.receive(packet(5, b"\x05" * 160), INTRUDER, now=102.0)
+    session.receive(packet(6, b"\x06" * 160), nat, now=102.0)
+    assert heard == [3, 6]  # never switched once media flowed
+    counters = session.counters
+    assert (counters.dropped_unconfirmed_source, counters.dropped_foreign_source) == (2, 2)
+
+
+def test_the_sdp_address_speaking_during_the_grace_still_wins() -> None:
+    session = RtpSession(0, None, lambda p: None, lambda d: None, remote=CARRIER)
+    session.receive(packet(1), INTRUDER, now=0.0)
+    session.receive(packet(2), CARRIER, now=LEARN_GRACE_SECONDS / 2)
+    session.receive(packet(3), INTRUDER, now=LEARN_GRACE_SECONDS * 2)
+    assert session.learned_source == CARRIER
+
+
+@pytest.mark.parametrize("remote", [None, ("0.0.0.0", 4000), ("10.0.0.5", 0)])
+def test_without_a_usable_sdp_address_the_first_valid_packet_is_learned(
+    remote: tuple[str, int] | None,
+) -> None:
+    session = RtpSession(0, None, lambda p: None, lambda d: None, remote=remote)
+    session.receive(b"\x80", INTRUDER, now=0.0)  # malformed: not learned
+    assert session.learned_source is None
+    session.receive(packet(1), CARRIER, now=0.0)
+    assert session.learned_source == CARRIER
 
 
 def test_unnegotiated_payload_types_duplicates_and_late_packets_are_dropped() -> None:
@@ -142,3 +209,13 @@ def test_rewind_keeps_rtp_time_with_wall_time_after_a_rephase() -> None:
     spurt = parse_packet(bytes(session.next_frame(b"\x00" * 160) or b""))
     assert (spurt.timestamp - first.timestamp) & 0xFFFFFFFF == 2 * 160 - 120
     assert spurt.marker
+
+
+def test_a_malformed_event_packet_is_counted_once_and_not_latched_onto() -> None:
+    session = RtpSession(0, 101, lambda p: None, lambda d: None)
+    session.receive(packet(1, b"\x01", pt=101), INTRUDER)  # an event payload is 4 bytes
+    counters = session.counters
+    assert (counters.packets_in, counters.dropped_malformed) == (0, 1)
+    assert session.learned_source is None
+    session.receive(packet(2), CARRIER)
+    assert session.learned_source == CARRIER

@@ -74,17 +74,22 @@ def test_rfc2617_example_response() -> None:
 def test_client_answers_verify_on_the_server(algorithm: str) -> None:
     server = DigestServer("trunk.example", b"s" * 32, algorithm)
     now = 1_800_000_000.0
-    challenge = Challenge.parse(server.challenge(now))
-    header = challenge.authorization("alice", "pw", "INVITE", "sip:+1555@trunk.example")
+    uri = "sip:+1555@trunk.example"
+    challenge = Challenge.parse(server.challenge(now, source="192.0.2.7"))
+    header = challenge.authorization("alice", "pw", "INVITE", uri)
     passwords = {"alice": "pw"}
-    assert server.verify(header, "INVITE", passwords, now + 1) == "ok"
-    assert server.verify(header, "BYE", passwords, now + 1) == "denied"
-    assert server.verify(header, "INVITE", {"alice": "other"}, now + 1) == "denied"
-    assert server.verify(header, "INVITE", {"bob": "pw"}, now + 1) == "denied"
-    assert server.verify(header, "INVITE", passwords, now + 301) == "stale"
+
+    def verify(header: str, method: str, passwords: dict[str, str], at: float) -> str:
+        return server.verify(header, method, passwords, at, uri=uri, source="192.0.2.7")
+
+    assert verify(header, "BYE", passwords, now + 1) == "denied"
+    assert verify(header, "INVITE", {"alice": "other"}, now + 1) == "denied"
+    assert verify(header, "INVITE", {"bob": "pw"}, now + 1) == "denied"
+    assert verify(header, "INVITE", passwords, now + 31) == "stale"
     other = "1" if challenge.nonce.endswith("0") else "0"
     forged = header.replace(challenge.nonce, challenge.nonce[:-1] + other)
-    assert server.verify(forged, "INVITE", passwords, now + 1) == "denied"
+    assert verify(forged, "INVITE", passwords, now + 1) == "denied"
+    assert verify(header, "INVITE", passwords, now + 1) == "ok"
     _, params = parse_params(header)
     ha1 = hashlib.new(
         "md5" if algorithm == "MD5" else "sha256", b"alice:trunk.example:pw"

@@ -69,17 +69,18 @@ def test_challenge_is_answered_once_with_credentials_the_server_accepts(
     uac = outbound()
     invite = uac.invite()
     challenge = response_to(invite, status, to_tag="t1")
-    challenge.headers.add(asked, server.challenge())
+    challenge.headers.add(asked, server.challenge(source="192.0.2.7"))
     step = uac.on_response(challenge)
     assert isinstance(step, Resend)
     retry = reparse(step.invite)
     header = retry.headers.get(answered)
     assert header is not None
-    assert server.verify(header, "INVITE", {"alice": "s3cret"}) == "ok"
-    assert server.verify(header, "INVITE", {"alice": "other"}) == "denied"
+    where = {"uri": retry.uri, "source": "192.0.2.7"}
+    assert server.verify(header, "INVITE", {"alice": "other"}, **where) == "denied"
+    assert server.verify(header, "INVITE", {"alice": "s3cret"}, **where) == "ok"
     # A second challenge with a new nonce, not marked stale: the password is wrong.
     again = response_to(step.invite, status, to_tag="t2")
-    again.headers.add(asked, server.challenge(now=1))
+    again.headers.add(asked, server.challenge(now=1, source="192.0.2.7"))
     assert uac.on_response(again) == Failed(status, "trunk rejected the credentials")
 
 
@@ -87,11 +88,13 @@ def test_stale_nonce_is_answered_again() -> None:
     server = DigestServer("trunk.example.com", b"k" * 32)
     uac = outbound()
     first = response_to(uac.invite(), 401, to_tag="t")
-    first.headers.add("WWW-Authenticate", server.challenge(now=1000))
+    first.headers.add("WWW-Authenticate", server.challenge(now=1000, source="192.0.2.7"))
     step = uac.on_response(first)
     assert isinstance(step, Resend)
     stale = response_to(step.invite, 401, to_tag="t")
-    stale.headers.add("WWW-Authenticate", server.challenge(now=2000, stale=True))
+    stale.headers.add(
+        "WWW-Authenticate", server.challenge(now=2000, source="192.0.2.7", stale=True)
+    )
     assert isinstance(uac.on_response(stale), Resend)
 
 

@@ -2,10 +2,14 @@
 
 Agent WebSocket URLs must be ``wss://`` and webhook URLs ``https://``;
 ``TRUNKLINE_ALLOW_INSECURE_URLS`` additionally allows ``ws://`` and ``http://``.
-A URL needs a host and may not carry credentials or a fragment. Unless
-``TRUNKLINE_ALLOW_PRIVATE_TARGETS`` is set, a host written as an IP literal in a
-loopback, private, link-local or otherwise non-global range, or ``localhost``,
-is refused here already; names are resolved and checked again when connecting.
+A URL needs a host and may not carry credentials or a fragment. A host written
+as a number in any form other than a dotted quad (``2130706433``, ``0x7f.1``,
+``127.1``) is always refused: the connect-time guard would refuse it. Unless
+``TRUNKLINE_ALLOW_PRIVATE_TARGETS`` is set, ``localhost`` and any IP literal the
+connect-time guard refuses (loopback, private, link-local, CGNAT, reserved, and
+IPv6 forms that embed an IPv4 address: ``::127.0.0.1``, ``::ffff:…``, NAT64,
+6to4, Teredo) are refused here already; names are resolved and checked again
+when connecting.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from urllib.parse import urlsplit
 
 from trunkline.config import Settings
 from trunkline.control_api.errors import ApiError
+from trunkline.webhooks.ssrf import address_problem, is_noncanonical_number
 
 UrlKind = Literal["websocket", "webhook"]
 MAX_URL_LENGTH = 2048
@@ -51,19 +56,23 @@ def check_url(value: str, kind: UrlKind, settings: Settings, field: str) -> str:
         raise ApiError(422, f"{field}: must not contain a fragment")
     if port == 0:
         raise ApiError(422, f"{field}: port must be 1-65535")
-    if not settings.allow_private_targets and _is_private_host(host):
-        raise ApiError(422, f"{field}: private, loopback and link-local hosts are not allowed")
+    if is_noncanonical_number(host):
+        raise ApiError(422, f"{field}: a numeric host must be a dotted-quad IPv4 address")
+    problem = None if settings.allow_private_targets else _host_problem(host)
+    if problem is not None:
+        raise ApiError(
+            422, f"{field}: private, loopback and link-local hosts are not allowed ({problem})"
+        )
     return value
 
 
-def _is_private_host(host: str) -> bool:
+def _host_problem(host: str) -> str | None:
+    """Why the connect-time guard would refuse ``host``, when it can tell without DNS."""
     lowered = host.lower().rstrip(".")
     if lowered == "localhost" or lowered.endswith(".localhost"):
-        return True
+        return "localhost"
     try:
         address = ipaddress.ip_address(lowered)
     except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return not address.is_global
+        return None
+    return address_problem(address)

@@ -91,6 +91,7 @@ class RtpLeg:
         payload_type: int,
         event_payload_type: int | None,
         remote: tuple[str, int],
+        signalling_host: str | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.alaw = payload_type == 8
@@ -100,6 +101,7 @@ class RtpLeg:
             bridge.caller_audio,
             bridge.caller_digit,
             remote=remote,
+            signalling_host=signalling_host,
         )
         endpoint.session = self.session
         # The first report goes out at a random point of the first 5 s (calls stay out of step).

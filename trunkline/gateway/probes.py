@@ -29,6 +29,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from trunkline.gateway.sip import digest as sip_digest
 from trunkline.gateway.sip.dialog_guard import REFUSAL_REASONS
 
 if TYPE_CHECKING:
@@ -128,6 +129,7 @@ def unwatch(gateway: SipGateway) -> None:
 
 RTP_DROP_REASONS = {
     "dropped_foreign_source": "foreign_source",
+    "dropped_unconfirmed_source": "unconfirmed_source",
     "dropped_payload_type": "payload_type",
     "dropped_malformed": "malformed",
     "dropped_late": "late",
@@ -142,6 +144,8 @@ class GatewayCollector(Collector):
         backlog = 0
         sip = {"malformed_dropped": 0, "bad_requests": 0, "auth_refused": 0, "rate_limited": 0}
         sip.update(dict.fromkeys(REFUSAL_REASONS, 0))
+        digest = dict.fromkeys(sip_digest.REFUSAL_REASONS, 0)
+        nonces_evicted = 0
         for gateway in gateways:
             totals.add_totals(gateway.media_snapshot())
             for call in gateway.calls.values():
@@ -155,6 +159,9 @@ class GatewayCollector(Collector):
             sip["rate_limited"] += gateway.budget.dropped
             for reason, count in gateway.dialog_refused.items():
                 sip[reason] += count
+            for reason, value in gateway.digest.refusals.items():
+                digest[reason] += value
+            nonces_evicted += gateway.digest.counts.evicted
         calls = GaugeMetricFamily(
             "trunkline_calls_active", "Answered calls in progress", labels=["direction"]
         )
@@ -204,3 +211,16 @@ class GatewayCollector(Collector):
         for reason, value in sip.items():
             requests.add_metric([reason], value)
         yield requests
+        refused = CounterMetricFamily(
+            "trunkline_sip_digest_refused",
+            "Digest answers from untrusted sources not accepted",
+            labels=["reason"],
+        )
+        for reason, value in digest.items():
+            refused.add_metric([reason], value)
+        yield refused
+        yield CounterMetricFamily(
+            "trunkline_sip_digest_nonces_evicted",
+            "Nonce counts forgotten because the table was full (older nonces then go stale)",
+            value=nonces_evicted,
+        )

@@ -80,7 +80,7 @@ from trunkline.services import Services
 from trunkline.speech.engines import SpeechEngines
 from trunkline.storage.models import Call, HangupReason, PhoneNumber, utcnow
 from trunkline.webhooks.signing import sign_headers
-from trunkline.webhooks.ssrf import check_url_literal
+from trunkline.webhooks.ssrf import UnsafeTarget, check_url_literal
 
 log = logging.getLogger("trunkline.sip")
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
@@ -160,7 +160,9 @@ class SipGateway(asyncio.DatagramProtocol):
         self.trusted_networks = settings.trusted_networks()
         self.budget = SourceBudget(settings.sip_unauthenticated_rate)
         self.digest = DigestServer(
-            DIGEST_REALM, derive_key(services.master_key, "sip digest nonces")
+            DIGEST_REALM,
+            derive_key(services.master_key, "sip digest nonces"),
+            nonce_lifetime=settings.sip_nonce_lifetime_seconds,
         )
         self.outbound = OutboundCalls(self)
         self.media_totals = MediaTotals.empty()  # what the bridges of ended calls counted
@@ -441,7 +443,7 @@ class SipGateway(asyncio.DatagramProtocol):
         """An in-dialog request from outside the dialog and the trusted networks: digest, as for
         an INVITE (challenged or refused statelessly), and only then served."""
         if request.headers.get("Authorization") is None:
-            challenge = self.digest.challenge()
+            challenge = self.digest.challenge(source=source[0])
             self._refuse_dialog_request(
                 dialog_guard.STRANGER, request, source, 401, WWW_Authenticate=challenge
             )
@@ -457,13 +459,13 @@ class SipGateway(asyncio.DatagramProtocol):
     ) -> None:
         record = call.lifecycle.record
         number = await self.services.repository.get_number(record.phone_number_id)
-        verdict = self._digest_verdict(request, number)
+        verdict = self._digest_verdict(request, number, source[0])
         self._arrived_on = arrived_on  # answered as if it had just arrived (set per datagram)
         if verdict != "ok":
             if verdict == "denied":
                 self._refuse_dialog_request(dialog_guard.STRANGER, request, source, 403)
             else:
-                challenge = self.digest.challenge(stale=True)
+                challenge = self.digest.challenge(source=source[0], stale=verdict == "stale")
                 self._refuse_dialog_request(
                     dialog_guard.STRANGER, request, source, 401, WWW_Authenticate=challenge
                 )
@@ -594,13 +596,13 @@ class SipGateway(asyncio.DatagramProtocol):
         if not is_trusted(source[0], self.trusted_networks):
             # Before anything about the number is revealed: unknown numbers, unknown users
             # and wrong passwords all get the same challenge or the same 403.
-            verdict = self._digest_verdict(request, number)
+            verdict = self._digest_verdict(request, number, source[0])
             if verdict != "ok":
                 self.auth_refused += 1
                 if verdict == "denied":
                     reject_once(403)
                 else:
-                    challenge = self.digest.challenge(stale=verdict == "stale")
+                    challenge = self.digest.challenge(source=source[0], stale=verdict == "stale")
                     reject_once(401, WWW_Authenticate=challenge)
                 return
             self._respond(transaction, response_to(request, 100))
@@ -651,7 +653,9 @@ class SipGateway(asyncio.DatagramProtocol):
                 reject(500)
             await self.end_call(call, "local", send_bye=call.answered)
 
-    def _digest_verdict(self, request: SipRequest, number: PhoneNumber | None) -> str:
+    def _digest_verdict(
+        self, request: SipRequest, number: PhoneNumber | None, source_host: str
+    ) -> str:
         """ "ok", "stale", "missing" or "denied" for an INVITE from an untrusted source."""
         header = request.headers.get("Authorization")
         if header is None:
@@ -663,7 +667,9 @@ class SipGateway(asyncio.DatagramProtocol):
         if number is not None and number.auth_username and number.auth_password_encrypted:
             sealed = number.auth_password_encrypted
             passwords[number.auth_username] = self.services.secret_box.decrypt(sealed)
-        return self.digest.verify(header, request.method, passwords)
+        return self.digest.verify(
+            header, request.method, passwords, uri=request.uri, source=source_host
+        )
 
     def _remote_target(self, request: SipRequest, source: SipAddress) -> SipAddress:
         """Where in-dialog requests go: the Contact's address when it is literal, else the source."""
@@ -775,6 +781,7 @@ class SipGateway(asyncio.DatagramProtocol):
             payload_type=negotiated.payload_type,
             event_payload_type=negotiated.event_payload_type,
             remote=(negotiated.remote_address, negotiated.remote_port),
+            signalling_host=call.source[0] or None,
         )
         if link is not None:
             bridge.attach_agent(link)
@@ -903,7 +910,8 @@ class SipGateway(asyncio.DatagramProtocol):
                 if response.status // 100 != 2:
                     return None
                 reply = await response.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError, OSError) as exc:
+        except (aiohttp.ClientError, TimeoutError, ValueError, OSError, UnsafeTarget) as exc:
+            # A URL the guard refuses is an unreachable webhook: the next target, voicemail or 480.
             log.info("incoming-call webhook failed: %s", exc, extra={"call_id": record.id})
             return None
         if isinstance(reply, dict) and reply.get("action") == "reject":

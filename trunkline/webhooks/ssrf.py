@@ -98,9 +98,15 @@ def parse_target_url(url: str, schemes: Sequence[str] = ("https", "http", "wss",
         raise UnsafeTarget("the URL names no host")
     if "%" in host or any(ord(c) < 0x21 or ord(c) > 0x7E for c in host):
         raise UnsafeTarget("the host contains encoded or non-ASCII characters")
-    if _NUMERIC_HOST.match(host) and not _is_dotted_quad(host):
+    if is_noncanonical_number(host):
         raise UnsafeTarget(f"numeric host {host!r} is not a canonical IPv4 address")
     return Target(scheme, host, port or DEFAULT_PORTS[scheme], "")
+
+
+def is_noncanonical_number(host: str) -> bool:
+    """A host written as a number other than a dotted quad (``2130706433``, ``0x7f.1``)."""
+    host = host.rstrip(".")
+    return bool(_NUMERIC_HOST.match(host)) and not _is_dotted_quad(host)
 
 
 def _is_dotted_quad(host: str) -> bool:

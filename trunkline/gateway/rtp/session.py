@@ -1,8 +1,14 @@
 """One call's RTP endpoint logic, sans I/O: what to accept and what to send.
 
-Inbound: the remote source is learned from the first valid packet of a
-negotiated payload type (symmetric RTP, so carriers behind NAT work) and
-packets from any other source are dropped afterwards (RTP bleed). Payload
+Inbound: the SDP's connection address and port are preferred. The session
+latches onto the first valid packet of a negotiated payload type that comes
+from an acceptable source, and drops packets from any other source afterwards
+(RTP bleed). Acceptable before latching: the SDP address; another port on the
+SDP's host or on the host that sent the signalling (a NAT rewrote it:
+symmetric RTP); any other source only once the SDP address has sent nothing
+for ``LEARN_GRACE_SECONDS`` after the first packet from elsewhere (a NAT the
+SDP does not reveal). Packets refused before latching are counted apart from
+those refused after it. Payload
 types that were not negotiated are dropped, as are duplicates and packets
 older than the newest seen (20 ms G.711 frames are played as they come).
 RFC 4733 events become a digit once, on the first end packet of each event.
@@ -18,12 +24,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from trunkline.codecs.dtmf import TelephoneEventError, decode_event
+from trunkline.codecs.dtmf import TelephoneEvent, TelephoneEventError, decode_event
 from trunkline.gateway.rtp.packet import RtpParseError, build_into, parse_packet
 from trunkline.gateway.rtp.rtcp import ReceptionStats
 
 SAMPLES_PER_FRAME = 160
 MAX_SEQUENCE_JUMP = 3000  # beyond this the stream restarted: resynchronise
+LEARN_GRACE_SECONDS = 1.0  # silence from the SDP address before another source may be learned
 Address = tuple[str, int]
 
 
@@ -35,6 +42,7 @@ class RtpCounters:
     bytes_out: int = 0
     dropped_malformed: int = 0
     dropped_foreign_source: int = 0
+    dropped_unconfirmed_source: int = 0  # before latching, from a source not yet acceptable
     dropped_payload_type: int = 0
     dropped_late: int = 0
     lost: int = 0
@@ -48,6 +56,7 @@ class RtpSession:
     __slots__ = (
         "_buffer",
         "_ended_event",
+        "_first_foreign",
         "_highest",
         "_learned",
         "_out_seq",
@@ -65,6 +74,7 @@ class RtpSession:
         "on_dtmf",
         "payload_type",
         "remote",
+        "signalling_host",
         "ssrc",
     )
 
@@ -76,12 +86,15 @@ class RtpSession:
         on_dtmf: Callable[[str], None],
         *,
         remote: Address | None = None,
+        signalling_host: str | None = None,
     ) -> None:
         self.payload_type = payload_type
         self.event_payload_type = event_payload_type
         self.on_audio = on_audio
         self.on_dtmf = on_dtmf
-        self.remote = remote  # the SDP address until the first valid packet says otherwise
+        self.remote = remote  # the SDP address until a valid packet from elsewhere is learned
+        self.signalling_host = signalling_host  # the SIP peer's host (same NAT as its media)
+        self._first_foreign: float | None = None  # when a packet first came from elsewhere
         self.counters = RtpCounters()
         self.ssrc = secrets.randbits(32)
         self._out_seq = secrets.randbits(16)
@@ -104,18 +117,30 @@ class RtpSession:
         return self.remote if self._learned else None
 
     # -- inbound -----------------------------------------------------------------
-    def receive(self, data: bytes, source: Address) -> None:
+    def receive(self, data: bytes, source: Address, now: float | None = None) -> None:
+        """One datagram from ``source``; ``now`` (monotonic seconds) only matters before latching."""
         counters = self.counters
-        if self._learned and source != self.remote:
-            counters.dropped_foreign_source += 1
-            return
+        if source != self.remote:
+            if self._learned:
+                counters.dropped_foreign_source += 1
+                return
+            if not self._may_learn(source, time.monotonic() if now is None else now):
+                counters.dropped_unconfirmed_source += 1
+                return
         try:
             packet = parse_packet(data)
         except RtpParseError:
             counters.dropped_malformed += 1
             return
         kind = packet.payload_type
-        if kind != self.payload_type and kind != self.event_payload_type:
+        event: TelephoneEvent | None = None
+        if kind == self.event_payload_type:
+            try:
+                event = decode_event(packet.payload)
+            except TelephoneEventError:
+                counters.dropped_malformed += 1  # counted once, and never latched onto
+                return
+        elif kind != self.payload_type:
             counters.dropped_payload_type += 1
             return
         if not self._learned:
@@ -123,8 +148,8 @@ class RtpSession:
             self._learned = True
         counters.packets_in += 1
         counters.bytes_in += len(data)
-        if kind == self.event_payload_type:
-            self._event(packet.ssrc, packet.timestamp, packet.payload)
+        if event is not None:
+            self._event(packet.ssrc, packet.timestamp, event)
             return
         if not self._in_order(packet.ssrc, packet.sequence):
             counters.dropped_late += 1
@@ -137,6 +162,17 @@ class RtpSession:
                 self._jitter16 += d - ((self._jitter16 + 8) >> 4)
         self._last_transit = transit
         self.on_audio(packet.payload)
+
+    def _may_learn(self, source: Address, now: float) -> bool:
+        """Whether a packet from ``source``, not the SDP address, may be latched onto."""
+        remote = self.remote
+        if remote is None or remote[0] in ("0.0.0.0", "::") or remote[1] == 0:
+            return True  # the SDP named no usable address
+        if source[0] == remote[0] or source[0] == self.signalling_host:
+            return True  # the same host from another port: a NAT rewrote it
+        if self._first_foreign is None:
+            self._first_foreign = now
+        return now - self._first_foreign >= LEARN_GRACE_SECONDS
 
     def reception_stats(self) -> ReceptionStats | None:
         """What an RTCP report block says about the caller's stream (None before any)."""
@@ -186,12 +222,7 @@ class RtpSession:
         self._cycles = self._received = 0
         self._last_transit = None
 
-    def _event(self, ssrc: int, timestamp: int, payload: memoryview) -> None:
-        try:
-            event = decode_event(payload)
-        except TelephoneEventError:
-            self.counters.dropped_malformed += 1
-            return
+    def _event(self, ssrc: int, timestamp: int, event: TelephoneEvent) -> None:
         if not event.end or self._ended_event == (ssrc, timestamp):
             return  # the digit is reported once, at its first end packet
         self._ended_event = (ssrc, timestamp)
