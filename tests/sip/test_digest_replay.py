@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trunkline.gateway.sip.digest import Challenge, DigestServer
+from trunkline.gateway.sip.digest import Challenge, DigestServer, parse_params
 
 NOW = 1_800_000_000.0
 CARRIER = "192.0.2.7"
@@ -37,12 +37,12 @@ def test_the_digest_uri_must_be_the_request_uri() -> None:
 
 def test_a_replayed_answer_is_refused_and_a_higher_count_accepted() -> None:
     server = DigestServer("trunkline", b"k" * 32)
-    header = answer(server)
+    challenge = Challenge.parse(server.challenge(NOW, source=CARRIER))
+    header = challenge.authorization("carrier", "correct horse", "INVITE", URI, nc=1)
     assert verify(server, header) == "ok"
     assert verify(server, header) == "stale"  # asked again, with a fresh nonce
     assert server.refusals["replayed"] == 1
-    nonce = Challenge.parse(server.challenge(NOW, source=CARRIER)).nonce
-    again = Challenge("trunkline", nonce, "MD5", "auth", None)
+    again = Challenge("trunkline", challenge.nonce, "MD5", "auth", None)
     second = again.authorization("carrier", "correct horse", "INVITE", URI, nc=2)
     assert verify(server, second) == "ok"
     first = again.authorization("carrier", "correct horse", "INVITE", URI, nc=1)
@@ -100,3 +100,13 @@ def test_expired_nonces_leave_the_table_before_anything_is_evicted() -> None:
         assert verify(server, header, at=issued + 1) == "ok"
     assert len(server.counts) == 1
     assert server.counts.evicted == 0
+
+
+def test_challenges_in_the_same_second_to_one_host_have_their_own_nonces() -> None:
+    """Two calls from one carrier within a second: the second must not look like a replay."""
+    server = DigestServer("trunkline", b"k" * 32)
+    first, second = answer(server), answer(server)
+    assert parse_params(first)[1]["nonce"] != parse_params(second)[1]["nonce"]
+    assert verify(server, first) == "ok"
+    assert verify(server, second) == "ok"
+    assert server.refusals["replayed"] == 0

@@ -118,6 +118,9 @@ class Challenge:
         return "Digest " + ", ".join(parts)
 
 
+NONCE_SALT_BYTES = 8
+
+
 class NonceCounts:
     """The highest nonce count seen per nonce, for nonces that authenticated a request.
 
@@ -191,14 +194,17 @@ class DigestServer:
         self.refusals: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
         self._secret = secret
 
-    def _nonce(self, issued: int, source: str) -> str:
-        message = f"{issued}|{source}".encode()
+    def _nonce(self, issued: int, salt: str, source: str) -> str:
+        message = f"{issued}|{salt}|{source}".encode()
         mac = hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
-        return f"{issued:x}.{mac}"
+        return f"{issued:x}.{salt}.{mac}"
 
     def challenge(self, now: float | None = None, *, source: str, stale: bool = False) -> str:
         """A ``WWW-Authenticate`` value whose nonce only ``source`` (a host) may use."""
-        nonce = self._nonce(int(time.time() if now is None else now), source)
+        # A random salt makes every challenge's nonce unique: two challenges to one host in
+        # the same second must not share a nonce (its counts would refuse the second).
+        issued = int(time.time() if now is None else now)
+        nonce = self._nonce(issued, secrets.token_hex(NONCE_SALT_BYTES), source)
         header = (
             f'Digest realm="{self.realm}", nonce="{nonce}", algorithm={self.algorithm}, qop="auth"'
         )
@@ -206,12 +212,15 @@ class DigestServer:
 
     def _issued(self, nonce: str, source: str) -> int | None:
         """When ``nonce`` was issued to ``source``, or None when it is not one of ours for it."""
-        issued_hex, _, _ = nonce.partition(".")
+        issued_hex, _, rest = nonce.partition(".")
+        salt, _, _ = rest.partition(".")
         try:
             issued = int(issued_hex, 16)
         except ValueError:
             return None
-        if not hmac.compare_digest(self._nonce(issued, source), nonce):
+        if len(salt) != 2 * NONCE_SALT_BYTES or not salt.isalnum():
+            return None
+        if not hmac.compare_digest(self._nonce(issued, salt, source), nonce):
             return None
         return issued
 
