@@ -64,6 +64,7 @@ from trunkline.gateway.sip.message import (
 from trunkline.gateway.sip.sdp import Negotiated, SdpError, answer_sdp, negotiate, parse_sdp
 from trunkline.gateway.sip.transaction import (
     NEVER,
+    T1,
     ClientTransaction,
     Datagram,
     ServerTransaction,
@@ -84,6 +85,7 @@ USER_AGENT = "trunkline"
 AGENT_CONNECT_SECONDS = 5.0
 TRANSCRIPT_WAIT_SECONDS = 15.0  # at hang-up, for the last utterances to be transcribed
 INCOMING_WEBHOOK_SECONDS = 5.0
+TIMER_GRANULARITY = 0.02  # SIP timers due this close together fire in one pass
 
 
 class CallDeclined(Exception):
@@ -141,6 +143,7 @@ class SipGateway(asyncio.DatagramProtocol):
         # Keyed by (branch, method): a CANCEL shares its INVITE's branch (RFC 3261 §17.1.3).
         self._client: dict[tuple[str, str], ClientTransaction] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = NEVER  # when ``_timer`` fires
         self._tasks: set[asyncio.Task[None]] = set()
         self.calls_ending = 0  # left ``calls``, still storing their end (status, transcript)
         self._ends_stored = asyncio.Event()  # set while ``calls_ending`` is 0
@@ -251,29 +254,52 @@ class SipGateway(asyncio.DatagramProtocol):
                 transport.sendto(datagram.data, datagram.address)
 
     def _schedule(self) -> None:
-        deadlines = [t.deadline for t in self._server.values()]
-        deadlines += [t.deadline for t in self._client.values()]
-        deadline = min(deadlines, default=NEVER)
+        """Make sure the timer fires by the deadline a transaction may just have set.
+
+        A deadline set now is never sooner than now + T1 (the shortest SIP timer), so
+        a timer already due by then covers it; otherwise the timer is brought forward
+        to now + T1 and ``_fire_timers`` finds the exact next deadline. No scan of
+        every transaction per message: with thousands of them (an INVITE flood)
+        that cost grew with the square of the flood.
+        """
+        at = asyncio.get_running_loop().time() + T1
+        if self._timer is not None and self._timer_at <= at:
+            return
+        self._arm_timer(at)
+
+    def _arm_timer(self, at: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if deadline != NEVER:
-            self._timer = asyncio.get_running_loop().call_at(deadline, self._fire_timers)
+        if at != NEVER:
+            self._timer = asyncio.get_running_loop().call_at(at, self._fire_timers)
+            self._timer_at = at
 
     def _fire_timers(self) -> None:
         now = asyncio.get_running_loop().time()
         self._timer = None
+        soonest = NEVER
         for key, server in list(self._server.items()):
-            self._transmit(server.fire(now), self._transport_of.get(key))
+            if server.deadline <= now:
+                self._transmit(server.fire(now), self._transport_of.get(key))
             if server.state.value == "terminated":
                 del self._server[key]
                 self._transport_of.pop(key, None)
+            else:
+                soonest = min(soonest, server.deadline)
         for key, client in list(self._client.items()):
-            self._transmit(client.fire(now), self._transport_of.get(key))
+            if client.deadline <= now:
+                self._transmit(client.fire(now), self._transport_of.get(key))
             if client.done:
                 del self._client[key]
                 self._transport_of.pop(key, None)
-        self._schedule()
+            else:
+                soonest = min(soonest, client.deadline)
+        # Deadlines a few milliseconds apart share one pass over the transactions.
+        at = soonest if soonest == NEVER else max(soonest, now + TIMER_GRANULARITY)
+        if self._timer is not None:  # armed by a timeout handler during the pass
+            at = min(at, self._timer_at)
+        self._arm_timer(at)
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
