@@ -31,6 +31,7 @@ from trunkline.control_api.errors import API_PREFIX, ApiError
 from trunkline.control_api.keys import SERVICES
 from trunkline.control_api.schema import Schema, canonical_uuid, parse_query_value, validate
 from trunkline.services import Services
+from trunkline.storage.fairness import API_AUTH_TENANT, database_work
 from trunkline.storage.repository import Repository
 
 MAX_BODY_BYTES = 64 * 1024
@@ -107,16 +108,18 @@ def add_routes(app: web.Application, routes: Sequence[Route]) -> None:
 def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         services = request.app[SERVICES]
-        principal = await authenticate(request.headers, services.repository)
-        ctx = Ctx(
-            request=request,
-            services=services,
-            principal=principal,
-            path=_path_params(route, request),
-            query=_query_params(route, request),
-            body=await _read_body(route, request),
-        )
-        return await route.handler(ctx)
+        with database_work(API_AUTH_TENANT):
+            principal = await authenticate(request.headers, services.repository)
+        with database_work(principal.organization_id):
+            ctx = Ctx(
+                request=request,
+                services=services,
+                principal=principal,
+                path=_path_params(route, request),
+                query=_query_params(route, request),
+                body=await _read_body(route, request),
+            )
+            return await route.handler(ctx)
 
     handle.__name__ = route.operation_id
     return handle
