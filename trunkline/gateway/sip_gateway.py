@@ -48,7 +48,9 @@ from trunkline.gateway.owner_channel import ask_owner, owner_id, same_host
 from trunkline.gateway.owner_notify import PgCallActions
 from trunkline.gateway.probes import MediaTotals
 from trunkline.gateway.recording import CallRecorder, RecordingWriter
+from trunkline.gateway.rejected_calls import RejectedCallRecords
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
+from trunkline.gateway.shared_lookups import SharedLookups
 from trunkline.gateway.sip.admission import SourceBudget, is_trusted
 from trunkline.gateway.sip.digest import DigestServer
 from trunkline.gateway.sip.message import (
@@ -74,6 +76,12 @@ from trunkline.gateway.voicemail import start_voicemail
 from trunkline.services import Services
 from trunkline.speech.engines import SpeechEngines
 from trunkline.storage.blobs import LocalBlobStore
+from trunkline.storage.fairness import (
+    SIP_LOOKUP_TENANT,
+    DatabaseBusy,
+    bind_database_tenant,
+    database_work,
+)
 from trunkline.storage.models import Call, EventDraft, HangupReason, PhoneNumber, utcnow
 from trunkline.webhooks.signing import sign_headers
 from trunkline.webhooks.ssrf import check_url_literal
@@ -161,6 +169,10 @@ class SipGateway(asyncio.DatagramProtocol):
         self.media_totals = MediaTotals.empty()  # what the bridges of ended calls counted
         self.recordings = RecordingWriter(services.settings.data_dir / "recordings")
         self.speech = SpeechEngines(settings)
+        self.lookups = SharedLookups()
+        self.rejected_calls = RejectedCallRecords(
+            services.repository, settings.rejected_call_record_rate, self.spawn, time.monotonic
+        )
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self, host: str, port: int, *, shared: bool = False) -> SipAddress:
@@ -494,7 +506,13 @@ class SipGateway(asyncio.DatagramProtocol):
             dialled = normalise_e164(SipUri.parse(request.uri).user)
         except SipParseError:
             dialled = None
-        number = await self.services.repository.find_active_number(dialled) if dialled else None
+        try:
+            number = await self._dialled_number(dialled) if dialled else None
+        except DatabaseBusy:
+            reject(503, Retry_After="5")
+            return
+        if number is not None:
+            bind_database_tenant(number.organization_id)  # the rest of this call is its work
         if not is_trusted(source[0], self.trusted_networks):
             # Before anything about the number is revealed: unknown numbers, unknown users
             # and wrong passwords all get the same challenge or the same 403.
@@ -518,16 +536,18 @@ class SipGateway(asyncio.DatagramProtocol):
         except SdpError as exc:
             reject(488, f"Not Acceptable Here ({str(exc)[:60]})")
             return
-        route = await load_inbound_route(self.services.repository, number)
+        route = await self.lookups.run(
+            ("route", number.id), lambda: load_inbound_route(self.services.repository, number)
+        )
         remote_party = Address.parse(request.headers.get("From") or "")
+        if route.rejects:
+            reject(603)  # answered first; the record follows, within the number's record rate
+            self.rejected_calls.record(number, self._call_record(number, request, remote_party))
+            return
         record = await self._create_call(number, request, remote_party)
         lifecycle = CallLifecycle(
             record, self.services.repository, agent_identity_id=number.agent_identity_id
         )
-        if route.rejects:
-            reject(603)
-            await lifecycle.transition("failed", hangup_reason="rejected", detail="auto_reject")
-            return
         call = LiveCall(
             sip_call_id=request.call_id,
             lifecycle=lifecycle,
@@ -553,6 +573,14 @@ class SipGateway(asyncio.DatagramProtocol):
             if not call.answered:
                 reject(500)
             await self.end_call(call, "local", send_bye=call.answered)
+
+    async def _dialled_number(self, dialled: str) -> PhoneNumber | None:
+        """The active number an INVITE dialled; INVITEs arriving together share one query."""
+        repository = self.services.repository
+        with database_work(SIP_LOOKUP_TENANT):
+            return await self.lookups.run(
+                ("number", dialled), lambda: repository.find_active_number(dialled)
+            )
 
     def _digest_verdict(self, request: SipRequest, number: PhoneNumber | None) -> str:
         """ "ok", "stale", "missing" or "denied" for an INVITE from an untrusted source."""
@@ -580,14 +608,17 @@ class SipGateway(asyncio.DatagramProtocol):
                 pass
         return source
 
-    async def _create_call(
-        self, number: PhoneNumber, request: SipRequest, remote_party: Address
-    ) -> Call:
+    def _call_record(self, number: PhoneNumber, request: SipRequest, remote_party: Address) -> Call:
         try:
             remote = SipUri.parse(remote_party.uri).user or "anonymous"
         except SipParseError:
             remote = "anonymous"
-        record = inbound_call_record(number, remote, request.call_id)
+        return inbound_call_record(number, remote, request.call_id)
+
+    async def _create_call(
+        self, number: PhoneNumber, request: SipRequest, remote_party: Address
+    ) -> Call:
+        record = self._call_record(number, request, remote_party)
         return await self.services.repository.create_call(record)
 
     async def _ring_and_answer(
