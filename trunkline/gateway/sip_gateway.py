@@ -536,15 +536,20 @@ class SipGateway(asyncio.DatagramProtocol):
         except SdpError as exc:
             reject(488, f"Not Acceptable Here ({str(exc)[:60]})")
             return
-        route = await self.lookups.run(
-            ("route", number.id), lambda: load_inbound_route(self.services.repository, number)
-        )
         remote_party = Address.parse(request.headers.get("From") or "")
-        if route.rejects:
-            reject(603)  # answered first; the record follows, within the number's record rate
-            self.rejected_calls.record(number, self._call_record(number, request, remote_party))
+        try:
+            route = await self.lookups.run(
+                ("route", number.id), lambda: load_inbound_route(self.services.repository, number)
+            )
+            if route.rejects:
+                reject(603)  # answered first; the record follows, within the record rate
+                initiated = self._call_record(number, request, remote_party)
+                self.rejected_calls.record(number, initiated)
+                return
+            record = await self._create_call(number, request, remote_party)
+        except DatabaseBusy:
+            reject(503, Retry_After="5")  # the organisation's database queue is full
             return
-        record = await self._create_call(number, request, remote_party)
         lifecycle = CallLifecycle(
             record, self.services.repository, agent_identity_id=number.agent_identity_id
         )
