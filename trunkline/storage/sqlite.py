@@ -37,6 +37,7 @@ _PLACEHOLDER = re.compile(r"\$(\d+)")
 _WORD = re.compile(r"\w+", re.UNICODE)
 BUSY_TIMEOUT_MS = 10_000
 SEARCH_CANDIDATES = 1000
+_READ_ONLY = ("SELECT ", "WITH ")
 
 
 def _iso(value: datetime) -> str:
@@ -174,8 +175,10 @@ class SqliteRepository(SqlRepository):
         return count
 
     async def _fetch(self, sql: str, *args: Any) -> list[Row]:
-        # One statement is its own transaction in autocommit mode: one trip to the thread
-        # instead of three (BEGIN, statement, COMMIT).
+        if not sql.startswith(_READ_ONLY):  # writes take the write lock up front (BEGIN IMMEDIATE)
+            return await super()._fetch(sql, *args)
+        # A read is its own transaction in autocommit mode: one trip to the thread instead
+        # of three (BEGIN, statement, COMMIT).
         async with self.scheduler.slot(), self._lock:
             return await self.run(self.fetch_sync, sql, args)
 
