@@ -62,6 +62,10 @@ class Settings:
     api_unauthenticated_max_addresses: int = 10_000
     media_address: str = ""
     database_url: str = ""
+    database_queue_per_org: int = 256
+    database_sheddable_per_org: int = 64
+    database_stall_seconds: float = 5.0
+    rejected_call_record_rate: float = 1.0
     allow_insecure_urls: bool = False
     allow_private_targets: bool = False
     max_numbers_per_org: int = 3
@@ -191,6 +195,13 @@ class Settings:
             raise ConfigError("TRUNKLINE_TRANSCRIPTION_QUEUE must be at least 1")
         if self.voicemail_max_seconds <= 0:
             raise ConfigError("TRUNKLINE_VOICEMAIL_MAX_SECONDS must be positive")
+        for name in ("database_queue_per_org", "database_sheddable_per_org"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
+        if self.database_stall_seconds <= 0:
+            raise ConfigError("TRUNKLINE_DATABASE_STALL_SECONDS must be positive")
+        if self.rejected_call_record_rate < 0:
+            raise ConfigError("TRUNKLINE_REJECTED_CALL_RECORD_RATE must not be negative")
         url = self.database_url
         if url and not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ConfigError("TRUNKLINE_DATABASE_URL must start with sqlite:/// or postgresql://")
@@ -225,6 +236,10 @@ SETTING_HELP: dict[str, str] = {
     "sip_nonce_lifetime_seconds": "seconds a SIP digest nonce is good for (then stale=true)",
     "media_address": "address written into SDP (default: SIP host or first non-loopback)",
     "database_url": "sqlite:///path or postgresql://... (default: SQLite in the data dir)",
+    "database_queue_per_org": "database jobs one organisation may have waiting (beyond: 503)",
+    "database_sheddable_per_org": "rejected-call records / transcript writes waiting per org",
+    "database_stall_seconds": "/readyz is 503 while a database job has waited longer than this",
+    "rejected_call_record_rate": "rejected calls stored per second per number (burst 10)",
     "allow_insecure_urls": "accept ws:// and http:// agent/webhook URLs (development)",
     "allow_private_targets": "allow agent/webhook URLs resolving to private/loopback addresses",
     "max_numbers_per_org": "active phone numbers one organisation may hold",

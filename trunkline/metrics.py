@@ -105,6 +105,25 @@ CARRIER_FRAMES_REJECTED = Counter(
     ["dialect"],
 )
 
+DB_QUEUE_WAIT = Gauge(
+    "trunkline_db_queue_wait_seconds",
+    "How long the oldest queued database job has waited for a slot (0 when none waits)",
+)
+DB_QUEUE_DEPTH = Gauge("trunkline_db_queue_depth", "Database jobs waiting for a slot")
+DB_SHED = Counter(
+    "trunkline_db_shed",
+    "Sheddable database work dropped because its organisation's queue was full, by kind",
+    ["kind"],
+)
+DB_REFUSED = Counter(
+    "trunkline_db_refused",
+    "Essential database work refused because its organisation's queue was full",
+)
+REJECTED_CALLS_UNRECORDED = Counter(
+    "trunkline_rejected_calls_unrecorded",
+    "Rejected inbound calls answered but not stored, beyond the per-number record rate",
+)
+
 
 def sip_method_label(method: str) -> str:
     return method if method in SIP_METHODS else "OTHER"

@@ -135,6 +135,10 @@ class Services:
         _ = self.master_key  # create the data-dir key before anything needs it
         repository = await open_repository(self.settings.effective_database_url)
         self._stack.push_async_callback(repository.close)
+        repository.limit_queues(
+            per_tenant=self.settings.database_queue_per_org,
+            sheddable_per_tenant=self.settings.database_sheddable_per_org,
+        )
         self.repository = repository
         inventory = open_inventory(self.settings, repository.active_numbers_in_use)
         self._stack.push_async_callback(inventory.close)

@@ -307,6 +307,23 @@ async def test_transcript_seq_is_gapless_under_concurrency(repo: Repository) -> 
         await repo.add_transcript_segment(new_id(), "local", "nobody", 0)
 
 
+async def test_transcript_batches_append_in_order_after_single_segments(repo: Repository) -> None:
+    org = await repo.create_organization("acme")
+    number = await repo.create_number(number_record(org.id, "+15550100016"), max_active=3)
+    call = await repo.create_call(call_record(number))
+    await repo.add_transcript_segment(call.id, "remote", "hello", 0)
+    lines = [("local", f"line {i}", 100 + i) for i in range(3)]
+    stored = await repo.add_transcript_segments(call.id, lines)  # type: ignore[arg-type]
+    assert [s.seq for s in stored] == [1, 2, 3]
+    segments = await repo.list_transcripts(call.id)
+    assert [(s.seq, s.party, s.text, s.ts_ms) for s in segments] == [
+        (0, "remote", "hello", 0),
+        *((i + 1, "local", f"line {i}", 100 + i) for i in range(3)),
+    ]
+    with pytest.raises(StorageError):
+        await repo.add_transcript_segments(new_id(), lines)  # type: ignore[arg-type]
+
+
 async def test_transcript_search_ranks_and_filters(repo: Repository) -> None:
     org = await repo.create_organization("acme")
     number = await repo.create_number(number_record(org.id, "+15550100007"), max_active=3)

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from trunkline.control_api.auth import Principal, authenticate
 from trunkline.control_api.errors import ApiError
+from trunkline.storage.fairness import API_AUTH_TENANT, database_work
 from trunkline.storage.repository import Repository
 
 CALLER: web.RequestKey[Principal | ApiError] = web.RequestKey("caller")
@@ -24,7 +25,8 @@ async def settle(request: web.Request, repository: Repository) -> Principal | Ap
         return known
     outcome: Principal | ApiError
     try:
-        outcome = await authenticate(request.headers, repository)
+        with database_work(API_AUTH_TENANT):  # the organisation is not known yet
+            outcome = await authenticate(request.headers, repository)
     except ApiError as exc:
         outcome = exc
     request[CALLER] = outcome

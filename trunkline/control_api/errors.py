@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
+from trunkline.storage.fairness import DatabaseBusy
+
 log = logging.getLogger("trunkline.api")
 
 API_PREFIX = "/api/v1/phone"
@@ -57,6 +59,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.detail, exc.headers)
+    except DatabaseBusy:
+        detail = "Database busy: too many requests of this organisation are queued; retry"
+        return error_response(503, detail, {"Retry-After": "1"})
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -14,10 +14,16 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready for new calls: not draining, storage answers, SIP bound, below capacity."""
+    """Ready for new calls: not draining, database queue moving, storage answers, SIP
+    bound, below capacity."""
     services = request.app[SERVICES]
     if services.draining:
         return web.json_response({"status": "draining"}, status=503)
+    waited = services.repository.queue_wait_seconds()
+    limit = services.settings.database_stall_seconds
+    if waited > limit:
+        detail = f"database queue stalled: oldest job waiting {waited:.1f} s (limit {limit:g} s)"
+        return web.json_response({"status": "database stalled", "detail": detail}, status=503)
     if not await services.repository.ping():
         return web.json_response({"status": "storage unavailable"}, status=503)
     control = services.call_control

@@ -43,6 +43,7 @@ from trunkline.control_api.schema import (
     validate,
 )
 from trunkline.services import Services
+from trunkline.storage.fairness import database_work
 from trunkline.storage.repository import Repository
 
 MAX_BODY_BYTES = 64 * 1024
@@ -120,15 +121,16 @@ def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRespo
     async def handle(request: web.Request) -> web.StreamResponse:
         services = request.app[SERVICES]
         principal = await caller.principal(request, services.repository)
-        ctx = Ctx(
-            request=request,
-            services=services,
-            principal=principal,
-            path=_path_params(route, request),
-            query=_query_params(route, request),
-            body=await _read_body(route, request),
-        )
-        return await route.handler(ctx)
+        with database_work(principal.organization_id):
+            ctx = Ctx(
+                request=request,
+                services=services,
+                principal=principal,
+                path=_path_params(route, request),
+                query=_query_params(route, request),
+                body=await _read_body(route, request),
+            )
+            return await route.handler(ctx)
 
     handle.__name__ = route.operation_id
     return handle

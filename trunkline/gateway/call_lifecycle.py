@@ -78,6 +78,17 @@ def _ended_event(call: Call, transcript: list[TranscriptSegment]) -> dict[str, A
     return data
 
 
+def call_ended_event(call: Call, agent_identity_id: str | None) -> EventDraft:
+    """``call.ended`` for a call that ended without a transcript (a rejected call)."""
+    return EventDraft(
+        event_type="call.ended",
+        organization_id=call.organization_id,
+        phone_number_id=call.phone_number_id,
+        agent_identity_id=agent_identity_id,
+        data=_ended_event(call, []),
+    )
+
+
 class CallLifecycle:
     """Owns one call's stored record and changes its status through ``transition``."""
 

@@ -52,7 +52,9 @@ from trunkline.gateway.owner_notify import PgCallActions
 from trunkline.gateway.probes import MediaTotals
 from trunkline.gateway.recording import CallRecorder, RecordingWriter
 from trunkline.gateway.recording_publish import publish_recording
+from trunkline.gateway.rejected_calls import RejectedCallRecords
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
+from trunkline.gateway.shared_lookups import SharedLookups
 from trunkline.gateway.sip import dialog_guard
 from trunkline.gateway.sip.admission import SourceBudget, is_trusted
 from trunkline.gateway.sip.dialog_guard import Dialog, Verdict, cancel_matches, check_in_dialog
@@ -70,6 +72,7 @@ from trunkline.gateway.sip.message import (
 from trunkline.gateway.sip.sdp import Negotiated, SdpError, answer_sdp, negotiate, parse_sdp
 from trunkline.gateway.sip.transaction import (
     NEVER,
+    T1,
     ClientTransaction,
     Datagram,
     ServerTransaction,
@@ -78,6 +81,12 @@ from trunkline.gateway.transcripts import store_transcript_segment
 from trunkline.gateway.voicemail import start_voicemail
 from trunkline.services import Services
 from trunkline.speech.engines import SpeechEngines
+from trunkline.storage.fairness import (
+    SIP_LOOKUP_TENANT,
+    DatabaseBusy,
+    bind_database_tenant,
+    database_work,
+)
 from trunkline.storage.models import Call, HangupReason, PhoneNumber, utcnow
 from trunkline.webhooks.signing import sign_headers
 from trunkline.webhooks.ssrf import UnsafeTarget, check_url_literal
@@ -89,6 +98,7 @@ USER_AGENT = "trunkline"
 AGENT_CONNECT_SECONDS = 5.0
 TRANSCRIPT_WAIT_SECONDS = 15.0  # at hang-up, for the last utterances to be transcribed
 INCOMING_WEBHOOK_SECONDS = 5.0
+TIMER_GRANULARITY = 0.02  # SIP timers due this close together fire in one pass
 
 
 class CallDeclined(Exception):
@@ -146,6 +156,7 @@ class SipGateway(asyncio.DatagramProtocol):
         # Keyed by (branch, method): a CANCEL shares its INVITE's branch (RFC 3261 §17.1.3).
         self._client: dict[tuple[str, str], ClientTransaction] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = NEVER  # when ``_timer`` fires
         self._tasks: set[asyncio.Task[None]] = set()
         # Recordings being published: never cancelled, ``close`` waits for them.
         self._publishing: set[asyncio.Task[None]] = set()
@@ -168,6 +179,10 @@ class SipGateway(asyncio.DatagramProtocol):
         self.media_totals = MediaTotals.empty()  # what the bridges of ended calls counted
         self.recordings = RecordingWriter(services.settings.data_dir / "recordings")
         self.speech = SpeechEngines(settings)
+        self.lookups = SharedLookups()
+        self.rejected_calls = RejectedCallRecords(
+            services.repository, settings.rejected_call_record_rate, self.spawn, time.monotonic
+        )
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self, host: str, port: int, *, shared: bool = False) -> SipAddress:
@@ -263,29 +278,52 @@ class SipGateway(asyncio.DatagramProtocol):
                 transport.sendto(datagram.data, datagram.address)
 
     def _schedule(self) -> None:
-        deadlines = [t.deadline for t in self._server.values()]
-        deadlines += [t.deadline for t in self._client.values()]
-        deadline = min(deadlines, default=NEVER)
+        """Make sure the timer fires by the deadline a transaction may just have set.
+
+        A deadline set now is never sooner than now + T1 (the shortest SIP timer), so
+        a timer already due by then covers it; otherwise the timer is brought forward
+        to now + T1 and ``_fire_timers`` finds the exact next deadline. No scan of
+        every transaction per message: with thousands of them (an INVITE flood)
+        that cost grew with the square of the flood.
+        """
+        at = asyncio.get_running_loop().time() + T1
+        if self._timer is not None and self._timer_at <= at:
+            return
+        self._arm_timer(at)
+
+    def _arm_timer(self, at: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if deadline != NEVER:
-            self._timer = asyncio.get_running_loop().call_at(deadline, self._fire_timers)
+        if at != NEVER:
+            self._timer = asyncio.get_running_loop().call_at(at, self._fire_timers)
+            self._timer_at = at
 
     def _fire_timers(self) -> None:
         now = asyncio.get_running_loop().time()
         self._timer = None
+        soonest = NEVER
         for key, server in list(self._server.items()):
-            self._transmit(server.fire(now), self._transport_of.get(key))
+            if server.deadline <= now:
+                self._transmit(server.fire(now), self._transport_of.get(key))
             if server.state.value == "terminated":
                 del self._server[key]
                 self._transport_of.pop(key, None)
+            else:
+                soonest = min(soonest, server.deadline)
         for key, client in list(self._client.items()):
-            self._transmit(client.fire(now), self._transport_of.get(key))
+            if client.deadline <= now:
+                self._transmit(client.fire(now), self._transport_of.get(key))
             if client.done:
                 del self._client[key]
                 self._transport_of.pop(key, None)
-        self._schedule()
+            else:
+                soonest = min(soonest, client.deadline)
+        # Deadlines a few milliseconds apart share one pass over the transactions.
+        at = soonest if soonest == NEVER else max(soonest, now + TIMER_GRANULARITY)
+        if self._timer is not None:  # armed by a timeout handler during the pass
+            at = min(at, self._timer_at)
+        self._arm_timer(at)
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -592,7 +630,14 @@ class SipGateway(asyncio.DatagramProtocol):
             dialled = normalise_e164(SipUri.parse(request.uri).user)
         except SipParseError:
             dialled = None
-        number = await self.services.repository.find_active_number(dialled) if dialled else None
+        try:
+            number = await self._dialled_number(dialled) if dialled else None
+        except DatabaseBusy:
+            refuse = reject if is_trusted(source[0], self.trusted_networks) else reject_once
+            refuse(503, Retry_After="5")
+            return
+        if number is not None:
+            bind_database_tenant(number.organization_id)  # the rest of this call is its work
         if not is_trusted(source[0], self.trusted_networks):
             # Before anything about the number is revealed: unknown numbers, unknown users
             # and wrong passwords all get the same challenge or the same 403.
@@ -617,16 +662,23 @@ class SipGateway(asyncio.DatagramProtocol):
         except SdpError as exc:
             reject(488, f"Not Acceptable Here ({str(exc)[:60]})")
             return
-        route = await load_inbound_route(self.services.repository, number)
         remote_party = Address.parse(request.headers.get("From") or "")
-        record = await self._create_call(number, request, remote_party)
+        try:
+            route = await self.lookups.run(
+                ("route", number.id), lambda: load_inbound_route(self.services.repository, number)
+            )
+            if route.rejects:
+                reject(603)  # answered first; the record follows, within the record rate
+                initiated = self._call_record(number, request, remote_party)
+                self.rejected_calls.record(number, initiated)
+                return
+            record = await self._create_call(number, request, remote_party)
+        except DatabaseBusy:
+            reject(503, Retry_After="5")  # the organisation's database queue is full
+            return
         lifecycle = CallLifecycle(
             record, self.services.repository, agent_identity_id=number.agent_identity_id
         )
-        if route.rejects:
-            reject(603)
-            await lifecycle.transition("failed", hangup_reason="rejected", detail="auto_reject")
-            return
         call = LiveCall(
             sip_call_id=request.call_id,
             lifecycle=lifecycle,
@@ -652,6 +704,14 @@ class SipGateway(asyncio.DatagramProtocol):
             if not call.answered:
                 reject(500)
             await self.end_call(call, "local", send_bye=call.answered)
+
+    async def _dialled_number(self, dialled: str) -> PhoneNumber | None:
+        """The active number an INVITE dialled; INVITEs arriving together share one query."""
+        repository = self.services.repository
+        with database_work(SIP_LOOKUP_TENANT):
+            return await self.lookups.run(
+                ("number", dialled), lambda: repository.find_active_number(dialled)
+            )
 
     def _digest_verdict(
         self, request: SipRequest, number: PhoneNumber | None, source_host: str
@@ -683,14 +743,17 @@ class SipGateway(asyncio.DatagramProtocol):
                 pass
         return source
 
-    async def _create_call(
-        self, number: PhoneNumber, request: SipRequest, remote_party: Address
-    ) -> Call:
+    def _call_record(self, number: PhoneNumber, request: SipRequest, remote_party: Address) -> Call:
         try:
             remote = SipUri.parse(remote_party.uri).user or "anonymous"
         except SipParseError:
             remote = "anonymous"
-        record = inbound_call_record(number, remote, request.call_id)
+        return inbound_call_record(number, remote, request.call_id)
+
+    async def _create_call(
+        self, number: PhoneNumber, request: SipRequest, remote_party: Address
+    ) -> Call:
+        record = self._call_record(number, request, remote_party)
         return await self.services.repository.create_call(record)
 
     async def _ring_and_answer(

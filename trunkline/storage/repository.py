@@ -73,6 +73,14 @@ class Repository(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+    def queue_wait_seconds(self) -> float:
+        """How long the oldest job waiting for the database has waited (0 when none)."""
+        return 0.0
+
+    @abc.abstractmethod
+    def limit_queues(self, *, per_tenant: int, sheddable_per_tenant: int) -> None:
+        """Bound the database jobs one organisation may have waiting (essential, sheddable)."""
+
     # -- organisations, identities, tokens ----------------------------------
     @abc.abstractmethod
     async def create_organization(self, name: str) -> Organization: ...
@@ -247,6 +255,15 @@ class Repository(abc.ABC):
         events: Sequence[EventDraft] = (),
     ) -> TranscriptSegment:
         """Append with the next ``seq`` for the call (0, 1, 2, … without gaps)."""
+
+    @abc.abstractmethod
+    async def add_transcript_segments(
+        self,
+        call_id: str,
+        segments: Sequence[tuple[TranscriptParty, str, int]],
+        events: Sequence[EventDraft] = (),
+    ) -> list[TranscriptSegment]:
+        """Append (party, text, ts_ms) segments in order, in one transaction, with the next seqs."""
 
     @abc.abstractmethod
     async def list_transcripts(self, call_id: str) -> list[TranscriptSegment]:

@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from trunkline.storage.fairness import DatabaseScheduler
 from trunkline.storage.models import (
     CALL_LIVE_STATUSES,
     AgentIdentity,
@@ -151,6 +152,15 @@ class SqlRepository(Repository, abc.ABC):
     row_lock = ""  # " FOR UPDATE" where the backend has row locks
     skip_locked = ""  # " FOR UPDATE SKIP LOCKED" where concurrent claimers must not collide
     unique_violation: tuple[type[BaseException], ...] = ()
+    scheduler: DatabaseScheduler  # every transaction holds one of its slots
+
+    def queue_wait_seconds(self) -> float:
+        return self.scheduler.oldest_wait()
+
+    def limit_queues(self, *, per_tenant: int, sheddable_per_tenant: int) -> None:
+        self.scheduler.configure(
+            queue_per_tenant=per_tenant, sheddable_per_tenant=sheddable_per_tenant
+        )
 
     @abc.abstractmethod
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
@@ -593,6 +603,15 @@ class SqlRepository(Repository, abc.ABC):
         ts_ms: int,
         events: Sequence[EventDraft] = (),
     ) -> TranscriptSegment:
+        (segment,) = await self.add_transcript_segments(call_id, [(party, text, ts_ms)], events)
+        return segment
+
+    async def add_transcript_segments(
+        self,
+        call_id: str,
+        segments: Sequence[tuple[TranscriptParty, str, int]],
+        events: Sequence[EventDraft] = (),
+    ) -> list[TranscriptSegment]:
         async with self.transaction() as tx:
             call = await tx.fetchrow(f"SELECT id FROM calls WHERE id = $1{self.row_lock}", call_id)
             if call is None:
@@ -600,11 +619,16 @@ class SqlRepository(Repository, abc.ABC):
             last = await tx.fetchrow(
                 "SELECT MAX(seq) AS seq FROM transcript_segments WHERE call_id = $1", call_id
             )
-            seq = 0 if last is None or last["seq"] is None else int(last["seq"]) + 1
-            segment = TranscriptSegment(new_id(), call_id, seq, ts_ms, party, text, utcnow())
-            await self._insert(tx, "transcript_segments", dataclasses.asdict(segment))
+            first = 0 if last is None or last["seq"] is None else int(last["seq"]) + 1
+            now = utcnow()
+            stored = [
+                TranscriptSegment(new_id(), call_id, first + i, ts_ms, party, text, now)
+                for i, (party, text, ts_ms) in enumerate(segments)
+            ]
+            for segment in stored:
+                await self._insert(tx, "transcript_segments", dataclasses.asdict(segment))
             await self._insert_events(tx, events)
-        return segment
+        return stored
 
     async def list_transcripts(self, call_id: str) -> list[TranscriptSegment]:
         rows = await self._fetch(

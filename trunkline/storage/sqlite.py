@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from trunkline.data_dir import PRIVATE_FILE_MODE
+from trunkline.storage.fairness import DatabaseScheduler
 from trunkline.storage.migrations import load_migrations
 from trunkline.storage.models import TranscriptParty
 from trunkline.storage.sql import (
@@ -38,6 +39,7 @@ _PLACEHOLDER = re.compile(r"\$(\d+)")
 _WORD = re.compile(r"\w+", re.UNICODE)
 BUSY_TIMEOUT_MS = 10_000
 SEARCH_CANDIDATES = 1000
+_READ_ONLY = ("SELECT ", "WITH ")
 
 
 def _iso(value: datetime) -> str:
@@ -104,6 +106,7 @@ class SqliteRepository(SqlRepository):
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trunkline-sqlite")
         self._lock = asyncio.Lock()
+        self.scheduler = DatabaseScheduler(1)  # one connection: one transaction at a time
         self._connection: sqlite3.Connection | None = None
 
     @classmethod
@@ -153,7 +156,7 @@ class SqliteRepository(SqlRepository):
     ) -> int:
         check_bulk_table(table, columns)
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-        async with self._lock:
+        async with self.scheduler.slot(), self._lock:
             return await self.run(self._bulk_insert_sync, sql, rows)
 
     def _bulk_insert_sync(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
@@ -175,9 +178,21 @@ class SqliteRepository(SqlRepository):
             raise
         return count
 
+    async def _fetch(self, sql: str, *args: Any) -> list[Row]:
+        if not sql.startswith(_READ_ONLY):  # writes take the write lock up front (BEGIN IMMEDIATE)
+            return await super()._fetch(sql, *args)
+        # A read is its own transaction in autocommit mode: one trip to the thread instead
+        # of three (BEGIN, statement, COMMIT).
+        async with self.scheduler.slot(), self._lock:
+            return await self.run(self.fetch_sync, sql, args)
+
+    async def _fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self._fetch(sql, *args)
+        return rows[0] if rows else None
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqliteTx]:
-        async with self._lock:
+        async with self.scheduler.slot(), self._lock:
             begin = asyncio.ensure_future(self.run(self._execute_sync, "BEGIN IMMEDIATE"))
             try:
                 await asyncio.shield(begin)
