@@ -308,3 +308,32 @@ async def test_late_carrier_frames_are_dropped_and_counted(
             break
         await asyncio.sleep(0.05)
     assert value(await scrape(trunkline), late[0], **late[1]) - before == 1
+
+
+async def test_streams_to_an_auto_reject_number_store_records_only_within_the_rate(
+    trunkline: Trunkline,
+) -> None:
+    """Rejected streams are closed at once; rows follow at the per-number record rate only."""
+    base = configure(trunkline)
+    number = await trunkline.number("auto_reject", None)
+    url = f"{base}/telnyx/media-stream"
+    headers = {"x-telnyx-streaming-auth-token": STREAM_TOKEN}
+    unrecorded = "trunkline_rejected_calls_unrecorded_total"
+    before = value(await scrape(trunkline), unrecorded)
+    streams = 25  # more than the burst of records a number gets (10)
+    async with aiohttp.ClientSession() as http:
+        for _ in range(streams):
+            async with http.ws_connect(url, headers=headers) as ws:
+                await ws.send_json(telnyx_start())
+                message = await asyncio.wait_for(ws.receive(), 5)
+                assert message.type == aiohttp.WSMsgType.CLOSE and message.data == 1000
+    repository = trunkline.services.repository
+    async with asyncio.timeout(5):
+        while True:
+            stored = await repository.list_calls(number.organization_id, limit=100)
+            skipped = value(await scrape(trunkline), unrecorded) - before
+            if len(stored) + skipped == streams:
+                break
+            await asyncio.sleep(0.05)
+    assert 1 <= len(stored) < streams and skipped >= 1
+    assert {(call.status, call.hangup_reason) for call in stored} == {("failed", "rejected")}

@@ -62,7 +62,7 @@ from trunkline.gateway.sip_gateway import (
 from trunkline.gateway.voicemail import start_voicemail
 from trunkline.messaging.carrier_formats import SignatureError, verify_twilio
 from trunkline.services import Services
-from trunkline.storage.models import PhoneNumber
+from trunkline.storage.models import Call, PhoneNumber
 
 log = logging.getLogger("trunkline.carrier_stream")
 START_WAIT_SECONDS = 10.0
@@ -277,14 +277,13 @@ class StreamCall:
         if gateway.at_capacity(number.organization_id):
             await self.ws.close(code=1013, message=b"too many concurrent calls")  # try again later
             return
-        call = await self._live_call(number)
         route = await load_inbound_route(repository, number)
         if route.rejects:
-            await call.lifecycle.transition(
-                "failed", hangup_reason="rejected", detail="auto_reject"
-            )
             await self.ws.close(code=1000, message=b"rejected")
+            # Stored like a rejected SIP call: after the refusal, within the record rate.
+            gateway.rejected_calls.record(number, self._call_record(number))
             return
+        call = await self._live_call(number)
         gateway.calls[call.sip_call_id] = call
         try:
             await call.lifecycle.transition("ringing")
@@ -319,13 +318,14 @@ class StreamCall:
         finally:
             await gateway.end_call(call, "remote", send_bye=False)
 
+    def _call_record(self, number: PhoneNumber) -> Call:
+        start = self.start
+        carrier_call_id = f"{self.dialect}:{start.carrier_call_id}"
+        return inbound_call_record(number, start.from_number, carrier_call_id)
+
     async def _live_call(self, number: PhoneNumber) -> LiveCall:
         start = self.start
-        record = await self.gateway.services.repository.create_call(
-            inbound_call_record(
-                number, start.from_number, f"{self.dialect}:{start.carrier_call_id}"
-            )
-        )
+        record = await self.gateway.services.repository.create_call(self._call_record(number))
         lifecycle = CallLifecycle(
             record, self.gateway.services.repository, agent_identity_id=number.agent_identity_id
         )
