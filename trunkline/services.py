@@ -48,6 +48,10 @@ class CallControl(Protocol):
     def readiness(self) -> str | None:
         """Why new calls cannot be taken right now (None: ready)."""
 
+    @property
+    def owner(self) -> str:
+        """The owner name of calls this process carries (its restart sweep ends them)."""
+
 
 log = logging.getLogger("trunkline.services")
 

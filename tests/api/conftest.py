@@ -143,6 +143,10 @@ class ScriptedCallControl:
     def readiness(self) -> str | None:
         return None
 
+    @property
+    def owner(self) -> str:
+        return "scripted-node:0"
+
 
 class ApiWorld:
     def __init__(

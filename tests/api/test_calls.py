@@ -73,6 +73,11 @@ async def test_place_call_dials_and_returns_call_with_rate_limit(api: ApiWorld) 
         "+14155550199",
     )
     assert call["client_websocket_url"] == WSS
+    # Owned before it is dialled, so a crash in between leaves it to the restart sweep.
+    ((placed, _),) = control.placed
+    assert placed.owner == control.owner
+    live = await api.repository.list_live_calls(control.owner)
+    assert [c.id for c in live] == [call["id"]]
     limits = CallLimits()
     assert call["rate_limit"] == {
         "calls_used": 1,

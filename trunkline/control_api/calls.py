@@ -114,6 +114,7 @@ async def place_call(ctx: Ctx) -> web.Response:
             f"{limits.minutes_per_window} minutes per {limits.window_seconds // 3600} hours",
             headers={"Retry-After": str(usage.retry_after_seconds(now))},
         )
+    control = ctx.services.call_control
     record = await ctx.repository.create_call(
         Call.initiated(
             number,
@@ -121,10 +122,11 @@ async def place_call(ctx: Ctx) -> web.Response:
             direction="outbound",
             client_websocket_url=websocket,
             now=now,
+            # Owned from the start: a crash before the INVITE leaves it to the restart sweep.
+            owner=control.owner if control is not None else None,
         )
     )
     lifecycle = CallLifecycle(record, ctx.repository, agent_identity_id=number.agent_identity_id)
-    control = ctx.services.call_control
     if control is None:
         await lifecycle.transition("failed", detail=NO_TRUNK)
         raise ApiError(503, NO_TRUNK)

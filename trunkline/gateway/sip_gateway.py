@@ -1259,6 +1259,10 @@ class GatewayCallControl:
     async def place_call(self, call: Call, number: PhoneNumber) -> None:
         await self.gateway.outbound.place(call, number)
 
+    @property
+    def owner(self) -> str:
+        return self.gateway.owner
+
     def readiness(self) -> str | None:
         if self.gateway.transport is None:
             return "SIP socket not bound"
