@@ -457,9 +457,7 @@ class SipGateway(asyncio.DatagramProtocol):
         self.dialog_refused[reason] += 1
         if request is None or source is None or status is None:
             return
-        response = response_to(request, status, to_tag=secrets.token_hex(6))
-        for name, value in headers.items():
-            response.headers.add(name.replace("_", "-"), value)
+        response = _response_with(request, status, secrets.token_hex(6), headers)
         self._send_once(response, source, self._arrived_on)
 
     def _send_once(
@@ -610,10 +608,7 @@ class SipGateway(asyncio.DatagramProtocol):
         local_tag = secrets.token_hex(8)
 
         def reject(status: int, reason: str | None = None, **headers: str) -> None:
-            response = response_to(request, status, reason, to_tag=local_tag)
-            for name, value in headers.items():
-                response.headers.add(name.replace("_", "-"), value)
-            self._respond(transaction, response)
+            self._respond(transaction, _response_with(request, status, local_tag, headers, reason))
 
         def reject_once(status: int, **headers: str) -> None:
             """To a source that has not authenticated: once, and the transaction forgotten,
@@ -621,9 +616,7 @@ class SipGateway(asyncio.DatagramProtocol):
             key = (request.top_via.branch, request.method)
             self._server.pop(key, None)
             arrived_on = self._transport_of.pop(key, None)
-            response = response_to(request, status, to_tag=local_tag)
-            for name, value in headers.items():
-                response.headers.add(name.replace("_", "-"), value)
+            response = _response_with(request, status, local_tag, headers)
             self._send_once(response, transaction.address, arrived_on)
 
         try:
@@ -1201,6 +1194,20 @@ class SipGateway(asyncio.DatagramProtocol):
                     call.carrier_stream.hang_up()
                 return True
         return False
+
+
+def _response_with(
+    request: SipRequest,
+    status: int,
+    to_tag: str,
+    headers: dict[str, str],
+    reason: str | None = None,
+) -> SipResponse:
+    """``response_to`` plus extra headers given as keywords (``Retry_After`` → ``Retry-After``)."""
+    response = response_to(request, status, reason, to_tag=to_tag)
+    for name, value in headers.items():
+        response.headers.add(name.replace("_", "-"), value)
+    return response
 
 
 def _dialog(call: LiveCall) -> Dialog:
