@@ -31,8 +31,8 @@ from trunkline.control_api.number_rules import (
 from trunkline.control_api.route_table import Ctx, Reply, Route
 from trunkline.control_api.schema import obj, string
 from trunkline.gateway.carriers.numbering import country_for, is_toll_free, state_for
+from trunkline.storage.errors import NumberCapReached, NumberInUse
 from trunkline.storage.models import InboundRouting, PhoneNumber, new_id, utcnow
-from trunkline.storage.repository import NumberCapReached, NumberInUse
 
 PROVIDER = string(
     min_length=1,

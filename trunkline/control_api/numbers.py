@@ -33,8 +33,8 @@ from trunkline.control_api.route_table import Ctx, Reply, Route, uuid_param
 from trunkline.control_api.schema import obj, string
 from trunkline.gateway.carriers.inventory import CarrierError, NoInventory, NumberInventory
 from trunkline.gateway.carriers.numbering import US_STATES
+from trunkline.storage.errors import NumberCapReached, NumberInUse
 from trunkline.storage.models import PhoneNumber, new_id, utcnow
-from trunkline.storage.repository import NumberCapReached, NumberInUse
 
 log = logging.getLogger("trunkline.api.numbers")
 

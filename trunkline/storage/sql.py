@@ -14,6 +14,13 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from trunkline.storage.errors import (
+    DuplicateHandle,
+    NumberCapReached,
+    NumberInUse,
+    StorageError,
+    TokenCapReached,
+)
 from trunkline.storage.fairness import DatabaseScheduler
 from trunkline.storage.models import (
     CALL_LIVE_STATUSES,
@@ -38,14 +45,7 @@ from trunkline.storage.models import (
     new_id,
     utcnow,
 )
-from trunkline.storage.repository import (
-    DuplicateHandle,
-    NumberCapReached,
-    NumberInUse,
-    Repository,
-    StorageError,
-    TokenCapReached,
-)
+from trunkline.storage.repository import Repository
 
 Row = Mapping[str, Any]
 M = TypeVar("M")
