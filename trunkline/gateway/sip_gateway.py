@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import secrets
@@ -57,6 +56,7 @@ from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPort
 from trunkline.gateway.shared_lookups import SharedLookups
 from trunkline.gateway.sip import dialog_guard
 from trunkline.gateway.sip.admission import SourceBudget, is_trusted
+from trunkline.gateway.sip.dialog import InboundDialog, response_with
 from trunkline.gateway.sip.dialog_guard import Dialog, Verdict, cancel_matches, check_in_dialog
 from trunkline.gateway.sip.digest import DigestServer
 from trunkline.gateway.sip.message import (
@@ -386,11 +386,11 @@ class SipGateway(asyncio.DatagramProtocol):
             return
         call = self.calls.get(request.call_id)
         if request.method == "ACK":
-            if call is not None and call.invite_transaction is not None:
+            if call is not None and call.dialog is not None:
                 # the ACK for our 2xx (a new branch) to the dialog's latest INVITE,
                 # honoured from the far end only
-                invite = call.invite_transaction
-                verdict = check_in_dialog(request, source, _dialog(call), trusted=trusted)
+                invite = call.dialog.transaction
+                verdict = check_in_dialog(request, source, call.dialog.identity, trusted=trusted)
                 if verdict is not Verdict.ACCEPT:
                     self._refuse_dialog_request(dialog_guard.ACK_STRANGER)
                 elif request.cseq[0] == invite.request.cseq[0]:
@@ -457,7 +457,7 @@ class SipGateway(asyncio.DatagramProtocol):
         self.dialog_refused[reason] += 1
         if request is None or source is None or status is None:
             return
-        response = _response_with(request, status, secrets.token_hex(6), headers)
+        response = response_with(request, status, secrets.token_hex(6), headers)
         self._send_once(response, source, self._arrived_on)
 
     def _send_once(
@@ -552,12 +552,12 @@ class SipGateway(asyncio.DatagramProtocol):
         if invite is None or call is None or call.answered or call.outbound is not None:
             self._respond(transaction, response_to(request, 481))
             return
-        if call.invite_transaction is not invite:  # a re-INVITE: too late to cancel
+        if call.dialog is None or call.dialog.transaction is not invite:  # a re-INVITE: too late
             self._respond(transaction, response_to(request, 481))
             return
         self._respond(transaction, response_to(request, 200))
         call.canceled = True
-        self._respond(invite, response_to(invite.request, 487, to_tag=call.local_tag))
+        self._respond(invite, call.dialog.reject(487))
 
     def _reinvite(self, call: LiveCall, transaction: ServerTransaction) -> None:
         request = transaction.request
@@ -574,8 +574,8 @@ class SipGateway(asyncio.DatagramProtocol):
             response.body = answer_sdp(negotiated, self.media_address, call.endpoint.port)
             response.headers.add("Content-Type", "application/sdp")
         response.headers.add("Contact", self.contact())
-        if call.answered:  # its ACK, on a branch of its own, is matched through the call
-            call.invite_transaction = transaction
+        if call.answered and call.dialog is not None:  # its ACK is matched through the dialog
+            call.dialog.transaction = transaction
         self._respond(transaction, response)
 
     def _ack_timeout(self, transaction: ServerTransaction) -> None:
@@ -605,10 +605,10 @@ class SipGateway(asyncio.DatagramProtocol):
     # -- the inbound call ------------------------------------------------------------------
     async def _inbound_invite(self, transaction: ServerTransaction, source: SipAddress) -> None:
         request = transaction.request
-        local_tag = secrets.token_hex(8)
+        dialog = InboundDialog.accept(transaction, source)
 
         def reject(status: int, reason: str | None = None, **headers: str) -> None:
-            self._respond(transaction, _response_with(request, status, local_tag, headers, reason))
+            self._respond(transaction, dialog.reject(status, reason, **headers))
 
         def reject_once(status: int, **headers: str) -> None:
             """To a source that has not authenticated: once, and the transaction forgotten,
@@ -616,8 +616,7 @@ class SipGateway(asyncio.DatagramProtocol):
             key = (request.top_via.branch, request.method)
             self._server.pop(key, None)
             arrived_on = self._transport_of.pop(key, None)
-            response = _response_with(request, status, local_tag, headers)
-            self._send_once(response, transaction.address, arrived_on)
+            self._send_once(dialog.reject(status, **headers), transaction.address, arrived_on)
 
         try:
             dialled = normalise_e164(SipUri.parse(request.uri).user)
@@ -675,14 +674,7 @@ class SipGateway(asyncio.DatagramProtocol):
         call = LiveCall(
             sip_call_id=request.call_id,
             lifecycle=lifecycle,
-            invite=request,
-            invite_transaction=transaction,
-            source=source,
-            local_tag=local_tag,
-            remote_from=request.headers.get("From") or "",
-            local_to=f"{request.headers.get('To')};tag={local_tag}",
-            remote_target=self._remote_target(request, source),
-            route_set=request.headers.get_all("Record-Route"),
+            dialog=dialog,
             agent_protocol=number.agent_protocol,
             agent_audio=number.agent_audio,
             recording_enabled=number.recording_enabled,
@@ -724,18 +716,6 @@ class SipGateway(asyncio.DatagramProtocol):
             header, request.method, passwords, uri=request.uri, source=source_host
         )
 
-    def _remote_target(self, request: SipRequest, source: SipAddress) -> SipAddress:
-        """Where in-dialog requests go: the Contact's address when it is literal, else the source."""
-        contact = request.headers.get("Contact")
-        if contact:
-            try:
-                uri = SipUri.parse(Address.parse(contact).uri)
-                ipaddress.ip_address(uri.host)
-                return (uri.host, uri.port or 5060)
-            except (SipParseError, ValueError):
-                pass
-        return source
-
     def _call_record(self, number: PhoneNumber, request: SipRequest, remote_party: Address) -> Call:
         try:
             remote = SipUri.parse(remote_party.uri).user or "anonymous"
@@ -757,10 +737,10 @@ class SipGateway(asyncio.DatagramProtocol):
         negotiated: Negotiated,
         voicemail_message: str | None = None,
     ) -> None:
-        request = call.invite
-        transaction = call.invite_transaction
-        assert request is not None and transaction is not None
-        self._respond(transaction, response_to(request, 180, to_tag=call.local_tag))
+        dialog = call.dialog
+        assert dialog is not None
+        transaction = dialog.transaction
+        self._respond(transaction, dialog.provisional(180))
         await call.lifecycle.transition("ringing")
         link: AgentLink | None = None
         url: str | None = None
@@ -770,7 +750,7 @@ class SipGateway(asyncio.DatagramProtocol):
             try:
                 url = await self.agent_url(call, number, target)
             except CallDeclined:
-                self._respond(transaction, response_to(request, 603, to_tag=call.local_tag))
+                self._respond(transaction, dialog.reject(603))
                 await call.lifecycle.transition(
                     "failed", hangup_reason="rejected", detail="declined by webhook"
                 )
@@ -790,10 +770,7 @@ class SipGateway(asyncio.DatagramProtocol):
         if link is None and voicemail_message is not None:
             call.voicemail = True
         elif link is None:
-            self._respond(
-                transaction,
-                response_to(request, 480, "Agent Unavailable", to_tag=call.local_tag),
-            )
+            self._respond(transaction, dialog.reject(480, "Agent Unavailable"))
             await call.lifecycle.transition(
                 "failed", hangup_reason="rejected", detail="agent unreachable"
             )
@@ -804,20 +781,16 @@ class SipGateway(asyncio.DatagramProtocol):
         except PortsExhausted:
             if link is not None:
                 link.close(1011, "no media port")
-            busy = response_to(request, 503, to_tag=call.local_tag)
-            busy.headers.add("Retry-After", "30")  # at capacity: every RTP port is in use
-            self._respond(transaction, busy)
+            # at capacity: every RTP port is in use
+            self._respond(transaction, dialog.reject(503, Retry_After="30"))
             await call.lifecycle.transition("failed", hangup_reason="rejected", detail="no port")
             self.calls.pop(call.sip_call_id, None)
             return
         call.endpoint = endpoint
         bridge = self.bridge_media(call, link, negotiated, endpoint)
-        ok = response_to(request, 200, to_tag=call.local_tag)
-        for route in call.route_set:
-            ok.headers.add("Record-Route", route)
-        ok.headers.add("Contact", self.contact())
-        ok.headers.add("Content-Type", "application/sdp")
-        ok.body = answer_sdp(negotiated, self.media_address, endpoint.port)
+        ok = dialog.answer(
+            answer_sdp(negotiated, self.media_address, endpoint.port), self.contact()
+        )
         call.answered = True
         self._respond(transaction, ok)
         bridge.start()
@@ -837,7 +810,7 @@ class SipGateway(asyncio.DatagramProtocol):
             payload_type=negotiated.payload_type,
             event_payload_type=negotiated.event_payload_type,
             remote=(negotiated.remote_address, negotiated.remote_port),
-            signalling_host=call.source[0] or None,
+            signalling_host=(call.far_end or ("", 0))[0] or None,
         )
         if link is not None:
             bridge.attach_agent(link)
@@ -1136,22 +1109,10 @@ class SipGateway(asyncio.DatagramProtocol):
 
     def _send_bye(self, call: LiveCall) -> None:
         if call.outbound is not None:
-            self.send_request(call.outbound.bye(), call.remote_target, own_port=True)
-            return
-        call.local_cseq += 1
-        bye = SipRequest(method="BYE", uri=_target_uri(call))
-        host, port = self.advertised_address
-        branch = "z9hG4bK" + secrets.token_hex(10)
-        bye.headers.add("Via", f"SIP/2.0/UDP {host}:{port};branch={branch};rport")
-        for route in call.route_set:
-            bye.headers.add("Route", route)
-        bye.headers.add("Max-Forwards", "70")
-        bye.headers.add("From", call.local_to)
-        bye.headers.add("To", call.remote_from)
-        bye.headers.add("Call-ID", call.sip_call_id)
-        bye.headers.add("CSeq", f"{call.local_cseq} BYE")
-        bye.headers.add("User-Agent", USER_AGENT)
-        self.send_request(bye, call.remote_target)
+            self.send_request(call.outbound.bye(), call.outbound.destination, own_port=True)
+        elif call.dialog is not None:
+            dialog = call.dialog
+            self.send_request(dialog.bye(self.advertised_address), dialog.remote_target)
 
     def send_request(
         self,
@@ -1183,12 +1144,9 @@ class SipGateway(asyncio.DatagramProtocol):
                     await self.end_call(call, "local", send_bye=True)
                 elif call.outbound is not None:
                     self.outbound.cancel(call, "canceled")
-                elif call.invite_transaction is not None:
+                elif call.dialog is not None:
                     call.canceled = True
-                    self._respond(
-                        call.invite_transaction,
-                        response_to(call.invite_transaction.request, 480, to_tag=call.local_tag),
-                    )
+                    self._respond(call.dialog.transaction, call.dialog.reject(480))
                 elif call.carrier_stream is not None:  # ringing on a carrier media stream
                     call.canceled = True
                     call.carrier_stream.hang_up()
@@ -1196,41 +1154,13 @@ class SipGateway(asyncio.DatagramProtocol):
         return False
 
 
-def _response_with(
-    request: SipRequest,
-    status: int,
-    to_tag: str,
-    headers: dict[str, str],
-    reason: str | None = None,
-) -> SipResponse:
-    """``response_to`` plus extra headers given as keywords (``Retry_After`` → ``Retry-After``)."""
-    response = response_to(request, status, reason, to_tag=to_tag)
-    for name, value in headers.items():
-        response.headers.add(name.replace("_", "-"), value)
-    return response
-
-
 def _dialog(call: LiveCall) -> Dialog:
-    """The call's dialog as the far end names it: our tag, theirs, and where it sends from."""
+    """The call's dialog as the far end names it; a carrier stream's matches no SIP request."""
     if call.outbound is not None:
-        remote_tag = call.outbound.remote_tag
-    else:
-        try:
-            remote_tag = Address.parse(call.remote_from).tag
-        except SipParseError:
-            remote_tag = None
-    return Dialog(call.local_tag, remote_tag, frozenset((call.source, call.remote_target)))
-
-
-def _target_uri(call: LiveCall) -> str:
-    contact = call.invite.headers.get("Contact") if call.invite is not None else None
-    if contact:
-        try:
-            return Address.parse(contact).uri
-        except SipParseError:
-            pass
-    host, port = call.remote_target
-    return f"sip:{host}:{port}"
+        return call.outbound.identity
+    if call.dialog is not None:
+        return call.dialog.identity
+    return Dialog("", None, frozenset())
 
 
 def inbound_call_record(number: PhoneNumber, remote: str | None, carrier_call_id: str) -> Call:
