@@ -10,7 +10,6 @@ from trunkline.gateway.call_lifecycle import CallLifecycle
 from trunkline.gateway.media import MediaBridge
 from trunkline.gateway.rtp.transport import RtpEndpoint
 from trunkline.gateway.sip.dialog import InboundDialog
-from trunkline.gateway.sip.message import SipResponse
 from trunkline.gateway.sip.uac import OutboundInvite
 from trunkline.storage.models import CallStatus, HangupReason
 
@@ -22,14 +21,6 @@ class CarrierHangup(Protocol):
     def hang_up(self) -> None:
         """End the carrier's media stream (trunkline's side hung up)."""
         ...
-
-
-def ignore_response(response: SipResponse) -> None:
-    return None
-
-
-def ignore_timeout() -> None:
-    return None
 
 
 @dataclass

@@ -1,4 +1,10 @@
-"""The SIP side of the gateway: one UDP socket, transactions, and the life of each call.
+"""The SIP leg of the gateway: the glue between the SIP endpoint and the life of each call.
+
+``sip.endpoint.SipEndpoint`` carries SIP itself (sockets, admission budget,
+transactions, timers, OPTIONS, 400s); ``SipGateway`` is its application. It
+matches requests to live dialogs, answers BYE, CANCEL and re-INVITE, and runs
+the inbound call flow; each inbound dialog's messages are built by
+``sip.dialog.InboundDialog``.
 
 Inbound INVITE: 100 Trying at once; the dialled number is looked up and its
 route resolved (``control_api.routing``); unknown number → 404, draining →
@@ -7,17 +13,14 @@ the incoming-call webhook is asked when the route says so, the agent
 WebSocket is dialled (fallback agent next), an RTP port is bound and 200 OK
 carries the SDP answer. CANCEL before the answer ends it with 487. BYE from
 either side ends the call; so does the agent's ``stop`` (trunkline sends
-BYE). OPTIONS is answered 200. Malformed requests get 400 when a response
-can be addressed, and are dropped (and counted) otherwise.
+BYE).
 
-Trunk security: requests from outside ``TRUNKLINE_SIP_TRUSTED_SOURCES`` spend a
-per-source budget (``sip.admission``), in-dialog ones too, and are dropped
-unanswered beyond it; an INVITE from such a source is challenged (401) before
-the number is even looked up, and a wrong password and an unknown user both get
-the same 403 — each sent once, statelessly. Requests naming a live dialog must
-match its tags (else 481) and come from its far end, a trusted network, or pass
-the same digest (``sip.dialog_guard``); a CANCEL must come from its INVITE's
-source.
+Trunk security: an INVITE from outside ``TRUNKLINE_SIP_TRUSTED_SOURCES`` is
+challenged (401) before the number is even looked up, and a wrong password and
+an unknown user both get the same 403 — each sent once, statelessly. Requests
+naming a live dialog must match its tags (else 481) and come from its far end,
+a trusted network, or pass the same digest (``sip.dialog_guard``); a CANCEL
+must come from its INVITE's source.
 Outbound calls are placed by ``outbound_calls.OutboundCalls``.
 """
 
@@ -27,11 +30,10 @@ import asyncio
 import contextlib
 import json
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 
@@ -43,7 +45,7 @@ from trunkline.gateway.agent.formats import AGENT_FORMATS
 from trunkline.gateway.agent.link import AgentConnectError, AgentLink, connect_agent
 from trunkline.gateway.call_lifecycle import CallLifecycle
 from trunkline.gateway.clock import MediaClock
-from trunkline.gateway.live_call import LiveCall, SipAddress, ignore_response, ignore_timeout
+from trunkline.gateway.live_call import LiveCall, SipAddress
 from trunkline.gateway.media import MediaBridge, RtpLeg
 from trunkline.gateway.outbound_calls import OutboundCalls
 from trunkline.gateway.owner_channel import ask_owner, owner_id, same_node
@@ -55,28 +57,26 @@ from trunkline.gateway.rejected_calls import RejectedCallRecords
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
 from trunkline.gateway.shared_lookups import SharedLookups
 from trunkline.gateway.sip import dialog_guard
-from trunkline.gateway.sip.admission import SourceBudget, is_trusted
-from trunkline.gateway.sip.dialog import InboundDialog, response_with
+from trunkline.gateway.sip.admission import Network, SourceBudget, is_trusted
+from trunkline.gateway.sip.dialog import InboundDialog
 from trunkline.gateway.sip.dialog_guard import Dialog, Verdict, cancel_matches, check_in_dialog
 from trunkline.gateway.sip.digest import DigestServer
+from trunkline.gateway.sip.endpoint import (
+    SipEndpoint,
+    Transport,
+    ignore_response,
+    ignore_timeout,
+)
 from trunkline.gateway.sip.message import (
     Address,
     SipParseError,
     SipRequest,
     SipResponse,
     SipUri,
-    check_request,
-    parse_message,
     response_to,
 )
 from trunkline.gateway.sip.sdp import Negotiated, SdpError, answer_sdp, negotiate, parse_sdp
-from trunkline.gateway.sip.transaction import (
-    NEVER,
-    T1,
-    ClientTransaction,
-    Datagram,
-    ServerTransaction,
-)
+from trunkline.gateway.sip.transaction import ServerTransaction
 from trunkline.gateway.transcripts import store_transcript_segment
 from trunkline.gateway.voicemail import start_voicemail
 from trunkline.services import Services
@@ -92,13 +92,10 @@ from trunkline.webhooks.signing import sign_headers
 from trunkline.webhooks.ssrf import UnsafeTarget, check_url_literal
 
 log = logging.getLogger("trunkline.sip")
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
 DIGEST_REALM = "trunkline"
-USER_AGENT = "trunkline"
 AGENT_CONNECT_SECONDS = 5.0
 TRANSCRIPT_WAIT_SECONDS = 15.0  # at hang-up, for the last utterances to be transcribed
 INCOMING_WEBHOOK_SECONDS = 5.0
-TIMER_GRANULARITY = 0.02  # SIP timers due this close together fire in one pass
 
 
 class CallDeclined(Exception):
@@ -119,21 +116,9 @@ def normalise_e164(user: str | None) -> str | None:
     return "+" + digits
 
 
-class _OwnSocket(asyncio.DatagramProtocol):
-    """This worker's own SIP port: what arrives is handled by the gateway like the rest."""
+class SipGateway:
+    """The glue between the SIP endpoint and the calls: dialogs, in-dialog requests, the flow."""
 
-    def __init__(self, gateway: SipGateway) -> None:
-        self.gateway = gateway
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.gateway.datagram_received(data, addr, via=self.gateway.own_transport)
-
-
-class SipGateway(asyncio.DatagramProtocol):
     def __init__(
         self,
         services: Services,
@@ -145,31 +130,18 @@ class SipGateway(asyncio.DatagramProtocol):
         self.clock = clock
         self.ports = ports
         self.media_address = media_address
-        self.transport: asyncio.DatagramTransport | None = None
-        self.local_address: SipAddress = ("0.0.0.0", 0)
-        self.own_transport: asyncio.DatagramTransport | None = None  # this worker's alone
-        self.own_address: SipAddress | None = None
-        self._transport_of: dict[tuple[str, str], asyncio.DatagramTransport] = {}
-        self._arrived_on: asyncio.DatagramTransport | None = None
+        settings = services.settings
+        self.endpoint = SipEndpoint(
+            self, settings.trusted_networks(), SourceBudget(settings.sip_unauthenticated_rate)
+        )
         self.calls: dict[str, LiveCall] = {}  # by SIP Call-ID
-        self._server: dict[tuple[str, str], ServerTransaction] = {}
-        # Keyed by (branch, method): a CANCEL shares its INVITE's branch (RFC 3261 §17.1.3).
-        self._client: dict[tuple[str, str], ClientTransaction] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = NEVER  # when ``_timer`` fires
         self._tasks: set[asyncio.Task[None]] = set()
         # Recordings being published: never cancelled, ``close`` waits for them.
         self._publishing: set[asyncio.Task[None]] = set()
         self.calls_ending = 0  # left ``calls``, still storing their end (status, transcript)
         self._ends_stored = asyncio.Event()  # set while ``calls_ending`` is 0
         self._ends_stored.set()
-        self.malformed_dropped = 0
-        self.bad_requests = 0
         self.auth_refused = 0
-        self.dialog_refused = dict.fromkeys(dialog_guard.REFUSAL_REASONS, 0)
-        settings = services.settings
-        self.trusted_networks = settings.trusted_networks()
-        self.budget = SourceBudget(settings.sip_unauthenticated_rate)
         self.digest = DigestServer(
             DIGEST_REALM,
             derive_key(services.master_key, "sip digest nonces"),
@@ -184,24 +156,55 @@ class SipGateway(asyncio.DatagramProtocol):
             services.repository, settings.rejected_call_record_rate, self.spawn, time.monotonic
         )
 
+    # -- the endpoint's state, as metrics, probes and the outbound calls read it ---------
+    @property
+    def transport(self) -> asyncio.DatagramTransport | None:
+        return self.endpoint.transport
+
+    @property
+    def own_transport(self) -> asyncio.DatagramTransport | None:
+        return self.endpoint.own_transport
+
+    @property
+    def local_address(self) -> SipAddress:
+        return self.endpoint.local_address
+
+    @property
+    def own_address(self) -> SipAddress | None:
+        return self.endpoint.own_address
+
+    @property
+    def malformed_dropped(self) -> int:
+        return self.endpoint.malformed_dropped
+
+    @property
+    def bad_requests(self) -> int:
+        return self.endpoint.bad_requests
+
+    @property
+    def dialog_refused(self) -> dict[str, int]:
+        return self.endpoint.dialog_refused
+
+    @property
+    def trusted_networks(self) -> list[Network]:
+        return self.endpoint.trusted_networks
+
+    @trusted_networks.setter
+    def trusted_networks(self, networks: list[Network]) -> None:
+        self.endpoint.trusted_networks = networks
+
+    @property
+    def budget(self) -> SourceBudget:
+        return self.endpoint.budget
+
+    @budget.setter
+    def budget(self, budget: SourceBudget) -> None:
+        self.endpoint.budget = budget
+
     # -- lifecycle -----------------------------------------------------------------
     async def start(self, host: str, port: int, *, shared: bool = False) -> SipAddress:
-        """Bind SIP. ``shared``: one of several workers on the port (SO_REUSEPORT); then
-        outbound dialogs get a port of this worker's own so replies come back here."""
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: self, local_addr=(host, port), reuse_port=shared or None
-        )
-        self.transport = transport  # uvloop calls connection_made only on the next loop turn
-        sockname = self.transport.get_extra_info("sockname")
-        self.local_address = (str(sockname[0]), int(sockname[1]))
-        if shared:
-            own, _ = await loop.create_datagram_endpoint(
-                lambda: _OwnSocket(self), local_addr=(host, 0)
-            )
-            self.own_transport = own
-            self.own_address = (str(own.get_extra_info("sockname")[0]),
-                                int(own.get_extra_info("sockname")[1]))  # fmt: skip
+        """Bind SIP (``shared``: with other workers, see ``SipEndpoint.bind``)."""
+        await self.endpoint.bind(host, port, shared=shared)
         probes.watch(self)
         # Alone, repair what a crash left first; workers have the supervisor do it.
         await asyncio.to_thread(self.recordings.start, not shared)
@@ -245,12 +248,7 @@ class SipGateway(asyncio.DatagramProtocol):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._timer is not None:
-            self._timer.cancel()
-        if self.transport is not None:
-            self.transport.close()
-        if self.own_transport is not None:
-            self.own_transport.close()
+        self.endpoint.close()
         probes.unwatch(self)
         await asyncio.to_thread(self.speech.stop)
         await asyncio.to_thread(self.recordings.stop)
@@ -258,132 +256,16 @@ class SipGateway(asyncio.DatagramProtocol):
         if self._tasks or self._publishing:
             await asyncio.gather(*self._tasks, *self._publishing, return_exceptions=True)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's UDP transport is not a subclass of asyncio.DatagramTransport.
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    # -- sending and timers -----------------------------------------------------------
-    def _send(
-        self, datagrams: list[Datagram], transport: asyncio.DatagramTransport | None = None
-    ) -> None:
-        self._transmit(datagrams, transport)
-        self._schedule()
-
-    def _transmit(
-        self, datagrams: list[Datagram], transport: asyncio.DatagramTransport | None
-    ) -> None:
-        transport = transport or self.transport
-        if transport is not None:
-            for datagram in datagrams:
-                transport.sendto(datagram.data, datagram.address)
-
-    def _schedule(self) -> None:
-        """Make sure the timer fires by the deadline a transaction may just have set.
-
-        A deadline set now is never sooner than now + T1 (the shortest SIP timer), so
-        a timer already due by then covers it; otherwise the timer is brought forward
-        to now + T1 and ``_fire_timers`` finds the exact next deadline. No scan of
-        every transaction per message: with thousands of them (an INVITE flood)
-        that cost grew with the square of the flood.
-        """
-        at = asyncio.get_running_loop().time() + T1
-        if self._timer is not None and self._timer_at <= at:
-            return
-        self._arm_timer(at)
-
-    def _arm_timer(self, at: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if at != NEVER:
-            self._timer = asyncio.get_running_loop().call_at(at, self._fire_timers)
-            self._timer_at = at
-
-    def _fire_timers(self) -> None:
-        now = asyncio.get_running_loop().time()
-        self._timer = None
-        soonest = NEVER
-        for key, server in list(self._server.items()):
-            if server.deadline <= now:
-                self._transmit(server.fire(now), self._transport_of.get(key))
-            if server.state.value == "terminated":
-                del self._server[key]
-                self._transport_of.pop(key, None)
-            else:
-                soonest = min(soonest, server.deadline)
-        for key, client in list(self._client.items()):
-            if client.deadline <= now:
-                self._transmit(client.fire(now), self._transport_of.get(key))
-            if client.done:
-                del self._client[key]
-                self._transport_of.pop(key, None)
-            else:
-                soonest = min(soonest, client.deadline)
-        # Deadlines a few milliseconds apart share one pass over the transactions.
-        at = soonest if soonest == NEVER else max(soonest, now + TIMER_GRANULARITY)
-        if self._timer is not None:  # armed by a timeout handler during the pass
-            at = min(at, self._timer_at)
-        self._arm_timer(at)
-
-    def _now(self) -> float:
-        return asyncio.get_running_loop().time()
-
     def spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # -- receiving ---------------------------------------------------------------------
-    def datagram_received(
-        self,
-        data: bytes,
-        addr: tuple[str, int],
-        via: asyncio.DatagramTransport | None = None,
+    # -- requests the endpoint hands on ---------------------------------------------------
+    def on_request(
+        self, request: SipRequest, source: SipAddress, *, trusted: bool, via: Transport | None
     ) -> None:
-        """A datagram on the shared SIP port (or, ``via``, on this worker's own port)."""
-        self._arrived_on = via
-        source = (addr[0], addr[1])
-        if not data.strip():
-            return  # keep-alive CRLF
-        try:
-            message = parse_message(data)
-        except SipParseError as exc:
-            self.malformed_dropped += 1
-            log.debug("malformed SIP from %s: %s", source, exc)
-            return
-        if isinstance(message, SipResponse):
-            self._on_response(message)
-            return
-        try:
-            check_request(message)
-        except SipParseError as exc:
-            self._bad_request(message, source, str(exc))
-            return
-        self._on_request(message, source)
-
-    def _bad_request(self, request: SipRequest, source: SipAddress, reason: str) -> None:
-        self.bad_requests += 1
-        if request.method == "ACK" or request.headers.get("Via") is None:
-            self.malformed_dropped += 1
-            return
-        response = response_to(request, 400, f"Bad Request ({reason[:60]})")
-        if self.transport is not None:
-            self.transport.sendto(response.serialize(), source)
-
-    def _on_request(self, request: SipRequest, source: SipAddress) -> None:
-        metrics.SIP_REQUESTS.labels(metrics.sip_method_label(request.method)).inc()
-        trusted = is_trusted(source[0], self.trusted_networks)
-        if not trusted and not self.budget.admit(source[0], self._now()):
-            return  # over its budget, in-dialog requests too: dropped unanswered (and counted)
-        branch = request.top_via.branch
-        method = "INVITE" if request.method == "ACK" else request.method
-        existing = self._server.get((branch, method))
-        if existing is not None:
-            if source != existing.address:  # a stranger replaying the branch: no reflection
-                self._refuse_dialog_request(dialog_guard.FOREIGN_RETRANSMISSION)
-                return
-            self._send(existing.on_retransmission(request, self._now()))
-            return
+        """Match a request to its dialog: ACKs for our 2xx, CANCELs, and in-dialog requests."""
         call = self.calls.get(request.call_id)
         if request.method == "ACK":
             if call is not None and call.dialog is not None:
@@ -392,151 +274,38 @@ class SipGateway(asyncio.DatagramProtocol):
                 invite = call.dialog.transaction
                 verdict = check_in_dialog(request, source, call.dialog.identity, trusted=trusted)
                 if verdict is not Verdict.ACCEPT:
-                    self._refuse_dialog_request(dialog_guard.ACK_STRANGER)
+                    self.endpoint.refuse(dialog_guard.ACK_STRANGER)
                 elif request.cseq[0] == invite.request.cseq[0]:
-                    self._send(invite.on_retransmission(request, self._now()))
+                    self.endpoint.serve_ack(invite, request)
             return
         if request.method == "CANCEL":
-            pending = self._server.get((branch, "INVITE"))
+            pending = self.endpoint.pending_invite(request.top_via.branch)
             if pending is not None and not cancel_matches(
                 request, source, pending.request, pending.address
             ):
-                self._refuse_dialog_request(dialog_guard.CANCEL_MISMATCH, request, source, 481)
+                self.endpoint.refuse(dialog_guard.CANCEL_MISMATCH, request, source, 481, via=via)
                 return
         elif call is not None:
             verdict = check_in_dialog(request, source, _dialog(call), trusted=trusted)
             if verdict is Verdict.WRONG_TAGS:
-                self._refuse_dialog_request(dialog_guard.WRONG_TAGS, request, source, 481)
+                self.endpoint.refuse(dialog_guard.WRONG_TAGS, request, source, 481, via=via)
                 return
             if verdict is Verdict.STRANGER:
-                self._authenticate_stranger(request, source, call)
+                self._authenticate_stranger(request, source, call, via)
                 return
-        self._serve(request, source, trusted=trusted)
+        self.endpoint.serve(request, source, trusted=trusted, via=via)
 
-    def _serve(self, request: SipRequest, source: SipAddress, *, trusted: bool) -> None:
-        """A request admitted (and, in a dialog, matched to it): its server transaction."""
-        branch = request.top_via.branch
-        if (branch, request.method) in self._server:
-            return  # answered meanwhile (a retransmission that was authenticated too)
-        transaction = ServerTransaction(request, self._reply_address(request, source))
-        self._server[(branch, request.method)] = transaction
-        if self._arrived_on is not None:  # answer from the port the request came to
-            self._transport_of[(branch, request.method)] = self._arrived_on
-        if request.method == "INVITE":
-            transaction.on_timeout = self._ack_timeout
-            if request.call_id in self.calls:  # re-INVITE: hold/unhold or refresh
-                self._respond(transaction, response_to(request, 100))
-                self._reinvite(self.calls[request.call_id], transaction)
-                return
-            if trusted:  # untrusted sources hear nothing before they authenticate
-                self._respond(transaction, response_to(request, 100))
-            self.spawn(self._inbound_invite(transaction, source))
-        elif request.method == "BYE":
-            self._bye(transaction)
-        elif request.method == "CANCEL":
-            self._cancel(transaction)
-        elif request.method == "OPTIONS":
-            response = response_to(request, 200, to_tag=secrets.token_hex(6))
-            response.headers.add("Allow", ALLOW)
-            response.headers.add("Accept", "application/sdp")
-            self._respond(transaction, response)
-        else:
-            response = response_to(request, 405, to_tag=secrets.token_hex(6))
-            response.headers.add("Allow", ALLOW)
-            self._respond(transaction, response)
-
-    def _refuse_dialog_request(
-        self,
-        reason: str,
-        request: SipRequest | None = None,
-        source: SipAddress | None = None,
-        status: int | None = None,
-        **headers: str,
-    ) -> None:
-        """Count a refused request; answer it once, without a transaction, when a status is given."""
-        self.dialog_refused[reason] += 1
-        if request is None or source is None or status is None:
-            return
-        response = response_with(request, status, secrets.token_hex(6), headers)
-        self._send_once(response, source, self._arrived_on)
-
-    def _send_once(
-        self,
-        response: SipResponse,
-        destination: SipAddress,
-        transport: asyncio.DatagramTransport | None = None,
-    ) -> None:
-        """A response sent statelessly: once, never retransmitted, nothing kept."""
-        response.headers.add("Server", USER_AGENT)
-        metrics.SIP_RESPONSES.labels(str(response.status)).inc()
-        transport = transport or self.transport
-        if transport is not None:
-            transport.sendto(response.serialize(), destination)
-
-    def _authenticate_stranger(
-        self, request: SipRequest, source: SipAddress, call: LiveCall
-    ) -> None:
-        """An in-dialog request from outside the dialog and the trusted networks: digest, as for
-        an INVITE (challenged or refused statelessly), and only then served."""
-        if request.headers.get("Authorization") is None:
-            challenge = self.digest.challenge(source=source[0])
-            self._refuse_dialog_request(
-                dialog_guard.STRANGER, request, source, 401, WWW_Authenticate=challenge
-            )
-            return
-        self.spawn(self._serve_if_authenticated(request, source, call, self._arrived_on))
-
-    async def _serve_if_authenticated(
-        self,
-        request: SipRequest,
-        source: SipAddress,
-        call: LiveCall,
-        arrived_on: asyncio.DatagramTransport | None,
-    ) -> None:
-        record = call.lifecycle.record
-        number = await self.services.repository.get_number(record.phone_number_id)
-        verdict = self._digest_verdict(request, number, source[0])
-        self._arrived_on = arrived_on  # answered as if it had just arrived (set per datagram)
-        if verdict != "ok":
-            if verdict == "denied":
-                self._refuse_dialog_request(dialog_guard.STRANGER, request, source, 403)
-            else:
-                challenge = self.digest.challenge(source=source[0], stale=verdict == "stale")
-                self._refuse_dialog_request(
-                    dialog_guard.STRANGER, request, source, 401, WWW_Authenticate=challenge
-                )
-            return
-        if self.calls.get(request.call_id) is call:
-            self._serve(request, source, trusted=False)
-
-    def _reply_address(self, request: SipRequest, source: SipAddress) -> SipAddress:
-        """Responses go where the request came from (rport semantics, RFC 3581)."""
-        return source
-
-    def _respond(self, transaction: ServerTransaction, response: SipResponse) -> None:
-        response.headers.add("Server", USER_AGENT)
-        metrics.SIP_RESPONSES.labels(str(response.status)).inc()
+    def on_invite(self, transaction: ServerTransaction, source: SipAddress, trusted: bool) -> None:
         request = transaction.request
-        key = (request.top_via.branch, request.method)
-        self._send(transaction.respond(response, self._now()), self._transport_of.get(key))
-
-    def _on_response(self, response: SipResponse) -> None:
-        try:
-            key = (response.top_via.branch, response.cseq[1])
-        except SipParseError:
-            self.malformed_dropped += 1
+        if request.call_id in self.calls:  # re-INVITE: hold/unhold or refresh
+            self._respond(transaction, response_to(request, 100))
+            self._reinvite(self.calls[request.call_id], transaction)
             return
-        client = self._client.get(key)
-        if client is None:
-            # A retransmitted 2xx to our INVITE means our ACK was lost: send it again.
-            call = self.calls.get(response.call_id)
-            if call is not None and call.outbound is not None and 200 <= response.status < 300:
-                self.outbound.resend_ack(call)
-            return
-        self._send(client.on_message(response, self._now()), self._transport_of.get(key))
+        if trusted:  # untrusted sources hear nothing before they authenticate
+            self._respond(transaction, response_to(request, 100))
+        self.spawn(self._inbound_invite(transaction, source))
 
-    # -- in-dialog requests ---------------------------------------------------------------
-    def _bye(self, transaction: ServerTransaction) -> None:
+    def on_bye(self, transaction: ServerTransaction) -> None:
         request = transaction.request
         call = self.calls.get(request.call_id)
         if call is None:
@@ -545,9 +314,9 @@ class SipGateway(asyncio.DatagramProtocol):
         self._respond(transaction, response_to(request, 200))
         self.spawn(self.end_call(call, "remote", send_bye=False))
 
-    def _cancel(self, transaction: ServerTransaction) -> None:
+    def on_cancel(self, transaction: ServerTransaction) -> None:
         request = transaction.request
-        invite = self._server.get((request.top_via.branch, "INVITE"))
+        invite = self.endpoint.pending_invite(request.top_via.branch)
         call = self.calls.get(request.call_id)
         if invite is None or call is None or call.answered or call.outbound is not None:
             self._respond(transaction, response_to(request, 481))
@@ -558,6 +327,18 @@ class SipGateway(asyncio.DatagramProtocol):
         self._respond(transaction, response_to(request, 200))
         call.canceled = True
         self._respond(invite, call.dialog.reject(487))
+
+    def on_ack_timeout(self, transaction: ServerTransaction) -> None:
+        call = self.calls.get(transaction.request.call_id)
+        if call is not None and call.answered and not call.ended:
+            log.warning("no ACK for 200 OK", extra={"call_id": call.lifecycle.call_id})
+            self.spawn(self.end_call(call, "local", send_bye=True))
+
+    def on_stray_response(self, response: SipResponse) -> None:
+        # A retransmitted 2xx to our INVITE means our ACK was lost: send it again.
+        call = self.calls.get(response.call_id)
+        if call is not None and call.outbound is not None and 200 <= response.status < 300:
+            self.outbound.resend_ack(call)
 
     def _reinvite(self, call: LiveCall, transaction: ServerTransaction) -> None:
         request = transaction.request
@@ -578,11 +359,51 @@ class SipGateway(asyncio.DatagramProtocol):
             call.dialog.transaction = transaction
         self._respond(transaction, response)
 
-    def _ack_timeout(self, transaction: ServerTransaction) -> None:
-        call = self.calls.get(transaction.request.call_id)
-        if call is not None and call.answered and not call.ended:
-            log.warning("no ACK for 200 OK", extra={"call_id": call.lifecycle.call_id})
-            self.spawn(self.end_call(call, "local", send_bye=True))
+    def _authenticate_stranger(
+        self, request: SipRequest, source: SipAddress, call: LiveCall, via: Transport | None
+    ) -> None:
+        """An in-dialog request from outside the dialog and the trusted networks: digest, as for
+        an INVITE (challenged or refused statelessly), and only then served."""
+        if request.headers.get("Authorization") is None:
+            challenge = self.digest.challenge(source=source[0])
+            self.endpoint.refuse(
+                dialog_guard.STRANGER, request, source, 401, via=via, WWW_Authenticate=challenge
+            )
+            return
+        self.spawn(self._serve_if_authenticated(request, source, call, via))
+
+    async def _serve_if_authenticated(
+        self, request: SipRequest, source: SipAddress, call: LiveCall, via: Transport | None
+    ) -> None:
+        record = call.lifecycle.record
+        number = await self.services.repository.get_number(record.phone_number_id)
+        verdict = self._digest_verdict(request, number, source[0])
+        if verdict != "ok":  # answered as if it had just arrived
+            if verdict == "denied":
+                self.endpoint.refuse(dialog_guard.STRANGER, request, source, 403, via=via)
+            else:
+                challenge = self.digest.challenge(source=source[0], stale=verdict == "stale")
+                self.endpoint.refuse(
+                    dialog_guard.STRANGER, request, source, 401, via=via, WWW_Authenticate=challenge
+                )
+            return
+        if self.calls.get(request.call_id) is call:
+            self.endpoint.serve(request, source, trusted=False, via=via)
+
+    def _respond(self, transaction: ServerTransaction, response: SipResponse) -> None:
+        self.endpoint.respond(transaction, response)
+
+    def send_request(
+        self,
+        request: SipRequest,
+        destination: SipAddress,
+        on_response: Callable[[SipResponse], None] = ignore_response,
+        on_timeout: Callable[[], None] = ignore_timeout,
+        *,
+        own_port: bool = False,
+    ) -> None:
+        """Send a request in a new client transaction (see ``SipEndpoint.send_request``)."""
+        self.endpoint.send_request(request, destination, on_response, on_timeout, own_port=own_port)
 
     @property
     def advertised_address(self) -> SipAddress:
@@ -613,10 +434,10 @@ class SipGateway(asyncio.DatagramProtocol):
         def reject_once(status: int, **headers: str) -> None:
             """To a source that has not authenticated: once, and the transaction forgotten,
             so nothing is retransmitted to an address that may not have asked."""
-            key = (request.top_via.branch, request.method)
-            self._server.pop(key, None)
-            arrived_on = self._transport_of.pop(key, None)
-            self._send_once(dialog.reject(status, **headers), transaction.address, arrived_on)
+            arrived_on = self.endpoint.forget(transaction)
+            self.endpoint.send_once(
+                dialog.reject(status, **headers), transaction.address, arrived_on
+            )
 
         try:
             dialled = normalise_e164(SipUri.parse(request.uri).user)
@@ -1113,28 +934,6 @@ class SipGateway(asyncio.DatagramProtocol):
         elif call.dialog is not None:
             dialog = call.dialog
             self.send_request(dialog.bye(self.advertised_address), dialog.remote_target)
-
-    def send_request(
-        self,
-        request: SipRequest,
-        destination: SipAddress,
-        on_response: Callable[[SipResponse], None] = ignore_response,
-        on_timeout: Callable[[], None] = ignore_timeout,
-        *,
-        own_port: bool = False,
-    ) -> None:
-        """Send a request in a new client transaction (retransmitted until answered).
-
-        ``own_port``: from this worker's own SIP port (outbound dialogs), so the
-        replies come back to this process when workers share the SIP port.
-        """
-        transaction = ClientTransaction(request, destination, on_response, on_timeout)
-        key = (request.top_via.branch, request.method)
-        self._client[key] = transaction
-        transport = self.own_transport if own_port else None
-        if transport is not None:
-            self._transport_of[key] = transport
-        self._send(transaction.start(self._now()), transport)
 
     # -- API hang-up ---------------------------------------------------------------------
     async def hangup(self, call_id: str) -> bool:
