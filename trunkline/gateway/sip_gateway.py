@@ -32,6 +32,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,7 @@ from trunkline.gateway.sip.message import (
 )
 from trunkline.gateway.sip.sdp import Negotiated, SdpError, answer_sdp, negotiate, parse_sdp
 from trunkline.gateway.sip.transaction import ServerTransaction
+from trunkline.gateway.sip.trunk_auth import Passwords, TrunkAuth
 from trunkline.gateway.transcripts import store_transcript_segment
 from trunkline.gateway.voicemail import start_voicemail
 from trunkline.services import Services
@@ -141,11 +143,12 @@ class SipGateway:
         self.calls_ending = 0  # left ``calls``, still storing their end (status, transcript)
         self._ends_stored = asyncio.Event()  # set while ``calls_ending`` is 0
         self._ends_stored.set()
-        self.auth_refused = 0
-        self.digest = DigestServer(
-            DIGEST_REALM,
-            derive_key(services.master_key, "sip digest nonces"),
-            nonce_lifetime=settings.sip_nonce_lifetime_seconds,
+        self.trunk_auth = TrunkAuth(
+            DigestServer(
+                DIGEST_REALM,
+                derive_key(services.master_key, "sip digest nonces"),
+                nonce_lifetime=settings.sip_nonce_lifetime_seconds,
+            )
         )
         self.outbound = OutboundCalls(self)
         self.media_totals = MediaTotals.empty()  # what the bridges of ended calls counted
@@ -184,6 +187,14 @@ class SipGateway:
     @property
     def dialog_refused(self) -> dict[str, int]:
         return self.endpoint.dialog_refused
+
+    @property
+    def digest(self) -> DigestServer:
+        return self.trunk_auth.digest
+
+    @property
+    def auth_refused(self) -> int:
+        return self.trunk_auth.refused
 
     @property
     def trusted_networks(self) -> list[Network]:
@@ -365,9 +376,9 @@ class SipGateway:
         """An in-dialog request from outside the dialog and the trusted networks: digest, as for
         an INVITE (challenged or refused statelessly), and only then served."""
         if request.headers.get("Authorization") is None:
-            challenge = self.digest.challenge(source=source[0])
+            refusal = self.trunk_auth.challenge(source[0])
             self.endpoint.refuse(
-                dialog_guard.STRANGER, request, source, 401, via=via, WWW_Authenticate=challenge
+                dialog_guard.STRANGER, request, source, refusal.status, via=via, **refusal.headers
             )
             return
         self.spawn(self._serve_if_authenticated(request, source, call, via))
@@ -377,15 +388,12 @@ class SipGateway:
     ) -> None:
         record = call.lifecycle.record
         number = await self.services.repository.get_number(record.phone_number_id)
-        verdict = self._digest_verdict(request, number, source[0])
-        if verdict != "ok":  # answered as if it had just arrived
-            if verdict == "denied":
-                self.endpoint.refuse(dialog_guard.STRANGER, request, source, 403, via=via)
-            else:
-                challenge = self.digest.challenge(source=source[0], stale=verdict == "stale")
-                self.endpoint.refuse(
-                    dialog_guard.STRANGER, request, source, 401, via=via, WWW_Authenticate=challenge
-                )
+        passwords = partial(self._trunk_passwords, number)
+        refusal = self.trunk_auth.check(request, passwords, source[0])
+        if refusal is not None:  # answered as if it had just arrived
+            self.endpoint.refuse(
+                dialog_guard.STRANGER, request, source, refusal.status, via=via, **refusal.headers
+            )
             return
         if self.calls.get(request.call_id) is call:
             self.endpoint.serve(request, source, trusted=False, via=via)
@@ -454,14 +462,10 @@ class SipGateway:
         if not is_trusted(source[0], self.trusted_networks):
             # Before anything about the number is revealed: unknown numbers, unknown users
             # and wrong passwords all get the same challenge or the same 403.
-            verdict = self._digest_verdict(request, number, source[0])
-            if verdict != "ok":
-                self.auth_refused += 1
-                if verdict == "denied":
-                    reject_once(403)
-                else:
-                    challenge = self.digest.challenge(source=source[0], stale=verdict == "stale")
-                    reject_once(401, WWW_Authenticate=challenge)
+            passwords = partial(self._trunk_passwords, number)
+            refusal = self.trunk_auth.check_invite(request, passwords, source[0])
+            if refusal is not None:
+                reject_once(refusal.status, **refusal.headers)
                 return
             self._respond(transaction, response_to(request, 100))
         if number is None:
@@ -519,23 +523,16 @@ class SipGateway:
                 ("number", dialled), lambda: repository.find_active_number(dialled)
             )
 
-    def _digest_verdict(
-        self, request: SipRequest, number: PhoneNumber | None, source_host: str
-    ) -> str:
-        """ "ok", "stale", "missing" or "denied" for an INVITE from an untrusted source."""
-        header = request.headers.get("Authorization")
-        if header is None:
-            return "missing"
+    def _trunk_passwords(self, number: PhoneNumber | None) -> Passwords:
+        """Who an untrusted source may authenticate as: the trunk user, the number's own."""
         settings = self.services.settings
-        passwords: dict[str, str] = {}
+        passwords: Passwords = {}
         if settings.sip_trunk_username:
             passwords[settings.sip_trunk_username] = settings.sip_trunk_password
         if number is not None and number.auth_username and number.auth_password_encrypted:
             sealed = number.auth_password_encrypted
             passwords[number.auth_username] = self.services.secret_box.decrypt(sealed)
-        return self.digest.verify(
-            header, request.method, passwords, uri=request.uri, source=source_host
-        )
+        return passwords
 
     def _call_record(self, number: PhoneNumber, request: SipRequest, remote_party: Address) -> Call:
         try:
