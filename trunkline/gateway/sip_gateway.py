@@ -1,10 +1,10 @@
 """The SIP leg of the gateway: the glue between the SIP endpoint and the life of each call.
 
 ``sip.endpoint.SipEndpoint`` carries SIP itself (sockets, admission budget,
-transactions, timers, OPTIONS, 400s); ``SipGateway`` is its application. It
-matches requests to live dialogs, answers BYE, CANCEL and re-INVITE, and runs
-the inbound call flow; each inbound dialog's messages are built by
-``sip.dialog.InboundDialog``.
+transactions, timers, OPTIONS, 400s); ``sip_requests.SipRequests`` matches
+what it hands on to the live calls (BYE, CANCEL, re-INVITE, strangers' digest)
+and starts the inbound call flow here for a new INVITE. Each inbound dialog's
+messages are built by ``sip.dialog.InboundDialog``.
 
 Inbound INVITE: 100 Trying at once; the dialled number is looked up and its
 route resolved (``control_api.routing``); unknown number → 404, draining →
@@ -17,10 +17,8 @@ BYE).
 
 Trunk security: an INVITE from outside ``TRUNKLINE_SIP_TRUSTED_SOURCES`` is
 challenged (401) before the number is even looked up, and a wrong password and
-an unknown user both get the same 403 — each sent once, statelessly. Requests
-naming a live dialog must match its tags (else 481) and come from its far end,
-a trusted network, or pass the same digest (``sip.dialog_guard``); a CANCEL
-must come from its INVITE's source.
+an unknown user both get the same 403 — each sent once, statelessly
+(``sip.trunk_auth``).
 Outbound calls are placed by ``outbound_calls.OutboundCalls``.
 """
 
@@ -57,14 +55,11 @@ from trunkline.gateway.recording_publish import publish_recording
 from trunkline.gateway.rejected_calls import RejectedCallRecords
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
 from trunkline.gateway.shared_lookups import SharedLookups
-from trunkline.gateway.sip import dialog_guard
 from trunkline.gateway.sip.admission import Network, SourceBudget, is_trusted
 from trunkline.gateway.sip.dialog import InboundDialog
-from trunkline.gateway.sip.dialog_guard import Dialog, Verdict, cancel_matches, check_in_dialog
 from trunkline.gateway.sip.digest import DigestServer
 from trunkline.gateway.sip.endpoint import (
     SipEndpoint,
-    Transport,
     ignore_response,
     ignore_timeout,
 )
@@ -79,6 +74,7 @@ from trunkline.gateway.sip.message import (
 from trunkline.gateway.sip.sdp import Negotiated, SdpError, answer_sdp, negotiate, parse_sdp
 from trunkline.gateway.sip.transaction import ServerTransaction
 from trunkline.gateway.sip.trunk_auth import Passwords, TrunkAuth
+from trunkline.gateway.sip_requests import SipRequests
 from trunkline.gateway.transcripts import store_transcript_segment
 from trunkline.gateway.voicemail import start_voicemail
 from trunkline.services import Services
@@ -119,7 +115,7 @@ def normalise_e164(user: str | None) -> str | None:
 
 
 class SipGateway:
-    """The glue between the SIP endpoint and the calls: dialogs, in-dialog requests, the flow."""
+    """The SIP leg: its endpoint and request handling, and the calls it carries (flow below)."""
 
     def __init__(
         self,
@@ -133,8 +129,11 @@ class SipGateway:
         self.ports = ports
         self.media_address = media_address
         settings = services.settings
+        self.requests = SipRequests(self, self._inbound_invite)
         self.endpoint = SipEndpoint(
-            self, settings.trusted_networks(), SourceBudget(settings.sip_unauthenticated_rate)
+            self.requests,
+            settings.trusted_networks(),
+            SourceBudget(settings.sip_unauthenticated_rate),
         )
         self.calls: dict[str, LiveCall] = {}  # by SIP Call-ID
         self._tasks: set[asyncio.Task[None]] = set()
@@ -272,132 +271,6 @@ class SipGateway:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # -- requests the endpoint hands on ---------------------------------------------------
-    def on_request(
-        self, request: SipRequest, source: SipAddress, *, trusted: bool, via: Transport | None
-    ) -> None:
-        """Match a request to its dialog: ACKs for our 2xx, CANCELs, and in-dialog requests."""
-        call = self.calls.get(request.call_id)
-        if request.method == "ACK":
-            if call is not None and call.dialog is not None:
-                # the ACK for our 2xx (a new branch) to the dialog's latest INVITE,
-                # honoured from the far end only
-                invite = call.dialog.transaction
-                verdict = check_in_dialog(request, source, call.dialog.identity, trusted=trusted)
-                if verdict is not Verdict.ACCEPT:
-                    self.endpoint.refuse(dialog_guard.ACK_STRANGER)
-                elif request.cseq[0] == invite.request.cseq[0]:
-                    self.endpoint.serve_ack(invite, request)
-            return
-        if request.method == "CANCEL":
-            pending = self.endpoint.pending_invite(request.top_via.branch)
-            if pending is not None and not cancel_matches(
-                request, source, pending.request, pending.address
-            ):
-                self.endpoint.refuse(dialog_guard.CANCEL_MISMATCH, request, source, 481, via=via)
-                return
-        elif call is not None:
-            verdict = check_in_dialog(request, source, _dialog(call), trusted=trusted)
-            if verdict is Verdict.WRONG_TAGS:
-                self.endpoint.refuse(dialog_guard.WRONG_TAGS, request, source, 481, via=via)
-                return
-            if verdict is Verdict.STRANGER:
-                self._authenticate_stranger(request, source, call, via)
-                return
-        self.endpoint.serve(request, source, trusted=trusted, via=via)
-
-    def on_invite(self, transaction: ServerTransaction, source: SipAddress, trusted: bool) -> None:
-        request = transaction.request
-        if request.call_id in self.calls:  # re-INVITE: hold/unhold or refresh
-            self._respond(transaction, response_to(request, 100))
-            self._reinvite(self.calls[request.call_id], transaction)
-            return
-        if trusted:  # untrusted sources hear nothing before they authenticate
-            self._respond(transaction, response_to(request, 100))
-        self.spawn(self._inbound_invite(transaction, source))
-
-    def on_bye(self, transaction: ServerTransaction) -> None:
-        request = transaction.request
-        call = self.calls.get(request.call_id)
-        if call is None:
-            self._respond(transaction, response_to(request, 481))
-            return
-        self._respond(transaction, response_to(request, 200))
-        self.spawn(self.end_call(call, "remote", send_bye=False))
-
-    def on_cancel(self, transaction: ServerTransaction) -> None:
-        request = transaction.request
-        invite = self.endpoint.pending_invite(request.top_via.branch)
-        call = self.calls.get(request.call_id)
-        if invite is None or call is None or call.answered or call.outbound is not None:
-            self._respond(transaction, response_to(request, 481))
-            return
-        if call.dialog is None or call.dialog.transaction is not invite:  # a re-INVITE: too late
-            self._respond(transaction, response_to(request, 481))
-            return
-        self._respond(transaction, response_to(request, 200))
-        call.canceled = True
-        self._respond(invite, call.dialog.reject(487))
-
-    def on_ack_timeout(self, transaction: ServerTransaction) -> None:
-        call = self.calls.get(transaction.request.call_id)
-        if call is not None and call.answered and not call.ended:
-            log.warning("no ACK for 200 OK", extra={"call_id": call.lifecycle.call_id})
-            self.spawn(self.end_call(call, "local", send_bye=True))
-
-    def on_stray_response(self, response: SipResponse) -> None:
-        # A retransmitted 2xx to our INVITE means our ACK was lost: send it again.
-        call = self.calls.get(response.call_id)
-        if call is not None and call.outbound is not None and 200 <= response.status < 300:
-            self.outbound.resend_ack(call)
-
-    def _reinvite(self, call: LiveCall, transaction: ServerTransaction) -> None:
-        request = transaction.request
-        try:
-            negotiated = negotiate(parse_sdp(request.body))
-        except SdpError as exc:
-            self._respond(transaction, response_to(request, 488, str(exc)[:60]))
-            return
-        response = response_to(request, 200)
-        if call.endpoint is not None:
-            leg = call.bridge.caller if call.bridge is not None else None
-            if isinstance(leg, RtpLeg) and not negotiated.remote_address.startswith("0.0.0.0"):
-                leg.session.remote = (negotiated.remote_address, negotiated.remote_port)
-            response.body = answer_sdp(negotiated, self.media_address, call.endpoint.port)
-            response.headers.add("Content-Type", "application/sdp")
-        response.headers.add("Contact", self.contact())
-        if call.answered and call.dialog is not None:  # its ACK is matched through the dialog
-            call.dialog.transaction = transaction
-        self._respond(transaction, response)
-
-    def _authenticate_stranger(
-        self, request: SipRequest, source: SipAddress, call: LiveCall, via: Transport | None
-    ) -> None:
-        """An in-dialog request from outside the dialog and the trusted networks: digest, as for
-        an INVITE (challenged or refused statelessly), and only then served."""
-        if request.headers.get("Authorization") is None:
-            refusal = self.trunk_auth.challenge(source[0])
-            self.endpoint.refuse(
-                dialog_guard.STRANGER, request, source, refusal.status, via=via, **refusal.headers
-            )
-            return
-        self.spawn(self._serve_if_authenticated(request, source, call, via))
-
-    async def _serve_if_authenticated(
-        self, request: SipRequest, source: SipAddress, call: LiveCall, via: Transport | None
-    ) -> None:
-        record = call.lifecycle.record
-        number = await self.services.repository.get_number(record.phone_number_id)
-        passwords = partial(self._trunk_passwords, number)
-        refusal = self.trunk_auth.check(request, passwords, source[0])
-        if refusal is not None:  # answered as if it had just arrived
-            self.endpoint.refuse(
-                dialog_guard.STRANGER, request, source, refusal.status, via=via, **refusal.headers
-            )
-            return
-        if self.calls.get(request.call_id) is call:
-            self.endpoint.serve(request, source, trusted=False, via=via)
-
     def _respond(self, transaction: ServerTransaction, response: SipResponse) -> None:
         self.endpoint.respond(transaction, response)
 
@@ -462,7 +335,7 @@ class SipGateway:
         if not is_trusted(source[0], self.trusted_networks):
             # Before anything about the number is revealed: unknown numbers, unknown users
             # and wrong passwords all get the same challenge or the same 403.
-            passwords = partial(self._trunk_passwords, number)
+            passwords = partial(self.trunk_passwords, number)
             refusal = self.trunk_auth.check_invite(request, passwords, source[0])
             if refusal is not None:
                 reject_once(refusal.status, **refusal.headers)
@@ -523,7 +396,7 @@ class SipGateway:
                 ("number", dialled), lambda: repository.find_active_number(dialled)
             )
 
-    def _trunk_passwords(self, number: PhoneNumber | None) -> Passwords:
+    def trunk_passwords(self, number: PhoneNumber | None) -> Passwords:
         """Who an untrusted source may authenticate as: the trunk user, the number's own."""
         settings = self.services.settings
         passwords: Passwords = {}
@@ -948,15 +821,6 @@ class SipGateway:
                     call.carrier_stream.hang_up()
                 return True
         return False
-
-
-def _dialog(call: LiveCall) -> Dialog:
-    """The call's dialog as the far end names it; a carrier stream's matches no SIP request."""
-    if call.outbound is not None:
-        return call.outbound.identity
-    if call.dialog is not None:
-        return call.dialog.identity
-    return Dialog("", None, frozenset())
 
 
 def inbound_call_record(number: PhoneNumber, remote: str | None, carrier_call_id: str) -> Call:
