@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from trunkline.gateway.call_lifecycle import CallLifecycle
 from trunkline.gateway.media import MediaBridge
 from trunkline.gateway.rtp.transport import RtpEndpoint
-from trunkline.gateway.sip.message import SipRequest, SipResponse
-from trunkline.gateway.sip.transaction import ServerTransaction
+from trunkline.gateway.sip.dialog import InboundDialog
 from trunkline.gateway.sip.uac import OutboundInvite
 from trunkline.storage.models import CallStatus, HangupReason
 
@@ -25,31 +23,15 @@ class CarrierHangup(Protocol):
         ...
 
 
-def ignore_response(response: SipResponse) -> None:
-    return None
-
-
-def ignore_timeout() -> None:
-    return None
-
-
 @dataclass
 class LiveCall:
     """One call this process carries: its dialog, media and stored record."""
 
     sip_call_id: str  # the SIP Call-ID; for a carrier media stream, "<carrier>:<its call id>"
     lifecycle: CallLifecycle
-    invite: SipRequest | None = None  # None for calls that arrive as carrier media streams
-    source: SipAddress = ("", 0)
-    local_tag: str = ""
-    remote_from: str = ""
-    local_to: str = ""
-    remote_target: SipAddress = ("", 0)
-    route_set: list[str] = field(default_factory=list)
+    dialog: InboundDialog | None = None  # inbound over SIP: the INVITE we answer, its dialog
     carrier_stream: CarrierHangup | None = None  # set for carrier media-stream calls
-    invite_transaction: ServerTransaction | None = None  # inbound: the INVITE we answer
     outbound: OutboundInvite | None = None  # outbound: the INVITE we sent, then its dialog
-    local_cseq: int = field(default_factory=lambda: secrets.randbelow(2**20) + 1)
     endpoint: RtpEndpoint | None = None
     bridge: MediaBridge | None = None
     answered: bool = False
@@ -62,3 +44,12 @@ class LiveCall:
     agent_audio: str = "mulaw8k"
     recording_enabled: bool = True  # outbound: how a CANCEL we sent ends it
     voicemail: bool = False  # no agent could be reached: the caller leaves a message
+
+    @property
+    def far_end(self) -> SipAddress | None:
+        """Where the call's SIP signalling comes from: the INVITE's source or the dialled trunk."""
+        if self.dialog is not None:
+            return self.dialog.source
+        if self.outbound is not None:
+            return self.outbound.destination
+        return None

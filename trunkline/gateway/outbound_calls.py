@@ -100,9 +100,10 @@ class OutboundCalls:
                 OFFERED_PAYLOAD_TYPES,
                 event_payload_type=EVENT_PAYLOAD_TYPE,
             ),
+            destination=destination,
             credentials=credentials,
         )
-        request = invite.invite()
+        invite.invite()
         lifecycle = CallLifecycle(
             record, gateway.services.repository, agent_identity_id=number.agent_identity_id
         )
@@ -114,13 +115,6 @@ class OutboundCalls:
         call = LiveCall(
             sip_call_id=invite.call_id,
             lifecycle=lifecycle,
-            invite=request,
-            source=destination,
-            local_tag=invite.local_tag,
-            remote_from="",
-            local_to="",
-            remote_target=destination,
-            route_set=[],
             outbound=invite,
             endpoint=endpoint,
             agent_protocol=number.agent_protocol,
@@ -138,7 +132,7 @@ class OutboundCalls:
         assert call.outbound is not None and call.outbound.current is not None
         self.gateway.send_request(
             call.outbound.current,
-            call.remote_target,
+            call.outbound.destination,
             lambda response: self._on_response(call, response),
             lambda: self._finish(call, "failed", "local", "no response from the trunk"),
             own_port=True,
@@ -167,8 +161,8 @@ class OutboundCalls:
     def resend_ack(self, call: LiveCall) -> None:
         ack = self._acks.get(call.sip_call_id)
         transport = self.gateway.own_transport or self.gateway.transport
-        if ack is not None and transport is not None:
-            transport.sendto(ack, call.remote_target)
+        if ack is not None and transport is not None and call.outbound is not None:
+            transport.sendto(ack, call.outbound.destination)
 
     async def _connect(self, call: LiveCall, sdp: bytes) -> None:
         """The callee answered: dial the agent, bridge media, mark the call answered."""
@@ -200,12 +194,8 @@ class OutboundCalls:
 
     async def _abandon(self, call: LiveCall, detail: str) -> None:
         """Answered by the callee but unusable: hang up and record the failure."""
-        gateway = self.gateway
-        gateway.send_request(
-            call.outbound.bye(),  # type: ignore[union-attr]
-            call.remote_target,
-            own_port=True,
-        )
+        assert call.outbound is not None
+        self.gateway.send_request(call.outbound.bye(), call.outbound.destination, own_port=True)
         call.answered = False  # never bridged: not a completed conversation
         await self._finish_async(call, "failed", "local", detail)
 
@@ -218,7 +208,8 @@ class OutboundCalls:
         call.canceled = True
         outcome: CancelOutcome = ("failed" if why == "no answer" else "canceled", "local", why)
         call.cancel_outcome = outcome
-        self.gateway.send_request(call.outbound.cancel(), call.remote_target, own_port=True)
+        outbound = call.outbound
+        self.gateway.send_request(outbound.cancel(), outbound.destination, own_port=True)
         asyncio.get_running_loop().call_later(
             CANCEL_GIVE_UP_SECONDS, lambda: self._finish(call, *outcome)
         )
