@@ -19,8 +19,8 @@ from trunkline.storage.blobs import BlobStore, LocalBlobStore, S3BlobStore
 if TYPE_CHECKING:
     import aiohttp
 
+    from trunkline.carriers.inventory import NumberInventory
     from trunkline.control_api.usage import CallLimits
-    from trunkline.gateway.carriers.inventory import NumberInventory
     from trunkline.messaging.ingress import TextIngress
     from trunkline.messaging.outbound import TextSender
     from trunkline.outbox.worker import OutboxWorker
@@ -133,7 +133,7 @@ class Services:
 
     async def _open_parts(self) -> None:
         """Open storage and the other shared parts; each registers its own close."""
-        from trunkline.gateway.carriers.inventory import open_inventory
+        from trunkline.carriers.inventory import open_inventory
         from trunkline.storage import open_repository
 
         _ = self.master_key  # create the data-dir key before anything needs it

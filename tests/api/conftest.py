@@ -20,10 +20,10 @@ import pytest
 from aiohttp import web
 
 from tests.backends import make_repository
+from trunkline.carriers.inventory import LocalPoolInventory, parse_pool
 from trunkline.config import Settings
 from trunkline.control_api import build_app
 from trunkline.crypto import hash_token, new_token
-from trunkline.gateway.carriers.inventory import LocalPoolInventory, parse_pool
 from trunkline.services import DialError, Services
 from trunkline.storage.models import (
     AgentIdentity,

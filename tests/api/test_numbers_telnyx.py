@@ -9,7 +9,7 @@ from aiohttp import web
 
 from tests.api.conftest import ApiWorld
 from tests.fakes.telnyx_api import AvailableNumber, FakeTelnyx
-from trunkline.gateway.carriers.telnyx_numbers import TelnyxNumberInventory
+from trunkline.carriers.telnyx_numbers import TelnyxNumberInventory
 
 API_KEY = "KEYapi_test_key"
 

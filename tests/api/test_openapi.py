@@ -28,11 +28,11 @@ from schemathesis.generation import GenerationMode
 
 from tests.api.conftest import ApiWorld, ScriptedCallControl, make_settings
 from tests.backends import make_repository
+from trunkline.carriers.inventory import LocalPoolInventory, parse_pool
 from trunkline.control_api import build_app
 from trunkline.control_api.api import ROUTES
 from trunkline.control_api.openapi import OPENAPI_PATH, build_document
 from trunkline.crypto import hash_token, new_token
-from trunkline.gateway.carriers.inventory import LocalPoolInventory, parse_pool
 from trunkline.services import Services
 
 MAX_EXAMPLES = 12

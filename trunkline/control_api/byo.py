@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from trunkline.carriers.numbering import country_for, is_toll_free, state_for
 from trunkline.control_api import serialize, shapes
 from trunkline.control_api.access import require_identity
 from trunkline.control_api.call_settings import CallSettings, merge_call_settings
@@ -30,7 +31,6 @@ from trunkline.control_api.number_rules import (
 )
 from trunkline.control_api.route_table import Ctx, Reply, Route
 from trunkline.control_api.schema import obj, string
-from trunkline.gateway.carriers.numbering import country_for, is_toll_free, state_for
 from trunkline.storage.models import InboundRouting, PhoneNumber, new_id, utcnow
 from trunkline.storage.repository import NumberCapReached, NumberInUse
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
+from trunkline.carriers.inventory import CarrierError, NoInventory, NumberInventory
+from trunkline.carriers.numbering import US_STATES
 from trunkline.control_api import serialize, shapes
 from trunkline.control_api.access import load_number
 from trunkline.control_api.byo import (
@@ -31,8 +33,6 @@ from trunkline.control_api.number_rules import (
 )
 from trunkline.control_api.route_table import Ctx, Reply, Route, uuid_param
 from trunkline.control_api.schema import obj, string
-from trunkline.gateway.carriers.inventory import CarrierError, NoInventory, NumberInventory
-from trunkline.gateway.carriers.numbering import US_STATES
 from trunkline.storage.models import PhoneNumber, new_id, utcnow
 from trunkline.storage.repository import NumberCapReached, NumberInUse
 
