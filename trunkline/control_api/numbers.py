@@ -26,6 +26,7 @@ from trunkline.control_api.byo import (
 )
 from trunkline.control_api.call_settings import CallSettings, merge_call_settings
 from trunkline.control_api.errors import ApiError
+from trunkline.control_api.keys import INVENTORY, SETTINGS
 from trunkline.control_api.number_rules import (
     IDENTITY_SCOPE_FORBIDDEN,
     cap_reached,
@@ -80,7 +81,7 @@ UPDATE_BODY = obj(
 
 
 def _inventory(ctx: Ctx) -> NumberInventory:
-    inventory = ctx.services.inventory
+    inventory = ctx.request.app[INVENTORY]
     if inventory is None:
         raise ApiError(503, "number provisioning is not available: no number inventory configured")
     return inventory
@@ -104,7 +105,7 @@ async def provision_number(ctx: Ctx) -> web.Response:
     number_type = body.get("type", "toll_free")
     state = body.get("state")
     _check_state(state)
-    settings = ctx.services.settings
+    settings = ctx.request.app[SETTINGS]
     call = merge_call_settings(CallSettings("auto_reject", None, None), body, settings)
     cap = settings.max_numbers_per_org
     held = await ctx.repository.list_numbers(ctx.principal.organization_id)
@@ -179,7 +180,7 @@ async def update_number(ctx: Ctx) -> web.Response:
     current = CallSettings(
         number.incoming_call_action, number.client_websocket_url, number.incoming_call_webhook_url
     )
-    merged = merge_call_settings(current, body, ctx.services.settings)
+    merged = merge_call_settings(current, body, ctx.request.app[SETTINGS])
     if merged != current:
         changes.update(
             incoming_call_action=merged.incoming_call_action,

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from trunkline.control_api.access import load_number
 from trunkline.control_api.errors import ApiError
+from trunkline.control_api.keys import SECRET_BOX, SETTINGS
 from trunkline.control_api.route_table import Ctx, Param, Reply, Route
 from trunkline.control_api.schema import Schema, array, boolean, integer, obj, string
 from trunkline.control_api.serialize import iso
@@ -195,7 +196,7 @@ async def _resolve_owner(ctx: Ctx, body: dict[str, Any]) -> tuple[str | None, st
 async def create_subscription(ctx: Ctx) -> web.Response:
     body = ctx.body
     _check_context(body)
-    url = check_url(body["url"], "webhook", ctx.services.settings, "url")
+    url = check_url(body["url"], "webhook", ctx.request.app[SETTINGS], "url")
     event_types = _check_event_types(body["event_types"])
     identity_id, number_id, owner = await _resolve_owner(ctx, body)
     existing = await ctx.repository.list_subscriptions(ctx.principal.organization_id)
@@ -214,14 +215,14 @@ async def create_subscription(ctx: Ctx) -> web.Response:
             status="active",
             created_at=now,
             updated_at=now,
-            auth_token_encrypted=ctx.services.secret_box.encrypt(token) if token else None,
+            auth_token_encrypted=ctx.request.app[SECRET_BOX].encrypt(token) if token else None,
         )
     )
     signing_key = None
     if await ctx.repository.get_identity_signing_key(owner) is None:
         signing_key = new_signing_key()
         await ctx.repository.set_identity_signing_key(
-            owner, ctx.services.secret_box.encrypt(signing_key)
+            owner, ctx.request.app[SECRET_BOX].encrypt(signing_key)
         )
     document = await _serialize(ctx, subscription)
     document["signing_key"] = signing_key
@@ -259,12 +260,14 @@ async def update_subscription(ctx: Ctx) -> web.Response:
     _check_context(body)
     changes: dict[str, Any] = {}
     if "url" in body:
-        changes["url"] = check_url(body["url"], "webhook", ctx.services.settings, "url")
+        changes["url"] = check_url(body["url"], "webhook", ctx.request.app[SETTINGS], "url")
     if "event_types" in body:
         changes["event_types"] = _check_event_types(body["event_types"])
     if "auth_token" in body:
         token = body["auth_token"]
-        changes["auth_token_encrypted"] = ctx.services.secret_box.encrypt(token) if token else None
+        changes["auth_token_encrypted"] = (
+            ctx.request.app[SECRET_BOX].encrypt(token) if token else None
+        )
     if changes.keys() & {"url"} and subscription.status == "disabled":
         changes.update(status="active", disabled_reason=None)  # a fixed URL re-enables it
     updated = await ctx.repository.update_subscription(subscription.id, changes)
