@@ -27,7 +27,6 @@ from aiohttp import WSMsgType, web
 from websockets.frames import Frame, Opcode
 
 from trunkline import metrics
-from trunkline.control_api.keys import SERVICES
 from trunkline.control_api.routing import RouteTarget, load_inbound_route
 from trunkline.gateway.agent.link import AgentLink
 from trunkline.gateway.call_lifecycle import CallLifecycle
@@ -61,7 +60,7 @@ from trunkline.gateway.sip_gateway import (
 )
 from trunkline.gateway.voicemail import start_voicemail
 from trunkline.messaging.carrier_formats import SignatureError, verify_twilio
-from trunkline.services import Services
+from trunkline.services import SERVICES, Services
 from trunkline.storage.models import Call, PhoneNumber
 
 log = logging.getLogger("trunkline.carrier_stream")

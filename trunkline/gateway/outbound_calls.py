@@ -15,6 +15,7 @@ import logging
 import socket
 from typing import TYPE_CHECKING
 
+from trunkline.calls.control import CallCapacityError, DialError
 from trunkline.gateway.call_lifecycle import CallLifecycle
 from trunkline.gateway.live_call import CancelOutcome, LiveCall, SipAddress
 from trunkline.gateway.owner_channel import owner_id
@@ -30,7 +31,6 @@ from trunkline.gateway.sip.uac import (
     Resend,
     Ringing,
 )
-from trunkline.services import CallCapacityError, DialError
 from trunkline.storage.models import Call, CallStatus, HangupReason, PhoneNumber
 
 if TYPE_CHECKING:
