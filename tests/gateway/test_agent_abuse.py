@@ -15,8 +15,8 @@ from tests.gateway.conftest import NUMBER, Trunkline, audio_mode
 from tests.gateway.sip_peer import CarrierCall
 from tests.gateway.test_inbound_calls import wait_for_status
 from tests.gateway.test_metrics import scrape, value
-from trunkline.gateway.agent.inkbox_protocol import mark_frame
-from trunkline.gateway.agent.link import DEFAULT_MAX_BUFFER_BYTES
+from trunkline.agent.inkbox_protocol import mark_frame
+from trunkline.agent.link import DEFAULT_MAX_BUFFER_BYTES
 from trunkline.gateway.playout import MAX_PENDING_MARKS
 
 

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from trunkline import metrics
-from trunkline.gateway.agent.inkbox_protocol import barge_in_frame, transcript_frame
+from trunkline.agent.inkbox_protocol import barge_in_frame, transcript_frame
 from trunkline.gateway.playout import Playout
 from trunkline.speech.engines import SpeechEngines
 from trunkline.speech.segmenter import SpeechSegmenter, SpeechStarted, Utterance

@@ -27,9 +27,9 @@ from aiohttp import WSMsgType, web
 from websockets.frames import Frame, Opcode
 
 from trunkline import metrics
+from trunkline.agent.link import AgentLink
 from trunkline.control_api.keys import SERVICES
 from trunkline.control_api.routing import RouteTarget, load_inbound_route
-from trunkline.gateway.agent.link import AgentLink
 from trunkline.gateway.call_lifecycle import CallLifecycle
 from trunkline.gateway.carriers.media_stream import (
     CarrierAudio,

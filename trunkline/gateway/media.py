@@ -25,14 +25,13 @@ from pathlib import Path
 from time import perf_counter_ns
 from typing import Protocol
 
-from trunkline.codecs.g711 import ULAW_TO_ALAW, alaw_to_pcm16, ulaw_to_pcm16
-from trunkline.gateway.agent.formats import (
+from trunkline.agent.formats import (
     AGENT_FORMATS,
     AgentAudioFormat,
     AgentToCaller,
     CallerToAgent,
 )
-from trunkline.gateway.agent.inkbox_protocol import (
+from trunkline.agent.inkbox_protocol import (
     AgentAudioDone,
     AgentClear,
     AgentMark,
@@ -42,8 +41,9 @@ from trunkline.gateway.agent.inkbox_protocol import (
     AgentText,
     AgentTranscript,
 )
-from trunkline.gateway.agent.link import AgentLink
-from trunkline.gateway.agent.persona import AgentPersona, InkboxPersona, persona_for
+from trunkline.agent.link import AgentLink
+from trunkline.agent.persona import AgentPersona, InkboxPersona, persona_for
+from trunkline.codecs.g711 import ULAW_TO_ALAW, alaw_to_pcm16, ulaw_to_pcm16
 from trunkline.gateway.call_speech import CallSpeech, StoreSegment
 from trunkline.gateway.clock import MediaClock
 from trunkline.gateway.playout import Playout

@@ -37,11 +37,11 @@ from typing import Any, cast
 import aiohttp
 
 from trunkline import metrics
+from trunkline.agent.formats import AGENT_FORMATS
+from trunkline.agent.link import AgentConnectError, AgentLink, connect_agent
 from trunkline.control_api.routing import RouteTarget, load_inbound_route
 from trunkline.crypto import derive_key
 from trunkline.gateway import probes
-from trunkline.gateway.agent.formats import AGENT_FORMATS
-from trunkline.gateway.agent.link import AgentConnectError, AgentLink, connect_agent
 from trunkline.gateway.call_lifecycle import CallLifecycle
 from trunkline.gateway.clock import MediaClock
 from trunkline.gateway.live_call import LiveCall, SipAddress, ignore_response, ignore_timeout
