@@ -37,7 +37,7 @@ from benchmarks._report import percentile, print_table, write_results
 from trunkline.codecs.g711 import ulaw_to_pcm16
 from trunkline.config import Settings
 from trunkline.gateway.call_speech import CallSpeech
-from trunkline.gateway.playout import Playout
+from trunkline.media.playout import Playout
 from trunkline.speech.engines import SpeechEngines
 from trunkline.speech.segmenter import FRAME_BYTES, SpeechSegmenter, Utterance
 from trunkline.speech.synthesizer import PiperSynthesizer

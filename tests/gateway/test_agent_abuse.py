@@ -17,7 +17,7 @@ from tests.gateway.test_inbound_calls import wait_for_status
 from tests.gateway.test_metrics import scrape, value
 from trunkline.agent.inkbox_protocol import mark_frame
 from trunkline.agent.link import DEFAULT_MAX_BUFFER_BYTES
-from trunkline.gateway.playout import MAX_PENDING_MARKS
+from trunkline.media.playout import MAX_PENDING_MARKS
 
 
 async def test_a_deeply_nested_frame_is_dropped_and_the_call_goes_on(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from trunkline.gateway.clock import MediaClock
 from trunkline.gateway.media import MediaBridge
+from trunkline.media.clock import MediaClock
 
 
 class RecordingLeg:

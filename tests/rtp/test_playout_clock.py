@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from trunkline.gateway.clock import SLOT_SECONDS, TICK_SECONDS, MediaClock
-from trunkline.gateway.playout import Playout
+from trunkline.media.clock import SLOT_SECONDS, TICK_SECONDS, MediaClock
+from trunkline.media.playout import Playout
 
 
 def test_chunks_are_reframed_and_marks_echo_after_their_audio() -> None:

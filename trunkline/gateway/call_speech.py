@@ -30,7 +30,7 @@ from typing import Literal
 
 from trunkline import metrics
 from trunkline.agent.inkbox_protocol import barge_in_frame, transcript_frame
-from trunkline.gateway.playout import Playout
+from trunkline.media.playout import Playout
 from trunkline.speech.engines import SpeechEngines
 from trunkline.speech.segmenter import SpeechSegmenter, SpeechStarted, Utterance
 from trunkline.speech.sentences import SentenceSplitter

@@ -45,13 +45,13 @@ from trunkline.agent.link import AgentLink
 from trunkline.agent.persona import AgentPersona, InkboxPersona, persona_for
 from trunkline.codecs.g711 import ULAW_TO_ALAW, alaw_to_pcm16, ulaw_to_pcm16
 from trunkline.gateway.call_speech import CallSpeech, StoreSegment
-from trunkline.gateway.clock import MediaClock
-from trunkline.gateway.playout import Playout
-from trunkline.gateway.probes import LatencyHistogram, MediaCounters, MediaTotals
-from trunkline.gateway.recording import CallRecorder
 from trunkline.gateway.rtp.rtcp import REPORT_INTERVAL_FRAMES, build_report
 from trunkline.gateway.rtp.session import RtpSession
 from trunkline.gateway.rtp.transport import RtpEndpoint
+from trunkline.media.clock import MediaClock
+from trunkline.media.counters import LatencyHistogram, MediaCounters, MediaTotals
+from trunkline.media.playout import Playout
+from trunkline.media.recording import CallRecorder
 from trunkline.speech.engines import SpeechEngines
 from trunkline.storage.models import utcnow
 

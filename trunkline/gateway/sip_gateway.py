@@ -41,16 +41,13 @@ from trunkline.agent.formats import AGENT_FORMATS
 from trunkline.agent.link import AgentConnectError, AgentLink, connect_agent
 from trunkline.control_api.routing import RouteTarget, load_inbound_route
 from trunkline.crypto import derive_key
-from trunkline.gateway import probes
+from trunkline.gateway import collector
 from trunkline.gateway.call_lifecycle import CallLifecycle
-from trunkline.gateway.clock import MediaClock
 from trunkline.gateway.live_call import LiveCall, SipAddress, ignore_response, ignore_timeout
 from trunkline.gateway.media import MediaBridge, RtpLeg
 from trunkline.gateway.outbound_calls import OutboundCalls
 from trunkline.gateway.owner_channel import ask_owner, owner_id, same_node
 from trunkline.gateway.owner_notify import PgCallActions
-from trunkline.gateway.probes import MediaTotals
-from trunkline.gateway.recording import CallRecorder, RecordingWriter
 from trunkline.gateway.recording_publish import publish_recording
 from trunkline.gateway.rejected_calls import RejectedCallRecords
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
@@ -79,6 +76,9 @@ from trunkline.gateway.sip.transaction import (
 )
 from trunkline.gateway.transcripts import store_transcript_segment
 from trunkline.gateway.voicemail import start_voicemail
+from trunkline.media.clock import MediaClock
+from trunkline.media.counters import MediaTotals
+from trunkline.media.recording import CallRecorder, RecordingWriter
 from trunkline.services import Services
 from trunkline.speech.engines import SpeechEngines
 from trunkline.storage.fairness import (
@@ -202,7 +202,7 @@ class SipGateway(asyncio.DatagramProtocol):
             self.own_transport = own
             self.own_address = (str(own.get_extra_info("sockname")[0]),
                                 int(own.get_extra_info("sockname")[1]))  # fmt: skip
-        probes.watch(self)
+        collector.watch(self)
         # Alone, repair what a crash left first; workers have the supervisor do it.
         await asyncio.to_thread(self.recordings.start, not shared)
         return self.local_address
@@ -251,7 +251,7 @@ class SipGateway(asyncio.DatagramProtocol):
             self.transport.close()
         if self.own_transport is not None:
             self.own_transport.close()
-        probes.unwatch(self)
+        collector.unwatch(self)
         await asyncio.to_thread(self.speech.stop)
         await asyncio.to_thread(self.recordings.stop)
         # Recordings finished before or while the writer stopped: publish every one.
