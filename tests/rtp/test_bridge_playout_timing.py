@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from trunkline.gateway.media import MediaBridge
+from tests.media.events import NotedEvents
 from trunkline.media.clock import MediaClock
+from trunkline.media.factory import MediaSessionFactory
+from trunkline.media.plan import MediaPlan
+from trunkline.media.session import MediaSession
 
 
 class RecordingLeg:
@@ -25,9 +28,13 @@ class RecordingLeg:
     def rephased(self, earlier_seconds: float) -> None:
         self.rewound.append(earlier_seconds)
 
+    def rtp_counters(self) -> dict[str, int]:
+        return {}
 
-def bridge_with_leg() -> tuple[MediaBridge, RecordingLeg]:
-    bridge = MediaBridge("call", caller_alaw=False, clock=MediaClock(), on_agent_stop=print)
+
+def bridge_with_leg() -> tuple[MediaSession, RecordingLeg]:
+    factory = MediaSessionFactory(MediaClock())
+    bridge = factory.create(MediaPlan("call", caller_alaw=False), NotedEvents())
     leg = RecordingLeg()
     bridge.caller = leg
     bridge.start()

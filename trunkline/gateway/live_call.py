@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from trunkline.gateway.call_lifecycle import CallLifecycle
-from trunkline.gateway.media import MediaBridge
 from trunkline.gateway.rtp.transport import RtpEndpoint
 from trunkline.gateway.sip.message import SipRequest, SipResponse
 from trunkline.gateway.sip.transaction import ServerTransaction
 from trunkline.gateway.sip.uac import OutboundInvite
+from trunkline.media.session import MediaSession
 from trunkline.storage.models import CallStatus, HangupReason
 
 SipAddress = tuple[str, int]
@@ -51,7 +51,7 @@ class LiveCall:
     outbound: OutboundInvite | None = None  # outbound: the INVITE we sent, then its dialog
     local_cseq: int = field(default_factory=lambda: secrets.randbelow(2**20) + 1)
     endpoint: RtpEndpoint | None = None
-    bridge: MediaBridge | None = None
+    bridge: MediaSession | None = None
     answered: bool = False
     canceled: bool = False
     ended: bool = False
