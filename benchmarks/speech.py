@@ -178,7 +178,13 @@ async def first_audio_latency(responses: list[str], engines: SpeechEngines) -> d
             return None
 
         work = SpeechWork("bench", store)
-        speech = SpeechOutput(engines, work, playout=Playout(lambda name: None), play=play)
+        speech = SpeechOutput(
+            engines.synthesizer,
+            engines.synthesis,
+            work,
+            playout=Playout(lambda name: None),
+            play=play,
+        )
         speech.tts_mode = True
         started = time.perf_counter()
         for i in range(0, len(text), 6):

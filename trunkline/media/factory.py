@@ -69,7 +69,13 @@ class MediaSessionFactory:
         engines = self.speech
         assert engines is not None
         work = SpeechWork(plan.call_id, events.store_segment, clock=self._speech_clock)
-        output = SpeechOutput(engines, work, playout=session.playout, play=session.play_phone_audio)
+        output = SpeechOutput(
+            engines.synthesizer,
+            engines.synthesis,
+            work,
+            playout=session.playout,
+            play=session.play_phone_audio,
+        )
         transcription = None
         if engines.transcriber is not None:
             transcription = Transcription(

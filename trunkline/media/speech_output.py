@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 from trunkline import metrics
 from trunkline.media.playout import Playout
-from trunkline.media.speech_work import Party, SpeechWork
-from trunkline.speech.engines import SpeechEngines
+from trunkline.media.speech_work import JobPool, Party, SpeechWork
 from trunkline.speech.sentences import SentenceSplitter
+from trunkline.speech.synthesizer import Synthesizer
 from trunkline.speech.workers import NORMAL
 
 log = logging.getLogger("trunkline.speech")
@@ -30,13 +30,15 @@ MAX_PENDING_SPEECH = 128  # pieces of agent text (and marks) waiting to be spoke
 class SpeechOutput:
     def __init__(
         self,
-        engines: SpeechEngines,
+        synthesizer: Synthesizer | None,
+        workers: JobPool,
         work: SpeechWork,
         *,
         playout: Playout,
         play: Callable[[bytes], None],
     ) -> None:
-        self._engines = engines
+        self._synthesizer = synthesizer
+        self._workers = workers
         self._work = work
         self._playout = playout
         self._play = play
@@ -55,7 +57,7 @@ class SpeechOutput:
 
     @property
     def can_speak(self) -> bool:
-        return self._engines.synthesizer is not None
+        return self._synthesizer is not None
 
     @property
     def speaking(self) -> bool:
@@ -64,7 +66,7 @@ class SpeechOutput:
 
     def agent_text(self, delta: str, done: bool) -> bool:
         """A ``text`` frame from the agent; False when it cannot be spoken (counted upstream)."""
-        if not self.tts_mode or self._engines.synthesizer is None:
+        if not self.tts_mode or self._synthesizer is None:
             return False
         if self._response_started is None and (delta.strip() or done):
             self._response_started = time.perf_counter()
@@ -85,7 +87,7 @@ class SpeechOutput:
 
     def say(self, text: str, *, party: Party = "system", then: bytes = b"") -> None:
         """Speak ``text`` (a voicemail greeting), stored as a ``party`` segment, then play ``then``."""
-        if self._engines.synthesizer is not None and text.strip():
+        if self._synthesizer is not None and text.strip():
             self._work.store(party, text, self._work.now_ms())
             self._queue(("say", text))
         if then:
@@ -147,7 +149,7 @@ class SpeechOutput:
                 self._synthesize(value)
 
     def _synthesize(self, text: str) -> None:
-        synthesizer = self._engines.synthesizer
+        synthesizer = self._synthesizer
         assert synthesizer is not None
         generation = self._generation
         work = self._work
@@ -164,9 +166,7 @@ class SpeechOutput:
                 self._next_piece()
             work.job_done()
 
-        if self._engines.synthesis.submit(
-            NORMAL, lambda: b"".join(synthesizer.synthesize(text)), done
-        ):
+        if self._workers.submit(NORMAL, lambda: b"".join(synthesizer.synthesize(text)), done):
             work.job_started()
             self._speaking = True
         else:

@@ -13,12 +13,25 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Any, Literal, Protocol
+
+from trunkline.speech.workers import Done
 
 log = logging.getLogger("trunkline.speech")
 
 Party = Literal["local", "remote", "system"]
 StoreSegment = Callable[[Party, str, int], Awaitable[None]]
+
+
+class JobPool(Protocol):
+    """Speech workers as a call sees them (``speech.workers.SpeechWorkers``)."""
+
+    @property
+    def idle(self) -> bool: ...
+
+    def submit(self, priority: int, work: Callable[[], Any], done: Done) -> bool:
+        """Queue ``work``; ``done`` runs on the event loop afterwards. False when full."""
+        ...
 
 
 class SpeechWork:

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from trunkline import metrics
 from trunkline.agent.inkbox_protocol import transcript_frame
 from trunkline.media.barge_in import BargeIn
-from trunkline.media.speech_work import Party, SpeechWork
+from trunkline.media.speech_work import JobPool, Party, SpeechWork
 from trunkline.speech.segmenter import SpeechSegmenter, SpeechStarted, Utterance
 from trunkline.speech.transcriber import Transcriber
-from trunkline.speech.workers import BACKGROUND, URGENT, SpeechWorkers
+from trunkline.speech.workers import BACKGROUND, URGENT
 
 log = logging.getLogger("trunkline.speech")
 
@@ -46,7 +46,7 @@ class Transcription:
     def __init__(
         self,
         transcriber: Transcriber,
-        workers: SpeechWorkers,
+        workers: JobPool,
         work: SpeechWork,
         *,
         barge_in: BargeIn,
