@@ -27,8 +27,8 @@ from aiohttp import WSMsgType, web
 from websockets.frames import Frame, Opcode
 
 from trunkline import metrics
+from trunkline.agent.link import AgentLink
 from trunkline.control_api.routing import RouteTarget, load_inbound_route
-from trunkline.gateway.agent.link import AgentLink
 from trunkline.gateway.call_lifecycle import CallLifecycle
 from trunkline.gateway.carriers.media_stream import (
     CarrierAudio,
@@ -50,7 +50,6 @@ from trunkline.gateway.carriers.stream_tokens import (
     check_stream_token,
 )
 from trunkline.gateway.live_call import LiveCall
-from trunkline.gateway.media import MediaBridge
 from trunkline.gateway.sip_gateway import (
     CallDeclined,
     GatewayCallControl,
@@ -59,6 +58,7 @@ from trunkline.gateway.sip_gateway import (
     normalise_e164,
 )
 from trunkline.gateway.voicemail import start_voicemail
+from trunkline.media.session import MediaSession
 from trunkline.messaging.carrier_formats import SignatureError, verify_twilio
 from trunkline.services import SERVICES, Services
 from trunkline.storage.models import Call, PhoneNumber
@@ -86,7 +86,7 @@ class CarrierSocketLeg:
         self.stream_id = start.stream_id
         self.audio = CarrierAudio(start.encoding, start.sample_rate)
         self.reorder = Reorder(after=start.sequence)
-        self.bridge: MediaBridge | None = None
+        self.bridge: MediaSession | None = None
         self.frames_in = 0
         self.frames_out = 0
         self.dropped_out = 0
@@ -144,6 +144,9 @@ class CarrierSocketLeg:
 
     def rephased(self, earlier_seconds: float) -> None:
         return None  # the carrier paces playback itself; frames carry no timestamps
+
+    def rtp_counters(self) -> dict[str, int]:
+        return {}  # no RTP: the carrier's frames are counted under its own metrics
 
     def hang_up(self) -> None:
         if not self._hung_up:

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from trunkline.gateway.call_lifecycle import CallLifecycle
-from trunkline.gateway.media import MediaBridge
 from trunkline.gateway.rtp.transport import RtpEndpoint
 from trunkline.gateway.sip.dialog import InboundDialog
 from trunkline.gateway.sip.uac import OutboundInvite
+from trunkline.media.session import MediaSession
 from trunkline.storage.models import CallStatus, HangupReason
 
 SipAddress = tuple[str, int]
@@ -33,7 +33,7 @@ class LiveCall:
     carrier_stream: CarrierHangup | None = None  # set for carrier media-stream calls
     outbound: OutboundInvite | None = None  # outbound: the INVITE we sent, then its dialog
     endpoint: RtpEndpoint | None = None
-    bridge: MediaBridge | None = None
+    bridge: MediaSession | None = None
     answered: bool = False
     canceled: bool = False
     ended: bool = False

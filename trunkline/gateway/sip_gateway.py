@@ -29,7 +29,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -37,22 +37,19 @@ from typing import Any
 import aiohttp
 
 from trunkline import metrics
+from trunkline.agent.formats import AGENT_FORMATS
+from trunkline.agent.link import AgentConnectError, AgentLink, connect_agent
 from trunkline.control_api.routing import RouteTarget, load_inbound_route
 from trunkline.crypto import derive_key
-from trunkline.gateway import probes
-from trunkline.gateway.agent.formats import AGENT_FORMATS
-from trunkline.gateway.agent.link import AgentConnectError, AgentLink, connect_agent
+from trunkline.gateway import collector
 from trunkline.gateway.call_lifecycle import CallLifecycle
-from trunkline.gateway.clock import MediaClock
 from trunkline.gateway.live_call import LiveCall, SipAddress
-from trunkline.gateway.media import MediaBridge, RtpLeg
 from trunkline.gateway.outbound_calls import OutboundCalls
 from trunkline.gateway.owner_channel import ask_owner, owner_id, same_node
 from trunkline.gateway.owner_notify import PgCallActions
-from trunkline.gateway.probes import MediaTotals
-from trunkline.gateway.recording import CallRecorder, RecordingWriter
 from trunkline.gateway.recording_publish import publish_recording
 from trunkline.gateway.rejected_calls import RejectedCallRecords
+from trunkline.gateway.rtp.leg import RtpLeg
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
 from trunkline.gateway.shared_lookups import SharedLookups
 from trunkline.gateway.sip.admission import Network, SourceBudget, is_trusted
@@ -77,6 +74,13 @@ from trunkline.gateway.sip.trunk_auth import Passwords, TrunkAuth
 from trunkline.gateway.sip_requests import SipRequests
 from trunkline.gateway.transcripts import store_transcript_segment
 from trunkline.gateway.voicemail import start_voicemail
+from trunkline.media.clock import MediaClock
+from trunkline.media.counters import MediaTotals
+from trunkline.media.factory import MediaSessionFactory
+from trunkline.media.plan import MediaPlan
+from trunkline.media.recording import RecordingWriter
+from trunkline.media.session import MediaSession
+from trunkline.media.speech_work import Party
 from trunkline.services import Services
 from trunkline.speech.engines import SpeechEngines
 from trunkline.storage.fairness import (
@@ -153,6 +157,13 @@ class SipGateway:
         self.media_totals = MediaTotals.empty()  # what the bridges of ended calls counted
         self.recordings = RecordingWriter(services.settings.data_dir / "recordings")
         self.speech = SpeechEngines(settings)
+        self.media = MediaSessionFactory(
+            clock,
+            recordings=self.recordings,
+            speech=self.speech,
+            totals=self.media_totals,
+            max_playout_seconds=settings.playout_max_seconds,
+        )
         self.lookups = SharedLookups()
         self.rejected_calls = RejectedCallRecords(
             services.repository, settings.rejected_call_record_rate, self.spawn, time.monotonic
@@ -215,7 +226,7 @@ class SipGateway:
     async def start(self, host: str, port: int, *, shared: bool = False) -> SipAddress:
         """Bind SIP (``shared``: with other workers, see ``SipEndpoint.bind``)."""
         await self.endpoint.bind(host, port, shared=shared)
-        probes.watch(self)
+        collector.watch(self)
         # Alone, repair what a crash left first; workers have the supervisor do it.
         await asyncio.to_thread(self.recordings.start, not shared)
         return self.local_address
@@ -259,7 +270,7 @@ class SipGateway:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self.endpoint.close()
-        probes.unwatch(self)
+        collector.unwatch(self)
         await asyncio.to_thread(self.speech.stop)
         await asyncio.to_thread(self.recordings.stop)
         # Recordings finished before or while the writer stopped: publish every one.
@@ -492,8 +503,8 @@ class SipGateway:
 
     def bridge_media(
         self, call: LiveCall, link: AgentLink | None, negotiated: Negotiated, endpoint: RtpEndpoint
-    ) -> MediaBridge:
-        """The media bridge between the call's RTP endpoint and its agent link."""
+    ) -> MediaSession:
+        """The media session between the call's RTP endpoint and its agent link."""
         bridge = self.new_bridge(call, caller_alaw=negotiated.payload_type == 8)
         bridge.caller = RtpLeg(
             endpoint,
@@ -507,37 +518,20 @@ class SipGateway:
             bridge.attach_agent(link)
         return bridge
 
-    def new_bridge(self, call: LiveCall, *, caller_alaw: bool) -> MediaBridge:
-        """A bridge for the call with the number's agent options; the caller leg comes next."""
+    def new_bridge(self, call: LiveCall, *, caller_alaw: bool) -> MediaSession:
+        """A media session for the call with the number's agent options; the caller leg is next."""
         record = call.lifecycle.record
-        bridge = MediaBridge(
-            call.lifecycle.call_id,
+        plan = MediaPlan(
+            call_id=call.lifecycle.call_id,
             caller_alaw=caller_alaw,
-            clock=self.clock,
-            on_agent_stop=lambda reason: self.spawn(self.end_call(call, "local", send_bye=True)),
-            on_agent_overflow=lambda: self.spawn(
-                self.end_call(call, "agent_overflow", send_bye=True)
-            ),
-            on_transcript=lambda party, text: self.spawn(self._store_transcript(call, party, text)),
-            agent_protocol=call.agent_protocol,
             organization_id=record.organization_id,
+            agent_protocol=call.agent_protocol,
             agent_format=AGENT_FORMATS.get(call.agent_audio, AGENT_FORMATS["mulaw8k"]),
+            record=call.recording_enabled or call.voicemail,
             custom_parameters=_custom_parameters(record),
-            totals=self.media_totals,
-            max_playout_seconds=self.services.settings.playout_max_seconds,
-            recorder=CallRecorder(self.recordings, record.id)
-            if call.recording_enabled or call.voicemail
-            else None,
-            speech=self.speech,
-            store_segment=lambda party, text, ts_ms: self.store_segment(call, party, text, ts_ms),
             speech_by_default=call.agent_audio == "mulaw8k",
         )
-        loop = asyncio.get_running_loop()
-
-        def recorded(call_id: str, path: Path) -> None:  # on the writer's thread
-            loop.call_soon_threadsafe(lambda: self._publish_soon(call, path))
-
-        bridge.on_recorded = recorded
+        bridge = self.media.create(plan, _CallMediaEvents(self, call, asyncio.get_running_loop()))
         call.bridge = bridge
         return bridge
 
@@ -833,6 +827,33 @@ def inbound_call_record(number: PhoneNumber, remote: str | None, carrier_call_id
         sip_call_id=carrier_call_id[:255],
         owner=owner_id(),
     )
+
+
+class _CallMediaEvents:
+    """What a call's media session reports, turned into the gateway's call actions."""
+
+    __slots__ = ("_call", "_gateway", "_loop")
+
+    def __init__(
+        self, gateway: SipGateway, call: LiveCall, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._gateway, self._call, self._loop = gateway, call, loop
+
+    def agent_stopped(self, reason: str | None) -> None:
+        self._gateway.spawn(self._gateway.end_call(self._call, "local", send_bye=True))
+
+    def agent_overflowed(self) -> None:
+        self._gateway.spawn(self._gateway.end_call(self._call, "agent_overflow", send_bye=True))
+
+    def agent_transcript(self, party: str, text: str) -> None:
+        self._gateway.spawn(self._gateway._store_transcript(self._call, party, text))
+
+    def store_segment(self, party: Party, text: str, ts_ms: int) -> Awaitable[None]:
+        return self._gateway.store_segment(self._call, party, text, ts_ms)
+
+    def recording_finished(self, call_id: str, path: Path) -> None:  # on the writer's thread
+        gateway, call = self._gateway, self._call
+        self._loop.call_soon_threadsafe(lambda: gateway._publish_soon(call, path))
 
 
 def _custom_parameters(record: Call) -> dict[str, str]:
