@@ -20,7 +20,14 @@ from trunkline.calls.control import CallCapacityError, DialError
 from trunkline.control_api import serialize, shapes
 from trunkline.control_api.access import load_call, load_number
 from trunkline.control_api.errors import ApiError
-from trunkline.control_api.keys import BLOB_STORE, CALL_CONTROL, CALL_LIMITS, DRAINING, SETTINGS
+from trunkline.control_api.keys import (
+    BLOB_STORE,
+    CALL_CONTROL,
+    CALL_LIMITS,
+    DRAINING,
+    REPOSITORY,
+    SETTINGS,
+)
 from trunkline.control_api.presigned_media import presigner
 from trunkline.control_api.route_table import Ctx, Param, Reply, Route, uuid_param
 from trunkline.control_api.schema import integer, obj, string
@@ -67,9 +74,9 @@ PLACE_BODY = obj(
 
 
 async def _caller_number(ctx: Ctx, e164: str) -> PhoneNumber:
-    number = await ctx.repository.find_active_number(e164)
+    number = await ctx.numbers.find_active_number(e164)
     if number is None:
-        mine = await ctx.repository.list_numbers(ctx.principal.organization_id)
+        mine = await ctx.numbers.list_numbers(ctx.principal.organization_id)
         if any(n.number == e164 for n in mine):
             raise ApiError(400, NOT_ACTIVE)
         raise ApiError(403, NOT_YOURS)
@@ -102,7 +109,7 @@ async def place_call(ctx: Ctx) -> web.Response:
         websocket = await _default_websocket(ctx, number)
     now = utcnow()
     usage = await outbound_usage(
-        ctx.repository,
+        ctx.calls,
         ctx.principal.organization_id,
         ctx.request.app[CALL_LIMITS],
         now,
@@ -116,7 +123,7 @@ async def place_call(ctx: Ctx) -> web.Response:
             headers={"Retry-After": str(usage.retry_after_seconds(now))},
         )
     control = ctx.request.app[CALL_CONTROL].current
-    record = await ctx.repository.create_call(
+    record = await ctx.calls.create_call(
         Call.initiated(
             number,
             remote_phone_number=body["to_number"],
@@ -127,7 +134,7 @@ async def place_call(ctx: Ctx) -> web.Response:
             owner=control.owner if control is not None else None,
         )
     )
-    lifecycle = CallLifecycle(record, ctx.repository, agent_identity_id=number.agent_identity_id)
+    lifecycle = _lifecycle(ctx, record, number.agent_identity_id)
     if control is None:
         await lifecycle.transition("failed", detail=NO_TRUNK)
         raise ApiError(503, NO_TRUNK)
@@ -142,18 +149,23 @@ async def place_call(ctx: Ctx) -> web.Response:
     except Exception:
         await lifecycle.transition("failed", detail="dial failed: internal error")
         raise
-    current = await ctx.repository.get_call(record.id) or record
+    current = await ctx.calls.get_call(record.id) or record
     payload: dict[str, Any] = serialize.call(current, presigner(ctx.request.app[BLOB_STORE]))
     payload["rate_limit"] = replace(usage, calls_used=usage.calls_used + 1).as_json()
     log.info("placed call", extra={"call_id": record.id, "phone_number_id": number.id})
     return web.json_response(payload, status=201)
 
 
+def _lifecycle(ctx: Ctx, record: Call, agent_identity_id: str | None) -> CallLifecycle:
+    # CallLifecycle is typed against the whole repository, so it is handed the app's.
+    return CallLifecycle(record, ctx.request.app[REPOSITORY], agent_identity_id=agent_identity_id)
+
+
 async def _default_websocket(ctx: Ctx, number: PhoneNumber) -> str:
     if number.client_websocket_url:
         return number.client_websocket_url
     if number.agent_identity_id is not None:
-        config = await ctx.repository.get_incoming_call_config(number.agent_identity_id)
+        config = await ctx.numbers.get_incoming_call_config(number.agent_identity_id)
         if config is not None and config.client_websocket_url:
             return config.client_websocket_url
     raise ApiError(
@@ -172,7 +184,7 @@ async def list_calls(ctx: Ctx) -> web.Response:
     ):
         raise ApiError(403, "Identity-scoped tokens cannot name another agent identity")
     identity = principal.agent_identity_id if not principal.is_admin else named
-    calls = await ctx.repository.list_calls(
+    calls = await ctx.calls.list_calls(
         principal.organization_id,
         agent_identity_id=identity.lower() if identity else None,
         limit=ctx.query["limit"],
@@ -185,7 +197,7 @@ async def list_calls(ctx: Ctx) -> web.Response:
 
 async def list_number_calls(ctx: Ctx) -> web.Response:
     number = await load_number(ctx, ctx.path["phone_number_id"], allow_released=False)
-    calls = await ctx.repository.list_calls(
+    calls = await ctx.calls.list_calls(
         ctx.principal.organization_id,
         phone_number_id=number.id,
         limit=ctx.query["limit"],
@@ -209,14 +221,14 @@ async def get_number_call(ctx: Ctx) -> web.Response:
 
 async def call_transcripts(ctx: Ctx) -> web.Response:
     record = await load_call(ctx, ctx.path["call_id"])
-    segments = await ctx.repository.list_transcripts(record.id)
+    segments = await ctx.calls.list_transcripts(record.id)
     return web.json_response([serialize.transcript(s) for s in segments])
 
 
 async def number_call_transcripts(ctx: Ctx) -> web.Response:
     number = await load_number(ctx, ctx.path["phone_number_id"], allow_released=False)
     record = await load_call(ctx, ctx.path["call_id"], phone_number_id=number.id)
-    segments = await ctx.repository.list_transcripts(record.id)
+    segments = await ctx.calls.list_transcripts(record.id)
     return web.json_response([serialize.transcript(s) for s in segments])
 
 
@@ -225,7 +237,7 @@ async def search_transcripts(ctx: Ctx) -> web.Response:
     query: str = ctx.query["q"]
     if not query.strip():
         raise ApiError(422, "q: must not be blank")
-    segments = await ctx.repository.search_transcripts(
+    segments = await ctx.calls.search_transcripts(
         number.id, query, party=ctx.query["party"], limit=ctx.query["limit"]
     )
     return web.json_response([serialize.transcript(s) for s in segments])
@@ -235,7 +247,7 @@ async def hangup_call(ctx: Ctx) -> web.Response:
     record = await load_call(ctx, ctx.path["call_id"])
     if record.status in CALL_ENDED_STATUSES:
         raise ApiError(409, ALREADY_ENDED)
-    number = await ctx.repository.get_number(record.phone_number_id)
+    number = await ctx.numbers.get_number(record.phone_number_id)
     identity_id = number.agent_identity_id if number is not None else None
     control = ctx.request.app[CALL_CONTROL].current
     if control is not None:
@@ -246,14 +258,14 @@ async def hangup_call(ctx: Ctx) -> web.Response:
             carried = False
         log.info("hangup requested", extra={"call_id": record.id, "live_here": carried})
     for _ in range(HANGUP_ATTEMPTS):
-        current = await ctx.repository.get_call(record.id)
+        current = await ctx.calls.get_call(record.id)
         if current is None:
             raise ApiError(404, "Call not found")
         if current.status in CALL_ENDED_STATUSES:
             return web.json_response(
                 serialize.call(current, presigner(ctx.request.app[BLOB_STORE]))
             )
-        lifecycle = CallLifecycle(current, ctx.repository, agent_identity_id=identity_id)
+        lifecycle = _lifecycle(ctx, current, identity_id)
         target: CallStatus = "completed" if current.status == "answered" else "canceled"
         if await lifecycle.transition(target, hangup_reason="local"):
             return web.json_response(
