@@ -29,13 +29,13 @@ from trunkline.gateway.sip import dialog_guard
 from trunkline.gateway.sip.admission import Network, SourceBudget, is_trusted
 from trunkline.gateway.sip.dialog import response_with
 from trunkline.gateway.sip.message import (
-    SipParseError,
     SipRequest,
     SipResponse,
     check_request,
     parse_message,
     response_to,
 )
+from trunkline.gateway.sip.parse_error import SipParseError
 from trunkline.gateway.sip.transaction import (
     NEVER,
     T1,
