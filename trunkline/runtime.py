@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from trunkline.calls.control import CallControlSlot, Draining
-from trunkline.carriers.inventory import NumberInventory, open_inventory
+from trunkline.carriers.configured import open_inventory
+from trunkline.carriers.inventory import NumberInventory
 from trunkline.config import Settings
 from trunkline.crypto import SecretBox, UrlSigner, load_master_key
 from trunkline.data_dir import private_directory

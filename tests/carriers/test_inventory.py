@@ -9,11 +9,11 @@ import pytest
 from aiohttp import web
 
 from tests.fakes.telnyx_api import AvailableNumber, FakeTelnyx
+from trunkline.carriers.configured import open_inventory
 from trunkline.carriers.inventory import (
     CarrierError,
     LocalPoolInventory,
     NoInventory,
-    open_inventory,
     parse_pool,
 )
 from trunkline.carriers.numbering import country_for, state_for

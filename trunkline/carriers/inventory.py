@@ -9,7 +9,7 @@
 - ``TelnyxNumberInventory`` (``trunkline.carriers.telnyx_numbers``)
   searches and orders through the Telnyx REST API.
 
-``open_inventory`` picks Telnyx when an API key is configured, else the pool.
+``carriers.configured.open_inventory`` picks one from the settings.
 """
 
 from __future__ import annotations
@@ -205,15 +205,3 @@ def _first_free(pool_range: NumberRange, taken: Collection[str]) -> str | None:
             return number
         value += 1
     return None
-
-
-def open_inventory(settings: Settings, in_use: InUseLookup) -> NumberInventory:
-    """Telnyx when ``settings.telnyx_api_key`` is set, else the local pool.
-
-    Raises ValueError when a pool setting cannot be parsed.
-    """
-    if settings.telnyx_api_key:
-        from trunkline.carriers.telnyx_numbers import TelnyxNumberInventory
-
-        return TelnyxNumberInventory(settings.telnyx_api_url, settings.telnyx_api_key)
-    return LocalPoolInventory.from_settings(settings, in_use)
