@@ -19,13 +19,13 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from trunkline.calls.owner_channel import OwnerChannel, claim_owner, owner_id
+from trunkline.calls.owner_notify import PgCallActions
+from trunkline.calls.restart_sweep import end_calls_left_live
 from trunkline.config import Settings
 from trunkline.control_api import build_app
 from trunkline.data_dir import load_node_id, secure_data_dir
 from trunkline.gateway.clock import MediaClock
-from trunkline.gateway.owner_channel import OwnerChannel, claim_owner, owner_id
-from trunkline.gateway.owner_notify import PgCallActions
-from trunkline.gateway.restart_sweep import end_calls_left_live
 from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip_gateway import GatewayCallControl, SipGateway
 from trunkline.services import Services

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.control_api import serialize, shapes
 from trunkline.control_api.access import load_call, load_number
 from trunkline.control_api.errors import ApiError
@@ -24,7 +25,6 @@ from trunkline.control_api.route_table import Ctx, Param, Reply, Route, uuid_par
 from trunkline.control_api.schema import integer, obj, string
 from trunkline.control_api.urls import check_url
 from trunkline.control_api.usage import CallLimits, outbound_usage
-from trunkline.gateway.call_lifecycle import CallLifecycle
 from trunkline.services import CallCapacityError, DialError
 from trunkline.storage.models import (
     CALL_ENDED_STATUSES,

@@ -27,10 +27,12 @@ from aiohttp import WSMsgType, web
 from websockets.frames import Frame, Opcode
 
 from trunkline import metrics
+from trunkline.calls.lifecycle import CallLifecycle
+from trunkline.calls.live_call import LiveCall
+from trunkline.calls.routing import RouteTarget, load_inbound_route
+from trunkline.calls.voicemail import start_voicemail
 from trunkline.control_api.keys import SERVICES
-from trunkline.control_api.routing import RouteTarget, load_inbound_route
 from trunkline.gateway.agent.link import AgentLink
-from trunkline.gateway.call_lifecycle import CallLifecycle
 from trunkline.gateway.carriers.media_stream import (
     CarrierAudio,
     CarrierStreamError,
@@ -50,7 +52,6 @@ from trunkline.gateway.carriers.stream_tokens import (
     UsedStreams,
     check_stream_token,
 )
-from trunkline.gateway.live_call import LiveCall
 from trunkline.gateway.media import MediaBridge
 from trunkline.gateway.sip_gateway import (
     CallDeclined,
@@ -59,7 +60,6 @@ from trunkline.gateway.sip_gateway import (
     inbound_call_record,
     normalise_e164,
 )
-from trunkline.gateway.voicemail import start_voicemail
 from trunkline.messaging.carrier_formats import SignatureError, verify_twilio
 from trunkline.services import Services
 from trunkline.storage.models import Call, PhoneNumber

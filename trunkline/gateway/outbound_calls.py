@@ -15,9 +15,9 @@ import logging
 import socket
 from typing import TYPE_CHECKING
 
-from trunkline.gateway.call_lifecycle import CallLifecycle
-from trunkline.gateway.live_call import CancelOutcome, LiveCall, SipAddress
-from trunkline.gateway.owner_channel import owner_id
+from trunkline.calls.lifecycle import CallLifecycle
+from trunkline.calls.live_call import CancelOutcome, LiveCall, SipAddress
+from trunkline.calls.owner_channel import owner_id
 from trunkline.gateway.rtp.transport import PortsExhausted
 from trunkline.gateway.sip.message import SipResponse, split_host_port
 from trunkline.gateway.sip.sdp import SdpError, build_sdp, negotiate, parse_sdp

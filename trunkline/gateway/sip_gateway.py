@@ -1,7 +1,7 @@
 """The SIP side of the gateway: one UDP socket, transactions, and the life of each call.
 
 Inbound INVITE: 100 Trying at once; the dialled number is looked up and its
-route resolved (``control_api.routing``); unknown number → 404, draining →
+route resolved (``calls.routing``); unknown number → 404, draining →
 503, unusable SDP → 488, no agent configured → 603. Otherwise 180 Ringing,
 the incoming-call webhook is asked when the route says so, the agent
 WebSocket is dialled (fallback agent next), an RTP port is bound and 200 OK
@@ -37,24 +37,26 @@ from typing import Any, cast
 import aiohttp
 
 from trunkline import metrics
-from trunkline.control_api.routing import RouteTarget, load_inbound_route
+from trunkline.calls.lifecycle import CallLifecycle
+from trunkline.calls.live_call import LiveCall, SipAddress, ignore_response, ignore_timeout
+from trunkline.calls.owner_channel import ask_owner, owner_id, same_node
+from trunkline.calls.owner_notify import PgCallActions
+from trunkline.calls.recording_publish import publish_recording
+from trunkline.calls.rejected_calls import RejectedCallRecords
+from trunkline.calls.routing import RouteTarget, load_inbound_route
+from trunkline.calls.shared_lookups import SharedLookups
+from trunkline.calls.transcripts import store_transcript_segment
+from trunkline.calls.voicemail import start_voicemail
 from trunkline.crypto import derive_key
 from trunkline.gateway import probes
 from trunkline.gateway.agent.formats import AGENT_FORMATS
 from trunkline.gateway.agent.link import AgentConnectError, AgentLink, connect_agent
-from trunkline.gateway.call_lifecycle import CallLifecycle
 from trunkline.gateway.clock import MediaClock
-from trunkline.gateway.live_call import LiveCall, SipAddress, ignore_response, ignore_timeout
 from trunkline.gateway.media import MediaBridge, RtpLeg
 from trunkline.gateway.outbound_calls import OutboundCalls
-from trunkline.gateway.owner_channel import ask_owner, owner_id, same_node
-from trunkline.gateway.owner_notify import PgCallActions
 from trunkline.gateway.probes import MediaTotals
 from trunkline.gateway.recording import CallRecorder, RecordingWriter
-from trunkline.gateway.recording_publish import publish_recording
-from trunkline.gateway.rejected_calls import RejectedCallRecords
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
-from trunkline.gateway.shared_lookups import SharedLookups
 from trunkline.gateway.sip import dialog_guard
 from trunkline.gateway.sip.admission import SourceBudget, is_trusted
 from trunkline.gateway.sip.dialog_guard import Dialog, Verdict, cancel_matches, check_in_dialog
@@ -77,8 +79,6 @@ from trunkline.gateway.sip.transaction import (
     Datagram,
     ServerTransaction,
 )
-from trunkline.gateway.transcripts import store_transcript_segment
-from trunkline.gateway.voicemail import start_voicemail
 from trunkline.services import Services
 from trunkline.speech.engines import SpeechEngines
 from trunkline.storage.fairness import (

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from trunkline.gateway.call_lifecycle import CallLifecycle
+from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.gateway.media import MediaBridge
 from trunkline.gateway.rtp.transport import RtpEndpoint
 from trunkline.gateway.sip.message import SipRequest, SipResponse

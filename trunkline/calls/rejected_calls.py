@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from trunkline import metrics
-from trunkline.gateway.call_lifecycle import call_ended_event
+from trunkline.calls.lifecycle import call_ended_event
 from trunkline.ratelimit import KeyedBuckets
 from trunkline.storage.fairness import DatabaseWorkShed, database_work
 from trunkline.storage.models import Call, PhoneNumber, utcnow

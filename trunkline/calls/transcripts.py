@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 
 from trunkline import metrics
-from trunkline.gateway.call_lifecycle import CallLifecycle
+from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.services import Services
 from trunkline.storage.fairness import DatabaseWorkShed, database_work
 from trunkline.storage.models import EventDraft, TranscriptParty

@@ -19,9 +19,9 @@ import logging
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from trunkline.gateway.call_lifecycle import CallLifecycle
+from trunkline.calls.lifecycle import CallLifecycle
+from trunkline.calls.recording_publish import publish_recording
 from trunkline.gateway.recording import PARTIAL_SUFFIX, recorded_seconds, repair_partial
-from trunkline.gateway.recording_publish import publish_recording
 from trunkline.services import Services
 from trunkline.storage.models import Call, CallStatus
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from trunkline.gateway.live_call import LiveCall
+from trunkline.calls.live_call import LiveCall
 from trunkline.speech.synthesizer import beep
 
 if TYPE_CHECKING:
