@@ -21,6 +21,7 @@ from aiohttp import web
 
 from trunkline.calls.owner_channel import OwnerChannel, claim_owner, owner_id
 from trunkline.calls.owner_notify import PgCallActions
+from trunkline.calls.recording_publish import RecordingPublisher
 from trunkline.calls.restart_sweep import end_calls_left_live
 from trunkline.config import Settings
 from trunkline.control_api import build_app
@@ -75,7 +76,11 @@ async def serve(
     )
     try:
         owner = claim_owner(load_node_id(settings.data_dir), settings.worker_slot)
-        await end_calls_left_live(services, owner)  # before this process takes any call
+        wake = services.outbox.wake if services.outbox is not None else _no_wake
+        publisher = RecordingPublisher(services.repository, services.blob_store, wake)
+        recordings = settings.data_dir / "recordings"
+        # Before this process takes any call.
+        await end_calls_left_live(services.repository, publisher, recordings, owner)
         await runner.setup()
         shared = settings.worker_of > 0  # one of serve --workers N: share the ports
         site = web.TCPSite(runner, settings.host, settings.http_port, reuse_port=shared or None)
@@ -140,6 +145,10 @@ async def _drain(gateway: SipGateway, deadline_seconds: float, hurried: asyncio.
             await asyncio.wait_for(hurried.wait(), min(0.1, max(0.0, deadline - loop.time())))
     if gateway.calls:
         log.info("drain deadline: ending %d calls", len(gateway.calls))
+
+
+def _no_wake() -> None:
+    return None
 
 
 def _hangup_here(gateway: SipGateway) -> Callable[[str], Awaitable[bool]]:

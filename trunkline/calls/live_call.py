@@ -1,12 +1,13 @@
-"""One call this process carries: its SIP dialog, media and stored record."""
+"""One call this process carries: its state, its leg, media and stored record."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 from dataclasses import dataclass, field
-from typing import Protocol
 
+from trunkline.calls.flow import CallFlow, Timer
+from trunkline.calls.legs import CallLeg
 from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.gateway.media import MediaBridge
 from trunkline.gateway.rtp.transport import RtpEndpoint
@@ -19,12 +20,6 @@ SipAddress = tuple[str, int]
 CancelOutcome = tuple[CallStatus, HangupReason, str]  # status, hangup reason, failure detail
 
 
-class CarrierHangup(Protocol):
-    def hang_up(self) -> None:
-        """End the carrier's media stream (trunkline's side hung up)."""
-        ...
-
-
 def ignore_response(response: SipResponse) -> None:
     return None
 
@@ -35,10 +30,18 @@ def ignore_timeout() -> None:
 
 @dataclass
 class LiveCall:
-    """One call this process carries: its dialog, media and stored record."""
+    """One call this process carries: its state, its leg, media and stored record.
 
-    sip_call_id: str  # the SIP Call-ID; for a carrier media stream, "<carrier>:<its call id>"
+    ``flow`` is the call's one state; ``answered``, ``canceled``, ``ended`` and
+    ``voicemail`` are read from it.
+    """
+
+    # The leg's own id: the SIP Call-ID, or "<carrier>:<its call id>:<call id>" for a
+    # carrier media stream. The key of the gateway's table of live calls.
+    leg_call_id: str
     lifecycle: CallLifecycle
+    flow: CallFlow = field(default_factory=CallFlow)
+    leg: CallLeg | None = None
     invite: SipRequest | None = None  # None for calls that arrive as carrier media streams
     source: SipAddress = ("", 0)
     local_tag: str = ""
@@ -46,19 +49,30 @@ class LiveCall:
     local_to: str = ""
     remote_target: SipAddress = ("", 0)
     route_set: list[str] = field(default_factory=list)
-    carrier_stream: CarrierHangup | None = None  # set for carrier media-stream calls
     invite_transaction: ServerTransaction | None = None  # inbound: the INVITE we answer
     outbound: OutboundInvite | None = None  # outbound: the INVITE we sent, then its dialog
     local_cseq: int = field(default_factory=lambda: secrets.randbelow(2**20) + 1)
     endpoint: RtpEndpoint | None = None
     bridge: MediaBridge | None = None
-    answered: bool = False
-    canceled: bool = False
-    ended: bool = False
-    reconnect_timer: asyncio.TimerHandle | None = None
-    duration_timer: asyncio.TimerHandle | None = None  # ends the call at the duration cap
-    cancel_outcome: CancelOutcome | None = None
+    timers: dict[Timer, asyncio.TimerHandle] = field(default_factory=dict)
+    cancel_outcome: CancelOutcome | None = None  # outbound: how a CANCEL we sent ends it
     agent_protocol: str = "inkbox"  # the number's options when the call began
     agent_audio: str = "mulaw8k"
-    recording_enabled: bool = True  # outbound: how a CANCEL we sent ends it
-    voicemail: bool = False  # no agent could be reached: the caller leaves a message
+    recording_enabled: bool = True
+
+    @property
+    def answered(self) -> bool:
+        return self.flow.answered
+
+    @property
+    def canceled(self) -> bool:
+        return self.flow.canceled
+
+    @property
+    def ended(self) -> bool:
+        return self.flow.ended
+
+    @property
+    def voicemail(self) -> bool:
+        """No agent could be reached: the caller leaves a message."""
+        return self.flow.voicemail

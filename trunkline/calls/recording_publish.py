@@ -11,43 +11,51 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from trunkline.data_dir import make_private_dirs
-from trunkline.services import Services
-from trunkline.storage.blobs import LocalBlobStore
+from trunkline.storage.blobs import BlobStore, LocalBlobStore
 from trunkline.storage.models import Call, EventDraft
+from trunkline.storage.repository import Repository
 
 log = logging.getLogger("trunkline.recording")
 
 
-async def publish_recording(
-    services: Services, record: Call, agent_identity_id: str | None, path: Path
-) -> bool:
-    """Store ``path`` as the call's recording and queue ``recording.ready``; False on failure."""
-    key = f"recordings/{record.id}.wav"
-    store = services.blob_store
-    try:
-        if isinstance(store, LocalBlobStore):
-            await asyncio.to_thread(_move, path, store.path_for(key))
-        else:
-            await store.put(key, await asyncio.to_thread(path.read_bytes), "audio/wav")
-            await asyncio.to_thread(path.unlink)
-    except OSError:
-        log.exception("recording could not be stored", extra={"call_id": record.id})
-        return False
-    event = EventDraft(
-        event_type="recording.ready",
-        organization_id=record.organization_id,
-        phone_number_id=record.phone_number_id,
-        agent_identity_id=agent_identity_id,
-        data={"call_id": record.id, "content_type": "audio/wav", "channels": 2,
-              "sample_rate": 8000},
-    )  # fmt: skip
-    await services.repository.update_call(record.id, {"recording_key": key}, events=[event])
-    if services.outbox is not None:
-        services.outbox.wake()
-    return True
+class RecordingPublisher:
+    """Publishes finished recordings: the blob store, the call's ``recording_key``, the event."""
+
+    def __init__(
+        self, repository: Repository, blob_store: BlobStore, wake_outbox: Callable[[], None]
+    ) -> None:
+        self._repository = repository
+        self._blob_store = blob_store
+        self._wake_outbox = wake_outbox
+
+    async def publish(self, record: Call, agent_identity_id: str | None, path: Path) -> bool:
+        """Store ``path`` as the call's recording and queue ``recording.ready``; False on failure."""
+        key = f"recordings/{record.id}.wav"
+        store = self._blob_store
+        try:
+            if isinstance(store, LocalBlobStore):
+                await asyncio.to_thread(_move, path, store.path_for(key))
+            else:
+                await store.put(key, await asyncio.to_thread(path.read_bytes), "audio/wav")
+                await asyncio.to_thread(path.unlink)
+        except OSError:
+            log.exception("recording could not be stored", extra={"call_id": record.id})
+            return False
+        event = EventDraft(
+            event_type="recording.ready",
+            organization_id=record.organization_id,
+            phone_number_id=record.phone_number_id,
+            agent_identity_id=agent_identity_id,
+            data={"call_id": record.id, "content_type": "audio/wav", "channels": 2,
+                  "sample_rate": 8000},
+        )  # fmt: skip
+        await self._repository.update_call(record.id, {"recording_key": key}, events=[event])
+        self._wake_outbox()
+        return True
 
 
 def _move(source: Path, target: Path) -> None:

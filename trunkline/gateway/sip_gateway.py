@@ -26,37 +26,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import json
 import logging
 import secrets
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
-import aiohttp
-
 from trunkline import metrics
+from trunkline.calls.call_media import CallMediaFactory
+from trunkline.calls.driver import CallCore
+from trunkline.calls.flow import CallerCanceled, CallerHungUp, Drain, Event
+from trunkline.calls.identity_signature import IdentitySigner
+from trunkline.calls.incoming_webhook import IncomingCallWebhook
 from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.calls.live_call import LiveCall, SipAddress, ignore_response, ignore_timeout
 from trunkline.calls.owner_channel import ask_owner, owner_id, same_node
 from trunkline.calls.owner_notify import PgCallActions
-from trunkline.calls.recording_publish import publish_recording
+from trunkline.calls.recording_publish import RecordingPublisher
+from trunkline.calls.records import inbound_call_record, normalise_e164
 from trunkline.calls.rejected_calls import RejectedCallRecords
-from trunkline.calls.routing import RouteTarget, load_inbound_route
+from trunkline.calls.routing import load_inbound_route
 from trunkline.calls.shared_lookups import SharedLookups
-from trunkline.calls.transcripts import store_transcript_segment
-from trunkline.calls.voicemail import start_voicemail
+from trunkline.config import Settings
 from trunkline.crypto import derive_key
 from trunkline.gateway import probes
-from trunkline.gateway.agent.formats import AGENT_FORMATS
-from trunkline.gateway.agent.link import AgentConnectError, AgentLink, connect_agent
 from trunkline.gateway.clock import MediaClock
-from trunkline.gateway.media import MediaBridge, RtpLeg
+from trunkline.gateway.media import RtpLeg
 from trunkline.gateway.outbound_calls import OutboundCalls
 from trunkline.gateway.probes import MediaTotals
-from trunkline.gateway.recording import CallRecorder, RecordingWriter
-from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
+from trunkline.gateway.recording import RecordingWriter
+from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip import dialog_guard
 from trunkline.gateway.sip.admission import SourceBudget, is_trusted
 from trunkline.gateway.sip.dialog_guard import Dialog, Verdict, cancel_matches, check_in_dialog
@@ -71,7 +70,7 @@ from trunkline.gateway.sip.message import (
     parse_message,
     response_to,
 )
-from trunkline.gateway.sip.sdp import Negotiated, SdpError, answer_sdp, negotiate, parse_sdp
+from trunkline.gateway.sip.sdp import SdpError, answer_sdp, negotiate, parse_sdp
 from trunkline.gateway.sip.transaction import (
     NEVER,
     T1,
@@ -79,6 +78,7 @@ from trunkline.gateway.sip.transaction import (
     Datagram,
     ServerTransaction,
 )
+from trunkline.gateway.sip_inbound_leg import SipInboundLeg
 from trunkline.services import Services
 from trunkline.speech.engines import SpeechEngines
 from trunkline.storage.fairness import (
@@ -87,9 +87,7 @@ from trunkline.storage.fairness import (
     bind_database_tenant,
     database_work,
 )
-from trunkline.storage.models import Call, HangupReason, PhoneNumber, utcnow
-from trunkline.webhooks.signing import sign_headers
-from trunkline.webhooks.ssrf import UnsafeTarget, check_url_literal
+from trunkline.storage.models import Call, HangupReason, PhoneNumber
 
 log = logging.getLogger("trunkline.sip")
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
@@ -99,24 +97,6 @@ AGENT_CONNECT_SECONDS = 5.0
 TRANSCRIPT_WAIT_SECONDS = 15.0  # at hang-up, for the last utterances to be transcribed
 INCOMING_WEBHOOK_SECONDS = 5.0
 TIMER_GRANULARITY = 0.02  # SIP timers due this close together fire in one pass
-
-
-class CallDeclined(Exception):
-    """The incoming-call webhook answered ``{"action": "reject"}``."""
-
-
-def normalise_e164(user: str | None) -> str | None:
-    """The dialled number as E.164 (+ and digits), or None when it is not a phone number."""
-    if not user:
-        return None
-    digits = "".join(c for c in user if c.isdigit())
-    if not 6 <= len(digits) <= 15:
-        return None
-    if user.startswith("+"):
-        return "+" + digits
-    if len(digits) == 10:
-        return "+1" + digits  # a national NANP number, as US carriers send them
-    return "+" + digits
 
 
 class _OwnSocket(asyncio.DatagramProtocol):
@@ -151,18 +131,12 @@ class SipGateway(asyncio.DatagramProtocol):
         self.own_address: SipAddress | None = None
         self._transport_of: dict[tuple[str, str], asyncio.DatagramTransport] = {}
         self._arrived_on: asyncio.DatagramTransport | None = None
-        self.calls: dict[str, LiveCall] = {}  # by SIP Call-ID
         self._server: dict[tuple[str, str], ServerTransaction] = {}
         # Keyed by (branch, method): a CANCEL shares its INVITE's branch (RFC 3261 §17.1.3).
         self._client: dict[tuple[str, str], ClientTransaction] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = NEVER  # when ``_timer`` fires
-        self._tasks: set[asyncio.Task[None]] = set()
-        # Recordings being published: never cancelled, ``close`` waits for them.
-        self._publishing: set[asyncio.Task[None]] = set()
-        self.calls_ending = 0  # left ``calls``, still storing their end (status, transcript)
-        self._ends_stored = asyncio.Event()  # set while ``calls_ending`` is 0
-        self._ends_stored.set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.malformed_dropped = 0
         self.bad_requests = 0
         self.auth_refused = 0
@@ -180,6 +154,8 @@ class SipGateway(asyncio.DatagramProtocol):
         self.recordings = RecordingWriter(services.settings.data_dir / "recordings")
         self.speech = SpeechEngines(settings)
         self.lookups = SharedLookups()
+        self.core = _call_core(services, self, settings)
+        self.calls = self.core.calls  # by the leg's call id (SIP Call-ID)
         self.rejected_calls = RejectedCallRecords(
             services.repository, settings.rejected_call_record_rate, self.spawn, time.monotonic
         )
@@ -209,15 +185,7 @@ class SipGateway(asyncio.DatagramProtocol):
 
     def at_capacity(self, organization_id: str) -> bool:
         """True when the organisation already has its maximum of concurrent calls here."""
-        limit = self.services.settings.max_calls_per_org
-        if not limit:
-            return False
-        live = sum(
-            1
-            for call in self.calls.values()
-            if not call.ended and call.lifecycle.record.organization_id == organization_id
-        )
-        return live >= limit
+        return self.core.at_capacity(organization_id)
 
     def media_snapshot(self) -> MediaTotals:
         """Ended calls' media figures plus the live calls', for a metrics scrape."""
@@ -233,14 +201,14 @@ class SipGateway(asyncio.DatagramProtocol):
     @property
     def busy(self) -> bool:
         """Calls are live, or an ended call's status is still being stored."""
-        return bool(self.calls) or self.calls_ending > 0
+        return bool(self.calls) or self.core.calls_ending > 0
 
     async def close(self) -> None:
         for call in list(self.calls.values()):
             await self.end_call(call, "local", send_bye=True)
         # Calls ended just before (a BYE, the agent's stop) finish storing their end first.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ends_stored.wait(), TRANSCRIPT_WAIT_SECONDS + 5.0)
+            await asyncio.wait_for(self.core.ends_stored.wait(), TRANSCRIPT_WAIT_SECONDS + 5.0)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -255,8 +223,9 @@ class SipGateway(asyncio.DatagramProtocol):
         await asyncio.to_thread(self.speech.stop)
         await asyncio.to_thread(self.recordings.stop)
         # Recordings finished before or while the writer stopped: publish every one.
-        if self._tasks or self._publishing:
-            await asyncio.gather(*self._tasks, *self._publishing, return_exceptions=True)
+        publishing = self.core.media.publishing
+        if self._tasks or publishing:
+            await asyncio.gather(*self._tasks, *publishing, return_exceptions=True)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's UDP transport is not a subclass of asyncio.DatagramTransport.
@@ -328,7 +297,7 @@ class SipGateway(asyncio.DatagramProtocol):
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
 
-    def spawn(self, coroutine: Any) -> None:
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -556,8 +525,7 @@ class SipGateway(asyncio.DatagramProtocol):
             self._respond(transaction, response_to(request, 481))
             return
         self._respond(transaction, response_to(request, 200))
-        call.canceled = True
-        self._respond(invite, response_to(invite.request, 487, to_tag=call.local_tag))
+        self.core.post(call, CallerCanceled())  # the flow answers the INVITE 487
 
     def _reinvite(self, call: LiveCall, transaction: ServerTransaction) -> None:
         request = transaction.request
@@ -673,7 +641,7 @@ class SipGateway(asyncio.DatagramProtocol):
             record, self.services.repository, agent_identity_id=number.agent_identity_id
         )
         call = LiveCall(
-            sip_call_id=request.call_id,
+            leg_call_id=request.call_id,
             lifecycle=lifecycle,
             invite=request,
             invite_transaction=transaction,
@@ -687,16 +655,8 @@ class SipGateway(asyncio.DatagramProtocol):
             agent_audio=number.agent_audio,
             recording_enabled=number.recording_enabled,
         )
-        self.calls[request.call_id] = call
-        try:
-            await self._ring_and_answer(
-                call, number, route.targets, negotiated, route.voicemail_message
-            )
-        except Exception:
-            log.exception("inbound call failed", extra={"call_id": record.id})
-            if not call.answered:
-                reject(500)
-            await self.end_call(call, "local", send_bye=call.answered)
+        call.leg = SipInboundLeg(self, call, negotiated)
+        await self.core.ring_and_answer(call, number, route)
 
     async def _dialled_number(self, dialled: str) -> PhoneNumber | None:
         """The active number an INVITE dialled; INVITEs arriving together share one query."""
@@ -749,390 +709,14 @@ class SipGateway(asyncio.DatagramProtocol):
         record = self._call_record(number, request, remote_party)
         return await self.services.repository.create_call(record)
 
-    async def _ring_and_answer(
-        self,
-        call: LiveCall,
-        number: PhoneNumber,
-        targets: tuple[RouteTarget, ...],
-        negotiated: Negotiated,
-        voicemail_message: str | None = None,
-    ) -> None:
-        request = call.invite
-        transaction = call.invite_transaction
-        assert request is not None and transaction is not None
-        self._respond(transaction, response_to(request, 180, to_tag=call.local_tag))
-        await call.lifecycle.transition("ringing")
-        link: AgentLink | None = None
-        url: str | None = None
-        for target in targets:
-            if call.canceled:
-                break
-            try:
-                url = await self.agent_url(call, number, target)
-            except CallDeclined:
-                self._respond(transaction, response_to(request, 603, to_tag=call.local_tag))
-                await call.lifecycle.transition(
-                    "failed", hangup_reason="rejected", detail="declined by webhook"
-                )
-                self.calls.pop(call.sip_call_id, None)
-                return
-            if url is None:
-                continue
-            link = await self.dial_agent(call, url)
-            if link is not None:
-                break
-        if call.canceled:
-            if link is not None:
-                link.close(1000, "canceled")
-            await call.lifecycle.transition("canceled", hangup_reason="remote")
-            self.calls.pop(call.sip_call_id, None)
-            return
-        if link is None and voicemail_message is not None:
-            call.voicemail = True
-        elif link is None:
-            self._respond(
-                transaction,
-                response_to(request, 480, "Agent Unavailable", to_tag=call.local_tag),
-            )
-            await call.lifecycle.transition(
-                "failed", hangup_reason="rejected", detail="agent unreachable"
-            )
-            self.calls.pop(call.sip_call_id, None)
-            return
-        try:
-            endpoint = await self.ports.open()
-        except PortsExhausted:
-            if link is not None:
-                link.close(1011, "no media port")
-            busy = response_to(request, 503, to_tag=call.local_tag)
-            busy.headers.add("Retry-After", "30")  # at capacity: every RTP port is in use
-            self._respond(transaction, busy)
-            await call.lifecycle.transition("failed", hangup_reason="rejected", detail="no port")
-            self.calls.pop(call.sip_call_id, None)
-            return
-        call.endpoint = endpoint
-        bridge = self.bridge_media(call, link, negotiated, endpoint)
-        ok = response_to(request, 200, to_tag=call.local_tag)
-        for route in call.route_set:
-            ok.headers.add("Record-Route", route)
-        ok.headers.add("Contact", self.contact())
-        ok.headers.add("Content-Type", "application/sdp")
-        ok.body = answer_sdp(negotiated, self.media_address, endpoint.port)
-        call.answered = True
-        self._respond(transaction, ok)
-        bridge.start()
-        if link is None:
-            await start_voicemail(self, call, voicemail_message or "")
-            return
-        await self.mark_answered(call, link, url)
-
-    def bridge_media(
-        self, call: LiveCall, link: AgentLink | None, negotiated: Negotiated, endpoint: RtpEndpoint
-    ) -> MediaBridge:
-        """The media bridge between the call's RTP endpoint and its agent link."""
-        bridge = self.new_bridge(call, caller_alaw=negotiated.payload_type == 8)
-        bridge.caller = RtpLeg(
-            endpoint,
-            bridge,
-            payload_type=negotiated.payload_type,
-            event_payload_type=negotiated.event_payload_type,
-            remote=(negotiated.remote_address, negotiated.remote_port),
-            signalling_host=call.source[0] or None,
-        )
-        if link is not None:
-            bridge.attach_agent(link)
-        return bridge
-
-    def new_bridge(self, call: LiveCall, *, caller_alaw: bool) -> MediaBridge:
-        """A bridge for the call with the number's agent options; the caller leg comes next."""
-        record = call.lifecycle.record
-        bridge = MediaBridge(
-            call.lifecycle.call_id,
-            caller_alaw=caller_alaw,
-            clock=self.clock,
-            on_agent_stop=lambda reason: self.spawn(self.end_call(call, "local", send_bye=True)),
-            on_agent_overflow=lambda: self.spawn(
-                self.end_call(call, "agent_overflow", send_bye=True)
-            ),
-            on_transcript=lambda party, text: self.spawn(self._store_transcript(call, party, text)),
-            agent_protocol=call.agent_protocol,
-            organization_id=record.organization_id,
-            agent_format=AGENT_FORMATS.get(call.agent_audio, AGENT_FORMATS["mulaw8k"]),
-            custom_parameters=_custom_parameters(record),
-            totals=self.media_totals,
-            max_playout_seconds=self.services.settings.playout_max_seconds,
-            recorder=CallRecorder(self.recordings, record.id)
-            if call.recording_enabled or call.voicemail
-            else None,
-            speech=self.speech,
-            store_segment=lambda party, text, ts_ms: self.store_segment(call, party, text, ts_ms),
-            speech_by_default=call.agent_audio == "mulaw8k",
-        )
-        loop = asyncio.get_running_loop()
-
-        def recorded(call_id: str, path: Path) -> None:  # on the writer's thread
-            loop.call_soon_threadsafe(lambda: self._publish_soon(call, path))
-
-        bridge.on_recorded = recorded
-        call.bridge = bridge
-        return bridge
-
-    def _publish_soon(self, call: LiveCall, path: Path) -> None:
-        task = asyncio.create_task(self._publish_recording(call, path))
-        self._publishing.add(task)
-        task.add_done_callback(self._publishing.discard)
-
-    async def _publish_recording(self, call: LiveCall, path: Path) -> None:
-        """Move a finished recording into the blob store, link it to the call, announce it."""
-        lifecycle = call.lifecycle
-        await publish_recording(self.services, lifecycle.record, lifecycle.agent_identity_id, path)
-
-    async def mark_answered(self, call: LiveCall, link: AgentLink, url: str | None) -> None:
-        call.duration_timer = asyncio.get_running_loop().call_later(
-            self.services.settings.max_call_seconds,
-            lambda: self.spawn(self.end_call(call, "max_duration", send_bye=True)),
-        )
-        bridge = call.bridge
-        await call.lifecycle.transition(
-            "answered",
-            changes={
-                "client_websocket_url": url,
-                "use_inkbox_stt": bridge is not None and bridge.stt_mode,
-                "use_inkbox_tts": bridge is not None and bridge.tts_mode,
-                "owner": self.owner,
-                **(bridge.media_times() if bridge is not None else {}),
-            },
-        )
-        if self.services.outbox is not None:
-            self.services.outbox.wake()
-
-    @property
-    def owner(self) -> str:
-        """This process's name on the calls it owns (API hang-ups find it by this)."""
-        return owner_id()
-
-    async def agent_url(
-        self, call: LiveCall, number: PhoneNumber, target: RouteTarget
-    ) -> str | None:
-        if target.action == "auto_accept":
-            return target.client_websocket_url
-        if not target.incoming_call_webhook_url:
-            return None
-        return await self._ask_incoming_webhook(call, number, target)
-
-    async def _ask_incoming_webhook(
-        self, call: LiveCall, number: PhoneNumber, target: RouteTarget
-    ) -> str | None:
-        """POST ``phone.incoming_call``; the reply answers (with a URL) or rejects."""
-        assert target.incoming_call_webhook_url is not None
-        record = call.lifecycle.record
-        identities = []
-        if target.agent_identity_id:
-            identity = await self.services.repository.get_identity(target.agent_identity_id)
-            if identity is not None:
-                identities.append(
-                    {
-                        "id": identity.id,
-                        "agent_handle": identity.agent_handle,
-                        "display_name": identity.display_name,
-                    }
-                )
-        body = json.dumps(
-            {
-                "event_type": "phone.incoming_call",
-                "id": record.id,
-                "local_phone_number": record.local_phone_number,
-                "remote_phone_number": record.remote_phone_number,
-                "direction": "inbound",
-                "status": record.status,
-                "phone_number_id": number.id,
-                "agent_identities": identities,
-            }
-        ).encode()
-        headers = {"Content-Type": "application/json"}
-        headers.update(await self._signature(target.agent_identity_id, record.id, body))
-        try:
-            check_url_literal(
-                target.incoming_call_webhook_url,
-                allow_private=self.services.settings.allow_private_targets,
-            )
-            async with self.services.http.post(
-                target.incoming_call_webhook_url,
-                data=body,
-                headers=headers,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=INCOMING_WEBHOOK_SECONDS),
-            ) as response:
-                if response.status // 100 != 2:
-                    return None
-                reply = await response.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError, OSError, UnsafeTarget) as exc:
-            # A URL the guard refuses is an unreachable webhook: the next target, voicemail or 480.
-            log.info("incoming-call webhook failed: %s", exc, extra={"call_id": record.id})
-            return None
-        if isinstance(reply, dict) and reply.get("action") == "reject":
-            raise CallDeclined
-        if not isinstance(reply, dict) or reply.get("action") != "answer":
-            log.info("incoming-call webhook gave no decision", extra={"call_id": record.id})
-            return None
-        url = reply.get("client_websocket_url") or target.client_websocket_url
-        return url if isinstance(url, str) else None
-
-    async def _signature(
-        self, identity_id: str | None, request_id: str, body: bytes
-    ) -> dict[str, str]:
-        if identity_id is None:
-            return {}
-        sealed = await self.services.repository.get_identity_signing_key(identity_id)
-        if sealed is None:
-            return {}
-        key = self.services.secret_box.decrypt(sealed)
-        return sign_headers(key, request_id, body, int(utcnow().timestamp()))
-
-    async def dial_agent(
-        self,
-        call: LiveCall,
-        url: str,
-        *,
-        attempts: int = 2,
-        connect_seconds: float = AGENT_CONNECT_SECONDS,
-    ) -> AgentLink | None:
-        """Connect the agent WebSocket (default: one retry); None when it cannot be reached."""
-        record = call.lifecycle.record
-        context = json.dumps(
-            {
-                "call_id": record.id,
-                "phone_number": record.local_phone_number,
-                "remote_phone_number": record.remote_phone_number,
-                "direction": record.direction,
-            }
-        )
-        headers = {"X-Call-Context": context}
-        headers.update(
-            await self._signature(call.lifecycle.agent_identity_id, record.id, context.encode())
-        )
-
-        def on_text(text: str) -> None:
-            if call.bridge is not None:  # frames before the bridge exists are not media yet
-                call.bridge.agent_text(text)
-
-        connected: list[AgentLink] = []
-
-        def on_closed(code: int | None, reason: str) -> None:
-            bridge = call.bridge
-            if bridge is not None and connected and bridge.link is not connected[0]:
-                return  # an earlier link, already replaced
-            self._agent_gone(call, url)
-
-        for attempt in range(attempts):
-            started = time.perf_counter()
-            try:
-                link = await connect_agent(
-                    url,
-                    headers,
-                    on_text,
-                    on_closed,
-                    allow_private=self.services.settings.allow_private_targets,
-                    connect_seconds=connect_seconds,
-                )
-                connected.append(link)
-                metrics.AGENT_CONNECT.observe(time.perf_counter() - started)
-                return link
-            except AgentConnectError as exc:
-                log.info(
-                    "agent connect attempt %d failed: %s",
-                    attempt + 1,
-                    exc,
-                    extra={"call_id": record.id},
-                )
-            if call.canceled:
-                break
-        return None
-
-    def _agent_gone(self, call: LiveCall, url: str) -> None:
-        """The agent's socket dropped: redial it, and end the call if the grace period runs out."""
-        if call.ended or not call.answered or call.reconnect_timer is not None:
-            return
-        loop = asyncio.get_running_loop()
-        grace = self.services.settings.agent_reconnect_grace_seconds
-        call.reconnect_timer = loop.call_later(
-            grace, lambda: self.spawn(self.end_call(call, "local", send_bye=True))
-        )
-        self.spawn(self._redial(call, url, loop.time() + grace))
-
-    async def _redial(self, call: LiveCall, url: str, deadline: float) -> None:
-        loop = asyncio.get_running_loop()
-        pause = 0.1
-        while not call.ended and (remaining := deadline - loop.time()) > 0:
-            link = await self.dial_agent(
-                call, url, attempts=1, connect_seconds=min(remaining, AGENT_CONNECT_SECONDS)
-            )
-            if link is not None:
-                if call.ended or call.bridge is None:
-                    link.close(1000, "call ended")
-                    return
-                if call.reconnect_timer is not None:
-                    call.reconnect_timer.cancel()
-                    call.reconnect_timer = None
-                log.info("agent reconnected", extra={"call_id": call.lifecycle.call_id})
-                call.bridge.attach_agent(link)  # a fresh start frame on the new socket
-                return
-            await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
-            pause = min(pause * 2, 1.0)
-
-    async def _store_transcript(self, call: LiveCall, party: str, text: str) -> None:
-        """A ``transcript`` frame from the agent, stored at the time it arrived."""
-        record = call.lifecycle.record
-        started = record.started_at or record.created_at
-        offset = int((utcnow() - started).total_seconds() * 1000)
-        metrics.TRANSCRIPTS.labels(party, "agent").inc()
-        await self.store_segment(call, "local" if party == "local" else "remote", text, offset)
-
-    async def store_segment(self, call: LiveCall, party: str, text: str, ts_ms: int) -> None:
-        """Store one transcript segment and announce it as ``transcript.segment``."""
-        await store_transcript_segment(self.services, call.lifecycle, party, text, ts_ms)
-
     # -- ending ------------------------------------------------------------------------------
     async def end_call(self, call: LiveCall, reason: HangupReason, *, send_bye: bool) -> None:
-        if call.ended:
-            return
-        call.ended = True
-        self.calls_ending += 1  # the drain waits for this, not only for ``calls``
-        self._ends_stored.clear()
-        try:
-            await self._end_and_store(call, reason, send_bye=send_bye)
-        finally:
-            self.calls_ending -= 1
-            if not self.calls_ending:
-                self._ends_stored.set()
-
-    async def _end_and_store(self, call: LiveCall, reason: HangupReason, *, send_bye: bool) -> None:
-        self.calls.pop(call.sip_call_id, None)
-        self.outbound.forget(call)
-        if call.reconnect_timer is not None:
-            call.reconnect_timer.cancel()
-        if call.duration_timer is not None:
-            call.duration_timer.cancel()
-        transcribed = call.bridge.stop(reason) if call.bridge is not None else None
-        if call.endpoint is not None:
-            self.ports.release(call.endpoint)
-        if send_bye and call.answered:
-            if call.carrier_stream is not None:
-                call.carrier_stream.hang_up()
-            else:
-                self._send_bye(call)
-        if transcribed is not None:  # call.ended carries the whole transcript
-            await asyncio.wait({transcribed}, timeout=TRANSCRIPT_WAIT_SECONDS)
-        if call.answered:
-            if call.voicemail:
-                reason = "voicemail"
-            await call.lifecycle.transition(
-                "completed",
-                hangup_reason=reason,
-                changes=call.bridge.media_times() if call.bridge is not None else None,
-            )
-        elif not call.lifecycle.ended:
-            await call.lifecycle.transition("canceled", hangup_reason=reason)
+        """A SIP event ends the call: the caller's BYE (``remote``), else ours (``local``)."""
+        if reason == "remote" and not send_bye:
+            event: Event = CallerHungUp() if call.answered else CallerCanceled()
+        else:
+            event = Drain()
+        await self.core.dispatch(call, event)
 
     def _send_bye(self, call: LiveCall) -> None:
         if call.outbound is not None:
@@ -1148,7 +732,7 @@ class SipGateway(asyncio.DatagramProtocol):
         bye.headers.add("Max-Forwards", "70")
         bye.headers.add("From", call.local_to)
         bye.headers.add("To", call.remote_from)
-        bye.headers.add("Call-ID", call.sip_call_id)
+        bye.headers.add("Call-ID", call.leg_call_id)
         bye.headers.add("CSeq", f"{call.local_cseq} BYE")
         bye.headers.add("User-Agent", USER_AGENT)
         self.send_request(bye, call.remote_target)
@@ -1177,23 +761,7 @@ class SipGateway(asyncio.DatagramProtocol):
 
     # -- API hang-up ---------------------------------------------------------------------
     async def hangup(self, call_id: str) -> bool:
-        for call in list(self.calls.values()):
-            if call.lifecycle.call_id == call_id:
-                if call.answered:
-                    await self.end_call(call, "local", send_bye=True)
-                elif call.outbound is not None:
-                    self.outbound.cancel(call, "canceled")
-                elif call.invite_transaction is not None:
-                    call.canceled = True
-                    self._respond(
-                        call.invite_transaction,
-                        response_to(call.invite_transaction.request, 480, to_tag=call.local_tag),
-                    )
-                elif call.carrier_stream is not None:  # ringing on a carrier media stream
-                    call.canceled = True
-                    call.carrier_stream.hang_up()
-                return True
-        return False
+        return await self.core.hangup(call_id)
 
 
 def _response_with(
@@ -1233,27 +801,34 @@ def _target_uri(call: LiveCall) -> str:
     return f"sip:{host}:{port}"
 
 
-def inbound_call_record(number: PhoneNumber, remote: str | None, carrier_call_id: str) -> Call:
-    """A new inbound call on ``number`` from ``remote`` (E.164 when it is a phone number)."""
-    caller = normalise_e164(remote) or (remote or "anonymous")[:32]
-    return Call.initiated(
-        number,
-        remote_phone_number=caller,
-        direction="inbound",
-        sip_call_id=carrier_call_id[:255],
-        owner=owner_id(),
+def _call_core(services: Services, gateway: SipGateway, settings: Settings) -> CallCore:
+    """The call core of this gateway, given what it needs explicitly."""
+    wake = services.outbox.wake if services.outbox is not None else _no_wake
+    repository = services.repository
+    signer = IdentitySigner(repository, services.secret_box)
+    publisher = RecordingPublisher(repository, services.blob_store, wake)
+    media = CallMediaFactory(
+        gateway.clock,
+        gateway.recordings,
+        gateway.speech,
+        gateway.media_totals,
+        publisher,
+        max_playout_seconds=settings.playout_max_seconds,
+    )
+    return CallCore(
+        repository,
+        signer,
+        IncomingCallWebhook(repository, signer, services.http, settings),
+        media,
+        settings,
+        wake_outbox=wake,
+        spawn=gateway.spawn,
+        on_forget=gateway.outbound.forget,
     )
 
 
-def _custom_parameters(record: Call) -> dict[str, str]:
-    """What a Twilio-persona agent finds in ``start.customParameters``."""
-    inbound = record.direction == "inbound"
-    return {
-        "call_id": record.id,
-        "from": record.remote_phone_number if inbound else record.local_phone_number,
-        "to": record.local_phone_number if inbound else record.remote_phone_number,
-        "direction": record.direction,
-    }
+def _no_wake() -> None:
+    return None
 
 
 class GatewayCallControl:
@@ -1268,7 +843,7 @@ class GatewayCallControl:
 
     @property
     def owner(self) -> str:
-        return self.gateway.owner
+        return owner_id()
 
     def readiness(self) -> str | None:
         if self.gateway.transport is None:
