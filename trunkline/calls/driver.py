@@ -20,6 +20,8 @@ from typing import Any
 
 from trunkline import metrics
 from trunkline.calls import flow as f
+from trunkline.calls import flow_commands as c
+from trunkline.calls import flow_events as e
 from trunkline.calls import voicemail
 from trunkline.calls.agent_dial import AGENT_CONNECT_SECONDS, AgentDialer
 from trunkline.calls.call_media import CallMediaFactory
@@ -90,20 +92,20 @@ class CallCore:
         self.calls[call.leg_call_id] = call
         self._numbers[call.lifecycle.call_id] = number
         try:
-            await self.dispatch(call, f.Routed(route.targets, route.voicemail_message))
+            await self.dispatch(call, e.Routed(route.targets, route.voicemail_message))
         except Exception:
             log.exception("inbound call failed", extra={"call_id": call.lifecycle.call_id})
             if not call.answered and call.leg is not None:
                 call.leg.reject(500, None, None)
-            await self.dispatch(call, f.Drain())
+            await self.dispatch(call, e.Drain())
         finally:
             self._numbers.pop(call.lifecycle.call_id, None)
 
-    def post(self, call: LiveCall, event: f.Event) -> None:
+    def post(self, call: LiveCall, event: e.Event) -> None:
         """An event from outside the flow (a leg, the agent, a timer): handled in a task."""
         self.spawn(self.dispatch(call, event))
 
-    async def dispatch(self, call: LiveCall, event: f.Event) -> None:
+    async def dispatch(self, call: LiveCall, event: e.Event) -> None:
         """Apply ``event`` to the call's flow and carry out what it asks, to the end."""
         before = call.flow.state
         commands = call.flow.handle(event)
@@ -119,98 +121,98 @@ class CallCore:
             if not self.calls_ending:
                 self.ends_stored.set()
 
-    async def _run(self, call: LiveCall, commands: list[f.Command]) -> None:
+    async def _run(self, call: LiveCall, commands: list[c.Command]) -> None:
         pending = deque(commands)
         transcribed: asyncio.Future[None] | None = None
         while pending:
             command = pending.popleft()
-            if isinstance(command, f.StopMedia):
+            if isinstance(command, c.StopMedia):
                 transcribed = self._stop_media(call, command.reason)
                 continue
-            if isinstance(command, f.StoreStatus) and command.status == "completed":
+            if isinstance(command, c.StoreStatus) and command.status == "completed":
                 await self._store_end(call, command, transcribed)
-                pending.extend(call.flow.handle(f.EndStored()))
+                pending.extend(call.flow.handle(e.EndStored()))
                 continue
             outcome = await self._execute(call, command)
             if outcome is not None:
                 pending.extend(call.flow.handle(outcome))
 
-    async def _execute(self, call: LiveCall, command: f.Command) -> f.Event | None:
+    async def _execute(self, call: LiveCall, command: c.Command) -> e.Event | None:
         """Carry out one command; the event it results in, if any."""
         leg = call.leg
         match command:
-            case f.Ring():
+            case c.Ring():
                 if leg is not None:
                     leg.ring()
-            case f.StoreStatus(status="ringing"):
+            case c.StoreStatus(status="ringing"):
                 await call.lifecycle.transition("ringing")
-                return f.RingingStored()
-            case f.StoreStatus(status="answered"):
+                return e.RingingStored()
+            case c.StoreStatus(status="answered"):
                 await self.mark_answered(call, call.flow.url)
-            case f.StoreStatus(status=status, hangup_reason=reason, detail=detail):
+            case c.StoreStatus(status=status, hangup_reason=reason, detail=detail):
                 await call.lifecycle.transition(status, hangup_reason=reason, detail=detail)
-            case f.AskWebhook(target=target):
+            case c.AskWebhook(target=target):
                 number = self._numbers.get(call.lifecycle.call_id)
                 assert number is not None
                 try:
                     url = await self.webhook.ask(call.lifecycle.record, number, target)
                 except CallDeclined:
-                    return f.WebhookDeclined()
-                return f.WebhookAnswered(url) if url is not None else f.WebhookUndecided()
-            case f.DialAgent(url=url, attempt=attempt):
+                    return e.WebhookDeclined()
+                return e.WebhookAnswered(url) if url is not None else e.WebhookUndecided()
+            case c.DialAgent(url=url, attempt=attempt):
                 link = await self.dialer.dial(call, url, attempt=attempt)
-                return f.AgentConnected(link) if link is not None else f.AgentUnreachable()
-            case f.CloseAgent(link=link, code=code, reason=reason):
+                return e.AgentConnected(link) if link is not None else e.AgentUnreachable()
+            case c.CloseAgent(link=link, code=code, reason=reason):
                 link.close(code, reason)
-            case f.OpenMedia():
+            case c.OpenMedia():
                 return await self._open_media(call)
-            case f.Answer():
+            case c.Answer():
                 if leg is not None:
                     leg.answer()
                 if call.bridge is not None:
                     call.bridge.start()
-            case f.StartVoicemail(message=message):
+            case c.StartVoicemail(message=message):
                 self.spawn(self._voicemail(call, message))
-            case f.Reject(status=status, reason=reason, retry_after=retry_after):
+            case c.Reject(status=status, reason=reason, retry_after=retry_after):
                 if leg is not None:
                     leg.reject(status, reason, retry_after)
-            case f.RespondCanceled():
+            case c.RespondCanceled():
                 if leg is not None:
                     leg.confirm_cancel()
-            case f.RefuseRinging():
+            case c.RefuseRinging():
                 if leg is not None:
                     leg.refuse_ringing()
-            case f.HangUpCaller():
+            case c.HangUpCaller():
                 if leg is not None:
                     leg.hang_up()
-            case f.ArmTimer(timer=timer):
+            case c.ArmTimer(timer=timer):
                 self._arm(call, timer)
-            case f.CancelTimer(timer=timer):
+            case c.CancelTimer(timer=timer):
                 handle = call.timers.pop(timer, None)
                 if handle is not None:
                     handle.cancel()
-            case f.Redial(url=url):
+            case c.Redial(url=url):
                 deadline = asyncio.get_running_loop().time() + self._grace
                 self.spawn(self._redial(call, url, deadline))
-            case f.AttachAgent(link=link):
+            case c.AttachAgent(link=link):
                 if call.bridge is not None:
                     call.bridge.attach_agent(link)  # a fresh start frame on the new socket
-            case f.Forget():
+            case c.Forget():
                 self.calls.pop(call.leg_call_id, None)
                 self.on_forget(call)
-            case f.Emit(message=message):
+            case c.Emit(message=message):
                 log.info(message, extra={"call_id": call.lifecycle.call_id})
         return None
 
-    async def _open_media(self, call: LiveCall) -> f.Event:
+    async def _open_media(self, call: LiveCall) -> e.Event:
         leg = call.leg
         assert leg is not None
         try:
             await leg.open_media()
         except MediaUnavailable:
-            return f.MediaPortsExhausted()
+            return e.MediaPortsExhausted()
         self.new_bridge(call, call.flow.link)
-        return f.MediaOpened()
+        return e.MediaOpened()
 
     def new_bridge(self, call: LiveCall, link: AgentLink | None) -> None:
         """The call's media bridge between its leg and ``link`` (none: voicemail)."""
@@ -240,19 +242,19 @@ class CallCore:
             call, message, owner=owner_id(), wake_outbox=self.wake_outbox
         )
         if played:
-            await self.dispatch(call, f.GreetingPlayed())
+            await self.dispatch(call, e.GreetingPlayed())
 
-    def _arm(self, call: LiveCall, timer: f.Timer) -> None:
+    def _arm(self, call: LiveCall, timer: e.Timer) -> None:
         seconds = {
-            f.Timer.MAX_DURATION: self.settings.max_call_seconds,
-            f.Timer.RECONNECT_GRACE: self._grace,
-            f.Timer.VOICEMAIL_LIMIT: self.settings.voicemail_max_seconds,
+            e.Timer.MAX_DURATION: self.settings.max_call_seconds,
+            e.Timer.RECONNECT_GRACE: self._grace,
+            e.Timer.VOICEMAIL_LIMIT: self.settings.voicemail_max_seconds,
         }[timer]
         previous = call.timers.pop(timer, None)
         if previous is not None:
             previous.cancel()
         call.timers[timer] = asyncio.get_running_loop().call_later(
-            seconds, lambda: self.post(call, f.TimerFired(timer))
+            seconds, lambda: self.post(call, e.TimerFired(timer))
         )
 
     @property
@@ -263,7 +265,7 @@ class CallCore:
     def _agent_lost(self, call: LiveCall) -> None:
         """The agent's socket dropped: redial it, and end the call if the grace period runs out."""
         if call.flow.state is f.CallState.ANSWERED:
-            self.post(call, f.AgentLost())
+            self.post(call, e.AgentLost())
 
     async def _redial(self, call: LiveCall, url: str, deadline: float) -> None:
         loop = asyncio.get_running_loop()
@@ -276,17 +278,17 @@ class CallCore:
                 call, url, connect_seconds=min(remaining, AGENT_CONNECT_SECONDS)
             )
             if link is not None:
-                await self.dispatch(call, f.AgentReconnected(link))
+                await self.dispatch(call, e.AgentReconnected(link))
                 return
             await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
             pause = min(pause * 2, 1.0)
 
     # MediaEvents: what a call's bridge reports.
     def agent_stopped(self, call: LiveCall) -> None:
-        self.post(call, f.AgentStopped())
+        self.post(call, e.AgentStopped())
 
     def agent_overflowed(self, call: LiveCall) -> None:
-        self.post(call, f.AgentOverflowed())
+        self.post(call, e.AgentOverflowed())
 
     def agent_transcript(self, call: LiveCall, party: str, text: str) -> None:
         """A ``transcript`` frame from the agent, stored at the time it arrived."""
@@ -311,7 +313,7 @@ class CallCore:
         return transcribed
 
     async def _store_end(
-        self, call: LiveCall, command: f.StoreStatus, transcribed: asyncio.Future[None] | None
+        self, call: LiveCall, command: c.StoreStatus, transcribed: asyncio.Future[None] | None
     ) -> None:
         if transcribed is not None:  # call.ended carries the whole transcript
             await asyncio.wait({transcribed}, timeout=TRANSCRIPT_WAIT_SECONDS)
@@ -325,7 +327,7 @@ class CallCore:
         """An API hang-up of a call carried here; False when no live call has that id."""
         for call in list(self.calls.values()):
             if call.lifecycle.call_id == call_id:
-                await self.dispatch(call, f.ApiHangUp())
+                await self.dispatch(call, e.ApiHangUp())
                 return True
         return False
 
@@ -335,4 +337,4 @@ class CallCore:
         self.new_bridge(call, link)
         assert call.bridge is not None
         call.bridge.start()
-        await self._run(call, [f.ArmTimer(f.Timer.MAX_DURATION), f.StoreStatus("answered")])
+        await self._run(call, [c.ArmTimer(e.Timer.MAX_DURATION), c.StoreStatus("answered")])

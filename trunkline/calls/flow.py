@@ -29,8 +29,59 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from trunkline.calls.flow_commands import (
+    ALL_TIMERS,
+    Answer,
+    ArmTimer,
+    AskWebhook,
+    AttachAgent,
+    CancelTimer,
+    CloseAgent,
+    Command,
+    DialAgent,
+    Emit,
+    Forget,
+    HangUpCaller,
+    OpenMedia,
+    Redial,
+    RefuseRinging,
+    Reject,
+    RespondCanceled,
+    Ring,
+    StartVoicemail,
+    StopMedia,
+    StoreStatus,
+)
+from trunkline.calls.flow_events import (
+    AckTimedOut,
+    AgentConnected,
+    AgentLost,
+    AgentOverflowed,
+    AgentReconnected,
+    AgentStopped,
+    AgentUnreachable,
+    ApiHangUp,
+    CalleeAnswered,
+    CallerCanceled,
+    CallerHungUp,
+    Drain,
+    EndStored,
+    Event,
+    GreetingPlayed,
+    MediaOpened,
+    MediaPortsExhausted,
+    RingCanceled,
+    RingFailed,
+    RingingStored,
+    Routed,
+    Timer,
+    TimerFired,
+    WebhookAnswered,
+    WebhookDeclined,
+    WebhookUndecided,
+)
 from trunkline.calls.routing import RouteTarget
-from trunkline.storage.models import CallStatus, HangupReason
+from trunkline.storage.models import HangupReason
 
 MAX_DIAL_ATTEMPTS = 2  # each agent URL: one try and one retry
 
@@ -56,298 +107,6 @@ TALKING = frozenset({CallState.ANSWERED, CallState.RECONNECTING, CallState.VOICE
 BEFORE_ANSWER = frozenset(
     {CallState.OFFERED, CallState.RINGING, CallState.DIALING, CallState.ANSWERING}
 )
-
-
-class Timer(enum.Enum):
-    MAX_DURATION = "max_duration"
-    RECONNECT_GRACE = "reconnect_grace"
-    VOICEMAIL_LIMIT = "voicemail_limit"
-
-
-# -- events ------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Routed:
-    """The dialled number's route: targets in order, and the voicemail greeting if any."""
-
-    targets: tuple[RouteTarget, ...]
-    voicemail_message: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class RingingStored:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookAnswered:
-    url: str
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookDeclined:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookUndecided:
-    """No usable decision: failed, refused, timed out, or an answer without a URL."""
-
-
-@dataclass(frozen=True, slots=True)
-class AgentConnected:
-    link: Any  # the agent link; opaque here
-
-
-@dataclass(frozen=True, slots=True)
-class AgentUnreachable:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class MediaOpened:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class MediaPortsExhausted:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class CallerCanceled:
-    """The caller went away before the answer (SIP CANCEL, the stream closed)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CallerHungUp:
-    """The caller ended an answered call (BYE, the stream's stop or close)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ApiHangUp:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class AgentStopped:
-    """The agent sent ``stop``."""
-
-
-@dataclass(frozen=True, slots=True)
-class AgentOverflowed:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class AgentLost:
-    """The agent's socket closed while the call was answered."""
-
-
-@dataclass(frozen=True, slots=True)
-class AgentReconnected:
-    link: Any
-
-
-@dataclass(frozen=True, slots=True)
-class GreetingPlayed:
-    """Voicemail: the greeting and the beep have been played; the message time starts."""
-
-
-@dataclass(frozen=True, slots=True)
-class TimerFired:
-    timer: Timer
-
-
-@dataclass(frozen=True, slots=True)
-class AckTimedOut:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Drain:
-    """The process is stopping: end the call from our side."""
-
-
-@dataclass(frozen=True, slots=True)
-class EndStored:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class CalleeAnswered:
-    """Outbound: the callee's 2xx arrived."""
-
-
-@dataclass(frozen=True, slots=True)
-class RingCanceled:
-    """Outbound: we sent CANCEL (ring timeout or API hang-up)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RingFailed:
-    """Outbound: the call ends without a conversation (refused, no response, abandoned)."""
-
-    status: CallStatus
-    hangup_reason: HangupReason
-    detail: str | None
-
-
-Event = (
-    Routed
-    | RingingStored
-    | WebhookAnswered
-    | WebhookDeclined
-    | WebhookUndecided
-    | AgentConnected
-    | AgentUnreachable
-    | MediaOpened
-    | MediaPortsExhausted
-    | CallerCanceled
-    | CallerHungUp
-    | ApiHangUp
-    | AgentStopped
-    | AgentOverflowed
-    | AgentLost
-    | AgentReconnected
-    | GreetingPlayed
-    | TimerFired
-    | AckTimedOut
-    | Drain
-    | EndStored
-    | CalleeAnswered
-    | RingCanceled
-    | RingFailed
-)
-
-
-# -- commands ----------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Ring:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """Answer the caller (SIP 200 OK with the SDP answer) and start the media."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reject:
-    status: int  # the SIP status; a carrier stream is just closed
-    reason: str | None = None
-    retry_after: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RespondCanceled:
-    """The caller's leg confirms the cancel (SIP: 487 to the INVITE)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RefuseRinging:
-    """An API hang-up before the answer: the leg stops ringing (SIP: 480)."""
-
-
-@dataclass(frozen=True, slots=True)
-class HangUpCaller:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class AskWebhook:
-    target: RouteTarget
-
-
-@dataclass(frozen=True, slots=True)
-class DialAgent:
-    url: str
-    attempt: int  # 1, then 2 for the retry
-
-
-@dataclass(frozen=True, slots=True)
-class CloseAgent:
-    link: Any
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class OpenMedia:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class StartVoicemail:
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class StoreStatus:
-    status: CallStatus
-    hangup_reason: HangupReason | None = None
-    detail: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ArmTimer:
-    timer: Timer
-
-
-@dataclass(frozen=True, slots=True)
-class CancelTimer:
-    timer: Timer
-
-
-@dataclass(frozen=True, slots=True)
-class Redial:
-    url: str
-
-
-@dataclass(frozen=True, slots=True)
-class AttachAgent:
-    link: Any
-
-
-@dataclass(frozen=True, slots=True)
-class StopMedia:
-    reason: HangupReason
-
-
-@dataclass(frozen=True, slots=True)
-class Forget:
-    """The call leaves the table of live calls."""
-
-
-@dataclass(frozen=True, slots=True)
-class Emit:
-    """A log line worth keeping (``agent reconnected``)."""
-
-    message: str
-
-
-Command = (
-    Ring
-    | Answer
-    | Reject
-    | RespondCanceled
-    | RefuseRinging
-    | HangUpCaller
-    | AskWebhook
-    | DialAgent
-    | CloseAgent
-    | OpenMedia
-    | StartVoicemail
-    | StoreStatus
-    | ArmTimer
-    | CancelTimer
-    | Redial
-    | AttachAgent
-    | StopMedia
-    | Forget
-    | Emit
-)
-
-ALL_TIMERS = tuple(CancelTimer(timer) for timer in Timer)
 
 
 @dataclass

@@ -6,7 +6,8 @@ import asyncio
 import secrets
 from dataclasses import dataclass, field
 
-from trunkline.calls.flow import CallFlow, Timer
+from trunkline.calls.flow import CallFlow
+from trunkline.calls.flow_events import Timer
 from trunkline.calls.legs import CallLeg
 from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.gateway.media import MediaBridge

@@ -28,7 +28,7 @@ from aiohttp import WSMsgType, web
 from websockets.frames import Frame, Opcode
 
 from trunkline import metrics
-from trunkline.calls.flow import CallerHungUp
+from trunkline.calls.flow_events import CallerHungUp
 from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.calls.live_call import LiveCall
 from trunkline.calls.records import inbound_call_record, normalise_e164

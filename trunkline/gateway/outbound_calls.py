@@ -15,7 +15,8 @@ import logging
 import socket
 from typing import TYPE_CHECKING
 
-from trunkline.calls.flow import CalleeAnswered, CallFlow, RingCanceled, RingFailed
+from trunkline.calls.flow import CallFlow
+from trunkline.calls.flow_events import CalleeAnswered, RingCanceled, RingFailed
 from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.calls.live_call import CancelOutcome, LiveCall, SipAddress
 from trunkline.calls.owner_channel import owner_id

@@ -35,7 +35,7 @@ from typing import Any, cast
 from trunkline import metrics
 from trunkline.calls.call_media import CallMediaFactory
 from trunkline.calls.driver import CallCore
-from trunkline.calls.flow import CallerCanceled, CallerHungUp, Drain, Event
+from trunkline.calls.flow_events import CallerCanceled, CallerHungUp, Drain, Event
 from trunkline.calls.identity_signature import IdentitySigner
 from trunkline.calls.incoming_webhook import IncomingCallWebhook
 from trunkline.calls.lifecycle import CallLifecycle
