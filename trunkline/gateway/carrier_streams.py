@@ -28,10 +28,12 @@ from aiohttp import WSMsgType, web
 from websockets.frames import Frame, Opcode
 
 from trunkline import metrics
+from trunkline.calls.driver import CallCore
 from trunkline.calls.flow_events import CallerHungUp
 from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.calls.live_call import LiveCall
 from trunkline.calls.records import inbound_call_record, normalise_e164
+from trunkline.calls.rejected_calls import RejectedCallRecords
 from trunkline.calls.routing import load_inbound_route
 from trunkline.control_api.keys import SERVICES
 from trunkline.gateway.carriers.media_stream import (
@@ -54,10 +56,11 @@ from trunkline.gateway.carriers.stream_tokens import (
     check_stream_token,
 )
 from trunkline.gateway.media import MediaBridge
-from trunkline.gateway.sip_gateway import GatewayCallControl, SipGateway
+from trunkline.gateway.sip_gateway import GatewayCallControl
 from trunkline.messaging.carrier_formats import SignatureError, verify_twilio
 from trunkline.services import Services
 from trunkline.storage.models import Call, PhoneNumber
+from trunkline.storage.repository import Repository
 
 log = logging.getLogger("trunkline.carrier_stream")
 START_WAIT_SECONDS = 10.0
@@ -269,7 +272,10 @@ async def serve_stream(request: web.Request, dialect: Dialect) -> web.StreamResp
             log.info("twilio stream refused: %s", exc)
             await ws.close(code=1008, message=str(exc).encode()[:120])
             return ws
-    await StreamCall(control.gateway, ws, transport, dialect, start).run()
+    gateway = control.gateway
+    call = StreamCall(gateway.core, services.repository, gateway.rejected_calls, ws, transport,
+                      dialect, start)  # fmt: skip
+    await call.run()
     return ws
 
 
@@ -278,20 +284,24 @@ class StreamCall:
 
     def __init__(
         self,
-        gateway: SipGateway,
+        core: CallCore,
+        repository: Repository,
+        rejected_calls: RejectedCallRecords,
         ws: web.WebSocketResponse,
         transport: asyncio.Transport,
         dialect: Dialect,
         start: StreamStart,
     ) -> None:
-        self.gateway = gateway
+        self.core = core
+        self.repository = repository
+        self.rejected_calls = rejected_calls
         self.ws = ws
         self.dialect = dialect
         self.start = start
         self.leg = CarrierSocketLeg(ws, transport, dialect, start)
 
     async def run(self) -> None:
-        core, repository = self.gateway.core, self.gateway.services.repository
+        core, repository = self.core, self.repository
         dialled = normalise_e164(self.start.to_number)
         number = await repository.find_active_number(dialled) if dialled else None
         if number is None:
@@ -304,7 +314,7 @@ class StreamCall:
         if route.rejects:
             await self.ws.close(code=1000, message=b"rejected")
             # Stored like a rejected SIP call: after the refusal, within the record rate.
-            self.gateway.rejected_calls.record(number, self._call_record(number))
+            self.rejected_calls.record(number, self._call_record(number))
             return
         call = await self._live_call(number)
         try:
@@ -323,7 +333,7 @@ class StreamCall:
 
     async def _live_call(self, number: PhoneNumber) -> LiveCall:
         start = self.start
-        repository = self.gateway.services.repository
+        repository = self.repository
         record = await repository.create_call(self._call_record(number))
         lifecycle = CallLifecycle(record, repository, agent_identity_id=number.agent_identity_id)
         return LiveCall(

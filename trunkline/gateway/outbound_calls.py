@@ -13,16 +13,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
+from trunkline.calls.driver import CallCore
 from trunkline.calls.flow import CallFlow
 from trunkline.calls.flow_events import CalleeAnswered, RingCanceled, RingFailed
 from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.calls.live_call import CancelOutcome, LiveCall, SipAddress
 from trunkline.calls.owner_channel import owner_id
 from trunkline.gateway.media import MediaBridge, RtpLeg
-from trunkline.gateway.rtp.transport import PortsExhausted
-from trunkline.gateway.sip.message import SipResponse, split_host_port
+from trunkline.gateway.rtp.transport import PortsExhausted, RtpPortAllocator
+from trunkline.gateway.sip.message import SipRequest, SipResponse, split_host_port
 from trunkline.gateway.sip.sdp import Negotiated, SdpError, build_sdp, negotiate, parse_sdp
 from trunkline.gateway.sip.transaction import T1
 from trunkline.gateway.sip.uac import (
@@ -33,11 +35,45 @@ from trunkline.gateway.sip.uac import (
     Resend,
     Ringing,
 )
-from trunkline.services import CallCapacityError, DialError
+from trunkline.services import CallCapacityError, DialError, Services
 from trunkline.storage.models import Call, CallStatus, HangupReason, PhoneNumber
 
-if TYPE_CHECKING:
-    from trunkline.gateway.sip_gateway import SipGateway
+
+class SipHost(Protocol):
+    """What outbound calls use of the gateway's SIP side and call core."""
+
+    services: Services
+    core: CallCore
+    calls: dict[str, LiveCall]
+    ports: RtpPortAllocator
+    media_address: str
+    transport: asyncio.DatagramTransport | None
+    own_transport: asyncio.DatagramTransport | None
+    outbound: OutboundCalls
+
+    @property
+    def outbound_address(self) -> SipAddress: ...
+
+    def at_capacity(self, organization_id: str) -> bool: ...
+
+    def contact(self, *, outbound: bool = False) -> str: ...
+
+    def send_request(
+        self,
+        request: SipRequest,
+        destination: SipAddress,
+        on_response: Callable[[SipResponse], None] = ...,
+        on_timeout: Callable[[], None] = ...,
+        *,
+        own_port: bool = False,
+    ) -> None: ...
+
+    def send_bye(self, call: LiveCall) -> None: ...
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None: ...
+
+    async def end_call(self, call: LiveCall, reason: HangupReason, *, send_bye: bool) -> None: ...
+
 
 log = logging.getLogger("trunkline.sip.outbound")
 OFFERED_PAYLOAD_TYPES = [0, 8]  # PCMU, PCMA
@@ -48,7 +84,7 @@ CANCEL_GIVE_UP_SECONDS = 64 * T1  # no final response after CANCEL (RFC 3261 §9
 class OutboundCalls:
     """Places and follows this process's outbound INVITEs for its gateway."""
 
-    def __init__(self, gateway: SipGateway) -> None:
+    def __init__(self, gateway: SipHost) -> None:
         self.gateway = gateway
         self._ring_timers: dict[str, asyncio.TimerHandle] = {}
         self._acks: dict[str, bytes] = {}  # last ACK per answered call, for lost-ACK resends
@@ -267,7 +303,7 @@ class OutboundSipLeg:
     port once the 2xx has given its SDP answer, our hang-up a BYE, an API hang-up while
     ringing a CANCEL."""
 
-    def __init__(self, gateway: SipGateway, call: LiveCall) -> None:
+    def __init__(self, gateway: SipHost, call: LiveCall) -> None:
         self._gateway = gateway
         self._call = call
         self.negotiated: Negotiated | None = None  # from the 2xx
@@ -307,7 +343,7 @@ class OutboundSipLeg:
         self._gateway.outbound.send_cancel(self._call, "canceled")
 
     def hang_up(self) -> None:
-        self._gateway._send_bye(self._call)
+        self._gateway.send_bye(self._call)
 
     def close_media(self) -> None:
         if self._call.endpoint is not None:

@@ -655,7 +655,15 @@ class SipGateway(asyncio.DatagramProtocol):
             agent_audio=number.agent_audio,
             recording_enabled=number.recording_enabled,
         )
-        call.leg = SipInboundLeg(self, call, negotiated)
+        call.leg = SipInboundLeg(
+            call,
+            negotiated,
+            respond=self._respond,
+            send_bye=self.send_bye,
+            ports=self.ports,
+            contact=self.contact(),
+            media_address=self.media_address,
+        )
         await self.core.ring_and_answer(call, number, route)
 
     async def _dialled_number(self, dialled: str) -> PhoneNumber | None:
@@ -718,7 +726,7 @@ class SipGateway(asyncio.DatagramProtocol):
             event = Drain()
         await self.core.dispatch(call, event)
 
-    def _send_bye(self, call: LiveCall) -> None:
+    def send_bye(self, call: LiveCall) -> None:
         if call.outbound is not None:
             self.send_request(call.outbound.bye(), call.remote_target, own_port=True)
             return

@@ -8,25 +8,39 @@ RTP port of the gateway's range, and our hang-up a BYE.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from trunkline.calls.legs import MediaUnavailable
 from trunkline.calls.live_call import LiveCall
 from trunkline.gateway.media import MediaBridge, RtpLeg
-from trunkline.gateway.rtp.transport import PortsExhausted
+from trunkline.gateway.rtp.transport import PortsExhausted, RtpPortAllocator
 from trunkline.gateway.sip.message import SipRequest, SipResponse, response_to
 from trunkline.gateway.sip.sdp import Negotiated, answer_sdp
 from trunkline.gateway.sip.transaction import ServerTransaction
 
-if TYPE_CHECKING:
-    from trunkline.gateway.sip_gateway import SipGateway
-
 
 class SipInboundLeg:
-    def __init__(self, gateway: SipGateway, call: LiveCall, negotiated: Negotiated) -> None:
-        self._gateway = gateway
+    """``respond`` sends a response in the INVITE's transaction, ``send_bye`` the call's BYE;
+    ``contact`` and ``media_address`` go into the 200 OK."""
+
+    def __init__(
+        self,
+        call: LiveCall,
+        negotiated: Negotiated,
+        *,
+        respond: Callable[[ServerTransaction, SipResponse], None],
+        send_bye: Callable[[LiveCall], None],
+        ports: RtpPortAllocator,
+        contact: str,
+        media_address: str,
+    ) -> None:
         self._call = call
         self._negotiated = negotiated
+        self._respond = respond
+        self._send_bye = send_bye
+        self._ports = ports
+        self._contact = contact
+        self._media_address = media_address
 
     @property
     def caller_alaw(self) -> bool:
@@ -40,7 +54,7 @@ class SipInboundLeg:
 
     def _final(self, response: SipResponse) -> None:
         transaction, _ = self._invite
-        self._gateway._respond(transaction, response)
+        self._respond(transaction, response)
 
     def ring(self) -> None:
         _, request = self._invite
@@ -48,7 +62,7 @@ class SipInboundLeg:
 
     async def open_media(self) -> None:
         try:
-            self._call.endpoint = await self._gateway.ports.open()
+            self._call.endpoint = await self._ports.open()
         except PortsExhausted:
             raise MediaUnavailable from None
 
@@ -65,15 +79,15 @@ class SipInboundLeg:
         )
 
     def answer(self) -> None:
-        call, gateway = self._call, self._gateway
+        call = self._call
         _, request = self._invite
         assert call.endpoint is not None
         ok = response_to(request, 200, to_tag=call.local_tag)
         for route in call.route_set:
             ok.headers.add("Record-Route", route)
-        ok.headers.add("Contact", gateway.contact())
+        ok.headers.add("Contact", self._contact)
         ok.headers.add("Content-Type", "application/sdp")
-        ok.body = answer_sdp(self._negotiated, gateway.media_address, call.endpoint.port)
+        ok.body = answer_sdp(self._negotiated, self._media_address, call.endpoint.port)
         self._final(ok)
 
     def reject(self, status: int, reason: str | None, retry_after: str | None) -> None:
@@ -92,8 +106,8 @@ class SipInboundLeg:
         self._final(response_to(request, 480, to_tag=self._call.local_tag))
 
     def hang_up(self) -> None:
-        self._gateway._send_bye(self._call)
+        self._send_bye(self._call)
 
     def close_media(self) -> None:
         if self._call.endpoint is not None:
-            self._gateway.ports.release(self._call.endpoint)
+            self._ports.release(self._call.endpoint)
