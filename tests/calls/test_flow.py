@@ -90,13 +90,13 @@ TABLE: list[tuple[CallState, dict[str, Any], e.Event, CallState, list[c.Command]
     (S.CANCELING, {}, e.MediaPortsExhausted(), S.CANCELED,
      [c.StoreStatus("canceled", "remote"), c.Forget()]),
     # drain before the answer: stored now
-    (S.DIALING, {}, e.Drain(), S.CANCELED, [c.Forget(), c.StoreStatus("canceled", "local")]),
+    (S.DIALING, {}, e.Drain(), S.CANCELED, [c.StoreStatus("canceled", "local"), c.Forget()]),
     (S.CANCELED, {"link": LINK}, e.MediaOpened(), S.CANCELED,
      [c.CloseAgent(LINK, 1000, "call ended"), c.StopMedia("local")]),
     (S.CANCELED, {}, e.AgentConnected(LINK), S.CANCELED, [c.CloseAgent(LINK, 1000, "call ended")]),
     (S.OFFERED, {}, e.AgentConnected(LINK), S.OFFERED, [c.CloseAgent(LINK, 1000, "call ended")]),
     (S.RINGING, {}, e.MediaOpened(), S.RINGING, [c.StopMedia("local")]),
-    (S.CANCELING, {}, e.Drain(), S.CANCELED, [c.Forget(), c.StoreStatus("canceled", "local")]),
+    (S.CANCELING, {}, e.Drain(), S.CANCELED, [c.StoreStatus("canceled", "local"), c.Forget()]),
     # answered: the ends
     (S.ANSWERED, {}, e.CallerHungUp(), S.ENDING,
      [c.Forget(), *c.ALL_TIMERS, c.StopMedia("remote"), c.StoreStatus("completed", "remote")]),

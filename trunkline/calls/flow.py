@@ -350,7 +350,7 @@ class CallFlow:
         if self.state in BEFORE_ANSWER or self.state is CallState.CANCELING:
             # Stored now; the step in flight finds the call over and cleans up after itself.
             self.state = CallState.CANCELED
-            return [Forget(), StoreStatus("canceled", "local")]
+            return [StoreStatus("canceled", "local"), Forget()]
         return self._end("local", hang_up_caller=True)
 
     # -- the end -------------------------------------------------------------------------

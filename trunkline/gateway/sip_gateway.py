@@ -34,7 +34,7 @@ from typing import Any, cast
 
 from trunkline import metrics
 from trunkline.calls.call_media import CallMediaFactory
-from trunkline.calls.driver import CallCore
+from trunkline.calls.driver import TRANSCRIPT_WAIT_SECONDS, CallCore
 from trunkline.calls.flow_events import CallerCanceled, CallerHungUp, Drain, Event
 from trunkline.calls.identity_signature import IdentitySigner
 from trunkline.calls.incoming_webhook import IncomingCallWebhook
@@ -93,9 +93,6 @@ log = logging.getLogger("trunkline.sip")
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
 DIGEST_REALM = "trunkline"
 USER_AGENT = "trunkline"
-AGENT_CONNECT_SECONDS = 5.0
-TRANSCRIPT_WAIT_SECONDS = 15.0  # at hang-up, for the last utterances to be transcribed
-INCOMING_WEBHOOK_SECONDS = 5.0
 TIMER_GRANULARITY = 0.02  # SIP timers due this close together fire in one pass
 
 
