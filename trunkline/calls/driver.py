@@ -34,7 +34,7 @@ from trunkline.calls.routing import InboundRoute
 from trunkline.calls.transcripts import store_transcript_segment
 from trunkline.config import Settings
 from trunkline.gateway.agent.link import AgentLink
-from trunkline.storage.models import PhoneNumber, utcnow
+from trunkline.storage.models import utcnow
 from trunkline.storage.repository import Repository
 
 log = logging.getLogger("trunkline.sip")
@@ -70,7 +70,6 @@ class CallCore:
         self.calls_ending = 0  # left ``calls``, still storing their end (status, transcript)
         self.ends_stored = asyncio.Event()  # set while ``calls_ending`` is 0
         self.ends_stored.set()
-        self._numbers: dict[str, PhoneNumber] = {}  # ringing calls' numbers, by call id
 
     def at_capacity(self, organization_id: str) -> bool:
         """True when the organisation already has its maximum of concurrent calls here."""
@@ -85,12 +84,9 @@ class CallCore:
         return live >= limit
 
     # -- the one ring-and-answer flow ----------------------------------------------------
-    async def ring_and_answer(
-        self, call: LiveCall, number: PhoneNumber, route: InboundRoute
-    ) -> None:
+    async def ring_and_answer(self, call: LiveCall, route: InboundRoute) -> None:
         """Ring the stored call and answer it with an agent or voicemail, or refuse it."""
         self.calls[call.leg_call_id] = call
-        self._numbers[call.lifecycle.call_id] = number
         try:
             await self.dispatch(call, e.Routed(route.targets, route.voicemail_message))
         except Exception:
@@ -98,8 +94,6 @@ class CallCore:
             if not call.answered and call.leg is not None:
                 call.leg.reject(500, None, None)
             await self.dispatch(call, e.Drain())
-        finally:
-            self._numbers.pop(call.lifecycle.call_id, None)
 
     def post(self, call: LiveCall, event: e.Event) -> None:
         """An event from outside the flow (a leg, the agent, a timer): handled in a task."""
@@ -152,10 +146,8 @@ class CallCore:
             case c.StoreStatus(status=status, hangup_reason=reason, detail=detail):
                 await call.lifecycle.transition(status, hangup_reason=reason, detail=detail)
             case c.AskWebhook(target=target):
-                number = self._numbers.get(call.lifecycle.call_id)
-                assert number is not None
                 try:
-                    url = await self.webhook.ask(call.lifecycle.record, number, target)
+                    url = await self.webhook.ask(call.lifecycle.record, target)
                 except CallDeclined:
                     return e.WebhookDeclined()
                 return e.WebhookAnswered(url) if url is not None else e.WebhookUndecided()

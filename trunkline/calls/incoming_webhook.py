@@ -10,7 +10,7 @@ import aiohttp
 from trunkline.calls.identity_signature import IdentitySigner
 from trunkline.calls.routing import RouteTarget
 from trunkline.config import Settings
-from trunkline.storage.models import Call, PhoneNumber
+from trunkline.storage.models import Call
 from trunkline.storage.repository import Repository
 from trunkline.webhooks.ssrf import UnsafeTarget, check_url_literal
 
@@ -35,7 +35,7 @@ class IncomingCallWebhook:
         self._http = http
         self._settings = settings  # ``allow_private_targets``, read per call
 
-    async def ask(self, record: Call, number: PhoneNumber, target: RouteTarget) -> str | None:
+    async def ask(self, record: Call, target: RouteTarget) -> str | None:
         """POST ``phone.incoming_call``: the agent URL to dial, or None when there is no decision.
 
         Raises ``CallDeclined`` when the reply rejects the call.
@@ -60,7 +60,7 @@ class IncomingCallWebhook:
                 "remote_phone_number": record.remote_phone_number,
                 "direction": "inbound",
                 "status": record.status,
-                "phone_number_id": number.id,
+                "phone_number_id": record.phone_number_id,
                 "agent_identities": identities,
             }
         ).encode()

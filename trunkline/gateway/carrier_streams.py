@@ -318,7 +318,7 @@ class StreamCall:
             return
         call = await self._live_call(number)
         try:
-            await core.ring_and_answer(call, number, route)
+            await core.ring_and_answer(call, route)
             if call.answered:
                 await self._pump()
             else:

@@ -661,7 +661,7 @@ class SipGateway(asyncio.DatagramProtocol):
             contact=self.contact(),
             media_address=self.media_address,
         )
-        await self.core.ring_and_answer(call, number, route)
+        await self.core.ring_and_answer(call, route)
 
     async def _dialled_number(self, dialled: str) -> PhoneNumber | None:
         """The active number an INVITE dialled; INVITEs arriving together share one query."""
