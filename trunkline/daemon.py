@@ -1,10 +1,14 @@
-"""Runs one trunkline process: services, HTTP listener, signal-driven shutdown.
+"""Runs one trunkline process: its components, HTTP listener, SIP gateway, signal-driven shutdown.
 
-Start-up makes the data directory private, then ends the calls this process's
-slot left live when its last run died (``restart_sweep``) before it takes any.
-Shutdown is phased: stop accepting, let live work finish within the deadline,
-then release resources in reverse order of opening. A second SIGINT/SIGTERM
-shortens the deadline to zero.
+The process is a stack of async context managers entered in dependency order:
+the runtime's components (``trunkline.runtime``), the HTTP site, the outbox
+worker, the SIP gateway, the cross-process hang-up listeners. Start-up makes
+the data directory private, then ends the calls this process's slot left live
+when its last run died (``restart_sweep``) before it takes any. Shutdown is
+phased: stop accepting, let live work finish within the deadline, then leave
+the stack, which releases everything in reverse order of opening (gateway,
+then the outbox sends what the ended calls wrote, then HTTP, then storage). A
+second SIGINT/SIGTERM shortens the deadline to zero.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from types import TracebackType
+from typing import Protocol, TypeVar
 
 from aiohttp import web
 
@@ -26,10 +33,13 @@ from trunkline.calls.restart_sweep import end_calls_left_live
 from trunkline.config import Settings
 from trunkline.control_api import build_app
 from trunkline.data_dir import load_node_id, secure_data_dir
+from trunkline.gateway import carrier_streams, twilio_voice
 from trunkline.gateway.clock import MediaClock
 from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip_gateway import GatewayCallControl, SipGateway
-from trunkline.services import Services
+from trunkline.outbox.worker import OutboxWorker
+from trunkline.runtime import Runtime, open_runtime
+from trunkline.services import SERVICES, Services
 
 log = logging.getLogger("trunkline.daemon")
 OUTBOX_FLUSH_SECONDS = 10.0
@@ -58,78 +68,148 @@ class ShutdownSignal:
 
 async def serve(
     settings: Settings,
-    on_ready: Callable[[Services, int], None] | None = None,
+    on_ready: Callable[[Runtime, int], None] | None = None,
     shutdown: ShutdownSignal | None = None,
 ) -> None:
-    """Serve until a shutdown signal; ``on_ready`` gets the bound HTTP port."""
+    """Serve until a shutdown signal; ``on_ready`` gets the runtime and the bound HTTP port."""
     shutdown = shutdown or ShutdownSignal()
     if sys.platform != "win32":
         shutdown.install(asyncio.get_running_loop())
     secure_data_dir(settings.data_dir)
-    services = await Services.open(settings)
-    outbox_task: asyncio.Task[None] | None = None
-    gateway: SipGateway | None = None
-    channel: OwnerChannel | None = None
-    actions: PgCallActions | None = None
-    runner = web.AppRunner(
-        build_app(services), handle_signals=False, access_log=None, shutdown_timeout=1.0
-    )
     try:
-        owner = claim_owner(load_node_id(settings.data_dir), settings.worker_slot)
-        wake = services.outbox.wake if services.outbox is not None else _no_wake
-        publisher = RecordingPublisher(services.repository, services.blob_store, wake)
-        recordings = settings.data_dir / "recordings"
-        # Before this process takes any call.
-        await end_calls_left_live(services.repository, publisher, recordings, owner)
+        async with AsyncExitStack() as stack:
+            runtime = await stack.enter_async_context(open_runtime(settings))
+            services = runtime.gateway_services()
+            owner = claim_owner(load_node_id(settings.data_dir), settings.worker_slot)
+            publisher = RecordingPublisher(
+                runtime.repository, runtime.blob_store, runtime.outbox.wake
+            )
+            recordings = settings.data_dir / "recordings"
+            # Before this process takes any call.
+            await end_calls_left_live(runtime.repository, publisher, recordings, owner)
+            port = await stack.enter_async_context(
+                http_site(settings, control_app(runtime, services))
+            )
+            # Entered before the gateway so that it stops after it: the calls the gateway
+            # ends on the way out write call.ended and recording.ready, sent on the way out.
+            outbox = await stack.enter_async_context(OutboxRun(runtime.outbox))
+            gateway = await stack.enter_async_context(running_gateway(services))
+            control = GatewayCallControl(gateway)
+            runtime.call_control.current = control
+            runtime.sip_address = gateway.local_address
+            if settings.effective_database_url.startswith(("postgresql://", "postgres://")):
+                # Processes on other machines share this database: hang-ups reach owners here.
+                control.remote_owners = await stack.enter_async_context(
+                    started(
+                        PgCallActions(
+                            settings.effective_database_url, owner_id(), _hangup_here(gateway)
+                        )
+                    )
+                )
+            if settings.worker_of > 0:  # one of serve --workers N: hang-ups between siblings
+                run_dir = settings.data_dir / "run"
+                await stack.enter_async_context(
+                    started(OwnerChannel(run_dir, settings.worker_slot, _hangup_here(gateway)))
+                )
+            log.info(
+                "serving",
+                extra={
+                    "http": f"{settings.host}:{port}",
+                    "sip": f"{gateway.local_address[0]}:{gateway.local_address[1]}",
+                },
+            )
+            outbox.start()
+            if on_ready is not None:
+                on_ready(runtime, port)
+            await shutdown.requested.wait()
+            runtime.draining.begin()
+            await _drain(gateway, settings.shutdown_timeout_seconds, shutdown.hurried)
+    finally:
+        log.info("stopped")
+
+
+def control_app(runtime: Runtime, services: Services) -> web.Application:
+    """The HTTP application: the control API plus the gateway's carrier call routes."""
+
+    def mount_gateway_routes(app: web.Application) -> None:
+        app[SERVICES] = services
+        carrier_streams.add_routes(app)
+        twilio_voice.add_routes(app)
+
+    return build_app(
+        settings=runtime.settings,
+        repository=runtime.repository,
+        secret_box=runtime.secret_box,
+        blob_store=runtime.blob_store,
+        text_ingress=runtime.text_ingress,
+        text_sender=runtime.text_sender,
+        inventory=runtime.inventory,
+        outbox=runtime.outbox,
+        call_control=runtime.call_control,
+        draining=runtime.draining,
+        mount=[mount_gateway_routes],
+    )
+
+
+@asynccontextmanager
+async def http_site(settings: Settings, app: web.Application) -> AsyncIterator[int]:
+    """Listen for HTTP; yields the bound port. Leaving closes the listener and its requests."""
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+    try:
         await runner.setup()
         shared = settings.worker_of > 0  # one of serve --workers N: share the ports
         site = web.TCPSite(runner, settings.host, settings.http_port, reuse_port=shared or None)
         await site.start()
-        port = _bound_port(runner, settings.http_port)
-        gateway = await _start_gateway(services)
-        if shared:
-            channel = OwnerChannel(
-                settings.data_dir / "run", settings.worker_slot, _hangup_here(gateway)
-            )
-            await channel.start()
-        if settings.effective_database_url.startswith(("postgresql://", "postgres://")):
-            # Processes on other machines share this database: hang-ups reach owners here.
-            actions = PgCallActions(
-                settings.effective_database_url, owner_id(), _hangup_here(gateway)
-            )
-            await actions.start()
-            assert isinstance(services.call_control, GatewayCallControl)
-            services.call_control.remote_owners = actions
-        log.info(
-            "serving",
-            extra={
-                "http": f"{settings.host}:{port}",
-                "sip": f"{gateway.local_address[0]}:{gateway.local_address[1]}",
-            },
-        )
-        if services.outbox is not None:
-            outbox_task = asyncio.create_task(services.outbox.run(), name="outbox")
-        if on_ready is not None:
-            on_ready(services, port)
-        await shutdown.requested.wait()
-        services.draining = True
-        if gateway is not None:
-            await _drain(gateway, settings.shutdown_timeout_seconds, shutdown.hurried)
+        yield _bound_port(runner, settings.http_port)
     finally:
-        if channel is not None:
-            await channel.close()
-        if actions is not None:
-            await actions.close()
-        if gateway is not None:
-            await gateway.close()
-        if services.outbox is not None and outbox_task is not None:
-            services.outbox.stop()
-            await _finish(outbox_task, OUTBOX_STOP_SECONDS)
-            # The calls just ended wrote call.ended and recording.ready: send them now.
-            await services.outbox.flush(OUTBOX_FLUSH_SECONDS)
         await runner.cleanup()
-        await services.close()
-        log.info("stopped")
+
+
+class OutboxRun:
+    """The outbox worker's task: started once the process serves; on leaving, stopped and
+    given ``OUTBOX_FLUSH_SECONDS`` to send what is due."""
+
+    def __init__(self, outbox: OutboxWorker) -> None:
+        self._outbox = outbox
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._outbox.run(), name="outbox")
+
+    async def __aenter__(self) -> OutboxRun:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._task is None:
+            return
+        self._outbox.stop()
+        await _finish(self._task, OUTBOX_STOP_SECONDS)
+        # The calls just ended wrote call.ended and recording.ready: send them now.
+        await self._outbox.flush(OUTBOX_FLUSH_SECONDS)
+
+
+class _Startable(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+_S = TypeVar("_S", bound=_Startable)
+
+
+@asynccontextmanager
+async def started(part: _S) -> AsyncIterator[_S]:
+    """Start ``part``; close it when the block ends (not when it failed to start)."""
+    await part.start()
+    try:
+        yield part
+    finally:
+        await part.close()
 
 
 async def _drain(gateway: SipGateway, deadline_seconds: float, hurried: asyncio.Event) -> None:
@@ -147,10 +227,6 @@ async def _drain(gateway: SipGateway, deadline_seconds: float, hurried: asyncio.
         log.info("drain deadline: ending %d calls", len(gateway.calls))
 
 
-def _no_wake() -> None:
-    return None
-
-
 def _hangup_here(gateway: SipGateway) -> Callable[[str], Awaitable[bool]]:
     async def hangup(call_id: str) -> bool:
         return await gateway.hangup(call_id)
@@ -158,8 +234,9 @@ def _hangup_here(gateway: SipGateway) -> Callable[[str], Awaitable[bool]]:
     return hangup
 
 
-async def _start_gateway(services: Services) -> SipGateway:
-    """Bind SIP and the RTP range; the gateway answers calls and the API reaches it."""
+@asynccontextmanager
+async def running_gateway(services: Services) -> AsyncIterator[SipGateway]:
+    """Bind SIP and the RTP range; the gateway answers calls until the block ends."""
     settings = services.settings
     gateway = SipGateway(
         services,
@@ -168,9 +245,10 @@ async def _start_gateway(services: Services) -> SipGateway:
         media_address(settings),
     )
     await gateway.start(settings.sip_host, settings.sip_port, shared=settings.worker_of > 0)
-    services.call_control = GatewayCallControl(gateway)
-    services.sip_address = gateway.local_address
-    return gateway
+    try:
+        yield gateway
+    finally:
+        await gateway.close()
 
 
 def media_address(settings: Settings) -> str:

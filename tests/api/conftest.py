@@ -1,7 +1,10 @@
 """A live control API on a loopback port, over each storage backend, with organisations to act as.
 
 ``api`` runs ``build_app`` under ``web.AppRunner`` on 127.0.0.1:0 with a real
-repository (``tests.backends``), the local number pool and real tokens.
+repository (``tests.backends``), the local number pool and real tokens. The
+components it is built from are on the ``ApiWorld`` (``api.settings``,
+``api.call_control`` ...); a module swaps a whole component by overriding its
+fixture (``number_inventory``, ``call_limits``).
 Calls, transcripts and texts are written through the repository, the way
 the gateway and carrier ingress write them.
 """
@@ -9,7 +12,7 @@ the gateway and carrier ingress write them.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,11 +23,17 @@ import pytest
 from aiohttp import web
 
 from tests.backends import make_repository
+from trunkline.calls.control import CallControlSlot, DialError, Draining
+from trunkline.carriers.inventory import LocalPoolInventory, NumberInventory, parse_pool
 from trunkline.config import Settings
 from trunkline.control_api import build_app
-from trunkline.crypto import hash_token, new_token
-from trunkline.gateway.carriers.inventory import LocalPoolInventory, parse_pool
-from trunkline.services import DialError, Services
+from trunkline.control_api.usage import CallLimits
+from trunkline.crypto import SecretBox, hash_token, load_master_key, new_token
+from trunkline.messaging.ingress import TextIngress
+from trunkline.messaging.mms_fetch import MediaFetcher
+from trunkline.messaging.outbound import SendResult, TextSender
+from trunkline.runtime import open_blob_store, open_http_client, text_sender
+from trunkline.storage.blobs import BlobStore
 from trunkline.storage.models import (
     AgentIdentity,
     Call,
@@ -148,17 +157,73 @@ class ScriptedCallControl:
         return "scripted-node:0"
 
 
+class SwitchableTextSender:
+    """The app's text sender in tests: local delivery unless a test points ``target`` at a
+    carrier's client."""
+
+    def __init__(self, target: TextSender) -> None:
+        self.target = target
+
+    async def send(self, from_number: str, to_number: str, text: str) -> SendResult:
+        return await self.target.send(from_number, to_number, text)
+
+
+@dataclass
+class ApiParts:
+    """The components a test's API app is built from."""
+
+    settings: Settings
+    repository: Repository
+    secret_box: SecretBox
+    blob_store: BlobStore
+    text_ingress: TextIngress
+    text_sender: SwitchableTextSender
+    inventory: NumberInventory | None = None
+    call_control: CallControlSlot = field(default_factory=CallControlSlot)
+    call_limits: CallLimits = field(default_factory=CallLimits)
+
+    @classmethod
+    def make(
+        cls, settings: Settings, repository: Repository, http: aiohttp.ClientSession
+    ) -> ApiParts:
+        """The parts a daemon would open, over the given repository and HTTP client."""
+        master_key = load_master_key(settings.secret_key, settings.data_dir)
+        blob_store = open_blob_store(settings, master_key)
+        fetcher = MediaFetcher(http, allow_private=settings.allow_private_targets)
+        ingress = TextIngress(repository, blob_store, fetcher.fetch)
+        sender = SwitchableTextSender(text_sender(settings, http, ingress, repository))
+        return cls(settings, repository, SecretBox(master_key), blob_store, ingress, sender)
+
+    def app(self) -> web.Application:
+        return build_app(
+            settings=self.settings,
+            repository=self.repository,
+            secret_box=self.secret_box,
+            blob_store=self.blob_store,
+            text_ingress=self.text_ingress,
+            text_sender=self.text_sender,
+            inventory=self.inventory,
+            outbox=None,
+            call_control=self.call_control,
+            draining=Draining(),
+            call_limits=self.call_limits,
+        )
+
+
 class ApiWorld:
     def __init__(
         self,
-        repository: Repository,
-        services: Services,
+        parts: ApiParts,
         session: aiohttp.ClientSession,
         base_url: str,
         app: web.Application | None = None,
     ) -> None:
-        self.repository = repository
-        self.services = services
+        self.repository = parts.repository
+        self.settings = parts.settings
+        self.secret_box = parts.secret_box
+        self.blob_store = parts.blob_store
+        self.text_sender = parts.text_sender
+        self.call_control = parts.call_control
         self.app = app
         self.session = session
         self.base_url = base_url
@@ -294,20 +359,46 @@ def settings_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
+def call_limits() -> CallLimits:
+    """Place-call budgets; a test parametrizes ``call_limits`` to change them."""
+    return CallLimits()
+
+
+InventoryFactory = Callable[[Settings, Repository], NumberInventory]
+
+
+def local_pool(settings: Settings, repository: Repository) -> NumberInventory:
+    return LocalPoolInventory(
+        parse_pool(settings.number_pool),
+        parse_pool(settings.toll_free_pool),
+        repository.active_numbers_in_use,
+    )
+
+
+@pytest.fixture
+def number_inventory() -> InventoryFactory:
+    """Where POST /numbers gets numbers: the local pool unless a module overrides this."""
+    return local_pool
+
+
+@pytest.fixture
 async def api(
-    backend: str, tmp_path: Path, settings_overrides: dict[str, Any]
+    backend: str,
+    tmp_path: Path,
+    settings_overrides: dict[str, Any],
+    call_limits: CallLimits,
+    number_inventory: InventoryFactory,
 ) -> AsyncIterator[ApiWorld]:
     settings = make_settings(tmp_path, **settings_overrides)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    async with make_repository(backend, tmp_path) as repository:
-        services = Services(settings=settings)
-        services.repository = repository
-        services.inventory = LocalPoolInventory(
-            parse_pool(settings.number_pool),
-            parse_pool(settings.toll_free_pool),
-            repository.active_numbers_in_use,
-        )
-        app = build_app(services)
+    async with (
+        make_repository(backend, tmp_path) as repository,
+        open_http_client(settings) as http,
+    ):
+        parts = ApiParts.make(settings, repository, http)
+        parts.inventory = number_inventory(settings, repository)
+        parts.call_limits = call_limits
+        app = parts.app()
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -315,7 +406,7 @@ async def api(
         port = runner.addresses[0][1]
         try:
             async with aiohttp.ClientSession() as session:
-                yield ApiWorld(repository, services, session, f"http://127.0.0.1:{port}", app)
+                yield ApiWorld(parts, session, f"http://127.0.0.1:{port}", app)
         finally:
             await runner.cleanup()
-            await services.close()
+            await parts.inventory.close()

@@ -19,11 +19,11 @@ import pytest
 from aiohttp import web
 from prometheus_client import REGISTRY
 
-from tests.api.conftest import ApiWorld, Client, make_settings
+from tests.api.conftest import ApiParts, ApiWorld, Client, make_settings
 from tests.backends import postgres_schema, postgres_test_url
-from trunkline.control_api import api_keys, build_app
+from trunkline.control_api import api_keys
 from trunkline.crypto import hash_token, new_token
-from trunkline.services import Services
+from trunkline.runtime import open_http_client
 from trunkline.storage.models import utcnow
 from trunkline.storage.postgres import PostgresRepository
 from trunkline.storage.repository import Repository
@@ -175,16 +175,15 @@ async def shared_database(backend: str, tmp_path: Path) -> AsyncIterator[list[Re
 async def serve(repository: Repository, tmp_path: Path) -> AsyncIterator[str]:
     settings = make_settings(tmp_path / uuid.uuid4().hex)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    services = Services(settings=settings)
-    services.repository = repository
-    runner = web.AppRunner(build_app(services), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with open_http_client(settings) as http:
+        runner = web.AppRunner(ApiParts.make(settings, repository, http).app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        try:
+            yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+        finally:
+            await runner.cleanup()
 
 
 async def test_a_key_revoked_through_one_app_is_refused_by_another(

@@ -58,7 +58,7 @@ async def test_place_call_without_trunk_is_503_and_records_a_failed_call(api: Ap
 
 async def test_place_call_dials_and_returns_call_with_rate_limit(api: ApiWorld) -> None:
     control = ScriptedCallControl(api.repository)
-    api.services.call_control = control
+    api.call_control.current = control
     org = await api.org()
     number = await _number(api, org)
     answer = await org.admin.post(
@@ -91,9 +91,9 @@ async def test_place_call_dials_and_returns_call_with_rate_limit(api: ApiWorld) 
     assert placed_call.id == call["id"] and placed_number.id == number["id"]
 
 
+@pytest.mark.parametrize("call_limits", [CallLimits(calls_per_window=10, minutes_per_window=30)])
 async def test_rate_limit_counts_real_outbound_usage(api: ApiWorld) -> None:
-    api.services.call_control = ScriptedCallControl(api.repository)
-    api.services.call_limits = CallLimits(calls_per_window=10, minutes_per_window=30)
+    api.call_control.current = ScriptedCallControl(api.repository)
     org = await api.org()
     number = await _number(api, org)
     await api.add_call(number, direction="outbound", talk_seconds=90)
@@ -113,9 +113,9 @@ async def test_rate_limit_counts_real_outbound_usage(api: ApiWorld) -> None:
     }
 
 
+@pytest.mark.parametrize("call_limits", [CallLimits(calls_per_window=2)])
 async def test_call_limit_reached_is_429_with_retry_after(api: ApiWorld) -> None:
-    api.services.call_control = ScriptedCallControl(api.repository)
-    api.services.call_limits = CallLimits(calls_per_window=2)
+    api.call_control.current = ScriptedCallControl(api.repository)
     org = await api.org()
     number = await _number(api, org)
     await api.add_call(number, direction="outbound", created_at=utcnow() - timedelta(hours=23))
@@ -126,9 +126,9 @@ async def test_call_limit_reached_is_429_with_retry_after(api: ApiWorld) -> None
     assert 0 < retry_after <= 3600 + 5
 
 
+@pytest.mark.parametrize("call_limits", [CallLimits(minutes_per_window=10)])
 async def test_minute_limit_reached_is_429(api: ApiWorld) -> None:
-    api.services.call_control = ScriptedCallControl(api.repository)
-    api.services.call_limits = CallLimits(minutes_per_window=10)
+    api.call_control.current = ScriptedCallControl(api.repository)
     org = await api.org()
     number = await _number(api, org)
     await api.add_call(number, direction="outbound", status="answered", talk_seconds=600)
@@ -138,7 +138,7 @@ async def test_minute_limit_reached_is_429(api: ApiWorld) -> None:
 async def test_dial_failure_is_502_and_the_call_failed(api: ApiWorld) -> None:
     control = ScriptedCallControl(api.repository)
     control.fail_with = "trunk refused: 403 Forbidden"
-    api.services.call_control = control
+    api.call_control.current = control
     org = await api.org()
     number = await _number(api, org)
     answer = await org.admin.post("/place-call", _place(number))
@@ -181,7 +181,7 @@ async def test_identity_token_places_calls_only_from_its_numbers(api: ApiWorld) 
 async def test_place_call_uses_the_identity_websocket_when_the_number_has_none(
     api: ApiWorld,
 ) -> None:
-    api.services.call_control = ScriptedCallControl(api.repository)
+    api.call_control.current = ScriptedCallControl(api.repository)
     org = await api.org()
     number = await api.provision(org)
     missing = await org.admin.post("/place-call", _place(number))
@@ -377,7 +377,7 @@ async def test_search_with_query_syntax_characters_is_not_an_error(api: ApiWorld
 
 async def test_hangup_answered_call_completes_it(api: ApiWorld) -> None:
     control = ScriptedCallControl(api.repository)
-    api.services.call_control = control
+    api.call_control.current = control
     org = await api.org()
     number = await _number(api, org)
     call = await api.add_call(number, status="answered")

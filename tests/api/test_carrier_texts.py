@@ -123,7 +123,7 @@ async def test_carrier_text_with_unstorable_characters_is_kept_with_replacements
     assert status == 200, answer
     listed = await org.admin.get(f"/numbers/{number['id']}/texts")
     assert [t["text"] for t in listed.body] == ["Hi\ufffd there \ufffd!"]
-    url = api.services.settings.effective_public_url + "/carrier/twilio/messages"
+    url = api.settings.effective_public_url + "/carrier/twilio/messages"
     fields = twilio_form(number["number"], "SM-nul", "twilio\u0000text")
     headers = {"X-Twilio-Signature": twilio_signature(TWILIO_TOKEN, url, fields)}
     status, answer = await post_raw(
@@ -174,7 +174,7 @@ async def test_telnyx_mms_media_is_fetched_and_served_by_expiring_links(
     tampered = local.replace("signature=", "signature=0")
     async with api.session.get(tampered) as response:
         assert response.status == 403
-    expired = api.services.blob_store.presigned_url(
+    expired = api.blob_store.presigned_url(
         item["url"].split("/media/", 1)[1].split("?")[0], 60, now=time.time() - 3600
     )
     parts = urlsplit(expired)
@@ -184,7 +184,7 @@ async def test_telnyx_mms_media_is_fetched_and_served_by_expiring_links(
 
 @pytest.mark.parametrize("signature", ["%C3%A9" * 8, "%00abc", "%FF%FE"])
 async def test_media_links_with_non_ascii_signatures_are_403(api: ApiWorld, signature: str) -> None:
-    store = api.services.blob_store
+    store = api.blob_store
     await store.put("media/probe.png", b"\x89PNG", "image/png")
     parts = urlsplit(store.presigned_url("media/probe.png", 60))
     async with api.session.get(f"{api.base_url}{parts.path}?{parts.query}") as response:
@@ -219,7 +219,7 @@ async def test_twilio_sms_and_mms_arrive_and_the_sdk_reads_them(
 ) -> None:
     org = await api.org()
     number = await api.provision(org)
-    url = api.services.settings.effective_public_url + "/carrier/twilio/messages"
+    url = api.settings.effective_public_url + "/carrier/twilio/messages"
     for sid, text, media in (
         ("SM1", "First via Twilio", []),
         ("SM2", "", [f"{media_server}/media/photo.png"]),
@@ -252,8 +252,8 @@ async def test_twilio_sms_and_mms_arrive_and_the_sdk_reads_them(
 
 
 async def test_unconfigured_carriers_are_refused(api: ApiWorld) -> None:
-    api.services.settings.twilio_auth_token = ""
-    api.services.settings.telnyx_public_key = ""
+    api.settings.twilio_auth_token = ""
+    api.settings.telnyx_public_key = ""
     body = telnyx_event("+15550100001", "x", "m")
     assert (await post_raw(api, "/carrier/telnyx/messages", body, telnyx_headers(body)))[0] == 403
     assert (await post_raw(api, "/carrier/twilio/messages", b"", {}))[0] == 403

@@ -155,7 +155,7 @@ async def test_cap_is_429_with_retry_after_and_the_seed_message(api: ApiWorld) -
 
 
 async def test_cap_is_configurable(api: ApiWorld) -> None:
-    api.services.settings.max_numbers_per_org = 1
+    api.settings.max_numbers_per_org = 1
     org = await api.org()
     await api.provision(org)
     assert (await org.admin.post("/numbers", {"agent_handle": "sales"})).status == 429
@@ -299,7 +299,7 @@ async def test_release_is_204_then_released_and_unlinked(api: ApiWorld) -> None:
 
 
 async def test_release_frees_a_slot_and_the_number(api: ApiWorld) -> None:
-    api.services.settings.max_numbers_per_org = 1
+    api.settings.max_numbers_per_org = 1
     org = await api.org()
     number = await api.provision(org)
     await org.admin.delete(f"/numbers/{number['id']}")
@@ -353,14 +353,14 @@ async def test_register_stores_trunk_and_routing_but_never_returns_the_password(
     stored = await api.repository.get_number(number["id"])
     assert stored is not None and stored.auth_password_encrypted
     assert "s3cret-trunk-pass" not in stored.auth_password_encrypted
-    assert api.services.secret_box.decrypt(stored.auth_password_encrypted) == "s3cret-trunk-pass"
+    assert api.secret_box.decrypt(stored.auth_password_encrypted) == "s3cret-trunk-pass"
     assert "s3cret-trunk-pass" not in caplog.text
     listed = await org.admin.get("/numbers")
     assert b"s3cret-trunk-pass" not in listed.raw
 
 
 async def test_register_twice_is_409_and_counts_against_the_cap(api: ApiWorld) -> None:
-    api.services.settings.max_numbers_per_org = 2
+    api.settings.max_numbers_per_org = 2
     org = await api.org()
     assert (await org.admin.post("/numbers/register", REGISTER)).status == 201
     assert (await org.admin.post("/numbers/register", REGISTER)).status == 409

@@ -7,15 +7,16 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from tests.api.conftest import ApiWorld
+from tests.api.conftest import ApiWorld, InventoryFactory
 from tests.fakes.telnyx_api import AvailableNumber, FakeTelnyx
-from trunkline.gateway.carriers.telnyx_numbers import TelnyxNumberInventory
+from trunkline.carriers.telnyx_numbers import TelnyxNumberInventory
 
 API_KEY = "KEYapi_test_key"
 
 
 @pytest.fixture
-async def telnyx(api: ApiWorld) -> AsyncIterator[FakeTelnyx]:
+async def telnyx_at() -> AsyncIterator[tuple[FakeTelnyx, str]]:
+    """The fake Telnyx account and the base URL it is served at."""
     fake = FakeTelnyx(
         api_key=API_KEY,
         available=[
@@ -28,15 +29,21 @@ async def telnyx(api: ApiWorld) -> AsyncIterator[FakeTelnyx]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    inventory = TelnyxNumberInventory(f"http://127.0.0.1:{runner.addresses[0][1]}", API_KEY)
-    previous = api.services.inventory
-    api.services.inventory = inventory
     try:
-        yield fake
+        yield fake, f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
-        api.services.inventory = previous
-        await inventory.close()
         await runner.cleanup()
+
+
+@pytest.fixture
+def telnyx(telnyx_at: tuple[FakeTelnyx, str]) -> FakeTelnyx:
+    return telnyx_at[0]
+
+
+@pytest.fixture
+def number_inventory(telnyx_at: tuple[FakeTelnyx, str]) -> InventoryFactory:
+    """The API provisions through Telnyx (the fake) instead of the local pool."""
+    return lambda settings, repository: TelnyxNumberInventory(telnyx_at[1], API_KEY)
 
 
 async def test_provision_orders_from_telnyx_and_release_deletes_it(
@@ -90,7 +97,7 @@ async def test_release_failure_at_telnyx_is_502_and_the_number_stays(
 
 
 async def test_cap_is_checked_before_ordering(api: ApiWorld, telnyx: FakeTelnyx) -> None:
-    api.services.settings.max_numbers_per_org = 1
+    api.settings.max_numbers_per_org = 1
     org = await api.org()
     await api.provision(org)
     orders_before = len(telnyx.orders)

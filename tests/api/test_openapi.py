@@ -26,26 +26,32 @@ from schemathesis.checks import (
 )
 from schemathesis.generation import GenerationMode
 
-from tests.api.conftest import ApiWorld, ScriptedCallControl, make_settings
+from tests.api.conftest import ApiParts, ApiWorld, ScriptedCallControl, local_pool, make_settings
 from tests.backends import make_repository
-from trunkline.control_api import build_app
+from trunkline.carriers.inventory import NumberInventory
 from trunkline.control_api.api import ROUTES
 from trunkline.control_api.openapi import OPENAPI_PATH, build_document
 from trunkline.crypto import hash_token, new_token
-from trunkline.gateway.carriers.inventory import LocalPoolInventory, parse_pool
-from trunkline.services import Services
+from trunkline.runtime import open_http_client
 
 MAX_EXAMPLES = 12
 
 
-def test_every_served_route_is_documented_and_every_documented_route_is_served() -> None:
-    app = build_app(Services(settings=make_settings(Path("unused"))))
-    served = {
-        (route.method.lower(), resource.canonical)
-        for resource in app.router.resources()
-        for route in resource
-        if resource.canonical.startswith("/api/") and route.method != "HEAD"
-    }
+async def test_every_served_route_is_documented_and_every_documented_route_is_served(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path)
+    async with (
+        make_repository("sqlite", tmp_path) as repository,
+        open_http_client(settings) as http,
+    ):
+        app = ApiParts.make(settings, repository, http).app()
+        served = {
+            (route.method.lower(), resource.canonical)
+            for resource in app.router.resources()
+            for route in resource
+            if resource.canonical.startswith("/api/") and route.method != "HEAD"
+        }
     document = build_document(ROUTES)
     documented = {
         (method, path) for path, operations in document["paths"].items() for method in operations
@@ -87,26 +93,24 @@ def _serve(backend: str, tmp_path: Path, ready: threading.Event, holder: dict[st
         holder["stop"] = (asyncio.get_running_loop(), stop)
         settings = make_settings(tmp_path, max_numbers_per_org=50)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        async with make_repository(backend, tmp_path) as repository:
-            services = Services(settings=settings)
-            services.repository = repository
-            services.call_control = ScriptedCallControl(repository)
-            services.inventory = LocalPoolInventory(
-                parse_pool(settings.number_pool),
-                parse_pool(settings.toll_free_pool),
-                repository.active_numbers_in_use,
-            )
-            runner = web.AppRunner(build_app(services), access_log=None)
+        async with (
+            make_repository(backend, tmp_path) as repository,
+            open_http_client(settings) as http,
+        ):
+            parts = ApiParts.make(settings, repository, http)
+            parts.call_control.current = ScriptedCallControl(repository)
+            parts.inventory = inventory = local_pool(settings, repository)
+            runner = web.AppRunner(parts.app(), access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
             try:
-                world = ApiWorld(repository, services, None, "")  # type: ignore[arg-type]
+                world = ApiWorld(parts, None, "")  # type: ignore[arg-type]
                 org = await repository.create_organization("fuzz")
                 token = new_token()
                 await repository.create_token(org.id, None, hash_token(token))
                 identity = await repository.create_identity(org.id, "sales", None)
-                number = await _provision(repository, services, org.id, identity.id)
+                number = await _provision(repository, inventory, org.id, identity.id)
                 call = await world.add_call(number, status="answered")
                 await world.add_segment(call, "remote", "hello world", 0)
                 text = await world.add_text(number, "+14155550101", "hello there")
@@ -133,13 +137,12 @@ def _serve(backend: str, tmp_path: Path, ready: threading.Event, holder: dict[st
 
 
 async def _provision(
-    repository: Any, services: Services, organization_id: str, identity_id: str
+    repository: Any, inventory: NumberInventory, organization_id: str, identity_id: str
 ) -> dict[str, Any]:
     from trunkline.control_api.serialize import phone_number
     from trunkline.storage.models import PhoneNumber, new_id, utcnow
 
-    assert services.inventory is not None
-    acquired = await services.inventory.acquire("local", None)
+    acquired = await inventory.acquire("local", None)
     now = utcnow()
     stored = await repository.create_number(
         PhoneNumber(

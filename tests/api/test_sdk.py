@@ -79,7 +79,7 @@ async def test_sdk_phone_numbers_lifecycle(api: ApiWorld) -> None:
 
 
 async def test_sdk_cap_and_validation_errors_surface_status_and_detail(api: ApiWorld) -> None:
-    api.services.settings.max_numbers_per_org = 1
+    api.settings.max_numbers_per_org = 1
     org = await api.org()
 
     def scenario(client: Inkbox) -> tuple[InkboxAPIError, InkboxAPIError]:
@@ -126,7 +126,7 @@ async def test_sdk_incoming_call_action(api: ApiWorld) -> None:
 
 async def test_sdk_calls_and_transcripts(api: ApiWorld) -> None:
     control = ScriptedCallControl(api.repository)
-    api.services.call_control = control
+    api.call_control.current = control
     org = await api.org()
     number = await api.provision(org, incoming_call_action="auto_accept", client_websocket_url=WSS)
     answered = await api.add_call(number, status="answered")

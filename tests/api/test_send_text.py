@@ -94,7 +94,7 @@ async def telnyx(api: ApiWorld) -> AsyncIterator[FakeTelnyx]:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     async with aiohttp.ClientSession() as session:
-        api.services.text_sender = TelnyxMessagingClient(
+        api.text_sender.target = TelnyxMessagingClient(
             f"http://127.0.0.1:{runner.addresses[0][1]}", API_KEY, session
         )
         try:

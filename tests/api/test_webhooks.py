@@ -113,7 +113,7 @@ async def test_the_delivery_auth_token_is_never_echoed(api: ApiWorld) -> None:
     assert b"another-secret-91b2" not in replaced.raw
     stored = await api.repository.get_subscription(created.body["id"])
     assert stored is not None and stored.auth_token_encrypted
-    assert api.services.secret_box.decrypt(stored.auth_token_encrypted) == "another-secret-91b2"
+    assert api.secret_box.decrypt(stored.auth_token_encrypted) == "another-secret-91b2"
 
 
 async def test_events_fan_out_only_to_matching_subscriptions(api: ApiWorld) -> None:

@@ -9,16 +9,16 @@ import pytest
 from aiohttp import web
 
 from tests.fakes.telnyx_api import AvailableNumber, FakeTelnyx
-from trunkline.config import Settings
-from trunkline.gateway.carriers.inventory import (
+from trunkline.carriers.inventory import (
     CarrierError,
     LocalPoolInventory,
     NoInventory,
     open_inventory,
     parse_pool,
 )
-from trunkline.gateway.carriers.numbering import country_for, state_for
-from trunkline.gateway.carriers.telnyx_numbers import TelnyxNumberInventory
+from trunkline.carriers.numbering import country_for, state_for
+from trunkline.carriers.telnyx_numbers import TelnyxNumberInventory
+from trunkline.config import Settings
 
 API_KEY = "KEYtest_0123456789"
 

@@ -22,7 +22,7 @@ from trunkline.crypto import hash_token, new_token
 from trunkline.daemon import ShutdownSignal
 from trunkline.daemon import serve as serve_trunkline
 from trunkline.gateway.sip_gateway import GatewayCallControl, SipGateway
-from trunkline.services import Services
+from trunkline.runtime import Runtime
 from trunkline.storage.models import PhoneNumber, new_id, utcnow
 
 NUMBER = "+15550100001"
@@ -95,7 +95,7 @@ async def echo_agent() -> AsyncIterator[EchoAgent]:
 
 @dataclass
 class Trunkline:
-    services: Services
+    services: Runtime
     http_port: int
     sip_port: int
     shutdown: ShutdownSignal
@@ -103,7 +103,7 @@ class Trunkline:
 
     @property
     def gateway(self) -> SipGateway:
-        control = self.services.call_control
+        control = self.services.call_control.current
         assert isinstance(control, GatewayCallControl)
         return control.gateway
 
@@ -158,7 +158,7 @@ async def trunkline(
         allow_private_targets=True,
         **trunkline_overrides,
     )
-    ready: asyncio.Future[tuple[Services, int]] = asyncio.get_running_loop().create_future()
+    ready: asyncio.Future[tuple[Runtime, int]] = asyncio.get_running_loop().create_future()
     shutdown = ShutdownSignal()
     task = asyncio.create_task(
         serve_trunkline(settings, on_ready=lambda s, p: ready.set_result((s, p)), shutdown=shutdown)

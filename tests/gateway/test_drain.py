@@ -13,7 +13,7 @@ from aiohttp import web
 from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall
 from tests.gateway.test_inbound_calls import wait_for_status
-from trunkline.services import Services
+from trunkline.runtime import open_runtime
 from trunkline.storage import open_repository
 from trunkline.storage.blobs import LocalBlobStore
 from trunkline.storage.models import WebhookSubscription, new_id, utcnow
@@ -164,19 +164,16 @@ async def test_drain_with_ten_live_calls_leaves_nothing_in_the_outbox(
         await runner.cleanup()
     assert received == {"call.started": 10, "call.ended": 10, "recording.ready": 10}
     # The process has exited: look at what it left behind with fresh eyes.
-    services = await Services.open(trunkline.services.settings)
-    try:
-        repository = services.repository
+    async with open_runtime(trunkline.services.settings) as runtime:
+        repository = runtime.repository
         assert await repository.pending_deliveries() == 0
         calls = await repository.list_calls(number.organization_id)
         answered = [c for c in calls if c.started_at is not None]
         assert len(answered) == 10
-        store = services.blob_store
+        store = runtime.blob_store
         assert isinstance(store, LocalBlobStore)
         for call in answered:
             reason = "remote" if ending == "callers hang up" else "local"
             assert (call.status, call.hangup_reason) == ("completed", reason)
             assert call.recording_key == f"recordings/{call.id}.wav"
             assert store.path_for(call.recording_key).stat().st_size > 44 + 2 * 2 * 8000 * 0.4
-    finally:
-        await services.close()

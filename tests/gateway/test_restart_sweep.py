@@ -33,7 +33,7 @@ from tests.gateway.test_recording_crash import seed_number_into
 from tests.test_daemon import wait_http
 from trunkline.config import Settings
 from trunkline.daemon import ShutdownSignal, serve
-from trunkline.services import Services
+from trunkline.runtime import Runtime
 from trunkline.storage.models import Call, CallStatus, utcnow
 from trunkline.storage.postgres import PostgresRepository
 from trunkline.storage.repository import Repository
@@ -130,7 +130,7 @@ async def run_daemon_once(data_dir: Path, database_url: str) -> None:
         media_address="127.0.0.1", database_url=database_url, transcription="off",
         allow_insecure_urls=True, allow_private_targets=True,
     )  # fmt: skip
-    ready: asyncio.Future[Services] = asyncio.get_running_loop().create_future()
+    ready: asyncio.Future[Runtime] = asyncio.get_running_loop().create_future()
     shutdown = ShutdownSignal()
     task = asyncio.create_task(
         serve(settings, on_ready=lambda s, _: ready.set_result(s), shutdown=shutdown)

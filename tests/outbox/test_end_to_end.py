@@ -13,7 +13,7 @@ from inkbox.signing_keys import verify_webhook as sdk_verify_webhook
 from trunkline.config import Settings
 from trunkline.crypto import hash_token, new_token
 from trunkline.daemon import ShutdownSignal, serve
-from trunkline.services import Services
+from trunkline.runtime import Runtime
 from trunkline.storage.models import EventDraft
 from trunkline.webhooks import verify_webhook
 
@@ -39,14 +39,14 @@ async def test_daemon_delivers_signed_events(tmp_path: Path) -> None:
         allow_insecure_urls=True,
         allow_private_targets=True,
     )
-    ready: asyncio.Future[tuple[Services, int]] = asyncio.get_running_loop().create_future()
+    ready: asyncio.Future[tuple[Runtime, int]] = asyncio.get_running_loop().create_future()
     shutdown = ShutdownSignal()
     daemon = asyncio.create_task(
         serve(settings, on_ready=lambda s, p: ready.set_result((s, p)), shutdown=shutdown)
     )
     try:
-        services, port = await asyncio.wait_for(ready, 20)
-        repository = services.repository
+        runtime, port = await asyncio.wait_for(ready, 20)
+        repository = runtime.repository
         org = await repository.create_organization("acme")
         identity = await repository.create_identity(org.id, "sales", None)
         token = new_token()

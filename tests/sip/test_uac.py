@@ -30,6 +30,7 @@ def outbound(credentials: Credentials | None = ALICE) -> OutboundInvite:
         via_port=5060,
         contact="<sip:trunkline@203.0.113.5:5060>",
         offer=SDP,
+        destination=("198.51.100.7", 5060),
         credentials=credentials,
     )
 

@@ -11,6 +11,13 @@ from pathlib import Path
 import pytest
 
 from tests.backends import BACKENDS, make_repository
+from trunkline.storage.errors import (
+    DuplicateHandle,
+    NumberCapReached,
+    NumberInUse,
+    StorageError,
+    TokenCapReached,
+)
 from trunkline.storage.models import (
     Call,
     EventDraft,
@@ -22,14 +29,7 @@ from trunkline.storage.models import (
     new_id,
     utcnow,
 )
-from trunkline.storage.repository import (
-    DuplicateHandle,
-    NumberCapReached,
-    NumberInUse,
-    Repository,
-    StorageError,
-    TokenCapReached,
-)
+from trunkline.storage.repository import Repository
 from trunkline.storage.sql import SqlRepository
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from dataclasses import dataclass, field
 
 from trunkline.calls.flow import CallFlow
@@ -12,21 +11,12 @@ from trunkline.calls.legs import CallLeg
 from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.gateway.media import MediaBridge
 from trunkline.gateway.rtp.transport import RtpEndpoint
-from trunkline.gateway.sip.message import SipRequest, SipResponse
-from trunkline.gateway.sip.transaction import ServerTransaction
+from trunkline.gateway.sip.dialog import InboundDialog
 from trunkline.gateway.sip.uac import OutboundInvite
 from trunkline.storage.models import CallStatus, HangupReason
 
 SipAddress = tuple[str, int]
 CancelOutcome = tuple[CallStatus, HangupReason, str]  # status, hangup reason, failure detail
-
-
-def ignore_response(response: SipResponse) -> None:
-    return None
-
-
-def ignore_timeout() -> None:
-    return None
 
 
 @dataclass
@@ -43,16 +33,8 @@ class LiveCall:
     lifecycle: CallLifecycle
     flow: CallFlow = field(default_factory=CallFlow)
     leg: CallLeg | None = None
-    invite: SipRequest | None = None  # None for calls that arrive as carrier media streams
-    source: SipAddress = ("", 0)
-    local_tag: str = ""
-    remote_from: str = ""
-    local_to: str = ""
-    remote_target: SipAddress = ("", 0)
-    route_set: list[str] = field(default_factory=list)
-    invite_transaction: ServerTransaction | None = None  # inbound: the INVITE we answer
+    dialog: InboundDialog | None = None  # inbound over SIP: the INVITE we answer, its dialog
     outbound: OutboundInvite | None = None  # outbound: the INVITE we sent, then its dialog
-    local_cseq: int = field(default_factory=lambda: secrets.randbelow(2**20) + 1)
     endpoint: RtpEndpoint | None = None
     bridge: MediaBridge | None = None
     timers: dict[Timer, asyncio.TimerHandle] = field(default_factory=dict)
@@ -77,3 +59,12 @@ class LiveCall:
     def voicemail(self) -> bool:
         """No agent could be reached: the caller leaves a message."""
         return self.flow.voicemail
+
+    @property
+    def far_end(self) -> SipAddress | None:
+        """Where the call's SIP signalling comes from: the INVITE's source or the dialled trunk."""
+        if self.dialog is not None:
+            return self.dialog.source
+        if self.outbound is not None:
+            return self.outbound.destination
+        return None

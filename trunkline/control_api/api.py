@@ -13,7 +13,8 @@ from trunkline.control_api import (
     incoming_call_action,
     numbers,
     texts,
-    webhooks,
+    webhook_deliveries,
+    webhook_subscriptions,
 )
 from trunkline.control_api.route_table import Route
 
@@ -23,6 +24,7 @@ ROUTES: tuple[Route, ...] = (
     *incoming_call_action.ROUTES,
     *calls.ROUTES,
     *texts.ROUTES,
-    *webhooks.ROUTES,
+    *webhook_subscriptions.ROUTES,
+    *webhook_deliveries.ROUTES,
     *api_keys.ROUTES,
 )

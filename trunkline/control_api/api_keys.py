@@ -20,8 +20,8 @@ from trunkline.control_api.route_table import Ctx, Param, Reply, Route, uuid_par
 from trunkline.control_api.schema import array, integer, obj, string
 from trunkline.control_api.serialize import iso, iso_or_none
 from trunkline.metrics import API_KEY_CREATIONS_REFUSED
+from trunkline.storage.errors import TokenCapReached
 from trunkline.storage.models import ApiToken, utcnow
-from trunkline.storage.repository import TokenCapReached
 from trunkline.tokens import issue_token, token_status
 
 PREFIX = "/api/v1"

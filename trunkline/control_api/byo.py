@@ -20,19 +20,20 @@ from typing import Any
 
 from aiohttp import web
 
+from trunkline.carriers.numbering import country_for, is_toll_free, state_for
 from trunkline.control_api import serialize, shapes
 from trunkline.control_api.access import require_identity
 from trunkline.control_api.call_settings import CallSettings, merge_call_settings
 from trunkline.control_api.errors import ApiError
+from trunkline.control_api.keys import SECRET_BOX, SETTINGS
 from trunkline.control_api.number_rules import (
     cap_reached,
     number_options,
 )
 from trunkline.control_api.route_table import Ctx, Reply, Route
 from trunkline.control_api.schema import obj, string
-from trunkline.gateway.carriers.numbering import country_for, is_toll_free, state_for
+from trunkline.storage.errors import NumberCapReached, NumberInUse
 from trunkline.storage.models import InboundRouting, PhoneNumber, new_id, utcnow
-from trunkline.storage.repository import NumberCapReached, NumberInUse
 
 PROVIDER = string(
     min_length=1,
@@ -101,7 +102,7 @@ REGISTER_BODY = obj(
 
 
 def encrypt_secret(ctx: Ctx, secret: str) -> str:
-    return ctx.services.secret_box.encrypt(secret)
+    return ctx.request.app[SECRET_BOX].encrypt(secret)
 
 
 async def merge_routing(
@@ -156,7 +157,7 @@ def merge_provider_config(
 async def register_number(ctx: Ctx) -> web.Response:
     body = ctx.body
     owner = await require_identity(ctx, body["agent_id"], "agent_id")
-    settings = ctx.services.settings
+    settings = ctx.request.app[SETTINGS]
     call = merge_call_settings(CallSettings("auto_reject", None, None), body, settings)
     routing = None
     if body.get("inbound_routing") is not None:

@@ -16,16 +16,17 @@ from typing import Any
 
 from aiohttp import web
 
+from trunkline.calls.control import CallCapacityError, DialError
 from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.control_api import serialize, shapes
 from trunkline.control_api.access import load_call, load_number
 from trunkline.control_api.errors import ApiError
-from trunkline.control_api.media import presigner
+from trunkline.control_api.keys import BLOB_STORE, CALL_CONTROL, CALL_LIMITS, DRAINING, SETTINGS
+from trunkline.control_api.presigned_media import presigner
 from trunkline.control_api.route_table import Ctx, Param, Reply, Route, uuid_param
 from trunkline.control_api.schema import integer, obj, string
 from trunkline.control_api.urls import check_url
-from trunkline.control_api.usage import CallLimits, outbound_usage
-from trunkline.services import CallCapacityError, DialError
+from trunkline.control_api.usage import outbound_usage
 from trunkline.storage.models import (
     CALL_ENDED_STATUSES,
     Call,
@@ -83,8 +84,8 @@ async def _caller_number(ctx: Ctx, e164: str) -> PhoneNumber:
 
 async def place_call(ctx: Ctx) -> web.Response:
     body = ctx.body
-    settings = ctx.services.settings
-    if ctx.services.draining:
+    settings = ctx.request.app[SETTINGS]
+    if ctx.request.app[DRAINING].active:
         raise ApiError(503, "Draining: not accepting new calls", headers={"Retry-After": "30"})
     if body["to_number"] == body["from_number"]:
         raise ApiError(422, "to_number: must differ from from_number")
@@ -103,7 +104,7 @@ async def place_call(ctx: Ctx) -> web.Response:
     usage = await outbound_usage(
         ctx.repository,
         ctx.principal.organization_id,
-        ctx.services.call_limits or CallLimits(),
+        ctx.request.app[CALL_LIMITS],
         now,
     )
     if usage.exhausted:
@@ -114,7 +115,7 @@ async def place_call(ctx: Ctx) -> web.Response:
             f"{limits.minutes_per_window} minutes per {limits.window_seconds // 3600} hours",
             headers={"Retry-After": str(usage.retry_after_seconds(now))},
         )
-    control = ctx.services.call_control
+    control = ctx.request.app[CALL_CONTROL].current
     record = await ctx.repository.create_call(
         Call.initiated(
             number,
@@ -142,7 +143,7 @@ async def place_call(ctx: Ctx) -> web.Response:
         await lifecycle.transition("failed", detail="dial failed: internal error")
         raise
     current = await ctx.repository.get_call(record.id) or record
-    payload: dict[str, Any] = serialize.call(current, presigner(ctx.services))
+    payload: dict[str, Any] = serialize.call(current, presigner(ctx.request.app[BLOB_STORE]))
     payload["rate_limit"] = replace(usage, calls_used=usage.calls_used + 1).as_json()
     log.info("placed call", extra={"call_id": record.id, "phone_number_id": number.id})
     return web.json_response(payload, status=201)
@@ -177,7 +178,9 @@ async def list_calls(ctx: Ctx) -> web.Response:
         limit=ctx.query["limit"],
         offset=ctx.query["offset"],
     )
-    return web.json_response([serialize.call(c, presigner(ctx.services)) for c in calls])
+    return web.json_response(
+        [serialize.call(c, presigner(ctx.request.app[BLOB_STORE])) for c in calls]
+    )
 
 
 async def list_number_calls(ctx: Ctx) -> web.Response:
@@ -188,18 +191,20 @@ async def list_number_calls(ctx: Ctx) -> web.Response:
         limit=ctx.query["limit"],
         offset=ctx.query["offset"],
     )
-    return web.json_response([serialize.call(c, presigner(ctx.services)) for c in calls])
+    return web.json_response(
+        [serialize.call(c, presigner(ctx.request.app[BLOB_STORE])) for c in calls]
+    )
 
 
 async def get_call(ctx: Ctx) -> web.Response:
     record = await load_call(ctx, ctx.path["call_id"])
-    return web.json_response(serialize.call(record, presigner(ctx.services)))
+    return web.json_response(serialize.call(record, presigner(ctx.request.app[BLOB_STORE])))
 
 
 async def get_number_call(ctx: Ctx) -> web.Response:
     number = await load_number(ctx, ctx.path["phone_number_id"], allow_released=False)
     record = await load_call(ctx, ctx.path["call_id"], phone_number_id=number.id)
-    return web.json_response(serialize.call(record, presigner(ctx.services)))
+    return web.json_response(serialize.call(record, presigner(ctx.request.app[BLOB_STORE])))
 
 
 async def call_transcripts(ctx: Ctx) -> web.Response:
@@ -232,7 +237,7 @@ async def hangup_call(ctx: Ctx) -> web.Response:
         raise ApiError(409, ALREADY_ENDED)
     number = await ctx.repository.get_number(record.phone_number_id)
     identity_id = number.agent_identity_id if number is not None else None
-    control = ctx.services.call_control
+    control = ctx.request.app[CALL_CONTROL].current
     if control is not None:
         try:
             carried = await control.hangup(record)
@@ -245,11 +250,15 @@ async def hangup_call(ctx: Ctx) -> web.Response:
         if current is None:
             raise ApiError(404, "Call not found")
         if current.status in CALL_ENDED_STATUSES:
-            return web.json_response(serialize.call(current, presigner(ctx.services)))
+            return web.json_response(
+                serialize.call(current, presigner(ctx.request.app[BLOB_STORE]))
+            )
         lifecycle = CallLifecycle(current, ctx.repository, agent_identity_id=identity_id)
         target: CallStatus = "completed" if current.status == "answered" else "canceled"
         if await lifecycle.transition(target, hangup_reason="local"):
-            return web.json_response(serialize.call(lifecycle.record, presigner(ctx.services)))
+            return web.json_response(
+                serialize.call(lifecycle.record, presigner(ctx.request.app[BLOB_STORE]))
+            )
     raise ApiError(409, "Call status kept changing; try again")
 
 

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from trunkline.control_api.keys import SERVICES
+from trunkline.control_api.keys import OUTBOX, SETTINGS, TEXT_INGRESS
 from trunkline.control_api.schema import replace_unstorable
 from trunkline.messaging.carrier_formats import (
     DeliveryReport,
@@ -30,8 +30,7 @@ from trunkline.messaging.carrier_formats import (
     verify_twilio,
 )
 from trunkline.messaging.ingress import UnknownNumber
-from trunkline.messaging.media import MediaError
-from trunkline.services import Services
+from trunkline.messaging.mms_fetch import MediaError
 
 log = logging.getLogger("trunkline.carrier.texts")
 MAX_WEBHOOK_BYTES = 256 * 1024
@@ -61,23 +60,25 @@ def _storable(item: InboundMessage) -> InboundMessage:
 
 
 async def _store(
-    services: Services, carrier: str, item: InboundMessage | DeliveryReport | None
+    app: web.Application, carrier: str, item: InboundMessage | DeliveryReport | None
 ) -> web.Response | None:
     """None when stored (or ignored); else the error response."""
     if item is None:
         return None
+    ingress = app[TEXT_INGRESS]
     if isinstance(item, DeliveryReport):
-        await services.text_ingress.delivery_report(carrier, item)
+        await ingress.delivery_report(carrier, item)
         return None
     try:
-        text, inserted = await services.text_ingress.receive(_storable(item))
+        text, inserted = await ingress.receive(_storable(item))
     except UnknownNumber:
         return _detail(404, "No active number matches the recipient")
     except MediaError as exc:
         log.warning("mms media refused", extra={"carrier": carrier, "reason": str(exc)})
         return _detail(422, f"media: {exc}")
-    if inserted and services.outbox is not None:
-        services.outbox.wake()
+    outbox = app[OUTBOX]
+    if inserted and outbox is not None:
+        outbox.wake()
     log.info(
         "text received",
         extra={"carrier": carrier, "text_id": text.id, "duplicate": not inserted},
@@ -86,8 +87,7 @@ async def _store(
 
 
 async def telnyx_messages(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    encoded_key = services.settings.telnyx_public_key
+    encoded_key = request.app[SETTINGS].telnyx_public_key
     if not encoded_key:
         return _detail(403, "Telnyx ingress is not configured (TRUNKLINE_TELNYX_PUBLIC_KEY)")
     body = await _read_capped(request)
@@ -100,20 +100,20 @@ async def telnyx_messages(request: web.Request) -> web.Response:
         return _detail(403, str(exc))
     except PayloadError as exc:
         return _detail(422, str(exc))
-    failure = await _store(services, "telnyx", item)
+    failure = await _store(request.app, "telnyx", item)
     return failure or web.json_response({"status": "ok"})
 
 
 async def twilio_messages(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    auth_token = services.settings.twilio_auth_token
+    settings = request.app[SETTINGS]
+    auth_token = settings.twilio_auth_token
     if not auth_token:
         return _detail(403, "Twilio ingress is not configured (TRUNKLINE_TWILIO_AUTH_TOKEN)")
     if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
         return _detail(413, f"Webhook body too large: at most {MAX_WEBHOOK_BYTES} bytes")
     form = await request.post()
     fields = [(k, v) for k, v in form.items() if isinstance(v, str)]
-    url = services.settings.effective_public_url + request.path_qs
+    url = settings.effective_public_url + request.path_qs
     try:
         verify_twilio(request.headers, url, fields, auth_token)
         item = parse_twilio(fields)
@@ -121,7 +121,7 @@ async def twilio_messages(request: web.Request) -> web.Response:
         return _detail(403, str(exc))
     except PayloadError as exc:
         return _detail(422, str(exc))
-    failure = await _store(services, "twilio", item)
+    failure = await _store(request.app, "twilio", item)
     return failure or web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from trunkline.control_api.keys import SERVICES
+from trunkline.control_api.keys import CALL_CONTROL, DRAINING, REPOSITORY, SETTINGS
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -16,17 +16,17 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Ready for new calls: not draining, database queue moving, storage answers, SIP
     bound, below capacity."""
-    services = request.app[SERVICES]
-    if services.draining:
+    if request.app[DRAINING].active:
         return web.json_response({"status": "draining"}, status=503)
-    waited = services.repository.queue_wait_seconds()
-    limit = services.settings.database_stall_seconds
+    repository = request.app[REPOSITORY]
+    waited = repository.queue_wait_seconds()
+    limit = request.app[SETTINGS].database_stall_seconds
     if waited > limit:
         detail = f"database queue stalled: oldest job waiting {waited:.1f} s (limit {limit:g} s)"
         return web.json_response({"status": "database stalled", "detail": detail}, status=503)
-    if not await services.repository.ping():
+    if not await repository.ping():
         return web.json_response({"status": "storage unavailable"}, status=503)
-    control = services.call_control
+    control = request.app[CALL_CONTROL].current
     reason = control.readiness() if control is not None else None
     if reason is not None:
         return web.json_response({"status": reason}, status=503)

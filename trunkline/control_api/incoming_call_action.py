@@ -12,6 +12,7 @@ from aiohttp import web
 from trunkline.control_api import serialize, shapes
 from trunkline.control_api.call_settings import CallSettings, merge_call_settings
 from trunkline.control_api.errors import ApiError
+from trunkline.control_api.keys import SETTINGS
 from trunkline.control_api.route_table import Ctx, Param, Reply, Route
 from trunkline.control_api.schema import obj, string
 from trunkline.storage.models import AgentIdentity, IncomingCallConfig, utcnow
@@ -54,7 +55,7 @@ async def put_incoming_call_action(ctx: Ctx) -> web.Response:
     body = ctx.body
     identity = await _target_identity(ctx, body.get("agent_identity_id"))
     merged = merge_call_settings(
-        CallSettings(body["incoming_call_action"], None, None), body, ctx.services.settings
+        CallSettings(body["incoming_call_action"], None, None), body, ctx.request.app[SETTINGS]
     )
     now = utcnow()
     stored = await ctx.repository.upsert_incoming_call_config(

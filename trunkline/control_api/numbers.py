@@ -13,6 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
+from trunkline.carriers.inventory import CarrierError, NoInventory, NumberInventory
+from trunkline.carriers.numbering import US_STATES
 from trunkline.control_api import serialize, shapes
 from trunkline.control_api.access import load_number
 from trunkline.control_api.byo import (
@@ -24,6 +26,7 @@ from trunkline.control_api.byo import (
 )
 from trunkline.control_api.call_settings import CallSettings, merge_call_settings
 from trunkline.control_api.errors import ApiError
+from trunkline.control_api.keys import INVENTORY, SETTINGS
 from trunkline.control_api.number_rules import (
     IDENTITY_SCOPE_FORBIDDEN,
     cap_reached,
@@ -31,10 +34,8 @@ from trunkline.control_api.number_rules import (
 )
 from trunkline.control_api.route_table import Ctx, Reply, Route, uuid_param
 from trunkline.control_api.schema import obj, string
-from trunkline.gateway.carriers.inventory import CarrierError, NoInventory, NumberInventory
-from trunkline.gateway.carriers.numbering import US_STATES
+from trunkline.storage.errors import NumberCapReached, NumberInUse
 from trunkline.storage.models import PhoneNumber, new_id, utcnow
-from trunkline.storage.repository import NumberCapReached, NumberInUse
 
 log = logging.getLogger("trunkline.api.numbers")
 
@@ -80,7 +81,7 @@ UPDATE_BODY = obj(
 
 
 def _inventory(ctx: Ctx) -> NumberInventory:
-    inventory = ctx.services.inventory
+    inventory = ctx.request.app[INVENTORY]
     if inventory is None:
         raise ApiError(503, "number provisioning is not available: no number inventory configured")
     return inventory
@@ -104,7 +105,7 @@ async def provision_number(ctx: Ctx) -> web.Response:
     number_type = body.get("type", "toll_free")
     state = body.get("state")
     _check_state(state)
-    settings = ctx.services.settings
+    settings = ctx.request.app[SETTINGS]
     call = merge_call_settings(CallSettings("auto_reject", None, None), body, settings)
     cap = settings.max_numbers_per_org
     held = await ctx.repository.list_numbers(ctx.principal.organization_id)
@@ -179,7 +180,7 @@ async def update_number(ctx: Ctx) -> web.Response:
     current = CallSettings(
         number.incoming_call_action, number.client_websocket_url, number.incoming_call_webhook_url
     )
-    merged = merge_call_settings(current, body, ctx.services.settings)
+    merged = merge_call_settings(current, body, ctx.request.app[SETTINGS])
     if merged != current:
         changes.update(
             incoming_call_action=merged.incoming_call_action,

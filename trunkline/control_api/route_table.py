@@ -32,7 +32,7 @@ from aiohttp import web
 from trunkline.control_api import caller
 from trunkline.control_api.auth import Principal
 from trunkline.control_api.errors import API_PREFIX, ApiError
-from trunkline.control_api.keys import SERVICES
+from trunkline.control_api.keys import REPOSITORY
 from trunkline.control_api.schema import (
     UNSTORABLE,
     Schema,
@@ -42,7 +42,6 @@ from trunkline.control_api.schema import (
     parse_query_value,
     validate,
 )
-from trunkline.services import Services
 from trunkline.storage.fairness import database_work
 from trunkline.storage.repository import Repository
 
@@ -72,7 +71,6 @@ class Ctx:
     """One validated request as a handler sees it."""
 
     request: web.Request
-    services: Services
     principal: Principal
     path: dict[str, str]
     query: dict[str, Any]
@@ -80,7 +78,7 @@ class Ctx:
 
     @property
     def repository(self) -> Repository:
-        return self.services.repository
+        return self.request.app[REPOSITORY]
 
 
 RouteHandler = Callable[[Ctx], Awaitable[web.StreamResponse]]
@@ -119,12 +117,10 @@ def add_routes(app: web.Application, routes: Sequence[Route]) -> None:
 
 def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
-        services = request.app[SERVICES]
-        principal = await caller.principal(request, services.repository)
+        principal = await caller.principal(request, request.app[REPOSITORY])
         with database_work(principal.organization_id):
             ctx = Ctx(
                 request=request,
-                services=services,
                 principal=principal,
                 path=_path_params(route, request),
                 query=_query_params(route, request),

@@ -15,7 +15,6 @@ from trunkline.storage.models import (
     Conversation,
     IncomingCallConfig,
     PhoneNumber,
-    Text,
     TranscriptSegment,
 )
 
@@ -100,27 +99,6 @@ def transcript(segment: TranscriptSegment) -> dict[str, Any]:
         "party": segment.party,
         "text": segment.text,
         "created_at": iso(segment.created_at),
-    }
-
-
-def text(record: Text, media_url: MediaUrl) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "direction": record.direction,
-        "local_phone_number": record.local_phone_number,
-        "remote_phone_number": record.remote_phone_number,
-        "text": record.text,
-        "type": record.type,
-        "media": None
-        if not record.media
-        else [
-            {"content_type": m.content_type, "size": m.size, "url": media_url(m.blob_key)}
-            for m in record.media
-        ],
-        "status": record.status,
-        "is_read": record.is_read,
-        "created_at": iso(record.created_at),
-        "updated_at": iso(record.updated_at),
     }
 
 

@@ -7,8 +7,8 @@ these schemas under ``components.schemas``.
 
 from __future__ import annotations
 
+from trunkline.carriers.numbering import E164_PATTERN
 from trunkline.control_api.schema import Schema, array, boolean, integer, obj, ref, string
-from trunkline.gateway.carriers.numbering import E164_PATTERN
 
 # -- request field schemas --------------------------------------------------------
 

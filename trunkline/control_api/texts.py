@@ -16,10 +16,12 @@ from trunkline.control_api import serialize, shapes
 from trunkline.control_api.access import load_number
 from trunkline.control_api.calls import LIMIT, NUMBER_ID, OFFSET
 from trunkline.control_api.errors import ApiError
-from trunkline.control_api.media import presigner
+from trunkline.control_api.keys import BLOB_STORE, TEXT_SENDER
+from trunkline.control_api.presigned_media import presigner
 from trunkline.control_api.route_table import Ctx, Param, Reply, Route, uuid_param
 from trunkline.control_api.schema import boolean, obj, string
 from trunkline.messaging.outbound import SendError
+from trunkline.messaging.text_json import text_json
 from trunkline.storage.models import PhoneNumber, Text, new_id, utcnow
 
 TEXT_NOT_FOUND = "Text not found"
@@ -45,7 +47,7 @@ RECIPIENT_WINDOW_SECONDS = 24 * 3600
 
 
 def _media_url(ctx: Ctx) -> serialize.MediaUrl:
-    return presigner(ctx.services)
+    return presigner(ctx.request.app[BLOB_STORE])
 
 
 async def _number(ctx: Ctx, *, single_text: bool = False) -> PhoneNumber:
@@ -69,7 +71,7 @@ async def list_texts(ctx: Ctx) -> web.Response:
         offset=ctx.query["offset"],
     )
     media_url = _media_url(ctx)
-    return web.json_response([serialize.text(t, media_url) for t in texts])
+    return web.json_response([text_json(t, media_url) for t in texts])
 
 
 async def get_text(ctx: Ctx) -> web.Response:
@@ -77,7 +79,7 @@ async def get_text(ctx: Ctx) -> web.Response:
     record = await ctx.repository.get_text(number.id, ctx.path["text_id"])
     if record is None:
         raise ApiError(404, TEXT_NOT_FOUND)
-    return web.json_response(serialize.text(record, _media_url(ctx)))
+    return web.json_response(text_json(record, _media_url(ctx)))
 
 
 async def update_text(ctx: Ctx) -> web.Response:
@@ -95,7 +97,7 @@ async def update_text(ctx: Ctx) -> web.Response:
         )
     if record is None:
         raise ApiError(404, TEXT_NOT_FOUND)
-    return web.json_response(serialize.text(record, _media_url(ctx)))
+    return web.json_response(text_json(record, _media_url(ctx)))
 
 
 async def search_texts(ctx: Ctx) -> web.Response:
@@ -105,7 +107,7 @@ async def search_texts(ctx: Ctx) -> web.Response:
         raise ApiError(422, "q: must not be blank")
     texts = await ctx.repository.search_texts(number.id, query, limit=ctx.query["limit"])
     media_url = _media_url(ctx)
-    return web.json_response([serialize.text(t, media_url) for t in texts])
+    return web.json_response([text_json(t, media_url) for t in texts])
 
 
 async def list_conversations(ctx: Ctx) -> web.Response:
@@ -125,7 +127,7 @@ async def get_conversation(ctx: Ctx) -> web.Response:
         offset=ctx.query["offset"],
     )
     media_url = _media_url(ctx)
-    return web.json_response([serialize.text(t, media_url) for t in texts])
+    return web.json_response([text_json(t, media_url) for t in texts])
 
 
 async def update_conversation(ctx: Ctx) -> web.Response:
@@ -169,7 +171,7 @@ async def send_text(ctx: Ctx) -> web.Response:
             headers={"Retry-After": "3600"},
         )
     try:
-        sent = await ctx.services.text_sender.send(number.number, to, body)
+        sent = await ctx.request.app[TEXT_SENDER].send(number.number, to, body)
     except SendError as exc:
         raise ApiError(502, str(exc)) from None
     stamp = utcnow()
@@ -192,7 +194,7 @@ async def send_text(ctx: Ctx) -> web.Response:
             delivery_status=sent.delivery_status,
         )
     )
-    return web.json_response(serialize.text(record, _media_url(ctx)), status=201)
+    return web.json_response(text_json(record, _media_url(ctx)), status=201)
 
 
 async def _texted_recently(ctx: Ctx, number: PhoneNumber, to: str, since: datetime) -> bool:

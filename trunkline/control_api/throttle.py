@@ -34,7 +34,7 @@ from aiohttp.typedefs import Middleware
 from trunkline.config import Settings
 from trunkline.control_api.caller import settle
 from trunkline.control_api.errors import API_ROOT, Handler, error_response
-from trunkline.control_api.keys import SERVICES
+from trunkline.control_api.keys import REPOSITORY
 from trunkline.metrics import API_RATE_BUCKETS_EVICTED, API_REQUESTS_REFUSED
 from trunkline.ratelimit import Decision, KeyedBuckets
 
@@ -112,7 +112,7 @@ def rate_limit_middleware(throttle: ApiThrottle) -> Middleware:
         if not spent.allowed:
             addresses.refused += 1
             return _refusal(addresses, spent, "address")
-        caller = await settle(request, request.app[SERVICES].repository)
+        caller = await settle(request, request.app[REPOSITORY])
         if isinstance(caller, Exception):
             buckets, bucket, decision = addresses, "address", addresses.take(address, now)
         else:

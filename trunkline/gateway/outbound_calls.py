@@ -16,6 +16,7 @@ import socket
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
+from trunkline.calls.control import CallCapacityError, DialError
 from trunkline.calls.driver import CallCore
 from trunkline.calls.flow import CallFlow
 from trunkline.calls.flow_events import CalleeAnswered, RingCanceled, RingFailed
@@ -35,7 +36,7 @@ from trunkline.gateway.sip.uac import (
     Resend,
     Ringing,
 )
-from trunkline.services import CallCapacityError, DialError, Services
+from trunkline.services import Services
 from trunkline.storage.models import Call, CallStatus, HangupReason, PhoneNumber
 
 
@@ -47,9 +48,13 @@ class SipHost(Protocol):
     calls: dict[str, LiveCall]
     ports: RtpPortAllocator
     media_address: str
-    transport: asyncio.DatagramTransport | None
-    own_transport: asyncio.DatagramTransport | None
     outbound: OutboundCalls
+
+    @property
+    def transport(self) -> asyncio.DatagramTransport | None: ...
+
+    @property
+    def own_transport(self) -> asyncio.DatagramTransport | None: ...
 
     @property
     def outbound_address(self) -> SipAddress: ...
@@ -139,9 +144,10 @@ class OutboundCalls:
                 OFFERED_PAYLOAD_TYPES,
                 event_payload_type=EVENT_PAYLOAD_TYPE,
             ),
+            destination=destination,
             credentials=credentials,
         )
-        request = invite.invite()
+        invite.invite()
         lifecycle = CallLifecycle(
             record, gateway.services.repository, agent_identity_id=number.agent_identity_id
         )
@@ -153,13 +159,6 @@ class OutboundCalls:
         call = LiveCall(
             leg_call_id=invite.call_id,
             lifecycle=lifecycle,
-            invite=request,
-            source=destination,
-            local_tag=invite.local_tag,
-            remote_from="",
-            local_to="",
-            remote_target=destination,
-            route_set=[],
             outbound=invite,
             endpoint=endpoint,
             flow=CallFlow.outbound(),
@@ -179,7 +178,7 @@ class OutboundCalls:
         assert call.outbound is not None and call.outbound.current is not None
         self.gateway.send_request(
             call.outbound.current,
-            call.remote_target,
+            call.outbound.destination,
             lambda response: self._on_response(call, response),
             lambda: self._finish(call, "failed", "local", "no response from the trunk"),
             own_port=True,
@@ -208,8 +207,8 @@ class OutboundCalls:
     def resend_ack(self, call: LiveCall) -> None:
         ack = self._acks.get(call.leg_call_id)
         transport = self.gateway.own_transport or self.gateway.transport
-        if ack is not None and transport is not None:
-            transport.sendto(ack, call.remote_target)
+        if ack is not None and transport is not None and call.outbound is not None:
+            transport.sendto(ack, call.outbound.destination)
 
     async def _connect(self, call: LiveCall, sdp: bytes) -> None:
         """The callee answered: dial the agent, bridge media, mark the call answered."""
@@ -241,12 +240,8 @@ class OutboundCalls:
 
     async def _abandon(self, call: LiveCall, detail: str) -> None:
         """Answered by the callee but unusable: hang up and record the failure."""
-        gateway = self.gateway
-        gateway.send_request(
-            call.outbound.bye(),  # type: ignore[union-attr]
-            call.remote_target,
-            own_port=True,
-        )
+        assert call.outbound is not None
+        self.gateway.send_request(call.outbound.bye(), call.outbound.destination, own_port=True)
         await self._finish_async(call, "failed", "local", detail)
 
     def cancel(self, call: LiveCall, why: str) -> None:
@@ -264,7 +259,8 @@ class OutboundCalls:
         self._stop_ring_timer(call)
         outcome: CancelOutcome = ("failed" if why == "no answer" else "canceled", "local", why)
         call.cancel_outcome = outcome
-        self.gateway.send_request(call.outbound.cancel(), call.remote_target, own_port=True)
+        outbound = call.outbound
+        self.gateway.send_request(outbound.cancel(), outbound.destination, own_port=True)
         asyncio.get_running_loop().call_later(
             CANCEL_GIVE_UP_SECONDS, lambda: self._finish(call, *outcome)
         )
@@ -327,7 +323,7 @@ class OutboundSipLeg:
             payload_type=negotiated.payload_type,
             event_payload_type=negotiated.event_payload_type,
             remote=(negotiated.remote_address, negotiated.remote_port),
-            signalling_host=call.source[0] or None,
+            signalling_host=(call.far_end or ("", 0))[0] or None,
         )
 
     def answer(self) -> None:

@@ -1,4 +1,10 @@
-"""The SIP side of the gateway: one UDP socket, transactions, and the life of each call.
+"""The SIP leg of the gateway: the glue between the SIP endpoint and the life of each call.
+
+``sip.endpoint.SipEndpoint`` carries SIP itself (sockets, admission budget,
+transactions, timers, OPTIONS, 400s); ``sip_requests.SipRequests`` matches
+what it hands on to the live calls (BYE, CANCEL, re-INVITE, strangers' digest)
+and starts the inbound call flow here for a new INVITE. Each inbound dialog's
+messages are built by ``sip.dialog.InboundDialog``.
 
 Inbound INVITE: 100 Trying at once; the dialled number is looked up and its
 route resolved (``calls.routing``); unknown number → 404, draining →
@@ -7,17 +13,12 @@ the incoming-call webhook is asked when the route says so, the agent
 WebSocket is dialled (fallback agent next), an RTP port is bound and 200 OK
 carries the SDP answer. CANCEL before the answer ends it with 487. BYE from
 either side ends the call; so does the agent's ``stop`` (trunkline sends
-BYE). OPTIONS is answered 200. Malformed requests get 400 when a response
-can be addressed, and are dropped (and counted) otherwise.
+BYE).
 
-Trunk security: requests from outside ``TRUNKLINE_SIP_TRUSTED_SOURCES`` spend a
-per-source budget (``sip.admission``), in-dialog ones too, and are dropped
-unanswered beyond it; an INVITE from such a source is challenged (401) before
-the number is even looked up, and a wrong password and an unknown user both get
-the same 403 — each sent once, statelessly. Requests naming a live dialog must
-match its tags (else 481) and come from its far end, a trusted network, or pass
-the same digest (``sip.dialog_guard``); a CANCEL must come from its INVITE's
-source.
+Trunk security: an INVITE from outside ``TRUNKLINE_SIP_TRUSTED_SOURCES`` is
+challenged (401) before the number is even looked up, and a wrong password and
+an unknown user both get the same 403 — each sent once, statelessly
+(``sip.trunk_auth``).
 Outbound calls are placed by ``outbound_calls.OutboundCalls``.
 """
 
@@ -25,21 +26,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
-import secrets
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, cast
+from functools import partial
+from typing import Any
 
-from trunkline import metrics
 from trunkline.calls.call_media import CallMediaFactory
 from trunkline.calls.driver import TRANSCRIPT_WAIT_SECONDS, CallCore
 from trunkline.calls.flow_events import CallerCanceled, CallerHungUp, Drain, Event
 from trunkline.calls.identity_signature import IdentitySigner
 from trunkline.calls.incoming_webhook import IncomingCallWebhook
 from trunkline.calls.lifecycle import CallLifecycle
-from trunkline.calls.live_call import LiveCall, SipAddress, ignore_response, ignore_timeout
+from trunkline.calls.live_call import LiveCall, SipAddress
 from trunkline.calls.owner_channel import ask_owner, owner_id, same_node
 from trunkline.calls.owner_notify import PgCallActions
 from trunkline.calls.recording_publish import RecordingPublisher
@@ -51,34 +50,31 @@ from trunkline.config import Settings
 from trunkline.crypto import derive_key
 from trunkline.gateway import probes
 from trunkline.gateway.clock import MediaClock
-from trunkline.gateway.media import RtpLeg
 from trunkline.gateway.outbound_calls import OutboundCalls
 from trunkline.gateway.probes import MediaTotals
 from trunkline.gateway.recording import RecordingWriter
 from trunkline.gateway.rtp.transport import RtpPortAllocator
-from trunkline.gateway.sip import dialog_guard
-from trunkline.gateway.sip.admission import SourceBudget, is_trusted
-from trunkline.gateway.sip.dialog_guard import Dialog, Verdict, cancel_matches, check_in_dialog
+from trunkline.gateway.sip.admission import Network, SourceBudget, is_trusted
+from trunkline.gateway.sip.dialog import InboundDialog
 from trunkline.gateway.sip.digest import DigestServer
+from trunkline.gateway.sip.endpoint import (
+    SipEndpoint,
+    ignore_response,
+    ignore_timeout,
+)
 from trunkline.gateway.sip.message import (
     Address,
     SipParseError,
     SipRequest,
     SipResponse,
     SipUri,
-    check_request,
-    parse_message,
     response_to,
 )
-from trunkline.gateway.sip.sdp import SdpError, answer_sdp, negotiate, parse_sdp
-from trunkline.gateway.sip.transaction import (
-    NEVER,
-    T1,
-    ClientTransaction,
-    Datagram,
-    ServerTransaction,
-)
+from trunkline.gateway.sip.sdp import SdpError, negotiate, parse_sdp
+from trunkline.gateway.sip.transaction import ServerTransaction
+from trunkline.gateway.sip.trunk_auth import Passwords, TrunkAuth
 from trunkline.gateway.sip_inbound_leg import SipInboundLeg
+from trunkline.gateway.sip_requests import SipRequests
 from trunkline.services import Services
 from trunkline.speech.engines import SpeechEngines
 from trunkline.storage.fairness import (
@@ -90,27 +86,12 @@ from trunkline.storage.fairness import (
 from trunkline.storage.models import Call, HangupReason, PhoneNumber
 
 log = logging.getLogger("trunkline.sip")
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
 DIGEST_REALM = "trunkline"
-USER_AGENT = "trunkline"
-TIMER_GRANULARITY = 0.02  # SIP timers due this close together fire in one pass
 
 
-class _OwnSocket(asyncio.DatagramProtocol):
-    """This worker's own SIP port: what arrives is handled by the gateway like the rest."""
+class SipGateway:
+    """The SIP leg: its endpoint and request handling, and the calls it carries (flow below)."""
 
-    def __init__(self, gateway: SipGateway) -> None:
-        self.gateway = gateway
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.gateway.datagram_received(data, addr, via=self.gateway.own_transport)
-
-
-class SipGateway(asyncio.DatagramProtocol):
     def __init__(
         self,
         services: Services,
@@ -122,29 +103,20 @@ class SipGateway(asyncio.DatagramProtocol):
         self.clock = clock
         self.ports = ports
         self.media_address = media_address
-        self.transport: asyncio.DatagramTransport | None = None
-        self.local_address: SipAddress = ("0.0.0.0", 0)
-        self.own_transport: asyncio.DatagramTransport | None = None  # this worker's alone
-        self.own_address: SipAddress | None = None
-        self._transport_of: dict[tuple[str, str], asyncio.DatagramTransport] = {}
-        self._arrived_on: asyncio.DatagramTransport | None = None
-        self._server: dict[tuple[str, str], ServerTransaction] = {}
-        # Keyed by (branch, method): a CANCEL shares its INVITE's branch (RFC 3261 §17.1.3).
-        self._client: dict[tuple[str, str], ClientTransaction] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = NEVER  # when ``_timer`` fires
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self.malformed_dropped = 0
-        self.bad_requests = 0
-        self.auth_refused = 0
-        self.dialog_refused = dict.fromkeys(dialog_guard.REFUSAL_REASONS, 0)
         settings = services.settings
-        self.trusted_networks = settings.trusted_networks()
-        self.budget = SourceBudget(settings.sip_unauthenticated_rate)
-        self.digest = DigestServer(
-            DIGEST_REALM,
-            derive_key(services.master_key, "sip digest nonces"),
-            nonce_lifetime=settings.sip_nonce_lifetime_seconds,
+        self.requests = SipRequests(self, self._inbound_invite)
+        self.endpoint = SipEndpoint(
+            self.requests,
+            settings.trusted_networks(),
+            SourceBudget(settings.sip_unauthenticated_rate),
+        )
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.trunk_auth = TrunkAuth(
+            DigestServer(
+                DIGEST_REALM,
+                derive_key(services.master_key, "sip digest nonces"),
+                nonce_lifetime=settings.sip_nonce_lifetime_seconds,
+            )
         )
         self.outbound = OutboundCalls(self)
         self.media_totals = MediaTotals.empty()  # what the bridges of ended calls counted
@@ -157,24 +129,63 @@ class SipGateway(asyncio.DatagramProtocol):
             services.repository, settings.rejected_call_record_rate, self.spawn, time.monotonic
         )
 
+    # -- the endpoint's state, as metrics, probes and the outbound calls read it ---------
+    @property
+    def transport(self) -> asyncio.DatagramTransport | None:
+        return self.endpoint.transport
+
+    @property
+    def own_transport(self) -> asyncio.DatagramTransport | None:
+        return self.endpoint.own_transport
+
+    @property
+    def local_address(self) -> SipAddress:
+        return self.endpoint.local_address
+
+    @property
+    def own_address(self) -> SipAddress | None:
+        return self.endpoint.own_address
+
+    @property
+    def malformed_dropped(self) -> int:
+        return self.endpoint.malformed_dropped
+
+    @property
+    def bad_requests(self) -> int:
+        return self.endpoint.bad_requests
+
+    @property
+    def dialog_refused(self) -> dict[str, int]:
+        return self.endpoint.dialog_refused
+
+    @property
+    def digest(self) -> DigestServer:
+        return self.trunk_auth.digest
+
+    @property
+    def auth_refused(self) -> int:
+        return self.trunk_auth.refused
+
+    @property
+    def trusted_networks(self) -> list[Network]:
+        return self.endpoint.trusted_networks
+
+    @trusted_networks.setter
+    def trusted_networks(self, networks: list[Network]) -> None:
+        self.endpoint.trusted_networks = networks
+
+    @property
+    def budget(self) -> SourceBudget:
+        return self.endpoint.budget
+
+    @budget.setter
+    def budget(self, budget: SourceBudget) -> None:
+        self.endpoint.budget = budget
+
     # -- lifecycle -----------------------------------------------------------------
     async def start(self, host: str, port: int, *, shared: bool = False) -> SipAddress:
-        """Bind SIP. ``shared``: one of several workers on the port (SO_REUSEPORT); then
-        outbound dialogs get a port of this worker's own so replies come back here."""
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: self, local_addr=(host, port), reuse_port=shared or None
-        )
-        self.transport = transport  # uvloop calls connection_made only on the next loop turn
-        sockname = self.transport.get_extra_info("sockname")
-        self.local_address = (str(sockname[0]), int(sockname[1]))
-        if shared:
-            own, _ = await loop.create_datagram_endpoint(
-                lambda: _OwnSocket(self), local_addr=(host, 0)
-            )
-            self.own_transport = own
-            self.own_address = (str(own.get_extra_info("sockname")[0]),
-                                int(own.get_extra_info("sockname")[1]))  # fmt: skip
+        """Bind SIP (``shared``: with other workers, see ``SipEndpoint.bind``)."""
+        await self.endpoint.bind(host, port, shared=shared)
         probes.watch(self)
         # Alone, repair what a crash left first; workers have the supervisor do it.
         await asyncio.to_thread(self.recordings.start, not shared)
@@ -210,12 +221,7 @@ class SipGateway(asyncio.DatagramProtocol):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._timer is not None:
-            self._timer.cancel()
-        if self.transport is not None:
-            self.transport.close()
-        if self.own_transport is not None:
-            self.own_transport.close()
+        self.endpoint.close()
         probes.unwatch(self)
         await asyncio.to_thread(self.speech.stop)
         await asyncio.to_thread(self.recordings.stop)
@@ -224,330 +230,25 @@ class SipGateway(asyncio.DatagramProtocol):
         if self._tasks or publishing:
             await asyncio.gather(*self._tasks, *publishing, return_exceptions=True)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's UDP transport is not a subclass of asyncio.DatagramTransport.
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    # -- sending and timers -----------------------------------------------------------
-    def _send(
-        self, datagrams: list[Datagram], transport: asyncio.DatagramTransport | None = None
-    ) -> None:
-        self._transmit(datagrams, transport)
-        self._schedule()
-
-    def _transmit(
-        self, datagrams: list[Datagram], transport: asyncio.DatagramTransport | None
-    ) -> None:
-        transport = transport or self.transport
-        if transport is not None:
-            for datagram in datagrams:
-                transport.sendto(datagram.data, datagram.address)
-
-    def _schedule(self) -> None:
-        """Make sure the timer fires by the deadline a transaction may just have set.
-
-        A deadline set now is never sooner than now + T1 (the shortest SIP timer), so
-        a timer already due by then covers it; otherwise the timer is brought forward
-        to now + T1 and ``_fire_timers`` finds the exact next deadline. No scan of
-        every transaction per message: with thousands of them (an INVITE flood)
-        that cost grew with the square of the flood.
-        """
-        at = asyncio.get_running_loop().time() + T1
-        if self._timer is not None and self._timer_at <= at:
-            return
-        self._arm_timer(at)
-
-    def _arm_timer(self, at: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if at != NEVER:
-            self._timer = asyncio.get_running_loop().call_at(at, self._fire_timers)
-            self._timer_at = at
-
-    def _fire_timers(self) -> None:
-        now = asyncio.get_running_loop().time()
-        self._timer = None
-        soonest = NEVER
-        for key, server in list(self._server.items()):
-            if server.deadline <= now:
-                self._transmit(server.fire(now), self._transport_of.get(key))
-            if server.state.value == "terminated":
-                del self._server[key]
-                self._transport_of.pop(key, None)
-            else:
-                soonest = min(soonest, server.deadline)
-        for key, client in list(self._client.items()):
-            if client.deadline <= now:
-                self._transmit(client.fire(now), self._transport_of.get(key))
-            if client.done:
-                del self._client[key]
-                self._transport_of.pop(key, None)
-            else:
-                soonest = min(soonest, client.deadline)
-        # Deadlines a few milliseconds apart share one pass over the transactions.
-        at = soonest if soonest == NEVER else max(soonest, now + TIMER_GRANULARITY)
-        if self._timer is not None:  # armed by a timeout handler during the pass
-            at = min(at, self._timer_at)
-        self._arm_timer(at)
-
-    def _now(self) -> float:
-        return asyncio.get_running_loop().time()
-
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # -- receiving ---------------------------------------------------------------------
-    def datagram_received(
-        self,
-        data: bytes,
-        addr: tuple[str, int],
-        via: asyncio.DatagramTransport | None = None,
-    ) -> None:
-        """A datagram on the shared SIP port (or, ``via``, on this worker's own port)."""
-        self._arrived_on = via
-        source = (addr[0], addr[1])
-        if not data.strip():
-            return  # keep-alive CRLF
-        try:
-            message = parse_message(data)
-        except SipParseError as exc:
-            self.malformed_dropped += 1
-            log.debug("malformed SIP from %s: %s", source, exc)
-            return
-        if isinstance(message, SipResponse):
-            self._on_response(message)
-            return
-        try:
-            check_request(message)
-        except SipParseError as exc:
-            self._bad_request(message, source, str(exc))
-            return
-        self._on_request(message, source)
+    def _respond(self, transaction: ServerTransaction, response: SipResponse) -> None:
+        self.endpoint.respond(transaction, response)
 
-    def _bad_request(self, request: SipRequest, source: SipAddress, reason: str) -> None:
-        self.bad_requests += 1
-        if request.method == "ACK" or request.headers.get("Via") is None:
-            self.malformed_dropped += 1
-            return
-        response = response_to(request, 400, f"Bad Request ({reason[:60]})")
-        if self.transport is not None:
-            self.transport.sendto(response.serialize(), source)
-
-    def _on_request(self, request: SipRequest, source: SipAddress) -> None:
-        metrics.SIP_REQUESTS.labels(metrics.sip_method_label(request.method)).inc()
-        trusted = is_trusted(source[0], self.trusted_networks)
-        if not trusted and not self.budget.admit(source[0], self._now()):
-            return  # over its budget, in-dialog requests too: dropped unanswered (and counted)
-        branch = request.top_via.branch
-        method = "INVITE" if request.method == "ACK" else request.method
-        existing = self._server.get((branch, method))
-        if existing is not None:
-            if source != existing.address:  # a stranger replaying the branch: no reflection
-                self._refuse_dialog_request(dialog_guard.FOREIGN_RETRANSMISSION)
-                return
-            self._send(existing.on_retransmission(request, self._now()))
-            return
-        call = self.calls.get(request.call_id)
-        if request.method == "ACK":
-            if call is not None and call.invite_transaction is not None:
-                # the ACK for our 2xx (a new branch) to the dialog's latest INVITE,
-                # honoured from the far end only
-                invite = call.invite_transaction
-                verdict = check_in_dialog(request, source, _dialog(call), trusted=trusted)
-                if verdict is not Verdict.ACCEPT:
-                    self._refuse_dialog_request(dialog_guard.ACK_STRANGER)
-                elif request.cseq[0] == invite.request.cseq[0]:
-                    self._send(invite.on_retransmission(request, self._now()))
-            return
-        if request.method == "CANCEL":
-            pending = self._server.get((branch, "INVITE"))
-            if pending is not None and not cancel_matches(
-                request, source, pending.request, pending.address
-            ):
-                self._refuse_dialog_request(dialog_guard.CANCEL_MISMATCH, request, source, 481)
-                return
-        elif call is not None:
-            verdict = check_in_dialog(request, source, _dialog(call), trusted=trusted)
-            if verdict is Verdict.WRONG_TAGS:
-                self._refuse_dialog_request(dialog_guard.WRONG_TAGS, request, source, 481)
-                return
-            if verdict is Verdict.STRANGER:
-                self._authenticate_stranger(request, source, call)
-                return
-        self._serve(request, source, trusted=trusted)
-
-    def _serve(self, request: SipRequest, source: SipAddress, *, trusted: bool) -> None:
-        """A request admitted (and, in a dialog, matched to it): its server transaction."""
-        branch = request.top_via.branch
-        if (branch, request.method) in self._server:
-            return  # answered meanwhile (a retransmission that was authenticated too)
-        transaction = ServerTransaction(request, self._reply_address(request, source))
-        self._server[(branch, request.method)] = transaction
-        if self._arrived_on is not None:  # answer from the port the request came to
-            self._transport_of[(branch, request.method)] = self._arrived_on
-        if request.method == "INVITE":
-            transaction.on_timeout = self._ack_timeout
-            if request.call_id in self.calls:  # re-INVITE: hold/unhold or refresh
-                self._respond(transaction, response_to(request, 100))
-                self._reinvite(self.calls[request.call_id], transaction)
-                return
-            if trusted:  # untrusted sources hear nothing before they authenticate
-                self._respond(transaction, response_to(request, 100))
-            self.spawn(self._inbound_invite(transaction, source))
-        elif request.method == "BYE":
-            self._bye(transaction)
-        elif request.method == "CANCEL":
-            self._cancel(transaction)
-        elif request.method == "OPTIONS":
-            response = response_to(request, 200, to_tag=secrets.token_hex(6))
-            response.headers.add("Allow", ALLOW)
-            response.headers.add("Accept", "application/sdp")
-            self._respond(transaction, response)
-        else:
-            response = response_to(request, 405, to_tag=secrets.token_hex(6))
-            response.headers.add("Allow", ALLOW)
-            self._respond(transaction, response)
-
-    def _refuse_dialog_request(
-        self,
-        reason: str,
-        request: SipRequest | None = None,
-        source: SipAddress | None = None,
-        status: int | None = None,
-        **headers: str,
-    ) -> None:
-        """Count a refused request; answer it once, without a transaction, when a status is given."""
-        self.dialog_refused[reason] += 1
-        if request is None or source is None or status is None:
-            return
-        response = _response_with(request, status, secrets.token_hex(6), headers)
-        self._send_once(response, source, self._arrived_on)
-
-    def _send_once(
-        self,
-        response: SipResponse,
-        destination: SipAddress,
-        transport: asyncio.DatagramTransport | None = None,
-    ) -> None:
-        """A response sent statelessly: once, never retransmitted, nothing kept."""
-        response.headers.add("Server", USER_AGENT)
-        metrics.SIP_RESPONSES.labels(str(response.status)).inc()
-        transport = transport or self.transport
-        if transport is not None:
-            transport.sendto(response.serialize(), destination)
-
-    def _authenticate_stranger(
-        self, request: SipRequest, source: SipAddress, call: LiveCall
-    ) -> None:
-        """An in-dialog request from outside the dialog and the trusted networks: digest, as for
-        an INVITE (challenged or refused statelessly), and only then served."""
-        if request.headers.get("Authorization") is None:
-            challenge = self.digest.challenge(source=source[0])
-            self._refuse_dialog_request(
-                dialog_guard.STRANGER, request, source, 401, WWW_Authenticate=challenge
-            )
-            return
-        self.spawn(self._serve_if_authenticated(request, source, call, self._arrived_on))
-
-    async def _serve_if_authenticated(
+    def send_request(
         self,
         request: SipRequest,
-        source: SipAddress,
-        call: LiveCall,
-        arrived_on: asyncio.DatagramTransport | None,
+        destination: SipAddress,
+        on_response: Callable[[SipResponse], None] = ignore_response,
+        on_timeout: Callable[[], None] = ignore_timeout,
+        *,
+        own_port: bool = False,
     ) -> None:
-        record = call.lifecycle.record
-        number = await self.services.repository.get_number(record.phone_number_id)
-        verdict = self._digest_verdict(request, number, source[0])
-        self._arrived_on = arrived_on  # answered as if it had just arrived (set per datagram)
-        if verdict != "ok":
-            if verdict == "denied":
-                self._refuse_dialog_request(dialog_guard.STRANGER, request, source, 403)
-            else:
-                challenge = self.digest.challenge(source=source[0], stale=verdict == "stale")
-                self._refuse_dialog_request(
-                    dialog_guard.STRANGER, request, source, 401, WWW_Authenticate=challenge
-                )
-            return
-        if self.calls.get(request.call_id) is call:
-            self._serve(request, source, trusted=False)
-
-    def _reply_address(self, request: SipRequest, source: SipAddress) -> SipAddress:
-        """Responses go where the request came from (rport semantics, RFC 3581)."""
-        return source
-
-    def _respond(self, transaction: ServerTransaction, response: SipResponse) -> None:
-        response.headers.add("Server", USER_AGENT)
-        metrics.SIP_RESPONSES.labels(str(response.status)).inc()
-        request = transaction.request
-        key = (request.top_via.branch, request.method)
-        self._send(transaction.respond(response, self._now()), self._transport_of.get(key))
-
-    def _on_response(self, response: SipResponse) -> None:
-        try:
-            key = (response.top_via.branch, response.cseq[1])
-        except SipParseError:
-            self.malformed_dropped += 1
-            return
-        client = self._client.get(key)
-        if client is None:
-            # A retransmitted 2xx to our INVITE means our ACK was lost: send it again.
-            call = self.calls.get(response.call_id)
-            if call is not None and call.outbound is not None and 200 <= response.status < 300:
-                self.outbound.resend_ack(call)
-            return
-        self._send(client.on_message(response, self._now()), self._transport_of.get(key))
-
-    # -- in-dialog requests ---------------------------------------------------------------
-    def _bye(self, transaction: ServerTransaction) -> None:
-        request = transaction.request
-        call = self.calls.get(request.call_id)
-        if call is None:
-            self._respond(transaction, response_to(request, 481))
-            return
-        self._respond(transaction, response_to(request, 200))
-        self.spawn(self.end_call(call, "remote", send_bye=False))
-
-    def _cancel(self, transaction: ServerTransaction) -> None:
-        request = transaction.request
-        invite = self._server.get((request.top_via.branch, "INVITE"))
-        call = self.calls.get(request.call_id)
-        if invite is None or call is None or call.answered or call.outbound is not None:
-            self._respond(transaction, response_to(request, 481))
-            return
-        if call.invite_transaction is not invite:  # a re-INVITE: too late to cancel
-            self._respond(transaction, response_to(request, 481))
-            return
-        self._respond(transaction, response_to(request, 200))
-        self.core.post(call, CallerCanceled())  # the flow answers the INVITE 487
-
-    def _reinvite(self, call: LiveCall, transaction: ServerTransaction) -> None:
-        request = transaction.request
-        try:
-            negotiated = negotiate(parse_sdp(request.body))
-        except SdpError as exc:
-            self._respond(transaction, response_to(request, 488, str(exc)[:60]))
-            return
-        response = response_to(request, 200)
-        if call.endpoint is not None:
-            leg = call.bridge.caller if call.bridge is not None else None
-            if isinstance(leg, RtpLeg) and not negotiated.remote_address.startswith("0.0.0.0"):
-                leg.session.remote = (negotiated.remote_address, negotiated.remote_port)
-            response.body = answer_sdp(negotiated, self.media_address, call.endpoint.port)
-            response.headers.add("Content-Type", "application/sdp")
-        response.headers.add("Contact", self.contact())
-        if call.answered:  # its ACK, on a branch of its own, is matched through the call
-            call.invite_transaction = transaction
-        self._respond(transaction, response)
-
-    def _ack_timeout(self, transaction: ServerTransaction) -> None:
-        call = self.calls.get(transaction.request.call_id)
-        if call is not None and call.answered and not call.ended:
-            log.warning("no ACK for 200 OK", extra={"call_id": call.lifecycle.call_id})
-            self.spawn(self.end_call(call, "local", send_bye=True))
+        """Send a request in a new client transaction (see ``SipEndpoint.send_request``)."""
+        self.endpoint.send_request(request, destination, on_response, on_timeout, own_port=own_port)
 
     @property
     def advertised_address(self) -> SipAddress:
@@ -570,19 +271,18 @@ class SipGateway(asyncio.DatagramProtocol):
     # -- the inbound call ------------------------------------------------------------------
     async def _inbound_invite(self, transaction: ServerTransaction, source: SipAddress) -> None:
         request = transaction.request
-        local_tag = secrets.token_hex(8)
+        dialog = InboundDialog.accept(transaction, source)
 
         def reject(status: int, reason: str | None = None, **headers: str) -> None:
-            self._respond(transaction, _response_with(request, status, local_tag, headers, reason))
+            self._respond(transaction, dialog.reject(status, reason, **headers))
 
         def reject_once(status: int, **headers: str) -> None:
             """To a source that has not authenticated: once, and the transaction forgotten,
             so nothing is retransmitted to an address that may not have asked."""
-            key = (request.top_via.branch, request.method)
-            self._server.pop(key, None)
-            arrived_on = self._transport_of.pop(key, None)
-            response = _response_with(request, status, local_tag, headers)
-            self._send_once(response, transaction.address, arrived_on)
+            arrived_on = self.endpoint.forget(transaction)
+            self.endpoint.send_once(
+                dialog.reject(status, **headers), transaction.address, arrived_on
+            )
 
         try:
             dialled = normalise_e164(SipUri.parse(request.uri).user)
@@ -599,14 +299,10 @@ class SipGateway(asyncio.DatagramProtocol):
         if not is_trusted(source[0], self.trusted_networks):
             # Before anything about the number is revealed: unknown numbers, unknown users
             # and wrong passwords all get the same challenge or the same 403.
-            verdict = self._digest_verdict(request, number, source[0])
-            if verdict != "ok":
-                self.auth_refused += 1
-                if verdict == "denied":
-                    reject_once(403)
-                else:
-                    challenge = self.digest.challenge(source=source[0], stale=verdict == "stale")
-                    reject_once(401, WWW_Authenticate=challenge)
+            passwords = partial(self.trunk_passwords, number)
+            refusal = self.trunk_auth.check_invite(request, passwords, source[0])
+            if refusal is not None:
+                reject_once(refusal.status, **refusal.headers)
                 return
             self._respond(transaction, response_to(request, 100))
         if number is None:
@@ -640,19 +336,13 @@ class SipGateway(asyncio.DatagramProtocol):
         call = LiveCall(
             leg_call_id=request.call_id,
             lifecycle=lifecycle,
-            invite=request,
-            invite_transaction=transaction,
-            source=source,
-            local_tag=local_tag,
-            remote_from=request.headers.get("From") or "",
-            local_to=f"{request.headers.get('To')};tag={local_tag}",
-            remote_target=self._remote_target(request, source),
-            route_set=request.headers.get_all("Record-Route"),
+            dialog=dialog,
             agent_protocol=number.agent_protocol,
             agent_audio=number.agent_audio,
             recording_enabled=number.recording_enabled,
         )
         call.leg = SipInboundLeg(
+            dialog,
             call,
             negotiated,
             respond=self._respond,
@@ -671,35 +361,16 @@ class SipGateway(asyncio.DatagramProtocol):
                 ("number", dialled), lambda: repository.find_active_number(dialled)
             )
 
-    def _digest_verdict(
-        self, request: SipRequest, number: PhoneNumber | None, source_host: str
-    ) -> str:
-        """ "ok", "stale", "missing" or "denied" for an INVITE from an untrusted source."""
-        header = request.headers.get("Authorization")
-        if header is None:
-            return "missing"
+    def trunk_passwords(self, number: PhoneNumber | None) -> Passwords:
+        """Who an untrusted source may authenticate as: the trunk user, the number's own."""
         settings = self.services.settings
-        passwords: dict[str, str] = {}
+        passwords: Passwords = {}
         if settings.sip_trunk_username:
             passwords[settings.sip_trunk_username] = settings.sip_trunk_password
         if number is not None and number.auth_username and number.auth_password_encrypted:
             sealed = number.auth_password_encrypted
             passwords[number.auth_username] = self.services.secret_box.decrypt(sealed)
-        return self.digest.verify(
-            header, request.method, passwords, uri=request.uri, source=source_host
-        )
-
-    def _remote_target(self, request: SipRequest, source: SipAddress) -> SipAddress:
-        """Where in-dialog requests go: the Contact's address when it is literal, else the source."""
-        contact = request.headers.get("Contact")
-        if contact:
-            try:
-                uri = SipUri.parse(Address.parse(contact).uri)
-                ipaddress.ip_address(uri.host)
-                return (uri.host, uri.port or 5060)
-            except (SipParseError, ValueError):
-                pass
-        return source
+        return passwords
 
     def _call_record(self, number: PhoneNumber, request: SipRequest, remote_party: Address) -> Call:
         try:
@@ -725,85 +396,14 @@ class SipGateway(asyncio.DatagramProtocol):
 
     def send_bye(self, call: LiveCall) -> None:
         if call.outbound is not None:
-            self.send_request(call.outbound.bye(), call.remote_target, own_port=True)
-            return
-        call.local_cseq += 1
-        bye = SipRequest(method="BYE", uri=_target_uri(call))
-        host, port = self.advertised_address
-        branch = "z9hG4bK" + secrets.token_hex(10)
-        bye.headers.add("Via", f"SIP/2.0/UDP {host}:{port};branch={branch};rport")
-        for route in call.route_set:
-            bye.headers.add("Route", route)
-        bye.headers.add("Max-Forwards", "70")
-        bye.headers.add("From", call.local_to)
-        bye.headers.add("To", call.remote_from)
-        bye.headers.add("Call-ID", call.leg_call_id)
-        bye.headers.add("CSeq", f"{call.local_cseq} BYE")
-        bye.headers.add("User-Agent", USER_AGENT)
-        self.send_request(bye, call.remote_target)
-
-    def send_request(
-        self,
-        request: SipRequest,
-        destination: SipAddress,
-        on_response: Callable[[SipResponse], None] = ignore_response,
-        on_timeout: Callable[[], None] = ignore_timeout,
-        *,
-        own_port: bool = False,
-    ) -> None:
-        """Send a request in a new client transaction (retransmitted until answered).
-
-        ``own_port``: from this worker's own SIP port (outbound dialogs), so the
-        replies come back to this process when workers share the SIP port.
-        """
-        transaction = ClientTransaction(request, destination, on_response, on_timeout)
-        key = (request.top_via.branch, request.method)
-        self._client[key] = transaction
-        transport = self.own_transport if own_port else None
-        if transport is not None:
-            self._transport_of[key] = transport
-        self._send(transaction.start(self._now()), transport)
+            self.send_request(call.outbound.bye(), call.outbound.destination, own_port=True)
+        elif call.dialog is not None:
+            dialog = call.dialog
+            self.send_request(dialog.bye(self.advertised_address), dialog.remote_target)
 
     # -- API hang-up ---------------------------------------------------------------------
     async def hangup(self, call_id: str) -> bool:
         return await self.core.hangup(call_id)
-
-
-def _response_with(
-    request: SipRequest,
-    status: int,
-    to_tag: str,
-    headers: dict[str, str],
-    reason: str | None = None,
-) -> SipResponse:
-    """``response_to`` plus extra headers given as keywords (``Retry_After`` → ``Retry-After``)."""
-    response = response_to(request, status, reason, to_tag=to_tag)
-    for name, value in headers.items():
-        response.headers.add(name.replace("_", "-"), value)
-    return response
-
-
-def _dialog(call: LiveCall) -> Dialog:
-    """The call's dialog as the far end names it: our tag, theirs, and where it sends from."""
-    if call.outbound is not None:
-        remote_tag = call.outbound.remote_tag
-    else:
-        try:
-            remote_tag = Address.parse(call.remote_from).tag
-        except SipParseError:
-            remote_tag = None
-    return Dialog(call.local_tag, remote_tag, frozenset((call.source, call.remote_target)))
-
-
-def _target_uri(call: LiveCall) -> str:
-    contact = call.invite.headers.get("Contact") if call.invite is not None else None
-    if contact:
-        try:
-            return Address.parse(contact).uri
-        except SipParseError:
-            pass
-    host, port = call.remote_target
-    return f"sip:{host}:{port}"
 
 
 def _call_core(services: Services, gateway: SipGateway, settings: Settings) -> CallCore:

@@ -1,9 +1,9 @@
-"""An inbound SIP call as the call core sees it: a ``CallLeg`` over the INVITE's dialog.
+"""An inbound SIP call as the call core sees it: a ``CallLeg`` over its ``InboundDialog``.
 
-Ringing is a 180, the answer a 200 OK carrying the SDP answer (with the
-INVITE's Record-Route and our Contact), refusals final responses on the
-INVITE's transaction (480, 487, 503 with Retry-After, 603, 500), the media an
-RTP port of the gateway's range, and our hang-up a BYE.
+Ringing is a 180, the answer the dialog's 200 OK carrying the SDP answer,
+refusals final responses on the INVITE's transaction (480, 487, 503 with
+Retry-After, 603, 500), the media an RTP port of the gateway's range, and our
+hang-up the dialog's BYE. The dialog builds the messages; this sends them.
 """
 
 from __future__ import annotations
@@ -14,17 +14,19 @@ from trunkline.calls.legs import MediaUnavailable
 from trunkline.calls.live_call import LiveCall
 from trunkline.gateway.media import MediaBridge, RtpLeg
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpPortAllocator
-from trunkline.gateway.sip.message import SipRequest, SipResponse, response_to
+from trunkline.gateway.sip.dialog import InboundDialog
+from trunkline.gateway.sip.message import SipResponse
 from trunkline.gateway.sip.sdp import Negotiated, answer_sdp
 from trunkline.gateway.sip.transaction import ServerTransaction
 
 
 class SipInboundLeg:
-    """``respond`` sends a response in the INVITE's transaction, ``send_bye`` the call's BYE;
+    """``respond`` sends a response in a server transaction, ``send_bye`` the call's BYE;
     ``contact`` and ``media_address`` go into the 200 OK."""
 
     def __init__(
         self,
+        dialog: InboundDialog,
         call: LiveCall,
         negotiated: Negotiated,
         *,
@@ -34,6 +36,7 @@ class SipInboundLeg:
         contact: str,
         media_address: str,
     ) -> None:
+        self._dialog = dialog
         self._call = call
         self._negotiated = negotiated
         self._respond = respond
@@ -46,19 +49,11 @@ class SipInboundLeg:
     def caller_alaw(self) -> bool:
         return self._negotiated.payload_type == 8
 
-    @property
-    def _invite(self) -> tuple[ServerTransaction, SipRequest]:
-        transaction = self._call.invite_transaction
-        assert transaction is not None
-        return transaction, transaction.request
-
-    def _final(self, response: SipResponse) -> None:
-        transaction, _ = self._invite
-        self._respond(transaction, response)
+    def _to_invite(self, response: SipResponse) -> None:
+        self._respond(self._dialog.transaction, response)
 
     def ring(self) -> None:
-        _, request = self._invite
-        self._final(response_to(request, 180, to_tag=self._call.local_tag))
+        self._to_invite(self._dialog.provisional(180))
 
     async def open_media(self) -> None:
         try:
@@ -75,35 +70,24 @@ class SipInboundLeg:
             payload_type=negotiated.payload_type,
             event_payload_type=negotiated.event_payload_type,
             remote=(negotiated.remote_address, negotiated.remote_port),
-            signalling_host=self._call.source[0] or None,
+            signalling_host=self._dialog.source[0] or None,
         )
 
     def answer(self) -> None:
-        call = self._call
-        _, request = self._invite
-        assert call.endpoint is not None
-        ok = response_to(request, 200, to_tag=call.local_tag)
-        for route in call.route_set:
-            ok.headers.add("Record-Route", route)
-        ok.headers.add("Contact", self._contact)
-        ok.headers.add("Content-Type", "application/sdp")
-        ok.body = answer_sdp(self._negotiated, self._media_address, call.endpoint.port)
-        self._final(ok)
+        endpoint = self._call.endpoint
+        assert endpoint is not None
+        sdp = answer_sdp(self._negotiated, self._media_address, endpoint.port)
+        self._to_invite(self._dialog.answer(sdp, self._contact))
 
     def reject(self, status: int, reason: str | None, retry_after: str | None) -> None:
-        _, request = self._invite
-        response = response_to(request, status, reason, to_tag=self._call.local_tag)
-        if retry_after is not None:
-            response.headers.add("Retry-After", retry_after)
-        self._final(response)
+        headers = {"Retry_After": retry_after} if retry_after is not None else {}
+        self._to_invite(self._dialog.reject(status, reason, **headers))
 
     def confirm_cancel(self) -> None:
-        _, request = self._invite
-        self._final(response_to(request, 487, to_tag=self._call.local_tag))
+        self._to_invite(self._dialog.reject(487))
 
     def refuse_ringing(self) -> None:
-        _, request = self._invite
-        self._final(response_to(request, 480, to_tag=self._call.local_tag))
+        self._to_invite(self._dialog.reject(480))
 
     def hang_up(self) -> None:
         self._send_bye(self._call)

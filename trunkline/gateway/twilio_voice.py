@@ -15,9 +15,9 @@ from xml.sax.saxutils import quoteattr
 
 from aiohttp import web
 
-from trunkline.control_api.keys import SERVICES
 from trunkline.gateway.carriers.stream_tokens import TOKEN_PARAMETER, issue_stream_token
 from trunkline.messaging.carrier_formats import SignatureError, verify_twilio
+from trunkline.services import SERVICES
 
 MAX_WEBHOOK_BYTES = 64 * 1024
 MAX_FIELD_CHARS = 64

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 
-from trunkline.control_api import serialize
 from trunkline.messaging.carrier_formats import DeliveryReport, InboundMessage
-from trunkline.messaging.media import FetchedMedia
+from trunkline.messaging.mms_fetch import FetchedMedia
+from trunkline.messaging.text_json import text_json
 from trunkline.storage.blobs import BlobStore
 from trunkline.storage.models import EventDraft, MediaItem, Text, new_id, utcnow
 from trunkline.storage.repository import Repository
@@ -66,9 +66,7 @@ class TextIngress:
         )
 
     def received_event(self, text: Text, agent_identity_id: str | None) -> EventDraft:
-        data = serialize.text(
-            text, lambda key: self._blobs.presigned_url(key, MEDIA_URL_TTL_SECONDS)
-        )
+        data = text_json(text, lambda key: self._blobs.presigned_url(key, MEDIA_URL_TTL_SECONDS))
         data["phone_number_id"] = text.phone_number_id
         return EventDraft(
             "text.received",

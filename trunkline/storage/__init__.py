@@ -1,26 +1,43 @@
-"""Persistence: one Repository contract, SQLite (embedded default) and PostgreSQL."""
+"""Persistence: one store Protocol per aggregate, SQLite (embedded default) and PostgreSQL.
+
+Callers depend on the narrow store they use (``CallStore``, ``NumberStore``,
+``TextStore``, ``WebhookStore``, ``IdentityStore``); ``Repository`` is all of
+them plus the database lifecycle, and ``open_repository`` opens one.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from trunkline.storage.repository import (
+from trunkline.storage.errors import (
     DuplicateHandle,
     NumberCapReached,
     NumberInUse,
-    Repository,
     StorageError,
     TokenCapReached,
 )
+from trunkline.storage.repository import Repository
+from trunkline.storage.stores import (
+    CallStore,
+    IdentityStore,
+    NumberStore,
+    TextStore,
+    WebhookStore,
+)
 
 __all__ = [
+    "CallStore",
     "DuplicateHandle",
+    "IdentityStore",
     "NumberCapReached",
     "NumberInUse",
+    "NumberStore",
     "Repository",
     "StorageError",
+    "TextStore",
     "TokenCapReached",
+    "WebhookStore",
     "open_repository",
 ]
 

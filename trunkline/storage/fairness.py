@@ -31,7 +31,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from trunkline import metrics
-from trunkline.storage.repository import StorageError
+from trunkline.storage.errors import StorageError
 
 SYSTEM_TENANT = "system"  # background workers (outbox, maintenance)
 API_AUTH_TENANT = "api-auth"  # the token lookup, before the organisation is known

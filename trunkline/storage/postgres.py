@@ -17,14 +17,10 @@ import asyncpg
 from trunkline.storage.fairness import DatabaseScheduler
 from trunkline.storage.migrations import load_migrations
 from trunkline.storage.models import TranscriptParty
-from trunkline.storage.sql import (
-    SEGMENT_COLUMNS,
-    TEXT_COLUMNS,
-    Row,
-    SqlRepository,
-    check_bulk_table,
-    select_list,
-)
+from trunkline.storage.sql import Row, SqlRepository
+from trunkline.storage.sql.base import check_bulk_table, select_list
+from trunkline.storage.sql.calls import SEGMENT_COLUMNS
+from trunkline.storage.sql.texts import TEXT_COLUMNS
 
 MIGRATION_LOCK_KEY = 0x7472756E6B  # "trunk": one advisory lock id for schema changes
 POOL_MAX_SIZE = 10

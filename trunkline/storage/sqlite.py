@@ -25,14 +25,10 @@ from trunkline.data_dir import PRIVATE_FILE_MODE
 from trunkline.storage.fairness import DatabaseScheduler
 from trunkline.storage.migrations import load_migrations
 from trunkline.storage.models import TranscriptParty
-from trunkline.storage.sql import (
-    SEGMENT_COLUMNS,
-    TEXT_COLUMNS,
-    Row,
-    SqlRepository,
-    check_bulk_table,
-    select_list,
-)
+from trunkline.storage.sql import Row, SqlRepository
+from trunkline.storage.sql.base import check_bulk_table, select_list
+from trunkline.storage.sql.calls import SEGMENT_COLUMNS
+from trunkline.storage.sql.texts import TEXT_COLUMNS
 
 T = TypeVar("T")
 _PLACEHOLDER = re.compile(r"\$(\d+)")

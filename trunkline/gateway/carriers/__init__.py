@@ -1,1 +1,1 @@
-"""Carrier-facing pieces: media-stream personas, REST clients, signatures, number inventory."""
+"""Carrier media streams: their frame formats (sans-I/O) and single-use stream tokens."""

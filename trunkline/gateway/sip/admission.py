@@ -6,7 +6,7 @@ per-source bucket (``rate`` per second, a burst of twice that); when it is
 empty the request is dropped unanswered, so scanners get neither a response
 nor the work of one. The table of buckets is bounded: the least recently seen
 source is forgotten first. INVITEs from untrusted sources must then pass
-digest authentication (``SipGateway``).
+digest authentication (``sip.trunk_auth``).
 """
 
 from __future__ import annotations

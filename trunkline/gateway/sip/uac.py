@@ -12,10 +12,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from trunkline.gateway.sip.dialog_guard import Dialog
 from trunkline.gateway.sip.digest import Challenge, DigestError
 from trunkline.gateway.sip.message import Address, SipParseError, SipRequest, SipResponse
 
 USER_AGENT = "trunkline"
+SipAddress = tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,7 @@ class OutboundInvite:
     via_port: int
     contact: str
     offer: bytes
+    destination: SipAddress  # the trunk's address: the INVITE, CANCEL, ACK and BYE go there
     credentials: Credentials | None = None
     call_id: str = field(default_factory=lambda: secrets.token_hex(16) + "@trunkline")
     local_tag: str = field(default_factory=lambda: secrets.token_hex(8))
@@ -90,6 +93,11 @@ class OutboundInvite:
         host = self.request_uri.partition("@")[2]
         base = f"<sip:{self.to_number}@{host}>"
         return f"{base};tag={self.remote_tag}" if self.remote_tag else base
+
+    @property
+    def identity(self) -> Dialog:
+        """The dialog as the far end names it: our tag, theirs, and the trunk it went to."""
+        return Dialog(self.local_tag, self.remote_tag, frozenset((self.destination,)))
 
     def invite(self) -> SipRequest:
         """A fresh INVITE (new branch, next CSeq) carrying the offer and any credentials."""

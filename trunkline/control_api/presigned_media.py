@@ -1,4 +1,5 @@
-"""``GET /media/{key}``: files behind presigned URLs (MMS media, recordings)."""
+"""Presigned media links: the URL the API hands out for a blob, and ``GET /media/{key}``
+serving the file behind one (MMS media, recordings)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,14 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from trunkline.control_api.keys import SERVICES
-from trunkline.services import Services
-from trunkline.storage.blobs import MEDIA_ROUTE_PREFIX, InvalidBlobKey, LocalBlobStore
+from trunkline.control_api.keys import BLOB_STORE
+from trunkline.storage.blobs import MEDIA_ROUTE_PREFIX, BlobStore, InvalidBlobKey, LocalBlobStore
 
 MEDIA_URL_TTL_SECONDS = 3600
 
 
-def presigner(services: Services) -> Callable[[str], str]:
+def presigner(blobs: BlobStore) -> Callable[[str], str]:
     """Blob key → a presigned URL valid for an hour (MMS media, recordings)."""
-    blobs = services.blob_store
 
     def presign(blob_key: str) -> str:
         return blobs.presigned_url(blob_key, MEDIA_URL_TTL_SECONDS)
@@ -24,11 +23,10 @@ def presigner(services: Services) -> Callable[[str], str]:
 
 
 async def get_media(request: web.Request) -> web.StreamResponse:
-    services = request.app[SERVICES]
     key = request.match_info["key"]
     expires = request.query.get("expires", "")
     signature = request.query.get("signature", "")
-    store = services.blob_store
+    store = request.app[BLOB_STORE]
     if not isinstance(store, LocalBlobStore):
         return web.json_response({"detail": "Not found"}, status=404)  # links point at S3
     try:

@@ -25,13 +25,13 @@ from typing import Any
 
 import aiohttp
 
-from trunkline.gateway.carriers.inventory import (
+from trunkline.carriers.inventory import (
     AcquiredNumber,
     CarrierError,
     NoInventory,
     NumberInventory,
 )
-from trunkline.gateway.carriers.numbering import country_for, is_e164, state_for
+from trunkline.carriers.numbering import country_for, is_e164, state_for
 from trunkline.storage.models import NumberType
 
 log = logging.getLogger("trunkline.carriers.telnyx")

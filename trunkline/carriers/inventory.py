@@ -6,7 +6,7 @@
 - ``LocalPoolInventory`` hands out numbers from configured ranges
   (``TRUNKLINE_NUMBER_POOL`` / ``TRUNKLINE_TOLL_FREE_POOL``), skipping numbers
   already active; a fresh install needs no carrier account.
-- ``TelnyxNumberInventory`` (``trunkline.gateway.carriers.telnyx_numbers``)
+- ``TelnyxNumberInventory`` (``trunkline.carriers.telnyx_numbers``)
   searches and orders through the Telnyx REST API.
 
 ``open_inventory`` picks Telnyx when an API key is configured, else the pool.
@@ -19,14 +19,14 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass
 
-from trunkline.config import Settings
-from trunkline.gateway.carriers.numbering import (
+from trunkline.carriers.numbering import (
     STATE_AREA_CODES,
     country_for,
     is_e164,
     is_toll_free,
     state_for,
 )
+from trunkline.config import Settings
 from trunkline.storage.models import NumberType
 
 InUseLookup = Callable[[], Awaitable[Collection[str]]]
@@ -213,7 +213,7 @@ def open_inventory(settings: Settings, in_use: InUseLookup) -> NumberInventory:
     Raises ValueError when a pool setting cannot be parsed.
     """
     if settings.telnyx_api_key:
-        from trunkline.gateway.carriers.telnyx_numbers import TelnyxNumberInventory
+        from trunkline.carriers.telnyx_numbers import TelnyxNumberInventory
 
         return TelnyxNumberInventory(settings.telnyx_api_url, settings.telnyx_api_key)
     return LocalPoolInventory.from_settings(settings, in_use)

@@ -1,7 +1,7 @@
-"""Event webhook subscriptions and the delivery log, in the Inkbox shape.
+"""Event webhook subscriptions, in the Inkbox shape.
 
-``/api/v1/webhooks/subscriptions`` (POST, GET, GET one, PATCH, DELETE) and
-``GET /api/v1/webhooks/deliveries``. A subscription belongs to exactly one
+``/api/v1/webhooks/subscriptions`` (POST, GET, GET one, PATCH, DELETE); the
+delivery log is ``webhook_deliveries.py``. A subscription belongs to exactly one
 agent identity (every event about it) or one phone number (events about that
 number). Identity tokens manage only their own identity's subscriptions. A
 delivery ``auth_token`` is write-only: answers say ``auth_token_set`` (and the
@@ -18,11 +18,12 @@ from aiohttp import web
 
 from trunkline.control_api.access import load_number
 from trunkline.control_api.errors import ApiError
+from trunkline.control_api.keys import SECRET_BOX, SETTINGS
 from trunkline.control_api.route_table import Ctx, Param, Reply, Route
-from trunkline.control_api.schema import Schema, array, boolean, integer, obj, string
+from trunkline.control_api.schema import Schema, array, boolean, obj, string
 from trunkline.control_api.serialize import iso
 from trunkline.control_api.urls import check_url
-from trunkline.storage.models import WebhookAttempt, WebhookSubscription, new_id, utcnow
+from trunkline.storage.models import WebhookSubscription, new_id, utcnow
 from trunkline.webhooks import new_signing_key
 
 PREFIX = "/api/v1/webhooks"
@@ -85,26 +86,6 @@ SUBSCRIPTION: Schema = {
         "signing_key": string(nullable=True),
     },
 }
-DELIVERY: Schema = {
-    "type": "object",
-    "properties": {
-        "id": string(fmt="uuid"),
-        "organization_id": string(),
-        "webhook_subscription_id": _NULLABLE_ID,
-        "phone_number_id": _NULLABLE_ID,
-        "event_id": string(),
-        "event_type": string(),
-        "url": string(),
-        "request_payload": string(),
-        "response_status": {"type": ["integer", "null"]},
-        "response_body": string(nullable=True),
-        "error_detail": string(nullable=True),
-        "duration_ms": {"type": ["integer", "null"]},
-        "is_replay": boolean(),
-        "replayable": boolean(),
-        "created_at": string(fmt="date-time"),
-    },
-}
 
 
 def _check_event_types(values: list[str]) -> list[str]:
@@ -159,7 +140,7 @@ async def _serialize(ctx: Ctx, subscription: WebhookSubscription) -> dict[str, A
     }
 
 
-async def _visible(ctx: Ctx, subscription_id: str) -> WebhookSubscription:
+async def visible_subscription(ctx: Ctx, subscription_id: str) -> WebhookSubscription:
     subscription = await ctx.repository.get_subscription(subscription_id)
     if subscription is None or subscription.organization_id != ctx.principal.organization_id:
         raise ApiError(404, NOT_FOUND)
@@ -195,7 +176,7 @@ async def _resolve_owner(ctx: Ctx, body: dict[str, Any]) -> tuple[str | None, st
 async def create_subscription(ctx: Ctx) -> web.Response:
     body = ctx.body
     _check_context(body)
-    url = check_url(body["url"], "webhook", ctx.services.settings, "url")
+    url = check_url(body["url"], "webhook", ctx.request.app[SETTINGS], "url")
     event_types = _check_event_types(body["event_types"])
     identity_id, number_id, owner = await _resolve_owner(ctx, body)
     existing = await ctx.repository.list_subscriptions(ctx.principal.organization_id)
@@ -214,14 +195,14 @@ async def create_subscription(ctx: Ctx) -> web.Response:
             status="active",
             created_at=now,
             updated_at=now,
-            auth_token_encrypted=ctx.services.secret_box.encrypt(token) if token else None,
+            auth_token_encrypted=ctx.request.app[SECRET_BOX].encrypt(token) if token else None,
         )
     )
     signing_key = None
     if await ctx.repository.get_identity_signing_key(owner) is None:
         signing_key = new_signing_key()
         await ctx.repository.set_identity_signing_key(
-            owner, ctx.services.secret_box.encrypt(signing_key)
+            owner, ctx.request.app[SECRET_BOX].encrypt(signing_key)
         )
     document = await _serialize(ctx, subscription)
     document["signing_key"] = signing_key
@@ -249,22 +230,24 @@ async def list_subscriptions(ctx: Ctx) -> web.Response:
 
 
 async def get_subscription(ctx: Ctx) -> web.Response:
-    subscription = await _visible(ctx, ctx.path["subscription_id"])
+    subscription = await visible_subscription(ctx, ctx.path["subscription_id"])
     return web.json_response(await _serialize(ctx, subscription))
 
 
 async def update_subscription(ctx: Ctx) -> web.Response:
-    subscription = await _visible(ctx, ctx.path["subscription_id"])
+    subscription = await visible_subscription(ctx, ctx.path["subscription_id"])
     body = ctx.body
     _check_context(body)
     changes: dict[str, Any] = {}
     if "url" in body:
-        changes["url"] = check_url(body["url"], "webhook", ctx.services.settings, "url")
+        changes["url"] = check_url(body["url"], "webhook", ctx.request.app[SETTINGS], "url")
     if "event_types" in body:
         changes["event_types"] = _check_event_types(body["event_types"])
     if "auth_token" in body:
         token = body["auth_token"]
-        changes["auth_token_encrypted"] = ctx.services.secret_box.encrypt(token) if token else None
+        changes["auth_token_encrypted"] = (
+            ctx.request.app[SECRET_BOX].encrypt(token) if token else None
+        )
     if changes.keys() & {"url"} and subscription.status == "disabled":
         changes.update(status="active", disabled_reason=None)  # a fixed URL re-enables it
     updated = await ctx.repository.update_subscription(subscription.id, changes)
@@ -274,48 +257,9 @@ async def update_subscription(ctx: Ctx) -> web.Response:
 
 
 async def delete_subscription(ctx: Ctx) -> web.Response:
-    subscription = await _visible(ctx, ctx.path["subscription_id"])
+    subscription = await visible_subscription(ctx, ctx.path["subscription_id"])
     await ctx.repository.delete_subscription(subscription.id)
     return web.Response(status=204)
-
-
-def _delivery(attempt: WebhookAttempt) -> dict[str, Any]:
-    return {
-        "id": attempt.id,
-        "organization_id": attempt.organization_id,
-        "webhook_subscription_id": attempt.subscription_id,
-        "phone_number_id": attempt.phone_number_id,
-        "event_id": attempt.event_id,
-        "event_type": attempt.event_type,
-        "url": attempt.url,
-        "request_payload": attempt.request_payload,
-        "response_status": attempt.response_status,
-        "response_body": attempt.response_body,
-        "error_detail": attempt.error_detail,
-        "duration_ms": attempt.duration_ms,
-        "is_replay": attempt.is_replay,
-        "replayable": False,
-        "created_at": iso(attempt.created_at),
-    }
-
-
-async def list_deliveries(ctx: Ctx) -> web.Response:
-    query = ctx.query
-    subscription_id = query["subscription_id"]
-    if subscription_id is not None:
-        await _visible(ctx, subscription_id)
-    elif not ctx.principal.is_admin:
-        raise ApiError(422, "subscription_id is required with an identity-scoped token")
-    attempts = await ctx.repository.list_attempts(
-        ctx.principal.organization_id,
-        subscription_id=subscription_id,
-        phone_number_id=query["phone_number_id"],
-        event_type=query["event_type"],
-        success=query["success"],
-        limit=query["limit"],
-        offset=query["offset"],
-    )
-    return web.json_response({"deliveries": [_delivery(a) for a in attempts]})
 
 
 _SUBSCRIPTION_ID = Param(
@@ -328,10 +272,10 @@ _SUBSCRIPTION_ID = Param(
     NOT_FOUND,
 )
 _ERRORS = {404: Reply(NOT_FOUND)}
-_TAG = "Webhooks"
+TAG = "Webhooks"
 
 
-def _query(name: str, schema: Schema, description: str, default: Any = None) -> Param:
+def query_param(name: str, schema: Schema, description: str, default: Any = None) -> Param:
     return Param(name, "query", schema, description, default=default)
 
 
@@ -342,7 +286,7 @@ ROUTES = [
         create_subscription,
         operation_id="create_webhook_subscription",
         summary="Subscribe a URL to an identity's or a number's events",
-        tag=_TAG,
+        tag=TAG,
         body=CREATE_BODY,
         prefix=PREFIX,
         responses={
@@ -358,13 +302,13 @@ ROUTES = [
         list_subscriptions,
         operation_id="list_webhook_subscriptions",
         summary="List webhook subscriptions",
-        tag=_TAG,
+        tag=TAG,
         prefix=PREFIX,
         params=(
-            _query("agent_identity_id", string(fmt="uuid", max_length=36), "Owner identity"),
-            _query("phone_number_id", string(fmt="uuid", max_length=36), "Owner number"),
-            _query("url", string(max_length=2048), "Exact URL"),
-            _query("event_type", string(max_length=100), "Subscribed event type"),
+            query_param("agent_identity_id", string(fmt="uuid", max_length=36), "Owner identity"),
+            query_param("phone_number_id", string(fmt="uuid", max_length=36), "Owner number"),
+            query_param("url", string(max_length=2048), "Exact URL"),
+            query_param("event_type", string(max_length=100), "Subscribed event type"),
         ),
         responses={200: Reply("Subscriptions", obj({"subscriptions": array(SUBSCRIPTION)}))},
     ),
@@ -374,7 +318,7 @@ ROUTES = [
         get_subscription,
         operation_id="get_webhook_subscription",
         summary="Read one webhook subscription",
-        tag=_TAG,
+        tag=TAG,
         prefix=PREFIX,
         params=(_SUBSCRIPTION_ID,),
         responses={200: Reply("The subscription", SUBSCRIPTION), **_ERRORS},
@@ -385,7 +329,7 @@ ROUTES = [
         update_subscription,
         operation_id="update_webhook_subscription",
         summary="Change a subscription's URL, event types or bearer token",
-        tag=_TAG,
+        tag=TAG,
         prefix=PREFIX,
         params=(_SUBSCRIPTION_ID,),
         body=UPDATE_BODY,
@@ -397,27 +341,9 @@ ROUTES = [
         delete_subscription,
         operation_id="delete_webhook_subscription",
         summary="Delete a subscription; its pending deliveries are dropped",
-        tag=_TAG,
+        tag=TAG,
         prefix=PREFIX,
         params=(_SUBSCRIPTION_ID,),
         responses={204: Reply("Deleted"), **_ERRORS},
-    ),
-    Route(
-        "GET",
-        "/deliveries",
-        list_deliveries,
-        operation_id="list_webhook_deliveries",
-        summary="The log of webhook delivery attempts, newest first",
-        tag=_TAG,
-        prefix=PREFIX,
-        params=(
-            _query("subscription_id", string(fmt="uuid", max_length=36), "One subscription"),
-            _query("phone_number_id", string(fmt="uuid", max_length=36), "One number"),
-            _query("event_type", string(max_length=100), "One event type"),
-            _query("success", boolean(), "2xx responses (true) or the rest (false)"),
-            _query("limit", integer(minimum=1, maximum=200), "Page size", 50),
-            _query("offset", integer(minimum=0), "Rows to skip", 0),
-        ),
-        responses={200: Reply("Attempts", obj({"deliveries": array(DELIVERY)})), **_ERRORS},
     ),
 ]

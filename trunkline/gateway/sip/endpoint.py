@@ -1,0 +1,402 @@
+"""The SIP endpoint: the UDP sockets, the transaction layer and its timers, and nothing of calls.
+
+``SipEndpoint`` receives every datagram on the SIP port (and, when workers
+share that port, on this worker's own port, whose replies must come back to
+this process). It ignores keep-alives, counts and drops what does not parse,
+answers 400 to requests it can address, admits requests by source (trusted
+carrier networks, else a per-source budget), absorbs retransmissions into their
+server transactions, routes responses to client transactions, retransmits on
+the SIP timers, and answers OPTIONS and unsupported methods itself.
+
+Everything that needs to know about calls goes to its ``SipApplication``: a
+new request is offered to ``on_request`` (which matches it to its dialog and
+then ``serve``s or ``refuse``s it), and a served INVITE, BYE or CANCEL comes
+back to ``on_invite``, ``on_bye`` or ``on_cancel`` with its server transaction.
+Time comes from ``now`` (the loop's clock unless one is given), so the timer
+logic runs under a fake clock in tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Protocol, cast
+
+from trunkline import metrics
+from trunkline.gateway.sip import dialog_guard
+from trunkline.gateway.sip.admission import Network, SourceBudget, is_trusted
+from trunkline.gateway.sip.dialog import response_with
+from trunkline.gateway.sip.message import (
+    SipParseError,
+    SipRequest,
+    SipResponse,
+    check_request,
+    parse_message,
+    response_to,
+)
+from trunkline.gateway.sip.transaction import (
+    NEVER,
+    T1,
+    ClientTransaction,
+    Datagram,
+    ServerTransaction,
+)
+
+log = logging.getLogger("trunkline.sip")
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
+USER_AGENT = "trunkline"
+TIMER_GRANULARITY = 0.02  # SIP timers due this close together fire in one pass
+SipAddress = tuple[str, int]
+Transport = asyncio.DatagramTransport
+TransactionKey = tuple[str, str]  # (top Via branch, method)
+
+
+def ignore_response(response: SipResponse) -> None:
+    return None
+
+
+def ignore_timeout() -> None:
+    return None
+
+
+class SipApplication(Protocol):
+    """What the endpoint hands on: requests that need to know about calls."""
+
+    def on_request(
+        self, request: SipRequest, source: SipAddress, *, trusted: bool, via: Transport | None
+    ) -> None:
+        """An admitted request that is no retransmission (an ACK for a 2xx included):
+        match it to its dialog, then ``serve`` or ``refuse`` it (or drop an ACK)."""
+        ...
+
+    def on_invite(self, transaction: ServerTransaction, source: SipAddress, trusted: bool) -> None:
+        """A served INVITE: a new call, or a re-INVITE of a live one."""
+        ...
+
+    def on_bye(self, transaction: ServerTransaction) -> None: ...
+
+    def on_cancel(self, transaction: ServerTransaction) -> None: ...
+
+    def on_ack_timeout(self, transaction: ServerTransaction) -> None:
+        """Timer H: the final response to an INVITE was never acknowledged."""
+        ...
+
+    def on_stray_response(self, response: SipResponse) -> None:
+        """A response no client transaction is waiting for (a retransmitted 2xx, say)."""
+        ...
+
+
+class _OwnSocket(asyncio.DatagramProtocol):
+    """This worker's own SIP port: what arrives is handled like the rest."""
+
+    def __init__(self, endpoint: SipEndpoint) -> None:
+        self.endpoint = endpoint
+        self.transport: Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(Transport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.endpoint.datagram_received(data, addr, via=self.endpoint.own_transport)
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+class SipEndpoint(asyncio.DatagramProtocol):
+    """SIP over UDP for one process: sockets, admission, transactions, timers."""
+
+    def __init__(
+        self,
+        application: SipApplication,
+        trusted_networks: list[Network],
+        budget: SourceBudget,
+        *,
+        now: Callable[[], float] = _loop_time,
+    ) -> None:
+        self.application = application
+        self.trusted_networks = trusted_networks
+        self.budget = budget
+        self.now = now
+        self.transport: Transport | None = None
+        self.local_address: SipAddress = ("0.0.0.0", 0)
+        self.own_transport: Transport | None = None  # this worker's alone
+        self.own_address: SipAddress | None = None
+        self._transport_of: dict[TransactionKey, Transport] = {}
+        self.arrived_on: Transport | None = None  # the own port, for the datagram being handled
+        self._server: dict[TransactionKey, ServerTransaction] = {}
+        # Keyed by (branch, method): a CANCEL shares its INVITE's branch (RFC 3261 §17.1.3).
+        self._client: dict[TransactionKey, ClientTransaction] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = NEVER  # when ``_timer`` fires
+        self.malformed_dropped = 0
+        self.bad_requests = 0
+        self.dialog_refused = dict.fromkeys(dialog_guard.REFUSAL_REASONS, 0)
+
+    # -- sockets -------------------------------------------------------------------------
+    async def bind(self, host: str, port: int, *, shared: bool = False) -> SipAddress:
+        """Bind SIP. ``shared``: one of several workers on the port (SO_REUSEPORT); then
+        outbound dialogs get a port of this worker's own so replies come back here."""
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: self, local_addr=(host, port), reuse_port=shared or None
+        )
+        self.transport = transport  # uvloop calls connection_made only on the next loop turn
+        sockname = self.transport.get_extra_info("sockname")
+        self.local_address = (str(sockname[0]), int(sockname[1]))
+        if shared:
+            own, _ = await loop.create_datagram_endpoint(
+                lambda: _OwnSocket(self), local_addr=(host, 0)
+            )
+            self.own_transport = own
+            own_name = own.get_extra_info("sockname")
+            self.own_address = (str(own_name[0]), int(own_name[1]))
+        return self.local_address
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.transport is not None:
+            self.transport.close()
+        if self.own_transport is not None:
+            self.own_transport.close()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's UDP transport is not a subclass of asyncio.DatagramTransport.
+        self.transport = cast(Transport, transport)
+
+    # -- receiving -----------------------------------------------------------------------
+    def datagram_received(
+        self, data: bytes, addr: tuple[str, int], via: Transport | None = None
+    ) -> None:
+        """A datagram on the shared SIP port (or, ``via``, on this worker's own port)."""
+        self.arrived_on = via
+        source = (addr[0], addr[1])
+        if not data.strip():
+            return  # keep-alive CRLF
+        try:
+            message = parse_message(data)
+        except SipParseError as exc:
+            self.malformed_dropped += 1
+            log.debug("malformed SIP from %s: %s", source, exc)
+            return
+        if isinstance(message, SipResponse):
+            self._on_response(message)
+            return
+        try:
+            check_request(message)
+        except SipParseError as exc:
+            self._bad_request(message, source, str(exc))
+            return
+        self._on_request(message, source)
+
+    def _bad_request(self, request: SipRequest, source: SipAddress, reason: str) -> None:
+        self.bad_requests += 1
+        if request.method == "ACK" or request.headers.get("Via") is None:
+            self.malformed_dropped += 1
+            return
+        response = response_to(request, 400, f"Bad Request ({reason[:60]})")
+        if self.transport is not None:
+            self.transport.sendto(response.serialize(), source)
+
+    def _on_request(self, request: SipRequest, source: SipAddress) -> None:
+        metrics.SIP_REQUESTS.labels(metrics.sip_method_label(request.method)).inc()
+        trusted = is_trusted(source[0], self.trusted_networks)
+        if not trusted and not self.budget.admit(source[0], self.now()):
+            return  # over its budget, in-dialog requests too: dropped unanswered (and counted)
+        method = "INVITE" if request.method == "ACK" else request.method
+        existing = self._server.get((request.top_via.branch, method))
+        if existing is not None:
+            if source != existing.address:  # a stranger replaying the branch: no reflection
+                self.refuse(dialog_guard.FOREIGN_RETRANSMISSION)
+                return
+            self._send(existing.on_retransmission(request, self.now()))
+            return
+        self.application.on_request(request, source, trusted=trusted, via=self.arrived_on)
+
+    def serve_ack(self, invite: ServerTransaction, ack: SipRequest) -> None:
+        """The ACK of a 2xx (a branch of its own), matched to its INVITE through the dialog."""
+        self._send(invite.on_retransmission(ack, self.now()))
+
+    def pending_invite(self, branch: str) -> ServerTransaction | None:
+        """The INVITE server transaction on ``branch`` (what a CANCEL names), if any."""
+        return self._server.get((branch, "INVITE"))
+
+    def serve(
+        self, request: SipRequest, source: SipAddress, *, trusted: bool, via: Transport | None
+    ) -> None:
+        """A request admitted (and, in a dialog, matched to it): its server transaction."""
+        key = (request.top_via.branch, request.method)
+        if key in self._server:
+            return  # answered meanwhile (a retransmission that was authenticated too)
+        transaction = ServerTransaction(request, source)  # rport semantics (RFC 3581)
+        self._server[key] = transaction
+        if via is not None:  # answer from the port the request came to
+            self._transport_of[key] = via
+        if request.method == "INVITE":
+            transaction.on_timeout = self.application.on_ack_timeout
+            self.application.on_invite(transaction, source, trusted)
+        elif request.method == "BYE":
+            self.application.on_bye(transaction)
+        elif request.method == "CANCEL":
+            self.application.on_cancel(transaction)
+        elif request.method == "OPTIONS":
+            response = response_to(request, 200, to_tag=secrets.token_hex(6))
+            response.headers.add("Allow", ALLOW)
+            response.headers.add("Accept", "application/sdp")
+            self.respond(transaction, response)
+        else:
+            response = response_to(request, 405, to_tag=secrets.token_hex(6))
+            response.headers.add("Allow", ALLOW)
+            self.respond(transaction, response)
+
+    def forget(self, transaction: ServerTransaction) -> Transport | None:
+        """Drop a server transaction unanswered; the port its request came to, if it was ours."""
+        request = transaction.request
+        key = (request.top_via.branch, request.method)
+        self._server.pop(key, None)
+        return self._transport_of.pop(key, None)
+
+    def _on_response(self, response: SipResponse) -> None:
+        try:
+            key = (response.top_via.branch, response.cseq[1])
+        except SipParseError:
+            self.malformed_dropped += 1
+            return
+        client = self._client.get(key)
+        if client is None:
+            self.application.on_stray_response(response)
+            return
+        self._send(client.on_message(response, self.now()), self._transport_of.get(key))
+
+    # -- sending -------------------------------------------------------------------------
+    def respond(self, transaction: ServerTransaction, response: SipResponse) -> None:
+        """A response in its server transaction (retransmitted as the transaction says)."""
+        response.headers.add("Server", USER_AGENT)
+        metrics.SIP_RESPONSES.labels(str(response.status)).inc()
+        request = transaction.request
+        key = (request.top_via.branch, request.method)
+        self._send(transaction.respond(response, self.now()), self._transport_of.get(key))
+
+    def send_once(
+        self, response: SipResponse, destination: SipAddress, via: Transport | None = None
+    ) -> None:
+        """A response sent statelessly: once, never retransmitted, nothing kept."""
+        response.headers.add("Server", USER_AGENT)
+        metrics.SIP_RESPONSES.labels(str(response.status)).inc()
+        transport = via or self.transport
+        if transport is not None:
+            transport.sendto(response.serialize(), destination)
+
+    def refuse(
+        self,
+        reason: str,
+        request: SipRequest | None = None,
+        source: SipAddress | None = None,
+        status: int | None = None,
+        *,
+        via: Transport | None = None,
+        **headers: str,
+    ) -> None:
+        """Count a refused request; answer it once, without a transaction, when a status is given."""
+        self.dialog_refused[reason] += 1
+        if request is None or source is None or status is None:
+            return
+        response = response_with(request, status, secrets.token_hex(6), headers)
+        self.send_once(response, source, via)
+
+    def send_request(
+        self,
+        request: SipRequest,
+        destination: SipAddress,
+        on_response: Callable[[SipResponse], None] = ignore_response,
+        on_timeout: Callable[[], None] = ignore_timeout,
+        *,
+        own_port: bool = False,
+    ) -> None:
+        """Send a request in a new client transaction (retransmitted until answered).
+
+        ``own_port``: from this worker's own SIP port (outbound dialogs), so the
+        replies come back to this process when workers share the SIP port.
+        """
+        transaction = ClientTransaction(request, destination, on_response, on_timeout)
+        key = (request.top_via.branch, request.method)
+        self._client[key] = transaction
+        transport = self.own_transport if own_port else None
+        if transport is not None:
+            self._transport_of[key] = transport
+        self._send(transaction.start(self.now()), transport)
+
+    def _send(self, datagrams: list[Datagram], transport: Transport | None = None) -> None:
+        self._transmit(datagrams, transport)
+        self._schedule()
+
+    def _transmit(self, datagrams: list[Datagram], transport: Transport | None) -> None:
+        transport = transport or self.transport
+        if transport is not None:
+            for datagram in datagrams:
+                transport.sendto(datagram.data, datagram.address)
+
+    # -- timers --------------------------------------------------------------------------
+    def _schedule(self) -> None:
+        """Make sure the timer fires by the deadline a transaction may just have set.
+
+        A deadline set now is never sooner than now + T1 (the shortest SIP timer), so
+        a timer already due by then covers it; otherwise the timer is brought forward
+        to now + T1 and ``fire_timers`` finds the exact next deadline. No scan of
+        every transaction per message: with thousands of them (an INVITE flood)
+        that cost grew with the square of the flood.
+        """
+        at = self.now() + T1
+        if self._timer is not None and self._timer_at <= at:
+            return
+        self._arm_timer(at)
+
+    def _arm_timer(self, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if at != NEVER:
+            delay = max(0.0, at - self.now())
+            self._timer = asyncio.get_running_loop().call_later(delay, self.fire_timers)
+            self._timer_at = at
+
+    @property
+    def timer_at(self) -> float:
+        """When the transaction timer fires next (``NEVER`` when nothing is pending)."""
+        return self._timer_at if self._timer is not None else NEVER
+
+    def fire_timers(self) -> None:
+        """Run every transaction timer that is due, and arm the timer for the next one."""
+        now = self.now()
+        self._timer = None
+        soonest = NEVER
+        for key, server in list(self._server.items()):
+            if server.deadline <= now:
+                self._transmit(server.fire(now), self._transport_of.get(key))
+            if server.state.value == "terminated":
+                del self._server[key]
+                self._transport_of.pop(key, None)
+            else:
+                soonest = min(soonest, server.deadline)
+        for key, client in list(self._client.items()):
+            if client.deadline <= now:
+                self._transmit(client.fire(now), self._transport_of.get(key))
+            if client.done:
+                del self._client[key]
+                self._transport_of.pop(key, None)
+            else:
+                soonest = min(soonest, client.deadline)
+        # Deadlines a few milliseconds apart share one pass over the transactions.
+        at = soonest if soonest == NEVER else max(soonest, now + TIMER_GRANULARITY)
+        if self._timer is not None:  # armed by a timeout handler during the pass
+            at = min(at, self._timer_at)
+        self._arm_timer(at)
+
+    @property
+    def transactions(self) -> int:
+        """Server and client transactions still kept (answered ones until their timers end)."""
+        return len(self._server) + len(self._client)

@@ -1,0 +1,180 @@
+"""The SIP leg's requests: what the SIP endpoint hands on, matched to the calls it concerns.
+
+``SipRequests`` is the ``SipEndpoint``'s application. An ACK for our 2xx is
+honoured only from the dialog's far end; a CANCEL must match its pending
+INVITE and come from where it came from (else 481); any other request naming a
+live call must carry the dialog's tags (else 481) and come from its far end or
+a trusted network, or pass the trunk's digest like an INVITE would
+(``sip.dialog_guard``, ``sip.trunk_auth``). Served requests are answered here:
+BYE ends the call, CANCEL before the answer ends it with 487, a re-INVITE
+(hold, unhold, refresh) gets our SDP again; a new INVITE starts the inbound
+call flow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from trunkline.calls.flow_events import CallerCanceled
+from trunkline.calls.live_call import LiveCall, SipAddress
+from trunkline.gateway.media import RtpLeg
+from trunkline.gateway.sip import dialog_guard
+from trunkline.gateway.sip.dialog_guard import Dialog, Verdict, cancel_matches, check_in_dialog
+from trunkline.gateway.sip.endpoint import SipEndpoint, Transport
+from trunkline.gateway.sip.message import SipRequest, SipResponse, response_to
+from trunkline.gateway.sip.sdp import SdpError, answer_sdp, negotiate, parse_sdp
+from trunkline.gateway.sip.transaction import ServerTransaction
+
+if TYPE_CHECKING:
+    from trunkline.gateway.sip_gateway import SipGateway
+
+log = logging.getLogger("trunkline.sip")
+InboundCall = Callable[[ServerTransaction, SipAddress], Coroutine[Any, Any, None]]
+
+
+class SipRequests:
+    """Requests from the SIP endpoint, for the gateway's live calls or a new inbound one."""
+
+    def __init__(self, gateway: SipGateway, inbound_call: InboundCall) -> None:
+        self.gateway = gateway
+        self.inbound_call = inbound_call  # the inbound call flow, from a new INVITE
+
+    @property
+    def endpoint(self) -> SipEndpoint:
+        return self.gateway.endpoint
+
+    def on_request(
+        self, request: SipRequest, source: SipAddress, *, trusted: bool, via: Transport | None
+    ) -> None:
+        """Match a request to its dialog: ACKs for our 2xx, CANCELs, and in-dialog requests."""
+        call = self.gateway.calls.get(request.call_id)
+        if request.method == "ACK":
+            if call is not None and call.dialog is not None:
+                # the ACK for our 2xx (a new branch) to the dialog's latest INVITE,
+                # honoured from the far end only
+                invite = call.dialog.transaction
+                verdict = check_in_dialog(request, source, call.dialog.identity, trusted=trusted)
+                if verdict is not Verdict.ACCEPT:
+                    self.endpoint.refuse(dialog_guard.ACK_STRANGER)
+                elif request.cseq[0] == invite.request.cseq[0]:
+                    self.endpoint.serve_ack(invite, request)
+            return
+        if request.method == "CANCEL":
+            pending = self.endpoint.pending_invite(request.top_via.branch)
+            if pending is not None and not cancel_matches(
+                request, source, pending.request, pending.address
+            ):
+                self.endpoint.refuse(dialog_guard.CANCEL_MISMATCH, request, source, 481, via=via)
+                return
+        elif call is not None:
+            verdict = check_in_dialog(request, source, _dialog(call), trusted=trusted)
+            if verdict is Verdict.WRONG_TAGS:
+                self.endpoint.refuse(dialog_guard.WRONG_TAGS, request, source, 481, via=via)
+                return
+            if verdict is Verdict.STRANGER:
+                self._authenticate_stranger(request, source, call, via)
+                return
+        self.endpoint.serve(request, source, trusted=trusted, via=via)
+
+    def on_invite(self, transaction: ServerTransaction, source: SipAddress, trusted: bool) -> None:
+        request = transaction.request
+        if request.call_id in self.gateway.calls:  # re-INVITE: hold/unhold or refresh
+            self.endpoint.respond(transaction, response_to(request, 100))
+            self._reinvite(self.gateway.calls[request.call_id], transaction)
+            return
+        if trusted:  # untrusted sources hear nothing before they authenticate
+            self.endpoint.respond(transaction, response_to(request, 100))
+        self.gateway.spawn(self.inbound_call(transaction, source))
+
+    def on_bye(self, transaction: ServerTransaction) -> None:
+        request = transaction.request
+        call = self.gateway.calls.get(request.call_id)
+        if call is None:
+            self.endpoint.respond(transaction, response_to(request, 481))
+            return
+        self.endpoint.respond(transaction, response_to(request, 200))
+        self.gateway.spawn(self.gateway.end_call(call, "remote", send_bye=False))
+
+    def on_cancel(self, transaction: ServerTransaction) -> None:
+        request = transaction.request
+        invite = self.endpoint.pending_invite(request.top_via.branch)
+        call = self.gateway.calls.get(request.call_id)
+        if invite is None or call is None or call.answered or call.outbound is not None:
+            self.endpoint.respond(transaction, response_to(request, 481))
+            return
+        if call.dialog is None or call.dialog.transaction is not invite:  # a re-INVITE: too late
+            self.endpoint.respond(transaction, response_to(request, 481))
+            return
+        self.endpoint.respond(transaction, response_to(request, 200))
+        self.gateway.core.post(call, CallerCanceled())  # the call flow answers the INVITE 487
+
+    def on_ack_timeout(self, transaction: ServerTransaction) -> None:
+        call = self.gateway.calls.get(transaction.request.call_id)
+        if call is not None and call.answered and not call.ended:
+            log.warning("no ACK for 200 OK", extra={"call_id": call.lifecycle.call_id})
+            self.gateway.spawn(self.gateway.end_call(call, "local", send_bye=True))
+
+    def on_stray_response(self, response: SipResponse) -> None:
+        # A retransmitted 2xx to our INVITE means our ACK was lost: send it again.
+        call = self.gateway.calls.get(response.call_id)
+        if call is not None and call.outbound is not None and 200 <= response.status < 300:
+            self.gateway.outbound.resend_ack(call)
+
+    def _reinvite(self, call: LiveCall, transaction: ServerTransaction) -> None:
+        request = transaction.request
+        try:
+            negotiated = negotiate(parse_sdp(request.body))
+        except SdpError as exc:
+            self.endpoint.respond(transaction, response_to(request, 488, str(exc)[:60]))
+            return
+        response = response_to(request, 200)
+        if call.endpoint is not None:
+            leg = call.bridge.caller if call.bridge is not None else None
+            if isinstance(leg, RtpLeg) and not negotiated.remote_address.startswith("0.0.0.0"):
+                leg.session.remote = (negotiated.remote_address, negotiated.remote_port)
+            response.body = answer_sdp(negotiated, self.gateway.media_address, call.endpoint.port)
+            response.headers.add("Content-Type", "application/sdp")
+        response.headers.add("Contact", self.gateway.contact())
+        if call.answered and call.dialog is not None:  # its ACK is matched through the dialog
+            call.dialog.transaction = transaction
+        self.endpoint.respond(transaction, response)
+
+    def _authenticate_stranger(
+        self, request: SipRequest, source: SipAddress, call: LiveCall, via: Transport | None
+    ) -> None:
+        """An in-dialog request from outside the dialog and the trusted networks: digest, as for
+        an INVITE (challenged or refused statelessly), and only then served."""
+        if request.headers.get("Authorization") is None:
+            refusal = self.gateway.trunk_auth.challenge(source[0])
+            self.endpoint.refuse(
+                dialog_guard.STRANGER, request, source, refusal.status, via=via, **refusal.headers
+            )
+            return
+        self.gateway.spawn(self._serve_if_authenticated(request, source, call, via))
+
+    async def _serve_if_authenticated(
+        self, request: SipRequest, source: SipAddress, call: LiveCall, via: Transport | None
+    ) -> None:
+        record = call.lifecycle.record
+        number = await self.gateway.services.repository.get_number(record.phone_number_id)
+        passwords = partial(self.gateway.trunk_passwords, number)
+        refusal = self.gateway.trunk_auth.check(request, passwords, source[0])
+        if refusal is not None:  # answered as if it had just arrived
+            self.endpoint.refuse(
+                dialog_guard.STRANGER, request, source, refusal.status, via=via, **refusal.headers
+            )
+            return
+        if self.gateway.calls.get(request.call_id) is call:
+            self.endpoint.serve(request, source, trusted=False, via=via)
+
+
+def _dialog(call: LiveCall) -> Dialog:
+    """The call's dialog as the far end names it; a carrier stream's matches no SIP request."""
+    if call.outbound is not None:
+        return call.outbound.identity
+    if call.dialog is not None:
+        return call.dialog.identity
+    return Dialog("", None, frozenset())

@@ -1,0 +1,23 @@
+"""The rule violations the storage layer reports (nothing is written when one is raised)."""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base of the rule violations the storage layer reports."""
+
+
+class NumberCapReached(StorageError):
+    """The organisation already holds the maximum number of active numbers."""
+
+
+class TokenCapReached(StorageError):
+    """The organisation already holds the maximum number of usable tokens."""
+
+
+class NumberInUse(StorageError):
+    """The E.164 number is already active (in this or another organisation)."""
+
+
+class DuplicateHandle(StorageError):
+    """The organisation already has an identity with this handle."""
