@@ -35,6 +35,7 @@ from trunkline.calls.live_call import LiveCall
 from trunkline.calls.records import inbound_call_record, normalise_e164
 from trunkline.calls.rejected_calls import RejectedCallRecords
 from trunkline.calls.routing import load_inbound_route
+from trunkline.gateway.call_control import GatewayCallControl
 from trunkline.gateway.carriers.media_stream import (
     CarrierAudio,
     CarrierStreamError,
@@ -55,7 +56,6 @@ from trunkline.gateway.carriers.stream_tokens import (
     check_stream_token,
 )
 from trunkline.gateway.media import MediaBridge
-from trunkline.gateway.sip_gateway import GatewayCallControl
 from trunkline.messaging.carrier_formats import SignatureError, verify_twilio
 from trunkline.services import SERVICES, Services
 from trunkline.storage.models import Call, PhoneNumber

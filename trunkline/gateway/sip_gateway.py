@@ -32,23 +32,17 @@ from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
 
-from trunkline.calls.call_media import CallMediaFactory
-from trunkline.calls.driver import TRANSCRIPT_WAIT_SECONDS, CallCore
+from trunkline.calls.driver import TRANSCRIPT_WAIT_SECONDS
 from trunkline.calls.flow_events import CallerCanceled, CallerHungUp, Drain, Event
-from trunkline.calls.identity_signature import IdentitySigner
-from trunkline.calls.incoming_webhook import IncomingCallWebhook
 from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.calls.live_call import LiveCall, SipAddress
-from trunkline.calls.owner_channel import ask_owner, owner_id, same_node
-from trunkline.calls.owner_notify import PgCallActions
-from trunkline.calls.recording_publish import RecordingPublisher
 from trunkline.calls.records import inbound_call_record, normalise_e164
 from trunkline.calls.rejected_calls import RejectedCallRecords
 from trunkline.calls.routing import load_inbound_route
 from trunkline.calls.shared_lookups import SharedLookups
-from trunkline.config import Settings
 from trunkline.crypto import derive_key
 from trunkline.gateway import probes
+from trunkline.gateway.call_core_setup import build_call_core
 from trunkline.gateway.clock import MediaClock
 from trunkline.gateway.outbound_calls import OutboundCalls
 from trunkline.gateway.probes import MediaTotals
@@ -123,7 +117,15 @@ class SipGateway:
         self.recordings = RecordingWriter(services.settings.data_dir / "recordings")
         self.speech = SpeechEngines(settings)
         self.lookups = SharedLookups()
-        self.core = _call_core(services, self, settings)
+        self.core = build_call_core(
+            services,
+            clock,
+            self.recordings,
+            self.speech,
+            self.media_totals,
+            spawn=self.spawn,
+            on_forget=self.outbound.forget,
+        )
         self.calls = self.core.calls  # by the leg's call id (SIP Call-ID)
         self.rejected_calls = RejectedCallRecords(
             services.repository, settings.rejected_call_record_rate, self.spawn, time.monotonic
@@ -404,68 +406,3 @@ class SipGateway:
     # -- API hang-up ---------------------------------------------------------------------
     async def hangup(self, call_id: str) -> bool:
         return await self.core.hangup(call_id)
-
-
-def _call_core(services: Services, gateway: SipGateway, settings: Settings) -> CallCore:
-    """The call core of this gateway, given what it needs explicitly."""
-    wake = services.outbox.wake if services.outbox is not None else _no_wake
-    repository = services.repository
-    signer = IdentitySigner(repository, services.secret_box)
-    publisher = RecordingPublisher(repository, services.blob_store, wake)
-    media = CallMediaFactory(
-        gateway.clock,
-        gateway.recordings,
-        gateway.speech,
-        gateway.media_totals,
-        publisher,
-        max_playout_seconds=settings.playout_max_seconds,
-    )
-    return CallCore(
-        repository,
-        signer,
-        IncomingCallWebhook(repository, signer, services.http, settings),
-        media,
-        settings,
-        wake_outbox=wake,
-        spawn=gateway.spawn,
-        on_forget=gateway.outbound.forget,
-    )
-
-
-def _no_wake() -> None:
-    return None
-
-
-class GatewayCallControl:
-    """What the control API asks of live calls, answered by this process's gateway."""
-
-    def __init__(self, gateway: SipGateway) -> None:
-        self.gateway = gateway
-        self.remote_owners: PgCallActions | None = None  # processes on other machines
-
-    async def place_call(self, call: Call, number: PhoneNumber) -> None:
-        await self.gateway.outbound.place(call, number)
-
-    @property
-    def owner(self) -> str:
-        return owner_id()
-
-    def readiness(self) -> str | None:
-        if self.gateway.transport is None:
-            return "SIP socket not bound"
-        if self.gateway.ports.free == 0:
-            return "at capacity: every RTP port is in use"
-        return None
-
-    async def hangup(self, call: Call) -> bool:
-        if await self.gateway.hangup(call.id):
-            return True
-        if not call.owner or call.owner == owner_id():
-            return False
-        if self.gateway.services.settings.worker_of and same_node(call.owner):
-            run_dir = self.gateway.services.settings.data_dir / "run"
-            if await ask_owner(run_dir, call.owner, call.id):  # another worker carries it
-                return True
-        if self.remote_owners is not None:  # another process, perhaps another machine
-            return await self.remote_owners.ask_hangup(call.owner, call.id)
-        return False
