@@ -35,7 +35,7 @@ from trunkline.calls.transcripts import store_transcript_segment
 from trunkline.config import Settings
 from trunkline.gateway.agent.link import AgentLink
 from trunkline.storage.models import utcnow
-from trunkline.storage.repository import Repository
+from trunkline.storage.stores import CallStore
 
 log = logging.getLogger("trunkline.sip")
 TRANSCRIPT_WAIT_SECONDS = 15.0  # at hang-up, for the last utterances to be transcribed
@@ -48,7 +48,7 @@ class CallCore:
 
     def __init__(
         self,
-        repository: Repository,
+        repository: CallStore,
         signer: IdentitySigner,
         webhook: IncomingCallWebhook,
         media: CallMediaFactory,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from trunkline.crypto import SecretBox
 from trunkline.storage.models import utcnow
-from trunkline.storage.repository import Repository
+from trunkline.storage.stores import IdentityStore
 from trunkline.webhooks.signing import sign_headers
 
 
 class IdentitySigner:
-    def __init__(self, repository: Repository, secret_box: SecretBox) -> None:
+    def __init__(self, repository: IdentityStore, secret_box: SecretBox) -> None:
         self._repository = repository
         self._secret_box = secret_box
 

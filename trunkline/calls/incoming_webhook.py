@@ -11,7 +11,7 @@ from trunkline.calls.identity_signature import IdentitySigner
 from trunkline.calls.routing import RouteTarget
 from trunkline.config import Settings
 from trunkline.storage.models import Call
-from trunkline.storage.repository import Repository
+from trunkline.storage.stores import IdentityStore
 from trunkline.webhooks.ssrf import UnsafeTarget, check_url_literal
 
 log = logging.getLogger("trunkline.sip")
@@ -25,7 +25,7 @@ class CallDeclined(Exception):
 class IncomingCallWebhook:
     def __init__(
         self,
-        repository: Repository,
+        repository: IdentityStore,
         signer: IdentitySigner,
         http: aiohttp.ClientSession,
         settings: Settings,

@@ -17,7 +17,7 @@ from pathlib import Path
 from trunkline.data_dir import make_private_dirs
 from trunkline.storage.blobs import BlobStore, LocalBlobStore
 from trunkline.storage.models import Call, EventDraft
-from trunkline.storage.repository import Repository
+from trunkline.storage.stores import CallStore
 
 log = logging.getLogger("trunkline.recording")
 
@@ -26,7 +26,7 @@ class RecordingPublisher:
     """Publishes finished recordings: the blob store, the call's ``recording_key``, the event."""
 
     def __init__(
-        self, repository: Repository, blob_store: BlobStore, wake_outbox: Callable[[], None]
+        self, repository: CallStore, blob_store: BlobStore, wake_outbox: Callable[[], None]
     ) -> None:
         self._repository = repository
         self._blob_store = blob_store

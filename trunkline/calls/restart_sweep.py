@@ -18,20 +18,25 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.calls.recording_publish import RecordingPublisher
 from trunkline.gateway.recording import PARTIAL_SUFFIX, recorded_seconds, repair_partial
 from trunkline.storage.models import Call, CallStatus
-from trunkline.storage.repository import Repository
+from trunkline.storage.stores import CallStore, NumberStore
 
 log = logging.getLogger("trunkline.restart_sweep")
 PAGE = 100
 RESTART_DETAIL = "the gateway restarted while the call was live"
 
 
+class SweptStore(CallStore, NumberStore, Protocol):
+    """The calls left live, and their numbers (for the agent identity of their events)."""
+
+
 async def end_calls_left_live(
-    repository: Repository, publisher: RecordingPublisher, recordings: Path, owner: str
+    repository: SweptStore, publisher: RecordingPublisher, recordings: Path, owner: str
 ) -> int:
     """End every call ``owner`` left live; returns how many this process ended.
 
@@ -57,7 +62,7 @@ async def end_calls_left_live(
 
 
 async def _end_call(
-    repository: Repository, publisher: RecordingPublisher, call: Call, recordings: Path
+    repository: SweptStore, publisher: RecordingPublisher, call: Call, recordings: Path
 ) -> bool:
     number = await repository.get_number(call.phone_number_id)
     lifecycle = CallLifecycle(

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from trunkline.storage.models import IncomingCallAction, IncomingCallConfig, PhoneNumber
-from trunkline.storage.repository import Repository
+from trunkline.storage.stores import NumberStore
 
 RouteSource = Literal["number", "identity", "default"]
 ACCEPTING_ACTIONS: frozenset[str] = frozenset({"auto_accept", "webhook"})
@@ -139,7 +139,7 @@ def resolve_inbound_route(
     return InboundRoute(action, tuple(targets), voicemail, source)
 
 
-async def load_inbound_route(repository: Repository, number: PhoneNumber) -> InboundRoute:
+async def load_inbound_route(repository: NumberStore, number: PhoneNumber) -> InboundRoute:
     """Fetch the primary and fallback agents' configurations and resolve the route."""
     primary_id = primary_agent_id(number)
     config = await repository.get_incoming_call_config(primary_id) if primary_id else None

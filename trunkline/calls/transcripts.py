@@ -24,7 +24,7 @@ from trunkline import metrics
 from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.storage.fairness import DatabaseWorkShed, database_work
 from trunkline.storage.models import EventDraft, TranscriptParty
-from trunkline.storage.repository import Repository
+from trunkline.storage.stores import CallStore
 
 log = logging.getLogger("trunkline.call")
 
@@ -53,7 +53,7 @@ _WRITERS: dict[str, _CallWriter] = {}  # calls with segments waiting or being wr
 
 
 async def store_transcript_segment(
-    repository: Repository,
+    repository: CallStore,
     wake_outbox: Callable[[], None],
     lifecycle: CallLifecycle,
     party: str,
@@ -87,7 +87,7 @@ async def store_transcript_segment(
 
 
 async def _write(
-    repository: Repository, wake_outbox: Callable[[], None], call_id: str, writer: _CallWriter
+    repository: CallStore, wake_outbox: Callable[[], None], call_id: str, writer: _CallWriter
 ) -> None:
     """Write the call's waiting segments, a batch per transaction, until none wait."""
     try:
@@ -103,7 +103,7 @@ async def _write(
 
 
 async def _write_batch(
-    repository: Repository,
+    repository: CallStore,
     wake_outbox: Callable[[], None],
     call_id: str,
     organization_id: str,
