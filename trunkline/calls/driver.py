@@ -65,7 +65,7 @@ class CallCore:
         self.wake_outbox = wake_outbox
         self.spawn = spawn
         self.on_forget = on_forget
-        self.dialer = AgentDialer(signer, self._agent_lost, settings)
+        self.dialer = AgentDialer(signer, self.agent_lost, settings)
         self.calls: dict[str, LiveCall] = {}  # by the leg's call id
         self.calls_ending = 0  # left ``calls``, still storing their end (status, transcript)
         self.ends_stored = asyncio.Event()  # set while ``calls_ending`` is 0
@@ -254,7 +254,7 @@ class CallCore:
         return self.settings.agent_reconnect_grace_seconds
 
     # -- the agent -------------------------------------------------------------------------
-    def _agent_lost(self, call: LiveCall) -> None:
+    def agent_lost(self, call: LiveCall) -> None:
         """The agent's socket dropped: redial it, and end the call if the grace period runs out."""
         if call.flow.state is f.CallState.ANSWERED:
             self.post(call, e.AgentLost())
