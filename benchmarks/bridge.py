@@ -121,7 +121,7 @@ async def run_agent(port: int, out: Path, stamp: bool) -> None:
 
 
 async def run_floor(calls: int, agent_url: str, ports_out: Path) -> None:
-    from trunkline.gateway.agent.link import connect_agent
+    from trunkline.agent.link import connect_agent
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -13,7 +13,7 @@
    (the silence it waits for before it calls an utterance over) plus the
    worker's queueing and transcription time, measured per utterance.
 4. **First text delta to first audio** (p50/p99, target p50 <= 300 ms): a
-   call's text-to-speech path (``CallSpeech``) fed an agent reply as an LLM
+   call's text-to-speech path (``SpeechOutput``) fed an agent reply as an LLM
    streams it (6 characters every 10 ms); the clock stops when the first
    synthesized audio reaches the call's playout.
 5. **Concurrent transcribed calls one core sustains**: first estimated as
@@ -36,8 +36,9 @@ from typing import Any
 from benchmarks._report import percentile, print_table, write_results
 from trunkline.codecs.g711 import ulaw_to_pcm16
 from trunkline.config import Settings
-from trunkline.gateway.call_speech import CallSpeech
-from trunkline.gateway.playout import Playout
+from trunkline.media.playout import Playout
+from trunkline.media.speech_output import SpeechOutput
+from trunkline.media.speech_work import SpeechWork
 from trunkline.speech.engines import SpeechEngines
 from trunkline.speech.segmenter import FRAME_BYTES, SpeechSegmenter, Utterance
 from trunkline.speech.synthesizer import PiperSynthesizer
@@ -176,13 +177,13 @@ async def first_audio_latency(responses: list[str], engines: SpeechEngines) -> d
         async def store(party: Any, text: str, ts_ms: int) -> None:
             return None
 
-        speech = CallSpeech(
-            "bench",
-            engines,
+        work = SpeechWork("bench", store)
+        speech = SpeechOutput(
+            engines.synthesizer,
+            engines.synthesis,
+            work,
             playout=Playout(lambda name: None),
             play=play,
-            send_to_agent=lambda frame: None,
-            store_segment=store,
         )
         speech.tts_mode = True
         started = time.perf_counter()
@@ -193,7 +194,8 @@ async def first_audio_latency(responses: list[str], engines: SpeechEngines) -> d
             await asyncio.sleep(0.01)
         speech.agent_text("", True)
         samples.append((await first - started) * 1000)
-        await speech.close()
+        speech.close()
+        await work.drained()
         await asyncio.sleep(0.3)  # let the rest of the reply finish synthesizing
     return {
         "p50": percentile(samples, 0.5),

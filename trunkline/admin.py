@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 from trunkline.config import Settings
 from trunkline.crypto import SecretBox, load_master_key
 from trunkline.data_dir import secure_data_dir
-from trunkline.storage import DuplicateHandle, Repository, open_repository
+from trunkline.storage import DuplicateHandle, open_repository
 from trunkline.storage.models import ApiToken, utcnow
+from trunkline.storage.stores import IdentityStore
 from trunkline.tokens import issue_token, token_status
 from trunkline.webhooks import new_signing_key
 
@@ -45,61 +46,63 @@ async def run_command(settings: Settings, args: argparse.Namespace) -> list[str]
         await repository.close()
 
 
-async def _dispatch(repository: Repository, box: SecretBox, args: argparse.Namespace) -> list[str]:
+async def _dispatch(
+    identities: IdentityStore, box: SecretBox, args: argparse.Namespace
+) -> list[str]:
     target = (args.command, getattr(args, "action", None))
     if target == ("org", "create"):
-        return await _create_org(repository, args.name)
+        return await _create_org(identities, args.name)
     if target == ("identity", "create"):
-        return await _create_identity(repository, args.org, args.handle, args.display_name)
+        return await _create_identity(identities, args.org, args.handle, args.display_name)
     if target == ("identity", "signing-key"):
-        return await _signing_key(repository, box, args.identity, args.rotate)
+        return await _signing_key(identities, box, args.identity, args.rotate)
     if target == ("token", "create"):
         expires_at = token_expiry(args.expires_in, args.expires_at, utcnow())
-        return await _create_token(repository, args.org, args.identity, expires_at)
+        return await _create_token(identities, args.org, args.identity, expires_at)
     if target == ("token", "list"):
-        return await _list_tokens(repository, args.org)
+        return await _list_tokens(identities, args.org)
     if target == ("token", "revoke"):
-        return await _revoke_token(repository, args.token)
+        return await _revoke_token(identities, args.token)
     raise AdminError(f"unknown command {' '.join(t for t in target if t)}")
 
 
-async def _create_org(repository: Repository, name: str) -> list[str]:
+async def _create_org(identities: IdentityStore, name: str) -> list[str]:
     name = name.strip()
     if not name or len(name) > MAX_NAME_LENGTH:
         raise AdminError(f"organisation name must be 1-{MAX_NAME_LENGTH} characters")
-    organization = await repository.create_organization(name)
+    organization = await identities.create_organization(name)
     return [organization.id]
 
 
-async def _require_org(repository: Repository, organization_id: str) -> None:
-    if await repository.get_organization(organization_id) is None:
+async def _require_org(identities: IdentityStore, organization_id: str) -> None:
+    if await identities.get_organization(organization_id) is None:
         raise AdminError(f"no organisation {organization_id}")
 
 
 async def _create_identity(
-    repository: Repository, organization_id: str, handle: str, display_name: str | None
+    identities: IdentityStore, organization_id: str, handle: str, display_name: str | None
 ) -> list[str]:
-    await _require_org(repository, organization_id)
+    await _require_org(identities, organization_id)
     handle = handle.strip().removeprefix("@")
     if not handle or len(handle) > 64 or not all(c.isalnum() or c in "-_." for c in handle):
         raise AdminError("handle must be 1-64 letters, digits, '-', '_' or '.'")
     try:
-        identity = await repository.create_identity(organization_id, handle, display_name)
+        identity = await identities.create_identity(organization_id, handle, display_name)
     except DuplicateHandle as exc:
         raise AdminError(f"the organisation already has an identity @{handle}") from exc
     return [identity.id]
 
 
 async def _signing_key(
-    repository: Repository, box: SecretBox, identity_id: str, rotate: bool
+    identities: IdentityStore, box: SecretBox, identity_id: str, rotate: bool
 ) -> list[str]:
-    if await repository.get_identity(identity_id) is None:
+    if await identities.get_identity(identity_id) is None:
         raise AdminError(f"no agent identity {identity_id}")
-    existing = await repository.get_identity_signing_key(identity_id)
+    existing = await identities.get_identity_signing_key(identity_id)
     if existing is not None and not rotate:
         raise AdminError("the identity already has a signing key; pass --rotate to replace it")
     key = new_signing_key()
-    await repository.set_identity_signing_key(identity_id, box.encrypt(key))
+    await identities.set_identity_signing_key(identity_id, box.encrypt(key))
     return [key]
 
 
@@ -127,17 +130,17 @@ def token_expiry(expires_in: str | None, expires_at: str | None, now: datetime) 
 
 
 async def _create_token(
-    repository: Repository,
+    identities: IdentityStore,
     organization_id: str,
     identity_id: str | None,
     expires_at: datetime | None,
 ) -> list[str]:
-    await _require_org(repository, organization_id)
+    await _require_org(identities, organization_id)
     if identity_id is not None:
-        identity = await repository.get_identity(identity_id)
+        identity = await identities.get_identity(identity_id)
         if identity is None or identity.organization_id != organization_id:
             raise AdminError(f"no agent identity {identity_id} in organisation {organization_id}")
-    issued = await issue_token(repository, organization_id, identity_id, expires_at=expires_at)
+    issued = await issue_token(identities, organization_id, identity_id, expires_at=expires_at)
     return [issued.secret]
 
 
@@ -156,15 +159,15 @@ def _describe_token(token: ApiToken, now: datetime) -> str:
     )
 
 
-async def _list_tokens(repository: Repository, organization_id: str | None) -> list[str]:
+async def _list_tokens(identities: IdentityStore, organization_id: str | None) -> list[str]:
     """One tab-separated line per token: never the token, only its display prefix."""
     if organization_id is not None:
-        await _require_org(repository, organization_id)
+        await _require_org(identities, organization_id)
     now = utcnow()
     lines = ["id\tprefix\torganization\tidentity\tcreated_at\texpires_at\tstatus"]
     offset = 0
     while True:
-        page = await repository.list_tokens(organization_id, limit=LIST_PAGE, offset=offset)
+        page = await identities.list_tokens(organization_id, limit=LIST_PAGE, offset=offset)
         lines.extend(_describe_token(token, now) for token in page)
         if len(page) < LIST_PAGE:
             return lines
@@ -181,16 +184,16 @@ def _token_id(reference: str) -> str | None:
         return None
 
 
-async def _revoke_token(repository: Repository, reference: str) -> list[str]:
+async def _revoke_token(identities: IdentityStore, reference: str) -> list[str]:
     """Revoke the token with this id or display prefix; print its id."""
     reference = reference.strip()
     token_id = _token_id(reference)
     if token_id is None:
-        matches = await repository.find_tokens_by_prefix(reference) if reference else []
+        matches = await identities.find_tokens_by_prefix(reference) if reference else []
         if len(matches) > 1:
             raise AdminError(f"more than one token has the prefix {reference}: revoke it by id")
         token_id = matches[0].id if matches else None
-    revoked = None if token_id is None else await repository.revoke_token(token_id, utcnow())
+    revoked = None if token_id is None else await identities.revoke_token(token_id, utcnow())
     if revoked is None:
         raise AdminError(f"no token {reference}")
     return [revoked.id]

@@ -35,9 +35,9 @@ from trunkline.control_api import build_app
 from trunkline.data_dir import load_node_id, secure_data_dir
 from trunkline.gateway import carrier_streams, twilio_voice
 from trunkline.gateway.call_control import GatewayCallControl
-from trunkline.gateway.clock import MediaClock
 from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip_gateway import SipGateway
+from trunkline.media.clock import MediaClock
 from trunkline.outbox.worker import OutboxWorker
 from trunkline.runtime import Runtime, open_runtime
 from trunkline.services import SERVICES, Services

@@ -1,8 +1,9 @@
 """Process-wide Prometheus metrics updated per event (not per media frame).
 
-Per-frame media figures are counted without allocation in ``gateway.probes``
-and reported at scrape time; what is here changes a few times per call or per
-webhook, where a prometheus-client metric costs nothing that matters.
+Per-frame media figures are counted without allocation in ``media.counters``
+and reported at scrape time by ``gateway.collector``; what is here changes a
+few times per call or per webhook, where a prometheus-client metric costs
+nothing that matters.
 Label sets are small and fixed (no per-call labels).
 """
 

@@ -27,7 +27,7 @@ from types import FrameType
 from trunkline.config import ENV_PREFIX, SETTING_NAMES, Settings
 from trunkline.crypto import load_master_key
 from trunkline.data_dir import load_node_id, secure_data_dir
-from trunkline.gateway.recording import repair_partials
+from trunkline.media.recording import repair_partials
 from trunkline.storage import open_repository
 
 log = logging.getLogger("trunkline.supervisor")

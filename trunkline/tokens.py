@@ -13,7 +13,7 @@ from typing import Literal
 
 from trunkline.crypto import hash_token, new_token, token_display_prefix
 from trunkline.storage.models import ApiToken
-from trunkline.storage.repository import Repository
+from trunkline.storage.stores import IdentityStore
 
 TokenStatus = Literal["active", "expired", "revoked"]
 
@@ -25,7 +25,7 @@ class IssuedToken:
 
 
 async def issue_token(
-    repository: Repository,
+    identities: IdentityStore,
     organization_id: str,
     agent_identity_id: str | None,
     *,
@@ -34,7 +34,7 @@ async def issue_token(
 ) -> IssuedToken:
     """A new token; raises TokenCapReached past ``max_usable`` (see ``create_token``)."""
     secret = new_token()
-    record = await repository.create_token(
+    record = await identities.create_token(
         organization_id,
         agent_identity_id,
         hash_token(secret),

@@ -15,7 +15,7 @@ from typing import Any, cast
 import pytest
 
 from trunkline.calls import flow_events as e
-from trunkline.calls.call_media import CallMediaFactory, MediaEvents
+from trunkline.calls.call_media import CallEvents, CallMedia
 from trunkline.calls.driver import CallCore
 from trunkline.calls.flow import CallState
 from trunkline.calls.flow_events import Timer
@@ -26,7 +26,7 @@ from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.calls.live_call import LiveCall
 from trunkline.calls.routing import InboundRoute, RouteTarget
 from trunkline.config import Settings
-from trunkline.gateway.media import MediaBridge
+from trunkline.media.session import MediaSession
 from trunkline.storage.models import Call, CallStatus, PhoneNumber, utcnow
 from trunkline.storage.stores import CallStore
 
@@ -86,7 +86,7 @@ class FakeLeg:
         if self.no_ports:
             raise MediaUnavailable
 
-    def connect_media(self, bridge: MediaBridge) -> None:
+    def connect_media(self, bridge: MediaSession) -> None:
         self.asked.append("connect_media")
 
     def answer(self) -> None:
@@ -152,8 +152,8 @@ class FakeBridge:
 class FakeMedia:
     publishing: set[asyncio.Task[bool]] = set()
 
-    def new_bridge(self, call: LiveCall, events: MediaEvents, *, caller_alaw: bool) -> Any:
-        call.bridge = cast(MediaBridge, FakeBridge())
+    def new_bridge(self, call: LiveCall, events: CallEvents, *, caller_alaw: bool) -> Any:
+        call.bridge = cast(MediaSession, FakeBridge())
         return call.bridge
 
 
@@ -240,7 +240,7 @@ def harness(
         cast(CallStore, store),
         cast(IdentitySigner, None),
         cast(IncomingCallWebhook, FakeWebhook(webhook)),
-        cast(CallMediaFactory, FakeMedia()),
+        cast(CallMedia, FakeMedia()),
         settings or Settings(),
         wake_outbox=lambda: None,
         spawn=spawn,

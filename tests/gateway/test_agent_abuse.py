@@ -15,9 +15,9 @@ from tests.gateway.conftest import NUMBER, Trunkline, audio_mode
 from tests.gateway.sip_peer import CarrierCall
 from tests.gateway.test_inbound_calls import wait_for_status
 from tests.gateway.test_metrics import scrape, value
-from trunkline.gateway.agent.inkbox_protocol import mark_frame
-from trunkline.gateway.agent.link import DEFAULT_MAX_BUFFER_BYTES
-from trunkline.gateway.playout import MAX_PENDING_MARKS
+from trunkline.agent.inkbox_protocol import mark_frame
+from trunkline.agent.link import DEFAULT_MAX_BUFFER_BYTES
+from trunkline.media.playout import MAX_PENDING_MARKS
 
 
 async def test_a_deeply_nested_frame_is_dropped_and_the_call_goes_on(

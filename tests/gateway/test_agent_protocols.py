@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.codecs.oracle import audioop
-from trunkline.gateway.agent.formats import AGENT_FORMATS, AgentToCaller, CallerToAgent
-from trunkline.gateway.agent.inkbox_protocol import (
+from trunkline.agent.formats import AGENT_FORMATS, AgentToCaller, CallerToAgent
+from trunkline.agent.inkbox_protocol import (
     AgentAudioDone,
     AgentClear,
     AgentMark,
@@ -23,8 +23,8 @@ from trunkline.gateway.agent.inkbox_protocol import (
     AgentTranscript,
     parse_agent_frame,
 )
-from trunkline.gateway.agent.persona import InkboxPersona
-from trunkline.gateway.agent.twilio_protocol import TwilioPersona, parse_twilio_agent_frame
+from trunkline.agent.persona import InkboxPersona
+from trunkline.agent.twilio_protocol import TwilioPersona, parse_twilio_agent_frame
 
 AUDIO = bytes(range(160))
 B64 = base64.b64encode(AUDIO).decode()

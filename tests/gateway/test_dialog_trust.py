@@ -14,7 +14,7 @@ from tests.gateway.test_metrics import scrape, value
 from tests.gateway.test_outbound_calls import place, register_byo_number, wait_status
 from tests.gateway.test_trunk_security import distrust_loopback, invite_with_credentials
 from trunkline.calls.live_call import LiveCall
-from trunkline.gateway.media import RtpLeg
+from trunkline.gateway.rtp.leg import RtpLeg
 from trunkline.gateway.sip.admission import SourceBudget
 from trunkline.gateway.sip.digest import Challenge
 from trunkline.gateway.sip.message import (

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall
-from trunkline.gateway.media import RtpLeg
+from trunkline.gateway.rtp.leg import RtpLeg
 from trunkline.gateway.rtp.packet import build_packet, parse_packet
 from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip.message import SipResponse, parse_message

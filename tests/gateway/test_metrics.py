@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import require
 from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall
-from trunkline.gateway.probes import BUCKETS_SECONDS, LatencyHistogram
+from trunkline.media.counters import BUCKETS_SECONDS, LatencyHistogram
 
 
 async def scrape_text(trunkline: Trunkline) -> str:

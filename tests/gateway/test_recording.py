@@ -16,7 +16,7 @@ from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall
 from trunkline.codecs.g711 import pcm16_to_ulaw
 from trunkline.crypto import hash_token, new_token
-from trunkline.gateway.recording import PARTIAL_SUFFIX, repair_partials
+from trunkline.media.recording import PARTIAL_SUFFIX, repair_partials
 from trunkline.storage.models import Call
 
 

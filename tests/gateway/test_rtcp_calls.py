@@ -11,14 +11,14 @@ import pytest
 from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall
 from tests.rtp.test_rtcp import report
-from trunkline.gateway import media
+from trunkline.gateway.rtp import leg
 from trunkline.gateway.rtp.rtcp import RTCP_SR
 
 
 async def test_calls_send_sender_reports_to_the_peer(
     trunkline: Trunkline, echo_agent: EchoAgent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(media, "REPORT_INTERVAL_FRAMES", 10)  # first report within ~1.2 s
+    monkeypatch.setattr(leg, "REPORT_INTERVAL_FRAMES", 10)  # first report within ~1.2 s
     await trunkline.number("auto_accept", echo_agent.url)
     carrier = await CarrierCall.open(trunkline.sip_port)
     rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
-from trunkline.gateway.clock import SLOT_SECONDS, TICK_SECONDS, MediaClock
-from trunkline.gateway.playout import Playout
+from tests.fakes.clock import FakeLoop
+from trunkline.media.clock import MAX_CATCH_UP, SLOT_SECONDS, TICK_SECONDS, MediaClock
+from trunkline.media.playout import Playout
 
 
 def test_chunks_are_reframed_and_marks_echo_after_their_audio() -> None:
@@ -63,8 +61,9 @@ def test_backlog_is_bounded_oldest_dropped() -> None:
     assert playout.tick() == bytes([10]) * 160
 
 
-async def test_clock_ticks_at_50_hz_for_every_subscriber() -> None:
-    clock = MediaClock()
+def test_clock_ticks_at_50_hz_for_every_subscriber() -> None:
+    loop = FakeLoop()
+    clock = MediaClock(loop)
     counts = [0, 0]
 
     def first() -> None:
@@ -73,22 +72,33 @@ async def test_clock_ticks_at_50_hz_for_every_subscriber() -> None:
     def second() -> None:
         counts[1] += 1
 
-    loop = asyncio.get_running_loop()
-    begin = loop.time()
     a = clock.subscribe(first)
     b = clock.subscribe(second)
-    await asyncio.sleep(1.0)
-    elapsed = loop.time() - begin
+    loop.advance(1.0)
     clock.unsubscribe(a)
     clock.unsubscribe(b)
-    expected = elapsed / TICK_SECONDS
-    assert counts[0] == counts[1]
-    assert expected - 3 <= counts[0] + clock.skipped_ticks <= expected + 1
-    assert clock.subscribers == 0
+    assert counts == [round(1.0 / TICK_SECONDS)] * 2
+    assert clock.ticks == counts[0] and clock.late_ticks == clock.skipped_ticks == 0
+    assert clock.subscribers == 0 and loop.pending == 0  # the timer stops with the last call
 
 
-async def test_a_failing_subscriber_does_not_stop_the_others() -> None:
-    clock = MediaClock()
+def test_each_subscriber_is_called_every_20_ms_in_its_own_slot() -> None:
+    loop = FakeLoop(0.0)
+    clock = MediaClock(loop)
+    calls: dict[str, list[float]] = {"a": [], "b": []}
+    clock.subscribe(lambda: calls["a"].append(loop.time()))
+    loop.advance(SLOT_SECONDS * 1.5)  # "b" joins in the next slot
+    clock.subscribe(lambda: calls["b"].append(loop.time()))
+    loop.advance(0.1)
+    for times in calls.values():
+        gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+        assert gaps and all(abs(gap - TICK_SECONDS) < 1e-9 for gap in gaps)
+    assert abs(calls["b"][0] - calls["a"][0] - SLOT_SECONDS) < 1e-9  # spread over the frame
+
+
+def test_a_failing_subscriber_does_not_stop_the_others() -> None:
+    loop = FakeLoop()
+    clock = MediaClock(loop)
     ticks: list[int] = []
 
     def broken() -> None:
@@ -96,46 +106,45 @@ async def test_a_failing_subscriber_does_not_stop_the_others() -> None:
 
     clock.subscribe(broken)
     handle = clock.subscribe(lambda: ticks.append(1))
-    await asyncio.sleep(0.2)
+    loop.advance(0.2)
     clock.unsubscribe(handle)
-    assert ticks and clock.callback_errors >= len(ticks)
+    assert len(ticks) == 10 and clock.callback_errors == len(ticks)
 
 
-async def test_a_stalled_loop_catches_up_then_skips() -> None:
-    clock = MediaClock()
+def test_a_stalled_loop_catches_up_then_skips() -> None:
+    loop = FakeLoop(0.0)
+    clock = MediaClock(loop)
     ticks: list[float] = []
-    handle = clock.subscribe(lambda: ticks.append(1))
-    await asyncio.sleep(0.05)
-    asyncio.get_running_loop().call_soon(time.sleep, 0.3)  # stall the loop: 15 ticks missed
-    await asyncio.sleep(0.4)
+    handle = clock.subscribe(lambda: ticks.append(loop.time()))
+    loop.advance(0.05)  # slot 0 ran at 5, 25 and 45 ms
+    assert len(ticks) == 3
+    loop.stall(0.3025)  # the loop is blocked: 60 slots (15 frames) are missed
+    loop.advance(0.0)
+    # Up to MAX_CATCH_UP frames are run at once; the other ten are skipped and counted.
+    assert clock.late_ticks == 1 and clock.skipped_ticks == 10
+    assert len(ticks) == 3 + MAX_CATCH_UP and set(ticks[3:]) == {0.3525}
+    assert abs(clock.max_lateness - 0.2975) < 1e-9
+    loop.advance(TICK_SECONDS)  # then the 20 ms cadence resumes, on the original grid
+    assert len(ticks) == 4 + MAX_CATCH_UP
     clock.unsubscribe(handle)
-    assert clock.late_ticks >= 1 and clock.skipped_ticks >= 5
 
 
-async def test_rephase_moves_a_talk_spurt_ahead_of_its_old_slot() -> None:
-    clock = MediaClock()
+def test_rephase_moves_a_talk_spurt_ahead_of_its_old_slot() -> None:
+    loop = FakeLoop()
+    clock = MediaClock(loop)
     order: list[str] = []
-    first = asyncio.Event()
-    both = asyncio.Event()
-
-    def tick(name: str) -> None:
-        order.append(name)
-        if order.count("late") == 1:
-            first.set()
-        if order.count("late") == 2:
-            both.set()
-
-    late = clock.subscribe(lambda: tick("late"))
-    talker = clock.subscribe(lambda: tick("talker"))  # same slot, called after "late"
+    late = clock.subscribe(lambda: order.append("late"))
+    talker = clock.subscribe(lambda: order.append("talker"))  # same slot, called after "late"
     assert clock.rephase(talker) == 0.0  # already in the slot that fires next
-    await asyncio.wait_for(first.wait(), 2)
-    await asyncio.sleep(SLOT_SECONDS * 1.2)  # the clock moves past their slot
+    loop.advance(SLOT_SECONDS)
+    assert order == ["late", "talker"]
+    # The clock has moved past their slot: the next is slot 1, three slots sooner than slot 0.
     earlier = clock.rephase(talker)
-    assert earlier in (SLOT_SECONDS, 2 * SLOT_SECONDS, 3 * SLOT_SECONDS)
-    await asyncio.wait_for(both.wait(), 2)
-    assert order[:2] == ["late", "talker"]
-    second_round = order[2:]
-    assert second_round.index("talker") < second_round.index("late")  # now it goes first
+    assert abs(earlier - 3 * SLOT_SECONDS) < 1e-12
+    loop.advance(SLOT_SECONDS)
+    assert order == ["late", "talker", "talker"]  # now it goes first
+    loop.advance(3 * SLOT_SECONDS)
+    assert order == ["late", "talker", "talker", "late"]
     clock.unsubscribe(talker)
     clock.unsubscribe(late)
     assert clock.subscribers == 0

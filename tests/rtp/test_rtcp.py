@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import struct
 
-import pytest
-
-from trunkline.gateway.rtp import session as session_module
+from tests.fakes.clock import FakeClock
 from trunkline.gateway.rtp.packet import build_packet
 from trunkline.gateway.rtp.rtcp import (
     RTCP_SDES,
@@ -63,16 +61,13 @@ def test_reports_in_are_checked_and_give_lsr_and_dlsr() -> None:
     assert lsr == state.last_sr_ntp_middle and dlsr == 65536 // 2  # half a second, 1/65536 s
 
 
-def test_session_statistics_follow_wraps_losses_and_jitter(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    clock = [100.0]
-    monkeypatch.setattr(session_module.time, "monotonic", lambda: clock[0])
-    session = RtpSession(0, None, lambda p: None, lambda d: None)
+def test_session_statistics_follow_wraps_losses_and_jitter() -> None:
+    clock = FakeClock(100.0)
+    session = RtpSession(0, None, lambda p: None, lambda d: None, clock=clock)
     source = ("192.0.2.1", 4000)
     sequence, timestamp = 65_530, 1000
     for index in range(20):
-        clock[0] += 0.020
+        clock.advance(0.020)
         if index in (8, 9):  # two lost packets
             sequence, timestamp = (sequence + 1) & 0xFFFF, timestamp + 160
             continue
@@ -84,7 +79,7 @@ def test_session_statistics_follow_wraps_losses_and_jitter(
     assert stats.extended_highest == 65_536 + 13  # 65530 + 19, past the wrap
     assert (stats.expected, stats.received) == (20, 18)
     assert stats.jitter <= 1  # arrivals paced exactly like their timestamps
-    clock[0] += 0.045  # 25 ms late
+    clock.advance(0.045)  # 25 ms late
     session.receive(build_packet(b"\x00" * 160, payload_type=0, sequence=sequence,
                                  timestamp=timestamp, ssrc=7), source)  # fmt: skip
     late = session.reception_stats()

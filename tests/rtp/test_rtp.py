@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.fakes.clock import FakeClock
 from trunkline.codecs.dtmf import TelephoneEvent, encode_event
 from trunkline.gateway.rtp.packet import RtpParseError, build_packet, parse_packet
 from trunkline.gateway.rtp.session import LEARN_GRACE_SECONDS, RtpSession
@@ -99,8 +100,11 @@ def test_the_sdp_address_wins_over_a_first_packet_from_elsewhere() -> None:
 
 def test_another_port_on_the_sdp_host_or_the_signalling_host_is_learned_at_once() -> None:
     rewritten = ("198.51.100.5", 4444)  # NAT kept the host, changed the port
-    session = RtpSession(0, None, lambda p: None, lambda d: None, remote=("198.51.100.5", 4000))
-    session.receive(packet(1), rewritten, now=0.0)
+    clock = FakeClock(0.0)
+    session = RtpSession(
+        0, None, lambda p: None, lambda d: None, remote=("198.51.100.5", 4000), clock=clock
+    )
+    session.receive(packet(1), rewritten)
     assert session.learned_source == rewritten
     behind_nat = RtpSession(
         0,
@@ -109,35 +113,44 @@ def test_another_port_on_the_sdp_host_or_the_signalling_host_is_learned_at_once(
         lambda d: None,
         remote=("10.0.0.5", 4000),  # the caller's inside address
         signalling_host="198.51.100.9",
+        clock=clock,
     )
-    behind_nat.receive(packet(1), ("198.51.100.9", 30000), now=0.0)
+    behind_nat.receive(packet(1), ("198.51.100.9", 30000))
     assert behind_nat.learned_source == ("198.51.100.9", 30000)
 
 
 def test_another_source_is_learned_only_after_the_sdp_address_stays_silent() -> None:
     heard: list[int] = []
     nat = ("198.51.100.9", 30000)
+    clock = FakeClock(100.0)
     session = RtpSession(
-        0, None, lambda p: heard.append(p[0]), lambda d: None, remote=("10.0.0.5", 4000)
-    )
-    session.receive(packet(1, b"\x01" * 160), nat, now=100.0)
-    session.receive(packet(2, b"\x02" * 160), nat, now=100.5)
+        0, None, lambda p: heard.append(p[0]), lambda d: None, remote=("10.0.0.5", 4000),
+        clock=clock,
+    )  # fmt: skip
+    session.receive(packet(1, b"\x01" * 160), nat)
+    clock.now = 100.5
+    session.receive(packet(2, b"\x02" * 160), nat)
     assert session.learned_source is None
-    session.receive(packet(3, b"\x03" * 160), nat, now=100.0 + LEARN_GRACE_SECONDS)
+    clock.now = 100.0 + LEARN_GRACE_SECONDS
+    session.receive(packet(3, b"\x03" * 160), nat)
     assert session.learned_source == nat
-    session.receive(packet(4, b"\x04" * 160), ("10.0.0.5", 4000), now=102.0)
-    session.receive(packet(5, b"\x05" * 160), INTRUDER, now=102.0)
-    session.receive(packet(6, b"\x06" * 160), nat, now=102.0)
+    clock.now = 102.0
+    session.receive(packet(4, b"\x04" * 160), ("10.0.0.5", 4000))
+    session.receive(packet(5, b"\x05" * 160), INTRUDER)
+    session.receive(packet(6, b"\x06" * 160), nat)
     assert heard == [3, 6]  # never switched once media flowed
     counters = session.counters
     assert (counters.dropped_unconfirmed_source, counters.dropped_foreign_source) == (2, 2)
 
 
 def test_the_sdp_address_speaking_during_the_grace_still_wins() -> None:
-    session = RtpSession(0, None, lambda p: None, lambda d: None, remote=CARRIER)
-    session.receive(packet(1), INTRUDER, now=0.0)
-    session.receive(packet(2), CARRIER, now=LEARN_GRACE_SECONDS / 2)
-    session.receive(packet(3), INTRUDER, now=LEARN_GRACE_SECONDS * 2)
+    clock = FakeClock(0.0)
+    session = RtpSession(0, None, lambda p: None, lambda d: None, remote=CARRIER, clock=clock)
+    session.receive(packet(1), INTRUDER)
+    clock.now = LEARN_GRACE_SECONDS / 2
+    session.receive(packet(2), CARRIER)
+    clock.now = LEARN_GRACE_SECONDS * 2
+    session.receive(packet(3), INTRUDER)
     assert session.learned_source == CARRIER
 
 
@@ -145,10 +158,10 @@ def test_the_sdp_address_speaking_during_the_grace_still_wins() -> None:
 def test_without_a_usable_sdp_address_the_first_valid_packet_is_learned(
     remote: tuple[str, int] | None,
 ) -> None:
-    session = RtpSession(0, None, lambda p: None, lambda d: None, remote=remote)
-    session.receive(b"\x80", INTRUDER, now=0.0)  # malformed: not learned
+    session = RtpSession(0, None, lambda p: None, lambda d: None, remote=remote, clock=FakeClock())
+    session.receive(b"\x80", INTRUDER)  # malformed: not learned
     assert session.learned_source is None
-    session.receive(packet(1), CARRIER, now=0.0)
+    session.receive(packet(1), CARRIER)
     assert session.learned_source == CARRIER
 
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from trunkline.gateway.sip.admission import SourceBudget
-from trunkline.gateway.sip.endpoint import SipEndpoint, Transport
+from trunkline.gateway.sip.application import Transport
+from trunkline.gateway.sip.endpoint import SipEndpoint
 from trunkline.gateway.sip.message import SipRequest, SipResponse, parse_message, response_to
 from trunkline.gateway.sip.transaction import NEVER, T1, ServerTransaction
 

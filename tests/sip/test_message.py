@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trunkline.gateway.sip.headers import split_list
 from trunkline.gateway.sip.message import (
     Address,
     SipParseError,
@@ -15,7 +16,6 @@ from trunkline.gateway.sip.message import (
     check_request,
     parse_message,
     response_to,
-    split_list,
 )
 
 INVITE = (

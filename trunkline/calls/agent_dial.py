@@ -8,10 +8,10 @@ import time
 from collections.abc import Callable
 
 from trunkline import metrics
+from trunkline.agent.link import AgentConnectError, AgentLink, connect_agent
 from trunkline.calls.identity_signature import IdentitySigner
 from trunkline.calls.live_call import LiveCall
 from trunkline.config import Settings
-from trunkline.gateway.agent.link import AgentConnectError, AgentLink, connect_agent
 
 log = logging.getLogger("trunkline.sip")
 AGENT_CONNECT_SECONDS = 5.0

@@ -19,12 +19,13 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from trunkline import metrics
+from trunkline.agent.link import AgentLink
 from trunkline.calls import flow as f
 from trunkline.calls import flow_commands as c
 from trunkline.calls import flow_events as e
 from trunkline.calls import voicemail
 from trunkline.calls.agent_dial import AGENT_CONNECT_SECONDS, AgentDialer
-from trunkline.calls.call_media import CallMediaFactory
+from trunkline.calls.call_media import CallMedia
 from trunkline.calls.identity_signature import IdentitySigner
 from trunkline.calls.incoming_webhook import CallDeclined, IncomingCallWebhook
 from trunkline.calls.legs import MediaUnavailable
@@ -33,7 +34,6 @@ from trunkline.calls.owner_channel import owner_id
 from trunkline.calls.routing import InboundRoute
 from trunkline.calls.transcripts import store_transcript_segment
 from trunkline.config import Settings
-from trunkline.gateway.agent.link import AgentLink
 from trunkline.storage.models import utcnow
 from trunkline.storage.stores import CallStore
 
@@ -51,7 +51,7 @@ class CallCore:
         repository: CallStore,
         signer: IdentitySigner,
         webhook: IncomingCallWebhook,
-        media: CallMediaFactory,
+        media: CallMedia,
         settings: Settings,
         *,
         wake_outbox: Callable[[], None],
@@ -275,7 +275,7 @@ class CallCore:
             await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
             pause = min(pause * 2, 1.0)
 
-    # MediaEvents: what a call's bridge reports.
+    # CallEvents: what a call's media session reports.
     def agent_stopped(self, call: LiveCall) -> None:
         self.post(call, e.AgentStopped())
 

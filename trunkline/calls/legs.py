@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from trunkline.gateway.media import MediaBridge
+from trunkline.media.session import MediaSession
 
 
 class MediaUnavailable(Exception):
@@ -32,7 +32,7 @@ class CallLeg(Protocol):
         """Make ready to carry media (bind an RTP port); raises ``MediaUnavailable``."""
         ...
 
-    def connect_media(self, bridge: MediaBridge) -> None:
+    def connect_media(self, bridge: MediaSession) -> None:
         """Become the caller side of ``bridge``."""
         ...
 

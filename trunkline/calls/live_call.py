@@ -9,10 +9,10 @@ from trunkline.calls.flow import CallFlow
 from trunkline.calls.flow_events import Timer
 from trunkline.calls.legs import CallLeg
 from trunkline.calls.lifecycle import CallLifecycle
-from trunkline.gateway.media import MediaBridge
 from trunkline.gateway.rtp.transport import RtpEndpoint
 from trunkline.gateway.sip.dialog import InboundDialog
 from trunkline.gateway.sip.uac import OutboundInvite
+from trunkline.media.session import MediaSession
 from trunkline.storage.models import CallStatus, HangupReason
 
 SipAddress = tuple[str, int]
@@ -36,7 +36,7 @@ class LiveCall:
     dialog: InboundDialog | None = None  # inbound over SIP: the INVITE we answer, its dialog
     outbound: OutboundInvite | None = None  # outbound: the INVITE we sent, then its dialog
     endpoint: RtpEndpoint | None = None
-    bridge: MediaBridge | None = None
+    bridge: MediaSession | None = None
     timers: dict[Timer, asyncio.TimerHandle] = field(default_factory=dict)
     cancel_outcome: CancelOutcome | None = None  # outbound: how a CANCEL we sent ends it
     agent_protocol: str = "inkbox"  # the number's options when the call began

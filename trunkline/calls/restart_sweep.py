@@ -22,7 +22,7 @@ from typing import Protocol
 
 from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.calls.recording_publish import RecordingPublisher
-from trunkline.gateway.recording import PARTIAL_SUFFIX, recorded_seconds, repair_partial
+from trunkline.media.recording import PARTIAL_SUFFIX, recorded_seconds, repair_partial
 from trunkline.storage.models import Call, CallStatus
 from trunkline.storage.stores import CallStore, NumberStore
 

@@ -19,7 +19,7 @@ Precedence (documented in docs/api.md, "Inbound call routing"):
    with neither, the call is rejected.
 
 ``resolve_inbound_route`` is pure; ``load_inbound_route`` fetches the
-configurations it needs from the repository.
+configurations it needs from the number store.
 """
 
 from __future__ import annotations
@@ -139,12 +139,12 @@ def resolve_inbound_route(
     return InboundRoute(action, tuple(targets), voicemail, source)
 
 
-async def load_inbound_route(repository: NumberStore, number: PhoneNumber) -> InboundRoute:
+async def load_inbound_route(numbers: NumberStore, number: PhoneNumber) -> InboundRoute:
     """Fetch the primary and fallback agents' configurations and resolve the route."""
     primary_id = primary_agent_id(number)
-    config = await repository.get_incoming_call_config(primary_id) if primary_id else None
+    config = await numbers.get_incoming_call_config(primary_id) if primary_id else None
     routing = number.inbound_routing
     fallback_config = None
     if routing is not None and routing.fallback_agent_id:
-        fallback_config = await repository.get_incoming_call_config(routing.fallback_agent_id)
+        fallback_config = await numbers.get_incoming_call_config(routing.fallback_agent_id)
     return resolve_inbound_route(number, config, fallback_config=fallback_config)

@@ -43,7 +43,7 @@ async def load_number(
     for an identity token, to another identity.
     """
     missing = not_found or (NUMBER_NOT_FOUND if allow_released else NUMBER_NOT_FOUND_OR_RELEASED)
-    number = await ctx.repository.get_number(phone_number_id)
+    number = await ctx.numbers.get_number(phone_number_id)
     if number is None:
         raise ApiError(404, missing)
     if number.organization_id != ctx.principal.organization_id:
@@ -57,13 +57,13 @@ async def load_number(
 
 async def load_call(ctx: Ctx, call_id: str, phone_number_id: str | None = None) -> Call:
     """The call if the token may see it (and it is on ``phone_number_id`` when given), else 404."""
-    record = await ctx.repository.get_call(call_id)
+    record = await ctx.calls.get_call(call_id)
     if record is None or record.organization_id != ctx.principal.organization_id:
         raise ApiError(404, CALL_NOT_FOUND)
     if phone_number_id is not None and record.phone_number_id != phone_number_id:
         raise ApiError(404, CALL_NOT_FOUND)
     if not ctx.principal.is_admin:
-        number = await ctx.repository.get_number(record.phone_number_id)
+        number = await ctx.numbers.get_number(record.phone_number_id)
         if number is None or not ctx.principal.may_see_identity(number.agent_identity_id):
             raise ApiError(404, CALL_NOT_FOUND)
     return record
@@ -74,14 +74,14 @@ async def find_identity(ctx: Ctx, reference: str) -> AgentIdentity | None:
     organization_id = ctx.principal.organization_id
     identity_id = canonical_uuid(reference)
     if identity_id is not None:
-        identity = await ctx.repository.get_identity(identity_id)
+        identity = await ctx.identities.get_identity(identity_id)
         if identity is not None and identity.organization_id == organization_id:
             return identity
         return None
     handle = reference[1:] if reference.startswith("@") else reference
     if not handle:
         return None
-    return await ctx.repository.get_identity_by_handle(organization_id, handle)
+    return await ctx.identities.get_identity_by_handle(organization_id, handle)
 
 
 async def require_identity(ctx: Ctx, reference: str, field: str) -> AgentIdentity:

@@ -118,7 +118,7 @@ def _expiry(body: dict[str, Any], now: datetime) -> datetime | None:
 
 
 async def _own_key(ctx: Ctx) -> ApiToken:
-    token = await ctx.repository.get_token(ctx.path["api_key_id"])
+    token = await ctx.identities.get_token(ctx.path["api_key_id"])
     if token is None or token.organization_id != ctx.principal.organization_id:
         raise ApiError(404, NOT_FOUND)
     return token
@@ -126,7 +126,7 @@ async def _own_key(ctx: Ctx) -> ApiToken:
 
 async def list_api_keys(ctx: Ctx) -> web.Response:
     _require_admin(ctx)
-    tokens = await ctx.repository.list_tokens(
+    tokens = await ctx.identities.list_tokens(
         ctx.principal.organization_id, limit=ctx.query["limit"], offset=ctx.query["offset"]
     )
     now = utcnow()
@@ -139,13 +139,13 @@ async def create_api_key(ctx: Ctx) -> web.Response:
     expires_at = _expiry(ctx.body, now)
     identity_id = ctx.body.get("agent_identity_id")
     if identity_id is not None:
-        identity = await ctx.repository.get_identity(identity_id.lower())
+        identity = await ctx.identities.get_identity(identity_id.lower())
         if identity is None or identity.organization_id != ctx.principal.organization_id:
             raise ApiError(404, IDENTITY_NOT_FOUND)
         identity_id = identity.id
     try:
         issued = await issue_token(
-            ctx.repository,
+            ctx.identities,
             ctx.principal.organization_id,
             identity_id,
             expires_at=expires_at,
@@ -172,7 +172,7 @@ async def revoke_api_key(ctx: Ctx) -> web.Response:
     _require_admin(ctx)
     token = await _own_key(ctx)
     now = utcnow()
-    revoked = await ctx.repository.revoke_token(token.id, now)
+    revoked = await ctx.identities.revoke_token(token.id, now)
     if revoked is None:
         raise ApiError(404, NOT_FOUND)
     return web.json_response(api_key(revoked, now))

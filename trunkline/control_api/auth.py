@@ -22,7 +22,7 @@ from trunkline.control_api.errors import ApiError
 from trunkline.crypto import hash_token
 from trunkline.metrics import API_TOKENS_REFUSED
 from trunkline.storage.models import utcnow
-from trunkline.storage.repository import Repository
+from trunkline.storage.stores import IdentityStore
 from trunkline.tokens import token_status
 
 TOKEN_HEADERS = ("X-Service-Token", "X-API-Key")
@@ -57,7 +57,7 @@ def _is_printable_ascii(token: str) -> bool:
     return token.isascii() and token.isprintable()
 
 
-async def authenticate(headers: Mapping[str, str], repository: Repository) -> Principal:
+async def authenticate(headers: Mapping[str, str], identities: IdentityStore) -> Principal:
     """The caller's Principal; ApiError(401) when the token is missing or unknown."""
     token = presented_token(headers)
     if not token:
@@ -66,7 +66,7 @@ async def authenticate(headers: Mapping[str, str], repository: Repository) -> Pr
         )
     if len(token) > MAX_TOKEN_LENGTH or not _is_printable_ascii(token):
         raise ApiError(401, "Invalid service token")
-    record = await repository.find_token(hash_token(token))
+    record = await identities.find_token(hash_token(token))
     if record is None:
         raise ApiError(401, "Invalid service token")
     status = token_status(record, utcnow())

@@ -190,7 +190,7 @@ async def register_number(ctx: Ctx) -> web.Response:
     )
     cap = settings.max_numbers_per_org
     try:
-        stored = await ctx.repository.create_number(record, max_active=cap)
+        stored = await ctx.numbers.create_number(record, max_active=cap)
     except NumberCapReached:
         raise cap_reached(cap) from None
     except NumberInUse:

@@ -13,12 +13,12 @@ from aiohttp import web
 from trunkline.control_api.auth import Principal, authenticate
 from trunkline.control_api.errors import ApiError
 from trunkline.storage.fairness import API_AUTH_TENANT, database_work
-from trunkline.storage.repository import Repository
+from trunkline.storage.stores import IdentityStore
 
 CALLER: web.RequestKey[Principal | ApiError] = web.RequestKey("caller")
 
 
-async def settle(request: web.Request, repository: Repository) -> Principal | ApiError:
+async def settle(request: web.Request, identities: IdentityStore) -> Principal | ApiError:
     """The request's Principal, or the ApiError(401) authentication ended with."""
     known = request.get(CALLER)
     if known is not None:
@@ -26,16 +26,16 @@ async def settle(request: web.Request, repository: Repository) -> Principal | Ap
     outcome: Principal | ApiError
     try:
         with database_work(API_AUTH_TENANT):  # the organisation is not known yet
-            outcome = await authenticate(request.headers, repository)
+            outcome = await authenticate(request.headers, identities)
     except ApiError as exc:
         outcome = exc
     request[CALLER] = outcome
     return outcome
 
 
-async def principal(request: web.Request, repository: Repository) -> Principal:
+async def principal(request: web.Request, identities: IdentityStore) -> Principal:
     """The request's Principal; raises the 401 when authentication failed."""
-    outcome = await settle(request, repository)
+    outcome = await settle(request, identities)
     if isinstance(outcome, ApiError):
         raise outcome
     return outcome

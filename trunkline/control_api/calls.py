@@ -1,4 +1,6 @@
-"""Calls and transcripts: place, list, get, hang up, transcripts, transcript search.
+"""Calls and transcripts: list, get, hang up, transcripts, transcript search.
+
+Placing a call is ``place_call``.
 
 Seed paths live under ``/numbers/{phone_number_id}/calls``; the Inkbox SDK's
 flat paths (``/calls``, ``/calls/{id}``, ``/calls/{id}/transcripts``,
@@ -11,35 +13,21 @@ one winner.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
-from typing import Any
 
 from aiohttp import web
 
-from trunkline.calls.control import CallCapacityError, DialError
 from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.control_api import serialize, shapes
 from trunkline.control_api.access import load_call, load_number
 from trunkline.control_api.errors import ApiError
-from trunkline.control_api.keys import BLOB_STORE, CALL_CONTROL, CALL_LIMITS, DRAINING, SETTINGS
+from trunkline.control_api.keys import BLOB_STORE, CALL_CONTROL, REPOSITORY
 from trunkline.control_api.presigned_media import presigner
 from trunkline.control_api.route_table import Ctx, Param, Reply, Route, uuid_param
-from trunkline.control_api.schema import integer, obj, string
-from trunkline.control_api.urls import check_url
-from trunkline.control_api.usage import outbound_usage
-from trunkline.storage.models import (
-    CALL_ENDED_STATUSES,
-    Call,
-    CallStatus,
-    PhoneNumber,
-    utcnow,
-)
+from trunkline.control_api.schema import integer, string
+from trunkline.storage.models import CALL_ENDED_STATUSES, Call, CallStatus
 
 log = logging.getLogger("trunkline.api.calls")
 
-NO_TRUNK = "outbound calling is not available: no SIP trunk configured"
-NOT_YOURS = "from_number does not belong to your organization"
-NOT_ACTIVE = "from_number is not active"
 ALREADY_ENDED = "Call has already ended"
 HANGUP_ATTEMPTS = 4  # status only moves forward, so a few re-reads always settle
 
@@ -52,115 +40,6 @@ OFFSET = Param(
     "offset", "query", integer(minimum=0, maximum=1_000_000, default=0), "Offset", default=0
 )
 
-PLACE_BODY = obj(
-    {
-        "from_number": {**shapes.E164, "description": "Your active number to call from"},
-        "to_number": {**shapes.E164, "description": "The number to call"},
-        "client_websocket_url": shapes.WS_URL,
-        "webhook_url": shapes.WEBHOOK_URL,
-        "origination": string(enum=("dedicated_number",), description="Only dedicated_number"),
-        "mode": string(enum=("client_websocket",), description="Only client_websocket"),
-        "agent_identity_id": string(fmt="uuid", max_length=36, nullable=True),
-    },
-    required=("from_number", "to_number"),
-)
-
-
-async def _caller_number(ctx: Ctx, e164: str) -> PhoneNumber:
-    number = await ctx.repository.find_active_number(e164)
-    if number is None:
-        mine = await ctx.repository.list_numbers(ctx.principal.organization_id)
-        if any(n.number == e164 for n in mine):
-            raise ApiError(400, NOT_ACTIVE)
-        raise ApiError(403, NOT_YOURS)
-    if number.organization_id != ctx.principal.organization_id:
-        raise ApiError(403, NOT_YOURS)
-    if not ctx.principal.may_see_identity(number.agent_identity_id):
-        raise ApiError(403, "from_number does not belong to this agent identity")
-    if number.status != "active":
-        raise ApiError(400, NOT_ACTIVE)
-    return number
-
-
-async def place_call(ctx: Ctx) -> web.Response:
-    body = ctx.body
-    settings = ctx.request.app[SETTINGS]
-    if ctx.request.app[DRAINING].active:
-        raise ApiError(503, "Draining: not accepting new calls", headers={"Retry-After": "30"})
-    if body["to_number"] == body["from_number"]:
-        raise ApiError(422, "to_number: must differ from from_number")
-    if body.get("webhook_url") is not None:
-        check_url(body["webhook_url"], "webhook", settings, "webhook_url")
-    number = await _caller_number(ctx, body["from_number"])
-    named = body.get("agent_identity_id")
-    if named is not None and named.lower() != number.agent_identity_id:
-        raise ApiError(403, "from_number does not belong to this agent identity")
-    websocket = body.get("client_websocket_url")
-    if websocket is not None:
-        check_url(websocket, "websocket", settings, "client_websocket_url")
-    else:
-        websocket = await _default_websocket(ctx, number)
-    now = utcnow()
-    usage = await outbound_usage(
-        ctx.repository,
-        ctx.principal.organization_id,
-        ctx.request.app[CALL_LIMITS],
-        now,
-    )
-    if usage.exhausted:
-        limits = usage.limits
-        raise ApiError(
-            429,
-            f"Call limit reached: {limits.calls_per_window} calls or "
-            f"{limits.minutes_per_window} minutes per {limits.window_seconds // 3600} hours",
-            headers={"Retry-After": str(usage.retry_after_seconds(now))},
-        )
-    control = ctx.request.app[CALL_CONTROL].current
-    record = await ctx.repository.create_call(
-        Call.initiated(
-            number,
-            remote_phone_number=body["to_number"],
-            direction="outbound",
-            client_websocket_url=websocket,
-            now=now,
-            # Owned from the start: a crash before the INVITE leaves it to the restart sweep.
-            owner=control.owner if control is not None else None,
-        )
-    )
-    lifecycle = CallLifecycle(record, ctx.repository, agent_identity_id=number.agent_identity_id)
-    if control is None:
-        await lifecycle.transition("failed", detail=NO_TRUNK)
-        raise ApiError(503, NO_TRUNK)
-    try:
-        await control.place_call(record, number)
-    except CallCapacityError as exc:
-        await lifecycle.transition("failed", detail=str(exc))
-        raise ApiError(429, str(exc), headers={"Retry-After": "30"}) from None
-    except DialError as exc:
-        await lifecycle.transition("failed", detail=f"dial failed: {exc}")
-        raise ApiError(502, f"Carrier dial failed: {exc}") from None
-    except Exception:
-        await lifecycle.transition("failed", detail="dial failed: internal error")
-        raise
-    current = await ctx.repository.get_call(record.id) or record
-    payload: dict[str, Any] = serialize.call(current, presigner(ctx.request.app[BLOB_STORE]))
-    payload["rate_limit"] = replace(usage, calls_used=usage.calls_used + 1).as_json()
-    log.info("placed call", extra={"call_id": record.id, "phone_number_id": number.id})
-    return web.json_response(payload, status=201)
-
-
-async def _default_websocket(ctx: Ctx, number: PhoneNumber) -> str:
-    if number.client_websocket_url:
-        return number.client_websocket_url
-    if number.agent_identity_id is not None:
-        config = await ctx.repository.get_incoming_call_config(number.agent_identity_id)
-        if config is not None and config.client_websocket_url:
-            return config.client_websocket_url
-    raise ApiError(
-        422,
-        "client_websocket_url is required: neither the number nor its agent identity has one",
-    )
-
 
 async def list_calls(ctx: Ctx) -> web.Response:
     principal = ctx.principal
@@ -172,7 +51,7 @@ async def list_calls(ctx: Ctx) -> web.Response:
     ):
         raise ApiError(403, "Identity-scoped tokens cannot name another agent identity")
     identity = principal.agent_identity_id if not principal.is_admin else named
-    calls = await ctx.repository.list_calls(
+    calls = await ctx.calls.list_calls(
         principal.organization_id,
         agent_identity_id=identity.lower() if identity else None,
         limit=ctx.query["limit"],
@@ -185,7 +64,7 @@ async def list_calls(ctx: Ctx) -> web.Response:
 
 async def list_number_calls(ctx: Ctx) -> web.Response:
     number = await load_number(ctx, ctx.path["phone_number_id"], allow_released=False)
-    calls = await ctx.repository.list_calls(
+    calls = await ctx.calls.list_calls(
         ctx.principal.organization_id,
         phone_number_id=number.id,
         limit=ctx.query["limit"],
@@ -209,14 +88,14 @@ async def get_number_call(ctx: Ctx) -> web.Response:
 
 async def call_transcripts(ctx: Ctx) -> web.Response:
     record = await load_call(ctx, ctx.path["call_id"])
-    segments = await ctx.repository.list_transcripts(record.id)
+    segments = await ctx.calls.list_transcripts(record.id)
     return web.json_response([serialize.transcript(s) for s in segments])
 
 
 async def number_call_transcripts(ctx: Ctx) -> web.Response:
     number = await load_number(ctx, ctx.path["phone_number_id"], allow_released=False)
     record = await load_call(ctx, ctx.path["call_id"], phone_number_id=number.id)
-    segments = await ctx.repository.list_transcripts(record.id)
+    segments = await ctx.calls.list_transcripts(record.id)
     return web.json_response([serialize.transcript(s) for s in segments])
 
 
@@ -225,17 +104,22 @@ async def search_transcripts(ctx: Ctx) -> web.Response:
     query: str = ctx.query["q"]
     if not query.strip():
         raise ApiError(422, "q: must not be blank")
-    segments = await ctx.repository.search_transcripts(
+    segments = await ctx.calls.search_transcripts(
         number.id, query, party=ctx.query["party"], limit=ctx.query["limit"]
     )
     return web.json_response([serialize.transcript(s) for s in segments])
+
+
+def _lifecycle(ctx: Ctx, record: Call, agent_identity_id: str | None) -> CallLifecycle:
+    # CallLifecycle is typed against the whole repository, so it is handed the app's.
+    return CallLifecycle(record, ctx.request.app[REPOSITORY], agent_identity_id=agent_identity_id)
 
 
 async def hangup_call(ctx: Ctx) -> web.Response:
     record = await load_call(ctx, ctx.path["call_id"])
     if record.status in CALL_ENDED_STATUSES:
         raise ApiError(409, ALREADY_ENDED)
-    number = await ctx.repository.get_number(record.phone_number_id)
+    number = await ctx.numbers.get_number(record.phone_number_id)
     identity_id = number.agent_identity_id if number is not None else None
     control = ctx.request.app[CALL_CONTROL].current
     if control is not None:
@@ -246,14 +130,14 @@ async def hangup_call(ctx: Ctx) -> web.Response:
             carried = False
         log.info("hangup requested", extra={"call_id": record.id, "live_here": carried})
     for _ in range(HANGUP_ATTEMPTS):
-        current = await ctx.repository.get_call(record.id)
+        current = await ctx.calls.get_call(record.id)
         if current is None:
             raise ApiError(404, "Call not found")
         if current.status in CALL_ENDED_STATUSES:
             return web.json_response(
                 serialize.call(current, presigner(ctx.request.app[BLOB_STORE]))
             )
-        lifecycle = CallLifecycle(current, ctx.repository, agent_identity_id=identity_id)
+        lifecycle = _lifecycle(ctx, current, identity_id)
         target: CallStatus = "completed" if current.status == "answered" else "canceled"
         if await lifecycle.transition(target, hangup_reason="local"):
             return web.json_response(
@@ -270,25 +154,6 @@ _CALL_LIST = shapes.list_of("Call")
 _TRANSCRIPTS = shapes.list_of("Transcript")
 
 ROUTES = [
-    Route(
-        "POST",
-        "/place-call",
-        place_call,
-        operation_id="place_call",
-        summary="Place an outbound call bridged to an agent WebSocket",
-        tag="Calls",
-        body=PLACE_BODY,
-        responses={
-            201: Reply(
-                "The call, with the organisation's usage", shapes.component("CallWithRateLimit")
-            ),
-            400: Reply("from_number is not active"),
-            403: Reply("from_number does not belong to your organization"),
-            429: Reply("Calling limit reached", headers={"Retry-After": "Seconds to wait"}),
-            502: Reply("The carrier could not dial"),
-            503: Reply("No SIP trunk configured for outbound calls"),
-        },
-    ),
     Route(
         "GET",
         "/calls",

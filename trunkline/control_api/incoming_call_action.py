@@ -45,7 +45,7 @@ async def _target_identity(ctx: Ctx, named: str | None) -> AgentIdentity:
         if named is not None and named.lower() != own:
             raise ApiError(403, OTHER_IDENTITY)
         wanted = own
-    identity = await ctx.repository.get_identity(wanted.lower())
+    identity = await ctx.identities.get_identity(wanted.lower())
     if identity is None or identity.organization_id != principal.organization_id:
         raise ApiError(404, IDENTITY_NOT_FOUND)
     return identity
@@ -58,7 +58,7 @@ async def put_incoming_call_action(ctx: Ctx) -> web.Response:
         CallSettings(body["incoming_call_action"], None, None), body, ctx.request.app[SETTINGS]
     )
     now = utcnow()
-    stored = await ctx.repository.upsert_incoming_call_config(
+    stored = await ctx.numbers.upsert_incoming_call_config(
         IncomingCallConfig(
             agent_identity_id=identity.id,
             incoming_call_action=merged.incoming_call_action,
@@ -73,7 +73,7 @@ async def put_incoming_call_action(ctx: Ctx) -> web.Response:
 
 async def get_incoming_call_action(ctx: Ctx) -> web.Response:
     identity = await _target_identity(ctx, ctx.query["agent_identity_id"])
-    config = await ctx.repository.get_incoming_call_config(identity.id)
+    config = await ctx.numbers.get_incoming_call_config(identity.id)
     if config is None:
         raise ApiError(404, NO_CONFIG)
     return web.json_response(serialize.incoming_call_config(config))

@@ -95,7 +95,7 @@ def _check_state(state: str | None) -> None:
 async def provision_number(ctx: Ctx) -> web.Response:
     body = ctx.body
     handle = body["agent_handle"].removeprefix("@")
-    identity = await ctx.repository.get_identity_by_handle(ctx.principal.organization_id, handle)
+    identity = await ctx.identities.get_identity_by_handle(ctx.principal.organization_id, handle)
     if not ctx.principal.is_admin and (
         identity is None or identity.id != ctx.principal.agent_identity_id
     ):
@@ -108,7 +108,7 @@ async def provision_number(ctx: Ctx) -> web.Response:
     settings = ctx.request.app[SETTINGS]
     call = merge_call_settings(CallSettings("auto_reject", None, None), body, settings)
     cap = settings.max_numbers_per_org
-    held = await ctx.repository.list_numbers(ctx.principal.organization_id)
+    held = await ctx.numbers.list_numbers(ctx.principal.organization_id)
     if sum(1 for n in held if n.status != "released") >= cap:
         raise cap_reached(cap)
     inventory = _inventory(ctx)
@@ -140,7 +140,7 @@ async def provision_number(ctx: Ctx) -> web.Response:
             **number_options(body),
         )
         try:
-            stored = await ctx.repository.create_number(record, max_active=cap)
+            stored = await ctx.numbers.create_number(record, max_active=cap)
         except NumberCapReached:
             await _give_back(ctx, acquired.number)
             raise cap_reached(cap) from None
@@ -162,7 +162,7 @@ async def _give_back(ctx: Ctx, number: str) -> None:
 
 
 async def list_numbers(ctx: Ctx) -> web.Response:
-    numbers = await ctx.repository.list_numbers(
+    numbers = await ctx.numbers.list_numbers(
         ctx.principal.organization_id, agent_identity_id=ctx.principal.agent_identity_id
     )
     return web.json_response([serialize.phone_number(n) for n in numbers])
@@ -198,7 +198,7 @@ async def update_number(ctx: Ctx) -> web.Response:
         )
     if not changes:
         return web.json_response(serialize.phone_number(number))
-    updated = await ctx.repository.update_number(number.id, changes)
+    updated = await ctx.numbers.update_number(number.id, changes)
     if updated is None:
         raise ApiError(404, "Phone number not found")
     return web.json_response(serialize.phone_number(updated))
@@ -213,7 +213,7 @@ async def release_number(ctx: Ctx) -> web.Response:
             await _inventory(ctx).release(number.number)
         except CarrierError as exc:
             raise ApiError(502, f"Carrier release failed: {exc}") from None
-    if await ctx.repository.release_number(number.id) is None:
+    if await ctx.numbers.release_number(number.id) is None:
         raise ApiError(404, "Phone number not found")
     log.info("released number", extra={"phone_number_id": number.id})
     return web.Response(status=204)

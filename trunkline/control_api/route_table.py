@@ -43,7 +43,13 @@ from trunkline.control_api.schema import (
     validate,
 )
 from trunkline.storage.fairness import database_work
-from trunkline.storage.repository import Repository
+from trunkline.storage.stores import (
+    CallStore,
+    IdentityStore,
+    NumberStore,
+    TextStore,
+    WebhookStore,
+)
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -76,8 +82,26 @@ class Ctx:
     query: dict[str, Any]
     body: dict[str, Any]
 
+    # One view per aggregate, all onto the app's repository: a handler names the
+    # store it uses, so it type-checks against that store's Protocol alone.
     @property
-    def repository(self) -> Repository:
+    def identities(self) -> IdentityStore:
+        return self.request.app[REPOSITORY]
+
+    @property
+    def numbers(self) -> NumberStore:
+        return self.request.app[REPOSITORY]
+
+    @property
+    def calls(self) -> CallStore:
+        return self.request.app[REPOSITORY]
+
+    @property
+    def texts(self) -> TextStore:
+        return self.request.app[REPOSITORY]
+
+    @property
+    def webhooks(self) -> WebhookStore:
         return self.request.app[REPOSITORY]
 
 

@@ -64,7 +64,7 @@ async def _number(ctx: Ctx, *, single_text: bool = False) -> PhoneNumber:
 
 async def list_texts(ctx: Ctx) -> web.Response:
     number = await _number(ctx)
-    texts = await ctx.repository.list_texts(
+    texts = await ctx.texts.list_texts(
         number.id,
         is_read=ctx.query["is_read"],
         limit=ctx.query["limit"],
@@ -76,7 +76,7 @@ async def list_texts(ctx: Ctx) -> web.Response:
 
 async def get_text(ctx: Ctx) -> web.Response:
     number = await _number(ctx, single_text=True)
-    record = await ctx.repository.get_text(number.id, ctx.path["text_id"])
+    record = await ctx.texts.get_text(number.id, ctx.path["text_id"])
     if record is None:
         raise ApiError(404, TEXT_NOT_FOUND)
     return web.json_response(text_json(record, _media_url(ctx)))
@@ -87,9 +87,9 @@ async def update_text(ctx: Ctx) -> web.Response:
     body = ctx.body
     text_id = ctx.path["text_id"]
     if "is_read" not in body and "status" not in body:
-        record = await ctx.repository.get_text(number.id, text_id)
+        record = await ctx.texts.get_text(number.id, text_id)
     else:
-        record = await ctx.repository.update_text(
+        record = await ctx.texts.update_text(
             number.id,
             text_id,
             is_read=body.get("is_read"),
@@ -105,14 +105,14 @@ async def search_texts(ctx: Ctx) -> web.Response:
     query: str = ctx.query["q"]
     if not query.strip():
         raise ApiError(422, "q: must not be blank")
-    texts = await ctx.repository.search_texts(number.id, query, limit=ctx.query["limit"])
+    texts = await ctx.texts.search_texts(number.id, query, limit=ctx.query["limit"])
     media_url = _media_url(ctx)
     return web.json_response([text_json(t, media_url) for t in texts])
 
 
 async def list_conversations(ctx: Ctx) -> web.Response:
     number = await _number(ctx)
-    rows = await ctx.repository.list_conversations(
+    rows = await ctx.texts.list_conversations(
         number.id, limit=ctx.query["limit"], offset=ctx.query["offset"]
     )
     return web.json_response([serialize.conversation(c) for c in rows])
@@ -120,7 +120,7 @@ async def list_conversations(ctx: Ctx) -> web.Response:
 
 async def get_conversation(ctx: Ctx) -> web.Response:
     number = await _number(ctx)
-    texts = await ctx.repository.list_conversation(
+    texts = await ctx.texts.list_conversation(
         number.id,
         ctx.path["remote_number"],
         limit=ctx.query["limit"],
@@ -134,7 +134,7 @@ async def update_conversation(ctx: Ctx) -> web.Response:
     number = await _number(ctx)
     remote = ctx.path["remote_number"]
     is_read: bool = ctx.body["is_read"]
-    count = await ctx.repository.mark_conversation_read(number.id, remote, is_read)
+    count = await ctx.texts.mark_conversation_read(number.id, remote, is_read)
     return web.json_response(
         {"remote_phone_number": remote, "is_read": is_read, "updated_count": count}
     )
@@ -160,7 +160,7 @@ async def send_text(ctx: Ctx) -> web.Response:
         raise ApiError(422, "to: a number cannot text itself")
     now = utcnow()
     since = now - timedelta(seconds=RECIPIENT_WINDOW_SECONDS)
-    recipients = await ctx.repository.count_outbound_recipients_since(number.id, since.timestamp())
+    recipients = await ctx.texts.count_outbound_recipients_since(number.id, since.timestamp())
     if recipients >= MAX_RECIPIENTS_PER_WINDOW and not await _texted_recently(
         ctx, number, to, since
     ):
@@ -175,7 +175,7 @@ async def send_text(ctx: Ctx) -> web.Response:
     except SendError as exc:
         raise ApiError(502, str(exc)) from None
     stamp = utcnow()
-    record, _ = await ctx.repository.insert_text(
+    record, _ = await ctx.texts.insert_text(
         Text(
             id=new_id(),
             organization_id=number.organization_id,
@@ -198,7 +198,7 @@ async def send_text(ctx: Ctx) -> web.Response:
 
 
 async def _texted_recently(ctx: Ctx, number: PhoneNumber, to: str, since: datetime) -> bool:
-    recent = await ctx.repository.list_conversation(number.id, to, limit=200)
+    recent = await ctx.texts.list_conversation(number.id, to, limit=200)
     return any(t.direction == "outbound" and t.created_at >= since for t in recent)
 
 

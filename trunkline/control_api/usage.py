@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from trunkline.storage.models import Call
-from trunkline.storage.repository import Repository
+from trunkline.storage.stores import CallStore
 
 PAGE_SIZE = 200
 MAX_PAGES = 50  # scan at most 10,000 recent calls per check
@@ -74,7 +74,7 @@ def talk_seconds(call: Call, now: datetime) -> float:
 
 
 async def outbound_usage(
-    repository: Repository, organization_id: str, limits: CallLimits, now: datetime
+    store: CallStore, organization_id: str, limits: CallLimits, now: datetime
 ) -> Usage:
     """Count the organisation's outbound calls created within the window ending ``now``."""
     since = now - timedelta(seconds=limits.window_seconds)
@@ -82,9 +82,7 @@ async def outbound_usage(
     seconds = 0.0
     oldest: datetime | None = None
     for page in range(MAX_PAGES):
-        batch = await repository.list_calls(
-            organization_id, limit=PAGE_SIZE, offset=page * PAGE_SIZE
-        )
+        batch = await store.list_calls(organization_id, limit=PAGE_SIZE, offset=page * PAGE_SIZE)
         for call in batch:
             if call.created_at < since:
                 return Usage(calls, seconds, oldest, limits)

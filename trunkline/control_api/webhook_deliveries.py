@@ -73,7 +73,7 @@ async def list_deliveries(ctx: Ctx) -> web.Response:
         await visible_subscription(ctx, subscription_id)
     elif not ctx.principal.is_admin:
         raise ApiError(422, "subscription_id is required with an identity-scoped token")
-    attempts = await ctx.repository.list_attempts(
+    attempts = await ctx.webhooks.list_attempts(
         ctx.principal.organization_id,
         subscription_id=subscription_id,
         phone_number_id=query["phone_number_id"],

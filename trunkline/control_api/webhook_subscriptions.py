@@ -115,7 +115,7 @@ async def _owner_identity_id(ctx: Ctx, subscription: WebhookSubscription) -> str
         return subscription.agent_identity_id
     if subscription.phone_number_id is None:
         return None
-    number = await ctx.repository.get_number(subscription.phone_number_id)
+    number = await ctx.numbers.get_number(subscription.phone_number_id)
     return None if number is None else number.agent_identity_id
 
 
@@ -141,7 +141,7 @@ async def _serialize(ctx: Ctx, subscription: WebhookSubscription) -> dict[str, A
 
 
 async def visible_subscription(ctx: Ctx, subscription_id: str) -> WebhookSubscription:
-    subscription = await ctx.repository.get_subscription(subscription_id)
+    subscription = await ctx.webhooks.get_subscription(subscription_id)
     if subscription is None or subscription.organization_id != ctx.principal.organization_id:
         raise ApiError(404, NOT_FOUND)
     if not ctx.principal.is_admin:
@@ -167,7 +167,7 @@ async def _resolve_owner(ctx: Ctx, body: dict[str, Any]) -> tuple[str | None, st
     named_id = body["agent_identity_id"].lower()
     if not principal.may_see_identity(named_id):
         raise ApiError(403, "Identity-scoped tokens cannot name another agent identity")
-    identity = await ctx.repository.get_identity(named_id)
+    identity = await ctx.identities.get_identity(named_id)
     if identity is None or identity.organization_id != principal.organization_id:
         raise ApiError(404, "Agent identity not found")
     return identity.id, None, identity.id
@@ -179,12 +179,12 @@ async def create_subscription(ctx: Ctx) -> web.Response:
     url = check_url(body["url"], "webhook", ctx.request.app[SETTINGS], "url")
     event_types = _check_event_types(body["event_types"])
     identity_id, number_id, owner = await _resolve_owner(ctx, body)
-    existing = await ctx.repository.list_subscriptions(ctx.principal.organization_id)
+    existing = await ctx.webhooks.list_subscriptions(ctx.principal.organization_id)
     if len(existing) >= MAX_SUBSCRIPTIONS_PER_ORG:
         raise ApiError(429, f"At most {MAX_SUBSCRIPTIONS_PER_ORG} subscriptions per organization")
     token = body.get("auth_token")
     now = utcnow()
-    subscription = await ctx.repository.create_subscription(
+    subscription = await ctx.webhooks.create_subscription(
         WebhookSubscription(
             id=new_id(),
             organization_id=ctx.principal.organization_id,
@@ -199,9 +199,9 @@ async def create_subscription(ctx: Ctx) -> web.Response:
         )
     )
     signing_key = None
-    if await ctx.repository.get_identity_signing_key(owner) is None:
+    if await ctx.identities.get_identity_signing_key(owner) is None:
         signing_key = new_signing_key()
-        await ctx.repository.set_identity_signing_key(
+        await ctx.identities.set_identity_signing_key(
             owner, ctx.request.app[SECRET_BOX].encrypt(signing_key)
         )
     document = await _serialize(ctx, subscription)
@@ -213,7 +213,7 @@ async def list_subscriptions(ctx: Ctx) -> web.Response:
     query = ctx.query
     if query["agent_identity_id"] and query["phone_number_id"]:
         raise ApiError(422, "agent_identity_id and phone_number_id are mutually exclusive")
-    found = await ctx.repository.list_subscriptions(
+    found = await ctx.webhooks.list_subscriptions(
         ctx.principal.organization_id,
         agent_identity_id=query["agent_identity_id"],
         phone_number_id=query["phone_number_id"],
@@ -250,7 +250,7 @@ async def update_subscription(ctx: Ctx) -> web.Response:
         )
     if changes.keys() & {"url"} and subscription.status == "disabled":
         changes.update(status="active", disabled_reason=None)  # a fixed URL re-enables it
-    updated = await ctx.repository.update_subscription(subscription.id, changes)
+    updated = await ctx.webhooks.update_subscription(subscription.id, changes)
     if updated is None:
         raise ApiError(404, NOT_FOUND)
     return web.json_response(await _serialize(ctx, updated))
@@ -258,7 +258,7 @@ async def update_subscription(ctx: Ctx) -> web.Response:
 
 async def delete_subscription(ctx: Ctx) -> web.Response:
     subscription = await visible_subscription(ctx, ctx.path["subscription_id"])
-    await ctx.repository.delete_subscription(subscription.id)
+    await ctx.webhooks.delete_subscription(subscription.id)
     return web.Response(status=204)
 
 

@@ -55,7 +55,7 @@ from trunkline.gateway.carriers.stream_tokens import (
     UsedStreams,
     check_stream_token,
 )
-from trunkline.gateway.media import MediaBridge
+from trunkline.media.session import MediaSession
 from trunkline.messaging.carrier_formats import SignatureError, verify_twilio
 from trunkline.services import SERVICES, Services
 from trunkline.storage.models import Call, PhoneNumber
@@ -85,7 +85,7 @@ class CarrierSocketLeg:
         self.stream_id = start.stream_id
         self.audio = CarrierAudio(start.encoding, start.sample_rate)
         self.reorder = Reorder(after=start.sequence)
-        self.bridge: MediaBridge | None = None
+        self.bridge: MediaSession | None = None
         self.frames_in = 0
         self.frames_out = 0
         self.dropped_out = 0
@@ -144,6 +144,9 @@ class CarrierSocketLeg:
     def rephased(self, earlier_seconds: float) -> None:
         return None  # the carrier paces playback itself; frames carry no timestamps
 
+    def rtp_counters(self) -> dict[str, int]:
+        return {}  # no RTP: the carrier's frames are counted under its own metrics
+
     # -- the call core's CallLeg ---------------------------------------------------------
     caller_alaw = False  # the socket's audio is turned into μ-law as it arrives
 
@@ -153,7 +156,7 @@ class CarrierSocketLeg:
     async def open_media(self) -> None:
         return None
 
-    def connect_media(self, bridge: MediaBridge) -> None:
+    def connect_media(self, bridge: MediaSession) -> None:
         bridge.caller = self
         self.bridge = bridge
 

@@ -23,7 +23,7 @@ from trunkline.calls.flow_events import CalleeAnswered, RingCanceled, RingFailed
 from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.calls.live_call import CancelOutcome, LiveCall, SipAddress
 from trunkline.calls.owner_channel import owner_id
-from trunkline.gateway.media import MediaBridge, RtpLeg
+from trunkline.gateway.rtp.leg import RtpLeg
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpPortAllocator
 from trunkline.gateway.sip.message import SipRequest, SipResponse, split_host_port
 from trunkline.gateway.sip.sdp import Negotiated, SdpError, build_sdp, negotiate, parse_sdp
@@ -36,6 +36,7 @@ from trunkline.gateway.sip.uac import (
     Resend,
     Ringing,
 )
+from trunkline.media.session import MediaSession
 from trunkline.services import Services
 from trunkline.storage.models import Call, CallStatus, HangupReason, PhoneNumber
 
@@ -314,7 +315,7 @@ class OutboundSipLeg:
     async def open_media(self) -> None:
         return None  # the port was bound for the offer
 
-    def connect_media(self, bridge: MediaBridge) -> None:
+    def connect_media(self, bridge: MediaSession) -> None:
         call, negotiated = self._call, self.negotiated
         assert call.endpoint is not None and negotiated is not None
         bridge.caller = RtpLeg(

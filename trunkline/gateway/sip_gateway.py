@@ -41,12 +41,9 @@ from trunkline.calls.rejected_calls import RejectedCallRecords
 from trunkline.calls.routing import load_inbound_route
 from trunkline.calls.shared_lookups import SharedLookups
 from trunkline.crypto import derive_key
-from trunkline.gateway import probes
+from trunkline.gateway import collector
 from trunkline.gateway.call_core_setup import build_call_core
-from trunkline.gateway.clock import MediaClock
 from trunkline.gateway.outbound_calls import OutboundCalls
-from trunkline.gateway.probes import MediaTotals
-from trunkline.gateway.recording import RecordingWriter
 from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip.admission import Network, SourceBudget, is_trusted
 from trunkline.gateway.sip.dialog import InboundDialog
@@ -69,6 +66,10 @@ from trunkline.gateway.sip.transaction import ServerTransaction
 from trunkline.gateway.sip.trunk_auth import Passwords, TrunkAuth
 from trunkline.gateway.sip_inbound_leg import SipInboundLeg
 from trunkline.gateway.sip_requests import SipRequests
+from trunkline.media.clock import MediaClock
+from trunkline.media.counters import MediaTotals
+from trunkline.media.factory import MediaSessionFactory
+from trunkline.media.recording import RecordingWriter
 from trunkline.services import Services
 from trunkline.speech.engines import SpeechEngines
 from trunkline.storage.fairness import (
@@ -116,13 +117,17 @@ class SipGateway:
         self.media_totals = MediaTotals.empty()  # what the bridges of ended calls counted
         self.recordings = RecordingWriter(services.settings.data_dir / "recordings")
         self.speech = SpeechEngines(settings)
+        self.media = MediaSessionFactory(
+            clock,
+            recordings=self.recordings,
+            speech=self.speech,
+            totals=self.media_totals,
+            max_playout_seconds=settings.playout_max_seconds,
+        )
         self.lookups = SharedLookups()
         self.core = build_call_core(
             services,
-            clock,
-            self.recordings,
-            self.speech,
-            self.media_totals,
+            self.media,
             spawn=self.spawn,
             on_forget=self.outbound.forget,
         )
@@ -188,7 +193,7 @@ class SipGateway:
     async def start(self, host: str, port: int, *, shared: bool = False) -> SipAddress:
         """Bind SIP (``shared``: with other workers, see ``SipEndpoint.bind``)."""
         await self.endpoint.bind(host, port, shared=shared)
-        probes.watch(self)
+        collector.watch(self)
         # Alone, repair what a crash left first; workers have the supervisor do it.
         await asyncio.to_thread(self.recordings.start, not shared)
         return self.local_address
@@ -224,7 +229,7 @@ class SipGateway:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self.endpoint.close()
-        probes.unwatch(self)
+        collector.unwatch(self)
         await asyncio.to_thread(self.speech.stop)
         await asyncio.to_thread(self.recordings.stop)
         # Recordings finished before or while the writer stopped: publish every one.

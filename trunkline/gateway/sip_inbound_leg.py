@@ -12,12 +12,13 @@ from collections.abc import Callable
 
 from trunkline.calls.legs import MediaUnavailable
 from trunkline.calls.live_call import LiveCall
-from trunkline.gateway.media import MediaBridge, RtpLeg
+from trunkline.gateway.rtp.leg import RtpLeg
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpPortAllocator
 from trunkline.gateway.sip.dialog import InboundDialog
 from trunkline.gateway.sip.message import SipResponse
 from trunkline.gateway.sip.sdp import Negotiated, answer_sdp
 from trunkline.gateway.sip.transaction import ServerTransaction
+from trunkline.media.session import MediaSession
 
 
 class SipInboundLeg:
@@ -61,7 +62,7 @@ class SipInboundLeg:
         except PortsExhausted:
             raise MediaUnavailable from None
 
-    def connect_media(self, bridge: MediaBridge) -> None:
+    def connect_media(self, bridge: MediaSession) -> None:
         endpoint, negotiated = self._call.endpoint, self._negotiated
         assert endpoint is not None
         bridge.caller = RtpLeg(

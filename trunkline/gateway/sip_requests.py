@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from trunkline.calls.flow_events import CallerCanceled
 from trunkline.calls.live_call import LiveCall, SipAddress
-from trunkline.gateway.media import RtpLeg
+from trunkline.gateway.rtp.leg import RtpLeg
 from trunkline.gateway.sip import dialog_guard
 from trunkline.gateway.sip.dialog_guard import Dialog, Verdict, cancel_matches, check_in_dialog
 from trunkline.gateway.sip.endpoint import SipEndpoint, Transport

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from trunkline.messaging.carrier_formats import DeliveryReport, InboundMessage
 from trunkline.messaging.mms_fetch import FetchedMedia
 from trunkline.messaging.text_json import text_json
 from trunkline.storage.blobs import BlobStore
 from trunkline.storage.models import EventDraft, MediaItem, Text, new_id, utcnow
-from trunkline.storage.repository import Repository
+from trunkline.storage.stores import NumberStore, TextStore
 
 MEDIA_URL_TTL_SECONDS = 3600
 _UNSAFE_KEY_CHARACTERS = re.compile(r"[^A-Za-z0-9_-]")
@@ -22,19 +23,23 @@ _UNSAFE_KEY_CHARACTERS = re.compile(r"[^A-Za-z0-9_-]")
 Fetch = Callable[[str], Awaitable[FetchedMedia]]
 
 
+class TextsAndNumbers(TextStore, NumberStore, Protocol):
+    """What ingress uses: the active number a message is for, and the texts on it."""
+
+
 class UnknownNumber(Exception):
     """The message is for a number that is not active on this server."""
 
 
 class TextIngress:
-    def __init__(self, repository: Repository, blobs: BlobStore, fetch: Fetch) -> None:
-        self._repository = repository
+    def __init__(self, store: TextsAndNumbers, blobs: BlobStore, fetch: Fetch) -> None:
+        self._store = store
         self._blobs = blobs
         self._fetch = fetch
 
     async def receive(self, message: InboundMessage) -> tuple[Text, bool]:
         """Store the message; (text, False) when this carrier message was already stored."""
-        number = await self._repository.find_active_number(message.to_number)
+        number = await self._store.find_active_number(message.to_number)
         if number is None:
             raise UnknownNumber(message.to_number)
         folder = _UNSAFE_KEY_CHARACTERS.sub("_", f"{message.carrier}-{message.carrier_message_id}")
@@ -61,7 +66,7 @@ class TextIngress:
             updated_at=now,
             carrier_message_id=f"{message.carrier}:{message.carrier_message_id}",
         )
-        return await self._repository.insert_text(
+        return await self._store.insert_text(
             text, [self.received_event(text, number.agent_identity_id)]
         )
 
@@ -77,10 +82,10 @@ class TextIngress:
         )
 
     async def delivery_report(self, carrier: str, report: DeliveryReport) -> bool:
-        number = await self._repository.find_active_number(report.from_number)
+        number = await self._store.find_active_number(report.from_number)
         if number is None:
             return False
-        updated = await self._repository.update_text_delivery(
+        updated = await self._store.update_text_delivery(
             number.id, f"{carrier}:{report.carrier_message_id}", report.status
         )
         return updated is not None

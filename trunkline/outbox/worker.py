@@ -27,7 +27,7 @@ from trunkline import metrics
 from trunkline.crypto import InvalidSecret, SecretBox
 from trunkline.outbox.schedule import decide
 from trunkline.storage.models import DueDelivery, EventDraft, WebhookAttempt, new_id, utcnow
-from trunkline.storage.repository import Repository
+from trunkline.storage.stores import WebhookStore
 from trunkline.webhooks.ssrf import UnsafeTarget, check_url_literal
 
 log = logging.getLogger("trunkline.outbox")
@@ -89,7 +89,7 @@ class _DestinationLimits:
 class OutboxWorker:
     def __init__(
         self,
-        repository: Repository,
+        webhooks: WebhookStore,
         session: aiohttp.ClientSession,
         *,
         signer: Signer,
@@ -104,7 +104,7 @@ class OutboxWorker:
         poll_interval: float = 1.0,
         timeout_seconds: float = REQUEST_TIMEOUT_SECONDS,
     ) -> None:
-        self._repository = repository
+        self._webhooks = webhooks
         self._session = session
         self._signer = signer
         self._secret_box = secret_box
@@ -168,7 +168,7 @@ class OutboxWorker:
 
     async def run_once(self) -> int:
         """Claim what is due now and deliver it; returns how many deliveries were attempted."""
-        due = await self._repository.claim_due_deliveries(
+        due = await self._webhooks.claim_due_deliveries(
             self._clock(), self._batch_size, self._lease_seconds
         )
         self._disabled.clear()
@@ -238,7 +238,7 @@ class OutboxWorker:
             is_replay=False,
             created_at=now,
         )
-        await self._repository.finish_delivery(
+        await self._webhooks.finish_delivery(
             delivery.id,
             attempt,
             state=outcome.state,

@@ -62,6 +62,7 @@ class RtpSession:
         "_out_seq",
         "_out_ts",
         "_base_seq",
+        "_clock",
         "_cycles",
         "_jitter16",
         "_last_transit",
@@ -87,8 +88,10 @@ class RtpSession:
         *,
         remote: Address | None = None,
         signalling_host: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.payload_type = payload_type
+        self._clock = clock  # monotonic seconds: source learning and jitter
         self.event_payload_type = event_payload_type
         self.on_audio = on_audio
         self.on_dtmf = on_dtmf
@@ -117,14 +120,14 @@ class RtpSession:
         return self.remote if self._learned else None
 
     # -- inbound -----------------------------------------------------------------
-    def receive(self, data: bytes, source: Address, now: float | None = None) -> None:
-        """One datagram from ``source``; ``now`` (monotonic seconds) only matters before latching."""
+    def receive(self, data: bytes, source: Address) -> None:
+        """One datagram from ``source``."""
         counters = self.counters
         if source != self.remote:
             if self._learned:
                 counters.dropped_foreign_source += 1
                 return
-            if not self._may_learn(source, time.monotonic() if now is None else now):
+            if not self._may_learn(source, self._clock()):
                 counters.dropped_unconfirmed_source += 1
                 return
         try:
@@ -155,7 +158,7 @@ class RtpSession:
             counters.dropped_late += 1
             return
         self._received += 1
-        transit = int(time.monotonic() * 8000) - packet.timestamp
+        transit = int(self._clock() * 8000) - packet.timestamp
         if self._last_transit is not None:
             d = abs(transit - self._last_transit)
             if d < 8000 * 60:  # not a timestamp jump

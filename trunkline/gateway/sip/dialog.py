@@ -16,14 +16,9 @@ import secrets
 from dataclasses import dataclass, field
 
 from trunkline.gateway.sip.dialog_guard import Dialog
-from trunkline.gateway.sip.message import (
-    Address,
-    SipParseError,
-    SipRequest,
-    SipResponse,
-    SipUri,
-    response_to,
-)
+from trunkline.gateway.sip.header_values import Address, SipUri
+from trunkline.gateway.sip.message import SipRequest, SipResponse, response_to
+from trunkline.gateway.sip.parse_error import SipParseError
 from trunkline.gateway.sip.transaction import ServerTransaction
 
 SipAddress = tuple[str, int]

@@ -18,7 +18,9 @@ import enum
 import hmac
 from dataclasses import dataclass
 
-from trunkline.gateway.sip.message import Address, SipParseError, SipRequest
+from trunkline.gateway.sip.header_values import Address
+from trunkline.gateway.sip.message import SipRequest
+from trunkline.gateway.sip.parse_error import SipParseError
 
 SipAddress = tuple[str, int]
 

@@ -22,20 +22,21 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Protocol, cast
+from typing import cast
 
 from trunkline import metrics
 from trunkline.gateway.sip import dialog_guard
 from trunkline.gateway.sip.admission import Network, SourceBudget, is_trusted
+from trunkline.gateway.sip.application import SipAddress, SipApplication, Transport
 from trunkline.gateway.sip.dialog import response_with
 from trunkline.gateway.sip.message import (
-    SipParseError,
     SipRequest,
     SipResponse,
     check_request,
     parse_message,
     response_to,
 )
+from trunkline.gateway.sip.parse_error import SipParseError
 from trunkline.gateway.sip.transaction import (
     NEVER,
     T1,
@@ -48,8 +49,6 @@ log = logging.getLogger("trunkline.sip")
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
 USER_AGENT = "trunkline"
 TIMER_GRANULARITY = 0.02  # SIP timers due this close together fire in one pass
-SipAddress = tuple[str, int]
-Transport = asyncio.DatagramTransport
 TransactionKey = tuple[str, str]  # (top Via branch, method)
 
 
@@ -59,33 +58,6 @@ def ignore_response(response: SipResponse) -> None:
 
 def ignore_timeout() -> None:
     return None
-
-
-class SipApplication(Protocol):
-    """What the endpoint hands on: requests that need to know about calls."""
-
-    def on_request(
-        self, request: SipRequest, source: SipAddress, *, trusted: bool, via: Transport | None
-    ) -> None:
-        """An admitted request that is no retransmission (an ACK for a 2xx included):
-        match it to its dialog, then ``serve`` or ``refuse`` it (or drop an ACK)."""
-        ...
-
-    def on_invite(self, transaction: ServerTransaction, source: SipAddress, trusted: bool) -> None:
-        """A served INVITE: a new call, or a re-INVITE of a live one."""
-        ...
-
-    def on_bye(self, transaction: ServerTransaction) -> None: ...
-
-    def on_cancel(self, transaction: ServerTransaction) -> None: ...
-
-    def on_ack_timeout(self, transaction: ServerTransaction) -> None:
-        """Timer H: the final response to an INVITE was never acknowledged."""
-        ...
-
-    def on_stray_response(self, response: SipResponse) -> None:
-        """A response no client transaction is waiting for (a retransmitted 2xx, say)."""
-        ...
 
 
 class _OwnSocket(asyncio.DatagramProtocol):

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 from trunkline.gateway.sip.dialog_guard import Dialog
 from trunkline.gateway.sip.digest import Challenge, DigestError
-from trunkline.gateway.sip.message import Address, SipParseError, SipRequest, SipResponse
+from trunkline.gateway.sip.header_values import Address
+from trunkline.gateway.sip.message import SipRequest, SipResponse
+from trunkline.gateway.sip.parse_error import SipParseError
 
 USER_AGENT = "trunkline"
 SipAddress = tuple[str, int]

@@ -32,6 +32,7 @@ log = logging.getLogger("trunkline.recording")
 SAMPLE_RATE = 8000
 FRAME_SAMPLES = 160
 FRAMES_PER_BLOCK = 50  # one second per write
+FRAME_NS = 20_000_000
 MAX_CALLER_BACKLOG = 10 * FRAME_SAMPLES * 2  # bytes of caller PCM held between slots
 QUEUE_JOBS = 4096
 PARTIAL_SUFFIX = ".wav.partial"
@@ -121,7 +122,7 @@ class RecordingWriter:
 class CallRecorder:
     """One call's two channels, assembled on the media clock (no allocation per frame)."""
 
-    __slots__ = ("_agent", "_caller", "_caller_block", "_frames", "call_id", "writer")
+    __slots__ = ("_agent", "_ahead_ns", "_caller", "_caller_block", "_frames", "call_id", "writer")
 
     def __init__(self, writer: RecordingWriter, call_id: str) -> None:
         self.writer = writer
@@ -130,10 +131,11 @@ class CallRecorder:
         self._caller_block = bytearray()
         self._agent = bytearray()
         self._frames = 0
+        self._ahead_ns = 0  # how far rephased slots ran ahead of wall time
         writer.submit("open", call_id)
 
     def caller(self, pcm: bytes) -> None:
-        """One frame of the caller as PCM16 (the bridge decodes it once for all its users)."""
+        """One frame of the caller as PCM16 (the session decodes it once for all its taps)."""
         self._caller += pcm
         excess = len(self._caller) - MAX_CALLER_BACKLOG
         if excess > 0:
@@ -141,6 +143,10 @@ class CallRecorder:
 
     def slot(self, played: bytes | None) -> None:
         """One 20 ms slot: the caller audio of that time, and what was played to them (PCM16)."""
+        if self._ahead_ns >= FRAME_NS:
+            # Rephased slots came early: skip one so the recording keeps wall time.
+            self._ahead_ns -= FRAME_NS
+            return
         size = FRAME_SAMPLES * 2
         taken = self._caller[:size]
         del self._caller[:size]
@@ -151,6 +157,10 @@ class CallRecorder:
         self._frames += 1
         if self._frames >= FRAMES_PER_BLOCK:
             self._flush()
+
+    def rephased(self, earlier_seconds: float) -> None:
+        """The next slot comes this much sooner than the 20 ms cadence said."""
+        self._ahead_ns += int(earlier_seconds * 1e9)
 
     def _flush(self) -> None:
         if not self._frames:

@@ -1,25 +1,17 @@
-"""Media counters and latency probes, cheap enough for every frame.
+"""The scrape-time Prometheus collector: the gateways' media, call and SIP figures.
 
-A ``LatencyHistogram`` is a fixed list of bucket counts: observing is one
-``bisect`` and two additions — no allocation, no lock — so the bridge can
-time every frame. ``MediaTotals`` is one per gateway: bridges add their
-counters to it when they stop, and ``GatewayCollector`` reports those plus
-the live calls' counters to Prometheus at scrape time (no per-call labels).
-
-Probes:
-- caller → agent: from the moment a caller frame reaches the bridge until its
-  WebSocket frame is written (conversion, framing, send);
-- agent → caller: from the arrival of an agent chunk until its first frame is
-  sent to the caller (the wait for the clock slot and any audio queued ahead).
+Per-frame figures are not prometheus-client metrics (too dear per frame):
+each gateway keeps plain counters (``media.counters``) and this collector
+reads every watched gateway when ``/metrics`` is scraped (no per-call
+labels). It knows the gateway only as the ``WatchedGateway`` protocol, so the
+gateway can import it without a cycle.
 """
 
 from __future__ import annotations
 
-import bisect
 import weakref
-from collections.abc import Iterator
-from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
 
 from prometheus_client.core import (
     REGISTRY,
@@ -31,89 +23,83 @@ from prometheus_client.registry import Collector
 
 from trunkline.gateway.sip import digest as sip_digest
 from trunkline.gateway.sip.dialog_guard import REFUSAL_REASONS
-
-if TYPE_CHECKING:
-    from trunkline.gateway.sip_gateway import SipGateway
-
-BUCKETS_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
-_BUCKETS_NS = tuple(int(b * 1e9) for b in BUCKETS_SECONDS)
+from trunkline.media.counters import MediaTotals
 
 
-class LatencyHistogram:
-    __slots__ = ("counts", "sum_ns")
-
-    def __init__(self) -> None:
-        self.counts = [0] * (len(_BUCKETS_NS) + 1)
-        self.sum_ns = 0
-
-    def observe_ns(self, elapsed_ns: int) -> None:
-        self.counts[bisect.bisect_left(_BUCKETS_NS, elapsed_ns)] += 1
-        self.sum_ns += elapsed_ns
-
-    def add(self, other: LatencyHistogram) -> None:
-        for index, count in enumerate(other.counts):
-            self.counts[index] += count
-        self.sum_ns += other.sum_ns
-
-    def buckets(self) -> list[tuple[str, float]]:
-        """Cumulative (le, count) pairs, as Prometheus wants them."""
-        running, out = 0, []
-        for bound, count in zip((*BUCKETS_SECONDS, float("inf")), self.counts, strict=True):
-            running += count
-            out.append(("+Inf" if bound == float("inf") else repr(bound), float(running)))
-        return out
+class _Budget(Protocol):
+    @property
+    def dropped(self) -> int: ...
 
 
-@dataclass
-class MediaCounters:
-    """Per-bridge counters; the same fields summed per gateway."""
-
-    frames_to_agent: int = 0
-    frames_to_caller: int = 0
-    agent_frames_rejected: int = 0
-    agent_frames_dropped: int = 0  # the agent's socket was too far behind
-    playout_frames_dropped: int = 0  # the agent sent more than the backlog bound
-
-    def add(self, other: MediaCounters) -> None:
-        for item in fields(self):
-            setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
+class _Nonces(Protocol):
+    @property
+    def evicted(self) -> int: ...
 
 
-@dataclass
-class MediaTotals:
-    """What the bridges of ended calls counted, per gateway."""
-
-    counters: MediaCounters
-    to_agent: LatencyHistogram
-    to_caller: LatencyHistogram
-    rtp: dict[str, int]
-
-    @classmethod
-    def empty(cls) -> MediaTotals:
-        return cls(MediaCounters(), LatencyHistogram(), LatencyHistogram(), {})
-
-    def add(
-        self,
-        counters: MediaCounters,
-        to_agent: LatencyHistogram,
-        to_caller: LatencyHistogram,
-        rtp: dict[str, int],
-    ) -> None:
-        self.counters.add(counters)
-        self.to_agent.add(to_agent)
-        self.to_caller.add(to_caller)
-        for name, value in rtp.items():
-            self.rtp[name] = self.rtp.get(name, 0) + value
-
-    def add_totals(self, other: MediaTotals) -> None:
-        self.add(other.counters, other.to_agent, other.to_caller, other.rtp)
+class _Digest(Protocol):
+    @property
+    def refusals(self) -> Mapping[str, int]: ...
+    @property
+    def counts(self) -> _Nonces: ...
 
 
-_GATEWAYS: weakref.WeakSet[SipGateway] = weakref.WeakSet()
+class _Playout(Protocol):
+    @property
+    def backlog_frames(self) -> int: ...
+
+
+class _Session(Protocol):
+    @property
+    def playout(self) -> _Playout: ...
+
+
+class _Record(Protocol):
+    @property
+    def direction(self) -> str: ...
+
+
+class _Lifecycle(Protocol):
+    @property
+    def record(self) -> _Record: ...
+
+
+class _Call(Protocol):
+    @property
+    def answered(self) -> bool: ...
+    @property
+    def ended(self) -> bool: ...
+    @property
+    def lifecycle(self) -> _Lifecycle: ...
+    @property
+    def bridge(self) -> _Session | None: ...
+
+
+class WatchedGateway(Protocol):
+    """What the collector reads from a gateway at scrape time."""
+
+    @property
+    def calls(self) -> Mapping[str, _Call]: ...
+    @property
+    def malformed_dropped(self) -> int: ...
+    @property
+    def bad_requests(self) -> int: ...
+    @property
+    def auth_refused(self) -> int: ...
+    @property
+    def budget(self) -> _Budget: ...
+    @property
+    def dialog_refused(self) -> Mapping[str, int]: ...
+    @property
+    def digest(self) -> _Digest: ...
+
+    def media_snapshot(self) -> MediaTotals: ...
+
+
+_GATEWAYS: weakref.WeakSet[WatchedGateway] = weakref.WeakSet()
 _registered = False
 
 
-def watch(gateway: SipGateway) -> None:
+def watch(gateway: WatchedGateway) -> None:
     """Report this gateway's media figures at ``/metrics`` (one collector for all)."""
     global _registered
     _GATEWAYS.add(gateway)
@@ -122,7 +108,7 @@ def watch(gateway: SipGateway) -> None:
         _registered = True
 
 
-def unwatch(gateway: SipGateway) -> None:
+def unwatch(gateway: WatchedGateway) -> None:
     """A closed gateway no longer reports (one process can open several, as tests do)."""
     _GATEWAYS.discard(gateway)
 

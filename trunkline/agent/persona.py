@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from trunkline.gateway.agent.formats import AgentAudioFormat
-from trunkline.gateway.agent.inkbox_protocol import (
+from trunkline.agent.formats import AgentAudioFormat
+from trunkline.agent.inkbox_protocol import (
     AgentMessage,
     MediaFrameEncoder,
     dtmf_frame,
@@ -14,7 +14,7 @@ from trunkline.gateway.agent.inkbox_protocol import (
     start_frame,
     stop_frame,
 )
-from trunkline.gateway.agent.twilio_protocol import TwilioPersona
+from trunkline.agent.twilio_protocol import TwilioPersona
 
 
 class AgentPersona(Protocol):

@@ -9,6 +9,10 @@ exactly 5 ms from the start (never "now + 5 ms"), so the clock does not
 drift. When the loop stalls, missed slots are run at once up to
 ``MAX_CATCH_UP`` frames' worth (audio timing is preserved); beyond that they
 are skipped and counted.
+
+Time comes from the loop it runs on (``time`` and ``call_at``): in production
+the running asyncio loop, in tests a fake loop whose time moves only when the
+test says, so the clock is tested without sleeping.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from trunkline import metrics
 
@@ -28,15 +33,27 @@ log = logging.getLogger("trunkline.clock")
 TickCallback = Callable[[], None]
 
 
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class TimerLoop(Protocol):
+    """What the clock needs from an event loop: its time and a timer at a given time."""
+
+    def time(self) -> float: ...
+
+    def call_at(self, when: float, callback: Callable[[], object], /) -> Timer: ...
+
+
 class MediaClock:
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(self, loop: TimerLoop | None = None) -> None:
         self._loop = loop
         self._slots: list[dict[int, TickCallback]] = [{} for _ in range(SLOTS)]
         self._slot_of: dict[int, int] = {}
         self._next_id = 0
         self._next_slot = 0  # the slot the timer runs next
         self._deadline = 0.0
-        self._handle: asyncio.TimerHandle | None = None
+        self._handle: Timer | None = None
         self.ticks = 0  # frames: every subscriber is called once per tick
         self.late_ticks = 0
         self.skipped_ticks = 0
@@ -54,7 +71,7 @@ class MediaClock:
         self._slots[self._next_slot][handle] = callback
         self._slot_of[handle] = self._next_slot
         if self._handle is None:
-            loop = self._loop or asyncio.get_running_loop()
+            loop: TimerLoop = self._loop or asyncio.get_running_loop()
             self._loop = loop
             self._deadline = loop.time() + SLOT_SECONDS
             self._handle = loop.call_at(self._deadline, self._tick)

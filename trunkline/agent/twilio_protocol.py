@@ -17,8 +17,8 @@ import hashlib
 import json
 from typing import Any
 
-from trunkline.gateway.agent.formats import AgentAudioFormat
-from trunkline.gateway.agent.inkbox_protocol import (
+from trunkline.agent.formats import AgentAudioFormat
+from trunkline.agent.inkbox_protocol import (
     MAX_MEDIA_BYTES,
     AgentClear,
     AgentMark,

@@ -1,0 +1,94 @@
+"""The caller over RTP: a ``CallerLeg`` for the media session on a SIP call.
+
+The ``RtpSession`` filters and packetises, the ``RtpEndpoint`` sends. Silence
+is sent, not suppressed (carriers end calls whose RTP stops flowing), and an
+RTCP sender report goes out about every five seconds.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import asdict
+
+from trunkline.codecs.g711 import ULAW_TO_ALAW
+from trunkline.gateway.rtp.rtcp import REPORT_INTERVAL_FRAMES, build_report
+from trunkline.gateway.rtp.session import RtpSession
+from trunkline.gateway.rtp.transport import RtpEndpoint
+from trunkline.media.session import MediaSession
+
+MULAW_SILENCE_FRAME = b"\xff" * 160
+ALAW_SILENCE_FRAME = b"\xd5" * 160
+
+
+class RtpLeg:
+    """The caller over RTP: the session filters and packetises, the endpoint sends."""
+
+    __slots__ = ("_until_report", "alaw", "endpoint", "session")
+
+    def __init__(
+        self,
+        endpoint: RtpEndpoint,
+        media: MediaSession,
+        *,
+        payload_type: int,
+        event_payload_type: int | None,
+        remote: tuple[str, int],
+        signalling_host: str | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.alaw = payload_type == 8
+        self.session = RtpSession(
+            payload_type,
+            event_payload_type,
+            media.caller_audio,
+            media.caller_digit,
+            remote=remote,
+            signalling_host=signalling_host,
+        )
+        endpoint.session = self.session
+        # The first report goes out at a random point of the first 5 s (calls stay out of step).
+        self._until_report = 50 + secrets.randbelow(REPORT_INTERVAL_FRAMES)
+
+    def send_frame(self, frame: bytes | None) -> None:
+        # Silence is sent, not suppressed: carriers end calls whose RTP stops flowing.
+        if frame is None:
+            frame = ALAW_SILENCE_FRAME if self.alaw else MULAW_SILENCE_FRAME
+        elif self.alaw:
+            frame = frame.translate(ULAW_TO_ALAW)
+        packet = self.session.next_frame(frame)
+        if packet is not None:
+            self.endpoint.send(packet)
+        self._until_report -= 1
+        if self._until_report <= 0:
+            self._until_report = REPORT_INTERVAL_FRAMES
+            self._send_report()
+
+    def _send_report(self) -> None:
+        rtcp = self.endpoint.rtcp
+        if rtcp is None:
+            return
+        session = self.session
+        counters = session.counters
+        self.endpoint.send_rtcp(
+            build_report(
+                ssrc=session.ssrc,
+                rtp_timestamp=session.out_timestamp,
+                packets_sent=counters.packets_out,
+                octets_sent=counters.bytes_out - 12 * counters.packets_out,
+                stats=session.reception_stats(),
+                state=rtcp.state,
+                now_unix=time.time(),
+                now_mono=time.monotonic(),
+            )
+        )
+
+    def detach(self) -> None:
+        self.endpoint.session = None
+
+    def rephased(self, earlier_seconds: float) -> None:
+        # Keep RTP time with wall time: the next packet is stamped that much earlier.
+        self.session.rewind(round(earlier_seconds * 8000))
+
+    def rtp_counters(self) -> dict[str, int]:
+        return asdict(self.session.counters)

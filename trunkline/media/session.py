@@ -1,0 +1,370 @@
+"""The per-call media session: caller leg ⇄ agent link, a synchronous chain driven by callbacks.
+
+Caller → agent: each caller frame (G.711) arrives in ``caller_audio`` from the
+leg's receive callback; the call's caller taps (recorder, transcription) get
+it as PCM16, decoded once, and it is sent to the agent as a ``media`` frame
+right there (μ-law is passed through; A-law is transcoded by one table
+lookup; PCM formats are decoded and resampled by the call's persistent
+converter). Agent → caller: ``media`` payloads (or binary frames) are
+converted to μ-law and go into the call's ``Playout``; the shared 20 ms tick
+takes one frame per call, hands it (as PCM16) to the slot taps and sends it
+to the caller leg. The taps are lists built when the call's options are
+known: a call without recording has no recorder tap. The wire protocol
+(Inkbox or the Twilio persona) is the call's ``AgentPersona``. Nothing here
+creates a task or queue per frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from time import perf_counter_ns
+from typing import Protocol
+
+from trunkline.agent.formats import AgentToCaller, CallerToAgent
+from trunkline.agent.inkbox_protocol import (
+    AgentAudioDone,
+    AgentClear,
+    AgentMark,
+    AgentMedia,
+    AgentProtocolError,
+    AgentStop,
+    AgentText,
+    AgentTranscript,
+)
+from trunkline.agent.link import AgentLink
+from trunkline.agent.persona import AgentPersona, InkboxPersona, persona_for
+from trunkline.codecs.g711 import alaw_to_pcm16, ulaw_to_pcm16
+from trunkline.media.clock import MediaClock
+from trunkline.media.counters import LatencyHistogram, MediaCounters, MediaTotals
+from trunkline.media.plan import MediaEvents, MediaPlan
+from trunkline.media.playout import Playout
+from trunkline.media.recording import CallRecorder
+from trunkline.media.speech_output import SpeechOutput
+from trunkline.media.speech_work import SpeechWork
+from trunkline.media.transcription import Transcription
+from trunkline.storage.models import utcnow
+
+log = logging.getLogger("trunkline.media")
+ARRIVALS_TRACKED = 64  # agent chunks awaiting their first frame, per call
+
+CallerTap = Callable[[bytes], None]  # one caller frame, PCM16
+SlotTap = Callable[[bytes | None], None]  # what was played in a slot, PCM16 (None: nothing)
+
+
+class CallerLeg(Protocol):
+    """The caller's side of a session: RTP from a SIP trunk, or a carrier's media WebSocket."""
+
+    def send_frame(self, frame: bytes | None) -> None:
+        """Send one 20 ms slot of μ-law audio (None: nothing to play in this slot)."""
+        ...
+
+    def detach(self) -> None:
+        """Stop delivering caller audio to the session."""
+        ...
+
+    def rephased(self, earlier_seconds: float) -> None:
+        """The next frame slot comes this much sooner than the 20 ms cadence said."""
+        ...
+
+    def rtp_counters(self) -> Mapping[str, int]:
+        """The leg's RTP counters for the media metrics (empty for a leg without RTP)."""
+        ...
+
+
+class SpeechParts:
+    """A call's speech parts: output always, transcription when an engine is configured."""
+
+    __slots__ = ("output", "transcription", "work")
+
+    def __init__(
+        self, work: SpeechWork, output: SpeechOutput, transcription: Transcription | None
+    ) -> None:
+        self.work = work
+        self.output = output
+        self.transcription = transcription
+
+
+class MediaSession:
+    """Bridges one call's caller leg and agent link until ``stop``; built by the factory."""
+
+    def __init__(
+        self,
+        plan: MediaPlan,
+        events: MediaEvents,
+        *,
+        clock: MediaClock,
+        max_playout_seconds: float,
+        totals: MediaTotals | None,
+        recorder: CallRecorder | None,
+    ) -> None:
+        self.call_id = plan.call_id
+        self.stream_id = str(uuid.uuid4())
+        self.caller: CallerLeg | None = None
+        self.persona: AgentPersona = persona_for(
+            plan.agent_protocol, plan.call_id, plan.organization_id, self.stream_id
+        )
+        self.agent_format = plan.agent_format
+        self._custom = dict(plan.custom_parameters)
+        self._speech_by_default = plan.speech_by_default
+        self._to_agent = CallerToAgent(plan.agent_format, alaw=plan.caller_alaw)
+        self._to_caller = AgentToCaller(plan.agent_format)
+        self._decode = alaw_to_pcm16 if plan.caller_alaw else ulaw_to_pcm16
+        self.playout = Playout(self._mark_played, max_seconds=max_playout_seconds)
+        self._clock = clock
+        self._tick_handle: int | None = None
+        self._events = events
+        self.link: AgentLink | None = None
+        self.agent_frames_rejected = 0
+        self.frames_to_agent = 0
+        self.frames_to_caller = 0
+        self._sending = False  # the last slot played agent audio
+        self.to_agent = LatencyHistogram()
+        self.to_caller = LatencyHistogram()
+        # (number of the first frame of an agent chunk, its arrival time), oldest first
+        self._arrivals: deque[tuple[int, int]] = deque(maxlen=ARRIVALS_TRACKED)
+        self._totals = totals
+        self.recorder = recorder
+        self.started_at: datetime | None = None  # media (and the recording) began
+        self.stopped_at: datetime | None = None
+        self.speech: SpeechOutput | None = None
+        self._call_speech: SpeechParts | None = None
+        self._caller_as_text = False  # speech-to-text mode: the agent gets the caller as text
+        self._caller_taps: tuple[CallerTap, ...] = ()
+        self._slot_taps: tuple[SlotTap, ...] = ()
+        self._retap()
+
+    def use_speech(self, speech: SpeechParts) -> None:
+        """Give the session its speech parts (the factory does, before the agent attaches)."""
+        self._call_speech = speech
+        self.speech = speech.output
+        self._retap()
+
+    def _retap(self) -> None:
+        """Rebuild the tap lists; called when the call's options or speech modes change."""
+        recorder, speech = self.recorder, self._call_speech
+        transcription = speech.transcription if speech is not None else None
+        caller: list[CallerTap] = []
+        slot: list[SlotTap] = []
+        if recorder is not None:
+            caller.append(recorder.caller)
+            slot.append(recorder.slot)
+        if transcription is not None:
+            caller.append(transcription.caller_frame)
+            assert speech is not None
+            if transcription.hears_agent and not speech.output.tts_mode:
+                slot.append(transcription.agent_frame)
+        self._caller_taps, self._slot_taps = tuple(caller), tuple(slot)
+
+    def media_times(self) -> dict[str, datetime]:
+        """When media started and stopped, for the call record: it matches the recording."""
+        times = {}
+        if self.started_at is not None:
+            times["started_at"] = self.started_at
+        if self.stopped_at is not None:
+            times["ended_at"] = self.stopped_at
+        return times
+
+    @property
+    def stt_mode(self) -> bool:
+        return self._caller_as_text
+
+    @property
+    def tts_mode(self) -> bool:
+        return self.speech is not None and self.speech.tts_mode
+
+    # -- wiring ----------------------------------------------------------------------
+    def attach_agent(self, link: AgentLink) -> None:
+        """Bridge to ``link``; the Inkbox agent's upgrade response picks the speech modes."""
+        self.link = link
+        link.on_binary = self.agent_audio
+        link.on_overflow = self._events.agent_overflowed  # it stopped reading: the call ends
+        speech = self._call_speech
+        if speech is not None and isinstance(self.persona, InkboxPersona):
+            headers = link.response_headers
+            default = self._speech_by_default
+            transcription = speech.transcription
+            if transcription is not None:
+                transcription.stt_mode = header_flag(
+                    headers.get("x-use-inkbox-speech-to-text"), default
+                )
+                self._caller_as_text = transcription.stt_mode
+            speech.output.tts_mode = speech.output.can_speak and header_flag(
+                headers.get("x-use-inkbox-text-to-speech"), default
+            )
+            self._retap()
+        for frame in self.persona.opening(self.agent_format, self._custom):
+            link.send_text(frame)
+
+    def start(self) -> None:
+        if self._tick_handle is None:
+            self._tick_handle = self._clock.subscribe(self._tick)
+            if self.started_at is None:
+                self.started_at = utcnow()  # the call's answer time: the recording starts here
+
+    def stop(self, reason: str) -> asyncio.Future[None] | None:
+        """Stop media: tell the agent why, close its socket, stop the tick.
+
+        Returns a future that resolves once the call's last transcripts are
+        stored (None without speech).
+        """
+        if self._tick_handle is not None:
+            self._clock.unsubscribe(self._tick_handle)
+            self._tick_handle = None
+            self.stopped_at = utcnow()
+        if self.caller is not None:
+            self.caller.detach()
+        if self._totals is not None:
+            self._totals.add(self.counters(), self.to_agent, self.to_caller, self.rtp_counters())
+            self._totals = None
+        if self.recorder is not None:
+            self.recorder.finish(self._events.recording_finished)
+            self.recorder = None
+            self._retap()
+        link, self.link = self.link, None
+        if link is not None and link.open:
+            if link.has_room:  # an agent that stopped reading is not told: its socket closes
+                link.send_text(self.persona.stop(reason))
+            link.close(1000, reason)
+        speech = self._call_speech
+        if speech is None:
+            return None
+        speech.output.close()
+        if speech.transcription is not None:
+            speech.transcription.close()
+        return speech.work.drained()
+
+    # -- caller -> agent -------------------------------------------------------------
+    def caller_audio(self, payload: bytes | memoryview) -> None:
+        """One 20 ms frame of caller audio (G.711), straight from the leg's receive callback."""
+        taps = self._caller_taps
+        if taps:
+            pcm = self._decode(payload)
+            for tap in taps:
+                tap(pcm)
+        if self._caller_as_text:
+            return  # the agent gets the caller as text instead
+        link = self.link
+        if link is None:
+            return
+        started = perf_counter_ns()
+        audio = self._to_agent.convert(payload)
+        if audio and link.send_text(self.persona.media(audio), droppable=True):
+            self.frames_to_agent += 1
+            self.to_agent.observe_ns(perf_counter_ns() - started)
+
+    def caller_digit(self, digit: str) -> None:
+        if self.link is not None:
+            self.link.send_text(self.persona.dtmf(digit))
+
+    # -- agent -> caller -------------------------------------------------------------
+    def agent_text(self, text: str) -> None:
+        """One text frame from the agent (called from the link's data_received)."""
+        try:
+            message = self.persona.parse(text)
+        except AgentProtocolError as exc:
+            self.agent_frames_rejected += 1
+            log.debug("agent frame rejected: %s", exc, extra={"call_id": self.call_id})
+            return
+        speech = self.speech
+        if isinstance(message, AgentMedia):
+            self.agent_audio(message.payload)
+        elif isinstance(message, AgentMark):
+            if (speech is None or not speech.agent_mark(message.name)) and not self.playout.mark(
+                message.name
+            ):
+                self.agent_frames_rejected += 1  # too many marks waiting for their audio
+        elif isinstance(message, AgentClear):
+            if speech is not None:
+                speech.clear()
+            self.playout.clear()
+        elif isinstance(message, AgentAudioDone):
+            self.playout.audio_done()
+        elif isinstance(message, AgentStop):
+            self._events.agent_stopped(message.reason)
+        elif isinstance(message, AgentTranscript):
+            if message.party == "local":
+                self._agent_reports_transcripts()
+            if message.is_final:
+                self._events.agent_transcript(message.party, message.text)
+        elif isinstance(message, AgentText) and (
+            speech is None or not speech.agent_text(message.delta, message.done)
+        ):
+            self.agent_frames_rejected += 1  # text-to-speech is off for this call
+
+    def _agent_reports_transcripts(self) -> None:
+        """The agent sends its own transcripts: its audio is no longer transcribed."""
+        speech = self._call_speech
+        if speech is not None and speech.transcription is not None:
+            speech.transcription.agent_reports_transcripts()
+            self._retap()
+
+    def send_control(self, frame: str) -> None:
+        """A control frame to the agent (transcripts, barge-in), if it is connected."""
+        if self.link is not None:
+            self.link.send_text(frame)
+
+    def agent_audio(self, audio: bytes) -> None:
+        """Agent audio in its own format (a ``media`` payload or a binary frame)."""
+        self.play_phone_audio(self._to_caller.convert(audio))
+
+    def play_phone_audio(self, ulaw: bytes) -> None:
+        """Queue μ-law 8 kHz audio for the caller (agent media, synthesized speech, tones)."""
+        self._arrivals.append((self.playout.queued_total + 1, perf_counter_ns()))
+        self.playout.push(ulaw)
+        if not self._sending and self._tick_handle is not None and self.caller is not None:
+            # A talk spurt starts: play it from the next 5 ms slot, not up to 20 ms later.
+            earlier = self._clock.rephase(self._tick_handle)
+            if earlier:
+                self.caller.rephased(earlier)
+                if self.recorder is not None:
+                    self.recorder.rephased(earlier)
+
+    def _mark_played(self, name: str) -> None:
+        if self.link is not None:
+            self.link.send_text(self.persona.mark(name))
+
+    def _tick(self) -> None:
+        playout = self.playout
+        frame = playout.tick()
+        self._sending = frame is not None
+        taps = self._slot_taps
+        if taps:
+            pcm = ulaw_to_pcm16(frame) if frame is not None else None  # decoded once for all
+            for tap in taps:
+                tap(pcm)
+        if self.caller is not None:
+            self.caller.send_frame(frame)
+        if frame is not None:
+            self.frames_to_caller += 1
+            arrivals = self._arrivals
+            if arrivals and arrivals[0][0] <= playout.played_total:
+                self.to_caller.observe_ns(perf_counter_ns() - arrivals.popleft()[1])
+                while arrivals and arrivals[0][0] <= playout.played_total:
+                    arrivals.popleft()  # chunks that did not start a frame of their own
+
+    # -- counters ----------------------------------------------------------------------
+    def counters(self) -> MediaCounters:
+        link = self.link
+        return MediaCounters(
+            frames_to_agent=self.frames_to_agent,
+            frames_to_caller=self.frames_to_caller,
+            agent_frames_rejected=self.agent_frames_rejected,
+            agent_frames_dropped=link.dropped_frames if link is not None else 0,
+            playout_frames_dropped=self.playout.dropped_frames,
+        )
+
+    def rtp_counters(self) -> dict[str, int]:
+        leg = self.caller
+        return dict(leg.rtp_counters()) if leg is not None else {}
+
+
+def header_flag(value: str | None, default: bool = True) -> bool:
+    """An ``X-Use-Inkbox-*`` header; absent means ``default`` (true, as on Inkbox)."""
+    if value is None:
+        return default
+    return value.strip().lower() not in ("false", "0", "no", "off")
