@@ -26,15 +26,17 @@ from typing import Protocol, TypeVar
 
 from aiohttp import web
 
+from trunkline.calls.owner_channel import OwnerChannel, claim_owner, owner_id
+from trunkline.calls.owner_notify import PgCallActions
+from trunkline.calls.recording_publish import RecordingPublisher
+from trunkline.calls.restart_sweep import end_calls_left_live
 from trunkline.config import Settings
 from trunkline.control_api import build_app
 from trunkline.data_dir import load_node_id, secure_data_dir
 from trunkline.gateway import carrier_streams, twilio_voice
-from trunkline.gateway.owner_channel import OwnerChannel, claim_owner, owner_id
-from trunkline.gateway.owner_notify import PgCallActions
-from trunkline.gateway.restart_sweep import end_calls_left_live
+from trunkline.gateway.call_control import GatewayCallControl
 from trunkline.gateway.rtp.transport import RtpPortAllocator
-from trunkline.gateway.sip_gateway import GatewayCallControl, SipGateway
+from trunkline.gateway.sip_gateway import SipGateway
 from trunkline.media.clock import MediaClock
 from trunkline.outbox.worker import OutboxWorker
 from trunkline.runtime import Runtime, open_runtime
@@ -80,7 +82,12 @@ async def serve(
             runtime = await stack.enter_async_context(open_runtime(settings))
             services = runtime.gateway_services()
             owner = claim_owner(load_node_id(settings.data_dir), settings.worker_slot)
-            await end_calls_left_live(services, owner)  # before this process takes any call
+            publisher = RecordingPublisher(
+                runtime.repository, runtime.blob_store, runtime.outbox.wake
+            )
+            recordings = settings.data_dir / "recordings"
+            # Before this process takes any call.
+            await end_calls_left_live(runtime.repository, publisher, recordings, owner)
             port = await stack.enter_async_context(
                 http_site(settings, control_app(runtime, services))
             )

@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from tests.api.conftest import ApiWorld
-from trunkline.control_api.routing import load_inbound_route, resolve_inbound_route
+from trunkline.calls.routing import load_inbound_route, resolve_inbound_route
 from trunkline.storage.models import (
     InboundRouting,
     IncomingCallAction,

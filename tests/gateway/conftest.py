@@ -21,7 +21,8 @@ from trunkline.config import Settings
 from trunkline.crypto import hash_token, new_token
 from trunkline.daemon import ShutdownSignal
 from trunkline.daemon import serve as serve_trunkline
-from trunkline.gateway.sip_gateway import GatewayCallControl, SipGateway
+from trunkline.gateway.call_control import GatewayCallControl
+from trunkline.gateway.sip_gateway import SipGateway
 from trunkline.runtime import Runtime
 from trunkline.storage.models import PhoneNumber, new_id, utcnow
 

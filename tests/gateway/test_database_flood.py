@@ -23,8 +23,8 @@ import pytest
 from tests.backends import BACKENDS, postgres_schema, postgres_test_url
 from tests.gateway.conftest import NUMBER, Trunkline
 from trunkline import metrics
+from trunkline.calls.rejected_calls import RECORD_BURST
 from trunkline.crypto import hash_token, new_token
-from trunkline.gateway.rejected_calls import RECORD_BURST
 
 INVITES = 3_000
 FLOOD_SECONDS = 10.0

@@ -13,7 +13,7 @@ from tests.gateway.sip_peer import CarrierCall, Inbox, bind_udp
 from tests.gateway.test_metrics import scrape, value
 from tests.gateway.test_outbound_calls import place, register_byo_number, wait_status
 from tests.gateway.test_trunk_security import distrust_loopback, invite_with_credentials
-from trunkline.gateway.live_call import LiveCall
+from trunkline.calls.live_call import LiveCall
 from trunkline.gateway.rtp.leg import RtpLeg
 from trunkline.gateway.sip.admission import SourceBudget
 from trunkline.gateway.sip.digest import Challenge

@@ -24,8 +24,8 @@ from tests.backends import BACKENDS, postgres_schema, postgres_test_url
 from tests.gateway.conftest import NUMBER, Trunkline, audio_mode
 from tests.gateway.sip_peer import CarrierCall
 from trunkline import metrics
+from trunkline.calls.transcripts import MAX_PENDING_PER_CALL
 from trunkline.crypto import hash_token, new_token
-from trunkline.gateway.transcripts import MAX_PENDING_PER_CALL
 
 FRAMES = 2_000
 P99_LIMIT = 0.5

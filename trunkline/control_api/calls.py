@@ -16,6 +16,7 @@ import logging
 
 from aiohttp import web
 
+from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.control_api import serialize, shapes
 from trunkline.control_api.access import load_call, load_number
 from trunkline.control_api.errors import ApiError
@@ -23,7 +24,6 @@ from trunkline.control_api.keys import BLOB_STORE, CALL_CONTROL, REPOSITORY
 from trunkline.control_api.presigned_media import presigner
 from trunkline.control_api.route_table import Ctx, Param, Reply, Route, uuid_param
 from trunkline.control_api.schema import integer, string
-from trunkline.gateway.call_lifecycle import CallLifecycle
 from trunkline.storage.models import CALL_ENDED_STATUSES, Call, CallStatus
 
 log = logging.getLogger("trunkline.api.calls")

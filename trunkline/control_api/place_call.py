@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from trunkline.calls.control import CallCapacityError, DialError
+from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.control_api import serialize, shapes
 from trunkline.control_api.errors import ApiError
 from trunkline.control_api.keys import (
@@ -33,7 +34,6 @@ from trunkline.control_api.route_table import Ctx, Reply, Route
 from trunkline.control_api.schema import obj, string
 from trunkline.control_api.urls import check_url
 from trunkline.control_api.usage import outbound_usage
-from trunkline.gateway.call_lifecycle import CallLifecycle
 from trunkline.storage.models import Call, PhoneNumber, utcnow
 
 log = logging.getLogger("trunkline.api.calls")

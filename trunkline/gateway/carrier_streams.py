@@ -7,8 +7,9 @@ stream token trunkline's TwiML gave that call — see ``twilio_voice`` — used
 once; Telnyx: the ``x-telnyx-streaming-auth-token`` header). Its ``start``
 frame names the dialled number (Telnyx ``start.to``; Twilio
 ``customParameters.to``, set by trunkline's TwiML), which is routed
-exactly like a SIP call: the number's incoming-call action, the webhook, the
-agent dial with one retry and the fallback agent. Audio is then bridged like
+exactly like a SIP call, through the same flow (``calls.driver``): the
+number's incoming-call action, the webhook, the agent dial with one retry, the
+fallback agent, voicemail. ``CarrierSocketLeg`` is the call's leg. Audio is then bridged like
 RTP: the carrier's frames feed the bridge from the socket reader; the shared
 20 ms tick writes each frame of agent audio straight to the socket's
 transport (no task per frame; beyond 512 KB of unsent data frames are dropped
@@ -27,9 +28,14 @@ from aiohttp import WSMsgType, web
 from websockets.frames import Frame, Opcode
 
 from trunkline import metrics
-from trunkline.agent.link import AgentLink
-from trunkline.control_api.routing import RouteTarget, load_inbound_route
-from trunkline.gateway.call_lifecycle import CallLifecycle
+from trunkline.calls.driver import CallCore
+from trunkline.calls.flow_events import CallerHungUp
+from trunkline.calls.lifecycle import CallLifecycle
+from trunkline.calls.live_call import LiveCall
+from trunkline.calls.records import inbound_call_record, normalise_e164
+from trunkline.calls.rejected_calls import RejectedCallRecords
+from trunkline.calls.routing import load_inbound_route
+from trunkline.gateway.call_control import GatewayCallControl
 from trunkline.gateway.carriers.media_stream import (
     CarrierAudio,
     CarrierStreamError,
@@ -49,19 +55,11 @@ from trunkline.gateway.carriers.stream_tokens import (
     UsedStreams,
     check_stream_token,
 )
-from trunkline.gateway.live_call import LiveCall
-from trunkline.gateway.sip_gateway import (
-    CallDeclined,
-    GatewayCallControl,
-    SipGateway,
-    inbound_call_record,
-    normalise_e164,
-)
-from trunkline.gateway.voicemail import start_voicemail
 from trunkline.media.session import MediaSession
 from trunkline.messaging.carrier_formats import SignatureError, verify_twilio
 from trunkline.services import SERVICES, Services
 from trunkline.storage.models import Call, PhoneNumber
+from trunkline.storage.repository import Repository
 
 log = logging.getLogger("trunkline.carrier_stream")
 START_WAIT_SECONDS = 10.0
@@ -71,7 +69,8 @@ USED_TWILIO_STREAMS: web.AppKey[UsedStreams] = web.AppKey("used_twilio_streams",
 
 
 class CarrierSocketLeg:
-    """The caller as a carrier media WebSocket: a ``CallerLeg`` for the bridge."""
+    """The caller as a carrier media WebSocket: the call core's ``CallLeg`` and the bridge's
+    caller leg. No ringing or SIP statuses: refusing the call closes the socket."""
 
     def __init__(
         self,
@@ -99,7 +98,7 @@ class CarrierSocketLeg:
         try:
             event = parse_carrier_frame(text, self.dialect)
         except CarrierStreamError as exc:
-            self.reject()
+            self.reject_frame()
             log.debug("carrier frame rejected: %s", exc)
             return True
         bridge = self.bridge
@@ -119,7 +118,7 @@ class CarrierSocketLeg:
             self.reorder.push(event.sequence, None)
         return True
 
-    def reject(self) -> None:
+    def reject_frame(self) -> None:
         """A frame trunkline could not use: dropped and counted, the call goes on."""
         self.rejected += 1
         metrics.CARRIER_FRAMES_REJECTED.labels(self.dialect).inc()
@@ -147,6 +146,34 @@ class CarrierSocketLeg:
 
     def rtp_counters(self) -> dict[str, int]:
         return {}  # no RTP: the carrier's frames are counted under its own metrics
+
+    # -- the call core's CallLeg ---------------------------------------------------------
+    caller_alaw = False  # the socket's audio is turned into μ-law as it arrives
+
+    def ring(self) -> None:
+        return None
+
+    async def open_media(self) -> None:
+        return None
+
+    def connect_media(self, bridge: MediaSession) -> None:
+        bridge.caller = self
+        self.bridge = bridge
+
+    def answer(self) -> None:
+        return None
+
+    def reject(self, status: int, reason: str | None, retry_after: str | None) -> None:
+        return None  # the call's run closes the socket ("no agent")
+
+    def confirm_cancel(self) -> None:
+        return None
+
+    def refuse_ringing(self) -> None:
+        self.hang_up()
+
+    def close_media(self) -> None:
+        return None
 
     def hang_up(self) -> None:
         if not self._hung_up:
@@ -247,7 +274,10 @@ async def serve_stream(request: web.Request, dialect: Dialect) -> web.StreamResp
             log.info("twilio stream refused: %s", exc)
             await ws.close(code=1008, message=str(exc).encode()[:120])
             return ws
-    await StreamCall(control.gateway, ws, transport, dialect, start).run()
+    gateway = control.gateway
+    call = StreamCall(gateway.core, services.repository, gateway.rejected_calls, ws, transport,
+                      dialect, start)  # fmt: skip
+    await call.run()
     return ws
 
 
@@ -256,69 +286,47 @@ class StreamCall:
 
     def __init__(
         self,
-        gateway: SipGateway,
+        core: CallCore,
+        repository: Repository,
+        rejected_calls: RejectedCallRecords,
         ws: web.WebSocketResponse,
         transport: asyncio.Transport,
         dialect: Dialect,
         start: StreamStart,
     ) -> None:
-        self.gateway = gateway
+        self.core = core
+        self.repository = repository
+        self.rejected_calls = rejected_calls
         self.ws = ws
         self.dialect = dialect
         self.start = start
         self.leg = CarrierSocketLeg(ws, transport, dialect, start)
 
     async def run(self) -> None:
-        gateway = self.gateway
-        repository = gateway.services.repository
+        core, repository = self.core, self.repository
         dialled = normalise_e164(self.start.to_number)
         number = await repository.find_active_number(dialled) if dialled else None
         if number is None:
             await self.ws.close(code=1008, message=b"unknown number")
             return
-        if gateway.at_capacity(number.organization_id):
+        if core.at_capacity(number.organization_id):
             await self.ws.close(code=1013, message=b"too many concurrent calls")  # try again later
             return
         route = await load_inbound_route(repository, number)
         if route.rejects:
             await self.ws.close(code=1000, message=b"rejected")
             # Stored like a rejected SIP call: after the refusal, within the record rate.
-            gateway.rejected_calls.record(number, self._call_record(number))
+            self.rejected_calls.record(number, self._call_record(number))
             return
         call = await self._live_call(number)
-        gateway.calls[call.sip_call_id] = call
         try:
-            await call.lifecycle.transition("ringing")
-            link, url = await self._dial(call, number, route.targets)
-            if link is not None and self.ws.closed:  # the caller hung up while we dialled
-                link.close(1000, "caller hung up")
-                link, call.canceled = None, True
-            voicemail = route.voicemail_message
-            if link is None and (call.canceled or voicemail is None or self.ws.closed):
-                gateway.calls.pop(call.sip_call_id, None)
-                if not call.lifecycle.ended:
-                    await call.lifecycle.transition(
-                        "canceled" if call.canceled else "failed",
-                        hangup_reason="remote" if call.canceled else "rejected",
-                        detail=None if call.canceled else "agent unreachable",
-                    )
-                await self.ws.close(code=1000, message=b"no agent")
-                return
-            call.voicemail = link is None  # nobody answered: the caller leaves a message
-            bridge = gateway.new_bridge(call, caller_alaw=False)
-            bridge.caller = self.leg
-            self.leg.bridge = bridge
-            if link is not None:
-                bridge.attach_agent(link)
-            bridge.start()
-            call.answered = True
-            if link is None:
-                gateway.spawn(start_voicemail(gateway, call, voicemail or ""))
+            await core.ring_and_answer(call, route)
+            if call.answered:
+                await self._pump()
             else:
-                await gateway.mark_answered(call, link, url)
-            await self._pump()
+                await self.ws.close(code=1000, message=b"no agent")
         finally:
-            await gateway.end_call(call, "remote", send_bye=False)
+            await core.dispatch(call, CallerHungUp())
 
     def _call_record(self, number: PhoneNumber) -> Call:
         start = self.start
@@ -327,38 +335,17 @@ class StreamCall:
 
     async def _live_call(self, number: PhoneNumber) -> LiveCall:
         start = self.start
-        record = await self.gateway.services.repository.create_call(self._call_record(number))
-        lifecycle = CallLifecycle(
-            record, self.gateway.services.repository, agent_identity_id=number.agent_identity_id
-        )
+        repository = self.repository
+        record = await repository.create_call(self._call_record(number))
+        lifecycle = CallLifecycle(record, repository, agent_identity_id=number.agent_identity_id)
         return LiveCall(
-            sip_call_id=f"{self.dialect}:{start.carrier_call_id}:{record.id}",
+            leg_call_id=f"{self.dialect}:{start.carrier_call_id}:{record.id}",
             lifecycle=lifecycle,
-            carrier_stream=self.leg,
+            leg=self.leg,
             agent_protocol=number.agent_protocol,
             agent_audio=number.agent_audio,
             recording_enabled=number.recording_enabled,
         )
-
-    async def _dial(
-        self, call: LiveCall, number: PhoneNumber, targets: tuple[RouteTarget, ...]
-    ) -> tuple[AgentLink | None, str | None]:
-        for target in targets:
-            if call.canceled or self.ws.closed:
-                break
-            try:
-                url = await self.gateway.agent_url(call, number, target)
-            except CallDeclined:
-                await call.lifecycle.transition(
-                    "failed", hangup_reason="rejected", detail="declined by webhook"
-                )
-                return None, None
-            if url is None:
-                continue
-            link = await self.gateway.dial_agent(call, url)
-            if link is not None:
-                return link, url
-        return None, None
 
     async def _pump(self) -> None:
         """Read the carrier's frames until it stops, closes, or trunkline hangs up."""
@@ -367,7 +354,7 @@ class StreamCall:
                 if not self.leg.receive(message.data):
                     break
             elif message.type == WSMsgType.BINARY:
-                self.leg.reject()
+                self.leg.reject_frame()
             else:
                 break
         if not self.ws.closed:

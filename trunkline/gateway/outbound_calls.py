@@ -13,15 +13,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 from trunkline.calls.control import CallCapacityError, DialError
-from trunkline.gateway.call_lifecycle import CallLifecycle
-from trunkline.gateway.live_call import CancelOutcome, LiveCall, SipAddress
-from trunkline.gateway.owner_channel import owner_id
-from trunkline.gateway.rtp.transport import PortsExhausted
-from trunkline.gateway.sip.message import SipResponse, split_host_port
-from trunkline.gateway.sip.sdp import SdpError, build_sdp, negotiate, parse_sdp
+from trunkline.calls.driver import CallCore
+from trunkline.calls.flow import CallFlow
+from trunkline.calls.flow_events import CalleeAnswered, RingCanceled, RingFailed
+from trunkline.calls.lifecycle import CallLifecycle
+from trunkline.calls.live_call import CancelOutcome, LiveCall, SipAddress
+from trunkline.calls.owner_channel import owner_id
+from trunkline.gateway.rtp.leg import RtpLeg
+from trunkline.gateway.rtp.transport import PortsExhausted, RtpPortAllocator
+from trunkline.gateway.sip.message import SipRequest, SipResponse, split_host_port
+from trunkline.gateway.sip.sdp import Negotiated, SdpError, build_sdp, negotiate, parse_sdp
 from trunkline.gateway.sip.transaction import T1
 from trunkline.gateway.sip.uac import (
     Answered,
@@ -31,10 +36,50 @@ from trunkline.gateway.sip.uac import (
     Resend,
     Ringing,
 )
+from trunkline.media.session import MediaSession
+from trunkline.services import Services
 from trunkline.storage.models import Call, CallStatus, HangupReason, PhoneNumber
 
-if TYPE_CHECKING:
-    from trunkline.gateway.sip_gateway import SipGateway
+
+class SipHost(Protocol):
+    """What outbound calls use of the gateway's SIP side and call core."""
+
+    services: Services
+    core: CallCore
+    calls: dict[str, LiveCall]
+    ports: RtpPortAllocator
+    media_address: str
+    outbound: OutboundCalls
+
+    @property
+    def transport(self) -> asyncio.DatagramTransport | None: ...
+
+    @property
+    def own_transport(self) -> asyncio.DatagramTransport | None: ...
+
+    @property
+    def outbound_address(self) -> SipAddress: ...
+
+    def at_capacity(self, organization_id: str) -> bool: ...
+
+    def contact(self, *, outbound: bool = False) -> str: ...
+
+    def send_request(
+        self,
+        request: SipRequest,
+        destination: SipAddress,
+        on_response: Callable[[SipResponse], None] = ...,
+        on_timeout: Callable[[], None] = ...,
+        *,
+        own_port: bool = False,
+    ) -> None: ...
+
+    def send_bye(self, call: LiveCall) -> None: ...
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None: ...
+
+    async def end_call(self, call: LiveCall, reason: HangupReason, *, send_bye: bool) -> None: ...
+
 
 log = logging.getLogger("trunkline.sip.outbound")
 OFFERED_PAYLOAD_TYPES = [0, 8]  # PCMU, PCMA
@@ -45,7 +90,7 @@ CANCEL_GIVE_UP_SECONDS = 64 * T1  # no final response after CANCEL (RFC 3261 §9
 class OutboundCalls:
     """Places and follows this process's outbound INVITEs for its gateway."""
 
-    def __init__(self, gateway: SipGateway) -> None:
+    def __init__(self, gateway: SipHost) -> None:
         self.gateway = gateway
         self._ring_timers: dict[str, asyncio.TimerHandle] = {}
         self._acks: dict[str, bytes] = {}  # last ACK per answered call, for lost-ACK resends
@@ -113,14 +158,16 @@ class OutboundCalls:
         if stored is not None:
             lifecycle.record = stored
         call = LiveCall(
-            sip_call_id=invite.call_id,
+            leg_call_id=invite.call_id,
             lifecycle=lifecycle,
             outbound=invite,
             endpoint=endpoint,
+            flow=CallFlow.outbound(),
             agent_protocol=number.agent_protocol,
             agent_audio=number.agent_audio,
             recording_enabled=number.recording_enabled,
         )
+        call.leg = OutboundSipLeg(gateway, call)
         gateway.calls[invite.call_id] = call
         self._send_invite(call)
         timeout = gateway.services.settings.sip_ring_timeout_seconds
@@ -149,7 +196,7 @@ class OutboundCalls:
             # After the transaction has sent its ACK for the challenge, not before.
             asyncio.get_running_loop().call_soon(self._send_invite, call)
         elif isinstance(step, Answered):
-            self._acks[call.sip_call_id] = step.ack.serialize()
+            self._acks[call.leg_call_id] = step.ack.serialize()
             self.resend_ack(call)
             self.gateway.spawn(self._connect(call, step.sdp))
         elif isinstance(step, Failed):
@@ -159,7 +206,7 @@ class OutboundCalls:
                 self._finish(call, "failed", "rejected", f"{step.status} {step.reason}".strip())
 
     def resend_ack(self, call: LiveCall) -> None:
-        ack = self._acks.get(call.sip_call_id)
+        ack = self._acks.get(call.leg_call_id)
         transport = self.gateway.own_transport or self.gateway.transport
         if ack is not None and transport is not None and call.outbound is not None:
             transport.sendto(ack, call.outbound.destination)
@@ -168,8 +215,9 @@ class OutboundCalls:
         """The callee answered: dial the agent, bridge media, mark the call answered."""
         gateway = self.gateway
         self._stop_ring_timer(call)
-        call.answered = True
-        if call.canceled:  # the 2xx crossed our CANCEL: the call is over
+        canceled = call.canceled
+        call.flow.handle(CalleeAnswered())
+        if canceled:  # the 2xx crossed our CANCEL: the call is over
             await gateway.end_call(call, "local", send_bye=True)
             return
         try:
@@ -179,24 +227,22 @@ class OutboundCalls:
             await self._abandon(call, f"unusable SDP answer: {exc}")
             return
         url = call.lifecycle.record.client_websocket_url
-        link = await gateway.dial_agent(call, url) if url else None
+        link = await gateway.core.dialer.dial_with_retry(call, url) if url else None
         if call.ended:
             if link is not None:
                 link.close(1000, "call ended")
             return
-        if link is None:
+        if link is None or url is None:
             await self._abandon(call, "agent unreachable")
             return
-        assert call.endpoint is not None
-        bridge = gateway.bridge_media(call, link, negotiated, call.endpoint)
-        bridge.start()
-        await gateway.mark_answered(call, link, url)
+        assert isinstance(call.leg, OutboundSipLeg)
+        call.leg.negotiated = negotiated
+        await gateway.core.answer_outbound(call, link, url)
 
     async def _abandon(self, call: LiveCall, detail: str) -> None:
         """Answered by the callee but unusable: hang up and record the failure."""
         assert call.outbound is not None
         self.gateway.send_request(call.outbound.bye(), call.outbound.destination, own_port=True)
-        call.answered = False  # never bridged: not a completed conversation
         await self._finish_async(call, "failed", "local", detail)
 
     def cancel(self, call: LiveCall, why: str) -> None:
@@ -205,7 +251,13 @@ class OutboundCalls:
         self._stop_ring_timer(call)
         if call.ended or call.answered or call.canceled:
             return
-        call.canceled = True
+        call.flow.handle(RingCanceled())
+        self.send_cancel(call, why)
+
+    def send_cancel(self, call: LiveCall, why: str) -> None:
+        """CANCEL the INVITE; the call ends with the final response, or after 64*T1."""
+        assert call.outbound is not None
+        self._stop_ring_timer(call)
         outcome: CancelOutcome = ("failed" if why == "no answer" else "canceled", "local", why)
         call.cancel_outcome = outcome
         outbound = call.outbound
@@ -215,7 +267,7 @@ class OutboundCalls:
         )
 
     def _stop_ring_timer(self, call: LiveCall) -> None:
-        timer = self._ring_timers.pop(call.sip_call_id, None)
+        timer = self._ring_timers.pop(call.leg_call_id, None)
         if timer is not None:
             timer.cancel()
 
@@ -228,12 +280,11 @@ class OutboundCalls:
         self, call: LiveCall, status: CallStatus, reason: HangupReason, detail: str
     ) -> None:
         """End a call that never reached ``answered``: ``failed`` or ``canceled``."""
-        if call.ended:
-            return
-        call.ended = True
+        if not call.flow.handle(RingFailed(status, reason, detail or None)):
+            return  # ended already
         self._stop_ring_timer(call)
-        self._acks.pop(call.sip_call_id, None)
-        self.gateway.calls.pop(call.sip_call_id, None)
+        self._acks.pop(call.leg_call_id, None)
+        self.gateway.calls.pop(call.leg_call_id, None)
         if call.endpoint is not None:
             self.gateway.ports.release(call.endpoint)
         await call.lifecycle.transition(status, hangup_reason=reason, detail=detail or None)
@@ -241,4 +292,56 @@ class OutboundCalls:
     def forget(self, call: LiveCall) -> None:
         """The call ended through the gateway (BYE either way): drop our per-call state."""
         self._stop_ring_timer(call)
-        self._acks.pop(call.sip_call_id, None)
+        self._acks.pop(call.leg_call_id, None)
+
+
+class OutboundSipLeg:
+    """The callee of an outbound call as the call core sees it: media on the call's RTP
+    port once the 2xx has given its SDP answer, our hang-up a BYE, an API hang-up while
+    ringing a CANCEL."""
+
+    def __init__(self, gateway: SipHost, call: LiveCall) -> None:
+        self._gateway = gateway
+        self._call = call
+        self.negotiated: Negotiated | None = None  # from the 2xx
+
+    @property
+    def caller_alaw(self) -> bool:
+        return self.negotiated is not None and self.negotiated.payload_type == 8
+
+    def ring(self) -> None:
+        return None
+
+    async def open_media(self) -> None:
+        return None  # the port was bound for the offer
+
+    def connect_media(self, bridge: MediaSession) -> None:
+        call, negotiated = self._call, self.negotiated
+        assert call.endpoint is not None and negotiated is not None
+        bridge.caller = RtpLeg(
+            call.endpoint,
+            bridge,
+            payload_type=negotiated.payload_type,
+            event_payload_type=negotiated.event_payload_type,
+            remote=(negotiated.remote_address, negotiated.remote_port),
+            signalling_host=(call.far_end or ("", 0))[0] or None,
+        )
+
+    def answer(self) -> None:
+        return None
+
+    def reject(self, status: int, reason: str | None, retry_after: str | None) -> None:
+        return None
+
+    def confirm_cancel(self) -> None:
+        return None
+
+    def refuse_ringing(self) -> None:
+        self._gateway.outbound.send_cancel(self._call, "canceled")
+
+    def hang_up(self) -> None:
+        self._gateway.send_bye(self._call)
+
+    def close_media(self) -> None:
+        if self._call.endpoint is not None:
+            self._gateway.ports.release(self._call.endpoint)

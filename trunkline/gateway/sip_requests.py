@@ -18,7 +18,8 @@ from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from trunkline.gateway.live_call import LiveCall, SipAddress
+from trunkline.calls.flow_events import CallerCanceled
+from trunkline.calls.live_call import LiveCall, SipAddress
 from trunkline.gateway.rtp.leg import RtpLeg
 from trunkline.gateway.sip import dialog_guard
 from trunkline.gateway.sip.dialog_guard import Dialog, Verdict, cancel_matches, check_in_dialog
@@ -108,8 +109,7 @@ class SipRequests:
             self.endpoint.respond(transaction, response_to(request, 481))
             return
         self.endpoint.respond(transaction, response_to(request, 200))
-        call.canceled = True
-        self.endpoint.respond(invite, call.dialog.reject(487))
+        self.gateway.core.post(call, CallerCanceled())  # the call flow answers the INVITE 487
 
     def on_ack_timeout(self, transaction: ServerTransaction) -> None:
         call = self.gateway.calls.get(transaction.request.call_id)

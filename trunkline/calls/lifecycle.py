@@ -5,7 +5,7 @@ Status moves only forward along the spec's graph::
     initiated → ringing → answered → completed
          └──────────┴──→ failed | canceled
 
-Every change is one atomic conditional write (``Repository.update_call`` with
+Every change is one atomic conditional write (``CallStore.update_call`` with
 ``only_if_status`` = the allowed predecessors), so two racing hang-ups (the
 caller's BYE and an API hang-up, say) cannot both win: the loser sees ``False``
 and does nothing. The same write puts ``call.started`` / ``call.ended`` into the
@@ -30,7 +30,7 @@ from trunkline.storage.models import (
     TranscriptSegment,
     utcnow,
 )
-from trunkline.storage.repository import Repository
+from trunkline.storage.stores import CallStore
 
 log = logging.getLogger("trunkline.call")
 
@@ -97,7 +97,7 @@ class CallLifecycle:
     def __init__(
         self,
         record: Call,
-        repository: Repository,
+        repository: CallStore,
         *,
         agent_identity_id: str | None = None,
         observer: StatusObserver | None = None,

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from trunkline import metrics
-from trunkline.gateway.call_lifecycle import CallLifecycle
-from trunkline.services import Services
+from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.storage.fairness import DatabaseWorkShed, database_work
 from trunkline.storage.models import EventDraft, TranscriptParty
+from trunkline.storage.stores import CallStore
 
 log = logging.getLogger("trunkline.call")
 
@@ -52,8 +53,14 @@ _WRITERS: dict[str, _CallWriter] = {}  # calls with segments waiting or being wr
 
 
 async def store_transcript_segment(
-    services: Services, lifecycle: CallLifecycle, party: str, text: str, ts_ms: int
+    repository: CallStore,
+    wake_outbox: Callable[[], None],
+    lifecycle: CallLifecycle,
+    party: str,
+    text: str,
+    ts_ms: int,
 ) -> None:
+    """Store one segment with its ``transcript.segment`` event; ``wake_outbox`` after each write."""
     record = lifecycle.record
     who: TranscriptParty = (
         "local" if party == "local" else "system" if party == "system" else "remote"
@@ -70,7 +77,7 @@ async def store_transcript_segment(
     writer = _WRITERS.get(record.id)
     if writer is None:
         writer = _WRITERS[record.id] = _CallWriter(record.organization_id)
-        writer.task = asyncio.ensure_future(_write(services, record.id, writer))
+        writer.task = asyncio.ensure_future(_write(repository, wake_outbox, record.id, writer))
     elif len(writer.pending) >= MAX_PENDING_PER_CALL:
         metrics.DB_SHED.labels("transcript").inc()
         return
@@ -79,13 +86,15 @@ async def store_transcript_segment(
     await asyncio.shield(written)
 
 
-async def _write(services: Services, call_id: str, writer: _CallWriter) -> None:
+async def _write(
+    repository: CallStore, wake_outbox: Callable[[], None], call_id: str, writer: _CallWriter
+) -> None:
     """Write the call's waiting segments, a batch per transaction, until none wait."""
     try:
         while writer.pending:
             batch = writer.pending[:MAX_BATCH]
             del writer.pending[:MAX_BATCH]
-            await _write_batch(services, call_id, writer.organization_id, batch)
+            await _write_batch(repository, wake_outbox, call_id, writer.organization_id, batch)
     finally:
         del _WRITERS[call_id]
         for pending in writer.pending:  # only when cancelled (shutdown)
@@ -94,12 +103,16 @@ async def _write(services: Services, call_id: str, writer: _CallWriter) -> None:
 
 
 async def _write_batch(
-    services: Services, call_id: str, organization_id: str, batch: list[_Pending]
+    repository: CallStore,
+    wake_outbox: Callable[[], None],
+    call_id: str,
+    organization_id: str,
+    batch: list[_Pending],
 ) -> None:
     segments = [(p.party, p.text, p.ts_ms) for p in batch]
     try:
         with database_work(organization_id, sheddable="transcript"):
-            await services.repository.add_transcript_segments(
+            await repository.add_transcript_segments(
                 call_id, segments, events=[p.event for p in batch]
             )
     except DatabaseWorkShed:
@@ -109,8 +122,7 @@ async def _write_batch(
         outcome = exc
     else:
         outcome = None
-        if services.outbox is not None:
-            services.outbox.wake()
+        wake_outbox()
     for pending in batch:
         if pending.written.done():
             continue

@@ -18,22 +18,30 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
-from trunkline.gateway.call_lifecycle import CallLifecycle
-from trunkline.gateway.recording_publish import publish_recording
+from trunkline.calls.lifecycle import CallLifecycle
+from trunkline.calls.recording_publish import RecordingPublisher
 from trunkline.media.recording import PARTIAL_SUFFIX, recorded_seconds, repair_partial
-from trunkline.services import Services
 from trunkline.storage.models import Call, CallStatus
+from trunkline.storage.stores import CallStore, NumberStore
 
 log = logging.getLogger("trunkline.restart_sweep")
 PAGE = 100
 RESTART_DETAIL = "the gateway restarted while the call was live"
 
 
-async def end_calls_left_live(services: Services, owner: str) -> int:
-    """End every call ``owner`` left live; returns how many this process ended."""
-    repository = services.repository
-    recordings = services.settings.data_dir / "recordings"
+class SweptStore(CallStore, NumberStore, Protocol):
+    """The calls left live, and their numbers (for the agent identity of their events)."""
+
+
+async def end_calls_left_live(
+    repository: SweptStore, publisher: RecordingPublisher, recordings: Path, owner: str
+) -> int:
+    """End every call ``owner`` left live; returns how many this process ended.
+
+    ``recordings`` is the directory where calls' recordings are written while live.
+    """
     ended = 0
     seen: set[str] = set()
     while True:
@@ -44,7 +52,7 @@ async def end_calls_left_live(services: Services, owner: str) -> int:
         for call in page:
             seen.add(call.id)
             try:
-                if await _end_call(services, call, recordings):
+                if await _end_call(repository, publisher, call, recordings):
                     ended += 1
             except Exception:
                 log.exception("could not end a call left live", extra={"call_id": call.id})
@@ -53,8 +61,9 @@ async def end_calls_left_live(services: Services, owner: str) -> int:
     return ended
 
 
-async def _end_call(services: Services, call: Call, recordings: Path) -> bool:
-    repository = services.repository
+async def _end_call(
+    repository: SweptStore, publisher: RecordingPublisher, call: Call, recordings: Path
+) -> bool:
     number = await repository.get_number(call.phone_number_id)
     lifecycle = CallLifecycle(
         call,
@@ -78,7 +87,7 @@ async def _end_call(services: Services, call: Call, recordings: Path) -> bool:
     ):
         return False  # ended meanwhile by another process (an API hang-up, say)
     if recording is not None:
-        await publish_recording(services, lifecycle.record, lifecycle.agent_identity_id, recording)
+        await publisher.publish(lifecycle.record, lifecycle.agent_identity_id, recording)
     return True
 
 

@@ -3,27 +3,28 @@
 The call is answered without an agent. The number's ``voicemail_message`` is
 spoken (text-to-speech; stored as a ``system`` transcript segment), a beep
 follows, and from the beep the caller has ``TRUNKLINE_VOICEMAIL_MAX_SECONDS``
-to speak. The recording and the caller's transcript are those of any call;
-the call ends ``completed`` with ``hangup_reason: voicemail``.
+to speak (the call core arms that limit once ``greet`` returns). The recording
+and the caller's transcript are those of any call; the call ends
+``completed`` with ``hangup_reason: voicemail``. Written once for every leg:
+the call core starts it the same way for SIP and carrier media streams.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
-from trunkline.gateway.live_call import LiveCall
+from trunkline.calls.live_call import LiveCall
 from trunkline.speech.synthesizer import beep
-
-if TYPE_CHECKING:
-    from trunkline.gateway.sip_gateway import SipGateway
-
 
 GREETING_LIMIT_SECONDS = 120.0  # the beep comes at the latest this long after answering
 POLL_SECONDS = 0.1
 
 
-async def start_voicemail(gateway: SipGateway, call: LiveCall, message: str) -> None:
+async def greet(
+    call: LiveCall, message: str, *, owner: str, wake_outbox: Callable[[], None]
+) -> bool:
+    """Store the answer, play greeting and beep; True once played, False if the call ended."""
     bridge = call.bridge
     assert bridge is not None
     await call.lifecycle.transition(
@@ -31,12 +32,11 @@ async def start_voicemail(gateway: SipGateway, call: LiveCall, message: str) -> 
         changes={
             "use_inkbox_stt": False,
             "use_inkbox_tts": False,
-            "owner": gateway.owner,
+            "owner": owner,
             **bridge.media_times(),
         },  # fmt: skip
     )
-    if gateway.services.outbox is not None:
-        gateway.services.outbox.wake()
+    wake_outbox()
     tone = beep()
     if bridge.speech is not None:
         bridge.speech.say(message, party="system", then=tone)
@@ -50,9 +50,4 @@ async def start_voicemail(gateway: SipGateway, call: LiveCall, message: str) -> 
         if not speaking and bridge.playout.backlog_frames == 0:
             break
         await asyncio.sleep(POLL_SECONDS)
-    if call.ended:
-        return
-    call.duration_timer = loop.call_later(
-        gateway.services.settings.voicemail_max_seconds,
-        lambda: gateway.spawn(gateway.end_call(call, "voicemail", send_bye=True)),
-    )
+    return not call.ended

@@ -19,11 +19,11 @@ from dataclasses import replace
 from typing import Any
 
 from trunkline import metrics
-from trunkline.gateway.call_lifecycle import call_ended_event
+from trunkline.calls.lifecycle import call_ended_event
 from trunkline.ratelimit import KeyedBuckets
 from trunkline.storage.fairness import DatabaseWorkShed, database_work
 from trunkline.storage.models import Call, PhoneNumber, utcnow
-from trunkline.storage.repository import Repository
+from trunkline.storage.stores import CallStore
 
 log = logging.getLogger("trunkline.call")
 
@@ -35,7 +35,7 @@ Spawn = Callable[[Coroutine[Any, Any, None]], None]
 
 class RejectedCallRecords:
     def __init__(
-        self, repository: Repository, rate: float, spawn: Spawn, now: Callable[[], float]
+        self, repository: CallStore, rate: float, spawn: Spawn, now: Callable[[], float]
     ) -> None:
         self._repository = repository
         self._buckets = KeyedBuckets(rate, RECORD_BURST, MAX_NUMBERS_TRACKED) if rate > 0 else None

@@ -1,0 +1,98 @@
+"""An inbound SIP call as the call core sees it: a ``CallLeg`` over its ``InboundDialog``.
+
+Ringing is a 180, the answer the dialog's 200 OK carrying the SDP answer,
+refusals final responses on the INVITE's transaction (480, 487, 503 with
+Retry-After, 603, 500), the media an RTP port of the gateway's range, and our
+hang-up the dialog's BYE. The dialog builds the messages; this sends them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from trunkline.calls.legs import MediaUnavailable
+from trunkline.calls.live_call import LiveCall
+from trunkline.gateway.rtp.leg import RtpLeg
+from trunkline.gateway.rtp.transport import PortsExhausted, RtpPortAllocator
+from trunkline.gateway.sip.dialog import InboundDialog
+from trunkline.gateway.sip.message import SipResponse
+from trunkline.gateway.sip.sdp import Negotiated, answer_sdp
+from trunkline.gateway.sip.transaction import ServerTransaction
+from trunkline.media.session import MediaSession
+
+
+class SipInboundLeg:
+    """``respond`` sends a response in a server transaction, ``send_bye`` the call's BYE;
+    ``contact`` and ``media_address`` go into the 200 OK."""
+
+    def __init__(
+        self,
+        dialog: InboundDialog,
+        call: LiveCall,
+        negotiated: Negotiated,
+        *,
+        respond: Callable[[ServerTransaction, SipResponse], None],
+        send_bye: Callable[[LiveCall], None],
+        ports: RtpPortAllocator,
+        contact: str,
+        media_address: str,
+    ) -> None:
+        self._dialog = dialog
+        self._call = call
+        self._negotiated = negotiated
+        self._respond = respond
+        self._send_bye = send_bye
+        self._ports = ports
+        self._contact = contact
+        self._media_address = media_address
+
+    @property
+    def caller_alaw(self) -> bool:
+        return self._negotiated.payload_type == 8
+
+    def _to_invite(self, response: SipResponse) -> None:
+        self._respond(self._dialog.transaction, response)
+
+    def ring(self) -> None:
+        self._to_invite(self._dialog.provisional(180))
+
+    async def open_media(self) -> None:
+        try:
+            self._call.endpoint = await self._ports.open()
+        except PortsExhausted:
+            raise MediaUnavailable from None
+
+    def connect_media(self, bridge: MediaSession) -> None:
+        endpoint, negotiated = self._call.endpoint, self._negotiated
+        assert endpoint is not None
+        bridge.caller = RtpLeg(
+            endpoint,
+            bridge,
+            payload_type=negotiated.payload_type,
+            event_payload_type=negotiated.event_payload_type,
+            remote=(negotiated.remote_address, negotiated.remote_port),
+            signalling_host=self._dialog.source[0] or None,
+        )
+
+    def answer(self) -> None:
+        endpoint = self._call.endpoint
+        assert endpoint is not None
+        sdp = answer_sdp(self._negotiated, self._media_address, endpoint.port)
+        self._to_invite(self._dialog.answer(sdp, self._contact))
+
+    def reject(self, status: int, reason: str | None, retry_after: str | None) -> None:
+        headers = {"Retry_After": retry_after} if retry_after is not None else {}
+        self._to_invite(self._dialog.reject(status, reason, **headers))
+
+    def confirm_cancel(self) -> None:
+        self._to_invite(self._dialog.reject(487))
+
+    def refuse_ringing(self) -> None:
+        self._to_invite(self._dialog.reject(480))
+
+    def hang_up(self) -> None:
+        self._send_bye(self._call)
+
+    def close_media(self) -> None:
+        if self._call.endpoint is not None:
+            self._ports.release(self._call.endpoint)
