@@ -21,10 +21,11 @@ from trunkline.calls.driver import CallCore
 from trunkline.calls.flow import CallFlow
 from trunkline.calls.flow_events import CalleeAnswered, RingCanceled, RingFailed
 from trunkline.calls.lifecycle import CallLifecycle
-from trunkline.calls.live_call import CancelOutcome, LiveCall, SipAddress
+from trunkline.calls.live_call import LiveCall
 from trunkline.calls.owner_channel import owner_id
 from trunkline.gateway.rtp.leg import RtpLeg
-from trunkline.gateway.rtp.transport import PortsExhausted, RtpPortAllocator
+from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
+from trunkline.gateway.sip.application import SipAddress
 from trunkline.gateway.sip.message import SipRequest, SipResponse, split_host_port
 from trunkline.gateway.sip.sdp import Negotiated, SdpError, build_sdp, negotiate, parse_sdp
 from trunkline.gateway.sip.transaction import T1
@@ -74,8 +75,6 @@ class SipHost(Protocol):
         own_port: bool = False,
     ) -> None: ...
 
-    def send_bye(self, call: LiveCall) -> None: ...
-
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None: ...
 
     async def end_call(self, call: LiveCall, reason: HangupReason, *, send_bye: bool) -> None: ...
@@ -85,6 +84,7 @@ log = logging.getLogger("trunkline.sip.outbound")
 OFFERED_PAYLOAD_TYPES = [0, 8]  # PCMU, PCMA
 EVENT_PAYLOAD_TYPE = 101
 CANCEL_GIVE_UP_SECONDS = 64 * T1  # no final response after CANCEL (RFC 3261 §9.1)
+CancelOutcome = tuple[CallStatus, HangupReason, str]  # status, hangup reason, failure detail
 
 
 class OutboundCalls:
@@ -160,14 +160,12 @@ class OutboundCalls:
         call = LiveCall(
             leg_call_id=invite.call_id,
             lifecycle=lifecycle,
-            outbound=invite,
-            endpoint=endpoint,
             flow=CallFlow.outbound(),
             agent_protocol=number.agent_protocol,
             agent_audio=number.agent_audio,
             recording_enabled=number.recording_enabled,
         )
-        call.leg = OutboundSipLeg(gateway, call)
+        call.leg = OutboundSipLeg(gateway, call, invite, endpoint)
         gateway.calls[invite.call_id] = call
         self._send_invite(call)
         timeout = gateway.services.settings.sip_ring_timeout_seconds
@@ -176,20 +174,21 @@ class OutboundCalls:
         )
 
     def _send_invite(self, call: LiveCall) -> None:
-        assert call.outbound is not None and call.outbound.current is not None
+        invite = sip_leg(call).invite
+        assert invite.current is not None
         self.gateway.send_request(
-            call.outbound.current,
-            call.outbound.destination,
+            invite.current,
+            invite.destination,
             lambda response: self._on_response(call, response),
             lambda: self._finish(call, "failed", "local", "no response from the trunk"),
             own_port=True,
         )
 
     def _on_response(self, call: LiveCall, response: SipResponse) -> None:
-        assert call.outbound is not None
+        leg = sip_leg(call)
         if call.ended:
             return
-        step = call.outbound.on_response(response)
+        step = leg.invite.on_response(response)
         if isinstance(step, Ringing):
             self.gateway.spawn(call.lifecycle.transition("ringing"))
         elif isinstance(step, Resend):
@@ -200,16 +199,16 @@ class OutboundCalls:
             self.resend_ack(call)
             self.gateway.spawn(self._connect(call, step.sdp))
         elif isinstance(step, Failed):
-            if call.cancel_outcome is not None:
-                self._finish(call, *call.cancel_outcome)
+            if leg.cancel_outcome is not None:
+                self._finish(call, *leg.cancel_outcome)
             else:
                 self._finish(call, "failed", "rejected", f"{step.status} {step.reason}".strip())
 
     def resend_ack(self, call: LiveCall) -> None:
         ack = self._acks.get(call.leg_call_id)
         transport = self.gateway.own_transport or self.gateway.transport
-        if ack is not None and transport is not None and call.outbound is not None:
-            transport.sendto(ack, call.outbound.destination)
+        if ack is not None and transport is not None and isinstance(call.leg, OutboundSipLeg):
+            transport.sendto(ack, call.leg.invite.destination)
 
     async def _connect(self, call: LiveCall, sdp: bytes) -> None:
         """The callee answered: dial the agent, bridge media, mark the call answered."""
@@ -235,19 +234,16 @@ class OutboundCalls:
         if link is None or url is None:
             await self._abandon(call, "agent unreachable")
             return
-        assert isinstance(call.leg, OutboundSipLeg)
-        call.leg.negotiated = negotiated
+        sip_leg(call).negotiated = negotiated
         await gateway.core.answer_outbound(call, link, url)
 
     async def _abandon(self, call: LiveCall, detail: str) -> None:
         """Answered by the callee but unusable: hang up and record the failure."""
-        assert call.outbound is not None
-        self.gateway.send_request(call.outbound.bye(), call.outbound.destination, own_port=True)
+        sip_leg(call).send_bye()
         await self._finish_async(call, "failed", "local", detail)
 
     def cancel(self, call: LiveCall, why: str) -> None:
         """Stop ringing: CANCEL the INVITE (ring timeout or API hang-up)."""
-        assert call.outbound is not None
         self._stop_ring_timer(call)
         if call.ended or call.answered or call.canceled:
             return
@@ -256,12 +252,11 @@ class OutboundCalls:
 
     def send_cancel(self, call: LiveCall, why: str) -> None:
         """CANCEL the INVITE; the call ends with the final response, or after 64*T1."""
-        assert call.outbound is not None
+        leg = sip_leg(call)
         self._stop_ring_timer(call)
         outcome: CancelOutcome = ("failed" if why == "no answer" else "canceled", "local", why)
-        call.cancel_outcome = outcome
-        outbound = call.outbound
-        self.gateway.send_request(outbound.cancel(), outbound.destination, own_port=True)
+        leg.cancel_outcome = outcome
+        self.gateway.send_request(leg.invite.cancel(), leg.invite.destination, own_port=True)
         asyncio.get_running_loop().call_later(
             CANCEL_GIVE_UP_SECONDS, lambda: self._finish(call, *outcome)
         )
@@ -285,8 +280,7 @@ class OutboundCalls:
         self._stop_ring_timer(call)
         self._acks.pop(call.leg_call_id, None)
         self.gateway.calls.pop(call.leg_call_id, None)
-        if call.endpoint is not None:
-            self.gateway.ports.release(call.endpoint)
+        sip_leg(call).close_media()
         await call.lifecycle.transition(status, hangup_reason=reason, detail=detail or None)
 
     def forget(self, call: LiveCall) -> None:
@@ -298,12 +292,18 @@ class OutboundCalls:
 class OutboundSipLeg:
     """The callee of an outbound call as the call core sees it: media on the call's RTP
     port once the 2xx has given its SDP answer, our hang-up a BYE, an API hang-up while
-    ringing a CANCEL."""
+    ringing a CANCEL. It keeps the call's SIP state: the INVITE we sent (then its dialog)
+    and the RTP port bound for the offer."""
 
-    def __init__(self, gateway: SipHost, call: LiveCall) -> None:
+    def __init__(
+        self, gateway: SipHost, call: LiveCall, invite: OutboundInvite, endpoint: RtpEndpoint
+    ) -> None:
         self._gateway = gateway
         self._call = call
+        self.invite = invite
+        self.endpoint = endpoint
         self.negotiated: Negotiated | None = None  # from the 2xx
+        self.cancel_outcome: CancelOutcome | None = None  # how a CANCEL we sent ends the call
 
     @property
     def caller_alaw(self) -> bool:
@@ -316,15 +316,15 @@ class OutboundSipLeg:
         return None  # the port was bound for the offer
 
     def connect_media(self, bridge: MediaSession) -> None:
-        call, negotiated = self._call, self.negotiated
-        assert call.endpoint is not None and negotiated is not None
+        negotiated = self.negotiated
+        assert negotiated is not None
         bridge.caller = RtpLeg(
-            call.endpoint,
+            self.endpoint,
             bridge,
             payload_type=negotiated.payload_type,
             event_payload_type=negotiated.event_payload_type,
             remote=(negotiated.remote_address, negotiated.remote_port),
-            signalling_host=(call.far_end or ("", 0))[0] or None,
+            signalling_host=self.invite.destination[0] or None,
         )
 
     def answer(self) -> None:
@@ -340,8 +340,17 @@ class OutboundSipLeg:
         self._gateway.outbound.send_cancel(self._call, "canceled")
 
     def hang_up(self) -> None:
-        self._gateway.send_bye(self._call)
+        self.send_bye()
+
+    def send_bye(self) -> None:
+        self._gateway.send_request(self.invite.bye(), self.invite.destination, own_port=True)
 
     def close_media(self) -> None:
-        if self._call.endpoint is not None:
-            self._gateway.ports.release(self._call.endpoint)
+        self._gateway.ports.release(self.endpoint)
+
+
+def sip_leg(call: LiveCall) -> OutboundSipLeg:
+    """The outbound SIP leg of a call this module placed."""
+    leg = call.leg
+    assert isinstance(leg, OutboundSipLeg)
+    return leg

@@ -35,7 +35,7 @@ from typing import Any
 from trunkline.calls.driver import TRANSCRIPT_WAIT_SECONDS
 from trunkline.calls.flow_events import CallerCanceled, CallerHungUp, Drain, Event
 from trunkline.calls.lifecycle import CallLifecycle
-from trunkline.calls.live_call import LiveCall, SipAddress
+from trunkline.calls.live_call import LiveCall
 from trunkline.calls.records import inbound_call_record, normalise_e164
 from trunkline.calls.rejected_calls import RejectedCallRecords
 from trunkline.calls.routing import load_inbound_route
@@ -46,6 +46,7 @@ from trunkline.gateway.call_core_setup import build_call_core
 from trunkline.gateway.outbound_calls import OutboundCalls
 from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip.admission import Network, SourceBudget, is_trusted
+from trunkline.gateway.sip.application import SipAddress
 from trunkline.gateway.sip.dialog import InboundDialog
 from trunkline.gateway.sip.digest import DigestServer
 from trunkline.gateway.sip.endpoint import (
@@ -340,23 +341,22 @@ class SipGateway:
         lifecycle = CallLifecycle(
             record, self.services.repository, agent_identity_id=number.agent_identity_id
         )
-        call = LiveCall(
-            leg_call_id=request.call_id,
-            lifecycle=lifecycle,
-            dialog=dialog,
-            agent_protocol=number.agent_protocol,
-            agent_audio=number.agent_audio,
-            recording_enabled=number.recording_enabled,
-        )
-        call.leg = SipInboundLeg(
+        leg = SipInboundLeg(
             dialog,
-            call,
             negotiated,
             respond=self._respond,
             send_bye=self.send_bye,
             ports=self.ports,
             contact=self.contact(),
             media_address=self.media_address,
+        )
+        call = LiveCall(
+            leg_call_id=request.call_id,
+            lifecycle=lifecycle,
+            leg=leg,
+            agent_protocol=number.agent_protocol,
+            agent_audio=number.agent_audio,
+            recording_enabled=number.recording_enabled,
         )
         await self.core.ring_and_answer(call, route)
 
@@ -367,6 +367,12 @@ class SipGateway:
             return await self.lookups.run(
                 ("number", dialled), lambda: repository.find_active_number(dialled)
             )
+
+    async def call_passwords(self, call: LiveCall) -> Passwords:
+        """Who may authenticate a request in ``call``'s dialog: as for its INVITE."""
+        record = call.lifecycle.record
+        number = await self.services.repository.get_number(record.phone_number_id)
+        return self.trunk_passwords(number)
 
     def trunk_passwords(self, number: PhoneNumber | None) -> Passwords:
         """Who an untrusted source may authenticate as: the trunk user, the number's own."""
@@ -401,12 +407,8 @@ class SipGateway:
             event = Drain()
         await self.core.dispatch(call, event)
 
-    def send_bye(self, call: LiveCall) -> None:
-        if call.outbound is not None:
-            self.send_request(call.outbound.bye(), call.outbound.destination, own_port=True)
-        elif call.dialog is not None:
-            dialog = call.dialog
-            self.send_request(dialog.bye(self.advertised_address), dialog.remote_target)
+    def send_bye(self, dialog: InboundDialog) -> None:
+        self.send_request(dialog.bye(self.advertised_address), dialog.remote_target)
 
     # -- API hang-up ---------------------------------------------------------------------
     async def hangup(self, call_id: str) -> bool:

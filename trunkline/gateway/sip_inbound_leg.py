@@ -4,6 +4,8 @@ Ringing is a 180, the answer the dialog's 200 OK carrying the SDP answer,
 refusals final responses on the INVITE's transaction (480, 487, 503 with
 Retry-After, 603, 500), the media an RTP port of the gateway's range, and our
 hang-up the dialog's BYE. The dialog builds the messages; this sends them.
+The leg keeps the call's SIP state (its dialog, its RTP port), where the
+gateway's request handling finds it.
 """
 
 from __future__ import annotations
@@ -11,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from trunkline.calls.legs import MediaUnavailable
-from trunkline.calls.live_call import LiveCall
 from trunkline.gateway.rtp.leg import RtpLeg
-from trunkline.gateway.rtp.transport import PortsExhausted, RtpPortAllocator
+from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
 from trunkline.gateway.sip.dialog import InboundDialog
 from trunkline.gateway.sip.message import SipResponse
 from trunkline.gateway.sip.sdp import Negotiated, answer_sdp
@@ -22,23 +23,22 @@ from trunkline.media.session import MediaSession
 
 
 class SipInboundLeg:
-    """``respond`` sends a response in a server transaction, ``send_bye`` the call's BYE;
+    """``respond`` sends a response in a server transaction, ``send_bye`` the dialog's BYE;
     ``contact`` and ``media_address`` go into the 200 OK."""
 
     def __init__(
         self,
         dialog: InboundDialog,
-        call: LiveCall,
         negotiated: Negotiated,
         *,
         respond: Callable[[ServerTransaction, SipResponse], None],
-        send_bye: Callable[[LiveCall], None],
+        send_bye: Callable[[InboundDialog], None],
         ports: RtpPortAllocator,
         contact: str,
         media_address: str,
     ) -> None:
-        self._dialog = dialog
-        self._call = call
+        self.dialog = dialog  # the INVITE we answer, then its dialog
+        self.endpoint: RtpEndpoint | None = None  # the call's RTP port, once media is opened
         self._negotiated = negotiated
         self._respond = respond
         self._send_bye = send_bye
@@ -51,19 +51,19 @@ class SipInboundLeg:
         return self._negotiated.payload_type == 8
 
     def _to_invite(self, response: SipResponse) -> None:
-        self._respond(self._dialog.transaction, response)
+        self._respond(self.dialog.transaction, response)
 
     def ring(self) -> None:
-        self._to_invite(self._dialog.provisional(180))
+        self._to_invite(self.dialog.provisional(180))
 
     async def open_media(self) -> None:
         try:
-            self._call.endpoint = await self._ports.open()
+            self.endpoint = await self._ports.open()
         except PortsExhausted:
             raise MediaUnavailable from None
 
     def connect_media(self, bridge: MediaSession) -> None:
-        endpoint, negotiated = self._call.endpoint, self._negotiated
+        endpoint, negotiated = self.endpoint, self._negotiated
         assert endpoint is not None
         bridge.caller = RtpLeg(
             endpoint,
@@ -71,28 +71,28 @@ class SipInboundLeg:
             payload_type=negotiated.payload_type,
             event_payload_type=negotiated.event_payload_type,
             remote=(negotiated.remote_address, negotiated.remote_port),
-            signalling_host=self._dialog.source[0] or None,
+            signalling_host=self.dialog.source[0] or None,
         )
 
     def answer(self) -> None:
-        endpoint = self._call.endpoint
+        endpoint = self.endpoint
         assert endpoint is not None
         sdp = answer_sdp(self._negotiated, self._media_address, endpoint.port)
-        self._to_invite(self._dialog.answer(sdp, self._contact))
+        self._to_invite(self.dialog.answer(sdp, self._contact))
 
     def reject(self, status: int, reason: str | None, retry_after: str | None) -> None:
         headers = {"Retry_After": retry_after} if retry_after is not None else {}
-        self._to_invite(self._dialog.reject(status, reason, **headers))
+        self._to_invite(self.dialog.reject(status, reason, **headers))
 
     def confirm_cancel(self) -> None:
-        self._to_invite(self._dialog.reject(487))
+        self._to_invite(self.dialog.reject(487))
 
     def refuse_ringing(self) -> None:
-        self._to_invite(self._dialog.reject(480))
+        self._to_invite(self.dialog.reject(480))
 
     def hang_up(self) -> None:
-        self._send_bye(self._call)
+        self._send_bye(self.dialog)
 
     def close_media(self) -> None:
-        if self._call.endpoint is not None:
-            self._ports.release(self._call.endpoint)
+        if self.endpoint is not None:
+            self._ports.release(self.endpoint)

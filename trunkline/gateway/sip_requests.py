@@ -15,30 +15,67 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from trunkline.calls.driver import CallCore
 from trunkline.calls.flow_events import CallerCanceled
-from trunkline.calls.live_call import LiveCall, SipAddress
+from trunkline.calls.live_call import LiveCall
+from trunkline.gateway.outbound_calls import OutboundCalls, OutboundSipLeg
 from trunkline.gateway.rtp.leg import RtpLeg
+from trunkline.gateway.rtp.transport import RtpEndpoint
 from trunkline.gateway.sip import dialog_guard
+from trunkline.gateway.sip.application import SipAddress
+from trunkline.gateway.sip.dialog import InboundDialog
 from trunkline.gateway.sip.dialog_guard import Dialog, Verdict, cancel_matches, check_in_dialog
 from trunkline.gateway.sip.endpoint import SipEndpoint, Transport
 from trunkline.gateway.sip.message import SipRequest, SipResponse, response_to
 from trunkline.gateway.sip.sdp import SdpError, answer_sdp, negotiate, parse_sdp
 from trunkline.gateway.sip.transaction import ServerTransaction
-
-if TYPE_CHECKING:
-    from trunkline.gateway.sip_gateway import SipGateway
+from trunkline.gateway.sip.trunk_auth import Passwords, TrunkAuth
+from trunkline.gateway.sip_inbound_leg import SipInboundLeg
+from trunkline.storage.models import HangupReason
 
 log = logging.getLogger("trunkline.sip")
 InboundCall = Callable[[ServerTransaction, SipAddress], Coroutine[Any, Any, None]]
 
 
+class SipCalls(Protocol):
+    """What request handling uses of the SIP gateway: its endpoint, its live calls, the
+    trunk's digest and how requests end or touch a call."""
+
+    @property
+    def endpoint(self) -> SipEndpoint: ...
+
+    @property
+    def calls(self) -> dict[str, LiveCall]: ...
+
+    @property
+    def core(self) -> CallCore: ...
+
+    @property
+    def outbound(self) -> OutboundCalls: ...
+
+    @property
+    def trunk_auth(self) -> TrunkAuth: ...
+
+    @property
+    def media_address(self) -> str: ...
+
+    def contact(self, *, outbound: bool = False) -> str: ...
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None: ...
+
+    async def end_call(self, call: LiveCall, reason: HangupReason, *, send_bye: bool) -> None: ...
+
+    async def call_passwords(self, call: LiveCall) -> Passwords:
+        """Who may authenticate a request in ``call``'s dialog (as for its INVITE)."""
+        ...
+
+
 class SipRequests:
     """Requests from the SIP endpoint, for the gateway's live calls or a new inbound one."""
 
-    def __init__(self, gateway: SipGateway, inbound_call: InboundCall) -> None:
+    def __init__(self, gateway: SipCalls, inbound_call: InboundCall) -> None:
         self.gateway = gateway
         self.inbound_call = inbound_call  # the inbound call flow, from a new INVITE
 
@@ -52,11 +89,12 @@ class SipRequests:
         """Match a request to its dialog: ACKs for our 2xx, CANCELs, and in-dialog requests."""
         call = self.gateway.calls.get(request.call_id)
         if request.method == "ACK":
-            if call is not None and call.dialog is not None:
+            dialog = _inbound_dialog(call) if call is not None else None
+            if dialog is not None:
                 # the ACK for our 2xx (a new branch) to the dialog's latest INVITE,
                 # honoured from the far end only
-                invite = call.dialog.transaction
-                verdict = check_in_dialog(request, source, call.dialog.identity, trusted=trusted)
+                invite = dialog.transaction
+                verdict = check_in_dialog(request, source, dialog.identity, trusted=trusted)
                 if verdict is not Verdict.ACCEPT:
                     self.endpoint.refuse(dialog_guard.ACK_STRANGER)
                 elif request.cseq[0] == invite.request.cseq[0]:
@@ -102,10 +140,11 @@ class SipRequests:
         request = transaction.request
         invite = self.endpoint.pending_invite(request.top_via.branch)
         call = self.gateway.calls.get(request.call_id)
-        if invite is None or call is None or call.answered or call.outbound is not None:
+        if invite is None or call is None or call.answered or isinstance(call.leg, OutboundSipLeg):
             self.endpoint.respond(transaction, response_to(request, 481))
             return
-        if call.dialog is None or call.dialog.transaction is not invite:  # a re-INVITE: too late
+        dialog = _inbound_dialog(call)
+        if dialog is None or dialog.transaction is not invite:  # a re-INVITE: too late
             self.endpoint.respond(transaction, response_to(request, 481))
             return
         self.endpoint.respond(transaction, response_to(request, 200))
@@ -120,7 +159,11 @@ class SipRequests:
     def on_stray_response(self, response: SipResponse) -> None:
         # A retransmitted 2xx to our INVITE means our ACK was lost: send it again.
         call = self.gateway.calls.get(response.call_id)
-        if call is not None and call.outbound is not None and 200 <= response.status < 300:
+        if (
+            call is not None
+            and isinstance(call.leg, OutboundSipLeg)
+            and 200 <= response.status < 300
+        ):
             self.gateway.outbound.resend_ack(call)
 
     def _reinvite(self, call: LiveCall, transaction: ServerTransaction) -> None:
@@ -131,15 +174,17 @@ class SipRequests:
             self.endpoint.respond(transaction, response_to(request, 488, str(exc)[:60]))
             return
         response = response_to(request, 200)
-        if call.endpoint is not None:
+        endpoint = _rtp_endpoint(call)
+        if endpoint is not None:
             leg = call.bridge.caller if call.bridge is not None else None
             if isinstance(leg, RtpLeg) and not negotiated.remote_address.startswith("0.0.0.0"):
                 leg.session.remote = (negotiated.remote_address, negotiated.remote_port)
-            response.body = answer_sdp(negotiated, self.gateway.media_address, call.endpoint.port)
+            response.body = answer_sdp(negotiated, self.gateway.media_address, endpoint.port)
             response.headers.add("Content-Type", "application/sdp")
         response.headers.add("Contact", self.gateway.contact())
-        if call.answered and call.dialog is not None:  # its ACK is matched through the dialog
-            call.dialog.transaction = transaction
+        dialog = _inbound_dialog(call)
+        if call.answered and dialog is not None:  # its ACK is matched through the dialog
+            dialog.transaction = transaction
         self.endpoint.respond(transaction, response)
 
     def _authenticate_stranger(
@@ -158,10 +203,8 @@ class SipRequests:
     async def _serve_if_authenticated(
         self, request: SipRequest, source: SipAddress, call: LiveCall, via: Transport | None
     ) -> None:
-        record = call.lifecycle.record
-        number = await self.gateway.services.repository.get_number(record.phone_number_id)
-        passwords = partial(self.gateway.trunk_passwords, number)
-        refusal = self.gateway.trunk_auth.check(request, passwords, source[0])
+        passwords = await self.gateway.call_passwords(call)
+        refusal = self.gateway.trunk_auth.check(request, lambda: passwords, source[0])
         if refusal is not None:  # answered as if it had just arrived
             self.endpoint.refuse(
                 dialog_guard.STRANGER, request, source, refusal.status, via=via, **refusal.headers
@@ -173,8 +216,21 @@ class SipRequests:
 
 def _dialog(call: LiveCall) -> Dialog:
     """The call's dialog as the far end names it; a carrier stream's matches no SIP request."""
-    if call.outbound is not None:
-        return call.outbound.identity
-    if call.dialog is not None:
-        return call.dialog.identity
+    leg = call.leg
+    if isinstance(leg, OutboundSipLeg):
+        return leg.invite.identity
+    if isinstance(leg, SipInboundLeg):
+        return leg.dialog.identity
     return Dialog("", None, frozenset())
+
+
+def _inbound_dialog(call: LiveCall) -> InboundDialog | None:
+    """The dialog of a call that came in over SIP; None for any other leg."""
+    leg = call.leg
+    return leg.dialog if isinstance(leg, SipInboundLeg) else None
+
+
+def _rtp_endpoint(call: LiveCall) -> RtpEndpoint | None:
+    """The RTP port of a SIP call (inbound or outbound); None for a carrier stream."""
+    leg = call.leg
+    return leg.endpoint if isinstance(leg, (SipInboundLeg, OutboundSipLeg)) else None
