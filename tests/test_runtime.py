@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import cast
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
-from trunkline.calls.control import CallControl
 from trunkline.config import Settings
-from trunkline.daemon import OutboxRun, started
+from trunkline.daemon import OutboxRun, build_gateway, control_app, started
+from trunkline.gateway.call_control import GatewayCallControl
+from trunkline.gateway.carrier_stream_routes import TELNYX_TOKEN_HEADER
 from trunkline.outbox.worker import OutboxWorker
 from trunkline.runtime import open_runtime
 from trunkline.storage.blobs import LocalBlobStore
@@ -60,15 +62,25 @@ async def test_open_runtime_opens_every_component_and_closes_them(tmp_path: Path
     assert runtime.http.closed
 
 
-async def test_the_gateway_view_reads_the_live_flags(tmp_path: Path) -> None:
-    async with open_runtime(Settings(data_dir=tmp_path / "data")) as runtime:
-        services = runtime.gateway_services()
-        assert not services.draining and services.call_control is None
-        runtime.draining.begin()
-        control = cast(CallControl, object())
-        runtime.call_control.current = control
-        assert services.draining and services.call_control is control
-        assert services.repository is runtime.repository and services.http is runtime.http
+async def test_the_gateway_and_its_routes_read_the_live_flags(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", telnyx_stream_token="stream-token")
+    async with open_runtime(settings) as runtime:
+        gateway = build_gateway(runtime)
+        assert gateway.call_store is runtime.repository
+        assert gateway.number_store is runtime.repository
+        stream = "/carrier/telnyx/media-stream"
+        headers = {TELNYX_TOKEN_HEADER: "stream-token"}
+        async with TestClient(TestServer(control_app(runtime))) as client:
+            response = await client.get(stream, headers=headers)
+            assert response.status == 503  # no gateway in the slot yet
+            assert "not running" in (await response.json())["detail"]
+            runtime.call_control.current = GatewayCallControl(gateway, settings)
+            response = await client.get(stream, headers=headers)
+            assert response.status == 400  # found the gateway; not a WebSocket upgrade
+            runtime.draining.begin()
+            response = await client.get(stream, headers=headers)
+            assert response.status == 503
+            assert "Draining" in (await response.json())["detail"]
 
 
 async def test_an_outbox_that_never_ran_is_left_alone() -> None:

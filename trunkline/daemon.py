@@ -32,15 +32,15 @@ from trunkline.calls.recording_publish import RecordingPublisher
 from trunkline.calls.restart_sweep import end_calls_left_live
 from trunkline.config import Settings
 from trunkline.control_api import build_app
+from trunkline.crypto import derive_key
 from trunkline.data_dir import load_node_id, secure_data_dir
-from trunkline.gateway import carrier_streams, twilio_voice
+from trunkline.gateway import carrier_stream_routes, twilio_voice
 from trunkline.gateway.call_control import GatewayCallControl
 from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip_gateway import SipGateway
 from trunkline.media.clock import MediaClock
 from trunkline.outbox.worker import OutboxWorker
 from trunkline.runtime import Runtime, open_runtime
-from trunkline.services import SERVICES, Services
 
 log = logging.getLogger("trunkline.daemon")
 OUTBOX_FLUSH_SECONDS = 10.0
@@ -80,7 +80,6 @@ async def serve(
     try:
         async with AsyncExitStack() as stack:
             runtime = await stack.enter_async_context(open_runtime(settings))
-            services = runtime.gateway_services()
             owner = claim_owner(load_node_id(settings.data_dir), settings.worker_slot)
             publisher = RecordingPublisher(
                 runtime.repository, runtime.blob_store, runtime.outbox.wake
@@ -88,14 +87,12 @@ async def serve(
             recordings = settings.data_dir / "recordings"
             # Before this process takes any call.
             await end_calls_left_live(runtime.repository, publisher, recordings, owner)
-            port = await stack.enter_async_context(
-                http_site(settings, control_app(runtime, services))
-            )
+            port = await stack.enter_async_context(http_site(settings, control_app(runtime)))
             # Entered before the gateway so that it stops after it: the calls the gateway
             # ends on the way out write call.ended and recording.ready, sent on the way out.
             outbox = await stack.enter_async_context(OutboxRun(runtime.outbox))
-            gateway = await stack.enter_async_context(running_gateway(services))
-            control = GatewayCallControl(gateway)
+            gateway = await stack.enter_async_context(running_gateway(runtime))
+            control = GatewayCallControl(gateway, settings)
             runtime.call_control.current = control
             runtime.sip_address = gateway.local_address
             if settings.effective_database_url.startswith(("postgresql://", "postgres://")):
@@ -129,13 +126,17 @@ async def serve(
         log.info("stopped")
 
 
-def control_app(runtime: Runtime, services: Services) -> web.Application:
+def control_app(runtime: Runtime) -> web.Application:
     """The HTTP application: the control API plus the gateway's carrier call routes."""
 
     def mount_gateway_routes(app: web.Application) -> None:
-        app[SERVICES] = services
-        carrier_streams.add_routes(app)
-        twilio_voice.add_routes(app)
+        carrier_stream_routes.add_routes(
+            app,
+            settings=runtime.settings,
+            draining=runtime.draining,
+            call_control=runtime.call_control,
+        )
+        twilio_voice.add_routes(app, runtime.settings)
 
     return build_app(
         settings=runtime.settings,
@@ -236,20 +237,36 @@ def _hangup_here(gateway: SipGateway) -> Callable[[str], Awaitable[bool]]:
 
 
 @asynccontextmanager
-async def running_gateway(services: Services) -> AsyncIterator[SipGateway]:
+async def running_gateway(runtime: Runtime) -> AsyncIterator[SipGateway]:
     """Bind SIP and the RTP range; the gateway answers calls until the block ends."""
-    settings = services.settings
-    gateway = SipGateway(
-        services,
-        MediaClock(),
-        RtpPortAllocator(settings.sip_host, settings.rtp_port_min, settings.rtp_port_max),
-        media_address(settings),
-    )
+    settings = runtime.settings
+    gateway = build_gateway(runtime)
     await gateway.start(settings.sip_host, settings.sip_port, shared=settings.worker_of > 0)
     try:
         yield gateway
     finally:
         await gateway.close()
+
+
+def build_gateway(runtime: Runtime) -> SipGateway:
+    """The SIP gateway over the runtime's components (not yet bound)."""
+    settings = runtime.settings
+    repository = runtime.repository
+    return SipGateway(
+        settings,
+        call_store=repository,
+        number_store=repository,
+        identity_store=repository,
+        secret_box=runtime.secret_box,
+        blob_store=runtime.blob_store,
+        http=runtime.http,
+        wake_outbox=runtime.outbox.wake,
+        draining=runtime.draining,
+        digest_key=derive_key(runtime.master_key, "sip digest nonces"),
+        clock=MediaClock(),
+        ports=RtpPortAllocator(settings.sip_host, settings.rtp_port_min, settings.rtp_port_max),
+        media_address=media_address(settings),
+    )
 
 
 def media_address(settings: Settings) -> str:

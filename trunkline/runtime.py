@@ -26,7 +26,6 @@ from trunkline.messaging.mms_fetch import MediaFetcher
 from trunkline.messaging.outbound import LocalTextSender, TelnyxMessagingClient, TextSender
 from trunkline.outbox.signer import IdentitySigner
 from trunkline.outbox.worker import OutboxWorker
-from trunkline.services import Services
 from trunkline.storage import open_repository
 from trunkline.storage.blobs import BlobStore, LocalBlobStore, S3BlobStore
 from trunkline.storage.repository import Repository
@@ -50,20 +49,6 @@ class Runtime:
     draining: Draining = field(default_factory=Draining)
     call_control: CallControlSlot = field(default_factory=CallControlSlot)
     sip_address: tuple[str, int] | None = None  # where the SIP gateway listens, once bound
-
-    def gateway_services(self) -> Services:
-        """The components as the gateway reads them today (see ``trunkline.services``)."""
-        return Services(
-            settings=self.settings,
-            repository=self.repository,
-            master_key=self.master_key,
-            secret_box=self.secret_box,
-            blob_store=self.blob_store,
-            http=self.http,
-            outbox=self.outbox,
-            draining=self.draining,
-            call_control=self.call_control,
-        )
 
 
 @asynccontextmanager

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from trunkline.calls.owner_channel import ask_owner, owner_id, same_node
 from trunkline.calls.owner_notify import PgCallActions
+from trunkline.config import Settings
 from trunkline.gateway.sip_gateway import SipGateway
 from trunkline.storage.models import Call, PhoneNumber
 
@@ -16,8 +17,9 @@ from trunkline.storage.models import Call, PhoneNumber
 class GatewayCallControl:
     """What the control API asks of live calls, answered by this process's gateway."""
 
-    def __init__(self, gateway: SipGateway) -> None:
+    def __init__(self, gateway: SipGateway, settings: Settings) -> None:
         self.gateway = gateway
+        self._settings = settings  # ``worker_of`` and ``data_dir``: where sibling workers listen
         self.remote_owners: PgCallActions | None = None  # processes on other machines
 
     async def place_call(self, call: Call, number: PhoneNumber) -> None:
@@ -39,8 +41,8 @@ class GatewayCallControl:
             return True
         if not call.owner or call.owner == owner_id():
             return False
-        if self.gateway.services.settings.worker_of and same_node(call.owner):
-            run_dir = self.gateway.services.settings.data_dir / "run"
+        if self._settings.worker_of and same_node(call.owner):
+            run_dir = self._settings.data_dir / "run"
             if await ask_owner(run_dir, call.owner, call.id):  # another worker carries it
                 return True
         if self.remote_owners is not None:  # another process, perhaps another machine

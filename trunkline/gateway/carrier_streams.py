@@ -1,28 +1,27 @@
 """Calls that arrive as carrier media streams: ``/carrier/twilio/media-stream`` and
 ``/carrier/telnyx/media-stream`` on the HTTP port.
 
-The carrier connects a WebSocket (Twilio: upgrade signed with
-``X-Twilio-Signature`` over the stream URL, and a ``start`` carrying the
-stream token trunkline's TwiML gave that call — see ``twilio_voice`` — used
-once; Telnyx: the ``x-telnyx-streaming-auth-token`` header). Its ``start``
-frame names the dialled number (Telnyx ``start.to``; Twilio
-``customParameters.to``, set by trunkline's TwiML), which is routed
+The carrier connects a WebSocket, accepted by ``carrier_stream_routes``
+(Twilio: upgrade signed with ``X-Twilio-Signature`` over the stream URL, and a
+``start`` carrying the stream token trunkline's TwiML gave that call — see
+``twilio_voice`` — used once; Telnyx: the ``x-telnyx-streaming-auth-token``
+header). Its ``start`` frame names the dialled number (Telnyx ``start.to``;
+Twilio ``customParameters.to``, set by trunkline's TwiML), which is routed
 exactly like a SIP call, through the same flow (``calls.driver``): the
 number's incoming-call action, the webhook, the agent dial with one retry, the
-fallback agent, voicemail. ``CarrierSocketLeg`` is the call's leg. Audio is then bridged like
-RTP: the carrier's frames feed the bridge from the socket reader; the shared
-20 ms tick writes each frame of agent audio straight to the socket's
-transport (no task per frame; beyond 512 KB of unsent data frames are dropped
-and counted). The carrier's ``stop`` or a closed socket ends the call
-(``remote``); the agent's ``stop`` closes the carrier's socket (``local``).
+fallback agent, voicemail. ``StreamCall`` runs the call from its ``start``;
+``CarrierSocketLeg`` is its leg. Audio is then bridged like RTP: the carrier's
+frames feed the bridge from the socket reader; the shared 20 ms tick writes
+each frame of agent audio straight to the socket's transport (no task per
+frame; beyond 512 KB of unsent data frames are dropped and counted). The
+carrier's ``stop`` or a closed socket ends the call (``remote``); the agent's
+``stop`` closes the carrier's socket (``local``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-import time
 
 from aiohttp import WSMsgType, web
 from websockets.frames import Frame, Opcode
@@ -35,7 +34,6 @@ from trunkline.calls.live_call import LiveCall
 from trunkline.calls.records import inbound_call_record, normalise_e164
 from trunkline.calls.rejected_calls import RejectedCallRecords
 from trunkline.calls.routing import load_inbound_route
-from trunkline.gateway.call_control import GatewayCallControl
 from trunkline.gateway.carriers.media_stream import (
     CarrierAudio,
     CarrierStreamError,
@@ -49,23 +47,12 @@ from trunkline.gateway.carriers.media_stream import (
     media_frame,
     parse_carrier_frame,
 )
-from trunkline.gateway.carriers.stream_tokens import (
-    TOKEN_PARAMETER,
-    StreamTokenError,
-    UsedStreams,
-    check_stream_token,
-)
 from trunkline.media.session import MediaSession
-from trunkline.messaging.carrier_formats import SignatureError, verify_twilio
-from trunkline.services import SERVICES, Services
 from trunkline.storage.models import Call, PhoneNumber
-from trunkline.storage.repository import Repository
+from trunkline.storage.stores import CallStore, NumberStore
 
 log = logging.getLogger("trunkline.carrier_stream")
-START_WAIT_SECONDS = 10.0
 MAX_UNSENT_BYTES = 512 * 1024
-TELNYX_TOKEN_HEADER = "x-telnyx-streaming-auth-token"
-USED_TWILIO_STREAMS: web.AppKey[UsedStreams] = web.AppKey("used_twilio_streams", UsedStreams)
 
 
 class CarrierSocketLeg:
@@ -181,113 +168,14 @@ class CarrierSocketLeg:
             asyncio.get_running_loop().create_task(self.ws.close(message=b"call ended"))
 
 
-def _stream_url(services: Services, request: web.Request) -> str:
-    base = services.settings.effective_public_url
-    scheme, _, rest = base.partition("://")
-    ws_scheme = "wss" if scheme == "https" else "ws"
-    return f"{ws_scheme}://{rest}{request.path_qs}"
-
-
-def _refusal(request: web.Request, services: Services, dialect: Dialect) -> web.Response | None:
-    """An error response when the upgrade is not the carrier's; None when it is."""
-    settings = services.settings
-    if dialect == "twilio":
-        if not settings.twilio_auth_token:
-            return _detail(403, "Twilio media streams are refused: no Twilio auth token is set")
-        try:
-            verify_twilio(
-                request.headers, _stream_url(services, request), [], settings.twilio_auth_token
-            )
-        except SignatureError as exc:
-            return _detail(403, str(exc))
-        return None
-    if not settings.telnyx_stream_token:
-        return _detail(403, "Telnyx media streams are refused: no stream token is set")
-    presented = request.headers.get(TELNYX_TOKEN_HEADER, "")
-    if not hmac.compare_digest(presented.encode(), settings.telnyx_stream_token.encode()):
-        return _detail(403, "Telnyx streaming auth token does not match")
-    return None
-
-
-def _detail(status: int, detail: str) -> web.Response:
-    return web.json_response({"detail": detail}, status=status)
-
-
-def _bind_twilio_stream(used: UsedStreams, auth_token: str, start: StreamStart) -> None:
-    """The ``start`` carries this call's unexpired token and the call has not streamed yet."""
-    now = time.time()
-    expires = check_stream_token(
-        start.custom.get(TOKEN_PARAMETER),
-        auth_token,
-        start.carrier_call_id,
-        start.to_number or "",
-        start.from_number or "",
-        now,
-    )
-    used.claim(start.carrier_call_id, expires, now)
-
-
-async def _read_start(ws: web.WebSocketResponse, dialect: Dialect) -> StreamStart | None:
-    async with asyncio.timeout(START_WAIT_SECONDS):
-        async for message in ws:
-            if message.type != WSMsgType.TEXT:
-                return None
-            try:
-                event = parse_carrier_frame(message.data, dialect)
-            except CarrierStreamError:
-                return None
-            if isinstance(event, StreamStart):
-                return event
-            if not isinstance(event, StreamOther):  # only "connected" may come first
-                return None
-    return None
-
-
-async def serve_stream(request: web.Request, dialect: Dialect) -> web.StreamResponse:
-    services: Services = request.app[SERVICES]
-    control = services.call_control
-    if not isinstance(control, GatewayCallControl):
-        return _detail(503, "The call gateway is not running")
-    refusal = _refusal(request, services, dialect)
-    if refusal is not None:
-        metrics.CARRIER_STREAMS_REFUSED.labels("unauthenticated").inc()
-        return refusal
-    if services.draining:
-        return _detail(503, "Draining: not accepting new calls")
-    ws = web.WebSocketResponse(compress=False, max_msg_size=1_048_576, heartbeat=30.0)
-    await ws.prepare(request)
-    transport = request.transport
-    try:
-        start = await _read_start(ws, dialect)
-    except TimeoutError:
-        start = None
-    if start is None or transport is None:
-        await ws.close(code=1008, message=b"expected a start frame")
-        return ws
-    if dialect == "twilio":
-        try:
-            _bind_twilio_stream(
-                request.app[USED_TWILIO_STREAMS], services.settings.twilio_auth_token, start
-            )
-        except StreamTokenError as exc:
-            metrics.CARRIER_STREAMS_REFUSED.labels(exc.reason).inc()
-            log.info("twilio stream refused: %s", exc)
-            await ws.close(code=1008, message=str(exc).encode()[:120])
-            return ws
-    gateway = control.gateway
-    call = StreamCall(gateway.core, services.repository, gateway.rejected_calls, ws, transport,
-                      dialect, start)  # fmt: skip
-    await call.run()
-    return ws
-
-
 class StreamCall:
     """One carrier media-stream call from ``start`` to its end."""
 
     def __init__(
         self,
         core: CallCore,
-        repository: Repository,
+        numbers: NumberStore,
+        calls: CallStore,
         rejected_calls: RejectedCallRecords,
         ws: web.WebSocketResponse,
         transport: asyncio.Transport,
@@ -295,7 +183,8 @@ class StreamCall:
         start: StreamStart,
     ) -> None:
         self.core = core
-        self.repository = repository
+        self.numbers = numbers
+        self.calls = calls
         self.rejected_calls = rejected_calls
         self.ws = ws
         self.dialect = dialect
@@ -303,16 +192,16 @@ class StreamCall:
         self.leg = CarrierSocketLeg(ws, transport, dialect, start)
 
     async def run(self) -> None:
-        core, repository = self.core, self.repository
+        core, numbers = self.core, self.numbers
         dialled = normalise_e164(self.start.to_number)
-        number = await repository.find_active_number(dialled) if dialled else None
+        number = await numbers.find_active_number(dialled) if dialled else None
         if number is None:
             await self.ws.close(code=1008, message=b"unknown number")
             return
         if core.at_capacity(number.organization_id):
             await self.ws.close(code=1013, message=b"too many concurrent calls")  # try again later
             return
-        route = await load_inbound_route(repository, number)
+        route = await load_inbound_route(numbers, number)
         if route.rejects:
             await self.ws.close(code=1000, message=b"rejected")
             # Stored like a rejected SIP call: after the refusal, within the record rate.
@@ -335,9 +224,8 @@ class StreamCall:
 
     async def _live_call(self, number: PhoneNumber) -> LiveCall:
         start = self.start
-        repository = self.repository
-        record = await repository.create_call(self._call_record(number))
-        lifecycle = CallLifecycle(record, repository, agent_identity_id=number.agent_identity_id)
+        record = await self.calls.create_call(self._call_record(number))
+        lifecycle = CallLifecycle(record, self.calls, agent_identity_id=number.agent_identity_id)
         return LiveCall(
             leg_call_id=f"{self.dialect}:{start.carrier_call_id}:{record.id}",
             lifecycle=lifecycle,
@@ -359,17 +247,3 @@ class StreamCall:
                 break
         if not self.ws.closed:
             await self.ws.close()
-
-
-async def twilio_media_stream(request: web.Request) -> web.StreamResponse:
-    return await serve_stream(request, "twilio")
-
-
-async def telnyx_media_stream(request: web.Request) -> web.StreamResponse:
-    return await serve_stream(request, "telnyx")
-
-
-def add_routes(app: web.Application) -> None:
-    app[USED_TWILIO_STREAMS] = UsedStreams()
-    app.router.add_get("/carrier/twilio/media-stream", twilio_media_stream)
-    app.router.add_get("/carrier/telnyx/media-stream", telnyx_media_stream)

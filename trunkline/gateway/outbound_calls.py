@@ -23,6 +23,8 @@ from trunkline.calls.flow_events import CalleeAnswered, RingCanceled, RingFailed
 from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.calls.live_call import LiveCall
 from trunkline.calls.owner_channel import owner_id
+from trunkline.config import Settings
+from trunkline.crypto import SecretBox
 from trunkline.gateway.rtp.leg import RtpLeg
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
 from trunkline.gateway.sip.application import SipAddress
@@ -38,14 +40,13 @@ from trunkline.gateway.sip.uac import (
     Ringing,
 )
 from trunkline.media.session import MediaSession
-from trunkline.services import Services
 from trunkline.storage.models import Call, CallStatus, HangupReason, PhoneNumber
+from trunkline.storage.stores import CallStore
 
 
 class SipHost(Protocol):
     """What outbound calls use of the gateway's SIP side and call core."""
 
-    services: Services
     core: CallCore
     calls: dict[str, LiveCall]
     ports: RtpPortAllocator
@@ -90,14 +91,19 @@ CancelOutcome = tuple[CallStatus, HangupReason, str]  # status, hangup reason, f
 class OutboundCalls:
     """Places and follows this process's outbound INVITEs for its gateway."""
 
-    def __init__(self, gateway: SipHost) -> None:
+    def __init__(
+        self, gateway: SipHost, settings: Settings, *, calls: CallStore, secret_box: SecretBox
+    ) -> None:
         self.gateway = gateway
+        self._settings = settings
+        self._calls = calls
+        self._secret_box = secret_box
         self._ring_timers: dict[str, asyncio.TimerHandle] = {}
         self._acks: dict[str, bytes] = {}  # last ACK per answered call, for lost-ACK resends
 
     async def trunk_for(self, number: PhoneNumber) -> tuple[SipAddress, str, Credentials | None]:
         """Where to send the INVITE, the host for the Request-URI, and the credentials."""
-        settings = self.gateway.services.settings
+        settings = self._settings
         address = number.trunk_address or settings.sip_trunk_address
         if not address:
             raise DialError("no SIP trunk is configured for this number")
@@ -106,7 +112,7 @@ class OutboundCalls:
         credentials: Credentials | None = None
         if number.trunk_address:
             if number.auth_username and number.auth_password_encrypted:
-                password = self.gateway.services.secret_box.decrypt(number.auth_password_encrypted)
+                password = self._secret_box.decrypt(number.auth_password_encrypted)
                 credentials = Credentials(number.auth_username, password)
         elif settings.sip_trunk_username:
             credentials = Credentials(settings.sip_trunk_username, settings.sip_trunk_password)
@@ -149,10 +155,8 @@ class OutboundCalls:
             credentials=credentials,
         )
         invite.invite()
-        lifecycle = CallLifecycle(
-            record, gateway.services.repository, agent_identity_id=number.agent_identity_id
-        )
-        stored = await gateway.services.repository.update_call(
+        lifecycle = CallLifecycle(record, self._calls, agent_identity_id=number.agent_identity_id)
+        stored = await self._calls.update_call(
             record.id, {"sip_call_id": invite.call_id, "owner": owner_id()}
         )
         if stored is not None:
@@ -168,7 +172,7 @@ class OutboundCalls:
         call.leg = OutboundSipLeg(gateway, call, invite, endpoint)
         gateway.calls[invite.call_id] = call
         self._send_invite(call)
-        timeout = gateway.services.settings.sip_ring_timeout_seconds
+        timeout = self._settings.sip_ring_timeout_seconds
         self._ring_timers[invite.call_id] = asyncio.get_running_loop().call_later(
             timeout, self.cancel, call, "no answer"
         )

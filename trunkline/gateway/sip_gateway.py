@@ -3,23 +3,20 @@
 ``sip.endpoint.SipEndpoint`` carries SIP itself (sockets, admission budget,
 transactions, timers, OPTIONS, 400s); ``sip_requests.SipRequests`` matches
 what it hands on to the live calls (BYE, CANCEL, re-INVITE, strangers' digest)
-and starts the inbound call flow here for a new INVITE. Each inbound dialog's
-messages are built by ``sip.dialog.InboundDialog``.
+and hands a new INVITE to ``inbound_invites.InboundInvites``, which admits it
+(trunk digest for untrusted sources, 404, 503, 488, 603) and starts its call
+in the call core (``calls.driver``) with a ``SipInboundLeg``. Each inbound
+dialog's messages are built by ``sip.dialog.InboundDialog``.
 
-Inbound INVITE: 100 Trying at once; the dialled number is looked up and its
-route resolved (``calls.routing``); unknown number → 404, draining →
-503, unusable SDP → 488, no agent configured → 603. Otherwise 180 Ringing,
-the incoming-call webhook is asked when the route says so, the agent
-WebSocket is dialled (fallback agent next), an RTP port is bound and 200 OK
-carries the SDP answer. CANCEL before the answer ends it with 487. BYE from
-either side ends the call; so does the agent's ``stop`` (trunkline sends
-BYE).
+The call core then rings (180), asks the incoming-call webhook when the route
+says so, dials the agent WebSocket (fallback agent next), binds an RTP port
+and answers (200 OK with the SDP answer). CANCEL before the answer ends it
+with 487. BYE from either side ends the call; so does the agent's ``stop``
+(trunkline sends BYE). Outbound calls are placed by ``outbound_calls.OutboundCalls``.
 
-Trunk security: an INVITE from outside ``TRUNKLINE_SIP_TRUSTED_SOURCES`` is
-challenged (401) before the number is even looked up, and a wrong password and
-an unknown user both get the same 403 — each sent once, statelessly
-(``sip.trunk_auth``).
-Outbound calls are placed by ``outbound_calls.OutboundCalls``.
+The gateway is built from what it uses, explicitly: the settings, the call,
+number and identity stores, the secret box, blob store, HTTP client, the
+outbox's wake-up, the process's ``Draining`` flag and the digest nonce key.
 """
 
 from __future__ import annotations
@@ -29,78 +26,82 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from functools import partial
 from typing import Any
 
+import aiohttp
+
+from trunkline.calls.control import Draining
 from trunkline.calls.driver import TRANSCRIPT_WAIT_SECONDS
 from trunkline.calls.flow_events import CallerCanceled, CallerHungUp, Drain, Event
-from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.calls.live_call import LiveCall
-from trunkline.calls.records import inbound_call_record, normalise_e164
 from trunkline.calls.rejected_calls import RejectedCallRecords
-from trunkline.calls.routing import load_inbound_route
-from trunkline.calls.shared_lookups import SharedLookups
-from trunkline.crypto import derive_key
+from trunkline.config import Settings
+from trunkline.crypto import SecretBox
 from trunkline.gateway import collector
 from trunkline.gateway.call_core_setup import build_call_core
+from trunkline.gateway.inbound_invites import InboundInvites
 from trunkline.gateway.outbound_calls import OutboundCalls
 from trunkline.gateway.rtp.transport import RtpPortAllocator
-from trunkline.gateway.sip.admission import Network, SourceBudget, is_trusted
+from trunkline.gateway.sip.admission import Network, SourceBudget
 from trunkline.gateway.sip.application import SipAddress
 from trunkline.gateway.sip.dialog import InboundDialog
 from trunkline.gateway.sip.digest import DigestServer
-from trunkline.gateway.sip.endpoint import (
-    SipEndpoint,
-    ignore_response,
-    ignore_timeout,
-)
-from trunkline.gateway.sip.message import (
-    Address,
-    SipParseError,
-    SipRequest,
-    SipResponse,
-    SipUri,
-    response_to,
-)
-from trunkline.gateway.sip.sdp import SdpError, negotiate, parse_sdp
-from trunkline.gateway.sip.transaction import ServerTransaction
+from trunkline.gateway.sip.endpoint import SipEndpoint, ignore_response, ignore_timeout
+from trunkline.gateway.sip.message import SipRequest, SipResponse
 from trunkline.gateway.sip.trunk_auth import Passwords, TrunkAuth
-from trunkline.gateway.sip_inbound_leg import SipInboundLeg
 from trunkline.gateway.sip_requests import SipRequests
 from trunkline.media.clock import MediaClock
 from trunkline.media.counters import MediaTotals
 from trunkline.media.factory import MediaSessionFactory
 from trunkline.media.recording import RecordingWriter
-from trunkline.services import Services
 from trunkline.speech.engines import SpeechEngines
-from trunkline.storage.fairness import (
-    SIP_LOOKUP_TENANT,
-    DatabaseBusy,
-    bind_database_tenant,
-    database_work,
-)
-from trunkline.storage.models import Call, HangupReason, PhoneNumber
+from trunkline.storage.blobs import BlobStore
+from trunkline.storage.models import HangupReason
+from trunkline.storage.stores import CallStore, IdentityStore, NumberStore
 
 log = logging.getLogger("trunkline.sip")
 DIGEST_REALM = "trunkline"
 
 
 class SipGateway:
-    """The SIP leg: its endpoint and request handling, and the calls it carries (flow below)."""
+    """The SIP leg: its endpoint and request handling, and the calls it carries.
+
+    ``digest_key`` signs the trunk digest's nonces; ``wake_outbox`` tells the
+    webhook outbox that events were written; ``draining`` is the process's flag
+    for "no new calls"."""
 
     def __init__(
         self,
-        services: Services,
+        settings: Settings,
+        *,
+        call_store: CallStore,
+        number_store: NumberStore,
+        identity_store: IdentityStore,
+        secret_box: SecretBox,
+        blob_store: BlobStore,
+        http: aiohttp.ClientSession,
+        wake_outbox: Callable[[], None],
+        draining: Draining,
+        digest_key: bytes,
         clock: MediaClock,
         ports: RtpPortAllocator,
         media_address: str,
     ) -> None:
-        self.services = services
+        self.settings = settings
         self.clock = clock
         self.ports = ports
         self.media_address = media_address
-        settings = services.settings
-        self.requests = SipRequests(self, self._inbound_invite)
+        self.call_store = call_store
+        self.number_store = number_store
+        self.inbound = InboundInvites(
+            self,
+            settings,
+            calls=call_store,
+            numbers=number_store,
+            secret_box=secret_box,
+            draining=draining,
+        )
+        self.requests = SipRequests(self, self.inbound.accept)
         self.endpoint = SipEndpoint(
             self.requests,
             settings.trusted_networks(),
@@ -109,14 +110,12 @@ class SipGateway:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.trunk_auth = TrunkAuth(
             DigestServer(
-                DIGEST_REALM,
-                derive_key(services.master_key, "sip digest nonces"),
-                nonce_lifetime=settings.sip_nonce_lifetime_seconds,
+                DIGEST_REALM, digest_key, nonce_lifetime=settings.sip_nonce_lifetime_seconds
             )
         )
-        self.outbound = OutboundCalls(self)
+        self.outbound = OutboundCalls(self, settings, calls=call_store, secret_box=secret_box)
         self.media_totals = MediaTotals.empty()  # what the bridges of ended calls counted
-        self.recordings = RecordingWriter(services.settings.data_dir / "recordings")
+        self.recordings = RecordingWriter(settings.data_dir / "recordings")
         self.speech = SpeechEngines(settings)
         self.media = MediaSessionFactory(
             clock,
@@ -125,16 +124,21 @@ class SipGateway:
             totals=self.media_totals,
             max_playout_seconds=settings.playout_max_seconds,
         )
-        self.lookups = SharedLookups()
         self.core = build_call_core(
-            services,
+            settings,
             self.media,
+            calls=call_store,
+            identities=identity_store,
+            secret_box=secret_box,
+            blob_store=blob_store,
+            http=http,
+            wake_outbox=wake_outbox,
             spawn=self.spawn,
             on_forget=self.outbound.forget,
         )
         self.calls = self.core.calls  # by the leg's call id (SIP Call-ID)
         self.rejected_calls = RejectedCallRecords(
-            services.repository, settings.rejected_call_record_rate, self.spawn, time.monotonic
+            call_store, settings.rejected_call_record_rate, self.spawn, time.monotonic
         )
 
     # -- the endpoint's state, as metrics, probes and the outbound calls read it ---------
@@ -243,9 +247,6 @@ class SipGateway:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _respond(self, transaction: ServerTransaction, response: SipResponse) -> None:
-        self.endpoint.respond(transaction, response)
-
     def send_request(
         self,
         request: SipRequest,
@@ -276,127 +277,9 @@ class SipGateway:
         host, port = self.outbound_address if outbound else self.advertised_address
         return f"<sip:trunkline@{host}:{port}>"
 
-    # -- the inbound call ------------------------------------------------------------------
-    async def _inbound_invite(self, transaction: ServerTransaction, source: SipAddress) -> None:
-        request = transaction.request
-        dialog = InboundDialog.accept(transaction, source)
-
-        def reject(status: int, reason: str | None = None, **headers: str) -> None:
-            self._respond(transaction, dialog.reject(status, reason, **headers))
-
-        def reject_once(status: int, **headers: str) -> None:
-            """To a source that has not authenticated: once, and the transaction forgotten,
-            so nothing is retransmitted to an address that may not have asked."""
-            arrived_on = self.endpoint.forget(transaction)
-            self.endpoint.send_once(
-                dialog.reject(status, **headers), transaction.address, arrived_on
-            )
-
-        try:
-            dialled = normalise_e164(SipUri.parse(request.uri).user)
-        except SipParseError:
-            dialled = None
-        try:
-            number = await self._dialled_number(dialled) if dialled else None
-        except DatabaseBusy:
-            refuse = reject if is_trusted(source[0], self.trusted_networks) else reject_once
-            refuse(503, Retry_After="5")
-            return
-        if number is not None:
-            bind_database_tenant(number.organization_id)  # the rest of this call is its work
-        if not is_trusted(source[0], self.trusted_networks):
-            # Before anything about the number is revealed: unknown numbers, unknown users
-            # and wrong passwords all get the same challenge or the same 403.
-            passwords = partial(self.trunk_passwords, number)
-            refusal = self.trunk_auth.check_invite(request, passwords, source[0])
-            if refusal is not None:
-                reject_once(refusal.status, **refusal.headers)
-                return
-            self._respond(transaction, response_to(request, 100))
-        if number is None:
-            reject(404)
-            return
-        if self.services.draining or self.at_capacity(number.organization_id):
-            reject(503, Retry_After="30")
-            return
-        try:
-            negotiated = negotiate(parse_sdp(request.body))
-        except SdpError as exc:
-            reject(488, f"Not Acceptable Here ({str(exc)[:60]})")
-            return
-        remote_party = Address.parse(request.headers.get("From") or "")
-        try:
-            route = await self.lookups.run(
-                ("route", number.id), lambda: load_inbound_route(self.services.repository, number)
-            )
-            if route.rejects:
-                reject(603)  # answered first; the record follows, within the record rate
-                initiated = self._call_record(number, request, remote_party)
-                self.rejected_calls.record(number, initiated)
-                return
-            record = await self._create_call(number, request, remote_party)
-        except DatabaseBusy:
-            reject(503, Retry_After="5")  # the organisation's database queue is full
-            return
-        lifecycle = CallLifecycle(
-            record, self.services.repository, agent_identity_id=number.agent_identity_id
-        )
-        leg = SipInboundLeg(
-            dialog,
-            negotiated,
-            respond=self._respond,
-            send_bye=self.send_bye,
-            ports=self.ports,
-            contact=self.contact(),
-            media_address=self.media_address,
-        )
-        call = LiveCall(
-            leg_call_id=request.call_id,
-            lifecycle=lifecycle,
-            leg=leg,
-            agent_protocol=number.agent_protocol,
-            agent_audio=number.agent_audio,
-            recording_enabled=number.recording_enabled,
-        )
-        await self.core.ring_and_answer(call, route)
-
-    async def _dialled_number(self, dialled: str) -> PhoneNumber | None:
-        """The active number an INVITE dialled; INVITEs arriving together share one query."""
-        repository = self.services.repository
-        with database_work(SIP_LOOKUP_TENANT):
-            return await self.lookups.run(
-                ("number", dialled), lambda: repository.find_active_number(dialled)
-            )
-
     async def call_passwords(self, call: LiveCall) -> Passwords:
         """Who may authenticate a request in ``call``'s dialog: as for its INVITE."""
-        record = call.lifecycle.record
-        number = await self.services.repository.get_number(record.phone_number_id)
-        return self.trunk_passwords(number)
-
-    def trunk_passwords(self, number: PhoneNumber | None) -> Passwords:
-        """Who an untrusted source may authenticate as: the trunk user, the number's own."""
-        settings = self.services.settings
-        passwords: Passwords = {}
-        if settings.sip_trunk_username:
-            passwords[settings.sip_trunk_username] = settings.sip_trunk_password
-        if number is not None and number.auth_username and number.auth_password_encrypted:
-            sealed = number.auth_password_encrypted
-            passwords[number.auth_username] = self.services.secret_box.decrypt(sealed)
-        return passwords
-
-    def _call_record(self, number: PhoneNumber, request: SipRequest, remote_party: Address) -> Call:
-        try:
-            remote = SipUri.parse(remote_party.uri).user or "anonymous"
-        except SipParseError:
-            remote = "anonymous"
-        return inbound_call_record(number, remote, request.call_id)
-
-    async def _create_call(
-        self, number: PhoneNumber, request: SipRequest, remote_party: Address
-    ) -> Call:
-        record = self._call_record(number, request, remote_party)
-        return await self.services.repository.create_call(record)
+        return await self.inbound.call_passwords(call)
 
     # -- ending ------------------------------------------------------------------------------
     async def end_call(self, call: LiveCall, reason: HangupReason, *, send_bye: bool) -> None:

@@ -15,9 +15,9 @@ from xml.sax.saxutils import quoteattr
 
 from aiohttp import web
 
+from trunkline.config import Settings
 from trunkline.gateway.carriers.stream_tokens import TOKEN_PARAMETER, issue_stream_token
 from trunkline.messaging.carrier_formats import SignatureError, verify_twilio
-from trunkline.services import SERVICES
 
 MAX_WEBHOOK_BYTES = 64 * 1024
 MAX_FIELD_CHARS = 64
@@ -39,9 +39,7 @@ def stream_twiml(stream_url: str, parameters: dict[str, str]) -> str:
     )
 
 
-async def twilio_voice(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    settings = services.settings
+async def twilio_voice(request: web.Request, settings: Settings) -> web.Response:
     auth_token = settings.twilio_auth_token
     if not auth_token:
         return _detail(403, "Twilio calls are refused: no Twilio auth token is set")
@@ -66,5 +64,8 @@ async def twilio_voice(request: web.Request) -> web.Response:
     return web.Response(text=twiml, content_type="text/xml")
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/carrier/twilio/voice", twilio_voice)
+def add_routes(app: web.Application, settings: Settings) -> None:
+    async def voice(request: web.Request) -> web.Response:
+        return await twilio_voice(request, settings)
+
+    app.router.add_post("/carrier/twilio/voice", voice)

@@ -1,0 +1,218 @@
+"""A new inbound INVITE, from admission to the call core's ring-and-answer flow.
+
+The dialled number is looked up (INVITEs arriving together share one query);
+a source outside ``TRUNKLINE_SIP_TRUSTED_SOURCES`` must then pass the trunk's
+digest (``sip.trunk_auth``) before anything about the number is revealed —
+unknown numbers, unknown users and wrong passwords all get the same challenge
+or the same 403, sent once and statelessly. Then: unknown number → 404,
+draining or the organisation at its call limit → 503, a full database queue →
+503 with Retry-After 5, unusable SDP → 488, a number whose route rejects →
+603 (and a rejected-call record within the record rate). Otherwise the call is
+stored and handed to the call core with a ``SipInboundLeg``.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Protocol
+
+from trunkline.calls.control import Draining
+from trunkline.calls.driver import CallCore
+from trunkline.calls.lifecycle import CallLifecycle
+from trunkline.calls.live_call import LiveCall
+from trunkline.calls.records import inbound_call_record, normalise_e164
+from trunkline.calls.rejected_calls import RejectedCallRecords
+from trunkline.calls.routing import load_inbound_route
+from trunkline.calls.shared_lookups import SharedLookups
+from trunkline.config import Settings
+from trunkline.crypto import SecretBox
+from trunkline.gateway.rtp.transport import RtpPortAllocator
+from trunkline.gateway.sip.admission import is_trusted
+from trunkline.gateway.sip.application import SipAddress
+from trunkline.gateway.sip.dialog import InboundDialog
+from trunkline.gateway.sip.endpoint import SipEndpoint
+from trunkline.gateway.sip.message import (
+    Address,
+    SipParseError,
+    SipRequest,
+    SipResponse,
+    SipUri,
+    response_to,
+)
+from trunkline.gateway.sip.sdp import SdpError, negotiate, parse_sdp
+from trunkline.gateway.sip.transaction import ServerTransaction
+from trunkline.gateway.sip.trunk_auth import Passwords, TrunkAuth
+from trunkline.gateway.sip_inbound_leg import SipInboundLeg
+from trunkline.storage.fairness import (
+    SIP_LOOKUP_TENANT,
+    DatabaseBusy,
+    bind_database_tenant,
+    database_work,
+)
+from trunkline.storage.models import Call, PhoneNumber
+from trunkline.storage.stores import CallStore, NumberStore
+
+
+class InviteHost(Protocol):
+    """What an inbound INVITE uses of the SIP gateway."""
+
+    @property
+    def endpoint(self) -> SipEndpoint: ...
+
+    @property
+    def trunk_auth(self) -> TrunkAuth: ...
+
+    @property
+    def core(self) -> CallCore: ...
+
+    @property
+    def ports(self) -> RtpPortAllocator: ...
+
+    @property
+    def media_address(self) -> str: ...
+
+    @property
+    def rejected_calls(self) -> RejectedCallRecords: ...
+
+    def contact(self, *, outbound: bool = False) -> str: ...
+
+    def send_bye(self, dialog: InboundDialog) -> None: ...
+
+
+class InboundInvites:
+    """Admits new INVITEs and starts their calls (see the module docstring)."""
+
+    def __init__(
+        self,
+        gateway: InviteHost,
+        settings: Settings,
+        *,
+        calls: CallStore,
+        numbers: NumberStore,
+        secret_box: SecretBox,
+        draining: Draining,
+    ) -> None:
+        self._gateway = gateway
+        self._settings = settings
+        self._calls = calls
+        self._numbers = numbers
+        self._secret_box = secret_box
+        self._draining = draining
+        self.lookups = SharedLookups()
+
+    def _respond(self, transaction: ServerTransaction, response: SipResponse) -> None:
+        self._gateway.endpoint.respond(transaction, response)
+
+    async def accept(self, transaction: ServerTransaction, source: SipAddress) -> None:
+        """A new INVITE (its 100 Trying already sent to a trusted source)."""
+        gateway = self._gateway
+        endpoint = gateway.endpoint
+        request = transaction.request
+        dialog = InboundDialog.accept(transaction, source)
+
+        def reject(status: int, reason: str | None = None, **headers: str) -> None:
+            self._respond(transaction, dialog.reject(status, reason, **headers))
+
+        def reject_once(status: int, **headers: str) -> None:
+            """To a source that has not authenticated: once, and the transaction forgotten,
+            so nothing is retransmitted to an address that may not have asked."""
+            arrived_on = endpoint.forget(transaction)
+            endpoint.send_once(dialog.reject(status, **headers), transaction.address, arrived_on)
+
+        try:
+            dialled = normalise_e164(SipUri.parse(request.uri).user)
+        except SipParseError:
+            dialled = None
+        try:
+            number = await self._dialled_number(dialled) if dialled else None
+        except DatabaseBusy:
+            refuse = reject if is_trusted(source[0], endpoint.trusted_networks) else reject_once
+            refuse(503, Retry_After="5")
+            return
+        if number is not None:
+            bind_database_tenant(number.organization_id)  # the rest of this call is its work
+        if not is_trusted(source[0], endpoint.trusted_networks):
+            # Before anything about the number is revealed: unknown numbers, unknown users
+            # and wrong passwords all get the same challenge or the same 403.
+            passwords = partial(self.trunk_passwords, number)
+            refusal = gateway.trunk_auth.check_invite(request, passwords, source[0])
+            if refusal is not None:
+                reject_once(refusal.status, **refusal.headers)
+                return
+            self._respond(transaction, response_to(request, 100))
+        if number is None:
+            reject(404)
+            return
+        if self._draining.active or gateway.core.at_capacity(number.organization_id):
+            reject(503, Retry_After="30")
+            return
+        try:
+            negotiated = negotiate(parse_sdp(request.body))
+        except SdpError as exc:
+            reject(488, f"Not Acceptable Here ({str(exc)[:60]})")
+            return
+        remote_party = Address.parse(request.headers.get("From") or "")
+        try:
+            route = await self.lookups.run(
+                ("route", number.id), lambda: load_inbound_route(self._numbers, number)
+            )
+            if route.rejects:
+                reject(603)  # answered first; the record follows, within the record rate
+                initiated = _call_record(number, request, remote_party)
+                gateway.rejected_calls.record(number, initiated)
+                return
+            record = await self._calls.create_call(_call_record(number, request, remote_party))
+        except DatabaseBusy:
+            reject(503, Retry_After="5")  # the organisation's database queue is full
+            return
+        lifecycle = CallLifecycle(record, self._calls, agent_identity_id=number.agent_identity_id)
+        leg = SipInboundLeg(
+            dialog,
+            negotiated,
+            respond=self._respond,
+            send_bye=gateway.send_bye,
+            ports=gateway.ports,
+            contact=gateway.contact(),
+            media_address=gateway.media_address,
+        )
+        call = LiveCall(
+            leg_call_id=request.call_id,
+            lifecycle=lifecycle,
+            leg=leg,
+            agent_protocol=number.agent_protocol,
+            agent_audio=number.agent_audio,
+            recording_enabled=number.recording_enabled,
+        )
+        await gateway.core.ring_and_answer(call, route)
+
+    async def _dialled_number(self, dialled: str) -> PhoneNumber | None:
+        """The active number an INVITE dialled; INVITEs arriving together share one query."""
+        numbers = self._numbers
+        with database_work(SIP_LOOKUP_TENANT):
+            return await self.lookups.run(
+                ("number", dialled), lambda: numbers.find_active_number(dialled)
+            )
+
+    async def call_passwords(self, call: LiveCall) -> Passwords:
+        """Who may authenticate a request in ``call``'s dialog: as for its INVITE."""
+        number = await self._numbers.get_number(call.lifecycle.record.phone_number_id)
+        return self.trunk_passwords(number)
+
+    def trunk_passwords(self, number: PhoneNumber | None) -> Passwords:
+        """Who an untrusted source may authenticate as: the trunk user, the number's own."""
+        settings = self._settings
+        passwords: Passwords = {}
+        if settings.sip_trunk_username:
+            passwords[settings.sip_trunk_username] = settings.sip_trunk_password
+        if number is not None and number.auth_username and number.auth_password_encrypted:
+            sealed = number.auth_password_encrypted
+            passwords[number.auth_username] = self._secret_box.decrypt(sealed)
+        return passwords
+
+
+def _call_record(number: PhoneNumber, request: SipRequest, remote_party: Address) -> Call:
+    try:
+        remote = SipUri.parse(remote_party.uri).user or "anonymous"
+    except SipParseError:
+        remote = "anonymous"
+    return inbound_call_record(number, remote, request.call_id)
