@@ -16,8 +16,8 @@ import pytest
 
 from trunkline.calls import flow_events as e
 from trunkline.calls.call_media import CallEvents, CallMedia
+from trunkline.calls.call_state import CallState
 from trunkline.calls.driver import CallCore
-from trunkline.calls.flow import CallState
 from trunkline.calls.flow_events import Timer
 from trunkline.calls.identity_signature import IdentitySigner
 from trunkline.calls.incoming_webhook import CallDeclined, IncomingCallWebhook

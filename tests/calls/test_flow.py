@@ -8,7 +8,8 @@ import pytest
 
 from trunkline.calls import flow_commands as c
 from trunkline.calls import flow_events as e
-from trunkline.calls.flow import CallFlow, CallState
+from trunkline.calls.call_state import CallState
+from trunkline.calls.flow import CallFlow
 from trunkline.calls.routing import RouteTarget
 
 S = CallState

@@ -20,12 +20,12 @@ from typing import Any
 
 from trunkline import metrics
 from trunkline.agent.link import AgentLink
-from trunkline.calls import flow as f
 from trunkline.calls import flow_commands as c
 from trunkline.calls import flow_events as e
 from trunkline.calls import voicemail
 from trunkline.calls.agent_dial import AGENT_CONNECT_SECONDS, AgentDialer
 from trunkline.calls.call_media import CallMedia
+from trunkline.calls.call_state import CallState
 from trunkline.calls.identity_signature import IdentitySigner
 from trunkline.calls.incoming_webhook import CallDeclined, IncomingCallWebhook
 from trunkline.calls.legs import MediaUnavailable
@@ -103,7 +103,7 @@ class CallCore:
         """Apply ``event`` to the call's flow and carry out what it asks, to the end."""
         before = call.flow.state
         commands = call.flow.handle(event)
-        if call.flow.state is not f.CallState.ENDING or before is f.CallState.ENDING:
+        if call.flow.state is not CallState.ENDING or before is CallState.ENDING:
             await self._run(call, commands)
             return
         self.calls_ending += 1  # the drain waits for this, not only for ``calls``
@@ -256,13 +256,13 @@ class CallCore:
     # -- the agent -------------------------------------------------------------------------
     def agent_lost(self, call: LiveCall) -> None:
         """The agent's socket dropped: redial it, and end the call if the grace period runs out."""
-        if call.flow.state is f.CallState.ANSWERED:
+        if call.flow.state is CallState.ANSWERED:
             self.post(call, e.AgentLost())
 
     async def _redial(self, call: LiveCall, url: str, deadline: float) -> None:
         loop = asyncio.get_running_loop()
         pause = 0.1
-        while call.flow.state is f.CallState.RECONNECTING:
+        while call.flow.state is CallState.RECONNECTING:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return

@@ -24,11 +24,11 @@ returns no commands and leaves the state as it was.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from trunkline.calls.call_state import BEFORE_ANSWER, TALKING, TERMINAL, CallState
 from trunkline.calls.flow_commands import (
     ALL_TIMERS,
     Answer,
@@ -84,29 +84,6 @@ from trunkline.calls.routing import RouteTarget
 from trunkline.storage.models import HangupReason
 
 MAX_DIAL_ATTEMPTS = 2  # each agent URL: one try and one retry
-
-
-class CallState(enum.Enum):
-    OFFERED = "offered"  # the call is stored as initiated; the caller has heard nothing final
-    RINGING = "ringing"  # the caller hears ringing while the route's targets are tried
-    DIALING = "dialing"  # an agent URL is known and its WebSocket is being dialled
-    ANSWERING = "answering"  # an agent (or voicemail) takes it: media is being opened
-    ANSWERED = "answered"  # talking to the agent
-    RECONNECTING = "reconnecting"  # answered, the agent's socket dropped, redialling
-    VOICEMAIL = "voicemail"  # answered without an agent: the caller leaves a message
-    CANCELING = "canceling"  # the caller went away while a step was in flight
-    ENDING = "ending"  # media stopping, the end being stored
-    ENDED = "ended"  # completed
-    CANCELED = "canceled"
-    REJECTED = "rejected"  # refused outright by the route (no agent, no voicemail)
-    FAILED = "failed"  # declined, unreachable, no media port
-
-
-TERMINAL = frozenset({CallState.ENDED, CallState.CANCELED, CallState.REJECTED, CallState.FAILED})
-TALKING = frozenset({CallState.ANSWERED, CallState.RECONNECTING, CallState.VOICEMAIL})
-BEFORE_ANSWER = frozenset(
-    {CallState.OFFERED, CallState.RINGING, CallState.DIALING, CallState.ANSWERING}
-)
 
 
 @dataclass
