@@ -182,7 +182,7 @@ class CarrierSocketLeg:
 
 
 def _stream_url(services: Services, request: web.Request) -> str:
-    base = services.settings.effective_public_url
+    base = services.settings.api.effective_public_url
     scheme, _, rest = base.partition("://")
     ws_scheme = "wss" if scheme == "https" else "ws"
     return f"{ws_scheme}://{rest}{request.path_qs}"
@@ -192,19 +192,22 @@ def _refusal(request: web.Request, services: Services, dialect: Dialect) -> web.
     """An error response when the upgrade is not the carrier's; None when it is."""
     settings = services.settings
     if dialect == "twilio":
-        if not settings.twilio_auth_token:
+        if not settings.carriers.twilio_auth_token:
             return _detail(403, "Twilio media streams are refused: no Twilio auth token is set")
         try:
             verify_twilio(
-                request.headers, _stream_url(services, request), [], settings.twilio_auth_token
+                request.headers,
+                _stream_url(services, request),
+                [],
+                settings.carriers.twilio_auth_token,
             )
         except SignatureError as exc:
             return _detail(403, str(exc))
         return None
-    if not settings.telnyx_stream_token:
+    if not settings.carriers.telnyx_stream_token:
         return _detail(403, "Telnyx media streams are refused: no stream token is set")
     presented = request.headers.get(TELNYX_TOKEN_HEADER, "")
-    if not hmac.compare_digest(presented.encode(), settings.telnyx_stream_token.encode()):
+    if not hmac.compare_digest(presented.encode(), settings.carriers.telnyx_stream_token.encode()):
         return _detail(403, "Telnyx streaming auth token does not match")
     return None
 
@@ -267,7 +270,9 @@ async def serve_stream(request: web.Request, dialect: Dialect) -> web.StreamResp
     if dialect == "twilio":
         try:
             _bind_twilio_stream(
-                request.app[USED_TWILIO_STREAMS], services.settings.twilio_auth_token, start
+                request.app[USED_TWILIO_STREAMS],
+                services.settings.carriers.twilio_auth_token,
+                start,
             )
         except StreamTokenError as exc:
             metrics.CARRIER_STREAMS_REFUSED.labels(exc.reason).inc()

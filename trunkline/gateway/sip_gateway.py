@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
 from typing import Any
 
@@ -102,15 +102,15 @@ class SipGateway:
         self.requests = SipRequests(self, self._inbound_invite)
         self.endpoint = SipEndpoint(
             self.requests,
-            settings.trusted_networks(),
-            SourceBudget(settings.sip_unauthenticated_rate),
+            settings.sip.trusted_sources,
+            SourceBudget(settings.sip.unauthenticated_rate),
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self.trunk_auth = TrunkAuth(
             DigestServer(
                 DIGEST_REALM,
                 derive_key(services.master_key, "sip digest nonces"),
-                nonce_lifetime=settings.sip_nonce_lifetime_seconds,
+                nonce_lifetime=settings.sip.nonce_lifetime_seconds,
             )
         )
         self.outbound = OutboundCalls(self)
@@ -122,7 +122,7 @@ class SipGateway:
             recordings=self.recordings,
             speech=self.speech,
             totals=self.media_totals,
-            max_playout_seconds=settings.playout_max_seconds,
+            max_playout_seconds=settings.media.playout_max_seconds,
         )
         self.lookups = SharedLookups()
         self.core = build_call_core(
@@ -133,7 +133,10 @@ class SipGateway:
         )
         self.calls = self.core.calls  # by the leg's call id (SIP Call-ID)
         self.rejected_calls = RejectedCallRecords(
-            services.repository, settings.rejected_call_record_rate, self.spawn, time.monotonic
+            services.repository,
+            settings.calls.rejected_call_record_rate,
+            self.spawn,
+            time.monotonic,
         )
 
     # -- the endpoint's state, as metrics, probes and the outbound calls read it ---------
@@ -174,11 +177,11 @@ class SipGateway:
         return self.trunk_auth.refused
 
     @property
-    def trusted_networks(self) -> list[Network]:
+    def trusted_networks(self) -> Sequence[Network]:
         return self.endpoint.trusted_networks
 
     @trusted_networks.setter
-    def trusted_networks(self, networks: list[Network]) -> None:
+    def trusted_networks(self, networks: Sequence[Network]) -> None:
         self.endpoint.trusted_networks = networks
 
     @property
@@ -372,8 +375,8 @@ class SipGateway:
         """Who an untrusted source may authenticate as: the trunk user, the number's own."""
         settings = self.services.settings
         passwords: Passwords = {}
-        if settings.sip_trunk_username:
-            passwords[settings.sip_trunk_username] = settings.sip_trunk_password
+        if settings.sip.trunk_username:
+            passwords[settings.sip.trunk_username] = settings.sip.trunk_password
         if number is not None and number.auth_username and number.auth_password_encrypted:
             sealed = number.auth_password_encrypted
             passwords[number.auth_username] = self.services.secret_box.decrypt(sealed)
