@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -39,6 +40,18 @@ def machine() -> dict[str, Any]:
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
     }
+
+
+def source_revision() -> dict[str, Any]:
+    """The commit measured, and whether the working tree differed from it."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "trunkline", "benchmarks")
+    return {"commit": git("rev-parse", "HEAD") or "unknown", "uncommitted_changes": bool(dirty)}
 
 
 def percentile(samples: Sequence[float], fraction: float) -> float:
@@ -74,6 +87,8 @@ def write_results(name: str, results: dict[str, Any], directory: Path = RESULTS_
         "benchmark": name,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
+        "command": " ".join(["python", "-m", f"benchmarks.{name}", *sys.argv[1:]]),
+        **source_revision(),
         **results,
     }
     path = directory / f"{name}.json"

@@ -1,6 +1,7 @@
 """The media bridge under load: CPU per call, loss, latency and pacing, against a bare floor.
 
     python -m benchmarks.bridge [--calls 100] [--seconds 10] [--formats mulaw8k,pcm16_16k]
+                                [--runs 3] [--baseline GIT-REF]
 
 For each agent format, three processes besides this one: a real ``trunkline
 serve``, an echo agent (a WebSocket server echoing every media frame), and a
@@ -20,6 +21,11 @@ Measured over the streaming window (after every call is answered):
   agent→carrier figure includes waiting for the shared 20 ms tick (on
   average half a tick); the floor forwards at once.
 - pacing jitter: |inter-arrival − 20 ms| of the RTP trunkline sends.
+Each figure is the median of ``--runs`` runs (default 3), with its min–max;
+the runs of trunkline and the floor alternate so machine noise falls on both.
+``--baseline REF`` adds a third kind of run in the same rounds: trunkline as
+committed at REF (extracted with ``git archive``), so a change is judged
+against the code before it on the same machine at the same time.
 Results go to ``benchmarks/results/bridge.json``.
 """
 
@@ -41,7 +47,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._report import percentile, print_table, write_results
+from benchmarks._report import median, percentile, print_table, write_results
 from trunkline.gateway.sip.message import SipRequest, SipResponse, parse_message
 from trunkline.gateway.sip.sdp import parse_sdp
 from trunkline.storage.models import PhoneNumber, new_id, utcnow
@@ -364,8 +370,15 @@ def wait_until_listening(port: int, seconds: float = 20.0) -> None:
     raise RuntimeError(f"nothing listening on {port}")
 
 
-def measure(kind: str, agent_audio: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """One run: trunkline (kind "trunkline") or the bare relay (kind "floor")."""
+def measure(
+    kind: str,
+    agent_audio: str,
+    args: argparse.Namespace,
+    work: Path,
+    source: Path | None = None,
+) -> dict[str, Any]:
+    """One run: trunkline (kind "trunkline", from ``source`` when given) or the bare relay."""
+    work = Path(tempfile.mkdtemp(prefix=f"{kind}-{agent_audio}-", dir=work))
     agent_port = free_port(socket.SOCK_STREAM)
     agent_out = work / f"{kind}-{agent_audio}-agent.json"
     carrier_out = work / f"{kind}-{agent_audio}-carrier.json"
@@ -377,7 +390,7 @@ def measure(kind: str, agent_audio: str, args: argparse.Namespace, work: Path) -
     log: Any = None
     try:
         carrier_args = ["carrier", "--calls", str(args.calls), "--seconds", str(args.seconds)]
-        if kind == "trunkline":
+        if kind != "floor":
             data = work / f"data-{agent_audio}"
             data.mkdir()
             asyncio.run(prepare_database(data / "trunkline.db", agent_url, agent_audio))
@@ -387,10 +400,12 @@ def measure(kind: str, agent_audio: str, args: argparse.Namespace, work: Path) -
                        TRUNKLINE_SIP_PORT=str(sip_port), TRUNKLINE_MEDIA_ADDRESS="127.0.0.1",
                        TRUNKLINE_ALLOW_INSECURE_URLS="1", TRUNKLINE_ALLOW_PRIVATE_TARGETS="1",
                        TRUNKLINE_LOG_LEVEL="warning", TRUNKLINE_TRANSCRIPTION="off")  # fmt: skip
+            if source is not None:
+                env["PYTHONPATH"] = os.pathsep.join([str(source), env.get("PYTHONPATH", "")])
             log_path = work / f"trunkline-{agent_audio}.log"
             log = log_path.open("wb")
             server = subprocess.Popen(
-                [sys.executable, "-m", "trunkline", "serve"], env=env, stderr=log
+                [sys.executable, "-m", "trunkline", "serve"], env=env, stderr=log, cwd=source
             )
             processes.append(server)
             wait_until_listening(http_port)
@@ -449,6 +464,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--formats", default="mulaw8k,pcm16_16k")
+    parser.add_argument("--runs", type=int, default=3, help="rounds per format (median reported)")
+    parser.add_argument("--baseline", default="", help="also run trunkline as of this git ref")
     args = parser.parse_args()
     if args.role in ("agent", "floor", "carrier"):
         import uvloop
@@ -464,41 +481,87 @@ def main() -> None:
     rows, results = [], {}
     with tempfile.TemporaryDirectory(prefix="trunkline-bridge-") as tmp:
         work = Path(tmp)
+        kinds: dict[str, Path | None] = {"trunkline": None, "floor": None}
+        if args.baseline:
+            kinds["baseline"] = extract_source(args.baseline, work / "baseline-source")
         for agent_audio in formats:
-            print(f"[{agent_audio}] {args.calls} calls for {args.seconds:.0f} s …", flush=True)
-            ours = measure("trunkline", agent_audio, args, work)
-            floor_result = measure("floor", agent_audio, args, work)
-            ratio = ours["cpu_percent_per_call"] / max(floor_result["cpu_percent_per_call"], 1e-9)
-            results[agent_audio] = {
-                "trunkline": ours,
-                "floor": floor_result,
-                "cpu_ratio_to_floor": ratio,
-            }
-            for name, run in (("trunkline", ours), ("floor", floor_result)):
+            print(f"[{agent_audio}] {args.calls} calls for {args.seconds:.0f} s × {args.runs} …")
+            runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+            for _ in range(args.runs):  # kinds alternate, so noise falls on each alike
+                for kind, source in kinds.items():
+                    runs[kind].append(measure(kind, agent_audio, args, work, source))
+            result = {kind: spread(kind_runs) for kind, kind_runs in runs.items()}
+            result["cpu_ratio_to_floor"] = cpu_ratio(runs["trunkline"], runs["floor"])
+            if args.baseline:
+                result["cpu_ratio_to_baseline"] = cpu_ratio(runs["trunkline"], runs["baseline"])
+            results[agent_audio] = result
+            for kind in kinds:
+                run = result[kind]
                 rows.append([
-                    agent_audio, name, run["cpu_percent_per_call"], run["frames_lost"],
-                    _fmt(run["latency_to_agent_ms"]), _fmt(run["latency_to_carrier_ms"]),
-                    _fmt(run["pacing_jitter_ms"]),
+                    agent_audio, kind, _fmt_spread(run["cpu_percent_per_call"]),
+                    run["frames_lost"], _fmt(run["latency_to_agent_ms"]),
+                    _fmt(run["latency_to_carrier_ms"]), _fmt(run["pacing_jitter_ms"]),
                 ])  # fmt: skip
     print()
     print_table(
-        ["format", "run", "CPU %/call", "lost", "→agent p50/p99 ms", "→carrier p50/p99 ms",
-         "jitter p50/p99 ms"],
+        ["format", "run", "CPU %/call median (min–max)", "lost", "→agent p50/p99 ms",
+         "→carrier p50/p99 ms", "jitter p50/p99 ms"],
         rows,
     )  # fmt: skip
     for agent_audio, result in results.items():
-        print(
-            f"{agent_audio}: trunkline CPU per call = {result['cpu_ratio_to_floor']:.2f}× the floor"
-        )
+        for name in ("floor", "baseline"):
+            ratio = result.get(f"cpu_ratio_to_{name}")
+            if ratio is not None:
+                print(
+                    f"{agent_audio}: trunkline CPU per call = {ratio['median']:.2f}× the {name}"
+                    f" (per round {ratio['min']:.2f}–{ratio['max']:.2f})"
+                )
     write_results(
         "bridge",
         {
             "calls": args.calls,
             "seconds": args.seconds,
+            "runs": args.runs,
+            "baseline": args.baseline or None,
             "target_cpu_percent_per_call": TARGET_CPU_PERCENT_PER_CALL,
             "formats": results,
         },
     )
+
+
+def extract_source(ref: str, into: Path) -> Path:
+    """The ``trunkline`` package as committed at ``ref``, unpacked into ``into``."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", ref, "trunkline"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
+
+
+def spread(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One kind's runs: CPU per call as median and min–max, the rest from the median run."""
+    cpu = sorted(run["cpu_percent_per_call"] for run in runs)
+    middle = sorted(runs, key=lambda run: run["cpu_percent_per_call"])[len(runs) // 2]
+    return {
+        **middle,
+        "cpu_percent_per_call": {"median": median(cpu), "min": cpu[0], "max": cpu[-1]},
+        "frames_lost": sum(run["frames_lost"] for run in runs),
+        "frames_sent": sum(run["frames_sent"] for run in runs),
+    }
+
+
+def cpu_ratio(ours: list[dict[str, Any]], reference: list[dict[str, Any]]) -> dict[str, float]:
+    """CPU per call of ``ours`` over ``reference``, round by round: median and min–max."""
+    ratios = sorted(
+        a["cpu_percent_per_call"] / max(b["cpu_percent_per_call"], 1e-9)
+        for a, b in zip(ours, reference, strict=True)
+    )
+    return {"median": median(ratios), "min": ratios[0], "max": ratios[-1]}
+
+
+def _fmt_spread(value: dict[str, float]) -> str:
+    return f"{value['median']:.3f} ({value['min']:.3f}–{value['max']:.3f})"
 
 
 def _fmt(pair: dict[str, float | None] | None) -> str:

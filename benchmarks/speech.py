@@ -35,7 +35,7 @@ from typing import Any
 
 from benchmarks._report import percentile, print_table, write_results
 from trunkline.codecs.g711 import ulaw_to_pcm16
-from trunkline.config import Settings
+from trunkline.config import settings_from
 from trunkline.media.playout import Playout
 from trunkline.media.speech_output import SpeechOutput
 from trunkline.media.speech_work import SpeechWork
@@ -271,7 +271,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"transcribing {len(sentences)} sentences ...", flush=True)
     accuracy = await transcribe_corpus(sentences, audio, whisper)
     print(f"speaking {args.responses} agent replies ...", flush=True)
-    settings = Settings(transcription="off")
+    settings = settings_from({"transcription": "off"})
     engines = SpeechEngines(settings)
     try:
         tts = await first_audio_latency(

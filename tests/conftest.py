@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import uvloop
@@ -12,6 +13,18 @@ import uvloop
 from tests import postgres_server
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def marked_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The values of the test's ``@pytest.mark.settings(...)`` markers (nearest wins).
+
+    Settings are frozen once a process starts, so a test states the settings its
+    trunkline needs up front instead of changing them on a running one.
+    """
+    values: dict[str, Any] = {}
+    for marker in reversed(list(request.node.iter_markers("settings"))):
+        values.update(marker.kwargs)
+    return values
 
 
 def require(condition: bool, reason: str) -> None:

@@ -4,17 +4,25 @@ from pathlib import Path
 
 import pytest
 
-from trunkline.config import ConfigError, load_settings
+from trunkline.config import (
+    ConfigError,
+    LogFormat,
+    Settings,
+    TranscriptionEngine,
+    load_settings,
+    setting_values,
+    settings_from,
+)
 
 
 def test_defaults_match_operator_contract() -> None:
     settings = load_settings(environ={})
     assert settings.data_dir == Path("./trunkline-data")
-    assert (settings.host, settings.http_port) == ("0.0.0.0", 8080)
-    assert (settings.sip_host, settings.sip_port) == ("0.0.0.0", 5060)
-    assert (settings.rtp_port_min, settings.rtp_port_max) == (10000, 20000)
-    assert settings.max_numbers_per_org == 3
-    assert settings.effective_database_url.startswith("sqlite:///")
+    assert (settings.api.host, settings.api.port) == ("0.0.0.0", 8080)
+    assert (settings.sip.host, settings.sip.port) == ("0.0.0.0", 5060)
+    assert (settings.media.rtp_port_min, settings.media.rtp_port_max) == (10000, 20000)
+    assert settings.api.max_numbers_per_org == 3
+    assert settings.database_url.startswith("sqlite:///")
 
 
 def test_precedence_toml_then_environment_then_flags(tmp_path: Path) -> None:
@@ -25,11 +33,11 @@ def test_precedence_toml_then_environment_then_flags(tmp_path: Path) -> None:
         environ={"TRUNKLINE_SIP_PORT": "5080", "TRUNKLINE_ALLOW_INSECURE_URLS": "true"},
         overrides={"sip_port": 5090, "host": None},
     )
-    assert settings.http_port == 9000
-    assert settings.sip_port == 5090
-    assert settings.log_format == "json"
+    assert settings.api.port == 9000
+    assert settings.sip.port == 5090
+    assert settings.process.log_format is LogFormat.JSON
     assert settings.allow_insecure_urls is True
-    assert settings.host == "0.0.0.0"
+    assert settings.api.host == "0.0.0.0"
 
 
 @pytest.mark.parametrize(
@@ -40,6 +48,9 @@ def test_precedence_toml_then_environment_then_flags(tmp_path: Path) -> None:
         ({"TRUNKLINE_LOG_LEVEL": "loud"}, "TRUNKLINE_LOG_LEVEL"),
         ({"TRUNKLINE_ALLOW_PRIVATE_TARGETS": "perhaps"}, "TRUNKLINE_ALLOW_PRIVATE_TARGETS"),
         ({"TRUNKLINE_DATABASE_URL": "mysql://x"}, "TRUNKLINE_DATABASE_URL"),
+        ({"TRUNKLINE_TRANSCRIPTION": "vosk"}, "TRUNKLINE_TRANSCRIPTION must be one of"),
+        ({"TRUNKLINE_SIP_TRUSTED_SOURCES": "10.0.0.0/33"}, "TRUNKLINE_SIP_TRUSTED_SOURCES"),
+        ({"TRUNKLINE_WORKER_OF": "2", "TRUNKLINE_WORKER_SLOT": "2"}, "TRUNKLINE_WORKER_SLOT"),
     ],
 )
 def test_bad_values_name_the_setting(environ: dict[str, str], message: str) -> None:
@@ -63,8 +74,29 @@ def test_configuration_doc_lists_every_setting() -> None:
 
 
 def test_several_workers_need_fixed_ports() -> None:
-    from trunkline.config import ConfigError, Settings
-
-    Settings(workers=2).validate()
+    assert settings_from({"workers": 2}).process.workers == 2
     with pytest.raises(ConfigError, match="needs fixed HTTP and SIP ports"):
-        Settings(workers=2, http_port=0).validate()
+        settings_from({"workers": 2, "http_port": 0})
+
+
+def test_settings_are_frozen_and_parsed_once() -> None:
+    settings = load_settings(
+        environ={
+            "TRUNKLINE_SIP_TRUSTED_SOURCES": "10.0.0.0/8, 192.0.2.7",
+            "TRUNKLINE_TRANSCRIPTION": "off",
+        }
+    )
+    assert [str(n) for n in settings.sip.trusted_sources] == ["10.0.0.0/8", "192.0.2.7/32"]
+    assert settings.speech.transcription is TranscriptionEngine.OFF
+    with pytest.raises(AttributeError):
+        settings.sip.port = 1  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        settings.data_dir = Path("/elsewhere")  # type: ignore[misc]
+
+
+def test_every_setting_round_trips_through_its_environment_name() -> None:
+    values = setting_values(Settings())
+    assert len(values) == len(set(values)) == 63
+    assert settings_from(values) == Settings()
+    with pytest.raises(ConfigError, match="unknown settings sip_prot"):
+        settings_from({"sip_prot": 1})

@@ -9,7 +9,7 @@ from typing import cast
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from trunkline.config import Settings
+from trunkline.config import Settings, settings_from
 from trunkline.daemon import OutboxRun, build_gateway, control_app, started
 from trunkline.gateway.call_control import GatewayCallControl
 from trunkline.gateway.carrier_stream_routes import TELNYX_TOKEN_HEADER
@@ -63,7 +63,7 @@ async def test_open_runtime_opens_every_component_and_closes_them(tmp_path: Path
 
 
 async def test_the_gateway_and_its_routes_read_the_live_flags(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", telnyx_stream_token="stream-token")
+    settings = settings_from({"data_dir": tmp_path / "data", "telnyx_stream_token": "stream-token"})
     async with open_runtime(settings) as runtime:
         gateway = build_gateway(runtime)
         assert gateway.call_store is runtime.repository

@@ -34,7 +34,7 @@ class AdminError(Exception):
 async def run_command(settings: Settings, args: argparse.Namespace) -> list[str]:
     secure_data_dir(settings.data_dir)
     master_key = load_master_key(settings.secret_key, settings.data_dir)
-    repository = await open_repository(settings.effective_database_url, migrate=False)
+    repository = await open_repository(settings.database_url, migrate=False)
     try:
         applied = await repository.migrate()
         if args.command == "migrate":

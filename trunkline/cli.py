@@ -111,10 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"trunkline: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.process.log_level, settings.process.log_format)
     private_umask()  # what this process writes into the data directory is the user's only
     if args.command == "serve":
-        if settings.workers > 1:
+        if settings.process.workers > 1:
             from trunkline.supervisor import supervise
 
             return supervise(settings)

@@ -80,7 +80,7 @@ async def serve(
     try:
         async with AsyncExitStack() as stack:
             runtime = await stack.enter_async_context(open_runtime(settings))
-            owner = claim_owner(load_node_id(settings.data_dir), settings.worker_slot)
+            owner = claim_owner(load_node_id(settings.data_dir), settings.process.worker_slot)
             publisher = RecordingPublisher(
                 runtime.repository, runtime.blob_store, runtime.outbox.wake
             )
@@ -95,24 +95,24 @@ async def serve(
             control = GatewayCallControl(gateway, settings)
             runtime.call_control.current = control
             runtime.sip_address = gateway.local_address
-            if settings.effective_database_url.startswith(("postgresql://", "postgres://")):
+            if settings.database_url.startswith(("postgresql://", "postgres://")):
                 # Processes on other machines share this database: hang-ups reach owners here.
                 control.remote_owners = await stack.enter_async_context(
-                    started(
-                        PgCallActions(
-                            settings.effective_database_url, owner_id(), _hangup_here(gateway)
-                        )
-                    )
+                    started(PgCallActions(settings.database_url, owner_id(), _hangup_here(gateway)))
                 )
-            if settings.worker_of > 0:  # one of serve --workers N: hang-ups between siblings
+            if (
+                settings.process.worker_of > 0
+            ):  # one of serve --workers N: hang-ups between siblings
                 run_dir = settings.data_dir / "run"
                 await stack.enter_async_context(
-                    started(OwnerChannel(run_dir, settings.worker_slot, _hangup_here(gateway)))
+                    started(
+                        OwnerChannel(run_dir, settings.process.worker_slot, _hangup_here(gateway))
+                    )
                 )
             log.info(
                 "serving",
                 extra={
-                    "http": f"{settings.host}:{port}",
+                    "http": f"{settings.api.host}:{port}",
                     "sip": f"{gateway.local_address[0]}:{gateway.local_address[1]}",
                 },
             )
@@ -121,7 +121,7 @@ async def serve(
                 on_ready(runtime, port)
             await shutdown.requested.wait()
             runtime.draining.begin()
-            await _drain(gateway, settings.shutdown_timeout_seconds, shutdown.hurried)
+            await _drain(gateway, settings.process.shutdown_timeout_seconds, shutdown.hurried)
     finally:
         log.info("stopped")
 
@@ -159,10 +159,10 @@ async def http_site(settings: Settings, app: web.Application) -> AsyncIterator[i
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     try:
         await runner.setup()
-        shared = settings.worker_of > 0  # one of serve --workers N: share the ports
-        site = web.TCPSite(runner, settings.host, settings.http_port, reuse_port=shared or None)
+        shared = settings.process.worker_of > 0  # one of serve --workers N: share the ports
+        site = web.TCPSite(runner, settings.api.host, settings.api.port, reuse_port=shared or None)
         await site.start()
-        yield _bound_port(runner, settings.http_port)
+        yield _bound_port(runner, settings.api.port)
     finally:
         await runner.cleanup()
 
@@ -241,7 +241,7 @@ async def running_gateway(runtime: Runtime) -> AsyncIterator[SipGateway]:
     """Bind SIP and the RTP range; the gateway answers calls until the block ends."""
     settings = runtime.settings
     gateway = build_gateway(runtime)
-    await gateway.start(settings.sip_host, settings.sip_port, shared=settings.worker_of > 0)
+    await gateway.start(settings.sip.host, settings.sip.port, shared=settings.process.worker_of > 0)
     try:
         yield gateway
     finally:
@@ -264,17 +264,19 @@ def build_gateway(runtime: Runtime) -> SipGateway:
         draining=runtime.draining,
         digest_key=derive_key(runtime.master_key, "sip digest nonces"),
         clock=MediaClock(),
-        ports=RtpPortAllocator(settings.sip_host, settings.rtp_port_min, settings.rtp_port_max),
+        ports=RtpPortAllocator(
+            settings.sip.host, settings.media.rtp_port_min, settings.media.rtp_port_max
+        ),
         media_address=media_address(settings),
     )
 
 
 def media_address(settings: Settings) -> str:
     """The address written into SDP: configured, the SIP host, or the outbound interface's."""
-    if settings.media_address:
-        return settings.media_address
-    if settings.sip_host not in ("0.0.0.0", "::", ""):
-        return settings.sip_host
+    if settings.media.address:
+        return settings.media.address
+    if settings.sip.host not in ("0.0.0.0", "::", ""):
+        return settings.sip.host
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
             probe.connect(("192.0.2.1", 9))  # no packet is sent for a UDP connect

@@ -58,11 +58,11 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     master_key = load_master_key(settings.secret_key, settings.data_dir)
     secret_box = SecretBox(master_key)
     async with AsyncExitStack() as stack:
-        repository = await open_repository(settings.effective_database_url)
+        repository = await open_repository(settings.database_url)
         stack.push_async_callback(repository.close)
         repository.limit_queues(
-            per_tenant=settings.database_queue_per_org,
-            sheddable_per_tenant=settings.database_sheddable_per_org,
+            per_tenant=settings.storage.queue_per_org,
+            sheddable_per_tenant=settings.storage.sheddable_per_org,
         )
         inventory = open_inventory(settings, repository.active_numbers_in_use)
         stack.push_async_callback(inventory.close)
@@ -103,16 +103,16 @@ def open_http_client(settings: Settings) -> aiohttp.ClientSession:
 
 def open_blob_store(settings: Settings, master_key: bytes) -> BlobStore:
     """S3 when a bucket is configured, else files under the data directory."""
-    if settings.s3_bucket:
+    if settings.storage.s3_bucket:
         return S3BlobStore(
-            settings.s3_bucket,
-            endpoint_url=settings.s3_endpoint_url,
-            region=settings.s3_region,
-            access_key_id=settings.s3_access_key_id,
-            secret_access_key=settings.s3_secret_access_key,
+            settings.storage.s3_bucket,
+            endpoint_url=settings.storage.s3_endpoint_url,
+            region=settings.storage.s3_region,
+            access_key_id=settings.storage.s3_access_key_id,
+            secret_access_key=settings.storage.s3_secret_access_key,
         )
     return LocalBlobStore(
-        settings.data_dir / "blobs", UrlSigner(master_key), settings.effective_public_url
+        settings.data_dir / "blobs", UrlSigner(master_key), settings.api.effective_public_url
     )
 
 
@@ -120,6 +120,8 @@ def text_sender(
     settings: Settings, http: aiohttp.ClientSession, ingress: TextIngress, repository: Repository
 ) -> TextSender:
     """Telnyx's messaging API when a Telnyx key is set; else delivery between local numbers."""
-    if settings.telnyx_api_key:
-        return TelnyxMessagingClient(settings.telnyx_api_url, settings.telnyx_api_key, http)
+    if settings.carriers.telnyx_api_key:
+        return TelnyxMessagingClient(
+            settings.carriers.telnyx_api_url, settings.carriers.telnyx_api_key, http
+        )
     return LocalTextSender(ingress, repository.find_active_number)

@@ -21,10 +21,9 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 from types import FrameType
 
-from trunkline.config import ENV_PREFIX, SETTING_NAMES, Settings
+from trunkline.config import ENV_PREFIX, Settings, setting_text, setting_values
 from trunkline.crypto import load_master_key
 from trunkline.data_dir import load_node_id, secure_data_dir
 from trunkline.media.recording import repair_partials
@@ -35,17 +34,10 @@ log = logging.getLogger("trunkline.supervisor")
 
 def settings_environment(settings: Settings) -> dict[str, str]:
     """Every setting as the environment variable a worker reads it from."""
-    env: dict[str, str] = {}
-    for name in SETTING_NAMES:
-        value = getattr(settings, name)
-        if isinstance(value, bool):
-            text = "1" if value else "0"
-        elif isinstance(value, Path):
-            text = str(value)
-        else:
-            text = str(value)
-        env[f"{ENV_PREFIX}{name.upper()}"] = text
-    return env
+    return {
+        f"{ENV_PREFIX}{name.upper()}": setting_text(value)
+        for name, value in setting_values(settings).items()
+    }
 
 
 async def _prepare(settings: Settings) -> None:
@@ -56,7 +48,7 @@ async def _prepare(settings: Settings) -> None:
     repaired = repair_partials(settings.data_dir / "recordings")
     if repaired:
         log.warning("repaired %d recordings left by a crash", repaired)
-    repository = await open_repository(settings.effective_database_url, migrate=True)
+    repository = await open_repository(settings.database_url, migrate=True)
     await repository.close()
 
 
@@ -66,13 +58,13 @@ def supervise(settings: Settings) -> int:
     env.pop(f"{ENV_PREFIX}CONFIG", None)
     env.update(settings_environment(settings))
     env[f"{ENV_PREFIX}WORKERS"] = "1"
-    env[f"{ENV_PREFIX}WORKER_OF"] = str(settings.workers)
+    env[f"{ENV_PREFIX}WORKER_OF"] = str(settings.process.workers)
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "trunkline", "serve"],
             env={**env, f"{ENV_PREFIX}WORKER_SLOT": str(slot)},
         )
-        for slot in range(settings.workers)
+        for slot in range(settings.process.workers)
     ]
     log.info("started %d workers: %s", len(workers), [w.pid for w in workers])
 

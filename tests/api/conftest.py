@@ -23,9 +23,10 @@ import pytest
 from aiohttp import web
 
 from tests.backends import make_repository
+from tests.conftest import marked_settings
 from trunkline.calls.control import CallControlSlot, DialError, Draining
 from trunkline.carriers.inventory import LocalPoolInventory, NumberInventory, parse_pool
-from trunkline.config import Settings
+from trunkline.config import Settings, settings_from
 from trunkline.control_api import build_app
 from trunkline.control_api.usage import CallLimits
 from trunkline.crypto import SecretBox, hash_token, load_master_key, new_token
@@ -344,7 +345,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "api_unauthenticated_burst": 1_000_000,
     }
     values.update(overrides)
-    return Settings(**values)
+    return settings_from(values)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -369,8 +370,8 @@ InventoryFactory = Callable[[Settings, Repository], NumberInventory]
 
 def local_pool(settings: Settings, repository: Repository) -> NumberInventory:
     return LocalPoolInventory(
-        parse_pool(settings.number_pool),
-        parse_pool(settings.toll_free_pool),
+        parse_pool(settings.api.number_pool),
+        parse_pool(settings.api.toll_free_pool),
         repository.active_numbers_in_use,
     )
 
@@ -388,8 +389,9 @@ async def api(
     settings_overrides: dict[str, Any],
     call_limits: CallLimits,
     number_inventory: InventoryFactory,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[ApiWorld]:
-    settings = make_settings(tmp_path, **settings_overrides)
+    settings = make_settings(tmp_path, **{**settings_overrides, **marked_settings(request)})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     async with (
         make_repository(backend, tmp_path) as repository,

@@ -123,7 +123,7 @@ async def test_carrier_text_with_unstorable_characters_is_kept_with_replacements
     assert status == 200, answer
     listed = await org.admin.get(f"/numbers/{number['id']}/texts")
     assert [t["text"] for t in listed.body] == ["Hi\ufffd there \ufffd!"]
-    url = api.settings.effective_public_url + "/carrier/twilio/messages"
+    url = api.settings.api.effective_public_url + "/carrier/twilio/messages"
     fields = twilio_form(number["number"], "SM-nul", "twilio\u0000text")
     headers = {"X-Twilio-Signature": twilio_signature(TWILIO_TOKEN, url, fields)}
     status, answer = await post_raw(
@@ -219,7 +219,7 @@ async def test_twilio_sms_and_mms_arrive_and_the_sdk_reads_them(
 ) -> None:
     org = await api.org()
     number = await api.provision(org)
-    url = api.settings.effective_public_url + "/carrier/twilio/messages"
+    url = api.settings.api.effective_public_url + "/carrier/twilio/messages"
     for sid, text, media in (
         ("SM1", "First via Twilio", []),
         ("SM2", "", [f"{media_server}/media/photo.png"]),
@@ -251,9 +251,8 @@ async def test_twilio_sms_and_mms_arrive_and_the_sdk_reads_them(
     assert [(t.type, t.text) for t in texts] == [("mms", None), ("sms", "First via Twilio")]
 
 
+@pytest.mark.settings(twilio_auth_token="", telnyx_public_key="")
 async def test_unconfigured_carriers_are_refused(api: ApiWorld) -> None:
-    api.settings.twilio_auth_token = ""
-    api.settings.telnyx_public_key = ""
     body = telnyx_event("+15550100001", "x", "m")
     assert (await post_raw(api, "/carrier/telnyx/messages", body, telnyx_headers(body)))[0] == 403
     assert (await post_raw(api, "/carrier/twilio/messages", b"", {}))[0] == 403

@@ -154,8 +154,8 @@ async def test_cap_is_429_with_retry_after_and_the_seed_message(api: ApiWorld) -
     assert int(answer.headers["Retry-After"]) > 0
 
 
+@pytest.mark.settings(max_numbers_per_org=1)
 async def test_cap_is_configurable(api: ApiWorld) -> None:
-    api.settings.max_numbers_per_org = 1
     org = await api.org()
     await api.provision(org)
     assert (await org.admin.post("/numbers", {"agent_handle": "sales"})).status == 429
@@ -298,8 +298,8 @@ async def test_release_is_204_then_released_and_unlinked(api: ApiWorld) -> None:
     assert (await org.admin.patch(path, {"recording_enabled": True})).status == 404
 
 
+@pytest.mark.settings(max_numbers_per_org=1)
 async def test_release_frees_a_slot_and_the_number(api: ApiWorld) -> None:
-    api.settings.max_numbers_per_org = 1
     org = await api.org()
     number = await api.provision(org)
     await org.admin.delete(f"/numbers/{number['id']}")
@@ -359,8 +359,8 @@ async def test_register_stores_trunk_and_routing_but_never_returns_the_password(
     assert b"s3cret-trunk-pass" not in listed.raw
 
 
+@pytest.mark.settings(max_numbers_per_org=2)
 async def test_register_twice_is_409_and_counts_against_the_cap(api: ApiWorld) -> None:
-    api.settings.max_numbers_per_org = 2
     org = await api.org()
     assert (await org.admin.post("/numbers/register", REGISTER)).status == 201
     assert (await org.admin.post("/numbers/register", REGISTER)).status == 409

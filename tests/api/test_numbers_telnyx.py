@@ -96,8 +96,8 @@ async def test_release_failure_at_telnyx_is_502_and_the_number_stays(
     assert (await org.admin.delete(f"/numbers/{number['id']}")).status == 204
 
 
+@pytest.mark.settings(max_numbers_per_org=1)
 async def test_cap_is_checked_before_ordering(api: ApiWorld, telnyx: FakeTelnyx) -> None:
-    api.settings.max_numbers_per_org = 1
     org = await api.org()
     await api.provision(org)
     orders_before = len(telnyx.orders)

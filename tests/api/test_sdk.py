@@ -78,8 +78,8 @@ async def test_sdk_phone_numbers_lifecycle(api: ApiWorld) -> None:
     assert result["missing"].detail == "Phone number not found"
 
 
+@pytest.mark.settings(max_numbers_per_org=1)
 async def test_sdk_cap_and_validation_errors_surface_status_and_detail(api: ApiWorld) -> None:
-    api.settings.max_numbers_per_org = 1
     org = await api.org()
 
     def scenario(client: Inkbox) -> tuple[InkboxAPIError, InkboxAPIError]:

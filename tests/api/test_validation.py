@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trunkline.config import Settings
+from trunkline.config import Settings, settings_from
 from trunkline.control_api.errors import ApiError
 from trunkline.control_api.schema import (
     canonical_uuid,
@@ -142,7 +142,7 @@ def test_validate_never_raises_anything_but_api_error(value: Any) -> None:
 
 def url_detail(url: str, kind: str = "websocket", **overrides: Any) -> str:
     with pytest.raises(ApiError) as info:
-        check_url(url, kind, Settings(**overrides), "u")  # type: ignore[arg-type]
+        check_url(url, kind, settings_from(overrides), "u")
     return str(info.value.detail)
 
 

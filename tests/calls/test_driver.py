@@ -25,7 +25,7 @@ from trunkline.calls.legs import MediaUnavailable
 from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.calls.live_call import LiveCall
 from trunkline.calls.routing import InboundRoute, RouteTarget
-from trunkline.config import Settings
+from trunkline.config import Settings, settings_from
 from trunkline.media.session import MediaSession
 from trunkline.storage.models import Call, CallStatus, PhoneNumber, utcnow
 from trunkline.storage.stores import CallStore
@@ -364,7 +364,9 @@ async def test_a_lost_agent_is_redialled_within_the_grace_period() -> None:
 
 @pytest.mark.parametrize("organization_calls", [1, 2])
 async def test_capacity_counts_live_calls_of_the_organisation(organization_calls: int) -> None:
-    h = harness({PRIMARY: [True] * organization_calls}, settings=Settings(max_calls_per_org=2))
+    h = harness(
+        {PRIMARY: [True] * organization_calls}, settings=settings_from({"max_calls_per_org": 2})
+    )
     for _ in range(organization_calls):
         await h.call(FakeLeg(), InboundRoute("auto_accept", (target(PRIMARY),), None, "number"))
     assert h.core.at_capacity("org-1") is (organization_calls == 2)

@@ -18,7 +18,7 @@ from trunkline.carriers.inventory import (
 )
 from trunkline.carriers.numbering import country_for, state_for
 from trunkline.carriers.telnyx_numbers import TelnyxNumberInventory
-from trunkline.config import Settings
+from trunkline.config import Settings, settings_from
 
 API_KEY = "KEYtest_0123456789"
 
@@ -117,7 +117,7 @@ async def test_pool_state_filter_uses_nanp_area_codes() -> None:
 
 
 async def test_pool_of_fictional_555_numbers_has_no_state() -> None:
-    inventory = pool(Settings().number_pool)
+    inventory = pool(Settings().api.number_pool)
     with pytest.raises(NoInventory):
         await inventory.acquire("local", "NY")
     assert (await inventory.acquire("local", None)).state is None
@@ -137,13 +137,13 @@ async def test_pool_concurrent_acquires_get_distinct_numbers() -> None:
 
 def test_open_inventory_picks_pool_without_telnyx_key_and_telnyx_with_it() -> None:
     assert isinstance(open_inventory(Settings(), InUse()), LocalPoolInventory)
-    telnyx = open_inventory(Settings(telnyx_api_key="k"), InUse())
+    telnyx = open_inventory(settings_from({"telnyx_api_key": "k"}), InUse())
     assert isinstance(telnyx, TelnyxNumberInventory)
 
 
 def test_open_inventory_reports_bad_pool_setting() -> None:
     with pytest.raises(ValueError, match="TRUNKLINE_TOLL_FREE_POOL"):
-        open_inventory(Settings(toll_free_pool="+1800-+1"), InUse())
+        open_inventory(settings_from({"toll_free_pool": "+1800-+1"}), InUse())
 
 
 def test_numbering_facts() -> None:

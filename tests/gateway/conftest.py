@@ -17,7 +17,8 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from trunkline.config import Settings
+from tests.conftest import marked_settings
+from trunkline.config import settings_from
 from trunkline.crypto import hash_token, new_token
 from trunkline.daemon import ShutdownSignal
 from trunkline.daemon import serve as serve_trunkline
@@ -142,22 +143,25 @@ def trunkline_overrides() -> dict[str, Any]:
 
 @pytest.fixture
 async def trunkline(
-    tmp_path: Path, trunkline_overrides: dict[str, Any]
+    tmp_path: Path, trunkline_overrides: dict[str, Any], request: pytest.FixtureRequest
 ) -> AsyncIterator[Trunkline]:
     # Below the kernel's ephemeral range (32768+), where client sockets of other tests live.
     rtp_low = 20000 + (free_port() % 400) * 20
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        host="127.0.0.1",
-        http_port=0,
-        sip_host="127.0.0.1",
-        sip_port=free_port(),
-        rtp_port_min=rtp_low,
-        rtp_port_max=rtp_low + 399,
-        media_address="127.0.0.1",
-        allow_insecure_urls=True,
-        allow_private_targets=True,
-        **trunkline_overrides,
+    settings = settings_from(
+        {
+            "data_dir": tmp_path / "data",
+            "host": "127.0.0.1",
+            "http_port": free_port(socket.SOCK_STREAM),  # known up front: the public URL
+            "sip_host": "127.0.0.1",
+            "sip_port": free_port(),
+            "rtp_port_min": rtp_low,
+            "rtp_port_max": rtp_low + 399,
+            "media_address": "127.0.0.1",
+            "allow_insecure_urls": True,
+            "allow_private_targets": True,
+            **trunkline_overrides,
+            **marked_settings(request),
+        }
     )
     ready: asyncio.Future[tuple[Runtime, int]] = asyncio.get_running_loop().create_future()
     shutdown = ShutdownSignal()

@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 
+import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline, audio_mode, free_port
@@ -67,10 +68,10 @@ async def test_dropped_agent_is_redialled_and_the_call_goes_on(trunkline: Trunkl
     assert flaky.calls[0].events[0]["event"] == "start"  # a fresh start on the new socket
 
 
+@pytest.mark.settings(agent_reconnect_grace_seconds=0.5)
 async def test_agent_gone_for_good_ends_the_call_after_the_grace_period(
     trunkline: Trunkline,
 ) -> None:
-    trunkline.services.settings.agent_reconnect_grace_seconds = 0.5
     flaky = FlakyAgent()
     server = await serve(flaky.handle, "127.0.0.1", 0, process_response=audio_mode)
     flaky.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/agent"

@@ -21,8 +21,9 @@ from tests.gateway.conftest import NUMBER, Trunkline, free_port
 from tests.gateway.sip_peer import CarrierCall
 from tests.gateway.test_carrier_streams import (
     AUTH_TOKEN,
+    CARRIER_CREDENTIALS,
     answer_twilio_call,
-    configure,
+    carrier_base_url,
     twilio_start,
 )
 from tests.gateway.test_inbound_calls import wait_for_status
@@ -33,6 +34,8 @@ from trunkline.storage.models import InboundRouting
 
 GREETING = "Please leave a message after the tone."
 BEEP_BYTES = len(beep())
+
+pytestmark = CARRIER_CREDENTIALS
 
 
 @pytest.fixture
@@ -47,7 +50,7 @@ def test_no_leg_module_has_voicemail_code() -> None:
 
 
 async def test_voicemail_on_a_sip_call_and_on_a_carrier_stream(trunkline: Trunkline) -> None:
-    base = configure(trunkline)
+    base = carrier_base_url(trunkline)
     unreachable = f"ws://127.0.0.1:{free_port(1)}/agent"  # nothing listens there
     number = await trunkline.number(
         "auto_accept", unreachable, inbound_routing=InboundRouting(voicemail_message=GREETING)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.gateway.conftest import Api, EchoAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall
 
 
+@pytest.mark.settings(max_calls_per_org=1)
 async def test_calls_beyond_the_organisation_limit_are_refused(
     trunkline: Trunkline, echo_agent: EchoAgent, api: Api
 ) -> None:
-    trunkline.services.settings.max_calls_per_org = 1
     status, number = await api.post(
         "/numbers",
         {

@@ -23,11 +23,15 @@ STREAM_TOKEN = "telnyx-stream-token-for-tests"
 CALLER = "+14155550123"
 
 
-def configure(trunkline: Trunkline) -> str:
-    settings = trunkline.services.settings
-    settings.public_url = f"http://127.0.0.1:{trunkline.http_port}"
-    settings.twilio_auth_token = AUTH_TOKEN
-    settings.telnyx_stream_token = STREAM_TOKEN
+# The carriers' credentials the media-stream tests present.
+CARRIER_CREDENTIALS = pytest.mark.settings(
+    twilio_auth_token=AUTH_TOKEN, telnyx_stream_token=STREAM_TOKEN
+)
+pytestmark = CARRIER_CREDENTIALS
+
+
+def carrier_base_url(trunkline: Trunkline) -> str:
+    """Where the carriers' media-stream WebSockets connect (``CARRIER_CREDENTIALS`` set)."""
     return f"ws://127.0.0.1:{trunkline.http_port}/carrier"
 
 
@@ -91,7 +95,7 @@ async def collect_media(ws: aiohttp.ClientWebSocketResponse, wanted: int) -> tup
 async def test_twilio_stream_round_trips_audio_and_dtmf_then_stops(
     trunkline: Trunkline, echo_agent: EchoAgent, agent_protocol: str
 ) -> None:
-    base = configure(trunkline)
+    base = carrier_base_url(trunkline)
     number = await trunkline.number("auto_accept", echo_agent.url, agent_protocol=agent_protocol)
     url = f"{base}/twilio/media-stream"
     headers = {"X-Twilio-Signature": twilio_signature(AUTH_TOKEN, url, [])}
@@ -135,7 +139,7 @@ async def test_twilio_stream_round_trips_audio_and_dtmf_then_stops(
 async def test_telnyx_stream_reorders_frames_and_transcodes_pcma(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:
-    base = configure(trunkline)
+    base = carrier_base_url(trunkline)
     await trunkline.number("auto_accept", echo_agent.url)
     url = f"{base}/telnyx/media-stream"
     rng = random.Random(5)
@@ -170,7 +174,7 @@ async def test_telnyx_stream_reorders_frames_and_transcodes_pcma(
 
 
 async def test_agent_stop_closes_the_carrier_stream(trunkline: Trunkline) -> None:
-    base = configure(trunkline)
+    base = carrier_base_url(trunkline)
     stopping = EchoAgent(hang_up_after_media=3)
     from websockets.asyncio.server import serve
 
@@ -210,7 +214,7 @@ async def test_agent_stop_closes_the_carrier_stream(trunkline: Trunkline) -> Non
 async def test_unsigned_streams_are_refused_before_the_upgrade(
     trunkline: Trunkline, path: str, headers: dict[str, str], detail: str
 ) -> None:
-    base = configure(trunkline)
+    base = carrier_base_url(trunkline)
     url = f"{base}/{path}/media-stream".replace("ws://", "http://")
     upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
                "Sec-WebSocket-Key": base64.b64encode(b"0123456789abcdef").decode(), **headers}  # fmt: skip
@@ -223,7 +227,7 @@ async def test_unsigned_streams_are_refused_before_the_upgrade(
 async def test_unknown_number_and_missing_start_close_with_policy_violation(
     trunkline: Trunkline,
 ) -> None:
-    base = configure(trunkline)
+    base = carrier_base_url(trunkline)
     url = f"{base}/telnyx/media-stream"
     headers = {"x-telnyx-streaming-auth-token": STREAM_TOKEN}
     async with aiohttp.ClientSession() as http:
@@ -241,7 +245,7 @@ async def test_unknown_number_and_missing_start_close_with_policy_violation(
 async def test_marks_come_back_after_their_audio_reached_the_carrier_stream(
     trunkline: Trunkline, marking_agent: MarkingAgent, agent_protocol: str
 ) -> None:
-    base = configure(trunkline)
+    base = carrier_base_url(trunkline)
     await trunkline.number("auto_accept", marking_agent.url, agent_protocol=agent_protocol)
     headers = {"x-telnyx-streaming-auth-token": STREAM_TOKEN}
     url = f"{base}/telnyx/media-stream"
@@ -257,7 +261,7 @@ async def test_marks_come_back_after_their_audio_reached_the_carrier_stream(
 async def test_a_deeply_nested_carrier_frame_is_dropped_and_the_call_goes_on(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:
-    base = configure(trunkline)
+    base = carrier_base_url(trunkline)
     await trunkline.number("auto_accept", echo_agent.url)
     url = f"{base}/telnyx/media-stream"
     headers = {"x-telnyx-streaming-auth-token": STREAM_TOKEN}
@@ -281,7 +285,7 @@ async def test_a_deeply_nested_carrier_frame_is_dropped_and_the_call_goes_on(
 async def test_late_carrier_frames_are_dropped_and_counted(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:
-    base = configure(trunkline)
+    base = carrier_base_url(trunkline)
     await trunkline.number("auto_accept", echo_agent.url)
     url = f"{base}/telnyx/media-stream"
     headers = {"x-telnyx-streaming-auth-token": STREAM_TOKEN}
@@ -314,7 +318,7 @@ async def test_streams_to_an_auto_reject_number_store_records_only_within_the_ra
     trunkline: Trunkline,
 ) -> None:
     """Rejected streams are closed at once; rows follow at the per-number record rate only."""
-    base = configure(trunkline)
+    base = carrier_base_url(trunkline)
     number = await trunkline.number("auto_reject", None)
     url = f"{base}/telnyx/media-stream"
     headers = {"x-telnyx-streaming-auth-token": STREAM_TOKEN}

@@ -12,7 +12,11 @@ from tests.gateway.conftest import NUMBER, Api, EchoAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall, Inbox, bind_udp
 from tests.gateway.test_metrics import scrape, value
 from tests.gateway.test_outbound_calls import place, register_byo_number, wait_status
-from tests.gateway.test_trunk_security import distrust_loopback, invite_with_credentials
+from tests.gateway.test_trunk_security import (
+    TRUNK_CREDENTIALS,
+    distrust_loopback,
+    invite_with_credentials,
+)
 from trunkline.calls.live_call import LiveCall
 from trunkline.gateway.rtp.leg import RtpLeg
 from trunkline.gateway.sip.admission import SourceBudget
@@ -24,6 +28,8 @@ from trunkline.gateway.sip.message import (
     parse_message,
     response_to,
 )
+
+pytestmark = TRUNK_CREDENTIALS
 
 
 async def bind_on(host: str) -> tuple[asyncio.DatagramTransport, Inbox, int]:

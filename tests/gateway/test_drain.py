@@ -19,10 +19,10 @@ from trunkline.storage.blobs import LocalBlobStore
 from trunkline.storage.models import WebhookSubscription, new_id, utcnow
 
 
+@pytest.mark.settings(shutdown_timeout_seconds=30)
 async def test_drain_refuses_new_calls_and_lets_live_ones_finish(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:
-    trunkline.services.settings.shutdown_timeout_seconds = 30
     number = await trunkline.number("auto_accept", echo_agent.url)
     carriers = [await CarrierCall.open(trunkline.sip_port) for _ in range(3)]
     late = await CarrierCall.open(trunkline.sip_port)
@@ -52,7 +52,7 @@ async def test_drain_refuses_new_calls_and_lets_live_ones_finish(
         for carrier in [*carriers, late]:
             carrier.close()
     settings = trunkline.services.settings
-    repository = await open_repository(settings.effective_database_url)
+    repository = await open_repository(settings.database_url)
     try:
         for call_id in answered:
             stored = await repository.get_call(call_id)
@@ -63,10 +63,10 @@ async def test_drain_refuses_new_calls_and_lets_live_ones_finish(
         await repository.close()
 
 
+@pytest.mark.settings(shutdown_timeout_seconds=600)
 async def test_second_signal_ends_live_calls_at_once(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:
-    trunkline.services.settings.shutdown_timeout_seconds = 600
     await trunkline.number("auto_accept", echo_agent.url)
     carrier = await CarrierCall.open(trunkline.sip_port)
     try:
@@ -88,8 +88,8 @@ async def test_second_signal_ends_live_calls_at_once(
     assert store.path_for(f"recordings/{call_id}.wav").stat().st_size > 44  # stored before exit
 
 
+@pytest.mark.settings(max_call_seconds=0.5)
 async def test_calls_end_at_the_duration_cap(trunkline: Trunkline, echo_agent: EchoAgent) -> None:
-    trunkline.services.settings.max_call_seconds = 0.5
     number = await trunkline.number("auto_accept", echo_agent.url)
     carrier = await CarrierCall.open(trunkline.sip_port)
     try:
@@ -108,10 +108,10 @@ async def test_calls_end_at_the_duration_cap(trunkline: Trunkline, echo_agent: E
 
 
 @pytest.mark.parametrize("ending", ["callers hang up", "second signal"])
+@pytest.mark.settings(shutdown_timeout_seconds=30)
 async def test_drain_with_ten_live_calls_leaves_nothing_in_the_outbox(
     trunkline: Trunkline, echo_agent: EchoAgent, ending: str
 ) -> None:
-    trunkline.services.settings.shutdown_timeout_seconds = 30
     received: Counter[str] = Counter()
 
     async def receive(request: web.Request) -> web.Response:

@@ -197,11 +197,16 @@ class RingingTrunk:
         self.transport.close()
 
 
-@pytest.mark.parametrize("ending", ["ring timeout", "api hangup"])
+@pytest.mark.parametrize(
+    "ending",
+    [
+        pytest.param("ring timeout", marks=pytest.mark.settings(sip_ring_timeout_seconds=1.0)),
+        pytest.param("api hangup", marks=pytest.mark.settings(sip_ring_timeout_seconds=30)),
+    ],
+)
 async def test_unanswered_call_is_cancelled(
     trunkline: Trunkline, echo_agent: EchoAgent, api: Api, ending: str
 ) -> None:
-    trunkline.services.settings.sip_ring_timeout_seconds = 1.0 if ending == "ring timeout" else 30
     async with RingingTrunk() as trunk:
         await register_byo_number(api, trunk.port, "unused", echo_agent.url)
         placed = await place(api)

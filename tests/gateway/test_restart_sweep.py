@@ -31,7 +31,7 @@ from tests.backends import BACKENDS, postgres_schema, postgres_test_url
 from tests.gateway.conftest import NUMBER, free_port
 from tests.gateway.test_recording_crash import seed_number_into
 from tests.test_daemon import wait_http
-from trunkline.config import Settings
+from trunkline.config import settings_from
 from trunkline.daemon import ShutdownSignal, serve
 from trunkline.runtime import Runtime
 from trunkline.storage.models import Call, CallStatus, utcnow
@@ -124,12 +124,12 @@ def restart_ends(status: str) -> float:
 async def run_daemon_once(data_dir: Path, database_url: str) -> None:
     """Start the daemon in this loop, wait until it serves, and stop it."""
     rtp_low = 22000 + (free_port() % 100) * 20  # below the ephemeral range
-    settings = Settings(
-        data_dir=data_dir, host="127.0.0.1", http_port=0, sip_host="127.0.0.1",
-        sip_port=free_port(), rtp_port_min=rtp_low, rtp_port_max=rtp_low + 19,
-        media_address="127.0.0.1", database_url=database_url, transcription="off",
-        allow_insecure_urls=True, allow_private_targets=True,
-    )  # fmt: skip
+    settings = settings_from({
+        "data_dir": data_dir, "host": "127.0.0.1", "http_port": 0, "sip_host": "127.0.0.1",
+        "sip_port": free_port(), "rtp_port_min": rtp_low, "rtp_port_max": rtp_low + 19,
+        "media_address": "127.0.0.1", "database_url": database_url, "transcription": "off",
+        "allow_insecure_urls": True, "allow_private_targets": True,
+    })  # fmt: skip
     ready: asyncio.Future[Runtime] = asyncio.get_running_loop().create_future()
     shutdown = ShutdownSignal()
     task = asyncio.create_task(

@@ -23,8 +23,9 @@ from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline, free_port
 from tests.gateway.sip_peer import CarrierCall
 from tests.gateway.test_carrier_streams import (
     AUTH_TOKEN,
+    CARRIER_CREDENTIALS,
     answer_twilio_call,
-    configure,
+    carrier_base_url,
     twilio_start,
 )
 from tests.gateway.test_inbound_calls import wait_for_status
@@ -276,8 +277,9 @@ async def test_voicemail_greets_beeps_records_and_transcribes(trunkline: Trunkli
     assert call is not None and call.recording_key
 
 
+@CARRIER_CREDENTIALS
 async def test_voicemail_on_a_carrier_media_stream(trunkline: Trunkline) -> None:
-    base = configure(trunkline)
+    base = carrier_base_url(trunkline)
     unreachable = f"ws://127.0.0.1:{free_port(1)}/agent"
     number = await trunkline.number(
         "auto_accept", unreachable, inbound_routing=InboundRouting(voicemail_message=GREETING)

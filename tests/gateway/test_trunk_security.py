@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 
+import pytest
+
 from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall
 from trunkline.gateway.sip.admission import SourceBudget
@@ -13,12 +15,16 @@ from trunkline.gateway.sip.message import SipResponse
 UNKNOWN_NUMBER = "+15550109999"
 
 
+# The trunk's digest credentials, for the tests whose carrier is an untrusted source.
+TRUNK_CREDENTIALS = pytest.mark.settings(
+    sip_trunk_username="carrier", sip_trunk_password="correct horse"
+)
+pytestmark = TRUNK_CREDENTIALS
+
+
 def distrust_loopback(trunkline: Trunkline) -> None:
     """Make the test carrier (on 127.0.0.1) an untrusted source."""
     trunkline.gateway.trusted_networks = [ipaddress.ip_network("192.0.2.0/24")]
-    settings = trunkline.services.settings
-    settings.sip_trunk_username = "carrier"
-    settings.sip_trunk_password = "correct horse"
 
 
 async def invite_with_credentials(

@@ -12,13 +12,21 @@ import aiohttp
 import pytest
 
 from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
-from tests.gateway.test_carrier_streams import AUTH_TOKEN, CALLER, configure, twilio_start
+from tests.gateway.test_carrier_streams import (
+    AUTH_TOKEN,
+    CALLER,
+    CARRIER_CREDENTIALS,
+    carrier_base_url,
+    twilio_start,
+)
 from tests.gateway.test_metrics import scrape, value
 from trunkline.gateway.carriers.stream_tokens import TOKEN_PARAMETER, issue_stream_token
 from trunkline.messaging.carrier_formats import twilio_signature
 
 CALL_SID = "CA" + "a" * 32
 OTHER_SID = "CA" + "b" * 32
+
+pytestmark = CARRIER_CREDENTIALS
 
 
 async def answer_call(
@@ -58,7 +66,7 @@ async def refused_with(http: aiohttp.ClientSession, url: str, start: dict[str, A
 async def test_a_stream_with_its_calls_token_is_bridged_and_only_once(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:
-    base = configure(trunkline)
+    base = carrier_base_url(trunkline)
     number = await trunkline.number("auto_accept", echo_agent.url)
     url = f"{base}/twilio/media-stream"
     headers = {"X-Twilio-Signature": twilio_signature(AUTH_TOKEN, url, [])}
@@ -97,7 +105,7 @@ async def test_a_stream_with_its_calls_token_is_bridged_and_only_once(
 async def test_a_stream_without_a_valid_token_for_its_call_is_refused(
     trunkline: Trunkline, echo_agent: EchoAgent, case: str, reason: str
 ) -> None:
-    base = configure(trunkline)
+    base = carrier_base_url(trunkline)
     number = await trunkline.number("auto_accept", echo_agent.url)
     await trunkline.number("auto_accept", echo_agent.url, e164="+15550100002")
     url = f"{base}/twilio/media-stream"
@@ -129,7 +137,7 @@ async def test_a_stream_without_a_valid_token_for_its_call_is_refused(
 
 
 async def test_the_voice_webhook_needs_twilios_signature(trunkline: Trunkline) -> None:
-    configure(trunkline)
+    carrier_base_url(trunkline)
     url = f"http://127.0.0.1:{trunkline.http_port}/carrier/twilio/voice"
     fields = {"CallSid": CALL_SID, "To": NUMBER, "From": CALLER}
     async with aiohttp.ClientSession() as http:

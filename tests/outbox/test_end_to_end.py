@@ -10,7 +10,7 @@ import aiohttp
 from aiohttp import web
 from inkbox.signing_keys import verify_webhook as sdk_verify_webhook
 
-from trunkline.config import Settings
+from trunkline.config import settings_from
 from trunkline.crypto import hash_token, new_token
 from trunkline.daemon import ShutdownSignal, serve
 from trunkline.runtime import Runtime
@@ -32,12 +32,14 @@ async def test_daemon_delivers_signed_events(tmp_path: Path) -> None:
     await web.TCPSite(receiver, "127.0.0.1", 0).start()
     hook_url = f"http://127.0.0.1:{receiver.addresses[0][1]}/hook"
 
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        host="127.0.0.1",
-        http_port=0,
-        allow_insecure_urls=True,
-        allow_private_targets=True,
+    settings = settings_from(
+        {
+            "data_dir": tmp_path / "data",
+            "host": "127.0.0.1",
+            "http_port": 0,
+            "allow_insecure_urls": True,
+            "allow_private_targets": True,
+        }
     )
     ready: asyncio.Future[tuple[Runtime, int]] = asyncio.get_running_loop().create_future()
     shutdown = ShutdownSignal()

@@ -73,7 +73,7 @@ class CallCore:
 
     def at_capacity(self, organization_id: str) -> bool:
         """True when the organisation already has its maximum of concurrent calls here."""
-        limit = self.settings.max_calls_per_org
+        limit = self.settings.calls.max_calls_per_org
         if not limit:
             return False
         live = sum(
@@ -238,9 +238,9 @@ class CallCore:
 
     def _arm(self, call: LiveCall, timer: e.Timer) -> None:
         seconds = {
-            e.Timer.MAX_DURATION: self.settings.max_call_seconds,
+            e.Timer.MAX_DURATION: self.settings.calls.max_call_seconds,
             e.Timer.RECONNECT_GRACE: self._grace,
-            e.Timer.VOICEMAIL_LIMIT: self.settings.voicemail_max_seconds,
+            e.Timer.VOICEMAIL_LIMIT: self.settings.calls.voicemail_max_seconds,
         }[timer]
         previous = call.timers.pop(timer, None)
         if previous is not None:
@@ -251,7 +251,7 @@ class CallCore:
 
     @property
     def _grace(self) -> float:
-        return self.settings.agent_reconnect_grace_seconds
+        return self.settings.calls.agent_reconnect_grace_seconds
 
     # -- the agent -------------------------------------------------------------------------
     def agent_lost(self, call: LiveCall) -> None:

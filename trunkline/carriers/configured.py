@@ -8,10 +8,12 @@ from trunkline.config import Settings
 
 
 def open_inventory(settings: Settings, in_use: InUseLookup) -> NumberInventory:
-    """Telnyx when ``settings.telnyx_api_key`` is set, else the local pool.
+    """Telnyx when ``settings.carriers.telnyx_api_key`` is set, else the local pool.
 
     Raises ValueError when a pool setting cannot be parsed.
     """
-    if settings.telnyx_api_key:
-        return TelnyxNumberInventory(settings.telnyx_api_url, settings.telnyx_api_key)
+    if settings.carriers.telnyx_api_key:
+        return TelnyxNumberInventory(
+            settings.carriers.telnyx_api_url, settings.carriers.telnyx_api_key
+        )
     return LocalPoolInventory.from_settings(settings, in_use)

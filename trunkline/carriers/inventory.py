@@ -156,8 +156,8 @@ class LocalPoolInventory(NumberInventory):
     @classmethod
     def from_settings(cls, settings: Settings, in_use: InUseLookup) -> LocalPoolInventory:
         return cls(
-            parse_pool(settings.number_pool, "TRUNKLINE_NUMBER_POOL"),
-            parse_pool(settings.toll_free_pool, "TRUNKLINE_TOLL_FREE_POOL"),
+            parse_pool(settings.api.number_pool, "TRUNKLINE_NUMBER_POOL"),
+            parse_pool(settings.api.toll_free_pool, "TRUNKLINE_TOLL_FREE_POOL"),
             in_use,
         )
 

@@ -188,7 +188,7 @@ async def register_number(ctx: Ctx) -> web.Response:
         inbound_routing=routing,
         **number_options(body),
     )
-    cap = settings.max_numbers_per_org
+    cap = settings.api.max_numbers_per_org
     try:
         stored = await ctx.numbers.create_number(record, max_active=cap)
     except NumberCapReached:

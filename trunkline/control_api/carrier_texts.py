@@ -87,7 +87,7 @@ async def _store(
 
 
 async def telnyx_messages(request: web.Request) -> web.Response:
-    encoded_key = request.app[SETTINGS].telnyx_public_key
+    encoded_key = request.app[SETTINGS].carriers.telnyx_public_key
     if not encoded_key:
         return _detail(403, "Telnyx ingress is not configured (TRUNKLINE_TELNYX_PUBLIC_KEY)")
     body = await _read_capped(request)
@@ -106,14 +106,14 @@ async def telnyx_messages(request: web.Request) -> web.Response:
 
 async def twilio_messages(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    auth_token = settings.twilio_auth_token
+    auth_token = settings.carriers.twilio_auth_token
     if not auth_token:
         return _detail(403, "Twilio ingress is not configured (TRUNKLINE_TWILIO_AUTH_TOKEN)")
     if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
         return _detail(413, f"Webhook body too large: at most {MAX_WEBHOOK_BYTES} bytes")
     form = await request.post()
     fields = [(k, v) for k, v in form.items() if isinstance(v, str)]
-    url = settings.effective_public_url + request.path_qs
+    url = settings.api.effective_public_url + request.path_qs
     try:
         verify_twilio(request.headers, url, fields, auth_token)
         item = parse_twilio(fields)

@@ -20,7 +20,7 @@ async def readyz(request: web.Request) -> web.Response:
         return web.json_response({"status": "draining"}, status=503)
     repository = request.app[REPOSITORY]
     waited = repository.queue_wait_seconds()
-    limit = request.app[SETTINGS].database_stall_seconds
+    limit = request.app[SETTINGS].storage.stall_seconds
     if waited > limit:
         detail = f"database queue stalled: oldest job waiting {waited:.1f} s (limit {limit:g} s)"
         return web.json_response({"status": "database stalled", "detail": detail}, status=503)

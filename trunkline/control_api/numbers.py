@@ -107,7 +107,7 @@ async def provision_number(ctx: Ctx) -> web.Response:
     _check_state(state)
     settings = ctx.request.app[SETTINGS]
     call = merge_call_settings(CallSettings("auto_reject", None, None), body, settings)
-    cap = settings.max_numbers_per_org
+    cap = settings.api.max_numbers_per_org
     held = await ctx.numbers.list_numbers(ctx.principal.organization_id)
     if sum(1 for n in held if n.status != "released") >= cap:
         raise cap_reached(cap)

@@ -68,14 +68,14 @@ class ApiThrottle:
     def from_settings(cls, settings: Settings) -> ApiThrottle:
         return cls(
             tokens=KeyedBuckets(
-                settings.api_rate_per_second,
-                settings.api_rate_burst,
+                settings.api.rate_per_second,
+                settings.api.rate_burst,
                 on_evict=API_RATE_BUCKETS_EVICTED.labels("token").inc,
             ),
             addresses=KeyedBuckets(
-                settings.api_unauthenticated_rate_per_second,
-                settings.api_unauthenticated_burst,
-                settings.api_unauthenticated_max_addresses,
+                settings.api.unauthenticated_rate_per_second,
+                settings.api.unauthenticated_burst,
+                settings.api.unauthenticated_max_addresses,
                 on_evict=API_RATE_BUCKETS_EVICTED.labels("address").inc,
             ),
         )

@@ -41,7 +41,7 @@ class GatewayCallControl:
             return True
         if not call.owner or call.owner == owner_id():
             return False
-        if self._settings.worker_of and same_node(call.owner):
+        if self._settings.process.worker_of and same_node(call.owner):
             run_dir = self._settings.data_dir / "run"
             if await ask_owner(run_dir, call.owner, call.id):  # another worker carries it
                 return True

@@ -84,7 +84,7 @@ class CarrierStreamRoutes:
             return ws
         if dialect == "twilio":
             try:
-                _bind_twilio_stream(self._used, settings.twilio_auth_token, start)
+                _bind_twilio_stream(self._used, settings.carriers.twilio_auth_token, start)
             except StreamTokenError as exc:
                 metrics.CARRIER_STREAMS_REFUSED.labels(exc.reason).inc()
                 log.info("twilio stream refused: %s", exc)
@@ -106,7 +106,7 @@ class CarrierStreamRoutes:
 
 
 def _stream_url(settings: Settings, request: web.Request) -> str:
-    base = settings.effective_public_url
+    base = settings.api.effective_public_url
     scheme, _, rest = base.partition("://")
     ws_scheme = "wss" if scheme == "https" else "ws"
     return f"{ws_scheme}://{rest}{request.path_qs}"
@@ -115,19 +115,22 @@ def _stream_url(settings: Settings, request: web.Request) -> str:
 def _refusal(request: web.Request, settings: Settings, dialect: Dialect) -> web.Response | None:
     """An error response when the upgrade is not the carrier's; None when it is."""
     if dialect == "twilio":
-        if not settings.twilio_auth_token:
+        if not settings.carriers.twilio_auth_token:
             return _detail(403, "Twilio media streams are refused: no Twilio auth token is set")
         try:
             verify_twilio(
-                request.headers, _stream_url(settings, request), [], settings.twilio_auth_token
+                request.headers,
+                _stream_url(settings, request),
+                [],
+                settings.carriers.twilio_auth_token,
             )
         except SignatureError as exc:
             return _detail(403, str(exc))
         return None
-    if not settings.telnyx_stream_token:
+    if not settings.carriers.telnyx_stream_token:
         return _detail(403, "Telnyx media streams are refused: no stream token is set")
     presented = request.headers.get(TELNYX_TOKEN_HEADER, "")
-    if not hmac.compare_digest(presented.encode(), settings.telnyx_stream_token.encode()):
+    if not hmac.compare_digest(presented.encode(), settings.carriers.telnyx_stream_token.encode()):
         return _detail(403, "Telnyx streaming auth token does not match")
     return None
 

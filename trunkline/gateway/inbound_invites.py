@@ -202,8 +202,8 @@ class InboundInvites:
         """Who an untrusted source may authenticate as: the trunk user, the number's own."""
         settings = self._settings
         passwords: Passwords = {}
-        if settings.sip_trunk_username:
-            passwords[settings.sip_trunk_username] = settings.sip_trunk_password
+        if settings.sip.trunk_username:
+            passwords[settings.sip.trunk_username] = settings.sip.trunk_password
         if number is not None and number.auth_username and number.auth_password_encrypted:
             sealed = number.auth_password_encrypted
             passwords[number.auth_username] = self._secret_box.decrypt(sealed)

@@ -104,7 +104,7 @@ class OutboundCalls:
     async def trunk_for(self, number: PhoneNumber) -> tuple[SipAddress, str, Credentials | None]:
         """Where to send the INVITE, the host for the Request-URI, and the credentials."""
         settings = self._settings
-        address = number.trunk_address or settings.sip_trunk_address
+        address = number.trunk_address or settings.sip.trunk_address
         if not address:
             raise DialError("no SIP trunk is configured for this number")
         host, port = split_host_port(address.removeprefix("sip:"))
@@ -114,8 +114,8 @@ class OutboundCalls:
             if number.auth_username and number.auth_password_encrypted:
                 password = self._secret_box.decrypt(number.auth_password_encrypted)
                 credentials = Credentials(number.auth_username, password)
-        elif settings.sip_trunk_username:
-            credentials = Credentials(settings.sip_trunk_username, settings.sip_trunk_password)
+        elif settings.sip.trunk_username:
+            credentials = Credentials(settings.sip.trunk_username, settings.sip.trunk_password)
         loop = asyncio.get_running_loop()
         try:
             infos = await loop.getaddrinfo(
@@ -172,7 +172,7 @@ class OutboundCalls:
         call.leg = OutboundSipLeg(gateway, call, invite, endpoint)
         gateway.calls[invite.call_id] = call
         self._send_invite(call)
-        timeout = self._settings.sip_ring_timeout_seconds
+        timeout = self._settings.sip.ring_timeout_seconds
         self._ring_timers[invite.call_id] = asyncio.get_running_loop().call_later(
             timeout, self.cancel, call, "no answer"
         )

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import aiohttp
@@ -104,13 +104,13 @@ class SipGateway:
         self.requests = SipRequests(self, self.inbound.accept)
         self.endpoint = SipEndpoint(
             self.requests,
-            settings.trusted_networks(),
-            SourceBudget(settings.sip_unauthenticated_rate),
+            settings.sip.trusted_sources,
+            SourceBudget(settings.sip.unauthenticated_rate),
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self.trunk_auth = TrunkAuth(
             DigestServer(
-                DIGEST_REALM, digest_key, nonce_lifetime=settings.sip_nonce_lifetime_seconds
+                DIGEST_REALM, digest_key, nonce_lifetime=settings.sip.nonce_lifetime_seconds
             )
         )
         self.outbound = OutboundCalls(self, settings, calls=call_store, secret_box=secret_box)
@@ -122,7 +122,7 @@ class SipGateway:
             recordings=self.recordings,
             speech=self.speech,
             totals=self.media_totals,
-            max_playout_seconds=settings.playout_max_seconds,
+            max_playout_seconds=settings.media.playout_max_seconds,
         )
         self.core = build_call_core(
             settings,
@@ -138,7 +138,7 @@ class SipGateway:
         )
         self.calls = self.core.calls  # by the leg's call id (SIP Call-ID)
         self.rejected_calls = RejectedCallRecords(
-            call_store, settings.rejected_call_record_rate, self.spawn, time.monotonic
+            call_store, settings.calls.rejected_call_record_rate, self.spawn, time.monotonic
         )
 
     # -- the endpoint's state, as metrics, probes and the outbound calls read it ---------
@@ -179,11 +179,11 @@ class SipGateway:
         return self.trunk_auth.refused
 
     @property
-    def trusted_networks(self) -> list[Network]:
+    def trusted_networks(self) -> Sequence[Network]:
         return self.endpoint.trusted_networks
 
     @trusted_networks.setter
-    def trusted_networks(self, networks: list[Network]) -> None:
+    def trusted_networks(self, networks: Sequence[Network]) -> None:
         self.endpoint.trusted_networks = networks
 
     @property

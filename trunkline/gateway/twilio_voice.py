@@ -40,14 +40,14 @@ def stream_twiml(stream_url: str, parameters: dict[str, str]) -> str:
 
 
 async def twilio_voice(request: web.Request, settings: Settings) -> web.Response:
-    auth_token = settings.twilio_auth_token
+    auth_token = settings.carriers.twilio_auth_token
     if not auth_token:
         return _detail(403, "Twilio calls are refused: no Twilio auth token is set")
     if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
         return _detail(413, f"Webhook body too large: at most {MAX_WEBHOOK_BYTES} bytes")
     form = await request.post()
     fields = [(k, v) for k, v in form.items() if isinstance(v, str)]
-    base = settings.effective_public_url
+    base = settings.api.effective_public_url
     try:
         verify_twilio(request.headers, base + request.path_qs, fields, auth_token)
     except SignatureError as exc:
@@ -56,7 +56,7 @@ async def twilio_voice(request: web.Request, settings: Settings) -> web.Response
     call_sid, to, caller = values.get("CallSid", ""), values.get("To", ""), values.get("From", "")
     if not call_sid or max(len(call_sid), len(to), len(caller)) > MAX_FIELD_CHARS:
         return _detail(422, f"CallSid is required; CallSid, To and From at most {MAX_FIELD_CHARS}")
-    expires = int(time.time() + settings.twilio_stream_token_seconds)
+    expires = int(time.time() + settings.carriers.twilio_stream_token_seconds)
     scheme, _, rest = base.partition("://")
     stream_url = f"{'wss' if scheme == 'https' else 'ws'}://{rest}/carrier/twilio/media-stream"
     token = issue_stream_token(auth_token, call_sid, to, caller, expires)

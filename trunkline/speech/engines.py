@@ -29,21 +29,23 @@ def _piper() -> PiperSynthesizer:
 
 
 def transcriber_for(settings: Settings) -> Transcriber | None:
-    if settings.transcription == "whisper":
-        return _whisper(settings.transcription_threads, settings.transcription_workers)
-    if settings.transcription == "http":
+    if settings.speech.transcription == "whisper":
+        return _whisper(
+            settings.speech.transcription_threads, settings.speech.transcription_workers
+        )
+    if settings.speech.transcription == "http":
         return HttpTranscriber(
-            settings.transcription_api_url,
-            settings.transcription_api_key,
-            settings.transcription_api_model,
+            settings.speech.transcription_api_url,
+            settings.speech.transcription_api_key,
+            settings.speech.transcription_api_model,
         )
     return None
 
 
 def synthesizer_for(settings: Settings) -> Synthesizer | None:
-    if settings.text_to_speech == "piper":
+    if settings.speech.text_to_speech == "piper":
         return _piper()
-    if settings.text_to_speech == "espeak":
+    if settings.speech.text_to_speech == "espeak":
         return EspeakSynthesizer()
     return None
 
@@ -56,11 +58,11 @@ class SpeechEngines:
         self.synthesizer = synthesizer_for(settings)
         self.transcription = SpeechWorkers(
             "transcription",
-            threads=settings.transcription_workers,
-            max_queued=settings.transcription_queue,
+            threads=settings.speech.transcription_workers,
+            max_queued=settings.speech.transcription_queue,
         )
         self.synthesis = SpeechWorkers(
-            "synthesis", threads=settings.speech_workers, max_queued=SYNTHESIS_QUEUE
+            "synthesis", threads=settings.speech.speech_workers, max_queued=SYNTHESIS_QUEUE
         )
 
     def stop(self) -> None:

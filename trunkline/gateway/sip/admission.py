@@ -12,6 +12,7 @@ digest authentication (``sip.trunk_auth``).
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 
 from trunkline.ratelimit import KeyedBuckets
 
@@ -19,7 +20,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_TRACKED_SOURCES = 10_000
 
 
-def is_trusted(host: str, networks: list[Network]) -> bool:
+def is_trusted(host: str, networks: Sequence[Network]) -> bool:
     try:
         address = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import cast
 
 from trunkline import metrics
@@ -84,7 +84,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
     def __init__(
         self,
         application: SipApplication,
-        trusted_networks: list[Network],
+        trusted_networks: Sequence[Network],
         budget: SourceBudget,
         *,
         now: Callable[[], float] = _loop_time,

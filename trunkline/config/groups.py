@@ -1,0 +1,351 @@
+"""The settings, frozen and grouped by the part of trunkline that reads them.
+
+Each field names its operator-facing setting in its metadata (``env``: the
+environment name without ``TRUNKLINE_``, also the TOML key) with a one-line
+``help``. Values are parsed once, when the settings are loaded
+(``config.loading``); nothing changes them afterwards.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class TranscriptionEngine(StrEnum):
+    WHISPER = "whisper"  # the embedded faster-whisper model
+    HTTP = "http"  # an OpenAI-compatible transcription API
+    OFF = "off"
+
+
+class SpeechEngine(StrEnum):
+    PIPER = "piper"  # the embedded Piper voice
+    ESPEAK = "espeak"  # espeak-ng
+    OFF = "off"
+
+
+def setting(env: str, default: Any, help: str) -> Any:
+    """A field bound to the operator setting ``env`` (lower case, no prefix)."""
+    if isinstance(default, tuple | Path):
+        return field(default_factory=lambda: default, metadata={"env": env, "help": help})
+    return field(default=default, metadata={"env": env, "help": help})
+
+
+def parse_networks(text: str) -> tuple[IpNetwork, ...]:
+    """Comma-separated CIDRs (or addresses) as networks; ValueError names a bad one."""
+    items = [item.strip() for item in text.split(",")]
+    return tuple(ipaddress.ip_network(item, strict=False) for item in items if item)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """The HTTP listener: control API, carrier webhooks and media-stream WebSockets."""
+
+    host: str = setting("host", "0.0.0.0", "control API and media-stream WebSocket listen address")
+    port: int = setting("http_port", 8080, "control API and media-stream WebSocket port")
+    public_url: str = setting(
+        "public_url", "", "base URL used in presigned links (default http://HOST:PORT)"
+    )
+    rate_per_second: float = setting(
+        "api_rate_per_second", 50.0, "API requests per second per valid service token"
+    )
+    rate_burst: int = setting(
+        "api_rate_burst", 100, "API requests a token may make at once before the rate applies"
+    )
+    unauthenticated_rate_per_second: float = setting(
+        "api_unauthenticated_rate_per_second",
+        1.0,
+        "API requests per second one client address may make without a valid token",
+    )
+    unauthenticated_burst: int = setting(
+        "api_unauthenticated_burst",
+        20,
+        "API requests without a valid token one address may make at once",
+    )
+    unauthenticated_max_addresses: int = setting(
+        "api_unauthenticated_max_addresses",
+        10_000,
+        "client addresses whose unauthenticated budget is tracked (least recent forgotten)",
+    )
+    max_numbers_per_org: int = setting(
+        "max_numbers_per_org", 3, "active phone numbers one organisation may hold"
+    )
+    number_pool: str = setting(
+        "number_pool",
+        "+15550100000-+15550100999",
+        "local numbers the embedded inventory hands out (FIRST-LAST[,FIRST-LAST])",
+    )
+    toll_free_pool: str = setting(
+        "toll_free_pool",
+        "+18885550000-+18885550999",
+        "toll-free numbers of the embedded inventory (FIRST-LAST[,...])",
+    )
+
+    @property
+    def effective_public_url(self) -> str:
+        """The base URL peers reach this process at: configured, else from host and port."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class SipSettings:
+    """The SIP trunk side: listener, trusted carriers, digest credentials, timers."""
+
+    host: str = setting("sip_host", "0.0.0.0", "SIP over UDP listen address")
+    port: int = setting("sip_port", 5060, "SIP over UDP port")
+    trusted_sources: tuple[IpNetwork, ...] = setting(
+        "sip_trusted_sources",
+        parse_networks("127.0.0.0/8,::1/128"),
+        "carrier networks (CIDR, comma-separated) that need no digest auth",
+    )
+    trunk_address: str = setting(
+        "sip_trunk_address", "", "default SIP trunk host[:port] for outbound calls"
+    )
+    trunk_username: str = setting(
+        "sip_trunk_username", "", "digest username for the default trunk (both directions)"
+    )
+    trunk_password: str = setting("sip_trunk_password", "", "digest password for the default trunk")
+    ring_timeout_seconds: float = setting(
+        "sip_ring_timeout_seconds", 60.0, "outbound calls not answered within this are cancelled"
+    )
+    unauthenticated_rate: float = setting(
+        "sip_unauthenticated_rate", 10.0, "SIP requests per second one untrusted source may send"
+    )
+    nonce_lifetime_seconds: float = setting(
+        "sip_nonce_lifetime_seconds",
+        30.0,
+        "seconds a SIP digest nonce is good for (then stale=true)",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSettings:
+    """RTP ports, the address written into SDP, and the per-call audio buffers."""
+
+    address: str = setting(
+        "media_address", "", "address written into SDP (default: SIP host or first non-loopback)"
+    )
+    rtp_port_min: int = setting("rtp_port_min", 10000, "lowest RTP port (one port per call)")
+    rtp_port_max: int = setting("rtp_port_max", 20000, "highest RTP port")
+    playout_max_seconds: float = setting(
+        "playout_max_seconds",
+        60.0,
+        "agent audio queued per call beyond this is dropped (oldest first)",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CallPolicy:
+    """Limits and timers every call obeys, whatever leg it arrived on."""
+
+    max_call_seconds: float = setting(
+        "max_call_seconds",
+        14_400.0,
+        "answered calls are ended after this long (hangup_reason max_duration)",
+    )
+    max_calls_per_org: int = setting(
+        "max_calls_per_org", 0, "concurrent calls one organisation may have (0: no limit)"
+    )
+    agent_reconnect_grace_seconds: float = setting(
+        "agent_reconnect_grace_seconds",
+        5.0,
+        "a call whose agent socket drops is redialled this long, then ended",
+    )
+    rejected_call_record_rate: float = setting(
+        "rejected_call_record_rate",
+        1.0,
+        "rejected calls stored per second per number (burst 10)",
+    )
+    voicemail_max_seconds: float = setting(
+        "voicemail_max_seconds", 120.0, "a voicemail message is recorded for at most this long"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechSettings:
+    """Speech to text and text to speech: engines, workers and queues."""
+
+    transcription: TranscriptionEngine = setting(
+        "transcription",
+        TranscriptionEngine.WHISPER,
+        "speech to text: whisper (embedded tiny.en), http (OpenAI-compatible) or off",
+    )
+    transcription_workers: int = setting(
+        "transcription_workers",
+        1,
+        "transcription worker threads (each runs one utterance at a time)",
+    )
+    transcription_threads: int = setting(
+        "transcription_threads", 1, "CPU threads each Whisper transcription may use"
+    )
+    transcription_queue: int = setting(
+        "transcription_queue",
+        256,
+        "utterances waiting for transcription beyond this are dropped (counted)",
+    )
+    transcription_api_url: str = setting(
+        "transcription_api_url",
+        "https://api.openai.com",
+        "base URL of the OpenAI-compatible /v1/audio/transcriptions API",
+    )
+    transcription_api_key: str = setting(
+        "transcription_api_key", "", "bearer key for the transcription API"
+    )
+    transcription_api_model: str = setting(
+        "transcription_api_model", "whisper-1", "model name sent to the transcription API"
+    )
+    text_to_speech: SpeechEngine = setting(
+        "text_to_speech",
+        SpeechEngine.PIPER,
+        "speech engine: piper (embedded en_US-joe-medium), espeak (espeak-ng) or off",
+    )
+    speech_workers: int = setting("speech_workers", 1, "text-to-speech worker threads")
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    """The database, its per-organisation queues, and the blob store."""
+
+    database_url: str = setting(
+        "database_url",
+        "",
+        "sqlite:///path or postgresql://... (default: SQLite in the data dir)",
+    )
+    queue_per_org: int = setting(
+        "database_queue_per_org",
+        256,
+        "database jobs one organisation may have waiting (beyond: 503)",
+    )
+    sheddable_per_org: int = setting(
+        "database_sheddable_per_org",
+        64,
+        "rejected-call records / transcript writes waiting per org",
+    )
+    stall_seconds: float = setting(
+        "database_stall_seconds",
+        5.0,
+        "/readyz is 503 while a database job has waited longer than this",
+    )
+    s3_bucket: str = setting(
+        "s3_bucket", "", "keep media and recordings in this S3 bucket (unset: the data directory)"
+    )
+    s3_endpoint_url: str = setting(
+        "s3_endpoint_url", "", "S3-compatible endpoint, e.g. MinIO (unset: AWS)"
+    )
+    s3_region: str = setting("s3_region", "us-east-1", "S3 region")
+    s3_access_key_id: str = setting(
+        "s3_access_key_id", "", "S3 access key id (unset: the standard AWS credential chain)"
+    )
+    s3_secret_access_key: str = setting("s3_secret_access_key", "", "S3 secret access key")
+
+
+@dataclass(frozen=True, slots=True)
+class CarrierSettings:
+    """Credentials of the carriers' REST APIs, webhooks and media streams."""
+
+    twilio_auth_token: str = setting(
+        "twilio_auth_token", "", "verifies X-Twilio-Signature (unset: Twilio ingress refused)"
+    )
+    twilio_stream_token_seconds: float = setting(
+        "twilio_stream_token_seconds",
+        60.0,
+        "how long the stream token in trunkline's TwiML may open a media stream",
+    )
+    telnyx_api_key: str = setting(
+        "telnyx_api_key", "", "Telnyx REST API key (unset: local number pool)"
+    )
+    telnyx_api_url: str = setting(
+        "telnyx_api_url", "https://api.telnyx.com", "Telnyx REST API base URL"
+    )
+    telnyx_public_key: str = setting(
+        "telnyx_public_key",
+        "",
+        "Telnyx Ed25519 webhook public key, base64 (unset: Telnyx ingress refused)",
+    )
+    telnyx_stream_token: str = setting(
+        "telnyx_stream_token",
+        "",
+        "x-telnyx-streaming-auth-token Telnyx media streams must present (unset: refused)",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSettings:
+    """The process itself: workers, shutdown and logging."""
+
+    workers: int = setting(
+        "workers", 1, "event-loop processes sharing the HTTP and SIP ports (SO_REUSEPORT)"
+    )
+    worker_of: int = setting(
+        "worker_of", 0, "set by serve --workers for each worker process (not set by hand)"
+    )
+    worker_slot: int = setting(
+        "worker_slot", 0, "set by serve --workers: this worker's slot, 0..N-1 (not set by hand)"
+    )
+    shutdown_timeout_seconds: float = setting(
+        "shutdown_timeout_seconds", 30.0, "how long live calls may finish after SIGTERM"
+    )
+    log_level: LogLevel = setting(
+        "log_level", LogLevel.INFO, "debug, info, warning, error or critical"
+    )
+    log_format: LogFormat = setting(
+        "log_format", LogFormat.TEXT, "text or json (one JSON object per line)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every operator-facing setting: a few process-wide ones, the rest in groups."""
+
+    data_dir: Path = setting(
+        "data_dir", Path("./trunkline-data"), "database file, recordings, media"
+    )
+    secret_key: str = setting(
+        "secret_key",
+        "",
+        "encrypts stored secrets, signs presigned URLs (default: generated in data dir)",
+    )
+    allow_insecure_urls: bool = setting(
+        "allow_insecure_urls", False, "accept ws:// and http:// agent/webhook URLs (development)"
+    )
+    allow_private_targets: bool = setting(
+        "allow_private_targets",
+        False,
+        "allow agent/webhook URLs resolving to private/loopback addresses",
+    )
+    api: ApiSettings = field(default_factory=ApiSettings)
+    sip: SipSettings = field(default_factory=SipSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
+    calls: CallPolicy = field(default_factory=CallPolicy)
+    speech: SpeechSettings = field(default_factory=SpeechSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    carriers: CarrierSettings = field(default_factory=CarrierSettings)
+    process: ProcessSettings = field(default_factory=ProcessSettings)
+
+    @property
+    def database_url(self) -> str:
+        """The database to open: configured, else SQLite in the data directory."""
+        if self.storage.database_url:
+            return self.storage.database_url
+        return f"sqlite:///{(self.data_dir / 'trunkline.db').as_posix()}"

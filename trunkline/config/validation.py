@@ -1,0 +1,116 @@
+"""Checks across settings that their types alone cannot express; errors name the setting."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from trunkline.config.groups import Settings
+
+ENV_PREFIX = "TRUNKLINE_"
+
+
+class ConfigError(ValueError):
+    """A setting has a value trunkline cannot use; the message names the setting."""
+
+
+def _positive(value: float, name: str) -> None:
+    if value <= 0:
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be positive")
+
+
+def _at_least_one(value: int, name: str) -> None:
+    if value < 1:
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
+
+
+def _not_negative(value: float, name: str) -> None:
+    if value < 0:
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()} must not be negative")
+
+
+def validate(settings: Settings) -> None:
+    """Raise ConfigError naming the first bad setting."""
+    _check_network(settings)
+    _check_limits(settings)
+    _check_process(settings)
+    _check_credentials(settings)
+    _check_speech_and_storage(settings)
+
+
+def _check_network(settings: Settings) -> None:
+    api, sip, media = settings.api, settings.sip, settings.media
+    ports = {
+        "http_port": api.port,
+        "sip_port": sip.port,
+        "rtp_port_min": media.rtp_port_min,
+        "rtp_port_max": media.rtp_port_max,
+    }
+    for name, value in ports.items():
+        if not 0 <= value <= 65535:
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be 0-65535, got {value}")
+    if media.rtp_port_min > media.rtp_port_max:
+        raise ConfigError("TRUNKLINE_RTP_PORT_MIN must not exceed TRUNKLINE_RTP_PORT_MAX")
+    _positive(sip.ring_timeout_seconds, "sip_ring_timeout_seconds")
+    _positive(sip.unauthenticated_rate, "sip_unauthenticated_rate")
+    _positive(sip.nonce_lifetime_seconds, "sip_nonce_lifetime_seconds")
+
+
+def _check_limits(settings: Settings) -> None:
+    api, calls = settings.api, settings.calls
+    if api.rate_per_second <= 0 or api.rate_burst < 1:
+        raise ConfigError(
+            "TRUNKLINE_API_RATE_PER_SECOND must be positive and TRUNKLINE_API_RATE_BURST >= 1"
+        )
+    if api.unauthenticated_rate_per_second <= 0 or api.unauthenticated_burst < 1:
+        raise ConfigError(
+            "TRUNKLINE_API_UNAUTHENTICATED_RATE_PER_SECOND must be positive and"
+            " TRUNKLINE_API_UNAUTHENTICATED_BURST >= 1"
+        )
+    _at_least_one(api.unauthenticated_max_addresses, "api_unauthenticated_max_addresses")
+    _not_negative(api.max_numbers_per_org, "max_numbers_per_org")
+    _not_negative(calls.max_calls_per_org, "max_calls_per_org")
+    _positive(calls.max_call_seconds, "max_call_seconds")
+    _not_negative(calls.agent_reconnect_grace_seconds, "agent_reconnect_grace_seconds")
+    _not_negative(calls.rejected_call_record_rate, "rejected_call_record_rate")
+    _positive(calls.voicemail_max_seconds, "voicemail_max_seconds")
+    if settings.media.playout_max_seconds < 1:
+        raise ConfigError("TRUNKLINE_PLAYOUT_MAX_SECONDS must be at least 1")
+
+
+def _check_process(settings: Settings) -> None:
+    process = settings.process
+    _at_least_one(process.workers, "workers")
+    if process.workers > 1 and (settings.api.port == 0 or settings.sip.port == 0):
+        raise ConfigError("TRUNKLINE_WORKERS above 1 needs fixed HTTP and SIP ports")
+    _not_negative(process.worker_of, "worker_of")
+    if process.worker_slot < 0 or (process.worker_of and process.worker_slot >= process.worker_of):
+        raise ConfigError("TRUNKLINE_WORKER_SLOT must be 0 to TRUNKLINE_WORKER_OF - 1")
+
+
+def _check_credentials(settings: Settings) -> None:
+    if settings.sip.trunk_username and not settings.sip.trunk_password:
+        raise ConfigError("TRUNKLINE_SIP_TRUNK_PASSWORD is required with a trunk username")
+    carriers = settings.carriers
+    _positive(carriers.twilio_stream_token_seconds, "twilio_stream_token_seconds")
+    if carriers.telnyx_public_key:
+        try:
+            raw = base64.b64decode(carriers.telnyx_public_key, validate=True)
+        except binascii.Error:
+            raw = b""
+        if len(raw) != 32:
+            raise ConfigError("TRUNKLINE_TELNYX_PUBLIC_KEY must be base64 of a 32-byte key")
+
+
+def _check_speech_and_storage(settings: Settings) -> None:
+    speech, storage = settings.speech, settings.storage
+    _at_least_one(speech.transcription_workers, "transcription_workers")
+    _at_least_one(speech.transcription_threads, "transcription_threads")
+    _at_least_one(speech.speech_workers, "speech_workers")
+    _at_least_one(speech.transcription_queue, "transcription_queue")
+    _at_least_one(storage.queue_per_org, "database_queue_per_org")
+    _at_least_one(storage.sheddable_per_org, "database_sheddable_per_org")
+    _positive(storage.stall_seconds, "database_stall_seconds")
+    url = storage.database_url
+    if url and not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ConfigError("TRUNKLINE_DATABASE_URL must start with sqlite:/// or postgresql://")
