@@ -24,6 +24,7 @@ lint: $(VENV)/.test
 	$(BIN)/ruff check trunkline tests benchmarks
 	$(BIN)/ruff format --check trunkline tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest -q
