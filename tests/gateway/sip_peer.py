@@ -27,16 +27,19 @@ class Inbox(asyncio.DatagramProtocol):
             self.queue.put_nowait(data)
 
 
-async def bind_udp() -> tuple[asyncio.DatagramTransport, Inbox, int]:
+async def bind_udp(host: str = "127.0.0.1") -> tuple[asyncio.DatagramTransport, Inbox, int]:
     loop = asyncio.get_running_loop()
     inbox = Inbox()
-    transport, _ = await loop.create_datagram_endpoint(lambda: inbox, local_addr=("127.0.0.1", 0))
+    transport, _ = await loop.create_datagram_endpoint(lambda: inbox, local_addr=(host, 0))
     inbox.transport = transport
     return transport, inbox, int(transport.get_extra_info("sockname")[1])
 
 
 @dataclass
 class CarrierCall:
+    """A carrier placing calls to trunkline from ``host`` (its SIP and RTP sockets, Via,
+    From, Contact and SDP all name it; the whole 127.0.0.0/8 is loopback on Linux)."""
+
     sip: asyncio.DatagramTransport
     sip_inbox: Inbox
     sip_port: int
@@ -48,24 +51,26 @@ class CarrierCall:
     from_tag: str = field(default_factory=lambda: secrets.token_hex(4))
     to_header: str = ""
     remote_media: tuple[str, int] | None = None
+    host: str = "127.0.0.1"
 
     @classmethod
-    async def open(cls, sip_port: int) -> CarrierCall:
-        sip, sip_inbox, own_sip = await bind_udp()
-        rtp, rtp_inbox, own_rtp = await bind_udp()
-        return cls(sip, sip_inbox, own_sip, rtp, rtp_inbox, own_rtp, ("127.0.0.1", sip_port))
+    async def open(cls, sip_port: int, host: str = "127.0.0.1") -> CarrierCall:
+        sip, sip_inbox, own_sip = await bind_udp(host)
+        rtp, rtp_inbox, own_rtp = await bind_udp(host)
+        target = ("127.0.0.1", sip_port)
+        return cls(sip, sip_inbox, own_sip, rtp, rtp_inbox, own_rtp, target, host=host)
 
     def request(
         self, method: str, number: str, cseq: int, body: bytes = b"", branch: str | None = None
     ) -> SipRequest:
         request = SipRequest(method=method, uri=f"sip:{number}@127.0.0.1:{self.target[1]}")
         branch = branch or "z9hG4bK" + secrets.token_hex(6)
-        request.headers.add("Via", f"SIP/2.0/UDP 127.0.0.1:{self.sip_port};branch={branch}")
-        request.headers.add("From", f"<sip:+14155550123@127.0.0.1>;tag={self.from_tag}")
+        request.headers.add("Via", f"SIP/2.0/UDP {self.host}:{self.sip_port};branch={branch}")
+        request.headers.add("From", f"<sip:+14155550123@{self.host}>;tag={self.from_tag}")
         request.headers.add("To", self.to_header or f"<sip:{number}@127.0.0.1>")
         request.headers.add("Call-ID", self.call_id)
         request.headers.add("CSeq", f"{cseq} {method}")
-        request.headers.add("Contact", f"<sip:carrier@127.0.0.1:{self.sip_port}>")
+        request.headers.add("Contact", f"<sip:carrier@{self.host}:{self.sip_port}>")
         request.headers.add("Max-Forwards", "70")
         if body:
             request.headers.add("Content-Type", "application/sdp")
@@ -89,7 +94,7 @@ class CarrierCall:
         headers: dict[str, str] | None = None,
     ) -> SipResponse:
         sdp = (
-            "v=0\r\no=carrier 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"v=0\r\no=carrier 1 1 IN IP4 {self.host}\r\ns=-\r\nc=IN IP4 {self.host}\r\nt=0 0\r\n"
             f"m=audio {self.rtp_port} RTP/AVP {payload_types}\r\n"
             "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
         ).encode()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,12 +13,11 @@ from tests.gateway.test_metrics import scrape, value
 from tests.gateway.test_outbound_calls import place, register_byo_number, wait_status
 from tests.gateway.test_trunk_security import (
     TRUNK_CREDENTIALS,
-    distrust_loopback,
+    UNTRUSTED_LOOPBACK,
     invite_with_credentials,
 )
 from trunkline.calls.live_call import LiveCall
 from trunkline.gateway.rtp.leg import RtpLeg
-from trunkline.gateway.sip.admission import SourceBudget
 from trunkline.gateway.sip.digest import Challenge
 from trunkline.gateway.sip.message import (
     Address,
@@ -30,6 +28,9 @@ from trunkline.gateway.sip.message import (
 )
 
 pytestmark = TRUNK_CREDENTIALS
+
+# The carrier on 127.0.0.1 is trusted; impostors on 127.0.0.2 are not.
+TRUST_ONLY_THE_CARRIER = pytest.mark.settings(sip_trusted_sources="127.0.0.1/32")
 
 
 async def bind_on(host: str) -> tuple[asyncio.DatagramTransport, Inbox, int]:
@@ -149,11 +150,11 @@ async def test_wrong_or_missing_tags_get_481_once_and_change_nothing(
         carrier.close()
 
 
+@TRUST_ONLY_THE_CARRIER
 async def test_bye_and_reinvite_from_another_address_are_challenged_and_change_nothing(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:
     await trunkline.number("auto_accept", echo_agent.url)
-    trunkline.gateway.trusted_networks = [ipaddress.ip_network("127.0.0.1/32")]
     carrier = await CarrierCall.open(trunkline.sip_port)
     attacker: CarrierCall | None = None
     try:
@@ -187,11 +188,11 @@ async def test_bye_and_reinvite_from_another_address_are_challenged_and_change_n
             attacker.close()
 
 
+@UNTRUSTED_LOOPBACK
 async def test_untrusted_trunk_in_dialog_from_another_port_must_pass_digest(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:
     await trunkline.number("auto_accept", echo_agent.url)
-    distrust_loopback(trunkline)
     _, answered, carrier = await invite_with_credentials(
         trunkline, NUMBER, "carrier", "correct horse"
     )
@@ -265,11 +266,11 @@ async def test_cancel_must_come_from_where_the_invite_came_from(
         attacker.close()
 
 
+@TRUST_ONLY_THE_CARRIER
 async def test_ack_from_a_stranger_does_not_stop_the_2xx_retransmissions(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:
     await trunkline.number("auto_accept", echo_agent.url)
-    trunkline.gateway.trusted_networks = [ipaddress.ip_network("127.0.0.1/32")]
     carrier = await CarrierCall.open(trunkline.sip_port)
     attacker: CarrierCall | None = None
     try:
@@ -291,11 +292,11 @@ async def test_ack_from_a_stranger_does_not_stop_the_2xx_retransmissions(
             attacker.close()
 
 
+@UNTRUSTED_LOOPBACK
 async def test_challenges_and_refusals_are_sent_once_without_a_transaction(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:
     await trunkline.number("auto_accept", echo_agent.url)
-    distrust_loopback(trunkline)
     unanswered = await CarrierCall.open(trunkline.sip_port)
     wrong = await CarrierCall.open(trunkline.sip_port)
     try:
@@ -324,26 +325,31 @@ async def test_challenges_and_refusals_are_sent_once_without_a_transaction(
         wrong.close()
 
 
+# The limit holds from the start: the call's setup (INVITE, ACK of the 401, INVITE with
+# credentials, ACK of the 200) spends 4 of the burst of 2 x 5 = 10, and after 1 s the
+# source has refilled 5 > 4, back to a full burst (the bucket holds no more than that).
+# So the 30 in-dialog requests meet exactly the burst, plus what refills while sending.
+@UNTRUSTED_LOOPBACK
+@pytest.mark.settings(sip_unauthenticated_rate=5.0)
 async def test_in_dialog_requests_spend_the_sources_budget(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:
     await trunkline.number("auto_accept", echo_agent.url)
-    distrust_loopback(trunkline)
     _, answered, carrier = await invite_with_credentials(
         trunkline, NUMBER, "carrier", "correct horse"
     )
     try:
         assert answered.status == 200
         gateway = trunkline.gateway
-        gateway.budget = SourceBudget(rate=2.0)  # burst of 4
+        assert gateway.budget.dropped == 0  # the setup fit in the burst
+        await asyncio.sleep(1.0)  # the source's budget refills to its burst of 10
         for cseq in range(3, 33):
             carrier.sip.sendto(carrier.request("OPTIONS", NUMBER, cseq).serialize(), carrier.target)
         answers = await responses_within(carrier, 1.0)
-        assert 3 <= len(answers) <= 6  # the burst (less the ACK, if it came late), plus refill
+        assert 10 <= len(answers) <= 12  # the burst, plus what refilled while sending
         assert all(r.status == 200 for r in answers)
         assert gateway.budget.dropped == 30 - len(answers)
-        gateway.budget = SourceBudget(rate=10.0)
-        assert (await hang_up(carrier)).status == 200
+        assert (await hang_up(carrier)).status == 200  # 1 s later: 5 tokens again
     finally:
         carrier.close()
 
@@ -389,10 +395,10 @@ def callee_bye(invite: SipRequest, via: tuple[str, int], cseq: int) -> SipReques
     return bye
 
 
+@TRUST_ONLY_THE_CARRIER
 async def test_outbound_call_is_not_ended_by_a_bye_from_another_address(
     trunkline: Trunkline, echo_agent: EchoAgent, api: Api
 ) -> None:
-    trunkline.gateway.trusted_networks = [ipaddress.ip_network("127.0.0.1/32")]
     trunk, trunk_inbox, trunk_port = await bind_udp()
     media, _, media_port = await bind_udp()
     attacker, attacker_inbox, attacker_port = await bind_on("127.0.0.2")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,7 +16,6 @@ from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall
 from trunkline.gateway.rtp.leg import RtpLeg
 from trunkline.gateway.rtp.packet import build_packet, parse_packet
-from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip.message import SipResponse, parse_message
 from trunkline.storage.models import Call, InboundRouting
 
@@ -284,14 +284,17 @@ async def test_malformed_sip_gets_400_or_is_dropped_and_counted(trunkline: Trunk
     assert ok is not None and ok.status == 200  # still serving
 
 
+# One even RTP port (and its RTCP neighbour): room for one call. Random below the
+# ephemeral range (32768+), so concurrent runs and client sockets rarely collide on it.
+ONE_CALL_RTP_PORT = 32000 + 2 * secrets.randbelow(380)
+
+
+@pytest.mark.settings(rtp_port_min=ONE_CALL_RTP_PORT, rtp_port_max=ONE_CALL_RTP_PORT + 1)
 async def test_at_capacity_the_call_gets_503_with_retry_after(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:
     await trunkline.number("auto_accept", echo_agent.url)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        low = int(probe.getsockname()[1]) & ~1
-    trunkline.gateway.ports = RtpPortAllocator("127.0.0.1", low, low + 1)  # room for one call
+    assert trunkline.gateway.ports.free == 1
     first = await CarrierCall.open(trunkline.sip_port)
     second = await CarrierCall.open(trunkline.sip_port)
     try:

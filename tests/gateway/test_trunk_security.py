@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 import pytest
 
 from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall
-from trunkline.gateway.sip.admission import SourceBudget
 from trunkline.gateway.sip.digest import Challenge
 from trunkline.gateway.sip.message import SipResponse
 
@@ -22,9 +19,8 @@ TRUNK_CREDENTIALS = pytest.mark.settings(
 pytestmark = TRUNK_CREDENTIALS
 
 
-def distrust_loopback(trunkline: Trunkline) -> None:
-    """Make the test carrier (on 127.0.0.1) an untrusted source."""
-    trunkline.gateway.trusted_networks = [ipaddress.ip_network("192.0.2.0/24")]
+# The test carrier (on 127.0.0.1) is an untrusted source.
+UNTRUSTED_LOOPBACK = pytest.mark.settings(sip_trusted_sources="192.0.2.0/24")
 
 
 async def invite_with_credentials(
@@ -40,11 +36,11 @@ async def invite_with_credentials(
     return challenge, final, carrier
 
 
+@UNTRUSTED_LOOPBACK
 async def test_untrusted_source_is_challenged_before_anything_is_revealed(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:
     await trunkline.number("auto_accept", echo_agent.url)
-    distrust_loopback(trunkline)
     for number in (NUMBER, UNKNOWN_NUMBER):
         carrier = await CarrierCall.open(trunkline.sip_port)
         try:
@@ -57,11 +53,11 @@ async def test_untrusted_source_is_challenged_before_anything_is_revealed(
     assert not echo_agent.calls
 
 
+@UNTRUSTED_LOOPBACK
 async def test_digest_authenticated_invite_is_answered(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:
     await trunkline.number("auto_accept", echo_agent.url)
-    distrust_loopback(trunkline)
     challenge, final, carrier = await invite_with_credentials(
         trunkline, NUMBER, "carrier", "correct horse"
     )
@@ -72,11 +68,11 @@ async def test_digest_authenticated_invite_is_answered(
         carrier.close()
 
 
+@UNTRUSTED_LOOPBACK
 async def test_unknown_user_and_wrong_password_get_the_same_answer(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:
     await trunkline.number("auto_accept", echo_agent.url)
-    distrust_loopback(trunkline)
     answers = []
     for number, username, password in [
         (NUMBER, "carrier", "wrong"),
@@ -91,42 +87,46 @@ async def test_unknown_user_and_wrong_password_get_the_same_answer(
     assert not echo_agent.calls
 
 
+# 127.0.0.1 is trusted, 127.0.0.2 is not: both send from the start, so the untrusted
+# one starts with a full burst of 2 x 5 = 10 requests, as if its limit had just been set.
+@pytest.mark.settings(sip_trusted_sources="127.0.0.1/32", sip_unauthenticated_rate=5.0)
 async def test_untrusted_sources_are_rate_limited_and_trusted_ones_are_not(
     trunkline: Trunkline,
 ) -> None:
     gateway = trunkline.gateway
-    gateway.budget = SourceBudget(rate=5.0)  # burst of 10
-    carrier = await CarrierCall.open(trunkline.sip_port)
+    trusted = await CarrierCall.open(trunkline.sip_port)
+    untrusted = await CarrierCall.open(trunkline.sip_port, host="127.0.0.2")
     try:
         for cseq in range(30):
-            carrier.sip.sendto(
-                carrier.request("OPTIONS", NUMBER, cseq + 1).serialize(), carrier.target
+            trusted.sip.sendto(
+                trusted.request("OPTIONS", NUMBER, cseq + 1).serialize(), trusted.target
             )
-        trusted_answers = [await carrier.response(2.0) for _ in range(30)]
+        trusted_answers = [await trusted.response(2.0) for _ in range(30)]
         assert all(r.status == 200 for r in trusted_answers)
-        distrust_loopback(trunkline)
+        assert gateway.budget.dropped == 0
         for cseq in range(30):
-            carrier.sip.sendto(
-                carrier.request("OPTIONS", NUMBER, cseq + 1).serialize(), carrier.target
+            untrusted.sip.sendto(
+                untrusted.request("OPTIONS", NUMBER, cseq + 1).serialize(), untrusted.target
             )
         answered = 0
         try:
             while True:
-                await carrier.response(1.0)
+                await untrusted.response(1.0)
                 answered += 1
         except TimeoutError:
             pass
     finally:
-        carrier.close()
+        trusted.close()
+        untrusted.close()
     assert 10 <= answered <= 12  # the burst, plus what refilled while sending
     assert gateway.budget.dropped == 30 - answered
 
 
+@UNTRUSTED_LOOPBACK
 async def test_a_captured_authorization_replayed_on_a_new_invite_is_challenged_again(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:
     await trunkline.number("auto_accept", echo_agent.url)
-    distrust_loopback(trunkline)
     carrier = await CarrierCall.open(trunkline.sip_port)
     try:
         challenge = await carrier.invite(NUMBER)

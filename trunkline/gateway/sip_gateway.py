@@ -182,17 +182,9 @@ class SipGateway:
     def trusted_networks(self) -> Sequence[Network]:
         return self.endpoint.trusted_networks
 
-    @trusted_networks.setter
-    def trusted_networks(self, networks: Sequence[Network]) -> None:
-        self.endpoint.trusted_networks = networks
-
     @property
     def budget(self) -> SourceBudget:
         return self.endpoint.budget
-
-    @budget.setter
-    def budget(self, budget: SourceBudget) -> None:
-        self.endpoint.budget = budget
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self, host: str, port: int, *, shared: bool = False) -> SipAddress:
