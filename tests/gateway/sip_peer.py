@@ -13,23 +13,33 @@ from trunkline.gateway.sip.sdp import parse_sdp
 
 
 class Inbox(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
+    """What one socket receives. A SIP socket keeps SIP only, as a SIP stack would: its port
+    may be another peer's RTP port + 1, where RTCP reports go when no ``a=rtcp`` names one."""
+
+    def __init__(self, *, sip: bool = False) -> None:
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=10_000)
         self.transport: asyncio.DatagramTransport | None = None
         self.last_source: tuple[str, int] = ("127.0.0.1", 0)
+        self.sip = sip
+        self.not_sip = 0  # datagrams a SIP socket dropped (RTP/RTCP, keep-alives)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.sip and not data[:1].isalpha():  # SIP starts with a method or "SIP/2.0"
+            self.not_sip += 1
+            return
         self.last_source = (addr[0], addr[1])
         if not self.queue.full():
             self.queue.put_nowait(data)
 
 
-async def bind_udp(host: str = "127.0.0.1") -> tuple[asyncio.DatagramTransport, Inbox, int]:
+async def bind_udp(
+    host: str = "127.0.0.1", *, sip: bool = False
+) -> tuple[asyncio.DatagramTransport, Inbox, int]:
     loop = asyncio.get_running_loop()
-    inbox = Inbox()
+    inbox = Inbox(sip=sip)
     transport, _ = await loop.create_datagram_endpoint(lambda: inbox, local_addr=(host, 0))
     inbox.transport = transport
     return transport, inbox, int(transport.get_extra_info("sockname")[1])
@@ -55,7 +65,7 @@ class CarrierCall:
 
     @classmethod
     async def open(cls, sip_port: int, host: str = "127.0.0.1") -> CarrierCall:
-        sip, sip_inbox, own_sip = await bind_udp(host)
+        sip, sip_inbox, own_sip = await bind_udp(host, sip=True)
         rtp, rtp_inbox, own_rtp = await bind_udp(host)
         target = ("127.0.0.1", sip_port)
         return cls(sip, sip_inbox, own_sip, rtp, rtp_inbox, own_rtp, target, host=host)

@@ -33,17 +33,10 @@ pytestmark = TRUNK_CREDENTIALS
 TRUST_ONLY_THE_CARRIER = pytest.mark.settings(sip_trusted_sources="127.0.0.1/32")
 
 
-async def bind_on(host: str) -> tuple[asyncio.DatagramTransport, Inbox, int]:
-    loop = asyncio.get_running_loop()
-    inbox = Inbox()
-    transport, _ = await loop.create_datagram_endpoint(lambda: inbox, local_addr=(host, 0))
-    return transport, inbox, int(transport.get_extra_info("sockname")[1])
-
-
 async def impostor(of: CarrierCall, host: str = "127.0.0.1") -> CarrierCall:
     """Another party that knows the dialog's Call-ID and both tags, on its own sockets."""
-    sip, sip_inbox, sip_port = await bind_on(host)
-    rtp, rtp_inbox, rtp_port = await bind_on(host)
+    sip, sip_inbox, sip_port = await bind_udp(host, sip=True)
+    rtp, rtp_inbox, rtp_port = await bind_udp(host)
     return CarrierCall(
         sip,
         sip_inbox,
@@ -399,9 +392,9 @@ def callee_bye(invite: SipRequest, via: tuple[str, int], cseq: int) -> SipReques
 async def test_outbound_call_is_not_ended_by_a_bye_from_another_address(
     trunkline: Trunkline, echo_agent: EchoAgent, api: Api
 ) -> None:
-    trunk, trunk_inbox, trunk_port = await bind_udp()
+    trunk, trunk_inbox, trunk_port = await bind_udp(sip=True)
     media, _, media_port = await bind_udp()
-    attacker, attacker_inbox, attacker_port = await bind_on("127.0.0.2")
+    attacker, attacker_inbox, attacker_port = await bind_udp("127.0.0.2", sip=True)
     try:
         await register_byo_number(api, trunk_port, "unused", echo_agent.url)
         placed = await place(api)

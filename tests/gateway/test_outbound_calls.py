@@ -171,7 +171,7 @@ class RingingTrunk:
         self.methods: list[str] = []
 
     async def __aenter__(self) -> RingingTrunk:
-        self.transport, self.inbox, self.port = await bind_udp()
+        self.transport, self.inbox, self.port = await bind_udp(sip=True)
         self.task = asyncio.create_task(self._serve())
         return self
 
