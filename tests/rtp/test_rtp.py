@@ -10,6 +10,7 @@ from tests.fakes.clock import FakeClock
 from trunkline.codecs.dtmf import TelephoneEvent, encode_event
 from trunkline.gateway.rtp.packet import RtpParseError, build_packet, parse_packet
 from trunkline.gateway.rtp.session import LEARN_GRACE_SECONDS, RtpSession
+from trunkline.gateway.rtp.transport import RtpEndpoint
 
 CARRIER = ("192.0.2.10", 40000)
 INTRUDER = ("192.0.2.66", 40000)
@@ -232,3 +233,30 @@ def test_a_malformed_event_packet_is_counted_once_and_not_latched_onto() -> None
     assert session.learned_source is None
     session.receive(packet(2), CARRIER)
     assert session.learned_source == CARRIER
+
+
+class KeepingTransport:
+    """A datagram transport that keeps what it is given, as a transport that had to queue does."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes | memoryview, tuple[str, int]]] = []
+
+    def sendto(self, data: bytes | memoryview, address: tuple[str, int]) -> None:
+        self.sent.append((data, address))
+
+    def get_write_buffer_size(self) -> int:
+        return 0  # nothing queued before the call: the kernel pushes back only on this one
+
+
+def test_a_packet_the_transport_keeps_is_not_overwritten_by_the_next_frame() -> None:
+    endpoint = RtpEndpoint()
+    endpoint.session = RtpSession(0, None, lambda p: None, lambda d: None, remote=CARRIER)
+    transport = KeepingTransport()
+    endpoint.transport = transport  # type: ignore[assignment]
+    for fill in (b"\x11", b"\x22"):
+        packet_view = endpoint.session.next_frame(fill * 160)
+        assert packet_view is not None
+        endpoint.send(packet_view)
+    payloads = [bytes(parse_packet(bytes(data)).payload) for data, _ in transport.sent]
+    assert payloads == [b"\x11" * 160, b"\x22" * 160]
+    assert [address for _, address in transport.sent] == [CARRIER, CARRIER]

@@ -8,7 +8,6 @@ import asyncio
 import secrets
 import socket
 import time
-from collections.abc import Callable
 from typing import cast
 
 from trunkline.gateway.rtp.rtcp import RtcpState, receive_report
@@ -27,7 +26,6 @@ class RtcpEndpoint(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
-        self._queued_bytes = getattr(transport, "get_write_buffer_size", _nothing_queued)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(data) > MAX_DATAGRAM:
@@ -61,7 +59,6 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self.rtcp: RtcpEndpoint | None = None
         self.dropped_unattached = 0
         self.dropped_oversized = 0
-        self._queued_bytes: Callable[[], int] = _nothing_queued
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's UDP transport is not a subclass of asyncio.DatagramTransport.
@@ -84,11 +81,10 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         session, transport = self.session, self.transport
         if session is None or transport is None or session.remote is None:
             return
-        if self._queued_bytes():
-            # The kernel pushed back and the transport queues: the packet is a view of
-            # the session's reused buffer, so queue a copy, not the view.
-            packet = bytes(packet)
-        transport.sendto(packet, session.remote)
+        # The packet is a view of the session's reused buffer. Whether the transport sends
+        # it at once or queues it (the kernel pushed back) is known only after the call, and
+        # a queued view would be overwritten by the next frame: always hand over a copy.
+        transport.sendto(bytes(packet), session.remote)
 
     @property
     def port(self) -> int:
@@ -190,7 +186,3 @@ class RtpPortAllocator:
             self._in_use.discard(endpoint.port)
             self._released_at[endpoint.port] = time.monotonic()
         endpoint.close()
-
-
-def _nothing_queued() -> int:
-    return 0
