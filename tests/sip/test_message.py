@@ -105,6 +105,44 @@ def test_requests_without_mandatory_headers_are_refused(missing: str) -> None:
         check_request(request)
 
 
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("f", "<sip:+14155550123@carrier.example;tag=1928301774"),  # no closing >
+        ("t", "<sip:+15550100001@trunk.example.com"),
+        ("f", '"Alice <sip:+14155550123@carrier.example>;tag=1'),  # unterminated quote
+        ("t", "no uri here"),
+    ],
+)
+def test_requests_with_unparseable_from_or_to_are_refused(header: str, value: str) -> None:
+    lines = INVITE.split(b"\r\n")
+    index = next(i for i, line in enumerate(lines) if line.startswith(header.encode() + b":"))
+    lines[index] = f"{header}: {value}".encode()
+    request = parse_message(b"\r\n".join(lines))
+    assert isinstance(request, SipRequest)
+    with pytest.raises(SipParseError):
+        check_request(request)
+
+
+def test_a_quoted_display_name_may_hold_angle_brackets() -> None:
+    address = Address.parse('"Bob <the boss>" <sip:bob@example.com>;tag=a1')
+    assert (address.display_name, address.uri, address.tag) == (
+        "Bob <the boss>",
+        "sip:bob@example.com",
+        "a1",
+    )
+
+
+def test_a_to_tag_written_with_spaces_is_kept_and_not_doubled() -> None:
+    request = parse_message(
+        INVITE.replace(b"t: <sip:+15550100001@trunk.example.com>", b"t: <sip:x@y> ; tag = abc")
+    )
+    assert isinstance(request, SipRequest)
+    to = response_to(request, 200, to_tag="new").headers.get("To") or ""
+    assert Address.parse(to).tag == "abc"
+    assert to.lower().count("tag") == 1
+
+
 def test_cseq_method_must_match() -> None:
     request = parse_message(INVITE.replace(b"CSeq: 314159 INVITE", b"CSeq: 1 BYE"))
     assert isinstance(request, SipRequest)

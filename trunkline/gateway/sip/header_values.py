@@ -72,8 +72,9 @@ class Address:
     def parse(cls, value: str) -> Address:
         text = value.strip()
         display: str | None = None
-        if "<" in text:
-            before, _, after = text.partition("<")
+        opening = _unquoted_index(text, "<", value)
+        if opening >= 0:
+            before, after = text[:opening], text[opening + 1 :]
             uri, closed, params = after.partition(">")
             if not closed:
                 raise SipParseError(f"unclosed <> in {value[:60]!r}")
@@ -93,6 +94,23 @@ class Address:
         name = f'"{self.display_name}" ' if self.display_name else ""
         params = "".join(f";{k}={v}" if v else f";{k}" for k, v in self.params.items())
         return f"{name}<{self.uri}>{params}"
+
+
+def _unquoted_index(text: str, wanted: str, value: str) -> int:
+    """Where ``wanted`` first stands outside a quoted string (RFC 3261 §25.1), or -1."""
+    quoted = escaped = False
+    for index, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == wanted and not quoted:
+            return index
+    if quoted:
+        raise SipParseError(f"unterminated quoted string in {value[:60]!r}")
+    return -1
 
 
 @dataclass(slots=True)

@@ -194,6 +194,8 @@ def check_request(request: SipRequest) -> None:
     if not 0 <= number < 2**31:
         raise SipParseError("CSeq number out of range")
     request.top_via  # noqa: B018 - parses or raises
+    for name in ("From", "To"):  # every response names them; a call flow reads them
+        Address.parse(request.headers.get(name) or "")
 
 
 def response_to(
@@ -206,7 +208,15 @@ def response_to(
     for name in ("From", "To", "Call-ID", "CSeq"):
         value = request.headers.get(name)
         if value is not None:
-            if name == "To" and to_tag and status != 100 and ";tag=" not in value.lower():
+            if name == "To" and to_tag and status != 100 and not _has_tag(value):
                 value = f"{value};tag={to_tag}"
             response.headers.add(name, value)
     return response
+
+
+def _has_tag(to: str) -> bool:
+    """The To header already carries a tag (parameters parsed, spaces around ``=`` allowed)."""
+    try:
+        return Address.parse(to).tag is not None
+    except SipParseError:  # a malformed To being answered 400: leave it as it came
+        return True
