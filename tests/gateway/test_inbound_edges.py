@@ -284,6 +284,43 @@ async def test_malformed_sip_gets_400_or_is_dropped_and_counted(trunkline: Trunk
     assert ok is not None and ok.status == 200  # still serving
 
 
+async def test_an_invite_with_an_unparseable_from_gets_400_and_leaves_nothing_behind(
+    trunkline: Trunkline, echo_agent: EchoAgent
+) -> None:
+    await trunkline.number("auto_accept", echo_agent.url)
+    carrier = await CarrierCall.open(trunkline.sip_port)
+    try:
+        for cseq in range(1, 51):
+            invite = carrier.request("INVITE", NUMBER, cseq)
+            invite.headers.remove("From")
+            invite.headers.add("From", "<sip:+14155550123@127.0.0.1;tag=lost-bracket")
+            carrier.sip.sendto(invite.serialize(), carrier.target)
+            response = await carrier.response(5.0)
+            assert response.status == 400, response
+        assert trunkline.gateway.endpoint.transactions == 0  # nothing kept for any of them
+        assert trunkline.gateway.calls == {}
+        assert (await carrier.invite(NUMBER, cseq=51)).status == 200  # still serving
+        assert (await carrier.bye(NUMBER)).status == 200
+    finally:
+        carrier.close()
+
+
+async def test_an_invite_whose_call_flow_fails_still_gets_a_final_response(
+    trunkline: Trunkline, echo_agent: EchoAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await trunkline.number("auto_accept", echo_agent.url)
+
+    def broken(user: str | None) -> str | None:
+        raise RuntimeError("a fault inside the call flow")
+
+    monkeypatch.setattr("trunkline.gateway.inbound_invites.normalise_e164", broken)
+    carrier = await CarrierCall.open(trunkline.sip_port)
+    try:
+        assert (await carrier.invite(NUMBER)).status == 500
+    finally:
+        carrier.close()
+
+
 # One even RTP port (and its RTCP neighbour): room for one call. Random below the
 # ephemeral range (32768+), so concurrent runs and client sockets rarely collide on it.
 ONE_CALL_RTP_PORT = 32000 + 2 * secrets.randbelow(380)

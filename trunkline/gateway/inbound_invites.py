@@ -13,6 +13,7 @@ stored and handed to the call core with a ``SipInboundLeg``.
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Protocol
 
@@ -40,7 +41,7 @@ from trunkline.gateway.sip.message import (
     response_to,
 )
 from trunkline.gateway.sip.sdp import SdpError, negotiate, parse_sdp
-from trunkline.gateway.sip.transaction import ServerTransaction
+from trunkline.gateway.sip.transaction import ServerTransaction, State
 from trunkline.gateway.sip.trunk_auth import Passwords, TrunkAuth
 from trunkline.gateway.sip_inbound_leg import SipInboundLeg
 from trunkline.storage.fairness import (
@@ -51,6 +52,8 @@ from trunkline.storage.fairness import (
 )
 from trunkline.storage.models import Call, PhoneNumber
 from trunkline.storage.stores import CallStore, NumberStore
+
+log = logging.getLogger("trunkline.sip")
 
 
 class InviteHost(Protocol):
@@ -104,7 +107,37 @@ class InboundInvites:
         self._gateway.endpoint.respond(transaction, response)
 
     async def accept(self, transaction: ServerTransaction, source: SipAddress) -> None:
-        """A new INVITE (its 100 Trying already sent to a trusted source)."""
+        """A new INVITE (its 100 Trying already sent to a trusted source).
+
+        Every INVITE gets a final response: should the flow fail before one was sent
+        (a header it could not parse, a fault), 400 or 500 answers and frees it.
+        """
+        try:
+            await self._accept(transaction, source)
+        except SipParseError as exc:
+            self._answer_unanswered(transaction, source, 400, f"Bad Request ({str(exc)[:60]})")
+        except Exception:
+            log.exception(
+                "inbound INVITE failed", extra={"sip_call_id": transaction.request.call_id}
+            )
+            self._answer_unanswered(transaction, source, 500)
+
+    def _answer_unanswered(
+        self, transaction: ServerTransaction, source: SipAddress, status: int, reason: str = ""
+    ) -> None:
+        if transaction.state is not State.PROCEEDING:
+            return  # answered (or forgotten) already
+        dialog = InboundDialog.accept(transaction, source)
+        endpoint = self._gateway.endpoint
+        if is_trusted(source[0], endpoint.trusted_networks):
+            self._respond(transaction, dialog.reject(status, reason or None))
+        else:  # once, and forgotten: nothing retransmitted to a source that has not authenticated
+            arrived_on = endpoint.forget(transaction)
+            endpoint.send_once(
+                dialog.reject(status, reason or None), transaction.address, arrived_on
+            )
+
+    async def _accept(self, transaction: ServerTransaction, source: SipAddress) -> None:
         gateway = self._gateway
         endpoint = gateway.endpoint
         request = transaction.request
