@@ -45,3 +45,18 @@ async def test_released_ports_return_after_the_quarantine() -> None:
     assert port in {e.port for e in again}
     for endpoint in again:
         allocator.release(endpoint)
+
+
+async def test_ports_held_by_another_process_leave_the_allocator_at_capacity() -> None:
+    low = free_even_range(4)
+    allocator = RtpPortAllocator("127.0.0.1", low, low + 3)  # two pairs
+    mine = await allocator.open()
+    other_port = low if mine.port != low else low + 2
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as foreign:
+        foreign.bind(("127.0.0.1", other_port))  # another process holds the other pair
+        assert allocator.free == 1 and not allocator.at_capacity
+        with pytest.raises(PortsExhausted):
+            await allocator.open()
+        assert allocator.free == 1 and allocator.at_capacity  # readiness says so
+        allocator.release(mine)
+        assert not allocator.at_capacity  # a release frees a pair again

@@ -32,7 +32,7 @@ class GatewayCallControl:
     def readiness(self) -> str | None:
         if self.gateway.transport is None:
             return "SIP socket not bound"
-        if self.gateway.ports.free == 0:
+        if self.gateway.ports.at_capacity:
             return "at capacity: every RTP port is in use"
         return None
 

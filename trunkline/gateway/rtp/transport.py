@@ -131,6 +131,7 @@ class RtpPortAllocator:
         self._in_use: set[int] = set()
         self._released_at: dict[int, float] = {}  # at most one entry per port of the range
         self.exhausted = 0
+        self._exhausted_since_release = False  # the last open() found nothing bindable
 
     @property
     def in_use(self) -> int:
@@ -140,6 +141,12 @@ class RtpPortAllocator:
     def free(self) -> int:
         """Port pairs not carrying a call (resting ones included: they serve when needed)."""
         return len(self._ports) - len(self._in_use)
+
+    @property
+    def at_capacity(self) -> bool:
+        """No call can get a port now: every pair carries a call, or the last attempt found
+        none it could bind (ports held by other processes count) and none was released since."""
+        return self.free == 0 or self._exhausted_since_release
 
     async def open(self) -> RtpEndpoint:
         loop = asyncio.get_running_loop()
@@ -179,10 +186,12 @@ class RtpPortAllocator:
             self._released_at.pop(port, None)
             return endpoint
         self.exhausted += 1
+        self._exhausted_since_release = True
         raise PortsExhausted(f"no free RTP port in {self._ports[:1]}..{self._ports[-1:]}")
 
     def release(self, endpoint: RtpEndpoint) -> None:
         if endpoint.transport is not None and endpoint.port in self._in_use:
             self._in_use.discard(endpoint.port)
             self._released_at[endpoint.port] = time.monotonic()
+            self._exhausted_since_release = False
         endpoint.close()
