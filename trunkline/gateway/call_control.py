@@ -33,7 +33,7 @@ class GatewayCallControl:
         if self.gateway.transport is None:
             return "SIP socket not bound"
         if self.gateway.ports.at_capacity:
-            return "at capacity: every RTP port is in use"
+            return "at capacity: no free RTP port"
         return None
 
     async def hangup(self, call: Call) -> bool:
