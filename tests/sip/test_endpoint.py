@@ -10,6 +10,7 @@ from typing import cast
 from trunkline.gateway.sip.admission import SourceBudget
 from trunkline.gateway.sip.application import Transport
 from trunkline.gateway.sip.endpoint import SipEndpoint
+from trunkline.gateway.sip.header_values import Address
 from trunkline.gateway.sip.message import SipRequest, SipResponse, parse_message, response_to
 from trunkline.gateway.sip.transaction import NEVER, T1, ServerTransaction
 
@@ -232,3 +233,28 @@ async def test_a_request_never_answered_times_out_after_64_t1() -> None:
         sip.fire_timers()
     assert timeouts == [1000.0 + 64 * T1]
     assert sip.transactions == 0
+
+
+async def test_requests_that_cannot_be_served_are_refused_once_and_counted() -> None:
+    sip, application, sent, _ = endpoint()
+    hops = request("INVITE").replace(b"Max-Forwards: 70", b"Max-Forwards: 0")
+    scheme = request("INVITE", branch="z9hG4bKtwo").replace(
+        b"INVITE sip:+15550100001@192.0.2.1", b"INVITE http://example.com/"
+    )
+    extension = request("INVITE", branch="z9hG4bKthree").replace(
+        b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\nRequire: 100rel\r\n"
+    )
+    for datagram in (hops, scheme, extension):
+        sip.datagram_received(datagram, CARRIER)
+    assert application.offered == []  # none reached the application
+    refused = sent.responses()
+    assert [r.status for r in refused] == [483, 416, 420]
+    assert refused[2].headers.get("Unsupported") == "100rel"
+    assert all(Address.parse(r.headers.get("To") or "").tag for r in refused)
+    assert sip.transactions == 0  # answered statelessly: nothing kept, nothing retransmitted
+    counts = sip.dialog_refused
+    assert (counts["too_many_hops"], counts["unsupported_uri_scheme"], counts["bad_extension"]) == (
+        1,
+        1,
+        1,
+    )

@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 
 from trunkline.gateway.sip import digest as sip_digest
 from trunkline.gateway.sip.dialog_guard import REFUSAL_REASONS
+from trunkline.gateway.sip.request_rules import REFUSAL_REASONS as RULE_REFUSAL_REASONS
 from trunkline.media.counters import MediaTotals
 
 
@@ -129,7 +130,7 @@ class GatewayCollector(Collector):
         active = {"inbound": 0, "outbound": 0}
         backlog = 0
         sip = {"malformed_dropped": 0, "bad_requests": 0, "auth_refused": 0, "rate_limited": 0}
-        sip.update(dict.fromkeys(REFUSAL_REASONS, 0))
+        sip.update(dict.fromkeys((*REFUSAL_REASONS, *RULE_REFUSAL_REASONS), 0))
         digest = dict.fromkeys(sip_digest.REFUSAL_REASONS, 0)
         nonces_evicted = 0
         for gateway in gateways:

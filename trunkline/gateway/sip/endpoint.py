@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 from trunkline import metrics
-from trunkline.gateway.sip import dialog_guard
+from trunkline.gateway.sip import dialog_guard, request_rules
 from trunkline.gateway.sip.admission import Network, SourceBudget, is_trusted
 from trunkline.gateway.sip.application import SipAddress, SipApplication, Transport
 from trunkline.gateway.sip.dialog import response_with
@@ -106,7 +106,11 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self._timer_at = NEVER  # when ``_timer`` fires
         self.malformed_dropped = 0
         self.bad_requests = 0
-        self.dialog_refused = dict.fromkeys(dialog_guard.REFUSAL_REASONS, 0)
+        # Requests refused by reason: dialog trust (sip.dialog_guard) and what cannot be
+        # served at all (sip.request_rules).
+        self.dialog_refused = dict.fromkeys(
+            (*dialog_guard.REFUSAL_REASONS, *request_rules.REFUSAL_REASONS), 0
+        )
 
     # -- sockets -------------------------------------------------------------------------
     async def bind(self, host: str, port: int, *, shared: bool = False) -> SipAddress:
@@ -187,7 +191,16 @@ class SipEndpoint(asyncio.DatagramProtocol):
                 return
             self._send(existing.on_retransmission(request, self.now()))
             return
-        self.application.on_request(request, source, trusted=trusted, via=self.arrived_on)
+        refusal = request_rules.refusal_for(request)
+        if refusal is None:
+            self.application.on_request(request, source, trusted=trusted, via=self.arrived_on)
+        elif refusal.counted_as == request_rules.BAD_REQUEST:
+            self._bad_request(request, source, refusal.reason or "")
+        else:
+            self.refuse(
+                refusal.counted_as, request, source, refusal.status, via=self.arrived_on,
+                **refusal.headers,
+            )  # fmt: skip
 
     def serve_ack(self, invite: ServerTransaction, ack: SipRequest) -> None:
         """The ACK of a 2xx (a branch of its own), matched to its INVITE through the dialog."""
