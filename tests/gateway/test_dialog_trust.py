@@ -420,3 +420,19 @@ async def test_outbound_call_is_not_ended_by_a_bye_from_another_address(
         trunk.close()
         media.close()
         attacker.close()
+
+
+async def test_an_invite_for_a_dialog_that_does_not_exist_gets_481_and_is_no_new_call(
+    trunkline: Trunkline, echo_agent: EchoAgent
+) -> None:
+    await trunkline.number("auto_accept", echo_agent.url)
+    stray = await CarrierCall.open(trunkline.sip_port)
+    try:
+        stray.to_header = f"<sip:{NUMBER}@127.0.0.1>;tag=from-a-dialog-long-gone"
+        refused = await ask(stray, stray.request("INVITE", NUMBER, 1, offer(stray.rtp_port)))
+        assert refused.status == 481
+        assert trunkline.gateway.calls == {}
+        assert trunkline.gateway.dialog_refused["no_dialog"] == 1
+        assert trunkline.gateway.endpoint.transactions == 0  # refused statelessly
+    finally:
+        stray.close()

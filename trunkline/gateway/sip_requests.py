@@ -28,6 +28,7 @@ from trunkline.gateway.sip.application import SipAddress
 from trunkline.gateway.sip.dialog import InboundDialog
 from trunkline.gateway.sip.dialog_guard import Dialog, Verdict, cancel_matches, check_in_dialog
 from trunkline.gateway.sip.endpoint import SipEndpoint, Transport
+from trunkline.gateway.sip.header_values import Address
 from trunkline.gateway.sip.message import SipRequest, SipResponse, response_to
 from trunkline.gateway.sip.sdp import SdpError, answer_sdp, negotiate, parse_sdp
 from trunkline.gateway.sip.transaction import ServerTransaction
@@ -107,6 +108,11 @@ class SipRequests:
             ):
                 self.endpoint.refuse(dialog_guard.CANCEL_MISMATCH, request, source, 481, via=via)
                 return
+        elif call is None and request.method == "INVITE" and _to_tag(request) is not None:
+            # A re-INVITE for a dialog this process does not have (RFC 3261 §12.2.2): it is
+            # not a new call.
+            self.endpoint.refuse(dialog_guard.NO_DIALOG, request, source, 481, via=via)
+            return
         elif call is not None:
             verdict = check_in_dialog(request, source, _dialog(call), trusted=trusted)
             if verdict is Verdict.WRONG_TAGS:
@@ -234,3 +240,8 @@ def _rtp_endpoint(call: LiveCall) -> RtpEndpoint | None:
     """The RTP port of a SIP call (inbound or outbound); None for a carrier stream."""
     leg = call.leg
     return leg.endpoint if isinstance(leg, (SipInboundLeg, OutboundSipLeg)) else None
+
+
+def _to_tag(request: SipRequest) -> str | None:
+    """The To tag: a request that carries one belongs to an established dialog."""
+    return Address.parse(request.headers.get("To") or "").tag  # parsed by check_request

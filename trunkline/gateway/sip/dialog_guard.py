@@ -30,7 +30,15 @@ STRANGER = "dialog_stranger"  # tags match, but from neither the far end nor a t
 CANCEL_MISMATCH = "cancel_mismatch"  # no pending INVITE from that source matches: 481
 ACK_STRANGER = "ack_stranger"  # an ACK with wrong tags or not from the far end: dropped
 FOREIGN_RETRANSMISSION = "foreign_retransmission"  # a transaction's branch from another source
-REFUSAL_REASONS = (WRONG_TAGS, STRANGER, CANCEL_MISMATCH, ACK_STRANGER, FOREIGN_RETRANSMISSION)
+NO_DIALOG = "no_dialog"  # an INVITE with a To tag (in a dialog) for no live dialog: 481
+REFUSAL_REASONS = (
+    WRONG_TAGS,
+    STRANGER,
+    CANCEL_MISMATCH,
+    ACK_STRANGER,
+    FOREIGN_RETRANSMISSION,
+    NO_DIALOG,
+)
 
 
 class Verdict(enum.Enum):
