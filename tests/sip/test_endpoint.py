@@ -7,6 +7,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import cast
 
+from tests.fakes.clock import FakeClock
 from trunkline.gateway.sip.admission import SourceBudget
 from trunkline.gateway.sip.application import Transport
 from trunkline.gateway.sip.endpoint import SipEndpoint
@@ -16,14 +17,6 @@ from trunkline.gateway.sip.transaction import NEVER, T1, ServerTransaction
 
 CARRIER = ("192.0.2.10", 5060)
 STRANGER = ("203.0.113.66", 5060)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class SentDatagrams:
