@@ -18,14 +18,17 @@ back within the grace period the caller waits before counting. The agent
 keeps the same ledger of the numbers it received, so loss splits into
 carrier → agent and agent → carrier.
 
-PCM formats transcode the tag away; their loss is counted with quiesced
-window edges instead (see the benchmarks that use this module).
+PCM formats transcode the tag away; their loss is counted instead, with quiet
+window edges (nothing sent for a while before and after the window, so no
+frame sent outside it is in flight), and the agent's arrival times split it
+by direction.
 """
 
 from __future__ import annotations
 
+import bisect
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,13 +147,37 @@ def window_loss(
     return result
 
 
-def counted_loss(sent: int, received: int) -> dict[str, Any]:
-    """Loss by count, for frames whose tag does not survive (PCM agents), per direction unknown."""
+def counted_loss(sent: int, received: int, reached: int | None = None) -> dict[str, Any]:
+    """Loss by count, for frames whose tag does not survive (PCM agents).
+
+    Only exact when nothing sent outside the window is in flight at its edges
+    (the callers quiet them). ``reached``: how many frames the agent received in
+    the window, when it counted them; then the loss splits by direction too.
+    """
     lost = max(0, sent - received)
-    return {
+    result: dict[str, Any] = {
         "frames_sent": sent,
         "frames_lost": lost,
         "loss": lost / sent if sent else 0.0,
         "to_agent": None,
         "to_carrier": None,
     }
+    if reached is not None:
+        reached = min(reached, sent)
+        result["to_agent"] = {
+            "sent": sent,
+            "lost": sent - reached,
+            "loss": (sent - reached) / sent if sent else 0.0,
+        }
+        back = min(received, reached)
+        result["to_carrier"] = {
+            "sent": reached,
+            "lost": reached - back,
+            "loss": (reached - back) / reached if reached else 0.0,
+        }
+    return result
+
+
+def arrivals_between(arrivals: Sequence[float], start: float, end: float) -> int:
+    """How many of the sorted ``arrivals`` (seconds) fall in ``start`` ≤ t ≤ ``end``."""
+    return bisect.bisect_right(arrivals, end) - bisect.bisect_left(arrivals, start)

@@ -18,8 +18,8 @@ Measured over the streaming window (after every call is answered):
   split into carrier → agent (never reached the agent) and agent → carrier
   (echoed, never returned). PCM formats transcode the numbers away: their
   loss is counted with quiet window edges (the carrier stops sending for
-  0.3 s before the window, so nothing sent earlier is still in flight), in
-  total only.
+  0.3 s before the window, so nothing sent earlier is still in flight) and
+  split by direction by the frames that reached the agent in the window.
 - latency carrier→agent: agent receipt time − carrier send time (both clocks
   are the machine's CLOCK_MONOTONIC); agent→carrier: carrier receipt − agent
   send. Stamps ride inside the μ-law payload, so latency is measured for
@@ -63,6 +63,7 @@ from benchmarks._cores import CoreSplit, split_cores
 from benchmarks._frames import (
     AGENT_STAMP_OFFSET,
     LedgerBook,
+    arrivals_between,
     counted_loss,
     tag_frame,
     window_loss,
@@ -114,6 +115,7 @@ async def run_agent(port: int, out: Path, stamp: bool) -> None:
     from websockets.http11 import Request, Response
 
     latencies: list[float] = []
+    arrivals: list[float] = []  # untagged (PCM) frames: when each reached the agent
     book = LedgerBook()
     frames = 0
     stop = asyncio.Event()
@@ -132,6 +134,8 @@ async def run_agent(port: int, out: Path, stamp: bool) -> None:
                 latencies.append((now - STAMP.unpack_from(payload)[0]) / 1e6)
                 book.mark_payload(payload)
                 payload = payload[:8] + STAMP.pack(now) + payload[16:]
+            else:
+                arrivals.append(now / 1e9)
             encoded = base64.b64encode(payload).decode()
             reply = f'{{"event":"media","media":{{"payload":"{encoded}"}}}}'
             await connection.send(reply)
@@ -149,7 +153,7 @@ async def run_agent(port: int, out: Path, stamp: bool) -> None:
         process_response=audio_both_ways,
     ):
         await stop.wait()
-    report = json.dumps({"frames": frames, "latency_ms": summary(latencies)})
+    report = json.dumps({"frames": frames, "latency_ms": summary(latencies), "arrivals": arrivals})
     await asyncio.to_thread(out.write_text, report)
     await asyncio.to_thread(book.write, ledger_path(out))
 
@@ -347,19 +351,21 @@ async def run_carrier(args: argparse.Namespace) -> None:
     # Untagged (PCM) frames cannot be told apart, so the window's start is made quiet:
     # nothing is sent for 0.3 s before it, and nothing sent earlier is still in flight.
     quiet_from = stop_at - args.seconds - (0.0 if args.numbered else GRACE_SECONDS)
-    started_cpu = started_wall = 0.0
+    started_cpu = started_wall = window_start = 0.0
     while loop.time() < stop_at:
         if not legs[0].measuring and loop.time() >= stop_at - args.seconds:
             for leg in legs:
                 leg.measuring = True
                 leg.first = leg.number
             started_cpu, started_wall = cpu_seconds(args.pid), time.monotonic()
+            window_start = time.monotonic()
         if legs[0].measuring or loop.time() < quiet_from:
             for leg in legs:
                 leg.send_frame(fill)
         next_tick += FRAME
         await asyncio.sleep(max(0.0, next_tick - loop.time()))
     cpu, wall = cpu_seconds(args.pid) - started_cpu, time.monotonic() - started_wall
+    window_end = time.monotonic()
     await asyncio.sleep(GRACE_SECONDS)  # what is in flight comes back
     for leg in legs:
         leg.measuring = False
@@ -383,6 +389,7 @@ async def run_carrier(args: argparse.Namespace) -> None:
                 **loss,
                 "loss_method": "frame numbers" if args.numbered else "count, quiet edges",
                 "windows": windows,
+                "window_monotonic": [window_start, window_end],
                 "latency_to_carrier_ms": summary(latencies),
                 "pacing_jitter_ms": summary(jitter),
             }
@@ -512,6 +519,12 @@ def measure(
         returned = LedgerBook.read(ledger_path(carrier_out)).ledgers
         at_agent = LedgerBook.read(ledger_path(agent_out)).ledgers
         result.update(window_loss(windows, returned, at_agent))
+    else:  # quiet edges: what reached the agent from the window's start to its grace's end
+        start, end = result["window_monotonic"]
+        reached = arrivals_between(sorted(agent_result.get("arrivals", [])), start,
+                                   end + GRACE_SECONDS)  # fmt: skip
+        sent, lost = result["frames_sent"], result["frames_lost"]
+        result.update(counted_loss(sent, sent - lost, reached))
     if agent_audio != "mulaw8k":
         result["latency_to_carrier_ms"] = {"p50": None, "p99": None}
     return result

@@ -16,7 +16,8 @@ and holds each step for ``--hold`` seconds, measuring over that window:
   leg sent inside the window, those not back 0.3 s after it, split into
   carrier → agent and agent → carrier by the agent's own ledger. PCM
   profiles transcode the numbers away and count instead, with quiet window
-  edges (no frame is sent for 0.3 s before and after the window); call
+  edges (no frame is sent for 0.3 s before and after the window), split by
+  the frames that reached the agent in the window; call
   set-up time (INVITE → 200 OK, p50/p99) and failed calls;
 - latency each way: carrier → agent (agent receipt − carrier send, payload
   bytes 0–8) and agent → carrier (carrier receipt − agent send, bytes 8–16),
@@ -74,6 +75,7 @@ from benchmarks._frames import (
     LEG_OFFSET,
     FrameLedger,
     LedgerBook,
+    arrivals_between,
     counted_loss,
     tag_frame,
     window_loss,
@@ -172,11 +174,16 @@ def summary(samples: list[float] | array.array[float]) -> dict[str, float | None
 
 
 async def run_agent(port: int, out: Path, stamp: bool) -> None:
-    """Echo every media frame; record (arrival, carrier→agent latency) for stamped audio."""
+    """Echo every media frame.
+
+    Stamped (μ-law) frames: record (arrival, carrier→agent latency) and the frame's
+    number. Others (PCM): record the arrival time, to count what reached the agent.
+    """
     from websockets.asyncio.server import ServerConnection, serve
     from websockets.http11 import Request, Response
 
     samples: array.array[float] = array.array("d")
+    arrivals: array.array[float] = array.array("d")
     book = LedgerBook()
     stop_event = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop_event.set)
@@ -200,6 +207,8 @@ async def run_agent(port: int, out: Path, stamp: bool) -> None:
                     book.mark_payload(payload)
                     payload = payload[:8] + STAMP.pack(now) + payload[16:]
                 encoded = base64.b64encode(payload).decode()
+            else:
+                arrivals.append(time.monotonic())
             await connection.send('{"event":"media","media":{"payload":"' + encoded + '"}}')
 
     def audio_both_ways(connection: ServerConnection, request: Request, response: Response) -> None:
@@ -211,6 +220,11 @@ async def run_agent(port: int, out: Path, stamp: bool) -> None:
         await stop_event.wait()
     await asyncio.to_thread(out.write_bytes, samples.tobytes())
     await asyncio.to_thread(book.write, ledger_path(out))
+    await asyncio.to_thread(arrivals_path(out).write_bytes, arrivals.tobytes())
+
+
+def arrivals_path(out: Path) -> Path:
+    return Path(str(out) + ".arrivals")
 
 
 # -- the floor (its own process): relays, no gateway logic -------------------------------
@@ -665,11 +679,18 @@ def measure(
         agent_samples.frombytes(agent_out.read_bytes())
     returned = LedgerBook.read(ledger_path(carrier_out)).ledgers
     at_agent = LedgerBook.read(ledger_path(agent_out)).ledgers
+    arrivals = array.array("d")
+    if arrivals_path(agent_out).exists():
+        arrivals.frombytes(arrivals_path(agent_out).read_bytes())
     for result in steps_measured:
         windows = [tuple(window) for window in result.pop("windows")]
+        start, end = result["window_monotonic"]
         if stamp:  # numbered frames: the agent's ledger splits the loss by direction
             result.update(window_loss(windows, returned, at_agent))
-        start, end = result["window_monotonic"]
+        else:  # quiet edges: what reached the agent from the window's start to its grace's end
+            sent, lost = result["frames_sent"], result["frames_lost"]
+            reached = arrivals_between(arrivals, start, end + GRACE_SECONDS)
+            result.update(counted_loss(sent, sent - lost, reached))
         window = [agent_samples[i + 1] for i in range(0, len(agent_samples), 2)
                   if start <= agent_samples[i] <= end]  # fmt: skip
         result["latency_to_agent_ms"] = summary(window) if stamp else summary([])

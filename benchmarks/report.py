@@ -142,8 +142,9 @@ def loss_cell(figures: dict[str, Any]) -> str:
     total = f"{figures['frames_lost']:,} / {figures['frames_sent']:,}"
     to_agent, to_carrier = figures.get("to_agent"), figures.get("to_carrier")
     if not to_agent or not to_carrier:
-        return total + " (by count)" if "loss_method" in figures else total
-    return f"{total} ({to_agent['lost']:,} → agent, {to_carrier['lost']:,} → carrier)"
+        return total
+    method = " by count" if figures.get("loss_method", "").startswith("count") else ""
+    return f"{total} ({to_agent['lost']:,} → agent, {to_carrier['lost']:,} → carrier{method})"
 
 
 def bridge_section(result: dict[str, Any]) -> str:
@@ -183,7 +184,7 @@ relaying each packet at once with no gateway logic; for PCM16 it converts μ-law
 one core: the median run, with min–max. Loss counts, by frame number, the frames
 sent in the window that did not come back, over all runs, and splits them by
 direction; PCM formats transcode the numbers away and are counted with quiet window
-edges. Latencies are one way, in ms (p50 / p99, from the median run), from stamps
+edges, split by the frames that reached the agent in the window. Latencies are one way, in ms (p50 / p99, from the median run), from stamps
 carried in μ-law payloads. trunkline's →carrier figure includes waiting for the
 call's clock slot and its pacing; the floor forwards at once. Call recording is on
 in the trunkline runs (the default).

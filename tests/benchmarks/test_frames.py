@@ -10,6 +10,7 @@ from benchmarks._frames import (
     CARRIER_STAMP,
     FrameLedger,
     LedgerBook,
+    arrivals_between,
     counted_loss,
     tag_frame,
     window_loss,
@@ -88,3 +89,15 @@ def test_ledgers_survive_a_file_round_trip(tmp_path: Path) -> None:
 def test_counted_loss_never_goes_negative() -> None:
     assert counted_loss(100, 103)["frames_lost"] == 0
     assert counted_loss(100, 98)["loss"] == 0.02
+
+
+def test_counted_loss_splits_by_direction_from_what_reached_the_agent() -> None:
+    loss = counted_loss(sent=100, received=95, reached=97)
+    assert loss["frames_lost"] == 5
+    assert loss["to_agent"] == {"sent": 100, "lost": 3, "loss": 0.03}
+    assert loss["to_carrier"] == {"sent": 97, "lost": 2, "loss": 2 / 97}
+
+
+def test_arrivals_are_counted_inside_the_window_and_its_grace_only() -> None:
+    arrivals = [0.9, 1.0, 1.5, 2.0, 2.3, 2.31]
+    assert arrivals_between(arrivals, 1.0, 2.0 + 0.3) == 4
