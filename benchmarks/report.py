@@ -253,9 +253,11 @@ def load_section(result: dict[str, Any]) -> str:
     for name, profile in result["profiles"].items():
         at = capacity_step(profile)
         added = at.get("added_latency_p99_ms", {})
-        capacities = profile["capacity_per_run"]
+        single = profile["capacity_calls"]  # a file from before --runs: one ramp
+        capacities = profile.get("capacity_per_run") or {"median": single, "min": single,
+                                                         "max": single}  # fmt: skip
         per_core = profile.get("calls_per_core")
-        at_least = "" if profile.get("ramp_reached_limit") else "≥ "
+        at_least = "" if profile.get("ramp_reached_limit", True) else "≥ "
         spread = at.get("spread", {}).get("cpu_percent_per_call")
         cpu = number(at["cpu_percent_per_call"])
         if spread:
