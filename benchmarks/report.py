@@ -247,6 +247,25 @@ def capacity_step(profile: dict[str, Any]) -> dict[str, Any]:
     return next((x for x in steps if x["calls"] == profile["capacity_calls"]), steps[0])
 
 
+def limit_note(profile: dict[str, Any], cores: int) -> str:
+    """How busy trunkline was at capacity, and what broke at the next step (median ramp)."""
+    at = capacity_step(profile)
+    after = next((s for s in profile["trunkline"] if s["calls"] > profile["capacity_calls"]), None)
+    notes = []
+    busy = at.get("cpu_percent_total")
+    if busy is not None and cores and profile["capacity_calls"]:
+        notes.append(
+            f"At {at['calls']} calls trunkline kept its {cores} core(s) {busy / cores:.0f} % busy."
+        )
+    if after is None:
+        notes.append("The top step held: the ramp did not reach the limit.")
+    elif after["broken"]:
+        notes.append(f"At {after['calls']} calls: {'; '.join(after['broken'])}.")
+    else:
+        notes.append(f"{after['calls']} calls held in most runs, but not in the median one.")
+    return " ".join(notes)
+
+
 def load_section(result: dict[str, Any]) -> str:
     rows = []
     headline = result.get("headline_profile")
@@ -280,8 +299,9 @@ def load_section(result: dict[str, Any]) -> str:
             f"{number(added.get('latency_to_carrier_ms'), 1)}",
             number(at["setup_ms"]["p99"], 0),
         ])  # fmt: skip
+    cores = len((result.get("cores") or {}).get("system_under_test") or [])
     stopped = "\n".join(
-        f"- **{name}**: " + "; ".join(profile["limited_by"])
+        f"- **{name}**: {limit_note(profile, cores)} Per run: " + "; ".join(profile["limited_by"])
         for name, profile in result["profiles"].items()
     )
     checks = {n: p.get("promtool_check_under_load") for n, p in result["profiles"].items()}
@@ -321,7 +341,7 @@ time; "≥" marks a profile whose ramp never broke (its top step held).
         )
     }
 
-What stopped each run's ramp:
+What the numbers show limits each profile (the median ramp; then what stopped each run):
 
 {stopped}
 
