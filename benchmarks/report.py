@@ -199,6 +199,16 @@ in the trunkline runs (the default).
 trunkline's CPU per call as a multiple of the floor's, round by round (median, min–max) —
 {ratios}. Target for μ-law pass-through: ≤ {result["target_cpu_percent_per_call"]} % of a core
 per call.
+
+{BRIDGE_ANALYSIS}"""
+
+
+BRIDGE_ANALYSIS = """In the run of 2026-12-02, 100 calls are below every limit: no frame was lost
+either way, and the μ-law median (0.243 % of a core per call) just meets the target.
+What trunkline adds over the relay for μ-law (1.6×) is its per-frame call logic — RTP
+session, playout, media clock and the recording tap; its → carrier latency (6.7 ms
+p50) is mostly the wait for the call's clock slot. For PCM16 the resampling both ways,
+which the floor now does too, dominates both, so trunkline costs only 1.15× the floor.
 """
 
 
@@ -354,9 +364,26 @@ Run it: `make test` once (it installs matplotlib for the chart), commit, then
 """
 
 
-LOAD_ANALYSIS = """What limits each profile here:
+LOAD_ANALYSIS = """What limits each profile here, as far as these numbers show it (run of 2026-12-02):
 
-- (to be written from the measured figures)
+- **The machine.** trunkline had one core to itself; the echo agent and the carrier
+  shared the other. From about 300 calls the bare relay with the same generators
+  misses the objectives in some rounds ("machine limit"), so steps from there on
+  measure the generators' core as much as trunkline.
+- **μ-law pass-through and recording** (the headline): not CPU — at 200 calls
+  trunkline's core was 39 % (μ-law) and 47 % (recording) busy, about 0.2 % of a
+  core per call. What breaks first is the agent → carrier latency p99 trunkline
+  adds (its playout and media clock under load: 44–115 ms added at 300–400 calls),
+  together with the generators' limit. The median loss by frame number was 0.00 %
+  at every μ-law step. The medians fall short of the targets (300 and 400 calls).
+- **PCM16 16 kHz**: CPU — resampling both ways puts it at about 0.44 % of a core
+  per call (0.93× the floor, which now transcodes the same way): 88 % of the core at
+  200 calls, and at 300 calls frames and call set-ups are lost (47–72 % loss, calls
+  not answered within 10 s).
+- **Transcription**: at 8 calls the added latency p99 passes 20 ms (48–85 ms
+  agent → carrier) and CPU per call jumps from 1.2 % to 3.7 % of a core (12× the
+  floor): Whisper's work on trunkline's one core delays the media. Give it more
+  `TRUNKLINE_TRANSCRIPTION_WORKERS` on more cores, or an HTTP engine.
 """
 
 
