@@ -42,16 +42,46 @@ def machine() -> dict[str, Any]:
     }
 
 
+def uncommitted_paths() -> list[str]:
+    """Files under trunkline/ or benchmarks/ (results aside) that differ from the commit."""
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=normal", "--",
+         "trunkline", "benchmarks", ":(exclude)benchmarks/results"],
+        cwd=root, capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        return ["(not a git checkout: the code measured cannot be named)"]
+    return [line[3:] for line in done.stdout.splitlines() if line.strip()]
+
+
 def source_revision() -> dict[str, Any]:
     """The commit measured, and whether the working tree differed from it."""
     root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True)
+    commit = done.stdout.strip() if done.returncode == 0 else ""
+    return {"commit": commit or "unknown", "uncommitted_changes": bool(uncommitted_paths())}
 
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-        return done.stdout.strip() if done.returncode == 0 else ""
 
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "trunkline", "benchmarks")
-    return {"commit": git("rev-parse", "HEAD") or "unknown", "uncommitted_changes": bool(dirty)}
+def require_committed(allow_uncommitted: bool) -> None:
+    """Stop before measuring when the code differs from its commit, unless allowed.
+
+    Results name the commit they measured; figures from code that no commit
+    holds cannot be reproduced, so they are refused unless
+    ``--allow-uncommitted`` is given (and then marked in the result file).
+    """
+    dirty = uncommitted_paths()
+    if not dirty:
+        return
+    listing = "\n  ".join(dirty[:20])
+    if not allow_uncommitted:
+        sys.exit(
+            f"uncommitted changes under trunkline/ or benchmarks/:\n  {listing}\n"
+            "commit them first, or pass --allow-uncommitted (results are then marked)"
+        )
+    sys.stderr.write(
+        f"warning: measuring uncommitted code (results marked uncommitted_changes):\n  {listing}\n"
+    )
 
 
 def percentile(samples: Sequence[float], fraction: float) -> float:
@@ -63,6 +93,11 @@ def percentile(samples: Sequence[float], fraction: float) -> float:
 
 def median(samples: Sequence[float]) -> float:
     return statistics.median(samples)
+
+
+def spread(samples: Sequence[float]) -> dict[str, float]:
+    """Median and min–max of one figure over several runs."""
+    return {"median": median(samples), "min": min(samples), "max": max(samples)}
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

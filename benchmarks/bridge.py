@@ -13,7 +13,13 @@ trunkline's CPU per call is reported as a ratio to the floor's.
 
 Measured over the streaming window (after every call is answered):
 - CPU per call: process CPU seconds ÷ wall seconds ÷ calls (from /proc).
-- frames lost: frames the carrier sent that never came back.
+- frames lost, by frame number (``benchmarks._frames``): of the frames each
+  leg sent in the window, those that never came back within 0.3 s after it,
+  split into carrier → agent (never reached the agent) and agent → carrier
+  (echoed, never returned). PCM formats transcode the numbers away: their
+  loss is counted with quiet window edges (the carrier stops sending for
+  0.3 s before the window, so nothing sent earlier is still in flight) and
+  split by direction by the frames that reached the agent in the window.
 - latency carrier→agent: agent receipt time − carrier send time (both clocks
   are the machine's CLOCK_MONOTONIC); agent→carrier: carrier receipt − agent
   send. Stamps ride inside the μ-law payload, so latency is measured for
@@ -23,6 +29,12 @@ Measured over the streaming window (after every call is answered):
 - pacing jitter: |inter-arrival − 20 ms| of the RTP trunkline sends.
 Each figure is the median of ``--runs`` runs (default 3), with its min–max;
 the runs of trunkline and the floor alternate so machine noise falls on both.
+The floor relay for a PCM format transcodes like trunkline (μ-law 8 kHz ⇄
+PCM16 at the agent's rate, per frame), so the ratio compares like with like.
+On a machine with two or more cores, trunkline (or the floor relay) runs on
+one core of its own and the agent and carrier on the others
+(``benchmarks._cores``). Code that differs from its commit is not measured
+unless ``--allow-uncommitted`` is given (the result file then says so).
 ``--baseline REF`` adds a third kind of run in the same rounds: trunkline as
 committed at REF (extracted with ``git archive``), so a change is judged
 against the code before it on the same machine at the same time.
@@ -47,7 +59,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._report import median, percentile, print_table, write_results
+from benchmarks._cores import CoreSplit, split_cores
+from benchmarks._frames import (
+    AGENT_STAMP_OFFSET,
+    LedgerBook,
+    arrivals_between,
+    counted_loss,
+    tag_frame,
+    window_loss,
+)
+from benchmarks._report import (
+    median,
+    percentile,
+    print_table,
+    require_committed,
+    write_results,
+)
 from trunkline.gateway.sip.message import SipRequest, SipResponse, parse_message
 from trunkline.gateway.sip.sdp import parse_sdp
 from trunkline.storage.models import PhoneNumber, new_id, utcnow
@@ -59,6 +86,7 @@ TARGET_CPU_PERCENT_PER_CALL = 0.25
 STAMP = struct.Struct("!q")  # monotonic nanoseconds in the first 8 payload bytes
 RTP_HEADER = struct.Struct("!BBHII")
 SILENCE = b"\xff" * 160  # what trunkline sends while the agent is quiet
+GRACE_SECONDS = 0.3  # after a window: frames still in flight may come back
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
@@ -82,10 +110,13 @@ def summary(samples: list[float]) -> dict[str, float | None]:
 
 
 async def run_agent(port: int, out: Path, stamp: bool) -> None:
+    """Echo every media frame; time and number the tagged (μ-law) ones."""
     from websockets.asyncio.server import ServerConnection, serve
     from websockets.http11 import Request, Response
 
     latencies: list[float] = []
+    arrivals: list[float] = []  # untagged (PCM) frames: when each reached the agent
+    book = LedgerBook()
     frames = 0
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -99,9 +130,12 @@ async def run_agent(port: int, out: Path, stamp: bool) -> None:
             payload = base64.b64decode(frame["media"]["payload"])
             frames += 1
             now = time.monotonic_ns()
-            if stamp and len(payload) >= 16:
+            if stamp and len(payload) >= 24:
                 latencies.append((now - STAMP.unpack_from(payload)[0]) / 1e6)
+                book.mark_payload(payload)
                 payload = payload[:8] + STAMP.pack(now) + payload[16:]
+            else:
+                arrivals.append(now / 1e9)
             encoded = base64.b64encode(payload).decode()
             reply = f'{{"event":"media","media":{{"payload":"{encoded}"}}}}'
             await connection.send(reply)
@@ -119,15 +153,27 @@ async def run_agent(port: int, out: Path, stamp: bool) -> None:
         process_response=audio_both_ways,
     ):
         await stop.wait()
-    report = json.dumps({"frames": frames, "latency_ms": summary(latencies)})
+    report = json.dumps({"frames": frames, "latency_ms": summary(latencies), "arrivals": arrivals})
     await asyncio.to_thread(out.write_text, report)
+    await asyncio.to_thread(book.write, ledger_path(out))
+
+
+def ledger_path(out: Path | str) -> Path:
+    """Where a process writing ``out`` keeps its frame-number ledgers."""
+    return Path(str(out) + ".ledgers")
 
 
 # -- the floor: the same sockets, no gateway logic (its own process) --------------------
 
 
-async def run_floor(calls: int, agent_url: str, ports_out: Path) -> None:
+async def run_floor(
+    calls: int, agent_url: str, ports_out: Path, agent_audio: str = "mulaw8k"
+) -> None:
+    """Relay each packet at once; for a PCM agent, transcode per frame as trunkline does."""
+    from trunkline.agent.formats import AGENT_FORMATS, AgentToCaller, CallerToAgent
     from trunkline.agent.link import connect_agent
+
+    agent_format = AGENT_FORMATS[agent_audio]
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -140,17 +186,23 @@ async def run_floor(calls: int, agent_url: str, ports_out: Path) -> None:
             self.peer: tuple[str, int] | None = None
             self.link: Any = None
             self.sequence = 0
+            self.to_agent = CallerToAgent(agent_format, alaw=False)
+            self.to_caller = AgentToCaller(agent_format)
 
         def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
             self.peer = addr
             if self.link is not None:
-                payload = base64.b64encode(data[12:]).decode()
+                audio = self.to_agent.convert(memoryview(data)[12:])
+                payload = base64.b64encode(audio).decode()
                 self.link.send_text(f'{{"event":"media","media":{{"payload":"{payload}"}}}}')
 
         def from_agent(self, text: str) -> None:
             if self.peer is None:
                 return
-            payload = base64.b64decode(json.loads(text)["media"]["payload"])
+            audio = base64.b64decode(json.loads(text)["media"]["payload"])
+            payload = self.to_caller.convert(audio)
+            if not payload:
+                return
             self.sequence = (self.sequence + 1) & 0xFFFF
             packet = header.pack(0x80, 0, self.sequence, 0, 1) + payload
             self.transport.sendto(packet, self.peer)
@@ -179,15 +231,19 @@ async def run_floor(calls: int, agent_url: str, ports_out: Path) -> None:
 
 
 class CarrierLeg(asyncio.DatagramProtocol):
-    """One call's RTP: sends stamped frames, times what comes back."""
+    """One call's RTP: sends numbered, stamped frames; numbers and times what comes back."""
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, numbered: bool = True) -> None:
         self.index = index
+        self.numbered = numbered  # False: a PCM agent, whose path transcodes the tag away
         self.transport: Any = None
         self.remote: tuple[str, int] | None = None
         self.sequence = secrets.randbits(16)
         self.timestamp = secrets.randbits(32)
         self.ssrc = secrets.randbits(32)
+        self.number = 0  # the next frame's number
+        self.first = 0  # the first number sent in the measuring window
+        self.returned = LedgerBook()
         self.sent = 0
         self.received = 0
         self.last_arrival: float | None = None
@@ -201,12 +257,14 @@ class CarrierLeg(asyncio.DatagramProtocol):
         self.sequence = (self.sequence + 1) & 0xFFFF
         self.timestamp = (self.timestamp + 160) & 0xFFFFFFFF
         head = RTP_HEADER.pack(0x80, 0, self.sequence, self.timestamp, self.ssrc)
-        self.transport.sendto(head + STAMP.pack(time.monotonic_ns()) + fill, self.remote)
+        payload = tag_frame(self.index, self.number, time.monotonic_ns(), fill)
+        self.transport.sendto(head + payload, self.remote)
+        self.number += 1
         if self.measuring:
             self.sent += 1
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if not self.measuring or len(data) < 28:
+        if not self.measuring or len(data) < 36:
             return
         now = time.monotonic_ns()
         if self.last_arrival is not None:
@@ -215,7 +273,9 @@ class CarrierLeg(asyncio.DatagramProtocol):
         if data[12:] == SILENCE:
             return  # pacing counts, but a silence frame carries no echoed audio
         self.received += 1
-        self.latencies.append((now - STAMP.unpack_from(data, 20)[0]) / 1e6)
+        if self.numbered:
+            self.returned.mark_payload(memoryview(data)[12:])
+            self.latencies.append((now - STAMP.unpack_from(data, 12 + AGENT_STAMP_OFFSET)[0]) / 1e6)
 
 
 async def sip_calls(legs: list[CarrierLeg], sip_port: int) -> asyncio.DatagramTransport:
@@ -272,7 +332,7 @@ async def sip_calls(legs: list[CarrierLeg], sip_port: int) -> asyncio.DatagramTr
 
 async def run_carrier(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
-    legs = [CarrierLeg(index) for index in range(args.calls)]
+    legs = [CarrierLeg(index, bool(args.numbered)) for index in range(args.calls)]
     for leg in legs:
         transport, _ = await loop.create_datagram_endpoint(
             lambda leg=leg: leg,  # type: ignore[misc]
@@ -285,34 +345,51 @@ async def run_carrier(args: argparse.Namespace) -> None:
             leg.remote = ("127.0.0.1", port)
     else:
         await sip_calls(legs, args.sip_port)
-    fill = b"\x55" * 152
+    fill = b"\x55" * 160
     next_tick = loop.time()
     stop_at = loop.time() + 1.0 + args.seconds
-    started_cpu = started_wall = 0.0
+    # Untagged (PCM) frames cannot be told apart, so the window's start is made quiet:
+    # nothing is sent for 0.3 s before it, and nothing sent earlier is still in flight.
+    quiet_from = stop_at - args.seconds - (0.0 if args.numbered else GRACE_SECONDS)
+    started_cpu = started_wall = window_start = 0.0
     while loop.time() < stop_at:
         if not legs[0].measuring and loop.time() >= stop_at - args.seconds:
             for leg in legs:
                 leg.measuring = True
+                leg.first = leg.number
             started_cpu, started_wall = cpu_seconds(args.pid), time.monotonic()
-        for leg in legs:
-            leg.send_frame(fill)
+            window_start = time.monotonic()
+        if legs[0].measuring or loop.time() < quiet_from:
+            for leg in legs:
+                leg.send_frame(fill)
         next_tick += FRAME
         await asyncio.sleep(max(0.0, next_tick - loop.time()))
     cpu, wall = cpu_seconds(args.pid) - started_cpu, time.monotonic() - started_wall
-    await asyncio.sleep(0.3)  # what is in flight comes back
+    window_end = time.monotonic()
+    await asyncio.sleep(GRACE_SECONDS)  # what is in flight comes back
     for leg in legs:
         leg.measuring = False
     latencies = [x for leg in legs for x in leg.latencies]
     jitter = [x for leg in legs for x in leg.jitter]
-    sent = sum(leg.sent for leg in legs)
-    received = sum(leg.received for leg in legs)
+    windows = [(leg.index, leg.first, leg.number) for leg in legs]
+    if args.numbered:
+        returned = {leg.index: leg.returned.ledgers.get(leg.index) for leg in legs}
+        loss = window_loss(windows, {i: r for i, r in returned.items() if r is not None})
+    else:
+        loss = counted_loss(sum(leg.sent for leg in legs), sum(leg.received for leg in legs))
+    book = LedgerBook()
+    for leg in legs:
+        book.ledgers.update(leg.returned.ledgers)
+    await asyncio.to_thread(book.write, ledger_path(args.out))
     await asyncio.to_thread(
         Path(args.out).write_text,
         json.dumps(
             {
                 "cpu_percent_per_call": 100 * cpu / wall / args.calls,
-                "frames_sent": sent,
-                "frames_lost": max(0, sent - received),
+                **loss,
+                "loss_method": "frame numbers" if args.numbered else "count, quiet edges",
+                "windows": windows,
+                "window_monotonic": [window_start, window_end],
                 "latency_to_carrier_ms": summary(latencies),
                 "pacing_jitter_ms": summary(jitter),
             }
@@ -376,6 +453,7 @@ def measure(
     args: argparse.Namespace,
     work: Path,
     source: Path | None = None,
+    cores: CoreSplit | None = None,
 ) -> dict[str, Any]:
     """One run: trunkline (kind "trunkline", from ``source`` when given) or the bare relay."""
     work = Path(tempfile.mkdtemp(prefix=f"{kind}-{agent_audio}-", dir=work))
@@ -389,7 +467,9 @@ def measure(
     processes = [agent]
     log: Any = None
     try:
-        carrier_args = ["carrier", "--calls", str(args.calls), "--seconds", str(args.seconds)]
+        carrier_args = ["carrier", "--calls", str(args.calls), "--seconds", str(args.seconds),
+                        "--numbered", stamp]  # fmt: skip
+        pin = cores.pin_system() if cores is not None else None
         if kind != "floor":
             data = work / f"data-{agent_audio}"
             data.mkdir()
@@ -405,15 +485,17 @@ def measure(
             log_path = work / f"trunkline-{agent_audio}.log"
             log = log_path.open("wb")
             server = subprocess.Popen(
-                [sys.executable, "-m", "trunkline", "serve"], env=env, stderr=log, cwd=source
-            )
+                [sys.executable, "-m", "trunkline", "serve"], env=env, stderr=log, cwd=source,
+                preexec_fn=pin,
+            )  # fmt: skip
             processes.append(server)
             wait_until_listening(http_port)
             measured_pid = server.pid
             carrier_args += ["--sip-port", str(sip_port), "--pid", str(measured_pid)]
         else:
             ports_file = work / f"floor-{agent_audio}-ports.json"
-            floor = python("floor", str(args.calls), agent_url, str(ports_file))
+            floor = python("floor", str(args.calls), agent_url, str(ports_file),
+                           "--agent-audio", agent_audio, preexec_fn=pin)  # fmt: skip
             processes.append(floor)
             deadline = time.monotonic() + 30
             while not ports_file.exists() and time.monotonic() < deadline:
@@ -432,6 +514,17 @@ def measure(
     result: dict[str, Any] = json.loads(carrier_out.read_text())
     agent_result = json.loads(agent_out.read_text()) if agent_out.exists() else {}
     result["latency_to_agent_ms"] = agent_result.get("latency_ms")
+    windows = [tuple(window) for window in result.pop("windows")]
+    if agent_audio == "mulaw8k":  # numbered frames: loss per direction
+        returned = LedgerBook.read(ledger_path(carrier_out)).ledgers
+        at_agent = LedgerBook.read(ledger_path(agent_out)).ledgers
+        result.update(window_loss(windows, returned, at_agent))
+    else:  # quiet edges: what reached the agent from the window's start to its grace's end
+        start, end = result["window_monotonic"]
+        reached = arrivals_between(sorted(agent_result.get("arrivals", [])), start,
+                                   end + GRACE_SECONDS)  # fmt: skip
+        sent, lost = result["frames_sent"], result["frames_lost"]
+        result.update(counted_loss(sent, sent - lost, reached))
     if agent_audio != "mulaw8k":
         result["latency_to_carrier_ms"] = {"p50": None, "p99": None}
     return result
@@ -448,11 +541,13 @@ def role_parsers(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     floor.add_argument("calls", type=int)
     floor.add_argument("agent_url")
     floor.add_argument("ports_out", type=Path)
+    floor.add_argument("--agent-audio", default="mulaw8k")
     carrier = sub.add_parser("carrier")
     carrier.add_argument("--sip-port", type=int, default=0)
     carrier.add_argument("--floor-ports", default="")
     carrier.add_argument("--pid", type=int, required=True)
     carrier.add_argument("--out", required=True)
+    carrier.add_argument("--numbered", type=int, default=1, help="frames carry their numbers")
     return carrier
 
 
@@ -466,17 +561,25 @@ def main() -> None:
     parser.add_argument("--formats", default="mulaw8k,pcm16_16k")
     parser.add_argument("--runs", type=int, default=3, help="rounds per format (median reported)")
     parser.add_argument("--baseline", default="", help="also run trunkline as of this git ref")
+    parser.add_argument(
+        "--allow-uncommitted",
+        action="store_true",
+        help="measure code that differs from its commit (results are marked)",
+    )
     args = parser.parse_args()
     if args.role in ("agent", "floor", "carrier"):
         import uvloop
 
         coroutine = {
             "agent": lambda: run_agent(args.port, args.out, bool(args.stamp)),
-            "floor": lambda: run_floor(args.calls, args.agent_url, args.ports_out),
+            "floor": lambda: run_floor(args.calls, args.agent_url, args.ports_out,
+                                       args.agent_audio),
             "carrier": lambda: run_carrier(args),
-        }[args.role]()
+        }[args.role]()  # fmt: skip
         uvloop.run(coroutine)
         return
+    require_committed(args.allow_uncommitted)
+    cores = split_cores(1)
     formats = [f for f in args.formats.split(",") if f]
     rows, results = [], {}
     with tempfile.TemporaryDirectory(prefix="trunkline-bridge-") as tmp:
@@ -489,7 +592,7 @@ def main() -> None:
             runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
             for _ in range(args.runs):  # kinds alternate, so noise falls on each alike
                 for kind, source in kinds.items():
-                    runs[kind].append(measure(kind, agent_audio, args, work, source))
+                    runs[kind].append(measure(kind, agent_audio, args, work, source, cores))
             result = {kind: spread(kind_runs) for kind, kind_runs in runs.items()}
             result["cpu_ratio_to_floor"] = cpu_ratio(runs["trunkline"], runs["floor"])
             if args.baseline:
@@ -499,12 +602,12 @@ def main() -> None:
                 run = result[kind]
                 rows.append([
                     agent_audio, kind, _fmt_spread(run["cpu_percent_per_call"]),
-                    run["frames_lost"], _fmt(run["latency_to_agent_ms"]),
+                    _fmt_loss(run), _fmt(run["latency_to_agent_ms"]),
                     _fmt(run["latency_to_carrier_ms"]), _fmt(run["pacing_jitter_ms"]),
                 ])  # fmt: skip
     print()
     print_table(
-        ["format", "run", "CPU %/call median (min–max)", "lost", "→agent p50/p99 ms",
+        ["format", "run", "CPU %/call median (min–max)", "lost/sent (→a, →c)", "→agent p50/p99 ms",
          "→carrier p50/p99 ms", "jitter p50/p99 ms"],
         rows,
     )  # fmt: skip
@@ -524,6 +627,7 @@ def main() -> None:
             "runs": args.runs,
             "baseline": args.baseline or None,
             "target_cpu_percent_per_call": TARGET_CPU_PERCENT_PER_CALL,
+            "cores": cores.describe() if cores is not None else None,
             "formats": results,
         },
     )
@@ -543,12 +647,28 @@ def spread(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One kind's runs: CPU per call as median and min–max, the rest from the median run."""
     cpu = sorted(run["cpu_percent_per_call"] for run in runs)
     middle = sorted(runs, key=lambda run: run["cpu_percent_per_call"])[len(runs) // 2]
+    sent = sum(run["frames_sent"] for run in runs)
+    lost = sum(run["frames_lost"] for run in runs)
+    losses = sorted(run["loss"] for run in runs)
     return {
         **middle,
         "cpu_percent_per_call": {"median": median(cpu), "min": cpu[0], "max": cpu[-1]},
-        "frames_lost": sum(run["frames_lost"] for run in runs),
-        "frames_sent": sum(run["frames_sent"] for run in runs),
+        "frames_lost": lost,
+        "frames_sent": sent,
+        "loss": lost / sent if sent else 0.0,
+        "loss_per_run": {"median": median(losses), "min": losses[0], "max": losses[-1]},
+        "to_agent": _summed([run["to_agent"] for run in runs]),
+        "to_carrier": _summed([run["to_carrier"] for run in runs]),
     }
+
+
+def _summed(directions: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """One direction's loss over all runs (None when it was not measured)."""
+    if any(d is None for d in directions):
+        return None
+    sent = sum(d["sent"] for d in directions if d is not None)
+    lost = sum(d["lost"] for d in directions if d is not None)
+    return {"sent": sent, "lost": lost, "loss": lost / sent if sent else 0.0}
 
 
 def cpu_ratio(ours: list[dict[str, Any]], reference: list[dict[str, Any]]) -> dict[str, float]:
@@ -562,6 +682,13 @@ def cpu_ratio(ours: list[dict[str, Any]], reference: list[dict[str, Any]]) -> di
 
 def _fmt_spread(value: dict[str, float]) -> str:
     return f"{value['median']:.3f} ({value['min']:.3f}–{value['max']:.3f})"
+
+
+def _fmt_loss(run: dict[str, Any]) -> str:
+    total = f"{run['frames_lost']}/{run['frames_sent']}"
+    if run["to_agent"] is None:
+        return total
+    return f"{total} ({run['to_agent']['lost']}, {run['to_carrier']['lost']})"
 
 
 def _fmt(pair: dict[str, float | None] | None) -> str:

@@ -1,7 +1,8 @@
 """Whole-system capacity: how many concurrent calls per core, at what latency and memory.
 
-    python -m benchmarks.load [--profiles mulaw,recording,pcm16,transcription]
-                              [--hold 8] [--workers 1] [--budget-seconds 540]
+    python -m benchmarks.load [--profiles recording,mulaw,pcm16,transcription]
+                              [--hold 8] [--workers 1] [--runs 3] [--steps a,b,c]
+                              [--allow-uncommitted]
 
 For each profile a fresh ``trunkline serve`` (one process, or ``--workers N``)
 with an empty data directory, an echo agent process and a carrier process
@@ -11,19 +12,37 @@ and holds each step for ``--hold`` seconds, measuring over that window:
 
 - trunkline CPU per call (% of one core, all its processes, from /proc) and
   memory per call (resident set size above the idle process, ÷ calls);
-- frames lost (sent by the carrier, never echoed back), call set-up time
-  (INVITE → 200 OK, p50/p99) and failed calls;
-- latency each way: carrier → agent (agent receipt − carrier send) and
-  agent → carrier (carrier receipt − agent send), from monotonic-clock stamps
-  in the first 8 bytes of each μ-law payload (PCM profiles transcode the stamp
-  away, so their latency is not measured); pacing jitter of trunkline's RTP.
+- frames lost, by frame number (``benchmarks._frames``): of the frames each
+  leg sent inside the window, those not back 0.3 s after it, split into
+  carrier → agent and agent → carrier by the agent's own ledger. PCM
+  profiles transcode the numbers away and count instead, with quiet window
+  edges (no frame is sent for 0.3 s before and after the window), split by
+  the frames that reached the agent in the window; call
+  set-up time (INVITE → 200 OK, p50/p99) and failed calls;
+- latency each way: carrier → agent (agent receipt − carrier send, payload
+  bytes 0–8) and agent → carrier (carrier receipt − agent send, bytes 8–16),
+  from monotonic-clock stamps in each μ-law payload (PCM profiles transcode
+  the stamps away, so their latency is not measured); pacing jitter of
+  trunkline's RTP.
 
 A step breaks the service objective when loss > 0.1 %, latency p99 > 20 ms
 either way, or a call fails to set up; the ramp stops there and the last good
-step is the profile's **capacity**. The same run ramps a *floor* — bare
-sockets relaying the same packets to the same agent with no gateway logic —
-and trunkline's CPU per call is printed as a ratio to the floor's at the same
+step is the run's **capacity**. The same round ramps a *floor* per agent
+format — bare sockets relaying the same packets to the same agent with no
+gateway logic, transcoding per frame for PCM16 as trunkline does — and
+trunkline's CPU per call is printed as a ratio to the floor's at the same
 number of calls.
+
+Every profile is ramped ``--runs`` times (default 3; rounds alternate floor
+and profiles so machine noise falls on all): each step's figures are the
+median over the runs, capacity is the median run's with min–max
+(``benchmarks._ramps``). On a machine with two or more cores trunkline (or
+the floor relay) runs on cores of its own and the agent and carrier on the
+rest (``benchmarks._cores``); calls per core is the capacity carried within
+the objectives ÷ those cores, never extrapolated from CPU time. The headline
+profile is ``recording``, the default configuration. Code that differs from
+its commit is not measured unless ``--allow-uncommitted`` is given (the
+result file then says so).
 
 Writes ``benchmarks/results/load.json`` and ``benchmarks/results/load.png``
 (CPU per call and latency p99 against concurrent calls).
@@ -49,14 +68,35 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._report import RESULTS_DIR, percentile, print_table, write_results
+from benchmarks._cores import CoreSplit, split_cores
+from benchmarks._frames import (
+    AGENT_STAMP_OFFSET,
+    LEG_AND_NUMBER,
+    LEG_OFFSET,
+    FrameLedger,
+    LedgerBook,
+    arrivals_between,
+    counted_loss,
+    tag_frame,
+    window_loss,
+)
+from benchmarks._ramps import calls_per_core, first_break, merge_steps, run_capacities
+from benchmarks._report import (
+    RESULTS_DIR,
+    percentile,
+    print_table,
+    require_committed,
+    write_results,
+)
 from benchmarks.bridge import (
     FRAME,
+    GRACE_SECONDS,
     NUMBER,
     RTP_HEADER,
     SILENCE,
     STAMP,
     free_port,
+    ledger_path,
     prepare_database,
     role_parsers,
     stop,
@@ -67,10 +107,10 @@ from trunkline.gateway.sip.message import SipRequest, SipResponse, parse_message
 from trunkline.gateway.sip.sdp import parse_sdp
 
 PROFILES: dict[str, dict[str, Any]] = {
-    "mulaw": {"agent_audio": "mulaw8k", "recording": False, "transcription": "off",
-              "steps": [50, 100, 200, 300, 400, 500]},
     "recording": {"agent_audio": "mulaw8k", "recording": True, "transcription": "off",
                   "steps": [50, 100, 200, 300, 400]},
+    "mulaw": {"agent_audio": "mulaw8k", "recording": False, "transcription": "off",
+              "steps": [50, 100, 200, 300, 400, 500]},
     "pcm16": {"agent_audio": "pcm16_16k", "recording": False, "transcription": "off",
               "steps": [50, 100, 200, 300, 400]},
     "transcription": {"agent_audio": "mulaw8k", "recording": True, "transcription": "whisper",
@@ -83,6 +123,7 @@ SETUP_TIMEOUT_SECONDS = 10.0
 CALLS_PER_SECOND = 100  # INVITE rate while a step's calls are placed
 TARGETS = {"mulaw": 400, "recording": 300, "pcm16": 300}
 MEMORY_TARGET_KB = 256
+HEADLINE_PROFILE = "recording"  # the default configuration: calls are recorded
 
 
 def tree_pids(pid: int) -> list[int]:
@@ -133,11 +174,17 @@ def summary(samples: list[float] | array.array[float]) -> dict[str, float | None
 
 
 async def run_agent(port: int, out: Path, stamp: bool) -> None:
-    """Echo every media frame; record (arrival, carrier→agent latency) for stamped audio."""
+    """Echo every media frame.
+
+    Stamped (μ-law) frames: record (arrival, carrier→agent latency) and the frame's
+    number. Others (PCM): record the arrival time, to count what reached the agent.
+    """
     from websockets.asyncio.server import ServerConnection, serve
     from websockets.http11 import Request, Response
 
     samples: array.array[float] = array.array("d")
+    arrivals: array.array[float] = array.array("d")
+    book = LedgerBook()
     stop_event = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop_event.set)
     marker = '"payload":"'
@@ -154,11 +201,14 @@ async def run_agent(port: int, out: Path, stamp: bool) -> None:
             if stamp:
                 payload = base64.b64decode(encoded)
                 now = time.monotonic_ns()
-                if len(payload) >= 16:
+                if len(payload) >= 24:
                     samples.append(now / 1e9)
                     samples.append((now - STAMP.unpack_from(payload)[0]) / 1e6)
+                    book.mark_payload(payload)
                     payload = payload[:8] + STAMP.pack(now) + payload[16:]
                 encoded = base64.b64encode(payload).decode()
+            else:
+                arrivals.append(time.monotonic())
             await connection.send('{"event":"media","media":{"payload":"' + encoded + '"}}')
 
     def audio_both_ways(connection: ServerConnection, request: Request, response: Response) -> None:
@@ -169,22 +219,33 @@ async def run_agent(port: int, out: Path, stamp: bool) -> None:
                      process_response=audio_both_ways):  # fmt: skip
         await stop_event.wait()
     await asyncio.to_thread(out.write_bytes, samples.tobytes())
+    await asyncio.to_thread(book.write, ledger_path(out))
+    await asyncio.to_thread(arrivals_path(out).write_bytes, arrivals.tobytes())
+
+
+def arrivals_path(out: Path) -> Path:
+    return Path(str(out) + ".arrivals")
 
 
 # -- the floor (its own process): relays, no gateway logic -------------------------------
 
 
-async def run_floor(calls: int, agent_url: str, ports_out: Path) -> None:
+async def run_floor(calls: int, agent_url: str, ports_out: Path, agent_audio: str) -> None:
     from benchmarks.bridge import run_floor as bridge_floor
 
-    await bridge_floor(calls, agent_url, ports_out)
+    await bridge_floor(calls, agent_url, ports_out, agent_audio)
 
 
 # -- the carrier (its own process) ----------------------------------------------------------
 
 
 class Leg(asyncio.DatagramProtocol):
-    """One call's RTP: speech frames stamped with the send time; what comes back is timed."""
+    """One call's RTP: speech frames tagged with send time and number; what comes back is timed.
+
+    With ``stamp`` (μ-law agents) each frame carries the tag of ``benchmarks._frames``
+    and what comes back is numbered in :attr:`returned`; PCM agents transcode the tag
+    away, so their frames are plain speech and only counted.
+    """
 
     def __init__(self, index: int, audio: bytes, stamp: bool) -> None:
         self.index = index
@@ -200,6 +261,8 @@ class Leg(asyncio.DatagramProtocol):
         self.invited_at = 0.0
         self.setup_seconds: float | None = None
         self.failed = False
+        self.number = 0  # the next frame's number
+        self.returned = FrameLedger()
         self.reset()
 
     def reset(self) -> None:
@@ -217,9 +280,10 @@ class Leg(asyncio.DatagramProtocol):
         frame = self.audio[self.offset : self.offset + 160]
         self.offset = self.offset + 160 if self.offset + 320 <= len(self.audio) else 0
         if self.stamp:
-            frame = STAMP.pack(time.monotonic_ns()) + frame[8:]
+            frame = tag_frame(self.index, self.number, time.monotonic_ns(), frame)
         head = RTP_HEADER.pack(0x80, 0, self.sequence, self.timestamp, self.ssrc)
         self.transport.sendto(head + frame, self.remote)
+        self.number += 1
         self.sent += 1
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
@@ -232,8 +296,9 @@ class Leg(asyncio.DatagramProtocol):
         if data[12:] == SILENCE:
             return  # pacing counts, but a silence frame carries no echoed audio
         self.received += 1
-        if self.stamp:
-            self.latencies.append((now - STAMP.unpack_from(data, 12)[0]) / 1e6)
+        if self.stamp:  # the agent's send stamp (payload bytes 8–16), not the carrier's own
+            self.latencies.append((now - STAMP.unpack_from(data, 12 + AGENT_STAMP_OFFSET)[0]) / 1e6)
+            self.returned.mark(LEG_AND_NUMBER.unpack_from(data, 12 + LEG_OFFSET)[1])
 
 
 class Signalling(asyncio.DatagramProtocol):
@@ -314,7 +379,7 @@ async def run_carrier(args: argparse.Namespace) -> None:
     idle_rss = tree_rss_kb(pids)
     results: list[dict[str, Any]] = []
     sending = True
-    paused = False  # between a window's end and its count: what is in flight comes back
+    paused = False  # PCM only: quiet window edges, so nothing sent outside is in flight
 
     async def pump() -> None:
         next_tick = loop.time()
@@ -352,19 +417,28 @@ async def run_carrier(args: argparse.Namespace) -> None:
                 await asyncio.sleep(0.05)
             failed = sum(1 for leg in new if leg.setup_seconds is None)
             await asyncio.sleep(1.0)  # let the new calls settle
+            if not stamp:
+                paused = True
+                await asyncio.sleep(GRACE_SECONDS)  # what was sent before the window comes back
             for leg in legs:
                 leg.reset()
+            paused = False
+            firsts = {leg.index: leg.number for leg in legs}
             pids = tree_pids(args.pid)
             cpu0, wall0, mono0 = tree_cpu_seconds(pids), time.monotonic(), time.monotonic_ns()
             await asyncio.sleep(args.hold)
             cpu, wall = tree_cpu_seconds(pids) - cpu0, time.monotonic() - wall0
             mono1 = time.monotonic_ns()
             rss = tree_rss_kb(pids)
-            paused = True
-            await asyncio.sleep(0.3)  # nothing new is sent; what is in flight comes back
             live = [leg for leg in legs if leg.remote is not None]
-            sent = sum(leg.sent for leg in live)
-            received = sum(leg.received for leg in live)
+            windows = [(leg.index, firsts[leg.index], leg.number) for leg in live]
+            paused = not stamp
+            await asyncio.sleep(GRACE_SECONDS)  # what was sent in the window comes back
+            if stamp:
+                loss = window_loss(windows, {leg.index: leg.returned for leg in live})
+            else:
+                loss = counted_loss(sum(leg.sent for leg in live),
+                                    sum(leg.received for leg in live))  # fmt: skip
             setups = [leg.setup_seconds * 1000 for leg in new if leg.setup_seconds is not None]
             latency = array.array("d")
             jitter = array.array("d")
@@ -385,9 +459,9 @@ async def run_carrier(args: argparse.Namespace) -> None:
                 "memory_kb_per_call": max(0, rss - idle_rss) / max(1, len(live)),
                 "rss_kb": rss,
                 "idle_rss_kb": idle_rss,
-                "frames_sent": sent,
-                "frames_lost": max(0, sent - received),
-                "loss": max(0, sent - received) / max(1, sent),
+                **loss,
+                "loss_method": "frame numbers" if stamp else "count, quiet edges",
+                "windows": windows,
                 "latency_to_carrier_ms": summary(latency),
                 "pacing_jitter_ms": summary(jitter),
                 "setup_ms": summary(setups),
@@ -402,6 +476,9 @@ async def run_carrier(args: argparse.Namespace) -> None:
         sending = False
         await asyncio.gather(pump_task, return_exceptions=True)
     await asyncio.to_thread(out.write_text, json.dumps(results))
+    book = LedgerBook()
+    book.ledgers = {leg.index: leg.returned for leg in legs}
+    await asyncio.to_thread(book.write, ledger_path(out))
 
 
 def scrape(url: str) -> str:
@@ -525,12 +602,18 @@ class Progress:
 
 def measure(
     kind: str, name: str, profile: dict[str, Any], steps: list[int], args: argparse.Namespace,
-    work: Path, audio: Path, progress: Progress,
+    work: Path, audio: Path, progress: Progress, cores: CoreSplit | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Ramp one system (``trunkline`` or the ``floor``) through ``steps``."""
+    """Ramp one system (``trunkline`` or the ``floor``) through ``steps``.
+
+    The system measured runs on ``cores.system``; this process and the load
+    generators it starts already run on the others.
+    """
+    work = Path(tempfile.mkdtemp(prefix=f"{kind}-{name}-", dir=work))
     agent_port = free_port(socket.SOCK_STREAM)
     agent_out = work / f"{kind}-{name}-agent.bin"
     carrier_out = work / f"{kind}-{name}-carrier.json"
+    pin = cores.pin_system() if cores is not None else None
     stamp = profile["agent_audio"] == "mulaw8k"
     agent = python("agent", str(agent_port), str(agent_out), str(int(stamp)))
     processes = [agent]
@@ -555,16 +638,19 @@ def measure(
                        TRUNKLINE_WORKERS=str(args.workers))  # fmt: skip
             log = (work / f"trunkline-{name}.log").open("wb")
             server = subprocess.Popen(
-                [sys.executable, "-m", "trunkline", "serve"], env=env, stderr=log
+                [sys.executable, "-m", "trunkline", "serve"], env=env, stderr=log, preexec_fn=pin
             )
             processes.append(server)
             wait_until_listening(http_port)
             time.sleep(0.5 * args.workers)  # every worker binds before the first INVITE
+            if cores is not None:  # the workers inherited it; say so for every process anyway
+                cores.repin_system(tree_pids(server.pid))
             carrier_args += ["--sip-port", str(sip_port), "--pid", str(server.pid),
                              "--metrics-url", f"http://127.0.0.1:{http_port}/metrics"]  # fmt: skip
         else:
             ports_file = work / f"floor-{name}-ports.json"
-            floor = python("floor", str(max(steps)), agent_url, str(ports_file))
+            floor = python("floor", str(max(steps)), agent_url, str(ports_file),
+                           "--agent-audio", profile["agent_audio"], preexec_fn=pin)  # fmt: skip
             processes.append(floor)
             deadline = time.monotonic() + 60
             while not ports_file.exists() and time.monotonic() < deadline:
@@ -591,8 +677,20 @@ def measure(
     agent_samples = array.array("d")
     if agent_out.exists():
         agent_samples.frombytes(agent_out.read_bytes())
+    returned = LedgerBook.read(ledger_path(carrier_out)).ledgers
+    at_agent = LedgerBook.read(ledger_path(agent_out)).ledgers
+    arrivals = array.array("d")
+    if arrivals_path(agent_out).exists():
+        arrivals.frombytes(arrivals_path(agent_out).read_bytes())
     for result in steps_measured:
+        windows = [tuple(window) for window in result.pop("windows")]
         start, end = result["window_monotonic"]
+        if stamp:  # numbered frames: the agent's ledger splits the loss by direction
+            result.update(window_loss(windows, returned, at_agent))
+        else:  # quiet edges: what reached the agent from the window's start to its grace's end
+            sent, lost = result["frames_sent"], result["frames_lost"]
+            reached = arrivals_between(arrivals, start, end + GRACE_SECONDS)
+            result.update(counted_loss(sent, sent - lost, reached))
         window = [agent_samples[i + 1] for i in range(0, len(agent_samples), 2)
                   if start <= agent_samples[i] <= end]  # fmt: skip
         result["latency_to_agent_ms"] = summary(window) if stamp else summary([])
@@ -614,21 +712,6 @@ def promtool_check(scrape: str) -> str:
     return "ok" if checked.returncode == 0 and not output else output[:2000]
 
 
-def calls_per_core(steps: list[dict[str, Any]]) -> float | None:
-    """100 % ÷ CPU per call at the largest step that held: what one core would carry."""
-    good = [s for s in steps if not s["broken"]]
-    return 100 / good[-1]["cpu_percent_per_call"] if good else None
-
-
-def capacity(steps: list[dict[str, Any]]) -> int:
-    good = 0
-    for step in steps:
-        if step["broken"]:
-            break
-        good = step["calls"]
-    return good
-
-
 def chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -645,10 +728,9 @@ def chart(results: dict[str, Any], path: Path) -> None:
             if any(v is not None for v in values):
                 arrow = "→agent" if direction == "latency_to_agent_ms" else "→carrier"
                 latency_axis.plot(calls, values, style, marker="o", label=f"{name} {arrow}")
-    floor = results.get("floor") or []
-    if floor:
+    for agent_audio, floor in (results.get("floor") or {}).items():
         cpu_axis.plot([s["calls"] for s in floor], [s["cpu_percent_per_call"] for s in floor],
-                      "k:", marker="x", label="floor (bare relay)")  # fmt: skip
+                      ":", marker="x", label=f"floor {agent_audio} (bare relay)")  # fmt: skip
     cpu_axis.axhline(0.25, color="grey", linewidth=0.8, linestyle="--")
     cpu_axis.set(xlabel="concurrent calls", ylabel="CPU per call (% of one core)",
                  title="trunkline CPU per call", xscale="log")  # fmt: skip
@@ -681,95 +763,151 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=8.0, help="seconds each step is held")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--steps", default="", help="override every profile's steps (a,b,c)")
+    parser.add_argument("--runs", type=int, default=3, help="ramps per profile (median reported)")
+    parser.add_argument(
+        "--allow-uncommitted",
+        action="store_true",
+        help="measure code that differs from its commit (results are marked)",
+    )
     args = parser.parse_args()
     if args.role in ("agent", "floor", "carrier"):
         import uvloop
 
         coroutine = {
             "agent": lambda: run_agent(args.port, args.out, bool(args.stamp)),
-            "floor": lambda: run_floor(args.calls, args.agent_url, args.ports_out),
+            "floor": lambda: run_floor(args.calls, args.agent_url, args.ports_out,
+                                       args.agent_audio),
             "carrier": lambda: run_carrier(args),
-        }[args.role]()
+        }[args.role]()  # fmt: skip
         uvloop.run(coroutine)
         return
     names = [n for n in args.profiles.split(",") if n]
     unknown = [n for n in names if n not in PROFILES]
     if unknown:
         parser.error(f"unknown profiles {unknown}; choose from {', '.join(PROFILES)}")
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    require_committed(args.allow_uncommitted)
+    cores = split_cores(args.workers)
     override = [int(s) for s in args.steps.split(",") if s]
     plans = {n: override or PROFILES[n]["steps"] for n in names}
-    floor_steps = sorted({s for steps in plans.values() for s in steps})
-    progress = Progress(sum(len(s) for s in plans.values()) + len(floor_steps))
+    floor_plans: dict[str, list[int]] = {}
+    for name in names:
+        agent_audio = PROFILES[name]["agent_audio"]
+        floor_plans[agent_audio] = sorted(set(floor_plans.get(agent_audio, [])) | set(plans[name]))
+    per_round = sum(len(s) for s in plans.values()) + sum(len(s) for s in floor_plans.values())
+    progress = Progress(per_round * args.runs)
     results: dict[str, Any] = {"hold_seconds": args.hold, "workers": args.workers,
-                               "machine_cpus": os.cpu_count(), "profiles": {},
+                               "runs": args.runs, "machine_cpus": os.cpu_count(),
+                               "cores": cores.describe() if cores is not None else None,
+                               "headline_profile": HEADLINE_PROFILE if HEADLINE_PROFILE in names
+                               else None, "profiles": {},
                                "objectives": {"max_loss": MAX_LOSS,
                                               "max_latency_p99_ms": MAX_LATENCY_P99_MS,
                                               "failed_calls": 0}}  # fmt: skip
+    floor_runs: dict[str, list[list[dict[str, Any]]]] = {f: [] for f in floor_plans}
+    profile_runs: dict[str, list[list[dict[str, Any]]]] = {n: [] for n in names}
     with tempfile.TemporaryDirectory(prefix="trunkline-load-") as tmp:
         work = Path(tmp)
         audio = work / "speech.ulaw"
         progress.show("synthesizing caller speech")
         speech_audio(audio)
-        floor_profile = {"agent_audio": "mulaw8k"}
-        results["floor"] = measure("floor", "floor", floor_profile, floor_steps, args, work,
-                                   audio, progress)  # fmt: skip
-        floors = {s["calls"]: s for s in results["floor"]}
-        for step in results["floor"]:
-            step["broken_alone"] = bool(
-                step["loss"] > MAX_LOSS
-                or step["answered"] < step["calls"]
-                or (step["latency_to_carrier_ms"]["p99"] or 0) > MAX_LATENCY_P99_MS
-                or (step["latency_to_agent_ms"]["p99"] or 0) > MAX_LATENCY_P99_MS
-            )
-        for name in names:
-            steps = measure("trunkline", name, PROFILES[name], plans[name], args, work, audio,
-                            progress)  # fmt: skip
-            for step in steps:
-                floor = floors.get(step["calls"])
-                reference = floor["cpu_percent_per_call"] if floor else None
-                step["cpu_ratio_to_floor"] = (
-                    step["cpu_percent_per_call"] / reference if reference else None
-                )
-                step["added_latency_p99_ms"] = {
-                    d: added(step[d]["p99"], floor[d]["p99"] if floor else None)
-                    for d in ("latency_to_agent_ms", "latency_to_carrier_ms")
-                }
-                step["broken"] = breaks(step, floor)
-            results["profiles"][name] = {
-                "settings": PROFILES[name] | {"steps": plans[name]},
-                "trunkline": steps,
-                "capacity_calls": capacity(steps),
-                "limited_by": next((s["broken"] for s in steps if s["broken"]), None),
-                "calls_per_core_from_cpu": calls_per_core(steps),
-                "promtool_check_under_load": steps[-1].get("promtool_check") if steps else None,
-                "target_calls": TARGETS.get(name),
-            }
+        for round_number in range(1, args.runs + 1):  # each round: floors, then every profile
+            for agent_audio, floor_steps in floor_plans.items():
+                floor = measure("floor", f"{agent_audio}-{round_number}",
+                                {"agent_audio": agent_audio}, floor_steps, args, work, audio,
+                                progress, cores)  # fmt: skip
+                for step in floor:
+                    step["broken_alone"] = broken_alone(step)
+                floor_runs[agent_audio].append(floor)
+            for name in names:
+                steps = measure("trunkline", f"{name}-{round_number}", PROFILES[name],
+                                plans[name], args, work, audio, progress, cores)  # fmt: skip
+                floors = {s["calls"]: s for s in floor_runs[PROFILES[name]["agent_audio"]][-1]}
+                judge(steps, floors)
+                profile_runs[name].append(steps)
     sys.stderr.write("\n")
+    results["floor"] = {fmt: merge_steps(runs) for fmt, runs in floor_runs.items()}
+    trunkline_cores = len(cores.system) if cores is not None else None
+    for name in names:
+        runs = profile_runs[name]
+        capacities = run_capacities(runs)
+        results["profiles"][name] = {
+            "settings": PROFILES[name] | {"steps": plans[name]},
+            "trunkline": merge_steps(runs),
+            "capacity_calls": capacities["median"],
+            "capacity_per_run": capacities,
+            "limited_by": [
+                f"run {i}: " + ("; ".join(first_break(run)) or "not reached")
+                for i, run in enumerate(runs, 1)
+            ],  # fmt: skip
+            "calls_per_core": calls_per_core(capacities, trunkline_cores),
+            "ramp_reached_limit": all(first_break(run) for run in runs),
+            "promtool_check_under_load": runs[-1][-1].get("promtool_check") if runs[-1] else None,
+            "target_calls": TARGETS.get(name),
+            "runs": runs,
+        }
+    print_summary(results)
+    write_results("load", results)
+    png = RESULTS_DIR / "load.png"
+    chart(results, png)
+    print(f"wrote {png}")
+
+
+def broken_alone(step: dict[str, Any]) -> bool:
+    """Whether the bare relay with the load generators misses the objectives at this step."""
+    return bool(
+        step["loss"] > MAX_LOSS
+        or step["answered"] < step["calls"]
+        or (step["latency_to_carrier_ms"]["p99"] or 0) > MAX_LATENCY_P99_MS
+        or (step["latency_to_agent_ms"]["p99"] or 0) > MAX_LATENCY_P99_MS
+    )
+
+
+def judge(steps: list[dict[str, Any]], floors: dict[int, dict[str, Any]]) -> None:
+    """Compare each step with the same round's floor at the same calls; record what broke."""
+    for step in steps:
+        floor = floors.get(step["calls"])
+        reference = floor["cpu_percent_per_call"] if floor else None
+        step["cpu_ratio_to_floor"] = step["cpu_percent_per_call"] / reference if reference else None
+        step["added_latency_p99_ms"] = {
+            d: added(step[d]["p99"], floor[d]["p99"] if floor else None)
+            for d in ("latency_to_agent_ms", "latency_to_carrier_ms")
+        }
+        step["broken"] = breaks(step, floor)
+
+
+def print_summary(results: dict[str, Any]) -> None:
     rows = []
     for name, result in results["profiles"].items():
         for step in result["trunkline"]:
             rows.append([
-                name, step["calls"], step["cpu_percent_per_call"],
-                step["cpu_ratio_to_floor"] or 0.0, step["memory_kb_per_call"],
-                step["frames_lost"], _pair(step["latency_to_agent_ms"]),
+                name, step["calls"], f"{step['runs_held']}/{results['runs']}",
+                step["cpu_percent_per_call"], step["cpu_ratio_to_floor"] or 0.0,
+                step["memory_kb_per_call"], _loss(step), _pair(step["latency_to_agent_ms"]),
                 _pair(step["latency_to_carrier_ms"]), _added(step["added_latency_p99_ms"]),
                 _pair(step["pacing_jitter_ms"]),
                 _pair(step["setup_ms"]), "; ".join(step["broken"]) or "ok",
             ])  # fmt: skip
     print_table(
-        ["profile", "calls", "CPU %/call", "×floor", "KB/call", "lost", "→agent p50/p99",
-         "→carrier p50/p99", "added p99 →a/→c", "jitter p50/p99", "set-up p50/p99 ms",
-         "objective"],
+        ["profile", "calls", "held", "CPU %/call", "×floor", "KB/call", "loss % (→a/→c)",
+         "→agent p50/p99", "→carrier p50/p99", "added p99 →a/→c", "jitter p50/p99",
+         "set-up p50/p99 ms", "objective (median of runs)"],
         rows,
     )  # fmt: skip
     for name, result in results["profiles"].items():
-        per_core = result["calls_per_core_from_cpu"]
-        print(f"{name}: capacity {result['capacity_calls']} concurrent calls"
-              + (f"; CPU per call says {per_core:.0f} per core" if per_core else ""))  # fmt: skip
-    write_results("load", results)
-    png = RESULTS_DIR / "load.png"
-    chart(results, png)
-    print(f"wrote {png}")
+        spread_ = result["capacity_per_run"]
+        per_core = result["calls_per_core"]
+        print(f"{name}: capacity {spread_['median']} concurrent calls "
+              f"(runs: {', '.join(map(str, spread_['per_run']))})"
+              + (f"; {per_core['median']:.0f} calls per trunkline core" if per_core else ""))  # fmt: skip
+
+
+def _loss(step: dict[str, Any]) -> str:
+    total = f"{step['loss'] * 100:.2f}"
+    if not step.get("to_agent") or not step.get("to_carrier"):
+        return total
+    return f"{total} ({step['to_agent']['loss'] * 100:.2f}/{step['to_carrier']['loss'] * 100:.2f})"
 
 
 def _added(pair: dict[str, float | None]) -> str:

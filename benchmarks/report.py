@@ -101,10 +101,58 @@ with `ts_rank` over the newest 1,000 matches and is the slow case there.
 """
 
 
+def provenance(result: dict[str, Any]) -> str:
+    """Which code, command and machine a result file measured (and whether the code was committed)."""
+    commit = str(result.get("commit", "unknown"))[:12]
+    line = (
+        f"Measured {result['measured_at'][:10]} at commit `{commit}` on {machine(result)}"
+        f" ({result.get('machine', {}).get('cpu_model', '?')}) with `{result.get('command', '?')}`."
+    )
+    if result.get("uncommitted_changes"):
+        line += " **The code measured differed from that commit: these figures are provisional.**"
+    return line
+
+
+def cores_line(result: dict[str, Any]) -> str:
+    cores = result.get("cores")
+    if not cores:
+        return "trunkline and the load generators shared every core (nothing was pinned)."
+    return (
+        f"trunkline (or the floor relay) ran pinned to core(s) {cores['system_under_test']},"
+        f" the agent and carrier to core(s) {cores['load_generators']}."
+    )
+
+
+def median_figure(value: Any) -> float | None:
+    """A figure as published: the median of a ``{median, min, max}`` spread, or the value."""
+    return value["median"] if isinstance(value, dict) else value
+
+
+def with_spread(value: Any, digits: int = 2) -> str:
+    if isinstance(value, dict):
+        return (
+            f"{number(value['median'], digits)} "
+            f"({number(value['min'], digits)}–{number(value['max'], digits)})"
+        )
+    return number(value, digits)
+
+
+def loss_cell(figures: dict[str, Any]) -> str:
+    """Lost / sent, and per direction (→ agent, → carrier) where frame numbers measured it."""
+    total = f"{figures['frames_lost']:,} / {figures['frames_sent']:,}"
+    to_agent, to_carrier = figures.get("to_agent"), figures.get("to_carrier")
+    if not to_agent or not to_carrier:
+        return total
+    method = " by count" if figures.get("loss_method", "").startswith("count") else ""
+    return f"{total} ({to_agent['lost']:,} → agent, {to_carrier['lost']:,} → carrier{method})"
+
+
 def bridge_section(result: dict[str, Any]) -> str:
     rows = []
     for agent_audio, data in result["formats"].items():
-        for run in ("trunkline", "floor"):
+        for run in ("trunkline", "floor", "baseline"):
+            if run not in data:
+                continue
             figures = data[run]
             to_agent = figures.get("latency_to_agent_ms") or {}
             to_carrier = figures.get("latency_to_carrier_ms") or {}
@@ -113,33 +161,54 @@ def bridge_section(result: dict[str, Any]) -> str:
                 [
                     agent_audio,
                     run,
-                    number(figures["cpu_percent_per_call"], 3),
-                    str(figures["frames_lost"]),
+                    with_spread(figures["cpu_percent_per_call"], 3),
+                    loss_cell(figures),
                     f"{number(to_agent.get('p50'))} / {number(to_agent.get('p99'))}",
                     f"{number(to_carrier.get('p50'))} / {number(to_carrier.get('p99'))}",
                     f"{number(jitter.get('p50'))} / {number(jitter.get('p99'))}",
                 ]
             )
     ratios = ", ".join(
-        f"{fmt}: {number(data['cpu_ratio_to_floor'])}×" for fmt, data in result["formats"].items()
+        f"{fmt}: {with_spread(data['cpu_ratio_to_floor'])}×"
+        for fmt, data in result["formats"].items()
     )
+    runs = result.get("runs", 1)
     return f"""## Media bridge — `python -m benchmarks.bridge`
 
-{result["calls"]} concurrent calls for {result["seconds"]:.0f} s per agent format
-({machine(result)}): a real `trunkline serve`, an echo agent and a SIP/RTP carrier,
-each in its own process. The floor is the same sockets and agent connections
-relaying each packet at once with no gateway logic. CPU is per call, in percent
-of one core; latencies are one way, in ms (p50 / p99), from stamps carried in
-μ-law payloads (PCM formats transcode them away). trunkline's →carrier figure
-includes waiting for the call's clock slot (at most 5 ms at a talk-spurt start)
-and its pacing; the floor forwards at once. All processes share the machine's
-cores, so absolute latencies include the load generator's own delays. Call
-recording is on in the trunkline runs (the default).
+{result["calls"]} concurrent calls for {result["seconds"]:.0f} s per agent format, {runs} runs
+of each kind (trunkline and floor alternating). {provenance(result)} A real
+`trunkline serve`, an echo agent and a SIP/RTP carrier, each in its own process;
+{cores_line(result)} The floor is the same sockets and agent connections
+relaying each packet at once with no gateway logic; for PCM16 it converts μ-law
+8 kHz ⇄ PCM16 16 kHz per frame as trunkline does. CPU is per call, in percent of
+one core: the median run, with min–max. Loss counts, by frame number, the frames
+sent in the window that did not come back, over all runs, and splits them by
+direction; PCM formats transcode the numbers away and are counted with quiet window
+edges, split by the frames that reached the agent in the window. Latencies are one way, in ms (p50 / p99, from the median run), from stamps
+carried in μ-law payloads. trunkline's →carrier figure includes waiting for the
+call's clock slot and its pacing; the floor forwards at once. Call recording is on
+in the trunkline runs (the default).
 
-{table(["format", "run", "CPU %/call", "lost", "→agent ms", "→carrier ms", "jitter ms"], rows)}
+{
+        table(
+            ["format", "run", "CPU %/call", "lost / sent", "→agent ms", "→carrier ms", "jitter ms"],
+            rows,
+        )
+    }
 
-trunkline's CPU per call as a multiple of the floor's — {ratios}.
-Target for μ-law pass-through: ≤ {result["target_cpu_percent_per_call"]} % of a core per call.
+trunkline's CPU per call as a multiple of the floor's, round by round (median, min–max) —
+{ratios}. Target for μ-law pass-through: ≤ {result["target_cpu_percent_per_call"]} % of a core
+per call.
+
+{BRIDGE_ANALYSIS}"""
+
+
+BRIDGE_ANALYSIS = """In the run of 2026-12-02, 100 calls are below every limit: no frame was lost
+either way, and the μ-law median (0.243 % of a core per call) just meets the target.
+What trunkline adds over the relay for μ-law (1.6×) is its per-frame call logic — RTP
+session, playout, media clock and the recording tap; its → carrier latency (6.7 ms
+p50) is mostly the wait for the call's clock slot. For PCM16 the resampling both ways,
+which the floor now does too, dominates both, so trunkline costs only 1.15× the floor.
 """
 
 
@@ -182,36 +251,85 @@ Real-time trials (callers speaking half the time, one transcription worker):
 """
 
 
+def capacity_step(profile: dict[str, Any]) -> dict[str, Any]:
+    """The median ramp's step at the published capacity (its first step when none held)."""
+    steps = profile["trunkline"]
+    return next((x for x in steps if x["calls"] == profile["capacity_calls"]), steps[0])
+
+
+def limit_note(profile: dict[str, Any], cores: int) -> str:
+    """How busy trunkline was at capacity, and what broke at the next step (median ramp)."""
+    at = capacity_step(profile)
+    after = next((s for s in profile["trunkline"] if s["calls"] > profile["capacity_calls"]), None)
+    notes = []
+    busy = at.get("cpu_percent_total")
+    if busy is not None and cores and profile["capacity_calls"]:
+        notes.append(
+            f"At {at['calls']} calls trunkline kept its {cores} core(s) {busy / cores:.0f} % busy."
+        )
+    if after is None:
+        notes.append("The top step held: the ramp did not reach the limit.")
+    elif after["broken"]:
+        notes.append(f"At {after['calls']} calls: {'; '.join(after['broken'])}.")
+    else:
+        notes.append(f"{after['calls']} calls held in most runs, but not in the median one.")
+    return " ".join(notes)
+
+
 def load_section(result: dict[str, Any]) -> str:
-    m = result.get("machine", {})
     rows = []
+    headline = result.get("headline_profile")
     for name, profile in result["profiles"].items():
-        steps = profile["trunkline"]
-        good = [x for x in steps if not x["broken"]]
-        at = good[-1] if good else steps[0]
+        at = capacity_step(profile)
         added = at.get("added_latency_p99_ms", {})
-        per_core = profile.get("calls_per_core_from_cpu")
-        limit = "; ".join(profile["limited_by"] or []) or "not reached"
+        single = profile["capacity_calls"]  # a file from before --runs: one ramp
+        capacities = profile.get("capacity_per_run") or {"median": single, "min": single,
+                                                         "max": single}  # fmt: skip
+        per_core = profile.get("calls_per_core")
+        at_least = "" if profile.get("ramp_reached_limit", True) else "≥ "
+        spread = at.get("spread", {}).get("cpu_percent_per_call")
+        cpu = number(at["cpu_percent_per_call"])
+        if spread:
+            cpu += f" ({number(spread['min'])}–{number(spread['max'])})"
+        loss = f"{number(at['loss'] * 100)} %"
+        if at.get("to_agent") and at.get("to_carrier"):
+            loss += (
+                f" ({number(at['to_agent']['loss'] * 100)} / "
+                f"{number(at['to_carrier']['loss'] * 100)})"
+            )
         rows.append([
-            name, str(profile["capacity_calls"]), str(profile.get("target_calls") or "–"),
-            number(per_core, 0), number(at["cpu_percent_per_call"]),
-            number(at.get("cpu_ratio_to_floor")), number(at["memory_kb_per_call"], 0),
+            f"**{name}** (headline)" if name == headline else name,
+            f"{at_least}{capacities['median']} ({capacities['min']}–{capacities['max']})"
+            if profile["capacity_calls"] else "0",
+            str(profile.get("target_calls") or "–"),
+            f"{at_least}{number(per_core['median'], 0)}" if per_core and capacities["median"]
+            else "–",
+            cpu, number(at.get("cpu_ratio_to_floor")), number(at["memory_kb_per_call"], 0), loss,
             f"{number(added.get('latency_to_agent_ms'), 1)} / "
             f"{number(added.get('latency_to_carrier_ms'), 1)}",
-            number(at["setup_ms"]["p99"], 0), limit,
+            number(at["setup_ms"]["p99"], 0),
         ])  # fmt: skip
+    cores = len((result.get("cores") or {}).get("system_under_test") or [])
+    stopped = "\n".join(
+        f"- **{name}**: {limit_note(profile, cores)} Per run: " + "; ".join(profile["limited_by"])
+        for name, profile in result["profiles"].items()
+    )
     checks = {n: p.get("promtool_check_under_load") for n, p in result["profiles"].items()}
     promtool = "passes" if all(c == "ok" for c in checks.values()) else f"{checks}"
     return f"""## Whole system — `python -m benchmarks.load`
 
-Measured {result["measured_at"][:10]} on {m.get("cpus")} CPUs ({m.get("cpu_model", "?")}),
-{m.get("implementation")} {m.get("python")}, {result["workers"]} trunkline process(es), each
-step held {number(result["hold_seconds"], 0)} s. trunkline, the echo agent and the SIP/RTP
-carrier run as separate processes on the same machine, all traffic on loopback; callers
-send synthesized speech. A step breaks the objective when loss > 0.1 %, trunkline adds
-more than 20 ms to latency p99 either way (its p99 minus the bare relay's at the same call
-count), or a call fails to set up; capacity is the last step before. "Calls per core"
-divides one core by the CPU per call measured at that step.
+{provenance(result)} {result["workers"]} trunkline process(es), each step held
+{number(result["hold_seconds"], 0)} s, every profile ramped {result.get("runs", 1)} times.
+{cores_line(result)} trunkline, the echo agent and the SIP/RTP carrier run as separate
+processes, all traffic on loopback; callers send synthesized speech. A step breaks the
+objective when loss > 0.1 % (by frame number: the frames sent in the window that did not
+come back), trunkline adds more than 20 ms to latency p99 either way (its p99 minus the
+bare relay's in the same round at the same call count), or a call fails to set up; a run's
+capacity is its last step before that. Figures are the median run's, never the best:
+capacity is the median of the runs (min–max in brackets), the other columns are the median
+of the runs' figures at that step. "Calls per core" is that capacity ÷ the cores trunkline
+had to itself — calls actually carried within the objectives, not extrapolated from CPU
+time; "≥" marks a profile whose ramp never broke (its top step held).
 
 ![CPU per call and latency p99 against concurrent calls](../benchmarks/results/load.png)
 
@@ -221,46 +339,73 @@ divides one core by the CPU per call measured at that step.
                 "profile",
                 "capacity (calls)",
                 "target",
-                "calls per core (from CPU)",
+                "calls per core",
                 "CPU %/call",
                 "× floor",
                 "KB/call",
+                "loss (→ agent / → carrier)",
                 "added p99 → agent / → carrier (ms)",
                 "set-up p99 (ms)",
-                "what stopped the ramp",
             ],
             rows,
         )
     }
 
+What the numbers show limits each profile (the median ramp; then what stopped each run):
+
+{stopped}
+
 `promtool check metrics` on a scrape taken under load: {promtool}.
 
-What limits each profile here:
+{LOAD_ANALYSIS}
+Run it: `make test` once (it installs matplotlib for the chart), commit, then
+`.venv/bin/python -m benchmarks.load` (about 25 minutes for three runs; `--profiles`,
+`--steps`, `--hold`, `--workers N`, `--runs N`).
+"""
 
-- **The machine.** Two cores carry trunkline *and* the load generators (an agent
-  decoding and re-encoding every frame, a carrier sending and timing every packet).
-  Past about 150 calls the bare relay itself misses the latency objective, so steps
-  beyond that measure the generators, not trunkline; "calls per core" is the figure
-  that carries over to a machine where trunkline has its cores to itself.
-- **μ-law pass-through and recording**: a py-spy profile of `trunkline serve` under
-  100 μ-law calls with recording (2026-11-25, 1,014 samples) puts about a third of
-  the process in the event loop's own C code (epoll and socket I/O), 10 % in
-  `sendto` for RTP and 6 % in WebSocket writes — one system call per packet or frame
-  each way — 18 % in the RTP receive path (parse, filter, hand to the agent) and 20 %
-  in the media clock's slots (playout, RTP build and send, the recording's slot).
-  The recording writer spent 9 % of samples syncing each call's file to disk every
-  second; it now hands blocks to the kernel without a sync (a killed process still
-  loses at most a second) and syncs once at hang-up.
-- **PCM16 16 kHz**: resampling both ways (9–19 µs per frame, `benchmarks.codecs`)
-  and twice the base64/JSON bytes per frame.
-- **Transcription**: Whisper's CPU time per second of speech (real-time factor
-  about 0.2 on one thread, `benchmarks.speech`); on two shared cores a handful of
-  calls fill a core. Give it more `TRUNKLINE_TRANSCRIPTION_WORKERS` on more cores, or
-  an HTTP engine.
 
-Run it: `make test` once (it installs matplotlib for the chart), then
-`.venv/bin/python -m benchmarks.load` (about 5 minutes; `--profiles`, `--steps`,
-`--hold`, `--workers N`).
+LOAD_ANALYSIS = """What limits each profile here, as far as these numbers show it (run of 2026-12-02):
+
+- **The machine.** trunkline had one core to itself; the echo agent and the carrier
+  shared the other. From about 300 calls the bare relay with the same generators
+  misses the objectives in some rounds ("machine limit"), so steps from there on
+  measure the generators' core as much as trunkline.
+- **μ-law pass-through and recording** (the headline): not CPU — at 200 calls
+  trunkline's core was 39 % (μ-law) and 47 % (recording) busy, about 0.2 % of a
+  core per call. What breaks first is the agent → carrier latency p99 trunkline
+  adds (its playout and media clock under load: 44–115 ms added at 300–400 calls),
+  together with the generators' limit. The median loss by frame number was 0.00 %
+  at every μ-law step. The medians fall short of the targets (300 and 400 calls).
+- **PCM16 16 kHz**: CPU — resampling both ways puts it at about 0.44 % of a core
+  per call (0.93× the floor, which now transcodes the same way): 88 % of the core at
+  200 calls, and at 300 calls frames and call set-ups are lost (47–72 % loss, calls
+  not answered within 10 s).
+- **Transcription**: at 8 calls the added latency p99 passes 20 ms (48–85 ms
+  agent → carrier) and CPU per call jumps from 1.2 % to 3.7 % of a core (12× the
+  floor): Whisper's work on trunkline's one core delays the media. Give it more
+  `TRUNKLINE_TRANSCRIPTION_WORKERS` on more cores, or an HTTP engine.
+"""
+
+
+def restructuring_section(result: dict[str, Any]) -> str:
+    """The same-run comparison of trunkline with the code before the call-core restructuring."""
+    ratios = "; ".join(
+        f"{fmt} {data['cpu_ratio_to_baseline']['median']:.2f}× "
+        f"({data['cpu_ratio_to_baseline']['min']:.2f}–{data['cpu_ratio_to_baseline']['max']:.2f}"
+        " per round)"
+        for fmt, data in result["formats"].items()
+        if data.get("cpu_ratio_to_baseline")
+    )
+    return f"""### Before and after the call-core restructuring
+
+`{result["command"]}` at commit `{result["commit"][:7]}`
+(`benchmarks/results/bridge-restructuring.json`): trunkline and trunkline as
+committed at `{result["baseline"]}` (before the call core, media session and
+storage were restructured) ran alternately, {result["runs"]} rounds of
+{result["calls"]} calls × {result["seconds"]:.0f} s, on the same machine at the same
+time, without core pinning. CPU per call as a multiple of the baseline's: {ratios}
+— the restructuring costs nothing measurable on the frame path. Loss in this run
+was counted, not by frame number: 0 for every kind.
 """
 
 
@@ -271,11 +416,17 @@ def main() -> None:
 Every benchmark prints its figures next to a reference measured **in the same
 run** and writes JSON under `benchmarks/results/`; `python -m benchmarks.report`
 rewrites this page from those files. Machines are shared and noisy: read the
-ratios, not single absolute timings.
+ratios, not single absolute timings. Each result file records the commit, the
+command line and the machine; the media benchmarks (`bridge`, `load`) run at
+least three times and publish the median with its min–max, never the best run,
+and refuse to measure code that differs from its commit (`--allow-uncommitted`
+measures it anyway and the page then calls the figures provisional).
 """
     ]
     for name, render in (("codecs", codecs_section), ("api", api_section),
-                         ("bridge", bridge_section), ("speech", speech_section),
+                         ("bridge", bridge_section),
+                         ("bridge-restructuring", restructuring_section),
+                         ("speech", speech_section),
                          ("load", load_section)):  # fmt: skip
         result = load(name)
         if result is not None:
