@@ -199,3 +199,29 @@ def test_mutated_invites_never_crash(data: st.DataObject) -> None:
             message.serialize()
     except SipParseError:
         pass
+
+
+@pytest.mark.parametrize(
+    ("value", "sent_by"),
+    [
+        ("SIP / 2.0 / UDP 192.0.2.2;branch=390skdjuw", ("UDP", "192.0.2.2", None, "390skdjuw")),
+        (
+            "SIP/2.0/TCP spindle.example.com ;branch=z9hG4bK9ikj8",
+            ("TCP", "spindle.example.com", None, "z9hG4bK9ikj8"),
+        ),
+        (
+            "SIP  /2.0/UDP 192.0.2.1 : 5070 ; branch = z9hG4bKa",
+            ("UDP", "192.0.2.1", 5070, "z9hG4bKa"),
+        ),
+    ],
+)
+def test_via_with_whitespace_around_its_separators_is_accepted(
+    value: str, sent_by: tuple[str, str, int | None, str]
+) -> None:
+    request = parse_message(
+        INVITE.replace(b"SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK776asdhds;rport", value.encode())
+    )
+    assert isinstance(request, SipRequest)
+    check_request(request)
+    via = request.top_via
+    assert (via.transport, via.host, via.port, via.branch) == sent_by

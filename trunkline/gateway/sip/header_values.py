@@ -23,6 +23,11 @@ def _params(text: str) -> dict[str, str]:
     return params
 
 
+# sent-protocol = "SIP" SLASH version SLASH transport, whitespace allowed around each
+# SLASH (RFC 3261 §25.1; RFC 4475 §3.1.1.1), then whitespace and the sent-by.
+_VIA = re.compile(r"\s*SIP\s*/\s*[0-9.]+\s*/\s*([A-Za-z0-9.!%*_+`'~-]+)\s+(\S.*)", re.I | re.S)
+
+
 @dataclass(slots=True)
 class Via:
     transport: str
@@ -32,13 +37,14 @@ class Via:
 
     @classmethod
     def parse(cls, value: str) -> Via:
-        protocol, _, rest = value.strip().partition(" ")
-        pieces = protocol.split("/")
-        if len(pieces) != 3 or pieces[0].upper() != "SIP":
+        match = _VIA.match(value)
+        if match is None:
             raise SipParseError(f"bad Via {value[:60]!r}")
-        sent_by, _, params = rest.strip().partition(";")
-        host, port = split_host_port(sent_by.strip())
-        return cls(pieces[2].upper(), host, port, _params(params))
+        transport, rest = match.groups()
+        sent_by, _, params = rest.partition(";")
+        # sent-by = host [ COLON port ], and COLON may have whitespace around it (§25.1)
+        host, port = split_host_port("".join(sent_by.split()))
+        return cls(transport.upper(), host, port, _params(params))
 
     @property
     def branch(self) -> str:
