@@ -267,11 +267,13 @@ async def test_malformed_sip_gets_400_or_is_dropped_and_counted(trunkline: Trunk
     )
     assert response is not None and response.status == 400
     assert "Call-ID" in response.reason
+    too_short = (VALID_HEAD.format(n=2) + "Content-Length: 500\r\n\r\nv=0\r\n").encode()
+    response = await asyncio.to_thread(_exchange, port, too_short)
+    assert response is not None and response.status == 400  # UDP: RFC 3261 §18.3
     dropped_before = gateway.malformed_dropped
     unanswerable = [
         os.urandom(300),  # garbage
         b"INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1",  # truncated
-        (VALID_HEAD.format(n=2) + "Content-Length: 500\r\n\r\nv=0\r\n").encode(),  # too short
         b"SIP/2.0 200 OK\r\n" + os.urandom(65_000),  # the largest UDP datagram, garbage
         b"\x00" * 1000,
     ]

@@ -7,13 +7,15 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import cast
 
+import pytest
+
 from tests.fakes.clock import FakeClock
 from trunkline.gateway.sip.admission import SourceBudget
 from trunkline.gateway.sip.application import Transport
 from trunkline.gateway.sip.endpoint import SipEndpoint
 from trunkline.gateway.sip.header_values import Address
 from trunkline.gateway.sip.message import SipRequest, SipResponse, parse_message, response_to
-from trunkline.gateway.sip.transaction import NEVER, T1, ServerTransaction
+from trunkline.gateway.sip.transaction import NEVER, T1, T4, ServerTransaction
 
 CARRIER = ("192.0.2.10", 5060)
 STRANGER = ("203.0.113.66", 5060)
@@ -251,3 +253,102 @@ async def test_requests_that_cannot_be_served_are_refused_once_and_counted() -> 
         1,
         1,
     )
+
+
+def rfc2543_request(
+    method: str,
+    *,
+    host: str = "192.0.2.10",
+    call_id: str = "old@carrier",
+    from_tag: str = "theirs",
+    to: str = "<sip:+15550100001@192.0.2.1>",
+    cseq_method: str | None = None,
+) -> bytes:
+    """A request as an RFC 2543 UA sends it: no branch on its Via."""
+    message = SipRequest(method=method, uri="sip:+15550100001@192.0.2.1")
+    message.headers.add("Via", f"SIP/2.0/UDP {host}:5060")
+    message.headers.add("From", f"<sip:+14155550123@{host}>;tag={from_tag}")
+    message.headers.add("To", to)
+    message.headers.add("Call-ID", call_id)
+    message.headers.add("CSeq", f"1 {cseq_method or method}")
+    message.headers.add("Max-Forwards", "70")
+    return message.serialize()
+
+
+async def test_branchless_requests_from_two_uas_are_two_transactions() -> None:
+    sip, application, sent, _ = endpoint()
+    application.answer_invites = False
+    sip.datagram_received(rfc2543_request("INVITE"), CARRIER)
+    other = rfc2543_request("INVITE", host="192.0.2.11", call_id="other@uac", from_tag="x")
+    sip.datagram_received(other, ("192.0.2.11", 5060))
+    assert len(application.invites) == 2 and sip.transactions == 2
+    sip.datagram_received(rfc2543_request("INVITE"), CARRIER)  # a retransmission
+    assert len(application.invites) == 2 and application.offered == ["INVITE", "INVITE"]
+    # Same Via and Call-ID, another From tag: another transaction, not a retransmission.
+    sip.datagram_received(rfc2543_request("INVITE", from_tag="second"), CARRIER)
+    assert len(application.invites) == 3
+
+
+async def test_a_branchless_cancel_and_ack_find_their_invite() -> None:
+    sip, application, sent, clock = endpoint()
+    application.answer_invites = False
+    sip.datagram_received(rfc2543_request("INVITE"), CARRIER)
+    (invite,) = application.invites
+    assert sip.pending_invite(parse_cancel(rfc2543_request("CANCEL"))) is invite
+    stranger_cancel = rfc2543_request("CANCEL", call_id="unrelated@carrier")
+    assert sip.pending_invite(parse_cancel(stranger_cancel)) is None
+    sip.respond(invite, response_to(invite.request, 486, to_tag="ours"))
+    # The ACK carries the To tag of the 486; one with another tag acknowledges nothing here.
+    wrong = rfc2543_request("ACK", to="<sip:+15550100001@192.0.2.1>;tag=else")
+    sip.datagram_received(wrong, CARRIER)
+    assert application.offered == ["INVITE", "ACK"] and invite.state.value == "completed"
+    ack = rfc2543_request("ACK", to="<sip:+15550100001@192.0.2.1>;tag=ours")
+    sip.datagram_received(ack, CARRIER)
+    assert application.offered == ["INVITE", "ACK"]  # absorbed by the transaction
+    assert invite.state.value == "confirmed"
+    clock.now += T4
+    sip.fire_timers()
+    assert sip.transactions == 0
+
+
+async def test_a_bare_magic_cookie_is_no_transaction_id() -> None:
+    sip, application, sent, _ = endpoint()
+    application.answer_invites = False
+    sip.datagram_received(request("INVITE", branch="z9hG4bK"), CARRIER)
+    again = request("INVITE", branch="z9hG4bK").replace(b"abc@carrier", b"def@carrier")
+    sip.datagram_received(again, CARRIER)
+    assert len(application.invites) == 2  # keyed the RFC 2543 way: two Call-IDs, two INVITEs
+
+
+async def test_the_same_branch_from_two_sent_by_addresses_is_two_transactions() -> None:
+    sip, application, sent, _ = endpoint()
+    sip.datagram_received(request("OPTIONS"), CARRIER)
+    other = request("OPTIONS").replace(b"UDP 192.0.2.10:5060", b"UDP 192.0.2.11:5060")
+    sip.datagram_received(other, ("192.0.2.11", 5060))
+    assert application.offered == ["OPTIONS", "OPTIONS"] and sip.transactions == 2
+
+
+@pytest.mark.parametrize(
+    ("datagram", "status"),
+    [
+        (request("OPTIONS").replace(b"SIP/2.0\r\n", b"SIP/7.0\r\n", 1), 505),
+        (request("OPTIONS").replace(b"\r\n\r\n", b"\r\nContent-Length: 99\r\n\r\nv=0"), 400),
+        (request("OPTIONS").replace(b"OPTIONS sip:", b"OPTIONS <sip:", 1), 400),
+    ],
+)
+async def test_malformed_requests_that_can_be_routed_are_answered_once(
+    datagram: bytes, status: int
+) -> None:
+    sip, application, sent, _ = endpoint()
+    sip.datagram_received(datagram, CARRIER)
+    assert [r.status for r in sent.responses()] == [status]
+    assert sip.bad_requests == 1 and sip.transactions == 0 and not application.offered
+    ack = datagram.replace(b"OPTIONS", b"ACK")
+    sip.datagram_received(ack, CARRIER)  # an ACK is never answered: dropped, counted
+    assert len(sent.sent) == 1 and sip.malformed_dropped == 1
+
+
+def parse_cancel(data: bytes) -> SipRequest:
+    message = parse_message(data)
+    assert isinstance(message, SipRequest)
+    return message

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from trunkline.gateway.sip.headers import split_list
 from trunkline.gateway.sip.message import (
     Address,
+    MalformedRequest,
     SipParseError,
     SipRequest,
     SipResponse,
@@ -225,3 +226,106 @@ def test_via_with_whitespace_around_its_separators_is_accepted(
     check_request(request)
     via = request.top_via
     assert (via.transport, via.host, via.port, via.branch) == sent_by
+
+
+OPTIONS_HEAD = (
+    "OPTIONS sip:+15550100001@192.0.2.1 SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKgrammar\r\n"
+    "From: <sip:carrier@192.0.2.10>;tag=f1\r\n"
+    "To: <sip:+15550100001@192.0.2.1>\r\n"
+    "Call-ID: grammar@192.0.2.10\r\n"
+    "CSeq: 1 OPTIONS\r\n"
+    "Max-Forwards: 70\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (OPTIONS_HEAD.replace("SIP/2.0\r\n", "SIP/7.0\r\n", 1) + "\r\n", 505),
+        (OPTIONS_HEAD.replace("SIP/2.0\r\n", "SIP/two\r\n", 1) + "\r\n", 400),
+        (OPTIONS_HEAD.replace("OPTIONS sip:", "OPTIONS  sip:", 1) + "\r\n", 400),  # two SP
+        (OPTIONS_HEAD.replace(" SIP/2.0\r\n", " SIP/2.0 \r\n", 1) + "\r\n", 400),  # trailing SP
+        (OPTIONS_HEAD.replace("@192.0.2.1 SIP", "@192.0.2.1; lr SIP", 1) + "\r\n", 400),  # LWS
+        (
+            OPTIONS_HEAD.replace(
+                "sip:+15550100001@192.0.2.1 SIP", "<sip:+15550100001@192.0.2.1> SIP", 1
+            )
+            + "\r\n",
+            400,
+        ),
+        (OPTIONS_HEAD + "Content-Length: 10\r\n\r\nshort", 400),  # longer than the datagram
+        (OPTIONS_HEAD + "Content-Length: -4\r\n\r\n", 400),
+        (OPTIONS_HEAD + "Content-Length: 0\r\nContent-Length: 4\r\n\r\nbody", 400),
+        (OPTIONS_HEAD + "this line has no colon\r\n\r\n", 400),
+    ],
+)
+def test_requests_breaking_the_grammar_can_still_be_answered(data: str, status: int) -> None:
+    with pytest.raises(MalformedRequest) as raised:
+        parse_message(data.encode())
+    assert raised.value.status == status
+    assert raised.value.request.headers.get("Via") is not None  # the answer can be routed
+    assert raised.value.request.call_id == "grammar@192.0.2.10"
+
+
+def test_a_shorter_content_length_truncates_the_body_and_equal_duplicates_agree() -> None:
+    data = OPTIONS_HEAD + "Content-Length: 4\r\nl: 4\r\n\r\nbodyand extra octets"
+    request = parse_message(data.encode())
+    assert request.body == b"body"
+
+
+def test_a_response_breaking_the_grammar_is_a_plain_parse_error() -> None:
+    with pytest.raises(SipParseError) as raised:
+        parse_message(b"SIP/2.0 200 OK\r\nContent-Length: 9\r\n\r\nshort")
+    assert not isinstance(raised.value, MalformedRequest)
+
+
+@pytest.mark.parametrize("header", ["From", "To", "Call-ID", "CSeq", "Max-Forwards"])
+def test_a_single_value_header_given_twice_is_refused(header: str) -> None:
+    request = parse_message((OPTIONS_HEAD + "\r\n").encode())
+    assert isinstance(request, SipRequest)
+    check_request(request)
+    request.headers.add(header, request.headers.get(header) or "")
+    with pytest.raises(SipParseError, match=f"more than one {header}"):
+        check_request(request)
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("Via", "SIP/2.0/UDP 192.0.2.10:5060;;branch=z9hG4bKx"),  # an empty parameter
+        ("To", "<sip:+15550100001 @192.0.2.1>"),  # whitespace inside the addr-spec
+        ("To", "< sip:+15550100001@192.0.2.1>"),
+        ("From", "Bell, Alexander <sip:carrier@192.0.2.10>;tag=f1"),  # not tokens, not quoted
+    ],
+)
+def test_header_values_breaking_the_grammar_are_refused(header: str, value: str) -> None:
+    request = parse_message((OPTIONS_HEAD + "\r\n").encode())
+    assert isinstance(request, SipRequest)
+    request.headers.set(header, value)
+    with pytest.raises(SipParseError):
+        check_request(request)
+
+
+def test_a_lower_via_that_does_not_parse_is_refused() -> None:
+    request = parse_message((OPTIONS_HEAD + "Via: ;\r\n\r\n").encode())
+    assert isinstance(request, SipRequest)
+    with pytest.raises(SipParseError):
+        check_request(request)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "caller<sip:carrier@192.0.2.10>;tag=f1",  # no whitespace before <
+        "J. O'Brien-Smith <sip:carrier@192.0.2.10>;tag=f1",
+        "sip:carrier@192.0.2.10 ;tag=f1",  # whitespace before the semicolon
+        '"Bell, Alexander" <sip:carrier@192.0.2.10>;tag=f1',
+    ],
+)
+def test_addresses_the_grammar_allows_are_accepted(value: str) -> None:
+    request = parse_message((OPTIONS_HEAD + "\r\n").encode())
+    assert isinstance(request, SipRequest)
+    request.headers.set("From", value)
+    check_request(request)
+    assert Address.parse(value).tag == "f1"

@@ -102,7 +102,7 @@ class SipRequests:
                     self.endpoint.serve_ack(invite, request)
             return
         if request.method == "CANCEL":
-            pending = self.endpoint.pending_invite(request.top_via.branch)
+            pending = self.endpoint.pending_invite(request)
             if pending is not None and not cancel_matches(
                 request, source, pending.request, pending.address
             ):
@@ -144,7 +144,7 @@ class SipRequests:
 
     def on_cancel(self, transaction: ServerTransaction) -> None:
         request = transaction.request
-        invite = self.endpoint.pending_invite(request.top_via.branch)
+        invite = self.endpoint.pending_invite(request)
         call = self.gateway.calls.get(request.call_id)
         if invite is None or call is None or call.answered or isinstance(call.leg, OutboundSipLeg):
             self.endpoint.respond(transaction, response_to(request, 481))

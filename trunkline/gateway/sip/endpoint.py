@@ -5,7 +5,7 @@ share that port, on this worker's own port, whose replies must come back to
 this process). It ignores keep-alives, counts and drops what does not parse,
 answers 400 to requests it can address, admits requests by source (trusted
 carrier networks, else a per-source budget), absorbs retransmissions into their
-server transactions, routes responses to client transactions, retransmits on
+server transactions (keyed as RFC 3261 §17.2.3 says, ``transaction.server_key``), routes responses to client transactions, retransmits on
 the SIP timers, and answers OPTIONS and unsupported methods itself.
 
 Everything that needs to know about calls goes to its ``SipApplication``: a
@@ -30,6 +30,8 @@ from trunkline.gateway.sip.admission import Network, SourceBudget, is_trusted
 from trunkline.gateway.sip.application import SipAddress, SipApplication, Transport
 from trunkline.gateway.sip.dialog import response_with
 from trunkline.gateway.sip.message import (
+    REASONS,
+    MalformedRequest,
     SipRequest,
     SipResponse,
     check_request,
@@ -43,13 +45,15 @@ from trunkline.gateway.sip.transaction import (
     ClientTransaction,
     Datagram,
     ServerTransaction,
+    TransactionKey,
+    server_key,
+    to_tag_of,
 )
 
 log = logging.getLogger("trunkline.sip")
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
 USER_AGENT = "trunkline"
 TIMER_GRANULARITY = 0.02  # SIP timers due this close together fire in one pass
-TransactionKey = tuple[str, str]  # (top Via branch, method)
 
 
 def ignore_response(response: SipResponse) -> None:
@@ -155,6 +159,9 @@ class SipEndpoint(asyncio.DatagramProtocol):
             return  # keep-alive CRLF
         try:
             message = parse_message(data)
+        except MalformedRequest as exc:  # answerable: 400 (505 for the version)
+            self._bad_request(exc.request, source, str(exc), exc.status)
+            return
         except SipParseError as exc:
             self.malformed_dropped += 1
             log.debug("malformed SIP from %s: %s", source, exc)
@@ -169,12 +176,16 @@ class SipEndpoint(asyncio.DatagramProtocol):
             return
         self._on_request(message, source)
 
-    def _bad_request(self, request: SipRequest, source: SipAddress, reason: str) -> None:
+    def _bad_request(
+        self, request: SipRequest, source: SipAddress, reason: str, status: int = 400
+    ) -> None:
+        """Answer a malformed request once, statelessly, where its Via lets the answer be
+        routed (never an ACK); otherwise drop it. Counted either way."""
         self.bad_requests += 1
         if request.method == "ACK" or request.headers.get("Via") is None:
             self.malformed_dropped += 1
             return
-        response = response_to(request, 400, f"Bad Request ({reason[:60]})")
+        response = response_to(request, status, f"{REASONS[status]} ({reason[:60]})")
         if self.transport is not None:
             self.transport.sendto(response.serialize(), source)
 
@@ -183,8 +194,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
         trusted = is_trusted(source[0], self.trusted_networks)
         if not trusted and not self.budget.admit(source[0], self.now()):
             return  # over its budget, in-dialog requests too: dropped unanswered (and counted)
-        method = "INVITE" if request.method == "ACK" else request.method
-        existing = self._server.get((request.top_via.branch, method))
+        existing = self._server_of(request)
         if existing is not None:
             if source != existing.address:  # a stranger replaying the branch: no reflection
                 self.refuse(dialog_guard.FOREIGN_RETRANSMISSION)
@@ -206,15 +216,26 @@ class SipEndpoint(asyncio.DatagramProtocol):
         """The ACK of a 2xx (a branch of its own), matched to its INVITE through the dialog."""
         self._send(invite.on_retransmission(ack, self.now()))
 
-    def pending_invite(self, branch: str) -> ServerTransaction | None:
-        """The INVITE server transaction on ``branch`` (what a CANCEL names), if any."""
-        return self._server.get((branch, "INVITE"))
+    def _server_of(self, request: SipRequest) -> ServerTransaction | None:
+        """The server transaction ``request`` is a retransmission (or the ACK) of, if any."""
+        key = server_key(request)
+        found = self._server.get(key)
+        if found is None and request.method == "ACK" and key[0] == "2543":
+            # An RFC 2543 ACK carries the To tag of the response it acknowledges.
+            invite = self._server.get(server_key(request, to_tag=""))
+            if invite is not None and invite.final_to_tag == to_tag_of(request):
+                found = invite
+        return found
+
+    def pending_invite(self, cancel: SipRequest) -> ServerTransaction | None:
+        """The INVITE server transaction a CANCEL names (RFC 3261 §9.2), if any."""
+        return self._server.get(server_key(cancel, method="INVITE"))
 
     def serve(
         self, request: SipRequest, source: SipAddress, *, trusted: bool, via: Transport | None
     ) -> None:
         """A request admitted (and, in a dialog, matched to it): its server transaction."""
-        key = (request.top_via.branch, request.method)
+        key = server_key(request)
         if key in self._server:
             return  # answered meanwhile (a retransmission that was authenticated too)
         transaction = ServerTransaction(request, source)  # rport semantics (RFC 3581)
@@ -240,8 +261,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     def forget(self, transaction: ServerTransaction) -> Transport | None:
         """Drop a server transaction unanswered; the port its request came to, if it was ours."""
-        request = transaction.request
-        key = (request.top_via.branch, request.method)
+        key = server_key(transaction.request)
         self._server.pop(key, None)
         return self._transport_of.pop(key, None)
 
@@ -262,8 +282,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
         """A response in its server transaction (retransmitted as the transaction says)."""
         response.headers.add("Server", USER_AGENT)
         metrics.SIP_RESPONSES.labels(str(response.status)).inc()
-        request = transaction.request
-        key = (request.top_via.branch, request.method)
+        key = server_key(transaction.request)
         self._send(transaction.respond(response, self.now()), self._transport_of.get(key))
 
     def send_once(

@@ -13,14 +13,22 @@ from dataclasses import dataclass, field
 from trunkline.gateway.sip.parse_error import SipParseError
 
 
-def _params(text: str) -> dict[str, str]:
+def _params(text: str, *, strict: bool = False) -> dict[str, str]:
+    """``;name=value`` parameters; ``strict``: an empty one (``;;``) is an error."""
     params: dict[str, str] = {}
     for piece in text.split(";"):
         piece = piece.strip()
         if piece:
             name, _, value = piece.partition("=")
             params[name.strip().lower()] = value.strip().strip('"')
+        elif strict:
+            raise SipParseError(f"empty parameter in {text[:60]!r}")
     return params
+
+
+# An unquoted display name is tokens separated by whitespace (RFC 3261 §25.1); characters
+# beyond ASCII are let through.
+_DISPLAY_TOKENS = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~\s\x80-\U0010ffff]*$")
 
 
 # sent-protocol = "SIP" SLASH version SLASH transport, whitespace allowed around each
@@ -41,10 +49,10 @@ class Via:
         if match is None:
             raise SipParseError(f"bad Via {value[:60]!r}")
         transport, rest = match.groups()
-        sent_by, _, params = rest.partition(";")
+        sent_by, semicolon, params = rest.partition(";")
         # sent-by = host [ COLON port ], and COLON may have whitespace around it (§25.1)
         host, port = split_host_port("".join(sent_by.split()))
-        return cls(transport.upper(), host, port, _params(params))
+        return cls(transport.upper(), host, port, _params(params, strict=bool(semicolon)))
 
     @property
     def branch(self) -> str:
@@ -84,13 +92,17 @@ class Address:
             uri, closed, params = after.partition(">")
             if not closed:
                 raise SipParseError(f"unclosed <> in {value[:60]!r}")
-            display = before.strip().strip('"') or None
+            before = before.strip()
+            if not before.startswith('"') and not _DISPLAY_TOKENS.match(before):
+                raise SipParseError(f"unquoted display name is not tokens in {value[:60]!r}")
+            display = before.strip('"') or None
         else:
             uri, _, params = text.partition(";")
+            uri = uri.rstrip()  # whitespace may precede the semicolon, not stand inside <>
             params = ";" + params if params else ""
-        if ":" not in uri:
+        if ":" not in uri or any(char.isspace() for char in uri):
             raise SipParseError(f"bad URI in {value[:60]!r}")
-        return cls(uri.strip(), display, _params(params))
+        return cls(uri, display, _params(params))
 
     @property
     def tag(self) -> str | None:

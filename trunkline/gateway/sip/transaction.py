@@ -5,6 +5,12 @@ send; ``deadline`` says when ``fire`` must next be called. Timers: A/B/D for
 INVITE clients, E/F/K for other clients, G/H/I for INVITE servers, J for other
 servers, with T1 = 500 ms, T2 = 4 s, T4 = 5 s.
 
+``server_key`` names the server transaction a request belongs to (§17.2.3):
+a branch with the magic cookie ``z9hG4bK`` is the key with the sent-by and the
+method (an ACK's and a CANCEL's are their INVITE's); any other branch — RFC
+2543 peers send none, and a bare cookie names nothing — falls back to the
+Request-URI, To tag, From tag, Call-ID, CSeq and top Via.
+
 The INVITE server transaction retransmits every final response — 2xx too,
 standing in for the dialog layer's 2xx retransmission (§13.3.1.4) — until the
 ACK arrives or Timer H expires (RFC 6026's Accepted state plays the same role).
@@ -16,12 +22,46 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from trunkline.gateway.sip.header_values import Address as NameAddress
 from trunkline.gateway.sip.message import SipRequest, SipResponse
 
 T1 = 0.5
 T2 = 4.0
 T4 = 5.0
+MAGIC_COOKIE = "z9hG4bK"
 Address = tuple[str, int]
+TransactionKey = tuple[str, ...]
+
+
+def server_key(
+    request: SipRequest, *, method: str | None = None, to_tag: str | None = None
+) -> TransactionKey:
+    """The server transaction ``request`` belongs to (RFC 3261 §17.2.3).
+
+    ``method`` names another transaction of the same request (a CANCEL's INVITE);
+    ``to_tag`` replaces the request's To tag in the RFC 2543 key (an ACK matched to
+    the INVITE it acknowledges, whose own To had none).
+    """
+    via = request.top_via
+    method = method or ("INVITE" if request.method == "ACK" else request.method)
+    branch = via.branch
+    if branch.startswith(MAGIC_COOKIE) and len(branch) > len(MAGIC_COOKIE):
+        sent_by = f"{via.host.lower()}:{via.port or 5060}"
+        return ("3261", branch, sent_by, method)
+    if to_tag is None:
+        to_tag = NameAddress.parse(request.headers.get("To") or "").tag or ""
+    from_tag = NameAddress.parse(request.headers.get("From") or "").tag or ""
+    top_via = "".join((request.headers.get("Via") or "").split())
+    number = str(request.cseq[0])
+    return ("2543", request.uri, to_tag, from_tag, request.call_id, number, method, top_via)
+
+
+def to_tag_of(message: SipRequest | SipResponse) -> str:
+    """The tag of a message's To header ("" when it has none or does not parse)."""
+    try:
+        return NameAddress.parse(message.headers.get("To") or "").tag or ""
+    except ValueError:
+        return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +91,7 @@ class ServerTransaction:
         "_ack_deadline",
         "address",
         "deadline",
+        "final_to_tag",
         "invite",
         "on_timeout",
         "request",
@@ -72,6 +113,7 @@ class ServerTransaction:
         self._ack_deadline = NEVER
         self.deadline = NEVER
         self.on_timeout = on_timeout
+        self.final_to_tag: str | None = None  # the To tag of the final response sent
 
     def respond(self, response: SipResponse, now: float) -> list[Datagram]:
         """Send a response from the transaction user."""
@@ -80,6 +122,7 @@ class ServerTransaction:
         data = response.serialize()
         self._last = data
         if response.status >= 200:
+            self.final_to_tag = to_tag_of(response)
             if self.invite:
                 self.state = State.COMPLETED
                 self._interval = T1
