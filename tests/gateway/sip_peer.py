@@ -102,9 +102,12 @@ class CarrierCall:
         *,
         cseq: int = 1,
         headers: dict[str, str] | None = None,
+        media_host: str | None = None,  # what c= names (default: the carrier's address)
     ) -> SipResponse:
+        connection = media_host or self.host
         sdp = (
-            f"v=0\r\no=carrier 1 1 IN IP4 {self.host}\r\ns=-\r\nc=IN IP4 {self.host}\r\nt=0 0\r\n"
+            f"v=0\r\no=carrier 1 1 IN IP4 {self.host}\r\ns=-\r\nc=IN IP4 {connection}\r\n"
+            "t=0 0\r\n"
             f"m=audio {self.rtp_port} RTP/AVP {payload_types}\r\n"
             "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
         ).encode()

@@ -112,3 +112,40 @@ def test_challenges_without_qop_and_bad_ones() -> None:
     ):
         with pytest.raises(ValueError):
             Challenge.parse(bad)
+
+
+@pytest.mark.parametrize(
+    ("connection", "address", "address_type"),
+    [
+        ("c=IN IP4 media.example.com", "media.example.com", "IP4"),
+        ("c=IN IP4 localhost.", "localhost.", "IP4"),
+        ("c=IN IP6 2001:db8::5", "2001:db8::5", "IP6"),
+        ("c=IN IP6 media6.example.com", "media6.example.com", "IP6"),
+        ("c=IN IP4 224.2.1.1/127", "224.2.1.1", "IP4"),
+    ],
+)
+def test_connection_host_names_and_literals_are_kept_with_their_type(
+    connection: str, address: str, address_type: str
+) -> None:
+    offer = parse_sdp(OFFER.replace(b"c=IN IP4 192.0.2.10", connection.encode()))
+    assert (offer.address, offer.address_type) == (address, address_type)
+
+
+@pytest.mark.parametrize(
+    "connection",
+    [
+        "c=IN IP4 999.1.1.1",
+        "c=IN IP4 1.2.3",
+        "c=IN IP4 bad..host",
+        "c=IN IP4 -leading.example.com",
+        "c=IN IP4 under_score.example.com",
+        "c=IN IP4 2001:db8::5",  # an IPv6 address on an IP4 line
+        "c=IN IP6 192.0.2.10",
+        "c=IN IPX 192.0.2.10",
+        "c=ATM NSAP 47.0005.80.ffe100.0000.f21a.26d6.0020ea30b6c0.00",
+        "c=IN IP4 " + "a" * 64 + ".example.com",  # a label longer than 63
+    ],
+)
+def test_unusable_connection_addresses_are_sdp_errors(connection: str) -> None:
+    with pytest.raises(SdpError):
+        parse_sdp(OFFER.replace(b"c=IN IP4 192.0.2.10", connection.encode()))

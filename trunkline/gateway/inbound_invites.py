@@ -6,7 +6,8 @@ digest (``sip.trunk_auth``) before anything about the number is revealed —
 unknown numbers, unknown users and wrong passwords all get the same challenge
 or the same 403, sent once and statelessly. Then: unknown number → 404,
 draining or the organisation at its call limit → 503, a full database queue →
-503 with Retry-After 5, unusable SDP → 488, a number whose route rejects →
+503 with Retry-After 5, unusable SDP (or a ``c=`` host name that does not
+resolve) → 488, a number whose route rejects →
 603 (and a rejected-call record within the record rate). Otherwise the call is
 stored and handed to the call core with a ``SipInboundLeg``.
 """
@@ -27,6 +28,7 @@ from trunkline.calls.routing import load_inbound_route
 from trunkline.calls.shared_lookups import SharedLookups
 from trunkline.config import Settings
 from trunkline.crypto import SecretBox
+from trunkline.gateway.media_address import resolve_remote
 from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip.admission import is_trusted
 from trunkline.gateway.sip.application import SipAddress
@@ -180,7 +182,8 @@ class InboundInvites:
             reject(503, Retry_After="30")
             return
         try:
-            negotiated = negotiate(parse_sdp(request.body))
+            offer = parse_sdp(request.body)
+            negotiated = await resolve_remote(negotiate(offer), offer.address_type)
         except SdpError as exc:
             reject(488, f"Not Acceptable Here ({str(exc)[:60]})")
             return

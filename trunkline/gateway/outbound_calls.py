@@ -25,6 +25,7 @@ from trunkline.calls.live_call import LiveCall
 from trunkline.calls.owner_channel import owner_id
 from trunkline.config import Settings
 from trunkline.crypto import SecretBox
+from trunkline.gateway.media_address import resolve_remote
 from trunkline.gateway.rtp.leg import RtpLeg
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
 from trunkline.gateway.sip.application import SipAddress
@@ -224,7 +225,8 @@ class OutboundCalls:
             await gateway.end_call(call, "local", send_bye=True)
             return
         try:
-            negotiated = negotiate(parse_sdp(sdp))
+            answer = parse_sdp(sdp)
+            negotiated = await resolve_remote(negotiate(answer), answer.address_type)
         except SdpError as exc:
             log.info("unusable SDP answer: %s", exc, extra={"call_id": call.lifecycle.call_id})
             await self._abandon(call, f"unusable SDP answer: {exc}")

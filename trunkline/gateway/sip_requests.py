@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from trunkline.calls.driver import CallCore
 from trunkline.calls.flow_events import CallerCanceled
 from trunkline.calls.live_call import LiveCall
+from trunkline.gateway.media_address import needs_resolving, resolve_remote
 from trunkline.gateway.outbound_calls import OutboundCalls, OutboundSipLeg
 from trunkline.gateway.rtp.leg import RtpLeg
 from trunkline.gateway.rtp.transport import RtpEndpoint
@@ -30,7 +31,14 @@ from trunkline.gateway.sip.dialog_guard import Dialog, Verdict, cancel_matches, 
 from trunkline.gateway.sip.endpoint import SipEndpoint, Transport
 from trunkline.gateway.sip.header_values import Address
 from trunkline.gateway.sip.message import SipRequest, SipResponse, response_to
-from trunkline.gateway.sip.sdp import SdpError, answer_sdp, negotiate, parse_sdp
+from trunkline.gateway.sip.sdp import (
+    MediaDescription,
+    Negotiated,
+    SdpError,
+    answer_sdp,
+    negotiate,
+    parse_sdp,
+)
 from trunkline.gateway.sip.transaction import ServerTransaction
 from trunkline.gateway.sip.trunk_auth import Passwords, TrunkAuth
 from trunkline.gateway.sip_inbound_leg import SipInboundLeg
@@ -175,10 +183,34 @@ class SipRequests:
     def _reinvite(self, call: LiveCall, transaction: ServerTransaction) -> None:
         request = transaction.request
         try:
-            negotiated = negotiate(parse_sdp(request.body))
+            offer = parse_sdp(request.body)
+            negotiated = negotiate(offer)
         except SdpError as exc:
             self.endpoint.respond(transaction, response_to(request, 488, str(exc)[:60]))
             return
+        if needs_resolving(negotiated):  # a c= host name: looked up off the loop first
+            self.gateway.spawn(self._reinvite_resolved(call, transaction, negotiated, offer))
+            return
+        self._answer_reinvite(call, transaction, negotiated)
+
+    async def _reinvite_resolved(
+        self,
+        call: LiveCall,
+        transaction: ServerTransaction,
+        negotiated: Negotiated,
+        offer: MediaDescription,
+    ) -> None:
+        try:
+            negotiated = await resolve_remote(negotiated, offer.address_type)
+        except SdpError as exc:
+            self.endpoint.respond(transaction, response_to(transaction.request, 488, str(exc)[:60]))
+            return
+        self._answer_reinvite(call, transaction, negotiated)
+
+    def _answer_reinvite(
+        self, call: LiveCall, transaction: ServerTransaction, negotiated: Negotiated
+    ) -> None:
+        request = transaction.request
         response = response_to(request, 200)
         endpoint = _rtp_endpoint(call)
         if endpoint is not None:

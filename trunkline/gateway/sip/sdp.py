@@ -4,10 +4,17 @@ trunkline offers and accepts PCMU (payload type 0) and PCMA (8) at 8 kHz with
 RFC 4733 ``telephone-event``, ptime 20. The answer picks the first codec of
 the offer that trunkline supports and echoes the offer's telephone-event
 payload type. Hold is ``a=sendonly``/``a=inactive`` or a 0.0.0.0 connection.
+
+A ``c=`` line must be ``IN IP4`` or ``IN IP6`` with an address of that family
+or a host name (RFC 4566 §5.7): anything else, like ``999.1.1.1`` or
+``bad..host``, is an SdpError (488). A host name is kept as it came, with its
+``address_type``; the gateway resolves it before answering.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -15,6 +22,9 @@ CODECS = {0: "PCMU", 8: "PCMA"}
 CODEC_PAYLOAD_TYPES = {name: pt for pt, name in CODECS.items()}
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 DEFAULT_EVENT_PAYLOAD_TYPE = 101
+ADDRESS_TYPES = ("IP4", "IP6")
+# A DNS name: dot-separated labels of letters, digits and inner hyphens (RFC 1123 §2.1).
+_HOST_NAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$")
 
 
 class SdpError(ValueError):
@@ -30,6 +40,7 @@ class MediaDescription:
     fmtp: dict[int, str] = field(default_factory=dict)
     direction: str = "sendrecv"
     ptime: int | None = None
+    address_type: str = "IP4"  # of the c= line: "IP4" or "IP6"
 
     def encoding(self, payload_type: int) -> str:
         """Encoding name of a payload type (static types need no rtpmap)."""
@@ -54,6 +65,7 @@ def parse_sdp(body: bytes) -> MediaDescription:
     except UnicodeDecodeError:
         raise SdpError("SDP is not UTF-8") from None
     session_address: str | None = None
+    session_address_type = "IP4"
     media: MediaDescription | None = None
     session_direction = "sendrecv"
     in_audio = False
@@ -74,15 +86,13 @@ def parse_sdp(body: bytes) -> MediaDescription:
             types = [int(p) for p in parts[3:] if p.isdigit() and int(p) < 128]
             media = MediaDescription(session_address or "", int(parts[1]), types)
             media.direction = session_direction
+            media.address_type = session_address_type
         elif kind == "c":
-            pieces = value.split()
-            if len(pieces) < 3:
-                raise SdpError("bad connection line")
-            address = pieces[2].split("/")[0]
+            address, address_type = _connection(value)
             if media is not None and in_audio:
-                media.address = address
+                media.address, media.address_type = address, address_type
             elif media is None:
-                session_address = address
+                session_address, session_address_type = address, address_type
         elif kind == "a":
             name, _, attribute = value.partition(":")
             if name in DIRECTIONS:
@@ -99,6 +109,33 @@ def parse_sdp(body: bytes) -> MediaDescription:
     if not 0 <= media.port < 65536:
         raise SdpError("bad media port")
     return media
+
+
+def _connection(value: str) -> tuple[str, str]:
+    """The address and address type of a ``c=`` line; SdpError when it is unusable."""
+    pieces = value.split()
+    if len(pieces) < 3:
+        raise SdpError("bad connection line")
+    network, address_type, address = pieces[0].upper(), pieces[1].upper(), pieces[2]
+    address = address.split("/")[0]  # a multicast TTL or count would follow
+    if network != "IN" or address_type not in ADDRESS_TYPES:
+        raise SdpError(f"unsupported connection {network} {address_type}"[:60])
+    try:
+        literal = ipaddress.ip_address(address)
+    except ValueError:
+        if not is_host_name(address):
+            raise SdpError(f"bad connection address {address[:40]!r}") from None
+        return address, address_type
+    if literal.version != (4 if address_type == "IP4" else 6):
+        raise SdpError(f"connection address {address[:40]!r} is not {address_type}")
+    return address, address_type
+
+
+def is_host_name(text: str) -> bool:
+    """A DNS name (not an IP literal, nor a dotted number like ``999.1.1.1``)."""
+    if len(text) > 253 or not _HOST_NAME.match(text):
+        return False
+    return not text.rstrip(".").rpartition(".")[2].isdigit()  # a numeric top label is no name
 
 
 def _attribute(media: MediaDescription, name: str, value: str) -> None:
