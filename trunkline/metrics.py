@@ -22,6 +22,10 @@ SIP_REQUESTS = Counter(
     "trunkline_sip_requests_received", "SIP requests received, by method", ["method"]
 )
 SIP_RESPONSES = Counter("trunkline_sip_responses_sent", "SIP responses sent, by code", ["code"])
+MEDIA_TICK_ERRORS = Counter(
+    "trunkline_media_tick_errors",
+    "Media clock subscribers that raised and were removed (each ends its call)",
+)
 AGENT_CONNECT = Histogram(
     "trunkline_agent_connect_seconds",
     "Time to open an agent WebSocket (successful attempts)",

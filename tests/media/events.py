@@ -14,6 +14,7 @@ class NotedEvents:
         self.transcripts: list[tuple[str, str]] = []
         self.segments: list[tuple[Party, str, int]] = []
         self.recordings: list[tuple[str, Path]] = []
+        self.media_failures = 0
 
     def agent_stopped(self, reason: str | None) -> None:
         self.stopped.append(reason)
@@ -29,3 +30,6 @@ class NotedEvents:
 
     def recording_finished(self, call_id: str, path: Path) -> None:
         self.recordings.append((call_id, path))
+
+    def media_failed(self) -> None:
+        self.media_failures += 1

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+from prometheus_client import REGISTRY
+
 from tests.fakes.clock import FakeLoop
 from trunkline.media.clock import MAX_CATCH_UP, SLOT_SECONDS, TICK_SECONDS, MediaClock
 from trunkline.media.playout import Playout
@@ -96,19 +101,66 @@ def test_each_subscriber_is_called_every_20_ms_in_its_own_slot() -> None:
     assert abs(calls["b"][0] - calls["a"][0] - SLOT_SECONDS) < 1e-9  # spread over the frame
 
 
-def test_a_failing_subscriber_does_not_stop_the_others() -> None:
+def test_a_failing_subscriber_is_removed_at_its_first_error_and_told_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     loop = FakeLoop()
     clock = MediaClock(loop)
     ticks: list[int] = []
+    calls: list[int] = []
+    errors: list[Exception] = []
+
+    def broken() -> None:
+        calls.append(1)
+        raise RuntimeError("boom")
+
+    before = metric_value("trunkline_media_tick_errors_total")
+    clock.subscribe(broken, errors.append)
+    handle = clock.subscribe(lambda: ticks.append(1))
+    with caplog.at_level(logging.ERROR, logger="trunkline.clock"):
+        loop.advance(0.2)
+    assert len(ticks) == 10  # the others keep their cadence
+    assert calls == [1] and [str(error) for error in errors] == ["boom"]
+    assert clock.callback_errors == 1 and clock.subscribers == 1
+    assert metric_value("trunkline_media_tick_errors_total") == before + 1
+    assert caplog.records == []  # its handler was told; the clock logs nothing itself
+    clock.unsubscribe(handle)
+
+
+def test_a_failing_subscriber_without_a_handler_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop = FakeLoop()
+    clock = MediaClock(loop)
 
     def broken() -> None:
         raise RuntimeError("boom")
 
     clock.subscribe(broken)
-    handle = clock.subscribe(lambda: ticks.append(1))
-    loop.advance(0.2)
-    clock.unsubscribe(handle)
-    assert len(ticks) == 10 and clock.callback_errors == len(ticks)
+    with caplog.at_level(logging.ERROR, logger="trunkline.clock"):
+        loop.advance(1.0)  # 50 ticks
+    assert len(caplog.records) == 1 and clock.callback_errors == 1
+    assert clock.subscribers == 0 and loop.pending == 0  # the timer stopped with it
+
+
+def test_a_subscriber_unsubscribed_by_another_in_its_slot_is_not_called() -> None:
+    loop = FakeLoop()
+    clock = MediaClock(loop)
+    called: list[str] = []
+    second = 0
+
+    def first() -> None:
+        called.append("first")
+        clock.unsubscribe(second)
+
+    clock.subscribe(first)
+    second = clock.subscribe(lambda: called.append("second"))
+    loop.advance(SLOT_SECONDS)
+    assert called == ["first"]
+
+
+def metric_value(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
 
 
 def test_a_stalled_loop_catches_up_then_skips() -> None:

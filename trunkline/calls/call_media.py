@@ -4,8 +4,8 @@
 builds a session from (the number's agent protocol and audio format,
 recording, the Twilio persona's custom parameters), and what the session
 reports back into the call core's events: the agent's ``stop``, an agent that
-stops reading, its ``transcript`` frames, segments to store, and a finished
-recording, published from here.
+stops reading, its ``transcript`` frames, segments to store, media that failed,
+and a finished recording, published from here.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ class CallEvents(Protocol):
     def agent_stopped(self, call: LiveCall) -> None: ...
 
     def agent_overflowed(self, call: LiveCall) -> None: ...
+
+    def media_failed(self, call: LiveCall) -> None: ...
 
     def agent_transcript(self, call: LiveCall, party: str, text: str) -> None: ...
 
@@ -92,6 +94,9 @@ class _SessionEvents:
 
     def agent_overflowed(self) -> None:
         self._events.agent_overflowed(self._call)
+
+    def media_failed(self) -> None:
+        self._events.media_failed(self._call)
 
     def agent_transcript(self, party: str, text: str) -> None:
         self._events.agent_transcript(self._call, party, text)

@@ -282,6 +282,9 @@ class CallCore:
     def agent_overflowed(self, call: LiveCall) -> None:
         self.post(call, e.AgentOverflowed())
 
+    def media_failed(self, call: LiveCall) -> None:
+        self.post(call, e.MediaFailed())
+
     def agent_transcript(self, call: LiveCall, party: str, text: str) -> None:
         """A ``transcript`` frame from the agent, stored at the time it arrived."""
         record = call.lifecycle.record

@@ -94,6 +94,11 @@ class AgentOverflowed:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaFailed:
+    """The call's media session failed (its frame tick raised and was stopped)."""
+
+
+@dataclass(frozen=True, slots=True)
 class AgentLost:
     """The agent's socket closed while the call was answered."""
 
@@ -162,6 +167,7 @@ Event = (
     | ApiHangUp
     | AgentStopped
     | AgentOverflowed
+    | MediaFailed
     | AgentLost
     | AgentReconnected
     | GreetingPlayed

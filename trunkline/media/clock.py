@@ -10,6 +10,11 @@ drift. When the loop stalls, missed slots are run at once up to
 ``MAX_CATCH_UP`` frames' worth (audio timing is preserved); beyond that they
 are skipped and counted.
 
+A subscriber that raises is removed at its first error — never called (nor
+logged) 50 times a second — and counted in ``trunkline_media_tick_errors_total``;
+its ``on_error`` callback (the call's media session, which ends the call) is told
+once, or, without one, the error is logged once.
+
 Time comes from the loop it runs on (``time`` and ``call_at``): in production
 the running asyncio loop, in tests a fake loop whose time moves only when the
 test says, so the clock is tested without sleeping.
@@ -31,6 +36,7 @@ MAX_CATCH_UP = 5  # frames
 
 log = logging.getLogger("trunkline.clock")
 TickCallback = Callable[[], None]
+ErrorCallback = Callable[[Exception], None]
 
 
 class Timer(Protocol):
@@ -50,10 +56,12 @@ class MediaClock:
         self._loop = loop
         self._slots: list[dict[int, TickCallback]] = [{} for _ in range(SLOTS)]
         self._slot_of: dict[int, int] = {}
+        self._on_error: dict[int, ErrorCallback] = {}
         self._next_id = 0
         self._next_slot = 0  # the slot the timer runs next
         self._deadline = 0.0
         self._handle: Timer | None = None
+        self._ticking = False  # inside _tick, which re-arms the timer itself when done
         self.ticks = 0  # frames: every subscriber is called once per tick
         self.late_ticks = 0
         self.skipped_ticks = 0
@@ -64,13 +72,18 @@ class MediaClock:
     def subscribers(self) -> int:
         return len(self._slot_of)
 
-    def subscribe(self, callback: TickCallback) -> int:
-        """Call ``callback`` every 20 ms, first at the next slot (within 5 ms)."""
+    def subscribe(self, callback: TickCallback, on_error: ErrorCallback | None = None) -> int:
+        """Call ``callback`` every 20 ms, first at the next slot (within 5 ms).
+
+        Should it raise, it is unsubscribed and ``on_error`` gets the exception, once.
+        """
         handle = self._next_id
         self._next_id += 1
         self._slots[self._next_slot][handle] = callback
         self._slot_of[handle] = self._next_slot
-        if self._handle is None:
+        if on_error is not None:
+            self._on_error[handle] = on_error
+        if self._handle is None and not self._ticking:
             loop: TimerLoop = self._loop or asyncio.get_running_loop()
             self._loop = loop
             self._deadline = loop.time() + SLOT_SECONDS
@@ -81,7 +94,8 @@ class MediaClock:
         slot = self._slot_of.pop(handle, None)
         if slot is not None:
             self._slots[slot].pop(handle, None)
-        if not self._slot_of and self._handle is not None:
+        self._on_error.pop(handle, None)
+        if not self._slot_of and self._handle is not None and not self._ticking:
             self._handle.cancel()
             self._handle = None
 
@@ -112,19 +126,37 @@ class MediaClock:
             self._deadline += skipped * SLOT_SECONDS
             self._next_slot = (self._next_slot + skipped) % SLOTS
             due = limit
+        self._ticking = True
         for _ in range(due):
             slot = self._next_slot
             if slot == 0:
                 self.ticks += 1
-            for callback in list(self._slots[slot].values()):
+            subscribers = self._slots[slot]
+            for handle, callback in list(subscribers.items()):
+                if handle not in subscribers:
+                    continue  # unsubscribed by a callback earlier in this slot
                 try:
                     callback()
-                except Exception:
-                    self.callback_errors += 1
-                    log.exception("media tick callback failed")
+                except Exception as exc:
+                    self._failed(handle, exc)
             self._next_slot = (slot + 1) % SLOTS
             self._deadline += SLOT_SECONDS
+        self._ticking = False
         if self._slot_of:
             self._handle = loop.call_at(self._deadline, self._tick)
         else:
             self._handle = None
+
+    def _failed(self, handle: int, error: Exception) -> None:
+        """A subscriber raised: remove it, count it, and say so once."""
+        on_error = self._on_error.get(handle)
+        self.unsubscribe(handle)
+        self.callback_errors += 1
+        metrics.MEDIA_TICK_ERRORS.inc()
+        if on_error is None:
+            log.error("media tick subscriber failed and was removed", exc_info=error)
+            return
+        try:
+            on_error(error)
+        except Exception:
+            log.exception("media tick error handler failed")

@@ -4,7 +4,8 @@
 (the number's agent protocol and audio format, recording, the Twilio
 persona's custom parameters). ``MediaEvents`` is what the session tells the
 call that owns it: the agent stopped or stopped reading, the agent sent a
-transcript, a transcript segment is to be stored, the recording is done.
+transcript, a transcript segment is to be stored, the recording is done, the
+session's media failed.
 """
 
 from __future__ import annotations
@@ -53,4 +54,8 @@ class MediaEvents(Protocol):
 
     def recording_finished(self, call_id: str, path: Path) -> None:
         """The call's recording is complete at ``path`` (called on the writer's thread)."""
+        ...
+
+    def media_failed(self) -> None:
+        """The session's frame tick raised (and was stopped): the call ends."""
         ...

@@ -202,7 +202,7 @@ class MediaSession:
 
     def start(self) -> None:
         if self._tick_handle is None:
-            self._tick_handle = self._clock.subscribe(self._tick)
+            self._tick_handle = self._clock.subscribe(self._tick, self._tick_failed)
             if self.started_at is None:
                 self.started_at = utcnow()  # the call's answer time: the recording starts here
 
@@ -327,6 +327,13 @@ class MediaSession:
     def _mark_played(self, name: str) -> None:
         if self.link is not None:
             self.link.send_text(self.persona.mark(name))
+
+    def _tick_failed(self, error: Exception) -> None:
+        """The tick raised and the clock dropped it: said once, and the call ends."""
+        log.error(
+            "media tick failed; ending the call", exc_info=error, extra={"call_id": self.call_id}
+        )
+        self._events.media_failed()
 
     def _tick(self) -> None:
         playout = self.playout
