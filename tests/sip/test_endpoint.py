@@ -352,3 +352,17 @@ def parse_cancel(data: bytes) -> SipRequest:
     message = parse_message(data)
     assert isinstance(message, SipRequest)
     return message
+
+
+async def test_a_bad_request_names_what_is_wrong_once() -> None:
+    sip, application, sent, _ = endpoint()
+    sip.datagram_received(
+        request("OPTIONS").replace(b"Max-Forwards: 70", b"Max-Forwards: 9x"), CARRIER
+    )
+    sip.datagram_received(
+        request("OPTIONS", branch="z9hG4bKtwo").replace(b"SIP/2.0\r\n", b"SIP/3.0\r\n", 1), CARRIER
+    )
+    assert [r.reason for r in sent.responses()] == [
+        "Bad Request (Max-Forwards is not 0-255)",
+        "Version Not Supported (SIP version 'SIP/3.0' not supported)",
+    ]

@@ -111,8 +111,12 @@ class SipRequests:
             return
         if request.method == "CANCEL":
             pending = self.endpoint.pending_invite(request)
-            if pending is not None and not cancel_matches(
-                request, source, pending.request, pending.address
+            if (
+                pending is None  # names a ringing call but none of its INVITE transactions
+                and call is not None
+                and not call.answered
+                or pending is not None
+                and not cancel_matches(request, source, pending.request, pending.address)
             ):
                 self.endpoint.refuse(dialog_guard.CANCEL_MISMATCH, request, source, 481, via=via)
                 return

@@ -185,7 +185,9 @@ class SipEndpoint(asyncio.DatagramProtocol):
         if request.method == "ACK" or request.headers.get("Via") is None:
             self.malformed_dropped += 1
             return
-        response = response_to(request, status, f"{REASONS[status]} ({reason[:60]})")
+        phrase = REASONS[status]  # a request rule's reason is a whole phrase already
+        phrase = reason[:80] if reason.startswith(phrase) else f"{phrase} ({reason[:60]})"
+        response = response_to(request, status, phrase)
         if self.transport is not None:
             self.transport.sendto(response.serialize(), source)
 
