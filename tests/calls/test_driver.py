@@ -362,6 +362,19 @@ async def test_a_lost_agent_is_redialled_within_the_grace_period() -> None:
     assert [link.url for link in cast(FakeBridge, call.bridge).links] == [PRIMARY, PRIMARY]
 
 
+@pytest.mark.parametrize("close_code", [1000, 1001])
+async def test_an_agent_closing_its_socket_hangs_up_without_a_redial(close_code: int) -> None:
+    h = harness({PRIMARY: [True, True]})
+    leg = FakeLeg()
+    call = await h.call(leg, InboundRoute("auto_accept", (target(PRIMARY),), None, "number"))
+    h.core.agent_lost(call, close_code)  # pipecat's EndFrame closes with 1000
+    await h.settle()
+    assert call.flow.state is CallState.ENDED and not h.core.calls
+    assert leg.asked == [*ANSWERED_LEG, "close_media", "hang_up"]
+    assert h.store.statuses[-1] == ("completed", "local")
+    assert [link.url for link in cast(FakeBridge, call.bridge).links] == [PRIMARY]  # no redial
+
+
 @pytest.mark.parametrize("organization_calls", [1, 2])
 async def test_capacity_counts_live_calls_of_the_organisation(organization_calls: int) -> None:
     h = harness(

@@ -16,7 +16,8 @@ from trunkline.storage.models import InboundRouting, IncomingCallConfig, utcnow
 
 
 class FlakyAgent(EchoAgent):
-    """Drops its first connection (no ``stop``) after three frames; echoes on later ones."""
+    """Drops its first connection after three frames (no ``stop``, no close frame: the TCP
+    connection is reset); echoes on later ones."""
 
     dropped: int = 0
 
@@ -30,7 +31,7 @@ class FlakyAgent(EchoAgent):
             if json.loads(message).get("event") == "media":
                 frames += 1
                 if frames == 3:
-                    await connection.close()  # the socket drops, no stop frame
+                    connection.transport.abort()  # the socket drops, no close frame
                     return
 
 
@@ -125,3 +126,40 @@ async def test_unreachable_agent_falls_back_to_the_fallback_agent(
     finally:
         carrier.close()
     assert len(echo_agent.calls) == 1
+
+
+@pytest.mark.settings(agent_reconnect_grace_seconds=60)
+async def test_agent_closing_its_socket_hangs_up_and_is_not_redialled(
+    trunkline: Trunkline,
+) -> None:
+    """A close frame (1000, as pipecat's EndFrame sends) ends the call at once: BYE, no redial."""
+    connections: list[str] = []
+
+    async def close_after_three_frames(connection: ServerConnection) -> None:
+        connections.append(connection.request.path)
+        frames = 0
+        async for message in connection:
+            if json.loads(message).get("event") == "media":
+                frames += 1
+                if frames == 3:
+                    await connection.close(1000, "bot finished")
+                    return
+
+    async with serve(close_after_three_frames, "127.0.0.1", 0, process_response=audio_mode) as s:
+        url = f"ws://127.0.0.1:{s.sockets[0].getsockname()[1]}/agent"
+        number = await trunkline.number("auto_accept", url)
+        carrier = await CarrierCall.open(trunkline.sip_port)
+        try:
+            assert (await carrier.invite(NUMBER)).status == 200
+            sender = asyncio.create_task(carrier.send_audio([b"\x21" * 160] * 100))
+            bye = await carrier.expect_request("BYE", wait_seconds=5)  # grace is 60 s
+            sender.cancel()
+            assert bye.call_id == carrier.call_id
+        finally:
+            carrier.close()
+        (call,) = await trunkline.services.repository.list_calls(number.organization_id)
+        await wait_for_status(trunkline, call.id, "completed")
+        await asyncio.sleep(0.3)  # a redial, had there been one, would have connected by now
+    stored = await trunkline.services.repository.get_call(call.id)
+    assert stored is not None and stored.hangup_reason == "local"
+    assert connections == ["/agent"]  # never redialled

@@ -11,7 +11,8 @@ cap (the agent stopped reading) media frames are dropped and counted; any
 other frame means the agent cannot keep up with the call at all, so the link
 overflows — it stops reading and writing, ``on_overflow`` ends the call, and
 ``trunkline_agent_send_overflow_total`` counts it. Received frames are
-delivered by callback from ``data_received``. The host is resolved once through the SSRF guard and the
+delivered by callback from ``data_received``; ``on_closed`` hears the code of
+the agent's close frame, or None when the connection ended without one. The host is resolved once through the SSRF guard and the
 connection goes to the checked address, with the URL's host for TLS.
 """
 
@@ -99,8 +100,11 @@ class AgentLink(asyncio.Protocol):
             self._opened.set_exception(AgentConnectError(f"connection lost: {exc}"))
         if not self._closed:
             self._closed = True
-            code = self._protocol.close_code
-            self._on_closed(code, self._protocol.close_reason or "")
+            received = self._protocol.close_rcvd  # None: no close frame (a reset, a crash)
+            if received is None:
+                self._on_closed(None, "")
+            else:
+                self._on_closed(received.code, received.reason)
 
     # -- protocol events ------------------------------------------------------------
     def _handshake(self, response: Response) -> None:

@@ -254,10 +254,10 @@ class CallCore:
         return self.settings.calls.agent_reconnect_grace_seconds
 
     # -- the agent -------------------------------------------------------------------------
-    def agent_lost(self, call: LiveCall) -> None:
-        """The agent's socket dropped: redial it, and end the call if the grace period runs out."""
+    def agent_lost(self, call: LiveCall, close_code: int | None = None) -> None:
+        """The agent's socket closed: on purpose the call ends, else the agent is redialled."""
         if call.flow.state is CallState.ANSWERED:
-            self.post(call, e.AgentLost())
+            self.post(call, e.AgentLost(close_code))
 
     async def _redial(self, call: LiveCall, url: str, deadline: float) -> None:
         loop = asyncio.get_running_loop()
