@@ -180,6 +180,11 @@ class GatewayCollector(Collector):
              "Media frames not sent because the agent's socket was too far behind"),
             ("trunkline_playout_frames_dropped", counters.playout_frames_dropped,
              "Agent audio dropped beyond the playout backlog bound"),
+            ("trunkline_redial_frames_dropped", counters.redial_frames_dropped,
+             "Agent audio still queued from a lost agent socket, dropped when the redialled "
+             "socket took over"),
+            ("trunkline_redial_marks_dropped", counters.redial_marks_dropped,
+             "Marks of a lost agent socket dropped unechoed when the redialled socket took over"),
         ):  # fmt: skip
             yield CounterMetricFamily(name, text, value=value)
         rtp_in = CounterMetricFamily("trunkline_rtp_packets", "RTP packets", labels=["direction"])

@@ -103,11 +103,13 @@ class MediaSession:
         recorder: CallRecorder | None,
     ) -> None:
         self.call_id = plan.call_id
+        self._plan = plan
         self.stream_id = str(uuid.uuid4())
         self.caller: CallerLeg | None = None
         self.persona: AgentPersona = persona_for(
             plan.agent_protocol, plan.call_id, plan.organization_id, self.stream_id
         )
+        self._agent_attached = False  # a link was attached before: the next one is a redial
         self.agent_format = plan.agent_format
         self._custom = dict(plan.custom_parameters)
         self._speech_by_default = plan.speech_by_default
@@ -120,6 +122,8 @@ class MediaSession:
         self._events = events
         self.link: AgentLink | None = None
         self.agent_frames_rejected = 0
+        self.redial_frames_dropped = 0
+        self.redial_marks_dropped = 0
         self.frames_to_agent = 0
         self.frames_to_caller = 0
         self._sending = False  # the last slot played agent audio
@@ -179,7 +183,13 @@ class MediaSession:
 
     # -- wiring ----------------------------------------------------------------------
     def attach_agent(self, link: AgentLink) -> None:
-        """Bridge to ``link``; the Inkbox agent's upgrade response picks the speech modes."""
+        """Bridge to ``link``; the Inkbox agent's upgrade response picks the speech modes.
+
+        A link after the first (the agent was redialled) gets a fresh stream.
+        """
+        if self._agent_attached:
+            self._fresh_stream()
+        self._agent_attached = True
         self.link = link
         link.on_binary = self.agent_audio
         link.on_overflow = self._events.agent_overflowed  # it stopped reading: the call ends
@@ -199,6 +209,24 @@ class MediaSession:
             self._retap()
         for frame in self.persona.opening(self.agent_format, self._custom):
             link.send_text(frame)
+
+    def _fresh_stream(self) -> None:
+        """A redialled agent starts a new stream: a new stream id, numbering from 1, and
+        nothing of the lost socket's left to play (its queued audio, speech and marks)."""
+        self.link = None  # nothing is echoed to the old socket, nor to the new one
+        plan = self._plan
+        self.stream_id = str(uuid.uuid4())
+        self.persona = persona_for(
+            plan.agent_protocol, plan.call_id, plan.organization_id, self.stream_id
+        )
+        if self.speech is not None:
+            self.speech.clear()
+        frames, marks = self.playout.discard()
+        self.redial_frames_dropped += frames
+        self.redial_marks_dropped += marks
+        self._to_caller = AgentToCaller(plan.agent_format)
+        self._arrivals.clear()
+        self._sending = False
 
     def start(self) -> None:
         if self._tick_handle is None:
@@ -356,6 +384,8 @@ class MediaSession:
             agent_frames_rejected=self.agent_frames_rejected,
             agent_frames_dropped=link.dropped_frames if link is not None else 0,
             playout_frames_dropped=self.playout.dropped_frames,
+            redial_frames_dropped=self.redial_frames_dropped,
+            redial_marks_dropped=self.redial_marks_dropped,
         )
 
     def rtp_counters(self) -> dict[str, int]:
