@@ -72,6 +72,34 @@ def test_bad_frames_raise_protocol_errors(frame: str, parse: object) -> None:
         parse(frame)  # type: ignore[operator]
 
 
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        ("not json", "not_json"),
+        ("[]", "not_object"),
+        ("[" * 50_000, "too_deep"),
+        ('{"event":"media","payload":"' + B64 + '"}', "flat_media"),
+        ('{"event":"media"}', "bad_media"),
+        ('{"event":"media","media":{"payload":7}}', "bad_media"),
+        ('{"event":"media","media":{"payload":"***"}}', "bad_base64"),
+        ('{"event":"mark","mark":{"name":7}}', "bad_mark"),
+        ('{"event":"hangup"}', "unknown_event"),
+    ],
+)
+@pytest.mark.parametrize("parse", [parse_agent_frame, parse_twilio_agent_frame])
+def test_each_rejection_names_its_reason(frame: str, reason: str, parse: object) -> None:
+    with pytest.raises(AgentProtocolError) as caught:
+        parse(frame)  # type: ignore[operator]
+    assert caught.value.reason == reason
+
+
+def test_a_flat_media_frame_is_told_apart_from_a_missing_payload() -> None:
+    with pytest.raises(AgentProtocolError) as caught:
+        parse_twilio_agent_frame(json.dumps({"event": "media", "payload": B64}))
+    assert str(caught.value).startswith("media frame without media.payload: a flat")
+    assert "is not Twilio's shape" in str(caught.value)
+
+
 @given(st.text(max_size=300) | st.builds(json.dumps, st.dictionaries(st.text(), st.text())))
 def test_fuzzed_frames_never_raise_anything_else(text: str) -> None:
     for parse in (parse_agent_frame, parse_twilio_agent_frame):

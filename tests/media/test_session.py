@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 import soundfile
 
 from tests.fakes.clock import FakeLoop
 from tests.media.events import NotedEvents
 from tests.media.fakes import FakeLink
+from trunkline import metrics
 from trunkline.agent.formats import AGENT_FORMATS
 from trunkline.agent.link import AgentLink
 from trunkline.media.clock import MediaClock
@@ -225,3 +228,23 @@ def test_a_redialled_inkbox_agent_gets_a_new_stream_id_and_chunks_from_one() -> 
     assert start["stream_id"] != first.named("start")[0]["stream_id"]
     assert media["stream_id"] == start["stream_id"]
     assert (media["media"]["chunk"], media["media"]["timestamp"]) == (1, 0)
+
+
+def test_wrong_shape_frames_are_counted_by_reason_and_logged_once_per_call(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rejected = metrics.AGENT_FRAMES_REJECTED.labels("twilio", "flat_media")
+    before = rejected._value.get()
+    plan = MediaPlan("call-7", caller_alaw=False, agent_protocol="twilio")
+    session = MediaSessionFactory(MediaClock(FakeLoop())).create(plan, NotedEvents())
+    attach(session, FakeLink())
+    flat = json.dumps({"event": "media", "payload": base64.b64encode(b"\x22" * 160).decode()})
+    with caplog.at_level(logging.WARNING, logger="trunkline.media"):
+        for _ in range(3):
+            session.agent_text(flat)
+    assert rejected._value.get() - before == 3
+    assert session.counters().agent_frames_rejected == 3 and session.playout.backlog_frames == 0
+    (record,) = [r for r in caplog.records if "agent frame rejected" in r.getMessage()]
+    assert "flat_media" in record.getMessage()
+    assert "is not Twilio's shape" in record.getMessage()
+    assert getattr(record, "call_id", None) == "call-7"

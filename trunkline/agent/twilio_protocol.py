@@ -30,6 +30,7 @@ from trunkline.agent.inkbox_protocol import (
     AgentMessage,
     AgentProtocolError,
     AgentStop,
+    flat_media_error,
     load_frame,
 )
 
@@ -140,21 +141,32 @@ def parse_twilio_agent_frame(text: str) -> AgentMessage:
     event = frame.get("event")
     if event == "media":
         media = frame.get("media")
+        if not isinstance(media, dict) and "payload" in frame:
+            raise flat_media_error("Twilio")
         payload = media.get("payload") if isinstance(media, dict) else None
         if not isinstance(payload, str) or len(payload) > MAX_MEDIA_BYTES * 2:
-            raise AgentProtocolError("media.payload must be a base64 string")
+            raise AgentProtocolError(
+                'media frame without media.payload: Twilio\'s shape is {"event":"media",'
+                '"streamSid":...,"media":{"payload":"<base64>"}}',
+                "bad_media",
+            )
         try:
             return AgentMedia(base64.b64decode(payload, validate=True))
         except (binascii.Error, ValueError):
-            raise AgentProtocolError("media.payload is not base64") from None
+            raise AgentProtocolError("media.payload is not base64", "bad_base64") from None
     if event == "mark":
         mark = frame.get("mark")
         name = mark.get("name") if isinstance(mark, dict) else None
         if not isinstance(name, str) or len(name) > 256:
-            raise AgentProtocolError("mark.name must be a string of at most 256 characters")
+            raise AgentProtocolError(
+                "mark.name must be a string of at most 256 characters", "bad_mark"
+            )
         return AgentMark(name)
     if event == "clear":
         return AgentClear()
     if event == "stop":
         return AgentStop("agent")
-    raise AgentProtocolError(f"unknown event {str(event)[:40]!r}")
+    raise AgentProtocolError(
+        f"unknown event {str(event)[:40]!r}: the Twilio persona accepts media, mark, clear, stop",
+        "unknown_event",
+    )

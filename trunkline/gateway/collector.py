@@ -174,8 +174,6 @@ class GatewayCollector(Collector):
             ("trunkline_agent_frames_sent", counters.frames_to_agent, "Media frames sent to agents"),
             ("trunkline_caller_frames_sent", counters.frames_to_caller,
              "Frames of agent audio sent to callers"),
-            ("trunkline_agent_frames_rejected", counters.agent_frames_rejected,
-             "Agent frames that broke the protocol (dropped)"),
             ("trunkline_agent_frames_dropped", counters.agent_frames_dropped,
              "Media frames not sent because the agent's socket was too far behind"),
             ("trunkline_playout_frames_dropped", counters.playout_frames_dropped,

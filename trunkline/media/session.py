@@ -25,6 +25,7 @@ from datetime import datetime
 from time import perf_counter_ns
 from typing import Protocol
 
+from trunkline import metrics
 from trunkline.agent.formats import AgentToCaller, CallerToAgent
 from trunkline.agent.inkbox_protocol import (
     AgentAudioDone,
@@ -42,7 +43,7 @@ from trunkline.codecs.g711 import alaw_to_pcm16, ulaw_to_pcm16
 from trunkline.media.clock import MediaClock
 from trunkline.media.counters import LatencyHistogram, MediaCounters, MediaTotals
 from trunkline.media.plan import MediaEvents, MediaPlan
-from trunkline.media.playout import Playout
+from trunkline.media.playout import MAX_PENDING_MARKS, Playout
 from trunkline.media.recording import CallRecorder
 from trunkline.media.speech_output import SpeechOutput
 from trunkline.media.speech_work import SpeechWork
@@ -295,8 +296,7 @@ class MediaSession:
         try:
             message = self.persona.parse(text)
         except AgentProtocolError as exc:
-            self.agent_frames_rejected += 1
-            log.debug("agent frame rejected: %s", exc, extra={"call_id": self.call_id})
+            self._reject(exc.reason, str(exc))
             return
         speech = self.speech
         if isinstance(message, AgentMedia):
@@ -305,7 +305,9 @@ class MediaSession:
             if (speech is None or not speech.agent_mark(message.name)) and not self.playout.mark(
                 message.name
             ):
-                self.agent_frames_rejected += 1  # too many marks waiting for their audio
+                self._reject(
+                    "too_many_marks", f"more than {MAX_PENDING_MARKS} marks wait for their audio"
+                )
         elif isinstance(message, AgentClear):
             if speech is not None:
                 speech.clear()
@@ -322,7 +324,21 @@ class MediaSession:
         elif isinstance(message, AgentText) and (
             speech is None or not speech.agent_text(message.delta, message.done)
         ):
-            self.agent_frames_rejected += 1  # text-to-speech is off for this call
+            self._reject("text_without_tts", "text frame while text-to-speech is off")
+
+    def _reject(self, reason: str, why: str) -> None:
+        """An agent frame was dropped: counted by reason, and logged once per call."""
+        self.agent_frames_rejected += 1
+        metrics.AGENT_FRAMES_REJECTED.labels(self.persona.name, reason).inc()
+        if self.agent_frames_rejected == 1:  # the agent's author learns why the caller hears less
+            log.warning(
+                "agent frame rejected (%s persona, %s): %s; later rejections on this call are "
+                "only counted (trunkline_agent_frames_rejected_total)",
+                self.persona.name,
+                reason,
+                why,
+                extra={"call_id": self.call_id},
+            )
 
     def _agent_reports_transcripts(self) -> None:
         """The agent sends its own transcripts: its audio is no longer transcribed."""
