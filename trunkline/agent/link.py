@@ -66,6 +66,8 @@ class AgentLink(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._opened: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._closed = False
+        self.lost = False  # the connection has ended (``on_closed`` was called)
+        self.close_code: int | None = None  # the agent's close code; None: no close frame
         self.response_headers: dict[str, str] = {}
         self.frames_in = 0
         self.frames_out = 0
@@ -100,11 +102,10 @@ class AgentLink(asyncio.Protocol):
             self._opened.set_exception(AgentConnectError(f"connection lost: {exc}"))
         if not self._closed:
             self._closed = True
+            self.lost = True
             received = self._protocol.close_rcvd  # None: no close frame (a reset, a crash)
-            if received is None:
-                self._on_closed(None, "")
-            else:
-                self._on_closed(received.code, received.reason)
+            self.close_code = received.code if received is not None else None
+            self._on_closed(self.close_code, received.reason if received is not None else "")
 
     # -- protocol events ------------------------------------------------------------
     def _handshake(self, response: Response) -> None:
