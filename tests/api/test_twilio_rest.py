@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import pytest
+
 from tests.api.conftest import ApiWorld, Org, ScriptedCallControl
 from trunkline.agent.twilio_protocol import account_sid_for, call_sid_for
 from trunkline.control_api.twilio_calls import basic_credentials
@@ -160,3 +162,18 @@ def test_only_a_well_formed_basic_header_yields_credentials() -> None:
     for header in ("", "Bearer abc", "Basic", "Basic !!!!", basic(b"no-colon"), basic(b":x"),
                    basic(b"AC:"), basic(b"\xff:\xfe"), "Basic " + "QUFB" * 1000):  # fmt: skip
         assert basic_credentials(header) is None
+
+
+@pytest.mark.settings(api_unauthenticated_burst=2, api_unauthenticated_rate_per_second=0.01)
+async def test_failed_guesses_spend_the_addresses_rate_limit(api: ApiWorld) -> None:
+    org = await api.org()
+    call = await api.add_call(await _number(api, org), status="answered")
+    account = account_sid_for(org.id)
+    answers = [
+        await twilio_update(api, call, account_sid=account, password="guess") for _ in range(3)
+    ]
+    assert [status for status, _ in answers] == [401, 401, 429]
+    assert twilio_error(answers[2][1], 429, 20429)
+    # Even the right token is not looked up from an address whose budget is spent.
+    status, body = await twilio_update(api, call, account_sid=account, password=org.admin_token)
+    assert status == 429 and twilio_error(body, 429, 20429)

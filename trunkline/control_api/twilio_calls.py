@@ -24,6 +24,7 @@ import base64
 import binascii
 import hmac
 import logging
+import math
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -38,6 +39,8 @@ from trunkline.control_api.calls import hang_up
 from trunkline.control_api.errors import ApiError
 from trunkline.control_api.keys import REPOSITORY
 from trunkline.control_api.throttle import THROTTLE, client_key
+from trunkline.metrics import API_REQUESTS_REFUSED
+from trunkline.ratelimit import Decision
 from trunkline.storage.fairness import API_AUTH_TENANT, DatabaseBusy, database_work
 from trunkline.storage.models import CALL_ENDED_STATUSES, Call
 
@@ -80,6 +83,12 @@ class TwilioError(Exception):
 
 def _unauthenticated() -> TwilioError:
     return TwilioError(401, 20003, "Authenticate", {"WWW-Authenticate": 'Basic realm="Twilio API"'})
+
+
+def _too_many(decision: Decision, bucket: str) -> TwilioError:
+    API_REQUESTS_REFUSED.labels(bucket).inc()
+    retry_after = str(max(1, math.ceil(decision.retry_after)))
+    return TwilioError(429, 20429, "Too Many Requests", {"Retry-After": retry_after})
 
 
 def _not_found(path: str) -> TwilioError:
@@ -144,14 +153,17 @@ async def _update_call(request: web.Request) -> web.Response:
     throttle = request.app[THROTTLE]
     address = client_key(request.remote)
     now = time.monotonic()
-    if not throttle.addresses.peek(address, now).allowed:
-        raise TwilioError(429, 20429, "Too Many Requests", {"Retry-After": "1"})
+    spent = throttle.addresses.peek(address, now)
+    if not spent.allowed:
+        throttle.addresses.refused += 1
+        raise _too_many(spent, "address")
     principal = await _authenticate(request)
     if principal is None:
         throttle.addresses.take(address, now)  # failed guesses spend the address's budget
         raise _unauthenticated()
-    if not throttle.tokens.take(principal.token_id, now).allowed:
-        raise TwilioError(429, 20429, "Too Many Requests", {"Retry-After": "1"})
+    decision = throttle.tokens.take(principal.token_id, now)
+    if not decision.allowed:
+        raise _too_many(decision, "token")
     with database_work(principal.organization_id):
         return await _hang_up(request, principal)
 
