@@ -87,6 +87,13 @@ TTS_FIRST_AUDIO = Histogram(
     "Time from an agent response's first text delta to its first synthesized audio",
     buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0),
 )
+AGENT_FRAMES_REJECTED = Counter(
+    "trunkline_agent_frames_rejected",
+    "Agent frames dropped because they broke the agent protocol, by persona (inkbox, twilio) "
+    "and reason (not_json, too_large, too_deep, not_object, unknown_event, flat_media, "
+    "bad_media, bad_base64, bad_mark, bad_field, too_many_marks, text_without_tts)",
+    ["persona", "reason"],
+)
 AGENT_SEND_OVERFLOWS = Counter(
     "trunkline_agent_send_overflow",
     "Calls ended because their agent stopped reading: unsent data passed the cap "

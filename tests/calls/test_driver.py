@@ -112,6 +112,8 @@ class FakeLeg:
 class FakeLink:
     url: str
     closed: tuple[int, str] | None = None
+    lost: bool = False  # the agent's socket has closed
+    close_code: int | None = None
 
     def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
@@ -125,6 +127,7 @@ class FakePlayout:
 @dataclass
 class FakeBridge:
     links: list[FakeLink] = field(default_factory=list)
+    link: FakeLink | None = None
     played: list[bytes] = field(default_factory=list)
     started: bool = False
     stopped: str | None = None
@@ -135,6 +138,7 @@ class FakeBridge:
 
     def attach_agent(self, link: FakeLink) -> None:
         self.links.append(link)
+        self.link = link
 
     def start(self) -> None:
         self.started = True
@@ -164,6 +168,7 @@ class FakeDialer:
         self.outcomes = outcomes
         self.dialled: list[tuple[str, int]] = []
         self.hold: asyncio.Event | None = None  # set by a test to keep a dial in flight
+        self.closes_at_once: int | None = None  # the next link's socket is closed with this
         self.dialling = asyncio.Event()
 
     async def dial(
@@ -173,7 +178,13 @@ class FakeDialer:
         self.dialling.set()
         if self.hold is not None:
             await self.hold.wait()
-        return FakeLink(url) if self.outcomes[url].pop(0) else None
+        if not self.outcomes[url].pop(0):
+            return None
+        link = FakeLink(url)
+        if self.closes_at_once is not None:  # the agent closes before the call is answered
+            link.lost, link.close_code = True, self.closes_at_once
+            self.closes_at_once = None
+        return link
 
 
 class FakeWebhook:
@@ -360,6 +371,36 @@ async def test_a_lost_agent_is_redialled_within_the_grace_period() -> None:
     assert call.flow.state is CallState.ANSWERED
     assert Timer.RECONNECT_GRACE not in call.timers
     assert [link.url for link in cast(FakeBridge, call.bridge).links] == [PRIMARY, PRIMARY]
+
+
+@pytest.mark.parametrize("close_code", [1000, 1001])
+async def test_an_agent_closing_its_socket_hangs_up_without_a_redial(close_code: int) -> None:
+    h = harness({PRIMARY: [True, True]})
+    leg = FakeLeg()
+    call = await h.call(leg, InboundRoute("auto_accept", (target(PRIMARY),), None, "number"))
+    h.core.agent_lost(call, close_code)  # pipecat's EndFrame closes with 1000
+    await h.settle()
+    assert call.flow.state is CallState.ENDED and not h.core.calls
+    assert leg.asked == [*ANSWERED_LEG, "close_media", "hang_up"]
+    assert h.store.statuses[-1] == ("completed", "local")
+    assert [link.url for link in cast(FakeBridge, call.bridge).links] == [PRIMARY]  # no redial
+
+
+@pytest.mark.parametrize(("close_code", "dialled"), [(1000, 1), (1006, 2)])
+async def test_an_agent_that_closed_while_the_call_was_answered_is_acted_on(
+    close_code: int, dialled: int
+) -> None:
+    h = harness({PRIMARY: [True, True]})
+    h.dialer.closes_at_once = close_code  # closed before the flow could hear it
+    leg = FakeLeg()
+    call = await h.call(leg, InboundRoute("auto_accept", (target(PRIMARY),), None, "number"))
+    await h.settle()
+    assert len(h.dialer.dialled) == dialled  # 1000: hung up; 1006: redialled
+    if close_code == 1000:
+        assert call.flow.state is CallState.ENDED
+        assert h.store.statuses[-1] == ("completed", "local")
+    else:
+        assert call.flow.state is CallState.ANSWERED
 
 
 @pytest.mark.parametrize("organization_calls", [1, 2])

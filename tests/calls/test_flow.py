@@ -117,7 +117,15 @@ TABLE: list[tuple[CallState, dict[str, Any], e.Event, CallState, list[c.Command]
       c.StoreStatus("completed", "max_duration")]),
     # the agent drops and comes back, or does not
     (S.ANSWERED, {}, e.AgentLost(), S.RECONNECTING,
-     [c.ArmTimer(e.Timer.RECONNECT_GRACE), c.Redial(AGENT)]),
+     [c.Emit("agent connection lost (no close frame): redialling"),
+      c.ArmTimer(e.Timer.RECONNECT_GRACE), c.Redial(AGENT)]),
+    *[(S.ANSWERED, {}, e.AgentLost(code), S.RECONNECTING,
+       [c.Emit(f"agent connection lost (close code {code}): redialling"),
+        c.ArmTimer(e.Timer.RECONNECT_GRACE), c.Redial(AGENT)]) for code in (1006, 1011, 1012)],
+    # the agent closes its socket on purpose (pipecat's EndFrame: 1000): it hung up
+    *[(S.ANSWERED, {}, e.AgentLost(code), S.ENDING,
+       [c.Emit(f"agent closed its socket (close code {code}): hanging up"), *END_LOCAL,
+        c.StoreStatus("completed", "local")]) for code in (1000, 1001, 1005, 1008, 4000)],
     (S.RECONNECTING, {}, e.AgentReconnected(LINK), S.ANSWERED,
      [c.CancelTimer(e.Timer.RECONNECT_GRACE), c.Emit("agent reconnected"), c.AttachAgent(LINK)]),
     (S.RECONNECTING, {}, e.TimerFired(e.Timer.RECONNECT_GRACE), S.ENDING,

@@ -54,7 +54,8 @@ async def test_a_deeply_nested_frame_is_dropped_and_the_call_goes_on(
             carrier.close()
     after = await scrape(trunkline)
     rejected = "trunkline_agent_frames_rejected_total"
-    assert value(after, rejected) - value(before, rejected) == 1
+    labels = {"persona": "inkbox", "reason": "too_deep"}
+    assert value(after, rejected, **labels) - value(before, rejected, **labels) == 1
     (call,) = await trunkline.services.repository.list_calls(number.organization_id)
     await wait_for_status(trunkline, call.id, "completed")
     stored = await trunkline.services.repository.get_call(call.id)
@@ -191,4 +192,7 @@ async def test_marks_waiting_for_their_audio_are_bounded(trunkline: Trunkline) -
     assert echoes == []  # the audio never finished playing: no mark came back early
     after = await scrape(trunkline)
     rejected = "trunkline_agent_frames_rejected_total"
-    assert value(after, rejected) - value(before, rejected) == sent - MAX_PENDING_MARKS
+    labels = {"persona": "inkbox", "reason": "too_many_marks"}
+    assert value(after, rejected, **labels) - value(before, rejected, **labels) == (
+        sent - MAX_PENDING_MARKS
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import uuid
 
 import numpy as np
 import pytest
@@ -24,10 +25,17 @@ from trunkline.agent.inkbox_protocol import (
     parse_agent_frame,
 )
 from trunkline.agent.persona import InkboxPersona
-from trunkline.agent.twilio_protocol import TwilioPersona, parse_twilio_agent_frame
+from trunkline.agent.twilio_protocol import (
+    TwilioPersona,
+    account_sid_for,
+    call_id_from_sid,
+    parse_twilio_agent_frame,
+)
 
 AUDIO = bytes(range(160))
 B64 = base64.b64encode(AUDIO).decode()
+CALL_ID = "0b9e0c52-5a55-4c1e-9d7a-1f0f6d1c2b3a"
+STREAM_ID = "5d0b5f4e-8c1a-4f27-b3d6-0a9e7c6b5d41"
 
 
 def test_inkbox_frames_parse_to_messages() -> None:
@@ -64,6 +72,34 @@ def test_bad_frames_raise_protocol_errors(frame: str, parse: object) -> None:
         parse(frame)  # type: ignore[operator]
 
 
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        ("not json", "not_json"),
+        ("[]", "not_object"),
+        ("[" * 50_000, "too_deep"),
+        ('{"event":"media","payload":"' + B64 + '"}', "flat_media"),
+        ('{"event":"media"}', "bad_media"),
+        ('{"event":"media","media":{"payload":7}}', "bad_media"),
+        ('{"event":"media","media":{"payload":"***"}}', "bad_base64"),
+        ('{"event":"mark","mark":{"name":7}}', "bad_mark"),
+        ('{"event":"hangup"}', "unknown_event"),
+    ],
+)
+@pytest.mark.parametrize("parse", [parse_agent_frame, parse_twilio_agent_frame])
+def test_each_rejection_names_its_reason(frame: str, reason: str, parse: object) -> None:
+    with pytest.raises(AgentProtocolError) as caught:
+        parse(frame)  # type: ignore[operator]
+    assert caught.value.reason == reason
+
+
+def test_a_flat_media_frame_is_told_apart_from_a_missing_payload() -> None:
+    with pytest.raises(AgentProtocolError) as caught:
+        parse_twilio_agent_frame(json.dumps({"event": "media", "payload": B64}))
+    assert str(caught.value).startswith("media frame without media.payload: a flat")
+    assert "is not Twilio's shape" in str(caught.value)
+
+
 @given(st.text(max_size=300) | st.builds(json.dumps, st.dictionaries(st.text(), st.text())))
 def test_fuzzed_frames_never_raise_anything_else(text: str) -> None:
     for parse in (parse_agent_frame, parse_twilio_agent_frame):
@@ -72,7 +108,7 @@ def test_fuzzed_frames_never_raise_anything_else(text: str) -> None:
 
 
 def test_twilio_persona_counts_in_strings_and_parses_twilio_replies() -> None:
-    persona = TwilioPersona("call-1", "org-1")
+    persona = TwilioPersona(CALL_ID, "org-1", STREAM_ID)
     connected, start = (json.loads(f) for f in persona.opening(AGENT_FORMATS["mulaw8k"], {}))
     assert connected["event"] == "connected"
     assert start["sequenceNumber"] == "1" and start["streamSid"] == persona.stream_sid
@@ -93,9 +129,15 @@ def test_twilio_persona_counts_in_strings_and_parses_twilio_replies() -> None:
     reply = {"event": "media", "streamSid": persona.stream_sid, "media": {"payload": B64}}
     assert persona.parse(json.dumps(reply)) == AgentMedia(AUDIO)
     assert persona.parse('{"event":"clear","streamSid":"MZ1"}') == AgentClear()
-    # Sids are stable per call and differ between calls.
-    assert TwilioPersona("call-1", "org-1").call_sid == persona.call_sid
-    assert TwilioPersona("call-2", "org-1").call_sid != persona.call_sid
+    # The callSid names the call (the REST hang-up finds it); each stream has its own sid.
+    assert persona.call_sid == "CA" + CALL_ID.replace("-", "")
+    assert call_id_from_sid(persona.call_sid) == CALL_ID
+    assert persona.stream_sid == "MZ" + STREAM_ID.replace("-", "")
+    again = TwilioPersona(CALL_ID, "org-1", str(uuid.uuid4()))
+    assert again.call_sid == persona.call_sid and again.stream_sid != persona.stream_sid
+    assert persona.account_sid == account_sid_for("org-1") != account_sid_for("org-2")
+    for sid in ("CA" + "0" * 31, "CA" + "G" * 32, "CA" + "A" * 32, "MZ" + "0" * 32, ""):
+        assert call_id_from_sid(sid) is None
 
 
 def test_inkbox_persona_matches_the_specified_frames() -> None:

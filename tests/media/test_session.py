@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 import soundfile
 
 from tests.fakes.clock import FakeLoop
 from tests.media.events import NotedEvents
 from tests.media.fakes import FakeLink
+from trunkline import metrics
 from trunkline.agent.formats import AGENT_FORMATS
 from trunkline.agent.link import AgentLink
 from trunkline.media.clock import MediaClock
@@ -154,3 +157,94 @@ async def test_stop_without_speech_returns_nothing_to_wait_for() -> None:
     session.start()
     assert session.stop("done") is None
     assert set(session.media_times()) == {"started_at", "ended_at"}
+
+
+def agent_audio_frame(audio: bytes, stream_sid: str | None = None) -> str:
+    frame: dict[str, Any] = {
+        "event": "media",
+        "media": {"payload": base64.b64encode(audio).decode()},
+    }
+    if stream_sid is not None:
+        frame["streamSid"] = stream_sid
+    return json.dumps(frame)
+
+
+def test_a_redialled_twilio_agent_gets_a_fresh_stream_and_nothing_of_the_old_one() -> None:
+    loop = FakeLoop()
+    totals = MediaTotals.empty()
+    call_id = "0b9e0c52-5a55-4c1e-9d7a-1f0f6d1c2b3a"
+    plan = MediaPlan(call_id, caller_alaw=False, organization_id="org-1", agent_protocol="twilio")
+    session = MediaSessionFactory(MediaClock(loop), totals=totals).create(plan, NotedEvents())
+    leg, first = NotingLeg(), FakeLink()
+    session.caller = leg
+    attach(session, first)
+    session.start()
+    for _ in range(25):
+        session.caller_audio(CALLER_FRAME)
+    old_sid = first.named("start")[0]["streamSid"]
+    session.agent_text(agent_audio_frame(b"\x22" * 160 * 150, old_sid))  # 3 s in one burst
+    session.agent_text(json.dumps({"event": "mark", "mark": {"name": "after-burst"}}))
+    loop.advance(0.2)  # ten frames play; 140 are still queued when the socket drops
+    assert session.playout.backlog_frames == 140
+
+    second = FakeLink()
+    attach(session, second)  # the redialled socket
+    connected, start = second.events()
+    assert connected["event"] == "connected"
+    assert start["sequenceNumber"] == "1" and start["streamSid"] != old_sid
+    assert start["start"]["callSid"] == first.named("start")[0]["start"]["callSid"]
+    assert session.playout.backlog_frames == 0  # the old socket's audio is gone
+    session.caller_audio(CALLER_FRAME)
+    media = second.named("media")[0]
+    assert (media["sequenceNumber"], media["media"]["chunk"], media["media"]["timestamp"]) == (
+        "2",
+        "1",
+        "0",
+    )
+    assert media["streamSid"] == start["streamSid"]
+    # The new agent's audio plays in the next slot, not after 2.8 s of the old one's.
+    session.agent_text(agent_audio_frame(b"\x33" * 160, start["streamSid"]))
+    played = len(leg.sent)
+    loop.advance(0.02)
+    assert leg.sent[played:] == [b"\x33" * 160]
+    assert not first.named("mark") and not second.named("mark")  # the old mark is dropped
+    session.stop("done")
+    assert totals.counters.redial_frames_dropped == 140
+    assert totals.counters.redial_marks_dropped == 1
+
+
+def test_a_redialled_inkbox_agent_gets_a_new_stream_id_and_chunks_from_one() -> None:
+    session = MediaSessionFactory(MediaClock(FakeLoop())).create(
+        MediaPlan("call-6", caller_alaw=False), NotedEvents()
+    )
+    first, second = FakeLink(), FakeLink()
+    attach(session, first)
+    for _ in range(3):
+        session.caller_audio(CALLER_FRAME)
+    attach(session, second)
+    session.caller_audio(CALLER_FRAME)
+    (start,) = second.named("start")
+    (media,) = second.named("media")
+    assert start["stream_id"] != first.named("start")[0]["stream_id"]
+    assert media["stream_id"] == start["stream_id"]
+    assert (media["media"]["chunk"], media["media"]["timestamp"]) == (1, 0)
+
+
+def test_wrong_shape_frames_are_counted_by_reason_and_logged_once_per_call(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rejected = metrics.AGENT_FRAMES_REJECTED.labels("twilio", "flat_media")
+    before = rejected._value.get()
+    plan = MediaPlan("call-7", caller_alaw=False, agent_protocol="twilio")
+    session = MediaSessionFactory(MediaClock(FakeLoop())).create(plan, NotedEvents())
+    attach(session, FakeLink())
+    flat = json.dumps({"event": "media", "payload": base64.b64encode(b"\x22" * 160).decode()})
+    with caplog.at_level(logging.WARNING, logger="trunkline.media"):
+        for _ in range(3):
+            session.agent_text(flat)
+    assert rejected._value.get() - before == 3
+    assert session.counters().agent_frames_rejected == 3 and session.playout.backlog_frames == 0
+    (record,) = [r for r in caplog.records if "agent frame rejected" in r.getMessage()]
+    assert "flat_media" in record.getMessage()
+    assert "is not Twilio's shape" in record.getMessage()
+    assert getattr(record, "call_id", None) == "call-7"

@@ -19,7 +19,24 @@ MULAW_FORMAT = {"encoding": "audio/x-mulaw", "sample_rate": 8000, "channels": 1}
 
 
 class AgentProtocolError(ValueError):
-    """An agent frame trunkline cannot use (dropped and counted; the call goes on)."""
+    """An agent frame trunkline cannot use (dropped and counted; the call goes on).
+
+    ``reason`` is a short fixed label for the metric; the message says what
+    was wrong for the agent's author.
+    """
+
+    def __init__(self, message: str, reason: str = "bad_field") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def flat_media_error(persona: str) -> AgentProtocolError:
+    """A ``media`` frame carrying ``payload`` at the top level, not inside ``media``."""
+    return AgentProtocolError(
+        f'media frame without media.payload: a flat {{"event":"media","payload":...}} is not '
+        f'{persona}\'s shape; send {{"event":"media","media":{{"payload":...}}}}',
+        "flat_media",
+    )
 
 
 # -- trunkline -> agent -------------------------------------------------------------
@@ -142,45 +159,50 @@ AgentMessage = (
 )
 
 
-def _object(value: Any, name: str) -> dict[str, Any]:
+def _object(value: Any, name: str, reason: str = "bad_field") -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise AgentProtocolError(f"{name} must be an object")
+        raise AgentProtocolError(f"{name} must be an object", reason)
     return value
 
 
-def _string(value: Any, name: str, limit: int = 10_000) -> str:
+def _string(value: Any, name: str, limit: int = 10_000, reason: str = "bad_field") -> str:
     if not isinstance(value, str) or len(value) > limit:
-        raise AgentProtocolError(f"{name} must be a string of at most {limit} characters")
+        raise AgentProtocolError(f"{name} must be a string of at most {limit} characters", reason)
     return value
 
 
 def load_frame(text: str) -> dict[str, Any]:
     """A text frame as a JSON object, within the size bound (both agent protocols)."""
     if len(text) > MAX_FRAME_CHARS:
-        raise AgentProtocolError("frame too large")
+        raise AgentProtocolError("frame too large", "too_large")
     try:
         frame = json.loads(text)
     except ValueError:
-        raise AgentProtocolError("frame is not JSON") from None
+        raise AgentProtocolError("frame is not JSON", "not_json") from None
     except RecursionError:  # "[[[[…": nested deeper than the decoder goes
-        raise AgentProtocolError("frame is nested too deeply") from None
-    return _object(frame, "frame")
+        raise AgentProtocolError("frame is nested too deeply", "too_deep") from None
+    if not isinstance(frame, dict):
+        raise AgentProtocolError("frame must be a JSON object", "not_object")
+    return frame
 
 
 def parse_agent_frame(text: str) -> AgentMessage:
     frame = load_frame(text)
     event = frame.get("event")
     if event == "media":
-        media = _object(frame.get("media"), "media")
-        payload = _string(media.get("payload"), "media.payload", MAX_MEDIA_BYTES * 2)
+        media = frame.get("media")
+        if not isinstance(media, dict) and "payload" in frame:
+            raise flat_media_error("the Inkbox media stream")
+        media = _object(media, "media", "bad_media")
+        payload = _string(media.get("payload"), "media.payload", MAX_MEDIA_BYTES * 2, "bad_media")
         try:
             audio = base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
-            raise AgentProtocolError("media.payload is not base64") from None
+            raise AgentProtocolError("media.payload is not base64", "bad_base64") from None
         return AgentMedia(audio)
     if event == "mark":
-        mark = _object(frame.get("mark"), "mark")
-        return AgentMark(_string(mark.get("name"), "mark.name", 256))
+        mark = _object(frame.get("mark"), "mark", "bad_mark")
+        return AgentMark(_string(mark.get("name"), "mark.name", 256, "bad_mark"))
     if event == "clear":
         return AgentClear()
     if event == "audio_done":
@@ -191,11 +213,15 @@ def parse_agent_frame(text: str) -> AgentMessage:
     if event == "transcript":
         party = frame.get("party", "local")
         if party not in ("local", "remote"):
-            raise AgentProtocolError("transcript.party must be local or remote")
+            raise AgentProtocolError("transcript.party must be local or remote", "bad_field")
         return AgentTranscript(
             party, _string(frame.get("text"), "text"), bool(frame.get("is_final", True))
         )
     if event == "text":
         delta = frame.get("delta", "")
         return AgentText(_string(delta, "delta"), bool(frame.get("done", False)))
-    raise AgentProtocolError(f"unknown event {str(event)[:40]!r}")
+    raise AgentProtocolError(
+        f"unknown event {str(event)[:40]!r}: the Inkbox media stream accepts media, text, "
+        "mark, clear, audio_done, transcript, stop",
+        "unknown_event",
+    )

@@ -11,7 +11,8 @@ cap (the agent stopped reading) media frames are dropped and counted; any
 other frame means the agent cannot keep up with the call at all, so the link
 overflows — it stops reading and writing, ``on_overflow`` ends the call, and
 ``trunkline_agent_send_overflow_total`` counts it. Received frames are
-delivered by callback from ``data_received``. The host is resolved once through the SSRF guard and the
+delivered by callback from ``data_received``; ``on_closed`` hears the code of
+the agent's close frame, or None when the connection ended without one. The host is resolved once through the SSRF guard and the
 connection goes to the checked address, with the URL's host for TLS.
 """
 
@@ -65,6 +66,8 @@ class AgentLink(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._opened: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._closed = False
+        self.lost = False  # the connection has ended (``on_closed`` was called)
+        self.close_code: int | None = None  # the agent's close code; None: no close frame
         self.response_headers: dict[str, str] = {}
         self.frames_in = 0
         self.frames_out = 0
@@ -99,8 +102,10 @@ class AgentLink(asyncio.Protocol):
             self._opened.set_exception(AgentConnectError(f"connection lost: {exc}"))
         if not self._closed:
             self._closed = True
-            code = self._protocol.close_code
-            self._on_closed(code, self._protocol.close_reason or "")
+            self.lost = True
+            received = self._protocol.close_rcvd  # None: no close frame (a reset, a crash)
+            self.close_code = received.code if received is not None else None
+            self._on_closed(self.close_code, received.reason if received is not None else "")
 
     # -- protocol events ------------------------------------------------------------
     def _handshake(self, response: Response) -> None:

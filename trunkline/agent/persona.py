@@ -20,6 +20,8 @@ from trunkline.agent.twilio_protocol import TwilioPersona
 class AgentPersona(Protocol):
     """Encodes what trunkline tells the agent and parses what the agent says."""
 
+    name: str  # the number's ``agent_protocol``
+
     def opening(self, agent_format: AgentAudioFormat, custom: dict[str, str]) -> list[str]:
         """The frames that open the stream (``start``, and ``connected`` for Twilio)."""
         ...
@@ -39,6 +41,7 @@ class InkboxPersona:
     """The Inkbox media-stream protocol (the default)."""
 
     __slots__ = ("_encoder", "call_id", "stream_id")
+    name = "inkbox"
 
     def __init__(self, call_id: str, stream_id: str) -> None:
         self.call_id = call_id
@@ -66,5 +69,5 @@ class InkboxPersona:
 
 def persona_for(protocol: str, call_id: str, organization_id: str, stream_id: str) -> AgentPersona:
     if protocol == "twilio":
-        return TwilioPersona(call_id, organization_id)
+        return TwilioPersona(call_id, organization_id, stream_id)
     return InkboxPersona(call_id, stream_id)

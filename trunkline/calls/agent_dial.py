@@ -1,4 +1,4 @@
-"""Dialling a call's agent WebSocket: the call context, its signature, and what a drop means."""
+"""Dialling a call's agent WebSocket: the call context, its signature, and how it closed."""
 
 from __future__ import annotations
 
@@ -18,12 +18,16 @@ AGENT_CONNECT_SECONDS = 5.0
 
 
 class AgentDialer:
-    """Connects agent links for calls; ``on_lost`` hears when a call's current link drops."""
+    """Connects agent links for calls; ``on_lost`` hears when a call's current link closes.
+
+    It gets the agent's close code, or None when the connection ended without
+    a close frame.
+    """
 
     def __init__(
         self,
         signer: IdentitySigner,
-        on_lost: Callable[[LiveCall], None],
+        on_lost: Callable[[LiveCall, int | None], None],
         settings: Settings,
     ) -> None:
         self._signer = signer
@@ -65,7 +69,7 @@ class AgentDialer:
             bridge = call.bridge
             if bridge is not None and connected and bridge.link is not connected[0]:
                 return  # an earlier link, already replaced
-            self._on_lost(call)
+            self._on_lost(call, code)
 
         started = time.perf_counter()
         try:

@@ -163,6 +163,7 @@ class CallCore:
                     leg.answer()
                 if call.bridge is not None:
                     call.bridge.start()
+                    self._agent_closed_while_answering(call)
             case c.StartVoicemail(message=message):
                 self.spawn(self._voicemail(call, message))
             case c.Reject(status=status, reason=reason, retry_after=retry_after):
@@ -254,10 +255,17 @@ class CallCore:
         return self.settings.calls.agent_reconnect_grace_seconds
 
     # -- the agent -------------------------------------------------------------------------
-    def agent_lost(self, call: LiveCall) -> None:
-        """The agent's socket dropped: redial it, and end the call if the grace period runs out."""
+    def agent_lost(self, call: LiveCall, close_code: int | None = None) -> None:
+        """The agent's socket closed: on purpose the call ends, else the agent is redialled."""
         if call.flow.state is CallState.ANSWERED:
-            self.post(call, e.AgentLost())
+            self.post(call, e.AgentLost(close_code))
+
+    def _agent_closed_while_answering(self, call: LiveCall) -> None:
+        """The agent's socket closed before the call was answered, when its close could not
+        act on the call: it does now (a hang-up, or a redial)."""
+        link = call.bridge.link if call.bridge is not None else None
+        if link is not None and link.lost:
+            self.post(call, e.AgentLost(link.close_code))
 
     async def _redial(self, call: LiveCall, url: str, deadline: float) -> None:
         loop = asyncio.get_running_loop()

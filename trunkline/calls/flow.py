@@ -15,6 +15,10 @@ Inbound::
     ringing | dialing | answering ─cancel─→ canceling ─step done─→ canceled
     answered | reconnecting | voicemail ─hang-up, timer, agent stop─→ ending ─stored─→ ended
 
+The agent's socket closing with a close frame (1000, 1001 …) is the agent
+hanging up; only a failed connection (no close frame, 1011, 1012) is
+redialled (``agent.close_codes``).
+
 Outbound calls enter at ``ringing`` (the INVITE is out) and move with
 ``CalleeAnswered``/``RingCanceled``/``RingFailed``.
 
@@ -28,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from trunkline.agent.close_codes import agent_hung_up, describe_close
 from trunkline.calls.call_state import BEFORE_ANSWER, TALKING, TERMINAL, CallState
 from trunkline.calls.flow_commands import (
     ALL_TIMERS,
@@ -299,10 +304,17 @@ class CallFlow:
 
     # -- answered ----------------------------------------------------------------------
     def _agent_lost(self, event: AgentLost) -> list[Command]:
-        if self.state is not CallState.ANSWERED or self.url is None:
+        if self.state is not CallState.ANSWERED:
+            return []
+        how = describe_close(event.close_code)
+        if agent_hung_up(event.close_code):  # closed on purpose: the agent hung up
+            return [Emit(f"agent closed its socket ({how}): hanging up"),
+                    *self._end("local", hang_up_caller=True)]  # fmt: skip
+        if self.url is None:
             return []
         self.state = CallState.RECONNECTING
-        return [ArmTimer(Timer.RECONNECT_GRACE), Redial(self.url)]
+        return [Emit(f"agent connection lost ({how}): redialling"),
+                ArmTimer(Timer.RECONNECT_GRACE), Redial(self.url)]  # fmt: skip
 
     def _agent_reconnected(self, event: AgentReconnected) -> list[Command]:
         if self.state is not CallState.RECONNECTING:

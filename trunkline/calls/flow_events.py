@@ -100,7 +100,13 @@ class MediaFailed:
 
 @dataclass(frozen=True, slots=True)
 class AgentLost:
-    """The agent's socket closed while the call was answered."""
+    """The agent's socket closed while the call was answered.
+
+    ``close_code`` is the code of the agent's close frame; None when the
+    connection ended without one.
+    """
+
+    close_code: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from aiohttp import web
 from trunkline.calls.control import CallControlSlot, Draining
 from trunkline.carriers.inventory import NumberInventory
 from trunkline.config import Settings
-from trunkline.control_api import carrier_texts, health, presigned_media
+from trunkline.control_api import carrier_texts, health, presigned_media, twilio_calls
 from trunkline.control_api.api import ROUTES
 from trunkline.control_api.errors import error_middleware
 from trunkline.control_api.keys import (
@@ -84,6 +84,7 @@ def build_app(
     health.add_routes(app)
     presigned_media.add_routes(app)
     carrier_texts.add_routes(app)
+    twilio_calls.add_routes(app)  # Twilio's REST hang-up for Twilio-persona agents
     for add in mount:
         add(app)
     add_document_route(app, ROUTES)

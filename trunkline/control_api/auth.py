@@ -64,6 +64,11 @@ async def authenticate(headers: Mapping[str, str], identities: IdentityStore) ->
         raise ApiError(
             401, "Missing service token: send it in the X-Service-Token or X-API-Key header"
         )
+    return await token_principal(token, identities)
+
+
+async def token_principal(token: str, identities: IdentityStore) -> Principal:
+    """The Principal of a presented service token; ApiError(401) when it names none."""
     if len(token) > MAX_TOKEN_LENGTH or not _is_printable_ascii(token):
         raise ApiError(401, "Invalid service token")
     record = await identities.find_token(hash_token(token))

@@ -110,18 +110,17 @@ async def search_transcripts(ctx: Ctx) -> web.Response:
     return web.json_response([serialize.transcript(s) for s in segments])
 
 
-def _lifecycle(ctx: Ctx, record: Call, agent_identity_id: str | None) -> CallLifecycle:
-    # CallLifecycle is typed against the whole repository, so it is handed the app's.
-    return CallLifecycle(record, ctx.request.app[REPOSITORY], agent_identity_id=agent_identity_id)
+async def hang_up(app: web.Application, record: Call) -> Call:
+    """End a live call: BYE (or CANCEL before the answer) where it is carried, and the
+    record moved to ``completed`` or ``canceled`` with ``hangup_reason: local``.
 
-
-async def hangup_call(ctx: Ctx) -> web.Response:
-    record = await load_call(ctx, ctx.path["call_id"])
-    if record.status in CALL_ENDED_STATUSES:
-        raise ApiError(409, ALREADY_ENDED)
-    number = await ctx.numbers.get_number(record.phone_number_id)
+    Returns the call as stored afterwards (ended, by this request or a racing end);
+    ApiError 404 when it vanished, 409 when its status would not settle.
+    """
+    repository = app[REPOSITORY]
+    number = await repository.get_number(record.phone_number_id)
     identity_id = number.agent_identity_id if number is not None else None
-    control = ctx.request.app[CALL_CONTROL].current
+    control = app[CALL_CONTROL].current
     if control is not None:
         try:
             carried = await control.hangup(record)
@@ -130,20 +129,25 @@ async def hangup_call(ctx: Ctx) -> web.Response:
             carried = False
         log.info("hangup requested", extra={"call_id": record.id, "live_here": carried})
     for _ in range(HANGUP_ATTEMPTS):
-        current = await ctx.calls.get_call(record.id)
+        current = await repository.get_call(record.id)
         if current is None:
             raise ApiError(404, "Call not found")
         if current.status in CALL_ENDED_STATUSES:
-            return web.json_response(
-                serialize.call(current, presigner(ctx.request.app[BLOB_STORE]))
-            )
-        lifecycle = _lifecycle(ctx, current, identity_id)
+            return current
+        # CallLifecycle is typed against the whole repository, so it is handed the app's.
+        lifecycle = CallLifecycle(current, repository, agent_identity_id=identity_id)
         target: CallStatus = "completed" if current.status == "answered" else "canceled"
         if await lifecycle.transition(target, hangup_reason="local"):
-            return web.json_response(
-                serialize.call(lifecycle.record, presigner(ctx.request.app[BLOB_STORE]))
-            )
+            return lifecycle.record
     raise ApiError(409, "Call status kept changing; try again")
+
+
+async def hangup_call(ctx: Ctx) -> web.Response:
+    record = await load_call(ctx, ctx.path["call_id"])
+    if record.status in CALL_ENDED_STATUSES:
+        raise ApiError(409, ALREADY_ENDED)
+    ended = await hang_up(ctx.request.app, record)
+    return web.json_response(serialize.call(ended, presigner(ctx.request.app[BLOB_STORE])))
 
 
 _NUMBER_ERRORS = {

@@ -174,12 +174,15 @@ class GatewayCollector(Collector):
             ("trunkline_agent_frames_sent", counters.frames_to_agent, "Media frames sent to agents"),
             ("trunkline_caller_frames_sent", counters.frames_to_caller,
              "Frames of agent audio sent to callers"),
-            ("trunkline_agent_frames_rejected", counters.agent_frames_rejected,
-             "Agent frames that broke the protocol (dropped)"),
             ("trunkline_agent_frames_dropped", counters.agent_frames_dropped,
              "Media frames not sent because the agent's socket was too far behind"),
             ("trunkline_playout_frames_dropped", counters.playout_frames_dropped,
              "Agent audio dropped beyond the playout backlog bound"),
+            ("trunkline_redial_frames_dropped", counters.redial_frames_dropped,
+             "Agent audio still queued from a lost agent socket, dropped when the redialled "
+             "socket took over"),
+            ("trunkline_redial_marks_dropped", counters.redial_marks_dropped,
+             "Marks of a lost agent socket dropped unechoed when the redialled socket took over"),
         ):  # fmt: skip
             yield CounterMetricFamily(name, text, value=value)
         rtp_in = CounterMetricFamily("trunkline_rtp_packets", "RTP packets", labels=["direction"])

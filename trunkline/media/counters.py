@@ -56,6 +56,8 @@ class MediaCounters:
     agent_frames_rejected: int = 0
     agent_frames_dropped: int = 0  # the agent's socket was too far behind
     playout_frames_dropped: int = 0  # the agent sent more than the backlog bound
+    redial_frames_dropped: int = 0  # queued from a lost agent socket, dropped on redial
+    redial_marks_dropped: int = 0  # marks of a lost agent socket, never echoed
 
     def add(self, other: MediaCounters) -> None:
         for item in fields(self):

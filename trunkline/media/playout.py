@@ -4,7 +4,8 @@ Chunks of any size are cut into 160-byte μ-law frames and queued. Each media
 tick takes one frame (or nothing: silence, while RTP time still advances).
 A ``mark`` is echoed once every frame queued before it has been played;
 ``clear`` drops the queue and echoes pending marks at once; ``audio_done``
-pads and queues the partial last frame. The queue holds at most
+pads and queues the partial last frame; ``discard`` drops audio and marks
+without echoing them (a redialled agent starts afresh). The queue holds at most
 ``max_seconds`` of audio; beyond it the oldest frames are dropped and counted.
 At most ``MAX_PENDING_MARKS`` marks wait for their audio; ``mark`` refuses
 more (the caller drops and counts them).
@@ -108,6 +109,18 @@ class Playout:
         self._reframer.clear()
         self._played = self._queued
         self._release_marks()
+
+    def discard(self) -> tuple[int, int]:
+        """Drop queued audio and pending marks unechoed (the socket that sent them is gone).
+
+        Returns how many frames and marks were dropped.
+        """
+        frames, marks = len(self._frames), len(self._marks)
+        self._frames.clear()
+        self._reframer.clear()
+        self._played = self._queued
+        self._marks.clear()
+        return frames, marks
 
     def tick(self) -> bytes | None:
         """The frame for this 20 ms slot, or None for silence."""

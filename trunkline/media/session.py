@@ -25,6 +25,7 @@ from datetime import datetime
 from time import perf_counter_ns
 from typing import Protocol
 
+from trunkline import metrics
 from trunkline.agent.formats import AgentToCaller, CallerToAgent
 from trunkline.agent.inkbox_protocol import (
     AgentAudioDone,
@@ -42,7 +43,7 @@ from trunkline.codecs.g711 import alaw_to_pcm16, ulaw_to_pcm16
 from trunkline.media.clock import MediaClock
 from trunkline.media.counters import LatencyHistogram, MediaCounters, MediaTotals
 from trunkline.media.plan import MediaEvents, MediaPlan
-from trunkline.media.playout import Playout
+from trunkline.media.playout import MAX_PENDING_MARKS, Playout
 from trunkline.media.recording import CallRecorder
 from trunkline.media.speech_output import SpeechOutput
 from trunkline.media.speech_work import SpeechWork
@@ -103,11 +104,13 @@ class MediaSession:
         recorder: CallRecorder | None,
     ) -> None:
         self.call_id = plan.call_id
+        self._plan = plan
         self.stream_id = str(uuid.uuid4())
         self.caller: CallerLeg | None = None
         self.persona: AgentPersona = persona_for(
             plan.agent_protocol, plan.call_id, plan.organization_id, self.stream_id
         )
+        self._agent_attached = False  # a link was attached before: the next one is a redial
         self.agent_format = plan.agent_format
         self._custom = dict(plan.custom_parameters)
         self._speech_by_default = plan.speech_by_default
@@ -120,6 +123,8 @@ class MediaSession:
         self._events = events
         self.link: AgentLink | None = None
         self.agent_frames_rejected = 0
+        self.redial_frames_dropped = 0
+        self.redial_marks_dropped = 0
         self.frames_to_agent = 0
         self.frames_to_caller = 0
         self._sending = False  # the last slot played agent audio
@@ -179,7 +184,13 @@ class MediaSession:
 
     # -- wiring ----------------------------------------------------------------------
     def attach_agent(self, link: AgentLink) -> None:
-        """Bridge to ``link``; the Inkbox agent's upgrade response picks the speech modes."""
+        """Bridge to ``link``; the Inkbox agent's upgrade response picks the speech modes.
+
+        A link after the first (the agent was redialled) gets a fresh stream.
+        """
+        if self._agent_attached:
+            self._fresh_stream()
+        self._agent_attached = True
         self.link = link
         link.on_binary = self.agent_audio
         link.on_overflow = self._events.agent_overflowed  # it stopped reading: the call ends
@@ -199,6 +210,24 @@ class MediaSession:
             self._retap()
         for frame in self.persona.opening(self.agent_format, self._custom):
             link.send_text(frame)
+
+    def _fresh_stream(self) -> None:
+        """A redialled agent starts a new stream: a new stream id, numbering from 1, and
+        nothing of the lost socket's left to play (its queued audio, speech and marks)."""
+        self.link = None  # nothing is echoed to the old socket, nor to the new one
+        plan = self._plan
+        self.stream_id = str(uuid.uuid4())
+        self.persona = persona_for(
+            plan.agent_protocol, plan.call_id, plan.organization_id, self.stream_id
+        )
+        if self.speech is not None:
+            self.speech.clear()
+        frames, marks = self.playout.discard()
+        self.redial_frames_dropped += frames
+        self.redial_marks_dropped += marks
+        self._to_caller = AgentToCaller(plan.agent_format)
+        self._arrivals.clear()
+        self._sending = False
 
     def start(self) -> None:
         if self._tick_handle is None:
@@ -267,8 +296,7 @@ class MediaSession:
         try:
             message = self.persona.parse(text)
         except AgentProtocolError as exc:
-            self.agent_frames_rejected += 1
-            log.debug("agent frame rejected: %s", exc, extra={"call_id": self.call_id})
+            self._reject(exc.reason, str(exc))
             return
         speech = self.speech
         if isinstance(message, AgentMedia):
@@ -277,7 +305,9 @@ class MediaSession:
             if (speech is None or not speech.agent_mark(message.name)) and not self.playout.mark(
                 message.name
             ):
-                self.agent_frames_rejected += 1  # too many marks waiting for their audio
+                self._reject(
+                    "too_many_marks", f"more than {MAX_PENDING_MARKS} marks wait for their audio"
+                )
         elif isinstance(message, AgentClear):
             if speech is not None:
                 speech.clear()
@@ -294,7 +324,21 @@ class MediaSession:
         elif isinstance(message, AgentText) and (
             speech is None or not speech.agent_text(message.delta, message.done)
         ):
-            self.agent_frames_rejected += 1  # text-to-speech is off for this call
+            self._reject("text_without_tts", "text frame while text-to-speech is off")
+
+    def _reject(self, reason: str, why: str) -> None:
+        """An agent frame was dropped: counted by reason, and logged once per call."""
+        self.agent_frames_rejected += 1
+        metrics.AGENT_FRAMES_REJECTED.labels(self.persona.name, reason).inc()
+        if self.agent_frames_rejected == 1:  # the agent's author learns why the caller hears less
+            log.warning(
+                "agent frame rejected (%s persona, %s): %s; later rejections on this call are "
+                "only counted (trunkline_agent_frames_rejected_total)",
+                self.persona.name,
+                reason,
+                why,
+                extra={"call_id": self.call_id},
+            )
 
     def _agent_reports_transcripts(self) -> None:
         """The agent sends its own transcripts: its audio is no longer transcribed."""
@@ -363,6 +407,8 @@ class MediaSession:
             agent_frames_rejected=self.agent_frames_rejected,
             agent_frames_dropped=link.dropped_frames if link is not None else 0,
             playout_frames_dropped=self.playout.dropped_frames,
+            redial_frames_dropped=self.redial_frames_dropped,
+            redial_marks_dropped=self.redial_marks_dropped,
         )
 
     def rtp_counters(self) -> dict[str, int]:
