@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="HTTP port [8080]")
     serve.add_argument("--sip-port", type=int, help="SIP UDP port [5060]")
     serve.add_argument("--workers", type=int, help="event-loop processes [1]")
+    serve.add_argument(
+        "--dev",
+        action="store_const",
+        const=True,
+        help="development mode: allow ws:// and private/loopback agent URLs (TRUNKLINE_DEV)",
+    )
 
     migrate = commands.add_parser("migrate", help="apply database schema migrations")
     _add_common(migrate)
@@ -99,7 +105,11 @@ def _settings_from(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {"data_dir": getattr(args, "data_dir", None)}
     if args.command == "serve":
         overrides.update(
-            host=args.host, http_port=args.port, sip_port=args.sip_port, workers=args.workers
+            host=args.host,
+            http_port=args.port,
+            sip_port=args.sip_port,
+            workers=args.workers,
+            dev=args.dev,
         )
     return load_settings(config_file=args.config, overrides=overrides)
 
