@@ -35,7 +35,7 @@ class CallSummary:
             round_trip = "not measured (the marker tone did not come back: the agent does not echo)"
         else:
             round_trip = (
-                f"{self.round_trip_ms:.0f} ms (marker tone sent -> first frame of its echo)"
+                f"{self.round_trip_ms:.1f} ms (marker tone sent -> first frame of its echo)"
             )
         lines = [
             "answered: yes",
