@@ -109,7 +109,7 @@ def _add_first_call_commands(commands: Any) -> None:
     call = commands.add_parser(
         "call", help="place a test call over SIP/RTP from loopback and print what happened"
     )
-    _add_common(call)
+    call.add_argument("--config", type=Path, help="TOML file with settings (for the SIP port)")
     add_arguments(call)
 
     from trunkline import quickstart

@@ -46,6 +46,11 @@ class CallSummary:
             f" ({counts.audio_with_sound} with sound), {counts.dtmf_packets_received} DTMF",
             f"round trip: {round_trip}",
         ]
+        if counts.malformed_received or counts.other_received:
+            lines.append(
+                f"dropped: {counts.malformed_received} malformed packets,"
+                f" {counts.other_received} of other payload types"
+            )
         if self.recording is not None:
             lines.append(f"recording: {self.recording} ({self.recording_seconds:.1f} s)")
         return lines
