@@ -77,9 +77,8 @@ class TestCall:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, options: CallOptions) -> None:
+    def __init__(self, options: CallOptions, play: list[bytes]) -> None:
         self.options = options
-        play = load_wav_frames(options.play) if options.play is not None else []
         script = call_script(play, options.dtmf)
         if options.seconds is not None:
             seconds = options.seconds
@@ -118,6 +117,8 @@ class TestCall:
                 answered_at = loop.time()
                 await self._talk()
                 self.summary.seconds = loop.time() - answered_at
+            elif self._dialog is not None and self._dialog.answered:  # and hung up at once
+                await self._wait_ticking(self._bye_answered, BYE_WAIT_SECONDS)
         finally:
             self._sip.close()
             self._rtp.close()
@@ -305,12 +306,21 @@ class TestCall:
         if self.media.round_trip is not None:
             summary.round_trip_ms = self.media.round_trip * 1000
         if summary.answered and self.options.record is not None:
-            recording = self.media.recording
-            write_wav(self.options.record, recording)
             summary.recording = self.options.record
-            summary.recording_seconds = len(recording) / FRAME_BYTES * TICK_SECONDS
+            summary.recording_seconds = len(self.media.recording) / FRAME_BYTES * TICK_SECONDS
 
 
 async def place_call(options: CallOptions) -> CallSummary:
-    """Dial ``options.number``, play, record, hang up; the summary of what happened."""
-    return await TestCall(options).run()
+    """Dial ``options.number``, play, record, hang up; the summary of what happened.
+
+    Raises AudioFileError for a ``play`` file it cannot use and ValueError for
+    bad options, before anything is sent.
+    """
+    play: list[bytes] = []
+    if options.play is not None:
+        play = await asyncio.to_thread(load_wav_frames, options.play)
+    call = TestCall(options, play)
+    summary = await call.run()
+    if summary.recording is not None:
+        await asyncio.to_thread(write_wav, summary.recording, bytes(call.media.recording))
+    return summary
