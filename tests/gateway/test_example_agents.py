@@ -36,6 +36,20 @@ def recording_ulaw(path: Path) -> bytes:
         return pcm16_to_ulaw(recording.readframes(recording.getnframes()))
 
 
+async def local_segments(trunkline: Trunkline, organization_id: str, wanted: int) -> list[str]:
+    """What the agent said on the call, as stored: once ``wanted`` segments are in (or 10 s)."""
+    repository = trunkline.services.repository
+    said: list[str] = []
+    for _ in range(100):
+        calls = await repository.list_calls(organization_id)
+        segments = await repository.list_transcripts(calls[0].id)
+        said = [s.text for s in segments if s.party == "local"]
+        if len(said) >= wanted:
+            break
+        await asyncio.sleep(0.1)
+    return said
+
+
 async def test_the_talking_agent_greets_answers_speech_and_keys(
     trunkline: Trunkline, tmp_path: Path
 ) -> None:
@@ -43,26 +57,29 @@ async def test_the_talking_agent_greets_answers_speech_and_keys(
     await asyncio.to_thread(question_wav, played)
     async with example_agent("talking_agent") as agent:
         number = await trunkline.number("auto_accept", agent.url)
-        summary = await place_call(
-            CallOptions(
-                number.number,
-                "127.0.0.1",
-                trunkline.sip_port,
-                play=played,
-                record=recorded,
-                dtmf="5",
-                seconds=16,
-            )
+        options = CallOptions(
+            number.number,
+            "127.0.0.1",
+            trunkline.sip_port,
+            play=played,
+            record=recorded,
+            dtmf="5",
+            seconds=90,
         )
-        heard = await agent.wait_for_line("caller said:", 10)
-        await agent.wait_for_line("agent says: You pressed 5.", 10)
+        hang_up = asyncio.Event()
+        call = asyncio.create_task(place_call(options, hang_up))
+        try:  # as long as transcription takes on a busy machine, then hang up
+            heard = await agent.wait_for_line("caller said:", 60)
+            await agent.wait_for_line("agent says: It is ", 10)
+            await agent.wait_for_line("agent says: You pressed 5.", 10)
+        finally:
+            hang_up.set()
+            summary = await asyncio.wait_for(call, 30)
     assert summary.answered and summary.hung_up_by == "caller"
     assert "time" in heard.lower()
     assert summary.round_trip_ms is None  # this agent talks; it does not echo
-    assert summary.counts.audio_with_sound > 150  # seconds of speech came back
-    calls = await trunkline.services.repository.list_calls(number.organization_id)
-    segments = await trunkline.services.repository.list_transcripts(calls[0].id)
-    said = [s.text for s in segments if s.party == "local"]
+    assert summary.counts.audio_with_sound > 50  # at least a second of speech came back
+    said = await local_segments(trunkline, number.organization_id, 3)
     assert said[0].startswith("Hello! This is the trunkline example agent.")
     assert any(text.startswith("It is ") for text in said), said
     assert "You pressed 5." in said

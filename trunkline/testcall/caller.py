@@ -77,8 +77,11 @@ class TestCall:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, options: CallOptions, play: list[bytes]) -> None:
+    def __init__(
+        self, options: CallOptions, play: list[bytes], hang_up: asyncio.Event | None = None
+    ) -> None:
         self.options = options
+        self.hang_up = hang_up or asyncio.Event()  # set: hang up now instead of at the end
         script = call_script(play, options.dtmf)
         if options.seconds is not None:
             seconds = options.seconds
@@ -145,10 +148,13 @@ class TestCall:
             destination=self._target,
         )
         self._start(self._dialog.invite())
-        if not await self._wait_ticking(self._final, options.answer_timeout):
+        if not await self._wait_ticking(self._final, options.answer_timeout, also=self.hang_up):
             self._start(self._dialog.cancel())
             await self._wait_ticking(self._final, CANCEL_WAIT_SECONDS)
-            self.summary.reason = f"no answer within {options.answer_timeout:.0f} s; cancelled"
+            if self.hang_up.is_set():
+                self.summary.reason = "hung up before the answer; cancelled"
+            else:
+                self.summary.reason = f"no answer within {options.answer_timeout:.0f} s; cancelled"
             self.summary.status = None
             if self.summary.answered:  # answered while the CANCEL was on its way
                 self._hang_up()
@@ -265,6 +271,8 @@ class TestCall:
         for tick in range(self.call_ticks):
             if self._remote_bye.is_set():
                 return
+            if self.hang_up.is_set():
+                break
             self._fire_timers(loop.time())
             self._rtp.sendto(self.media.tick(loop.time()), self._remote_media)
             delay = start + (tick + 1) * TICK_SECONDS - loop.time()
@@ -276,11 +284,16 @@ class TestCall:
 
     # -- time --------------------------------------------------------------------
 
-    async def _wait_ticking(self, event: asyncio.Event, seconds: float) -> bool:
-        """Wait up to ``seconds`` for ``event``, firing the SIP timers every tick; is it set?"""
+    async def _wait_ticking(
+        self, event: asyncio.Event, seconds: float, also: asyncio.Event | None = None
+    ) -> bool:
+        """Wait up to ``seconds`` for ``event`` (or ``also``), firing the SIP timers every tick;
+        whether ``event`` is set."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         while not event.is_set() and loop.time() < deadline:
+            if also is not None and also.is_set():
+                break
             self._fire_timers(loop.time())
             await asyncio.sleep(TICK_SECONDS)
         return event.is_set()
@@ -310,8 +323,11 @@ class TestCall:
             summary.recording_seconds = len(self.media.recording) / FRAME_BYTES * TICK_SECONDS
 
 
-async def place_call(options: CallOptions) -> CallSummary:
+async def place_call(options: CallOptions, hang_up: asyncio.Event | None = None) -> CallSummary:
     """Dial ``options.number``, play, record, hang up; the summary of what happened.
+
+    Setting ``hang_up`` ends an answered call at the next tick (a BYE), before
+    its length is up.
 
     Raises AudioFileError for a ``play`` file it cannot use and ValueError for
     bad options, before anything is sent.
@@ -319,7 +335,7 @@ async def place_call(options: CallOptions) -> CallSummary:
     play: list[bytes] = []
     if options.play is not None:
         play = await asyncio.to_thread(load_wav_frames, options.play)
-    call = TestCall(options, play)
+    call = TestCall(options, play, hang_up)
     summary = await call.run()
     if summary.recording is not None:
         await asyncio.to_thread(write_wav, summary.recording, bytes(call.media.recording))

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import signal
 import sys
 from pathlib import Path
 
 from trunkline.config import Settings
 from trunkline.testcall.audio import AudioFileError
 from trunkline.testcall.caller import CallOptions, place_call
+from trunkline.testcall.summary import CallSummary
 
 DIALLABLE = re.compile(r"^\+?[0-9*#]{1,32}$")
 
@@ -66,11 +68,20 @@ def options_from(args: argparse.Namespace, settings: Settings) -> CallOptions:
     )
 
 
+async def _call_until_interrupted(options: CallOptions) -> CallSummary:
+    """The call; Ctrl-C (or SIGTERM) hangs it up with a BYE and still prints the summary."""
+    hang_up = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, hang_up.set)
+    return await place_call(options, hang_up)
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Place the call and print its summary; 0 when answered, 1 when not, 2 for bad options."""
     try:
         options = options_from(args, settings)
-        summary = asyncio.run(place_call(options))
+        summary = asyncio.run(_call_until_interrupted(options))
     except (ValueError, AudioFileError, OSError) as exc:
         print(f"trunkline call: {exc}", file=sys.stderr)
         return 2
