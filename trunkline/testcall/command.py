@@ -33,9 +33,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--sip-host",
+        "--host",
+        dest="sip_host",
         help="SIP server to call [TRUNKLINE_SIP_HOST, or 127.0.0.1 when it is 0.0.0.0]",
     )
-    parser.add_argument("--sip-port", type=int, help="its SIP UDP port [TRUNKLINE_SIP_PORT]")
+    parser.add_argument(
+        "--sip-port",
+        "--port",
+        dest="sip_port",
+        type=int,
+        help="its SIP UDP port [TRUNKLINE_SIP_PORT]",
+    )
     parser.add_argument(
         "--from", dest="from_number", default="+15550109999", help="calling number [+15550109999]"
     )
