@@ -112,9 +112,9 @@ class TestCall:
     async def run(self) -> CallSummary:
         options = self.options
         loop = asyncio.get_running_loop()
-        self._sip = await _bind(options.bind, self._sip_received)
-        self._rtp = await _bind(options.bind, self._rtp_received)
         try:
+            self._sip = await _bind(options.bind, self._sip_received)
+            self._rtp = await _bind(options.bind, self._rtp_received)
             await self._dial()
             if self.summary.answered:
                 answered_at = loop.time()
@@ -123,8 +123,9 @@ class TestCall:
             elif self._dialog is not None and self._dialog.answered:  # and hung up at once
                 await self._wait_ticking(self._bye_answered, BYE_WAIT_SECONDS)
         finally:
-            self._sip.close()
-            self._rtp.close()
+            for transport in (self._sip, self._rtp):
+                if transport is not None:
+                    transport.close()
         self._finish()
         return self.summary
 
