@@ -25,10 +25,11 @@ serve: $(VENV)/.runtime
 serve-dev: $(VENV)/.runtime
 	$(BIN)/trunkline serve --dev
 
-# The first call: a number for the example agent on ws://127.0.0.1:$(AGENT_PORT), then serve.
+# The first call: a number for the example agent on ws://127.0.0.1:$(AGENT_PORT), then
+# trunkline in development mode, listening on loopback only.
 demo: $(VENV)/.runtime
 	$(BIN)/trunkline quickstart --agent-url ws://127.0.0.1:$(AGENT_PORT)
-	$(BIN)/trunkline serve --dev
+	TRUNKLINE_SIP_HOST=127.0.0.1 $(BIN)/trunkline serve --dev --host 127.0.0.1
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check trunkline tests benchmarks examples

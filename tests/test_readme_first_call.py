@@ -10,8 +10,9 @@ the ``call`` block runs to completion. What the test changes, and why:
   tests, with the clone first on ``PYTHONPATH``, and ``.venv/.runtime`` (make's
   "installed" stamp) is touched, so make goes straight to the commands.
 - Ports: trunkline's come from ``TRUNKLINE_HTTP_PORT``/``TRUNKLINE_SIP_PORT``
-  (and an RTP range) set to free ones on loopback; the agent's port ``9000`` in
-  the commands, and make's ``AGENT_PORT``, become a free port.
+  (and an RTP range) set to free ones (``make demo`` listens on loopback); the
+  agent's port ``9000`` in the commands, and make's ``AGENT_PORT``, become a
+  free port.
 
 Everything else — ``make demo`` (quickstart, then ``serve --dev``), the example
 agent, ``trunkline call`` and the recording it writes — runs as written.
@@ -169,11 +170,8 @@ def test_the_readme_takes_a_fresh_clone_to_an_answered_call_with_the_agent_heard
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp_path),
         "AGENT_PORT": str(agent_port),
-        "TRUNKLINE_HOST": "127.0.0.1",
         "TRUNKLINE_HTTP_PORT": str(http_port),
-        "TRUNKLINE_SIP_HOST": "127.0.0.1",
         "TRUNKLINE_SIP_PORT": str(sip_port),
-        "TRUNKLINE_MEDIA_ADDRESS": "127.0.0.1",
         "TRUNKLINE_RTP_PORT_MIN": str(rtp_low),
         "TRUNKLINE_RTP_PORT_MAX": str(rtp_low + 19),
     }
