@@ -1,9 +1,10 @@
-# The two commands the README promises: `make serve` and `make test`.
+# The commands the README promises: `make serve`, `make demo` and `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+AGENT_PORT ?= 9000
 
-.PHONY: serve test lint
+.PHONY: serve serve-dev demo test lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +21,19 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 serve: $(VENV)/.runtime
 	$(BIN)/trunkline serve
 
+# Development mode: agents on ws:// and loopback addresses may take calls.
+serve-dev: $(VENV)/.runtime
+	$(BIN)/trunkline serve --dev
+
+# The first call: a number for the example agent on ws://127.0.0.1:$(AGENT_PORT), then
+# trunkline in development mode, listening on loopback only.
+demo: $(VENV)/.runtime
+	$(BIN)/trunkline quickstart --agent-url ws://127.0.0.1:$(AGENT_PORT)
+	TRUNKLINE_SIP_HOST=127.0.0.1 $(BIN)/trunkline serve --dev --host 127.0.0.1
+
 lint: $(VENV)/.test
-	$(BIN)/ruff check trunkline tests benchmarks
-	$(BIN)/ruff format --check trunkline tests benchmarks
+	$(BIN)/ruff check trunkline tests benchmarks examples
+	$(BIN)/ruff format --check trunkline tests benchmarks examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

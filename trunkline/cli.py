@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="HTTP port [8080]")
     serve.add_argument("--sip-port", type=int, help="SIP UDP port [5060]")
     serve.add_argument("--workers", type=int, help="event-loop processes [1]")
+    serve.add_argument(
+        "--dev",
+        action="store_const",
+        const=True,
+        help="development mode: allow ws:// and private/loopback agent URLs (TRUNKLINE_DEV)",
+    )
 
     migrate = commands.add_parser("migrate", help="apply database schema migrations")
     _add_common(migrate)
@@ -92,14 +98,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(token_revoke)
     token_revoke.add_argument("token", metavar="ID_OR_PREFIX", help="token id or display prefix")
+    _add_first_call_commands(commands)
     return parser
+
+
+def _add_first_call_commands(commands: Any) -> None:
+    """``call`` (a test caller) and ``quickstart`` (a number pointed at an example agent)."""
+    from trunkline.testcall.command import add_arguments
+
+    call = commands.add_parser(
+        "call", help="place a test call over SIP/RTP from loopback and print what happened"
+    )
+    call.add_argument("--config", type=Path, help="TOML file with settings (for the SIP port)")
+    add_arguments(call)
+
+    from trunkline import quickstart
+
+    demo = commands.add_parser(
+        "quickstart",
+        help="create an organisation, identity, token and a number for the example agent",
+    )
+    _add_common(demo)
+    quickstart.add_arguments(demo)
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {"data_dir": getattr(args, "data_dir", None)}
     if args.command == "serve":
         overrides.update(
-            host=args.host, http_port=args.port, sip_port=args.sip_port, workers=args.workers
+            host=args.host,
+            http_port=args.port,
+            sip_port=args.sip_port,
+            workers=args.workers,
+            dev=args.dev,
         )
     return load_settings(config_file=args.config, overrides=overrides)
 
@@ -113,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.process.log_level, settings.process.log_format)
     private_umask()  # what this process writes into the data directory is the user's only
+    if args.command == "call":
+        from trunkline.testcall.command import run
+
+        return run(args, settings)
     if args.command == "serve":
         if settings.process.workers > 1:
             from trunkline.supervisor import supervise
@@ -124,7 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from trunkline import admin
 
     try:
-        output = asyncio.run(admin.run_command(settings, args))
+        if args.command == "quickstart":
+            from trunkline import quickstart
+
+            output = asyncio.run(quickstart.run(settings, args))
+        else:
+            output = asyncio.run(admin.run_command(settings, args))
     except admin.AdminError as exc:
         print(f"trunkline: {exc}", file=sys.stderr)
         return 1

@@ -45,6 +45,10 @@ from trunkline.runtime import Runtime, open_runtime
 log = logging.getLogger("trunkline.daemon")
 OUTBOX_FLUSH_SECONDS = 10.0
 OUTBOX_STOP_SECONDS = 1.0  # a delivery in flight finishes or is retried after restart
+DEV_MODE_WARNING = (
+    "DEVELOPMENT MODE (--dev / TRUNKLINE_DEV): ws:// and http:// agent and webhook URLs and"
+    " private or loopback targets are allowed. Never expose this process to the internet."
+)
 
 
 class ShutdownSignal:
@@ -77,6 +81,8 @@ async def serve(
     if sys.platform != "win32":
         shutdown.install(asyncio.get_running_loop())
     secure_data_dir(settings.data_dir)
+    if settings.dev:
+        log.warning(DEV_MODE_WARNING)
     try:
         async with AsyncExitStack() as stack:
             runtime = await stack.enter_async_context(open_runtime(settings))

@@ -149,10 +149,30 @@ def url_detail(url: str, kind: str = "websocket", **overrides: Any) -> str:
 def test_secure_schemes_required_by_default() -> None:
     assert check_url("wss://agent.example.com/ws", "websocket", Settings(), "u")
     assert check_url("https://agent.example.com/h", "webhook", Settings(), "u")
-    assert url_detail("ws://agent.example.com/ws") == "u: must be a wss:// URL"
-    assert url_detail("http://agent.example.com", "webhook") == "u: must be a https:// URL"
+    assert url_detail("ws://agent.example.com/ws") == (
+        "u: must be a wss:// URL; ws:// is allowed with"
+        " TRUNKLINE_ALLOW_INSECURE_URLS=1 or trunkline serve --dev"
+    )
+    assert url_detail("http://agent.example.com", "webhook") == (
+        "u: must be a https:// URL; http:// is allowed with"
+        " TRUNKLINE_ALLOW_INSECURE_URLS=1 or trunkline serve --dev"
+    )
+    assert url_detail("ftp://agent.example.com", "webhook") == "u: must be a https:// URL"
     insecure = Settings(allow_insecure_urls=True)
     assert check_url("ws://agent.example.com/ws", "websocket", insecure, "u")
+
+
+def test_private_host_refusal_names_the_settings_that_allow_it() -> None:
+    detail = url_detail("wss://127.0.0.1:9000/")
+    assert "TRUNKLINE_ALLOW_PRIVATE_TARGETS=1 or trunkline serve --dev" in detail
+
+
+def test_dev_mode_allows_insecure_and_private_agent_urls() -> None:
+    dev = settings_from({"dev": "1"})
+    assert dev.allow_insecure_urls and dev.allow_private_targets
+    assert check_url("ws://127.0.0.1:9000", "websocket", dev, "u") == "ws://127.0.0.1:9000"
+    assert check_url("http://localhost:8000/h", "webhook", dev, "u") == "http://localhost:8000/h"
+    assert not Settings().allow_insecure_urls and not Settings().allow_private_targets
 
 
 @pytest.mark.parametrize(

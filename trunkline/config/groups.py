@@ -326,6 +326,11 @@ class Settings:
         "",
         "encrypts stored secrets, signs presigned URLs (default: generated in data dir)",
     )
+    dev: bool = setting(
+        "dev",
+        False,
+        "development mode (serve --dev): allows insecure and private agent/webhook URLs",
+    )
     allow_insecure_urls: bool = setting(
         "allow_insecure_urls", False, "accept ws:// and http:// agent/webhook URLs (development)"
     )
@@ -342,6 +347,12 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     carriers: CarrierSettings = field(default_factory=CarrierSettings)
     process: ProcessSettings = field(default_factory=ProcessSettings)
+
+    def __post_init__(self) -> None:
+        # Development mode is the two URL allowances under one name; they follow it.
+        if self.dev:
+            object.__setattr__(self, "allow_insecure_urls", True)
+            object.__setattr__(self, "allow_private_targets", True)
 
     @property
     def database_url(self) -> str:

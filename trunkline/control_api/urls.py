@@ -2,6 +2,8 @@
 
 Agent WebSocket URLs must be ``wss://`` and webhook URLs ``https://``;
 ``TRUNKLINE_ALLOW_INSECURE_URLS`` additionally allows ``ws://`` and ``http://``.
+Development mode (``TRUNKLINE_DEV``, ``trunkline serve --dev``) sets both
+allowances; a refusal names the setting that would have allowed the URL.
 A URL needs a host and may not carry credentials or a fragment. A host written
 as a number in any form other than a dotted quad (``2130706433``, ``0x7f.1``,
 ``127.1``) is always refused: the connect-time guard would refuse it. Unless
@@ -24,6 +26,9 @@ from trunkline.webhooks.ssrf import address_problem, is_noncanonical_number
 
 UrlKind = Literal["websocket", "webhook"]
 MAX_URL_LENGTH = 2048
+# What a refusal tells the operator would allow the URL (docs/configuration.md).
+ALLOW_INSECURE_HINT = "TRUNKLINE_ALLOW_INSECURE_URLS=1 or trunkline serve --dev"
+ALLOW_PRIVATE_HINT = "TRUNKLINE_ALLOW_PRIVATE_TARGETS=1 or trunkline serve --dev"
 
 _SCHEMES: dict[UrlKind, tuple[str, str]] = {
     "websocket": ("wss", "ws"),
@@ -47,7 +52,10 @@ def check_url(value: str, kind: UrlKind, settings: Settings, field: str) -> str:
     except ValueError:
         raise ApiError(422, f"{field}: is not a valid URL") from None
     if parts.scheme.lower() not in allowed:
-        raise ApiError(422, f"{field}: must be a {wanted} URL")
+        hint = ""
+        if parts.scheme.lower() == insecure:
+            hint = f"; {insecure}:// is allowed with {ALLOW_INSECURE_HINT}"
+        raise ApiError(422, f"{field}: must be a {wanted} URL{hint}")
     if not host:
         raise ApiError(422, f"{field}: must name a host")
     if parts.username is not None or parts.password is not None:
@@ -61,7 +69,9 @@ def check_url(value: str, kind: UrlKind, settings: Settings, field: str) -> str:
     problem = None if settings.allow_private_targets else _host_problem(host)
     if problem is not None:
         raise ApiError(
-            422, f"{field}: private, loopback and link-local hosts are not allowed ({problem})"
+            422,
+            f"{field}: private, loopback and link-local hosts are not allowed ({problem});"
+            f" they are allowed with {ALLOW_PRIVATE_HINT}",
         )
     return value
 
