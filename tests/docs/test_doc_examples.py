@@ -55,9 +55,7 @@ DOCUMENTED_URLS = ("http://127.0.0.1:8080", "http://localhost:8080")
 NUMBER_POOL = "+15550100000-+15550100999,+12125550100-+12125550199"
 FILE_SECONDS = 240
 PYTHON_PRELUDE = (
-    "import os\n"
-    "TOKEN = os.environ['TOKEN']\n"
-    "TRUNKLINE_URL = os.environ['TRUNKLINE_URL']\n"
+    "import os\nTOKEN = os.environ['TOKEN']\nTRUNKLINE_URL = os.environ['TRUNKLINE_URL']\n"
 )
 
 
