@@ -77,6 +77,18 @@ def test_http_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert error_line(stderr) == expected
 
 
+def test_workers_that_cannot_start_make_serve_exit_2(tmp_path: Path) -> None:
+    env = environment(tmp_path, TRUNKLINE_WORKERS="2")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", int(env["TRUNKLINE_HTTP_PORT"])))
+        taken.listen()
+        stderr = serve_fails(env)
+    port = env["TRUNKLINE_HTTP_PORT"]
+    errors = [line for line in stderr.splitlines() if line.startswith("trunkline: error:")]
+    expected = f"trunkline: error: HTTP port {port} is already in use (TRUNKLINE_HTTP_PORT)"
+    assert errors == [expected, expected]  # one line from each worker
+
+
 def test_sip_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
     env = environment(tmp_path)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
