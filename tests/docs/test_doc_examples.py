@@ -15,7 +15,9 @@ How the examples are run (the convention every doc follows):
   SQLite in a fresh ``$XDG_DATA_HOME/trunkline``, the default data directory,
   so the documented CLI commands find the daemon's database) and exports
   ``TRUNKLINE_URL`` (its base URL) and ``TOKEN`` (an admin token of an
-  organisation with the identities ``sales`` and ``support``). In the
+  organisation with the identities ``sales`` and ``support``). The server runs
+  with the development settings on (``ws://`` and loopback agent and webhook
+  URLs allowed), speech off, and a number pool with a New York range. In the
   examples ``http://127.0.0.1:8080`` and ``localhost:8080`` are rewritten to
   the live address; ``trunkline`` is the command of this checkout.
 - A block that cannot run here (it builds a virtualenv, starts a second
