@@ -28,6 +28,19 @@ WARM_UP_TEXT = "ready"
 WARMED_UP = frozenset({"whisper", "piper"})  # the embedded models, run once after loading
 
 
+_warmed: set[int] = set()  # ids of the process-wide engines already run once
+_warmed_lock = threading.Lock()
+
+
+def _first_warm_up(engine: object) -> bool:
+    """True the first time this (process-wide, cached) engine is to be warmed up."""
+    with _warmed_lock:
+        if id(engine) in _warmed:
+            return False
+        _warmed.add(id(engine))
+        return True
+
+
 class EngineState(StrEnum):
     LOADING = "loading"
     READY = "ready"
@@ -44,8 +57,8 @@ class SpeechPreload:
 
             def load_transcriber() -> None:
                 transcriber.load()
-                if transcriber.name in WARMED_UP:  # not a remote API: that would be billed
-                    transcriber.transcribe(WARM_UP_SILENCE)
+                if transcriber.name in WARMED_UP and _first_warm_up(transcriber):
+                    transcriber.transcribe(WARM_UP_SILENCE)  # not a remote API: it would bill
 
             self._steps[f"transcription:{transcriber.name}"] = load_transcriber
         synthesizer = synthesizer_for(settings)
@@ -53,7 +66,7 @@ class SpeechPreload:
 
             def load_synthesizer() -> None:
                 synthesizer.load()
-                if synthesizer.name in WARMED_UP:
+                if synthesizer.name in WARMED_UP and _first_warm_up(synthesizer):
                     for _chunk in synthesizer.synthesize(WARM_UP_TEXT):
                         pass
 
