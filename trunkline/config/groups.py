@@ -75,7 +75,9 @@ def parse_networks(text: str) -> tuple[IpNetwork, ...]:
 class ApiSettings:
     """The HTTP listener: control API, carrier webhooks and media-stream WebSockets."""
 
-    host: str = setting("host", "0.0.0.0", "control API and media-stream WebSocket listen address")
+    host: str = setting(
+        "host", "0.0.0.0", "HTTP listen address: API, /metrics, media streams (0.0.0.0: all)"
+    )
     port: int = setting("http_port", 8080, "control API and media-stream WebSocket port")
     public_url: str = setting(
         "public_url", "", "base URL used in presigned links (default http://HOST:PORT)"
