@@ -195,7 +195,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveTrunkline]:
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
-        wait_ready(base_url, process)
+        try:
+            wait_ready(base_url, process)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}:\n{(home / 'serve.log').read_text()[-4000:]}") from None
         org = cli(env, "org", "create", "--name", "docs")
         for handle in ("sales", "support"):
             cli(env, "identity", "create", "--org", org, "--handle", handle)
