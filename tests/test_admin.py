@@ -72,7 +72,9 @@ def test_unknown_references_fail_cleanly(
     monkeypatch.delenv("TRUNKLINE_DATABASE_URL", raising=False)
     data = tmp_path / "data"
     code, _, err = run(capsys, data, "token", "create", "--org", "nope")
-    assert code == 1 and err == "trunkline: no organisation nope"
+    # A command that makes a new data directory says so, on stderr, before anything else.
+    assert err.splitlines()[0].endswith(f"creating data directory {data}")
+    assert code == 1 and err.splitlines()[-1] == "trunkline: no organisation nope"
     code, org_id, _ = run(capsys, data, "org", "create", "--name", "Acme")
     code, _, err = run(capsys, data, "token", "create", "--org", org_id, "--identity", "x")
     assert code == 1 and "no agent identity x" in err

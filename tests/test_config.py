@@ -15,9 +15,10 @@ from trunkline.config import (
 )
 
 
-def test_defaults_match_operator_contract() -> None:
+def test_defaults_match_operator_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", "/srv/xdg")
     settings = load_settings(environ={})
-    assert settings.data_dir == Path("./trunkline-data")
+    assert settings.data_dir == Path("/srv/xdg/trunkline")
     assert (settings.api.host, settings.api.port) == ("0.0.0.0", 8080)
     assert (settings.sip.host, settings.sip.port) == ("0.0.0.0", 5060)
     assert (settings.media.rtp_port_min, settings.media.rtp_port_max) == (10000, 20000)
@@ -51,6 +52,11 @@ def test_precedence_toml_then_environment_then_flags(tmp_path: Path) -> None:
         ({"TRUNKLINE_TRANSCRIPTION": "vosk"}, "TRUNKLINE_TRANSCRIPTION must be one of"),
         ({"TRUNKLINE_SIP_TRUSTED_SOURCES": "10.0.0.0/33"}, "TRUNKLINE_SIP_TRUSTED_SOURCES"),
         ({"TRUNKLINE_WORKER_OF": "2", "TRUNKLINE_WORKER_SLOT": "2"}, "TRUNKLINE_WORKER_SLOT"),
+        ({"TRUNKLINE_SECRET_KEY": "too-short"}, "TRUNKLINE_SECRET_KEY must be at least 32"),
+        ({"TRUNKLINE_SECRET_KEY": "x" * 31 + " y"}, "without spaces"),
+        ({"TRUNKLINE_SECRET_KEY": "é" * 40}, "printable ASCII"),
+        ({"TRUNKLINE_OUTBOUND_CALLS_PER_DAY": "0"}, "TRUNKLINE_OUTBOUND_CALLS_PER_DAY"),
+        ({"TRUNKLINE_OUTBOUND_MINUTES_PER_DAY": "-1"}, "TRUNKLINE_OUTBOUND_MINUTES_PER_DAY"),
     ],
 )
 def test_bad_values_name_the_setting(environ: dict[str, str], message: str) -> None:
@@ -69,7 +75,8 @@ def test_configuration_doc_lists_every_setting() -> None:
     from trunkline.config import ENV_PREFIX, SETTING_NAMES
 
     doc = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
-    missing = [n for n in SETTING_NAMES if f"`{ENV_PREFIX}{n.upper()}`" not in doc]
+    names = (*SETTING_NAMES, "config")  # TRUNKLINE_CONFIG names the file: not a setting
+    missing = [n for n in names if f"`{ENV_PREFIX}{n.upper()}`" not in doc]
     assert missing == []
 
 
@@ -96,7 +103,48 @@ def test_settings_are_frozen_and_parsed_once() -> None:
 
 def test_every_setting_round_trips_through_its_environment_name() -> None:
     values = setting_values(Settings())
-    assert len(values) == len(set(values)) == 64
+    assert len(values) == len(set(values)) == 67
     assert settings_from(values) == Settings()
     with pytest.raises(ConfigError, match="unknown settings sip_prot"):
         settings_from({"sip_prot": 1})
+
+
+def test_secret_key_of_the_documented_format_is_accepted() -> None:
+    key = "0123456789abcdef" * 4  # what `openssl rand -hex 32` prints
+    assert load_settings(environ={"TRUNKLINE_SECRET_KEY": key}).secret_key == key
+    assert load_settings(environ={"TRUNKLINE_SECRET_KEY": "!~" * 16}).secret_key == "!~" * 16
+
+
+def test_data_dir_default_is_xdg_data_home_never_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert load_settings(environ={}).data_dir == tmp_path / "xdg" / "trunkline"
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/ignored")  # the XDG spec: must be absolute
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    expected = tmp_path / "home" / ".local" / "share" / "trunkline"
+    assert load_settings(environ={}).data_dir == expected
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert load_settings(environ={}).data_dir == expected
+    config = tmp_path / "trunkline.toml"
+    config.write_text('data_dir = "/srv/from-file"\n')
+    from_file = load_settings(config_file=config, environ={})
+    assert from_file.data_dir == Path("/srv/from-file")
+    from_env = load_settings(config_file=config, environ={"TRUNKLINE_DATA_DIR": "/srv/env"})
+    assert from_env.data_dir == Path("/srv/env")
+    flag = load_settings(
+        config_file=config,
+        environ={"TRUNKLINE_DATA_DIR": "/srv/env"},
+        overrides={"data_dir": Path("/srv/flag")},
+    )
+    assert flag.data_dir == Path("/srv/flag")
+
+
+def test_outbound_limits_reach_place_call_budget() -> None:
+    from trunkline.control_api.usage import CallLimits
+
+    settings = settings_from({"outbound_calls_per_day": 5, "outbound_minutes_per_day": 7})
+    limits = CallLimits.from_settings(settings)
+    assert (limits.calls_per_window, limits.minutes_per_window) == (5, 7)
+    assert CallLimits.from_settings(Settings()) == CallLimits()  # the defaults agree

@@ -71,7 +71,8 @@ def test_serve_answers_healthz_and_exits_zero_on_signal(
         assert status == 200
         assert json.loads(body) == {"status": "ok"}
         assert data_dir.is_dir()
-        assert wait_http(f"http://127.0.0.1:{port}/readyz") == (200, b'{"status": "ready"}')
+        status, ready = wait_http(f"http://127.0.0.1:{port}/readyz")
+        assert status == 200 and json.loads(ready)["status"] == "ready"
         status, metrics = wait_http(f"http://127.0.0.1:{port}/metrics")
         assert status == 200 and b"python_info" in metrics
         started = time.monotonic()
@@ -94,7 +95,7 @@ def test_help_lists_every_environment_variable() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "trunkline", "--help"], capture_output=True, text=True, check=True
     )
-    for name in SETTING_NAMES:
+    for name in (*SETTING_NAMES, "config"):
         assert f"{ENV_PREFIX}{name.upper()}" in result.stdout
 
 
@@ -166,3 +167,16 @@ async def test_async_tests_run_on_the_production_event_loop() -> None:
     import uvloop
 
     assert isinstance(asyncio.get_running_loop(), uvloop.Loop)
+
+
+async def test_second_signal_hurries_the_drain_and_a_third_exits_at_once() -> None:
+    from trunkline.daemon import FORCED_EXIT_CODE, ShutdownSignal
+
+    exits: list[int] = []
+    shutdown = ShutdownSignal(exit_now=exits.append)
+    shutdown.trigger(signal.SIGINT)
+    assert shutdown.requested.is_set() and not shutdown.hurried.is_set() and exits == []
+    shutdown.trigger(signal.SIGINT)
+    assert shutdown.hurried.is_set() and exits == []
+    shutdown.trigger(signal.SIGTERM)
+    assert exits == [FORCED_EXIT_CODE]

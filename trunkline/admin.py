@@ -1,4 +1,5 @@
-"""The operator commands other than ``serve``: migrate, org/identity/token creation, signing keys.
+"""The operator commands other than ``serve``: migrate, creating and listing orgs, identities,
+numbers and tokens, signing keys (``calls tail`` is ``trunkline.calls_tail``).
 
 Each command prints what it made; secrets (tokens, signing keys) are printed
 once as the last word of the output and stored only hashed or sealed.
@@ -11,11 +12,13 @@ import re
 import uuid
 from datetime import datetime, timedelta
 
+from trunkline import admin_lists, calls_tail
 from trunkline.config import Settings
 from trunkline.crypto import SecretBox, load_master_key
 from trunkline.data_dir import secure_data_dir
 from trunkline.storage import DuplicateHandle, open_repository
 from trunkline.storage.models import ApiToken, utcnow
+from trunkline.storage.repository import Repository
 from trunkline.storage.stores import IdentityStore
 from trunkline.tokens import issue_token, token_status
 from trunkline.webhooks import new_signing_key
@@ -32,7 +35,7 @@ class AdminError(Exception):
 
 
 async def run_command(settings: Settings, args: argparse.Namespace) -> list[str]:
-    secure_data_dir(settings.data_dir)
+    _prepare_data_dir(settings)
     master_key = load_master_key(settings.secret_key, settings.data_dir)
     repository = await open_repository(settings.database_url, migrate=False)
     try:
@@ -46,10 +49,57 @@ async def run_command(settings: Settings, args: argparse.Namespace) -> list[str]
         await repository.close()
 
 
-async def _dispatch(
-    identities: IdentityStore, box: SecretBox, args: argparse.Namespace
-) -> list[str]:
+async def tail_calls(settings: Settings, args: argparse.Namespace, write: calls_tail.Write) -> int:
+    """``calls tail``: the latest calls, then (``--follow``) each change until cancelled."""
+    if args.lines < 0 or not 0.05 <= args.interval <= 3600:
+        raise AdminError("--lines must not be negative and --interval must be 0.05-3600 seconds")
+    _prepare_data_dir(settings)
+    repository = await open_repository(settings.database_url)
+    try:
+        await calls_tail.tail(
+            repository,
+            write,
+            organization_id=args.org,
+            lines=args.lines,
+            follow=args.follow,
+            interval=args.interval,
+        )
+    except calls_tail.UnknownOrganization as exc:
+        raise AdminError(f"no organisation {exc}") from None
+    finally:
+        await repository.close()
+    return 0
+
+
+def _prepare_data_dir(settings: Settings) -> None:
+    try:
+        secure_data_dir(settings.data_dir)
+    except OSError as exc:
+        raise AdminError(
+            f"cannot use data directory {settings.data_dir}: {exc.strerror or exc}"
+        ) from None
+
+
+async def _dispatch(repository: Repository, box: SecretBox, args: argparse.Namespace) -> list[str]:
     target = (args.command, getattr(args, "action", None))
+    try:
+        if target == ("org", "list"):
+            return await admin_lists.list_organizations(repository)
+        if target == ("identity", "list"):
+            return await admin_lists.list_identities(repository, args.org)
+        if target == ("number", "list"):
+            return await admin_lists.list_numbers(repository, args.org)
+    except admin_lists.UnknownOrganization as exc:
+        raise AdminError(f"no organisation {exc}") from None
+    return await _dispatch_changes(repository, box, args, target)
+
+
+async def _dispatch_changes(
+    identities: IdentityStore,
+    box: SecretBox,
+    args: argparse.Namespace,
+    target: tuple[str, str | None],
+) -> list[str]:
     if target == ("org", "create"):
         return await _create_org(identities, args.name)
     if target == ("identity", "create"):

@@ -1,7 +1,11 @@
 """``trunkline`` command line: serve, migrate and the admin commands.
 
 The admin commands print exactly what they made, one value on the last line of
-stdout, so operators can capture it (``ORG=$(trunkline org create --name x)``).
+stdout, so operators can capture it (``ORG=$(trunkline org create --name x)``);
+the ``list`` commands and ``calls tail`` print tab-separated tables with a header.
+Start-up failures an operator can fix (a bad setting, a port in use, an
+unreachable database, a bad secret key) are one ``trunkline: error: …`` line on
+stderr and exit code 2; a refused admin command exits 1.
 """
 
 from __future__ import annotations
@@ -15,13 +19,26 @@ from typing import Any
 
 from trunkline import __version__
 from trunkline.config import ConfigError, Settings, describe_settings, load_settings
+from trunkline.crypto import MasterKeyError
 from trunkline.data_dir import private_umask
 from trunkline.logs import configure_logging
+from trunkline.storage import DatabaseUnavailable
+
+STARTUP_FAILED = 2
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="TOML file with settings")
-    parser.add_argument("--data-dir", type=Path, help="data directory [./trunkline-data]")
+    parser.add_argument("--config", type=Path, help="TOML file with settings [$TRUNKLINE_CONFIG]")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="data directory [$TRUNKLINE_DATA_DIR, else data_dir in the settings file,"
+        " else $XDG_DATA_HOME/trunkline, else ~/.local/share/trunkline]",
+    )
+
+
+def _add_org_filter(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--org", help="only this organisation's (default: every organisation)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     org_create = org_commands.add_parser("create", help="create an organisation, print its id")
     _add_common(org_create)
     org_create.add_argument("--name", required=True)
+    org_list = org_commands.add_parser("list", help="list organisations: id, name, created")
+    _add_common(org_list)
 
     identity = commands.add_parser("identity", help="agent identities")
     identity_commands = identity.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -68,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     identity_create.add_argument("--org", required=True, help="organisation id")
     identity_create.add_argument("--handle", required=True, help="agent handle (leading @ dropped)")
     identity_create.add_argument("--display-name")
+    identity_list = identity_commands.add_parser(
+        "list", help="list agent identities: id, organisation, handle, display name, created"
+    )
+    _add_common(identity_list)
+    _add_org_filter(identity_list)
     signing = identity_commands.add_parser(
         "signing-key", help="create (or --rotate) the identity's webhook signing key, print it once"
     )
@@ -99,6 +123,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(token_revoke)
     token_revoke.add_argument("token", metavar="ID_OR_PREFIX", help="token id or display prefix")
     _add_first_call_commands(commands)
+
+    number = commands.add_parser("number", help="phone numbers")
+    number_commands = number.add_subparsers(dest="action", required=True, metavar="ACTION")
+    number_list = number_commands.add_parser(
+        "list",
+        help="list numbers: id, organisation, number, type, status, agent, action, provider,"
+        " trunk (never a password)",
+    )
+    _add_common(number_list)
+    _add_org_filter(number_list)
+
+    calls = commands.add_parser("calls", help="calls")
+    calls_commands = calls.add_subparsers(dest="action", required=True, metavar="ACTION")
+    calls_tail = calls_commands.add_parser(
+        "tail",
+        help="the latest calls from the database; --follow prints each change until Ctrl-C",
+    )
+    _add_common(calls_tail)
+    _add_org_filter(calls_tail)
+    calls_tail.add_argument("-f", "--follow", action="store_true", help="keep printing changes")
+    calls_tail.add_argument(
+        "-n", "--lines", type=int, default=20, help="recent calls printed first [20]"
+    )
+    calls_tail.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between polls with --follow [1]"
+    )
     return parser
 
 
@@ -135,15 +185,28 @@ def _settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(config_file=args.config, overrides=overrides)
 
 
+def _startup_failed(message: object) -> int:
+    print(f"trunkline: error: {message}", file=sys.stderr)
+    return STARTUP_FAILED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = _settings_from(args)
     except ConfigError as exc:
-        print(f"trunkline: {exc}", file=sys.stderr)
-        return 2
+        return _startup_failed(exc)
     configure_logging(settings.process.log_level, settings.process.log_format)
     private_umask()  # what this process writes into the data directory is the user's only
+    from trunkline.daemon import StartupError
+
+    try:
+        return _run(settings, args)
+    except (StartupError, DatabaseUnavailable, MasterKeyError) as exc:
+        return _startup_failed(exc)
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "call":
         from trunkline.testcall.command import run
 
@@ -163,11 +226,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             from trunkline import quickstart
 
             output = asyncio.run(quickstart.run(settings, args))
+        elif (args.command, getattr(args, "action", None)) == ("calls", "tail"):
+            return asyncio.run(admin.tail_calls(settings, args, _print_now))
         else:
             output = asyncio.run(admin.run_command(settings, args))
     except admin.AdminError as exc:
         print(f"trunkline: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C ends calls tail --follow
+        return 0
     for line in output:
         print(line)
     return 0
+
+
+def _print_now(line: str) -> None:
+    print(line, flush=True)

@@ -29,6 +29,10 @@ _SEALED_PREFIX = "v1:"
 _NONCE_BYTES = 12
 
 
+class MasterKeyError(ValueError):
+    """The data directory's ``secret.key`` is not a key: damaged or written by hand."""
+
+
 class InvalidSecret(Exception):
     """A sealed value that does not open with this key (tampered, or another key)."""
 
@@ -61,7 +65,7 @@ def load_master_key(secret_key: str, data_dir: Path) -> bytes:
         return hashlib.sha256(secret_key.encode()).digest()
     path = data_dir / SECRET_FILE_NAME
     try:
-        return bytes.fromhex(path.read_text().strip())
+        return _read_key_file(path)
     except FileNotFoundError:
         pass
     private_directory(data_dir)
@@ -75,10 +79,24 @@ def load_master_key(secret_key: str, data_dir: Path) -> bytes:
     try:
         os.link(temporary, path)  # fails if another process created it first
     except FileExistsError:
-        return bytes.fromhex(path.read_text().strip())
+        return _read_key_file(path)
     finally:
         temporary.unlink()
     return generated
+
+
+def _read_key_file(path: Path) -> bytes:
+    text = path.read_text(errors="replace").strip()
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise MasterKeyError(
+            f"{path} does not hold a key (64 hex digits): restore it from a backup, or set"
+            " TRUNKLINE_SECRET_KEY to the secret it was replaced by"
+        )
+    return key
 
 
 class SecretBox:

@@ -8,14 +8,22 @@ when its last run died (``restart_sweep``) before it takes any. Shutdown is
 phased: stop accepting, let live work finish within the deadline, then leave
 the stack, which releases everything in reverse order of opening (gateway,
 then the outbox sends what the ended calls wrote, then HTTP, then storage). A
-second SIGINT/SIGTERM shortens the deadline to zero.
+second SIGINT/SIGTERM shortens the deadline to zero: live calls are ended at
+once (BYE) and the due webhooks are still sent; a third exits at once, leaving
+the unsent webhooks to the next start (the outbox is durable).
+
+What stops start-up with a cause the operator can fix — a port in use, an
+address not on this machine, an unreachable database, a damaged key file — is
+a ``StartupError`` (``trunkline serve`` prints its one line and exits 2).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import signal
 import socket
 import sys
@@ -41,6 +49,8 @@ from trunkline.gateway.sip_gateway import SipGateway
 from trunkline.media.clock import MediaClock
 from trunkline.outbox.worker import OutboxWorker
 from trunkline.runtime import Runtime, open_runtime
+from trunkline.speech.preload import SpeechPreload
+from trunkline.startup_report import startup_block
 
 log = logging.getLogger("trunkline.daemon")
 OUTBOX_FLUSH_SECONDS = 10.0
@@ -49,18 +59,36 @@ DEV_MODE_WARNING = (
     "DEVELOPMENT MODE (--dev / TRUNKLINE_DEV): ws:// and http:// agent and webhook URLs and"
     " private or loopback targets are allowed. Never expose this process to the internet."
 )
+FORCED_EXIT_CODE = 1
+
+
+def exit_at_once(code: int) -> None:
+    """Leave the process now: logs flushed, nothing else waited for."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+class StartupError(Exception):
+    """Start-up cannot go on for a reason the operator can fix; the message says which."""
 
 
 class ShutdownSignal:
-    """Counts termination signals; the first asks for a drain, the second for haste."""
+    """Counts termination signals: the first asks for a drain, the second for haste, the
+    third ends the process at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, exit_now: Callable[[int], None] | None = None) -> None:
         self.requested = asyncio.Event()
         self.hurried = asyncio.Event()
+        self._exit_now = exit_now or exit_at_once
 
     def trigger(self, signum: int) -> None:
-        if self.requested.is_set():
-            log.warning("second signal %s: shutting down without waiting", signum)
+        if self.hurried.is_set():
+            log.warning("third signal %s: exiting now; unsent webhooks go after restart", signum)
+            self._exit_now(FORCED_EXIT_CODE)
+        elif self.requested.is_set():
+            log.warning("second signal %s: ending live calls now", signum)
             self.hurried.set()
         else:
             log.info("signal %s: shutting down", signum)
@@ -75,14 +103,19 @@ async def serve(
     settings: Settings,
     on_ready: Callable[[Runtime, int], None] | None = None,
     shutdown: ShutdownSignal | None = None,
+    speech: SpeechPreload | None = None,
 ) -> None:
-    """Serve until a shutdown signal; ``on_ready`` gets the runtime and the bound HTTP port."""
+    """Serve until a shutdown signal; ``on_ready`` gets the runtime and the bound HTTP port.
+
+    The speech engines start loading in the background once HTTP and SIP listen
+    (``speech``, else a preload of this process's own)."""
     shutdown = shutdown or ShutdownSignal()
     if sys.platform != "win32":
         shutdown.install(asyncio.get_running_loop())
-    secure_data_dir(settings.data_dir)
+    prepare_data_dir(settings)
     if settings.dev:
         log.warning(DEV_MODE_WARNING)
+    speech = speech or SpeechPreload(settings)
     try:
         async with AsyncExitStack() as stack:
             runtime = await stack.enter_async_context(open_runtime(settings))
@@ -93,7 +126,9 @@ async def serve(
             recordings = settings.data_dir / "recordings"
             # Before this process takes any call.
             await end_calls_left_live(runtime.repository, publisher, recordings, owner)
-            port = await stack.enter_async_context(http_site(settings, control_app(runtime)))
+            port = await stack.enter_async_context(
+                http_site(settings, control_app(runtime, speech))
+            )
             # Entered before the gateway so that it stops after it: the calls the gateway
             # ends on the way out write call.ended and recording.ready, sent on the way out.
             outbox = await stack.enter_async_context(OutboxRun(runtime.outbox))
@@ -115,12 +150,15 @@ async def serve(
                         OwnerChannel(run_dir, settings.process.worker_slot, _hangup_here(gateway))
                     )
                 )
+            speech.start()  # the first call should not be the one that loads them
             log.info(
-                "serving",
-                extra={
-                    "http": f"{settings.api.host}:{port}",
-                    "sip": f"{gateway.local_address[0]}:{gateway.local_address[1]}",
-                },
+                startup_block(
+                    settings,
+                    http_port=port,
+                    sip_address=gateway.local_address,
+                    media_address=gateway.media_address,
+                    speech=speech.states(),
+                )
             )
             outbox.start()
             if on_ready is not None:
@@ -132,7 +170,7 @@ async def serve(
         log.info("stopped")
 
 
-def control_app(runtime: Runtime) -> web.Application:
+def control_app(runtime: Runtime, speech: SpeechPreload | None = None) -> web.Application:
     """The HTTP application: the control API plus the gateway's carrier call routes."""
 
     def mount_gateway_routes(app: web.Application) -> None:
@@ -155,6 +193,7 @@ def control_app(runtime: Runtime) -> web.Application:
         outbox=runtime.outbox,
         call_control=runtime.call_control,
         draining=runtime.draining,
+        speech=speech,
         mount=[mount_gateway_routes],
     )
 
@@ -167,7 +206,10 @@ async def http_site(settings: Settings, app: web.Application) -> AsyncIterator[i
         await runner.setup()
         shared = settings.process.worker_of > 0  # one of serve --workers N: share the ports
         site = web.TCPSite(runner, settings.api.host, settings.api.port, reuse_port=shared or None)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise bind_error("HTTP", settings.api.host, settings.api.port, exc) from None
         yield _bound_port(runner, settings.api.port)
     finally:
         await runner.cleanup()
@@ -247,7 +289,13 @@ async def running_gateway(runtime: Runtime) -> AsyncIterator[SipGateway]:
     """Bind SIP and the RTP range; the gateway answers calls until the block ends."""
     settings = runtime.settings
     gateway = build_gateway(runtime)
-    await gateway.start(settings.sip.host, settings.sip.port, shared=settings.process.worker_of > 0)
+    try:
+        await gateway.start(
+            settings.sip.host, settings.sip.port, shared=settings.process.worker_of > 0
+        )
+    except OSError as exc:
+        await gateway.close()
+        raise bind_error("SIP", settings.sip.host, settings.sip.port, exc) from None
     try:
         yield gateway
     finally:
@@ -275,6 +323,39 @@ def build_gateway(runtime: Runtime) -> SipGateway:
         ),
         media_address=media_address(settings),
     )
+
+
+def prepare_data_dir(settings: Settings) -> None:
+    """Create (or tighten) the data directory; a path this user cannot use is a StartupError."""
+    try:
+        secure_data_dir(settings.data_dir)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot use data directory {settings.data_dir}: {exc.strerror or exc}"
+            " (TRUNKLINE_DATA_DIR, --data-dir)"
+        ) from None
+
+
+_PORT_SETTING = {"HTTP": "TRUNKLINE_HTTP_PORT", "SIP": "TRUNKLINE_SIP_PORT"}
+_HOST_SETTING = {"HTTP": "TRUNKLINE_HOST", "SIP": "TRUNKLINE_SIP_HOST"}
+
+
+def bind_error(what: str, host: str, port: int, exc: OSError) -> StartupError:
+    """The one line that says why ``what`` could not listen on ``host:port``, naming the setting."""
+    cause = exc.__cause__  # uvloop's UDP bind error carries the errno on its cause
+    code = exc.errno if exc.errno is not None else getattr(cause, "errno", None)
+    if code == errno.EADDRINUSE:
+        return StartupError(f"{what} port {port} is already in use ({_PORT_SETTING[what]})")
+    if code == errno.EACCES:
+        return StartupError(
+            f"{what} port {port} needs privileges this user lacks ({_PORT_SETTING[what]})"
+        )
+    if code in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(exc, socket.gaierror):
+        return StartupError(
+            f"{what} address {host} is not one of this machine's ({_HOST_SETTING[what]})"
+        )
+    reason = exc.strerror or getattr(cause, "strerror", None) or exc
+    return StartupError(f"cannot listen for {what} on {host}:{port}: {reason}")
 
 
 def media_address(settings: Settings) -> str:
@@ -318,6 +399,12 @@ def install_event_loop_policy() -> None:
 
 
 def run(settings: Settings) -> int:
+    """Serve until stopped: 0 after a clean shutdown; a ``StartupError`` propagates."""
     install_event_loop_policy()
-    asyncio.run(serve(settings))
+    speech = SpeechPreload(settings)
+    asyncio.run(serve(settings, speech=speech))
+    if not speech.settled:
+        # A model still loading holds native threads that abort the interpreter's exit;
+        # everything of ours is closed and stored, so leave without waiting for them.
+        exit_at_once(0)
     return 0

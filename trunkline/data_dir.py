@@ -38,6 +38,8 @@ def private_umask() -> None:
 
 def secure_data_dir(data_dir: Path) -> None:
     """Create the data directory and its parts owner-only; tighten what is open to others."""
+    if not data_dir.exists():
+        log.warning("creating data directory %s", data_dir.absolute())
     private_directory(data_dir)
     for name in SUBDIRECTORIES:
         private_directory(data_dir / name)

@@ -76,4 +76,6 @@ def supervise(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     codes = [worker.wait() for worker in workers]
-    return 0 if all(code == 0 for code in codes) else 1
+    if all(code == 0 for code in codes):
+        return 0
+    return 2 if 2 in codes else 1  # 2: a worker could not start (it printed why)

@@ -24,6 +24,7 @@ CALL_FIELDS = {
     "use_inkbox_tts",
     "use_inkbox_stt",
     "hangup_reason",
+    "failure_detail",
     "started_at",
     "ended_at",
     "created_at",
@@ -54,6 +55,9 @@ async def test_place_call_without_trunk_is_503_and_records_a_failed_call(api: Ap
     assert len(calls) == 1
     assert (calls[0]["status"], calls[0]["direction"]) == ("failed", "outbound")
     assert calls[0]["ended_at"] is not None
+    assert calls[0]["failure_detail"] == NO_TRUNK  # why it failed, on every read
+    again = (await org.admin.get(f"/calls/{calls[0]['id']}")).body
+    assert again["failure_detail"] == NO_TRUNK
 
 
 async def test_place_call_dials_and_returns_call_with_rate_limit(api: ApiWorld) -> None:

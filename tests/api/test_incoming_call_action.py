@@ -173,6 +173,45 @@ async def test_put_validation_messages(api: ApiWorld, body: dict[str, Any], deta
 
 async def test_malformed_identity_query_is_422(api: ApiWorld) -> None:
     org = await api.org()
-    answer = await org.admin.get("/incoming-call-action", params={"agent_identity_id": "abc"})
+    answer = await org.admin.get("/incoming-call-action", params={"agent_identity_id": "a b"})
     assert answer.status == 422
-    assert answer.body["detail"] == "agent_identity_id: must be a UUID"
+    assert answer.body["detail"] == "agent_identity_id: must be an agent identity id or handle"
+    unknown = await org.admin.get("/incoming-call-action", params={"agent_identity_id": "abc"})
+    assert (unknown.status, unknown.body) == (404, {"detail": "Agent identity not found"})
+
+
+async def test_identity_named_by_handle_as_register_takes_it(api: ApiWorld) -> None:
+    org = await api.org()
+    sales = org.identities["sales"].id
+    for reference in ("sales", "@sales"):
+        put = await org.admin.put(
+            "/incoming-call-action",
+            {
+                "incoming_call_action": "auto_accept",
+                "agent_identity_id": reference,
+                "client_websocket_url": "wss://agent.example.com/ws",
+            },
+        )
+        assert put.status == 200, put
+        assert put.body["agent_identity_id"] == sales  # stored and answered as the id
+        got = await org.admin.get("/incoming-call-action", params={"agent_identity_id": reference})
+        assert (got.status, got.body) == (200, put.body)
+    own = await org.agents["sales"].put(
+        "/incoming-call-action",
+        {"incoming_call_action": "auto_reject", "agent_identity_id": "@sales"},
+    )
+    assert own.status == 200 and own.body["agent_identity_id"] == sales
+    sibling = await org.agents["sales"].put(
+        "/incoming-call-action",
+        {"incoming_call_action": "auto_reject", "agent_identity_id": "support"},
+    )
+    nobody = await org.agents["sales"].put(
+        "/incoming-call-action",
+        {"incoming_call_action": "auto_reject", "agent_identity_id": "ghost"},
+    )
+    assert (sibling.status, nobody.status) == (403, 403)  # a sibling's handle is not discoverable
+    missing = await org.admin.put(
+        "/incoming-call-action",
+        {"incoming_call_action": "auto_reject", "agent_identity_id": "ghost"},
+    )
+    assert (missing.status, missing.body) == (404, {"detail": "Agent identity not found"})

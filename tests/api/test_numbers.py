@@ -391,6 +391,12 @@ async def test_register_twice_is_409_and_counts_against_the_cap(api: ApiWorld) -
         ),
         ({"inbound_routing": {"voicemail_message": "x" * 1001}}, 422, "voicemail_message"),
         ({"provider": ""}, 422, "provider:"),
+        (
+            {"provider": "acme-telecom"},
+            422,
+            'provider: must be one of "twilio", "telnyx", "vonage", "bandwidth", "plivo",'
+            ' "signalwire", "sip_trunk"',
+        ),
     ],
 )
 async def test_register_validation(

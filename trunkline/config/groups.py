@@ -9,6 +9,7 @@ environment name without ``TRUNKLINE_``, also the TOML key) with a one-line
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -49,6 +50,21 @@ def setting(env: str, default: Any, help: str) -> Any:
     return field(default=default, metadata={"env": env, "help": help})
 
 
+def default_data_dir() -> Path:
+    """Where the data lives when no setting names it: ``$XDG_DATA_HOME/trunkline``.
+
+    Read when the settings are built, not at import, and never the current
+    directory: a command run from elsewhere finds the same database.
+    """
+    base = os.environ.get("XDG_DATA_HOME", "").strip()
+    if not base or not os.path.isabs(base):  # the XDG spec: a relative value is ignored
+        base = os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "trunkline"
+
+
+DATA_DIR_SHOWN = "$XDG_DATA_HOME/trunkline, else ~/.local/share/trunkline"
+
+
 def parse_networks(text: str) -> tuple[IpNetwork, ...]:
     """Comma-separated CIDRs (or addresses) as networks; ValueError names a bad one."""
     items = [item.strip() for item in text.split(",")]
@@ -59,7 +75,9 @@ def parse_networks(text: str) -> tuple[IpNetwork, ...]:
 class ApiSettings:
     """The HTTP listener: control API, carrier webhooks and media-stream WebSockets."""
 
-    host: str = setting("host", "0.0.0.0", "control API and media-stream WebSocket listen address")
+    host: str = setting(
+        "host", "0.0.0.0", "HTTP listen address: API, /metrics, media streams (0.0.0.0: all)"
+    )
     port: int = setting("http_port", 8080, "control API and media-stream WebSocket port")
     public_url: str = setting(
         "public_url", "", "base URL used in presigned links (default http://HOST:PORT)"
@@ -146,7 +164,9 @@ class MediaSettings:
     address: str = setting(
         "media_address", "", "address written into SDP (default: SIP host or first non-loopback)"
     )
-    rtp_port_min: int = setting("rtp_port_min", 10000, "lowest RTP port (one port per call)")
+    rtp_port_min: int = setting(
+        "rtp_port_min", 10000, "lowest RTP port (each call uses an even/odd pair: RTP and RTCP)"
+    )
     rtp_port_max: int = setting("rtp_port_max", 20000, "highest RTP port")
     playout_max_seconds: float = setting(
         "playout_max_seconds",
@@ -179,6 +199,16 @@ class CallPolicy:
     )
     voicemail_max_seconds: float = setting(
         "voicemail_max_seconds", 120.0, "a voicemail message is recorded for at most this long"
+    )
+    outbound_calls_per_day: int = setting(
+        "outbound_calls_per_day",
+        200,
+        "outbound calls one organisation may place in a rolling 24 hours (place-call 429)",
+    )
+    outbound_minutes_per_day: int = setting(
+        "outbound_minutes_per_day",
+        1000,
+        "outbound talk minutes one organisation may use in a rolling 24 hours (place-call 429)",
     )
 
 
@@ -221,6 +251,11 @@ class SpeechSettings:
         "speech engine: piper (embedded en_US-joe-medium), espeak (espeak-ng) or off",
     )
     speech_workers: int = setting("speech_workers", 1, "text-to-speech worker threads")
+    ready_waits_for_speech: bool = setting(
+        "ready_waits_for_speech",
+        False,
+        "/readyz is 503 until the speech engines loaded at start-up are ready",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,13 +353,19 @@ class ProcessSettings:
 class Settings:
     """Every operator-facing setting: a few process-wide ones, the rest in groups."""
 
-    data_dir: Path = setting(
-        "data_dir", Path("./trunkline-data"), "database file, recordings, media"
+    data_dir: Path = field(
+        default_factory=default_data_dir,
+        metadata={
+            "env": "data_dir",
+            "help": "database file, recordings, media",
+            "shown": DATA_DIR_SHOWN,
+        },
     )
     secret_key: str = setting(
         "secret_key",
         "",
-        "encrypts stored secrets, signs presigned URLs (default: generated in data dir)",
+        "32+ printable characters, no spaces; encrypts stored secrets, signs presigned URLs"
+        " (default: generated in data dir)",
     )
     dev: bool = setting(
         "dev",

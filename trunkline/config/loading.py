@@ -37,6 +37,7 @@ def _setting_fields() -> Iterator[tuple[str | None, dataclasses.Field[Any]]]:
 SETTING_FIELDS: tuple[tuple[str | None, dataclasses.Field[Any]], ...] = tuple(_setting_fields())
 SETTING_NAMES: tuple[str, ...] = tuple(f.metadata["env"] for _, f in SETTING_FIELDS)
 _DEFAULTS = Settings()
+CONFIG_ENV = f"{ENV_PREFIX}CONFIG"  # names the TOML file; not a setting itself
 
 
 def setting_values(settings: Settings) -> dict[str, Any]:
@@ -59,12 +60,16 @@ def setting_text(value: Any) -> str:
 
 def describe_settings() -> str:
     """The environment variables with their defaults, for ``--help``."""
-    lines = ["environment variables (also TOML keys, lower-case without TRUNKLINE_):"]
+    lines = [
+        "environment variables (also TOML keys, lower-case without TRUNKLINE_):",
+        f"  {CONFIG_ENV:<36} TOML settings file, read when --config is not given [unset]",
+    ]
     defaults = setting_values(_DEFAULTS)
     for _, item in SETTING_FIELDS:
         name = item.metadata["env"]
         default = defaults[name]
         shown = str(default) if isinstance(default, bool) else setting_text(default) or "unset"
+        shown = item.metadata.get("shown", shown)
         lines.append(f"  {ENV_PREFIX}{name.upper():<26} {item.metadata['help']} [{shown}]")
     return "\n".join(lines)
 
@@ -138,8 +143,8 @@ def load_settings(
     """Build Settings from a TOML file, the environment and explicit overrides."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    if config_file is None and environ.get(f"{ENV_PREFIX}CONFIG"):
-        config_file = Path(environ[f"{ENV_PREFIX}CONFIG"])
+    if config_file is None and environ.get(CONFIG_ENV):
+        config_file = Path(environ[CONFIG_ENV])
     if config_file is not None:
         try:
             with open(config_file, "rb") as handle:

@@ -8,6 +8,11 @@ import binascii
 from trunkline.config.groups import Settings
 
 ENV_PREFIX = "TRUNKLINE_"
+SECRET_KEY_MIN_LENGTH = 32
+SECRET_KEY_FORMAT = (
+    f"TRUNKLINE_SECRET_KEY must be at least {SECRET_KEY_MIN_LENGTH} printable ASCII characters"
+    " without spaces (e.g. the output of `openssl rand -hex 32`)"
+)
 
 
 class ConfigError(ValueError):
@@ -36,6 +41,8 @@ def validate(settings: Settings) -> None:
     _check_process(settings)
     _check_credentials(settings)
     _check_speech_and_storage(settings)
+    _at_least_one(settings.calls.outbound_calls_per_day, "outbound_calls_per_day")
+    _at_least_one(settings.calls.outbound_minutes_per_day, "outbound_minutes_per_day")
 
 
 def _check_network(settings: Settings) -> None:
@@ -88,7 +95,18 @@ def _check_process(settings: Settings) -> None:
         raise ConfigError("TRUNKLINE_WORKER_SLOT must be 0 to TRUNKLINE_WORKER_OF - 1")
 
 
+def check_secret_key(secret_key: str) -> None:
+    """The configured master secret: long enough to be a key, and typeable as one."""
+    if not secret_key:
+        return  # generated into the data directory
+    if len(secret_key) < SECRET_KEY_MIN_LENGTH or not all(
+        "!" <= character <= "~" for character in secret_key
+    ):
+        raise ConfigError(SECRET_KEY_FORMAT)
+
+
 def _check_credentials(settings: Settings) -> None:
+    check_secret_key(settings.secret_key)
     if settings.sip.trunk_username and not settings.sip.trunk_password:
         raise ConfigError("TRUNKLINE_SIP_TRUNK_PASSWORD is required with a trunk username")
     carriers = settings.carriers

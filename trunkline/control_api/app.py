@@ -28,6 +28,7 @@ from trunkline.control_api.keys import (
     REPOSITORY,
     SECRET_BOX,
     SETTINGS,
+    SPEECH,
     TEXT_INGRESS,
     TEXT_SENDER,
 )
@@ -39,6 +40,7 @@ from trunkline.crypto import SecretBox
 from trunkline.messaging.ingress import TextIngress
 from trunkline.messaging.outbound import TextSender
 from trunkline.outbox.worker import OutboxWorker
+from trunkline.speech.preload import SpeechPreload
 from trunkline.storage.blobs import BlobStore
 from trunkline.storage.repository import Repository
 
@@ -62,6 +64,7 @@ def build_app(
     call_control: CallControlSlot,
     draining: Draining,
     call_limits: CallLimits | None = None,
+    speech: SpeechPreload | None = None,
     mount: Sequence[Mount] = (),
 ) -> web.Application:
     throttle = ApiThrottle.from_settings(settings)
@@ -79,8 +82,9 @@ def build_app(
     app[OUTBOX] = outbox
     app[CALL_CONTROL] = call_control
     app[DRAINING] = draining
-    app[CALL_LIMITS] = call_limits or CallLimits()
+    app[CALL_LIMITS] = call_limits or CallLimits.from_settings(settings)
     app[THROTTLE] = throttle
+    app[SPEECH] = speech
     health.add_routes(app)
     presigned_media.add_routes(app)
     carrier_texts.add_routes(app)

@@ -1,7 +1,9 @@
 """Per-identity inbound-call configuration (seed 002): ``PUT``/``GET /incoming-call-action``.
 
-Admin tokens must name ``agent_identity_id`` (422 when omitted);
-identity-scoped tokens use their own identity and get 403 for naming another.
+Admin tokens must name ``agent_identity_id`` (422 when omitted): the identity's
+id or its handle (leading ``@`` optional), as ``POST /numbers/register`` takes
+``agent_id``; it is answered with the id. Identity-scoped tokens use their own
+identity and get 403 for naming another.
 ``PUT`` replaces the whole configuration, so a URL left out is cleared.
 """
 
@@ -10,11 +12,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from trunkline.control_api import serialize, shapes
+from trunkline.control_api.access import find_identity
 from trunkline.control_api.call_settings import CallSettings, merge_call_settings
 from trunkline.control_api.errors import ApiError
 from trunkline.control_api.keys import SETTINGS
 from trunkline.control_api.route_table import Ctx, Param, Reply, Route
-from trunkline.control_api.schema import obj, string
+from trunkline.control_api.schema import obj
 from trunkline.storage.models import AgentIdentity, IncomingCallConfig, utcnow
 
 IDENTITY_REQUIRED = "agent_identity_id is required"
@@ -25,7 +28,7 @@ NO_CONFIG = "No inbound-call config set for this identity"
 PUT_BODY = obj(
     {
         "incoming_call_action": shapes.ACTION,
-        "agent_identity_id": string(fmt="uuid", max_length=36, nullable=True),
+        "agent_identity_id": {**shapes.AGENT_REF, "type": ["string", "null"]},
         "client_websocket_url": shapes.WS_URL,
         "incoming_call_webhook_url": shapes.WEBHOOK_URL,
     },
@@ -35,17 +38,18 @@ PUT_BODY = obj(
 
 async def _target_identity(ctx: Ctx, named: str | None) -> AgentIdentity:
     principal = ctx.principal
-    if principal.is_admin:
-        if named is None:
+    if named is None:
+        if principal.is_admin:
             raise ApiError(422, IDENTITY_REQUIRED)
-        wanted = named
-    else:
         own = principal.agent_identity_id
         assert own is not None
-        if named is not None and named.lower() != own:
+        identity = await ctx.identities.get_identity(own)
+    else:
+        identity = await find_identity(ctx, named)
+        if not principal.is_admin and (
+            identity is None or identity.id != principal.agent_identity_id
+        ):
             raise ApiError(403, OTHER_IDENTITY)
-        wanted = own
-    identity = await ctx.identities.get_identity(wanted.lower())
     if identity is None or identity.organization_id != principal.organization_id:
         raise ApiError(404, IDENTITY_NOT_FOUND)
     return identity
@@ -109,8 +113,8 @@ ROUTES = [
             Param(
                 "agent_identity_id",
                 "query",
-                string(fmt="uuid", max_length=36),
-                "The identity to read (required with an admin token)",
+                shapes.AGENT_REF,
+                "The identity to read, by id or handle (required with an admin token)",
             ),
         ),
         responses={

@@ -16,6 +16,7 @@ from trunkline.crypto import SecretBox
 from trunkline.messaging.ingress import TextIngress
 from trunkline.messaging.outbound import TextSender
 from trunkline.outbox.worker import OutboxWorker
+from trunkline.speech.preload import SpeechPreload
 from trunkline.storage.blobs import BlobStore
 from trunkline.storage.repository import Repository
 
@@ -30,3 +31,4 @@ INVENTORY: web.AppKey[NumberInventory | None] = web.AppKey("inventory")  # None:
 CALL_CONTROL = web.AppKey("call_control", CallControlSlot)
 CALL_LIMITS = web.AppKey("call_limits", CallLimits)
 DRAINING = web.AppKey("draining", Draining)
+SPEECH: web.AppKey[SpeechPreload | None] = web.AppKey("speech")  # None: not preloaded here

@@ -6,7 +6,7 @@ call configuration's. The organisation's calling limits are checked
 (``usage.outbound_usage``) before the call record is created, owned by this
 process from the start; call control dials it. A dial that fails marks the
 record failed through ``CallLifecycle`` and answers 429 (capacity), 502
-(carrier) or 503 (no trunk).
+(carrier, or no trunk for the number) or 503 (draining, or no SIP gateway here).
 """
 
 from __future__ import annotations
@@ -171,8 +171,8 @@ ROUTES = [
             400: Reply("from_number is not active"),
             403: Reply("from_number does not belong to your organization"),
             429: Reply("Calling limit reached", headers={"Retry-After": "Seconds to wait"}),
-            502: Reply("The carrier could not dial"),
-            503: Reply("No SIP trunk configured for outbound calls"),
+            502: Reply("The carrier could not dial, or the number has no SIP trunk"),
+            503: Reply("Draining for a restart, or no SIP gateway runs in this process"),
         },
     ),
 ]

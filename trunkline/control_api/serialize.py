@@ -82,6 +82,8 @@ def call(record: Call, media_url: MediaUrl | None = None) -> dict[str, Any]:
         "use_inkbox_tts": record.use_inkbox_tts,
         "use_inkbox_stt": record.use_inkbox_stt,
         "hangup_reason": record.hangup_reason,
+        # Why a failed call failed (the SIP status line, "dial failed: …"); null otherwise.
+        "failure_detail": record.failure_detail if record.status == "failed" else None,
         "started_at": iso_or_none(record.started_at),
         "ended_at": iso_or_none(record.ended_at),
         "created_at": iso(record.created_at),

@@ -125,6 +125,10 @@ CALL_PROPERTIES: dict[str, Schema] = {
         ),
         nullable=True,
     ),
+    "failure_detail": string(
+        nullable=True,
+        description="Why a failed call failed (e.g. the SIP status line 486 Busy Here); else null",
+    ),
     "started_at": _NULLABLE_TIMESTAMP,
     "ended_at": _NULLABLE_TIMESTAMP,
     "created_at": _TIMESTAMP,

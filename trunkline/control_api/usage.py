@@ -1,6 +1,7 @@
 """Per-organisation outbound calling limits and the ``rate_limit`` object of place-call.
 
-Usage is counted over a rolling window (default 24 hours) from the stored
+The limits are ``TRUNKLINE_OUTBOUND_CALLS_PER_DAY`` and
+``TRUNKLINE_OUTBOUND_MINUTES_PER_DAY``. Usage is counted over a rolling window (24 hours) from the stored
 call records: ``calls_used`` is the number of outbound calls created in the
 window, ``minutes_used`` their talk time (answer to end, or to now while
 live), rounded up to whole minutes. ``place-call`` answers 429 with
@@ -15,6 +16,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from trunkline.config import Settings
 from trunkline.storage.models import Call
 from trunkline.storage.stores import CallStore
 
@@ -27,6 +29,13 @@ class CallLimits:
     calls_per_window: int = 200
     minutes_per_window: int = 1000
     window_seconds: int = 86_400
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CallLimits:
+        return cls(
+            calls_per_window=settings.calls.outbound_calls_per_day,
+            minutes_per_window=settings.calls.outbound_minutes_per_day,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,3 +21,7 @@ class NumberInUse(StorageError):
 
 class DuplicateHandle(StorageError):
     """The organisation already has an identity with this handle."""
+
+
+class DatabaseUnavailable(StorageError):
+    """The database could not be opened: unreachable, refused the login, or not a database."""

@@ -38,6 +38,16 @@ class SqlIdentityStore(SqlStoreBase, IdentityStore):
         )
         return None if row is None else model_from_row(Organization, ORG_COLUMNS, row)
 
+    async def list_organizations(self, *, limit: int = 500, offset: int = 0) -> list[Organization]:
+        limit, offset = sanitise_limit(limit, offset)
+        rows = await self._fetch(
+            f"SELECT {select_list(ORG_COLUMNS)} FROM organizations"
+            " ORDER BY created_at, id LIMIT $1 OFFSET $2",
+            limit,
+            offset,
+        )
+        return [model_from_row(Organization, ORG_COLUMNS, r) for r in rows]
+
     async def create_identity(
         self, organization_id: str, agent_handle: str, display_name: str | None
     ) -> AgentIdentity:

@@ -19,6 +19,10 @@ class IdentityStore(Protocol):
         """The organisation, or None."""
         ...
 
+    async def list_organizations(self, *, limit: int = 500, offset: int = 0) -> list[Organization]:
+        """Every organisation, oldest first, a page at a time."""
+        ...
+
     async def create_identity(
         self, organization_id: str, agent_handle: str, display_name: str | None
     ) -> AgentIdentity:
