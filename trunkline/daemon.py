@@ -26,6 +26,7 @@ from typing import Protocol, TypeVar
 
 from aiohttp import web
 
+from trunkline import console
 from trunkline.calls.owner_channel import OwnerChannel, claim_owner, owner_id
 from trunkline.calls.owner_notify import PgCallActions
 from trunkline.calls.recording_publish import RecordingPublisher
@@ -127,7 +128,7 @@ async def serve(
 
 
 def control_app(runtime: Runtime) -> web.Application:
-    """The HTTP application: the control API plus the gateway's carrier call routes."""
+    """The HTTP application: the control API, the gateway's carrier call routes, the console."""
 
     def mount_gateway_routes(app: web.Application) -> None:
         carrier_stream_routes.add_routes(
@@ -138,6 +139,9 @@ def control_app(runtime: Runtime) -> web.Application:
         )
         twilio_voice.add_routes(app, runtime.settings)
 
+    mounts = [mount_gateway_routes]
+    if runtime.settings.api.console:
+        mounts.append(console.add_routes)
     return build_app(
         settings=runtime.settings,
         repository=runtime.repository,
@@ -149,7 +153,7 @@ def control_app(runtime: Runtime) -> web.Application:
         outbox=runtime.outbox,
         call_control=runtime.call_control,
         draining=runtime.draining,
-        mount=[mount_gateway_routes],
+        mount=mounts,
     )
 
 
