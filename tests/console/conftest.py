@@ -24,6 +24,8 @@ CHROMIUM = os.environ.get("TRUNKLINE_TEST_CHROMIUM", "/usr/bin/chromium")
 HERE = Path(__file__).parent
 ARTIFACTS = HERE / "artifacts"  # gitignored: fresh screenshots of every run
 KEPT = HERE / "screenshots"  # committed: the ones the README shows
+# TRUNKLINE_CONSOLE_KEEP_SCREENSHOTS=1 refreshes the committed ones from this run.
+KEEP_SCREENSHOTS = os.environ.get("TRUNKLINE_CONSOLE_KEEP_SCREENSHOTS", "") not in ("", "0")
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -66,3 +68,10 @@ def artifacts() -> Path:
     folder = ARTIFACTS / time.strftime("%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def keep_screenshot(taken: Path, kept_name: str) -> None:
+    """Copy a screenshot of this run over the committed one, when asked to."""
+    if KEEP_SCREENSHOTS:
+        KEPT.mkdir(exist_ok=True)
+        shutil.copyfile(taken, KEPT / kept_name)

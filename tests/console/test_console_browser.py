@@ -22,6 +22,7 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
+from tests.console.conftest import keep_screenshot
 from tests.gateway.conftest import EchoAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall
 from tests.speech.voice import frames, spoken
@@ -31,6 +32,12 @@ from trunkline.storage.models import Call
 SENTENCE = "Good morning, I would like to book a table for four people."
 SEARCHED = "table"
 TEXTED = "+14155550188"
+README_SCREENSHOTS = {  # this run's name -> the committed file the README links
+    "02-live-call": "live-calls.png",
+    "03-charts": "charts.png",
+    "05-transcript-search": "history-recording-transcript.png",
+    "08-webhook-deliveries": "webhook-deliveries.png",
+}
 
 
 @pytest.fixture
@@ -153,7 +160,10 @@ async def test_operator_watches_hangs_up_plays_and_searches_a_call(
     page.on("pageerror", lambda error: problems.append(str(error)))
 
     async def snap(name: str) -> None:
-        await page.screenshot(path=str(artifacts / f"{name}.png"))
+        taken = artifacts / f"{name}.png"
+        await page.screenshot(path=str(taken))
+        if name in README_SCREENSHOTS:
+            keep_screenshot(taken, README_SCREENSHOTS[name])
 
     # Log in: a wrong token is refused in the page, the right one opens the live view.
     response = await page.goto(f"{base}/console")
