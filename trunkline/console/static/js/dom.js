@@ -20,8 +20,16 @@ export function $(selector) {
   return document.querySelector(selector);
 }
 
+// Show `rows` in `tbody`, keeping each existing row that is unchanged (same data-key and
+// content), so a row being clicked is not swapped for a copy under the pointer.
 export function replaceRows(tbody, rows) {
-  tbody.replaceChildren(...rows);
+  const current = new Map([...tbody.children].map((row) => [row.dataset.key, row]));
+  const kept = rows.map((row) => {
+    const old = row.dataset.key === undefined ? undefined : current.get(row.dataset.key);
+    return old && old.isEqualNode(row) ? old : row;
+  });
+  const same = kept.length === tbody.children.length && kept.every((row, i) => tbody.children[i] === row);
+  if (!same) tbody.replaceChildren(...kept);
 }
 
 export function when(iso) {

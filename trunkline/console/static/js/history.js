@@ -27,7 +27,7 @@ function historyRow(call) {
     "tr",
     {
       class: `clickable${call.id === selectedCallId ? " selected" : ""}`,
-      dataset: { callId: call.id },
+      dataset: { callId: call.id, key: call.id },
       onclick: () => openCall(call.id, ""),
     },
     el("td", {}, when(call.created_at)),

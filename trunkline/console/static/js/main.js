@@ -4,7 +4,7 @@ import { PHONE, forgetToken, get, keepToken, token, whenUnauthorised } from "./a
 import { statsPoller, draw, resetCharts } from "./charts.js";
 import { $, showStatus } from "./dom.js";
 import { historyPoller, refreshHistory, resetHistory, setUpHistory } from "./history.js";
-import { livePoller, whenHungUp } from "./live.js";
+import { forgetLiveRows, livePoller, whenHungUp } from "./live.js";
 import { refreshNumbers } from "./numbers.js";
 import { refreshTexts } from "./texts.js";
 import { refreshWebhooks } from "./webhooks.js";
@@ -47,6 +47,7 @@ function logOut(message) {
   historyPoller.stop();
   resetHistory();
   resetCharts();
+  forgetLiveRows();
   current = null;
   for (const name of VIEWS) $(`#${name}-view`).hidden = true;
   $("#tabs").hidden = true;

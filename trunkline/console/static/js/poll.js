@@ -1,4 +1,5 @@
-// Repeating work that never overlaps itself: the next run is scheduled when one finishes.
+// Repeating work that never overlaps itself: the next run is scheduled when one finishes, and
+// a run asked for while one is in flight happens once, right after it.
 
 export class Poller {
   constructor(intervalMs, work) {
@@ -6,6 +7,8 @@ export class Poller {
     this.work = work;
     this.timer = null;
     this.running = false;
+    this.inFlight = null;
+    this.again = false;
   }
 
   start() {
@@ -20,13 +23,30 @@ export class Poller {
   }
 
   async tick() {
+    if (this.inFlight) {
+      this.again = true;
+      return this.inFlight;
+    }
     clearTimeout(this.timer);
-    if (!this.running) return;
+    if (!this.running) return undefined;
+    this.inFlight = this.runs();
     try {
-      await this.work();
-    } catch (error) {
-      console.warn(error);
+      await this.inFlight;
+    } finally {
+      this.inFlight = null;
     }
     if (this.running) this.timer = setTimeout(() => this.tick(), this.intervalMs);
+    return undefined;
+  }
+
+  async runs() {
+    do {
+      this.again = false;
+      try {
+        await this.work();
+      } catch (error) {
+        console.warn(`${error.message || error}`);
+      }
+    } while (this.again && this.running);
   }
 }
