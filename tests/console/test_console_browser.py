@@ -100,6 +100,7 @@ async def settled_call(trunkline: Trunkline, call_id: str) -> Call:
     raise AssertionError(f"recording or transcript missing: {call!r} {segments!r}")
 
 
+@pytest.mark.timeout(300)  # a real call, Whisper and a browser on a shared, busy machine
 async def test_operator_watches_hangs_up_plays_and_searches_a_call(
     trunkline: Trunkline,
     echo_agent: EchoAgent,
