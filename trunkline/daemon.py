@@ -34,6 +34,7 @@ from typing import Protocol, TypeVar
 
 from aiohttp import web
 
+from trunkline import console
 from trunkline.calls.owner_channel import OwnerChannel, claim_owner, owner_id
 from trunkline.calls.owner_notify import PgCallActions
 from trunkline.calls.recording_publish import RecordingPublisher
@@ -171,7 +172,7 @@ async def serve(
 
 
 def control_app(runtime: Runtime, speech: SpeechPreload | None = None) -> web.Application:
-    """The HTTP application: the control API plus the gateway's carrier call routes."""
+    """The HTTP application: the control API, the gateway's carrier call routes, the console."""
 
     def mount_gateway_routes(app: web.Application) -> None:
         carrier_stream_routes.add_routes(
@@ -182,6 +183,9 @@ def control_app(runtime: Runtime, speech: SpeechPreload | None = None) -> web.Ap
         )
         twilio_voice.add_routes(app, runtime.settings)
 
+    mounts = [mount_gateway_routes]
+    if runtime.settings.api.console:
+        mounts.append(console.add_routes)
     return build_app(
         settings=runtime.settings,
         repository=runtime.repository,
@@ -194,7 +198,7 @@ def control_app(runtime: Runtime, speech: SpeechPreload | None = None) -> web.Ap
         call_control=runtime.call_control,
         draining=runtime.draining,
         speech=speech,
-        mount=[mount_gateway_routes],
+        mount=mounts,
     )
 
 

@@ -116,6 +116,12 @@ class ApiSettings:
         "+18885550000-+18885550999",
         "toll-free numbers of the embedded inventory (FIRST-LAST[,...])",
     )
+    console: bool = setting("console", True, "serve the web console at /console")
+    console_process_metrics: bool = setting(
+        "console_process_metrics",
+        True,
+        "show process-wide media charts to organisation admin tokens in the console",
+    )
 
     @property
     def effective_public_url(self) -> str:

@@ -10,6 +10,7 @@ from trunkline.control_api import (
     api_keys,
     byo,
     calls,
+    console_stats,
     incoming_call_action,
     numbers,
     place_call,
@@ -29,4 +30,5 @@ ROUTES: tuple[Route, ...] = (
     *webhook_subscriptions.ROUTES,
     *webhook_deliveries.ROUTES,
     *api_keys.ROUTES,
+    *console_stats.ROUTES,
 )

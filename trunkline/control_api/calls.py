@@ -23,7 +23,7 @@ from trunkline.control_api.errors import ApiError
 from trunkline.control_api.keys import BLOB_STORE, CALL_CONTROL, REPOSITORY
 from trunkline.control_api.presigned_media import presigner
 from trunkline.control_api.route_table import Ctx, Param, Reply, Route, uuid_param
-from trunkline.control_api.schema import integer, string
+from trunkline.control_api.schema import boolean, integer, string
 from trunkline.storage.models import CALL_ENDED_STATUSES, Call, CallStatus
 
 log = logging.getLogger("trunkline.api.calls")
@@ -54,6 +54,7 @@ async def list_calls(ctx: Ctx) -> web.Response:
     calls = await ctx.calls.list_calls(
         principal.organization_id,
         agent_identity_id=identity.lower() if identity else None,
+        live=ctx.query["live"],
         limit=ctx.query["limit"],
         offset=ctx.query["offset"],
     )
@@ -171,6 +172,13 @@ ROUTES = [
                 "query",
                 string(fmt="uuid", max_length=36),
                 "Only calls on this identity's numbers",
+            ),
+            Param(
+                "live",
+                "query",
+                boolean(),
+                "Only calls that have not ended (initiated, ringing, answered); trunkline's addition",
+                default=False,
             ),
             LIMIT,
             OFFSET,

@@ -189,6 +189,11 @@ class GatewayCollector(Collector):
         rtp_in.add_metric(["in"], totals.rtp.get("packets_in", 0))
         rtp_in.add_metric(["out"], totals.rtp.get("packets_out", 0))
         yield rtp_in
+        yield CounterMetricFamily(
+            "trunkline_rtp_packets_lost",
+            "Inbound RTP packets never received (gaps in their sequence numbers)",
+            value=totals.rtp.get("lost", 0),
+        )
         dropped = CounterMetricFamily(
             "trunkline_rtp_packets_dropped", "RTP packets dropped", labels=["reason"]
         )

@@ -57,6 +57,7 @@ class SqlCallStore(SqlStoreBase, CallStore):
         *,
         phone_number_id: str | None = None,
         agent_identity_id: str | None = None,
+        live: bool = False,
         limit: int = 50,
         offset: int = 0,
     ) -> list[Call]:
@@ -72,6 +73,9 @@ class SqlCallStore(SqlStoreBase, CallStore):
         if agent_identity_id is not None:
             args.append(agent_identity_id)
             sql += f" AND n.agent_identity_id = ${len(args)}"
+        if live:
+            sql += f" AND c.status IN ({placeholders(len(CALL_LIVE_STATUSES), len(args) + 1)})"
+            args += CALL_LIVE_STATUSES
         args += [limit, offset]
         sql += f" ORDER BY c.created_at DESC, c.id LIMIT ${len(args) - 1} OFFSET ${len(args)}"
         return [model_from_row(Call, CALL_COLUMNS, r) for r in await self._fetch(sql, *args)]

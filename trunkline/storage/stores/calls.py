@@ -31,10 +31,12 @@ class CallStore(Protocol):
         *,
         phone_number_id: str | None = None,
         agent_identity_id: str | None = None,
+        live: bool = False,
         limit: int = 50,
         offset: int = 0,
     ) -> list[Call]:
-        """Newest first. ``agent_identity_id`` keeps calls on that identity's numbers."""
+        """Newest first. ``agent_identity_id`` keeps calls on that identity's numbers;
+        ``live`` keeps calls that have not ended (initiated, ringing, answered)."""
         ...
 
     async def list_live_calls(self, owner: str, *, limit: int = 100) -> list[Call]:
