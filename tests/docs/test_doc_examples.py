@@ -49,7 +49,7 @@ DOCS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 RUN_LANGUAGES = frozenset({"sh", "bash", "shell", "console", "python"})
 SKIP_MARKER = re.compile(r"^<!--\s*docs-test:\s*skip\s*\((?P<reason>[^)]*)\)\s*-->$")
 ANY_MARKER = re.compile(r"^<!--\s*docs-test")
-FENCE = re.compile(r"^(?P<fence>```+|~~~+)\s*(?P<language>[\w+-]*)\s*$")
+FENCE = re.compile(r"^(?P<fence>```+|~~~+)\s*(?P<language>[\w+-]*)(?:\s+[^`]*)?$")
 BLOCK_NOTE = "::docs-test block::"
 DOCUMENTED_URLS = ("http://127.0.0.1:8080", "http://localhost:8080")
 # The docs' examples provision numbers in a US state (NY); the embedded pool's default
