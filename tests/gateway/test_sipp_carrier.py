@@ -13,12 +13,18 @@ SCENARIO = Path(__file__).parent / "scenarios" / "uac_g711a_dtmf.xml"
 PCAPS = Path("/usr/share/sip-tester")
 
 
-async def run_sipp(trunkline: Trunkline, workdir: Path, calls: int, concurrent: int) -> int:
+async def run_sipp(
+    trunkline: Trunkline,
+    workdir: Path,
+    calls: int,
+    concurrent: int,
+    scenario: tuple[str, str] = ("-sf", str(SCENARIO)),
+) -> int:
     (workdir / "pcap").symlink_to(PCAPS)
     process = await asyncio.create_subprocess_exec(
         "sipp",
         f"127.0.0.1:{trunkline.sip_port}",
-        "-sf", str(SCENARIO),
+        *scenario,
         "-s", NUMBER,
         "-i", "127.0.0.1",
         "-p", str(free_port()),
@@ -62,9 +68,25 @@ async def test_fifty_sipp_calls_ten_at_a_time(
     require(await asyncio.to_thread(sipp_available), "sipp (Debian sip-tester)")
     number = await trunkline.number("auto_accept", echo_agent.url)
     await run_sipp(trunkline, tmp_path, calls=50, concurrent=10)
+    await assert_fifty_echoed_calls(trunkline, echo_agent, number.organization_id)
+
+
+async def test_fifty_calls_of_sipps_own_uac_pcap_scenario(
+    trunkline: Trunkline, echo_agent: EchoAgent, tmp_path: Path
+) -> None:
+    """sipp's built-in ``-sn uac_pcap`` as shipped: 8 s of A-law from its pcap, then digit 1."""
+    require(await asyncio.to_thread(sipp_available), "sipp (Debian sip-tester)")
+    number = await trunkline.number("auto_accept", echo_agent.url)
+    await run_sipp(trunkline, tmp_path, calls=50, concurrent=25, scenario=("-sn", "uac_pcap"))
+    await assert_fifty_echoed_calls(trunkline, echo_agent, number.organization_id)
+
+
+async def assert_fifty_echoed_calls(
+    trunkline: Trunkline, echo_agent: EchoAgent, organization_id: str
+) -> None:
     repository = trunkline.services.repository
     for _ in range(100):
-        calls = await repository.list_calls(number.organization_id, limit=100)
+        calls = await repository.list_calls(organization_id, limit=100)
         if len(calls) == 50 and all(c.status == "completed" for c in calls):
             break
         await asyncio.sleep(0.1)
