@@ -4,11 +4,14 @@ trunkline offers and accepts PCMU (payload type 0) and PCMA (8) at 8 kHz with
 RFC 4733 ``telephone-event``, ptime 20. The answer picks the first codec of
 the offer that trunkline supports and echoes the offer's telephone-event
 payload type. Hold is ``a=sendonly``/``a=inactive`` or a 0.0.0.0 connection.
+The transport profile (``RTP/AVP`` or ``RTP/SAVP``) and any ``a=crypto`` lines
+are kept for SRTP negotiation (``sdes``), and written back by ``build_sdp``.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 CODECS = {0: "PCMU", 8: "PCMA"}
@@ -30,6 +33,8 @@ class MediaDescription:
     fmtp: dict[int, str] = field(default_factory=dict)
     direction: str = "sendrecv"
     ptime: int | None = None
+    profile: str = "RTP/AVP"
+    crypto: list[str] = field(default_factory=list)  # a=crypto values (SDES, RFC 4568)
 
     def encoding(self, payload_type: int) -> str:
         """Encoding name of a payload type (static types need no rtpmap)."""
@@ -74,6 +79,7 @@ def parse_sdp(body: bytes) -> MediaDescription:
             types = [int(p) for p in parts[3:] if p.isdigit() and int(p) < 128]
             media = MediaDescription(session_address or "", int(parts[1]), types)
             media.direction = session_direction
+            media.profile = parts[2]
         elif kind == "c":
             pieces = value.split()
             if len(pieces) < 3:
@@ -112,6 +118,8 @@ def _attribute(media: MediaDescription, name: str, value: str) -> None:
             media.fmtp[int(pt)] = params.strip()
     elif name == "ptime" and value.strip().isdigit():
         media.ptime = int(value.strip())
+    elif name == "crypto" and len(media.crypto) < 16:
+        media.crypto.append(value.strip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +172,8 @@ def build_sdp(
     direction: str = "sendrecv",
     session_id: int | None = None,
     version: int = 1,
+    profile: str = "RTP/AVP",
+    crypto: Sequence[str] = (),
 ) -> bytes:
     """An SDP body for one audio stream (used for both offers and answers)."""
     family = "IP6" if ":" in address else "IP4"
@@ -175,19 +185,26 @@ def build_sdp(
         "s=trunkline",
         f"c=IN {family} {address}",
         "t=0 0",
-        f"m=audio {port} RTP/AVP {' '.join(str(pt) for pt in formats)}",
+        f"m=audio {port} {profile} {' '.join(str(pt) for pt in formats)}",
     ]
     for pt in payload_types:
         lines.append(f"a=rtpmap:{pt} {CODECS[pt]}/8000")
     if event_payload_type:
         lines.append(f"a=rtpmap:{event_payload_type} telephone-event/8000")
         lines.append(f"a=fmtp:{event_payload_type} 0-16")
+    lines += [f"a=crypto:{value}" for value in crypto]
     lines += ["a=ptime:20", f"a={direction}"]
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
 def answer_sdp(
-    negotiated: Negotiated, address: str, port: int, *, session_id: int | None = None
+    negotiated: Negotiated,
+    address: str,
+    port: int,
+    *,
+    session_id: int | None = None,
+    profile: str = "RTP/AVP",
+    crypto: Sequence[str] = (),
 ) -> bytes:
     return build_sdp(
         address,
@@ -196,4 +213,6 @@ def answer_sdp(
         event_payload_type=negotiated.event_payload_type,
         direction=negotiated.direction,
         session_id=session_id,
+        profile=profile,
+        crypto=crypto,
     )
