@@ -43,6 +43,7 @@ def _check_network(settings: Settings) -> None:
     ports = {
         "http_port": api.port,
         "sip_port": sip.port,
+        "sip_tls_port": sip.tls_port,
         "rtp_port_min": media.rtp_port_min,
         "rtp_port_max": media.rtp_port_max,
     }
@@ -54,6 +55,10 @@ def _check_network(settings: Settings) -> None:
     _positive(sip.ring_timeout_seconds, "sip_ring_timeout_seconds")
     _positive(sip.unauthenticated_rate, "sip_unauthenticated_rate")
     _positive(sip.nonce_lifetime_seconds, "sip_nonce_lifetime_seconds")
+    _at_least_one(sip.max_connections, "sip_max_connections")
+    _positive(sip.connection_idle_seconds, "sip_connection_idle_seconds")
+    if bool(sip.tls_cert) != bool(sip.tls_key):
+        raise ConfigError("TRUNKLINE_SIP_TLS_CERT and TRUNKLINE_SIP_TLS_KEY go together")
 
 
 def _check_limits(settings: Settings) -> None:
