@@ -31,7 +31,7 @@ from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip.admission import is_trusted
 from trunkline.gateway.sip.application import SipAddress
 from trunkline.gateway.sip.dialog import InboundDialog
-from trunkline.gateway.sip.endpoint import SipEndpoint
+from trunkline.gateway.sip.endpoint import SipEndpoint, transport_name
 from trunkline.gateway.sip.message import (
     Address,
     SipParseError,
@@ -40,6 +40,7 @@ from trunkline.gateway.sip.message import (
     SipUri,
     response_to,
 )
+from trunkline.gateway.sip.sdes import answer_offer
 from trunkline.gateway.sip.sdp import SdpError, negotiate, parse_sdp
 from trunkline.gateway.sip.transaction import ServerTransaction, State
 from trunkline.gateway.sip.trunk_auth import Passwords, TrunkAuth
@@ -77,7 +78,7 @@ class InviteHost(Protocol):
     @property
     def rejected_calls(self) -> RejectedCallRecords: ...
 
-    def contact(self, *, outbound: bool = False) -> str: ...
+    def contact(self, *, outbound: bool = False, transport: str = "UDP") -> str: ...
 
     def send_bye(self, dialog: InboundDialog) -> None: ...
 
@@ -141,7 +142,8 @@ class InboundInvites:
         gateway = self._gateway
         endpoint = gateway.endpoint
         request = transaction.request
-        dialog = InboundDialog.accept(transaction, source)
+        transport = transport_name(endpoint.transport_of(transaction))
+        dialog = InboundDialog.accept(transaction, source, transport)
 
         def reject(status: int, reason: str | None = None, **headers: str) -> None:
             self._respond(transaction, dialog.reject(status, reason, **headers))
@@ -180,7 +182,10 @@ class InboundInvites:
             reject(503, Retry_After="30")
             return
         try:
-            negotiated = negotiate(parse_sdp(request.body))
+            offer = parse_sdp(request.body)
+            negotiated = negotiate(offer)
+            # SDES keys cross in the SDP: SRTP only when the INVITE came over TLS.
+            srtp = answer_offer(offer, self._settings.sip.srtp, over_tls=transport == "TLS")
         except SdpError as exc:
             reject(488, f"Not Acceptable Here ({str(exc)[:60]})")
             return
@@ -205,8 +210,10 @@ class InboundInvites:
             respond=self._respond,
             send_bye=gateway.send_bye,
             ports=gateway.ports,
-            contact=gateway.contact(),
+            contact=gateway.contact(transport=transport),
             media_address=gateway.media_address,
+            srtp=srtp,
+            profile=offer.profile,
         )
         call = LiveCall(
             leg_call_id=request.call_id,
