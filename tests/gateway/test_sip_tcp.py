@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import require
 from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline, free_port
-from tests.gateway.test_sipp_carrier import PCAPS, SCENARIO, sipp_available
+from tests.gateway.test_sipp_carrier import PCAPS, SCENARIO, _error_log, sipp_available
 from trunkline import metrics
 
 
@@ -42,7 +42,7 @@ async def run_sipp_tcp(trunkline: Trunkline, workdir: Path, calls: int) -> None:
             process.kill()
             await process.wait()
     if process.returncode != 0:
-        errors = "".join(p.read_text() for p in workdir.glob("*_errors.log"))
+        errors = await asyncio.to_thread(_error_log, workdir)
         raise AssertionError(
             f"sipp exited {process.returncode}: {(errors or stderr.decode())[-2000:]}"
         )
