@@ -128,3 +128,35 @@ async def test_an_oversized_message_closes_its_connection_and_is_counted(
         assert (await read_response(reader)).startswith(b"SIP/2.0 200 OK")
     finally:
         writer.close()
+
+
+@pytest.mark.settings(sip_tcp=True, sip_max_connections=1, sip_connection_idle_seconds=1.0)
+async def test_connections_beyond_the_limit_and_idle_ones_are_closed(trunkline: Trunkline) -> None:
+    limited = metrics.SIP_CONNECTIONS_CLOSED.labels("tcp", "limit")
+    idle = metrics.SIP_CONNECTIONS_CLOSED.labels("tcp", "idle")
+    open_gauge = metrics.SIP_CONNECTIONS.labels("tcp")
+    limited_before, idle_before = limited._value.get(), idle._value.get()
+    gauge_before = open_gauge._value.get()
+    first_reader, first = await asyncio.open_connection("127.0.0.1", trunkline.sip_port)
+    try:
+        first.write(options("first"))
+        assert (await read_response(first_reader)).startswith(b"SIP/2.0 200 OK")
+        assert open_gauge._value.get() == gauge_before + 1
+        second_reader, second = await asyncio.open_connection("127.0.0.1", trunkline.sip_port)
+        try:
+            second.write(options("second"))
+            assert await asyncio.wait_for(second_reader.read(), 5) == b""  # over the limit
+        finally:
+            second.close()
+        assert limited._value.get() == limited_before + 1
+        # the first one, silent from now on, is closed within a sweep or two
+        assert await asyncio.wait_for(first_reader.read(), 5) == b""
+        assert idle._value.get() == idle_before + 1
+        for _ in range(50):
+            if open_gauge._value.get() == gauge_before:
+                break
+            await asyncio.sleep(0.02)
+        assert open_gauge._value.get() == gauge_before
+        assert not trunkline.gateway.streams["TCP"].connections
+    finally:
+        first.close()
