@@ -41,20 +41,37 @@ def trunkline_overrides(authority: Authority) -> dict[str, Any]:
     }
 
 
+async def inject_forged_rtp(port: int, count: int) -> int:
+    """Plain RTP-looking packets to an SRTP call's port: each fails authentication."""
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        asyncio.DatagramProtocol, remote_addr=("127.0.0.1", port)
+    )
+    try:
+        for sequence in range(count):
+            header = bytes([0x80, 0x00]) + sequence.to_bytes(2, "big") + bytes(8)
+            transport.sendto(header + b"\xff" * 170)
+        await asyncio.sleep(0.3)
+    finally:
+        transport.close()
+    return count
+
+
 def tls_port(trunkline: Trunkline) -> int:
     streams = trunkline.gateway.streams["TLS"]
     assert streams.local_address is not None
     return streams.local_address[1]
 
 
-async def test_baresip_calls_over_tls_with_mandatory_srtp(
-    trunkline: Trunkline, echo_agent: EchoAgent, authority: Authority, tmp_path: Path
+@pytest.mark.parametrize("mediaenc", ["srtp-mand", "srtp"])  # RTP/SAVP, best-effort RTP/AVP
+async def test_baresip_calls_over_tls_with_srtp(
+    trunkline: Trunkline, echo_agent: EchoAgent, authority: Authority, tmp_path: Path, mediaenc: str
 ) -> None:
     require(
         await asyncio.to_thread(baresip_available), "baresip with its srtp, aufile, sndfile modules"
     )
     number = await trunkline.number("auto_accept", echo_agent.url)
-    config = baresip_config(tmp_path, authority, "<sip:caller@127.0.0.1;transport=tls>")
+    config = baresip_config(tmp_path, authority, "<sip:caller@127.0.0.1;transport=tls>", mediaenc)
     auth_failures = metrics.SRTP_DROPPED.labels("rtp", "auth")
     auth_before = auth_failures._value.get()
     async with running_baresip(config) as baresip:
@@ -72,6 +89,8 @@ async def test_baresip_calls_over_tls_with_mandatory_srtp(
         session = call.bridge.caller.session
         assert session.counters.packets_in > 50  # decrypted, parsed, accepted
         assert endpoint.srtp.dropped_rtp == 0
+        forged = await inject_forged_rtp(endpoint.port, count=5)
+        assert endpoint.srtp.dropped_rtp == forged
         await baresip.command("hangup")
         await baresip.event("CALL_CLOSED")
         output = baresip.output()
@@ -89,7 +108,7 @@ async def test_baresip_calls_over_tls_with_mandatory_srtp(
     heard = await asyncio.to_thread(config.decoded_audio)
     loud = np.abs(heard.astype(np.int32)) > 2000
     assert loud.sum() > 4000, "baresip did not hear the echoed tone"
-    assert auth_failures._value.get() == auth_before
+    assert auth_failures._value.get() == auth_before + forged
     assert trunkline.gateway.ports.in_use == 0
 
 
@@ -103,6 +122,9 @@ async def test_trunkline_hangs_up_over_the_tls_connection_the_call_came_on(
     async with running_baresip(config) as baresip:
         await baresip.command("dial", f"sip:{NUMBER}@127.0.0.1:{tls_port(trunkline)}")
         await baresip.event("CALL_ESTABLISHED")
+        (call,) = trunkline.gateway.calls.values()
+        assert call.leg is not None
+        assert call.leg.dialog.transport == "TLS"  # type: ignore[attr-defined]
         closed = await baresip.event("CALL_CLOSED", within=20)
     assert closed.get("param", "").lower().find("error") < 0, closed
     (record,) = await trunkline.services.repository.list_calls(number.organization_id, limit=5)
@@ -236,3 +258,92 @@ async def test_srtp_offered_over_plain_udp_is_refused_because_its_keys_would_be_
         closed = await baresip.event("CALL_CLOSED")
     assert closed.get("param") == "488 Not Acceptable Here (SRTP needs SIP over TLS)", closed
     assert not echo_agent.calls
+
+
+async def test_requests_over_tls_are_answered_on_their_connection(
+    trunkline: Trunkline, authority: Authority
+) -> None:
+    context = ssl.create_default_context(cafile=str(authority.ca_file))
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", tls_port(trunkline), ssl=context, server_hostname="127.0.0.1"
+    )
+    try:
+        writer.write(
+            b"OPTIONS sips:trunkline@127.0.0.1 SIP/2.0\r\n"
+            b"Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKtls1\r\n"
+            b"From: <sips:probe@127.0.0.1>;tag=1\r\nTo: <sips:trunkline@127.0.0.1>\r\n"
+            b"Call-ID: tls1@probe\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+            b"Content-Length: 0\r\n\r\n"
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    finally:
+        writer.close()
+    assert head.startswith(b"SIP/2.0 200 OK")
+    assert b"Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKtls1" in head
+    assert metrics.SIP_CONNECTIONS.labels("tls")._value.get() >= 1
+
+
+def sips_invite(port: int, crypto: str) -> bytes:
+    sdp = (
+        "v=0\r\no=probe 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        f"m=audio {port} RTP/SAVP 0\r\na=crypto:{crypto}\r\n"
+    ).encode()
+    return (
+        f"INVITE sips:{NUMBER}@127.0.0.1 SIP/2.0\r\n"
+        "Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKsips1\r\n"
+        "From: <sips:probe@127.0.0.1>;tag=p1\r\nTo: <sips:" + NUMBER + "@127.0.0.1>\r\n"
+        "Call-ID: sips1@probe\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"
+        "Contact: <sips:probe@127.0.0.1:5999>\r\nContent-Type: application/sdp\r\n"
+        f"Content-Length: {len(sdp)}\r\n\r\n"
+    ).encode() + sdp
+
+
+async def read_message(reader: asyncio.StreamReader) -> bytes:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    return head + await reader.readexactly(length)
+
+
+async def test_a_sips_invite_is_answered_with_a_sips_contact_and_srtp(
+    trunkline: Trunkline, echo_agent: EchoAgent, authority: Authority
+) -> None:
+    await trunkline.number("auto_accept", echo_agent.url)
+    key = "1 AES_CM_128_HMAC_SHA1_32 inline:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk"
+    context = ssl.create_default_context(cafile=str(authority.ca_file))
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", tls_port(trunkline), ssl=context, server_hostname="127.0.0.1"
+    )
+    try:
+        writer.write(sips_invite(free_port() & ~1, key))
+        while not (message := await read_message(reader)).startswith(b"SIP/2.0 200"):
+            assert message.startswith((b"SIP/2.0 100", b"SIP/2.0 180")), message[:200]
+        to = next(line for line in message.split(b"\r\n") if line.startswith(b"To:"))
+        writer.write(
+            b"ACK sips:trunkline@127.0.0.1 SIP/2.0\r\n"
+            b"Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKsips2\r\n"
+            b"From: <sips:probe@127.0.0.1>;tag=p1\r\n" + to + b"\r\n"
+            b"Call-ID: sips1@probe\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\n"
+            b"Content-Length: 0\r\n\r\n"
+        )
+        await writer.drain()
+        writer.write(
+            b"BYE sips:trunkline@127.0.0.1 SIP/2.0\r\n"
+            b"Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKsips3\r\n"
+            b"From: <sips:probe@127.0.0.1>;tag=p1\r\n" + to + b"\r\n"
+            b"Call-ID: sips1@probe\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\n"
+            b"Content-Length: 0\r\n\r\n"
+        )
+        bye_answer = await read_message(reader)
+    finally:
+        writer.close()
+    port = tls_port(trunkline)
+    assert f"Contact: <sips:trunkline@127.0.0.1:{port}>".encode() in message
+    assert b"m=audio " in message and b" RTP/SAVP 0" in message
+    (crypto,) = [line for line in message.split(b"\r\n") if line.startswith(b"a=crypto:")]
+    assert crypto.startswith(b"a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:")
+    assert key.encode().split(b"inline:")[1] not in crypto  # our own key, not an echo of theirs
+    assert bye_answer.startswith(b"SIP/2.0 200")

@@ -78,7 +78,9 @@ class InviteHost(Protocol):
     @property
     def rejected_calls(self) -> RejectedCallRecords: ...
 
-    def contact(self, *, outbound: bool = False, transport: str = "UDP") -> str: ...
+    def contact(
+        self, *, outbound: bool = False, transport: str = "UDP", sips: bool = False
+    ) -> str: ...
 
     def send_bye(self, dialog: InboundDialog) -> None: ...
 
@@ -210,7 +212,7 @@ class InboundInvites:
             respond=self._respond,
             send_bye=gateway.send_bye,
             ports=gateway.ports,
-            contact=gateway.contact(transport=transport),
+            contact=gateway.contact(transport=transport, sips=is_sips(request.uri)),
             media_address=gateway.media_address,
             srtp=srtp,
             profile=offer.profile,
@@ -248,6 +250,10 @@ class InboundInvites:
             sealed = number.auth_password_encrypted
             passwords[number.auth_username] = self._secret_box.decrypt(sealed)
         return passwords
+
+
+def is_sips(uri: str) -> bool:
+    return uri[:5].lower() == "sips:"
 
 
 def _call_record(number: PhoneNumber, request: SipRequest, remote_party: Address) -> Call:

@@ -80,7 +80,9 @@ class SipHost(Protocol):
 
     def at_capacity(self, organization_id: str) -> bool: ...
 
-    def contact(self, *, outbound: bool = False, transport: str = "UDP") -> str: ...
+    def contact(
+        self, *, outbound: bool = False, transport: str = "UDP", sips: bool = False
+    ) -> str: ...
 
     def stream_address(self, transport: str) -> SipAddress: ...
 
@@ -226,7 +228,9 @@ class OutboundCalls:
             to_number=record.remote_phone_number,
             via_host=via_host,
             via_port=via_port,
-            contact=gateway.contact(outbound=True, transport=trunk.transport),
+            contact=gateway.contact(
+                outbound=True, transport=trunk.transport, sips=trunk.secure_uri
+            ),
             offer=build_sdp(
                 gateway.media_address,
                 endpoint.port,

@@ -306,7 +306,12 @@ class SipGateway:
         host, port = self.own_address
         return (self.media_address if host in ("0.0.0.0", "::") else host, port)
 
-    def contact(self, *, outbound: bool = False, transport: str = "UDP") -> str:
+    def contact(self, *, outbound: bool = False, transport: str = "UDP", sips: bool = False) -> str:
+        """Our Contact: over TCP or TLS with its transport, ``sips:`` where the dialog's
+        Request-URI was (RFC 5630: a sips: dialog keeps sips: Contacts)."""
+        if transport == "TLS" and sips:
+            host, port = self.stream_address(transport)
+            return f"<sips:trunkline@{host}:{port}>"
         if transport != "UDP":
             host, port = self.stream_address(transport)
             return f"<sip:trunkline@{host}:{port};transport={transport.lower()}>"

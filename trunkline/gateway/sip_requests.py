@@ -62,7 +62,9 @@ class SipCalls(Protocol):
     @property
     def media_address(self) -> str: ...
 
-    def contact(self, *, outbound: bool = False, transport: str = "UDP") -> str: ...
+    def contact(
+        self, *, outbound: bool = False, transport: str = "UDP", sips: bool = False
+    ) -> str: ...
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None: ...
 
@@ -196,7 +198,8 @@ class SipRequests:
             response.headers.add("Content-Type", "application/sdp")
         dialog = _inbound_dialog(call)
         transport = transport_name(self.endpoint.transport_of(transaction))
-        response.headers.add("Contact", self.gateway.contact(transport=transport))
+        sips = request.uri[:5].lower() == "sips:"
+        response.headers.add("Contact", self.gateway.contact(transport=transport, sips=sips))
         if call.answered and dialog is not None:  # its ACK is matched through the dialog
             dialog.transaction = transaction
         self.endpoint.respond(transaction, response)
