@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import wave
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,7 @@ class Baresip:
 
 
 @contextlib.asynccontextmanager
-async def running_baresip(config: BaresipConfig):  # type: ignore[no-untyped-def]
+async def running_baresip(config: BaresipConfig) -> AsyncIterator[Baresip]:
     """Start baresip with ``config``; stop its process group on the way out."""
     config.write()
     log = config.directory / "baresip.log"

@@ -19,6 +19,7 @@ from tests.gateway.test_outbound_calls import BYO_NUMBER, CALLEE, wait_status
 from tests.gateway.tls_certs import Authority
 from trunkline import metrics
 from trunkline.gateway.rtp.leg import RtpLeg
+from trunkline.gateway.sip_inbound_leg import SipInboundLeg
 
 TLS_PORT_KEY = "sip_tls_port"
 
@@ -123,8 +124,7 @@ async def test_trunkline_hangs_up_over_the_tls_connection_the_call_came_on(
         await baresip.command("dial", f"sip:{NUMBER}@127.0.0.1:{tls_port(trunkline)}")
         await baresip.event("CALL_ESTABLISHED")
         (call,) = trunkline.gateway.calls.values()
-        assert call.leg is not None
-        assert call.leg.dialog.transport == "TLS"  # type: ignore[attr-defined]
+        assert isinstance(call.leg, SipInboundLeg) and call.leg.dialog.transport == "TLS"
         closed = await baresip.event("CALL_CLOSED", within=20)
     assert closed.get("param", "").lower().find("error") < 0, closed
     (record,) = await trunkline.services.repository.list_calls(number.organization_id, limit=5)
