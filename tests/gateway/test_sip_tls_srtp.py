@@ -283,7 +283,7 @@ async def test_requests_over_tls_are_answered_on_their_connection(
     assert metrics.SIP_CONNECTIONS.labels("tls")._value.get() >= 1
 
 
-def sips_invite(port: int, crypto: str) -> bytes:
+def sips_invite(port: int, crypto: str, contact: str = "127.0.0.1:5999") -> bytes:
     sdp = (
         "v=0\r\no=probe 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
         f"m=audio {port} RTP/SAVP 0\r\na=crypto:{crypto}\r\n"
@@ -293,7 +293,7 @@ def sips_invite(port: int, crypto: str) -> bytes:
         "Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKsips1\r\n"
         "From: <sips:probe@127.0.0.1>;tag=p1\r\nTo: <sips:" + NUMBER + "@127.0.0.1>\r\n"
         "Call-ID: sips1@probe\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"
-        "Contact: <sips:probe@127.0.0.1:5999>\r\nContent-Type: application/sdp\r\n"
+        f"Contact: <sips:probe@{contact}>\r\nContent-Type: application/sdp\r\n"
         f"Content-Length: {len(sdp)}\r\n\r\n"
     ).encode() + sdp
 
@@ -347,3 +347,63 @@ async def test_a_sips_invite_is_answered_with_a_sips_contact_and_srtp(
     assert crypto.startswith(b"a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:")
     assert key.encode().split(b"inline:")[1] not in crypto  # our own key, not an echo of theirs
     assert bye_answer.startswith(b"SIP/2.0 200")
+
+
+async def test_bye_goes_over_a_new_connection_to_the_contact_when_the_callers_closed(
+    trunkline: Trunkline, echo_agent: EchoAgent, authority: Authority
+) -> None:
+    number = await trunkline.number("auto_accept", echo_agent.url)
+    issued = authority.issue("caller")
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(issued.cert, issued.key)
+    byes: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def caller_listener(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, ssl.SSLError, asyncio.IncompleteReadError):
+            request = await read_message(reader)
+            await byes.put(request)
+            via = next(line for line in request.split(b"\r\n") if line.startswith(b"Via:"))
+            rest = [
+                line
+                for line in request.split(b"\r\n")
+                if line.startswith((b"From:", b"To:", b"Call-ID:", b"CSeq:"))
+            ]
+            writer.write(
+                b"SIP/2.0 200 OK\r\n"
+                + b"\r\n".join([via, *rest])
+                + b"\r\nContent-Length: 0\r\n\r\n"
+            )
+            await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(caller_listener, "127.0.0.1", 0, ssl=server_context)
+    try:
+        contact = f"127.0.0.1:{listener.sockets[0].getsockname()[1]}"
+        context = ssl.create_default_context(cafile=str(authority.ca_file))
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", tls_port(trunkline), ssl=context, server_hostname="127.0.0.1"
+        )
+        key = "1 AES_CM_128_HMAC_SHA1_80 inline:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk"
+        writer.write(sips_invite(free_port() & ~1, key, contact))
+        while not (message := await read_message(reader)).startswith(b"SIP/2.0 200"):
+            pass
+        to = next(line for line in message.split(b"\r\n") if line.startswith(b"To:"))
+        writer.write(
+            b"ACK sips:trunkline@127.0.0.1 SIP/2.0\r\n"
+            b"Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKsips2\r\n"
+            b"From: <sips:probe@127.0.0.1>;tag=p1\r\n" + to + b"\r\n"
+            b"Call-ID: sips1@probe\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\n"
+            b"Content-Length: 0\r\n\r\n"
+        )
+        await writer.drain()
+        writer.close()  # the caller goes away; its Contact still listens
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+        (record,) = await trunkline.services.repository.list_calls(number.organization_id, limit=5)
+        assert await trunkline.gateway.hangup(record.id)  # what POST /calls/{id}/hangup does
+        bye = await asyncio.wait_for(byes.get(), 10)
+    finally:
+        listener.close()
+        await listener.wait_closed()
+    assert bye.startswith(b"BYE sips:probe@")
+    assert b"Via: SIP/2.0/TLS " in bye and b"Call-ID: sips1@probe" in bye

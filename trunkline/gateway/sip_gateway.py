@@ -49,7 +49,12 @@ from trunkline.gateway.sip.dialog import InboundDialog
 from trunkline.gateway.sip.digest import DigestServer
 from trunkline.gateway.sip.endpoint import SipEndpoint, ignore_response, ignore_timeout
 from trunkline.gateway.sip.message import SipRequest, SipResponse
-from trunkline.gateway.sip.streams import SipStreams, client_context, server_context
+from trunkline.gateway.sip.streams import (
+    SipStreams,
+    StreamConnectError,
+    client_context,
+    server_context,
+)
 from trunkline.gateway.sip.trunk_auth import Passwords, TrunkAuth
 from trunkline.gateway.sip_requests import SipRequests
 from trunkline.media.clock import MediaClock
@@ -343,11 +348,24 @@ class SipGateway:
         if dialog.transport == "UDP":
             self.send_request(dialog.bye(self.advertised_address), dialog.next_hop)
             return
-        self.send_request(
-            dialog.bye(self.stream_address(dialog.transport)),
-            dialog.next_hop,
-            transport=self.stream_transport(dialog.transport),
-        )
+        streams = self.stream_transport(dialog.transport)
+        if not streams.has_connection(dialog.next_hop):
+            # The far end closed the connection its INVITE came on: open one to its
+            # Contact (RFC 3261 §18.2.2), verified like a trunk's when over TLS.
+            self.spawn(self._bye_on_new_connection(dialog, streams))
+            return
+        bye = dialog.bye(self.stream_address(dialog.transport))
+        self.send_request(bye, dialog.next_hop, transport=streams)
+
+    async def _bye_on_new_connection(self, dialog: InboundDialog, streams: SipStreams) -> None:
+        target = dialog.remote_target
+        try:
+            await streams.connect(target, server_hostname=target[0])
+        except StreamConnectError as exc:
+            log.warning("BYE not sent: %s", exc, extra={"sip_call_id": dialog.invite.call_id})
+            return
+        bye = dialog.bye(self.stream_address(dialog.transport))
+        self.send_request(bye, target, transport=streams)
 
     # -- API hang-up ---------------------------------------------------------------------
     async def hangup(self, call_id: str) -> bool:

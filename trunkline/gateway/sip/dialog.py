@@ -46,7 +46,8 @@ def remote_target_of(request: SipRequest, source: SipAddress) -> SipAddress:
         try:
             uri = SipUri.parse(Address.parse(contact).uri)
             ipaddress.ip_address(uri.host)
-            return (uri.host, uri.port or 5060)
+            secure = uri.scheme == "sips" or uri.params.get("transport", "").lower() == "tls"
+            return (uri.host, uri.port or (5061 if secure else 5060))
         except (SipParseError, ValueError):
             pass
     return source
