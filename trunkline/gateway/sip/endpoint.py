@@ -8,6 +8,11 @@ carrier networks, else a per-source budget), absorbs retransmissions into their
 server transactions, routes responses to client transactions, retransmits on
 the SIP timers, and answers OPTIONS and unsupported methods itself.
 
+Messages framed on TCP and TLS connections (``streams.SipStreams``) come in
+the same way, with their ``SipStreams`` as the transport they arrived on: what
+answers them goes back on their connection, and their transactions are
+reliable (nothing retransmitted).
+
 Everything that needs to know about calls goes to its ``SipApplication``: a
 new request is offered to ``on_request`` (which matches it to its dialog and
 then ``serve``s or ``refuse``s it), and a served INVITE, BYE or CANCEL comes
