@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +13,28 @@ from tests.conftest import require
 from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline, free_port
 from tests.gateway.test_sipp_carrier import PCAPS, SCENARIO, _error_log, sipp_available
 from trunkline import metrics
+
+
+def free_udp_and_tcp_port() -> int:
+    """A port free for both UDP and TCP: SIP over TCP listens on the UDP port's number."""
+    for _ in range(50):
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+        ):
+            udp.bind(("127.0.0.1", 0))
+            port = int(udp.getsockname()[1])
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no port free for both UDP and TCP")
+
+
+@pytest.fixture
+def trunkline_overrides() -> dict[str, Any]:
+    return {"transcription": "off", "sip_port": free_udp_and_tcp_port()}
 
 
 async def run_sipp_tcp(trunkline: Trunkline, workdir: Path, calls: int) -> None:
