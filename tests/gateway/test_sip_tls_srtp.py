@@ -158,9 +158,8 @@ def baresip_config(
         tmp_path / "baresip",
         sip_port=free_port_pair(avoid=ctrl_port),
         ctrl_port=ctrl_port,
-        rtp_low=28400
-        + (free_port() % 200)
-        * 20,  # above the trunkline fixture's RTP range, below the ephemeral ports
+        # above the trunkline fixture's RTP range, below the kernel's ephemeral ports
+        rtp_low=28400 + (free_port() % 200) * 20,
         account=f"{aor};regint=0{params}",
         certificate=authority.issue("baresip").combined,
         ca_file=authority.ca_file,
