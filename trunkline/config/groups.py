@@ -158,7 +158,9 @@ class SipSettings:
         "sip_srtp", SrtpPolicy.OPTIONAL, "SRTP (SDES) on TLS calls: off, optional or mandatory"
     )
     max_connections: int = setting(
-        "sip_max_connections", 1024, "open SIP TCP plus TLS connections (more are closed)"
+        "sip_max_connections",
+        1024,
+        "open SIP connections per transport, TCP and TLS (more are closed)",
     )
     connection_idle_seconds: float = setting(
         "sip_connection_idle_seconds", 3600.0, "a SIP TCP/TLS connection idle this long is closed"
