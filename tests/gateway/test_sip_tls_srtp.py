@@ -58,6 +58,11 @@ async def inject_forged_rtp(port: int, count: int) -> int:
     return count
 
 
+def dominant_hertz(samples: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
+    return float(np.fft.rfftfreq(len(samples), 1 / 8000)[int(np.argmax(spectrum[1:])) + 1])
+
+
 def tls_port(trunkline: Trunkline) -> int:
     streams = trunkline.gateway.streams["TLS"]
     assert streams.local_address is not None
@@ -109,6 +114,7 @@ async def test_baresip_calls_over_tls_with_srtp(
     heard = await asyncio.to_thread(config.decoded_audio)
     loud = np.abs(heard.astype(np.int32)) > 2000
     assert loud.sum() > 4000, "baresip did not hear the echoed tone"
+    assert 430 <= dominant_hertz(heard) <= 450  # its own 440 Hz tone, back through the agent
     assert auth_failures._value.get() == auth_before + forged
     assert trunkline.gateway.ports.in_use == 0
 
