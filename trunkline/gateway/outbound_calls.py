@@ -20,7 +20,6 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from trunkline.calls.control import CallCapacityError, DialError
@@ -36,7 +35,7 @@ from trunkline.gateway.rtp.leg import RtpLeg
 from trunkline.gateway.rtp.srtp import SrtpContext
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
 from trunkline.gateway.sip.application import SipAddress, Transport
-from trunkline.gateway.sip.message import SipParseError, SipRequest, SipResponse, split_host_port
+from trunkline.gateway.sip.message import SipRequest, SipResponse
 from trunkline.gateway.sip.sdes import (
     Crypto,
     SrtpKeys,
@@ -47,6 +46,7 @@ from trunkline.gateway.sip.sdes import (
 from trunkline.gateway.sip.sdp import Negotiated, SdpError, build_sdp, negotiate, parse_sdp
 from trunkline.gateway.sip.streams import SipStreams, StreamConnectError
 from trunkline.gateway.sip.transaction import T1
+from trunkline.gateway.sip.trunk_address import Trunk, TrunkAddressError
 from trunkline.gateway.sip.uac import (
     Answered,
     Credentials,
@@ -111,51 +111,6 @@ CANCEL_GIVE_UP_SECONDS = 64 * T1  # no final response after CANCEL (RFC 3261 §9
 CancelOutcome = tuple[CallStatus, HangupReason, str]  # status, hangup reason, failure detail
 
 
-@dataclass(frozen=True, slots=True)
-class Trunk:
-    """Where an outbound INVITE goes, parsed from a trunk address."""
-
-    host: str
-    port: int
-    transport: str  # UDP, TCP or TLS
-    secure_uri: bool  # written as sips:
-
-    @classmethod
-    def parse(cls, address: str) -> Trunk:
-        text = address.strip()
-        scheme, colon, rest = text.partition(":")
-        secure_uri = False
-        if colon and scheme.lower() in ("sip", "sips"):
-            secure_uri = scheme.lower() == "sips"
-            text = rest
-        host_port, _, params = text.partition(";")
-        transport = "TLS" if secure_uri else "UDP"
-        for param in params.split(";"):
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "transport" and value.strip().upper() in (
-                "UDP",
-                "TCP",
-                "TLS",
-            ):
-                transport = value.strip().upper()
-        try:
-            host, port = split_host_port(host_port.strip())
-        except SipParseError as exc:
-            raise DialError(f"bad trunk address {address!r}: {exc}") from None
-        return cls(host, port or (5061 if transport == "TLS" else 5060), transport, secure_uri)
-
-    def request_uri(self, user: str) -> str:
-        host = (
-            self.host
-            if self.port == (5061 if self.transport == "TLS" else 5060)
-            else (f"{self.host}:{self.port}")
-        )
-        if self.secure_uri:
-            return f"sips:{user}@{host}"
-        suffix = "" if self.transport == "UDP" else f";transport={self.transport.lower()}"
-        return f"sip:{user}@{host}{suffix}"
-
-
 class OutboundCalls:
     """Places and follows this process's outbound INVITEs for its gateway."""
 
@@ -175,7 +130,10 @@ class OutboundCalls:
         address = number.trunk_address or settings.sip.trunk_address
         if not address:
             raise DialError("no SIP trunk is configured for this number")
-        trunk = Trunk.parse(address)
+        try:
+            trunk = Trunk.parse(address)
+        except TrunkAddressError as exc:
+            raise DialError(str(exc)) from None
         credentials: Credentials | None = None
         if number.trunk_address:
             if number.auth_username and number.auth_password_encrypted:
