@@ -290,6 +290,18 @@ async def test_requests_over_tls_are_answered_on_their_connection(
     assert metrics.SIP_CONNECTIONS.labels("tls")._value.get() >= 1
 
 
+async def test_a_client_trusting_another_ca_refuses_trunklines_certificate(
+    trunkline: Trunkline, tmp_path: Path
+) -> None:
+    rogue = Authority(tmp_path / "rogue", "rogue-ca")
+    context = ssl.create_default_context(cafile=str(rogue.ca_file))
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await asyncio.open_connection(
+            "127.0.0.1", tls_port(trunkline), ssl=context, server_hostname="127.0.0.1"
+        )
+    assert not trunkline.gateway.calls
+
+
 def sips_invite(port: int, crypto: str, contact: str = "127.0.0.1:5999") -> bytes:
     sdp = (
         "v=0\r\no=probe 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
