@@ -92,6 +92,13 @@ async def test_baresip_calls_over_tls_with_srtp(
         assert endpoint.srtp is not None  # SRTP at the socket
         assert len(gateway.streams["TLS"].connections) == 1
         await asyncio.sleep(3.0)  # tone out, echo back
+        rtcp = endpoint.rtcp
+        assert rtcp is not None and rtcp.srtp is endpoint.srtp
+        for _ in range(100):  # baresip's first sender report comes a few seconds in
+            if rtcp.state.packets_in:
+                break
+            await asyncio.sleep(0.1)
+        assert rtcp.state.packets_in >= 1  # SRTCP from baresip, unprotected and read
         session = call.bridge.caller.session
         assert session.counters.packets_in > 50  # decrypted, parsed, accepted
         assert endpoint.srtp.dropped_rtp == 0
