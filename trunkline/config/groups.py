@@ -119,7 +119,7 @@ class SipSettings:
     """The SIP trunk side: listener, trusted carriers, digest credentials, timers."""
 
     host: str = setting("sip_host", "0.0.0.0", "SIP listen address (UDP; TCP and TLS when enabled)")
-    port: int = setting("sip_port", 5060, "SIP over UDP port")
+    port: int = setting("sip_port", 5060, "SIP port (UDP; TCP too with TRUNKLINE_SIP_TCP)")
     trusted_sources: tuple[IpNetwork, ...] = setting(
         "sip_trusted_sources",
         parse_networks("127.0.0.0/8,::1/128"),
