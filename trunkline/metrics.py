@@ -150,3 +150,18 @@ API_KEY_CREATIONS_REFUSED = Counter(
     "trunkline_api_key_creations_refused",
     "API key creations refused because the organisation holds the maximum of usable keys",
 )
+SIP_CONNECTIONS = Gauge(
+    "trunkline_sip_connections", "Open SIP connections, by transport (tcp, tls)", ["transport"]
+)
+SIP_CONNECTIONS_CLOSED = Counter(
+    "trunkline_sip_connections_closed",
+    "SIP connections trunkline closed, by transport and reason (framing, idle, limit, "
+    "write_buffer, replaced, shutdown)",
+    ["transport", "reason"],
+)
+SRTP_DROPPED = Counter(
+    "trunkline_srtp_packets_dropped",
+    "SRTP or SRTCP packets dropped because they failed to unprotect, by kind (rtp, rtcp) and "
+    "reason (auth: authentication failed, replay: seen before or too old, other)",
+    ["kind", "reason"],
+)

@@ -108,14 +108,33 @@ def test_e164_rejects(number: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "address", ["sip.example.com", "sip.example.com:5080", "192.0.2.10", "[2001:db8::1]:5060"]
+    "address",
+    [
+        "sip.example.com",
+        "sip.example.com:5080",
+        "192.0.2.10",
+        "[2001:db8::1]:5060",
+        "sip:trunk.example.com",
+        "sips:trunk.example.com:5061",
+        "192.0.2.10;transport=tls",
+        "trunk.example.com:5070;transport=tcp",
+    ],
 )
 def test_trunk_address_accepts(address: str) -> None:
     validate(address, TRUNK_ADDRESS)
 
 
 @pytest.mark.parametrize(
-    "address", ["sip:trunk.example.com", "bad host", "-lead.example.com", "a..b", "host:99999999"]
+    "address",
+    [
+        "tel:trunk.example.com",
+        "bad host",
+        "-lead.example.com",
+        "a..b",
+        "host:99999999",
+        "host;transport=sctp",
+        "sips:host;maddr=evil",
+    ],
 )
 def test_trunk_address_rejects(address: str) -> None:
     with pytest.raises(ApiError):

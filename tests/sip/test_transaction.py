@@ -99,3 +99,47 @@ def test_non_invite_client_caps_interval_at_t2() -> None:
     final = SipResponse(status=200)
     transaction.on_message(final, last)
     assert transaction.state == State.COMPLETED
+
+
+def test_reliable_invite_server_sends_the_final_response_once_then_waits_for_ack() -> None:
+    invite = request("INVITE")
+    timeouts: list[ServerTransaction] = []
+    transaction = ServerTransaction(invite, PEER, timeouts.append, reliable=True)
+    assert len(transaction.respond(response_to(invite, 200, to_tag="t"), 1.0)) == 1
+    assert transaction.deadline == 1.0 + 64 * T1  # no Timer G: only Timer H
+    assert transaction.fire(transaction.deadline) == []
+    assert transaction.state == State.TERMINATED and timeouts == [transaction]
+
+
+def test_reliable_ack_and_non_invite_end_at_once() -> None:
+    invite = request("INVITE")
+    transaction = ServerTransaction(invite, PEER, reliable=True)
+    transaction.respond(response_to(invite, 486, to_tag="t"), 0.0)
+    transaction.on_retransmission(request("ACK"), 2.0)
+    assert transaction.state == State.CONFIRMED and transaction.deadline == 2.0  # Timer I = 0
+    bye = ServerTransaction(request("BYE"), PEER, reliable=True)
+    bye.respond(response_to(bye.request, 200), 3.0)
+    assert bye.deadline == 3.0  # Timer J = 0
+    bye.fire(3.0)
+    assert bye.state == State.TERMINATED
+
+
+def test_reliable_client_does_not_retransmit_but_still_times_out() -> None:
+    timeouts: list[bool] = []
+    client = ClientTransaction(
+        request("INVITE"), PEER, lambda r: None, lambda: timeouts.append(True), reliable=True
+    )
+    assert len(client.start(0.0)) == 1
+    assert client.deadline == 64 * T1  # Timer B only: no Timer A
+    assert client.fire(client.deadline) == [] and timeouts == [True]
+
+
+def test_reliable_client_ends_at_once_after_a_final_response() -> None:
+    invite = request("INVITE")
+    client = ClientTransaction(invite, PEER, lambda r: None, lambda: None, reliable=True)
+    client.start(0.0)
+    sends = client.on_message(response_to(invite, 486, to_tag="t"), 1.0)
+    assert len(sends) == 1  # the ACK
+    assert client.deadline == 1.0  # Timer D = 0
+    client.fire(1.0)
+    assert client.done

@@ -12,6 +12,7 @@ from trunkline.config.groups import (
     SipSettings,
     SpeechEngine,
     SpeechSettings,
+    SrtpPolicy,
     StorageSettings,
     TranscriptionEngine,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "SipSettings",
     "SpeechEngine",
     "SpeechSettings",
+    "SrtpPolicy",
     "StorageSettings",
     "TranscriptionEngine",
     "describe_settings",

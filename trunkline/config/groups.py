@@ -26,6 +26,12 @@ class LogLevel(StrEnum):
     CRITICAL = "critical"
 
 
+class SrtpPolicy(StrEnum):
+    OFF = "off"  # plain RTP only; offers of RTP/SAVP are refused (488)
+    OPTIONAL = "optional"  # SRTP (SDES) when the peer offers or accepts it, over TLS only
+    MANDATORY = "mandatory"  # every call over TLS uses SRTP; plain RTP offers are refused
+
+
 class LogFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
@@ -136,8 +142,8 @@ class ApiSettings:
 class SipSettings:
     """The SIP trunk side: listener, trusted carriers, digest credentials, timers."""
 
-    host: str = setting("sip_host", "0.0.0.0", "SIP over UDP listen address")
-    port: int = setting("sip_port", 5060, "SIP over UDP port")
+    host: str = setting("sip_host", "0.0.0.0", "SIP listen address (UDP; TCP and TLS when enabled)")
+    port: int = setting("sip_port", 5060, "SIP port (UDP; TCP too with TRUNKLINE_SIP_TCP)")
     trusted_sources: tuple[IpNetwork, ...] = setting(
         "sip_trusted_sources",
         parse_networks("127.0.0.0/8,::1/128"),
@@ -160,6 +166,28 @@ class SipSettings:
         "sip_nonce_lifetime_seconds",
         30.0,
         "seconds a SIP digest nonce is good for (then stale=true)",
+    )
+    tcp: bool = setting("sip_tcp", False, "also accept SIP over TCP on TRUNKLINE_SIP_PORT")
+    tls_port: int = setting(
+        "sip_tls_port", 5061, "SIP over TLS port (listening when a certificate and key are set)"
+    )
+    tls_cert: str = setting(
+        "sip_tls_cert", "", "PEM certificate (chain) for SIP over TLS; empty: no TLS listener"
+    )
+    tls_key: str = setting("sip_tls_key", "", "PEM private key of TRUNKLINE_SIP_TLS_CERT")
+    tls_ca: str = setting(
+        "sip_tls_ca", "", "PEM CA file trusted for TLS trunks (outbound); empty: system CAs"
+    )
+    srtp: SrtpPolicy = setting(
+        "sip_srtp", SrtpPolicy.OPTIONAL, "SRTP (SDES) on TLS calls: off, optional or mandatory"
+    )
+    max_connections: int = setting(
+        "sip_max_connections",
+        1024,
+        "open SIP connections per transport, TCP and TLS (more are closed)",
+    )
+    connection_idle_seconds: float = setting(
+        "sip_connection_idle_seconds", 3600.0, "a SIP TCP/TLS connection idle this long is closed"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ssl
 
 from trunkline.config.groups import Settings
 
@@ -50,6 +51,7 @@ def _check_network(settings: Settings) -> None:
     ports = {
         "http_port": api.port,
         "sip_port": sip.port,
+        "sip_tls_port": sip.tls_port,
         "rtp_port_min": media.rtp_port_min,
         "rtp_port_max": media.rtp_port_max,
     }
@@ -61,6 +63,27 @@ def _check_network(settings: Settings) -> None:
     _positive(sip.ring_timeout_seconds, "sip_ring_timeout_seconds")
     _positive(sip.unauthenticated_rate, "sip_unauthenticated_rate")
     _positive(sip.nonce_lifetime_seconds, "sip_nonce_lifetime_seconds")
+    _at_least_one(sip.max_connections, "sip_max_connections")
+    _positive(sip.connection_idle_seconds, "sip_connection_idle_seconds")
+    _check_tls_files(settings)
+
+
+def _check_tls_files(settings: Settings) -> None:
+    """The TLS certificate, key and CA load (read once here, again when the listener starts)."""
+    sip = settings.sip
+    if bool(sip.tls_cert) != bool(sip.tls_key):
+        raise ConfigError("TRUNKLINE_SIP_TLS_CERT and TRUNKLINE_SIP_TLS_KEY go together")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if sip.tls_cert:
+        try:
+            context.load_cert_chain(sip.tls_cert, sip.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"TRUNKLINE_SIP_TLS_CERT/KEY cannot be loaded: {exc}") from None
+    if sip.tls_ca:
+        try:
+            context.load_verify_locations(cafile=sip.tls_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"TRUNKLINE_SIP_TLS_CA cannot be loaded: {exc}") from None
 
 
 def _check_limits(settings: Settings) -> None:

@@ -45,9 +45,11 @@ STATE = string(
 TRUNK_ADDRESS = string(
     min_length=1,
     max_length=255,
-    pattern=r"^([A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$",
-    error="must be a SIP trunk host name or address, optionally with :port",
-    description="SIP trunk host[:port] that outbound INVITEs go to",
+    pattern=r"^(sips?:)?([A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(;transport=(udp|tcp|tls|UDP|TCP|TLS))?$",
+    error="must be a SIP trunk host name or address, optionally with :port"
+    " (sips: or ;transport=tls|tcp for TLS or TCP)",
+    description="SIP trunk [sips:]host[:port][;transport=udp|tcp|tls] that outbound INVITEs"
+    " go to (sips: and transport=tls: TLS, port 5061 by default)",
 )
 
 # -- response objects ----------------------------------------------------------------

@@ -33,7 +33,7 @@ from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip.admission import is_trusted
 from trunkline.gateway.sip.application import SipAddress
 from trunkline.gateway.sip.dialog import InboundDialog
-from trunkline.gateway.sip.endpoint import SipEndpoint
+from trunkline.gateway.sip.endpoint import SipEndpoint, transport_name
 from trunkline.gateway.sip.message import (
     Address,
     SipParseError,
@@ -42,6 +42,7 @@ from trunkline.gateway.sip.message import (
     SipUri,
     response_to,
 )
+from trunkline.gateway.sip.sdes import answer_offer
 from trunkline.gateway.sip.sdp import SdpError, negotiate, parse_sdp
 from trunkline.gateway.sip.transaction import ServerTransaction, State
 from trunkline.gateway.sip.trunk_auth import Passwords, TrunkAuth
@@ -79,7 +80,9 @@ class InviteHost(Protocol):
     @property
     def rejected_calls(self) -> RejectedCallRecords: ...
 
-    def contact(self, *, outbound: bool = False) -> str: ...
+    def contact(
+        self, *, outbound: bool = False, transport: str = "UDP", sips: bool = False
+    ) -> str: ...
 
     def send_bye(self, dialog: InboundDialog) -> None: ...
 
@@ -143,7 +146,8 @@ class InboundInvites:
         gateway = self._gateway
         endpoint = gateway.endpoint
         request = transaction.request
-        dialog = InboundDialog.accept(transaction, source)
+        transport = transport_name(endpoint.transport_of(transaction))
+        dialog = InboundDialog.accept(transaction, source, transport)
 
         def reject(status: int, reason: str | None = None, **headers: str) -> None:
             self._respond(transaction, dialog.reject(status, reason, **headers))
@@ -184,6 +188,8 @@ class InboundInvites:
         try:
             offer = parse_sdp(request.body)
             negotiated = await resolve_remote(negotiate(offer), offer.address_type)
+            # SDES keys cross in the SDP: SRTP only when the INVITE came over TLS.
+            srtp = answer_offer(offer, self._settings.sip.srtp, over_tls=transport == "TLS")
         except SdpError as exc:
             reject(488, f"Not Acceptable Here ({str(exc)[:60]})")
             return
@@ -208,8 +214,10 @@ class InboundInvites:
             respond=self._respond,
             send_bye=gateway.send_bye,
             ports=gateway.ports,
-            contact=gateway.contact(),
+            contact=gateway.contact(transport=transport, sips=is_sips(request.uri)),
             media_address=gateway.media_address,
+            srtp=srtp,
+            profile=offer.profile,
         )
         call = LiveCall(
             leg_call_id=request.call_id,
@@ -244,6 +252,10 @@ class InboundInvites:
             sealed = number.auth_password_encrypted
             passwords[number.auth_username] = self._secret_box.decrypt(sealed)
         return passwords
+
+
+def is_sips(uri: str) -> bool:
+    return uri[:5].lower() == "sips:"
 
 
 def _call_record(number: PhoneNumber, request: SipRequest, remote_party: Address) -> Call:

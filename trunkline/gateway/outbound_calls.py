@@ -6,6 +6,12 @@ credentials) or the configured default trunk. Status follows the responses:
 bridged and the call is ``answered``; 4xx/5xx/6xx or no response → ``failed``.
 A call not answered within the ring timeout is cancelled (``failed``, no
 answer); an API hang-up before the answer sends CANCEL (``canceled``).
+
+A trunk address ``sips:host[:port]`` or ``host[:port];transport=tls`` is
+reached over TLS (port 5061 by default), its certificate verified against
+TRUNKLINE_SIP_TLS_CA and its host name; ``;transport=tcp`` over TCP. A trunk
+that cannot be reached or verified fails the dial with the reason. Over TLS the
+offer carries SDES keys as TRUNKLINE_SIP_SRTP says (``sip.sdes``).
 """
 
 from __future__ import annotations
@@ -27,11 +33,21 @@ from trunkline.config import Settings
 from trunkline.crypto import SecretBox
 from trunkline.gateway.media_address import resolve_remote
 from trunkline.gateway.rtp.leg import RtpLeg
+from trunkline.gateway.rtp.srtp import SrtpContext
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
-from trunkline.gateway.sip.application import SipAddress
-from trunkline.gateway.sip.message import SipRequest, SipResponse, split_host_port
+from trunkline.gateway.sip.application import SipAddress, Transport
+from trunkline.gateway.sip.message import SipRequest, SipResponse
+from trunkline.gateway.sip.sdes import (
+    Crypto,
+    SrtpKeys,
+    accept_answer,
+    offer_cryptos,
+    offer_profile,
+)
 from trunkline.gateway.sip.sdp import Negotiated, SdpError, build_sdp, negotiate, parse_sdp
+from trunkline.gateway.sip.streams import SipStreams, StreamConnectError
 from trunkline.gateway.sip.transaction import T1
+from trunkline.gateway.sip.trunk_address import Trunk, TrunkAddressError
 from trunkline.gateway.sip.uac import (
     Answered,
     Credentials,
@@ -65,7 +81,13 @@ class SipHost(Protocol):
 
     def at_capacity(self, organization_id: str) -> bool: ...
 
-    def contact(self, *, outbound: bool = False) -> str: ...
+    def contact(
+        self, *, outbound: bool = False, transport: str = "UDP", sips: bool = False
+    ) -> str: ...
+
+    def stream_address(self, transport: str) -> SipAddress: ...
+
+    def stream_transport(self, name: str) -> SipStreams: ...
 
     def send_request(
         self,
@@ -75,6 +97,7 @@ class SipHost(Protocol):
         on_timeout: Callable[[], None] = ...,
         *,
         own_port: bool = False,
+        transport: Transport | None = None,
     ) -> None: ...
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None: ...
@@ -102,14 +125,16 @@ class OutboundCalls:
         self._ring_timers: dict[str, asyncio.TimerHandle] = {}
         self._acks: dict[str, bytes] = {}  # last ACK per answered call, for lost-ACK resends
 
-    async def trunk_for(self, number: PhoneNumber) -> tuple[SipAddress, str, Credentials | None]:
-        """Where to send the INVITE, the host for the Request-URI, and the credentials."""
+    async def trunk_for(self, number: PhoneNumber) -> tuple[SipAddress, Trunk, Credentials | None]:
+        """Where to send the INVITE (resolved), the trunk as configured, and the credentials."""
         settings = self._settings
         address = number.trunk_address or settings.sip.trunk_address
         if not address:
             raise DialError("no SIP trunk is configured for this number")
-        host, port = split_host_port(address.removeprefix("sip:"))
-        port = port or 5060
+        try:
+            trunk = Trunk.parse(address)
+        except TrunkAddressError as exc:
+            raise DialError(str(exc)) from None
         credentials: Credentials | None = None
         if number.trunk_address:
             if number.auth_username and number.auth_password_encrypted:
@@ -118,42 +143,64 @@ class OutboundCalls:
         elif settings.sip.trunk_username:
             credentials = Credentials(settings.sip.trunk_username, settings.sip.trunk_password)
         loop = asyncio.get_running_loop()
+        kind = socket.SOCK_DGRAM if trunk.transport == "UDP" else socket.SOCK_STREAM
         try:
-            infos = await loop.getaddrinfo(
-                host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM
-            )
+            infos = await loop.getaddrinfo(trunk.host, trunk.port, family=socket.AF_INET, type=kind)
         except OSError as exc:
-            raise DialError(f"trunk address {host!r} does not resolve") from exc
+            raise DialError(f"trunk address {trunk.host!r} does not resolve") from exc
         resolved = (str(infos[0][4][0]), int(infos[0][4][1]))
-        uri_host = host if port == 5060 else f"{host}:{port}"
-        return resolved, uri_host, credentials
+        return resolved, trunk, credentials
+
+    async def _connect_trunk(self, trunk: Trunk, destination: SipAddress) -> SipStreams | None:
+        """The TCP or TLS connection to a stream trunk (None for UDP); DialError if it fails."""
+        if trunk.transport == "UDP":
+            return None
+        streams = self.gateway.stream_transport(trunk.transport)
+        try:
+            await streams.connect(destination, server_hostname=trunk.host)
+        except StreamConnectError as exc:
+            log.warning("trunk unreachable: %s", exc)
+            raise DialError(str(exc)) from None
+        return streams
 
     async def place(self, record: Call, number: PhoneNumber) -> None:
         """Send the INVITE; raises DialError when it cannot be sent at all."""
         gateway = self.gateway
         if gateway.at_capacity(record.organization_id):
             raise CallCapacityError("Too many concurrent calls for this organisation")
-        destination, uri_host, credentials = await self.trunk_for(number)
+        destination, trunk, credentials = await self.trunk_for(number)
+        streams = await self._connect_trunk(trunk, destination)
         try:
             endpoint = await gateway.ports.open()
         except PortsExhausted:
             raise DialError("no free media port") from None
-        via_host, via_port = gateway.outbound_address
+        if streams is None:
+            via_host, via_port = gateway.outbound_address
+        else:
+            via_host, via_port = gateway.stream_address(trunk.transport)
+        policy = self._settings.sip.srtp
+        cryptos = offer_cryptos(policy, over_tls=trunk.transport == "TLS")
+        profile = offer_profile(policy, cryptos)
         invite = OutboundInvite(
-            request_uri=f"sip:{record.remote_phone_number}@{uri_host}",
+            request_uri=trunk.request_uri(record.remote_phone_number),
             from_number=record.local_phone_number,
             to_number=record.remote_phone_number,
             via_host=via_host,
             via_port=via_port,
-            contact=gateway.contact(outbound=True),
+            contact=gateway.contact(
+                outbound=True, transport=trunk.transport, sips=trunk.secure_uri
+            ),
             offer=build_sdp(
                 gateway.media_address,
                 endpoint.port,
                 OFFERED_PAYLOAD_TYPES,
                 event_payload_type=EVENT_PAYLOAD_TYPE,
+                profile=profile,
+                crypto=[c.value for c in cryptos],
             ),
             destination=destination,
             credentials=credentials,
+            transport=trunk.transport,
         )
         invite.invite()
         lifecycle = CallLifecycle(record, self._calls, agent_identity_id=number.agent_identity_id)
@@ -170,7 +217,7 @@ class OutboundCalls:
             agent_audio=number.agent_audio,
             recording_enabled=number.recording_enabled,
         )
-        call.leg = OutboundSipLeg(gateway, call, invite, endpoint)
+        call.leg = OutboundSipLeg(gateway, call, invite, endpoint, streams, cryptos, profile)
         gateway.calls[invite.call_id] = call
         self._send_invite(call)
         timeout = self._settings.sip.ring_timeout_seconds
@@ -187,6 +234,7 @@ class OutboundCalls:
             lambda response: self._on_response(call, response),
             lambda: self._finish(call, "failed", "local", "no response from the trunk"),
             own_port=True,
+            transport=sip_leg(call).transport,
         )
 
     def _on_response(self, call: LiveCall, response: SipResponse) -> None:
@@ -211,9 +259,12 @@ class OutboundCalls:
 
     def resend_ack(self, call: LiveCall) -> None:
         ack = self._acks.get(call.leg_call_id)
-        transport = self.gateway.own_transport or self.gateway.transport
-        if ack is not None and transport is not None and isinstance(call.leg, OutboundSipLeg):
-            transport.sendto(ack, call.leg.invite.destination)
+        leg = call.leg
+        if ack is None or not isinstance(leg, OutboundSipLeg):
+            return
+        transport = leg.transport or self.gateway.own_transport or self.gateway.transport
+        if transport is not None:
+            transport.sendto(ack, leg.invite.destination)
 
     async def _connect(self, call: LiveCall, sdp: bytes) -> None:
         """The callee answered: dial the agent, bridge media, mark the call answered."""
@@ -224,9 +275,11 @@ class OutboundCalls:
         if canceled:  # the 2xx crossed our CANCEL: the call is over
             await gateway.end_call(call, "local", send_bye=True)
             return
+        leg = sip_leg(call)
         try:
             answer = parse_sdp(sdp)
             negotiated = await resolve_remote(negotiate(answer), answer.address_type)
+            srtp = accept_answer(leg.offered_cryptos, answer, self._settings.sip.srtp)
         except SdpError as exc:
             log.info("unusable SDP answer: %s", exc, extra={"call_id": call.lifecycle.call_id})
             await self._abandon(call, f"unusable SDP answer: {exc}")
@@ -240,7 +293,8 @@ class OutboundCalls:
         if link is None or url is None:
             await self._abandon(call, "agent unreachable")
             return
-        sip_leg(call).negotiated = negotiated
+        leg.negotiated = negotiated
+        leg.use_srtp(srtp)
         await gateway.core.answer_outbound(call, link, url)
 
     async def _abandon(self, call: LiveCall, detail: str) -> None:
@@ -262,7 +316,9 @@ class OutboundCalls:
         self._stop_ring_timer(call)
         outcome: CancelOutcome = ("failed" if why == "no answer" else "canceled", "local", why)
         leg.cancel_outcome = outcome
-        self.gateway.send_request(leg.invite.cancel(), leg.invite.destination, own_port=True)
+        self.gateway.send_request(
+            leg.invite.cancel(), leg.invite.destination, own_port=True, transport=leg.transport
+        )
         asyncio.get_running_loop().call_later(
             CANCEL_GIVE_UP_SECONDS, lambda: self._finish(call, *outcome)
         )
@@ -302,18 +358,39 @@ class OutboundSipLeg:
     and the RTP port bound for the offer."""
 
     def __init__(
-        self, gateway: SipHost, call: LiveCall, invite: OutboundInvite, endpoint: RtpEndpoint
+        self,
+        gateway: SipHost,
+        call: LiveCall,
+        invite: OutboundInvite,
+        endpoint: RtpEndpoint,
+        transport: SipStreams | None = None,
+        offered_cryptos: list[Crypto] | None = None,
+        profile: str = "RTP/AVP",
     ) -> None:
         self._gateway = gateway
         self._call = call
         self.invite = invite
         self.endpoint = endpoint
+        self.transport = transport  # the TCP or TLS connections to the trunk; None: UDP
+        self.offered_cryptos = offered_cryptos or []  # SDES keys of our offer
+        self.srtp: SrtpKeys | None = None  # from the 2xx
+        self.profile = profile  # our offer's (RTP/AVP or RTP/SAVP), kept in re-INVITE answers
         self.negotiated: Negotiated | None = None  # from the 2xx
         self.cancel_outcome: CancelOutcome | None = None  # how a CANCEL we sent ends the call
 
     @property
     def caller_alaw(self) -> bool:
         return self.negotiated is not None and self.negotiated.payload_type == 8
+
+    def use_srtp(self, srtp: SrtpKeys | None) -> None:
+        """The callee's answer agreed SRTP: protect the call's RTP port with its keys."""
+        self.srtp = srtp
+        if srtp is not None:
+            self.endpoint.secure(SrtpContext(srtp.suite, srtp.local_key, srtp.remote_key))
+
+    @property
+    def crypto_lines(self) -> list[str]:
+        return [self.srtp.local_crypto.value] if self.srtp is not None else []
 
     def ring(self) -> None:
         return None
@@ -349,7 +426,9 @@ class OutboundSipLeg:
         self.send_bye()
 
     def send_bye(self) -> None:
-        self._gateway.send_request(self.invite.bye(), self.invite.destination, own_port=True)
+        self._gateway.send_request(
+            self.invite.bye(), self.invite.destination, own_port=True, transport=self.transport
+        )
 
     def close_media(self) -> None:
         self._gateway.ports.release(self.endpoint)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -35,7 +36,7 @@ from trunkline.calls.driver import TRANSCRIPT_WAIT_SECONDS
 from trunkline.calls.flow_events import CallerCanceled, CallerHungUp, Drain, Event
 from trunkline.calls.live_call import LiveCall
 from trunkline.calls.rejected_calls import RejectedCallRecords
-from trunkline.config import Settings
+from trunkline.config import ConfigError, Settings
 from trunkline.crypto import SecretBox
 from trunkline.gateway import collector
 from trunkline.gateway.call_core_setup import build_call_core
@@ -43,11 +44,17 @@ from trunkline.gateway.inbound_invites import InboundInvites
 from trunkline.gateway.outbound_calls import OutboundCalls
 from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip.admission import Network, SourceBudget
-from trunkline.gateway.sip.application import SipAddress
+from trunkline.gateway.sip.application import SipAddress, Transport
 from trunkline.gateway.sip.dialog import InboundDialog
 from trunkline.gateway.sip.digest import DigestServer
 from trunkline.gateway.sip.endpoint import SipEndpoint, ignore_response, ignore_timeout
 from trunkline.gateway.sip.message import SipRequest, SipResponse
+from trunkline.gateway.sip.streams import (
+    SipStreams,
+    StreamConnectError,
+    client_context,
+    server_context,
+)
 from trunkline.gateway.sip.trunk_auth import Passwords, TrunkAuth
 from trunkline.gateway.sip_requests import SipRequests
 from trunkline.media.clock import MediaClock
@@ -108,6 +115,7 @@ class SipGateway:
             SourceBudget(settings.sip.unauthenticated_rate),
         )
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.streams: dict[str, SipStreams] = {}  # "TCP", "TLS": listening or connecting
         self.trunk_auth = TrunkAuth(
             DigestServer(
                 DIGEST_REALM, digest_key, nonce_lifetime=settings.sip.nonce_lifetime_seconds
@@ -190,6 +198,17 @@ class SipGateway:
     async def start(self, host: str, port: int, *, shared: bool = False) -> SipAddress:
         """Bind SIP (``shared``: with other workers, see ``SipEndpoint.bind``)."""
         await self.endpoint.bind(host, port, shared=shared)
+        sip = self.settings.sip
+        if sip.tcp:
+            await self.stream_transport("TCP").listen(host, self.local_address[1], shared=shared)
+        if sip.tls_cert:
+            try:
+                context = server_context(sip.tls_cert, sip.tls_key)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(f"TRUNKLINE_SIP_TLS_CERT/KEY unusable: {exc}") from None
+            tls = self.stream_transport("TLS")
+            tls.server_ssl = context
+            await tls.listen(host, sip.tls_port, shared=shared)
         collector.watch(self)
         # Alone, repair what a crash left first; workers have the supervisor do it.
         await asyncio.to_thread(self.recordings.start, not shared)
@@ -226,6 +245,8 @@ class SipGateway:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self.endpoint.close()
+        for streams in self.streams.values():
+            streams.close()
         collector.unwatch(self)
         await asyncio.to_thread(self.speech.stop)
         await asyncio.to_thread(self.recordings.stop)
@@ -247,9 +268,34 @@ class SipGateway:
         on_timeout: Callable[[], None] = ignore_timeout,
         *,
         own_port: bool = False,
+        transport: Transport | None = None,
     ) -> None:
         """Send a request in a new client transaction (see ``SipEndpoint.send_request``)."""
-        self.endpoint.send_request(request, destination, on_response, on_timeout, own_port=own_port)
+        self.endpoint.send_request(
+            request, destination, on_response, on_timeout, own_port=own_port, transport=transport
+        )
+
+    def stream_transport(self, name: str) -> SipStreams:
+        """SIP over TCP or TLS (``name``), created on first use; outbound TLS connections
+        verify the trunk against TRUNKLINE_SIP_TLS_CA."""
+        streams = self.streams.get(name)
+        if streams is None:
+            sip = self.settings.sip
+            client_ssl = None
+            if name == "TLS":
+                try:
+                    client_ssl = client_context(sip.tls_ca, sip.tls_cert, sip.tls_key)
+                except (OSError, ssl.SSLError) as exc:
+                    raise ConfigError(f"TRUNKLINE_SIP_TLS_CA unusable: {exc}") from None
+            streams = SipStreams(
+                name,
+                self.endpoint.datagram_received,
+                client_ssl=client_ssl,
+                max_connections=sip.max_connections,
+                idle_seconds=sip.connection_idle_seconds,
+            )
+            self.streams[name] = streams
+        return streams
 
     @property
     def advertised_address(self) -> SipAddress:
@@ -265,9 +311,25 @@ class SipGateway:
         host, port = self.own_address
         return (self.media_address if host in ("0.0.0.0", "::") else host, port)
 
-    def contact(self, *, outbound: bool = False) -> str:
+    def contact(self, *, outbound: bool = False, transport: str = "UDP", sips: bool = False) -> str:
+        """Our Contact: over TCP or TLS with its transport, ``sips:`` where the dialog's
+        Request-URI was (RFC 5630: a sips: dialog keeps sips: Contacts)."""
+        if transport == "TLS" and sips:
+            host, port = self.stream_address(transport)
+            return f"<sips:trunkline@{host}:{port}>"
+        if transport != "UDP":
+            host, port = self.stream_address(transport)
+            return f"<sip:trunkline@{host}:{port};transport={transport.lower()}>"
         host, port = self.outbound_address if outbound else self.advertised_address
         return f"<sip:trunkline@{host}:{port}>"
+
+    def stream_address(self, transport: str) -> SipAddress:
+        """Our TCP or TLS address as peers should reach it (Via, Contact)."""
+        streams = self.streams.get(transport)
+        host = self.advertised_address[0]
+        if streams is not None and streams.local_address is not None:
+            return (host, streams.local_address[1])
+        return (host, self.settings.sip.tls_port if transport == "TLS" else self.local_address[1])
 
     async def call_passwords(self, call: LiveCall) -> Passwords:
         """Who may authenticate a request in ``call``'s dialog: as for its INVITE."""
@@ -283,7 +345,27 @@ class SipGateway:
         await self.core.dispatch(call, event)
 
     def send_bye(self, dialog: InboundDialog) -> None:
-        self.send_request(dialog.bye(self.advertised_address), dialog.remote_target)
+        if dialog.transport == "UDP":
+            self.send_request(dialog.bye(self.advertised_address), dialog.next_hop)
+            return
+        streams = self.stream_transport(dialog.transport)
+        if not streams.has_connection(dialog.next_hop):
+            # The far end closed the connection its INVITE came on: open one to its
+            # Contact (RFC 3261 §18.2.2), verified like a trunk's when over TLS.
+            self.spawn(self._bye_on_new_connection(dialog, streams))
+            return
+        bye = dialog.bye(self.stream_address(dialog.transport))
+        self.send_request(bye, dialog.next_hop, transport=streams)
+
+    async def _bye_on_new_connection(self, dialog: InboundDialog, streams: SipStreams) -> None:
+        target = dialog.remote_target
+        try:
+            await streams.connect(target, server_hostname=target[0])
+        except StreamConnectError as exc:
+            log.warning("BYE not sent: %s", exc, extra={"sip_call_id": dialog.invite.call_id})
+            return
+        bye = dialog.bye(self.stream_address(dialog.transport))
+        self.send_request(bye, target, transport=streams)
 
     # -- API hang-up ---------------------------------------------------------------------
     async def hangup(self, call_id: str) -> bool:

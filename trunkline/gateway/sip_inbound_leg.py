@@ -4,6 +4,8 @@ Ringing is a 180, the answer the dialog's 200 OK carrying the SDP answer,
 refusals final responses on the INVITE's transaction (480, 487, 503 with
 Retry-After, 603, 500), the media an RTP port of the gateway's range, and our
 hang-up the dialog's BYE. The dialog builds the messages; this sends them.
+On an SRTP call (SDES keys negotiated over TLS) the RTP port protects and
+unprotects with the call's keys and the answer carries our ``a=crypto`` line.
 The leg keeps the call's SIP state (its dialog, its RTP port), where the
 gateway's request handling finds it.
 """
@@ -14,9 +16,11 @@ from collections.abc import Callable
 
 from trunkline.calls.legs import MediaUnavailable
 from trunkline.gateway.rtp.leg import RtpLeg
+from trunkline.gateway.rtp.srtp import SrtpContext
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
 from trunkline.gateway.sip.dialog import InboundDialog
 from trunkline.gateway.sip.message import SipResponse
+from trunkline.gateway.sip.sdes import PLAIN_PROFILE, SECURE_PROFILE, SrtpKeys
 from trunkline.gateway.sip.sdp import Negotiated, answer_sdp
 from trunkline.gateway.sip.transaction import ServerTransaction
 from trunkline.media.session import MediaSession
@@ -36,6 +40,8 @@ class SipInboundLeg:
         ports: RtpPortAllocator,
         contact: str,
         media_address: str,
+        srtp: SrtpKeys | None = None,
+        profile: str = PLAIN_PROFILE,
     ) -> None:
         self.dialog = dialog  # the INVITE we answer, then its dialog
         self.endpoint: RtpEndpoint | None = None  # the call's RTP port, once media is opened
@@ -45,6 +51,9 @@ class SipInboundLeg:
         self._ports = ports
         self._contact = contact
         self._media_address = media_address
+        self.srtp = srtp
+        # The answer's profile is the offer's: RTP/SAVP, or RTP/AVP (best-effort SRTP too).
+        self.profile = SECURE_PROFILE if profile.upper() == SECURE_PROFILE else PLAIN_PROFILE
 
     @property
     def caller_alaw(self) -> bool:
@@ -61,6 +70,9 @@ class SipInboundLeg:
             self.endpoint = await self._ports.open()
         except PortsExhausted:
             raise MediaUnavailable from None
+        srtp = self.srtp
+        if srtp is not None:
+            self.endpoint.secure(SrtpContext(srtp.suite, srtp.local_key, srtp.remote_key))
 
     def connect_media(self, bridge: MediaSession) -> None:
         endpoint, negotiated = self.endpoint, self._negotiated
@@ -77,8 +89,19 @@ class SipInboundLeg:
     def answer(self) -> None:
         endpoint = self.endpoint
         assert endpoint is not None
-        sdp = answer_sdp(self._negotiated, self._media_address, endpoint.port)
+        sdp = answer_sdp(
+            self._negotiated,
+            self._media_address,
+            endpoint.port,
+            profile=self.profile,
+            crypto=self.crypto_lines,
+        )
         self._to_invite(self.dialog.answer(sdp, self._contact))
+
+    @property
+    def crypto_lines(self) -> list[str]:
+        """Our ``a=crypto`` line on an SRTP call (none on plain RTP)."""
+        return [self.srtp.local_crypto.value] if self.srtp is not None else []
 
     def reject(self, status: int, reason: str | None, retry_after: str | None) -> None:
         headers = {"Retry_After": retry_after} if retry_after is not None else {}

@@ -28,7 +28,7 @@ from trunkline.gateway.sip import dialog_guard
 from trunkline.gateway.sip.application import SipAddress
 from trunkline.gateway.sip.dialog import InboundDialog
 from trunkline.gateway.sip.dialog_guard import Dialog, Verdict, cancel_matches, check_in_dialog
-from trunkline.gateway.sip.endpoint import SipEndpoint, Transport
+from trunkline.gateway.sip.endpoint import SipEndpoint, Transport, transport_name
 from trunkline.gateway.sip.header_values import Address
 from trunkline.gateway.sip.message import SipRequest, SipResponse, response_to
 from trunkline.gateway.sip.sdp import (
@@ -70,7 +70,9 @@ class SipCalls(Protocol):
     @property
     def media_address(self) -> str: ...
 
-    def contact(self, *, outbound: bool = False) -> str: ...
+    def contact(
+        self, *, outbound: bool = False, transport: str = "UDP", sips: bool = False
+    ) -> str: ...
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None: ...
 
@@ -221,10 +223,19 @@ class SipRequests:
             leg = call.bridge.caller if call.bridge is not None else None
             if isinstance(leg, RtpLeg) and not negotiated.remote_address.startswith("0.0.0.0"):
                 leg.session.remote = (negotiated.remote_address, negotiated.remote_port)
-            response.body = answer_sdp(negotiated, self.gateway.media_address, endpoint.port)
+            profile, crypto = _srtp_answer(call)
+            response.body = answer_sdp(
+                negotiated,
+                self.gateway.media_address,
+                endpoint.port,
+                profile=profile,
+                crypto=crypto,
+            )
             response.headers.add("Content-Type", "application/sdp")
-        response.headers.add("Contact", self.gateway.contact())
         dialog = _inbound_dialog(call)
+        transport = transport_name(self.endpoint.transport_of(transaction))
+        sips = request.uri[:5].lower() == "sips:"
+        response.headers.add("Contact", self.gateway.contact(transport=transport, sips=sips))
         if call.answered and dialog is not None:  # its ACK is matched through the dialog
             dialog.transaction = transaction
         self.endpoint.respond(transaction, response)
@@ -276,6 +287,14 @@ def _rtp_endpoint(call: LiveCall) -> RtpEndpoint | None:
     """The RTP port of a SIP call (inbound or outbound); None for a carrier stream."""
     leg = call.leg
     return leg.endpoint if isinstance(leg, (SipInboundLeg, OutboundSipLeg)) else None
+
+
+def _srtp_answer(call: LiveCall) -> tuple[str, list[str]]:
+    """The profile and crypto lines a re-INVITE's answer keeps: the call's SRTP as agreed."""
+    leg = call.leg
+    if isinstance(leg, (SipInboundLeg, OutboundSipLeg)):
+        return leg.profile, leg.crypto_lines
+    return "RTP/AVP", []
 
 
 def _to_tag(request: SipRequest) -> str | None:

@@ -1,6 +1,7 @@
 """The UDP side of a call's RTP: a datagram protocol feeding the session by callback,
 its RTCP companion on the next port up, and an allocator of even ports from the
-configured range."""
+configured range. On an SRTP call (``srtp`` set) packets are unprotected as they
+arrive and protected as they leave, here at the socket, so the session sees RTP."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import cast
 
 from trunkline.gateway.rtp.rtcp import RtcpState, receive_report
 from trunkline.gateway.rtp.session import RtpSession
+from trunkline.gateway.rtp.srtp import SrtpContext
 
 MAX_DATAGRAM = 2048
 
@@ -23,6 +25,7 @@ class RtcpEndpoint(asyncio.DatagramProtocol):
         self.state = RtcpState()
         self.transport: asyncio.DatagramTransport | None = None
         self.remote: tuple[str, int] | None = None  # learned from the first valid report
+        self.srtp: SrtpContext | None = None  # SRTCP on an SRTP call
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
@@ -31,6 +34,11 @@ class RtcpEndpoint(asyncio.DatagramProtocol):
         if len(data) > MAX_DATAGRAM:
             self.state.dropped_malformed += 1
             return
+        if self.srtp is not None:
+            clear = self.srtp.unprotect_rtcp(data)
+            if clear is None:
+                return  # counted by the SRTP context
+            data = clear
         before = self.state.packets_in
         receive_report(data, self.state, time.monotonic())
         if self.remote is None and self.state.packets_in > before:
@@ -42,6 +50,8 @@ class RtcpEndpoint(asyncio.DatagramProtocol):
     def send(self, packet: bytes, rtp_remote: tuple[str, int]) -> None:
         """To the learned RTCP source, else the RTP peer's port + 1 (RFC 3550 §11)."""
         if self.transport is not None:
+            if self.srtp is not None:
+                packet = self.srtp.protect_rtcp(packet)
             self.transport.sendto(packet, self.remote or (rtp_remote[0], rtp_remote[1] + 1))
 
     def close(self) -> None:
@@ -57,6 +67,7 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self.session: RtpSession | None = None
         self.transport: asyncio.DatagramTransport | None = None
         self.rtcp: RtcpEndpoint | None = None
+        self.srtp: SrtpContext | None = None  # set on an SRTP call (SDES keys)
         self.dropped_unattached = 0
         self.dropped_oversized = 0
 
@@ -72,6 +83,11 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         if len(data) > MAX_DATAGRAM:
             self.dropped_oversized += 1
             return
+        if self.srtp is not None:
+            clear = self.srtp.unprotect(data)
+            if clear is None:
+                return  # failed authentication or a replay: counted by the SRTP context
+            data = clear
         session.receive(data, (addr[0], addr[1]))
 
     def error_received(self, exc: Exception) -> None:  # ICMP unreachable and friends
@@ -83,8 +99,11 @@ class RtpEndpoint(asyncio.DatagramProtocol):
             return
         # The packet is a view of the session's reused buffer. Whether the transport sends
         # it at once or queues it (the kernel pushed back) is known only after the call, and
-        # a queued view would be overwritten by the next frame: always hand over a copy.
-        transport.sendto(bytes(packet), session.remote)
+        # a queued view would be overwritten by the next frame: always hand over a copy
+        # (SRTP's protected packet is a new one already).
+        srtp = self.srtp
+        data = srtp.protect(bytes(packet)) if srtp is not None else bytes(packet)
+        transport.sendto(data, session.remote)
 
     @property
     def port(self) -> int:
@@ -95,6 +114,12 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         session = self.session
         if self.rtcp is not None and session is not None and session.remote is not None:
             self.rtcp.send(packet, session.remote)
+
+    def secure(self, srtp: SrtpContext | None) -> None:
+        """Protect this call's RTP and RTCP with ``srtp`` (None: plain RTP)."""
+        self.srtp = srtp
+        if self.rtcp is not None:
+            self.rtcp.srtp = srtp
 
     def close(self) -> None:
         if self.transport is not None:

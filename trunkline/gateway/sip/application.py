@@ -9,14 +9,18 @@ with its server transaction.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Protocol
 
 from trunkline.gateway.sip.message import SipRequest, SipResponse
 from trunkline.gateway.sip.transaction import ServerTransaction
 
 SipAddress = tuple[str, int]
-Transport = asyncio.DatagramTransport
+
+
+class Transport(Protocol):
+    """Where a message goes out: a UDP socket, or the stream connections (TCP, TLS)."""
+
+    def sendto(self, data: bytes, addr: SipAddress | None = None, /) -> None: ...
 
 
 class SipApplication(Protocol):

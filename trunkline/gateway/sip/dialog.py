@@ -46,7 +46,8 @@ def remote_target_of(request: SipRequest, source: SipAddress) -> SipAddress:
         try:
             uri = SipUri.parse(Address.parse(contact).uri)
             ipaddress.ip_address(uri.host)
-            return (uri.host, uri.port or 5060)
+            secure = uri.scheme == "sips" or uri.params.get("transport", "").lower() == "tls"
+            return (uri.host, uri.port or (5061 if secure else 5060))
         except (SipParseError, ValueError):
             pass
     return source
@@ -67,9 +68,12 @@ class InboundDialog:
     remote_target: SipAddress = ("", 0)
     route_set: list[str] = field(default_factory=list)
     local_cseq: int = field(default_factory=lambda: secrets.randbelow(2**20) + 1)
+    transport: str = "UDP"  # what the INVITE came over: UDP, TCP or TLS
 
     @classmethod
-    def accept(cls, transaction: ServerTransaction, source: SipAddress) -> InboundDialog:
+    def accept(
+        cls, transaction: ServerTransaction, source: SipAddress, transport: str = "UDP"
+    ) -> InboundDialog:
         """The dialog an INVITE from ``source`` opens, with a fresh local tag."""
         request = transaction.request
         return cls(
@@ -78,7 +82,14 @@ class InboundDialog:
             source=source,
             remote_target=remote_target_of(request, source),
             route_set=request.headers.get_all("Record-Route"),
+            transport=transport,
         )
+
+    @property
+    def next_hop(self) -> SipAddress:
+        """Where our in-dialog requests go: over TCP or TLS, back on the connection the
+        INVITE came in on (the far end's source); over UDP, its remote target."""
+        return self.remote_target if self.transport == "UDP" else self.source
 
     @property
     def remote_from(self) -> str:
@@ -133,7 +144,8 @@ class InboundDialog:
         self.local_cseq += 1
         bye = SipRequest(method="BYE", uri=self.target_uri())
         host, port = via
-        bye.headers.add("Via", f"SIP/2.0/UDP {host}:{port};branch={new_branch()};rport")
+        via_value = f"SIP/2.0/{self.transport} {host}:{port};branch={new_branch()};rport"
+        bye.headers.add("Via", via_value)
         for route in self.route_set:
             bye.headers.add("Route", route)
         bye.headers.add("Max-Forwards", "70")

@@ -8,6 +8,11 @@ carrier networks, else a per-source budget), absorbs retransmissions into their
 server transactions (keyed as RFC 3261 §17.2.3 says, ``transaction.server_key``), routes responses to client transactions, retransmits on
 the SIP timers, and answers OPTIONS and unsupported methods itself.
 
+Messages framed on TCP and TLS connections (``streams.SipStreams``) come in
+the same way, with their ``SipStreams`` as the transport they arrived on: what
+answers them goes back on their connection, and their transactions are
+reliable (nothing retransmitted).
+
 Everything that needs to know about calls goes to its ``SipApplication``: a
 new request is offered to ``on_request`` (which matches it to its dialog and
 then ``serve``s or ``refuse``s it), and a served INVITE, BYE or CANCEL comes
@@ -39,6 +44,7 @@ from trunkline.gateway.sip.message import (
     response_to,
 )
 from trunkline.gateway.sip.parse_error import SipParseError
+from trunkline.gateway.sip.streams import SipStreams
 from trunkline.gateway.sip.transaction import (
     NEVER,
     T1,
@@ -69,10 +75,10 @@ class _OwnSocket(asyncio.DatagramProtocol):
 
     def __init__(self, endpoint: SipEndpoint) -> None:
         self.endpoint = endpoint
-        self.transport: Transport | None = None
+        self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(Transport, transport)
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.endpoint.datagram_received(data, addr, via=self.endpoint.own_transport)
@@ -97,9 +103,9 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self.trusted_networks = trusted_networks
         self.budget = budget
         self.now = now
-        self.transport: Transport | None = None
+        self.transport: asyncio.DatagramTransport | None = None
         self.local_address: SipAddress = ("0.0.0.0", 0)
-        self.own_transport: Transport | None = None  # this worker's alone
+        self.own_transport: asyncio.DatagramTransport | None = None  # this worker's alone
         self.own_address: SipAddress | None = None
         self._transport_of: dict[TransactionKey, Transport] = {}
         self.arrived_on: Transport | None = None  # the own port, for the datagram being handled
@@ -146,13 +152,14 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's UDP transport is not a subclass of asyncio.DatagramTransport.
-        self.transport = cast(Transport, transport)
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     # -- receiving -----------------------------------------------------------------------
     def datagram_received(
         self, data: bytes, addr: tuple[str, int], via: Transport | None = None
     ) -> None:
-        """A datagram on the shared SIP port (or, ``via``, on this worker's own port)."""
+        """A datagram on the shared SIP port (or, ``via``, on this worker's own port), or a
+        message framed on a TCP or TLS connection (``via`` its ``SipStreams``)."""
         self.arrived_on = via
         source = (addr[0], addr[1])
         if not data.strip():
@@ -188,8 +195,9 @@ class SipEndpoint(asyncio.DatagramProtocol):
         phrase = REASONS[status]  # a request rule's reason is a whole phrase already
         phrase = reason[:80] if reason.startswith(phrase) else f"{phrase} ({reason[:60]})"
         response = response_to(request, status, phrase)
-        if self.transport is not None:
-            self.transport.sendto(response.serialize(), source)
+        transport = self.arrived_on or self.transport
+        if transport is not None:
+            transport.sendto(response.serialize(), source)
 
     def _on_request(self, request: SipRequest, source: SipAddress) -> None:
         metrics.SIP_REQUESTS.labels(metrics.sip_method_label(request.method)).inc()
@@ -240,7 +248,8 @@ class SipEndpoint(asyncio.DatagramProtocol):
         key = server_key(request)
         if key in self._server:
             return  # answered meanwhile (a retransmission that was authenticated too)
-        transaction = ServerTransaction(request, source)  # rport semantics (RFC 3581)
+        # rport semantics (RFC 3581); nothing retransmitted over TCP or TLS
+        transaction = ServerTransaction(request, source, reliable=is_reliable(via))
         self._server[key] = transaction
         if via is not None:  # answer from the port the request came to
             self._transport_of[key] = via
@@ -322,16 +331,22 @@ class SipEndpoint(asyncio.DatagramProtocol):
         on_timeout: Callable[[], None] = ignore_timeout,
         *,
         own_port: bool = False,
+        transport: Transport | None = None,
     ) -> None:
         """Send a request in a new client transaction (retransmitted until answered).
 
         ``own_port``: from this worker's own SIP port (outbound dialogs), so the
         replies come back to this process when workers share the SIP port.
+        ``transport``: on these TCP or TLS connections instead (not retransmitted).
         """
-        transaction = ClientTransaction(request, destination, on_response, on_timeout)
+        reliable = is_reliable(transport)
+        transaction = ClientTransaction(
+            request, destination, on_response, on_timeout, reliable=reliable
+        )
         key = (request.top_via.branch, request.method)
         self._client[key] = transaction
-        transport = self.own_transport if own_port else None
+        if transport is None and own_port:
+            transport = self.own_transport
         if transport is not None:
             self._transport_of[key] = transport
         self._send(transaction.start(self.now()), transport)
@@ -402,7 +417,22 @@ class SipEndpoint(asyncio.DatagramProtocol):
             at = min(at, self._timer_at)
         self._arm_timer(at)
 
+    def transport_of(self, transaction: ServerTransaction) -> Transport | None:
+        """The transport a served request came on, when not the shared UDP port."""
+        request = transaction.request
+        return self._transport_of.get((request.top_via.branch, request.method))
+
     @property
     def transactions(self) -> int:
         """Server and client transactions still kept (answered ones until their timers end)."""
         return len(self._server) + len(self._client)
+
+
+def is_reliable(transport: Transport | None) -> bool:
+    """Whether messages on ``transport`` arrive without retransmission (TCP, TLS)."""
+    return isinstance(transport, SipStreams)
+
+
+def transport_name(transport: Transport | None) -> str:
+    """What a message came over: "TCP" or "TLS" for a stream, else "UDP"."""
+    return transport.name if isinstance(transport, SipStreams) else "UDP"

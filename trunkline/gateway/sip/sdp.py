@@ -9,6 +9,9 @@ A ``c=`` line must be ``IN IP4`` or ``IN IP6`` with an address of that family
 or a host name (RFC 4566 §5.7): anything else, like ``999.1.1.1`` or
 ``bad..host``, is an SdpError (488). A host name is kept as it came, with its
 ``address_type``; the gateway resolves it before answering.
+
+The transport profile (``RTP/AVP`` or ``RTP/SAVP``) and any ``a=crypto`` lines
+are kept for SRTP negotiation (``sdes``), and written back by ``build_sdp``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 CODECS = {0: "PCMU", 8: "PCMA"}
@@ -41,6 +45,8 @@ class MediaDescription:
     direction: str = "sendrecv"
     ptime: int | None = None
     address_type: str = "IP4"  # of the c= line: "IP4" or "IP6"
+    profile: str = "RTP/AVP"
+    crypto: list[str] = field(default_factory=list)  # a=crypto values (SDES, RFC 4568)
 
     def encoding(self, payload_type: int) -> str:
         """Encoding name of a payload type (static types need no rtpmap)."""
@@ -87,6 +93,7 @@ def parse_sdp(body: bytes) -> MediaDescription:
             media = MediaDescription(session_address or "", int(parts[1]), types)
             media.direction = session_direction
             media.address_type = session_address_type
+            media.profile = parts[2]
         elif kind == "c":
             address, address_type = _connection(value)
             if media is not None and in_audio:
@@ -149,6 +156,8 @@ def _attribute(media: MediaDescription, name: str, value: str) -> None:
             media.fmtp[int(pt)] = params.strip()
     elif name == "ptime" and value.strip().isdigit():
         media.ptime = int(value.strip())
+    elif name == "crypto" and len(media.crypto) < 16:
+        media.crypto.append(value.strip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +210,8 @@ def build_sdp(
     direction: str = "sendrecv",
     session_id: int | None = None,
     version: int = 1,
+    profile: str = "RTP/AVP",
+    crypto: Sequence[str] = (),
 ) -> bytes:
     """An SDP body for one audio stream (used for both offers and answers)."""
     family = "IP6" if ":" in address else "IP4"
@@ -212,19 +223,26 @@ def build_sdp(
         "s=trunkline",
         f"c=IN {family} {address}",
         "t=0 0",
-        f"m=audio {port} RTP/AVP {' '.join(str(pt) for pt in formats)}",
+        f"m=audio {port} {profile} {' '.join(str(pt) for pt in formats)}",
     ]
     for pt in payload_types:
         lines.append(f"a=rtpmap:{pt} {CODECS[pt]}/8000")
     if event_payload_type:
         lines.append(f"a=rtpmap:{event_payload_type} telephone-event/8000")
         lines.append(f"a=fmtp:{event_payload_type} 0-16")
+    lines += [f"a=crypto:{value}" for value in crypto]
     lines += ["a=ptime:20", f"a={direction}"]
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
 def answer_sdp(
-    negotiated: Negotiated, address: str, port: int, *, session_id: int | None = None
+    negotiated: Negotiated,
+    address: str,
+    port: int,
+    *,
+    session_id: int | None = None,
+    profile: str = "RTP/AVP",
+    crypto: Sequence[str] = (),
 ) -> bytes:
     return build_sdp(
         address,
@@ -233,4 +251,6 @@ def answer_sdp(
         event_payload_type=negotiated.event_payload_type,
         direction=negotiated.direction,
         session_id=session_id,
+        profile=profile,
+        crypto=crypto,
     )

@@ -1,4 +1,4 @@
-"""SIP transactions over UDP (RFC 3261 §17), sans I/O.
+"""SIP transactions (RFC 3261 §17), sans I/O, over UDP or a reliable stream (TCP, TLS).
 
 Each transaction takes messages and the current time and returns datagrams to
 send; ``deadline`` says when ``fire`` must next be called. Timers: A/B/D for
@@ -14,6 +14,10 @@ Request-URI, To tag, From tag, Call-ID, CSeq and top Via.
 The INVITE server transaction retransmits every final response — 2xx too,
 standing in for the dialog layer's 2xx retransmission (§13.3.1.4) — until the
 ACK arrives or Timer H expires (RFC 6026's Accepted state plays the same role).
+
+Over a reliable transport (``reliable=True``) nothing is retransmitted: Timers
+A, E and G are not used and D, I, J and K are zero (§17.1.1.2, §17.1.2.2,
+§17.2.1, §17.2.2); Timers B, F and H still bound how long an answer may take.
 """
 
 from __future__ import annotations
@@ -94,6 +98,7 @@ class ServerTransaction:
         "final_to_tag",
         "invite",
         "on_timeout",
+        "reliable",
         "request",
         "state",
     )
@@ -103,9 +108,12 @@ class ServerTransaction:
         request: SipRequest,
         address: Address,
         on_timeout: Callable[[ServerTransaction], None] | None = None,
+        *,
+        reliable: bool = False,
     ) -> None:
         self.request = request
         self.address = address
+        self.reliable = reliable
         self.invite = request.method == "INVITE"
         self.state = State.PROCEEDING if self.invite else State.TRYING
         self._last: bytes | None = None
@@ -128,9 +136,11 @@ class ServerTransaction:
                 self._interval = T1
                 self.deadline = now + T1  # Timer G
                 self._ack_deadline = now + 64 * T1  # Timer H
+                if self.reliable:
+                    self.deadline = self._ack_deadline  # no Timer G on a reliable transport
             else:
                 self.state = State.COMPLETED
-                self.deadline = now + 64 * T1  # Timer J
+                self.deadline = now + (0.0 if self.reliable else 64 * T1)  # Timer J
         elif not self.invite:
             self.state = State.PROCEEDING
         return [Datagram(data, self.address)]
@@ -140,7 +150,7 @@ class ServerTransaction:
         if self.invite and request.method == "ACK":
             if self.state == State.COMPLETED:
                 self.state = State.CONFIRMED
-                self.deadline = now + T4  # Timer I
+                self.deadline = now + (0.0 if self.reliable else T4)  # Timer I
             return []
         if self._last is not None and self.state in (State.PROCEEDING, State.COMPLETED):
             return [Datagram(self._last, self.address)]
@@ -181,6 +191,7 @@ class ClientTransaction:
         "invite",
         "on_response",
         "on_timeout",
+        "reliable",
         "request",
         "state",
     )
@@ -191,9 +202,12 @@ class ClientTransaction:
         address: Address,
         on_response: ResponseHandler,
         on_timeout: TimeoutHandler,
+        *,
+        reliable: bool = False,
     ) -> None:
         self.request = request
         self.address = address
+        self.reliable = reliable
         self.invite = request.method == "INVITE"
         self.on_response = on_response
         self.on_timeout = on_timeout
@@ -205,7 +219,8 @@ class ClientTransaction:
 
     def start(self, now: float) -> list[Datagram]:
         self._timeout_at = now + 64 * T1  # Timer B / F
-        self.deadline = now + T1  # Timer A / E
+        # Timer A / E; a reliable transport retransmits nothing, only B / F run.
+        self.deadline = self._timeout_at if self.reliable else now + T1
         return [Datagram(self._data, self.address)]
 
     def on_message(self, response: SipResponse, now: float) -> list[Datagram]:
@@ -225,13 +240,13 @@ class ClientTransaction:
         if self.invite and status >= 300:
             sends.append(Datagram(self._ack_for(response), self.address))
             self.state = State.COMPLETED
-            self.deadline = now + 32.0  # Timer D
+            self.deadline = now + (0.0 if self.reliable else 32.0)  # Timer D
         elif self.invite:
             self.state = State.TERMINATED  # the dialog layer ACKs a 2xx
             self.deadline = NEVER
         else:
             self.state = State.COMPLETED
-            self.deadline = now + T4  # Timer K
+            self.deadline = now + (0.0 if self.reliable else T4)  # Timer K
         self.on_response(response)
         return sends
 

@@ -72,6 +72,7 @@ class OutboundInvite:
     offer: bytes
     destination: SipAddress  # the trunk's address: the INVITE, CANCEL, ACK and BYE go there
     credentials: Credentials | None = None
+    transport: str = "UDP"  # UDP, TCP or TLS: what the Via says we send over
     call_id: str = field(default_factory=lambda: secrets.token_hex(16) + "@trunkline")
     local_tag: str = field(default_factory=lambda: secrets.token_hex(8))
     cseq: int = field(default_factory=lambda: secrets.randbelow(2**16) + 1)
@@ -117,7 +118,8 @@ class OutboundInvite:
     def _request(self, method: str, uri: str, branch: str) -> SipRequest:
         request = SipRequest(method=method, uri=uri)
         request.headers.add(
-            "Via", f"SIP/2.0/UDP {self.via_host}:{self.via_port};branch={branch};rport"
+            "Via",
+            f"SIP/2.0/{self.transport} {self.via_host}:{self.via_port};branch={branch};rport",
         )
         request.headers.add("Max-Forwards", "70")
         request.headers.add("From", self.local_party)
