@@ -419,8 +419,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     def transport_of(self, transaction: ServerTransaction) -> Transport | None:
         """The transport a served request came on, when not the shared UDP port."""
-        request = transaction.request
-        return self._transport_of.get((request.top_via.branch, request.method))
+        return self._transport_of.get(server_key(transaction.request))
 
     @property
     def transactions(self) -> int:
