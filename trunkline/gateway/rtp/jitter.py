@@ -322,6 +322,10 @@ class JitterBuffer:
                 continue
             slot = self._cursor & _MASK
             if self._present(slot, self._cursor):
+                if self._payload[slot] and self._gap_before(slot) * 2 >= size:
+                    self._fill = fill  # the sender paused (a digit, say): that time is heard
+                    self._miss()
+                    return None
                 self._cursor += 1
                 self._fresh = False
                 payload = self._consume(slot, played=True)
@@ -359,20 +363,27 @@ class JitterBuffer:
             self._observe(0)
 
     def _uncovered(self) -> int:
-        """Samples of audio missing at the cursor not yet covered by concealed frames."""
+        """Samples of audio missing before the next packet held, not yet concealed."""
+        for ahead in range(self._highest - self._cursor + 1):
+            extended = self._cursor + ahead
+            slot = extended & _MASK
+            if self._present(slot, extended) and self._payload[slot]:
+                return self._gap_before(slot)
+        return 0
+
+    def _gap_before(self, slot: int) -> int:
+        """Samples between the audio played last and the packet in ``slot``, not yet concealed.
+
+        A gap with no sequence number missing is time the sender sent no audio in (an
+        RFC 4733 digit, silence suppression): it is concealed too, so the agent hears it.
+        """
         expected = self._expected_ts
         if expected is None:
             return 0
-        for ahead in range(1, self._highest - self._cursor + 1):
-            extended = self._cursor + ahead
-            slot = extended & _MASK
-            payload = self._payload[slot]
-            if self._present(slot, extended) and payload:
-                gap = (self._ts[slot] - expected) & 0xFFFFFFFF
-                if gap >= 0x80000000 or gap > MAX_GAP_SAMPLES:
-                    return 0  # the timestamps jumped: a discontinuity, nothing to fill
-                return gap - self._credit
-        return 0
+        gap = (self._ts[slot] - expected) & 0xFFFFFFFF
+        if gap >= 0x80000000 or gap > MAX_GAP_SAMPLES:
+            return 0  # the timestamps jumped: a discontinuity, nothing to fill
+        return gap - self._credit
 
     def _played(self) -> None:
         self.started = True
