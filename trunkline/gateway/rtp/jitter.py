@@ -54,6 +54,8 @@ JITTER_MULTIPLE = 3  # the target covers three times the RFC 3550 jitter estimat
 LATE_DECAY_PULLS = 100  # a rise caused by lateness fades by one frame per 2 s
 SHRINK_WINDOW_PULLS = 50  # more than the target buffered for 1 s: drop a frame
 DEPTH_BUCKETS = (0, 1, 2, 3, 5, 10)  # frames; the histograms' upper bounds (then +Inf)
+_BUCKET_OF = tuple(bisect.bisect_left(DEPTH_BUCKETS, f) for f in range(DEPTH_BUCKETS[-1] + 1))
+RETARGET_PULLS = 8  # the target follows the jitter estimate every 160 ms
 
 _EMPTY, _HELD, _PLAYED, _MISSED = 0, 1, 2, 3
 
@@ -322,7 +324,11 @@ class JitterBuffer:
                 continue
             slot = self._cursor & _MASK
             if self._present(slot, self._cursor):
-                if self._payload[slot] and self._gap_before(slot) * 2 >= size:
+                if (
+                    self._ts[slot] != self._expected_ts
+                    and self._payload[slot]
+                    and self._gap_before(slot) * 2 >= size
+                ):
                     self._fill = fill  # the sender paused (a digit, say): that time is heard
                     self._miss()
                     return None
@@ -415,7 +421,9 @@ class JitterBuffer:
         if self._late_floor and self._since_late >= LATE_DECAY_PULLS:
             self._late_floor -= 1
             self._since_late = 0
-        self._retarget()
+            self._retarget()
+        elif not self._since_late % RETARGET_PULLS:
+            self._retarget()
 
     def _grow(self) -> None:
         self._late_floor = min(self.max_frames, max(self._late_floor, self.target_frames) + 1)
@@ -433,8 +441,9 @@ class JitterBuffer:
         target = self.target_frames
         self.depth_frames_sum += depth
         self.target_frames_sum += target
-        self.depth_histogram[bisect.bisect_left(DEPTH_BUCKETS, depth)] += 1
-        self.target_histogram[bisect.bisect_left(DEPTH_BUCKETS, target)] += 1
+        last = len(_BUCKET_OF)
+        self.depth_histogram[_BUCKET_OF[depth] if depth < last else last] += 1
+        self.target_histogram[_BUCKET_OF[target] if target < last else last] += 1
 
     # -- reading -------------------------------------------------------------------------
     @property
