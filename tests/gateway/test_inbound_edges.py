@@ -165,6 +165,7 @@ async def test_a_webhook_url_the_guard_refuses_falls_through_to_voicemail(
     assert stored.hangup_reason == "voicemail"
 
 
+@PASS_THROUGH
 async def test_rtp_from_elsewhere_before_the_caller_speaks_does_not_take_the_call(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:
