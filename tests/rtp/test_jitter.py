@@ -150,16 +150,41 @@ def test_a_delay_spike_is_absorbed_then_the_depth_shrinks_back() -> None:
     assert buffer.depth_frames <= buffer.target_frames + 1
 
 
-def test_beyond_the_maximum_depth_the_oldest_packets_are_dropped() -> None:
-    buffer = JitterBuffer(min_frames=0, max_frames=3)
+def test_a_burst_beyond_the_maximum_and_the_catch_up_drops_the_oldest_at_once() -> None:
+    buffer = JitterBuffer(min_frames=0, max_frames=3, catch_up_frames=5)
     sender = Sender()
     sender.push(buffer, 0, 0.0)
     assert buffer.pull() is not None
-    for number in range(1, 11):  # 200 ms of audio at once
+    for number in range(1, 16):  # 300 ms of audio at once
         sender.push(buffer, number, 0.021)
-    assert buffer.counters.overflow == 6  # what is held never exceeds 3 frames + the next one
+    assert buffer.counters.overflow == 6  # held: 3 frames + the next + 5 to catch up
     heard = [bytes(frame)[0] for frame in iter(buffer.pull, None)]
-    assert heard == [7, 8, 9, 10]
+    assert heard == list(range(7, 16))
+
+
+def test_a_burst_read_after_a_stall_is_played_by_the_clock_catching_up() -> None:
+    buffer = JitterBuffer(min_frames=0, max_frames=3, catch_up_frames=5)
+    heard = play(buffer, Sender(), steady(5), 5)
+    sender = Sender()
+    for number in range(5, 13):  # the loop stalled 160 ms: 8 packets read at once ...
+        sender.push(buffer, number, 0.26)
+    for _ in range(8):  # ... and the clock runs the 8 slots it missed
+        frame = buffer.pull()
+        heard.append(None if frame is None else frame[0])
+    assert heard == list(range(13))
+    assert buffer.counters.overflow == 0
+
+
+def test_more_than_the_maximum_held_for_200_ms_is_trimmed_back() -> None:
+    buffer = JitterBuffer(min_frames=0, max_frames=3, catch_up_frames=5)
+    arrivals = steady(10)
+    arrivals[10] = list(range(10, 18))  # 7 packets early, and the sender stays that far ahead
+    arrivals.update({number - 7: [number] for number in range(18, 100)})
+    heard = play(buffer, Sender(), arrivals, 60)
+    played = [n for n in heard if n is not None]
+    assert played == sorted(played) and None not in heard[:60]
+    assert buffer.counters.overflow == 3  # back to 3 frames + the next one
+    assert buffer.depth_frames <= 4
 
 
 def test_sequence_numbers_wrap_through_reordering() -> None:
@@ -312,7 +337,7 @@ def test_any_arrival_order_keeps_the_buffer_bounded(
     buffer = JitterBuffer(min_frames=least, max_frames=3)
     for index, (seq, ts, ssrc) in enumerate(packets):
         buffer.push(ssrc, seq, ts, audio(index, 80 + (seq % 3) * 80), index * 0.01)
-        assert buffer.depth_frames <= 4 + 1.5
+        assert buffer.depth_frames <= 3 + 1 + 5 + 1.5  # bounded, whatever arrives
         if index % 2:
             frame = buffer.pull()
             assert frame is None or len(frame) == 160

@@ -25,11 +25,17 @@ Depth: the target, in 20 ms frames between ``min_frames`` and ``max_frames``,
 follows the interarrival jitter estimate of RFC 3550 §6.4.1 (three times the
 estimate, rounded to frames), and rises by a frame at once when a packet comes
 too late (dropped late, or arriving after an underrun); that rise decays by one
-frame every two seconds without lateness. When more than the target has been
-buffered for a whole second, one frame is dropped (``shrunk``): latency comes
-back down slowly. Audio held beyond ``max_frames`` + the frame being played is
-dropped oldest first (``overflow``), so the buffer adds at most ``max_frames``
-× 20 ms of delay.
+frame every two seconds without lateness. When two frames or more beyond the
+target have stayed buffered after every pull for a whole second, one frame is
+dropped (``shrunk``): latency comes back down slowly. (One frame beyond the
+target is kept: it is where the packets' phase falls against the 20 ms tick.)
+More than ``max_frames`` + the frame being played left after every pull for
+200 ms is trimmed back to that at once, oldest first (``overflow``), so the
+delay the buffer adds stays at most ``max_frames`` × 20 ms (plus the wait for
+the tick). A burst is held up to ``catch_up_frames`` more at arrival: after
+the event loop stalled, the media clock plays that many frames at once, and
+the burst it read on waking is what they are made of; beyond that the oldest
+is dropped at once (``overflow``).
 
 Dropped and counted: duplicates (of a held or an already played packet),
 late packets (their slot was played or given up), overflow and shrink drops;
@@ -53,6 +59,7 @@ MAX_GAP_SAMPLES = 8000  # a timestamp gap beyond a second is a discontinuity, no
 JITTER_MULTIPLE = 3  # the target covers three times the RFC 3550 jitter estimate
 LATE_DECAY_PULLS = 100  # a rise caused by lateness fades by one frame per 2 s
 SHRINK_WINDOW_PULLS = 50  # more than the target buffered for 1 s: drop a frame
+TRIM_PULLS = 10  # beyond the maximum for 200 ms: trimmed back to it at once
 DEPTH_BUCKETS = (0, 1, 2, 3, 5, 10)  # frames; the histograms' upper bounds (then +Inf)
 _BUCKET_OF = tuple(bisect.bisect_left(DEPTH_BUCKETS, f) for f in range(DEPTH_BUCKETS[-1] + 1))
 RETARGET_PULLS = 8  # the target follows the jitter estimate every 160 ms
@@ -89,6 +96,7 @@ class JitterBuffer:
         "_late_floor",
         "_min_remaining",
         "_out",
+        "_over_max",
         "_out_view",
         "_part",
         "_payload",
@@ -99,6 +107,7 @@ class JitterBuffer:
         "_ts",
         "_waiting",
         "_window",
+        "catch_up_frames",
         "clock_rate",
         "counters",
         "depth_frames_sum",
@@ -119,6 +128,7 @@ class JitterBuffer:
         max_frames: int = 3,
         frame_bytes: int = 160,
         clock_rate: int = 8000,
+        catch_up_frames: int = 5,
     ) -> None:
         if max_frames < 1 or not 0 <= min_frames <= max_frames:
             raise ValueError("need 0 <= min_frames <= max_frames and max_frames >= 1")
@@ -126,6 +136,9 @@ class JitterBuffer:
         self.max_frames = max_frames
         self.frame_bytes = frame_bytes  # one byte per timestamp unit (G.711)
         self.clock_rate = clock_rate
+        # Frames the media clock plays at once after the loop stalled: a burst read after a
+        # stall is held for them rather than dropped.
+        self.catch_up_frames = catch_up_frames
         self.counters = JitterCounters()
         self.target_frames = min_frames
         self.started = False  # a frame was played: from now on every pull yields a frame
@@ -163,6 +176,7 @@ class JitterBuffer:
         self._last_arrival = 0.0
         self._min_remaining = 1 << 30
         self._window = 0
+        self._over_max = 0  # pulls in a row that left more than the maximum buffered
 
     # -- arrival -----------------------------------------------------------------------
     def push(
@@ -194,7 +208,7 @@ class JitterBuffer:
             self._drop_until(extended - SLOTS + 1)
         self._measure(timestamp, arrival)
         self._hold(slot, extended, timestamp, payload)
-        limit = (self.max_frames + 1) * self.frame_bytes
+        limit = (self.max_frames + 1 + self.catch_up_frames) * self.frame_bytes
         while self._held_bytes > limit:
             self._drop_oldest()
 
@@ -397,9 +411,21 @@ class JitterBuffer:
         size = self.frame_bytes
         self._observe(remaining // size)
         self._min_remaining = min(self._min_remaining, remaining)
+        bound = (self.max_frames + 1) * size
+        if remaining <= bound:
+            self._over_max = 0
+        else:
+            self._over_max += 1
+            if self._over_max >= TRIM_PULLS:  # not a stall's catch-up: too much held
+                while self._held and remaining > bound:
+                    self._drop_oldest()
+                    remaining = self._held_bytes + (len(self._part) if self._part else 0)
+                self._over_max = 0
         self._window += 1
         if self._window >= SHRINK_WINDOW_PULLS:
-            if self._min_remaining >= (self.target_frames + 1) * size:
+            # One frame above the target is the phase of arrivals against the tick, not
+            # excess: dropping it would run dry at the next late packet and conceal.
+            if self._min_remaining >= (self.target_frames + 2) * size:
                 self._shrink()
             self._window = 0
             self._min_remaining = 1 << 30

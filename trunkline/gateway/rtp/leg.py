@@ -23,6 +23,7 @@ from trunkline.gateway.rtp.jitter import JitterBuffer
 from trunkline.gateway.rtp.rtcp import REPORT_INTERVAL_FRAMES, build_report
 from trunkline.gateway.rtp.session import RtpSession
 from trunkline.gateway.rtp.transport import RtpEndpoint
+from trunkline.media.clock import MAX_CATCH_UP
 from trunkline.media.session import MediaSession
 
 MULAW_SILENCE_FRAME = b"\xff" * 160
@@ -47,7 +48,11 @@ class RtpLeg:
         self.endpoint = endpoint
         self.alaw = payload_type == 8
         least, most = media.caller_jitter
-        self.jitter = JitterBuffer(min_frames=least, max_frames=most) if most else None
+        self.jitter = (
+            JitterBuffer(min_frames=least, max_frames=most, catch_up_frames=MAX_CATCH_UP)
+            if most
+            else None
+        )
         self.concealer = Concealer("pcma" if self.alaw else "pcmu")
         self.session = RtpSession(
             payload_type,
