@@ -17,7 +17,8 @@ time came: it is lost — concealed for as long as the timestamps say audio is
 missing (counting the frames already concealed while waiting), then skipped.
 If nothing at all is here, the buffer has run dry (an underrun): the pull
 returns nothing, the cursor waits, and playing resumes once the target depth
-is buffered again. A pull that returns None asks the caller for a
+is buffered again — or once audio has waited as many pulls as the target has
+frames (a short burst is not held back longer than the target). A pull that returns None asks the caller for a
 concealment frame (``codecs.concealment``) — except before the first frame of
 the call was played: the cadence starts with the first packet.
 
@@ -105,6 +106,7 @@ class JitterBuffer:
         "_ssrc",
         "_state",
         "_ts",
+        "_waited",
         "_waiting",
         "_window",
         "catch_up_frames",
@@ -170,6 +172,7 @@ class JitterBuffer:
         self._expected_ts: int | None = None  # where the audio after the last played ends
         self._credit = 0  # samples concealed since the last packet was played
         self._waiting = True  # building up the target depth before playing
+        self._waited = 0  # pulls spent waiting with audio held: at most the target
         self._fresh = True  # nothing played from this stream yet
         self._jitter = 0.0  # RFC 3550 interarrival jitter, timestamp units
         self._last_ts: int | None = None
@@ -321,10 +324,14 @@ class JitterBuffer:
         size = self.frame_bytes
         if self._waiting:
             buffered = self._fill + self._held_bytes + (len(self._part) if self._part else 0)
-            if buffered < (self.target_frames + 1) * size:
+            if buffered < (self.target_frames + 1) * size and (
+                not self._held_bytes or self._waited < self.target_frames
+            ):
+                self._waited += 1 if self._held_bytes else 0
                 self._miss()
                 return None
             self._waiting = False
+            self._waited = 0
             if self._credit and self._present(self._cursor & _MASK, self._cursor):
                 self._grow()  # what we waited for came, late: a deeper buffer would have had it
         fill, out = self._fill, self._out
