@@ -7,13 +7,13 @@ right there (μ-law is passed through; A-law is transcoded by one table
 lookup; PCM formats are decoded and resampled by the call's persistent
 converter). A leg that buffers its audio (RTP's jitter buffer) has it pulled
 instead, one frame per 20 ms on a clock subscription of its own that talk
-spurts never move, so the agent hears an even cadence. Agent → caller: ``media`` payloads (or binary frames) are
-converted to μ-law and go into the call's ``Playout``; the shared 20 ms tick
-takes one frame per call, hands it (as PCM16) to the slot taps and sends it
-to the caller leg. The taps are lists built when the call's options are
-known: a call without recording has no recorder tap. The wire protocol
-(Inkbox or the Twilio persona) is the call's ``AgentPersona``. Nothing here
-creates a task or queue per frame.
+spurts never move, so the agent hears an even cadence. Agent → caller:
+``media`` payloads (or binary frames) are converted to μ-law and go into the
+call's ``Playout``; the shared 20 ms tick takes one frame per call, hands it
+(as PCM16) to the slot taps and sends it to the caller leg. The taps are
+lists built when the call's options are known: a call without recording has
+no recorder tap. The wire protocol (Inkbox or the Twilio persona) is the
+call's ``AgentPersona``. Nothing here creates a task or queue per frame.
 """
 
 from __future__ import annotations
