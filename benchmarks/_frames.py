@@ -18,6 +18,11 @@ back within the grace period the caller waits before counting. The agent
 keeps the same ledger of the numbers it received, so loss splits into
 carrier → agent and agent → carrier.
 
+A frame trunkline made up for a missing one (packet-loss concealment: the
+last frame faded, or silence) carries a garbled tag: ``read_tag`` refuses
+tags whose leg or number no run could reach, so such frames are neither
+counted nor timed.
+
 PCM formats transcode the tag away; their loss is counted instead, with quiet
 window edges (nothing sent for a while before and after the window, so no
 frame sent outside it is in flight), and the agent's arrival times split it
@@ -40,6 +45,18 @@ LEG_AND_NUMBER = struct.Struct("!II")  # at offset 16
 LEG_OFFSET = 16
 _LEDGER_HEADER = struct.Struct("!II")  # leg index, ledger length
 _GROWTH = 4096
+MAX_LEGS = 100_000  # beyond any run's calls
+MAX_NUMBER = 1 << 24  # frames: 93 hours of one leg
+
+
+def read_tag(payload: bytes | memoryview, offset: int = 0) -> tuple[int, int] | None:
+    """The (leg, frame number) tagged at ``offset`` of ``payload``; None if no run tagged it."""
+    if len(payload) < offset + TAG.size:
+        return None
+    leg, number = LEG_AND_NUMBER.unpack_from(payload, offset + LEG_OFFSET)
+    if leg >= MAX_LEGS or number >= MAX_NUMBER:
+        return None  # a concealment frame, or silence
+    return leg, number
 
 
 def tag_frame(leg: int, number: int, sent_ns: int, audio: bytes | memoryview) -> bytes:
@@ -73,13 +90,17 @@ class LedgerBook:
     def __init__(self) -> None:
         self.ledgers: dict[int, FrameLedger] = {}
 
-    def mark_payload(self, payload: bytes | memoryview) -> None:
-        """Record the leg and number tagged in ``payload`` (a μ-law frame of ≥ 24 bytes)."""
-        leg, number = LEG_AND_NUMBER.unpack_from(payload, LEG_OFFSET)
+    def mark_payload(self, payload: bytes | memoryview) -> bool:
+        """Record the leg and number tagged in ``payload`` (a μ-law frame); False: no tag."""
+        tag = read_tag(payload)
+        if tag is None:
+            return False
+        leg, number = tag
         ledger = self.ledgers.get(leg)
         if ledger is None:
             ledger = self.ledgers[leg] = FrameLedger()
         ledger.mark(number)
+        return True
 
     def write(self, path: Path) -> None:
         chunks = []

@@ -130,12 +130,11 @@ async def run_agent(port: int, out: Path, stamp: bool) -> None:
             payload = base64.b64decode(frame["media"]["payload"])
             frames += 1
             now = time.monotonic_ns()
-            if stamp and len(payload) >= 24:
-                latencies.append((now - STAMP.unpack_from(payload)[0]) / 1e6)
-                book.mark_payload(payload)
-                payload = payload[:8] + STAMP.pack(now) + payload[16:]
-            else:
+            if not stamp:
                 arrivals.append(now / 1e9)
+            elif book.mark_payload(payload):  # not a concealment frame: timed and stamped
+                latencies.append((now - STAMP.unpack_from(payload)[0]) / 1e6)
+                payload = payload[:8] + STAMP.pack(now) + payload[16:]
             encoded = base64.b64encode(payload).decode()
             reply = f'{{"event":"media","media":{{"payload":"{encoded}"}}}}'
             await connection.send(reply)
@@ -272,9 +271,10 @@ class CarrierLeg(asyncio.DatagramProtocol):
         self.last_arrival = now
         if data[12:] == SILENCE:
             return  # pacing counts, but a silence frame carries no echoed audio
+        if self.numbered and not self.returned.mark_payload(memoryview(data)[12:]):
+            return  # an echoed concealment frame: not one of ours
         self.received += 1
         if self.numbered:
-            self.returned.mark_payload(memoryview(data)[12:])
             self.latencies.append((now - STAMP.unpack_from(data, 12 + AGENT_STAMP_OFFSET)[0]) / 1e6)
 
 

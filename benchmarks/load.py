@@ -71,12 +71,11 @@ import numpy as np
 from benchmarks._cores import CoreSplit, split_cores
 from benchmarks._frames import (
     AGENT_STAMP_OFFSET,
-    LEG_AND_NUMBER,
-    LEG_OFFSET,
     FrameLedger,
     LedgerBook,
     arrivals_between,
     counted_loss,
+    read_tag,
     tag_frame,
     window_loss,
 )
@@ -201,10 +200,9 @@ async def run_agent(port: int, out: Path, stamp: bool) -> None:
             if stamp:
                 payload = base64.b64decode(encoded)
                 now = time.monotonic_ns()
-                if len(payload) >= 24:
+                if book.mark_payload(payload):  # not a concealment frame: timed and stamped
                     samples.append(now / 1e9)
                     samples.append((now - STAMP.unpack_from(payload)[0]) / 1e6)
-                    book.mark_payload(payload)
                     payload = payload[:8] + STAMP.pack(now) + payload[16:]
                 encoded = base64.b64encode(payload).decode()
             else:
@@ -295,10 +293,13 @@ class Leg(asyncio.DatagramProtocol):
         self.last_arrival = now
         if data[12:] == SILENCE:
             return  # pacing counts, but a silence frame carries no echoed audio
+        tag = read_tag(data, 12) if self.stamp else None
+        if self.stamp and (tag is None or tag[0] != self.index):
+            return  # an echoed concealment frame: not one of ours
         self.received += 1
-        if self.stamp:  # the agent's send stamp (payload bytes 8–16), not the carrier's own
+        if tag is not None:  # the agent's send stamp (payload bytes 8–16), not the carrier's own
             self.latencies.append((now - STAMP.unpack_from(data, 12 + AGENT_STAMP_OFFSET)[0]) / 1e6)
-            self.returned.mark(LEG_AND_NUMBER.unpack_from(data, 12 + LEG_OFFSET)[1])
+            self.returned.mark(tag[1])
 
 
 class Signalling(asyncio.DatagramProtocol):
@@ -495,6 +496,9 @@ WATCHED_METRICS = (
     "trunkline_event_loop_lag_seconds_count",
     "trunkline_event_loop_lag_seconds_sum",
     "trunkline_rtp_packets_dropped_total",
+    "trunkline_jitter_buffer_packets_dropped_total",
+    "trunkline_jitter_buffer_packets_lost_total",
+    "trunkline_caller_frames_concealed_total",
     "trunkline_playout_frames_dropped_total",
     "trunkline_agent_frames_dropped_total",
     "trunkline_speech_queue_depth",

@@ -186,8 +186,10 @@ sent in the window that did not come back, over all runs, and splits them by
 direction; PCM formats transcode the numbers away and are counted with quiet window
 edges, split by the frames that reached the agent in the window. Latencies are one way, in ms (p50 / p99, from the median run), from stamps
 carried in μ-law payloads. trunkline's →carrier figure includes waiting for the
-call's clock slot and its pacing; the floor forwards at once. Call recording is on
-in the trunkline runs (the default).
+call's clock slot and its pacing; from the commit that added the caller jitter
+buffer on, its →agent figure includes the wait for the call's 20 ms tick and the
+buffer's depth too (`docs/sip.md`, media quality); the floor forwards at once.
+Call recording is on in the trunkline runs (the default).
 
 {
         table(

@@ -103,7 +103,7 @@ def test_settings_are_frozen_and_parsed_once() -> None:
 
 def test_every_setting_round_trips_through_its_environment_name() -> None:
     values = setting_values(Settings())
-    assert len(values) == len(set(values)) == 77
+    assert len(values) == len(set(values)) == 79
     assert settings_from(values) == Settings()
     with pytest.raises(ConfigError, match="unknown settings sip_prot"):
         settings_from({"sip_prot": 1})
@@ -148,3 +148,22 @@ def test_outbound_limits_reach_place_call_budget() -> None:
     limits = CallLimits.from_settings(settings)
     assert (limits.calls_per_window, limits.minutes_per_window) == (5, 7)
     assert CallLimits.from_settings(Settings()) == CallLimits()  # the defaults agree
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"jitter_max_ms": 50}, "TRUNKLINE_JITTER_MAX_MS must be a multiple of 20"),
+        ({"jitter_min_ms": -20}, "TRUNKLINE_JITTER_MIN_MS must be a multiple of 20"),
+        ({"jitter_max_ms": 1020}, "from 0 to 1000"),
+        ({"jitter_min_ms": 80, "jitter_max_ms": 60}, "must not exceed TRUNKLINE_JITTER_MAX_MS"),
+    ],
+)
+def test_jitter_buffer_depths_are_checked(values: dict[str, int], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        settings_from(values)
+
+
+def test_jitter_buffer_can_be_turned_off() -> None:
+    media = settings_from({"jitter_min_ms": 0, "jitter_max_ms": 0}).media
+    assert (media.jitter_min_ms, media.jitter_max_ms) == (0, 0)

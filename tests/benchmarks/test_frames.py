@@ -12,9 +12,11 @@ from benchmarks._frames import (
     LedgerBook,
     arrivals_between,
     counted_loss,
+    read_tag,
     tag_frame,
     window_loss,
 )
+from trunkline.codecs.concealment import HALVE
 
 
 def test_a_tagged_frame_keeps_its_length_and_carries_stamp_leg_and_number() -> None:
@@ -101,3 +103,15 @@ def test_counted_loss_splits_by_direction_from_what_reached_the_agent() -> None:
 def test_arrivals_are_counted_inside_the_window_and_its_grace_only() -> None:
     arrivals = [0.9, 1.0, 1.5, 2.0, 2.3, 2.31]
     assert arrivals_between(arrivals, 1.0, 2.0 + 0.3) == 4
+
+
+def test_concealment_frames_carry_no_tag_and_are_not_counted() -> None:
+    payload = tag_frame(leg=3, number=500, sent_ns=99, audio=b"\x55" * 160)
+    assert read_tag(payload) == (3, 500)
+    faded = payload.translate(HALVE["pcmu"])  # what trunkline sends when the next is missing
+    book = LedgerBook()
+    for made_up in (faded, faded.translate(HALVE["pcmu"]), b"\xff" * 160):
+        assert read_tag(made_up) is None
+        assert not book.mark_payload(made_up)
+    assert book.ledgers == {}
+    assert read_tag(b"\x00" * 12) is None  # too short to carry a tag

@@ -28,6 +28,9 @@ from trunkline.runtime import Runtime
 from trunkline.storage.models import PhoneNumber, new_id, utcnow
 
 NUMBER = "+15550100001"
+# For tests that count or compare the caller's frames exactly: no jitter buffer, so the
+# agent gets the caller's packets as they come and no concealment frames between or after.
+PASS_THROUGH = pytest.mark.settings(jitter_max_ms=0)
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:

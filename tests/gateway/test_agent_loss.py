@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline, audio_mode, free_port
+from tests.gateway.conftest import (
+    NUMBER,
+    PASS_THROUGH,
+    EchoAgent,
+    Trunkline,
+    audio_mode,
+    free_port,
+)
 from tests.gateway.sip_peer import CarrierCall
 from tests.gateway.test_inbound_calls import wait_for_status
 from trunkline.storage.models import InboundRouting, IncomingCallConfig, utcnow
@@ -37,6 +44,7 @@ class FlakyAgent(EchoAgent):
                     return
 
 
+@PASS_THROUGH
 async def test_dropped_agent_is_redialled_and_the_call_goes_on(trunkline: Trunkline) -> None:
     flaky = FlakyAgent()
     first_connections: list[str] = []
@@ -96,6 +104,7 @@ async def test_agent_gone_for_good_ends_the_call_after_the_grace_period(
     assert stored is not None and stored.hangup_reason == "local"
 
 
+@PASS_THROUGH
 async def test_unreachable_agent_falls_back_to_the_fallback_agent(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:

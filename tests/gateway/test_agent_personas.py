@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from tests.gateway.conftest import NUMBER, EchoAgent, MarkingAgent, Trunkline
+from tests.gateway.conftest import NUMBER, PASS_THROUGH, EchoAgent, MarkingAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall
 from trunkline.codecs.g711 import pcm16_to_ulaw, ulaw_to_pcm16
 
@@ -35,6 +35,7 @@ def best_snr_db(sent: bytes, received: bytes, max_lag: int = 800) -> float:
     return best
 
 
+@PASS_THROUGH
 async def test_twilio_persona_round_trips_mulaw_with_twilio_frames(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:
@@ -68,6 +69,7 @@ async def test_twilio_persona_round_trips_mulaw_with_twilio_frames(
     assert int(stop["sequenceNumber"]) == 2 + 20  # start, 20 media frames, stop
 
 
+@PASS_THROUGH
 @pytest.mark.parametrize("agent_audio", ["pcm16_8k", "pcm16_16k", "pcm16_24k"])
 async def test_pcm16_agents_hear_and_speak_at_their_rate(
     trunkline: Trunkline, echo_agent: EchoAgent, agent_audio: str

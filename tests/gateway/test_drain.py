@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
+from tests.gateway.conftest import NUMBER, PASS_THROUGH, EchoAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall
 from tests.gateway.test_inbound_calls import wait_for_status
 from trunkline.runtime import open_runtime
@@ -19,6 +19,7 @@ from trunkline.storage.blobs import LocalBlobStore
 from trunkline.storage.models import WebhookSubscription, new_id, utcnow
 
 
+@PASS_THROUGH
 @pytest.mark.settings(shutdown_timeout_seconds=30)
 async def test_drain_refuses_new_calls_and_lets_live_ones_finish(
     trunkline: Trunkline, echo_agent: EchoAgent

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline
+from tests.gateway.conftest import NUMBER, PASS_THROUGH, EchoAgent, Trunkline
 from tests.gateway.sip_peer import CarrierCall
 from trunkline.gateway.rtp.leg import RtpLeg
 from trunkline.gateway.rtp.packet import build_packet, parse_packet
@@ -165,6 +165,7 @@ async def test_a_webhook_url_the_guard_refuses_falls_through_to_voicemail(
     assert stored.hangup_reason == "voicemail"
 
 
+@PASS_THROUGH
 async def test_rtp_from_elsewhere_before_the_caller_speaks_does_not_take_the_call(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:
@@ -199,6 +200,7 @@ async def test_rtp_from_elsewhere_before_the_caller_speaks_does_not_take_the_cal
         carrier.close()
 
 
+@PASS_THROUGH
 async def test_rtp_from_a_foreign_source_is_dropped_after_learning(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:

@@ -8,13 +8,14 @@ import socket
 
 from websockets.asyncio.server import ServerConnection, serve
 
-from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline, audio_mode
+from tests.gateway.conftest import NUMBER, PASS_THROUGH, EchoAgent, Trunkline, audio_mode
 from tests.gateway.sip_peer import CarrierCall
 from trunkline.gateway.rtp.packet import build_packet
 
 OTHER_NUMBER = "+15550100002"
 
 
+@PASS_THROUGH
 async def test_a_stalled_agent_does_not_hold_up_another_call(
     trunkline: Trunkline, echo_agent: EchoAgent
 ) -> None:

@@ -248,3 +248,31 @@ def test_wrong_shape_frames_are_counted_by_reason_and_logged_once_per_call(
     assert "flat_media" in record.getMessage()
     assert "is not Twilio's shape" in record.getMessage()
     assert getattr(record, "call_id", None) == "call-7"
+
+
+def test_a_buffering_leg_is_pulled_every_20_ms_even_when_the_agent_starts_talking() -> None:
+    loop = FakeLoop()
+    session = MediaSessionFactory(MediaClock(loop)).create(
+        MediaPlan("call-1", caller_alaw=False), NotedEvents()
+    )
+    leg, link = NotingLeg(), FakeLink()
+    session.caller = leg
+    attach(session, link)
+    pulled: list[float] = []
+
+    def next_frame() -> bytes | None:
+        pulled.append(loop.time())
+        return CALLER_FRAME if len(pulled) % 2 else None  # every other slot: nothing
+
+    session.pull_caller_audio(next_frame)
+    session.start()
+    loop.advance(0.013)
+    session.play_phone_audio(b"\x22" * 800)  # a talk spurt: the playout's slot moves earlier
+    loop.advance(0.2)
+    gaps = {round(b - a, 6) for a, b in zip(pulled, pulled[1:], strict=False)}
+    assert gaps == {0.02} and len(pulled) >= 10  # the caller's cadence did not move
+    assert len(link.named("media")) == (len(pulled) + 1) // 2  # None sends nothing
+    session.stop("hangup")
+    count = len(pulled)
+    loop.advance(0.1)
+    assert len(pulled) == count  # no pulls once stopped

@@ -207,6 +207,14 @@ class MediaSettings:
         60.0,
         "agent audio queued per call beyond this is dropped (oldest first)",
     )
+    jitter_min_ms: int = setting(
+        "jitter_min_ms", 0, "least delay the caller's RTP jitter buffer keeps (multiple of 20)"
+    )
+    jitter_max_ms: int = setting(
+        "jitter_max_ms",
+        60,
+        "most delay the caller's RTP jitter buffer may add (multiple of 20; 0: no buffer)",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,6 +106,17 @@ def _check_limits(settings: Settings) -> None:
     _positive(calls.voicemail_max_seconds, "voicemail_max_seconds")
     if settings.media.playout_max_seconds < 1:
         raise ConfigError("TRUNKLINE_PLAYOUT_MAX_SECONDS must be at least 1")
+    _check_jitter(settings.media.jitter_min_ms, settings.media.jitter_max_ms)
+
+
+def _check_jitter(low: int, high: int) -> None:
+    for name, value in (("jitter_min_ms", low), ("jitter_max_ms", high)):
+        if not 0 <= value <= 1000 or value % 20:
+            raise ConfigError(
+                f"{ENV_PREFIX}{name.upper()} must be a multiple of 20 from 0 to 1000, got {value}"
+            )
+    if low > high:
+        raise ConfigError("TRUNKLINE_JITTER_MIN_MS must not exceed TRUNKLINE_JITTER_MAX_MS")
 
 
 def _check_process(settings: Settings) -> None:

@@ -21,6 +21,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from trunkline.gateway.rtp.jitter import DEPTH_BUCKETS
 from trunkline.gateway.sip import digest as sip_digest
 from trunkline.gateway.sip.dialog_guard import REFUSAL_REASONS
 from trunkline.gateway.sip.request_rules import REFUSAL_REASONS as RULE_REFUSAL_REASONS
@@ -122,6 +123,61 @@ RTP_DROP_REASONS = {
     "dropped_late": "late",
 }
 
+JITTER_DROP_REASONS = {
+    "jitter_late": "late",
+    "jitter_duplicate": "duplicate",
+    "jitter_overflow": "overflow",
+    "jitter_shrunk": "shrink",
+}
+CONCEALED_KINDS = {
+    "concealed_repeat": "repeat",
+    "concealed_silence": "silence",
+    "concealed_idle": "idle",
+}
+
+
+def _jitter_figures(rtp: Mapping[str, int]) -> Iterator[Any]:
+    """The caller jitter buffers' drops, losses and depths, and the frames concealed."""
+    dropped = CounterMetricFamily(
+        "trunkline_jitter_buffer_packets_dropped",
+        "Caller RTP packets the jitter buffer dropped",
+        labels=["reason"],
+    )
+    for field_name, reason in JITTER_DROP_REASONS.items():
+        dropped.add_metric([reason], rtp.get(field_name, 0))
+    yield dropped
+    for name, field_name, text in (
+        ("trunkline_jitter_buffer_packets_lost", "jitter_lost",
+         "Caller RTP packets that had not come when their turn to play came (concealed)"),
+        ("trunkline_jitter_buffer_underruns", "jitter_underruns",
+         "Caller frame slots that found the jitter buffer empty"),
+        ("trunkline_jitter_buffer_resets", "jitter_resets",
+         "Caller RTP streams restarted (new SSRC or sequence restart)"),
+    ):  # fmt: skip
+        yield CounterMetricFamily(name, text, value=rtp.get(field_name, 0))
+    concealed = CounterMetricFamily(
+        "trunkline_caller_frames_concealed",
+        "Caller frames made up for missing audio (idle: the caller sent nothing for a second)",
+        labels=["kind"],
+    )
+    for field_name, kind in CONCEALED_KINDS.items():
+        concealed.add_metric([kind], rtp.get(field_name, 0))
+    yield concealed
+    bounds = [repr(round(frames * 0.02, 2)) for frames in DEPTH_BUCKETS] + ["+Inf"]
+    for name, key, text in (
+        ("trunkline_jitter_buffer_depth_seconds", "depth",
+         "Caller audio buffered after each 20 ms frame slot"),
+        ("trunkline_jitter_buffer_target_seconds", "target",
+         "The jitter buffer's target depth at each 20 ms frame slot"),
+    ):  # fmt: skip
+        running, buckets = 0, []
+        for index, bound in enumerate(bounds):
+            running += rtp.get(f"jitter_{key}_bucket_{index}", 0)
+            buckets.append((bound, float(running)))
+        family = HistogramMetricFamily(name, text)
+        family.add_metric([], buckets, rtp.get(f"jitter_{key}_frames_sum", 0) * 0.02)
+        yield family
+
 
 class GatewayCollector(Collector):
     def collect(self) -> Iterator[Any]:
@@ -200,6 +256,7 @@ class GatewayCollector(Collector):
         for field_name, reason in RTP_DROP_REASONS.items():
             dropped.add_metric([reason], totals.rtp.get(field_name, 0))
         yield dropped
+        yield from _jitter_figures(totals.rtp)
         requests = CounterMetricFamily(
             "trunkline_sip_requests_refused", "SIP requests not served", labels=["reason"]
         )

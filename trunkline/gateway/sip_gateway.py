@@ -131,6 +131,7 @@ class SipGateway:
             speech=self.speech,
             totals=self.media_totals,
             max_playout_seconds=settings.media.playout_max_seconds,
+            caller_jitter=(settings.media.jitter_min_ms // 20, settings.media.jitter_max_ms // 20),
         )
         self.core = build_call_core(
             settings,

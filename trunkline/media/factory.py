@@ -2,9 +2,10 @@
 
 One ``MediaSessionFactory`` per gateway holds what every call shares: the
 media clock, the recording writer, the speech engines and their workers, the
-media totals and the playout cap. ``create(plan, events)`` builds one call's
-session with exactly the taps its plan asks for: a recorder only when the
-call is recorded, transcription only when an engine is configured.
+media totals, the playout cap and the caller jitter buffer's depth.
+``create(plan, events)`` builds one call's session with exactly the taps its
+plan asks for: a recorder only when the call is recorded, transcription only
+when an engine is configured.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from trunkline.media.counters import MediaTotals
 from trunkline.media.plan import MediaEvents, MediaPlan
 from trunkline.media.playout import DEFAULT_MAX_SECONDS
 from trunkline.media.recording import CallRecorder, RecordingWriter
-from trunkline.media.session import MediaSession, SpeechParts
+from trunkline.media.session import DEFAULT_CALLER_JITTER, MediaSession, SpeechParts
 from trunkline.media.speech_output import SpeechOutput
 from trunkline.media.speech_work import SpeechWork
 from trunkline.media.transcription import Transcription
@@ -35,8 +36,10 @@ class MediaSessionFactory:
         totals: MediaTotals | None = None,
         max_playout_seconds: float = DEFAULT_MAX_SECONDS,
         speech_clock: Callable[[], float] = time.monotonic,
+        caller_jitter: tuple[int, int] = DEFAULT_CALLER_JITTER,
     ) -> None:
         self.clock = clock
+        self.caller_jitter = caller_jitter  # frames: the RTP jitter buffer's least and most
         self.recordings = recordings
         self.speech = speech
         self.totals = totals
@@ -58,6 +61,7 @@ class MediaSessionFactory:
             max_playout_seconds=self.max_playout_seconds,
             totals=self.totals,
             recorder=recorder,
+            caller_jitter=self.caller_jitter,
         )
         if self.speech is not None:
             session.use_speech(self._speech_parts(plan, events, session))

@@ -5,13 +5,15 @@ leg's receive callback; the call's caller taps (recorder, transcription) get
 it as PCM16, decoded once, and it is sent to the agent as a ``media`` frame
 right there (μ-law is passed through; A-law is transcoded by one table
 lookup; PCM formats are decoded and resampled by the call's persistent
-converter). Agent → caller: ``media`` payloads (or binary frames) are
-converted to μ-law and go into the call's ``Playout``; the shared 20 ms tick
-takes one frame per call, hands it (as PCM16) to the slot taps and sends it
-to the caller leg. The taps are lists built when the call's options are
-known: a call without recording has no recorder tap. The wire protocol
-(Inkbox or the Twilio persona) is the call's ``AgentPersona``. Nothing here
-creates a task or queue per frame.
+converter). A leg that buffers its audio (RTP's jitter buffer) has it pulled
+instead, one frame per 20 ms on a clock subscription of its own that talk
+spurts never move, so the agent hears an even cadence. Agent → caller:
+``media`` payloads (or binary frames) are converted to μ-law and go into the
+call's ``Playout``; the shared 20 ms tick takes one frame per call, hands it
+(as PCM16) to the slot taps and sends it to the caller leg. The taps are
+lists built when the call's options are known: a call without recording has
+no recorder tap. The wire protocol (Inkbox or the Twilio persona) is the
+call's ``AgentPersona``. Nothing here creates a task or queue per frame.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ ARRIVALS_TRACKED = 64  # agent chunks awaiting their first frame, per call
 
 CallerTap = Callable[[bytes], None]  # one caller frame, PCM16
 SlotTap = Callable[[bytes | None], None]  # what was played in a slot, PCM16 (None: nothing)
+CallerSource = Callable[[], bytes | memoryview | None]  # the caller's next 20 ms frame, if any
+DEFAULT_CALLER_JITTER = (0, 3)  # frames: the RTP jitter buffer's least and most depth
 
 
 class CallerLeg(Protocol):
@@ -102,9 +106,14 @@ class MediaSession:
         max_playout_seconds: float,
         totals: MediaTotals | None,
         recorder: CallRecorder | None,
+        caller_jitter: tuple[int, int] = DEFAULT_CALLER_JITTER,
     ) -> None:
         self.call_id = plan.call_id
         self._plan = plan
+        # Least and most depth, in 20 ms frames, of a caller leg's jitter buffer (most 0: none).
+        self.caller_jitter = caller_jitter
+        self._caller_source: CallerSource | None = None
+        self._source_handle: int | None = None
         self.stream_id = str(uuid.uuid4())
         self.caller: CallerLeg | None = None
         self.persona: AgentPersona = persona_for(
@@ -120,6 +129,7 @@ class MediaSession:
         self.playout = Playout(self._mark_played, max_seconds=max_playout_seconds)
         self._clock = clock
         self._tick_handle: int | None = None
+        self._media_failed = False
         self._events = events
         self.link: AgentLink | None = None
         self.agent_frames_rejected = 0
@@ -229,9 +239,21 @@ class MediaSession:
         self._arrivals.clear()
         self._sending = False
 
+    def pull_caller_audio(self, source: CallerSource) -> None:
+        """The caller leg buffers its audio: take a frame from ``source`` every 20 ms.
+
+        The pull has its own clock subscription, never rephased (a talk spurt of the
+        agent moves only the playout's), so the caller's frames keep an even cadence.
+        """
+        self._caller_source = source
+        if self._tick_handle is not None and self._source_handle is None:
+            self._source_handle = self._clock.subscribe(self._pull_caller, self._tick_failed)
+
     def start(self) -> None:
         if self._tick_handle is None:
             self._tick_handle = self._clock.subscribe(self._tick, self._tick_failed)
+            if self._caller_source is not None and self._source_handle is None:
+                self._source_handle = self._clock.subscribe(self._pull_caller, self._tick_failed)
             if self.started_at is None:
                 self.started_at = utcnow()  # the call's answer time: the recording starts here
 
@@ -245,6 +267,9 @@ class MediaSession:
             self._clock.unsubscribe(self._tick_handle)
             self._tick_handle = None
             self.stopped_at = utcnow()
+        if self._source_handle is not None:
+            self._clock.unsubscribe(self._source_handle)
+            self._source_handle = None
         if self.caller is not None:
             self.caller.detach()
         if self._totals is not None:
@@ -269,7 +294,7 @@ class MediaSession:
 
     # -- caller -> agent -------------------------------------------------------------
     def caller_audio(self, payload: bytes | memoryview) -> None:
-        """One 20 ms frame of caller audio (G.711), straight from the leg's receive callback."""
+        """One frame of caller audio (G.711): from the leg's receive callback, or pulled."""
         taps = self._caller_taps
         if taps:
             pcm = self._decode(payload)
@@ -285,6 +310,13 @@ class MediaSession:
         if audio and link.send_text(self.persona.media(audio), droppable=True):
             self.frames_to_agent += 1
             self.to_agent.observe_ns(perf_counter_ns() - started)
+
+    def _pull_caller(self) -> None:
+        source = self._caller_source
+        if source is not None:
+            frame = source()
+            if frame is not None:
+                self.caller_audio(frame)
 
     def caller_digit(self, digit: str) -> None:
         if self.link is not None:
@@ -373,7 +405,11 @@ class MediaSession:
             self.link.send_text(self.persona.mark(name))
 
     def _tick_failed(self, error: Exception) -> None:
-        """The tick raised and the clock dropped it: said once, and the call ends."""
+        """A tick (the playout's or the caller pull's) raised and the clock dropped it:
+        said once, and the call ends."""
+        if self._media_failed:
+            return
+        self._media_failed = True
         log.error(
             "media tick failed; ending the call", exc_info=error, extra={"call_id": self.call_id}
         )

@@ -3,6 +3,12 @@
 The ``RtpSession`` filters and packetises, the ``RtpEndpoint`` sends. Silence
 is sent, not suppressed (carriers end calls whose RTP stops flowing), and an
 RTCP sender report goes out about every five seconds.
+
+Caller audio waits in the call's ``JitterBuffer`` (unless its maximum depth is
+0: pass-through) and the media session pulls one frame every 20 ms; a frame
+that is not there is concealed (``codecs.concealment``): from the first
+packet on, the agent gets a frame every 20 ms until the call ends, silence
+while the caller sends nothing (on hold, say), as Twilio's media streams do.
 """
 
 from __future__ import annotations
@@ -11,10 +17,13 @@ import secrets
 import time
 from dataclasses import asdict
 
+from trunkline.codecs.concealment import Concealer
 from trunkline.codecs.g711 import ULAW_TO_ALAW
+from trunkline.gateway.rtp.jitter import JitterBuffer
 from trunkline.gateway.rtp.rtcp import REPORT_INTERVAL_FRAMES, build_report
 from trunkline.gateway.rtp.session import RtpSession
 from trunkline.gateway.rtp.transport import RtpEndpoint
+from trunkline.media.clock import MAX_CATCH_UP
 from trunkline.media.session import MediaSession
 
 MULAW_SILENCE_FRAME = b"\xff" * 160
@@ -24,7 +33,7 @@ ALAW_SILENCE_FRAME = b"\xd5" * 160
 class RtpLeg:
     """The caller over RTP: the session filters and packetises, the endpoint sends."""
 
-    __slots__ = ("_until_report", "alaw", "endpoint", "session")
+    __slots__ = ("_until_report", "alaw", "concealer", "endpoint", "jitter", "session")
 
     def __init__(
         self,
@@ -38,6 +47,13 @@ class RtpLeg:
     ) -> None:
         self.endpoint = endpoint
         self.alaw = payload_type == 8
+        least, most = media.caller_jitter
+        self.jitter = (
+            JitterBuffer(min_frames=least, max_frames=most, catch_up_frames=MAX_CATCH_UP)
+            if most
+            else None
+        )
+        self.concealer = Concealer("pcma" if self.alaw else "pcmu")
         self.session = RtpSession(
             payload_type,
             event_payload_type,
@@ -45,10 +61,24 @@ class RtpLeg:
             media.caller_digit,
             remote=remote,
             signalling_host=signalling_host,
+            jitter=self.jitter,
         )
         endpoint.session = self.session
+        if self.jitter is not None:
+            media.pull_caller_audio(self.caller_frame)
         # The first report goes out at a random point of the first 5 s (calls stay out of step).
         self._until_report = 50 + secrets.randbelow(REPORT_INTERVAL_FRAMES)
+
+    def caller_frame(self) -> bytes | memoryview | None:
+        """This tick's caller frame: buffered audio, else a concealment frame once started."""
+        jitter = self.jitter
+        if jitter is None or self.endpoint.session is not self.session:
+            return None  # detached
+        frame = jitter.pull()
+        if frame is not None:
+            self.concealer.played(frame)
+            return frame
+        return self.concealer.conceal() if jitter.started else None
 
     def send_frame(self, frame: bytes | None) -> None:
         # Silence is sent, not suppressed: carriers end calls whose RTP stops flowing.
@@ -91,4 +121,11 @@ class RtpLeg:
         self.session.rewind(round(earlier_seconds * 8000))
 
     def rtp_counters(self) -> dict[str, int]:
-        return asdict(self.session.counters)
+        counters = asdict(self.session.counters)
+        if self.jitter is not None:
+            counters.update(self.jitter.counter_values())
+            concealer = self.concealer
+            counters["concealed_repeat"] = concealer.repeated
+            counters["concealed_silence"] = concealer.silenced
+            counters["concealed_idle"] = concealer.idle
+        return counters

@@ -9,9 +9,12 @@ symmetric RTP); any other source only once the SDP address has sent nothing
 for ``LEARN_GRACE_SECONDS`` after the first packet from elsewhere (a NAT the
 SDP does not reveal). Packets refused before latching are counted apart from
 those refused after it. Payload
-types that were not negotiated are dropped, as are duplicates and packets
-older than the newest seen (20 ms G.711 frames are played as they come).
-RFC 4733 events become a digit once, on the first end packet of each event.
+types that were not negotiated are dropped. Audio goes to the call's
+``JitterBuffer`` when it has one (re-ordered there, pulled every 20 ms);
+without one (pass-through) it goes straight to ``on_audio`` as it comes, and
+duplicates and packets older than the newest seen are dropped here.
+RFC 4733 events become a digit once, on the first end packet of each event,
+as they arrive: they never wait in the jitter buffer.
 Outbound: 160-sample frames with a random SSRC, continuous sequence numbers,
 timestamps that advance by 160 every 20 ms even across silence, and a marker
 at each talk-spurt start. Every drop is counted by reason.
@@ -25,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from trunkline.codecs.dtmf import TelephoneEvent, TelephoneEventError, decode_event
+from trunkline.gateway.rtp.jitter import JitterBuffer
 from trunkline.gateway.rtp.packet import RtpParseError, build_into, parse_packet
 from trunkline.gateway.rtp.rtcp import ReceptionStats
 
@@ -71,6 +75,7 @@ class RtpSession:
         "_talking",
         "counters",
         "event_payload_type",
+        "jitter",
         "on_audio",
         "on_dtmf",
         "payload_type",
@@ -89,8 +94,10 @@ class RtpSession:
         remote: Address | None = None,
         signalling_host: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        jitter: JitterBuffer | None = None,
     ) -> None:
         self.payload_type = payload_type
+        self.jitter = jitter  # None: pass-through, audio goes to on_audio as it arrives
         self._clock = clock  # monotonic seconds: source learning and jitter
         self.event_payload_type = event_payload_type
         self.on_audio = on_audio
@@ -151,20 +158,29 @@ class RtpSession:
             self._learned = True
         counters.packets_in += 1
         counters.bytes_in += len(data)
+        jitter = self.jitter
         if event is not None:
+            if jitter is not None:
+                jitter.push_event(packet.ssrc, packet.sequence)
             self._event(packet.ssrc, packet.timestamp, event)
             return
-        if not self._in_order(packet.ssrc, packet.sequence):
+        in_order = self._in_order(packet.ssrc, packet.sequence)
+        if not in_order and jitter is None:
             counters.dropped_late += 1
             return
         self._received += 1
-        transit = int(self._clock() * 8000) - packet.timestamp
-        if self._last_transit is not None:
-            d = abs(transit - self._last_transit)
-            if d < 8000 * 60:  # not a timestamp jump
-                self._jitter16 += d - ((self._jitter16 + 8) >> 4)
-        self._last_transit = transit
-        self.on_audio(packet.payload)
+        now = self._clock()
+        if in_order:
+            transit = int(now * 8000) - packet.timestamp
+            if self._last_transit is not None:
+                d = abs(transit - self._last_transit)
+                if d < 8000 * 60:  # not a timestamp jump
+                    self._jitter16 += d - ((self._jitter16 + 8) >> 4)
+            self._last_transit = transit
+        if jitter is None:
+            self.on_audio(packet.payload)
+        else:  # re-ordered, de-duplicated and paced there; pulled every 20 ms
+            jitter.push(packet.ssrc, packet.sequence, packet.timestamp, packet.payload, now)
 
     def _may_learn(self, source: Address, now: float) -> bool:
         """Whether a packet from ``source``, not the SDP address, may be latched onto."""

@@ -1,0 +1,502 @@
+"""A re-ordering, adaptive jitter buffer for one call's inbound RTP audio, sans I/O.
+
+Packets are ``push``-ed as they arrive and one 20 ms frame is ``pull``-ed per
+tick of the shared media clock: no task, queue or timer of its own.
+
+Storage is a fixed ring of ``SLOTS`` entries indexed by the *extended*
+sequence number (the 16-bit number unwrapped against the newest one seen), so
+the sequence wrap 65535 → 0 is just the next number; timestamps are compared
+modulo 2³². A slot keeps a reference to the payload (a view of the received
+datagram, never copied); a frame is assembled in one pre-sized buffer only
+when packets are not 20 ms long (10 or 30 ms ptime), so any packet time is
+re-framed into 20 ms frames.
+
+Playing: the *cursor* is the next sequence number to play. Each pull takes
+the packet at the cursor. If it is missing while later packets are here, its
+time came: it is lost — concealed for as long as the timestamps say audio is
+missing (counting the frames already concealed while waiting), then skipped.
+If nothing at all is here, the buffer has run dry (an underrun): the pull
+returns nothing, the cursor waits, and playing resumes once the target depth
+is buffered again — or once audio has waited as many pulls as the target has
+frames (a short burst is not held back longer than the target). A pull that returns None asks the caller for a
+concealment frame (``codecs.concealment``) — except before the first frame of
+the call was played: the cadence starts with the first packet.
+
+Depth: the target, in 20 ms frames between ``min_frames`` and ``max_frames``,
+follows the interarrival jitter estimate of RFC 3550 §6.4.1 (three times the
+estimate, rounded to frames), and rises by a frame at once when a packet comes
+too late (dropped late, or arriving after an underrun); that rise decays by one
+frame every two seconds without lateness. When two frames or more beyond the
+target have stayed buffered after every pull for a whole second, one frame is
+dropped (``shrunk``): latency comes back down slowly. (One frame beyond the
+target is kept: it is where the packets' phase falls against the 20 ms tick.)
+More than ``max_frames`` + the frame being played left after every pull for
+200 ms is trimmed back to that at once, oldest first (``overflow``), so the
+delay the buffer adds stays at most ``max_frames`` × 20 ms (plus the wait for
+the tick). A burst is held up to ``catch_up_frames`` more at arrival: after
+the event loop stalled, the media clock plays that many frames at once, and
+the burst it read on waking is what they are made of; beyond that the oldest
+is dropped at once (``overflow``).
+
+Dropped and counted: duplicates (of a held or an already played packet),
+late packets (their slot was played or given up), overflow and shrink drops;
+lost packets (given up on) and underruns are counted too. A new SSRC, or a
+sequence jump beyond ``MAX_SEQUENCE_JUMP``, is a new stream: the buffer
+starts again (``resets``). RFC 4733 events do not pass through here (their
+digits are reported as they arrive), but they share the audio's sequence
+numbers: ``push_event`` marks theirs so they are not taken for lost audio.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import asdict, dataclass
+
+SLOTS = 64  # a power of two: 64 packets is 640 ms of 10 ms packets, far beyond any depth
+_MASK = SLOTS - 1
+_BASE = 1 << 20  # extended sequence numbers start here, so they stay positive
+MAX_SEQUENCE_JUMP = 3000  # beyond this the sender restarted: a new stream
+MAX_GAP_SAMPLES = 8000  # a timestamp gap beyond a second is a discontinuity, not loss
+JITTER_MULTIPLE = 3  # the target covers three times the RFC 3550 jitter estimate
+LATE_DECAY_PULLS = 100  # a rise caused by lateness fades by one frame per 2 s
+SHRINK_WINDOW_PULLS = 50  # more than the target buffered for 1 s: drop a frame
+TRIM_PULLS = 10  # beyond the maximum for 200 ms: trimmed back to it at once
+DEPTH_BUCKETS = (0, 1, 2, 3, 5, 10)  # frames; the histograms' upper bounds (then +Inf)
+_BUCKET_OF = tuple(bisect.bisect_left(DEPTH_BUCKETS, f) for f in range(DEPTH_BUCKETS[-1] + 1))
+RETARGET_PULLS = 8  # the target follows the jitter estimate every 160 ms
+
+_EMPTY, _HELD, _PLAYED, _MISSED = 0, 1, 2, 3
+
+
+@dataclass(slots=True)
+class JitterCounters:
+    late: int = 0  # arrived after their slot was played or given up
+    duplicate: int = 0
+    overflow: int = 0  # dropped, oldest first, beyond the maximum depth
+    shrunk: int = 0  # dropped to bring the depth back down to the target
+    lost: int = 0  # never arrived in time: concealed
+    underruns: int = 0  # pulls that found nothing buffered
+    resets: int = 0  # new SSRC or sequence restart
+
+
+class JitterBuffer:
+    """One call's inbound audio, re-ordered and paced: push per packet, pull per 20 ms tick."""
+
+    __slots__ = (
+        "_credit",
+        "_cursor",
+        "_expected_ts",
+        "_fill",
+        "_fresh",
+        "_held",
+        "_held_bytes",
+        "_highest",
+        "_jitter",
+        "_last_arrival",
+        "_last_ts",
+        "_late_floor",
+        "_min_remaining",
+        "_out",
+        "_over_max",
+        "_out_view",
+        "_part",
+        "_payload",
+        "_seq",
+        "_since_late",
+        "_ssrc",
+        "_state",
+        "_ts",
+        "_waited",
+        "_waiting",
+        "_window",
+        "catch_up_frames",
+        "clock_rate",
+        "counters",
+        "depth_frames_sum",
+        "depth_histogram",
+        "frame_bytes",
+        "max_frames",
+        "min_frames",
+        "started",
+        "target_frames",
+        "target_frames_sum",
+        "target_histogram",
+    )
+
+    def __init__(
+        self,
+        *,
+        min_frames: int = 0,
+        max_frames: int = 3,
+        frame_bytes: int = 160,
+        clock_rate: int = 8000,
+        catch_up_frames: int = 5,
+    ) -> None:
+        if max_frames < 1 or not 0 <= min_frames <= max_frames:
+            raise ValueError("need 0 <= min_frames <= max_frames and max_frames >= 1")
+        self.min_frames = min_frames
+        self.max_frames = max_frames
+        self.frame_bytes = frame_bytes  # one byte per timestamp unit (G.711)
+        self.clock_rate = clock_rate
+        # Frames the media clock plays at once after the loop stalled: a burst read after a
+        # stall is held for them rather than dropped.
+        self.catch_up_frames = catch_up_frames
+        self.counters = JitterCounters()
+        self.target_frames = min_frames
+        self.started = False  # a frame was played: from now on every pull yields a frame
+        # Histograms of the depth (after each frame played) and of the target, in frames.
+        self.depth_histogram = [0] * (len(DEPTH_BUCKETS) + 1)
+        self.target_histogram = [0] * (len(DEPTH_BUCKETS) + 1)
+        self.depth_frames_sum = self.target_frames_sum = 0
+        self._seq = [-1] * SLOTS
+        self._state = bytearray(SLOTS)
+        self._payload: list[memoryview | None] = [None] * SLOTS
+        self._ts = [0] * SLOTS
+        self._out = bytearray(frame_bytes)
+        self._out_view = memoryview(self._out)
+        self._ssrc: int | None = None
+        self._late_floor = 0
+        self._since_late = 0
+        self._clear()
+
+    def _clear(self) -> None:
+        """Forget the stream (kept: the target, the counters, whether the call started)."""
+        state, payload = self._state, self._payload
+        for slot in range(SLOTS):
+            state[slot] = _EMPTY
+            payload[slot] = None
+        self._cursor = self._highest = 0
+        self._held = self._held_bytes = 0
+        self._fill = 0
+        self._part: memoryview | None = None  # the unplayed rest of a longer packet
+        self._expected_ts: int | None = None  # where the audio after the last played ends
+        self._credit = 0  # samples concealed since the last packet was played
+        self._waiting = True  # building up the target depth before playing
+        self._waited = 0  # pulls spent waiting with audio held: at most the target
+        self._fresh = True  # nothing played from this stream yet
+        self._jitter = 0.0  # RFC 3550 interarrival jitter, timestamp units
+        self._last_ts: int | None = None
+        self._last_arrival = 0.0
+        self._min_remaining = 1 << 30
+        self._window = 0
+        self._over_max = 0  # pulls in a row that left more than the maximum buffered
+
+    # -- arrival -----------------------------------------------------------------------
+    def push(
+        self, ssrc: int, sequence: int, timestamp: int, payload: memoryview, arrival: float
+    ) -> None:
+        """One audio packet; ``arrival`` in monotonic seconds."""
+        if ssrc != self._ssrc:
+            self._restart(ssrc, sequence)
+        extended = self._extend(sequence)
+        ahead = extended - self._cursor
+        if ahead < 0:
+            if -ahead > MAX_SEQUENCE_JUMP:
+                self._restart(ssrc, sequence)
+                extended, ahead = self._cursor, 0
+            elif self._fresh and -ahead < SLOTS - (self._highest - self._cursor):
+                self._cursor = extended  # an earlier packet of a stream not yet played from
+                ahead = 0
+            else:
+                self._too_late(extended)
+                return
+        elif ahead > MAX_SEQUENCE_JUMP:
+            self._restart(ssrc, sequence)
+            extended, ahead = self._cursor, 0
+        slot = extended & _MASK
+        if self._seq[slot] == extended and self._state[slot] == _HELD:
+            self.counters.duplicate += 1
+            return
+        if ahead >= SLOTS:
+            self._drop_until(extended - SLOTS + 1)
+        self._measure(timestamp, arrival)
+        self._hold(slot, extended, timestamp, payload)
+        limit = (self.max_frames + 1 + self.catch_up_frames) * self.frame_bytes
+        while self._held_bytes > limit:
+            self._drop_oldest()
+
+    def push_event(self, ssrc: int, sequence: int) -> None:
+        """An RFC 4733 event packet's sequence number: not audio, and not lost audio either."""
+        if ssrc != self._ssrc:
+            return  # events never start or restart the audio stream
+        extended = self._extend(sequence)
+        ahead = extended - self._cursor
+        slot = extended & _MASK
+        if ahead < 0 or ahead >= SLOTS or self._seq[slot] == extended:
+            return
+        self._hold(slot, extended, 0, memoryview(b""))
+
+    def _hold(self, slot: int, extended: int, timestamp: int, payload: memoryview) -> None:
+        self._seq[slot] = extended
+        self._state[slot] = _HELD
+        self._payload[slot] = payload
+        self._ts[slot] = timestamp
+        self._held += 1
+        self._held_bytes += len(payload)
+        if extended > self._highest:
+            self._highest = extended
+
+    def _extend(self, sequence: int) -> int:
+        delta = (sequence - self._highest) & 0xFFFF
+        return self._highest + (delta - 0x10000 if delta >= 0x8000 else delta)
+
+    def _restart(self, ssrc: int, sequence: int) -> None:
+        if self._ssrc is not None:
+            self.counters.resets += 1
+        self._clear()
+        self._ssrc = ssrc
+        self._cursor = self._highest = _BASE + sequence
+
+    def _too_late(self, extended: int) -> None:
+        slot = extended & _MASK
+        if self._seq[slot] == extended and self._state[slot] == _PLAYED:
+            self.counters.duplicate += 1
+        else:
+            self.counters.late += 1
+            self._grow()
+
+    def _measure(self, timestamp: int, arrival: float) -> None:
+        """RFC 3550 §6.4.1: J += (|D| - J) / 16, D the change in transit time."""
+        last_ts = self._last_ts
+        if last_ts is not None:
+            spacing = (timestamp - last_ts) & 0xFFFFFFFF
+            if spacing >= 0x80000000:
+                spacing -= 0x100000000
+            change = abs((arrival - self._last_arrival) * self.clock_rate - spacing)
+            if change < MAX_GAP_SAMPLES:  # not a timestamp jump
+                self._jitter += (change - self._jitter) / 16
+        self._last_ts = timestamp
+        self._last_arrival = arrival
+
+    # -- drops -------------------------------------------------------------------------
+    def _drop_oldest(self) -> None:
+        """Drop the oldest held packet (overflow); missing ones before it count as lost."""
+        while self._held:
+            slot = self._cursor & _MASK
+            self._cursor += 1
+            if not self._present(slot, self._cursor - 1):
+                self._give_up(slot, self._cursor - 1)
+            elif self._consume(slot, played=False):
+                self.counters.overflow += 1
+                return
+
+    def _drop_until(self, extended: int) -> None:
+        """Move the cursor up to ``extended`` so a packet that far ahead fits the ring."""
+        while self._cursor < extended:
+            slot = self._cursor & _MASK
+            if self._present(slot, self._cursor):
+                if self._consume(slot, played=False):
+                    self.counters.overflow += 1
+            else:
+                self._give_up(slot, self._cursor)
+            self._cursor += 1
+
+    def _give_up(self, slot: int, extended: int) -> None:
+        self._seq[slot] = extended
+        self._state[slot] = _MISSED
+        self._payload[slot] = None
+        self.counters.lost += 1
+
+    def _consume(self, slot: int, *, played: bool) -> memoryview:
+        """Take the held packet out of ``slot`` (the cursor has moved past it)."""
+        payload = self._payload[slot]
+        assert payload is not None
+        self._payload[slot] = None
+        self._state[slot] = _PLAYED  # a copy arriving later is a duplicate
+        self._held -= 1
+        size = len(payload)
+        self._held_bytes -= size
+        if size:
+            self._expected_ts = (self._ts[slot] + size) & 0xFFFFFFFF
+            if played:
+                self._credit = 0
+        return payload
+
+    # -- playing -----------------------------------------------------------------------
+    def pull(self) -> memoryview | None:
+        """This tick's 20 ms frame, or None: conceal it (or, before ``started``, send nothing).
+
+        The frame is valid until the next pull.
+        """
+        if self._ssrc is None:
+            return None
+        self._adapt()
+        size = self.frame_bytes
+        if self._waiting:
+            buffered = self._fill + self._held_bytes + (len(self._part) if self._part else 0)
+            if buffered < (self.target_frames + 1) * size and (
+                not self._held_bytes or self._waited < self.target_frames
+            ):
+                self._waited += 1 if self._held_bytes else 0
+                self._miss()
+                return None
+            self._waiting = False
+            self._waited = 0
+            if self._credit and self._present(self._cursor & _MASK, self._cursor):
+                self._grow()  # what we waited for came, late: a deeper buffer would have had it
+        fill, out = self._fill, self._out
+        while fill < size:
+            part = self._part
+            if part is not None:
+                take = min(len(part), size - fill)
+                out[fill : fill + take] = part[:take]
+                fill += take
+                self._part = part[take:] if take < len(part) else None
+                continue
+            slot = self._cursor & _MASK
+            if self._present(slot, self._cursor):
+                if (
+                    self._ts[slot] != self._expected_ts
+                    and self._payload[slot]
+                    and self._gap_before(slot) * 2 >= size
+                ):
+                    self._fill = fill  # the sender paused (a digit, say): that time is heard
+                    self._miss()
+                    return None
+                self._cursor += 1
+                self._fresh = False
+                payload = self._consume(slot, played=True)
+                if not payload:
+                    continue  # an event's sequence number
+                if fill == 0 and len(payload) == size:
+                    self._played()
+                    return payload  # the common case: one 20 ms packet, not copied
+                self._part = payload
+                continue
+            if not self._held:
+                self._fill = fill
+                self._waiting = True
+                self.counters.underruns += 1
+                self._miss()
+                return None
+            if self._uncovered() * 2 >= size:
+                self._fill = fill  # audio is missing here: conceal, the packet may still come
+                self._miss()
+                return None
+            while not self._present(self._cursor & _MASK, self._cursor):
+                self._give_up(self._cursor & _MASK, self._cursor)
+                self._cursor += 1
+        self._fill = 0
+        self._played()
+        return self._out_view
+
+    def _present(self, slot: int, extended: int) -> bool:
+        return self._state[slot] == _HELD and self._seq[slot] == extended
+
+    def _miss(self) -> None:
+        """No frame this tick: the caller conceals one (once started), covering that much time."""
+        if self.started:
+            self._credit += self.frame_bytes
+            self._observe(0)
+
+    def _uncovered(self) -> int:
+        """Samples of audio missing before the next packet held, not yet concealed."""
+        for ahead in range(self._highest - self._cursor + 1):
+            extended = self._cursor + ahead
+            slot = extended & _MASK
+            if self._present(slot, extended) and self._payload[slot]:
+                return self._gap_before(slot)
+        return 0
+
+    def _gap_before(self, slot: int) -> int:
+        """Samples between the audio played last and the packet in ``slot``, not yet concealed.
+
+        A gap with no sequence number missing is time the sender sent no audio in (an
+        RFC 4733 digit, silence suppression): it is concealed too, so the agent hears it.
+        """
+        expected = self._expected_ts
+        if expected is None:
+            return 0
+        gap = (self._ts[slot] - expected) & 0xFFFFFFFF
+        if gap >= 0x80000000 or gap > MAX_GAP_SAMPLES:
+            return 0  # the timestamps jumped: a discontinuity, nothing to fill
+        return gap - self._credit
+
+    def _played(self) -> None:
+        self.started = True
+        remaining = self._held_bytes + (len(self._part) if self._part else 0)
+        size = self.frame_bytes
+        self._observe(remaining // size)
+        self._min_remaining = min(self._min_remaining, remaining)
+        bound = (self.max_frames + 1) * size
+        if remaining <= bound:
+            self._over_max = 0
+        else:
+            self._over_max += 1
+            if self._over_max >= TRIM_PULLS:  # not a stall's catch-up: too much held
+                while self._held and remaining > bound:
+                    self._drop_oldest()
+                    remaining = self._held_bytes + (len(self._part) if self._part else 0)
+                self._over_max = 0
+        self._window += 1
+        if self._window >= SHRINK_WINDOW_PULLS:
+            # One frame above the target is the phase of arrivals against the tick, not
+            # excess: dropping it would run dry at the next late packet and conceal.
+            if self._min_remaining >= (self.target_frames + 2) * size:
+                self._shrink()
+            self._window = 0
+            self._min_remaining = 1 << 30
+
+    def _shrink(self) -> None:
+        """Drop a frame's worth of the oldest buffered audio."""
+        dropped, size = 0, self.frame_bytes
+        while dropped < size and self._part is None:
+            slot = self._cursor & _MASK
+            if not self._present(slot, self._cursor):
+                return
+            self._cursor += 1
+            dropped += len(self._consume(slot, played=False))
+            self.counters.shrunk += 1
+
+    # -- depth ---------------------------------------------------------------------------
+    def _adapt(self) -> None:
+        self._since_late += 1
+        if self._late_floor and self._since_late >= LATE_DECAY_PULLS:
+            self._late_floor -= 1
+            self._since_late = 0
+            self._retarget()
+        elif not self._since_late % RETARGET_PULLS:
+            self._retarget()
+
+    def _grow(self) -> None:
+        self._late_floor = min(self.max_frames, max(self._late_floor, self.target_frames) + 1)
+        self._since_late = 0
+        self._retarget()
+
+    def _retarget(self) -> None:
+        size = self.frame_bytes
+        from_jitter = int((JITTER_MULTIPLE * self._jitter + size / 2) // size)
+        wanted = max(from_jitter, self._late_floor)
+        self.target_frames = min(self.max_frames, max(self.min_frames, wanted))
+
+    def _observe(self, depth: int) -> None:
+        """One tick's depth after playing, and the target, into their histograms."""
+        target = self.target_frames
+        self.depth_frames_sum += depth
+        self.target_frames_sum += target
+        last = len(_BUCKET_OF)
+        self.depth_histogram[_BUCKET_OF[depth] if depth < last else last] += 1
+        self.target_histogram[_BUCKET_OF[target] if target < last else last] += 1
+
+    # -- reading -------------------------------------------------------------------------
+    @property
+    def depth_frames(self) -> float:
+        """Audio buffered and not yet played, in 20 ms frames."""
+        part = len(self._part) if self._part else 0
+        return (self._held_bytes + part + self._fill) / self.frame_bytes
+
+    @property
+    def jitter(self) -> float:
+        """The interarrival jitter estimate, in timestamp units."""
+        return self._jitter
+
+    def counter_values(self) -> dict[str, int]:
+        """Counters and histogram buckets as flat ``jitter_*`` names (summed per gateway)."""
+        values = {f"jitter_{name}": value for name, value in asdict(self.counters).items()}
+        for index, count in enumerate(self.depth_histogram):
+            values[f"jitter_depth_bucket_{index}"] = count
+        for index, count in enumerate(self.target_histogram):
+            values[f"jitter_target_bucket_{index}"] = count
+        values["jitter_depth_frames_sum"] = self.depth_frames_sum
+        values["jitter_target_frames_sum"] = self.target_frames_sum
+        return values
