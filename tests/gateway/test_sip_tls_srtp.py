@@ -20,6 +20,7 @@ from tests.gateway.tls_certs import Authority
 from trunkline import metrics
 from trunkline.gateway.rtp.leg import RtpLeg
 from trunkline.gateway.sip_inbound_leg import SipInboundLeg
+from trunkline.storage.models import Call
 
 TLS_PORT_KEY = "sip_tls_port"
 
@@ -61,6 +62,17 @@ async def inject_forged_rtp(port: int, count: int) -> int:
 def dominant_hertz(samples: np.ndarray) -> float:
     spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
     return float(np.fft.rfftfreq(len(samples), 1 / 8000)[int(np.argmax(spectrum[1:])) + 1])
+
+
+async def ended_call(trunkline: Trunkline, organization_id: str) -> Call:
+    """The organisation's one call, once its record says it ended (written just after the BYE)."""
+    repository = trunkline.services.repository
+    for _ in range(100):
+        (record,) = await repository.list_calls(organization_id, limit=5)
+        if record.status == "completed":
+            break
+        await asyncio.sleep(0.1)
+    return record
 
 
 def tls_port(trunkline: Trunkline) -> int:
@@ -108,12 +120,7 @@ async def test_baresip_calls_over_tls_with_srtp(
         await baresip.event("CALL_CLOSED")
         output = baresip.output()
     assert "SRTP is Enabled" in output, output[-3000:]
-    repository = trunkline.services.repository
-    for _ in range(100):
-        (record,) = await repository.list_calls(number.organization_id, limit=5)
-        if record.status == "completed":
-            break
-        await asyncio.sleep(0.1)
+    record = await ended_call(trunkline, number.organization_id)
     assert (record.status, record.hangup_reason) == ("completed", "remote")
     (agent_call,) = echo_agent.calls
     await asyncio.wait_for(agent_call.closed.wait(), 10)
@@ -140,7 +147,7 @@ async def test_trunkline_hangs_up_over_the_tls_connection_the_call_came_on(
         assert isinstance(call.leg, SipInboundLeg) and call.leg.dialog.transport == "TLS"
         closed = await baresip.event("CALL_CLOSED", within=20)
     assert closed.get("param", "").lower().find("error") < 0, closed
-    (record,) = await trunkline.services.repository.list_calls(number.organization_id, limit=5)
+    record = await ended_call(trunkline, number.organization_id)
     assert (record.status, record.hangup_reason) == ("completed", "local")
     assert trunkline.gateway.streams["TLS"].unsendable == 0
 
