@@ -106,6 +106,7 @@ class SipGateway:
             self.requests,
             settings.sip.trusted_sources,
             SourceBudget(settings.sip.unauthenticated_rate),
+            available=lambda: not draining.active,
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self.trunk_auth = TrunkAuth(
@@ -283,7 +284,7 @@ class SipGateway:
         await self.core.dispatch(call, event)
 
     def send_bye(self, dialog: InboundDialog) -> None:
-        self.send_request(dialog.bye(self.advertised_address), dialog.remote_target)
+        self.send_request(dialog.bye(self.advertised_address), dialog.next_hop)
 
     # -- API hang-up ---------------------------------------------------------------------
     async def hangup(self, call_id: str) -> bool:
