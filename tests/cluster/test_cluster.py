@@ -16,7 +16,7 @@ import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -34,7 +34,7 @@ from tests.cluster.harness import (
 )
 from tests.gateway.conftest import NUMBER, EchoAgent
 from tests.gateway.test_recording_crash import seed_number_into
-from trunkline.config import groups
+from trunkline.config.loading import SETTING_NAMES
 from trunkline.crypto import hash_token, new_token
 from trunkline.storage.models import Call
 from trunkline.storage.postgres import PostgresRepository
@@ -296,16 +296,7 @@ async def test_calls_spread_over_nodes_echo_hang_up_across_nodes_and_survive_a_d
 
 def takeover_setting() -> str | None:
     """The setting of the dead-node lease, once this tree has survivors take over calls."""
-    for group in fields(groups.Settings):
-        kind = (
-            group.type if isinstance(group.type, type) else getattr(groups, str(group.type), None)
-        )
-        if kind is None or not hasattr(kind, "__dataclass_fields__"):
-            continue
-        for item in fields(kind):
-            if item.metadata.get("env") == "node_lease_seconds":
-                return "TRUNKLINE_NODE_LEASE_SECONDS"
-    return None
+    return "node_lease_seconds" if "node_lease_seconds" in SETTING_NAMES else None
 
 
 async def test_a_killed_node_leaves_the_set_and_its_calls_are_closed(
@@ -315,7 +306,8 @@ async def test_a_killed_node_leaves_the_set_and_its_calls_are_closed(
     echo_agent: EchoAgent,
     webhooks: WebhookReceiver,
 ) -> None:
-    lease = {"node_lease_seconds": "3"} if takeover_setting() else {}
+    setting = takeover_setting()
+    lease = {setting: "3"} if setting else {}
     async with running_cluster(
         tmp_path, kamailio, database_url, echo_agent, webhooks, nodes=2, **lease
     ) as cluster:
