@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,13 @@ def kamailio_binary() -> str | None:
         if os.access(candidate, os.X_OK):
             return candidate
     return None
+
+
+def pinned(cores: set[int] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that keeps the new process (and its children) on ``cores``."""
+    if cores is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cores)
 
 
 def stop_group(
@@ -105,11 +113,13 @@ class Node:
     def sip_uri(self) -> str:
         return f"sip:{self.host}:{self.sip_port}"
 
-    def start(self) -> None:
+    def start(self, cores: set[int] | None = None) -> None:
+        """Start ``trunkline serve``, on ``cores`` only when given."""
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "trunkline", "serve"],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=pinned(cores),
             )  # fmt: skip
 
     def wait_ready(self, seconds: float = 60.0) -> None:
@@ -161,8 +171,8 @@ def make_node(
         TRUNKLINE_TRANSCRIPTION="off", TRUNKLINE_TEXT_TO_SPEECH="off",
         TRUNKLINE_CONSOLE="0", TRUNKLINE_LOG_LEVEL="info",
         TRUNKLINE_SHUTDOWN_TIMEOUT_SECONDS="60",
-        **{f"TRUNKLINE_{key.upper()}": value for key, value in settings.items()},
     )  # fmt: skip
+    env.update({f"TRUNKLINE_{key.upper()}": value for key, value in settings.items()})
     return Node(name, host, sip_port, http_port, rtp_low, data_dir, env, root / f"{name}.log")
 
 
@@ -189,11 +199,11 @@ class Kamailio:
         path.write_text("\n".join(lines) + "\n")
         return path
 
-    def start(self, binary: str) -> None:
+    def start(self, binary: str, children: int = 2, cores: set[int] | None = None) -> None:
         self.port = free_port(KAMAILIO_HOST)
         dispatcher_list = self.write_dispatcher_list()
         command = [
-            binary, "-f", str(KAMAILIO_CFG), "-DD", "-E", "-n", "2",
+            binary, "-f", str(KAMAILIO_CFG), "-DD", "-E", "-n", str(children),
             "-l", f"udp:{KAMAILIO_HOST}:{self.port}",
             "-A", f'DISPATCHER_LIST="{dispatcher_list}"',
             "-A", f"DS_PING_INTERVAL={PING_INTERVAL_SECONDS}",
@@ -202,8 +212,9 @@ class Kamailio:
         ]  # fmt: skip
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=pinned(cores),
+            )  # fmt: skip
         time.sleep(0.5)
         if self.process.poll() is not None:
             raise RuntimeError(f"kamailio exited at start:\n{self.log_tail()}")
