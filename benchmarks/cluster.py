@@ -407,6 +407,24 @@ async def drop_database(server_url: str, url: str) -> None:
         await admin.close()
 
 
+DATABASE_COUNTERS = ("xact_commit", "tup_inserted", "tup_updated", "tup_deleted")
+
+
+async def database_counters(server_url: str, url: str) -> dict[str, int]:
+    """PostgreSQL's own counts for the cluster's database (transactions, rows written)."""
+    import asyncpg
+
+    admin = await asyncpg.connect(server_url)
+    try:
+        row = await admin.fetchrow(
+            f"SELECT {', '.join(DATABASE_COUNTERS)} FROM pg_stat_database WHERE datname = $1",
+            url.rsplit("/", 1)[1],
+        )
+    finally:
+        await admin.close()
+    return {name: int(row[name]) for name in DATABASE_COUNTERS} if row else {}
+
+
 async def seed(url: str, agent_url: str) -> None:
     """Migrated, with one auto-accept μ-law number for the agent (calls recorded: the default)."""
     from trunkline.storage.models import PhoneNumber, new_id, utcnow
@@ -467,6 +485,7 @@ def measure(
             )  # fmt: skip
             for i in range(nodes)
         ]
+        before = asyncio.run(database_counters(server_url, url))
         for node, pin in zip(members, node_cores(cores, nodes), strict=True):
             node.start(pin)
         for node in members:
@@ -498,6 +517,8 @@ def measure(
         for node in members:
             node.stop()
         stop(agent)
+        time.sleep(1.0)  # the nodes' sessions have reported their counts
+        after = asyncio.run(database_counters(server_url, url))
         asyncio.run(drop_database(server_url, url))
     steps = measured["steps"]
     held = [s["calls"] for s in steps if not s["broken"]]
@@ -509,6 +530,13 @@ def measure(
     measured["capacity_calls"] = capacity
     measured["limited_by"] = next((s["broken"] for s in steps if s["broken"]), ["not reached"])
     measured["steps_held"] = held
+    calls = (measured["setup"] or {}).get("answered", 0) + max(
+        (s["answered"] for s in steps), default=0
+    )
+    measured["database_per_call"] = {
+        name: (after[name] - before[name]) / calls for name in DATABASE_COUNTERS if calls and after
+    }
+    measured["database_calls_counted"] = calls
     return measured
 
 
@@ -566,6 +594,14 @@ def print_summary(results: dict[str, Any]) -> None:
         if spread_ is not None:
             print(f"scaling, {figure}: {spread_['median']:.2f}× "
                   f"({spread_['min']:.2f}–{spread_['max']:.2f}); target {TARGET_SCALING}×")  # fmt: skip
+    for nodes in CONFIGURATIONS:
+        writes = [run[str(nodes)].get("database_per_call") or {} for run in results["runs"]]
+        if writes and all(writes):
+            figures = ", ".join(
+                f"{name} {statistics.median(w[name] for w in writes):.1f}"
+                for name in DATABASE_COUNTERS
+            )
+            print(f"PostgreSQL per call, {nodes} node(s): {figures}")
     if results["nodes_share_a_core"]:
         print(
             "note: the two nodes shared one core here; the ratio measures overhead, not scale-out"
