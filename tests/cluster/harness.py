@@ -182,6 +182,7 @@ class Kamailio:
 
     nodes: list[Node]
     root: Path
+    ping_interval: int = PING_INTERVAL_SECONDS
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
@@ -206,7 +207,7 @@ class Kamailio:
             binary, "-f", str(KAMAILIO_CFG), "-DD", "-E", "-n", str(children),
             "-l", f"udp:{KAMAILIO_HOST}:{self.port}",
             "-A", f'DISPATCHER_LIST="{dispatcher_list}"',
-            "-A", f"DS_PING_INTERVAL={PING_INTERVAL_SECONDS}",
+            "-A", f"DS_PING_INTERVAL={self.ping_interval}",
             "-A", f'CTL_SOCKET="unix:{self.root / "kamailio.ctl"}"',
             "-P", str(self.root / "kamailio.pid"), "-Y", str(self.root),
         ]  # fmt: skip

@@ -135,6 +135,7 @@ async def running_cluster(
     agent: EchoAgent,
     webhooks: WebhookReceiver,
     nodes: int,
+    ping_interval: int = PING_INTERVAL_SECONDS,
     **settings: str,
 ) -> AsyncIterator[Cluster]:
     secret_key = secrets.token_urlsafe(32)
@@ -142,7 +143,7 @@ async def running_cluster(
         make_node(f"node-{letter}", host, tmp_path, database_url, secret_key, **settings)
         for letter, host in zip("abc"[:nodes], NODE_HOSTS[:nodes], strict=True)
     ]
-    kamailio = Kamailio(members, tmp_path)
+    kamailio = Kamailio(members, tmp_path, ping_interval)
     repository = await PostgresRepository.open(database_url, max_size=4)
     try:
         await repository.migrate()  # once, before the nodes start
@@ -156,7 +157,7 @@ async def running_cluster(
         cluster = Cluster(members, kamailio, repository, organization_id, token)
         await subscribe(cluster, webhooks.url)
         kamailio.start(kamailio_binary)
-        await asyncio.sleep(PING_INTERVAL_SECONDS + 0.5)  # the first probes answered
+        await asyncio.sleep(min(ping_interval, PING_INTERVAL_SECONDS) + 0.5)  # first probes
         yield cluster
     except BaseException:
         for node in members:
@@ -187,7 +188,8 @@ async def node_down(cluster: Cluster, node: Node) -> None:
     async def logged() -> bool:
         return f"node down: {node.sip_uri}" in cluster.kamailio.log_tail(100_000)
 
-    await wait_for(f"kamailio to mark {node.name} down", logged, PING_INTERVAL_SECONDS * 4)
+    # A probe's answer, or its timeout (Kamailio's FR_TIMER_MS, 2 s), with room for a busy host.
+    await wait_for(f"kamailio to mark {node.name} down", logged, PING_INTERVAL_SECONDS + 8)
 
 
 async def api_hangup(cluster: Cluster, node: Node, call_id: str) -> None:
@@ -223,6 +225,7 @@ async def every_call_ended_once(
     assert not duplicates, f"call.ended sent more than once: {duplicates}"
 
 
+@pytest.mark.timeout(300)
 async def test_calls_spread_over_nodes_echo_hang_up_across_nodes_and_survive_a_drain(
     tmp_path: Path,
     kamailio: str,
@@ -299,6 +302,7 @@ def takeover_setting() -> str | None:
     return "node_lease_seconds" if "node_lease_seconds" in SETTING_NAMES else None
 
 
+@pytest.mark.timeout(240)
 async def test_a_killed_node_leaves_the_set_and_its_calls_are_closed(
     tmp_path: Path,
     kamailio: str,
@@ -360,3 +364,39 @@ async def test_a_killed_node_leaves_the_set_and_its_calls_are_closed(
                 "pending integration: a surviving node closing a dead node's calls after its"
                 " lease (lane cluster-state); here the dead node's restart sweep closed them"
             )
+
+
+@pytest.mark.timeout(180)
+async def test_an_invite_a_draining_node_refuses_is_answered_by_another_node(
+    tmp_path: Path,
+    kamailio: str,
+    database_url: str,
+    echo_agent: EchoAgent,
+    webhooks: WebhookReceiver,
+) -> None:
+    # Probes far apart: Kamailio still takes the draining node for up, so every other
+    # INVITE goes there first and is refused 503 — and must be given to the other node.
+    async with running_cluster(
+        tmp_path, kamailio, database_url, echo_agent, webhooks, nodes=2, ping_interval=300
+    ) as cluster:
+        node_a, node_b = cluster.nodes
+        held: list[Caller] = []
+        while not any(
+            cluster.node_of(r) is node_b
+            for r in [await cluster.call_by_sip_id(c.call_id) for c in held]
+        ):
+            caller = Caller(cluster, 40.0)
+            await caller.answered()
+            held.append(caller)  # a live call keeps the draining node up
+        node_b.drain()
+        await asyncio.sleep(0.5)  # the signal is handled
+        after = await place_batch(cluster, 10, SHORT_CALL_SECONDS)
+        for caller in after:
+            record = await cluster.call_by_sip_id(caller.call_id)
+            assert record.owner == node_a.owner
+        refused = cluster.kamailio.log_tail(100_000).count("with 503: trying the next one")
+        assert refused >= 4, f"round robin should have offered the draining node calls: {refused}"
+        assert "node down" not in cluster.kamailio.log_tail(100_000)  # no probe was involved
+        for caller in held:
+            caller.hang_up.set()
+        await asyncio.gather(*(caller.summary() for caller in held))
