@@ -136,11 +136,11 @@ async def running_cluster(
     webhooks: WebhookReceiver,
     nodes: int,
     ping_interval: int = PING_INTERVAL_SECONDS,
-    **settings: str,
+    settings: dict[str, str] | None = None,
 ) -> AsyncIterator[Cluster]:
     secret_key = secrets.token_urlsafe(32)
     members = [
-        make_node(f"node-{letter}", host, tmp_path, database_url, secret_key, **settings)
+        make_node(f"node-{letter}", host, tmp_path, database_url, secret_key, **(settings or {}))
         for letter, host in zip("abc"[:nodes], NODE_HOSTS[:nodes], strict=True)
     ]
     kamailio = Kamailio(members, tmp_path, ping_interval)
@@ -313,7 +313,7 @@ async def test_a_killed_node_leaves_the_set_and_its_calls_are_closed(
     setting = takeover_setting()
     lease = {setting: "3"} if setting else {}
     async with running_cluster(
-        tmp_path, kamailio, database_url, echo_agent, webhooks, nodes=2, **lease
+        tmp_path, kamailio, database_url, echo_agent, webhooks, nodes=2, settings=lease
     ) as cluster:
         node_a, node_b = cluster.nodes
         live = [Caller(cluster, 40.0) for _ in range(6)]
