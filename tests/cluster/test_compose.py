@@ -5,13 +5,18 @@ and with trunkline's settings."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from tests.cluster.harness import KAMAILIO_CFG, REPO
+from tests.cluster.harness import KAMAILIO_CFG, REPO, kamailio_binary
+from tests.conftest import require
 from trunkline.config.loading import SETTING_NAMES
+from trunkline.gateway.sip.header_values import SipUri
 
 COMPOSE = REPO / "docker-compose.cluster.yml"
 NODES = ("node-a", "node-b")
@@ -85,3 +90,42 @@ def test_kamailio_dispatches_to_both_nodes_and_prometheus_scrapes_both() -> None
         env = environment(services[name])
         assert env["TRUNKLINE_SIP_PORT"] in targets, f"{name} is not in the dispatcher list"
         assert env["TRUNKLINE_HTTP_PORT"] in scrape_ports, f"Prometheus does not scrape {name}"
+
+
+def test_prometheus_accepts_the_cluster_scrape_configuration() -> None:
+    promtool = shutil.which("promtool")
+    require(promtool is not None, "promtool (Debian package prometheus)")
+    assert promtool is not None
+    checked = subprocess.run(
+        [promtool, "check", "config", str(REPO / "deploy" / "prometheus-cluster.yml")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_kamailio_accepts_its_configuration() -> None:
+    binary = kamailio_binary()
+    require(binary is not None, "kamailio (Debian package kamailio)")
+    assert binary is not None
+    checked = subprocess.run(
+        [binary, "-c", "-f", str(KAMAILIO_CFG),
+         "-A", f'DISPATCHER_LIST="{KAMAILIO_CFG.parent / "dispatcher.list"}"'],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize("listing", ["dispatcher.list", "dispatcher.compose.list"])
+def test_each_shipped_dispatcher_list_names_nodes_of_set_1(listing: str) -> None:
+    # kamailio -c does not read the list; its format is checked here.
+    entries = [
+        line.split()
+        for line in (KAMAILIO_CFG.parent / listing).read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert len(entries) >= 2
+    for setid, destination, flags, priority, *attributes in entries:
+        assert setid == "1" and flags.isdigit() and priority.isdigit()
+        uri = SipUri.parse(destination)
+        assert uri.scheme == "sip" and uri.host and uri.port
+        assert all("=" in attribute for attribute in attributes)
