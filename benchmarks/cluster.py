@@ -332,8 +332,10 @@ async def run_carrier(args: argparse.Namespace) -> None:
             await asyncio.sleep(GRACE_SECONDS)
             loss = window_loss(windows, {leg.index: leg.returned for leg in live})
             round_trips: array.array[float] = array.array("d")
+            to_carrier: array.array[float] = array.array("d")
             for leg in live:
                 round_trips.extend(leg.round_trips)
+                to_carrier.extend(leg.latencies)
             setups = [leg.setup_seconds * 1000 for leg in new if leg.setup_seconds is not None]
             result = {
                 "calls": step,
@@ -341,6 +343,7 @@ async def run_carrier(args: argparse.Namespace) -> None:
                 "failed_calls": step - len(live),
                 **loss,
                 "round_trip_ms": p50_p99(round_trips),
+                "agent_to_carrier_ms": p50_p99(to_carrier),  # from the agent's send stamp
                 "setup_ms": p50_p99(setups),
                 "nodes_cpu_percent": 100 * cpu / wall,
                 "cpu_percent_per_call": 100 * cpu / wall / max(1, len(live)),
