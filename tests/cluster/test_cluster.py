@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -36,6 +37,7 @@ from tests.gateway.conftest import NUMBER, EchoAgent
 from tests.gateway.test_recording_crash import seed_number_into
 from trunkline.config.loading import SETTING_NAMES
 from trunkline.crypto import hash_token, new_token
+from trunkline.gateway.sip.message import SipRequest
 from trunkline.storage.models import Call
 from trunkline.storage.postgres import PostgresRepository
 from trunkline.testcall.caller import CallOptions, TestCall
@@ -80,6 +82,20 @@ class Cluster:
             await asyncio.sleep(0.1)
 
 
+class RoutedCall(TestCall):
+    """The test caller, noting where each request it receives came from."""
+
+    __test__ = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.requests_from: list[tuple[str, tuple[str, int]]] = []
+
+    def _request_received(self, request: SipRequest, source: tuple[str, int]) -> None:
+        self.requests_from.append((request.method, source))
+        super()._request_received(request, source)
+
+
 class Caller:
     """One test call through Kamailio; ``hang_up`` ends it early, ``call_id`` is its SIP Call-ID."""
 
@@ -89,7 +105,8 @@ class Caller:
             seconds=seconds, answer_timeout=15.0,
         )  # fmt: skip
         self.hang_up = asyncio.Event()
-        self.call = TestCall(options, [numbered_frame(n) for n in range(ECHO_FRAMES)], self.hang_up)
+        frames = [numbered_frame(n) for n in range(ECHO_FRAMES)]
+        self.call = RoutedCall(options, frames, self.hang_up)
         self.task: asyncio.Task[CallSummary] = asyncio.create_task(self.call.run())
 
     @property
@@ -260,9 +277,9 @@ async def test_calls_spread_over_nodes_echo_hang_up_across_nodes_and_survive_a_d
             other = node_b if cluster.node_of(record) is node_a else node_a
             await api_hangup(cluster, other, record.id)
             summary = await caller.summary()
-            assert summary.hung_up_by == "trunkline", (
-                summary.lines()
-            )  # the owner's BYE, via Kamailio
+            assert summary.hung_up_by == "trunkline", summary.lines()
+            # The owner's BYE followed the Record-Route set: it came through Kamailio.
+            assert caller.call.requests_from == [("BYE", cluster.kamailio.address)]
         for caller in held:
             caller.hang_up.set()
         await asyncio.gather(*(caller.summary() for caller in held))

@@ -284,7 +284,7 @@ class SipGateway:
         await self.core.dispatch(call, event)
 
     def send_bye(self, dialog: InboundDialog) -> None:
-        self.send_request(dialog.bye(self.advertised_address), dialog.next_hop)
+        self.send_request(dialog.bye(self.advertised_address), dialog.first_hop)
 
     # -- API hang-up ---------------------------------------------------------------------
     async def hangup(self, call_id: str) -> bool:

@@ -129,7 +129,7 @@ class InboundDialog:
         return f"sip:{host}:{port}"
 
     @property
-    def next_hop(self) -> SipAddress:
+    def first_hop(self) -> SipAddress:
         """Where our in-dialog requests are sent (RFC 3261 §12.2.1.1, §8.1.2): the first
         route of the route set (a proxy that record-routed the INVITE, a SIP load balancer
         say), else the remote target. A route whose host is a name, not a literal
@@ -145,7 +145,7 @@ class InboundDialog:
 
     def bye(self, via: SipAddress) -> SipRequest:
         """Our BYE (next CSeq) toward the remote target, through the route set: sent to
-        ``next_hop``. A first route without ``lr`` is a strict router (RFC 2543): it becomes
+        ``first_hop``. A first route without ``lr`` is a strict router (RFC 2543): it becomes
         the Request-URI and the remote target goes last in the Route header (§12.2.1.1)."""
         self.local_cseq += 1
         uri, routes = self.target_uri(), list(self.route_set)
