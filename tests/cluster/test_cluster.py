@@ -91,6 +91,11 @@ class RoutedCall(TestCall):
         super().__init__(*args, **kwargs)
         self.requests_from: list[tuple[str, tuple[str, int]]] = []
 
+    @property
+    def media_address(self) -> str | None:
+        """Where the SDP answer told the caller to send RTP."""
+        return self._remote_media[0] if self._remote_media is not None else None
+
     def _request_received(self, request: SipRequest, source: tuple[str, int]) -> None:
         self.requests_from.append((request.method, source))
         super()._request_received(request, source)
@@ -274,6 +279,8 @@ async def test_calls_spread_over_nodes_echo_hang_up_across_nodes_and_survive_a_d
             "round robin put every held call on one node"
         )
         for caller, record in by_node.values():
+            # Each node answers with its own media address: RTP bypasses Kamailio.
+            assert caller.call.media_address == cluster.node_of(record).host
             other = node_b if cluster.node_of(record) is node_a else node_a
             await api_hangup(cluster, other, record.id)
             summary = await caller.summary()
