@@ -1,9 +1,11 @@
 # trunkline: build a wheel in one stage, run it as a non-root user in the next.
 FROM python:3.12-slim AS build
+# Optional extras, e.g. --build-arg EXTRAS=[s3] for recordings in S3 (docker-compose.cluster.yml).
+ARG EXTRAS=""
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY trunkline ./trunkline
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".${EXTRAS}"
 
 FROM python:3.12-slim
 RUN apt-get update \

@@ -411,6 +411,73 @@ was counted, not by frame number: 0 for every kind.
 """
 
 
+def cluster_rows(result: dict[str, Any]) -> str:
+    """The scale-out figures of ``benchmarks.cluster`` as a table (1 node, 2 nodes, ratio)."""
+    summary = result["summary"]
+    rows = []
+    for nodes in (1, 2):
+        figures = summary[f"{nodes}_nodes"]
+        writes = [run[str(nodes)].get("database_per_call") or {} for run in result["runs"]]
+        transactions = [w["xact_commit"] for w in writes if w]
+        rows.append([
+            f"{nodes} node{'s' if nodes > 1 else ''}",
+            with_spread(figures["calls_per_second"], 1),
+            with_spread(figures["capacity_calls"], 0),
+            number(sorted(transactions)[len(transactions) // 2], 1) if transactions else "–",
+        ])  # fmt: skip
+    scaling = summary["scaling"]
+    rows.append([
+        "**2 nodes ÷ 1 node**", with_spread(scaling["calls_per_second"]),
+        with_spread(scaling["capacity_calls"]), "",
+    ])  # fmt: skip
+    return table(["cluster", "set-up calls/s", "calls held", "PostgreSQL transactions/call"], rows)
+
+
+def cluster_section(result: dict[str, Any]) -> str:
+    settings = result["settings"]
+    objectives = result["objectives"]
+    shared = (
+        " **The two nodes shared one core in this run: the ratio shows what a second node"
+        " costs, not how far two nodes on their own cores scale.**"
+        if result.get("nodes_share_a_core")
+        else ""
+    )
+    return f"""## Scale-out — `python -m benchmarks.cluster`
+
+{provenance(result)} {result["runs_count"]} run(s), 1 node and 2 nodes alternating.
+Kamailio (`deploy/kamailio/kamailio.cfg`) in front of real nodes on 127.0.0.2 and 127.0.0.3
+sharing one PostgreSQL; calls recorded (the default). Nodes ran on core(s)
+{result.get("node_cores")}; Kamailio, PostgreSQL, the echo agent and the carrier on
+{(result.get("cores") or {}).get("load_generators", "every core")}.{shared}
+Set-up rate: {settings["setup_calls"]} calls with at most {settings["in_flight"]} INVITEs
+outstanding, each hung up as soon as it is answered. Calls held: a ramp over
+{settings["steps"]}, each step held {settings["hold_seconds"]:.0f} s, within loss ≤
+{objectives["max_loss"] * 100:.1f} % (by frame number), round trip p99 ≤
+{objectives["max_round_trip_p99_ms"]:.0f} ms and every call answered. Median of the runs
+(min–max); the ratio is taken run by run. Target: {result["summary"]["scaling"]["target"]}×.
+
+{cluster_rows(result)}
+"""
+
+
+SCALING_DOC = DOC.parent / "scaling.md"
+SCALING_START = "<!-- benchmarks.cluster: start -->"
+SCALING_END = "<!-- benchmarks.cluster: end -->"
+
+
+def update_scaling(result: dict[str, Any]) -> None:
+    """Put the latest ``benchmarks.cluster`` table between the markers of docs/scaling.md."""
+    if not SCALING_DOC.exists():
+        return
+    text = SCALING_DOC.read_text()
+    head, start, rest = text.partition(SCALING_START)
+    _, end, tail = rest.partition(SCALING_END)
+    if not start or not end:
+        return
+    block = f"{provenance(result)}\n\n{cluster_rows(result)}\n"
+    SCALING_DOC.write_text(f"{head}{SCALING_START}\n{block}{SCALING_END}{tail}")
+
+
 def main() -> None:
     sections = [
         """# Performance
@@ -429,10 +496,14 @@ measures it anyway and the page then calls the figures provisional).
                          ("bridge", bridge_section),
                          ("bridge-restructuring", restructuring_section),
                          ("speech", speech_section),
-                         ("load", load_section)):  # fmt: skip
+                         ("load", load_section),
+                         ("cluster", cluster_section)):  # fmt: skip
         result = load(name)
         if result is not None:
             sections.append(render(result))
+    cluster = load("cluster")
+    if cluster is not None:
+        update_scaling(cluster)
     DOC.write_text("\n".join(sections))
     print(f"wrote {DOC.relative_to(DOC.parent.parent)}")
 

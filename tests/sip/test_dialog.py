@@ -122,3 +122,41 @@ def test_a_from_header_without_a_tag_gives_no_remote_tag() -> None:
     request = invite()
     request.headers.set("From", "<sip:+14155550123@198.51.100.7>")
     assert dialog(request).identity.remote_tag is None
+
+
+PROXY = "<sip:10.0.0.5:5080;lr;ftag=theirs9>"
+
+
+def test_a_record_routing_proxy_is_the_first_hop_of_our_bye() -> None:
+    request = invite()
+    request.headers.remove("Record-Route")
+    request.headers.add("Record-Route", PROXY)
+    d = dialog(request)
+    assert d.first_hop == ("10.0.0.5", 5080)
+    bye = reparse(d.bye(("192.0.2.1", 5060)))
+    assert isinstance(bye, SipRequest)
+    assert bye.uri == "sip:carrier@198.51.100.8:5070"  # still the far end's Contact
+    assert bye.headers.get_all("Route") == [PROXY]
+
+
+def test_without_a_route_set_the_first_hop_is_the_remote_target() -> None:
+    request = invite()
+    request.headers.remove("Record-Route")
+    assert dialog(request).first_hop == CONTACT
+
+
+def test_a_route_named_by_host_name_is_reached_where_the_invite_came_from() -> None:
+    assert dialog().first_hop == CARRIER  # proxy1.example.com sent us the INVITE
+
+
+def test_a_strict_router_gets_the_bye_with_the_remote_target_as_the_last_route() -> None:
+    request = invite()
+    request.headers.remove("Record-Route")
+    request.headers.add("Record-Route", "<sip:10.0.0.5:5080>")
+    request.headers.add("Record-Route", "<sip:10.0.0.6;lr>")
+    d = dialog(request)
+    bye = reparse(d.bye(("192.0.2.1", 5060)))
+    assert isinstance(bye, SipRequest)
+    assert bye.uri == "sip:10.0.0.5:5080"
+    assert bye.headers.get_all("Route") == ["<sip:10.0.0.6;lr>", "<sip:carrier@198.51.100.8:5070>"]
+    assert d.first_hop == ("10.0.0.5", 5080)

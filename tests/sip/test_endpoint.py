@@ -122,6 +122,20 @@ async def test_options_and_unknown_methods_are_answered_by_the_endpoint() -> Non
     sip.close()
 
 
+async def test_options_is_answered_503_while_the_process_takes_no_calls() -> None:
+    sip, _, sent, _ = endpoint()
+    taking_calls = [True]
+    sip.available = lambda: taking_calls[0]
+    sip.datagram_received(request("OPTIONS"), CARRIER)
+    taking_calls[0] = False  # draining: a load balancer's probe must see it
+    sip.datagram_received(request("OPTIONS", branch="z9hG4bKtwo"), CARRIER)
+    ready, draining = sent.responses()
+    assert ready.status == 200 and ready.headers.get("Retry-After") is None
+    assert draining.status == 503 and draining.headers.get("Retry-After") == "30"
+    assert draining.headers.get("Allow")
+    sip.close()
+
+
 async def test_keep_alives_are_ignored_and_garbage_is_counted() -> None:
     sip, application, sent, _ = endpoint()
     sip.datagram_received(b"\r\n\r\n", CARRIER)

@@ -113,6 +113,7 @@ class SipGateway:
             self.requests,
             settings.sip.trusted_sources,
             SourceBudget(settings.sip.unauthenticated_rate),
+            available=lambda: not draining.active,
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self.streams: dict[str, SipStreams] = {}  # "TCP", "TLS": listening or connecting

@@ -109,6 +109,11 @@ class TestCall:
         self._remote_bye = asyncio.Event()
         self._bye_answered = asyncio.Event()
 
+    @property
+    def call_id(self) -> str | None:
+        """The SIP Call-ID of the call, once it is dialled."""
+        return self._dialog.call_id if self._dialog is not None else None
+
     async def run(self) -> CallSummary:
         options = self.options
         loop = asyncio.get_running_loop()

@@ -88,8 +88,8 @@ class InboundDialog:
     @property
     def next_hop(self) -> SipAddress:
         """Where our in-dialog requests go: over TCP or TLS, back on the connection the
-        INVITE came in on (the far end's source); over UDP, its remote target."""
-        return self.remote_target if self.transport == "UDP" else self.source
+        INVITE came in on (the far end's source); over UDP, ``first_hop``."""
+        return self.first_hop if self.transport == "UDP" else self.source
 
     @property
     def remote_from(self) -> str:
@@ -139,14 +139,34 @@ class InboundDialog:
         host, port = self.remote_target
         return f"sip:{host}:{port}"
 
+    @property
+    def first_hop(self) -> SipAddress:
+        """Where our in-dialog requests are sent (RFC 3261 §12.2.1.1, §8.1.2): the first
+        route of the route set (a proxy that record-routed the INVITE, a SIP load balancer
+        say), else the remote target. A route whose host is a name, not a literal
+        address, is the proxy the INVITE came through: its source."""
+        if not self.route_set:
+            return self.remote_target
+        try:
+            uri = SipUri.parse(Address.parse(self.route_set[0]).uri)
+            ipaddress.ip_address(uri.host)
+        except (SipParseError, ValueError):
+            return self.source
+        return (uri.host, uri.port or 5060)
+
     def bye(self, via: SipAddress) -> SipRequest:
-        """Our BYE (next CSeq) toward the remote target, through the route set."""
+        """Our BYE (next CSeq) toward the remote target, through the route set: sent to
+        ``first_hop``. A first route without ``lr`` is a strict router (RFC 2543): it becomes
+        the Request-URI and the remote target goes last in the Route header (§12.2.1.1)."""
         self.local_cseq += 1
-        bye = SipRequest(method="BYE", uri=self.target_uri())
+        uri, routes = self.target_uri(), list(self.route_set)
+        if routes and not _loose_routes(routes[0]):
+            uri, routes = _uri_of(routes[0]), [*routes[1:], f"<{uri}>"]
+        bye = SipRequest(method="BYE", uri=uri)
         host, port = via
         via_value = f"SIP/2.0/{self.transport} {host}:{port};branch={new_branch()};rport"
         bye.headers.add("Via", via_value)
-        for route in self.route_set:
+        for route in routes:
             bye.headers.add("Route", route)
         bye.headers.add("Max-Forwards", "70")
         bye.headers.add("From", self.local_to)
@@ -155,3 +175,18 @@ class InboundDialog:
         bye.headers.add("CSeq", f"{self.local_cseq} BYE")
         bye.headers.add("User-Agent", USER_AGENT)
         return bye
+
+
+def _uri_of(route: str) -> str:
+    try:
+        return Address.parse(route).uri
+    except SipParseError:
+        return route.strip().strip("<>")
+
+
+def _loose_routes(route: str) -> bool:
+    """Whether a route set entry names a loose router (its URI has ``lr``, RFC 3261 §19.1.1)."""
+    try:
+        return "lr" in SipUri.parse(_uri_of(route)).params
+    except SipParseError:
+        return True  # an unreadable route is passed on as it is

@@ -6,7 +6,10 @@ this process). It ignores keep-alives, counts and drops what does not parse,
 answers 400 to requests it can address, admits requests by source (trusted
 carrier networks, else a per-source budget), absorbs retransmissions into their
 server transactions (keyed as RFC 3261 §17.2.3 says, ``transaction.server_key``), routes responses to client transactions, retransmits on
-the SIP timers, and answers OPTIONS and unsupported methods itself.
+the SIP timers, and answers OPTIONS and unsupported methods itself. OPTIONS is
+200 while the process takes calls and 503 with ``Retry-After`` once it does not
+(``available`` says which): a SIP load balancer probing with OPTIONS (Kamailio's
+dispatcher) then sends new calls elsewhere while the calls here go on.
 
 Messages framed on TCP and TLS connections (``streams.SipStreams``) come in
 the same way, with their ``SipStreams`` as the transport they arrived on: what
@@ -60,6 +63,7 @@ log = logging.getLogger("trunkline.sip")
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
 USER_AGENT = "trunkline"
 TIMER_GRANULARITY = 0.02  # SIP timers due this close together fire in one pass
+UNAVAILABLE_RETRY_AFTER = "30"  # seconds, on the 503 to OPTIONS while no calls are taken
 
 
 def ignore_response(response: SipResponse) -> None:
@@ -88,6 +92,10 @@ def _loop_time() -> float:
     return asyncio.get_running_loop().time()
 
 
+def _always() -> bool:
+    return True
+
+
 class SipEndpoint(asyncio.DatagramProtocol):
     """SIP over UDP for one process: sockets, admission, transactions, timers."""
 
@@ -98,8 +106,10 @@ class SipEndpoint(asyncio.DatagramProtocol):
         budget: SourceBudget,
         *,
         now: Callable[[], float] = _loop_time,
+        available: Callable[[], bool] = _always,
     ) -> None:
         self.application = application
+        self.available = available  # False: draining, OPTIONS is answered 503
         self.trusted_networks = trusted_networks
         self.budget = budget
         self.now = now
@@ -261,7 +271,10 @@ class SipEndpoint(asyncio.DatagramProtocol):
         elif request.method == "CANCEL":
             self.application.on_cancel(transaction)
         elif request.method == "OPTIONS":
-            response = response_to(request, 200, to_tag=secrets.token_hex(6))
+            status = 200 if self.available() else 503
+            response = response_to(request, status, to_tag=secrets.token_hex(6))
+            if status == 503:
+                response.headers.add("Retry-After", UNAVAILABLE_RETRY_AFTER)
             response.headers.add("Allow", ALLOW)
             response.headers.add("Accept", "application/sdp")
             self.respond(transaction, response)

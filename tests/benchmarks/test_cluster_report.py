@@ -1,0 +1,59 @@
+"""benchmarks.report's scale-out section, and the table it puts into docs/scaling.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import report
+
+
+def result(share: bool) -> dict[str, Any]:
+    run = {
+        "1": {"database_per_call": {"xact_commit": 15.0}},
+        "2": {"database_per_call": {"xact_commit": 16.0}},
+    }
+    spread = {"median": 1.9, "min": 1.8, "max": 2.0}
+    return {
+        "measured_at": "2026-12-02T10:00:00+00:00", "commit": "abc123", "command": "python -m benchmarks.cluster",
+        "machine": {"cpus": 4}, "runs_count": 1, "node_cores": [[0], [1]],
+        "cores": {"system_under_test": [0, 1], "load_generators": [2, 3]},
+        "nodes_share_a_core": share,
+        "settings": {"setup_calls": 300, "in_flight": 40, "steps": "100,200", "hold_seconds": 8.0},
+        "objectives": {"max_loss": 0.001, "max_round_trip_p99_ms": 60.0},
+        "summary": {
+            "1_nodes": {"calls_per_second": {"median": 50.0, "min": 50.0, "max": 50.0},
+                        "capacity_calls": {"median": 300, "min": 300, "max": 300}},
+            "2_nodes": {"calls_per_second": {"median": 95.0, "min": 95.0, "max": 95.0},
+                        "capacity_calls": {"median": 600, "min": 600, "max": 600}},
+            "scaling": {"calls_per_second": spread, "capacity_calls": spread, "target": 1.8},
+        },
+        "runs": [run],
+    }  # fmt: skip
+
+
+def test_the_section_shows_both_clusters_the_ratio_and_a_shared_core() -> None:
+    text = report.cluster_section(result(share=True))
+    assert "| 1 node | 50.0" in text and "| 2 nodes | 95.0" in text
+    assert "**2 nodes ÷ 1 node** | 1.90" in text
+    assert "shared one core" in text
+    assert "shared one core" not in report.cluster_section(result(share=False))
+
+
+def test_the_table_replaces_what_was_between_the_markers_of_scaling_md(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = tmp_path / "scaling.md"
+    doc.write_text(f"intro\n{report.SCALING_START}\nold\n{report.SCALING_END}\nafter\n")
+    monkeypatch.setattr(report, "SCALING_DOC", doc)
+    report.update_scaling(result(share=False))
+    text = doc.read_text()
+    assert text.startswith("intro\n") and text.endswith(f"{report.SCALING_END}\nafter\n")
+    assert "old" not in text and "| 2 nodes | 95.0" in text and "`abc123`" in text
+
+
+def test_scaling_md_has_the_markers() -> None:
+    text = report.SCALING_DOC.read_text()
+    assert text.index(report.SCALING_START) < text.index(report.SCALING_END)

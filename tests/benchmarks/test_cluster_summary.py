@@ -1,0 +1,85 @@
+"""benchmarks.cluster's judgement and its scaling ratio, from made-up runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks._cores import CoreSplit
+from benchmarks.cluster import ProxiedSignalling, breaks, node_cores, summarize
+from trunkline.gateway.sip.message import SipRequest, SipResponse, parse_message
+
+
+def step(**figures: Any) -> dict[str, Any]:
+    base = {"failed_calls": 0, "loss": 0.0, "round_trip_ms": {"p50": 10.0, "p99": 20.0},
+            "carrier_cpu_percent": 30.0}  # fmt: skip
+    return base | figures
+
+
+def test_a_step_holds_only_within_every_objective() -> None:
+    assert breaks(step()) == []
+    assert breaks(step(failed_calls=2)) == ["2 calls not answered within 10 s"]
+    assert breaks(step(loss=0.002)) == ["loss 0.20 %"]
+    assert breaks(step(round_trip_ms={"p50": 30.0, "p99": 61.0})) == ["round trip p99 61.0 ms"]
+    assert "generator limit" in breaks(step(carrier_cpu_percent=95.0))[0]
+
+
+def run(cps_one: float, cps_two: float, held_one: int, held_two: int) -> dict[int, Any]:
+    return {
+        1: {"setup": {"calls_per_second": cps_one}, "capacity_calls": held_one},
+        2: {"setup": {"calls_per_second": cps_two}, "capacity_calls": held_two},
+    }
+
+
+def test_scaling_is_the_median_of_each_runs_two_node_over_one_node_ratio() -> None:
+    summary = summarize([run(50, 95, 300, 600), run(40, 80, 300, 500), run(60, 100, 200, 400)])
+    cps = summary["scaling"]["calls_per_second"]
+    assert cps["median"] == 1.9 and cps["min"] == 100 / 60 and cps["max"] == 2.0
+    assert summary["scaling"]["capacity_calls"]["median"] == 2.0
+    assert summary["1_nodes"]["capacity_calls"]["median"] == 300
+
+
+def test_nodes_get_a_core_each_and_share_when_there_are_too_few() -> None:
+    assert node_cores(CoreSplit((0, 1), (2, 3)), 2) == [{0}, {1}]
+    assert node_cores(CoreSplit((0,), (1,)), 2) == [{0}, {0}]
+    assert node_cores(None, 2) == [None, None]
+
+
+class Sent:
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, tuple[str, int]]] = []
+
+    def sendto(self, data: bytes, address: tuple[str, int]) -> None:
+        self.sent.append((data, address))
+
+    def get_extra_info(self, name: str) -> tuple[str, int]:
+        return ("127.0.0.1", 40000)
+
+
+def test_ack_and_bye_go_through_the_proxy_with_the_route_set_reversed() -> None:
+    from benchmarks.cluster import Dialog
+
+    signalling = ProxiedSignalling(("127.0.0.1", 5070), 41000)
+    sent = Sent()
+    signalling.connection_made(sent)  # type: ignore[arg-type]
+    dialog = Dialog(None)
+    signalling.invite(dialog)
+    invite = parse_message(sent.sent[0][0])
+    assert isinstance(invite, SipRequest)
+    ok = SipResponse(status=200, reason="OK")
+    for name in ("Via", "From", "Call-ID", "CSeq"):
+        ok.headers.add(name, invite.headers.get(name) or "")
+    ok.headers.add("To", f"{invite.headers.get('To')};tag=node")
+    ok.headers.add("Record-Route", "<sip:10.0.0.1;lr>")  # the proxy nearest the node
+    ok.headers.add("Record-Route", "<sip:127.0.0.1:5070;lr>")  # Kamailio, nearest the carrier
+    ok.headers.add("Contact", "<sip:trunkline@127.0.0.2:5060>")
+    ok.body = b"v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0\r\n"
+    signalling.datagram_received(ok.serialize(), ("127.0.0.1", 5070))
+    signalling.bye(dialog)
+    ack, bye = (parse_message(data) for data, _ in sent.sent[1:])
+    for request in (ack, bye):
+        assert isinstance(request, SipRequest)
+        assert request.uri == "sip:trunkline@127.0.0.2:5060"
+        assert request.headers.get_all("Route") == ["<sip:127.0.0.1:5070;lr>", "<sip:10.0.0.1;lr>"]
+        assert (request.headers.get("To") or "").endswith("tag=node")
+    assert [address for _, address in sent.sent] == [("127.0.0.1", 5070)] * 3
+    assert dialog.answered_at is not None

@@ -1,0 +1,90 @@
+"""The cluster tests' fixtures: a PostgreSQL database of their own, an echo agent, a webhook
+receiver, and the real components they need (Kamailio, PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import asyncpg
+import pytest
+from aiohttp import web
+from websockets.asyncio.server import serve
+
+from tests.backends import postgres_test_url
+from tests.cluster.harness import kamailio_binary
+from tests.conftest import require
+from tests.gateway.conftest import EchoAgent, audio_mode
+
+
+@pytest.fixture
+def kamailio() -> str:
+    binary = kamailio_binary()
+    require(binary is not None, "kamailio (Debian package kamailio)")
+    assert binary is not None
+    return binary
+
+
+@pytest.fixture
+async def database_url() -> AsyncIterator[str]:
+    """A fresh database on the test PostgreSQL server, dropped afterwards."""
+    server = await postgres_test_url()
+    name = f"cluster_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+        yield server.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+
+
+@pytest.fixture
+async def echo_agent() -> AsyncIterator[EchoAgent]:
+    agent = EchoAgent()
+    async with serve(agent.handle, "127.0.0.1", 0, process_response=audio_mode) as server:
+        agent.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/agent"
+        yield agent
+
+
+@dataclass
+class WebhookReceiver:
+    """Every webhook delivered, by event type and call id."""
+
+    url: str = ""
+    events: list[dict[str, object]] = field(default_factory=list)
+
+    def ended(self, call_id: str) -> int:
+        return sum(
+            1
+            for event in self.events
+            if event.get("event_type") == "call.ended" and _data_id(event) == call_id
+        )
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.events.append(json.loads(await request.read()))
+        return web.Response(status=204)
+
+
+def _data_id(event: dict[str, object]) -> object:
+    data = event.get("data")
+    return data.get("id") if isinstance(data, dict) else None
+
+
+@pytest.fixture
+async def webhooks() -> AsyncIterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    receiver.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+    try:
+        yield receiver
+    finally:
+        await runner.cleanup()
+        await asyncio.sleep(0)
