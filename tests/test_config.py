@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,7 +97,29 @@ def test_settings_are_frozen_and_parsed_once() -> None:
 
 def test_every_setting_round_trips_through_its_environment_name() -> None:
     values = setting_values(Settings())
-    assert len(values) == len(set(values)) == 63
+    assert len(values) == len(set(values)) == 68
     assert settings_from(values) == Settings()
     with pytest.raises(ConfigError, match="unknown settings sip_prot"):
         settings_from({"sip_prot": 1})
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"sip_codecs": "PCMU,OPUS"}, "TRUNKLINE_SIP_CODECS"),
+        ({"sip_codecs": "PCMU,pcmu"}, "TRUNKLINE_SIP_CODECS"),
+        ({"sip_codecs": " "}, "TRUNKLINE_SIP_CODECS"),
+        ({"sip_register_expires_seconds": 0}, "TRUNKLINE_SIP_REGISTER_EXPIRES_SECONDS"),
+        (
+            {"sip_register_retry_min_seconds": 60, "sip_register_retry_max_seconds": 30},
+            "TRUNKLINE_SIP_REGISTER_RETRY_MAX_SECONDS",
+        ),
+    ],
+)
+def test_codec_and_registration_settings_are_checked(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        settings_from(values)
+
+
+def test_codec_order_reads_names_in_order() -> None:
+    assert settings_from({"sip_codecs": "g722, pcma"}).sip.codec_order == ("G722", "PCMA")

@@ -139,3 +139,13 @@ API_KEY_CREATIONS_REFUSED = Counter(
     "trunkline_api_key_creations_refused",
     "API key creations refused because the organisation holds the maximum of usable keys",
 )
+SIP_REGISTRATIONS = Gauge(
+    "trunkline_sip_registrations",
+    "Numbers' SIP registrations kept by this process, by state (pending, registered, failed)",
+    ["state"],
+)
+SIP_REGISTRATION_ATTEMPTS = Counter(
+    "trunkline_sip_registration_attempts",
+    "REGISTER attempts that ended, by result (registered, rejected, timeout, unregistered)",
+    ["result"],
+)

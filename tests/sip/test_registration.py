@@ -201,9 +201,7 @@ def test_challenge_without_credentials_fails() -> None:
 
 def test_interval_too_brief_raises_the_expiry_to_min_expires() -> None:
     registration = new_registration(expires=30)
-    outcome = registration.on_response(
-        answer(registration.register(), 423, Min_Expires="90"), 0.0
-    )
+    outcome = registration.on_response(answer(registration.register(), 423, Min_Expires="90"), 0.0)
     assert isinstance(outcome, Send)
     assert outcome.request.headers.get("Expires") == "90"
     assert registration.expires == 90

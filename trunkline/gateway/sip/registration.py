@@ -183,9 +183,9 @@ class Registration:
             return self._too_brief(response, now)
         return self._fail(f"registrar answered {status} {response.reason}".strip(), now, status)
 
-    def on_timeout(self, now: float) -> Outcome:
-        """The registrar never answered (Timer F)."""
-        return self._fail("no response from the registrar", now, None)
+    def on_timeout(self, now: float, reason: str = "no response from the registrar") -> Outcome:
+        """The registrar never answered (Timer F), or could not be reached at all."""
+        return self._fail(reason, now, None)
 
     def _accepted(self, response: SipResponse, now: float) -> Outcome:
         if self._unregistering:
