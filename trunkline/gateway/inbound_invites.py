@@ -180,7 +180,7 @@ class InboundInvites:
             reject(503, Retry_After="30")
             return
         try:
-            negotiated = negotiate(parse_sdp(request.body))
+            negotiated = negotiate(parse_sdp(request.body), self._settings.sip.codec_order)
         except SdpError as exc:
             reject(488, f"Not Acceptable Here ({str(exc)[:60]})")
             return

@@ -29,7 +29,14 @@ from trunkline.gateway.rtp.leg import RtpLeg
 from trunkline.gateway.rtp.transport import PortsExhausted, RtpEndpoint, RtpPortAllocator
 from trunkline.gateway.sip.application import SipAddress
 from trunkline.gateway.sip.message import SipRequest, SipResponse, split_host_port
-from trunkline.gateway.sip.sdp import Negotiated, SdpError, build_sdp, negotiate, parse_sdp
+from trunkline.gateway.sip.sdp import (
+    CODEC_PAYLOAD_TYPES,
+    Negotiated,
+    SdpError,
+    build_sdp,
+    negotiate,
+    parse_sdp,
+)
 from trunkline.gateway.sip.transaction import T1
 from trunkline.gateway.sip.uac import (
     Answered,
@@ -82,7 +89,6 @@ class SipHost(Protocol):
 
 
 log = logging.getLogger("trunkline.sip.outbound")
-OFFERED_PAYLOAD_TYPES = [0, 8]  # PCMU, PCMA
 EVENT_PAYLOAD_TYPE = 101
 CANCEL_GIVE_UP_SECONDS = 64 * T1  # no final response after CANCEL (RFC 3261 §9.1)
 CancelOutcome = tuple[CallStatus, HangupReason, str]  # status, hangup reason, failure detail
@@ -148,7 +154,7 @@ class OutboundCalls:
             offer=build_sdp(
                 gateway.media_address,
                 endpoint.port,
-                OFFERED_PAYLOAD_TYPES,
+                [CODEC_PAYLOAD_TYPES[name] for name in self._settings.sip.codec_order],
                 event_payload_type=EVENT_PAYLOAD_TYPE,
             ),
             destination=destination,
@@ -224,7 +230,7 @@ class OutboundCalls:
             await gateway.end_call(call, "local", send_bye=True)
             return
         try:
-            negotiated = negotiate(parse_sdp(sdp))
+            negotiated = negotiate(parse_sdp(sdp), self._settings.sip.codec_order)
         except SdpError as exc:
             log.info("unusable SDP answer: %s", exc, extra={"call_id": call.lifecycle.call_id})
             await self._abandon(call, f"unusable SDP answer: {exc}")
@@ -310,8 +316,8 @@ class OutboundSipLeg:
         self.cancel_outcome: CancelOutcome | None = None  # how a CANCEL we sent ends the call
 
     @property
-    def caller_alaw(self) -> bool:
-        return self.negotiated is not None and self.negotiated.payload_type == 8
+    def caller_codec(self) -> str:
+        return self.negotiated.codec if self.negotiated is not None else "PCMU"
 
     def ring(self) -> None:
         return None
@@ -326,6 +332,7 @@ class OutboundSipLeg:
             self.endpoint,
             bridge,
             payload_type=negotiated.payload_type,
+            codec=negotiated.codec,
             event_payload_type=negotiated.event_payload_type,
             remote=(negotiated.remote_address, negotiated.remote_port),
             signalling_host=self.invite.destination[0] or None,

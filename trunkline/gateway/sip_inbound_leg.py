@@ -47,8 +47,8 @@ class SipInboundLeg:
         self._media_address = media_address
 
     @property
-    def caller_alaw(self) -> bool:
-        return self._negotiated.payload_type == 8
+    def caller_codec(self) -> str:
+        return self._negotiated.codec
 
     def _to_invite(self, response: SipResponse) -> None:
         self._respond(self.dialog.transaction, response)
@@ -69,6 +69,7 @@ class SipInboundLeg:
             endpoint,
             bridge,
             payload_type=negotiated.payload_type,
+            codec=negotiated.codec,
             event_payload_type=negotiated.event_payload_type,
             remote=(negotiated.remote_address, negotiated.remote_port),
             signalling_host=self.dialog.source[0] or None,
