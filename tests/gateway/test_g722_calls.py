@@ -19,11 +19,13 @@ import numpy.typing as npt
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from tests.gateway.conftest import NUMBER, Trunkline, audio_mode
-from tests.gateway.sip_peer import CarrierCall
+from tests.gateway.conftest import NUMBER, Api, EchoAgent, Trunkline, audio_mode
+from tests.gateway.sip_peer import CarrierCall, bind_udp
+from tests.gateway.test_outbound_calls import place, register_byo_number, wait_status
 from trunkline.codecs.g722 import G722Decoder, G722Encoder
-from trunkline.gateway.rtp.packet import parse_packet
-from trunkline.gateway.sip.sdp import parse_sdp
+from trunkline.gateway.rtp.packet import build_packet, parse_packet
+from trunkline.gateway.sip.message import SipRequest, parse_message, response_to
+from trunkline.gateway.sip.sdp import build_sdp, parse_sdp
 from trunkline.storage.blobs import LocalBlobStore
 
 WIDEBAND = 16_000
@@ -142,3 +144,87 @@ async def test_g722_caller_reaches_a_16k_agent_in_wideband(
     assert rate == 8000
     assert np.sqrt(np.mean(recorded.astype(np.float64) ** 2)) > 1000  # the caller was recorded
     assert abs(dominant_hz(recorded, 8000) - 500) < 20
+
+
+class WidebandTrunk:
+    """A trunk that answers every INVITE with G.722 only, then streams a 500 Hz tone as G.722
+    and keeps the RTP trunkline sends back."""
+
+    def __init__(self) -> None:
+        self.offer: list[int] = []
+        self.packets: list[tuple[int, int, bytes]] = []  # payload type, timestamp, payload
+        self.bye = asyncio.Event()
+
+    async def __aenter__(self) -> WidebandTrunk:
+        self.transport, self.inbox, self.port = await bind_udp(sip=True)
+        self.rtp, self.rtp_inbox, self.rtp_port = await bind_udp()
+        self.tasks = [asyncio.create_task(self._signal()), asyncio.create_task(self._media())]
+        return self
+
+    async def _signal(self) -> None:
+        while True:
+            message = parse_message(await self.inbox.queue.get())
+            source = self.inbox.last_source
+            if not isinstance(message, SipRequest):
+                continue
+            if message.method == "INVITE":
+                offer = parse_sdp(message.body)
+                self.offer = offer.payload_types
+                answer = response_to(message, 200, to_tag="wide")
+                answer.headers.add("Contact", f"<sip:trunk@127.0.0.1:{self.port}>")
+                answer.headers.add("Content-Type", "application/sdp")
+                answer.body = build_sdp("127.0.0.1", self.rtp_port, [9], event_payload_type=101)
+                self.transport.sendto(answer.serialize(), source)
+                self.remote = (offer.address, offer.port)
+            elif message.method == "ACK":
+                self.sending = asyncio.create_task(self._send_tone())
+            elif message.method == "BYE":
+                self.transport.sendto(response_to(message, 200).serialize(), source)
+                self.bye.set()
+
+    async def _send_tone(self) -> None:
+        frames = g722_frames(tone(500, 1.0))
+        for index, frame in enumerate(frames):
+            packet = build_packet(
+                frame, payload_type=9, sequence=index, timestamp=160 * index, ssrc=7,
+                marker=index == 0,
+            )  # fmt: skip
+            self.rtp.sendto(packet, self.remote)
+            await asyncio.sleep(0.02)
+
+    async def _media(self) -> None:
+        while True:
+            packet = parse_packet(await self.rtp_inbox.queue.get())
+            self.packets.append((packet.payload_type, packet.timestamp, bytes(packet.payload)))
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.transport.close()
+        self.rtp.close()
+
+
+@pytest.mark.settings(sip_codecs="G722,PCMU")
+async def test_outbound_call_offers_g722_first_and_speaks_it(
+    trunkline: Trunkline, echo_agent: EchoAgent, api: Api
+) -> None:
+    async with WidebandTrunk() as trunk:
+        await register_byo_number(api, trunk.port, "unused", echo_agent.url)
+        placed = await place(api)
+        await wait_status(trunkline, placed["id"], {"answered"})
+        assert trunk.offer == [9, 0, 101]  # TRUNKLINE_SIP_CODECS order, then telephone-event
+        for _ in range(200):
+            if len(trunk.packets) >= 75:
+                break
+            await asyncio.sleep(0.02)
+        status, body = await api.post(f"/calls/{placed['id']}/hangup", {})
+        assert status == 200, body
+        await asyncio.wait_for(trunk.bye.wait(), 10)
+    assert {pt for pt, _, _ in trunk.packets} == {9}
+    assert {len(payload) for _, _, payload in trunk.packets} == {160}
+    decoder = G722Decoder()
+    back = np.frombuffer(b"".join(decoder.decode(p) for _, _, p in trunk.packets), dtype="<i2")
+    # The echo agent (μ-law at 8 kHz) sent the callee's tone back, as G.722 again.
+    assert np.sqrt(np.mean(back.astype(np.float64) ** 2)) > 1000
+    assert abs(dominant_hz(back, WIDEBAND) - 500) < 20
