@@ -122,6 +122,7 @@ async def test_a_number_asking_for_registration_is_registered() -> None:
     await registrations.sync()  # nothing changed: nothing sent
     assert len(host.sent) == 1
     await close_answering(registrations, host)
+    assert numbers.stored[-1] == (numbers.numbers[0].id, None, None, None)  # not bound now
 
 
 async def close_answering(registrations: Registrations, host: RecordingHost) -> None:
@@ -174,6 +175,8 @@ async def test_a_changed_or_disabled_number_removes_its_binding(change: dict[str
     before = attempts("unregistered")
     host.sent[1].on_response(response_to(removal, 200, to_tag="r"))
     assert attempts("unregistered") == before + 1
+    await settle()
+    assert (changed.id, None, None, None) in numbers.stored  # the old status is forgotten
     if changed.sip_register:  # re-registered with the new settings, as a new binding
         assert host.sent[2].request.headers.get("Expires") == "600"
         assert host.sent[2].request.call_id != removal.call_id

@@ -75,7 +75,7 @@ def phone_number(number: PhoneNumber) -> dict[str, Any]:
 
 def registration(number: PhoneNumber) -> dict[str, Any] | None:
     """The number's SIP registration status, when it keeps one."""
-    if not number.sip_register:
+    if not number.sip_register or number.status == "released":
         return None
     return {
         "state": number.registration_state or "pending",

@@ -283,6 +283,8 @@ class Registrations:
         """The number stops registering: remove its binding if it has (or may have) one."""
         binding.retired = True
         self._cancel_timer(binding)
+        # The binding is going: what the number showed of it no longer holds.
+        self._spawn(self._numbers.set_registration(binding.number_id, None, None, None))
         registration = binding.registration
         if binding.destination is None or registration.cseq == 0 or registration.state == "failed":
             return  # nothing was ever bound (a failed binding lapses at the registrar)
