@@ -198,3 +198,24 @@ async def test_numbers_without_a_registrar_or_with_an_unusable_one_are_skipped()
     await registrations.sync()
     assert host.sent == [] and registrations.bindings == {}
     await registrations.close()
+
+
+async def test_a_second_number_under_the_same_address_of_record_is_refused() -> None:
+    first = number()
+    second = number(number="+15550100002")  # same registrar, same username
+    numbers, host = Numbers([first, second]), RecordingHost()
+    registrations = driver(numbers, host)
+    await registrations.sync()
+    await settle()
+    assert len(host.sent) == 1 and list(registrations.bindings) == [first.id]
+    ((number_id, state, _, error),) = numbers.stored
+    assert (number_id, state) == (second.id, "failed")
+    assert (
+        error
+        == "+15550100001 already registers alice at 127.0.0.1:5070; one address of record per number"
+    )
+    await registrations.sync()
+    await settle()
+    assert len(numbers.stored) == 1  # told once, not at every sync
+    host.sent[0].on_timeout()
+    await close_answering(registrations, host)

@@ -118,6 +118,7 @@ class Registrations:
         self._task: asyncio.Task[None] | None = None
         self._writes: set[asyncio.Task[Any]] = set()
         self._left = asyncio.Event()
+        self._conflicts: dict[str, str] = {}  # numbers refused for a shared address of record
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -153,10 +154,25 @@ class Registrations:
     async def sync(self) -> None:
         """Start registrations for new numbers, end those of numbers that stopped."""
         wanted: dict[str, tuple[PhoneNumber, BindingKey]] = {}
-        for number in await self._numbers.numbers_to_register():
+        holders: dict[tuple[str, str], str] = {}  # address of record: the number that has it
+        conflicts: dict[str, str] = {}
+        for number in await self._numbers.numbers_to_register():  # oldest first
             key = binding_key(number)
-            if key is not None:
-                wanted[number.id] = (number, key)
+            if key is None:
+                continue
+            aor = (key[0].lower(), number.auth_username or number.number)
+            holder = holders.setdefault(aor, number.number)
+            if holder != number.number:  # the registrar would fork every call to both
+                conflicts[number.id] = (
+                    f"{holder} already registers {aor[1]} at {key[0]}; one address of record"
+                    " per number"
+                )
+                continue
+            wanted[number.id] = (number, key)
+        for number_id, error in conflicts.items():
+            if self._conflicts.get(number_id) != error:
+                self._spawn(self._numbers.set_registration(number_id, "failed", None, error))
+        self._conflicts = conflicts
         for number_id, binding in list(self.bindings.items()):
             entry = wanted.get(number_id)
             if entry is None or entry[1] != binding.key:
