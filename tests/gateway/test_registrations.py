@@ -217,5 +217,7 @@ async def test_a_second_number_under_the_same_address_of_record_is_refused() -> 
     await registrations.sync()
     await settle()
     assert len(numbers.stored) == 1  # told once, not at every sync
+    gauge = REGISTRY.get_sample_value("trunkline_sip_registrations", {"state": "failed"})
+    assert gauge == 1.0
     host.sent[0].on_timeout()
     await close_answering(registrations, host)

@@ -141,6 +141,7 @@ class Registrations:
         for binding in list(self.bindings.values()):
             self._retire(binding)
         self.bindings.clear()
+        self._conflicts = {}
         if self._leaving:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._left.wait(), UNREGISTER_WAIT_SECONDS)
@@ -338,6 +339,7 @@ class Registrations:
             state = binding.registration.state
             if state in counts:
                 counts[state] += 1
+        counts["failed"] += len(self._conflicts)
         for state, count in counts.items():
             metrics.SIP_REGISTRATIONS.labels(state).set(count)
 
