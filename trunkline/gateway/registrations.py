@@ -116,7 +116,7 @@ class Registrations:
         self.bindings: dict[str, Binding] = {}  # by number id
         self._leaving: set[Binding] = set()  # unregistering, until answered
         self._task: asyncio.Task[None] | None = None
-        self._writes: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()  # status writes and timed REGISTERs
         self._left = asyncio.Event()
         self._conflicts: dict[str, str] = {}  # numbers refused for a shared address of record
 
@@ -147,8 +147,8 @@ class Registrations:
                 await asyncio.wait_for(self._left.wait(), UNREGISTER_WAIT_SECONDS)
         for binding in self._leaving:
             self._cancel_timer(binding)
-        if self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         self._update_gauge()
 
     # -- which numbers register ----------------------------------------------------------
@@ -325,13 +325,13 @@ class Registrations:
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
-        self._writes.add(task)
+        self._tasks.add(task)
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
-        self._writes.discard(task)
+        self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.warning("registration status not stored: %s", task.exception())
+            log.warning("registration work failed (status write or REGISTER): %s", task.exception())
 
     def _update_gauge(self) -> None:
         counts = dict.fromkeys(GAUGE_STATES, 0)
