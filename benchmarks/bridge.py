@@ -185,7 +185,7 @@ async def run_floor(
             self.peer: tuple[str, int] | None = None
             self.link: Any = None
             self.sequence = 0
-            self.to_agent = CallerToAgent(agent_format, alaw=False)
+            self.to_agent = CallerToAgent(agent_format, codec="PCMU")
             self.to_caller = AgentToCaller(agent_format)
 
         def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,7 +104,7 @@ def test_settings_are_frozen_and_parsed_once() -> None:
 
 def test_every_setting_round_trips_through_its_environment_name() -> None:
     values = setting_values(Settings())
-    assert len(values) == len(set(values)) == 79
+    assert len(values) == len(set(values)) == 84
     assert settings_from(values) == Settings()
     with pytest.raises(ConfigError, match="unknown settings sip_prot"):
         settings_from({"sip_prot": 1})
@@ -164,6 +165,28 @@ def test_jitter_buffer_depths_are_checked(values: dict[str, int], message: str) 
         settings_from(values)
 
 
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"sip_codecs": "PCMU,OPUS"}, "TRUNKLINE_SIP_CODECS"),
+        ({"sip_codecs": "PCMU,pcmu"}, "TRUNKLINE_SIP_CODECS"),
+        ({"sip_codecs": " "}, "TRUNKLINE_SIP_CODECS"),
+        ({"sip_register_expires_seconds": 0}, "TRUNKLINE_SIP_REGISTER_EXPIRES_SECONDS"),
+        (
+            {"sip_register_retry_min_seconds": 60, "sip_register_retry_max_seconds": 30},
+            "TRUNKLINE_SIP_REGISTER_RETRY_MAX_SECONDS",
+        ),
+    ],
+)
+def test_codec_and_registration_settings_are_checked(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        settings_from(values)
+
+
 def test_jitter_buffer_can_be_turned_off() -> None:
     media = settings_from({"jitter_min_ms": 0, "jitter_max_ms": 0}).media
     assert (media.jitter_min_ms, media.jitter_max_ms) == (0, 0)
+
+
+def test_codec_order_reads_names_in_order() -> None:
+    assert settings_from({"sip_codecs": "g722, pcma"}).sip.codec_order == ("G722", "PCMA")

@@ -165,3 +165,13 @@ SRTP_DROPPED = Counter(
     "reason (auth: authentication failed, replay: seen before or too old, other)",
     ["kind", "reason"],
 )
+SIP_REGISTRATIONS = Gauge(
+    "trunkline_sip_registrations",
+    "Numbers' SIP registrations kept by this process, by state (pending, registered, failed)",
+    ["state"],
+)
+SIP_REGISTRATION_ATTEMPTS = Counter(
+    "trunkline_sip_registration_attempts",
+    "REGISTER attempts that ended, by result (registered, rejected, timeout, unregistered)",
+    ["result"],
+)

@@ -34,6 +34,7 @@ NUMBER_FIELDS = {
     "friendly_name",
     "provider_config",
     "inbound_routing",
+    "registration",
     "created_at",
     "updated_at",
 }
@@ -343,7 +344,10 @@ async def test_register_stores_trunk_and_routing_but_never_returns_the_password(
         "trunk_address": "example-prod.pstn.twilio.com",
         "auth_username": "trunkuser",
         "auth_password_set": True,
+        "register": False,
+        "registrar": None,
     }
+    assert number["registration"] is None
     assert number["inbound_routing"] == {
         "agent_id": org.identities["support"].id,
         "fallback": {"agent_id": org.identities["sales"].id},
@@ -435,6 +439,8 @@ async def test_patch_merges_provider_config_and_inbound_routing(api: ApiWorld) -
         "trunk_address": "sip.example.net:5080",
         "auth_username": "trunkuser",
         "auth_password_set": True,
+        "register": False,
+        "registrar": None,
     }
     assert answer.body["inbound_routing"] == {
         "agent_id": org.identities["support"].id,
@@ -445,6 +451,34 @@ async def test_patch_merges_provider_config_and_inbound_routing(api: ApiWorld) -
     assert answer.body["provider_config"]["auth_password_set"] is False
     answer = await org.admin.patch(path, {"inbound_routing": None})
     assert answer.body["inbound_routing"] is None
+
+
+async def test_register_flag_and_registration_status(api: ApiWorld) -> None:
+    org = await api.org()
+    trunk = {**REGISTER["provider_config"], "register": True}  # type: ignore[dict-item]
+    answer = await org.admin.post("/numbers/register", {**REGISTER, "provider_config": trunk})
+    assert answer.status == 201, answer
+    number = answer.body
+    assert number["provider_config"]["register"] is True
+    assert number["registration"] == {"state": "pending", "expires_at": None, "last_error": None}
+    path = f"/numbers/{number['id']}"
+    await api.repository.set_registration(number["id"], "failed", None, "no response")
+    shown = (await org.admin.get(path)).body
+    assert shown["registration"] == {
+        "state": "failed", "expires_at": None, "last_error": "no response",
+    }  # fmt: skip
+    answer = await org.admin.patch(path, {"provider_config": {"registrar": "reg.example.net:5070"}})
+    assert answer.body["provider_config"]["registrar"] == "reg.example.net:5070"
+    assert answer.body["registration"]["state"] == "pending"  # a new binding starts over
+    stored = await api.repository.numbers_to_register()
+    assert [n.id for n in stored] == [number["id"]]
+    answer = await org.admin.patch(path, {"provider_config": {"register": False}})
+    assert answer.body["registration"] is None
+    assert await api.repository.numbers_to_register() == []
+    bad = await org.admin.patch(path, {"provider_config": {"registrar": "bad host!"}})
+    assert bad.status == 422 and "provider_config.registrar" in bad.body["detail"]
+    bad = await org.admin.patch(path, {"provider_config": {"register": "yes"}})
+    assert bad.status == 422 and "provider_config.register" in bad.body["detail"]
 
 
 async def test_release_of_registered_number(api: ApiWorld) -> None:

@@ -76,7 +76,7 @@ class FakeLeg:
 
     asked: list[str] = field(default_factory=list)
     no_ports: bool = False
-    caller_alaw: bool = False
+    caller_codec: str = "PCMU"
 
     def ring(self) -> None:
         self.asked.append("ring")
@@ -156,7 +156,7 @@ class FakeBridge:
 class FakeMedia:
     publishing: set[asyncio.Task[bool]] = set()
 
-    def new_bridge(self, call: LiveCall, events: CallEvents, *, caller_alaw: bool) -> Any:
+    def new_bridge(self, call: LiveCall, events: CallEvents, *, caller_codec: str) -> Any:
         call.bridge = cast(MediaSession, FakeBridge())
         return call.bridge
 

@@ -150,10 +150,10 @@ def test_inkbox_persona_matches_the_specified_frames() -> None:
 
 
 def test_mulaw_is_a_pass_through_and_alaw_one_translate() -> None:
-    to_agent = CallerToAgent(AGENT_FORMATS["mulaw8k"], alaw=False)
+    to_agent = CallerToAgent(AGENT_FORMATS["mulaw8k"], codec="PCMU")
     view = memoryview(AUDIO)
     assert to_agent.convert(view) is view  # not even a copy
-    alaw = CallerToAgent(AGENT_FORMATS["mulaw8k"], alaw=True)
+    alaw = CallerToAgent(AGENT_FORMATS["mulaw8k"], codec="PCMA")
     alaw_frame = bytes(range(256))
     expected = audioop.lin2ulaw(audioop.alaw2lin(alaw_frame, 2), 2)
     assert alaw.convert(alaw_frame) == expected

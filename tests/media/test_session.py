@@ -54,7 +54,7 @@ def test_caller_audio_goes_to_the_agent_and_agent_audio_to_the_caller_leg() -> N
     loop = FakeLoop()
     totals = MediaTotals.empty()
     factory = MediaSessionFactory(MediaClock(loop), totals=totals)
-    session = factory.create(MediaPlan("call-1", caller_alaw=False), NotedEvents())
+    session = factory.create(MediaPlan("call-1", caller_codec="PCMU"), NotedEvents())
     leg, link = NotingLeg(), FakeLink()
     session.caller = leg
     attach(session, link)
@@ -77,8 +77,8 @@ def test_caller_audio_goes_to_the_agent_and_agent_audio_to_the_caller_leg() -> N
 def test_a_call_is_recorded_only_when_its_plan_says_so(tmp_path: Path) -> None:
     writer = RecordingWriter(tmp_path)
     factory = MediaSessionFactory(MediaClock(FakeLoop()), recordings=writer)
-    assert factory.create(MediaPlan("quiet", caller_alaw=False), NotedEvents()).recorder is None
-    recorded = factory.create(MediaPlan("loud", caller_alaw=False, record=True), NotedEvents())
+    assert factory.create(MediaPlan("quiet", caller_codec="PCMU"), NotedEvents()).recorder is None
+    recorded = factory.create(MediaPlan("loud", caller_codec="PCMU", record=True), NotedEvents())
     assert recorded.recorder is not None
 
 
@@ -88,7 +88,7 @@ def test_a_recorded_call_gets_both_parties_and_reports_the_finished_file(tmp_pat
     writer.start()
     events = NotedEvents()
     factory = MediaSessionFactory(MediaClock(loop), recordings=writer)
-    session = factory.create(MediaPlan("rec-1", caller_alaw=True, record=True), events)
+    session = factory.create(MediaPlan("rec-1", caller_codec="PCMA", record=True), events)
     session.caller = NotingLeg()
     session.start()
     for _ in range(50):
@@ -107,7 +107,7 @@ def test_a_recorded_call_gets_both_parties_and_reports_the_finished_file(tmp_pat
 def test_agent_stop_overflow_and_transcripts_are_reported_through_events() -> None:
     events = NotedEvents()
     session = MediaSessionFactory(MediaClock(FakeLoop())).create(
-        MediaPlan("call-2", caller_alaw=False), events
+        MediaPlan("call-2", caller_codec="PCMU"), events
     )
     link = FakeLink()
     attach(session, link)
@@ -122,7 +122,7 @@ def test_agent_stop_overflow_and_transcripts_are_reported_through_events() -> No
 
 def test_broken_agent_frames_and_text_without_speech_are_rejected_and_counted() -> None:
     session = MediaSessionFactory(MediaClock(FakeLoop())).create(
-        MediaPlan("call-3", caller_alaw=False), NotedEvents()
+        MediaPlan("call-3", caller_codec="PCMU"), NotedEvents()
     )
     attach(session, FakeLink())
     session.agent_text("not json")
@@ -133,7 +133,7 @@ def test_broken_agent_frames_and_text_without_speech_are_rejected_and_counted() 
 def test_the_twilio_persona_gets_the_plan_custom_parameters_and_pcm_format() -> None:
     plan = MediaPlan(
         "call-4",
-        caller_alaw=False,
+        caller_codec="PCMU",
         agent_protocol="twilio",
         agent_format=AGENT_FORMATS["mulaw8k"],
         custom_parameters={"from": "+15550001111"},
@@ -152,7 +152,7 @@ def test_speech_modes_follow_the_agent_upgrade_headers() -> None:
 
 async def test_stop_without_speech_returns_nothing_to_wait_for() -> None:
     session = MediaSessionFactory(MediaClock(asyncio.get_running_loop())).create(
-        MediaPlan("call-5", caller_alaw=False), NotedEvents()
+        MediaPlan("call-5", caller_codec="PCMU"), NotedEvents()
     )
     session.start()
     assert session.stop("done") is None

@@ -55,7 +55,7 @@ def session_with_agent(
         speech_clock=clock or FakeClock(),
     )
     events = NotedEvents()
-    session = factory.create(MediaPlan("call", caller_alaw=False), events)
+    session = factory.create(MediaPlan("call", caller_codec="PCMU"), events)
     link = FakeLink(headers)
     session.attach_agent(cast(AgentLink, link))
     return session, link, events

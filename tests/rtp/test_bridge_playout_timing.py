@@ -35,7 +35,7 @@ class RecordingLeg:
 
 def bridge_with_leg(loop: FakeLoop) -> tuple[MediaSession, RecordingLeg]:
     factory = MediaSessionFactory(MediaClock(loop))
-    bridge = factory.create(MediaPlan("call", caller_alaw=False), NotedEvents())
+    bridge = factory.create(MediaPlan("call", caller_codec="PCMU"), NotedEvents())
     leg = RecordingLeg(loop.time)
     bridge.caller = leg
     bridge.start()

@@ -48,12 +48,12 @@ class CallMedia:
         # Recordings being published: never cancelled; the gateway's close waits for them.
         self.publishing: set[asyncio.Task[bool]] = set()
 
-    def new_bridge(self, call: LiveCall, events: CallEvents, *, caller_alaw: bool) -> MediaSession:
+    def new_bridge(self, call: LiveCall, events: CallEvents, *, caller_codec: str) -> MediaSession:
         """A media session for the call with the number's agent options; the caller leg is next."""
         record = call.lifecycle.record
         plan = MediaPlan(
             call_id=call.lifecycle.call_id,
-            caller_alaw=caller_alaw,
+            caller_codec=caller_codec,
             organization_id=record.organization_id,
             agent_protocol=call.agent_protocol,
             agent_format=AGENT_FORMATS.get(call.agent_audio, AGENT_FORMATS["mulaw8k"]),

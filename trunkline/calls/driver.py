@@ -211,7 +211,7 @@ class CallCore:
         """The call's media bridge between its leg and ``link`` (none: voicemail)."""
         leg = call.leg
         assert leg is not None
-        bridge = self.media.new_bridge(call, self, caller_alaw=leg.caller_alaw)
+        bridge = self.media.new_bridge(call, self, caller_codec=leg.caller_codec)
         leg.connect_media(bridge)
         if link is not None:
             bridge.attach_agent(link)

@@ -20,8 +20,8 @@ class MediaUnavailable(Exception):
 
 class CallLeg(Protocol):
     @property
-    def caller_alaw(self) -> bool:
-        """The caller's audio is A-law (else μ-law); known once media is opened."""
+    def caller_codec(self) -> str:
+        """The caller's audio codec (PCMU, PCMA or G722); known once media is opened."""
         ...
 
     def ring(self) -> None:

@@ -189,6 +189,34 @@ class SipSettings:
     connection_idle_seconds: float = setting(
         "sip_connection_idle_seconds", 3600.0, "a SIP TCP/TLS connection idle this long is closed"
     )
+    codecs: str = setting(
+        "sip_codecs",
+        "PCMU,PCMA",
+        "audio codecs offered and accepted, in order of preference (PCMU, PCMA, G722)",
+    )
+    register_expires_seconds: int = setting(
+        "sip_register_expires_seconds",
+        3600,
+        "registration lifetime asked of registrars (refreshed at 50-80 % of what they grant)",
+    )
+    register_retry_min_seconds: float = setting(
+        "sip_register_retry_min_seconds",
+        30.0,
+        "first retry after a failed registration (doubling, with jitter, per failure)",
+    )
+    register_retry_max_seconds: float = setting(
+        "sip_register_retry_max_seconds", 1800.0, "longest wait between registration retries"
+    )
+    register_sync_seconds: float = setting(
+        "sip_register_sync_seconds",
+        15.0,
+        "how often numbers are re-read to start or stop their registrations",
+    )
+
+    @property
+    def codec_order(self) -> tuple[str, ...]:
+        """``codecs`` as upper-case names, in order."""
+        return tuple(name.strip().upper() for name in self.codecs.split(",") if name.strip())
 
 
 @dataclass(frozen=True, slots=True)

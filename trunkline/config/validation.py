@@ -63,6 +63,7 @@ def _check_network(settings: Settings) -> None:
     _positive(sip.ring_timeout_seconds, "sip_ring_timeout_seconds")
     _positive(sip.unauthenticated_rate, "sip_unauthenticated_rate")
     _positive(sip.nonce_lifetime_seconds, "sip_nonce_lifetime_seconds")
+    _check_registration_and_codecs(settings)
     _at_least_one(sip.max_connections, "sip_max_connections")
     _positive(sip.connection_idle_seconds, "sip_connection_idle_seconds")
     _check_tls_files(settings)
@@ -84,6 +85,27 @@ def _check_tls_files(settings: Settings) -> None:
             context.load_verify_locations(cafile=sip.tls_ca)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"TRUNKLINE_SIP_TLS_CA cannot be loaded: {exc}") from None
+
+
+SUPPORTED_CODECS = ("PCMU", "PCMA", "G722")
+
+
+def _check_registration_and_codecs(settings: Settings) -> None:
+    sip = settings.sip
+    codecs = sip.codec_order
+    unknown = [name for name in codecs if name not in SUPPORTED_CODECS]
+    if not codecs or unknown or len(set(codecs)) != len(codecs):
+        raise ConfigError(
+            "TRUNKLINE_SIP_CODECS must list distinct codecs of " + ", ".join(SUPPORTED_CODECS)
+        )
+    _at_least_one(sip.register_expires_seconds, "sip_register_expires_seconds")
+    _positive(sip.register_retry_min_seconds, "sip_register_retry_min_seconds")
+    _positive(sip.register_sync_seconds, "sip_register_sync_seconds")
+    if sip.register_retry_max_seconds < sip.register_retry_min_seconds:
+        raise ConfigError(
+            "TRUNKLINE_SIP_REGISTER_RETRY_MAX_SECONDS must not be below"
+            " TRUNKLINE_SIP_REGISTER_RETRY_MIN_SECONDS"
+        )
 
 
 def _check_limits(settings: Settings) -> None:

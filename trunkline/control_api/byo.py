@@ -2,7 +2,8 @@
 
 ``POST /numbers/register`` stores the number, the carrier (``provider``), the
 trunk (``provider_config``: ``trunk_address`` host[:port], ``auth_username``,
-``auth_password``) and optional ``inbound_routing`` (primary agent,
+``auth_password``; ``register: true`` to keep a SIP registration for the number
+at ``registrar``, default the trunk address) and optional ``inbound_routing`` (primary agent,
 ``fallback`` agent, ``voicemail_message``). Agents are named by identity id or
 handle and stored as identity ids. The trunk password is encrypted with the
 server's secret key before it is stored; responses only say whether one is
@@ -31,7 +32,7 @@ from trunkline.control_api.number_rules import (
     number_options,
 )
 from trunkline.control_api.route_table import Ctx, Reply, Route
-from trunkline.control_api.schema import obj, string
+from trunkline.control_api.schema import boolean, obj, string
 from trunkline.storage.errors import NumberCapReached, NumberInUse
 from trunkline.storage.models import InboundRouting, PhoneNumber, new_id, utcnow
 
@@ -45,6 +46,14 @@ AUTH_USERNAME = string(max_length=128, nullable=True, description="SIP digest us
 AUTH_PASSWORD = string(
     max_length=256, nullable=True, description="SIP digest password (write-only, stored encrypted)"
 )
+REGISTER = boolean(
+    description="Keep a SIP registration for this number (the carrier delivers calls to it)"
+)
+REGISTRAR = {
+    **shapes.TRUNK_ADDRESS,
+    "type": ["string", "null"],
+    "description": "Registrar host[:port] for register (default: trunk_address)",
+}
 FRIENDLY_NAME = string(max_length=128, nullable=True, description="A label for the number")
 VOICEMAIL_MESSAGE = string(
     max_length=1000, nullable=True, description="Spoken when no agent can take the call"
@@ -75,6 +84,8 @@ def provider_config_schema(*, partial: bool) -> dict[str, Any]:
             "trunk_address": shapes.TRUNK_ADDRESS,
             "auth_username": AUTH_USERNAME,
             "auth_password": AUTH_PASSWORD,
+            "register": REGISTER,
+            "registrar": REGISTRAR,
         },
         required=() if partial else ("trunk_address",),
         description="SIP trunk settings from the carrier's console",
@@ -150,6 +161,14 @@ def merge_provider_config(
         fields["auth_password_encrypted"] = (
             None if password is None else encrypt_secret(ctx, password)
         )
+    if "register" in changes:
+        fields["sip_register"] = changes["register"]
+    if "registrar" in changes:
+        fields["registrar"] = changes["registrar"]
+    if fields.get("sip_register") is False or "registrar" in fields:
+        # A new binding (or none): the old status no longer says anything.
+        fields.update(registration_state=None, registration_expires_at=None)
+        fields["registration_error"] = None
     return fields
 
 
@@ -185,6 +204,8 @@ async def register_number(ctx: Ctx) -> web.Response:
         auth_username=trunk.get("auth_username"),
         auth_password_encrypted=None if password is None else encrypt_secret(ctx, password),
         inbound_routing=routing,
+        sip_register=bool(trunk.get("register", False)),
+        registrar=trunk.get("registrar"),
         **number_options(body),
     )
     cap = settings.api.max_numbers_per_org

@@ -55,7 +55,10 @@ def phone_number(number: PhoneNumber) -> dict[str, Any]:
             "trunk_address": number.trunk_address,
             "auth_username": number.auth_username,
             "auth_password_set": number.auth_password_encrypted is not None,
+            "register": number.sip_register,
+            "registrar": number.registrar,
         },
+        "registration": registration(number),
         "inbound_routing": None
         if routing is None
         else {
@@ -67,6 +70,17 @@ def phone_number(number: PhoneNumber) -> dict[str, Any]:
         },
         "created_at": iso(number.created_at),
         "updated_at": iso(number.updated_at),
+    }
+
+
+def registration(number: PhoneNumber) -> dict[str, Any] | None:
+    """The number's SIP registration status, when it keeps one."""
+    if not number.sip_register or number.status == "released":
+        return None
+    return {
+        "state": number.registration_state or "pending",
+        "expires_at": iso_or_none(number.registration_expires_at),
+        "last_error": number.registration_error,
     }
 
 

@@ -88,9 +88,27 @@ PHONE_NUMBER = _closed(
                 "trunk_address": string(nullable=True),
                 "auth_username": string(nullable=True),
                 "auth_password_set": boolean(),
+                "register": boolean(),
+                "registrar": string(nullable=True),
             },
-            required=("trunk_address", "auth_username", "auth_password_set"),
+            required=(
+                "trunk_address",
+                "auth_username",
+                "auth_password_set",
+                "register",
+                "registrar",
+            ),
             nullable=True,
+        ),
+        "registration": obj(
+            {
+                "state": string(enum=("pending", "registered", "failed")),
+                "expires_at": string(fmt="date-time", nullable=True),
+                "last_error": string(nullable=True),
+            },
+            required=("state", "expires_at", "last_error"),
+            nullable=True,
+            description="The number's SIP registration (null unless provider_config.register)",
         ),
         "inbound_routing": obj(
             {

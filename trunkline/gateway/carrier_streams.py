@@ -135,7 +135,7 @@ class CarrierSocketLeg:
         return {}  # no RTP: the carrier's frames are counted under its own metrics
 
     # -- the call core's CallLeg ---------------------------------------------------------
-    caller_alaw = False  # the socket's audio is turned into μ-law as it arrives
+    caller_codec = "PCMU"  # the socket's audio is turned into μ-law as it arrives
 
     def ring(self) -> None:
         return None

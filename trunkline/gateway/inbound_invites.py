@@ -187,7 +187,9 @@ class InboundInvites:
             return
         try:
             offer = parse_sdp(request.body)
-            negotiated = await resolve_remote(negotiate(offer), offer.address_type)
+            negotiated = await resolve_remote(
+                negotiate(offer, self._settings.sip.codec_order), offer.address_type
+            )
             # SDES keys cross in the SDP: SRTP only when the INVITE came over TLS.
             srtp = answer_offer(offer, self._settings.sip.srtp, over_tls=transport == "TLS")
         except SdpError as exc:

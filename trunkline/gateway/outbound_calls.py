@@ -44,7 +44,14 @@ from trunkline.gateway.sip.sdes import (
     offer_cryptos,
     offer_profile,
 )
-from trunkline.gateway.sip.sdp import Negotiated, SdpError, build_sdp, negotiate, parse_sdp
+from trunkline.gateway.sip.sdp import (
+    CODEC_PAYLOAD_TYPES,
+    Negotiated,
+    SdpError,
+    build_sdp,
+    negotiate,
+    parse_sdp,
+)
 from trunkline.gateway.sip.streams import SipStreams, StreamConnectError
 from trunkline.gateway.sip.transaction import T1
 from trunkline.gateway.sip.trunk_address import Trunk, TrunkAddressError
@@ -106,7 +113,6 @@ class SipHost(Protocol):
 
 
 log = logging.getLogger("trunkline.sip.outbound")
-OFFERED_PAYLOAD_TYPES = [0, 8]  # PCMU, PCMA
 EVENT_PAYLOAD_TYPE = 101
 CANCEL_GIVE_UP_SECONDS = 64 * T1  # no final response after CANCEL (RFC 3261 §9.1)
 CancelOutcome = tuple[CallStatus, HangupReason, str]  # status, hangup reason, failure detail
@@ -193,7 +199,7 @@ class OutboundCalls:
             offer=build_sdp(
                 gateway.media_address,
                 endpoint.port,
-                OFFERED_PAYLOAD_TYPES,
+                [CODEC_PAYLOAD_TYPES[name] for name in self._settings.sip.codec_order],
                 event_payload_type=EVENT_PAYLOAD_TYPE,
                 profile=profile,
                 crypto=[c.value for c in cryptos],
@@ -278,7 +284,9 @@ class OutboundCalls:
         leg = sip_leg(call)
         try:
             answer = parse_sdp(sdp)
-            negotiated = await resolve_remote(negotiate(answer), answer.address_type)
+            negotiated = await resolve_remote(
+                negotiate(answer, self._settings.sip.codec_order), answer.address_type
+            )
             srtp = accept_answer(leg.offered_cryptos, answer, self._settings.sip.srtp)
         except SdpError as exc:
             log.info("unusable SDP answer: %s", exc, extra={"call_id": call.lifecycle.call_id})
@@ -379,8 +387,8 @@ class OutboundSipLeg:
         self.cancel_outcome: CancelOutcome | None = None  # how a CANCEL we sent ends the call
 
     @property
-    def caller_alaw(self) -> bool:
-        return self.negotiated is not None and self.negotiated.payload_type == 8
+    def caller_codec(self) -> str:
+        return self.negotiated.codec if self.negotiated is not None else "PCMU"
 
     def use_srtp(self, srtp: SrtpKeys | None) -> None:
         """The callee's answer agreed SRTP: protect the call's RTP port with its keys."""
@@ -405,6 +413,7 @@ class OutboundSipLeg:
             self.endpoint,
             bridge,
             payload_type=negotiated.payload_type,
+            codec=negotiated.codec,
             event_payload_type=negotiated.event_payload_type,
             remote=(negotiated.remote_address, negotiated.remote_port),
             signalling_host=self.invite.destination[0] or None,

@@ -42,6 +42,7 @@ from trunkline.gateway import collector
 from trunkline.gateway.call_core_setup import build_call_core
 from trunkline.gateway.inbound_invites import InboundInvites
 from trunkline.gateway.outbound_calls import OutboundCalls
+from trunkline.gateway.registrations import Registrations
 from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip.admission import Network, SourceBudget
 from trunkline.gateway.sip.application import SipAddress, Transport
@@ -123,6 +124,12 @@ class SipGateway:
             )
         )
         self.outbound = OutboundCalls(self, settings, calls=call_store, secret_box=secret_box)
+        # Numbers' SIP registrations: kept by one process (worker 0 of serve --workers).
+        self.registrations: Registrations | None = None
+        if settings.process.worker_slot == 0:
+            self.registrations = Registrations(
+                self, settings, numbers=number_store, secret_box=secret_box
+            )
         self.media_totals = MediaTotals.empty()  # what the bridges of ended calls counted
         self.recordings = RecordingWriter(settings.data_dir / "recordings")
         self.speech = SpeechEngines(settings)
@@ -212,6 +219,8 @@ class SipGateway:
             tls.server_ssl = context
             await tls.listen(host, sip.tls_port, shared=shared)
         collector.watch(self)
+        if self.registrations is not None:
+            self.registrations.start()
         # Alone, repair what a crash left first; workers have the supervisor do it.
         await asyncio.to_thread(self.recordings.start, not shared)
         return self.local_address
@@ -237,6 +246,8 @@ class SipGateway:
         return bool(self.calls) or self.core.calls_ending > 0
 
     async def close(self) -> None:
+        if self.registrations is not None:  # first: the registrars stop sending calls here
+            await self.registrations.close()
         for call in list(self.calls.values()):
             await self.end_call(call, "local", send_bye=True)
         # Calls ended just before (a BYE, the agent's stop) finish storing their end first.

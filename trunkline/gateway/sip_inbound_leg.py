@@ -56,8 +56,8 @@ class SipInboundLeg:
         self.profile = SECURE_PROFILE if profile.upper() == SECURE_PROFILE else PLAIN_PROFILE
 
     @property
-    def caller_alaw(self) -> bool:
-        return self._negotiated.payload_type == 8
+    def caller_codec(self) -> str:
+        return self._negotiated.codec
 
     def _to_invite(self, response: SipResponse) -> None:
         self._respond(self.dialog.transaction, response)
@@ -81,6 +81,7 @@ class SipInboundLeg:
             endpoint,
             bridge,
             payload_type=negotiated.payload_type,
+            codec=negotiated.codec,
             event_payload_type=negotiated.event_payload_type,
             remote=(negotiated.remote_address, negotiated.remote_port),
             signalling_host=self.dialog.source[0] or None,

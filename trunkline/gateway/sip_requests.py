@@ -188,9 +188,12 @@ class SipRequests:
 
     def _reinvite(self, call: LiveCall, transaction: ServerTransaction) -> None:
         request = transaction.request
+        leg = call.bridge.caller if call.bridge is not None else None
+        # The call keeps its codec: a re-INVITE is answered with it or refused.
+        codecs = (leg.codec,) if isinstance(leg, RtpLeg) else ("PCMU", "PCMA")
         try:
             offer = parse_sdp(request.body)
-            negotiated = negotiate(offer)
+            negotiated = negotiate(offer, codecs)
         except SdpError as exc:
             self.endpoint.respond(transaction, response_to(request, 488, str(exc)[:60]))
             return
@@ -219,8 +222,8 @@ class SipRequests:
         request = transaction.request
         response = response_to(request, 200)
         endpoint = _rtp_endpoint(call)
+        leg = call.bridge.caller if call.bridge is not None else None
         if endpoint is not None:
-            leg = call.bridge.caller if call.bridge is not None else None
             if isinstance(leg, RtpLeg) and not negotiated.remote_address.startswith("0.0.0.0"):
                 leg.session.remote = (negotiated.remote_address, negotiated.remote_port)
             profile, crypto = _srtp_answer(call)

@@ -23,7 +23,7 @@ from trunkline.media.speech_work import Party
 @dataclass(frozen=True, slots=True)
 class MediaPlan:
     call_id: str
-    caller_alaw: bool  # the caller leg carries A-law (else μ-law)
+    caller_codec: str  # what the caller leg carries: PCMU, PCMA or G722
     organization_id: str = ""
     agent_protocol: str = "inkbox"
     agent_format: AgentAudioFormat = AGENT_FORMATS["mulaw8k"]

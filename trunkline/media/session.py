@@ -1,8 +1,9 @@
 """The per-call media session: caller leg ⇄ agent link, a synchronous chain driven by callbacks.
 
-Caller → agent: each caller frame (G.711) arrives in ``caller_audio`` from the
+Caller → agent: each caller frame (G.711, or G.722 decoded here once to
+PCM16 at 16 kHz) arrives in ``caller_audio`` from the
 leg's receive callback; the call's caller taps (recorder, transcription) get
-it as PCM16, decoded once, and it is sent to the agent as a ``media`` frame
+it as PCM16 at 8 kHz, decoded once, and it is sent to the agent as a ``media`` frame
 right there (μ-law is passed through; A-law is transcoded by one table
 lookup; PCM formats are decoded and resampled by the call's persistent
 converter). A leg that buffers its audio (RTP's jitter buffer) has it pulled
@@ -42,6 +43,8 @@ from trunkline.agent.inkbox_protocol import (
 from trunkline.agent.link import AgentLink
 from trunkline.agent.persona import AgentPersona, InkboxPersona, persona_for
 from trunkline.codecs.g711 import alaw_to_pcm16, ulaw_to_pcm16
+from trunkline.codecs.g722 import G722Decoder
+from trunkline.codecs.resample import StreamingResampler
 from trunkline.media.clock import MediaClock
 from trunkline.media.counters import LatencyHistogram, MediaCounters, MediaTotals
 from trunkline.media.plan import MediaEvents, MediaPlan
@@ -123,9 +126,18 @@ class MediaSession:
         self.agent_format = plan.agent_format
         self._custom = dict(plan.custom_parameters)
         self._speech_by_default = plan.speech_by_default
-        self._to_agent = CallerToAgent(plan.agent_format, alaw=plan.caller_alaw)
+        codec = plan.caller_codec
+        self._to_agent = CallerToAgent(plan.agent_format, codec=codec)
         self._to_caller = AgentToCaller(plan.agent_format)
-        self._decode = alaw_to_pcm16 if plan.caller_alaw else ulaw_to_pcm16
+        # G.722 is decoded once, to PCM16 at 16 kHz, for the agent and (at 8 kHz) the taps.
+        self._wideband = G722Decoder() if codec == "G722" else None
+        self._decode: Callable[[bytes | memoryview], bytes] = (
+            StreamingResampler(16000, 8000).process
+            if codec == "G722"
+            else alaw_to_pcm16
+            if codec == "PCMA"
+            else ulaw_to_pcm16
+        )
         self.playout = Playout(self._mark_played, max_seconds=max_playout_seconds)
         self._clock = clock
         self._tick_handle: int | None = None
@@ -294,7 +306,11 @@ class MediaSession:
 
     # -- caller -> agent -------------------------------------------------------------
     def caller_audio(self, payload: bytes | memoryview) -> None:
-        """One frame of caller audio (G.711): from the leg's receive callback, or pulled."""
+        """One 20 ms frame of caller audio (G.711 or G.722): from the leg's receive callback,
+        or pulled from its jitter buffer."""
+        wideband = self._wideband
+        if wideband is not None:
+            payload = wideband.decode(payload)  # every frame: ADPCM state must not skip one
         taps = self._caller_taps
         if taps:
             pcm = self._decode(payload)

@@ -119,6 +119,13 @@ class PhoneNumber:
     agent_audio: AgentAudio = "mulaw8k"
     recording_enabled: bool = True
     carrier_order_id: str | None = None
+    # Outbound registration (provider_config.register): the binding trunkline keeps at the
+    # registrar (default: the trunk address), and its last known status.
+    sip_register: bool = False
+    registrar: str | None = None
+    registration_state: str | None = None  # pending | registered | failed
+    registration_expires_at: datetime | None = None
+    registration_error: str | None = None
 
 
 @dataclass(slots=True)

@@ -9,6 +9,11 @@ Caller audio waits in the call's ``JitterBuffer`` (unless its maximum depth is
 that is not there is concealed (``codecs.concealment``): from the first
 packet on, the agent gets a frame every 20 ms until the call ends, silence
 while the caller sends nothing (on hold, say), as Twilio's media streams do.
+(A G.722 call is never buffered: a concealment frame is not valid ADPCM.)
+
+The media session plays μ-law at 8 kHz; the leg sends it in the call's codec:
+as is (PCMU), by one table lookup (PCMA), or upsampled to 16 kHz and encoded
+(G.722, one encoder per call: 160 bytes and 160 RTP clock ticks per 20 ms).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import time
 from dataclasses import asdict
 
 from trunkline.codecs.concealment import Concealer
-from trunkline.codecs.g711 import ULAW_TO_ALAW
+from trunkline.codecs.g711 import ULAW_TO_ALAW, ulaw_to_pcm16
+from trunkline.codecs.g722 import G722Encoder
+from trunkline.codecs.resample import StreamingResampler
 from trunkline.gateway.rtp.jitter import JitterBuffer
 from trunkline.gateway.rtp.rtcp import REPORT_INTERVAL_FRAMES, build_report
 from trunkline.gateway.rtp.session import RtpSession
@@ -28,12 +35,36 @@ from trunkline.media.session import MediaSession
 
 MULAW_SILENCE_FRAME = b"\xff" * 160
 ALAW_SILENCE_FRAME = b"\xd5" * 160
+PCM_SILENCE_FRAME = bytes(320)  # 20 ms of PCM16 at 8 kHz
+
+
+class WidebandSender:
+    """μ-law 8 kHz frames → G.722 payloads: decoded, upsampled to 16 kHz, encoded (per call)."""
+
+    __slots__ = ("_encoder", "_upsampler")
+
+    def __init__(self) -> None:
+        self._upsampler = StreamingResampler(8000, 16000)
+        self._encoder = G722Encoder()
+
+    def encode(self, ulaw: bytes | None) -> bytes:
+        pcm = PCM_SILENCE_FRAME if ulaw is None else ulaw_to_pcm16(ulaw)
+        return self._encoder.encode(self._upsampler.process(pcm))
 
 
 class RtpLeg:
     """The caller over RTP: the session filters and packetises, the endpoint sends."""
 
-    __slots__ = ("_until_report", "alaw", "concealer", "endpoint", "jitter", "session")
+    __slots__ = (
+        "_until_report",
+        "_wideband",
+        "alaw",
+        "codec",
+        "concealer",
+        "endpoint",
+        "jitter",
+        "session",
+    )
 
     def __init__(
         self,
@@ -41,16 +72,19 @@ class RtpLeg:
         media: MediaSession,
         *,
         payload_type: int,
+        codec: str | None = None,  # PCMU, PCMA or G722 (default: by the static payload type)
         event_payload_type: int | None,
         remote: tuple[str, int],
         signalling_host: str | None = None,
     ) -> None:
         self.endpoint = endpoint
-        self.alaw = payload_type == 8
+        self.codec = codec or {8: "PCMA", 9: "G722"}.get(payload_type, "PCMU")
+        self.alaw = self.codec == "PCMA"
+        self._wideband = WidebandSender() if self.codec == "G722" else None
         least, most = media.caller_jitter
         self.jitter = (
             JitterBuffer(min_frames=least, max_frames=most, catch_up_frames=MAX_CATCH_UP)
-            if most
+            if most and self._wideband is None
             else None
         )
         self.concealer = Concealer("pcma" if self.alaw else "pcmu")
@@ -82,7 +116,9 @@ class RtpLeg:
 
     def send_frame(self, frame: bytes | None) -> None:
         # Silence is sent, not suppressed: carriers end calls whose RTP stops flowing.
-        if frame is None:
+        if self._wideband is not None:
+            frame = self._wideband.encode(frame)
+        elif frame is None:
             frame = ALAW_SILENCE_FRAME if self.alaw else MULAW_SILENCE_FRAME
         elif self.alaw:
             frame = frame.translate(ULAW_TO_ALAW)

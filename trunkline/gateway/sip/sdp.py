@@ -1,9 +1,12 @@
-"""SDP (RFC 4566) for one audio stream, and offer/answer (RFC 3264) for G.711 + DTMF.
+"""SDP (RFC 4566) for one audio stream, and offer/answer (RFC 3264) for G.711/G.722 + DTMF.
 
-trunkline offers and accepts PCMU (payload type 0) and PCMA (8) at 8 kHz with
-RFC 4733 ``telephone-event``, ptime 20. The answer picks the first codec of
-the offer that trunkline supports and echoes the offer's telephone-event
-payload type. Hold is ``a=sendonly``/``a=inactive`` or a 0.0.0.0 connection.
+trunkline offers and accepts PCMU (payload type 0) and PCMA (8) at 8 kHz and
+G.722 (9; ``G722/8000`` in SDP, though it carries 16 kHz audio — RFC 3551's
+historical clock rate) with RFC 4733 ``telephone-event``, ptime 20; which of
+them, and in which order, is ``TRUNKLINE_SIP_CODECS``. The answer picks the
+first codec of the offer that is enabled and echoes the offer's
+telephone-event payload type. Hold is ``a=sendonly``/``a=inactive`` or a
+0.0.0.0 connection.
 
 A ``c=`` line must be ``IN IP4`` or ``IN IP6`` with an address of that family
 or a host name (RFC 4566 §5.7): anything else, like ``999.1.1.1`` or
@@ -22,7 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-CODECS = {0: "PCMU", 8: "PCMA"}
+CODECS = {0: "PCMU", 8: "PCMA", 9: "G722"}
 CODEC_PAYLOAD_TYPES = {name: pt for pt, name in CODECS.items()}
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 DEFAULT_EVENT_PAYLOAD_TYPE = 101
@@ -163,7 +166,7 @@ def _attribute(media: MediaDescription, name: str, value: str) -> None:
 @dataclass(frozen=True, slots=True)
 class Negotiated:
     payload_type: int
-    codec: str  # "PCMU" | "PCMA"
+    codec: str  # "PCMU" | "PCMA" | "G722"
     event_payload_type: int | None
     remote_address: str
     remote_port: int
@@ -179,7 +182,7 @@ def negotiate(offer: MediaDescription, supported: tuple[str, ...] = ("PCMU", "PC
             codec_pt = pt
             break
     if codec_pt is None:
-        raise SdpError("no common codec (PCMU or PCMA required)")
+        raise SdpError(f"no common codec ({' or '.join(supported)} required)")
     event_pt = next(
         (
             pt

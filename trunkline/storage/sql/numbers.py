@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from trunkline.storage.errors import NumberCapReached, NumberInUse
@@ -23,6 +24,7 @@ NUMBER_COLUMNS = columns_of(PhoneNumber)
 CONFIG_COLUMNS = columns_of(IncomingCallConfig)
 # Fields a caller may change through update_number.
 NUMBER_MUTABLE = frozenset(NUMBER_COLUMNS) - {"id", "organization_id", "created_at", "updated_at"}
+REGISTRATION_COLUMNS = ("registration_state", "registration_expires_at", "registration_error")
 
 
 def routing_value(value: InboundRouting | None) -> dict[str, Any] | None:
@@ -128,6 +130,29 @@ class SqlNumberStore(SqlStoreBase, NumberStore):
     async def active_numbers_in_use(self) -> list[str]:
         rows = await self._fetch("SELECT number FROM phone_numbers WHERE status <> 'released'")
         return [str(r["number"]) for r in rows]
+
+    async def numbers_to_register(self) -> list[PhoneNumber]:
+        rows = await self._fetch(
+            f"SELECT {select_list(NUMBER_COLUMNS)} FROM phone_numbers"
+            " WHERE sip_register AND status IN ('active', 'paused') ORDER BY created_at, id"
+        )
+        return [number_from_row(r) for r in rows]
+
+    async def set_registration(
+        self,
+        phone_number_id: str,
+        state: str | None,
+        expires_at: datetime | None,
+        error: str | None,
+    ) -> None:
+        async with self.transaction() as tx:
+            await tx.execute(
+                f"UPDATE phone_numbers SET {set_clause(REGISTRATION_COLUMNS, 2)} WHERE id = $1",
+                phone_number_id,
+                state,
+                expires_at,
+                error,
+            )
 
     async def upsert_incoming_call_config(self, config: IncomingCallConfig) -> IncomingCallConfig:
         values = dataclasses.asdict(config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 from trunkline.storage.models import IncomingCallConfig, PhoneNumber
@@ -50,6 +51,21 @@ class NumberStore(Protocol):
 
     async def active_numbers_in_use(self) -> list[str]:
         """Every E.164 number currently active or paused (inventory avoids these)."""
+        ...
+
+    async def numbers_to_register(self) -> list[PhoneNumber]:
+        """Every active or paused number with ``sip_register`` set, of every organisation."""
+        ...
+
+    async def set_registration(
+        self,
+        phone_number_id: str,
+        state: str | None,
+        expires_at: datetime | None,
+        error: str | None,
+    ) -> None:
+        """Record a number's registration status (``updated_at`` is left alone: it is not
+        a change of the number's settings)."""
         ...
 
     async def upsert_incoming_call_config(self, config: IncomingCallConfig) -> IncomingCallConfig:

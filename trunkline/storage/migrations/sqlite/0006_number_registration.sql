@@ -1,0 +1,7 @@
+-- Numbers whose carrier delivers calls to a registered contact: trunkline keeps a
+-- REGISTER binding at the registrar (default: the trunk address) and records its status.
+ALTER TABLE phone_numbers ADD COLUMN sip_register BOOLEAN NOT NULL DEFAULT 0;
+ALTER TABLE phone_numbers ADD COLUMN registrar TEXT;
+ALTER TABLE phone_numbers ADD COLUMN registration_state TEXT;
+ALTER TABLE phone_numbers ADD COLUMN registration_expires_at TIMESTAMPTZ_ISO;
+ALTER TABLE phone_numbers ADD COLUMN registration_error TEXT;
