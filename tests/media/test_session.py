@@ -173,7 +173,7 @@ def test_a_redialled_twilio_agent_gets_a_fresh_stream_and_nothing_of_the_old_one
     loop = FakeLoop()
     totals = MediaTotals.empty()
     call_id = "0b9e0c52-5a55-4c1e-9d7a-1f0f6d1c2b3a"
-    plan = MediaPlan(call_id, caller_alaw=False, organization_id="org-1", agent_protocol="twilio")
+    plan = MediaPlan(call_id, caller_codec="PCMU", organization_id="org-1", agent_protocol="twilio")
     session = MediaSessionFactory(MediaClock(loop), totals=totals).create(plan, NotedEvents())
     leg, first = NotingLeg(), FakeLink()
     session.caller = leg
@@ -215,7 +215,7 @@ def test_a_redialled_twilio_agent_gets_a_fresh_stream_and_nothing_of_the_old_one
 
 def test_a_redialled_inkbox_agent_gets_a_new_stream_id_and_chunks_from_one() -> None:
     session = MediaSessionFactory(MediaClock(FakeLoop())).create(
-        MediaPlan("call-6", caller_alaw=False), NotedEvents()
+        MediaPlan("call-6", caller_codec="PCMU"), NotedEvents()
     )
     first, second = FakeLink(), FakeLink()
     attach(session, first)
@@ -235,7 +235,7 @@ def test_wrong_shape_frames_are_counted_by_reason_and_logged_once_per_call(
 ) -> None:
     rejected = metrics.AGENT_FRAMES_REJECTED.labels("twilio", "flat_media")
     before = rejected._value.get()
-    plan = MediaPlan("call-7", caller_alaw=False, agent_protocol="twilio")
+    plan = MediaPlan("call-7", caller_codec="PCMU", agent_protocol="twilio")
     session = MediaSessionFactory(MediaClock(FakeLoop())).create(plan, NotedEvents())
     attach(session, FakeLink())
     flat = json.dumps({"event": "media", "payload": base64.b64encode(b"\x22" * 160).decode()})
@@ -253,7 +253,7 @@ def test_wrong_shape_frames_are_counted_by_reason_and_logged_once_per_call(
 def test_a_buffering_leg_is_pulled_every_20_ms_even_when_the_agent_starts_talking() -> None:
     loop = FakeLoop()
     session = MediaSessionFactory(MediaClock(loop)).create(
-        MediaPlan("call-1", caller_alaw=False), NotedEvents()
+        MediaPlan("call-1", caller_codec="PCMU"), NotedEvents()
     )
     leg, link = NotingLeg(), FakeLink()
     session.caller = leg
