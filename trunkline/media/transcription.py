@@ -5,10 +5,17 @@ arrive, what was played to the caller on the tick) to a ``SpeechSegmenter``;
 only whole utterances leave the event loop, as jobs for the transcription
 workers. What comes back becomes transcript segments (stored, and announced
 as ``transcript.segment``) and, in speech-to-text mode, ``transcript`` frames
-to the agent: partials about once a second while the caller speaks (only
-when a worker is idle — they are a courtesy), then one final per turn. While
-the caller speaks in speech-to-text mode, ``BargeIn`` decides whether the
-agent is interrupted.
+to the agent: partials at a steady cadence while the caller speaks, then one
+final per turn. While the caller speaks in speech-to-text mode, ``BargeIn``
+decides whether the agent is interrupted.
+
+Incremental decoding (speech-to-text mode, an engine that batches): every
+``partial_every_ms`` of caller speech the audio so far is queued as a
+background job (at most one in flight per call); ``LocalAgreement`` keeps the
+words two passes agreed on, and the final pass gets them as its decoder
+prefix, so at the end of speech only the tail is decoded. Partials are the
+first work shed under overload; finals are not. ``latest_partial`` is the
+text of the last partial pass of the caller's current utterance.
 """
 
 from __future__ import annotations
@@ -20,26 +27,37 @@ from trunkline import metrics
 from trunkline.agent.inkbox_protocol import transcript_frame
 from trunkline.media.barge_in import BargeIn
 from trunkline.media.speech_work import JobPool, Party, SpeechWork
-from trunkline.speech.segmenter import SpeechSegmenter, SpeechStarted, Utterance
-from trunkline.speech.transcriber import Transcriber
-from trunkline.speech.workers import BACKGROUND, URGENT
+from trunkline.speech.incremental import LocalAgreement
+from trunkline.speech.segmenter import FRAME_MS, SpeechSegmenter, SpeechStarted, Utterance
+from trunkline.speech.transcriber import Transcriber, TranscriptionRequest
+from trunkline.speech.workers import BACKGROUND, URGENT, JobShed
 
 log = logging.getLogger("trunkline.speech")
 
-PARTIAL_EVERY_FRAMES = 50  # a partial transcript about once a second of speech
+DEFAULT_PARTIAL_EVERY_MS = 400
 
 
 class _Party:
-    """One side of the call: its segmenter and where its current utterance began."""
+    """One side of the call: its segmenter, where its utterance began, its partial passes."""
 
-    __slots__ = ("name", "next_partial", "segmenter", "started_ms", "turn_id")
+    __slots__ = (
+        "agreement",
+        "name",
+        "next_partial",
+        "partial_in_flight",
+        "segmenter",
+        "started_ms",
+        "turn_id",
+    )
 
-    def __init__(self, name: Party) -> None:
+    def __init__(self, name: Party, partial_every: int) -> None:
         self.name = name
         self.segmenter = SpeechSegmenter()
         self.started_ms = 0
         self.turn_id = 0
-        self.next_partial = PARTIAL_EVERY_FRAMES
+        self.next_partial = partial_every
+        self.partial_in_flight = False
+        self.agreement = LocalAgreement()
 
 
 class Transcription:
@@ -51,15 +69,19 @@ class Transcription:
         *,
         barge_in: BargeIn,
         send_to_agent: Callable[[str], None],
+        partial_every_ms: int = DEFAULT_PARTIAL_EVERY_MS,
     ) -> None:
         self._transcriber = transcriber
+        self._batch = getattr(transcriber, "transcribe_batch", None)
+        # 0: no partial passes (a huge cadence never reached within max_frames).
+        self._partial_every = partial_every_ms // FRAME_MS if partial_every_ms > 0 else 1 << 30
         self._workers = workers
         self._work = work
         self._barge_in = barge_in
         self._send = send_to_agent
         self.stt_mode = False
-        self._caller = _Party("remote")
-        self._agent: _Party | None = _Party("local")
+        self._caller = _Party("remote", self._partial_every)
+        self._agent: _Party | None = _Party("local", self._partial_every)
         self._final_sent_turn = 0
         self._closed = False
         self.utterances_lost = 0
@@ -68,6 +90,11 @@ class Transcription:
     def hears_agent(self) -> bool:
         """What is played to the caller is still wanted (the agent's own speech)."""
         return self._agent is not None
+
+    def latest_partial(self) -> str:
+        """Text of the last partial pass of the caller's current utterance ('' none yet)."""
+        party = self._caller
+        return party.agreement.latest if party.segmenter.active else ""
 
     def agent_reports_transcripts(self) -> None:
         """The agent sends its own ``transcript`` frames (or speaks text): stop hearing it."""
@@ -101,7 +128,8 @@ class Transcription:
             frames = party.segmenter.utterance_frames
             party.started_ms = max(0, self._work.now_ms() - frames * 20)
             party.turn_id += 1
-            party.next_partial = PARTIAL_EVERY_FRAMES
+            party.next_partial = self._partial_every
+            party.agreement.reset()
             return
         self._transcribe(party, event, party.turn_id, final=True)
 
@@ -110,8 +138,9 @@ class Transcription:
         if segmenter.confirmed:
             self._barge_in.caller_turn(party.turn_id)
         if segmenter.utterance_frames >= party.next_partial:
-            party.next_partial = segmenter.utterance_frames + PARTIAL_EVERY_FRAMES
-            if self._workers.idle:
+            # Steady cadence; a pass still running makes this one wait for the next beat.
+            party.next_partial = segmenter.utterance_frames + self._partial_every
+            if not party.partial_in_flight and (self._batch is not None or self._workers.idle):
                 audio = segmenter.audio_so_far
                 self._transcribe(party, Utterance(0, len(audio) // 16, audio), party.turn_id,
                                  final=False)  # fmt: skip
@@ -124,22 +153,37 @@ class Transcription:
         work = self._work
         started_ms = party.started_ms
         seconds_of_audio = max(0.02, len(utterance.pcm) / 16000)
+        agreement = party.agreement
+        prefix = agreement.prefix if party.turn_id == turn_id else ""
 
         def done(text: object, error: BaseException | None, seconds: float) -> None:
-            if error is not None:
+            if not final:
+                party.partial_in_flight = False
+            if isinstance(error, JobShed):
+                pass  # a partial dropped under overload: counted by the pool
+            elif error is not None:
                 metrics.SPEECH_FAILURES.labels("transcription").inc()
                 log.warning("transcription failed: %s", error, extra={"call_id": work.call_id})
             elif isinstance(text, str):
                 if final:
                     metrics.TRANSCRIPTION_RTF.observe(seconds / seconds_of_audio)
+                elif turn_id == party.turn_id and party.segmenter.active:
+                    agreement.partial(text)
                 self._transcribed(party, text, turn_id, started_ms, final=final)
             work.job_done()
 
-        submitted = self._workers.submit(
-            URGENT if final else BACKGROUND, lambda: transcriber.transcribe(utterance.pcm), done
-        )
+        priority = URGENT if final else BACKGROUND
+        if self._batch is not None:
+            request = TranscriptionRequest(utterance.pcm, prefix)
+            submitted = self._workers.submit_batched(priority, self._batch, request, done)
+        else:
+            submitted = self._workers.submit(
+                priority, lambda: transcriber.transcribe(utterance.pcm), done
+            )
         if submitted:
             work.job_started()
+            if not final:
+                party.partial_in_flight = True
         elif final:
             self.utterances_lost += 1
 
