@@ -245,6 +245,11 @@ class SpeechSettings:
     transcription_threads: int = setting(
         "transcription_threads", 1, "CPU threads each Whisper transcription may use"
     )
+    transcription_window_seconds: int = setting(
+        "transcription_window_seconds",
+        15,
+        "audio window Whisper encodes for an utterance up to that long (30: Whisper's own)",
+    )
     transcription_queue: int = setting(
         "transcription_queue",
         256,

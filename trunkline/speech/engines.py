@@ -19,8 +19,8 @@ SYNTHESIS_QUEUE = 256
 
 
 @cache
-def _whisper(threads: int, workers: int) -> WhisperTranscriber:
-    return WhisperTranscriber(threads=threads, workers=workers)
+def _whisper(threads: int, workers: int, window_seconds: int) -> WhisperTranscriber:
+    return WhisperTranscriber(threads=threads, workers=workers, window_seconds=window_seconds)
 
 
 @cache
@@ -30,7 +30,11 @@ def _piper() -> PiperSynthesizer:
 
 def transcriber_for(settings: Settings) -> Transcriber | None:
     if settings.speech.transcription == "whisper":
-        return _whisper(settings.speech.transcription_threads, transcription_workers(settings))
+        return _whisper(
+            settings.speech.transcription_threads,
+            transcription_workers(settings),
+            settings.speech.transcription_window_seconds,
+        )
     if settings.speech.transcription == "http":
         return HttpTranscriber(
             settings.speech.transcription_api_url,

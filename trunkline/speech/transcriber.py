@@ -35,10 +35,11 @@ if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
 WHISPER_RATE = 16000
-# Whisper was trained on 30 s windows (3000 mel frames). A 15 s window gives the
-# same words for phone utterances at half the encoder's work; much shorter
-# windows make it repeat itself. Utterances longer than 15 s use the full window.
-SHORT_WINDOW_FRAMES = 1500
+# Whisper was trained on 30 s windows (3000 mel frames, 100 a second). A 15 s
+# window gives the same words for clean phone utterances at half the encoder's
+# work (it loses a little in noise); much shorter windows make it repeat itself.
+# Utterances longer than the window use the full one.
+FULL_WINDOW_SECONDS = 30
 FULL_WINDOW_FRAMES = 3000
 TOKENS_PER_SECOND = 6
 HTTP_TIMEOUT_SECONDS = 30.0
@@ -89,9 +90,15 @@ class WhisperTranscriber:
     name = "whisper"
 
     def __init__(
-        self, *, model_path: str | None = None, threads: int = 1, workers: int = 1
+        self,
+        *,
+        model_path: str | None = None,
+        threads: int = 1,
+        workers: int = 1,
+        window_seconds: int = FULL_WINDOW_SECONDS,
     ) -> None:
         self._model_path = model_path
+        self._window = min(FULL_WINDOW_FRAMES, max(1, window_seconds) * 100)
         self._threads = threads
         self._workers = workers
         self._model: WhisperModel | None = None
@@ -126,7 +133,7 @@ class WhisperTranscriber:
         mels = [model.feature_extractor(_wideband(r.pcm8k)) for r in requests]
         # One window for the batch: the short one unless an utterance needs Whisper's full 30 s.
         longest = max(mel.shape[-1] for mel in mels)
-        window = SHORT_WINDOW_FRAMES if longest <= SHORT_WINDOW_FRAMES else FULL_WINDOW_FRAMES
+        window = self._window if longest <= self._window else FULL_WINDOW_FRAMES
         encoded = model.encode(np.stack([pad_or_trim(mel, window) for mel in mels]))
         tokenizer = Tokenizer(
             model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en"
