@@ -123,7 +123,7 @@ async def test_under_overload_partials_are_shed_for_finals_and_counted() -> None
         pool.stop()
 
 
-async def test_queued_batched_jobs_run_together_finals_first() -> None:
+async def test_queued_batched_jobs_run_together_finals_apart_from_partials() -> None:
     pool = SpeechWorkers("test-batch", threads=1, max_queued=10, max_batch=3)
     gate = threading.Event()
     batches: list[list[str]] = []
@@ -145,7 +145,7 @@ async def test_queued_batched_jobs_run_together_finals_first() -> None:
         pool.submit_batched(BACKGROUND, upper, "partial d", done)
         gate.set()
         await wait_for(lambda: len(results) == 5)
-        assert batches == [["final b", "final c", "partial a"], ["partial d"]]
+        assert batches == [["final b", "final c"], ["partial a", "partial d"]]
         assert results == ["running", "FINAL B", "FINAL C", "PARTIAL A", "PARTIAL D"]
     finally:
         gate.set()

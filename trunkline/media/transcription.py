@@ -11,7 +11,7 @@ decides whether the agent is interrupted.
 
 Incremental decoding (speech-to-text mode, an engine that batches): every
 ``partial_every_ms`` of caller speech the audio so far is queued as a
-background job (at most one in flight per call); ``LocalAgreement`` keeps the
+background job when the workers are idle (at most one in flight per call); ``LocalAgreement`` keeps the
 words two passes agreed on, and the final pass gets them as its decoder
 prefix, so at the end of speech only the tail is decoded. Partials are the
 first work shed under overload; finals are not. ``latest_partial`` is the
@@ -140,7 +140,8 @@ class Transcription:
         if segmenter.utterance_frames >= party.next_partial:
             # Steady cadence; a pass still running makes this one wait for the next beat.
             party.next_partial = segmenter.utterance_frames + self._partial_every
-            if not party.partial_in_flight and (self._batch is not None or self._workers.idle):
+            # Partials use only idle workers: a final never queues behind them.
+            if not party.partial_in_flight and self._workers.idle:
                 audio = segmenter.audio_so_far
                 self._transcribe(party, Utterance(0, len(audio) // 16, audio), party.turn_id,
                                  final=False)  # fmt: skip

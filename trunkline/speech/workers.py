@@ -11,9 +11,9 @@ to the event loop with ``call_soon_threadsafe``.
 
 Batching: jobs submitted with ``submit_batched`` name a batch function. A
 worker that takes such a job also takes the jobs queued right behind it with
-the same function (at most ``max_batch``, still in priority order: finals
-first) and runs them as one call, so a model serves several calls' utterances
-per pass. A job whose owner has gone (the call ended) is still run to
+the same function and priority (at most ``max_batch``; finals are never
+batched with partials, which would make them wait for the partials' work) and
+runs them as one call, so a model serves several calls' utterances per pass. A job whose owner has gone (the call ended) is still run to
 completion but its result is simply ignored by the owner.
 """
 
@@ -165,12 +165,13 @@ class SpeechWorkers:
                     return None
                 self._ready.wait()
             jobs = [heapq.heappop(self._heap)]
-            batch = jobs[0].batch
+            batch, priority = jobs[0].batch, jobs[0].priority
             while (
                 batch is not None
                 and self._heap
                 and len(jobs) < self._max_batch
                 and self._heap[0].batch == batch
+                and self._heap[0].priority == priority  # a final never waits for partials
             ):
                 jobs.append(heapq.heappop(self._heap))
             self.busy += 1
