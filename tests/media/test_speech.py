@@ -180,6 +180,45 @@ async def test_partials_come_at_a_steady_cadence_and_the_final_reuses_their_agre
     await asyncio.wait_for(cast(asyncio.Future[None], drained), 1)
 
 
+async def test_the_final_is_decoded_during_the_hang_over_and_sent_when_the_utterance_ends() -> None:
+    speech = engines(batching=True)
+    session, link, _ = session_with_agent(speech, {"x-use-inkbox-text-to-speech": "no"})
+    pool, fake = speech.transcription, speech.transcriber
+    for frame in voiced_ulaw_frames(1.0):
+        session.caller_audio(frame)
+        pool.run_all()
+    passes = len(fake.prefixes)
+    for frame in [SILENCE] * 6:  # 120 ms of silence: the early final pass is queued
+        session.caller_audio(frame)
+    assert len(pool.jobs) == 1
+    pool.run_all()
+    assert link.named("transcript")[-1]["is_final"] is False  # the hang-over is not over yet
+    for frame in [SILENCE] * 24:
+        session.caller_audio(frame)
+    finals = [f for f in link.named("transcript") if f["is_final"]]
+    assert len(finals) == 1 and finals[0]["text"] == "one two three four five"
+    assert pool.jobs == [] and len(fake.prefixes) == passes + 1  # no second decoding
+    drained = session.stop("done")
+    await asyncio.wait_for(cast(asyncio.Future[None], drained), 1)
+
+
+async def test_an_early_final_is_dropped_when_the_caller_speaks_again() -> None:
+    speech = engines(batching=True)
+    session, link, _ = session_with_agent(speech, {"x-use-inkbox-text-to-speech": "no"})
+    pool = speech.transcription
+    for frame in voiced_ulaw_frames(1.0) + [SILENCE] * 8:
+        session.caller_audio(frame)
+        pool.run_all()  # the early final ran on the first second of speech
+    for frame in voiced_ulaw_frames(1.0) + [SILENCE] * 30:
+        session.caller_audio(frame)
+    pool.run_all()
+    finals = [f for f in link.named("transcript") if f["is_final"]]
+    # One final, for the whole utterance (2 s + the pause: ten words), not the first part's.
+    assert len(finals) == 1 and len(finals[0]["text"].split()) >= 10, finals
+    drained = session.stop("done")
+    await asyncio.wait_for(cast(asyncio.Future[None], drained), 1)
+
+
 def test_one_partial_pass_at_a_time_per_call() -> None:
     speech = engines(batching=True)
     session, _, _ = session_with_agent(speech, {"x-use-inkbox-text-to-speech": "no"})

@@ -16,6 +16,13 @@ words two passes agreed on, and the final pass gets them as its decoder
 prefix, so at the end of speech only the tail is decoded. Partials are the
 first work shed under overload; finals are not. ``latest_partial`` is the
 text of the last partial pass of the caller's current utterance.
+
+Early final: once the caller has been silent for ``EARLY_FINAL_AFTER_FRAMES``
+(and a worker is idle), the utterance up to its last voiced frame is decoded
+while the detector still waits out its hang-over. If the utterance then ends
+with no more voice, that text is the final (sent at once, or when the pass
+finishes); if the caller spoke again, it is ignored and the next silence
+starts another.
 """
 
 from __future__ import annotations
@@ -28,13 +35,33 @@ from trunkline.agent.inkbox_protocol import transcript_frame
 from trunkline.media.barge_in import BargeIn
 from trunkline.media.speech_work import JobPool, Party, SpeechWork
 from trunkline.speech.incremental import LocalAgreement
-from trunkline.speech.segmenter import FRAME_MS, SpeechSegmenter, SpeechStarted, Utterance
+from trunkline.speech.segmenter import (
+    FRAME_BYTES,
+    FRAME_MS,
+    SpeechSegmenter,
+    SpeechStarted,
+    Utterance,
+)
 from trunkline.speech.transcriber import Transcriber, TranscriptionRequest
 from trunkline.speech.workers import BACKGROUND, URGENT, JobShed
 
 log = logging.getLogger("trunkline.speech")
 
 DEFAULT_PARTIAL_EVERY_MS = 400
+EARLY_FINAL_AFTER_FRAMES = 6  # 120 ms of silence: start decoding the final during the hang-over
+
+
+class _EarlyFinal:
+    """A final pass started during the hang-over, for an utterance of ``length`` bytes."""
+
+    __slots__ = ("length", "started_ms", "text", "turn_id", "utterance")
+
+    def __init__(self, turn_id: int, length: int, started_ms: int) -> None:
+        self.turn_id = turn_id
+        self.length = length
+        self.started_ms = started_ms
+        self.text: str | None = None  # the pass's text once done
+        self.utterance: Utterance | None = None  # set when the utterance ended as expected
 
 
 class _Party:
@@ -42,6 +69,7 @@ class _Party:
 
     __slots__ = (
         "agreement",
+        "early",
         "name",
         "next_partial",
         "partial_in_flight",
@@ -58,6 +86,7 @@ class _Party:
         self.next_partial = partial_every
         self.partial_in_flight = False
         self.agreement = LocalAgreement()
+        self.early: _EarlyFinal | None = None
 
 
 class Transcription:
@@ -105,7 +134,10 @@ class Transcription:
         """One 20 ms frame of the caller, as PCM16."""
         party = self._caller
         self._feed(party, pcm)
-        if self.stt_mode and party.segmenter.active:
+        segmenter = party.segmenter
+        if segmenter.silent_frames == EARLY_FINAL_AFTER_FRAMES and segmenter.confirmed:
+            self._early_final(party)
+        if self.stt_mode and segmenter.active:
             self._caller_speaking(party)
 
     def agent_frame(self, pcm: bytes | None) -> None:
@@ -131,12 +163,46 @@ class Transcription:
             party.next_partial = self._partial_every
             party.agreement.reset()
             return
+        early, party.early = party.early, None
+        if early is not None and early.turn_id == party.turn_id and early.length == len(event.pcm):
+            if early.text is None:
+                early.utterance = event  # the pass is still running: it sends the final
+            else:
+                self._transcribed(party, early.text, early.turn_id, early.started_ms, final=True)
+            return
         self._transcribe(party, event, party.turn_id, final=True)
+
+    def _early_final(self, party: _Party) -> None:
+        """Decode the utterance so far (up to its last voice) while the hang-over runs."""
+        if self._batch is None or not self._workers.idle:
+            return
+        segmenter, work = party.segmenter, self._work
+        audio = segmenter.audio_so_far
+        pcm = audio[: len(audio) - segmenter.silent_frames * FRAME_BYTES]
+        early = party.early = _EarlyFinal(party.turn_id, len(pcm), party.started_ms)
+
+        def done(text: object, error: BaseException | None, seconds: float) -> None:
+            utterance = early.utterance
+            if error is None and isinstance(text, str):
+                early.text = text
+                if utterance is not None:
+                    self._transcribed(party, text, early.turn_id, early.started_ms, final=True)
+            elif utterance is not None:  # it failed but was wanted: decode the utterance again
+                self._transcribe(party, utterance, early.turn_id, final=True)
+            work.job_done()
+
+        request = TranscriptionRequest(pcm, party.agreement.prefix)
+        if self._workers.submit_batched(URGENT, self._batch, request, done):
+            work.job_started()
+        else:
+            party.early = None
 
     def _caller_speaking(self, party: _Party) -> None:
         segmenter = party.segmenter
         if segmenter.confirmed:
             self._barge_in.caller_turn(party.turn_id)
+        if segmenter.silent_frames >= EARLY_FINAL_AFTER_FRAMES:
+            return  # the caller has stopped: the early final, not partials, is what helps now
         if segmenter.utterance_frames >= party.next_partial:
             # Steady cadence; a pass still running makes this one wait for the next beat.
             party.next_partial = segmenter.utterance_frames + self._partial_every
