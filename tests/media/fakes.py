@@ -48,6 +48,10 @@ class ManualPool:
     def idle(self) -> bool:
         return not self.jobs
 
+    @property
+    def queued(self) -> int:
+        return len(self.jobs)
+
     def submit(self, priority: int, work: Callable[[], Any], done: Done) -> bool:
         if len(self.jobs) >= self.capacity:
             return False

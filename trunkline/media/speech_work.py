@@ -29,6 +29,9 @@ class JobPool(Protocol):
     @property
     def idle(self) -> bool: ...
 
+    @property
+    def queued(self) -> int: ...
+
     def submit(self, priority: int, work: Callable[[], Any], done: Done) -> bool:
         """Queue ``work``; ``done`` runs on the event loop afterwards. False when full."""
         ...

@@ -18,7 +18,7 @@ first work shed under overload; finals are not. ``latest_partial`` is the
 text of the last partial pass of the caller's current utterance.
 
 Early final: once the caller has been silent for ``EARLY_FINAL_AFTER_FRAMES``
-(and a worker is idle), the utterance up to its last voiced frame is decoded
+(and no job waits for a worker), the utterance up to its last voiced frame is decoded
 while the detector still waits out its hang-over. If the utterance then ends
 with no more voice, that text is the final (sent at once, or when the pass
 finishes); if the caller spoke again, it is ignored and the next silence
@@ -174,8 +174,8 @@ class Transcription:
 
     def _early_final(self, party: _Party) -> None:
         """Decode the utterance so far (up to its last voice) while the hang-over runs."""
-        if self._batch is None or not self._workers.idle:
-            return
+        if self._batch is None or self._workers.queued:
+            return  # others' finals are waiting: no work that may be thrown away
         segmenter, work = party.segmenter, self._work
         audio = segmenter.audio_so_far
         pcm = audio[: len(audio) - segmenter.silent_frames * FRAME_BYTES]
