@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from typing import Any
 
-from trunkline.speech.workers import BACKGROUND, URGENT, SpeechWorkers
+from trunkline.config import settings_from
+from trunkline.speech.engines import transcription_workers
+from trunkline.speech.workers import BACKGROUND, URGENT, SpeechWorkers, spare_cores
 
 
 async def test_a_full_queue_refuses_and_counts() -> None:
@@ -150,3 +153,9 @@ async def test_queued_batched_jobs_run_together_finals_apart_from_partials() -> 
     finally:
         gate.set()
         pool.stop()
+
+
+def test_one_worker_per_spare_core_by_default() -> None:
+    assert spare_cores() == max(1, len(os.sched_getaffinity(0)) - 1)
+    assert transcription_workers(settings_from({})) == spare_cores()
+    assert transcription_workers(settings_from({"transcription_workers": 3})) == 3

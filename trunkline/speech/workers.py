@@ -57,8 +57,12 @@ class _Job:
 
 
 def spare_cores() -> int:
-    """Cores left once the event loop has one (at least 1)."""
-    return max(1, (os.cpu_count() or 1) - 1)
+    """Cores this process may run on, less one for the event loop (at least 1)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on this platform
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
 
 
 class SpeechWorkers:
