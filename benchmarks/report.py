@@ -463,8 +463,9 @@ Every benchmark prints its figures next to a reference measured **in the same
 run** and writes JSON under `benchmarks/results/`; `python -m benchmarks.report`
 rewrites this page from those files. Machines are shared and noisy: read the
 ratios, not single absolute timings. Each result file records the commit, the
-command line and the machine; the media benchmarks (`bridge`, `load`) run at
-least three times and publish the median with its min–max, never the best run,
+command line and the machine; the media benchmarks (`bridge`, `load`) and
+`speech` run at least three times and publish the median (`bridge` and `load`
+with its min–max), never the best run,
 and refuse to measure code that differs from its commit (`--allow-uncommitted`
 measures it anyway and the page then calls the figures provisional).
 """
