@@ -215,6 +215,52 @@ which the floor now does too, dominates both, so trunkline costs only 1.15× the
 
 
 def speech_section(result: dict[str, Any]) -> str:
+    if "median" not in result:
+        return speech_section_single_run(result)
+    m, live = result["median"], result["live"]
+    n = live["concurrency"]
+    wer = result["word_error_rate"]
+    synthetic = wer["synthetic"]
+
+    def ms(value: float | None) -> str:
+        return "not reached" if value is None else f"{number(value, 0)} ms"
+
+    rows = [
+        ["word error rate, bundled voice",
+         f"{number(synthetic['word_error_rate'] * 100, 1)} % ({synthetic['words']} words)", ""],
+    ]  # fmt: skip
+    targets = {"clean": "≤ 10 %", "20 dB SNR": "≤ 15 %"}
+    for label, figures in wer["human"].get("conditions", {}).items():
+        rows.append([f"word error rate, real speech over a phone line, {label}",
+                     f"{number(figures['word_error_rate'] * 100, 1)} % "
+                     f"({figures['words']} words)", targets.get(label, "")])  # fmt: skip
+    rows += [
+        ["end of caller speech → final transcript, 1 call, p50 / p95",
+         f"{ms(m['one_call_p50_ms'])} / {ms(m['one_call_p95_ms'])}", "≤ 500 / ≤ 800 ms"],
+        [f"end of caller speech → final transcript, {n} calls, p50 / p95",
+         f"{ms(m['concurrency_p50_ms'])} / {ms(m['concurrency_p95_ms'])}", "≤ 500 / ≤ 800 ms"],
+        ["first `text` delta → first audio, p50", ms(m["tts_first_audio_p50_ms"]), "≤ 300 ms"],
+        ["transcribed calls one core carries (largest step carried)",
+         number(m["transcribed_calls_per_core"] or 0, 0), "≥ 15"],
+    ]  # fmt: skip
+    return f"""## Speech — `python -m benchmarks.speech`
+
+Measured {result["measured_at"][:10]} on {machine(result)}: {result["engines"]["transcription"]},
+piper voice `en_US-joe-medium`; median of {result["runs_count"]} runs. Real speech is the
+LibriVox and CMU clips of Debian's `pocketsphinx-testdata`, through a 300–3400 Hz μ-law
+line, clean and with white noise; both texts normalised before comparing. Latencies are
+live: callers in real time, each talking half the time, every frame through its call's
+own transcription (detector, partial passes every {live["partial_ms"]} ms, early final,
+final) on one transcription worker batching up to {live["batch"]} utterances — the
+detector's 500 ms hang-over, queueing and decoding included. A ramp step is carried when
+its p95 stays within {number(live["max_p95_ms"], 0)} ms with no final refused.
+
+{table(["figure", "value", "target"], rows)}
+"""
+
+
+def speech_section_single_run(result: dict[str, Any]) -> str:
+    """The section for a result file of the former single-run format."""
     t = result["transcription"]
     tts = result["tts_first_audio_ms"]
     eos = t["end_of_speech_to_final_ms"]
@@ -486,8 +532,9 @@ Every benchmark prints its figures next to a reference measured **in the same
 run** and writes JSON under `benchmarks/results/`; `python -m benchmarks.report`
 rewrites this page from those files. Machines are shared and noisy: read the
 ratios, not single absolute timings. Each result file records the commit, the
-command line and the machine; the media benchmarks (`bridge`, `load`) run at
-least three times and publish the median with its min–max, never the best run,
+command line and the machine; the media benchmarks (`bridge`, `load`) and
+`speech` run at least three times and publish the median (`bridge` and `load`
+with its min–max), never the best run,
 and refuse to measure code that differs from its commit (`--allow-uncommitted`
 measures it anyway and the page then calls the figures provisional).
 """

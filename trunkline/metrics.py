@@ -67,6 +67,17 @@ SPEECH_JOBS_REFUSED = Counter(
     "Speech jobs refused because the pool's queue was full, by pool",
     ["pool"],
 )
+SPEECH_JOBS_SHED = Counter(
+    "trunkline_speech_jobs_shed",
+    "Queued background jobs (partial transcripts) dropped to make room for urgent ones, by pool",
+    ["pool"],
+)
+SPEECH_BATCH_SIZE = Histogram(
+    "trunkline_speech_batch_size",
+    "Jobs run together in one model call, by pool",
+    ["pool"],
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16),
+)
 TRANSCRIPTION_RTF = Histogram(
     "trunkline_transcription_real_time_factor",
     "Seconds of transcription work per second of audio, per utterance",

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from trunkline.speech.workers import Done
+from trunkline.speech.workers import Batch, Done
 
 
 class FakeLink:
@@ -48,11 +48,18 @@ class ManualPool:
     def idle(self) -> bool:
         return not self.jobs
 
+    @property
+    def queued(self) -> int:
+        return len(self.jobs)
+
     def submit(self, priority: int, work: Callable[[], Any], done: Done) -> bool:
         if len(self.jobs) >= self.capacity:
             return False
         self.jobs.append((priority, work, done))
         return True
+
+    def submit_batched(self, priority: int, batch: Batch, item: Any, done: Done) -> bool:
+        return self.submit(priority, lambda: batch([item])[0], done)
 
     def run_next(self) -> None:
         _, work, done = self.jobs.pop(0)

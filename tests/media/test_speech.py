@@ -19,6 +19,7 @@ from trunkline.media.session import MediaSession
 from trunkline.media.speech_output import SpeechOutput
 from trunkline.media.speech_work import SpeechWork
 from trunkline.speech.engines import SpeechEngines
+from trunkline.speech.transcriber import TranscriptionRequest
 
 SILENCE = b"\xff" * 160
 
@@ -37,12 +38,41 @@ class FakeTranscriber:
         return None
 
 
-def engines(*, transcriber: bool = True, synthesizer: bool = True) -> Any:
+class FakeBatchTranscriber(FakeTranscriber):
+    """Answers each pass with the words said so far: one word per 200 ms of audio."""
+
+    WORDS = [
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prefixes: list[str] = []
+
+    def transcribe_batch(self, requests: list[TranscriptionRequest]) -> list[str]:
+        self.prefixes += [r.prefix for r in requests]
+        return [" ".join(self.WORDS[: len(r.pcm8k) // 3200]) for r in requests]
+
+
+def engines(*, transcriber: bool = True, synthesizer: bool = True, batching: bool = False) -> Any:
+    fake = FakeBatchTranscriber() if batching else FakeTranscriber()
     return SimpleNamespace(
-        transcriber=FakeTranscriber() if transcriber else None,
+        transcriber=fake if transcriber else None,
         synthesizer=FakeSynthesizer() if synthesizer else None,
         transcription=ManualPool(),
         synthesis=ManualPool(),
+        partial_every_ms=400,
     )
 
 
@@ -116,6 +146,85 @@ async def test_an_utterance_still_open_at_hang_up_is_transcribed_and_stored() ->
     speech.transcription.run_all()
     await asyncio.wait_for(drained, 1)
     assert ("remote", "hello there") in [(party, text) for party, text, _ in events.segments]
+
+
+async def test_partials_come_at_a_steady_cadence_and_the_final_reuses_their_agreed_words() -> None:
+    speech = engines(batching=True)
+    session, link, _ = session_with_agent(speech, {"x-use-inkbox-text-to-speech": "no"})
+    parts = session._call_speech  # the session's speech parts, as the factory built them
+    transcription = parts.transcription if parts is not None else None
+    assert transcription is not None
+    pool = speech.transcription
+    passes_at: list[int] = []
+    for index, frame in enumerate(voiced_ulaw_frames(2.0)):
+        session.caller_audio(frame)
+        if pool.jobs:
+            passes_at.append(index)
+            pool.run_all()
+    # 400 ms of speech between passes (20 frames), steadily, while the caller speaks.
+    gaps = {b - a for a, b in zip(passes_at, passes_at[1:], strict=False)}
+    assert gaps == {20} and len(passes_at) >= 4, passes_at
+    partials = [f for f in link.named("transcript") if not f["is_final"]]
+    assert len(partials) == len(passes_at)
+    assert transcription.latest_partial() == partials[-1]["text"]
+    for frame in [SILENCE] * 30:
+        session.caller_audio(frame)
+    assert transcription.latest_partial() == ""  # the utterance is over
+    pool.run_all()
+    fake = speech.transcriber
+    assert fake.prefixes[-1] != "" and partials[-1]["text"].startswith(fake.prefixes[-1])
+    finals = [f for f in link.named("transcript") if f["is_final"]]
+    assert len(finals) == 1 and finals[0]["turn_id"] == partials[-1]["turn_id"]
+    drained = session.stop("done")
+    pool.run_all()
+    await asyncio.wait_for(cast(asyncio.Future[None], drained), 1)
+
+
+async def test_the_final_is_decoded_during_the_hang_over_and_sent_when_the_utterance_ends() -> None:
+    speech = engines(batching=True)
+    session, link, _ = session_with_agent(speech, {"x-use-inkbox-text-to-speech": "no"})
+    pool, fake = speech.transcription, speech.transcriber
+    for frame in voiced_ulaw_frames(1.0):
+        session.caller_audio(frame)
+        pool.run_all()
+    passes = len(fake.prefixes)
+    for frame in [SILENCE] * 6:  # 120 ms of silence: the early final pass is queued
+        session.caller_audio(frame)
+    assert len(pool.jobs) == 1
+    pool.run_all()
+    assert link.named("transcript")[-1]["is_final"] is False  # the hang-over is not over yet
+    for frame in [SILENCE] * 24:
+        session.caller_audio(frame)
+    finals = [f for f in link.named("transcript") if f["is_final"]]
+    assert len(finals) == 1 and finals[0]["text"] == "one two three four five"
+    assert pool.jobs == [] and len(fake.prefixes) == passes + 1  # no second decoding
+    drained = session.stop("done")
+    await asyncio.wait_for(cast(asyncio.Future[None], drained), 1)
+
+
+async def test_an_early_final_is_dropped_when_the_caller_speaks_again() -> None:
+    speech = engines(batching=True)
+    session, link, _ = session_with_agent(speech, {"x-use-inkbox-text-to-speech": "no"})
+    pool = speech.transcription
+    for frame in voiced_ulaw_frames(1.0) + [SILENCE] * 8:
+        session.caller_audio(frame)
+        pool.run_all()  # the early final ran on the first second of speech
+    for frame in voiced_ulaw_frames(1.0) + [SILENCE] * 30:
+        session.caller_audio(frame)
+    pool.run_all()
+    finals = [f for f in link.named("transcript") if f["is_final"]]
+    # One final, for the whole utterance (2 s + the pause: ten words), not the first part's.
+    assert len(finals) == 1 and len(finals[0]["text"].split()) >= 10, finals
+    drained = session.stop("done")
+    await asyncio.wait_for(cast(asyncio.Future[None], drained), 1)
+
+
+def test_one_partial_pass_at_a_time_per_call() -> None:
+    speech = engines(batching=True)
+    session, _, _ = session_with_agent(speech, {"x-use-inkbox-text-to-speech": "no"})
+    for frame in voiced_ulaw_frames(3.0):
+        session.caller_audio(frame)
+    assert len(speech.transcription.jobs) == 1  # the next beats wait for the pass in flight
 
 
 # -- speech output ---------------------------------------------------------------------------

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from typing import Any
 
-from trunkline.speech.workers import BACKGROUND, URGENT, SpeechWorkers
+from trunkline.config import settings_from
+from trunkline.speech.engines import transcription_workers
+from trunkline.speech.workers import BACKGROUND, URGENT, SpeechWorkers, spare_cores
 
 
 async def test_a_full_queue_refuses_and_counts() -> None:
@@ -83,3 +86,76 @@ async def test_an_engine_error_reaches_the_caller_and_the_worker_survives() -> N
     finally:
         pool.stop()
     assert not pool.submit(URGENT, lambda: "late", done)
+
+
+async def wait_for(condition: Any, tries: int = 300) -> None:
+    for _ in range(tries):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+
+
+async def test_under_overload_partials_are_shed_for_finals_and_counted() -> None:
+    pool = SpeechWorkers("test-shed", threads=1, max_queued=3)
+    gate = threading.Event()
+    outcomes: list[tuple[Any, str]] = []
+
+    def done(result: Any, error: BaseException | None, seconds: float) -> None:
+        outcomes.append((result, type(error).__name__ if error else ""))
+
+    try:
+        assert pool.submit(URGENT, lambda: gate.wait(5) and "running", done)
+        await wait_for(lambda: pool.queued == 0)
+        assert pool.submit(BACKGROUND, lambda: "partial 1", done)
+        assert pool.submit(BACKGROUND, lambda: "partial 2", done)
+        assert pool.submit(URGENT, lambda: "final 1", done)
+        # Full: each final takes the place of the newest partial still queued.
+        assert pool.submit(URGENT, lambda: "final 2", done)
+        assert pool.submit(URGENT, lambda: "final 3", done)
+        assert pool.shed == 2
+        assert outcomes == [(None, "JobShed"), (None, "JobShed")]
+        # Nothing left to shed: a final is refused, and a partial never sheds anything.
+        assert not pool.submit(URGENT, lambda: "final 4", done)
+        assert not pool.submit(BACKGROUND, lambda: "partial 3", done)
+        assert (pool.shed, pool.refused) == (2, 2)
+        gate.set()
+        await wait_for(lambda: len(outcomes) == 6)
+        assert [r for r, e in outcomes if not e] == ["running", "final 1", "final 2", "final 3"]
+    finally:
+        gate.set()
+        pool.stop()
+
+
+async def test_queued_batched_jobs_run_together_finals_apart_from_partials() -> None:
+    pool = SpeechWorkers("test-batch", threads=1, max_queued=10, max_batch=3)
+    gate = threading.Event()
+    batches: list[list[str]] = []
+    results: list[Any] = []
+
+    def upper(items: list[Any]) -> list[Any]:
+        batches.append(list(items))
+        return [str(item).upper() for item in items]
+
+    def done(result: Any, error: BaseException | None, seconds: float) -> None:
+        results.append(result)
+
+    try:
+        pool.submit(URGENT, lambda: gate.wait(5) and "running", done)
+        await wait_for(lambda: pool.queued == 0)
+        pool.submit_batched(BACKGROUND, upper, "partial a", done)
+        pool.submit_batched(URGENT, upper, "final b", done)
+        pool.submit_batched(URGENT, upper, "final c", done)
+        pool.submit_batched(BACKGROUND, upper, "partial d", done)
+        gate.set()
+        await wait_for(lambda: len(results) == 5)
+        assert batches == [["final b", "final c"], ["partial a", "partial d"]]
+        assert results == ["running", "FINAL B", "FINAL C", "PARTIAL A", "PARTIAL D"]
+    finally:
+        gate.set()
+        pool.stop()
+
+
+def test_one_worker_per_spare_core_by_default() -> None:
+    assert spare_cores() == max(1, len(os.sched_getaffinity(0)) - 1)
+    assert transcription_workers(settings_from({})) == spare_cores()
+    assert transcription_workers(settings_from({"transcription_workers": 3})) == 3

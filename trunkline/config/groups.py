@@ -293,11 +293,26 @@ class SpeechSettings:
     )
     transcription_workers: int = setting(
         "transcription_workers",
-        1,
-        "transcription worker threads (each runs one utterance at a time)",
+        0,
+        "transcription worker threads, each running one batch at a time (0: one per spare core)",
+    )
+    transcription_batch: int = setting(
+        "transcription_batch",
+        8,
+        "utterances (of any calls) one transcription worker runs through the model together",
+    )
+    transcription_partial_ms: int = setting(
+        "transcription_partial_ms",
+        400,
+        "while a caller speaks, a partial transcript pass this often (0: none)",
     )
     transcription_threads: int = setting(
         "transcription_threads", 1, "CPU threads each Whisper transcription may use"
+    )
+    transcription_window_seconds: int = setting(
+        "transcription_window_seconds",
+        15,
+        "audio window Whisper encodes for an utterance up to that long (30: Whisper's own)",
     )
     transcription_queue: int = setting(
         "transcription_queue",

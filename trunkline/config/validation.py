@@ -178,7 +178,11 @@ def _check_credentials(settings: Settings) -> None:
 
 def _check_speech_and_storage(settings: Settings) -> None:
     speech, storage = settings.speech, settings.storage
-    _at_least_one(speech.transcription_workers, "transcription_workers")
+    _not_negative(speech.transcription_workers, "transcription_workers")
+    _at_least_one(speech.transcription_batch, "transcription_batch")
+    if not 1 <= speech.transcription_window_seconds <= 30:
+        raise ConfigError(f"{ENV_PREFIX}TRANSCRIPTION_WINDOW_SECONDS must be 1 to 30")
+    _not_negative(speech.transcription_partial_ms, "transcription_partial_ms")
     _at_least_one(speech.transcription_threads, "transcription_threads")
     _at_least_one(speech.speech_workers, "speech_workers")
     _at_least_one(speech.transcription_queue, "transcription_queue")

@@ -88,5 +88,6 @@ class MediaSessionFactory:
                 work,
                 barge_in=BargeIn(session.playout, output, session.send_control),
                 send_to_agent=session.send_control,
+                partial_every_ms=engines.partial_every_ms,
             )
         return SpeechParts(work, output, transcription)

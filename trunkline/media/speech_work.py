@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol
 
-from trunkline.speech.workers import Done
+from trunkline.speech.workers import Batch, Done
 
 log = logging.getLogger("trunkline.speech")
 
@@ -29,8 +29,15 @@ class JobPool(Protocol):
     @property
     def idle(self) -> bool: ...
 
+    @property
+    def queued(self) -> int: ...
+
     def submit(self, priority: int, work: Callable[[], Any], done: Done) -> bool:
         """Queue ``work``; ``done`` runs on the event loop afterwards. False when full."""
+        ...
+
+    def submit_batched(self, priority: int, batch: Batch, item: Any, done: Done) -> bool:
+        """Queue ``item`` for ``batch``, run together with other items of it."""
         ...
 
 

@@ -13,14 +13,14 @@ from functools import cache
 from trunkline.config import Settings
 from trunkline.speech.synthesizer import EspeakSynthesizer, PiperSynthesizer, Synthesizer
 from trunkline.speech.transcriber import HttpTranscriber, Transcriber, WhisperTranscriber
-from trunkline.speech.workers import SpeechWorkers
+from trunkline.speech.workers import SpeechWorkers, spare_cores
 
 SYNTHESIS_QUEUE = 256
 
 
 @cache
-def _whisper(threads: int, workers: int) -> WhisperTranscriber:
-    return WhisperTranscriber(threads=threads, workers=workers)
+def _whisper(threads: int, workers: int, window_seconds: int) -> WhisperTranscriber:
+    return WhisperTranscriber(threads=threads, workers=workers, window_seconds=window_seconds)
 
 
 @cache
@@ -31,7 +31,9 @@ def _piper() -> PiperSynthesizer:
 def transcriber_for(settings: Settings) -> Transcriber | None:
     if settings.speech.transcription == "whisper":
         return _whisper(
-            settings.speech.transcription_threads, settings.speech.transcription_workers
+            settings.speech.transcription_threads,
+            transcription_workers(settings),
+            settings.speech.transcription_window_seconds,
         )
     if settings.speech.transcription == "http":
         return HttpTranscriber(
@@ -40,6 +42,11 @@ def transcriber_for(settings: Settings) -> Transcriber | None:
             settings.speech.transcription_api_model,
         )
     return None
+
+
+def transcription_workers(settings: Settings) -> int:
+    """The transcription worker threads: as set, or one per spare core."""
+    return settings.speech.transcription_workers or spare_cores()
 
 
 def synthesizer_for(settings: Settings) -> Synthesizer | None:
@@ -56,10 +63,12 @@ class SpeechEngines:
     def __init__(self, settings: Settings) -> None:
         self.transcriber = transcriber_for(settings)
         self.synthesizer = synthesizer_for(settings)
+        self.partial_every_ms = settings.speech.transcription_partial_ms
         self.transcription = SpeechWorkers(
             "transcription",
-            threads=settings.speech.transcription_workers,
+            threads=transcription_workers(settings),
             max_queued=settings.speech.transcription_queue,
+            max_batch=settings.speech.transcription_batch,
         )
         self.synthesis = SpeechWorkers(
             "synthesis", threads=settings.speech.speech_workers, max_queued=SYNTHESIS_QUEUE

@@ -107,6 +107,11 @@ class SpeechSegmenter:
         return bytes(self._buffer) if self.active else b""
 
     @property
+    def silent_frames(self) -> int:
+        """Frames since the last voiced one of the current utterance (0 between utterances)."""
+        return self._unvoiced_run if self.active else 0
+
+    @property
     def utterance_frames(self) -> int:
         return len(self._buffer) // FRAME_BYTES if self.active else 0
 
