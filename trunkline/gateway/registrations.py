@@ -35,7 +35,6 @@ from trunkline.gateway.sip.message import SipRequest, SipResponse, split_host_po
 from trunkline.gateway.sip.parse_error import SipParseError
 from trunkline.gateway.sip.registration import (
     Backoff,
-    Credentials,
     Outcome,
     Registered,
     Registration,
@@ -43,6 +42,7 @@ from trunkline.gateway.sip.registration import (
     Send,
     Unregistered,
 )
+from trunkline.gateway.sip.uac import Credentials
 from trunkline.storage.models import PhoneNumber
 from trunkline.storage.stores import NumberStore
 

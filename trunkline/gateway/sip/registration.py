@@ -26,18 +26,12 @@ from trunkline.gateway.sip.header_values import Address, SipUri
 from trunkline.gateway.sip.headers import split_list
 from trunkline.gateway.sip.message import SipRequest, SipResponse
 from trunkline.gateway.sip.parse_error import SipParseError
+from trunkline.gateway.sip.uac import USER_AGENT, Credentials
 
-USER_AGENT = "trunkline"
 DEFAULT_EXPIRES = 3600
 REFRESH_FRACTION = (0.5, 0.8)  # refresh somewhere in this share of the granted time
 MAX_CHALLENGES_PER_ATTEMPT = 2  # a fresh answer refused twice is a wrong password
 STATES = ("pending", "registered", "failed", "unregistered")
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    username: str
-    password: str
 
 
 @dataclass(frozen=True, slots=True)
