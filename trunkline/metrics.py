@@ -150,3 +150,18 @@ API_KEY_CREATIONS_REFUSED = Counter(
     "trunkline_api_key_creations_refused",
     "API key creations refused because the organisation holds the maximum of usable keys",
 )
+WEBHOOK_LEASES_LOST = Counter(
+    "trunkline_webhook_leases_lost",
+    "Deliveries whose lease ran out in this process, by stage: before_send (not sent, left"
+    " for the next claim) or after_send (sent, but another worker had taken it over)",
+    ["stage"],
+)
+NODES_TAKEN_OVER = Counter(
+    "trunkline_nodes_taken_over",
+    "Processes whose heartbeat stopped and whose live calls this process ended",
+)
+CALLS_AT_LIMIT = Counter(
+    "trunkline_calls_refused_at_limit",
+    "New calls refused because the organisation had its maximum of concurrent calls"
+    " (counted across every process on the database)",
+)

@@ -13,12 +13,15 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import random
+import secrets
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -103,7 +106,10 @@ class OutboxWorker:
         per_destination: int = 4,
         poll_interval: float = 1.0,
         timeout_seconds: float = REQUEST_TIMEOUT_SECONDS,
+        lessee: str | None = None,
     ) -> None:
+        if timeout_seconds >= lease_seconds:
+            raise ValueError("a delivery's request must fit in its lease")
         self._webhooks = webhooks
         self._session = session
         self._signer = signer
@@ -113,6 +119,8 @@ class OutboxWorker:
         self._rng = rng or random.Random()
         self._batch_size = batch_size
         self._lease_seconds = lease_seconds
+        # Who holds this worker's leases: unique across processes and machines.
+        self.lessee = lessee or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._destinations = _DestinationLimits(per_destination)
         self._poll_interval = poll_interval
@@ -169,7 +177,7 @@ class OutboxWorker:
     async def run_once(self) -> int:
         """Claim what is due now and deliver it; returns how many deliveries were attempted."""
         due = await self._webhooks.claim_due_deliveries(
-            self._clock(), self._batch_size, self._lease_seconds
+            self._clock(), self._batch_size, self._lease_seconds, lessee=self.lessee
         )
         self._disabled.clear()
         if due:
@@ -182,7 +190,26 @@ class OutboxWorker:
                 return  # disabled mid-round: its claimed deliveries were already failed
             await self.deliver(delivery)
 
+    def _lease_covers_request(self, delivery: DueDelivery) -> bool:
+        """True when a request started now ends (or times out) before the lease does.
+
+        Another worker may claim the delivery once the lease expires; sending only
+        while the whole request fits in the lease means two workers never send one
+        delivery at the same time.
+        """
+        if delivery.leased_until is None:
+            return True
+        timeout = self._timeout.total or 0.0
+        return self._clock() + timedelta(seconds=timeout) < delivery.leased_until
+
     async def deliver(self, delivery: DueDelivery) -> None:
+        if not self._lease_covers_request(delivery):
+            metrics.WEBHOOK_LEASES_LOST.labels("before_send").inc()
+            log.warning(
+                "webhook delivery's lease ran out before it was sent; left for the next claim",
+                extra={"event_id": delivery.event.id, "subscription_id": delivery.subscription.id},
+            )
+            return
         body = envelope(delivery.event)
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         signature = await self._signer(delivery, body, int(self._clock().timestamp()))
@@ -238,13 +265,21 @@ class OutboxWorker:
             is_replay=False,
             created_at=now,
         )
-        await self._webhooks.finish_delivery(
+        ours = await self._webhooks.finish_delivery(
             delivery.id,
             attempt,
             state=outcome.state,
             next_attempt_at=outcome.next_attempt_at,
             disable_subscription=outcome.disable_reason,
+            lessee=self.lessee,
         )
+        if not ours:
+            metrics.WEBHOOK_LEASES_LOST.labels("after_send").inc()
+            log.warning(
+                "webhook delivery's lease was taken over while it was sent",
+                extra={"event_id": delivery.event.id, "subscription_id": delivery.subscription.id},
+            )
+            return
         if outcome.disable_reason is not None:
             self._disabled.add(delivery.subscription.id)
         self._count(outcome.state, outcome.disable_reason)

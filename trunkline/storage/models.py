@@ -278,6 +278,7 @@ class DueDelivery:
     attempts: int
     event: EventDraft
     subscription: WebhookSubscription
+    leased_until: datetime | None = None  # the lease's end: no request may outlast it
 
 
 @dataclass(slots=True)
