@@ -199,7 +199,8 @@ class StreamCall:
         if number is None:
             await self.ws.close(code=1008, message=b"unknown number")
             return
-        if core.at_capacity(number.organization_id):
+        if core.at_capacity(number.organization_id):  # this process's calls alone
+            metrics.CALLS_AT_LIMIT.inc()
             await self.ws.close(code=1013, message=b"too many concurrent calls")  # try again later
             return
         route = await load_inbound_route(numbers, number)

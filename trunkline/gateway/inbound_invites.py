@@ -180,7 +180,11 @@ class InboundInvites:
         if number is None:
             reject(404)
             return
-        if self._draining.active or gateway.core.at_capacity(number.organization_id):
+        if self._draining.active:
+            reject(503, Retry_After="30")
+            return
+        if gateway.core.at_capacity(number.organization_id):  # this process's calls alone
+            metrics.CALLS_AT_LIMIT.inc()
             reject(503, Retry_After="30")
             return
         try:
