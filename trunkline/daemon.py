@@ -278,6 +278,10 @@ class OutboxRun:
         await _finish(self._task, OUTBOX_STOP_SECONDS)
         # The calls just ended wrote call.ended and recording.ready: send them now.
         await self._outbox.flush(OUTBOX_FLUSH_SECONDS)
+        # What is still leased here (a flush cut short) goes to other nodes without waiting
+        # for the lease; nothing is in flight any more.
+        with contextlib.suppress(Exception):
+            await self._outbox.release_leases()
 
 
 class _Startable(Protocol):

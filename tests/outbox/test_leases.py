@@ -224,3 +224,14 @@ async def test_a_node_killed_mid_batch_leaves_its_leases_to_the_survivor(
     taken_over = [at for event_id, _, at in receiver.received if event_id in receiver.held_ids]
     assert len(taken_over) == 20 and min(taken_over) >= claimed_at + lease  # none within a lease
     assert await two_nodes.a.pending_deliveries() == 0
+
+
+async def test_a_worker_that_stops_hands_its_leases_back(repo: Repository) -> None:
+    org_id, identity_id, _ = await subscribed(repo, "http://127.0.0.1:9/hook", ["call.ended"])
+    await repo.add_events([event(org_id, identity_id), event(org_id, identity_id)])
+    async with aiohttp.ClientSession() as session:
+        outbox = worker(repo, session, Clock())
+        assert len(await repo.claim_due_deliveries(T0, 10, 60, lessee=outbox.lessee)) == 2
+        assert await repo.claim_due_deliveries(T0, 10, 60, lessee="other") == []
+        assert await outbox.release_leases() == 2
+    assert len(await repo.claim_due_deliveries(T0, 10, 60, lessee="other")) == 2  # at once

@@ -174,6 +174,13 @@ class OutboxWorker:
             attempted += handled
         return attempted
 
+    async def release_leases(self) -> int:
+        """At shutdown, once nothing is in flight: other processes may claim what this one held."""
+        released = await self._webhooks.release_leases(self.lessee)
+        if released:
+            log.info("handed back %d leased webhook deliveries", released)
+        return released
+
     async def run_once(self) -> int:
         """Claim what is due now and deliver it; returns how many deliveries were attempted."""
         due = await self._webhooks.claim_due_deliveries(

@@ -236,6 +236,15 @@ class SqlWebhookStore(SqlStoreBase, WebhookStore):
                 )
         return True
 
+    async def release_leases(self, lessee: str) -> int:
+        rows = await self._fetch(
+            "UPDATE webhook_deliveries SET leased_until = NULL, leased_by = NULL, updated_at = $2"
+            " WHERE leased_by = $1 AND state = 'pending' RETURNING id",
+            lessee,
+            utcnow(),
+        )
+        return len(rows)
+
     async def list_attempts(
         self,
         organization_id: str,

@@ -88,6 +88,11 @@ class WebhookStore(Protocol):
         """
         ...
 
+    async def release_leases(self, lessee: str) -> int:
+        """Hand back the pending deliveries leased to ``lessee`` (a worker that stops with
+        none in flight): due ones can be claimed at once. Returns how many."""
+        ...
+
     async def list_attempts(
         self,
         organization_id: str,
