@@ -9,12 +9,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import soundfile
 
 from tests.backends import BACKENDS, make_repository
+from tests.gateway.test_restart_sweep import crash_left_recording
 from tests.storage.test_repository import number_record
 from trunkline.calls.node_takeover import NodeHeartbeat
 from trunkline.calls.recording_publish import RecordingPublisher
 from trunkline.calls.restart_sweep import end_calls_left_live
+from trunkline.crypto import UrlSigner
+from trunkline.storage.blobs import LocalBlobStore
 from trunkline.storage.models import Call, CallStatus, utcnow
 from trunkline.storage.repository import Repository
 
@@ -163,3 +167,33 @@ async def test_leaving_cleanly_removes_the_row(repo: Repository) -> None:
     assert [n.id for n in await repo.list_nodes()] == ["a:0"]
     await node.close()
     assert await repo.list_nodes() == []
+
+
+async def test_the_lost_process_publishes_its_recording_when_it_comes_back(
+    repo: Repository, tmp_path: Path
+) -> None:
+    org_id = await seeded(repo)
+    call = await live_call(repo, "a:0", "answered")
+    partial = crash_left_recording(tmp_path, call.id)  # a was killed mid-call
+    clock = Clock(utcnow())
+    await repo.register_node("a:0", None, clock.now)
+    clock.now += timedelta(seconds=LEASE + 1)
+    await repo.register_node("b:0", None, clock.now)
+    assert await heartbeat(repo, "b:0", clock).round() == 1  # b ends a's call
+
+    blobs = LocalBlobStore(tmp_path / "blobs", UrlSigner(b"k" * 32), "http://127.0.0.1")
+    publisher = RecordingPublisher(repo, blobs, lambda: None)
+    assert await end_calls_left_live(repo, publisher, tmp_path / "recordings", "a:0") == 0
+    stored = await repo.get_call(call.id)
+    assert stored is not None and stored.hangup_reason == "node_lost"
+    assert stored.recording_key == f"recordings/{call.id}.wav"
+    assert not partial.exists()
+    assert soundfile.info(str(blobs.path_for(stored.recording_key))).frames == 12000
+    events = await repo.list_events(org_id)
+    assert [e.data["call_id"] for e in events if e.event_type == "recording.ready"] == [call.id]
+    assert ended_events(events) == [call.id]
+    # Run again (another restart): nothing more is published.
+    assert await end_calls_left_live(repo, publisher, tmp_path / "recordings", "a:0") == 0
+    assert (
+        len([e for e in await repo.list_events(org_id) if e.event_type == "recording.ready"]) == 1
+    )
