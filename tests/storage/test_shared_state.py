@@ -12,11 +12,16 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.backends import BACKENDS, postgres_schema, postgres_test_url
+from tests.storage.test_blobs import s3_endpoint  # noqa: F401 - the moto S3 server fixture
 from tests.storage.test_repository import number_record
+from trunkline.calls.recording_publish import RecordingPublisher
+from trunkline.storage.blobs import S3BlobStore
 from trunkline.storage.errors import CallLimitReached, NumberCapReached
 from trunkline.storage.models import Call, PhoneNumber
 from trunkline.storage.postgres import PostgresRepository
@@ -109,3 +114,35 @@ async def test_number_cap_holds_when_two_nodes_provision_at_once(nodes: TwoNodes
     refused = [r for r in results if isinstance(r, NumberCapReached)]
     assert (len(created), len(refused)) == (3, 9), results
     assert len(await nodes.b.list_numbers(org.id)) == 3
+
+
+async def test_a_recording_published_on_one_node_is_served_by_the_other(
+    nodes: TwoNodes,
+    s3_endpoint: str,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    options: dict[str, Any] = {"endpoint_url": s3_endpoint, "region": "us-east-1",
+                               "access_key_id": "k", "secret_access_key": "s"}  # fmt: skip
+    store_a = S3BlobStore("recordings", **options)
+    store_b = S3BlobStore("recordings", **options)  # each node has its own client
+    try:
+        await (await store_a._s3()).create_bucket(Bucket="recordings")
+        _, number = await an_organisation_with_a_number(nodes.a)
+        call = await nodes.a.create_call(inbound_call(number, "a:0"))
+        wav = tmp_path / f"{call.id}.wav"
+        wav.write_bytes(b"RIFF....WAVE-recorded-on-a")
+        assert await RecordingPublisher(nodes.a, store_a, lambda: None).publish(call, None, wav)
+        assert not wav.exists()  # nothing is left on node a's disk
+
+        seen_by_b = await nodes.b.get_call(call.id)
+        assert seen_by_b is not None and seen_by_b.recording_key == f"recordings/{call.id}.wav"
+        url = store_b.presigned_url(seen_by_b.recording_key, 300)
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            assert response.status == 200
+            assert await response.read() == b"RIFF....WAVE-recorded-on-a"
+    finally:
+        await store_a.close()
+        await store_b.close()
