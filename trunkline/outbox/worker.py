@@ -1,10 +1,12 @@
 """The delivery worker: leases due deliveries from the database and POSTs them.
 
-One worker task per process. Each round claims a batch (leased, so a crash
-leaves them to be retried after the lease), sends them with bounded total
+One worker task per process. Each round claims a batch (leased under this
+worker's name, so a crash leaves them to be retried after the lease; a delivery
+is sent only while the request fits in its lease, and its outcome is recorded
+only while the lease is still this worker's), sends them with bounded total
 concurrency and a bounded number in flight per destination host, and writes
 each attempt and its outcome in one transaction. Redirects are never
-followed; each request times out after 15 s.
+followed; each request times out after its timeout (TRUNKLINE_WEBHOOK_TIMEOUT_SECONDS).
 """
 
 from __future__ import annotations
@@ -210,13 +212,6 @@ class OutboxWorker:
         return self._clock() + timedelta(seconds=timeout) < delivery.leased_until
 
     async def deliver(self, delivery: DueDelivery) -> None:
-        if not self._lease_covers_request(delivery):
-            metrics.WEBHOOK_LEASES_LOST.labels("before_send").inc()
-            log.warning(
-                "webhook delivery's lease ran out before it was sent; left for the next claim",
-                extra={"event_id": delivery.event.id, "subscription_id": delivery.subscription.id},
-            )
-            return
         body = envelope(delivery.event)
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         signature = await self._signer(delivery, body, int(self._clock().timestamp()))
@@ -225,6 +220,13 @@ class OutboxWorker:
         token = self._bearer_token(delivery)
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        if not self._lease_covers_request(delivery):  # checked last, just before sending
+            metrics.WEBHOOK_LEASES_LOST.labels("before_send").inc()
+            log.warning(
+                "webhook delivery's lease ran out before it was sent; left for the next claim",
+                extra={"event_id": delivery.event.id, "subscription_id": delivery.subscription.id},
+            )
+            return
         status: int | None = None
         retry_after: str | None = None
         response_body: str | None = None
