@@ -123,7 +123,7 @@ class Cluster:
     tmp_path: Path
     nodes: list[Node] = field(default_factory=list)
 
-    def start(self, name: str) -> Node:
+    def start(self, name: str, **settings: str) -> Node:
         http_port, sip_port = free_port(socket.SOCK_STREAM), free_port()
         rtp_low = 24000 + (free_port() % 200) * 20  # below the ephemeral range
         data_dir = self.tmp_path / name
@@ -141,6 +141,7 @@ class Cluster:
             TRUNKLINE_WEBHOOK_LEASE_SECONDS=str(WEBHOOK_LEASE_SECONDS),
             TRUNKLINE_WEBHOOK_TIMEOUT_SECONDS="2",
             TRUNKLINE_MAX_CALLS_PER_ORG="1", TRUNKLINE_MAX_NUMBERS_PER_ORG="3",
+            **settings,
         )  # fmt: skip
         with open(log, "wb") as output:
             process = subprocess.Popen(
@@ -325,5 +326,41 @@ async def test_api_hang_up_on_one_node_reaches_the_node_carrying_the_call(
             assert sorted(statuses) == [201, 201, 429, 429, 429, 429], statuses
             numbers = await cluster.repository.list_numbers(cluster.organization_id)
             assert len(numbers) == 3
+    finally:
+        carrier.close()
+
+
+async def test_a_drained_node_loses_no_call_record_and_no_webhook(
+    cluster: Cluster, receiver: Receiver
+) -> None:
+    node_a = cluster.start("a", TRUNKLINE_SHUTDOWN_TIMEOUT_SECONDS="1")
+    node_b = cluster.start("b")
+    await cluster.ready(node_a, node_b)
+    receiver.held_pid = node_a.process.pid  # nothing a sends is answered
+    carrier = await CarrierCall.open(node_a.sip_port)
+    try:
+        assert (await carrier.invite(NUMBER)).status == 200
+        call = await the_live_call(cluster)
+        await until(lambda: bool(receiver.held), 15, "node a to send call.started")
+        node_a.process.send_signal(signal.SIGTERM)  # drain: the call is ended after 1 s
+        await carrier.expect_request("BYE", 15)
+        assert await asyncio.to_thread(node_a.process.wait, 30) == 0
+        receiver.held_pid = None
+        await until(
+            lambda: (
+                bool(receiver.events("call.ended", call.id))
+                and bool(receiver.events("call.started", call.id))
+            ),
+            40,
+            "node b to deliver what node a could not",
+        )
+        await asyncio.sleep(2)  # time for a duplicate to show up, if any
+        assert len(receiver.events("call.started", call.id)) == 1
+        (ended,) = receiver.events("call.ended", call.id)
+        assert (ended["data"]["status"], ended["data"]["hangup_reason"]) == ("completed", "local")
+        stored = await cluster.repository.get_call(call.id)
+        assert stored is not None and stored.status == "completed"
+        nodes = [n.id for n in await cluster.repository.list_nodes()]
+        assert len(nodes) == 1 and call.owner not in nodes  # a left cleanly
     finally:
         carrier.close()
