@@ -197,3 +197,21 @@ async def test_the_lost_process_publishes_its_recording_when_it_comes_back(
     assert (
         len([e for e in await repo.list_events(org_id) if e.event_type == "recording.ready"]) == 1
     )
+
+
+async def test_a_process_whose_own_heartbeat_was_late_gives_the_others_a_beat_first(
+    repo: Repository,
+) -> None:
+    await seeded(repo)
+    call = await live_call(repo, "a:0", "answered")
+    clock = Clock(utcnow())
+    await repo.register_node("a:0", None, clock.now)
+    await repo.register_node("b:0", None, clock.now)
+    node_b = heartbeat(repo, "b:0", clock)
+    assert await node_b.round() == 0  # b beats at the same time as a
+    clock.now += timedelta(seconds=LEASE + 1)  # the database was away for everyone
+    assert await node_b.round() == 0  # b cannot tell a dead a from a cut-off one yet
+    still = await repo.get_call(call.id)
+    assert still is not None and still.status == "answered"
+    clock.now += timedelta(seconds=LEASE / 3)  # a had its chance to beat, and did not
+    assert await node_b.round() == 1

@@ -37,6 +37,7 @@ from trunkline.storage.postgres import PostgresRepository
 SECRET_KEY = "cluster-test-secret-key-0123456789abcdef"
 NODE_LEASE_SECONDS = 2
 WEBHOOK_LEASE_SECONDS = 4
+A_WEBHOOK_LEASE_SECONDS = 12  # node a's, in the kill test: long enough for b to start
 
 
 def socket_owned_by(pid: int, local_port: int) -> bool:
@@ -141,8 +142,8 @@ class Cluster:
             TRUNKLINE_WEBHOOK_LEASE_SECONDS=str(WEBHOOK_LEASE_SECONDS),
             TRUNKLINE_WEBHOOK_TIMEOUT_SECONDS="2",
             TRUNKLINE_MAX_CALLS_PER_ORG="1", TRUNKLINE_MAX_NUMBERS_PER_ORG="3",
-            **settings,
         )  # fmt: skip
+        env.update(settings)
         with open(log, "wb") as output:
             process = subprocess.Popen(
                 [sys.executable, "-m", "trunkline", "serve"],
@@ -237,18 +238,25 @@ async def the_live_call(cluster: Cluster) -> Call:
 async def test_kill_9_of_a_node_ends_its_call_on_the_survivor_and_loses_no_webhook(
     cluster: Cluster, receiver: Receiver
 ) -> None:
-    node_a = cluster.start("a")
-    node_b = cluster.start("b")
-    await cluster.ready(node_a, node_b)
-    receiver.held_pid = node_a.process.pid  # a's webhook requests get no answer
+    # a's webhook requests get no answer, and it waits for one (almost) as long as it may.
+    node_a = cluster.start(
+        "a",
+        TRUNKLINE_WEBHOOK_LEASE_SECONDS=str(A_WEBHOOK_LEASE_SECONDS),
+        TRUNKLINE_WEBHOOK_TIMEOUT_SECONDS=str(A_WEBHOOK_LEASE_SECONDS - 2),
+    )
+    await cluster.ready(node_a)
+    receiver.held_pid = node_a.process.pid
     carrier = await CarrierCall.open(node_a.sip_port)
-    second = await CarrierCall.open(node_b.sip_port)
     try:
         assert (await carrier.invite(NUMBER)).status == 200
         call = await the_live_call(cluster)
         assert call.owner is not None and call.owner.endswith(":0")
         await until(lambda: bool(receiver.held), 15, "node a to send call.started")
+        leased_at = asyncio.get_running_loop().time()
         assert receiver.held[0]["event_type"] == "call.started"
+        node_b = cluster.start("b")  # b starts once a holds the delivery's lease
+        await cluster.ready(node_b)
+        second = await CarrierCall.open(node_b.sip_port)
         # The organisation's one call is on a: node b refuses a second one.
         busy = await second.invite(NUMBER)
         assert (busy.status, busy.headers.get("Retry-After")) == (503, "30")
@@ -262,9 +270,11 @@ async def test_kill_9_of_a_node_ends_its_call_on_the_survivor_and_loses_no_webho
         )
         await until(
             lambda: bool(receiver.events("call.started", call.id)),
-            WEBHOOK_LEASE_SECONDS + 20,
+            A_WEBHOOK_LEASE_SECONDS + 20,
             "a's leased call.started, taken over by b",
         )
+        # Not before a's lease ran out (it was taken a moment before it was seen held).
+        assert asyncio.get_running_loop().time() >= leased_at + A_WEBHOOK_LEASE_SECONDS - 1
         await asyncio.sleep(WEBHOOK_LEASE_SECONDS)  # time for a duplicate to show up, if any
         (ended,) = receiver.events("call.ended", call.id)
         (started,) = receiver.events("call.started", call.id)
@@ -286,9 +296,9 @@ async def test_kill_9_of_a_node_ends_its_call_on_the_survivor_and_loses_no_webho
             assert (await again.bye(NUMBER)).status == 200
         finally:
             again.close()
+        second.close()
     finally:
         carrier.close()
-        second.close()
     assert "ended 1 calls it left live" in node_b.log.read_text()
 
 
@@ -334,14 +344,15 @@ async def test_a_drained_node_loses_no_call_record_and_no_webhook(
     cluster: Cluster, receiver: Receiver
 ) -> None:
     node_a = cluster.start("a", TRUNKLINE_SHUTDOWN_TIMEOUT_SECONDS="1")
-    node_b = cluster.start("b")
-    await cluster.ready(node_a, node_b)
+    await cluster.ready(node_a)
     receiver.held_pid = node_a.process.pid  # nothing a sends is answered
     carrier = await CarrierCall.open(node_a.sip_port)
     try:
         assert (await carrier.invite(NUMBER)).status == 200
         call = await the_live_call(cluster)
         await until(lambda: bool(receiver.held), 15, "node a to send call.started")
+        node_b = cluster.start("b")
+        await cluster.ready(node_b)
         node_a.process.send_signal(signal.SIGTERM)  # drain: the call is ended after 1 s
         await carrier.expect_request("BYE", 15)
         assert await asyncio.to_thread(node_a.process.wait, 30) == 0

@@ -12,6 +12,10 @@ forgets the row. Each end is a conditional write, so a restart of the dead
 process ending the same calls (``restart_sweep``) or an API hang-up racing the
 survivor ends a call once and sends one ``call.ended``.
 
+A process whose own heartbeat could not be written for longer than the lease
+(the database was unreachable, say) takes nothing over at its next beat: the
+others were probably cut off as well, and get one interval to beat first.
+
 A process that finds it was declared dead (its row was claimed or forgotten
 while it stalled) hangs up the calls it still carries — the database already
 says they ended — and registers again.
@@ -99,6 +103,7 @@ class NodeHeartbeat:
         self._wake_outbox = wake_outbox
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
+        self._last_beat: datetime | None = None  # when this process last beat successfully
         # What to do when this process learns it was declared dead: set by the daemon
         # once the gateway runs (hang up the calls it still carries).
         self.on_declared_lost: Callable[[], Awaitable[None]] | None = None
@@ -108,7 +113,8 @@ class NodeHeartbeat:
         return self._lease / 3
 
     async def start(self) -> None:
-        await self._repository.register_node(self.owner, self._address, self._clock())
+        self._last_beat = self._clock()
+        await self._repository.register_node(self.owner, self._address, self._last_beat)
         self._task = asyncio.create_task(self._run(), name="node-heartbeat")
 
     async def close(self) -> None:
@@ -136,7 +142,9 @@ class NodeHeartbeat:
 
     async def round(self) -> int:
         """Beat once, then take over what is dead; returns how many processes were taken over."""
-        if not await self._repository.beat(self.owner, self._clock()):
+        now = self._clock()
+        previous, self._last_beat = self._last_beat, None
+        if not await self._repository.beat(self.owner, now):
             log.error(
                 "this process (%s) was declared lost: its calls were ended by another;"
                 " hanging up the calls it still carries",
@@ -145,6 +153,12 @@ class NodeHeartbeat:
             if self.on_declared_lost is not None:
                 await self.on_declared_lost()
             await self._repository.register_node(self.owner, self._address, self._clock())
+        self._last_beat = now
+        if previous is not None and (now - previous).total_seconds() > self._lease:
+            # This process could not beat for a lease (the database was away, the loop
+            # stalled): so could the others. They get one beat before anyone is judged.
+            log.warning("heartbeat was %s late; no takeover this round", now - previous)
+            return 0
         taken = 0
         for _ in range(CLAIMS_PER_ROUND):
             lost = await self._repository.claim_lost_node(self._clock(), self._lease, self.owner)
