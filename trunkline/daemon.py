@@ -35,6 +35,7 @@ from typing import Protocol, TypeVar
 from aiohttp import web
 
 from trunkline import console
+from trunkline.calls.node_takeover import NodeHeartbeat
 from trunkline.calls.owner_channel import OwnerChannel, claim_owner, owner_id
 from trunkline.calls.owner_notify import PgCallActions
 from trunkline.calls.recording_publish import RecordingPublisher
@@ -114,6 +115,7 @@ async def serve(
     if sys.platform != "win32":
         shutdown.install(asyncio.get_running_loop())
     prepare_data_dir(settings)
+    check_shared_blobs(settings)
     if settings.dev:
         log.warning(DEV_MODE_WARNING)
     speech = speech or SpeechPreload(settings)
@@ -121,6 +123,19 @@ async def serve(
         async with AsyncExitStack() as stack:
             runtime = await stack.enter_async_context(open_runtime(settings))
             owner = claim_owner(load_node_id(settings.data_dir), settings.process.worker_slot)
+            # Entered before the gateway so that it stops after it: the row goes once the
+            # calls have ended; until then survivors would end them if this process died.
+            heartbeat = await stack.enter_async_context(
+                started(
+                    NodeHeartbeat(
+                        runtime.repository,
+                        owner,
+                        settings.api.effective_public_url,
+                        settings.storage.node_lease_seconds,
+                        wake_outbox=runtime.outbox.wake,
+                    )
+                )
+            )
             publisher = RecordingPublisher(
                 runtime.repository, runtime.blob_store, runtime.outbox.wake
             )
@@ -134,6 +149,7 @@ async def serve(
             # ends on the way out write call.ended and recording.ready, sent on the way out.
             outbox = await stack.enter_async_context(OutboxRun(runtime.outbox))
             gateway = await stack.enter_async_context(running_gateway(runtime))
+            heartbeat.on_declared_lost = _end_calls_here(gateway)
             control = GatewayCallControl(gateway, settings)
             runtime.call_control.current = control
             runtime.sip_address = gateway.local_address
@@ -169,6 +185,23 @@ async def serve(
             await _drain(gateway, settings.process.shutdown_timeout_seconds, shutdown.hurried)
     finally:
         log.info("stopped")
+
+
+SHARED_BLOBS_WARNING = (
+    "recordings and media are kept in this node's data directory while the database is"
+    " PostgreSQL: other nodes cannot serve them. Several nodes need a shared bucket"
+    " (TRUNKLINE_S3_BUCKET); TRUNKLINE_REQUIRE_SHARED_BLOBS=true refuses to start like this"
+)
+
+
+def check_shared_blobs(settings: Settings) -> None:
+    """On a shared database, blobs on local disk are a warning, or refused when required."""
+    shared_database = settings.database_url.startswith(("postgresql://", "postgres://"))
+    if not shared_database or settings.storage.s3_bucket:
+        return
+    if settings.storage.require_shared_blobs:
+        raise StartupError(SHARED_BLOBS_WARNING)
+    log.warning(SHARED_BLOBS_WARNING)
 
 
 def control_app(runtime: Runtime, speech: SpeechPreload | None = None) -> web.Application:
@@ -245,6 +278,10 @@ class OutboxRun:
         await _finish(self._task, OUTBOX_STOP_SECONDS)
         # The calls just ended wrote call.ended and recording.ready: send them now.
         await self._outbox.flush(OUTBOX_FLUSH_SECONDS)
+        # What is still leased here (a flush cut short) goes to other nodes without waiting
+        # for the lease; nothing is in flight any more.
+        with contextlib.suppress(Exception):
+            await self._outbox.release_leases()
 
 
 class _Startable(Protocol):
@@ -279,6 +316,14 @@ async def _drain(gateway: SipGateway, deadline_seconds: float, hurried: asyncio.
             await asyncio.wait_for(hurried.wait(), min(0.1, max(0.0, deadline - loop.time())))
     if gateway.calls:
         log.info("drain deadline: ending %d calls", len(gateway.calls))
+
+
+def _end_calls_here(gateway: SipGateway) -> Callable[[], Awaitable[None]]:
+    async def end_all() -> None:
+        for call in list(gateway.core.calls.values()):
+            await gateway.hangup(call.lifecycle.call_id)
+
+    return end_all
 
 
 def _hangup_here(gateway: SipGateway) -> Callable[[str], Awaitable[bool]]:

@@ -186,3 +186,18 @@ SIP_REGISTRATION_ATTEMPTS = Counter(
     "REGISTER attempts that ended, by result (registered, rejected, timeout, unregistered)",
     ["result"],
 )
+WEBHOOK_LEASES_LOST = Counter(
+    "trunkline_webhook_leases_lost",
+    "Deliveries whose lease ran out in this process, by stage: before_send (not sent, left"
+    " for the next claim) or after_send (sent, but another worker had taken it over)",
+    ["stage"],
+)
+NODES_TAKEN_OVER = Counter(
+    "trunkline_nodes_taken_over",
+    "Processes whose heartbeat stopped and whose live calls this process ended",
+)
+CALLS_AT_LIMIT = Counter(
+    "trunkline_calls_refused_at_limit",
+    "New calls refused because the organisation had its maximum of concurrent calls"
+    " (counted across every process on the database)",
+)

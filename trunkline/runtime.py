@@ -74,6 +74,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             signer=IdentitySigner(repository, secret_box),
             secret_box=secret_box,
             allow_private=settings.allow_private_targets,
+            lease_seconds=settings.storage.webhook_lease_seconds,
+            timeout_seconds=settings.storage.webhook_timeout_seconds,
         )
         blob_store = open_blob_store(settings, master_key)
         stack.push_async_callback(blob_store.close)

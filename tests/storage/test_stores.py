@@ -19,6 +19,7 @@ from trunkline.storage.repository import Repository
 from trunkline.storage.sql import SqlRepository
 from trunkline.storage.sql.calls import SqlCallStore
 from trunkline.storage.sql.identities import SqlIdentityStore
+from trunkline.storage.sql.nodes import SqlNodeStore
 from trunkline.storage.sql.numbers import SqlNumberStore
 from trunkline.storage.sql.texts import SqlTextStore
 from trunkline.storage.sql.webhooks import SqlWebhookStore
@@ -26,6 +27,7 @@ from trunkline.storage.sqlite import SqliteRepository
 from trunkline.storage.stores import (
     CallStore,
     IdentityStore,
+    NodeStore,
     NumberStore,
     TextStore,
     WebhookStore,
@@ -37,6 +39,7 @@ STORES: dict[type, type] = {
     CallStore: SqlCallStore,
     TextStore: SqlTextStore,
     WebhookStore: SqlWebhookStore,
+    NodeStore: SqlNodeStore,
 }
 LIFECYCLE = {"migrate", "ping", "close", "queue_wait_seconds", "limit_queues"}
 PROTOCOLS = (*STORES, Repository)

@@ -9,7 +9,9 @@ through ``CallLifecycle``: ``answered`` → ``completed``, not yet answered →
 the same write. A recording the call left (``recordings/<call>.wav.partial``)
 is repaired and published like any other (``recording_url``,
 ``recording.ready``); an answered call's ``ended_at`` is then when its recorded
-audio stops. Calls of other slots and other nodes are not touched.
+audio stops. Calls of other slots and other nodes are not touched. A call that
+another process ended while this one was lost (``node_lost``) gets its
+crash-left recording published the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Protocol
 from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.calls.recording_publish import RecordingPublisher
 from trunkline.media.recording import PARTIAL_SUFFIX, recorded_seconds, repair_partial
-from trunkline.storage.models import Call, CallStatus
+from trunkline.storage.models import CALL_ENDED_STATUSES, Call, CallStatus
 from trunkline.storage.stores import CallStore, NumberStore
 
 log = logging.getLogger("trunkline.restart_sweep")
@@ -58,7 +60,45 @@ async def end_calls_left_live(
                 log.exception("could not end a call left live", extra={"call_id": call.id})
     if ended:
         log.warning("ended %d calls left live by the last run of %s", ended, owner)
+    await publish_recordings_left(repository, publisher, recordings, owner)
     return ended
+
+
+async def publish_recordings_left(
+    repository: SweptStore, publisher: RecordingPublisher, recordings: Path, owner: str
+) -> int:
+    """Publish the crash-left recordings of ``owner``'s calls that another process ended.
+
+    When this process was lost long enough for a survivor to end its calls
+    (``node_lost``, ``calls.node_takeover``), their partial recordings stayed on
+    this machine's disk; they are repaired and published now, like the others.
+    """
+    published = 0
+    for call_id in await asyncio.to_thread(_partial_recordings, recordings):
+        call = await repository.get_call(call_id)
+        if call is None or call.owner != owner or call.recording_key is not None:
+            continue
+        if call.status not in CALL_ENDED_STATUSES:
+            continue  # live: the sweep above could not end it, and it is logged there
+        recording = await asyncio.to_thread(_recording_left, recordings, call.id)
+        if recording is None:
+            continue
+        number = await repository.get_number(call.phone_number_id)
+        identity = number.agent_identity_id if number is not None else None
+        if await publisher.publish(call, identity, recording):
+            published += 1
+    if published:
+        log.warning("published %d recordings of calls of %s ended elsewhere", published, owner)
+    return published
+
+
+def _partial_recordings(recordings: Path) -> list[str]:
+    """The call ids of the partial recordings in ``recordings`` (none when it does not exist)."""
+    try:
+        names = [entry.name for entry in recordings.iterdir()]
+    except FileNotFoundError:
+        return []
+    return sorted(n.removesuffix(PARTIAL_SUFFIX) for n in names if n.endswith(PARTIAL_SUFFIX))
 
 
 async def _end_call(

@@ -378,6 +378,24 @@ class StorageSettings:
         "s3_access_key_id", "", "S3 access key id (unset: the standard AWS credential chain)"
     )
     s3_secret_access_key: str = setting("s3_secret_access_key", "", "S3 secret access key")
+    node_lease_seconds: float = setting(
+        "node_lease_seconds",
+        15.0,
+        "a process whose heartbeat is older than this is dead: another ends its calls",
+    )
+    webhook_lease_seconds: float = setting(
+        "webhook_lease_seconds",
+        60.0,
+        "how long a claimed webhook delivery stays this process's before another may take it",
+    )
+    webhook_timeout_seconds: float = setting(
+        "webhook_timeout_seconds", 15.0, "one webhook request's time limit (below the lease)"
+    )
+    require_shared_blobs: bool = setting(
+        "require_shared_blobs",
+        False,
+        "refuse to start on PostgreSQL while recordings and media stay in the data directory",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,6 +189,12 @@ def _check_speech_and_storage(settings: Settings) -> None:
     _at_least_one(storage.queue_per_org, "database_queue_per_org")
     _at_least_one(storage.sheddable_per_org, "database_sheddable_per_org")
     _positive(storage.stall_seconds, "database_stall_seconds")
+    _positive(storage.node_lease_seconds, "node_lease_seconds")
+    _positive(storage.webhook_timeout_seconds, "webhook_timeout_seconds")
+    if storage.webhook_timeout_seconds >= storage.webhook_lease_seconds:
+        raise ConfigError(
+            "TRUNKLINE_WEBHOOK_TIMEOUT_SECONDS must be below TRUNKLINE_WEBHOOK_LEASE_SECONDS"
+        )
     url = storage.database_url
     if url and not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ConfigError("TRUNKLINE_DATABASE_URL must start with sqlite:/// or postgresql://")

@@ -4,7 +4,7 @@ The caller's number must be active and the token's to use; the agent
 WebSocket is the one given, else the number's, else its identity's incoming
 call configuration's. The organisation's calling limits are checked
 (``usage.outbound_usage``) before the call record is created, owned by this
-process from the start; call control dials it. A dial that fails marks the
+process from the start, and its concurrent calls (on every node) as it is; call control dials it. A dial that fails marks the
 record failed through ``CallLifecycle`` and answers 429 (capacity), 502
 (carrier, or no trunk for the number) or 503 (draining, or no SIP gateway here).
 """
@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from trunkline import metrics
 from trunkline.calls.control import CallCapacityError, DialError
 from trunkline.calls.lifecycle import CallLifecycle
 from trunkline.control_api import serialize, shapes
@@ -34,10 +35,12 @@ from trunkline.control_api.route_table import Ctx, Reply, Route
 from trunkline.control_api.schema import obj, string
 from trunkline.control_api.urls import check_url
 from trunkline.control_api.usage import outbound_usage
+from trunkline.storage.errors import CallLimitReached
 from trunkline.storage.models import Call, PhoneNumber, utcnow
 
 log = logging.getLogger("trunkline.api.calls")
 
+CALL_CAPACITY = "Too many concurrent calls for this organisation"
 NO_TRUNK = "outbound calling is not available: no SIP trunk configured"
 NOT_YOURS = "from_number does not belong to your organization"
 NOT_ACTIVE = "from_number is not active"
@@ -106,17 +109,22 @@ async def place_call(ctx: Ctx) -> web.Response:
             headers={"Retry-After": str(usage.retry_after_seconds(now))},
         )
     control = ctx.request.app[CALL_CONTROL].current
-    record = await ctx.calls.create_call(
-        Call.initiated(
-            number,
-            remote_phone_number=body["to_number"],
-            direction="outbound",
-            client_websocket_url=websocket,
-            now=now,
-            # Owned from the start: a crash before the INVITE leaves it to the restart sweep.
-            owner=control.owner if control is not None else None,
+    try:
+        record = await ctx.calls.create_call(
+            Call.initiated(
+                number,
+                remote_phone_number=body["to_number"],
+                direction="outbound",
+                client_websocket_url=websocket,
+                now=now,
+                # Owned from the start: a crash before the INVITE leaves it to the restart sweep.
+                owner=control.owner if control is not None else None,
+            ),
+            max_live_per_org=settings.calls.max_calls_per_org,
         )
-    )
+    except CallLimitReached:  # counted over every process sharing the database
+        metrics.CALLS_AT_LIMIT.inc()
+        raise ApiError(429, CALL_CAPACITY, headers={"Retry-After": "30"}) from None
     # CallLifecycle is typed against the whole repository, so it is handed the app's.
     lifecycle = CallLifecycle(
         record, ctx.request.app[REPOSITORY], agent_identity_id=number.agent_identity_id

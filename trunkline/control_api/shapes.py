@@ -142,6 +142,7 @@ CALL_PROPERTIES: dict[str, Schema] = {
             "rejected",
             "gateway_restart",
             "agent_overflow",
+            "node_lost",
         ),
         nullable=True,
     ),

@@ -48,6 +48,7 @@ from trunkline.gateway.carriers.media_stream import (
     parse_carrier_frame,
 )
 from trunkline.media.session import MediaSession
+from trunkline.storage.errors import CallLimitReached
 from trunkline.storage.models import Call, PhoneNumber
 from trunkline.storage.stores import CallStore, NumberStore
 
@@ -198,7 +199,8 @@ class StreamCall:
         if number is None:
             await self.ws.close(code=1008, message=b"unknown number")
             return
-        if core.at_capacity(number.organization_id):
+        if core.at_capacity(number.organization_id):  # this process's calls alone
+            metrics.CALLS_AT_LIMIT.inc()
             await self.ws.close(code=1013, message=b"too many concurrent calls")  # try again later
             return
         route = await load_inbound_route(numbers, number)
@@ -207,7 +209,12 @@ class StreamCall:
             # Stored like a rejected SIP call: after the refusal, within the record rate.
             self.rejected_calls.record(number, self._call_record(number))
             return
-        call = await self._live_call(number)
+        try:
+            call = await self._live_call(number)
+        except CallLimitReached:  # counted over every process sharing the database
+            metrics.CALLS_AT_LIMIT.inc()
+            await self.ws.close(code=1013, message=b"too many concurrent calls")
+            return
         try:
             await core.ring_and_answer(call, route)
             if call.answered:
@@ -224,7 +231,9 @@ class StreamCall:
 
     async def _live_call(self, number: PhoneNumber) -> LiveCall:
         start = self.start
-        record = await self.calls.create_call(self._call_record(number))
+        record = await self.calls.create_call(
+            self._call_record(number), max_live_per_org=self.core.settings.calls.max_calls_per_org
+        )
         lifecycle = CallLifecycle(record, self.calls, agent_identity_id=number.agent_identity_id)
         return LiveCall(
             leg_call_id=f"{self.dialect}:{start.carrier_call_id}:{record.id}",

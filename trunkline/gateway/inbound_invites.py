@@ -18,6 +18,7 @@ import logging
 from functools import partial
 from typing import Protocol
 
+from trunkline import metrics
 from trunkline.calls.control import Draining
 from trunkline.calls.driver import CallCore
 from trunkline.calls.lifecycle import CallLifecycle
@@ -47,6 +48,7 @@ from trunkline.gateway.sip.sdp import SdpError, negotiate, parse_sdp
 from trunkline.gateway.sip.transaction import ServerTransaction, State
 from trunkline.gateway.sip.trunk_auth import Passwords, TrunkAuth
 from trunkline.gateway.sip_inbound_leg import SipInboundLeg
+from trunkline.storage.errors import CallLimitReached
 from trunkline.storage.fairness import (
     SIP_LOOKUP_TENANT,
     DatabaseBusy,
@@ -182,7 +184,11 @@ class InboundInvites:
         if number is None:
             reject(404)
             return
-        if self._draining.active or gateway.core.at_capacity(number.organization_id):
+        if self._draining.active:
+            reject(503, Retry_After="30")
+            return
+        if gateway.core.at_capacity(number.organization_id):  # this process's calls alone
+            metrics.CALLS_AT_LIMIT.inc()
             reject(503, Retry_After="30")
             return
         try:
@@ -205,9 +211,16 @@ class InboundInvites:
                 initiated = _call_record(number, request, remote_party)
                 gateway.rejected_calls.record(number, initiated)
                 return
-            record = await self._calls.create_call(_call_record(number, request, remote_party))
+            record = await self._calls.create_call(
+                _call_record(number, request, remote_party),
+                max_live_per_org=self._settings.calls.max_calls_per_org,
+            )
         except DatabaseBusy:
             reject(503, Retry_After="5")  # the organisation's database queue is full
+            return
+        except CallLimitReached:  # counted over every process sharing the database
+            metrics.CALLS_AT_LIMIT.inc()
+            reject(503, Retry_After="30")
             return
         lifecycle = CallLifecycle(record, self._calls, agent_identity_id=number.agent_identity_id)
         leg = SipInboundLeg(

@@ -1,10 +1,12 @@
 """The delivery worker: leases due deliveries from the database and POSTs them.
 
-One worker task per process. Each round claims a batch (leased, so a crash
-leaves them to be retried after the lease), sends them with bounded total
+One worker task per process. Each round claims a batch (leased under this
+worker's name, so a crash leaves them to be retried after the lease; a delivery
+is sent only while the request fits in its lease, and its outcome is recorded
+only while the lease is still this worker's), sends them with bounded total
 concurrency and a bounded number in flight per destination host, and writes
 each attempt and its outcome in one transaction. Redirects are never
-followed; each request times out after 15 s.
+followed; each request times out after its timeout (TRUNKLINE_WEBHOOK_TIMEOUT_SECONDS).
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import random
+import secrets
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -103,7 +108,10 @@ class OutboxWorker:
         per_destination: int = 4,
         poll_interval: float = 1.0,
         timeout_seconds: float = REQUEST_TIMEOUT_SECONDS,
+        lessee: str | None = None,
     ) -> None:
+        if timeout_seconds >= lease_seconds:
+            raise ValueError("a delivery's request must fit in its lease")
         self._webhooks = webhooks
         self._session = session
         self._signer = signer
@@ -113,6 +121,8 @@ class OutboxWorker:
         self._rng = rng or random.Random()
         self._batch_size = batch_size
         self._lease_seconds = lease_seconds
+        # Who holds this worker's leases: unique across processes and machines.
+        self.lessee = lessee or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._destinations = _DestinationLimits(per_destination)
         self._poll_interval = poll_interval
@@ -166,10 +176,17 @@ class OutboxWorker:
             attempted += handled
         return attempted
 
+    async def release_leases(self) -> int:
+        """At shutdown, once nothing is in flight: other processes may claim what this one held."""
+        released = await self._webhooks.release_leases(self.lessee)
+        if released:
+            log.info("handed back %d leased webhook deliveries", released)
+        return released
+
     async def run_once(self) -> int:
         """Claim what is due now and deliver it; returns how many deliveries were attempted."""
         due = await self._webhooks.claim_due_deliveries(
-            self._clock(), self._batch_size, self._lease_seconds
+            self._clock(), self._batch_size, self._lease_seconds, lessee=self.lessee
         )
         self._disabled.clear()
         if due:
@@ -182,6 +199,18 @@ class OutboxWorker:
                 return  # disabled mid-round: its claimed deliveries were already failed
             await self.deliver(delivery)
 
+    def _lease_covers_request(self, delivery: DueDelivery) -> bool:
+        """True when a request started now ends (or times out) before the lease does.
+
+        Another worker may claim the delivery once the lease expires; sending only
+        while the whole request fits in the lease means two workers never send one
+        delivery at the same time.
+        """
+        if delivery.leased_until is None:
+            return True
+        timeout = self._timeout.total or 0.0
+        return self._clock() + timedelta(seconds=timeout) < delivery.leased_until
+
     async def deliver(self, delivery: DueDelivery) -> None:
         body = envelope(delivery.event)
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
@@ -191,6 +220,13 @@ class OutboxWorker:
         token = self._bearer_token(delivery)
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        if not self._lease_covers_request(delivery):  # checked last, just before sending
+            metrics.WEBHOOK_LEASES_LOST.labels("before_send").inc()
+            log.warning(
+                "webhook delivery's lease ran out before it was sent; left for the next claim",
+                extra={"event_id": delivery.event.id, "subscription_id": delivery.subscription.id},
+            )
+            return
         status: int | None = None
         retry_after: str | None = None
         response_body: str | None = None
@@ -238,13 +274,21 @@ class OutboxWorker:
             is_replay=False,
             created_at=now,
         )
-        await self._webhooks.finish_delivery(
+        ours = await self._webhooks.finish_delivery(
             delivery.id,
             attempt,
             state=outcome.state,
             next_attempt_at=outcome.next_attempt_at,
             disable_subscription=outcome.disable_reason,
+            lessee=self.lessee,
         )
+        if not ours:
+            metrics.WEBHOOK_LEASES_LOST.labels("after_send").inc()
+            log.warning(
+                "webhook delivery's lease was taken over while it was sent",
+                extra={"event_id": delivery.event.id, "subscription_id": delivery.subscription.id},
+            )
+            return
         if outcome.disable_reason is not None:
             self._disabled.add(delivery.subscription.id)
         self._count(outcome.state, outcome.disable_reason)

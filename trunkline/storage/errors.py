@@ -11,6 +11,10 @@ class NumberCapReached(StorageError):
     """The organisation already holds the maximum number of active numbers."""
 
 
+class CallLimitReached(StorageError):
+    """The organisation already has its maximum of live calls (on every node together)."""
+
+
 class TokenCapReached(StorageError):
     """The organisation already holds the maximum number of usable tokens."""
 

@@ -17,7 +17,14 @@ IncomingCallAction = Literal["auto_accept", "auto_reject", "webhook"]
 CallDirection = Literal["inbound", "outbound"]
 CallStatus = Literal["initiated", "ringing", "answered", "completed", "failed", "canceled"]
 HangupReason = Literal[
-    "local", "remote", "max_duration", "voicemail", "rejected", "gateway_restart", "agent_overflow"
+    "local",
+    "remote",
+    "max_duration",
+    "voicemail",
+    "rejected",
+    "gateway_restart",
+    "agent_overflow",
+    "node_lost",
 ]
 TranscriptParty = Literal["local", "remote", "system"]
 TextDirection = Literal["inbound", "outbound"]
@@ -285,6 +292,7 @@ class DueDelivery:
     attempts: int
     event: EventDraft
     subscription: WebhookSubscription
+    leased_until: datetime | None = None  # the lease's end: no request may outlast it
 
 
 @dataclass(slots=True)
@@ -305,3 +313,14 @@ class WebhookAttempt:
     duration_ms: int | None
     is_replay: bool
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """A process sharing the database: its owner name, where it listens, its last heartbeat."""
+
+    id: str  # the owner name on the calls it carries, "<node id>:<slot>"
+    address: str | None
+    started_at: datetime
+    last_seen: datetime
+    takeover_until: datetime | None = None

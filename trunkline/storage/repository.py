@@ -17,13 +17,16 @@ from typing import Protocol
 from trunkline.storage.stores import (
     CallStore,
     IdentityStore,
+    NodeStore,
     NumberStore,
     TextStore,
     WebhookStore,
 )
 
 
-class Repository(IdentityStore, NumberStore, CallStore, TextStore, WebhookStore, Protocol):
+class Repository(
+    IdentityStore, NumberStore, CallStore, TextStore, WebhookStore, NodeStore, Protocol
+):
     """Everything trunkline persists. Obtain one with ``trunkline.storage.open_repository``."""
 
     backend: str  # "sqlite" | "postgresql"

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from trunkline.storage.errors import StorageError
+from trunkline.storage.errors import CallLimitReached, StorageError
 from trunkline.storage.models import (
     CALL_LIVE_STATUSES,
     Call,
@@ -21,6 +21,7 @@ from trunkline.storage.models import (
 from trunkline.storage.sql.base import (
     Row,
     SqlStoreBase,
+    Tx,
     columns_of,
     model_from_row,
     placeholders,
@@ -33,17 +34,39 @@ from trunkline.storage.stores import CallStore
 CALL_COLUMNS = columns_of(Call)
 SEGMENT_COLUMNS = columns_of(TranscriptSegment)
 # Fields a caller may change through update_call.
+# Written out (the statuses are constants) so the partial indexes of live calls apply.
+LIVE_CLAUSE = "status IN (" + ", ".join(f"'{s}'" for s in CALL_LIVE_STATUSES) + ")"
 CALL_MUTABLE = frozenset(CALL_COLUMNS) - {"id", "organization_id", "created_at", "updated_at"}
 
 
 class SqlCallStore(SqlStoreBase, CallStore):
     """Calls and transcripts over the shared SQL base; the backend supplies transcript search."""
 
-    async def create_call(self, call: Call, events: Sequence[EventDraft] = ()) -> Call:
+    async def create_call(
+        self, call: Call, events: Sequence[EventDraft] = (), *, max_live_per_org: int = 0
+    ) -> Call:
         async with self.transaction() as tx:
+            if max_live_per_org > 0:
+                await self._check_live_calls(tx, call.organization_id, max_live_per_org)
             await self._insert(tx, "calls", dataclasses.asdict(call))
             await self._insert_events(tx, events)
         return call
+
+    async def _check_live_calls(self, tx: Tx, organization_id: str, limit: int) -> None:
+        """Raise CallLimitReached when the organisation has ``limit`` live calls.
+
+        The organisation's row lock (PostgreSQL; SQLite's write lock serialises
+        anyway) makes count-then-insert atomic across connections and machines.
+        """
+        await tx.execute(
+            f"SELECT id FROM organizations WHERE id = $1{self.row_lock}", organization_id
+        )
+        row = await tx.fetchrow(
+            f"SELECT COUNT(*) AS n FROM calls WHERE organization_id = $1 AND {LIVE_CLAUSE}",
+            organization_id,
+        )
+        if row is not None and int(row["n"]) >= limit:
+            raise CallLimitReached(f"the organisation already has {limit} live calls")
 
     async def get_call(self, call_id: str) -> Call | None:
         row = await self._fetchrow(

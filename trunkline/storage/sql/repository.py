@@ -11,13 +11,20 @@ from __future__ import annotations
 from trunkline.storage.repository import Repository
 from trunkline.storage.sql.calls import SqlCallStore
 from trunkline.storage.sql.identities import SqlIdentityStore
+from trunkline.storage.sql.nodes import SqlNodeStore
 from trunkline.storage.sql.numbers import SqlNumberStore
 from trunkline.storage.sql.texts import SqlTextStore
 from trunkline.storage.sql.webhooks import SqlWebhookStore
 
 
 class SqlRepository(
-    SqlIdentityStore, SqlNumberStore, SqlCallStore, SqlTextStore, SqlWebhookStore, Repository
+    SqlIdentityStore,
+    SqlNumberStore,
+    SqlCallStore,
+    SqlTextStore,
+    SqlWebhookStore,
+    SqlNodeStore,
+    Repository,
 ):
     """Shared SQL for both backends; subclasses provide connections, search and lifecycle."""
 

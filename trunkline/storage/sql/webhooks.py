@@ -150,21 +150,25 @@ class SqlWebhookStore(SqlStoreBase, WebhookStore):
         return True
 
     async def claim_due_deliveries(
-        self, now: datetime, limit: int, lease_seconds: float
+        self, now: datetime, limit: int, lease_seconds: float, *, lessee: str = ""
     ) -> list[DueDelivery]:
         now = as_utc(now)
         lease_end = now + timedelta(seconds=lease_seconds)
         async with self.transaction() as tx:
             rows = await tx.fetch(
-                "UPDATE webhook_deliveries SET leased_until = $2, updated_at = $1"
+                "UPDATE webhook_deliveries SET leased_until = $2, leased_by = $4, updated_at = $1"
                 " WHERE id IN (SELECT id FROM webhook_deliveries"
                 "  WHERE state = 'pending' AND next_attempt_at <= $1"
                 "  AND (leased_until IS NULL OR leased_until <= $1)"
+                # PostgreSQL: rows another claim holds are skipped, and a row another claim
+                # leased after this statement's snapshot is re-read when locked and no
+                # longer matches. SQLite: BEGIN IMMEDIATE runs one claim at a time.
                 f"  ORDER BY next_attempt_at LIMIT $3{self.skip_locked})"
                 " RETURNING id, event_id, subscription_id, attempts, next_attempt_at",
                 now,
                 lease_end,
                 limit,
+                lessee,
             )
             claimed: list[DueDelivery] = []
             for row in sorted(rows, key=lambda r: (r["next_attempt_at"], r["id"])):
@@ -185,6 +189,7 @@ class SqlWebhookStore(SqlStoreBase, WebhookStore):
                         attempts=int(row["attempts"]),
                         event=model_from_row(EventDraft, EVENT_COLUMNS, event),
                         subscription=subscription_from_row(subscription),
+                        leased_until=lease_end,
                     )
                 )
         return claimed
@@ -197,19 +202,24 @@ class SqlWebhookStore(SqlStoreBase, WebhookStore):
         state: DeliveryState,
         next_attempt_at: datetime | None,
         disable_subscription: str | None = None,
-    ) -> None:
+        lessee: str = "",
+    ) -> bool:
         now = utcnow()
         async with self.transaction() as tx:
             await self._insert(tx, "webhook_attempts", dataclasses.asdict(attempt))
-            await tx.execute(
+            ours = await tx.fetchrow(
                 "UPDATE webhook_deliveries SET state = $2, attempts = attempts + 1,"
                 " next_attempt_at = COALESCE($3, next_attempt_at), leased_until = NULL,"
-                " updated_at = $4 WHERE id = $1",
+                " leased_by = NULL, updated_at = $4"
+                " WHERE id = $1 AND state = 'pending' AND leased_by = $5 RETURNING id",
                 delivery_id,
                 state,
                 next_attempt_at,
                 now,
+                lessee,
             )
+            if ours is None:
+                return False  # the lease expired and another worker took the delivery over
             if disable_subscription is not None and attempt.subscription_id is not None:
                 await tx.execute(
                     "UPDATE webhook_subscriptions SET status = 'disabled', disabled_reason = $2,"
@@ -224,6 +234,16 @@ class SqlWebhookStore(SqlStoreBase, WebhookStore):
                     attempt.subscription_id,
                     now,
                 )
+        return True
+
+    async def release_leases(self, lessee: str) -> int:
+        rows = await self._fetch(
+            "UPDATE webhook_deliveries SET leased_until = NULL, leased_by = NULL, updated_at = $2"
+            " WHERE leased_by = $1 AND state = 'pending' RETURNING id",
+            lessee,
+            utcnow(),
+        )
+        return len(rows)
 
     async def list_attempts(
         self,

@@ -7,8 +7,9 @@ number lookups of ``NumberStore``, the outbox worker on ``WebhookStore``, …);
 
 from trunkline.storage.stores.calls import CallStore
 from trunkline.storage.stores.identities import IdentityStore
+from trunkline.storage.stores.nodes import NodeStore
 from trunkline.storage.stores.numbers import NumberStore
 from trunkline.storage.stores.texts import TextStore
 from trunkline.storage.stores.webhooks import WebhookStore
 
-__all__ = ["CallStore", "IdentityStore", "NumberStore", "TextStore", "WebhookStore"]
+__all__ = ["CallStore", "IdentityStore", "NodeStore", "NumberStore", "TextStore", "WebhookStore"]

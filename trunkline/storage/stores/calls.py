@@ -17,8 +17,16 @@ from trunkline.storage.models import (
 class CallStore(Protocol):
     """Calls (live and ended) and the transcript segments spoken in them."""
 
-    async def create_call(self, call: Call, events: Sequence[EventDraft] = ()) -> Call:
-        """Store a new call, with ``events``, in one transaction."""
+    async def create_call(
+        self, call: Call, events: Sequence[EventDraft] = (), *, max_live_per_org: int = 0
+    ) -> Call:
+        """Store a new call, with ``events``, in one transaction.
+
+        With ``max_live_per_org``, raises CallLimitReached (nothing written) when the
+        organisation already has that many live calls (initiated, ringing, answered),
+        whichever process or machine carries them: the count and the insert hold a
+        lock on the organisation, so concurrent admissions cannot exceed it.
+        """
         ...
 
     async def get_call(self, call_id: str) -> Call | None:

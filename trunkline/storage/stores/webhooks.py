@@ -57,12 +57,14 @@ class WebhookStore(Protocol):
         ...
 
     async def claim_due_deliveries(
-        self, now: datetime, limit: int, lease_seconds: float
+        self, now: datetime, limit: int, lease_seconds: float, *, lessee: str = ""
     ) -> list[DueDelivery]:
-        """Lease up to ``limit`` pending deliveries due by ``now``, oldest due first.
+        """Lease up to ``limit`` pending deliveries due by ``now`` to ``lessee``, oldest due first.
 
         A lease hides the delivery from other claims until it expires, so a
         worker that dies mid-delivery leaves it to be retried (at least once).
+        Claimers on several connections (or machines) never get the same row
+        (PostgreSQL skips rows another claim has locked; SQLite serialises).
         """
         ...
 
@@ -74,12 +76,21 @@ class WebhookStore(Protocol):
         state: DeliveryState,
         next_attempt_at: datetime | None,
         disable_subscription: str | None = None,
-    ) -> None:
+        lessee: str = "",
+    ) -> bool:
         """Log the attempt and set the delivery's next state in one transaction.
 
-        ``disable_subscription`` (a reason) disables the subscription too and
-        fails its other pending deliveries.
+        The state changes only while the delivery is still leased to ``lessee``:
+        after its lease expired and another worker claimed it, the attempt is
+        logged but nothing else changes, and the answer is False (the lease was
+        lost). ``disable_subscription`` (a reason) disables the subscription too
+        and fails its other pending deliveries.
         """
+        ...
+
+    async def release_leases(self, lessee: str) -> int:
+        """Hand back the pending deliveries leased to ``lessee`` (a worker that stops with
+        none in flight): due ones can be claimed at once. Returns how many."""
         ...
 
     async def list_attempts(
