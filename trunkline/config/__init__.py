@@ -14,6 +14,7 @@ from trunkline.config.groups import (
     SpeechSettings,
     StorageSettings,
     TranscriptionEngine,
+    VadEngine,
 )
 from trunkline.config.loading import (
     SETTING_NAMES,
@@ -42,6 +43,7 @@ __all__ = [
     "SpeechSettings",
     "StorageSettings",
     "TranscriptionEngine",
+    "VadEngine",
     "describe_settings",
     "load_settings",
     "setting_text",
