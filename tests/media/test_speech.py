@@ -43,6 +43,7 @@ def engines(*, transcriber: bool = True, synthesizer: bool = True) -> Any:
         synthesizer=FakeSynthesizer() if synthesizer else None,
         transcription=ManualPool(),
         synthesis=ManualPool(),
+        neural_vad=None,
     )
 
 

@@ -84,5 +84,6 @@ class MediaSessionFactory:
                 work,
                 barge_in=BargeIn(session.playout, output, session.send_control),
                 send_to_agent=session.send_control,
+                neural_vad=engines.neural_vad,
             )
         return SpeechParts(work, output, transcription)

@@ -6,9 +6,22 @@ only whole utterances leave the event loop, as jobs for the transcription
 workers. What comes back becomes transcript segments (stored, and announced
 as ``transcript.segment``) and, in speech-to-text mode, ``transcript`` frames
 to the agent: partials about once a second while the caller speaks (only
-when a worker is idle — they are a courtesy), then one final per turn. While
-the caller speaks in speech-to-text mode, ``BargeIn`` decides whether the
-agent is interrupted.
+when a worker is idle — they are a courtesy), then one final per turn.
+
+The caller's segmenter ends a turn with an adaptive hang-over
+(``speech.turns``) and reads the caller's partial transcript through
+``_Party.partial``: the latest decoded text, counted only while it covers the
+utterance up to its last voiced frame. In speech-to-text mode a pause of
+``SPECULATE_AFTER_MS`` sends the utterance so far for decoding when a worker
+is idle: its text tells the segmenter whether the sentence is complete, and
+when the turn ends on exactly that audio it is the final transcript — the
+decoding started while the hang-over ran.
+
+In speech-to-text mode an ``EchoGuard`` hears what was played to the caller
+and judges each voiced caller frame: only frames it does not explain as echo
+of the agent's own audio count as the caller's voice. ``BargeIn`` fires once
+``BARGE_IN_FRAMES`` of them are heard in a turn, and a caller utterance made
+(almost) only of echo is dropped, not transcribed.
 """
 
 from __future__ import annotations
@@ -20,26 +33,59 @@ from trunkline import metrics
 from trunkline.agent.inkbox_protocol import transcript_frame
 from trunkline.media.barge_in import BargeIn
 from trunkline.media.speech_work import JobPool, Party, SpeechWork
+from trunkline.speech.echo import EchoGuard
+from trunkline.speech.neural_vad import SileroModel, SileroStream
 from trunkline.speech.segmenter import SpeechSegmenter, SpeechStarted, Utterance
 from trunkline.speech.transcriber import Transcriber
+from trunkline.speech.turns import EndOfTurn
 from trunkline.speech.workers import BACKGROUND, URGENT
 
 log = logging.getLogger("trunkline.speech")
 
 PARTIAL_EVERY_FRAMES = 50  # a partial transcript about once a second of speech
+SPECULATE_AFTER_MS = 160  # a pause this long sends the utterance so far for decoding
+BARGE_IN_FRAMES = 8  # voiced caller frames not explained by echo that interrupt the agent
+ECHO_SHARE = 0.8  # an utterance with at least this share of its voice judged echo is dropped
 
 
 class _Party:
-    """One side of the call: its segmenter and where its current utterance began."""
+    """One side of the call: its segmenter, where its utterance began, what is known of it."""
 
-    __slots__ = ("name", "next_partial", "segmenter", "started_ms", "turn_id")
+    __slots__ = (
+        "echo_voice",
+        "final_from_decode",
+        "name",
+        "next_partial",
+        "own_voice",
+        "partial_covers",
+        "partial_text",
+        "segmenter",
+        "speculating",
+        "speculating_turn",
+        "started_ms",
+        "turn_id",
+    )
 
-    def __init__(self, name: Party) -> None:
+    def __init__(self, name: Party, segmenter: SpeechSegmenter | None = None) -> None:
         self.name = name
-        self.segmenter = SpeechSegmenter()
+        self.segmenter = segmenter or SpeechSegmenter()
         self.started_ms = 0
         self.turn_id = 0
         self.next_partial = PARTIAL_EVERY_FRAMES
+        self.own_voice = 0  # voiced frames of this turn not explained as echo
+        self.echo_voice = 0  # voiced frames of this turn explained as echo
+        self.partial_text: str | None = None
+        self.partial_covers = -1  # the utterance's voiced bytes the partial text was decoded from
+        self.speculating = -1  # voiced bytes being decoded ahead of the turn's end (-1: none)
+        self.speculating_turn = 0
+        # the turn ended on the audio being decoded ahead: its (turn id, start) await the text
+        self.final_from_decode: tuple[int, int] | None = None
+
+    def partial(self) -> str | None:
+        """The partial transcript, if it was decoded from the utterance as it stands."""
+        if self.partial_covers == self.segmenter.voiced_bytes:
+            return self.partial_text
+        return None
 
 
 class Transcription:
@@ -51,6 +97,7 @@ class Transcription:
         *,
         barge_in: BargeIn,
         send_to_agent: Callable[[str], None],
+        neural_vad: SileroModel | None = None,
     ) -> None:
         self._transcriber = transcriber
         self._workers = workers
@@ -59,10 +106,17 @@ class Transcription:
         self._send = send_to_agent
         self.stt_mode = False
         self._caller = _Party("remote")
+        self._caller.segmenter = SpeechSegmenter(
+            neural=SileroStream(neural_vad) if neural_vad is not None else None,
+            turns=EndOfTurn(),
+            partial=self._caller.partial,
+        )
         self._agent: _Party | None = _Party("local")
+        self._echo = EchoGuard()
         self._final_sent_turn = 0
         self._closed = False
         self.utterances_lost = 0
+        self.echo_utterances_dropped = 0
 
     @property
     def hears_agent(self) -> bool:
@@ -73,13 +127,21 @@ class Transcription:
         """The agent sends its own ``transcript`` frames (or speaks text): stop hearing it."""
         self._agent = None
 
+    @property
+    def echo(self) -> EchoGuard:
+        return self._echo
+
     # -- frames from the session -------------------------------------------------------
     def caller_frame(self, pcm: bytes) -> None:
         """One 20 ms frame of the caller, as PCM16."""
         party = self._caller
         self._feed(party, pcm)
         if self.stt_mode and party.segmenter.active:
-            self._caller_speaking(party)
+            self._caller_speaking(party, pcm)
+
+    def played_frame(self, pcm: bytes | None) -> None:
+        """What was played to the caller in this slot (the echo guard's reference)."""
+        self._echo.played(pcm)
 
     def agent_frame(self, pcm: bytes | None) -> None:
         """What was played to the caller in this slot, as PCM16 (None: nothing)."""
@@ -102,13 +164,45 @@ class Transcription:
             party.started_ms = max(0, self._work.now_ms() - frames * 20)
             party.turn_id += 1
             party.next_partial = PARTIAL_EVERY_FRAMES
+            party.own_voice = party.echo_voice = 0
+            party.partial_text, party.partial_covers = None, -1
+            return
+        if (
+            party.echo_voice
+            and party.own_voice < BARGE_IN_FRAMES
+            and (party.echo_voice >= ECHO_SHARE * (party.echo_voice + party.own_voice))
+        ):
+            self.echo_utterances_dropped += 1  # the agent's own words, heard back
+            metrics.ECHO_UTTERANCES_DROPPED.inc()
+            return
+        if party.speculating == len(event.pcm) and party.speculating_turn == party.turn_id:
+            party.final_from_decode = (party.turn_id, party.started_ms)  # already being decoded
+            return
+        if party.partial_covers == len(event.pcm) and party.partial_text is not None:
+            self._transcribed(party, party.partial_text, party.turn_id, party.started_ms,
+                              final=True)  # fmt: skip
             return
         self._transcribe(party, event, party.turn_id, final=True)
 
-    def _caller_speaking(self, party: _Party) -> None:
+    def _caller_speaking(self, party: _Party, pcm: bytes) -> None:
         segmenter = party.segmenter
-        if segmenter.confirmed:
+        if segmenter.frame_voiced:
+            if self._echo.is_echo(pcm):
+                party.echo_voice += 1
+                metrics.BARGE_IN_ECHO_FRAMES.inc()
+            else:
+                party.own_voice += 1
+        if party.own_voice >= BARGE_IN_FRAMES and segmenter.confirmed:
             self._barge_in.caller_turn(party.turn_id)
+        if (
+            segmenter.silence_ms == SPECULATE_AFTER_MS
+            and party.own_voice >= BARGE_IN_FRAMES
+            and party.speculating < 0
+            and self._workers.idle
+        ):
+            self._decode_ahead(party)
+        if party.own_voice < BARGE_IN_FRAMES:
+            return  # no partials of what may be echo
         if segmenter.utterance_frames >= party.next_partial:
             party.next_partial = segmenter.utterance_frames + PARTIAL_EVERY_FRAMES
             if self._workers.idle:
@@ -116,13 +210,47 @@ class Transcription:
                 self._transcribe(party, Utterance(0, len(audio) // 16, audio), party.turn_id,
                                  final=False)  # fmt: skip
 
+    def _decode_ahead(self, party: _Party) -> None:
+        """Decode the utterance as it stands: its partial text, and its final if it ends so."""
+        audio = party.segmenter.voiced_audio
+        covers = len(audio)
+        turn_id = party.turn_id
+        transcriber, work = self._transcriber, self._work
+
+        def done(text: object, error: BaseException | None, seconds: float) -> None:
+            party.speculating = -1
+            waiting, party.final_from_decode = party.final_from_decode, None
+            if error is not None:
+                metrics.SPEECH_FAILURES.labels("transcription").inc()
+                log.warning("transcription failed: %s", error, extra={"call_id": work.call_id})
+                if waiting is not None:  # the turn's final is decoded once more, as usual
+                    again = Utterance(0, len(audio) // 16, audio)
+                    self._transcribe(party, again, waiting[0], final=True, started_ms=waiting[1])
+            elif isinstance(text, str):
+                if waiting is not None:
+                    metrics.TRANSCRIPTION_RTF.observe(seconds / max(0.02, covers / 16000))
+                    self._transcribed(party, text, waiting[0], waiting[1], final=True)
+                elif party.turn_id == turn_id and party.segmenter.voiced_bytes == covers:
+                    party.partial_text, party.partial_covers = text.strip(), covers
+            work.job_done()
+
+        if self._workers.submit(URGENT, lambda: transcriber.transcribe(audio), done):
+            work.job_started()
+            party.speculating, party.speculating_turn = covers, turn_id
+
     # -- transcription ------------------------------------------------------------------
     def _transcribe(
-        self, party: _Party, utterance: Utterance, turn_id: int, *, final: bool
+        self,
+        party: _Party,
+        utterance: Utterance,
+        turn_id: int,
+        *,
+        final: bool,
+        started_ms: int | None = None,
     ) -> None:
         transcriber = self._transcriber
         work = self._work
-        started_ms = party.started_ms
+        started_ms = party.started_ms if started_ms is None else started_ms
         seconds_of_audio = max(0.02, len(utterance.pcm) / 16000)
 
         def done(text: object, error: BaseException | None, seconds: float) -> None:

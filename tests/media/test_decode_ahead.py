@@ -1,0 +1,60 @@
+"""A caller's pause starts the decoding of their turn: its text is the partial, then the final."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from tests.media.test_speech import SILENCE, engines, session_with_agent
+from tests.media.voice import voiced_ulaw_frames
+
+TEXT_TO_SPEECH_OFF = {"x-use-inkbox-text-to-speech": "no"}
+
+
+async def hang_up(session: Any, speech: Any) -> None:
+    drained = session.stop("done")
+    speech.transcription.run_all()
+    await asyncio.wait_for(cast(asyncio.Future[None], drained), 1)
+
+
+async def test_a_pause_decodes_the_turn_and_that_decoding_is_its_final() -> None:
+    # 0.6 s of speech: shorter than the once-a-second partials, so only the pause decodes
+    speech = engines()
+    session, link, _ = session_with_agent(speech, TEXT_TO_SPEECH_OFF)
+    for frame in voiced_ulaw_frames(0.6) + [SILENCE] * 8:  # 160 ms into the pause
+        session.caller_audio(frame)
+    assert len(speech.transcription.jobs) == 1  # decoding began while the hang-over runs
+    speech.transcription.run_next()
+    assert link.named("transcript") == []  # a partial for the hang-over, not yet the final
+    for _ in range(25):
+        session.caller_audio(SILENCE)
+    finals = link.named("transcript")
+    assert [(f["text"], f["is_final"], f["turn_id"]) for f in finals] == [("hello there", True, 1)]
+    assert speech.transcription.jobs == [] and len(speech.transcriber.heard) == 1  # decoded once
+    await hang_up(session, speech)
+
+
+async def test_a_turn_that_ends_while_it_is_decoded_takes_that_decoding() -> None:
+    speech = engines()
+    session, link, _ = session_with_agent(speech, TEXT_TO_SPEECH_OFF)
+    for frame in voiced_ulaw_frames(0.6) + [SILENCE] * 40:  # the turn ends; still decoding
+        session.caller_audio(frame)
+    assert len(speech.transcription.jobs) == 1 and link.named("transcript") == []
+    speech.transcription.run_next()
+    assert [f["is_final"] for f in link.named("transcript")] == [True]
+    assert len(speech.transcriber.heard) == 1
+    await hang_up(session, speech)
+
+
+async def test_speech_after_the_pause_makes_the_early_decoding_stale() -> None:
+    speech = engines()
+    session, link, _ = session_with_agent(speech, TEXT_TO_SPEECH_OFF)
+    voiced = voiced_ulaw_frames(0.6)
+    for frame in voiced + [SILENCE] * 9 + voiced + [SILENCE] * 40:
+        session.caller_audio(frame)
+    speech.transcription.run_all()  # the early decoding, then the whole turn's
+    finals = link.named("transcript")
+    assert [(f["is_final"], f["turn_id"]) for f in finals] == [(True, 1)]
+    heard = speech.transcriber.heard
+    assert len(heard) >= 2 and heard[-1] > heard[0]  # the final covers both stretches of speech
+    await hang_up(session, speech)
