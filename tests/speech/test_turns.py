@@ -48,3 +48,9 @@ def test_a_caller_who_pauses_long_gets_a_longer_plain_hang_over() -> None:
     for _ in range(16):  # the long pauses age out
         turns.pause_observed(100)
     assert turns.hangover_ms(None) == 400
+
+
+def test_the_default_plain_hang_over_outlasts_a_thoughtful_pause() -> None:
+    timing = EndOfTurn().timing
+    assert timing.min_ms < timing.plain_ms < timing.max_ms
+    assert timing.plain_ms >= 450  # a 350 ms pause plus the VAD's doubt at a word's end

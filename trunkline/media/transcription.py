@@ -203,7 +203,7 @@ class Transcription:
             self._decode_ahead(party)
         if party.own_voice < BARGE_IN_FRAMES:
             return  # no partials of what may be echo
-        if segmenter.utterance_frames >= party.next_partial:
+        if segmenter.utterance_frames >= party.next_partial and segmenter.frame_voiced:
             party.next_partial = segmenter.utterance_frames + PARTIAL_EVERY_FRAMES
             if self._workers.idle:
                 audio = segmenter.audio_so_far

@@ -9,7 +9,11 @@ an utterance is under way the neural VAD hears every frame, pauses included,
 so its state follows them; between utterances only frames above the gate.
 Its probability has two thresholds: ``START_PROBABILITY`` to count a frame
 as voice, the lower ``KEEP_PROBABILITY`` to keep an utterance going, so a
-hesitant syllable does not start the hang-over.
+hesitant syllable does not start the hang-over. In a pause, a frame above
+the gate whose probability is still lower but at least ``HOLD_PROBABILITY``
+— often the first frames of speech resuming, which the model needs a window
+or two to be sure of — neither ends the pause nor lengthens it, for at most
+``HOLD_FRAMES`` frames per pause.
 
 A talk spurt starts when ``start_frames`` of the last ``start_window`` frames
 are voiced and ends after a hang-over of unvoiced frames in a row: a fixed
@@ -37,6 +41,8 @@ FRAME_BYTES = 320  # 20 ms of PCM16 at 8 kHz
 SILENCE_RMS = 200  # about -44 dBFS: below this a frame is silence without asking the VAD
 START_PROBABILITY = 0.5  # neural VAD: a frame at or above this is voice
 KEEP_PROBABILITY = 0.35  # neural VAD: within an utterance, voice down to this
+HOLD_PROBABILITY = 0.15  # neural VAD: a loud frame down to this in a pause may be voice resuming
+HOLD_FRAMES = 5  # at most this many such frames per pause do not count towards the hang-over
 NEURAL_RESET_FRAMES = 10  # the neural VAD starts afresh after this long unheard
 SILENT_FRAME = bytes(FRAME_BYTES)
 
@@ -69,6 +75,8 @@ class SpeechSegmenter:
         "_buffer",
         "_end_frames",
         "_frame_index",
+        "_held",
+        "_uncertain",
         "_last_voiced",
         "_max_frames",
         "_min_voiced",
@@ -105,6 +113,8 @@ class SpeechSegmenter:
         self._vad = webrtcvad.Vad(aggressiveness)
         self._neural = neural
         self._neural_fed = -NEURAL_RESET_FRAMES  # index of the last frame the neural VAD heard
+        self._uncertain = False  # the last frame was loud, and voice by a low probability
+        self._held = 0  # uncertain frames in the current pause
         self._turns = turns
         self._partial = partial
         self._start_frames = start_frames
@@ -178,6 +188,9 @@ class SpeechSegmenter:
         probability = neural.feed(pcm if whole else SILENT_FRAME)
         if not loud:
             return False
+        if self.active and probability < KEEP_PROBABILITY:
+            self._uncertain = probability >= HOLD_PROBABILITY
+            return False
         return probability >= (KEEP_PROBABILITY if self.active else START_PROBABILITY)
 
     def _hangover_frames(self) -> int:
@@ -191,6 +204,7 @@ class SpeechSegmenter:
 
     def feed(self, pcm: bytes) -> SegmentEvent | None:
         """One 20 ms PCM16 frame (a short or empty frame counts as silence)."""
+        self._uncertain = False
         voiced = self.frame_voiced = self._voiced(pcm)
         index = self._frame_index
         self._frame_index += 1
@@ -204,7 +218,7 @@ class SpeechSegmenter:
             self._start_index = index + 1 - len(self._preroll)
             self._last_voiced = index
             self._voiced_count = sum(self._recent)
-            self._unvoiced_run = 0
+            self._unvoiced_run = self._held = 0
             self._recent.clear()
             self._preroll.clear()
             return SpeechStarted(self._start_index * FRAME_MS)
@@ -214,7 +228,9 @@ class SpeechSegmenter:
                 self._turns.pause_observed(self._unvoiced_run * FRAME_MS)
             self._voiced_count += 1
             self._last_voiced = index
-            self._unvoiced_run = 0
+            self._unvoiced_run = self._held = 0
+        elif self._uncertain and self._held < HOLD_FRAMES:
+            self._held += 1
         else:
             self._unvoiced_run += 1
             if self._unvoiced_run >= self._hangover_frames():

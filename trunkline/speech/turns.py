@@ -78,7 +78,7 @@ def text_ending(text: str | None) -> Ending:
 @dataclass(frozen=True, slots=True)
 class TurnTiming:
     min_ms: int = 200  # after a complete sentence
-    plain_ms: int = 400  # nothing known of the words
+    plain_ms: int = 450  # nothing known of the words
     max_ms: int = 800  # after a trailing word, and the ceiling of every hang-over
     pause_margin_ms: int = 100  # kept above the caller's longest recent mid-turn pause
 
