@@ -13,8 +13,9 @@ The caller's segmenter ends a turn with an adaptive hang-over
 ``_Party.partial``: the latest decoded text, counted only while it covers the
 utterance up to its last voiced frame. In speech-to-text mode a pause of
 ``SPECULATE_AFTER_MS`` sends the utterance so far for decoding when a worker
-is idle: its text tells the segmenter whether the sentence is complete, and
-when the turn ends on exactly that audio it is the final transcript — the
+is idle: its text is a partial transcript (sent to the agent like the
+others) that tells the segmenter whether the sentence is complete, and when
+the turn ends on exactly that audio it is the final transcript — the
 decoding started while the hang-over ran.
 
 In speech-to-text mode an ``EchoGuard`` hears what was played to the caller
@@ -230,8 +231,10 @@ class Transcription:
                 if waiting is not None:
                     metrics.TRANSCRIPTION_RTF.observe(seconds / max(0.02, covers / 16000))
                     self._transcribed(party, text, waiting[0], waiting[1], final=True)
-                elif party.turn_id == turn_id and party.segmenter.voiced_bytes == covers:
-                    party.partial_text, party.partial_covers = text.strip(), covers
+                else:  # a partial transcript, for the agent and the end-of-turn rule
+                    self._transcribed(party, text, turn_id, 0, final=False)
+                    if party.turn_id == turn_id and party.segmenter.voiced_bytes == covers:
+                        party.partial_text, party.partial_covers = text.strip(), covers
             work.job_done()
 
         if self._workers.submit(URGENT, lambda: transcriber.transcribe(audio), done):
