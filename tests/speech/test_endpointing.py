@@ -76,6 +76,12 @@ def test_a_pause_mid_sentence_does_not_split_the_turn() -> None:
     assert 350 < decided_ms - speech_end <= 600
 
 
+def test_a_pause_after_a_word_ending_softly_does_not_split_the_turn() -> None:
+    # The final "s" of "is" is under the energy gate: the pause the VAD hears is longer.
+    audio, _ = caller_audio("My account number is", 400, "four five two seven nine.")
+    assert len(turns_of(audio)) == 1
+
+
 def test_a_longer_pause_after_a_trailing_word_waits_for_the_rest() -> None:
     audio, _ = caller_audio("I'd like to order a", 650, "large pizza with mushrooms.")
     assert len(turns_of(audio)) == 2  # the plain hang-over alone splits it...

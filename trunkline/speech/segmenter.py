@@ -9,11 +9,12 @@ an utterance is under way the neural VAD hears every frame, pauses included,
 so its state follows them; between utterances only frames above the gate.
 Its probability has two thresholds: ``START_PROBABILITY`` to count a frame
 as voice, the lower ``KEEP_PROBABILITY`` to keep an utterance going, so a
-hesitant syllable does not start the hang-over. In a pause, a frame above
-the gate whose probability is still lower but at least ``HOLD_PROBABILITY``
-— often the first frames of speech resuming, which the model needs a window
-or two to be sure of — neither ends the pause nor lengthens it, for at most
-``HOLD_FRAMES`` frames per pause.
+hesitant syllable does not start the hang-over. With an end-of-turn
+policy, an unvoiced frame in a pause at ``FAINT_RMS`` or louder — a word's
+final fricative (often under the gate), or the first frames of speech
+resuming, which the neural model needs a window or two to be sure of —
+neither ends the pause nor lengthens it, for at most ``HOLD_FRAMES`` frames
+per pause.
 
 A talk spurt starts when ``start_frames`` of the last ``start_window`` frames
 are voiced and ends after a hang-over of unvoiced frames in a row: a fixed
@@ -41,8 +42,8 @@ FRAME_BYTES = 320  # 20 ms of PCM16 at 8 kHz
 SILENCE_RMS = 200  # about -44 dBFS: below this a frame is silence without asking the VAD
 START_PROBABILITY = 0.5  # neural VAD: a frame at or above this is voice
 KEEP_PROBABILITY = 0.35  # neural VAD: within an utterance, voice down to this
-HOLD_PROBABILITY = 0.15  # neural VAD: a loud frame down to this in a pause may be voice resuming
-HOLD_FRAMES = 5  # at most this many such frames per pause do not count towards the hang-over
+FAINT_RMS = 100  # about -50 dBFS: an unvoiced frame this loud in a pause may still be speech
+HOLD_FRAMES = 5  # such frames: at most this many per pause are not counted as silence
 NEURAL_RESET_FRAMES = 10  # the neural VAD starts afresh after this long unheard
 SILENT_FRAME = bytes(FRAME_BYTES)
 
@@ -113,7 +114,7 @@ class SpeechSegmenter:
         self._vad = webrtcvad.Vad(aggressiveness)
         self._neural = neural
         self._neural_fed = -NEURAL_RESET_FRAMES  # index of the last frame the neural VAD heard
-        self._uncertain = False  # the last frame was loud, and voice by a low probability
+        self._uncertain = False  # the last frame was loud, yet not voice to the neural VAD
         self._held = 0  # uncertain frames in the current pause
         self._turns = turns
         self._partial = partial
@@ -172,26 +173,29 @@ class SpeechSegmenter:
 
     def _voiced(self, pcm: bytes) -> bool:
         whole = len(pcm) == FRAME_BYTES
-        loud = whole and audioop.rms(pcm, 2) >= SILENCE_RMS
+        level = audioop.rms(pcm, 2) if whole else 0
+        loud = level >= SILENCE_RMS
+        if self.active and self._turns is not None and level >= FAINT_RMS:
+            self._uncertain = True  # until the VAD says voice: a fricative, a breath
         neural = self._neural
         if neural is None:
             if not loud:
                 return False
             self.vad_calls += 1
-            return bool(self._vad.is_speech(pcm, 8000))
-        if not (loud or self.active):
-            return False
-        if self._frame_index - self._neural_fed > NEURAL_RESET_FRAMES:
-            neural.reset()
-        self._neural_fed = self._frame_index
-        self.vad_calls += 1
-        probability = neural.feed(pcm if whole else SILENT_FRAME)
-        if not loud:
-            return False
-        if self.active and probability < KEEP_PROBABILITY:
-            self._uncertain = probability >= HOLD_PROBABILITY
-            return False
-        return probability >= (KEEP_PROBABILITY if self.active else START_PROBABILITY)
+            voiced = bool(self._vad.is_speech(pcm, 8000))
+        else:
+            if not (loud or self.active):
+                return False
+            if self._frame_index - self._neural_fed > NEURAL_RESET_FRAMES:
+                neural.reset()
+            self._neural_fed = self._frame_index
+            self.vad_calls += 1
+            probability = neural.feed(pcm if whole else SILENT_FRAME)
+            threshold = KEEP_PROBABILITY if self.active else START_PROBABILITY
+            voiced = loud and probability >= threshold
+        if voiced:
+            self._uncertain = False
+        return voiced
 
     def _hangover_frames(self) -> int:
         turns = self._turns
