@@ -13,7 +13,10 @@ call's segmenter in three configurations:
 - ``silero+decode``: as a speech-to-text call runs it — 160 ms into a pause
   the utterance so far goes to Whisper; its text reaches the end-of-turn rule
   when the decoding (timed on this machine) is done, and when the turn ends
-  on that audio it is the final transcript.
+  on that audio it is the final transcript;
+- ``silero+text``: the same with the text there at once, as from a decoder
+  that keeps up with the caller (incremental decoding): what the end-of-turn
+  rules give when decoding is not the bottleneck.
 
 **Decision latency** is the audio time from the end of speech to the frame at
 which the segmenter ends the turn. **End of speech → final transcript** adds
@@ -59,7 +62,7 @@ UNFINISHED = (
     ("So I think that", "the meeting should move to Friday."),
     ("Please send it to", "my office address instead."),
 )
-CONFIGS = ("webrtc-500", "silero", "silero+decode")
+CONFIGS = ("webrtc-500", "silero", "silero+decode", "silero+text")
 
 
 def trimmed(ulaw: bytes) -> bytes:
@@ -95,8 +98,9 @@ class Decoder:
 class DecodeAhead:
     """The partial as a call sees it: the pause's decoding, visible once it would be done."""
 
-    def __init__(self, decoder: Decoder) -> None:
+    def __init__(self, decoder: Decoder, *, instant: bool = False) -> None:
         self.decoder = decoder
+        self.instant = instant
         self.segmenter: SpeechSegmenter | None = None
         self.started: dict[int, tuple[int, str, float]] = {}  # voiced bytes: (at ms, text, ms)
 
@@ -106,7 +110,7 @@ class DecodeAhead:
         if segmenter.silence_ms == SPECULATE_AFTER_MS and not self._busy():
             audio = segmenter.voiced_audio
             text, took = self.decoder.decode(audio)
-            self.started[len(audio)] = (segmenter.position_ms, text, took)
+            self.started[len(audio)] = (segmenter.position_ms, text, 0.0 if self.instant else took)
 
     def _busy(self) -> bool:
         position = self.segmenter.position_ms if self.segmenter is not None else 0
@@ -124,7 +128,11 @@ def run_turns(
     ulaw_frames: list[bytes], config: str, model: SileroModel, decoder: Decoder
 ) -> list[tuple[int, Utterance, float]]:
     """(turn end in ms of audio, utterance, ms from turn end to its final) per turn."""
-    ahead = DecodeAhead(decoder) if config == "silero+decode" else None
+    ahead = (
+        DecodeAhead(decoder, instant=config == "silero+text")
+        if config.startswith("silero+")
+        else None
+    )
     if config == "webrtc-500":
         segmenter = SpeechSegmenter()
     else:
@@ -194,7 +202,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sentences = [speak(s) for s in CORPUS[: args.sentences]]
     decision: dict[str, list[float]] = {c: [] for c in CONFIGS}
     final: dict[str, list[float]] = {c: [] for c in CONFIGS}
-    print(f"ending {len(sentences)} turns three ways ...", flush=True)
+    print(f"ending {len(sentences)} turns {len(CONFIGS)} ways ...", flush=True)
     for ulaw in sentences:
         speech_end = 400 + len(ulaw) / 8
         for config in CONFIGS:
