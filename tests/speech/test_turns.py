@@ -18,6 +18,9 @@ from trunkline.speech.turns import Ending, EndOfTurn, TurnTiming, text_ending
         ("My number is five five five and", Ending.TRAILING),
         ("I want to go to.", Ending.TRAILING),
         ("Well, let me see,", Ending.TRAILING),
+        ("My order number is 45279.", Ending.COMPLETE),  # a number ends it, not "is"
+        ("So I think that.", Ending.TRAILING),
+        ("Is that it? I'll take that?", Ending.COMPLETE),
         ("Thank you", Ending.UNKNOWN),
         ("", Ending.UNKNOWN),
         (None, Ending.UNKNOWN),

@@ -44,11 +44,11 @@ OPEN_WORDS = _words(
     to of for with at in on from by about into onto between through as per via
     is are was were am be been being do does did have has had will would can could shall
     should may might must
-    i i'd i'm i'll i've we we're we'd you're you'd he she they they're let's like just also
+    i i'd i'm i'll i've we we're we'd you're you'd he she they they're let's like just also that
     """
 )
 
-_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")  # numbers are words: "is 45279." ends a sentence
 
 
 class Ending(Enum):
