@@ -88,6 +88,14 @@ TRANSCRIPTS = Counter(
     "Transcript segments produced, by party and source (engine or agent)",
     ["party", "source"],
 )
+ECHO_UTTERANCES_DROPPED = Counter(
+    "trunkline_speech_echo_utterances_dropped",
+    "Caller utterances not transcribed because they were echo of the agent's own audio",
+)
+BARGE_IN_ECHO_FRAMES = Counter(
+    "trunkline_barge_in_echo_frames",
+    "Voiced caller frames judged echo of the agent's audio (not counted towards barge-in)",
+)
 SPEECH_FAILURES = Counter(
     "trunkline_speech_failures",
     "Transcription or synthesis jobs that failed, by pool",

@@ -73,6 +73,7 @@ def engines(*, transcriber: bool = True, synthesizer: bool = True, batching: boo
         transcription=ManualPool(),
         synthesis=ManualPool(),
         partial_every_ms=400,
+        neural_vad=None,
     )
 
 
@@ -180,7 +181,7 @@ async def test_partials_come_at_a_steady_cadence_and_the_final_reuses_their_agre
     await asyncio.wait_for(cast(asyncio.Future[None], drained), 1)
 
 
-async def test_the_final_is_decoded_during_the_hang_over_and_sent_when_the_utterance_ends() -> None:
+async def test_the_batched_final_is_decoded_during_the_hang_over_with_the_agreed_prefix() -> None:
     speech = engines(batching=True)
     session, link, _ = session_with_agent(speech, {"x-use-inkbox-text-to-speech": "no"})
     pool, fake = speech.transcription, speech.transcriber
@@ -188,12 +189,13 @@ async def test_the_final_is_decoded_during_the_hang_over_and_sent_when_the_utter
         session.caller_audio(frame)
         pool.run_all()
     passes = len(fake.prefixes)
-    for frame in [SILENCE] * 6:  # 120 ms of silence: the early final pass is queued
+    for frame in [SILENCE] * 8:  # 160 ms of silence: the utterance so far is decoded ahead
         session.caller_audio(frame)
     assert len(pool.jobs) == 1
     pool.run_all()
     assert link.named("transcript")[-1]["is_final"] is False  # the hang-over is not over yet
-    for frame in [SILENCE] * 24:
+    assert fake.prefixes[-1] != ""  # with the words the partial passes agreed on
+    for frame in [SILENCE] * 22:
         session.caller_audio(frame)
     finals = [f for f in link.named("transcript") if f["is_final"]]
     assert len(finals) == 1 and finals[0]["text"] == "one two three four five"
@@ -202,13 +204,13 @@ async def test_the_final_is_decoded_during_the_hang_over_and_sent_when_the_utter
     await asyncio.wait_for(cast(asyncio.Future[None], drained), 1)
 
 
-async def test_an_early_final_is_dropped_when_the_caller_speaks_again() -> None:
+async def test_a_decoding_ahead_is_dropped_when_the_caller_speaks_again() -> None:
     speech = engines(batching=True)
     session, link, _ = session_with_agent(speech, {"x-use-inkbox-text-to-speech": "no"})
     pool = speech.transcription
     for frame in voiced_ulaw_frames(1.0) + [SILENCE] * 8:
         session.caller_audio(frame)
-        pool.run_all()  # the early final ran on the first second of speech
+        pool.run_all()  # the decoding ahead ran on the first second of speech
     for frame in voiced_ulaw_frames(1.0) + [SILENCE] * 30:
         session.caller_audio(frame)
     pool.run_all()

@@ -15,6 +15,7 @@ from trunkline.config.groups import (
     SrtpPolicy,
     StorageSettings,
     TranscriptionEngine,
+    VadEngine,
 )
 from trunkline.config.loading import (
     SETTING_NAMES,
@@ -44,6 +45,7 @@ __all__ = [
     "SrtpPolicy",
     "StorageSettings",
     "TranscriptionEngine",
+    "VadEngine",
     "describe_settings",
     "load_settings",
     "setting_text",

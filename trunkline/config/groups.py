@@ -43,6 +43,11 @@ class TranscriptionEngine(StrEnum):
     OFF = "off"
 
 
+class VadEngine(StrEnum):
+    SILERO = "silero"  # the neural Silero VAD shipped inside faster-whisper (onnxruntime)
+    WEBRTC = "webrtc"  # WebRTC's GMM VAD
+
+
 class SpeechEngine(StrEnum):
     PIPER = "piper"  # the embedded Piper voice
     ESPEAK = "espeak"  # espeak-ng
@@ -290,6 +295,12 @@ class SpeechSettings:
         "transcription",
         TranscriptionEngine.WHISPER,
         "speech to text: whisper (embedded tiny.en), http (OpenAI-compatible) or off",
+    )
+    vad: VadEngine = setting(
+        "vad",
+        VadEngine.SILERO,
+        "voice activity detection: silero (neural, model inside faster-whisper; webrtc "
+        "if it cannot load) or webrtc",
     )
     transcription_workers: int = setting(
         "transcription_workers",

@@ -89,5 +89,6 @@ class MediaSessionFactory:
                 barge_in=BargeIn(session.playout, output, session.send_control),
                 send_to_agent=session.send_control,
                 partial_every_ms=engines.partial_every_ms,
+                neural_vad=engines.neural_vad,
             )
         return SpeechParts(work, output, transcription)

@@ -185,6 +185,8 @@ class MediaSession:
             assert speech is not None
             if transcription.hears_agent and not speech.output.tts_mode:
                 slot.append(transcription.agent_frame)
+            if transcription.stt_mode:  # the echo guard hears what the caller was played
+                slot.append(transcription.played_frame)
         self._caller_taps, self._slot_taps = tuple(caller), tuple(slot)
 
     def media_times(self) -> dict[str, datetime]:

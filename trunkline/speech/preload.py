@@ -2,8 +2,9 @@
 
 ``SpeechPreload.start`` loads each configured engine on a daemon thread of its
 own, then runs it once on a short input (Whisper on half a second of silence,
-the voice on one word) so that the embedded models' first-use costs are paid before a
-caller waits on them. Each step is logged (``loading speech engine whisper``,
+the voice on one word; the transcription step loads the neural VAD too) so
+that the embedded models' first-use costs are paid before a caller waits on
+them. Each step is logged (``loading speech engine whisper``,
 ``speech engine whisper ready in 1.2 s``) and each engine's state —
 ``loading``, ``ready`` or ``failed`` — is readable at any time from any thread
 (``/readyz`` shows it). The engines are the process-wide ones of
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from enum import StrEnum
 
 from trunkline.config import Settings
-from trunkline.speech.engines import synthesizer_for, transcriber_for
+from trunkline.speech.engines import neural_vad_for, synthesizer_for, transcriber_for
 
 log = logging.getLogger("trunkline.speech")
 
@@ -59,6 +60,7 @@ class SpeechPreload:
                 transcriber.load()
                 if transcriber.name in WARMED_UP and _first_warm_up(transcriber):
                     transcriber.transcribe(WARM_UP_SILENCE)  # not a remote API: it would bill
+                neural_vad_for(settings)  # the calls' VAD; one that cannot load is logged
 
             self._steps[f"transcription:{transcriber.name}"] = load_transcriber
         synthesizer = synthesizer_for(settings)
