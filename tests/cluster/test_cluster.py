@@ -35,7 +35,6 @@ from tests.cluster.harness import (
 )
 from tests.gateway.conftest import NUMBER, EchoAgent
 from tests.gateway.test_recording_crash import seed_number_into
-from trunkline.config.loading import SETTING_NAMES
 from trunkline.crypto import hash_token, new_token
 from trunkline.gateway.sip.message import SipRequest
 from trunkline.storage.models import Call
@@ -321,11 +320,6 @@ async def test_calls_spread_over_nodes_echo_hang_up_across_nodes_and_survive_a_d
         await every_call_ended_once(cluster, webhooks, calls)
 
 
-def takeover_setting() -> str | None:
-    """The setting of the dead-node lease, once this tree has survivors take over calls."""
-    return "node_lease_seconds" if "node_lease_seconds" in SETTING_NAMES else None
-
-
 @pytest.mark.timeout(240)
 async def test_a_killed_node_leaves_the_set_and_its_calls_are_closed(
     tmp_path: Path,
@@ -334,8 +328,7 @@ async def test_a_killed_node_leaves_the_set_and_its_calls_are_closed(
     echo_agent: EchoAgent,
     webhooks: WebhookReceiver,
 ) -> None:
-    setting = takeover_setting()
-    lease = {setting: "3"} if setting else {}
+    lease = {"node_lease_seconds": "3"}  # a survivor takes the dead node's calls over soon
     async with running_cluster(
         tmp_path, kamailio, database_url, echo_agent, webhooks, nodes=2, settings=lease
     ) as cluster:
@@ -365,29 +358,23 @@ async def test_a_killed_node_leaves_the_set_and_its_calls_are_closed(
                 caller.hang_up.set()
         await asyncio.gather(*(caller.summary() for caller in live))
 
-        takeover = takeover_setting() is not None
-        if takeover:  # a survivor ends the dead node's calls once its lease has expired
+        # A survivor ends the dead node's calls once its lease has expired.
+        async def closed() -> bool:
+            ended = [await cluster.repository.get_call(record.id) for record in on_b]
+            return all(call is not None and call.ended_at is not None for call in ended)
 
-            async def closed() -> bool:
-                ended = [await cluster.repository.get_call(record.id) for record in on_b]
-                return all(call is not None and call.ended_at is not None for call in ended)
+        await wait_for("the survivor to close the dead node's calls", closed, 30)
+        taken_over = [await cluster.repository.get_call(record.id) for record in on_b]
+        assert {call.hangup_reason for call in taken_over if call is not None} == {"node_lost"}
+        await every_call_ended_once(cluster, webhooks, on_b)
 
-            await wait_for("the survivor to close the dead node's calls", closed, 30)
-            await every_call_ended_once(cluster, webhooks, on_b)
-
-        # The dead node comes back with its data directory: whatever it left live it ends
-        # now (its restart sweep), so no call record stays open and no call.ended is lost
-        # or sent twice.
+        # The dead node comes back with its data directory: nothing stays open and no
+        # call.ended is lost or sent twice by its restart sweep.
         node_b.start()
         await asyncio.to_thread(node_b.wait_ready)
         await every_call_ended_once(cluster, webhooks, await cluster.calls())
         calls = await cluster.calls()
         assert all(call.status == "completed" for call in calls), Counter(c.status for c in calls)
-        if not takeover:
-            pytest.xfail(
-                "pending integration: a surviving node closing a dead node's calls after its"
-                " lease (lane cluster-state); here the dead node's restart sweep closed them"
-            )
 
 
 @pytest.mark.timeout(180)
