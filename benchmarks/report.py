@@ -250,9 +250,9 @@ piper voice `en_US-joe-medium`; median of {result["runs_count"]} runs. Real spee
 LibriVox and CMU clips of Debian's `pocketsphinx-testdata`, through a 300–3400 Hz μ-law
 line, clean and with white noise; both texts normalised before comparing. Latencies are
 live: callers in real time, each talking half the time, every frame through its call's
-own transcription (detector, partial passes every {live["partial_ms"]} ms, early final,
+own transcription (detector, partial passes every {live["partial_ms"]} ms, decoding ahead,
 final) on one transcription worker batching up to {live["batch"]} utterances — the
-detector's 500 ms hang-over, queueing and decoding included. A ramp step is carried when
+detector's hang-over, queueing and decoding included. A ramp step is carried when
 its p95 stays within {number(live["max_p95_ms"], 0)} ms with no final refused.
 
 {table(["figure", "value", "target"], rows)}
