@@ -261,6 +261,48 @@ plain_string(Reader *r, Py_ssize_t *start, Py_ssize_t *len)
 }
 
 static int
+hex_digit(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Any valid string, escapes included (its value is not needed, only skipped). */
+static int
+skip_string(Reader *r)
+{
+    if (r->i >= r->n || r->p[r->i] != '"') {
+        return 0;
+    }
+    r->i++;
+    while (r->i < r->n) {
+        unsigned char c = r->p[r->i++];
+        if (c == '"') {
+            return 1;
+        }
+        if (c < 0x20) {
+            return 0;
+        }
+        if (c == '\\') {
+            if (r->i >= r->n) {
+                return 0;
+            }
+            c = r->p[r->i++];
+            if (c == 'u') {
+                if (r->n - r->i < 4 || !hex_digit(r->p[r->i]) || !hex_digit(r->p[r->i + 1]) ||
+                    !hex_digit(r->p[r->i + 2]) || !hex_digit(r->p[r->i + 3])) {
+                    return 0;
+                }
+                r->i += 4;
+            }
+            else if (!strchr("\"\\/bfnrt", c) || c == 0) {
+                return 0;
+            }
+        }
+    }
+    return 0;
+}
+
+static int
 digits(Reader *r)
 {
     Py_ssize_t s = r->i;
@@ -311,7 +353,7 @@ literal(Reader *r, const char *word)
     return 1;
 }
 
-/* A string, number, true, false or null (no objects or arrays). */
+/* A string, number, true, false or null (no objects or arrays), skipped. */
 static int
 simple_value(Reader *r)
 {
@@ -319,9 +361,8 @@ simple_value(Reader *r)
         return 0;
     }
     unsigned char c = r->p[r->i];
-    Py_ssize_t start, len;
     if (c == '"') {
-        return plain_string(r, &start, &len);
+        return skip_string(r);
     }
     if (c == '-' || (c >= '0' && c <= '9')) {
         return json_number(r);
