@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -12,8 +13,12 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import cast
 
 import pytest
+
+from trunkline.daemon import freeze_startup_objects
+from trunkline.runtime import Runtime
 
 
 def free_port() -> int:
@@ -80,6 +85,7 @@ def test_serve_answers_healthz_and_exits_zero_on_signal(
         assert time.monotonic() - started < 2.0
         log = process.stderr.read().decode()  # type: ignore[union-attr]
         assert "Traceback" not in log, log  # e.g. an exception inside a loop callback
+        assert "media speedups: " in log, log  # the start-up block says which media path runs
     finally:
         if process.poll() is None:
             process.kill()
@@ -166,3 +172,12 @@ async def test_async_tests_run_on_the_production_event_loop() -> None:
     import uvloop
 
     assert isinstance(asyncio.get_running_loop(), uvloop.Loop)
+
+
+def test_start_up_objects_are_frozen_out_of_the_collector() -> None:
+    before = gc.get_freeze_count()
+    try:
+        freeze_startup_objects(cast(Runtime, None), 0)
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
