@@ -5,6 +5,7 @@ the two to it); ``trunkline.speedups`` picks one. ``decode_media_payload`` is
 the one function whose results may differ, and only one way: the C version
 declines (returns None) frames whose shape it does not read itself, and the
 caller then runs its full parser, so what a caller ends up with is the same.
+Masking uses the function websockets masks its own frames with.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import base64
 import binascii
 import json
 import struct
+
+from websockets.frames import apply_mask  # websockets' own (its C speedup when built)
 
 RTP_HEADER_BYTES = 12
 _RTP_HEADER = struct.Struct("!BBHII")
@@ -113,8 +116,4 @@ def ws_client_frame(opcode: int, payload: Buffer, mask_key: Buffer) -> bytes:
         head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
     else:
         head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
-    if not size:
-        return head + bytes(mask_key)
-    repeated = bytes(mask_key) * (size // 4 + 1)
-    masked = int.from_bytes(payload, "little") ^ int.from_bytes(repeated[:size], "little")
-    return b"".join((head, mask_key, masked.to_bytes(size, "little")))
+    return b"".join((head, mask_key, apply_mask(payload, bytes(mask_key))))
