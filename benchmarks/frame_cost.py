@@ -214,6 +214,7 @@ def extract(revision: str, into: Path) -> Path:
     archive = subprocess.run(
         ["git", "archive", revision, "trunkline"], cwd=root, capture_output=True, check=True
     )
+    into.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
     return into
 
