@@ -102,6 +102,7 @@ def test_help_lists_every_environment_variable() -> None:
     )
     for name in SETTING_NAMES:
         assert f"{ENV_PREFIX}{name.upper()}" in result.stdout
+    assert "TRUNKLINE_NO_SPEEDUPS" in result.stdout  # environment only, not a setting
 
 
 def test_bad_setting_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
