@@ -7,6 +7,7 @@ extension unless ``TRUNKLINE_NO_SPEEDUPS=1``, which CI's second pass sets.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import importlib
 import json
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
@@ -30,6 +32,7 @@ from trunkline.agent.inkbox_protocol import (
     parse_agent_frame,
     parse_agent_frame_fully,
 )
+from trunkline.agent.link import connect_agent
 from trunkline.agent.twilio_protocol import (
     TwilioPersona,
     parse_twilio_agent_frame,
@@ -381,3 +384,37 @@ def test_mask_keys_come_from_a_pool_and_differ() -> None:
     drawn = [keys.next() for _ in range(3 * speedups.MASK_POOL_BYTES // 4)]  # three refills
     assert all(len(key) == 4 for key in drawn)
     assert len(set(drawn)) > len(drawn) * 0.99  # 32-bit random keys: repeats are rare
+
+
+# -- the agent link writes its own text frames ------------------------------------------------
+
+
+async def test_a_real_websockets_server_reads_every_frame_the_link_writes_in_order() -> None:
+    received: list[str] = []
+    done = asyncio.Event()
+
+    async def agent(connection: ServerConnection) -> None:
+        await connection.ping()  # answered by the protocol object, between the link's frames
+        async for message in connection:
+            received.append(str(message))
+            if len(received) == len(sent):
+                done.set()
+
+    sizes = [0, 1, 125, 126, 127, 4000, 65535, 65536, 200_000]
+    sent = [json.dumps({"n": n, "pad": "é" * (size // 2)}) for n, size in enumerate(sizes)]
+    async with serve(agent, "127.0.0.1", 0, max_size=2**20) as server:
+        port = server.sockets[0].getsockname()[1]
+        link = await connect_agent(
+            f"ws://127.0.0.1:{port}/", {}, lambda text: None, lambda code, reason: None,
+            allow_private=True,
+        )  # fmt: skip
+        try:
+            for n, text in enumerate(sent):
+                assert link.send_text(text.encode() if n % 2 else text)
+                await asyncio.sleep(0)
+            await asyncio.wait_for(done.wait(), 10)
+        finally:
+            link.close()
+            link.abort()
+    assert received == sent
+    assert link.frames_out == len(sent)
