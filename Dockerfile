@@ -1,9 +1,14 @@
 # trunkline: build a wheel in one stage, run it as a non-root user in the next.
 FROM python:3.12-slim AS build
+# A compiler for the media path's C extension (the wheel carries it compiled; without one
+# the build still succeeds and trunkline runs the pure-Python media path).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 # Optional extras, e.g. --build-arg EXTRAS=[s3] for recordings in S3 (docker-compose.cluster.yml).
 ARG EXTRAS=""
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY trunkline ./trunkline
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ".${EXTRAS}"
 

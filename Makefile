@@ -4,17 +4,26 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 AGENT_PORT ?= 9000
 
-.PHONY: serve serve-dev demo test lint
+.PHONY: serve serve-dev demo test test-fallback lint
+
+# The tests that run every function of trunkline/speedups.py, run again on the pure-Python
+# twin of the C extension (TRUNKLINE_NO_SPEEDUPS=1): `make test` runs both.
+FALLBACK_TESTS := tests/test_speedups.py tests/rtp tests/media tests/codecs \
+	tests/gateway/test_agent_protocols.py tests/gateway/test_agent_personas.py \
+	tests/gateway/test_media_stream_docs.py tests/gateway/test_slow_agent.py \
+	tests/gateway/test_inbound_calls.py tests/gateway/test_agent_abuse.py \
+	tests/gateway/test_carrier_streams.py
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+# The editable install compiles the optional C extension (setup.py) into trunkline/.
+$(VENV)/.runtime: pyproject.toml setup.py trunkline/_speedups.c | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
-$(VENV)/.test: pyproject.toml | $(BIN)/python
+$(VENV)/.test: pyproject.toml setup.py trunkline/_speedups.c | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@ $(VENV)/.runtime
 
@@ -39,3 +48,7 @@ lint: $(VENV)/.test
 
 test: lint
 	$(BIN)/pytest -q
+	$(MAKE) test-fallback
+
+test-fallback: $(VENV)/.test
+	TRUNKLINE_NO_SPEEDUPS=1 $(BIN)/pytest -q $(FALLBACK_TESTS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -12,8 +13,12 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import cast
 
 import pytest
+
+from trunkline.daemon import freeze_startup_objects
+from trunkline.runtime import Runtime
 
 
 def free_port() -> int:
@@ -81,6 +86,7 @@ def test_serve_answers_healthz_and_exits_zero_on_signal(
         assert time.monotonic() - started < 2.0
         log = process.stderr.read().decode()  # type: ignore[union-attr]
         assert "Traceback" not in log, log  # e.g. an exception inside a loop callback
+        assert "media speedups: " in log, log  # the start-up block says which media path runs
     finally:
         if process.poll() is None:
             process.kill()
@@ -97,6 +103,7 @@ def test_help_lists_every_environment_variable() -> None:
     )
     for name in (*SETTING_NAMES, "config"):
         assert f"{ENV_PREFIX}{name.upper()}" in result.stdout
+    assert "TRUNKLINE_NO_SPEEDUPS" in result.stdout  # environment only, not a setting
 
 
 def test_bad_setting_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
@@ -180,3 +187,12 @@ async def test_second_signal_hurries_the_drain_and_a_third_exits_at_once() -> No
     assert shutdown.hurried.is_set() and exits == []
     shutdown.trigger(signal.SIGTERM)
     assert exits == [FORCED_EXIT_CODE]
+
+
+def test_start_up_objects_are_frozen_out_of_the_collector() -> None:
+    before = gc.get_freeze_count()
+    try:
+        freeze_startup_objects(cast(Runtime, None), 0)
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()

@@ -32,11 +32,13 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from trunkline import metrics
+from trunkline.speedups import MaskKeys, ws_client_frame
 from trunkline.webhooks.ssrf import Lookup, resolve_target, system_lookup
 
 log = logging.getLogger("trunkline.agent")
 DEFAULT_MAX_BUFFER_BYTES = 512 * 1024  # about 20 s of base64 μ-law in JSON
 MAX_MESSAGE_BYTES = 1_048_576
+OP_TEXT = int(Opcode.TEXT)
 
 
 class AgentConnectError(Exception):
@@ -74,6 +76,7 @@ class AgentLink(asyncio.Protocol):
         self.dropped_frames = 0
         self.overflowed = False
         self.peak_buffered_bytes = 0  # the most ever left unsent after a write
+        self._masks = MaskKeys()
 
     # -- asyncio.Protocol ---------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -146,11 +149,16 @@ class AgentLink(asyncio.Protocol):
         """Unsent data is within the cap: one more frame may be written."""
         return self.buffered_bytes <= self._max_buffer
 
-    def send_text(self, text: str, *, droppable: bool = False) -> bool:
-        """Queue one text frame within the cap; False when it was not sent.
+    def send_text(self, text: str | bytes, *, droppable: bool = False) -> bool:
+        """Queue one text frame (``str``, or its UTF-8 ``bytes``) within the cap; False when
+        it was not sent.
 
         Past the cap media (``droppable``) is dropped and counted; any other
-        frame overflows the link.
+        frame overflows the link. The frame is built here (``speedups.ws_client_frame``,
+        a pooled mask key) rather than by the protocol object, which owns the
+        handshake, control frames, receiving and closing: it is only ever OPEN
+        here, with no fragmented message or extension in play, and anything it
+        queued is written first.
         """
         if not self.open or self.overflowed:
             return False
@@ -160,9 +168,21 @@ class AgentLink(asyncio.Protocol):
             else:
                 self._overflow()
             return False
-        self._protocol.send_text(text.encode())
+        data = text.encode() if isinstance(text, str) else text
+        protocol = self._protocol
+        if protocol.expect_continuation_frame or protocol.extensions:
+            protocol.send_text(data)  # not a state this link gets into; framed by the book
+            self._flush()
+        else:
+            if protocol.writes:
+                self._flush()  # what the protocol queued goes first, in order
+            assert self._transport is not None  # ``open`` says so
+            self._transport.write(ws_client_frame(OP_TEXT, data, self._masks.next()))
         self.frames_out += 1
-        self._flush()
+        if self._transport is not None:
+            buffered = self._transport.get_write_buffer_size()
+            if buffered > self.peak_buffered_bytes:
+                self.peak_buffered_bytes = buffered
         return True
 
     def _overflow(self) -> None:

@@ -26,7 +26,9 @@ class AgentPersona(Protocol):
         """The frames that open the stream (``start``, and ``connected`` for Twilio)."""
         ...
 
-    def media(self, payload: bytes | memoryview, duration_ms: int = 20) -> str: ...
+    def media(self, payload: bytes | memoryview, duration_ms: int = 20) -> bytes:
+        """A ``media`` frame: JSON text, already UTF-8 (it goes to the socket as it is)."""
+        ...
 
     def dtmf(self, digit: str) -> str: ...
 
@@ -51,7 +53,7 @@ class InkboxPersona:
     def opening(self, agent_format: AgentAudioFormat, custom: dict[str, str]) -> list[str]:
         return [start_frame(self.stream_id, self.call_id, agent_format.inkbox_media_format())]
 
-    def media(self, payload: bytes | memoryview, duration_ms: int = 20) -> str:
+    def media(self, payload: bytes | memoryview, duration_ms: int = 20) -> bytes:
         return self._encoder.encode(payload, duration_ms)
 
     def dtmf(self, digit: str) -> str:

@@ -24,15 +24,18 @@ from typing import Any
 from trunkline.agent.formats import AgentAudioFormat
 from trunkline.agent.inkbox_protocol import (
     MAX_MEDIA_BYTES,
+    MEDIA_FRAME_TAIL,
     AgentClear,
     AgentMark,
     AgentMedia,
     AgentMessage,
     AgentProtocolError,
     AgentStop,
+    fast_media_payload,
     flat_media_error,
     load_frame,
 )
+from trunkline.speedups import encode_media_frame
 
 
 def twilio_sid(prefix: str, source: str) -> str:
@@ -83,7 +86,9 @@ class TwilioPersona:
         self._sequence = 0
         self._chunk = 0
         self._timestamp_ms = 0
-        self._media_prefix = '{"event":"media","streamSid":' + json.dumps(self.stream_sid)
+        self._media_prefix = (
+            '{"event":"media","streamSid":' + json.dumps(self.stream_sid)
+        ).encode()
 
     def _next(self) -> str:
         self._sequence += 1
@@ -111,15 +116,16 @@ class TwilioPersona:
         )
         return [connected, start]
 
-    def media(self, payload: bytes | memoryview, duration_ms: int = 20) -> str:
+    def media(self, payload: bytes | memoryview, duration_ms: int = 20) -> bytes:
+        """A ``media`` frame as UTF-8 bytes (the payload's base64 written into the template)."""
         self._chunk += 1
-        frame = (
-            f'{self._media_prefix},"sequenceNumber":"{self._next()}","media":{{"track":"inbound",'
-            f'"chunk":"{self._chunk}","timestamp":"{self._timestamp_ms}",'
-            f'"payload":"{base64.b64encode(payload).decode("ascii")}"}}}}'
+        self._sequence += 1
+        head = (
+            b'%s,"sequenceNumber":"%d","media":{"track":"inbound","chunk":"%d","timestamp":"%d",'
+            b'"payload":"' % (self._media_prefix, self._sequence, self._chunk, self._timestamp_ms)
         )
         self._timestamp_ms += duration_ms
-        return frame
+        return encode_media_frame(head, payload, MEDIA_FRAME_TAIL)
 
     def dtmf(self, digit: str) -> str:
         return self._message("dtmf", dtmf={"track": "inbound_track", "digit": digit})
@@ -137,6 +143,14 @@ class TwilioPersona:
 
 
 def parse_twilio_agent_frame(text: str) -> AgentMessage:
+    audio = fast_media_payload(text)
+    if audio is not None:
+        return AgentMedia(audio)
+    return parse_twilio_agent_frame_fully(text)
+
+
+def parse_twilio_agent_frame_fully(text: str) -> AgentMessage:
+    """``parse_twilio_agent_frame`` without its fast path for media frames."""
     frame = load_frame(text)
     event = frame.get("event")
     if event == "media":

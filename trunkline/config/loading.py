@@ -71,6 +71,10 @@ def describe_settings() -> str:
         shown = str(default) if isinstance(default, bool) else setting_text(default) or "unset"
         shown = item.metadata.get("shown", shown)
         lines.append(f"  {ENV_PREFIX}{name.upper():<26} {item.metadata['help']} [{shown}]")
+    lines.append(  # read at import by trunkline.speedups, before settings: environment only
+        f"  {ENV_PREFIX}{'NO_SPEEDUPS':<26} 1: the media path in pure Python even where its C "
+        "extension is built (environment only) [unset]"
+    )
     return "\n".join(lines)
 
 

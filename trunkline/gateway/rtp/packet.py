@@ -1,12 +1,15 @@
-"""RTP packets (RFC 3550 §5.1): parse without copying the payload, build into a reused buffer."""
+"""RTP packets (RFC 3550 §5.1): parse without copying the payload, build into a reused buffer.
+
+The byte work is ``trunkline.speedups`` (C, or its pure-Python twin).
+"""
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
+from trunkline.speedups import build_rtp_into, parse_rtp
+
 HEADER_BYTES = 12
-_HEADER = struct.Struct("!BBHII")
 
 
 class RtpParseError(ValueError):
@@ -24,29 +27,10 @@ class RtpPacket:
 
 
 def parse_packet(data: bytes | memoryview) -> RtpPacket:
-    view = memoryview(data)
-    if len(view) < HEADER_BYTES:
-        raise RtpParseError("shorter than an RTP header")
-    first, second, sequence, timestamp, ssrc = _HEADER.unpack_from(view)
-    if first >> 6 != 2:
-        raise RtpParseError("not RTP version 2")
-    offset = HEADER_BYTES + 4 * (first & 0x0F)
-    end = len(view)
-    if first & 0x10:  # header extension
-        if end < offset + 4:
-            raise RtpParseError("truncated header extension")
-        words = int.from_bytes(view[offset + 2 : offset + 4], "big")
-        offset += 4 + 4 * words
-    if first & 0x20:  # padding
-        padding = view[end - 1]
-        if padding == 0 or end - padding < offset:
-            raise RtpParseError("bad padding length")
-        end -= padding
-    if offset > end:
-        raise RtpParseError("header longer than the packet")
-    return RtpPacket(
-        second & 0x7F, bool(second & 0x80), sequence, timestamp, ssrc, view[offset:end]
-    )
+    try:
+        return RtpPacket(*parse_rtp(data))
+    except ValueError as exc:
+        raise RtpParseError(*exc.args) from None
 
 
 def build_into(
@@ -63,16 +47,7 @@ def build_into(
     size = HEADER_BYTES + len(payload)
     if len(buffer) < size:
         buffer.extend(bytes(size - len(buffer)))
-    _HEADER.pack_into(
-        buffer,
-        0,
-        0x80,
-        (0x80 if marker else 0) | (payload_type & 0x7F),
-        sequence & 0xFFFF,
-        timestamp & 0xFFFFFFFF,
-        ssrc & 0xFFFFFFFF,
-    )
-    buffer[HEADER_BYTES:size] = payload
+    build_rtp_into(buffer, payload, payload_type, sequence, timestamp, ssrc, marker)
     return memoryview(buffer)[:size]
 
 

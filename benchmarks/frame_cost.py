@@ -1,0 +1,285 @@
+"""CPU instructions per 20 ms frame pair on the media path, counted by callgrind.
+
+    python -m benchmarks.frame_cost [--frames 2000] [--profiles mulaw,recording] [--baseline REF]
+
+Timings on a shared machine wander with its load; instruction counts do not.
+This runs one call's real media objects — ``RtpEndpoint`` → ``RtpSession`` →
+``MediaSession`` → Inkbox persona → ``AgentLink`` (websockets' protocol owns
+the handshake), and back: the agent's ``media`` frame → ``AgentLink`` →
+persona → ``Playout`` → the 20 ms tick → ``RtpLeg`` → ``RtpEndpoint`` — on
+fake transports (no sockets, no event-loop turns), under
+``valgrind --tool=callgrind``. One *frame pair* is one caller RTP packet in
+and its media frame out to the agent, plus one agent media frame in and its
+RTP packet out to the caller. The count per pair is the difference between
+a run of ``--frames`` pairs and a run of a tenth as many, divided by the
+difference in pairs, so start-up and imports cancel out (the code is
+byte-compiled before either run, and ``PYTHONHASHSEED`` fixed); the inputs are
+built before either count starts, the same size in both runs.
+
+Each profile is measured with the C extension, with its pure-Python twin
+(``TRUNKLINE_NO_SPEEDUPS=1``), and, with ``--baseline REF``, as committed at
+REF (extracted with ``git archive``). Results go to
+``benchmarks/results/frame_cost.json``; code that differs from its commit is
+not measured unless ``--allow-uncommitted`` is given.
+
+``python benchmarks/frame_cost.py --workload --frames N`` runs the workload
+alone (what callgrind runs), against whichever ``trunkline`` is on the path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+PROFILES = ("mulaw", "recording")
+CALLER = ("127.0.0.1", 40000)
+AGENT_AUDIO = bytes(range(0x30, 0x30 + 160))
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+# -- the workload (run under callgrind, importing whichever trunkline is on the path) --------
+
+
+class NullTransport:
+    """A connected stream or datagram transport that takes every write and keeps nothing."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []  # kept only until the agent handshake is answered
+        self.keep = True
+        self.bytes_out = 0
+
+    def write(self, data: bytes) -> None:
+        self.bytes_out += len(data)
+        if self.keep:
+            self.written.append(bytes(data))
+
+    def sendto(self, data: bytes, addr: Any = None) -> None:
+        self.bytes_out += len(data)
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 40002) if name == "sockname" else default
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def is_closing(self) -> bool:
+        return False
+
+    def pause_reading(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def abort(self) -> None:
+        return None
+
+
+class QuietEvents:
+    """A call that never ends during the workload."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+def server_text_frame(text: str) -> bytes:
+    """An unmasked text frame, as an agent (a WebSocket server) sends it."""
+    data = text.encode()
+    size = len(data)
+    if size < 126:
+        return bytes((0x81, size)) + data
+    return struct.pack("!BBH", 0x81, 126, size) + data
+
+
+def handshake_answer(request: bytes) -> bytes:
+    key = re.search(rb"Sec-WebSocket-Key: (\S+)", request)
+    assert key is not None, request
+    accept = base64.b64encode(hashlib.sha1(key.group(1) + WS_GUID.encode()).digest()).decode()
+    return (
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    ).encode()
+
+
+def rtp_datagrams(count: int) -> list[bytes]:
+    pattern = bytes(range(128)) * 3
+    return [
+        struct.pack("!BBHII", 0x80, 0, n & 0xFFFF, (n * 160) & 0xFFFFFFFF, 0x1234)
+        + pattern[n % 128 : n % 128 + 160]
+        for n in range(count)
+    ]
+
+
+async def workload(frames: int, prepared: int, profile: str) -> dict[str, int]:
+    from trunkline.agent.link import AgentLink
+    from trunkline.gateway.rtp.leg import RtpLeg
+    from trunkline.gateway.rtp.transport import RtpEndpoint
+    from trunkline.media.clock import MediaClock
+    from trunkline.media.factory import MediaSessionFactory
+    from trunkline.media.plan import MediaPlan
+    from trunkline.media.recording import RecordingWriter
+
+    with tempfile.TemporaryDirectory() as recordings:
+        writer = RecordingWriter(Path(recordings)) if profile == "recording" else None
+        factory = MediaSessionFactory(MediaClock(asyncio.get_running_loop()), recordings=writer)
+        plan = MediaPlan("frame-cost", caller_alaw=False, record=profile == "recording")
+        session = factory.create(plan, QuietEvents())  # type: ignore[arg-type]
+        link = AgentLink("ws://127.0.0.1:1/agent", {}, session.agent_text, lambda c, r: None)
+        agent_socket = NullTransport()
+        link.connection_made(agent_socket)  # type: ignore[arg-type]
+        link.data_received(handshake_answer(b"".join(agent_socket.written)))
+        await link.wait_open()
+        agent_socket.keep = False
+        endpoint = RtpEndpoint()
+        endpoint.connection_made(NullTransport())  # type: ignore[arg-type]
+        leg = RtpLeg(endpoint, session, payload_type=0, event_payload_type=101, remote=CALLER)
+        session.caller = leg
+        session.attach_agent(link)
+        session.start()
+        datagrams = rtp_datagrams(prepared)  # the same inputs whatever ``frames`` is
+        agent_frame = server_text_frame(
+            json.dumps(
+                {"event": "media", "media": {"payload": base64.b64encode(AGENT_AUDIO).decode()}}
+            )
+        )
+        receive, data_received, tick = endpoint.datagram_received, link.data_received, session._tick
+        for n in range(frames):
+            receive(datagrams[n], CALLER)  # caller → agent
+            data_received(agent_frame)  # agent → playout
+            tick()  # playout → caller (the clock's 20 ms tick, called directly)
+        counters = {
+            "frames_to_agent": session.frames_to_agent,
+            "frames_to_caller": session.frames_to_caller,
+            "agent_frames_rejected": session.agent_frames_rejected,
+        }
+        session.stop("done")
+        return counters
+
+
+def run_workload(frames: int, prepared: int, profile: str) -> None:
+    counters = asyncio.run(workload(frames, prepared, profile))
+    if counters["frames_to_agent"] != frames or counters["frames_to_caller"] != frames:
+        sys.exit(f"the workload lost frames: {counters} for {frames} pairs")
+    if counters["agent_frames_rejected"]:
+        sys.exit(f"agent frames were rejected: {counters}")
+    print(json.dumps(counters))
+
+
+# -- the driver ---------------------------------------------------------------------------
+
+
+def instructions(
+    frames: int, prepared: int, profile: str, tree: Path, env: dict[str, str], work: Path
+) -> int:
+    """Instructions callgrind counts for one workload process of ``frames`` pairs."""
+    out = work / f"callgrind.{profile}.{frames}.{os.getpid()}.out"
+    command = [
+        "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+        sys.executable, str(Path(__file__).resolve()), "--workload",
+        "--frames", str(frames), "--prepared", str(prepared), "--profile", profile,
+    ]  # fmt: skip
+    child_env = {**env, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, env=child_env, capture_output=True, text=True, cwd=work)
+    if done.returncode != 0:
+        sys.exit(f"workload failed ({' '.join(command)}):\n{done.stdout}\n{done.stderr[-3000:]}")
+    collected = re.search(r"Collected : (\d+)", done.stderr)
+    if collected is None:
+        sys.exit(f"no instruction count in callgrind's output:\n{done.stderr[-2000:]}")
+    out.unlink(missing_ok=True)
+    return int(collected.group(1))
+
+
+def per_pair(profile: str, frames: int, tree: Path, env: dict[str, str], work: Path) -> float:
+    few = max(1, frames // 10)
+    many = instructions(frames, frames, profile, tree, env, work)
+    base = instructions(few, frames, profile, tree, env, work)
+    return (many - base) / (frames - few)
+
+
+def extract(revision: str, into: Path) -> Path:
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(
+        ["git", "archive", revision, "trunkline"], cwd=root, capture_output=True, check=True
+    )
+    into.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
+
+
+def compile_tree(tree: Path) -> None:
+    """Byte-compile ``tree`` first: otherwise the first run alone pays for compiling it."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "trunkline")], check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=2000)
+    parser.add_argument("--profiles", default=",".join(PROFILES))
+    parser.add_argument("--baseline", help="also count trunkline as committed at this git ref")
+    parser.add_argument("--allow-uncommitted", action="store_true")
+    parser.add_argument("--workload", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--prepared", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--profile", default="mulaw", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.workload:
+        run_workload(args.frames, max(args.prepared, args.frames), args.profile)
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks._report import print_table, require_committed, write_results
+
+    require_committed(args.allow_uncommitted)
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k != "TRUNKLINE_NO_SPEEDUPS"}
+    kinds: list[tuple[str, Path, dict[str, str]]] = [
+        ("C extension", root, env),
+        ("pure Python", root, {**env, "TRUNKLINE_NO_SPEEDUPS": "1"}),
+    ]
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        if args.baseline:
+            tree = extract(args.baseline, work / "baseline")
+            kinds.append((f"baseline {args.baseline}", tree, env))
+        for _, tree, _ in kinds:
+            compile_tree(tree)
+        rows, results = [], []
+        for profile in args.profiles.split(","):
+            figures = {
+                kind: per_pair(profile, args.frames, tree, kenv, work) for kind, tree, kenv in kinds
+            }
+            fallback = figures["pure Python"]
+            for kind, value in figures.items():
+                rows.append([profile, kind, round(value), value / figures["C extension"]])
+            results.append(
+                {
+                    "profile": profile,
+                    "instructions_per_frame_pair": figures,
+                    "c_saves_over_pure_python": 1 - figures["C extension"] / fallback,
+                }
+            )
+    print_table(["profile", "media path", "instructions / frame pair", "× C"], rows)
+    write_results(
+        "frame_cost",
+        {
+            "frames": args.frames,
+            "method": "callgrind Ir, (count at --frames − count at --frames/10) ÷ pair difference",
+            "profiles": results,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,654 @@
+/* trunkline._speedups: the per-frame media work in C (optional; see trunkline/speedups.py).
+ *
+ * Every function here has a pure-Python twin in trunkline/_speedups_py.py with the same
+ * arguments, results and errors; tests/test_speedups.py holds them to it. Nothing here
+ * keeps state between calls.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define RTP_HEADER_BYTES 12
+
+static const char B64_ALPHABET[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static int8_t b64_value[256]; /* -1: not in the alphabet */
+
+static void
+b64_init(void)
+{
+    memset(b64_value, -1, sizeof(b64_value));
+    for (int i = 0; i < 64; i++) {
+        b64_value[(unsigned char)B64_ALPHABET[i]] = (int8_t)i;
+    }
+}
+
+static Py_ssize_t
+b64_encoded_size(Py_ssize_t n)
+{
+    return (n + 2) / 3 * 4;
+}
+
+static void
+b64_encode(const unsigned char *src, Py_ssize_t n, char *out)
+{
+    Py_ssize_t i = 0;
+    for (; i + 2 < n; i += 3) {
+        uint32_t v = ((uint32_t)src[i] << 16) | ((uint32_t)src[i + 1] << 8) | src[i + 2];
+        out[0] = B64_ALPHABET[(v >> 18) & 63];
+        out[1] = B64_ALPHABET[(v >> 12) & 63];
+        out[2] = B64_ALPHABET[(v >> 6) & 63];
+        out[3] = B64_ALPHABET[v & 63];
+        out += 4;
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)src[i] << 16;
+        out[0] = B64_ALPHABET[(v >> 18) & 63];
+        out[1] = B64_ALPHABET[(v >> 12) & 63];
+        out[2] = '=';
+        out[3] = '=';
+    }
+    else if (n - i == 2) {
+        uint32_t v = ((uint32_t)src[i] << 16) | ((uint32_t)src[i + 1] << 8);
+        out[0] = B64_ALPHABET[(v >> 18) & 63];
+        out[1] = B64_ALPHABET[(v >> 12) & 63];
+        out[2] = B64_ALPHABET[(v >> 6) & 63];
+        out[3] = '=';
+    }
+}
+
+/* -- RTP ------------------------------------------------------------------------------ */
+
+static PyObject *
+rtp_error(Py_buffer *view, const char *message)
+{
+    PyBuffer_Release(view);
+    PyErr_SetString(PyExc_ValueError, message);
+    return NULL;
+}
+
+/* parse_rtp(data) -> (payload_type, marker, sequence, timestamp, ssrc, payload view) */
+static PyObject *
+parse_rtp(PyObject *module, PyObject *data)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    const unsigned char *p = view.buf;
+    Py_ssize_t end = view.len;
+    if (end < RTP_HEADER_BYTES) {
+        return rtp_error(&view, "shorter than an RTP header");
+    }
+    unsigned first = p[0], second = p[1];
+    if (first >> 6 != 2) {
+        return rtp_error(&view, "not RTP version 2");
+    }
+    Py_ssize_t offset = RTP_HEADER_BYTES + 4 * (first & 0x0F);
+    if (first & 0x10) { /* header extension */
+        if (end < offset + 4) {
+            return rtp_error(&view, "truncated header extension");
+        }
+        offset += 4 + 4 * (Py_ssize_t)(((unsigned)p[offset + 2] << 8) | p[offset + 3]);
+    }
+    if (first & 0x20) { /* padding */
+        unsigned padding = p[end - 1];
+        if (padding == 0 || end - (Py_ssize_t)padding < offset) {
+            return rtp_error(&view, "bad padding length");
+        }
+        end -= padding;
+    }
+    if (offset > end) {
+        return rtp_error(&view, "header longer than the packet");
+    }
+    unsigned long sequence = ((unsigned long)p[2] << 8) | p[3];
+    unsigned long timestamp = ((unsigned long)p[4] << 24) | ((unsigned long)p[5] << 16) |
+                              ((unsigned long)p[6] << 8) | p[7];
+    unsigned long ssrc = ((unsigned long)p[8] << 24) | ((unsigned long)p[9] << 16) |
+                         ((unsigned long)p[10] << 8) | p[11];
+    PyBuffer_Release(&view);
+
+    PyObject *whole = PyMemoryView_FromObject(data);
+    if (whole == NULL) {
+        return NULL;
+    }
+    PyObject *payload = PySequence_GetSlice(whole, offset, end);
+    Py_DECREF(whole);
+    if (payload == NULL) {
+        return NULL;
+    }
+    return Py_BuildValue("(kOkkkN)", (unsigned long)(second & 0x7F),
+                         (second & 0x80) ? Py_True : Py_False, sequence, timestamp, ssrc,
+                         payload);
+}
+
+/* build_rtp_into(buffer, payload, payload_type, sequence, timestamp, ssrc, marker) -> size */
+static PyObject *
+build_rtp_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "build_rtp_into takes 7 arguments");
+        return NULL;
+    }
+    unsigned long long fields[4];
+    for (int i = 0; i < 4; i++) {
+        if (!PyLong_Check(args[2 + i])) {
+            PyErr_SetString(PyExc_TypeError, "RTP header fields must be integers");
+            return NULL;
+        }
+        fields[i] = PyLong_AsUnsignedLongLongMask(args[2 + i]);
+        if (fields[i] == (unsigned long long)-1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    int marker = PyObject_IsTrue(args[6]);
+    if (marker < 0) {
+        return NULL;
+    }
+    Py_buffer out, payload;
+    if (PyObject_GetBuffer(args[0], &out, PyBUF_WRITABLE) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[1], &payload, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&out);
+        return NULL;
+    }
+    Py_ssize_t size = RTP_HEADER_BYTES + payload.len;
+    if (out.len < size) {
+        PyBuffer_Release(&payload);
+        PyBuffer_Release(&out);
+        PyErr_SetString(PyExc_ValueError, "buffer too small for the packet");
+        return NULL;
+    }
+    unsigned char *p = out.buf;
+    unsigned long long sequence = fields[1] & 0xFFFF;
+    unsigned long long timestamp = fields[2] & 0xFFFFFFFFULL;
+    unsigned long long ssrc = fields[3] & 0xFFFFFFFFULL;
+    memmove(p + RTP_HEADER_BYTES, payload.buf, (size_t)payload.len);
+    p[0] = 0x80;
+    p[1] = (unsigned char)((marker ? 0x80 : 0) | (fields[0] & 0x7F));
+    p[2] = (unsigned char)(sequence >> 8);
+    p[3] = (unsigned char)sequence;
+    p[4] = (unsigned char)(timestamp >> 24);
+    p[5] = (unsigned char)(timestamp >> 16);
+    p[6] = (unsigned char)(timestamp >> 8);
+    p[7] = (unsigned char)timestamp;
+    p[8] = (unsigned char)(ssrc >> 24);
+    p[9] = (unsigned char)(ssrc >> 16);
+    p[10] = (unsigned char)(ssrc >> 8);
+    p[11] = (unsigned char)ssrc;
+    PyBuffer_Release(&payload);
+    PyBuffer_Release(&out);
+    return PyLong_FromSsize_t(size);
+}
+
+/* -- agent media frames ----------------------------------------------------------------- */
+
+/* encode_media_frame(prefix, payload, suffix) -> prefix + base64(payload) + suffix */
+static PyObject *
+encode_media_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "encode_media_frame takes 3 arguments");
+        return NULL;
+    }
+    Py_buffer parts[3];
+    int held = 0;
+    PyObject *result = NULL;
+    for (; held < 3; held++) {
+        if (PyObject_GetBuffer(args[held], &parts[held], PyBUF_SIMPLE) < 0) {
+            goto done;
+        }
+    }
+    Py_ssize_t encoded = b64_encoded_size(parts[1].len);
+    result = PyBytes_FromStringAndSize(NULL, parts[0].len + encoded + parts[2].len);
+    if (result != NULL) {
+        char *out = PyBytes_AS_STRING(result);
+        memcpy(out, parts[0].buf, (size_t)parts[0].len);
+        b64_encode(parts[1].buf, parts[1].len, out + parts[0].len);
+        memcpy(out + parts[0].len + encoded, parts[2].buf, (size_t)parts[2].len);
+    }
+done:
+    while (held-- > 0) {
+        PyBuffer_Release(&parts[held]);
+    }
+    return result;
+}
+
+/* A restricted JSON reader over ASCII text: it recognises the media frame's shape and
+ * declines (returns 0) anything it does not fully understand, so the caller falls back
+ * to the full parser. It only ever accepts text json.loads accepts the same way. */
+typedef struct {
+    const unsigned char *p;
+    Py_ssize_t i, n;
+} Reader;
+
+static void
+skip_space(Reader *r)
+{
+    while (r->i < r->n) {
+        unsigned char c = r->p[r->i];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            break;
+        }
+        r->i++;
+    }
+}
+
+/* A string without escapes or control characters; start and len: its contents. */
+static int
+plain_string(Reader *r, Py_ssize_t *start, Py_ssize_t *len)
+{
+    if (r->i >= r->n || r->p[r->i] != '"') {
+        return 0;
+    }
+    Py_ssize_t s = ++r->i;
+    while (r->i < r->n) {
+        unsigned char c = r->p[r->i];
+        if (c == '"') {
+            *start = s;
+            *len = r->i - s;
+            r->i++;
+            return 1;
+        }
+        if (c == '\\' || c < 0x20) {
+            return 0;
+        }
+        r->i++;
+    }
+    return 0;
+}
+
+static int
+hex_digit(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Any valid string, escapes included (its value is not needed, only skipped). */
+static int
+skip_string(Reader *r)
+{
+    if (r->i >= r->n || r->p[r->i] != '"') {
+        return 0;
+    }
+    r->i++;
+    while (r->i < r->n) {
+        unsigned char c = r->p[r->i++];
+        if (c == '"') {
+            return 1;
+        }
+        if (c < 0x20) {
+            return 0;
+        }
+        if (c == '\\') {
+            if (r->i >= r->n) {
+                return 0;
+            }
+            c = r->p[r->i++];
+            if (c == 'u') {
+                if (r->n - r->i < 4 || !hex_digit(r->p[r->i]) || !hex_digit(r->p[r->i + 1]) ||
+                    !hex_digit(r->p[r->i + 2]) || !hex_digit(r->p[r->i + 3])) {
+                    return 0;
+                }
+                r->i += 4;
+            }
+            else if (!strchr("\"\\/bfnrt", c) || c == 0) {
+                return 0;
+            }
+        }
+    }
+    return 0;
+}
+
+static int
+digits(Reader *r)
+{
+    Py_ssize_t s = r->i;
+    while (r->i < r->n && r->p[r->i] >= '0' && r->p[r->i] <= '9') {
+        r->i++;
+    }
+    return r->i > s;
+}
+
+static int
+json_number(Reader *r)
+{
+    if (r->i < r->n && r->p[r->i] == '-') {
+        r->i++;
+    }
+    if (r->i < r->n && r->p[r->i] == '0') {
+        r->i++;
+    }
+    else if (!(r->i < r->n && r->p[r->i] >= '1' && r->p[r->i] <= '9' && digits(r))) {
+        return 0;
+    }
+    if (r->i < r->n && r->p[r->i] == '.') {
+        r->i++;
+        if (!digits(r)) {
+            return 0;
+        }
+    }
+    if (r->i < r->n && (r->p[r->i] == 'e' || r->p[r->i] == 'E')) {
+        r->i++;
+        if (r->i < r->n && (r->p[r->i] == '+' || r->p[r->i] == '-')) {
+            r->i++;
+        }
+        if (!digits(r)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int
+literal(Reader *r, const char *word)
+{
+    size_t len = strlen(word);
+    if (r->n - r->i < (Py_ssize_t)len || memcmp(r->p + r->i, word, len) != 0) {
+        return 0;
+    }
+    r->i += (Py_ssize_t)len;
+    return 1;
+}
+
+/* A string, number, true, false or null (no objects or arrays), skipped. */
+static int
+simple_value(Reader *r)
+{
+    if (r->i >= r->n) {
+        return 0;
+    }
+    unsigned char c = r->p[r->i];
+    if (c == '"') {
+        return skip_string(r);
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        return json_number(r);
+    }
+    return literal(r, "true") || literal(r, "false") || literal(r, "null");
+}
+
+static int
+key_is(Reader *r, Py_ssize_t start, Py_ssize_t len, const char *name)
+{
+    return (size_t)len == strlen(name) && memcmp(r->p + start, name, (size_t)len) == 0;
+}
+
+/* After a member: ',' (another follows: 1) or '}' (the object ends: 2); 0 otherwise. */
+static int
+member_end(Reader *r)
+{
+    skip_space(r);
+    if (r->i >= r->n) {
+        return 0;
+    }
+    unsigned char c = r->p[r->i++];
+    if (c == ',') {
+        skip_space(r);
+        return 1;
+    }
+    return c == '}' ? 2 : 0;
+}
+
+static int
+key_colon(Reader *r, Py_ssize_t *start, Py_ssize_t *len)
+{
+    if (!plain_string(r, start, len)) {
+        return 0;
+    }
+    skip_space(r);
+    if (r->i >= r->n || r->p[r->i] != ':') {
+        return 0;
+    }
+    r->i++;
+    skip_space(r);
+    return 1;
+}
+
+/* The "media" object: finds "payload" (once, a plain string) among simple members. */
+static int
+media_object(Reader *r, Py_ssize_t *pstart, Py_ssize_t *plen)
+{
+    int found = 0;
+    if (r->i >= r->n || r->p[r->i] != '{') {
+        return 0;
+    }
+    r->i++;
+    skip_space(r);
+    if (r->i < r->n && r->p[r->i] == '}') {
+        return 0; /* no payload */
+    }
+    for (;;) {
+        Py_ssize_t ks, kl;
+        if (!key_colon(r, &ks, &kl)) {
+            return 0;
+        }
+        if (key_is(r, ks, kl, "payload")) {
+            if (found || !plain_string(r, pstart, plen)) {
+                return 0;
+            }
+            found = 1;
+        }
+        else if (!simple_value(r)) {
+            return 0;
+        }
+        int next = member_end(r);
+        if (next == 0) {
+            return 0;
+        }
+        if (next == 2) {
+            return found;
+        }
+    }
+}
+
+/* The payload's bytes when the frame is {"event":"media", "media":{"payload":"<base64>"}}
+ * with simple other members; 0 when it is anything else. */
+static int
+media_frame_payload(Reader *r, Py_ssize_t *pstart, Py_ssize_t *plen)
+{
+    int event = 0, media = 0;
+    skip_space(r);
+    if (r->i >= r->n || r->p[r->i] != '{') {
+        return 0;
+    }
+    r->i++;
+    skip_space(r);
+    for (;;) {
+        Py_ssize_t ks, kl;
+        if (!key_colon(r, &ks, &kl)) {
+            return 0;
+        }
+        if (key_is(r, ks, kl, "event")) {
+            Py_ssize_t vs, vl;
+            if (event || !plain_string(r, &vs, &vl) || !key_is(r, vs, vl, "media")) {
+                return 0;
+            }
+            event = 1;
+        }
+        else if (key_is(r, ks, kl, "media")) {
+            if (media || !media_object(r, pstart, plen)) {
+                return 0;
+            }
+            media = 1;
+        }
+        else if (!simple_value(r)) {
+            return 0;
+        }
+        int next = member_end(r);
+        if (next == 0) {
+            return 0;
+        }
+        if (next == 2) {
+            break;
+        }
+    }
+    skip_space(r);
+    return r->i == r->n && event && media;
+}
+
+/* decode_media_payload(text, max_payload_chars) -> bytes | None */
+static PyObject *
+decode_media_payload(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "decode_media_payload(text: str, max_payload_chars: int)");
+        return NULL;
+    }
+    Py_ssize_t limit = PyLong_AsSsize_t(args[1]);
+    if (limit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *text = args[0];
+    if (!PyUnicode_IS_ASCII(text)) {
+        Py_RETURN_NONE;
+    }
+    Reader r = {PyUnicode_1BYTE_DATA(text), 0, PyUnicode_GET_LENGTH(text)};
+    Py_ssize_t start = 0, len = 0;
+    if (!media_frame_payload(&r, &start, &len) || len > limit || len % 4 != 0) {
+        Py_RETURN_NONE;
+    }
+    const unsigned char *s = r.p + start;
+    Py_ssize_t pad = 0;
+    if (len > 0 && s[len - 1] == '=') {
+        pad = (len > 1 && s[len - 2] == '=') ? 2 : 1;
+    }
+    for (Py_ssize_t i = 0; i < len - pad; i++) {
+        if (b64_value[s[i]] < 0) {
+            Py_RETURN_NONE;
+        }
+    }
+    Py_ssize_t size = len / 4 * 3 - pad;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, size);
+    if (result == NULL) {
+        return NULL;
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+    Py_ssize_t o = 0;
+    for (Py_ssize_t i = 0; i < len; i += 4) {
+        uint32_t v = ((uint32_t)b64_value[s[i]] << 18) | ((uint32_t)b64_value[s[i + 1]] << 12);
+        if (i + 4 < len || pad == 0) {
+            v |= ((uint32_t)b64_value[s[i + 2]] << 6) | (uint32_t)b64_value[s[i + 3]];
+            out[o++] = (unsigned char)(v >> 16);
+            out[o++] = (unsigned char)(v >> 8);
+            out[o++] = (unsigned char)v;
+        }
+        else if (pad == 1) {
+            v |= (uint32_t)b64_value[s[i + 2]] << 6;
+            out[o++] = (unsigned char)(v >> 16);
+            out[o++] = (unsigned char)(v >> 8);
+        }
+        else {
+            out[o++] = (unsigned char)(v >> 16);
+        }
+    }
+    return result;
+}
+
+/* -- WebSocket ---------------------------------------------------------------------------- */
+
+/* ws_client_frame(opcode, payload, mask_key) -> one final, masked client frame (RFC 6455 5.2) */
+static PyObject *
+ws_client_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "ws_client_frame takes 3 arguments");
+        return NULL;
+    }
+    long opcode = PyLong_AsLong(args[0]);
+    if (opcode == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (opcode < 0 || opcode > 15) {
+        PyErr_SetString(PyExc_ValueError, "opcode must be 0 to 15");
+        return NULL;
+    }
+    Py_buffer payload, key;
+    if (PyObject_GetBuffer(args[1], &payload, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[2], &key, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&payload);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (key.len != 4) {
+        PyErr_SetString(PyExc_ValueError, "the mask key must be 4 bytes");
+        goto done;
+    }
+    Py_ssize_t n = payload.len;
+    Py_ssize_t head = n < 126 ? 2 : (n <= 0xFFFF ? 4 : 10);
+    result = PyBytes_FromStringAndSize(NULL, head + 4 + n);
+    if (result == NULL) {
+        goto done;
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+    out[0] = (unsigned char)(0x80 | opcode);
+    if (head == 2) {
+        out[1] = (unsigned char)(0x80 | n);
+    }
+    else if (head == 4) {
+        out[1] = 0x80 | 126;
+        out[2] = (unsigned char)(n >> 8);
+        out[3] = (unsigned char)n;
+    }
+    else {
+        out[1] = 0x80 | 127;
+        uint64_t big = (uint64_t)n;
+        for (int i = 0; i < 8; i++) {
+            out[2 + i] = (unsigned char)(big >> (56 - 8 * i));
+        }
+    }
+    const unsigned char *mask = key.buf;
+    memcpy(out + head, mask, 4);
+    unsigned char *dst = out + head + 4;
+    const unsigned char *src = payload.buf;
+    uint64_t wide;
+    unsigned char pattern[8];
+    memcpy(pattern, mask, 4);
+    memcpy(pattern + 4, mask, 4);
+    memcpy(&wide, pattern, 8);
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t word;
+        memcpy(&word, src + i, 8);
+        word ^= wide;
+        memcpy(dst + i, &word, 8);
+    }
+    for (; i < n; i++) {
+        dst[i] = src[i] ^ mask[i & 3];
+    }
+done:
+    PyBuffer_Release(&key);
+    PyBuffer_Release(&payload);
+    return result;
+}
+
+static PyMethodDef speedups_methods[] = {
+    {"parse_rtp", (PyCFunction)parse_rtp, METH_O,
+     "parse_rtp(data) -> (payload_type, marker, sequence, timestamp, ssrc, payload)"},
+    {"build_rtp_into", (PyCFunction)(void (*)(void))build_rtp_into, METH_FASTCALL,
+     "build_rtp_into(buffer, payload, payload_type, sequence, timestamp, ssrc, marker) -> size"},
+    {"encode_media_frame", (PyCFunction)(void (*)(void))encode_media_frame, METH_FASTCALL,
+     "encode_media_frame(prefix, payload, suffix) -> prefix + base64(payload) + suffix"},
+    {"decode_media_payload", (PyCFunction)(void (*)(void))decode_media_payload, METH_FASTCALL,
+     "decode_media_payload(text, max_payload_chars) -> the media frame's payload, or None"},
+    {"ws_client_frame", (PyCFunction)(void (*)(void))ws_client_frame, METH_FASTCALL,
+     "ws_client_frame(opcode, payload, mask_key) -> a final masked WebSocket frame"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT, "trunkline._speedups",
+    "The per-frame media work in C; trunkline._speedups_py is its pure-Python twin.", -1,
+    speedups_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    b64_init();
+    return PyModule_Create(&speedups_module);
+}

@@ -1,0 +1,119 @@
+"""The per-frame media work in pure Python: the twin of the C module ``trunkline._speedups``.
+
+Same functions, arguments, results and errors (``tests/test_speedups.py`` holds
+the two to it); ``trunkline.speedups`` picks one. ``decode_media_payload`` is
+the one function whose results may differ, and only one way: the C version
+declines (returns None) frames whose shape it does not read itself, and the
+caller then runs its full parser, so what a caller ends up with is the same.
+Masking uses the function websockets masks its own frames with.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import struct
+
+from websockets.frames import apply_mask  # websockets' own (its C speedup when built)
+
+RTP_HEADER_BYTES = 12
+_RTP_HEADER = struct.Struct("!BBHII")
+
+Buffer = bytes | bytearray | memoryview
+
+
+def parse_rtp(data: Buffer) -> tuple[int, bool, int, int, int, memoryview]:
+    """(payload type, marker, sequence, timestamp, SSRC, payload view); ValueError if malformed."""
+    view = memoryview(data)
+    if len(view) < RTP_HEADER_BYTES:
+        raise ValueError("shorter than an RTP header")
+    first, second, sequence, timestamp, ssrc = _RTP_HEADER.unpack_from(view)
+    if first >> 6 != 2:
+        raise ValueError("not RTP version 2")
+    offset = RTP_HEADER_BYTES + 4 * (first & 0x0F)
+    end = len(view)
+    if first & 0x10:  # header extension
+        if end < offset + 4:
+            raise ValueError("truncated header extension")
+        offset += 4 + 4 * ((view[offset + 2] << 8) | view[offset + 3])
+    if first & 0x20:  # padding
+        padding = view[end - 1]
+        if padding == 0 or end - padding < offset:
+            raise ValueError("bad padding length")
+        end -= padding
+    if offset > end:
+        raise ValueError("header longer than the packet")
+    return second & 0x7F, bool(second & 0x80), sequence, timestamp, ssrc, view[offset:end]
+
+
+def build_rtp_into(
+    buffer: bytearray | memoryview,
+    payload: Buffer,
+    payload_type: int,
+    sequence: int,
+    timestamp: int,
+    ssrc: int,
+    marker: bool,
+) -> int:
+    """Write an RTP header and ``payload`` at the start of ``buffer``; returns the size."""
+    size = RTP_HEADER_BYTES + len(payload)
+    if len(buffer) < size:
+        raise ValueError("buffer too small for the packet")
+    buffer[RTP_HEADER_BYTES:size] = payload
+    _RTP_HEADER.pack_into(
+        buffer,
+        0,
+        0x80,
+        (0x80 if marker else 0) | (payload_type & 0x7F),
+        sequence & 0xFFFF,
+        timestamp & 0xFFFFFFFF,
+        ssrc & 0xFFFFFFFF,
+    )
+    return size
+
+
+def encode_media_frame(prefix: Buffer, payload: Buffer, suffix: Buffer) -> bytes:
+    """``prefix``, the payload in base64, ``suffix``: a media frame from its JSON template."""
+    return b"".join((prefix, binascii.b2a_base64(payload, newline=False), suffix))
+
+
+def decode_media_payload(text: str, max_payload_chars: int) -> bytes | None:
+    """The decoded payload of a well-formed ``media`` frame; None for anything else.
+
+    A media frame is a JSON object whose ``event`` is ``"media"`` and whose
+    ``media`` object holds a base64 string ``payload`` of at most
+    ``max_payload_chars`` characters.
+    """
+    if '"media"' not in text:
+        return None  # not a media frame (marks, clear, text…): skip the JSON parse
+    try:
+        frame = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(frame, dict) or frame.get("event") != "media":
+        return None
+    media = frame.get("media")
+    payload = media.get("payload") if isinstance(media, dict) else None
+    if not isinstance(payload, str) or len(payload) > max_payload_chars:
+        return None
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def ws_client_frame(opcode: int, payload: Buffer, mask_key: Buffer) -> bytes:
+    """One final, masked client frame (RFC 6455 §5.2) carrying ``payload``."""
+    if not 0 <= opcode <= 15:
+        raise ValueError("opcode must be 0 to 15")
+    if len(mask_key) != 4:
+        raise ValueError("the mask key must be 4 bytes")
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x80 | opcode, 0x80 | size))
+    elif size <= 0xFFFF:
+        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
+    return b"".join((head, mask_key, apply_mask(payload, bytes(mask_key))))
