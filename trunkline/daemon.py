@@ -53,8 +53,8 @@ from trunkline.media.clock import MediaClock
 from trunkline.outbox.worker import OutboxWorker
 from trunkline.runtime import Runtime, open_runtime
 from trunkline.speech.preload import SpeechPreload
-from trunkline.startup_report import startup_block
 from trunkline.speedups import describe as describe_speedups
+from trunkline.startup_report import startup_block
 
 log = logging.getLogger("trunkline.daemon")
 OUTBOX_FLUSH_SECONDS = 10.0
