@@ -3,7 +3,6 @@ receiver, and the real components they need (Kamailio, PostgreSQL)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ from tests.backends import postgres_test_url
 from tests.cluster.harness import kamailio_binary
 from tests.conftest import require
 from tests.gateway.conftest import EchoAgent, audio_mode
+from tests.webhook_server import serving_hook
 
 
 @pytest.fixture
@@ -77,14 +77,5 @@ def _data_id(event: dict[str, object]) -> object:
 @pytest.fixture
 async def webhooks() -> AsyncIterator[WebhookReceiver]:
     receiver = WebhookReceiver()
-    app = web.Application()
-    app.router.add_post("/hook", receiver.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    receiver.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
-    try:
+    async with serving_hook(receiver.handle) as receiver.url:
         yield receiver
-    finally:
-        await runner.cleanup()
-        await asyncio.sleep(0)

@@ -30,6 +30,7 @@ from tests.backends import postgres_schema, postgres_test_url
 from tests.gateway.conftest import NUMBER, EchoAgent, free_port
 from tests.gateway.sip_peer import CarrierCall
 from tests.test_daemon import wait_http
+from tests.webhook_server import serving_hook
 from trunkline.crypto import hash_token, new_token
 from trunkline.storage.models import Call, PhoneNumber, WebhookSubscription, new_id, utcnow
 from trunkline.storage.postgres import PostgresRepository
@@ -88,18 +89,11 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     receiver = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", receiver.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    receiver.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
-    try:
-        yield receiver
-    finally:
-        receiver.release.set()
-        await runner.cleanup()
+    async with serving_hook(receiver.handle) as receiver.url:
+        try:
+            yield receiver
+        finally:
+            receiver.release.set()  # held requests answer before the server goes
 
 
 @dataclass

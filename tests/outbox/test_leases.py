@@ -23,6 +23,7 @@ from prometheus_client import REGISTRY
 
 from tests.backends import BACKENDS, make_repository, postgres_schema, postgres_test_url
 from tests.outbox.test_delivery import T0, Clock, event, subscribed, worker
+from tests.webhook_server import serving_hook
 from trunkline.storage.models import EventDraft, WebhookAttempt, new_id, utcnow
 from trunkline.storage.postgres import PostgresRepository
 from trunkline.storage.repository import Repository
@@ -116,18 +117,11 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     receiver = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", receiver.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    receiver.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
-    try:
-        yield receiver
-    finally:
-        receiver.release.set()
-        await runner.cleanup()
+    async with serving_hook(receiver.handle) as receiver.url:
+        try:
+            yield receiver
+        finally:
+            receiver.release.set()  # held requests answer before the server goes
 
 
 @dataclass
