@@ -14,6 +14,7 @@ from trunkline.gateway.rtp.jitter import (
     LATE_DECAY_PULLS,
     MAX_SEQUENCE_JUMP,
     RETARGET_PULLS,
+    SHRINK_PATIENCE_PULLS,
     SHRINK_WINDOW_PULLS,
     JitterBuffer,
 )
@@ -148,6 +149,37 @@ def test_a_delay_spike_is_absorbed_then_the_depth_shrinks_back() -> None:
     assert buffer.counters.lost == 0 and buffer.counters.late == 0
     assert buffer.counters.shrunk >= 1  # the extra depth is dropped again, slowly
     assert buffer.depth_frames <= buffer.target_frames + 1
+
+
+def spike_then_steady(count: int) -> dict[int, list[int]]:
+    """Packets 10-12 held back up to 60 ms, then a burst: three frames of extra depth."""
+    arrivals = steady(count)
+    for held_back in (10, 11, 12):
+        arrivals[held_back] = []
+    arrivals[13] = [10, 11, 12, 13]
+    return arrivals
+
+
+def test_with_a_quiet_test_the_shrink_waits_for_a_pause() -> None:
+    pauses = set(range(150, 160))  # the caller pauses for 200 ms, 3 s into the call
+    buffer = JitterBuffer(min_frames=0, max_frames=3, quiet=lambda frame: frame[0] in pauses)
+    heard = play(buffer, Sender(), spike_then_steady(240), 250)  # numbers < 251: one byte
+    played = [n for n in heard if n is not None]
+    skipped = sorted(set(range(played[0], played[-1] + 1)) - set(played))
+    assert skipped and set(skipped) <= pauses  # the depth came down, in the pause only
+    assert buffer.counters.shrunk == len(skipped)
+    assert buffer.counters.lost == 0 and buffer.counters.overflow == 0
+
+
+def test_with_no_pause_the_shrink_drops_a_frame_after_its_patience() -> None:
+    buffer = JitterBuffer(min_frames=0, max_frames=3, quiet=lambda frame: False)
+    ticks = SHRINK_WINDOW_PULLS + 60
+    play(buffer, Sender(), spike_then_steady(ticks), ticks)
+    assert buffer.counters.shrunk == 0  # due since the first window, but no pause came
+    buffer = JitterBuffer(min_frames=0, max_frames=3, quiet=lambda frame: False)
+    ticks = 2 * SHRINK_WINDOW_PULLS + SHRINK_PATIENCE_PULLS + 10
+    play(buffer, Sender(), spike_then_steady(ticks), ticks)
+    assert buffer.counters.shrunk >= 1
 
 
 def test_a_burst_beyond_the_maximum_and_the_catch_up_drops_the_oldest_at_once() -> None:

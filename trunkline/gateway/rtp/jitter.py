@@ -30,6 +30,10 @@ frame every two seconds without lateness. When two frames or more beyond the
 target have stayed buffered after every pull for a whole second, one frame is
 dropped (``shrunk``): latency comes back down slowly. (One frame beyond the
 target is kept: it is where the packets' phase falls against the 20 ms tick.)
+Given a ``quiet`` test (``codecs.quiet``), the frame dropped is a quiet one: the
+drop waits for the caller's next pause (while the excess lasts), so a word is
+never cut to save 20 ms of delay — unless no pause came for
+``SHRINK_PATIENCE_PULLS`` (a line whose noise never falls quiet).
 More than ``max_frames`` + the frame being played left after every pull for
 200 ms is trimmed back to that at once, oldest first (``overflow``), so the
 delay the buffer adds stays at most ``max_frames`` × 20 ms (plus the wait for
@@ -50,6 +54,7 @@ numbers: ``push_event`` marks theirs so they are not taken for lost audio.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 SLOTS = 64  # a power of two: 64 packets is 640 ms of 10 ms packets, far beyond any depth
@@ -60,6 +65,7 @@ MAX_GAP_SAMPLES = 8000  # a timestamp gap beyond a second is a discontinuity, no
 JITTER_MULTIPLE = 3  # the target covers three times the RFC 3550 jitter estimate
 LATE_DECAY_PULLS = 100  # a rise caused by lateness fades by one frame per 2 s
 SHRINK_WINDOW_PULLS = 50  # more than the target buffered for 1 s: drop a frame
+SHRINK_PATIENCE_PULLS = 500  # no quiet frame for 10 s: the shrink drops a loud one
 TRIM_PULLS = 10  # beyond the maximum for 200 ms: trimmed back to it at once
 DEPTH_BUCKETS = (0, 1, 2, 3, 5, 10)  # frames; the histograms' upper bounds (then +Inf)
 _BUCKET_OF = tuple(bisect.bisect_left(DEPTH_BUCKETS, f) for f in range(DEPTH_BUCKETS[-1] + 1))
@@ -101,7 +107,9 @@ class JitterBuffer:
         "_out_view",
         "_part",
         "_payload",
+        "_quiet",
         "_seq",
+        "_shrink_waited",
         "_since_late",
         "_ssrc",
         "_state",
@@ -131,6 +139,7 @@ class JitterBuffer:
         frame_bytes: int = 160,
         clock_rate: int = 8000,
         catch_up_frames: int = 5,
+        quiet: Callable[[memoryview], bool] | None = None,
     ) -> None:
         if max_frames < 1 or not 0 <= min_frames <= max_frames:
             raise ValueError("need 0 <= min_frames <= max_frames and max_frames >= 1")
@@ -141,6 +150,8 @@ class JitterBuffer:
         # Frames the media clock plays at once after the loop stalled: a burst read after a
         # stall is held for them rather than dropped.
         self.catch_up_frames = catch_up_frames
+        # Whether a frame is a pause: only those are shrunk away (None: any frame is).
+        self._quiet = quiet
         self.counters = JitterCounters()
         self.target_frames = min_frames
         self.started = False  # a frame was played: from now on every pull yields a frame
@@ -179,6 +190,7 @@ class JitterBuffer:
         self._last_arrival = 0.0
         self._min_remaining = 1 << 30
         self._window = 0
+        self._shrink_waited = -1  # pulls a due shrink has waited for a quiet frame; -1: none due
         self._over_max = 0  # pulls in a row that left more than the maximum buffered
 
     # -- arrival -----------------------------------------------------------------------
@@ -428,14 +440,34 @@ class JitterBuffer:
                     self._drop_oldest()
                     remaining = self._held_bytes + (len(self._part) if self._part else 0)
                 self._over_max = 0
+        # One frame above the target is the phase of arrivals against the tick, not
+        # excess: dropping it would run dry at the next late packet and conceal.
+        excess = remaining >= (self.target_frames + 2) * size
+        if self._shrink_waited >= 0:  # a shrink is due: drop at the first quiet frame
+            if not excess:
+                self._shrink_waited = -1  # the excess went by itself
+            elif self._shrink_quietly():
+                self._shrink_waited = -1
         self._window += 1
         if self._window >= SHRINK_WINDOW_PULLS:
-            # One frame above the target is the phase of arrivals against the tick, not
-            # excess: dropping it would run dry at the next late packet and conceal.
-            if self._min_remaining >= (self.target_frames + 2) * size:
-                self._shrink()
+            if self._min_remaining >= (self.target_frames + 2) * size and self._shrink_waited < 0:
+                self._shrink_waited = 0
+                if self._shrink_quietly():
+                    self._shrink_waited = -1
             self._window = 0
             self._min_remaining = 1 << 30
+
+    def _shrink_quietly(self) -> bool:
+        """Shrink now if the next frame is a pause (or waiting for one has lasted too long)."""
+        quiet = self._quiet
+        if quiet is not None and self._shrink_waited < SHRINK_PATIENCE_PULLS:
+            slot = self._cursor & _MASK
+            payload = self._payload[slot] if self._present(slot, self._cursor) else None
+            if self._part is not None or payload is None or not quiet(payload):
+                self._shrink_waited += 1
+                return False
+        self._shrink()
+        return True
 
     def _shrink(self) -> None:
         """Drop a frame's worth of the oldest buffered audio."""

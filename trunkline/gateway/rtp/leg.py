@@ -25,6 +25,7 @@ from dataclasses import asdict
 from trunkline.codecs.concealment import Concealer
 from trunkline.codecs.g711 import ULAW_TO_ALAW, ulaw_to_pcm16
 from trunkline.codecs.g722 import G722Encoder
+from trunkline.codecs.quiet import quiet_test
 from trunkline.codecs.resample import StreamingResampler
 from trunkline.gateway.rtp.jitter import JitterBuffer
 from trunkline.gateway.rtp.rtcp import REPORT_INTERVAL_FRAMES, build_report
@@ -83,7 +84,12 @@ class RtpLeg:
         self._wideband = WidebandSender() if self.codec == "G722" else None
         least, most = media.caller_jitter
         self.jitter = (
-            JitterBuffer(min_frames=least, max_frames=most, catch_up_frames=MAX_CATCH_UP)
+            JitterBuffer(
+                min_frames=least,
+                max_frames=most,
+                catch_up_frames=MAX_CATCH_UP,
+                quiet=quiet_test("pcma" if self.alaw else "pcmu"),
+            )
             if most and self._wideband is None
             else None
         )
