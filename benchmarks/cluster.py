@@ -61,7 +61,8 @@ import numpy as np
 from benchmarks._cores import CoreSplit, split_cores
 from benchmarks._frames import CARRIER_STAMP, window_loss
 from benchmarks._report import percentile, print_table, require_committed, write_results
-from benchmarks.bridge import GRACE_SECONDS, NUMBER, SILENCE, stop, wait_until_listening
+from benchmarks._seed import NUMBER, seed_database
+from benchmarks.bridge import GRACE_SECONDS, SILENCE, stop, wait_until_listening
 from benchmarks.load import Leg, tree_cpu_seconds, tree_pids
 from trunkline.codecs.g711 import pcm16_to_ulaw
 from trunkline.gateway.sip.header_values import Address
@@ -428,31 +429,6 @@ async def database_counters(server_url: str, url: str) -> dict[str, int]:
     return {name: int(row[name]) for name in DATABASE_COUNTERS} if row else {}
 
 
-async def seed(url: str, agent_url: str) -> None:
-    """Migrated, with one auto-accept μ-law number for the agent (calls recorded: the default)."""
-    from trunkline.storage.models import PhoneNumber, new_id, utcnow
-    from trunkline.storage.postgres import PostgresRepository
-
-    repository = await PostgresRepository.open(url, max_size=2)
-    try:
-        await repository.migrate()
-        organization = await repository.create_organization("bench")
-        identity = await repository.create_identity(organization.id, "bench", None)
-        now = utcnow()
-        await repository.create_number(
-            PhoneNumber(
-                id=new_id(), organization_id=organization.id, number=NUMBER, type="local",
-                status="active", incoming_call_action="auto_accept",
-                client_websocket_url=agent_url, incoming_call_webhook_url=None,
-                agent_identity_id=identity.id, state="NY", country="US", created_at=now,
-                updated_at=now, agent_audio="mulaw8k",
-            ),
-            max_active=10,
-        )  # fmt: skip
-    finally:
-        await repository.close()
-
-
 def measure(
     nodes: int, args: argparse.Namespace, server_url: str, kamailio: str, work: Path,
     cores: CoreSplit | None,
@@ -473,7 +449,7 @@ def measure(
     carrier: subprocess.Popen[bytes] | None = None
     try:
         wait_until_listening(agent_port)
-        asyncio.run(seed(url, f"ws://127.0.0.1:{agent_port}/agent"))
+        asyncio.run(seed_database(url, f"ws://127.0.0.1:{agent_port}/agent"))
         secret_key = secrets.token_urlsafe(32)
         members = [
             make_node(
