@@ -1,7 +1,7 @@
 """Scale-out: one node against two behind Kamailio, in the same run.
 
     python -m benchmarks.cluster [--runs 3] [--setup-calls 200] [--in-flight 40]
-                                 [--steps 20,40,60,80,100,150,200,300] [--hold 5]
+                                 [--steps 10,20,40,60,80,100,150,200,300] [--hold 5]
                                  [--allow-uncommitted]
 
 Each run measures two clusters in turn, 1 node then 2 nodes (rounds alternate
@@ -39,7 +39,9 @@ its min–max. Where each process runs (:func:`plan_layout`):
 
 The CPU each part used (every node, the carrier, the agent, Kamailio,
 PostgreSQL's server processes) is recorded for the set-up test and each held
-step, so the result shows when the generators, not the nodes, were the limit;
+step, so the result shows when the generators, not the nodes, were the limit,
+and so are the caller packets the nodes themselves dropped in each held window
+(their ``/metrics``: the jitter buffer's late, shrink and overflow drops);
 a carrier or agent at a full core breaks the step as a generator limit. The
 machine's 1-minute load average is recorded before and after each cluster:
 other work on a shared machine takes CPU from every part.
@@ -57,6 +59,7 @@ import array
 import asyncio
 import json
 import os
+import re
 import secrets
 import socket
 import statistics
@@ -65,10 +68,12 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 
 from benchmarks._frames import CARRIER_STAMP, window_loss
@@ -264,6 +269,40 @@ class CpuMeter:
         return {name: 100 * (now[name] - self._start[name]) / wall for name in now}
 
 
+DROP_COUNTERS = {
+    "trunkline_jitter_buffer_packets_dropped_total": "jitter",
+    "trunkline_rtp_packets_dropped_total": "rtp",
+}
+_REASON = re.compile(r'reason="([^"]*)"')
+
+
+def drop_counts(metrics_text: str) -> Counter[str]:
+    """A node's own counts of caller packets it dropped (``jitter_late``, ``rtp_…``), from
+    its ``/metrics``."""
+    counts: Counter[str] = Counter()
+    for line in metrics_text.splitlines():
+        name, brace, rest = line.partition("{")
+        where = DROP_COUNTERS.get(name)
+        if where is None or not brace:
+            continue
+        labels, _, value = rest.partition("}")
+        reason = _REASON.search(labels)
+        counts[f"{where}_{reason.group(1) if reason else 'other'}"] += int(float(value))
+    return counts
+
+
+async def scrape_drops(http: aiohttp.ClientSession, base_urls: list[str]) -> Counter[str]:
+    """The drops every node counted so far (a node that does not answer counts nothing)."""
+    total: Counter[str] = Counter()
+    for url in base_urls:
+        try:
+            async with http.get(f"{url}/metrics", timeout=aiohttp.ClientTimeout(total=5)) as got:
+                total.update(drop_counts(await got.text()))
+        except (aiohttp.ClientError, TimeoutError):
+            continue
+    return total
+
+
 def p50_p99(samples: list[float] | array.array[float]) -> dict[str, float | None]:
     if not samples:
         return {"p50": None, "p99": None}
@@ -352,6 +391,8 @@ async def run_carrier(args: argparse.Namespace) -> None:
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
 
     pump_task = asyncio.create_task(pump())
+    http = aiohttp.ClientSession()
+    node_urls = [url for url in args.node_urls.split(",") if url]
     try:
         for step in [int(s) for s in args.steps.split(",") if s]:
             new = [TimedLeg(len(legs) + i, audio) for i in range(step - len(legs))]
@@ -375,6 +416,7 @@ async def run_carrier(args: argparse.Namespace) -> None:
             for leg in legs:
                 leg.reset()
             firsts = {leg.index: leg.number for leg in legs}
+            drops_before = await scrape_drops(http, node_urls)
             meter.start()
             await asyncio.sleep(args.hold)
             cpu = meter.percent()
@@ -382,6 +424,7 @@ async def run_carrier(args: argparse.Namespace) -> None:
             live = [leg for leg in legs if leg.remote is not None]
             windows = [(leg.index, firsts[leg.index], leg.number) for leg in live]
             await asyncio.sleep(GRACE_SECONDS)
+            drops = await scrape_drops(http, node_urls) - drops_before
             loss = window_loss(windows, {leg.index: leg.returned for leg in live})
             round_trips: array.array[float] = array.array("d")
             to_carrier: array.array[float] = array.array("d")
@@ -402,6 +445,7 @@ async def run_carrier(args: argparse.Namespace) -> None:
                 "carrier_cpu_percent": cpu["carrier"],
                 "agent_cpu_percent": cpu.get("agent"),
                 "cpu_percent": cpu,  # of one core, per part, over the held window
+                "node_drops": dict(drops),  # caller packets the nodes dropped, and why
             }
             result["broken"] = breaks(result)
             results["steps"].append(result)
@@ -412,6 +456,7 @@ async def run_carrier(args: argparse.Namespace) -> None:
     finally:
         sending = False
         await asyncio.gather(pump_task, return_exceptions=True)
+        await http.close()
     await asyncio.to_thread(out.write_text, json.dumps(results))
 
 
@@ -603,6 +648,7 @@ def measure(
              "--agent-pid", str(agent.pid),
              "--kamailio-pid", str(balancer.process.pid if balancer.process else 0),
              "--postgres-pid", str(postmaster_pid(server_url)),
+             "--node-urls", ",".join(node.base_url for node in members),
              "--out", str(out)],
             stdout=subprocess.PIPE,
         )  # fmt: skip
@@ -770,11 +816,14 @@ def main() -> None:
     carrier.add_argument("--agent-pid", type=int, default=0)
     carrier.add_argument("--kamailio-pid", type=int, default=0)
     carrier.add_argument("--postgres-pid", type=int, default=0)
+    carrier.add_argument("--node-urls", default="", help="the nodes' HTTP base URLs (/metrics)")
     carrier.add_argument("--out", required=True)
     parser.add_argument("--runs", type=int, default=3, help="runs of both clusters (median)")
     parser.add_argument("--setup-calls", type=int, default=200, help="calls of the set-up test")
     parser.add_argument("--in-flight", type=int, default=40, help="INVITEs outstanding at most")
-    parser.add_argument("--steps", default="20,40,60,80,100,150,200,300", help="held calls, a ramp")
+    parser.add_argument(
+        "--steps", default="10,20,40,60,80,100,150,200,300", help="held calls, a ramp"
+    )
     parser.add_argument("--hold", type=float, default=5.0, help="seconds each step is held")
     parser.add_argument("--database-url", default="", help="PostgreSQL server (else a throwaway)")
     parser.add_argument(

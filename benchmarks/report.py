@@ -535,12 +535,42 @@ def cluster_rows(result: dict[str, Any]) -> str:
 
 
 def cpu_cell(parts: dict[str, float] | None) -> str:
-    """Nodes / generators (carrier + agent) / Kamailio + PostgreSQL, in % of one core."""
+    """Nodes / generators (carrier + agent) / Kamailio + PostgreSQL, then all of them, in % of one
+    core."""
     if not parts:
         return "–"
     generators = parts.get("carrier", 0.0) + parts.get("agent", 0.0)
     shared = parts.get("kamailio", 0.0) + parts.get("postgres", 0.0)
-    return f"{parts.get('nodes', 0.0):.0f} / {generators:.0f} / {shared:.0f}"
+    nodes = parts.get("nodes", 0.0)
+    return f"{nodes:.0f} / {generators:.0f} / {shared:.0f} (all {nodes + generators + shared:.0f})"
+
+
+def drops(step: dict[str, Any]) -> list[str]:
+    """The caller packets the nodes said they dropped in a step's window, if any."""
+    counted = {name: count for name, count in (step.get("node_drops") or {}).items() if count}
+    if not counted:
+        return []
+    said = ", ".join(
+        f"{name.replace('_', ' ')} {count:,}" for name, count in sorted(counted.items())
+    )
+    return [f"the nodes dropped: {said}"]
+
+
+def cluster_stops(result: dict[str, Any]) -> str:
+    """What ended each ramp, run by run (the first objective a step missed)."""
+    lines = []
+    for nodes in (1, 2):
+        stops = []
+        for run in result["runs"]:
+            figures = run[str(nodes)]
+            broken = next((s for s in figures["steps"] if s["broken"]), None)
+            stops.append(
+                f"{broken['calls']} calls ({'; '.join(broken['broken'] + drops(broken))})"
+                if broken
+                else "never (the top step held)"
+            )
+        lines.append(f"- {nodes} node{'s' if nodes > 1 else ''}: " + ", ".join(stops))
+    return "Where each run's ramp stopped:\n\n" + "\n".join(lines)
 
 
 def cluster_layout(result: dict[str, Any]) -> str:
@@ -582,13 +612,13 @@ def cluster_verdict(result: dict[str, Any]) -> str:
         for name, key in (("set-up rate", "calls_per_second"), ("calls held", "capacity_calls"))
         if scaling.get(key)
     ]
-    if not figures:
-        return "No ratio was measured."
-    said = "; ".join(
+    said = [
         f"{name} {value:.2f}× ({'meets' if value >= target else 'below'} the {target}× target)"
         for name, value in figures
-    )
-    return f"Median scaling efficiency (2 nodes ÷ 1 node): {said}."
+    ]
+    if not scaling.get("capacity_calls"):
+        said.append("calls held not measured (no run's 1-node ramp held a step)")
+    return f"Median scaling efficiency (2 nodes ÷ 1 node): {'; '.join(said)}."
 
 
 def cluster_method(result: dict[str, Any]) -> str:
@@ -602,7 +632,8 @@ outstanding, each hung up as soon as it is answered. Calls held: a ramp over
 (carrier, agent) above 90 % of a core. Median of {result["runs_count"]} run(s) (min–max); the
 ratio is taken run by run. CPU columns: the nodes together / the generators (carrier +
 agent) / Kamailio + PostgreSQL, in % of one core, medians over the runs (set-up: from the
-first INVITE to the last answer; calls held: the last step held)."""
+first INVITE to the last answer; calls held: the last step held, or the first step when
+none held), then all of them together out of the machine's {100 * (result.get("machine", {}).get("cpus") or 0)} %."""
 
 
 def cluster_section(result: dict[str, Any]) -> str:
@@ -616,6 +647,8 @@ sharing one PostgreSQL; calls recorded (the default). {cluster_layout(result)}
 {cluster_rows(result)}
 
 {cluster_verdict(result)}
+
+{cluster_stops(result)}
 """
 
 
@@ -635,7 +668,7 @@ def update_scaling(result: dict[str, Any]) -> None:
         return
     block = (
         f"{provenance(result)} {cluster_layout(result)}\n\n{cluster_method(result)}\n\n"
-        f"{cluster_rows(result)}\n\n{cluster_verdict(result)}\n"
+        f"{cluster_rows(result)}\n\n{cluster_verdict(result)}\n\n{cluster_stops(result)}\n"
     )
     SCALING_DOC.write_text(f"{head}{SCALING_START}\n{block}{SCALING_END}{tail}")
 

@@ -12,9 +12,12 @@ from benchmarks import report
 
 def result(share: bool, generators_share: bool = False, scaling: float = 1.9) -> dict[str, Any]:
     run = {
-        "1": {"database_per_call": {"xact_commit": 15.0}},
-        "2": {"database_per_call": {"xact_commit": 16.0}},
-    }
+        "1": {"database_per_call": {"xact_commit": 15.0},
+              "steps": [{"calls": 300, "broken": []}, {"calls": 400, "broken": ["loss 0.20 %"],
+                         "node_drops": {"jitter_late": 12, "jitter_shrink": 0}}]},
+        "2": {"database_per_call": {"xact_commit": 16.0},
+              "steps": [{"calls": 600, "broken": []}]},
+    }  # fmt: skip
     spread = {"median": scaling, "min": scaling - 0.1, "max": scaling + 0.1}
     cpu = {"nodes": 80.0, "carrier": 30.0, "agent": 10.0, "kamailio": 4.0, "postgres": 16.0}
     return {
@@ -55,14 +58,20 @@ def test_the_section_says_where_everything_ran_and_the_cpu_of_each_part() -> Non
     assert "understates" not in report.cluster_section(result(share=False))
     assert "load average was 1.2–3.5 (4 CPUs)" in text
     # nodes / carrier + agent / Kamailio + PostgreSQL, at the step held and during set-up
-    assert "| 1 node | 50.0 (50.0–50.0) | 300 (300–300) | – | 80 / 40 / 20 |" in text
-    assert "| 2 nodes | 95.0 (95.0–95.0) | 600 (600–600) | 80 / 40 / 20 | – |" in text
+    assert "| 1 node | 50.0 (50.0–50.0) | 300 (300–300) | – | 80 / 40 / 20 (all 140) |" in text
+    assert "| 2 nodes | 95.0 (95.0–95.0) | 600 (600–600) | 80 / 40 / 20 (all 140) | – |" in text
+    assert "out of the machine's 400 %" in text
+    assert "- 1 node: 400 calls (loss 0.20 %; the nodes dropped: jitter late 12)" in text
+    assert "- 2 nodes: never (the top step held)" in text
 
 
 def test_the_target_is_said_to_be_met_only_when_the_median_reaches_it() -> None:
     assert "1.90× (meets the 1.8× target)" in report.cluster_section(result(share=False))
     below = report.cluster_section(result(share=False, scaling=1.2))
     assert "1.20× (below the 1.8× target)" in below and "meets" not in below
+    none_held = result(share=False)
+    none_held["summary"]["scaling"]["capacity_calls"] = None
+    assert "calls held not measured" in report.cluster_section(none_held)
 
 
 def test_the_table_replaces_what_was_between_the_markers_of_scaling_md(

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.cluster import ProxiedSignalling, breaks, cpu_parts, plan_layout, summarize
+from benchmarks.cluster import (
+    ProxiedSignalling,
+    breaks,
+    cpu_parts,
+    drop_counts,
+    plan_layout,
+    summarize,
+)
 from trunkline.gateway.sip.message import SipRequest, SipResponse, parse_message
 
 
@@ -111,3 +118,15 @@ def test_ack_and_bye_go_through_the_proxy_with_the_route_set_reversed() -> None:
         assert (request.headers.get("To") or "").endswith("tag=node")
     assert [address for _, address in sent.sent] == [("127.0.0.1", 5070)] * 3
     assert dialog.answered_at is not None
+
+
+def test_the_nodes_drops_are_read_from_their_metrics_by_where_and_why() -> None:
+    text = """# HELP trunkline_jitter_buffer_packets_dropped_total Caller RTP packets dropped
+# TYPE trunkline_jitter_buffer_packets_dropped_total counter
+trunkline_jitter_buffer_packets_dropped_total{reason="late"} 7.0
+trunkline_jitter_buffer_packets_dropped_total{reason="shrink"} 3.0
+trunkline_rtp_packets_dropped_total{reason="unknown_ssrc"} 2.0
+trunkline_rtp_packets_lost_total 9.0
+trunkline_jitter_buffer_packets_dropped_created{reason="late"} 1.7e9
+"""
+    assert drop_counts(text) == {"jitter_late": 7, "jitter_shrink": 3, "rtp_unknown_ssrc": 2}
