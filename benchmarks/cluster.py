@@ -541,18 +541,18 @@ def postmaster_pid(server_url: str) -> int:
     """The PostgreSQL server's main process when it runs on this machine (0 when it does not)."""
     import asyncpg
 
-    async def backend() -> int:
+    async def parent_of_backend() -> int:
         connection = await asyncpg.connect(server_url)
-        try:
-            return int(await connection.fetchval("SELECT pg_backend_pid()"))
+        try:  # read while the backend lives: it exits with its connection
+            backend = int(await connection.fetchval("SELECT pg_backend_pid()"))
+            stat = await asyncio.to_thread(Path(f"/proc/{backend}/stat").read_text)
+        except OSError:
+            return 0  # another machine's
         finally:
             await connection.close()
+        return int(stat.rsplit(")", 1)[1].split()[1])
 
-    try:
-        stat = Path(f"/proc/{asyncio.run(backend())}/stat").read_text()
-    except OSError:
-        return 0  # another machine's
-    return int(stat.rsplit(")", 1)[1].split()[1])
+    return asyncio.run(parent_of_backend())
 
 
 async def fresh_database(server_url: str) -> str:
