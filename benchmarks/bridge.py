@@ -75,12 +75,10 @@ from benchmarks._report import (
     require_committed,
     write_results,
 )
+from benchmarks._seed import NUMBER, seed_database
 from trunkline.gateway.sip.message import SipRequest, SipResponse, parse_message
 from trunkline.gateway.sip.sdp import parse_sdp
-from trunkline.storage.models import PhoneNumber, new_id, utcnow
-from trunkline.storage.sqlite import SqliteRepository
 
-NUMBER = "+15550100500"
 FRAME = 0.020
 TARGET_CPU_PERCENT_PER_CALL = 0.25
 STAMP = struct.Struct("!q")  # monotonic nanoseconds in the first 8 payload bytes
@@ -416,25 +414,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 async def prepare_database(path: Path, agent_url: str, agent_audio: str, **options: Any) -> None:
     """A SQLite database with one auto-accept number for the agent (``options``: its settings)."""
-    repository = await SqliteRepository.open(path)
-    try:
-        await repository.migrate()
-        organization = await repository.create_organization("bench")
-        identity = await repository.create_identity(organization.id, "bench", None)
-        now = utcnow()
-        await repository.create_number(
-            PhoneNumber(
-                id=new_id(), organization_id=organization.id, number=NUMBER, type="local",
-                status="active", incoming_call_action="auto_accept",
-                client_websocket_url=agent_url, incoming_call_webhook_url=None,
-                agent_identity_id=identity.id, state="NY", country="US", created_at=now,
-                updated_at=now, agent_audio=agent_audio,  # type: ignore[arg-type]
-                **options,
-            ),
-            max_active=10,
-        )  # fmt: skip
-    finally:
-        await repository.close()
+    await seed_database(f"sqlite:///{path}", agent_url, agent_audio, **options)
 
 
 def wait_until_listening(port: int, seconds: float = 20.0) -> None:

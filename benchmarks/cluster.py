@@ -1,7 +1,7 @@
 """Scale-out: one node against two behind Kamailio, in the same run.
 
-    python -m benchmarks.cluster [--runs 3] [--setup-calls 300] [--in-flight 40]
-                                 [--steps 100,200,300,400,600,800] [--hold 8]
+    python -m benchmarks.cluster [--runs 3] [--setup-calls 200] [--in-flight 40]
+                                 [--steps 10,20,40,60,80,100,150,200,300] [--hold 5]
                                  [--allow-uncommitted]
 
 Each run measures two clusters in turn, 1 node then 2 nodes (rounds alternate
@@ -24,13 +24,27 @@ Kamailio (ACK and BYE follow the Record-Route set). Two figures per cluster:
   is at most 60 ms. Capacity is the last step held.
 
 Scaling efficiency is the 2-node figure ÷ the 1-node figure (target ≥ 1.8),
-from the median of ``--runs`` runs (default 3). The nodes are pinned to cores
-of their own where the machine has them (``benchmarks._cores``: node i on
-system core i); Kamailio, PostgreSQL, the agent and the carrier share the
-other cores. With fewer than three cores the two nodes share one core and
-the result says so: the ratio then measures overhead, not scale-out. The
-carrier's own CPU is recorded per step; a carrier at a full core is a
-generator limit, flagged as such, not trunkline's.
+taken run by run; the median of ``--runs`` runs (default 3) is published with
+its min–max. Where each process runs (:func:`plan_layout`):
+
+- **more cores than nodes**: node i on core i, a core of its own; Kamailio,
+  PostgreSQL, the agent and the carrier on the other cores. This is the
+  layout that measures scale-out.
+- **as many cores as nodes** (2): node A on core 0 in both clusters, node B
+  on core 1 in the 2-node cluster; Kamailio, PostgreSQL, the agent and the
+  carrier are not pinned and share both cores with the nodes. Node B then
+  competes with the generators for its core, which the 1-node cluster's node
+  does not: the ratio understates what a node on a core of its own adds.
+- **one core**: nothing pinned; the ratio measures overhead, not scale-out.
+
+The CPU each part used (every node, the carrier, the agent, Kamailio,
+PostgreSQL's server processes) is recorded for the set-up test and each held
+step, so the result shows when the generators, not the nodes, were the limit,
+and so are the caller packets the nodes themselves dropped in each held window
+(their ``/metrics``: the jitter buffer's late, shrink and overflow drops);
+a carrier or agent at a full core breaks the step as a generator limit. The
+machine's 1-minute load average is recorded before and after each cluster:
+other work on a shared machine takes CPU from every part.
 
 PostgreSQL is ``--database-url`` (a server whose user may create databases),
 else a throwaway cluster of the test suite's (``tests.postgres_server``).
@@ -45,6 +59,7 @@ import array
 import asyncio
 import json
 import os
+import re
 import secrets
 import socket
 import statistics
@@ -53,15 +68,18 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 
-from benchmarks._cores import CoreSplit, split_cores
 from benchmarks._frames import CARRIER_STAMP, window_loss
 from benchmarks._report import percentile, print_table, require_committed, write_results
-from benchmarks.bridge import GRACE_SECONDS, NUMBER, SILENCE, stop, wait_until_listening
+from benchmarks._seed import NUMBER, seed_database
+from benchmarks.bridge import GRACE_SECONDS, SILENCE, stop, wait_until_listening
 from benchmarks.load import Leg, tree_cpu_seconds, tree_pids
 from trunkline.codecs.g711 import pcm16_to_ulaw
 from trunkline.gateway.sip.header_values import Address
@@ -72,7 +90,7 @@ MAX_ROUND_TRIP_P99_MS = 60.0
 SETUP_TIMEOUT_SECONDS = 10.0
 CALLS_PER_SECOND = 100  # INVITE rate while a step's calls are placed
 TARGET_SCALING = 1.8
-GENERATOR_SATURATED_PERCENT = 90.0  # the carrier's CPU, % of one core
+GENERATOR_SATURATED_PERCENT = 90.0  # the carrier's or the agent's CPU, % of one core
 CONFIGURATIONS = (1, 2)  # nodes
 
 
@@ -221,6 +239,70 @@ def own_cpu_seconds() -> float:
     return times.user + times.system
 
 
+class CpuMeter:
+    """CPU time of each part of the cluster (a process and its children), read from /proc.
+
+    The process trees are listed when a window starts, so a window counts the
+    processes that lived through it; the carrier counts itself.
+    """
+
+    def __init__(self, parts: dict[str, int]) -> None:
+        self.parts = {name: pid for name, pid in parts.items() if pid > 0}
+        self._trees: dict[str, list[int]] = {}
+        self._start: dict[str, float] = {}
+        self._wall = 0.0
+
+    def start(self) -> None:
+        self._trees = {name: tree_pids(pid) for name, pid in self.parts.items()}
+        self._start = self._read()
+        self._wall = time.monotonic()
+
+    def _read(self) -> dict[str, float]:
+        seconds = {name: tree_cpu_seconds(pids) for name, pids in self._trees.items()}
+        seconds["carrier"] = own_cpu_seconds()
+        return seconds
+
+    def percent(self) -> dict[str, float]:
+        """Each part's CPU since ``start``, in % of one core."""
+        wall = max(1e-6, time.monotonic() - self._wall)
+        now = self._read()
+        return {name: 100 * (now[name] - self._start[name]) / wall for name in now}
+
+
+DROP_COUNTERS = {
+    "trunkline_jitter_buffer_packets_dropped_total": "jitter",
+    "trunkline_rtp_packets_dropped_total": "rtp",
+}
+_REASON = re.compile(r'reason="([^"]*)"')
+
+
+def drop_counts(metrics_text: str) -> Counter[str]:
+    """A node's own counts of caller packets it dropped (``jitter_late``, ``rtp_…``), from
+    its ``/metrics``."""
+    counts: Counter[str] = Counter()
+    for line in metrics_text.splitlines():
+        name, brace, rest = line.partition("{")
+        where = DROP_COUNTERS.get(name)
+        if where is None or not brace:
+            continue
+        labels, _, value = rest.partition("}")
+        reason = _REASON.search(labels)
+        counts[f"{where}_{reason.group(1) if reason else 'other'}"] += int(float(value))
+    return counts
+
+
+async def scrape_drops(http: aiohttp.ClientSession, base_urls: list[str]) -> Counter[str]:
+    """The drops every node counted so far (a node that does not answer counts nothing)."""
+    total: Counter[str] = Counter()
+    for url in base_urls:
+        try:
+            async with http.get(f"{url}/metrics", timeout=aiohttp.ClientTimeout(total=5)) as got:
+                total.update(drop_counts(await got.text()))
+        except (aiohttp.ClientError, TimeoutError):
+            continue
+    return total
+
+
 def p50_p99(samples: list[float] | array.array[float]) -> dict[str, float | None]:
     if not samples:
         return {"p50": None, "p99": None}
@@ -228,10 +310,14 @@ def p50_p99(samples: list[float] | array.array[float]) -> dict[str, float | None
     return {"p50": percentile(ordered, 0.5), "p99": percentile(ordered, 0.99)}
 
 
-async def setup_rate(signalling: ProxiedSignalling, calls: int, in_flight: int) -> dict[str, Any]:
+async def setup_rate(
+    signalling: ProxiedSignalling, calls: int, in_flight: int, meter: CpuMeter | None = None
+) -> dict[str, Any]:
     """Place ``calls`` calls, at most ``in_flight`` unanswered at once; hang each up at once."""
     dialogs = [Dialog(None) for _ in range(calls)]
     loop = asyncio.get_running_loop()
+    if meter is not None:
+        meter.start()
     started = time.perf_counter()
     pending: list[Dialog] = []
     for dialog in dialogs:
@@ -249,6 +335,7 @@ async def setup_rate(signalling: ProxiedSignalling, calls: int, in_flight: int) 
     ):
         await asyncio.sleep(0.01)
     answered = [d for d in dialogs if d.answered_at is not None]
+    cpu = meter.percent() if meter is not None else {}
     for dialog in answered:
         signalling.bye(dialog)
     last = max((d.answered_at for d in answered if d.answered_at is not None), default=started)
@@ -266,6 +353,7 @@ async def setup_rate(signalling: ProxiedSignalling, calls: int, in_flight: int) 
         "seconds": elapsed,
         "calls_per_second": len(answered) / elapsed,
         "setup_ms": p50_p99(setups),
+        "cpu_percent": cpu,  # of one core, per part, from the first INVITE to the last answer
     }
 
 
@@ -273,6 +361,10 @@ async def run_carrier(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     proxy = ("127.0.0.1", args.kamailio_port)
     pids = [int(p) for p in args.pids.split(",")]
+    meter = CpuMeter(
+        {f"node_{i}": pid for i, pid in enumerate(pids)}
+        | {"agent": args.agent_pid, "kamailio": args.kamailio_pid, "postgres": args.postgres_pid}
+    )
     rng = np.random.default_rng(11)
     noise = rng.normal(0, 400, 8000 * 20).astype("<i2").tobytes()  # 20 s of line noise
     audio = pcm16_to_ulaw(noise)
@@ -284,7 +376,7 @@ async def run_carrier(args: argparse.Namespace) -> None:
     results: dict[str, Any] = {"setup": None, "steps": []}
     out = Path(args.out)
     if args.setup_calls:
-        results["setup"] = await setup_rate(signalling, args.setup_calls, args.in_flight)
+        results["setup"] = await setup_rate(signalling, args.setup_calls, args.in_flight, meter)
         print("setup done", flush=True)
         await asyncio.sleep(2.0)  # the nodes finish storing those calls
     legs: list[TimedLeg] = []
@@ -299,6 +391,8 @@ async def run_carrier(args: argparse.Namespace) -> None:
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
 
     pump_task = asyncio.create_task(pump())
+    http = aiohttp.ClientSession()
+    node_urls = [url for url in args.node_urls.split(",") if url]
     try:
         for step in [int(s) for s in args.steps.split(",") if s]:
             new = [TimedLeg(len(legs) + i, audio) for i in range(step - len(legs))]
@@ -322,14 +416,15 @@ async def run_carrier(args: argparse.Namespace) -> None:
             for leg in legs:
                 leg.reset()
             firsts = {leg.index: leg.number for leg in legs}
-            node_pids = [p for pid in pids for p in tree_pids(pid)]
-            cpu0, own0, wall0 = tree_cpu_seconds(node_pids), own_cpu_seconds(), time.monotonic()
+            drops_before = await scrape_drops(http, node_urls)
+            meter.start()
             await asyncio.sleep(args.hold)
-            wall = time.monotonic() - wall0
-            cpu, own = tree_cpu_seconds(node_pids) - cpu0, own_cpu_seconds() - own0
+            cpu = meter.percent()
+            nodes_cpu = sum(cpu.get(f"node_{i}", 0.0) for i in range(len(pids)))
             live = [leg for leg in legs if leg.remote is not None]
             windows = [(leg.index, firsts[leg.index], leg.number) for leg in live]
             await asyncio.sleep(GRACE_SECONDS)
+            drops = await scrape_drops(http, node_urls) - drops_before
             loss = window_loss(windows, {leg.index: leg.returned for leg in live})
             round_trips: array.array[float] = array.array("d")
             to_carrier: array.array[float] = array.array("d")
@@ -345,9 +440,12 @@ async def run_carrier(args: argparse.Namespace) -> None:
                 "round_trip_ms": p50_p99(round_trips),
                 "agent_to_carrier_ms": p50_p99(to_carrier),  # from the agent's send stamp
                 "setup_ms": p50_p99(setups),
-                "nodes_cpu_percent": 100 * cpu / wall,
-                "cpu_percent_per_call": 100 * cpu / wall / max(1, len(live)),
-                "carrier_cpu_percent": 100 * own / wall,
+                "nodes_cpu_percent": nodes_cpu,
+                "cpu_percent_per_call": nodes_cpu / max(1, len(live)),
+                "carrier_cpu_percent": cpu["carrier"],
+                "agent_cpu_percent": cpu.get("agent"),
+                "cpu_percent": cpu,  # of one core, per part, over the held window
+                "node_drops": dict(drops),  # caller packets the nodes dropped, and why
             }
             result["broken"] = breaks(result)
             results["steps"].append(result)
@@ -358,6 +456,7 @@ async def run_carrier(args: argparse.Namespace) -> None:
     finally:
         sending = False
         await asyncio.gather(pump_task, return_exceptions=True)
+        await http.close()
     await asyncio.to_thread(out.write_text, json.dumps(results))
 
 
@@ -373,19 +472,87 @@ def breaks(step: dict[str, Any]) -> list[str]:
     p99 = step["round_trip_ms"]["p99"]
     if p99 is not None and p99 > MAX_ROUND_TRIP_P99_MS:
         broken.append(f"round trip p99 {p99:.1f} ms")
-    if step["carrier_cpu_percent"] > GENERATOR_SATURATED_PERCENT:
-        broken.append(f"carrier at {step['carrier_cpu_percent']:.0f} % of a core (generator limit)")
+    for generator in ("carrier", "agent"):
+        percent = step.get(f"{generator}_cpu_percent")
+        if percent is not None and percent > GENERATOR_SATURATED_PERCENT:
+            broken.append(f"{generator} at {percent:.0f} % of a core (generator limit)")
     return broken
 
 
 # -- orchestration -------------------------------------------------------------------------
 
 
-def node_cores(cores: CoreSplit | None, nodes: int) -> list[set[int] | None]:
-    """Node i on system core i (wrapping when there are fewer system cores than nodes)."""
-    if cores is None:
-        return [None] * nodes
-    return [{cores.system[i % len(cores.system)]} for i in range(nodes)]
+@dataclass(frozen=True)
+class Layout:
+    """Which cores each node runs on, and where everything else (the shared parts) runs.
+
+    ``shared`` is None when Kamailio, PostgreSQL, the agent and the carrier are
+    not pinned (they may run on every core, the nodes' included).
+    """
+
+    name: str
+    nodes: tuple[frozenset[int] | None, ...]
+    shared: tuple[int, ...] | None
+    summary: str
+
+    def node_cores(self, nodes: int) -> list[set[int] | None]:
+        """The cores of the first ``nodes`` nodes (a smaller cluster keeps the same cores)."""
+        return [set(cores) if cores is not None else None for cores in self.nodes[:nodes]]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "node_cores": [sorted(cores) if cores is not None else None for cores in self.nodes],
+            "shared_cores": list(self.shared) if self.shared is not None else None,
+            "summary": self.summary,
+        }
+
+
+def plan_layout(usable: list[int], nodes: int) -> Layout:
+    """Where the nodes and the shared parts run on a machine with the ``usable`` cores.
+
+    Node i always gets the same core, so node A runs alike in the 1-node and the
+    2-node cluster and the 2-node cluster adds one core's worth of node.
+    """
+    cores = sorted(usable)
+    if len(cores) > nodes:
+        return Layout(
+            "separate cores",
+            tuple(frozenset({core}) for core in cores[:nodes]),
+            tuple(cores[nodes:]),
+            f"each node on a core of its own ({', '.join(map(str, cores[:nodes]))}); Kamailio,"
+            f" PostgreSQL, the agent and the carrier on the other core(s) "
+            f"({', '.join(map(str, cores[nodes:]))})",
+        )
+    if len(cores) == nodes:
+        return Layout(
+            "a core per node, shared",
+            tuple(frozenset({core}) for core in cores),
+            None,
+            f"node i on core i ({', '.join(map(str, cores))}); Kamailio, PostgreSQL, the agent"
+            " and the carrier not pinned, sharing every core with the nodes",
+        )
+    return Layout(
+        "shared", (None,) * nodes, None, "nothing pinned: the nodes and the rest share every core"
+    )
+
+
+def postmaster_pid(server_url: str) -> int:
+    """The PostgreSQL server's main process when it runs on this machine (0 when it does not)."""
+    import asyncpg
+
+    async def parent_of_backend() -> int:
+        connection = await asyncpg.connect(server_url)
+        try:  # read while the backend lives: it exits with its connection
+            backend = int(await connection.fetchval("SELECT pg_backend_pid()"))
+            stat = await asyncio.to_thread(Path(f"/proc/{backend}/stat").read_text)
+        except OSError:
+            return 0  # another machine's
+        finally:
+            await connection.close()
+        return int(stat.rsplit(")", 1)[1].split()[1])
+
+    return asyncio.run(parent_of_backend())
 
 
 async def fresh_database(server_url: str) -> str:
@@ -428,39 +595,15 @@ async def database_counters(server_url: str, url: str) -> dict[str, int]:
     return {name: int(row[name]) for name in DATABASE_COUNTERS} if row else {}
 
 
-async def seed(url: str, agent_url: str) -> None:
-    """Migrated, with one auto-accept μ-law number for the agent (calls recorded: the default)."""
-    from trunkline.storage.models import PhoneNumber, new_id, utcnow
-    from trunkline.storage.postgres import PostgresRepository
-
-    repository = await PostgresRepository.open(url, max_size=2)
-    try:
-        await repository.migrate()
-        organization = await repository.create_organization("bench")
-        identity = await repository.create_identity(organization.id, "bench", None)
-        now = utcnow()
-        await repository.create_number(
-            PhoneNumber(
-                id=new_id(), organization_id=organization.id, number=NUMBER, type="local",
-                status="active", incoming_call_action="auto_accept",
-                client_websocket_url=agent_url, incoming_call_webhook_url=None,
-                agent_identity_id=identity.id, state="NY", country="US", created_at=now,
-                updated_at=now, agent_audio="mulaw8k",
-            ),
-            max_active=10,
-        )  # fmt: skip
-    finally:
-        await repository.close()
-
-
 def measure(
     nodes: int, args: argparse.Namespace, server_url: str, kamailio: str, work: Path,
-    cores: CoreSplit | None,
+    layout: Layout,
 ) -> dict[str, Any]:  # fmt: skip
     """One cluster of ``nodes`` nodes: its set-up rate and its held-calls ramp."""
     from tests.cluster.harness import NODE_HOSTS, Kamailio, free_port, make_node
 
     work = Path(tempfile.mkdtemp(prefix=f"nodes{nodes}-", dir=work))
+    load_before = os.getloadavg()[0]
     url = asyncio.run(fresh_database(server_url))
     agent_port = free_port("127.0.0.1", socket.SOCK_STREAM)
     agent = subprocess.Popen(
@@ -473,7 +616,7 @@ def measure(
     carrier: subprocess.Popen[bytes] | None = None
     try:
         wait_until_listening(agent_port)
-        asyncio.run(seed(url, f"ws://127.0.0.1:{agent_port}/agent"))
+        asyncio.run(seed_database(url, f"ws://127.0.0.1:{agent_port}/agent"))
         secret_key = secrets.token_urlsafe(32)
         members = [
             make_node(
@@ -489,7 +632,7 @@ def measure(
             for i in range(nodes)
         ]
         before = asyncio.run(database_counters(server_url, url))
-        for node, pin in zip(members, node_cores(cores, nodes), strict=True):
+        for node, pin in zip(members, layout.node_cores(nodes), strict=True):
             node.start(pin)
         for node in members:
             node.wait_ready()
@@ -502,6 +645,10 @@ def measure(
              "--kamailio-port", str(balancer.port), "--steps", args.steps, "--hold", str(args.hold),
              "--setup-calls", str(args.setup_calls), "--in-flight", str(args.in_flight),
              "--pids", ",".join(str(n.process.pid) for n in members if n.process),
+             "--agent-pid", str(agent.pid),
+             "--kamailio-pid", str(balancer.process.pid if balancer.process else 0),
+             "--postgres-pid", str(postmaster_pid(server_url)),
+             "--node-urls", ",".join(node.base_url for node in members),
              "--out", str(out)],
             stdout=subprocess.PIPE,
         )  # fmt: skip
@@ -531,6 +678,10 @@ def measure(
             break
         capacity = step["calls"]
     measured["capacity_calls"] = capacity
+    measured["load_average"] = {"before": load_before, "after": os.getloadavg()[0]}
+    top = next((s for s in reversed(steps) if s["calls"] == capacity), steps[0] if steps else None)
+    measured["cpu_at_capacity"] = cpu_parts(top["cpu_percent"]) if top else {}
+    measured["cpu_during_setup"] = cpu_parts((measured["setup"] or {}).get("cpu_percent", {}))
     measured["limited_by"] = next((s["broken"] for s in steps if s["broken"]), ["not reached"])
     measured["steps_held"] = held
     calls = (measured["setup"] or {}).get("answered", 0) + max(
@@ -541,6 +692,25 @@ def measure(
     }
     measured["database_calls_counted"] = calls
     return measured
+
+
+CPU_PARTS = ("nodes", "carrier", "agent", "kamailio", "postgres")
+
+
+def cpu_parts(cpu: dict[str, float]) -> dict[str, float]:
+    """Each part's CPU (% of one core), the nodes added up; parts not measured are left out."""
+    parts = {"nodes": sum(value for name, value in cpu.items() if name.startswith("node_"))}
+    parts.update({name: cpu[name] for name in CPU_PARTS[1:] if name in cpu})
+    return parts
+
+
+def median_parts(measured: list[dict[str, float]]) -> dict[str, float]:
+    """The median over runs of each part's CPU."""
+    names = [name for name in CPU_PARTS if any(name in parts for parts in measured)]
+    return {
+        name: statistics.median(parts[name] for parts in measured if name in parts)
+        for name in names
+    }
 
 
 def ratio(two: float | None, one: float | None) -> float | None:
@@ -556,6 +726,12 @@ def summarize(runs: list[dict[int, dict[str, Any]]]) -> dict[str, Any]:
         summary[f"{nodes}_nodes"] = {
             "calls_per_second": _spread(rates),
             "capacity_calls": _spread(capacities),
+            "cpu_during_setup": median_parts(
+                [run[nodes].get("cpu_during_setup", {}) for run in runs]
+            ),
+            "cpu_at_capacity": median_parts(
+                [run[nodes].get("cpu_at_capacity", {}) for run in runs]
+            ),
         }
     per_run_cps = [
         ratio(r[2]["setup"]["calls_per_second"], r[1]["setup"]["calls_per_second"])
@@ -605,10 +781,20 @@ def print_summary(results: dict[str, Any]) -> None:
                 for name in DATABASE_COUNTERS
             )
             print(f"PostgreSQL per call, {nodes} node(s): {figures}")
+    for nodes in CONFIGURATIONS:
+        figures = results["summary"][f"{nodes}_nodes"]
+        print(f"CPU, % of one core, {nodes} node(s): set-up {_parts(figures['cpu_during_setup'])};"
+              f" at the capacity step {_parts(figures['cpu_at_capacity'])}")  # fmt: skip
+    print(f"layout: {results['layout']['summary']}")
     if results["nodes_share_a_core"]:
-        print(
-            "note: the two nodes shared one core here; the ratio measures overhead, not scale-out"
-        )
+        print("note: the nodes shared every core here; the ratio measures overhead, not scale-out")
+    elif results["generators_share_node_cores"]:
+        print("note: the generators, Kamailio and PostgreSQL shared the nodes' cores; "
+              "the ratio understates scale-out")  # fmt: skip
+
+
+def _parts(parts: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.0f}" for name, value in parts.items()) or "-"
 
 
 def _pair(pair: dict[str, Any]) -> str:
@@ -627,12 +813,18 @@ def main() -> None:
     carrier.add_argument("--setup-calls", type=int, required=True)
     carrier.add_argument("--in-flight", type=int, required=True)
     carrier.add_argument("--pids", required=True)
+    carrier.add_argument("--agent-pid", type=int, default=0)
+    carrier.add_argument("--kamailio-pid", type=int, default=0)
+    carrier.add_argument("--postgres-pid", type=int, default=0)
+    carrier.add_argument("--node-urls", default="", help="the nodes' HTTP base URLs (/metrics)")
     carrier.add_argument("--out", required=True)
     parser.add_argument("--runs", type=int, default=3, help="runs of both clusters (median)")
-    parser.add_argument("--setup-calls", type=int, default=300, help="calls of the set-up test")
+    parser.add_argument("--setup-calls", type=int, default=200, help="calls of the set-up test")
     parser.add_argument("--in-flight", type=int, default=40, help="INVITEs outstanding at most")
-    parser.add_argument("--steps", default="100,200,300,400,600,800", help="held calls, a ramp")
-    parser.add_argument("--hold", type=float, default=8.0, help="seconds each step is held")
+    parser.add_argument(
+        "--steps", default="10,20,40,60,80,100,150,200,300", help="held calls, a ramp"
+    )
+    parser.add_argument("--hold", type=float, default=5.0, help="seconds each step is held")
     parser.add_argument("--database-url", default="", help="PostgreSQL server (else a throwaway)")
     parser.add_argument(
         "--allow-uncommitted",
@@ -653,7 +845,9 @@ def main() -> None:
     kamailio = kamailio_binary()
     if kamailio is None:
         sys.exit("kamailio is not installed (Debian package kamailio)")
-    cores = split_cores(max(CONFIGURATIONS))
+    layout = plan_layout(sorted(os.sched_getaffinity(0)), max(CONFIGURATIONS))
+    if layout.shared is not None:  # what this process starts runs there too (PostgreSQL too)
+        os.sched_setaffinity(0, set(layout.shared))
     server_url = args.database_url
     if not server_url:
         from tests import postgres_server
@@ -670,16 +864,20 @@ def main() -> None:
                 run: dict[int, dict[str, Any]] = {}
                 for nodes in order:
                     sys.stderr.write(f"run {run_index + 1}/{args.runs}: {nodes} node(s)\n")
-                    run[nodes] = measure(nodes, args, server_url, kamailio, Path(tmp), cores)
+                    run[nodes] = measure(nodes, args, server_url, kamailio, Path(tmp), layout)
                 runs.append(run)
     finally:
         if not args.database_url:
             from tests import postgres_server
 
             postgres_server.stop_cluster()
-    system = list(cores.system) if cores is not None else []
+    loads = [
+        value for run in runs for figures in run.values()
+        for value in figures["load_average"].values()
+    ]  # fmt: skip
     results = {
         "runs_count": args.runs,
+        "load_average": {"min": min(loads), "max": max(loads)},
         "settings": {
             "setup_calls": args.setup_calls,
             "in_flight": args.in_flight,
@@ -691,9 +889,10 @@ def main() -> None:
             "max_round_trip_p99_ms": MAX_ROUND_TRIP_P99_MS,
             "failed_calls": 0,
         },  # fmt: skip
-        "cores": cores.describe() if cores is not None else None,
-        "node_cores": [sorted(c) if c else None for c in node_cores(cores, max(CONFIGURATIONS))],
-        "nodes_share_a_core": len(system) < max(CONFIGURATIONS),
+        "layout": layout.describe(),
+        "node_cores": layout.describe()["node_cores"],
+        "nodes_share_a_core": layout.nodes[0] is None,
+        "generators_share_node_cores": layout.shared is None,
         "summary": summarize(runs),
         "runs": [{str(k): v for k, v in run.items()} for run in runs],
     }

@@ -518,40 +518,137 @@ def cluster_rows(result: dict[str, Any]) -> str:
             f"{nodes} node{'s' if nodes > 1 else ''}",
             with_spread(figures["calls_per_second"], 1),
             with_spread(figures["capacity_calls"], 0),
+            cpu_cell(figures.get("cpu_during_setup")),
+            cpu_cell(figures.get("cpu_at_capacity")),
             number(sorted(transactions)[len(transactions) // 2], 1) if transactions else "–",
         ])  # fmt: skip
     scaling = summary["scaling"]
     rows.append([
         "**2 nodes ÷ 1 node**", with_spread(scaling["calls_per_second"]),
-        with_spread(scaling["capacity_calls"]), "",
+        with_spread(scaling["capacity_calls"]), "", "", "",
     ])  # fmt: skip
-    return table(["cluster", "set-up calls/s", "calls held", "PostgreSQL transactions/call"], rows)
+    return table(
+        ["cluster", "set-up calls/s", "calls held", "CPU during set-up", "CPU at calls held",
+         "PostgreSQL transactions/call"],
+        rows,
+    )  # fmt: skip
 
 
-def cluster_section(result: dict[str, Any]) -> str:
+def cpu_cell(parts: dict[str, float] | None) -> str:
+    """Nodes / generators (carrier + agent) / Kamailio + PostgreSQL, then all of them, in % of one
+    core."""
+    if not parts:
+        return "–"
+    generators = parts.get("carrier", 0.0) + parts.get("agent", 0.0)
+    shared = parts.get("kamailio", 0.0) + parts.get("postgres", 0.0)
+    nodes = parts.get("nodes", 0.0)
+    return f"{nodes:.0f} / {generators:.0f} / {shared:.0f} (all {nodes + generators + shared:.0f})"
+
+
+def drops(step: dict[str, Any]) -> list[str]:
+    """The caller packets the nodes said they dropped in a step's window, if any."""
+    counted = {name: count for name, count in (step.get("node_drops") or {}).items() if count}
+    if not counted:
+        return []
+    said = ", ".join(
+        f"{name.replace('_', ' ')} {count:,}" for name, count in sorted(counted.items())
+    )
+    return [f"the nodes dropped: {said}"]
+
+
+def cluster_stops(result: dict[str, Any]) -> str:
+    """What ended each ramp, run by run (the first objective a step missed)."""
+    lines = []
+    for nodes in (1, 2):
+        stops = []
+        for run in result["runs"]:
+            figures = run[str(nodes)]
+            broken = next((s for s in figures["steps"] if s["broken"]), None)
+            stops.append(
+                f"{broken['calls']} calls ({'; '.join(broken['broken'] + drops(broken))})"
+                if broken
+                else "never (the top step held)"
+            )
+        lines.append(f"- {nodes} node{'s' if nodes > 1 else ''}: " + ", ".join(stops))
+    return "Where each run's ramp stopped:\n\n" + "\n".join(lines)
+
+
+def cluster_layout(result: dict[str, Any]) -> str:
+    """Where the nodes and the rest ran, and what that means for the ratio."""
+    layout = result.get("layout")
+    if layout is None:  # results written before layouts were named
+        where = (
+            f"Nodes ran on core(s) {result.get('node_cores')}; Kamailio, PostgreSQL, the echo"
+            f" agent and the carrier on {(result.get('cores') or {}).get('load_generators', 'every core')}."
+        )
+    else:
+        where = f"Layout: {layout['summary']}."
+    load = result.get("load_average")
+    if load:
+        where += (
+            f" The machine's 1-minute load average was {load['min']:.1f}–{load['max']:.1f}"
+            f" ({result.get('machine', {}).get('cpus')} CPUs) around the measurements."
+        )
+    if result.get("nodes_share_a_core"):
+        return (
+            f"{where} **The nodes shared one core in this run: the ratio shows what a second"
+            " node costs, not how far two nodes on their own cores scale.**"
+        )
+    if result.get("generators_share_node_cores"):
+        return (
+            f"{where} **The load generators, Kamailio and PostgreSQL had no core of their own:"
+            " in the 2-node cluster they compete with node B for its core, so the ratio"
+            " understates what a second node on a core of its own adds.**"
+        )
+    return where
+
+
+def cluster_verdict(result: dict[str, Any]) -> str:
+    """The median ratios against the target, in words (never claiming what the median does not show)."""
+    scaling = result["summary"]["scaling"]
+    target = scaling["target"]
+    figures = [
+        (name, scaling[key]["median"])
+        for name, key in (("set-up rate", "calls_per_second"), ("calls held", "capacity_calls"))
+        if scaling.get(key)
+    ]
+    said = [
+        f"{name} {value:.2f}× ({'meets' if value >= target else 'below'} the {target}× target)"
+        for name, value in figures
+    ]
+    if not scaling.get("capacity_calls"):
+        said.append("calls held not measured (no run's 1-node ramp held a step)")
+    return f"Median scaling efficiency (2 nodes ÷ 1 node): {'; '.join(said)}."
+
+
+def cluster_method(result: dict[str, Any]) -> str:
     settings = result["settings"]
     objectives = result["objectives"]
-    shared = (
-        " **The two nodes shared one core in this run: the ratio shows what a second node"
-        " costs, not how far two nodes on their own cores scale.**"
-        if result.get("nodes_share_a_core")
-        else ""
-    )
-    return f"""## Scale-out — `python -m benchmarks.cluster`
-
-{provenance(result)} {result["runs_count"]} run(s), 1 node and 2 nodes alternating.
-Kamailio (`deploy/kamailio/kamailio.cfg`) in front of real nodes on 127.0.0.2 and 127.0.0.3
-sharing one PostgreSQL; calls recorded (the default). Nodes ran on core(s)
-{result.get("node_cores")}; Kamailio, PostgreSQL, the echo agent and the carrier on
-{(result.get("cores") or {}).get("load_generators", "every core")}.{shared}
-Set-up rate: {settings["setup_calls"]} calls with at most {settings["in_flight"]} INVITEs
+    return f"""Set-up rate: {settings["setup_calls"]} calls with at most {settings["in_flight"]} INVITEs
 outstanding, each hung up as soon as it is answered. Calls held: a ramp over
 {settings["steps"]}, each step held {settings["hold_seconds"]:.0f} s, within loss ≤
 {objectives["max_loss"] * 100:.1f} % (by frame number), round trip p99 ≤
-{objectives["max_round_trip_p99_ms"]:.0f} ms and every call answered. Median of the runs
-(min–max); the ratio is taken run by run. Target: {result["summary"]["scaling"]["target"]}×.
+{objectives["max_round_trip_p99_ms"]:.0f} ms, every call answered, and neither generator
+(carrier, agent) above 90 % of a core. Median of {result["runs_count"]} run(s) (min–max); the
+ratio is taken run by run. CPU columns: the nodes together / the generators (carrier +
+agent) / Kamailio + PostgreSQL, in % of one core, medians over the runs (set-up: from the
+first INVITE to the last answer; calls held: the last step held, or the first step when
+none held), then all of them together out of the machine's {100 * (result.get("machine", {}).get("cpus") or 0)} %."""
+
+
+def cluster_section(result: dict[str, Any]) -> str:
+    return f"""## Scale-out — `python -m benchmarks.cluster`
+
+{provenance(result)} 1 node and 2 nodes alternating.
+Kamailio (`deploy/kamailio/kamailio.cfg`) in front of real nodes on 127.0.0.2 and 127.0.0.3
+sharing one PostgreSQL; calls recorded (the default). {cluster_layout(result)}
+{cluster_method(result)} Target: {result["summary"]["scaling"]["target"]}×.
 
 {cluster_rows(result)}
+
+{cluster_verdict(result)}
+
+{cluster_stops(result)}
 """
 
 
@@ -569,7 +666,10 @@ def update_scaling(result: dict[str, Any]) -> None:
     _, end, tail = rest.partition(SCALING_END)
     if not start or not end:
         return
-    block = f"{provenance(result)}\n\n{cluster_rows(result)}\n"
+    block = (
+        f"{provenance(result)} {cluster_layout(result)}\n\n{cluster_method(result)}\n\n"
+        f"{cluster_rows(result)}\n\n{cluster_verdict(result)}\n\n{cluster_stops(result)}\n"
+    )
     SCALING_DOC.write_text(f"{head}{SCALING_START}\n{block}{SCALING_END}{tail}")
 
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks._cores import CoreSplit
-from benchmarks.cluster import ProxiedSignalling, breaks, node_cores, summarize
+from benchmarks.cluster import (
+    ProxiedSignalling,
+    breaks,
+    cpu_parts,
+    drop_counts,
+    plan_layout,
+    summarize,
+)
 from trunkline.gateway.sip.message import SipRequest, SipResponse, parse_message
 
 
@@ -20,13 +26,18 @@ def test_a_step_holds_only_within_every_objective() -> None:
     assert breaks(step(failed_calls=2)) == ["2 calls not answered within 10 s"]
     assert breaks(step(loss=0.002)) == ["loss 0.20 %"]
     assert breaks(step(round_trip_ms={"p50": 30.0, "p99": 61.0})) == ["round trip p99 61.0 ms"]
-    assert "generator limit" in breaks(step(carrier_cpu_percent=95.0))[0]
+    assert breaks(step(carrier_cpu_percent=95.0)) == ["carrier at 95 % of a core (generator limit)"]
+    assert breaks(step(agent_cpu_percent=93.0)) == ["agent at 93 % of a core (generator limit)"]
+    assert breaks(step(agent_cpu_percent=None)) == []
 
 
-def run(cps_one: float, cps_two: float, held_one: int, held_two: int) -> dict[int, Any]:
+def run(
+    cps_one: float, cps_two: float, held_one: int, held_two: int, carrier: float = 40.0
+) -> dict[int, Any]:
+    cpu = {"cpu_at_capacity": {"nodes": 50.0, "carrier": carrier}}
     return {
-        1: {"setup": {"calls_per_second": cps_one}, "capacity_calls": held_one},
-        2: {"setup": {"calls_per_second": cps_two}, "capacity_calls": held_two},
+        1: {"setup": {"calls_per_second": cps_one}, "capacity_calls": held_one} | cpu,
+        2: {"setup": {"calls_per_second": cps_two}, "capacity_calls": held_two} | cpu,
     }
 
 
@@ -38,10 +49,34 @@ def test_scaling_is_the_median_of_each_runs_two_node_over_one_node_ratio() -> No
     assert summary["1_nodes"]["capacity_calls"]["median"] == 300
 
 
-def test_nodes_get_a_core_each_and_share_when_there_are_too_few() -> None:
-    assert node_cores(CoreSplit((0, 1), (2, 3)), 2) == [{0}, {1}]
-    assert node_cores(CoreSplit((0,), (1,)), 2) == [{0}, {0}]
-    assert node_cores(None, 2) == [None, None]
+def test_each_parts_cpu_is_summed_over_nodes_and_its_median_over_runs_published() -> None:
+    measured = {"node_0": 60.0, "node_1": 70.0, "carrier": 45.0, "agent": 20.0, "kamailio": 3.0}
+    assert cpu_parts(measured) == {
+        "nodes": 130.0, "carrier": 45.0, "agent": 20.0, "kamailio": 3.0
+    }  # fmt: skip
+    summary = summarize([run(1, 2, 1, 2, carrier=c) for c in (30.0, 90.0, 40.0)])
+    assert summary["2_nodes"]["cpu_at_capacity"] == {"nodes": 50.0, "carrier": 40.0}
+    assert summary["2_nodes"]["cpu_during_setup"] == {}
+
+
+def test_with_more_cores_than_nodes_each_node_has_a_core_and_the_rest_run_elsewhere() -> None:
+    layout = plan_layout([3, 0, 2, 1], 2)
+    assert layout.node_cores(1) == [{0}] and layout.node_cores(2) == [{0}, {1}]
+    assert layout.shared == (2, 3)
+    assert layout.describe()["node_cores"] == [[0], [1]]
+
+
+def test_on_two_cores_each_node_has_a_core_and_the_generators_are_not_pinned() -> None:
+    layout = plan_layout([0, 1], 2)
+    assert layout.node_cores(1) == [{0}]  # node A on the same core in both clusters
+    assert layout.node_cores(2) == [{0}, {1}]
+    assert layout.shared is None
+    assert "not pinned" in layout.summary
+
+
+def test_on_one_core_nothing_is_pinned() -> None:
+    layout = plan_layout([0], 2)
+    assert layout.node_cores(2) == [None, None] and layout.shared is None
 
 
 class Sent:
@@ -83,3 +118,15 @@ def test_ack_and_bye_go_through_the_proxy_with_the_route_set_reversed() -> None:
         assert (request.headers.get("To") or "").endswith("tag=node")
     assert [address for _, address in sent.sent] == [("127.0.0.1", 5070)] * 3
     assert dialog.answered_at is not None
+
+
+def test_the_nodes_drops_are_read_from_their_metrics_by_where_and_why() -> None:
+    text = """# HELP trunkline_jitter_buffer_packets_dropped_total Caller RTP packets dropped
+# TYPE trunkline_jitter_buffer_packets_dropped_total counter
+trunkline_jitter_buffer_packets_dropped_total{reason="late"} 7.0
+trunkline_jitter_buffer_packets_dropped_total{reason="shrink"} 3.0
+trunkline_rtp_packets_dropped_total{reason="unknown_ssrc"} 2.0
+trunkline_rtp_packets_lost_total 9.0
+trunkline_jitter_buffer_packets_dropped_created{reason="late"} 1.7e9
+"""
+    assert drop_counts(text) == {"jitter_late": 7, "jitter_shrink": 3, "rtp_unknown_ssrc": 2}

@@ -57,21 +57,30 @@ class WebhookReceiver:
     url: str = ""
     events: list[dict[str, object]] = field(default_factory=list)
 
-    def ended(self, call_id: str) -> int:
-        return sum(
-            1
+    def of_call(self, event_type: str, call_id: str) -> list[dict[str, object]]:
+        """The deliveries of ``event_type`` about the call ``call_id``, in arrival order."""
+        return [
+            event
             for event in self.events
-            if event.get("event_type") == "call.ended" and _data_id(event) == call_id
-        )
+            if event.get("event_type") == event_type and call_of(event) == call_id
+        ]
+
+    def ended(self, call_id: str) -> int:
+        return len(self.of_call("call.ended", call_id))
 
     async def handle(self, request: web.Request) -> web.Response:
         self.events.append(json.loads(await request.read()))
         return web.Response(status=204)
 
 
-def _data_id(event: dict[str, object]) -> object:
+def call_of(event: dict[str, object]) -> object:
+    """The call an event is about: ``data.id`` of call events, ``data.call_id`` of the others."""
     data = event.get("data")
-    return data.get("id") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    return (
+        data.get("id") if str(event.get("event_type")).startswith("call.") else data.get("call_id")
+    )
 
 
 @pytest.fixture
