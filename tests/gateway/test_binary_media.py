@@ -14,6 +14,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from tests.example_agents import example_agent
 from tests.gateway.conftest import NUMBER, PASS_THROUGH, Trunkline, audio_mode
 from tests.gateway.sip_peer import CarrierCall
 from tests.gateway.test_agent_personas import best_snr_db, tone_ulaw
@@ -151,6 +152,23 @@ async def test_the_twilio_persona_is_never_offered_binary_frames(trunkline: Trun
     assert OFFER not in heard.headers
     assert heard.binary == [] and heard.json_media == frames
     assert echoed == b"".join(frames)
+
+
+@PASS_THROUGH
+async def test_the_echo_example_with_binary_echoes_binary_frames(trunkline: Trunkline) -> None:
+    async with example_agent("echo_agent", "--binary") as agent:
+        await trunkline.number("auto_accept", agent.url)
+        carrier = await CarrierCall.open(trunkline.sip_port)
+        try:
+            assert (await carrier.invite(NUMBER)).status == 200
+            frames = [bytes([0x50 + i]) * 160 for i in range(15)]
+            await carrier.send_audio(frames)
+            assert await carrier.received_audio(15 * 160, wait_seconds=5) == b"".join(frames)
+            assert (await carrier.bye(NUMBER)).status == 200
+        finally:
+            carrier.close()
+        await agent.wait_for_line("caller audio arrives in binary frames")
+        await agent.wait_for_line("call ended after 15 echoed frames")
 
 
 @pytest.mark.parametrize(
