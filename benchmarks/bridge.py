@@ -1,7 +1,7 @@
 """The media bridge under load: CPU per call, loss, latency and pacing, against a bare floor.
 
     python -m benchmarks.bridge [--calls 100] [--seconds 10] [--formats mulaw8k,pcm16_16k]
-                                [--runs 3] [--baseline GIT-REF] [--agent-frames json|binary]
+                                [--runs 3] [--baseline GIT-REF]
 
 For each agent format, three processes besides this one: a real ``trunkline
 serve``, an echo agent (a WebSocket server echoing every media frame), and a
@@ -38,12 +38,7 @@ unless ``--allow-uncommitted`` is given (the result file then says so).
 ``--baseline REF`` adds a third kind of run in the same rounds: trunkline as
 committed at REF (extracted with ``git archive``), so a change is judged
 against the code before it on the same machine at the same time.
-``--agent-frames binary`` has the echo agent accept binary media frames
-(``X-Trunkline-Media-Frames: binary``, ``docs/media-stream.md``): caller audio
-reaches it as raw binary frames and goes back the same way, and the floor
-relays binary frames too. A baseline that predates binary frames never offers
-them, so its agent gets JSON. Results go to ``benchmarks/results/bridge.json``
-(``bridge-binary.json`` with ``--agent-frames binary``).
+Results go to ``benchmarks/results/bridge.json``.
 """
 
 from __future__ import annotations
@@ -91,9 +86,7 @@ TARGET_CPU_PERCENT_PER_CALL = 0.25
 STAMP = struct.Struct("!q")  # monotonic nanoseconds in the first 8 payload bytes
 RTP_HEADER = struct.Struct("!BBHII")
 SILENCE = b"\xff" * 160  # what trunkline sends while the agent is quiet
-FRAMES_HEADER = "X-Trunkline-Media-Frames"  # trunkline's offer of binary media frames
 GRACE_SECONDS = 0.3  # after a window: frames still in flight may come back
-AGENT_FRAMES = ("json", "binary")
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
@@ -116,29 +109,25 @@ def summary(samples: list[float]) -> dict[str, float | None]:
 # -- the echo agent (its own process) ----------------------------------------------------
 
 
-async def run_agent(port: int, out: Path, stamp: bool, binary: bool = False) -> None:
-    """Echo every media frame; time and number the tagged (μ-law) ones. ``binary``: accept
-    binary media frames when offered, and echo them as binary frames."""
+async def run_agent(port: int, out: Path, stamp: bool) -> None:
+    """Echo every media frame; time and number the tagged (μ-law) ones."""
     from websockets.asyncio.server import ServerConnection, serve
     from websockets.http11 import Request, Response
 
     latencies: list[float] = []
     arrivals: list[float] = []  # untagged (PCM) frames: when each reached the agent
     book = LedgerBook()
-    frames = binary_frames = 0
+    frames = 0
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
 
     async def handle(connection: ServerConnection) -> None:
-        nonlocal frames, binary_frames
+        nonlocal frames
         async for message in connection:
-            if isinstance(message, bytes):
-                payload = message  # raw audio: the agent accepted binary frames
-                binary_frames += 1
-            elif '"media"' in message:
-                payload = base64.b64decode(json.loads(message)["media"]["payload"])
-            else:
+            if isinstance(message, bytes) or '"media"' not in message:
                 continue
+            frame = json.loads(message)
+            payload = base64.b64decode(frame["media"]["payload"])
             frames += 1
             now = time.monotonic_ns()
             if not stamp:
@@ -146,9 +135,6 @@ async def run_agent(port: int, out: Path, stamp: bool, binary: bool = False) -> 
             elif book.mark_payload(payload):  # not a concealment frame: timed and stamped
                 latencies.append((now - STAMP.unpack_from(payload)[0]) / 1e6)
                 payload = payload[:8] + STAMP.pack(now) + payload[16:]
-            if isinstance(message, bytes):
-                await connection.send(payload)
-                continue
             encoded = base64.b64encode(payload).decode()
             reply = f'{{"event":"media","media":{{"payload":"{encoded}"}}}}'
             await connection.send(reply)
@@ -156,8 +142,6 @@ async def run_agent(port: int, out: Path, stamp: bool, binary: bool = False) -> 
     def audio_both_ways(connection: ServerConnection, request: Request, response: Response) -> None:
         response.headers["X-Use-Inkbox-Speech-To-Text"] = "false"
         response.headers["X-Use-Inkbox-Text-To-Speech"] = "false"
-        if binary and request.headers.get(FRAMES_HEADER) == "binary":
-            response.headers[FRAMES_HEADER] = "binary"
 
     async with serve(
         handle,
@@ -168,14 +152,7 @@ async def run_agent(port: int, out: Path, stamp: bool, binary: bool = False) -> 
         process_response=audio_both_ways,
     ):
         await stop.wait()
-    report = json.dumps(
-        {
-            "frames": frames,
-            "binary_frames": binary_frames,
-            "latency_ms": summary(latencies),
-            "arrivals": arrivals,
-        }
-    )
+    report = json.dumps({"frames": frames, "latency_ms": summary(latencies), "arrivals": arrivals})
     await asyncio.to_thread(out.write_text, report)
     await asyncio.to_thread(book.write, ledger_path(out))
 
@@ -189,10 +166,9 @@ def ledger_path(out: Path | str) -> Path:
 
 
 async def run_floor(
-    calls: int, agent_url: str, ports_out: Path, agent_audio: str = "mulaw8k", binary: bool = False
+    calls: int, agent_url: str, ports_out: Path, agent_audio: str = "mulaw8k"
 ) -> None:
-    """Relay each packet at once; for a PCM agent, transcode per frame as trunkline does.
-    ``binary``: offer binary media frames, and relay them when the agent accepts."""
+    """Relay each packet at once; for a PCM agent, transcode per frame as trunkline does."""
     from trunkline.agent.formats import AGENT_FORMATS, AgentToCaller, CallerToAgent
     from trunkline.agent.link import connect_agent
 
@@ -208,7 +184,6 @@ async def run_floor(
             self.transport: Any = None
             self.peer: tuple[str, int] | None = None
             self.link: Any = None
-            self.binary = False  # the agent accepted binary media frames
             self.sequence = 0
             self.to_agent = CallerToAgent(agent_format, codec="PCMU")
             self.to_caller = AgentToCaller(agent_format)
@@ -217,18 +192,13 @@ async def run_floor(
             self.peer = addr
             if self.link is not None:
                 audio = self.to_agent.convert(memoryview(data)[12:])
-                if self.binary:
-                    self.link.send_binary(audio)
-                    return
                 payload = base64.b64encode(audio).decode()
                 self.link.send_text(f'{{"event":"media","media":{{"payload":"{payload}"}}}}')
 
         def from_agent(self, text: str) -> None:
-            self.from_agent_audio(base64.b64decode(json.loads(text)["media"]["payload"]))
-
-        def from_agent_audio(self, audio: bytes) -> None:
             if self.peer is None:
                 return
+            audio = base64.b64decode(json.loads(text)["media"]["payload"])
             payload = self.to_caller.convert(audio)
             if not payload:
                 return
@@ -244,14 +214,9 @@ async def run_floor(
             local_addr=("127.0.0.1", 0),
         )
         relay.transport = transport
-        offer = {FRAMES_HEADER: "binary"} if binary else {}
         relay.link = await connect_agent(
-            agent_url, offer, relay.from_agent, lambda code, reason: None, allow_private=True
+            agent_url, {}, relay.from_agent, lambda code, reason: None, allow_private=True
         )
-        relay.link.on_binary = relay.from_agent_audio
-        relay.binary = relay.link.response_headers.get(FRAMES_HEADER.lower()) == "binary"
-        if binary and not relay.binary:
-            raise RuntimeError("the echo agent did not accept binary media frames")
         relays.append(relay)
         ports.append(transport.get_extra_info("sockname")[1])
     await asyncio.to_thread(ports_out.write_text, json.dumps(ports))
@@ -496,8 +461,7 @@ def measure(
     agent_out = work / f"{kind}-{agent_audio}-agent.json"
     carrier_out = work / f"{kind}-{agent_audio}-carrier.json"
     stamp = "1" if agent_audio == "mulaw8k" else "0"
-    frames = ["--agent-frames", args.agent_frames]
-    agent = python("agent", str(agent_port), str(agent_out), stamp, *frames)
+    agent = python("agent", str(agent_port), str(agent_out), stamp)
     agent_url = f"ws://127.0.0.1:{agent_port}/agent"
     wait_until_listening(agent_port)
     processes = [agent]
@@ -531,7 +495,7 @@ def measure(
         else:
             ports_file = work / f"floor-{agent_audio}-ports.json"
             floor = python("floor", str(args.calls), agent_url, str(ports_file),
-                           "--agent-audio", agent_audio, *frames, preexec_fn=pin)  # fmt: skip
+                           "--agent-audio", agent_audio, preexec_fn=pin)  # fmt: skip
             processes.append(floor)
             deadline = time.monotonic() + 30
             while not ports_file.exists() and time.monotonic() < deadline:
@@ -550,13 +514,6 @@ def measure(
     result: dict[str, Any] = json.loads(carrier_out.read_text())
     agent_result = json.loads(agent_out.read_text()) if agent_out.exists() else {}
     result["latency_to_agent_ms"] = agent_result.get("latency_ms")
-    binary = agent_result.get("binary_frames", 0)
-    if (
-        args.agent_frames == "binary"
-        and kind != "baseline"
-        and binary != agent_result.get("frames", 0)
-    ):
-        raise RuntimeError(f"{kind} {agent_audio}: {binary} of the agent's frames were binary")
     windows = [tuple(window) for window in result.pop("windows")]
     if agent_audio == "mulaw8k":  # numbered frames: loss per direction
         returned = LedgerBook.read(ledger_path(carrier_out)).ledgers
@@ -580,13 +537,11 @@ def role_parsers(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     agent.add_argument("port", type=int)
     agent.add_argument("out", type=Path)
     agent.add_argument("stamp", type=int)
-    agent.add_argument("--agent-frames", choices=AGENT_FRAMES, default="json")
     floor = sub.add_parser("floor")
     floor.add_argument("calls", type=int)
     floor.add_argument("agent_url")
     floor.add_argument("ports_out", type=Path)
     floor.add_argument("--agent-audio", default="mulaw8k")
-    floor.add_argument("--agent-frames", choices=AGENT_FRAMES, default="json")
     carrier = sub.add_parser("carrier")
     carrier.add_argument("--sip-port", type=int, default=0)
     carrier.add_argument("--floor-ports", default="")
@@ -607,12 +562,6 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="rounds per format (median reported)")
     parser.add_argument("--baseline", default="", help="also run trunkline as of this git ref")
     parser.add_argument(
-        "--agent-frames",
-        choices=AGENT_FRAMES,
-        default="json",
-        help="media frames the echo agent takes: JSON, or binary when offered [json]",
-    )
-    parser.add_argument(
         "--allow-uncommitted",
         action="store_true",
         help="measure code that differs from its commit (results are marked)",
@@ -622,10 +571,9 @@ def main() -> None:
         import uvloop
 
         coroutine = {
-            "agent": lambda: run_agent(args.port, args.out, bool(args.stamp),
-                                       args.agent_frames == "binary"),
+            "agent": lambda: run_agent(args.port, args.out, bool(args.stamp)),
             "floor": lambda: run_floor(args.calls, args.agent_url, args.ports_out,
-                                       args.agent_audio, args.agent_frames == "binary"),
+                                       args.agent_audio),
             "carrier": lambda: run_carrier(args),
         }[args.role]()  # fmt: skip
         uvloop.run(coroutine)
@@ -672,9 +620,8 @@ def main() -> None:
                     f" (per round {ratio['min']:.2f}–{ratio['max']:.2f})"
                 )
     write_results(
-        "bridge" if args.agent_frames == "json" else "bridge-binary",
+        "bridge",
         {
-            "agent_frames": args.agent_frames,
             "calls": args.calls,
             "seconds": args.seconds,
             "runs": args.runs,
