@@ -330,9 +330,7 @@ class MediaSession:
             return
         started = perf_counter_ns()
         audio = self._to_agent.convert(payload)
-        if not audio:
-            return
-        if (
+        if audio and (
             link.send_binary(audio, droppable=True)
             if self._binary_media
             else link.send_text(self.persona.media(audio), droppable=True)
