@@ -37,10 +37,10 @@ from trunkline.speedups import MaskKeys, ws_client_frame
 from trunkline.webhooks.ssrf import Lookup, resolve_target, system_lookup
 
 log = logging.getLogger("trunkline.agent")
+OP_BINARY = int(Opcode.BINARY)  # raw caller audio, for an agent that accepted it
 DEFAULT_MAX_BUFFER_BYTES = 512 * 1024  # about 20 s of base64 μ-law in JSON
 MAX_MESSAGE_BYTES = 1_048_576
 OP_TEXT = int(Opcode.TEXT)
-OP_BINARY = int(Opcode.BINARY)
 
 
 class AgentConnectError(Exception):
