@@ -12,7 +12,7 @@ FALLBACK_TESTS := tests/test_speedups.py tests/rtp tests/media tests/codecs \
 	tests/gateway/test_agent_protocols.py tests/gateway/test_agent_personas.py \
 	tests/gateway/test_media_stream_docs.py tests/gateway/test_slow_agent.py \
 	tests/gateway/test_inbound_calls.py tests/gateway/test_agent_abuse.py \
-	tests/gateway/test_carrier_streams.py
+	tests/gateway/test_carrier_streams.py tests/gateway/test_binary_media.py
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

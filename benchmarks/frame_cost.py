@@ -1,6 +1,7 @@
 """CPU instructions per 20 ms frame pair on the media path, counted by callgrind.
 
-    python -m benchmarks.frame_cost [--frames 2000] [--profiles mulaw,recording] [--baseline REF]
+    python -m benchmarks.frame_cost [--frames 2000] [--profiles mulaw,recording,binary]
+                                    [--baseline REF]
 
 Timings on a shared machine wander with its load; instruction counts do not.
 This runs one call's real media objects — ``RtpEndpoint`` → ``RtpSession`` →
@@ -15,6 +16,12 @@ a run of ``--frames`` pairs and a run of a tenth as many, divided by the
 difference in pairs, so start-up and imports cancel out (the code is
 byte-compiled before either run, and ``PYTHONHASHSEED`` fixed); the inputs are
 built before either count starts, the same size in both runs.
+
+``binary`` is ``mulaw`` with binary media frames both ways: the agent's 101
+accepts ``X-Trunkline-Media-Frames: binary``, so caller audio goes out as raw
+binary frames (no base64, no JSON), and the agent answers with binary frames
+of raw μ-law. The workload checks that every frame to the agent was binary; a
+tree without binary media frames (an older baseline) is not counted for it.
 
 Each profile is measured with the C extension, with its pure-Python twin
 (``TRUNKLINE_NO_SPEEDUPS=1``), and, with ``--baseline REF``, as committed at
@@ -42,10 +49,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-PROFILES = ("mulaw", "recording")
+PROFILES = ("mulaw", "recording", "binary")
 CALLER = ("127.0.0.1", 40000)
 AGENT_AUDIO = bytes(range(0x30, 0x30 + 160))
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+UNSUPPORTED = 3  # the workload's exit status: the tree measured has no such profile
+BINARY_OFFER = "X-Trunkline-Media-Frames"
 
 
 # -- the workload (run under callgrind, importing whichever trunkline is on the path) --------
@@ -96,22 +105,21 @@ class QuietEvents:
         return lambda *args, **kwargs: None
 
 
-def server_text_frame(text: str) -> bytes:
-    """An unmasked text frame, as an agent (a WebSocket server) sends it."""
-    data = text.encode()
+def server_frame(data: bytes, opcode: int = 0x1) -> bytes:
+    """An unmasked frame (text by default), as an agent (a WebSocket server) sends it."""
     size = len(data)
     if size < 126:
-        return bytes((0x81, size)) + data
-    return struct.pack("!BBH", 0x81, 126, size) + data
+        return bytes((0x80 | opcode, size)) + data
+    return struct.pack("!BBH", 0x80 | opcode, 126, size) + data
 
 
-def handshake_answer(request: bytes) -> bytes:
+def handshake_answer(request: bytes, extra_headers: str = "") -> bytes:
     key = re.search(rb"Sec-WebSocket-Key: (\S+)", request)
     assert key is not None, request
     accept = base64.b64encode(hashlib.sha1(key.group(1) + WS_GUID.encode()).digest()).decode()
     return (
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+        f"Sec-WebSocket-Accept: {accept}\r\n{extra_headers}\r\n"
     ).encode()
 
 
@@ -133,15 +141,23 @@ async def workload(frames: int, prepared: int, profile: str) -> dict[str, int]:
     from trunkline.media.plan import MediaPlan
     from trunkline.media.recording import RecordingWriter
 
+    binary = profile == "binary"
+    if binary:
+        from trunkline.agent import inkbox_protocol
+
+        if not hasattr(inkbox_protocol, "binary_media_accepted"):
+            sys.exit(UNSUPPORTED)
     with tempfile.TemporaryDirectory() as recordings:
         writer = RecordingWriter(Path(recordings)) if profile == "recording" else None
         factory = MediaSessionFactory(MediaClock(asyncio.get_running_loop()), recordings=writer)
         plan = MediaPlan("frame-cost", caller_codec="PCMU", record=profile == "recording")
         session = factory.create(plan, QuietEvents())  # type: ignore[arg-type]
-        link = AgentLink("ws://127.0.0.1:1/agent", {}, session.agent_text, lambda c, r: None)
+        offer = {BINARY_OFFER: "binary"} if binary else {}  # as the dialer offers it
+        link = AgentLink("ws://127.0.0.1:1/agent", offer, session.agent_text, lambda c, r: None)
         agent_socket = NullTransport()
         link.connection_made(agent_socket)  # type: ignore[arg-type]
-        link.data_received(handshake_answer(b"".join(agent_socket.written)))
+        accepted = f"{BINARY_OFFER}: binary\r\n" if binary else ""
+        link.data_received(handshake_answer(b"".join(agent_socket.written), accepted))
         await link.wait_open()
         agent_socket.keep = False
         endpoint = RtpEndpoint()
@@ -150,12 +166,16 @@ async def workload(frames: int, prepared: int, profile: str) -> dict[str, int]:
         session.caller = leg
         session.attach_agent(link)
         session.start()
+        opened_bytes = agent_socket.bytes_out  # the handshake and ``start``
         datagrams = rtp_datagrams(prepared)  # the same inputs whatever ``frames`` is
-        agent_frame = server_text_frame(
-            json.dumps(
-                {"event": "media", "media": {"payload": base64.b64encode(AGENT_AUDIO).decode()}}
+        if binary:
+            agent_frame = server_frame(AGENT_AUDIO, opcode=0x2)
+        else:
+            agent_frame = server_frame(
+                json.dumps(
+                    {"event": "media", "media": {"payload": base64.b64encode(AGENT_AUDIO).decode()}}
+                ).encode()
             )
-        )
         receive, data_received, tick = endpoint.datagram_received, link.data_received, session._tick
         pull = session._pull_caller  # the jitter buffer's slot (the default configuration)
         for n in range(frames):
@@ -170,17 +190,33 @@ async def workload(frames: int, prepared: int, profile: str) -> dict[str, int]:
             "frames_to_agent": session.frames_to_agent + held,
             "frames_to_caller": session.frames_to_caller,
             "agent_frames_rejected": session.agent_frames_rejected,
+            "held_by_jitter_buffer": held,
+            "bytes_to_agent": agent_socket.bytes_out - opened_bytes,
         }
         session.stop("done")
         return counters
 
 
+def workload_error(counters: dict[str, int], frames: int, profile: str) -> str | None:
+    """What went wrong in a workload run of ``frames`` pairs, or None: every frame was
+    carried both ways (binary frames to the agent for ``binary``)."""
+    if counters["frames_to_agent"] != frames or counters["frames_to_caller"] != frames:
+        return f"the workload lost frames: {counters} for {frames} pairs"
+    if counters["agent_frames_rejected"]:
+        return f"agent frames were rejected: {counters}"
+    # A client's binary frame of 160 bytes of μ-law: 4 header bytes (a 16-bit length: 160 is
+    # over 125), a 4-byte mask key, the audio.
+    binary_bytes = (frames - counters["held_by_jitter_buffer"]) * (4 + 4 + 160)
+    if profile == "binary" and counters["bytes_to_agent"] != binary_bytes:
+        return f"caller audio did not go to the agent as binary frames: {counters}"
+    return None
+
+
 def run_workload(frames: int, prepared: int, profile: str) -> None:
     counters = asyncio.run(workload(frames, prepared, profile))
-    if counters["frames_to_agent"] != frames or counters["frames_to_caller"] != frames:
-        sys.exit(f"the workload lost frames: {counters} for {frames} pairs")
-    if counters["agent_frames_rejected"]:
-        sys.exit(f"agent frames were rejected: {counters}")
+    error = workload_error(counters, frames, profile)
+    if error is not None:
+        sys.exit(error)
     print(json.dumps(counters))
 
 
@@ -189,8 +225,9 @@ def run_workload(frames: int, prepared: int, profile: str) -> None:
 
 def instructions(
     frames: int, prepared: int, profile: str, tree: Path, env: dict[str, str], work: Path
-) -> int:
-    """Instructions callgrind counts for one workload process of ``frames`` pairs."""
+) -> int | None:
+    """Instructions callgrind counts for one workload process of ``frames`` pairs (None: the
+    tree has no such profile)."""
     out = work / f"callgrind.{profile}.{frames}.{os.getpid()}.out"
     command = [
         "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
@@ -199,6 +236,9 @@ def instructions(
     ]  # fmt: skip
     child_env = {**env, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
     done = subprocess.run(command, env=child_env, capture_output=True, text=True, cwd=work)
+    if done.returncode == UNSUPPORTED:
+        out.unlink(missing_ok=True)
+        return None
     if done.returncode != 0:
         sys.exit(f"workload failed ({' '.join(command)}):\n{done.stdout}\n{done.stderr[-3000:]}")
     collected = re.search(r"Collected : (\d+)", done.stderr)
@@ -208,10 +248,15 @@ def instructions(
     return int(collected.group(1))
 
 
-def per_pair(profile: str, frames: int, tree: Path, env: dict[str, str], work: Path) -> float:
+def per_pair(
+    profile: str, frames: int, tree: Path, env: dict[str, str], work: Path
+) -> float | None:
     few = max(1, frames // 10)
     many = instructions(frames, frames, profile, tree, env, work)
+    if many is None:
+        return None
     base = instructions(few, frames, profile, tree, env, work)
+    assert base is not None
     return (many - base) / (frames - few)
 
 
@@ -265,14 +310,18 @@ def main() -> None:
             figures = {
                 kind: per_pair(profile, args.frames, tree, kenv, work) for kind, tree, kenv in kinds
             }
-            fallback = figures["pure Python"]
+            c, fallback = figures["C extension"], figures["pure Python"]
+            assert c is not None and fallback is not None  # this tree has every profile
             for kind, value in figures.items():
-                rows.append([profile, kind, round(value), value / figures["C extension"]])
+                if value is None:
+                    rows.append([profile, kind, "–", "–"])  # an older tree: no such profile
+                else:
+                    rows.append([profile, kind, round(value), value / c])
             results.append(
                 {
                     "profile": profile,
                     "instructions_per_frame_pair": figures,
-                    "c_saves_over_pure_python": 1 - figures["C extension"] / fallback,
+                    "c_saves_over_pure_python": 1 - c / fallback,
                 }
             )
     print_table(["profile", "media path", "instructions / frame pair", "× C"], rows)

@@ -79,8 +79,11 @@ def frame_cost_section(result: dict[str, Any]) -> str:
         c = figures["C extension"]
         rows.append(
             [profile["profile"]]
-            + [number(figures[kind], 0) for kind in kinds]
-            + [f"{(1 - c / figures[kind]) * 100:.0f} %" for kind in kinds[1:]]
+            + [number(figures.get(kind), 0) for kind in kinds]
+            + [
+                f"{(1 - c / figures[kind]) * 100:.0f} %" if figures.get(kind) else "–"
+                for kind in kinds[1:]
+            ]
         )
     headers = ["profile", *kinds] + [f"C saves vs {kind}" for kind in kinds[1:]]
     return f"""## Media path instructions — `python -m benchmarks.frame_cost`
@@ -116,6 +119,26 @@ adds the recorder's caller and slot taps (decode to PCM16, the writer thread).
 - `recording` hands blocks to the writer thread, whose share of each run
   varies a little with thread scheduling: its figures are less exact than
   `mulaw`'s, which repeated within 3 % over three runs.
+{binary_note(profiles)}"""
+
+
+def binary_note(profiles: list[dict[str, Any]]) -> str:
+    """What binary media frames save against ``mulaw``'s JSON frames, when both were measured."""
+    by_name = {p["profile"]: p["instructions_per_frame_pair"] for p in profiles}
+    if "binary" not in by_name or "mulaw" not in by_name:
+        return ""
+
+    def change(kind: str) -> str:
+        saved = 1 - by_name["binary"][kind] / by_name["mulaw"][kind]
+        return f"{abs(saved) * 100:.0f} % {'fewer' if saved >= 0 else 'more'}"
+
+    older = [kind for kind, value in by_name["binary"].items() if value is None]
+    predates = f" *{', '.join(older)}* predates binary media frames (–)." if older else ""
+    return f"""- `binary` is `mulaw` with binary media frames both ways (the agent accepted
+  `X-Trunkline-Media-Frames: binary`, `docs/media-stream.md`): raw μ-law in
+  binary WebSocket frames, no base64 and no JSON either way. It takes
+  {change("C extension")} instructions per frame pair than `mulaw`'s JSON frames with the
+  C extension, {change("pure Python")} with the pure-Python twin.{predates}
 """
 
 

@@ -48,14 +48,16 @@ async def _collect(process: asyncio.subprocess.Process, lines: list[str]) -> Non
 
 
 @contextlib.asynccontextmanager
-async def example_agent(name: str) -> AsyncIterator[RunningAgent]:
-    """``python examples/NAME/agent.py --port P`` on a free port, stopped (process group) after."""
+async def example_agent(name: str, *options: str) -> AsyncIterator[RunningAgent]:
+    """``python examples/NAME/agent.py --port P [OPTIONS]`` on a free port, stopped (process
+    group) after."""
     port = free_tcp_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(EXAMPLES / name / "agent.py"),
         "--port",
         str(port),
+        *options,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,

@@ -4,9 +4,12 @@ It speaks the Inkbox media-stream protocol (docs/media-stream.md) as a plain
 WebSocket server: its handshake answer turns trunkline's speech modes off, so it
 receives the caller's audio as ``media`` frames (8 kHz mu-law, base64) and sends
 each one straight back. Digits the caller presses are logged, and ``#`` ends the
-call with a ``stop``.
+call with a ``stop``. With ``--binary`` its handshake answer also accepts
+trunkline's offer of binary media frames: the caller's audio then comes as
+binary WebSocket frames of raw audio (no base64, no JSON), and goes back the
+same way.
 
-    python examples/echo_agent/agent.py --port 9000
+    python examples/echo_agent/agent.py --port 9000 [--binary]
 
 Only needs ``websockets`` (installed with trunkline).
 """
@@ -32,6 +35,15 @@ def audio_both_ways(connection: ServerConnection, request: Request, response: Re
     response.headers["X-Use-Inkbox-Text-To-Speech"] = "false"
 
 
+def binary_audio_both_ways(
+    connection: ServerConnection, request: Request, response: Response
+) -> None:
+    """As ``audio_both_ways``, and the caller's audio as binary frames when offered."""
+    audio_both_ways(connection, request, response)
+    if request.headers.get("X-Trunkline-Media-Frames") == "binary":
+        response.headers["X-Trunkline-Media-Frames"] = "binary"
+
+
 async def handle_call(connection: ServerConnection) -> None:
     context = connection.request.headers.get("X-Call-Context", "{}") if connection.request else "{}"
     log.info("call connected: %s", context)
@@ -39,6 +51,9 @@ async def handle_call(connection: ServerConnection) -> None:
     async for message in connection:
         if isinstance(message, bytes):  # raw audio in the call's format: echo it as it came
             await connection.send(message)
+            if echoed == 0:
+                log.info("caller audio arrives in binary frames")
+            echoed += 1
             continue
         frame: dict[str, Any] = json.loads(message)
         event = frame.get("event")
@@ -58,8 +73,9 @@ async def handle_call(connection: ServerConnection) -> None:
     log.info("call ended after %d echoed frames (%.1f s)", echoed, echoed * 0.02)
 
 
-async def main(host: str, port: int) -> None:
-    async with serve(handle_call, host, port, process_response=audio_both_ways) as server:
+async def main(host: str, port: int, binary: bool) -> None:
+    answer = binary_audio_both_ways if binary else audio_both_ways
+    async with serve(handle_call, host, port, process_response=answer) as server:
         bound = server.sockets[0].getsockname()
         print(f"echo agent listening on ws://{bound[0]}:{bound[1]}", flush=True)
         await server.serve_forever()
@@ -69,7 +85,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="trunkline example: echo the caller's audio")
     parser.add_argument("--host", default="127.0.0.1", help="listen address [127.0.0.1]")
     parser.add_argument("--port", type=int, default=9000, help="listen port [9000]")
+    parser.add_argument(
+        "--binary", action="store_true", help="take the caller's audio as binary frames"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stops the agent
-        asyncio.run(main(args.host, args.port))
+        asyncio.run(main(args.host, args.port, args.binary))

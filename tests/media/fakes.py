@@ -15,6 +15,7 @@ class FakeLink:
     def __init__(self, headers: dict[str, str] | None = None) -> None:
         self.response_headers = headers or {}
         self.sent: list[str] = []
+        self.binary: list[bytes] = []  # binary frames sent (raw caller audio)
         self.on_binary: Callable[[bytes], None] | None = None
         self.on_overflow: Callable[[], None] | None = None
         self.open = True
@@ -24,6 +25,10 @@ class FakeLink:
 
     def send_text(self, text: str, *, droppable: bool = False) -> bool:
         self.sent.append(text)
+        return True
+
+    def send_binary(self, data: bytes | memoryview, *, droppable: bool = False) -> bool:
+        self.binary.append(bytes(data))
         return True
 
     def close(self, code: int, reason: str) -> None:

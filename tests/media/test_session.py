@@ -230,6 +230,29 @@ def test_a_redialled_inkbox_agent_gets_a_new_stream_id_and_chunks_from_one() -> 
     assert (media["media"]["chunk"], media["media"]["timestamp"]) == (1, 0)
 
 
+def test_binary_media_follows_each_links_upgrade_answer_on_inkbox_only() -> None:
+    accepts = {"x-trunkline-media-frames": "binary"}
+    session = MediaSessionFactory(MediaClock(FakeLoop())).create(
+        MediaPlan("call-7", caller_codec="PCMU"), NotedEvents()
+    )
+    first, second = FakeLink(accepts), FakeLink()
+    attach(session, first)
+    session.caller_audio(CALLER_FRAME)
+    session.caller_digit("5")
+    assert first.binary == [CALLER_FRAME] and first.named("media") == []
+    assert [frame["event"] for frame in first.events()] == ["start", "dtmf"]
+    attach(session, second)  # redialled: this agent did not accept
+    session.caller_audio(CALLER_FRAME)
+    assert second.binary == [] and len(second.named("media")) == 1
+    twilio = MediaSessionFactory(MediaClock(FakeLoop())).create(
+        MediaPlan("call-8", caller_codec="PCMU", agent_protocol="twilio"), NotedEvents()
+    )
+    link = FakeLink(accepts)  # never offered on the Twilio persona: the answer is ignored
+    attach(twilio, link)
+    twilio.caller_audio(CALLER_FRAME)
+    assert link.binary == [] and len(link.named("media")) == 1
+
+
 def test_wrong_shape_frames_are_counted_by_reason_and_logged_once_per_call(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -1,7 +1,9 @@
 """The Inkbox media-stream protocol, sans I/O: frames trunkline sends and parses.
 
 Outbound ``media`` frames are built from a pre-split template and a base64
-payload (no per-frame dict or JSON encoder), as UTF-8 bytes. Inbound
+payload (no per-frame dict or JSON encoder), as UTF-8 bytes; an agent that
+accepts ``X-Trunkline-Media-Frames: binary`` in its upgrade response gets the
+caller's audio as binary WebSocket frames instead (``binary_media_accepted``). Inbound
 ``media`` frames of the usual shape are read without the JSON parser
 (``fast_media_payload``); anything else is parsed in full. Inbound frames are parsed into
 small message objects; anything malformed raises ``AgentProtocolError``.
@@ -21,6 +23,10 @@ MAX_FRAME_CHARS = 1_048_576
 MAX_MEDIA_BYTES = 256 * 1024
 MULAW_FORMAT = {"encoding": "audio/x-mulaw", "sample_rate": 8000, "channels": 1}
 MEDIA_FRAME_TAIL = b'"}}'  # closes the payload string, ``media`` and the frame
+# trunkline's upgrade request offers binary media frames; the agent's 101 accepts them by
+# answering with the same header and value (any other answer, or none: JSON ``media`` frames).
+MEDIA_FRAMES_HEADER = "X-Trunkline-Media-Frames"
+BINARY_MEDIA = "binary"
 
 
 class AgentProtocolError(ValueError):
@@ -45,6 +51,12 @@ def flat_media_error(persona: str) -> AgentProtocolError:
 
 
 # -- trunkline -> agent -------------------------------------------------------------
+
+
+def binary_media_accepted(response_headers: dict[str, str]) -> bool:
+    """The agent's 101 (header names lower-cased) accepted binary media frames."""
+    value = response_headers.get(MEDIA_FRAMES_HEADER.lower(), "")
+    return value.strip().lower() == BINARY_MEDIA
 
 
 def start_frame(stream_id: str, call_id: str, media_format: dict[str, Any] | None = None) -> str:

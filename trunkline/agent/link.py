@@ -1,8 +1,9 @@
 """The WebSocket to the agent: websockets' sans-I/O client protocol on an asyncio.Protocol.
 
 Sending is synchronous — the media tick and RTP callbacks call ``send_text``
-and the bytes go straight into the transport — so no task or queue sits
-between a caller's frame and the agent. Every frame to the agent (media, mark
+(or ``send_binary``: raw audio, for an agent that accepted binary media) and
+the bytes go straight into the transport — so no task or queue sits between a
+caller's frame and the agent. Every frame to the agent (media, mark
 echoes, transcripts, start/stop, and the pongs the protocol answers pings
 with) goes through this one writer, and the transport's write buffer is its
 bounded queue: a frame is written only while at most ``max_buffer_bytes`` are
@@ -36,6 +37,7 @@ from trunkline.speedups import MaskKeys, ws_client_frame
 from trunkline.webhooks.ssrf import Lookup, resolve_target, system_lookup
 
 log = logging.getLogger("trunkline.agent")
+OP_BINARY = int(Opcode.BINARY)  # raw caller audio, for an agent that accepted it
 DEFAULT_MAX_BUFFER_BYTES = 512 * 1024  # about 20 s of base64 μ-law in JSON
 MAX_MESSAGE_BYTES = 1_048_576
 OP_TEXT = int(Opcode.TEXT)
@@ -160,6 +162,14 @@ class AgentLink(asyncio.Protocol):
         here, with no fragmented message or extension in play, and anything it
         queued is written first.
         """
+        return self._send(OP_TEXT, text.encode() if isinstance(text, str) else text, droppable)
+
+    def send_binary(self, data: bytes | memoryview, *, droppable: bool = False) -> bool:
+        """Queue one binary frame (raw audio, for an agent that accepted binary media)
+        within the cap, as ``send_text`` does; False when it was not sent."""
+        return self._send(OP_BINARY, data, droppable)
+
+    def _send(self, opcode: int, data: bytes | memoryview, droppable: bool) -> bool:
         if not self.open or self.overflowed:
             return False
         if not self.has_room:
@@ -168,16 +178,19 @@ class AgentLink(asyncio.Protocol):
             else:
                 self._overflow()
             return False
-        data = text.encode() if isinstance(text, str) else text
         protocol = self._protocol
         if protocol.expect_continuation_frame or protocol.extensions:
-            protocol.send_text(data)  # not a state this link gets into; framed by the book
+            # not a state this link gets into; framed by the book
+            if opcode == OP_TEXT:
+                protocol.send_text(bytes(data))
+            else:
+                protocol.send_binary(bytes(data))
             self._flush()
         else:
             if protocol.writes:
                 self._flush()  # what the protocol queued goes first, in order
             assert self._transport is not None  # ``open`` says so
-            self._transport.write(ws_client_frame(OP_TEXT, data, self._masks.next()))
+            self._transport.write(ws_client_frame(opcode, data, self._masks.next()))
         self.frames_out += 1
         if self._transport is not None:
             buffered = self._transport.get_write_buffer_size()

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from trunkline import metrics
+from trunkline.agent.inkbox_protocol import BINARY_MEDIA, MEDIA_FRAMES_HEADER
 from trunkline.agent.link import AgentConnectError, AgentLink, connect_agent
 from trunkline.calls.identity_signature import IdentitySigner
 from trunkline.calls.live_call import LiveCall
@@ -53,6 +54,8 @@ class AgentDialer:
             }
         )
         headers = {"X-Call-Context": context}
+        if call.agent_protocol == "inkbox":  # the Twilio persona keeps Twilio's JSON frames
+            headers[MEDIA_FRAMES_HEADER] = BINARY_MEDIA  # offered; the agent's 101 decides
         headers.update(
             await self._signer.headers(
                 call.lifecycle.agent_identity_id, record.id, context.encode()

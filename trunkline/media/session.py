@@ -3,10 +3,11 @@
 Caller → agent: each caller frame (G.711, or G.722 decoded here once to
 PCM16 at 16 kHz) arrives in ``caller_audio`` from the
 leg's receive callback; the call's caller taps (recorder, transcription) get
-it as PCM16 at 8 kHz, decoded once, and it is sent to the agent as a ``media`` frame
-right there (μ-law is passed through; A-law is transcoded by one table
-lookup; PCM formats are decoded and resampled by the call's persistent
-converter). A leg that buffers its audio (RTP's jitter buffer) has it pulled
+it as PCM16 at 8 kHz, decoded once, and it is sent to the agent right there:
+as a ``media`` frame, or as a binary frame of raw audio when the agent's
+upgrade response accepted binary media (μ-law is passed through; A-law is
+transcoded by one table lookup; PCM formats are decoded and resampled by the
+call's persistent converter). A leg that buffers its audio (RTP's jitter buffer) has it pulled
 instead, one frame per 20 ms on a clock subscription of its own that talk
 spurts never move, so the agent hears an even cadence. Agent → caller:
 ``media`` payloads (or binary frames) are converted to μ-law and go into the
@@ -39,6 +40,7 @@ from trunkline.agent.inkbox_protocol import (
     AgentStop,
     AgentText,
     AgentTranscript,
+    binary_media_accepted,
 )
 from trunkline.agent.link import AgentLink
 from trunkline.agent.persona import AgentPersona, InkboxPersona, persona_for
@@ -161,6 +163,7 @@ class MediaSession:
         self.speech: SpeechOutput | None = None
         self._call_speech: SpeechParts | None = None
         self._caller_as_text = False  # speech-to-text mode: the agent gets the caller as text
+        self._binary_media = False  # the agent's link takes caller audio as binary frames
         self._caller_taps: tuple[CallerTap, ...] = ()
         self._slot_taps: tuple[SlotTap, ...] = ()
         self._retap()
@@ -218,8 +221,10 @@ class MediaSession:
         self.link = link
         link.on_binary = self.agent_audio
         link.on_overflow = self._events.agent_overflowed  # it stopped reading: the call ends
+        inkbox = isinstance(self.persona, InkboxPersona)
+        self._binary_media = inkbox and binary_media_accepted(link.response_headers)
         speech = self._call_speech
-        if speech is not None and isinstance(self.persona, InkboxPersona):
+        if speech is not None and inkbox:
             headers = link.response_headers
             default = self._speech_by_default
             transcription = speech.transcription
@@ -325,7 +330,11 @@ class MediaSession:
             return
         started = perf_counter_ns()
         audio = self._to_agent.convert(payload)
-        if audio and link.send_text(self.persona.media(audio), droppable=True):
+        if audio and (
+            link.send_binary(audio, droppable=True)
+            if self._binary_media
+            else link.send_text(self.persona.media(audio), droppable=True)
+        ):
             self.frames_to_agent += 1
             self.to_agent.observe_ns(perf_counter_ns() - started)
 
