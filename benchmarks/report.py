@@ -199,17 +199,18 @@ def loss_cell(figures: dict[str, Any]) -> str:
 def bridge_section(result: dict[str, Any]) -> str:
     rows = []
     for agent_audio, data in result["formats"].items():
-        for run in ("trunkline", "floor", "baseline"):
+        for run in ("trunkline", "pure_python", "floor", "baseline"):
             if run not in data:
                 continue
             figures = data[run]
+            label = RUN_LABELS.get(run, run) if "pure_python" in data else run
             to_agent = figures.get("latency_to_agent_ms") or {}
             to_carrier = figures.get("latency_to_carrier_ms") or {}
             jitter = figures.get("pacing_jitter_ms") or {}
             rows.append(
                 [
                     agent_audio,
-                    run,
+                    label,
                     with_spread(figures["cpu_percent_per_call"], 3),
                     loss_cell(figures),
                     f"{number(to_agent.get('p50'))} / {number(to_agent.get('p99'))}",
@@ -219,13 +220,22 @@ def bridge_section(result: dict[str, Any]) -> str:
             )
     ratios = ", ".join(
         f"{fmt}: {with_spread(data['cpu_ratio_to_floor'])}×"
+        + (
+            f" (pure Python {with_spread(data['pure_python_cpu_ratio_to_floor'])}×; C ÷ pure"
+            f" Python {with_spread(data['cpu_ratio_to_pure_python'])}×)"
+            if "pure_python" in data
+            else ""
+        )
         for fmt, data in result["formats"].items()
     )
+    twin = any("pure_python" in data for data in result["formats"].values())
+    kinds = "trunkline with its C extension, trunkline with its pure-Python twin and the floor"
     runs = result.get("runs", 1)
     return f"""## Media bridge — `python -m benchmarks.bridge`
 
 {result["calls"]} concurrent calls for {result["seconds"]:.0f} s per agent format, {runs} runs
-of each kind (trunkline and floor alternating). {provenance(result)} A real
+of each kind ({kinds if twin else "trunkline and floor"} alternating). {provenance(result)}
+{TWIN_NOTE if twin else ""}A real
 `trunkline serve`, an echo agent and a SIP/RTP carrier, each in its own process;
 {cores_line(result)} The floor is the same sockets and agent connections
 relaying each packet at once with no gateway logic; for PCM16 it converts μ-law
@@ -253,6 +263,11 @@ per call.
 
 {BRIDGE_ANALYSIS}"""
 
+
+RUN_LABELS = {"trunkline": "trunkline (C)", "pure_python": "trunkline (pure Python)"}
+TWIN_NOTE = """*C* runs trunkline with `trunkline._speedups`, *pure Python* with
+`TRUNKLINE_NO_SPEEDUPS=1`; each run's process must say in its start-up log that it
+runs the path it is labelled with, or the benchmark stops. """
 
 BRIDGE_ANALYSIS = """In the run of 2026-12-02, 100 calls are below every limit: no frame was lost
 either way, and the μ-law median (0.243 % of a core per call) just meets the target.
@@ -373,10 +388,21 @@ def limit_note(profile: dict[str, Any], cores: int) -> str:
     return " ".join(notes)
 
 
+def load_variants(result: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(profile, label, figures) for each profile: the C extension's, then the pure-Python twin's."""
+    variants = []
+    for name, profile in result["profiles"].items():
+        twin = profile.get("pure_python")
+        variants.append((name, " (C)" if twin else "", profile))
+        if twin:
+            variants.append((name, " (pure Python)", twin | {"target_calls": None}))
+    return variants
+
+
 def load_section(result: dict[str, Any]) -> str:
     rows = []
     headline = result.get("headline_profile")
-    for name, profile in result["profiles"].items():
+    for name, label, profile in load_variants(result):
         at = capacity_step(profile)
         added = at.get("added_latency_p99_ms", {})
         single = profile["capacity_calls"]  # a file from before --runs: one ramp
@@ -395,7 +421,7 @@ def load_section(result: dict[str, Any]) -> str:
                 f"{number(at['to_carrier']['loss'] * 100)})"
             )
         rows.append([
-            f"**{name}** (headline)" if name == headline else name,
+            f"**{name}**{label} (headline)" if name == headline else f"{name}{label}",
             f"{at_least}{capacities['median']} ({capacities['min']}–{capacities['max']})"
             if profile["capacity_calls"] else "0",
             str(profile.get("target_calls") or "–"),
@@ -408,17 +434,22 @@ def load_section(result: dict[str, Any]) -> str:
         ])  # fmt: skip
     cores = len((result.get("cores") or {}).get("system_under_test") or [])
     stopped = "\n".join(
-        f"- **{name}**: {limit_note(profile, cores)} Per run: " + "; ".join(profile["limited_by"])
-        for name, profile in result["profiles"].items()
+        f"- **{name}**{label}: {limit_note(profile, cores)} Per run: "
+        + "; ".join(profile["limited_by"])
+        for name, label, profile in load_variants(result)
     )
-    checks = {n: p.get("promtool_check_under_load") for n, p in result["profiles"].items()}
+    checks = {
+        n + label: p.get("promtool_check_under_load") for n, label, p in load_variants(result)
+    }
     promtool = "passes" if all(c == "ok" for c in checks.values()) else f"{checks}"
     return f"""## Whole system — `python -m benchmarks.load`
 
 {provenance(result)} {result["workers"]} trunkline process(es), each step held
 {number(result["hold_seconds"], 0)} s, every profile ramped {result.get("runs", 1)} times.
 {cores_line(result)} trunkline, the echo agent and the SIP/RTP carrier run as separate
-processes, all traffic on loopback; callers send synthesized speech. A step breaks the
+processes, all traffic on loopback; callers send synthesized speech. {
+        LOAD_TWIN_NOTE if any("pure_python" in p for p in result["profiles"].values()) else ""
+    }A step breaks the
 objective when loss > 0.1 % (by frame number: the frames sent in the window that did not
 come back), trunkline adds more than 20 ms to latency p99 either way (its p99 minus the
 bare relay's in the same round at the same call count), or a call fails to set up; a run's
@@ -460,6 +491,15 @@ Run it: `make test` once (it installs matplotlib for the chart), commit, then
 `--steps`, `--hold`, `--workers N`, `--runs N`).
 """
 
+
+LOAD_TWIN_NOTE = """Each round ramps the floor once per
+agent format, then every profile twice on the same floor: trunkline with its C extension
+(*C*) and with its pure-Python twin (`TRUNKLINE_NO_SPEEDUPS=1`), each run's process
+confirmed from its own start-up log. The carrier sends every call's RTP from one socket,
+a tick's packets in batches (`sendmmsg`, `recvmmsg`), and the echo agent is a light
+WebSocket server that re-encodes only the stamped bytes of each frame
+(`benchmarks/_rtp_fleet.py`, `benchmarks/_echo_agent.py`); the floor uses the same
+generators. """
 
 LOAD_ANALYSIS = """What limits each profile here, as far as these numbers show it (run of 2026-12-02):
 
