@@ -44,6 +44,15 @@ profile is ``recording``, the default configuration. Code that differs from
 its commit is not measured unless ``--allow-uncommitted`` is given (the
 result file then says so).
 
+Each round ramps every profile twice on the same floor: trunkline with its C
+extension and with its pure-Python twin (``TRUNKLINE_NO_SPEEDUPS=1``), each run
+confirmed from its process's start-up log (``benchmarks._media_path``). The
+generators are built not to be the limit: the carrier sends every call's RTP
+from one socket, a tick at a time in ``sendmmsg`` batches, and reads it back
+with ``recvmmsg`` (``benchmarks._rtp_fleet``); the echo agent is a light
+WebSocket server protocol (``benchmarks._echo_agent``). The floor uses the same
+generators, so "the generators alone miss the objectives" stays a real check.
+
 Writes ``benchmarks/results/load.json`` and ``benchmarks/results/load.png``
 (CPU per call and latency p99 against concurrent calls).
 """

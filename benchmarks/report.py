@@ -234,8 +234,9 @@ def bridge_section(result: dict[str, Any]) -> str:
     return f"""## Media bridge — `python -m benchmarks.bridge`
 
 {result["calls"]} concurrent calls for {result["seconds"]:.0f} s per agent format, {runs} runs
-of each kind ({kinds if twin else "trunkline and floor"} alternating). {provenance(result)}
-{TWIN_NOTE if twin else ""}A real
+of each kind ({kinds if twin else "trunkline and floor"} alternating). {provenance(result)} {
+        TWIN_NOTE if twin else ""
+    }A real
 `trunkline serve`, an echo agent and a SIP/RTP carrier, each in its own process;
 {cores_line(result)} The floor is the same sockets and agent connections
 relaying each packet at once with no gateway logic; for PCM16 it converts μ-law
@@ -275,6 +276,8 @@ What trunkline adds over the relay for μ-law (1.6×) is its per-frame call logi
 session, playout, media clock and the recording tap; its → carrier latency (6.7 ms
 p50) is mostly the wait for the call's clock slot. For PCM16 the resampling both ways,
 which the floor now does too, dominates both, so trunkline costs only 1.15× the floor.
+These figures predate the pure-Python rows and the load generators of commit `37f1082`
+(see *The load generators* under the whole-system results).
 """
 
 
@@ -486,9 +489,32 @@ What the numbers show limits each profile (the median ramp; then what stopped ea
 `promtool check metrics` on a scrape taken under load: {promtool}.
 
 {LOAD_ANALYSIS}
+{GENERATORS_NOTE}
 Run it: `make test` once (it installs matplotlib for the chart), commit, then
-`.venv/bin/python -m benchmarks.load` (about 25 minutes for three runs; `--profiles`,
+`.venv/bin/python -m benchmarks.load` (each round ramps every profile twice, with the C
+extension and with the pure-Python twin, so it takes longer than before; `--profiles`,
 `--steps`, `--hold`, `--workers N`, `--runs N`).
+"""
+
+
+GENERATORS_NOTE = """**The load generators** (from commit `37f1082`). Earlier runs, like the one
+above, used an echo agent on a general-purpose WebSocket server (a JSON round trip per
+frame) and a carrier with a socket and a Python send and receive per packet; with both on
+one core they missed the objectives on their own from about 300 calls. The echo agent is
+now a small WebSocket server protocol that re-encodes only the 36 base64 characters
+holding the stamps and numbers and answers everything one read brought in one write:
+counted by callgrind over 2,000 against 200 echoed frames on 10 connections, about
+48,500 instructions per frame against 127,700 for the agent before it (2.6× fewer, system
+calls not counted). The carrier sends every call's RTP from one socket, a tick's packets
+in `sendmmsg` batches of 64 (one stamp per batch) and reads them back with `recvmmsg`,
+up to 256 per call: a system call per batch instead of one per packet each way. The figures above
+predate both and the pure-Python rows; they are to be measured again with
+`python -m benchmarks.load --profiles recording,mulaw,pcm16 --steps 100,200,400,600,800
+--hold 5` and `python -m benchmarks.bridge` on a machine nothing else is using: on
+2026-12-02 at `37f1082` the machine was shared with other work (the test suite on both
+cores), and even the bare floor relay with either set of generators lost frames at
+100 calls (17–27 % in a ramp of the floor alone; latency p99 from hundreds of
+milliseconds to seconds), so no figure of that run was published.
 """
 
 
