@@ -35,7 +35,10 @@ On a machine with two or more cores, trunkline (or the floor relay) runs on
 one core of its own and the agent and carrier on the others
 (``benchmarks._cores``). Code that differs from its commit is not measured
 unless ``--allow-uncommitted`` is given (the result file then says so).
-``--baseline REF`` adds a third kind of run in the same rounds: trunkline as
+Each round runs trunkline twice, with its C extension and with its pure-Python
+twin (``TRUNKLINE_NO_SPEEDUPS=1``), and each run's process must say in its
+start-up log that it runs the path it is labelled with (``benchmarks._media_path``).
+``--baseline REF`` adds another kind of run in the same rounds: trunkline as
 committed at REF (extracted with ``git archive``), so a change is judged
 against the code before it on the same machine at the same time.
 Results go to ``benchmarks/results/bridge.json``.
@@ -59,15 +62,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import _media_path as media_path
 from benchmarks._cores import CoreSplit, split_cores
-from benchmarks._frames import (
-    AGENT_STAMP_OFFSET,
-    LedgerBook,
-    arrivals_between,
-    counted_loss,
-    tag_frame,
-    window_loss,
-)
+from benchmarks._echo_agent import serve_echo
+from benchmarks._frames import LedgerBook, arrivals_between, counted_loss, window_loss
 from benchmarks._report import (
     median,
     percentile,
@@ -75,6 +73,7 @@ from benchmarks._report import (
     require_committed,
     write_results,
 )
+from benchmarks._rtp_fleet import RtpFleet
 from benchmarks._seed import NUMBER, seed_database
 from trunkline.gateway.sip.message import SipRequest, SipResponse, parse_message
 from trunkline.gateway.sip.sdp import parse_sdp
@@ -108,51 +107,13 @@ def summary(samples: list[float]) -> dict[str, float | None]:
 
 
 async def run_agent(port: int, out: Path, stamp: bool) -> None:
-    """Echo every media frame; time and number the tagged (μ-law) ones."""
-    from websockets.asyncio.server import ServerConnection, serve
-    from websockets.http11 import Request, Response
-
-    latencies: list[float] = []
-    arrivals: list[float] = []  # untagged (PCM) frames: when each reached the agent
-    book = LedgerBook()
-    frames = 0
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-
-    async def handle(connection: ServerConnection) -> None:
-        nonlocal frames
-        async for message in connection:
-            if isinstance(message, bytes) or '"media"' not in message:
-                continue
-            frame = json.loads(message)
-            payload = base64.b64decode(frame["media"]["payload"])
-            frames += 1
-            now = time.monotonic_ns()
-            if not stamp:
-                arrivals.append(now / 1e9)
-            elif book.mark_payload(payload):  # not a concealment frame: timed and stamped
-                latencies.append((now - STAMP.unpack_from(payload)[0]) / 1e6)
-                payload = payload[:8] + STAMP.pack(now) + payload[16:]
-            encoded = base64.b64encode(payload).decode()
-            reply = f'{{"event":"media","media":{{"payload":"{encoded}"}}}}'
-            await connection.send(reply)
-
-    def audio_both_ways(connection: ServerConnection, request: Request, response: Response) -> None:
-        response.headers["X-Use-Inkbox-Speech-To-Text"] = "false"
-        response.headers["X-Use-Inkbox-Text-To-Speech"] = "false"
-
-    async with serve(
-        handle,
-        "127.0.0.1",
-        port,
-        compression=None,
-        max_queue=None,
-        process_response=audio_both_ways,
-    ):
-        await stop.wait()
-    report = json.dumps({"frames": frames, "latency_ms": summary(latencies), "arrivals": arrivals})
+    """Echo every media frame (``benchmarks._echo_agent``); time and number the tagged ones."""
+    stats = await serve_echo(port, stamp)
+    latencies = stats.samples[1::2]
+    report = json.dumps({"frames": stats.frames, "latency_ms": summary(list(latencies)),
+                         "arrivals": list(stats.arrivals)})  # fmt: skip
     await asyncio.to_thread(out.write_text, report)
-    await asyncio.to_thread(book.write, ledger_path(out))
+    await asyncio.to_thread(stats.book.write, ledger_path(out))
 
 
 def ledger_path(out: Path | str) -> Path:
@@ -227,59 +188,14 @@ async def run_floor(
 # -- the carrier (its own process) --------------------------------------------------------
 
 
-class CarrierLeg(asyncio.DatagramProtocol):
-    """One call's RTP: sends numbered, stamped frames; numbers and times what comes back."""
+async def sip_calls(fleet: RtpFleet, calls: int, sip_port: int) -> asyncio.DatagramTransport:
+    """INVITE every call (ACKing each 200) and point each leg at trunkline's RTP port.
 
-    def __init__(self, index: int, numbered: bool = True) -> None:
-        self.index = index
-        self.numbered = numbered  # False: a PCM agent, whose path transcodes the tag away
-        self.transport: Any = None
-        self.remote: tuple[str, int] | None = None
-        self.sequence = secrets.randbits(16)
-        self.timestamp = secrets.randbits(32)
-        self.ssrc = secrets.randbits(32)
-        self.number = 0  # the next frame's number
-        self.first = 0  # the first number sent in the measuring window
-        self.returned = LedgerBook()
-        self.sent = 0
-        self.received = 0
-        self.last_arrival: float | None = None
-        self.latencies: list[float] = []
-        self.jitter: list[float] = []
-        self.measuring = False
-
-    def send_frame(self, fill: bytes) -> None:
-        if self.remote is None:
-            return
-        self.sequence = (self.sequence + 1) & 0xFFFF
-        self.timestamp = (self.timestamp + 160) & 0xFFFFFFFF
-        head = RTP_HEADER.pack(0x80, 0, self.sequence, self.timestamp, self.ssrc)
-        payload = tag_frame(self.index, self.number, time.monotonic_ns(), fill)
-        self.transport.sendto(head + payload, self.remote)
-        self.number += 1
-        if self.measuring:
-            self.sent += 1
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if not self.measuring or len(data) < 36:
-            return
-        now = time.monotonic_ns()
-        if self.last_arrival is not None:
-            self.jitter.append(abs((now - self.last_arrival) / 1e6 - FRAME * 1000))
-        self.last_arrival = now
-        if data[12:] == SILENCE:
-            return  # pacing counts, but a silence frame carries no echoed audio
-        if self.numbered and not self.returned.mark_payload(memoryview(data)[12:]):
-            return  # an echoed concealment frame: not one of ours
-        self.received += 1
-        if self.numbered:
-            self.latencies.append((now - STAMP.unpack_from(data, 12 + AGENT_STAMP_OFFSET)[0]) / 1e6)
-
-
-async def sip_calls(legs: list[CarrierLeg], sip_port: int) -> asyncio.DatagramTransport:
-    """INVITE every call (ACKing each 200) and point each leg at trunkline's RTP port."""
+    Every call offers the fleet's one RTP port; what trunkline sends back is told
+    apart by the port it answered with.
+    """
     loop = asyncio.get_running_loop()
-    pending: dict[str, CarrierLeg] = {}
+    pending: dict[str, int] = {}
     answered = asyncio.Event()
 
     class Signalling(asyncio.DatagramProtocol):
@@ -289,7 +205,7 @@ async def sip_calls(legs: list[CarrierLeg], sip_port: int) -> asyncio.DatagramTr
                 leg = pending.pop(message.call_id, None)
                 if leg is not None and message.cseq[1] == "INVITE":
                     answer = parse_sdp(message.body)
-                    leg.remote = (answer.address, answer.port)
+                    fleet.connect(leg, answer.address, answer.port)
                     ack = request("ACK", message.call_id, 1, to=message.headers.get("To"))
                     transport.sendto(ack.serialize(), ("127.0.0.1", sip_port))
                     if not pending:
@@ -311,73 +227,67 @@ async def sip_calls(legs: list[CarrierLeg], sip_port: int) -> asyncio.DatagramTr
         message.headers.add("Contact", f"<sip:carrier@127.0.0.1:{own_port}>")
         return message
 
-    for leg in legs:
-        call_id = f"bench-{leg.index}-{secrets.token_hex(4)}"
+    for leg in range(calls):
+        call_id = f"bench-{leg}-{secrets.token_hex(4)}"
         pending[call_id] = leg
-        rtp_port = leg.transport.get_extra_info("sockname")[1]
         invite = request("INVITE", call_id, 1)
         invite.headers.add("Content-Type", "application/sdp")
         invite.body = (
             "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-            f"m=audio {rtp_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+            f"m=audio {fleet.port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
         ).encode()
         transport.sendto(invite.serialize(), ("127.0.0.1", sip_port))
-        if leg.index % 10 == 9:
+        if leg % 10 == 9:
             await asyncio.sleep(0.05)  # a ramp, not a burst
     await asyncio.wait_for(answered.wait(), 60)
     return transport
 
 
 async def run_carrier(args: argparse.Namespace) -> None:
+    """Every call's RTP on one socket (``benchmarks._rtp_fleet``): numbered, stamped frames
+    out each 20 ms tick; what comes back numbered and timed over the measuring window."""
     loop = asyncio.get_running_loop()
-    legs = [CarrierLeg(index, bool(args.numbered)) for index in range(args.calls)]
-    for leg in legs:
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda leg=leg: leg,  # type: ignore[misc]
-            local_addr=("127.0.0.1", 0),
-        )
-        leg.transport = transport
+    fleet = RtpFleet(args.calls, b"\x55" * 160, bool(args.numbered))
+    fleet.recording = False
+    fleet.start_reading(loop)
     if args.floor_ports:
         ports = json.loads(await asyncio.to_thread(Path(args.floor_ports).read_text))
-        for leg, port in zip(legs, ports, strict=True):
-            leg.remote = ("127.0.0.1", port)
+        for leg, port in enumerate(ports[: args.calls]):
+            fleet.connect(leg, "127.0.0.1", port)
     else:
-        await sip_calls(legs, args.sip_port)
-    fill = b"\x55" * 160
+        await sip_calls(fleet, args.calls, args.sip_port)
     next_tick = loop.time()
     stop_at = loop.time() + 1.0 + args.seconds
     # Untagged (PCM) frames cannot be told apart, so the window's start is made quiet:
     # nothing is sent for 0.3 s before it, and nothing sent earlier is still in flight.
     quiet_from = stop_at - args.seconds - (0.0 if args.numbered else GRACE_SECONDS)
     started_cpu = started_wall = window_start = 0.0
+    firsts = fleet.frames.number.copy()
     while loop.time() < stop_at:
-        if not legs[0].measuring and loop.time() >= stop_at - args.seconds:
-            for leg in legs:
-                leg.measuring = True
-                leg.first = leg.number
+        if not fleet.recording and loop.time() >= stop_at - args.seconds:
+            fleet.reset()
+            fleet.recording = True
+            firsts = fleet.frames.number.copy()
             started_cpu, started_wall = cpu_seconds(args.pid), time.monotonic()
             window_start = time.monotonic()
-        if legs[0].measuring or loop.time() < quiet_from:
-            for leg in legs:
-                leg.send_frame(fill)
+        if fleet.recording or loop.time() < quiet_from:
+            fleet.tick()
         next_tick += FRAME
         await asyncio.sleep(max(0.0, next_tick - loop.time()))
     cpu, wall = cpu_seconds(args.pid) - started_cpu, time.monotonic() - started_wall
     window_end = time.monotonic()
     await asyncio.sleep(GRACE_SECONDS)  # what is in flight comes back
-    for leg in legs:
-        leg.measuring = False
-    latencies = [x for leg in legs for x in leg.latencies]
-    jitter = [x for leg in legs for x in leg.jitter]
-    windows = [(leg.index, leg.first, leg.number) for leg in legs]
-    if args.numbered:
-        returned = {leg.index: leg.returned.ledgers.get(leg.index) for leg in legs}
-        loss = window_loss(windows, {i: r for i, r in returned.items() if r is not None})
-    else:
-        loss = counted_loss(sum(leg.sent for leg in legs), sum(leg.received for leg in legs))
+    fleet.recording = False
+    latencies = fleet.returned.latency_samples().tolist()
+    jitter = fleet.returned.jitter_samples().tolist()
+    numbers = fleet.frames.number
+    windows = [(leg, int(firsts[leg]), int(numbers[leg])) for leg in range(args.calls)]
     book = LedgerBook()
-    for leg in legs:
-        book.ledgers.update(leg.returned.ledgers)
+    book.ledgers = {leg: fleet.returned.ledger(leg) for leg in range(args.calls)}
+    if args.numbered:
+        loss = window_loss(windows, book.ledgers)
+    else:
+        loss = counted_loss(fleet.sent, fleet.returned.received)
     await asyncio.to_thread(book.write, ledger_path(args.out))
     await asyncio.to_thread(
         Path(args.out).write_text,
@@ -390,9 +300,12 @@ async def run_carrier(args: argparse.Namespace) -> None:
                 "window_monotonic": [window_start, window_end],
                 "latency_to_carrier_ms": summary(latencies),
                 "pacing_jitter_ms": summary(jitter),
+                "carrier_unsent": fleet.unsent,
+                "carrier_socket_drops": fleet.kernel_drops(),
             }
         ),
     )
+    fleet.close(loop)
 
 
 # -- orchestration ------------------------------------------------------------------------
@@ -435,12 +348,14 @@ def measure(
     source: Path | None = None,
     cores: CoreSplit | None = None,
 ) -> dict[str, Any]:
-    """One run: trunkline (kind "trunkline", from ``source`` when given) or the bare relay."""
+    """One run of ``kind``: trunkline with the C extension ("trunkline"), its pure-Python
+    twin ("pure_python"), trunkline as of ``source`` ("baseline") or the bare relay ("floor")."""
     work = Path(tempfile.mkdtemp(prefix=f"{kind}-{agent_audio}-", dir=work))
     agent_port = free_port(socket.SOCK_STREAM)
     agent_out = work / f"{kind}-{agent_audio}-agent.json"
     carrier_out = work / f"{kind}-{agent_audio}-carrier.json"
     stamp = "1" if agent_audio == "mulaw8k" else "0"
+    implementation = "C extension (floor relay)" if kind == "floor" else "as committed"
     agent = python("agent", str(agent_port), str(agent_out), stamp)
     agent_url = f"ws://127.0.0.1:{agent_port}/agent"
     wait_until_listening(agent_port)
@@ -460,6 +375,8 @@ def measure(
                        TRUNKLINE_SIP_PORT=str(sip_port), TRUNKLINE_MEDIA_ADDRESS="127.0.0.1",
                        TRUNKLINE_ALLOW_INSECURE_URLS="1", TRUNKLINE_ALLOW_PRIVATE_TARGETS="1",
                        TRUNKLINE_LOG_LEVEL="warning", TRUNKLINE_TRANSCRIPTION="off")  # fmt: skip
+            if kind in media_path.KINDS:  # C or pure Python, confirmed from its start-up log
+                env = media_path.environment(kind, env)
             if source is not None:
                 env["PYTHONPATH"] = os.pathsep.join([str(source), env.get("PYTHONPATH", "")])
             log_path = work / f"trunkline-{agent_audio}.log"
@@ -470,6 +387,8 @@ def measure(
             )  # fmt: skip
             processes.append(server)
             wait_until_listening(http_port)
+            if kind in media_path.KINDS:
+                implementation = media_path.confirm(log_path, kind)
             measured_pid = server.pid
             carrier_args += ["--sip-port", str(sip_port), "--pid", str(measured_pid)]
         else:
@@ -494,6 +413,7 @@ def measure(
     result: dict[str, Any] = json.loads(carrier_out.read_text())
     agent_result = json.loads(agent_out.read_text()) if agent_out.exists() else {}
     result["latency_to_agent_ms"] = agent_result.get("latency_ms")
+    result["media_path"] = implementation
     windows = [tuple(window) for window in result.pop("windows")]
     if agent_audio == "mulaw8k":  # numbered frames: loss per direction
         returned = LedgerBook.read(ledger_path(carrier_out)).ledgers
@@ -564,7 +484,7 @@ def main() -> None:
     rows, results = [], {}
     with tempfile.TemporaryDirectory(prefix="trunkline-bridge-") as tmp:
         work = Path(tmp)
-        kinds: dict[str, Path | None] = {"trunkline": None, "floor": None}
+        kinds: dict[str, Path | None] = {"trunkline": None, "pure_python": None, "floor": None}
         if args.baseline:
             kinds["baseline"] = extract_source(args.baseline, work / "baseline-source")
         for agent_audio in formats:
@@ -575,6 +495,8 @@ def main() -> None:
                     runs[kind].append(measure(kind, agent_audio, args, work, source, cores))
             result = {kind: spread(kind_runs) for kind, kind_runs in runs.items()}
             result["cpu_ratio_to_floor"] = cpu_ratio(runs["trunkline"], runs["floor"])
+            result["pure_python_cpu_ratio_to_floor"] = cpu_ratio(runs["pure_python"], runs["floor"])
+            result["cpu_ratio_to_pure_python"] = cpu_ratio(runs["trunkline"], runs["pure_python"])
             if args.baseline:
                 result["cpu_ratio_to_baseline"] = cpu_ratio(runs["trunkline"], runs["baseline"])
             results[agent_audio] = result
@@ -592,11 +514,14 @@ def main() -> None:
         rows,
     )  # fmt: skip
     for agent_audio, result in results.items():
-        for name in ("floor", "baseline"):
-            ratio = result.get(f"cpu_ratio_to_{name}")
+        for key, ours, theirs in (("cpu_ratio_to_floor", "trunkline (C)", "floor"),
+                                  ("pure_python_cpu_ratio_to_floor", "pure Python", "floor"),
+                                  ("cpu_ratio_to_pure_python", "trunkline (C)", "pure Python"),
+                                  ("cpu_ratio_to_baseline", "trunkline (C)", "baseline")):  # fmt: skip
+            ratio = result.get(key)
             if ratio is not None:
                 print(
-                    f"{agent_audio}: trunkline CPU per call = {ratio['median']:.2f}× the {name}"
+                    f"{agent_audio}: {ours} CPU per call = {ratio['median']:.2f}× the {theirs}"
                     f" (per round {ratio['min']:.2f}–{ratio['max']:.2f})"
                 )
     write_results(

@@ -44,6 +44,15 @@ profile is ``recording``, the default configuration. Code that differs from
 its commit is not measured unless ``--allow-uncommitted`` is given (the
 result file then says so).
 
+Each round ramps every profile twice on the same floor: trunkline with its C
+extension and with its pure-Python twin (``TRUNKLINE_NO_SPEEDUPS=1``), each run
+confirmed from its process's start-up log (``benchmarks._media_path``). The
+generators are built not to be the limit: the carrier sends every call's RTP
+from one socket, a tick at a time in ``sendmmsg`` batches, and reads it back
+with ``recvmmsg`` (``benchmarks._rtp_fleet``); the echo agent is a light
+WebSocket server protocol (``benchmarks._echo_agent``). The floor uses the same
+generators, so "the generators alone miss the objectives" stays a real check.
+
 Writes ``benchmarks/results/load.json`` and ``benchmarks/results/load.png``
 (CPU per call and latency p99 against concurrent calls).
 """
@@ -53,11 +62,9 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
-import base64
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -68,7 +75,9 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import _media_path as media_path
 from benchmarks._cores import CoreSplit, split_cores
+from benchmarks._echo_agent import serve_echo
 from benchmarks._frames import (
     AGENT_STAMP_OFFSET,
     FrameLedger,
@@ -87,6 +96,7 @@ from benchmarks._report import (
     require_committed,
     write_results,
 )
+from benchmarks._rtp_fleet import RtpFleet
 from benchmarks.bridge import (
     FRAME,
     GRACE_SECONDS,
@@ -120,7 +130,7 @@ MAX_LATENCY_P99_MS = 20.0  # added by trunkline, each way
 HOPELESS_LATENCY_MS = 100.0
 SETUP_TIMEOUT_SECONDS = 10.0
 CALLS_PER_SECOND = 100  # INVITE rate while a step's calls are placed
-TARGETS = {"mulaw": 400, "recording": 300, "pcm16": 300}
+TARGETS = {"mulaw": 600, "recording": 400, "pcm16": 300}  # calls per core: the goal
 MEMORY_TARGET_KB = 256
 HEADLINE_PROFILE = "recording"  # the default configuration: calls are recorded
 
@@ -173,52 +183,15 @@ def summary(samples: list[float] | array.array[float]) -> dict[str, float | None
 
 
 async def run_agent(port: int, out: Path, stamp: bool) -> None:
-    """Echo every media frame.
+    """Echo every media frame (``benchmarks._echo_agent``).
 
     Stamped (μ-law) frames: record (arrival, carrier→agent latency) and the frame's
     number. Others (PCM): record the arrival time, to count what reached the agent.
     """
-    from websockets.asyncio.server import ServerConnection, serve
-    from websockets.http11 import Request, Response
-
-    samples: array.array[float] = array.array("d")
-    arrivals: array.array[float] = array.array("d")
-    book = LedgerBook()
-    stop_event = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop_event.set)
-    marker = '"payload":"'
-
-    async def handle(connection: ServerConnection) -> None:
-        async for message in connection:
-            if isinstance(message, bytes):
-                await connection.send(message)  # binary PCM: echoed as is
-                continue
-            at = message.rfind(marker)
-            if at < 0 or '"media"' not in message[:40]:
-                continue
-            encoded = message[at + len(marker) : message.index('"', at + len(marker))]
-            if stamp:
-                payload = base64.b64decode(encoded)
-                now = time.monotonic_ns()
-                if book.mark_payload(payload):  # not a concealment frame: timed and stamped
-                    samples.append(now / 1e9)
-                    samples.append((now - STAMP.unpack_from(payload)[0]) / 1e6)
-                    payload = payload[:8] + STAMP.pack(now) + payload[16:]
-                encoded = base64.b64encode(payload).decode()
-            else:
-                arrivals.append(time.monotonic())
-            await connection.send('{"event":"media","media":{"payload":"' + encoded + '"}}')
-
-    def audio_both_ways(connection: ServerConnection, request: Request, response: Response) -> None:
-        response.headers["X-Use-Inkbox-Speech-To-Text"] = "false"
-        response.headers["X-Use-Inkbox-Text-To-Speech"] = "false"
-
-    async with serve(handle, "127.0.0.1", port, compression=None, max_queue=None,
-                     process_response=audio_both_ways):  # fmt: skip
-        await stop_event.wait()
-    await asyncio.to_thread(out.write_bytes, samples.tobytes())
-    await asyncio.to_thread(book.write, ledger_path(out))
-    await asyncio.to_thread(arrivals_path(out).write_bytes, arrivals.tobytes())
+    stats = await serve_echo(port, stamp)
+    await asyncio.to_thread(out.write_bytes, stats.samples.tobytes())
+    await asyncio.to_thread(stats.book.write, ledger_path(out))
+    await asyncio.to_thread(arrivals_path(out).write_bytes, stats.arrivals.tobytes())
 
 
 def arrivals_path(out: Path) -> Path:
@@ -238,7 +211,10 @@ async def run_floor(calls: int, agent_url: str, ports_out: Path, agent_audio: st
 
 
 class Leg(asyncio.DatagramProtocol):
-    """One call's RTP: speech frames tagged with send time and number; what comes back is timed.
+    """One call's RTP on a socket of its own: tagged speech frames out, what comes back timed.
+
+    ``benchmarks.load`` itself sends every call's RTP from one ``RtpFleet``; this
+    per-call leg is what ``benchmarks.cluster``'s carrier builds on.
 
     With ``stamp`` (μ-law agents) each frame carries the tag of ``benchmarks._frames``
     and what comes back is numbered in :attr:`returned`; PCM agents transcode the tag
@@ -302,14 +278,30 @@ class Leg(asyncio.DatagramProtocol):
             self.returned.mark(tag[1])
 
 
+class Call:
+    """One call's set-up; its RTP is a leg of the carrier's ``RtpFleet``.
+
+    With ``stamp`` (μ-law agents) each frame carries the tag of ``benchmarks._frames``
+    and what comes back is numbered; PCM agents transcode the tag away, so their
+    frames are plain speech and only counted.
+    """
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.invited_at = 0.0
+        self.setup_seconds: float | None = None
+        self.failed = False
+
+
 class Signalling(asyncio.DatagramProtocol):
     """INVITEs out, 200 OKs in (ACKed), set-up time per call."""
 
-    def __init__(self, sip_port: int) -> None:
+    def __init__(self, sip_port: int, fleet: RtpFleet) -> None:
         self.sip_port = sip_port
+        self.fleet = fleet
         self.transport: Any = None
         self.own_port = 0
-        self.pending: dict[str, Leg] = {}
+        self.pending: dict[str, Call] = {}
 
     def request(self, method: str, call_id: str, to: str | None = None) -> SipRequest:
         message = SipRequest(method=method, uri=f"sip:{NUMBER}@127.0.0.1:{self.sip_port}")
@@ -324,15 +316,14 @@ class Signalling(asyncio.DatagramProtocol):
         message.headers.add("Contact", f"<sip:carrier@127.0.0.1:{self.own_port}>")
         return message
 
-    def invite(self, leg: Leg) -> None:
+    def invite(self, leg: Call) -> None:
         call_id = f"load-{leg.index}-{secrets.token_hex(4)}"
         self.pending[call_id] = leg
         invite = self.request("INVITE", call_id)
         invite.headers.add("Content-Type", "application/sdp")
-        rtp_port = leg.transport.get_extra_info("sockname")[1]
-        invite.body = (
+        invite.body = (  # every call offers the fleet's one RTP port
             "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-            f"m=audio {rtp_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+            f"m=audio {self.fleet.port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
         ).encode()
         leg.invited_at = time.perf_counter()
         self.transport.sendto(invite.serialize(), ("127.0.0.1", self.sip_port))
@@ -354,7 +345,7 @@ class Signalling(asyncio.DatagramProtocol):
             return
         leg.setup_seconds = time.perf_counter() - leg.invited_at
         answer = parse_sdp(message.body)
-        leg.remote = (answer.address, answer.port)
+        self.fleet.connect(leg.index, answer.address, answer.port)
         ack = self.request("ACK", message.call_id, to=message.headers.get("To"))
         self.transport.sendto(ack.serialize(), ("127.0.0.1", self.sip_port))
 
@@ -364,14 +355,16 @@ async def run_carrier(args: argparse.Namespace) -> None:
     audio = await asyncio.to_thread(Path(args.audio).read_bytes)
     steps = [int(s) for s in args.steps.split(",")]
     stamp = bool(args.stamp)
-    legs: list[Leg] = []
+    fleet = RtpFleet(max(steps), audio, stamp)
+    fleet.start_reading(loop)
+    calls: list[Call] = []
     pids = tree_pids(args.pid)
     floor_ports: list[int] = []
     signalling: Signalling | None = None
     if args.floor_ports:
         floor_ports = json.loads(await asyncio.to_thread(Path(args.floor_ports).read_text))
     else:
-        signalling = Signalling(args.sip_port)
+        signalling = Signalling(args.sip_port, fleet)
         transport, _ = await loop.create_datagram_endpoint(
             lambda: signalling, local_addr=("127.0.0.1", 0)
         )
@@ -386,8 +379,7 @@ async def run_carrier(args: argparse.Namespace) -> None:
         next_tick = loop.time()
         while sending:
             if not paused:
-                for leg in legs:
-                    leg.send_frame()
+                fleet.tick()
             next_tick += FRAME
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
 
@@ -395,57 +387,49 @@ async def run_carrier(args: argparse.Namespace) -> None:
     out = Path(args.out)
     try:
         for step in steps:
-            new = [Leg(len(legs) + i, audio, stamp) for i in range(step - len(legs))]
-            for leg in new:
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda leg=leg: leg,  # type: ignore[misc]
-                    local_addr=("127.0.0.1", 0),
-                )
-                leg.transport = transport
-            for count, leg in enumerate(new):
+            new = [Call(len(calls) + i) for i in range(step - len(calls))]
+            for count, call in enumerate(new):
                 if signalling is not None:
-                    signalling.invite(leg)
+                    signalling.invite(call)
                 else:
-                    leg.remote = ("127.0.0.1", floor_ports[leg.index])
-                    leg.setup_seconds = 0.0
+                    fleet.connect(call.index, "127.0.0.1", floor_ports[call.index])
+                    call.setup_seconds = 0.0
                 if count % 10 == 9:
                     await asyncio.sleep(10 / CALLS_PER_SECOND)
-            legs.extend(new)
+            calls.extend(new)
             deadline = loop.time() + SETUP_TIMEOUT_SECONDS
             while loop.time() < deadline and any(  # noqa: ASYNC110 - answers arrive by callback
-                leg.setup_seconds is None and not leg.failed for leg in new
+                call.setup_seconds is None and not call.failed for call in new
             ):
                 await asyncio.sleep(0.05)
-            failed = sum(1 for leg in new if leg.setup_seconds is None)
+            failed = sum(1 for call in new if call.setup_seconds is None)
             await asyncio.sleep(1.0)  # let the new calls settle
             if not stamp:
                 paused = True
                 await asyncio.sleep(GRACE_SECONDS)  # what was sent before the window comes back
-            for leg in legs:
-                leg.reset()
+            fleet.reset()
             paused = False
-            firsts = {leg.index: leg.number for leg in legs}
+            firsts = fleet.frames.number.copy()
             pids = tree_pids(args.pid)
+            unsent0, drops0 = fleet.unsent, fleet.kernel_drops()
             cpu0, wall0, mono0 = tree_cpu_seconds(pids), time.monotonic(), time.monotonic_ns()
             await asyncio.sleep(args.hold)
             cpu, wall = tree_cpu_seconds(pids) - cpu0, time.monotonic() - wall0
             mono1 = time.monotonic_ns()
             rss = tree_rss_kb(pids)
-            live = [leg for leg in legs if leg.remote is not None]
-            windows = [(leg.index, firsts[leg.index], leg.number) for leg in live]
+            live = [call.index for call in calls if fleet.is_live(call.index)]
+            numbers = fleet.frames.number
+            windows = [(leg, int(firsts[leg]), int(numbers[leg])) for leg in live]
+            sent = fleet.sent
             paused = not stamp
             await asyncio.sleep(GRACE_SECONDS)  # what was sent in the window comes back
             if stamp:
-                loss = window_loss(windows, {leg.index: leg.returned for leg in live})
+                loss = window_loss(windows, {leg: fleet.returned.ledger(leg) for leg in live})
             else:
-                loss = counted_loss(sum(leg.sent for leg in live),
-                                    sum(leg.received for leg in live))  # fmt: skip
-            setups = [leg.setup_seconds * 1000 for leg in new if leg.setup_seconds is not None]
-            latency = array.array("d")
-            jitter = array.array("d")
-            for leg in live:
-                latency.extend(leg.latencies)
-                jitter.extend(leg.jitter)
+                loss = counted_loss(sent, fleet.returned.received)
+            setups = [call.setup_seconds * 1000 for call in new if call.setup_seconds is not None]
+            latency = fleet.returned.latency_samples().tolist()
+            jitter = fleet.returned.jitter_samples().tolist()
             scraped = await asyncio.to_thread(scrape, args.metrics_url) if args.metrics_url else ""
             if scraped:
                 await asyncio.to_thread(Path(args.out + ".metrics").write_text, scraped)
@@ -467,6 +451,8 @@ async def run_carrier(args: argparse.Namespace) -> None:
                 "pacing_jitter_ms": summary(jitter),
                 "setup_ms": summary(setups),
                 "window_monotonic": [mono0 / 1e9, mono1 / 1e9],
+                "carrier_unsent": fleet.unsent - unsent0,
+                "carrier_socket_drops": fleet.kernel_drops() - drops0,
             }
             results.append(result)
             await asyncio.to_thread(out.write_text, json.dumps(results))
@@ -478,8 +464,9 @@ async def run_carrier(args: argparse.Namespace) -> None:
         await asyncio.gather(pump_task, return_exceptions=True)
     await asyncio.to_thread(out.write_text, json.dumps(results))
     book = LedgerBook()
-    book.ledgers = {leg.index: leg.returned for leg in legs}
+    book.ledgers = {call.index: fleet.returned.ledger(call.index) for call in calls}
     await asyncio.to_thread(book.write, ledger_path(out))
+    fleet.close(loop)
 
 
 def scrape(url: str) -> str:
@@ -619,6 +606,7 @@ def measure(
     carrier_out = work / f"{kind}-{name}-carrier.json"
     pin = cores.pin_system() if cores is not None else None
     stamp = profile["agent_audio"] == "mulaw8k"
+    implementation = "C extension (floor relay)"
     agent = python("agent", str(agent_port), str(agent_out), str(int(stamp)))
     processes = [agent]
     log: Any = None
@@ -627,7 +615,7 @@ def measure(
         agent_url = f"ws://127.0.0.1:{agent_port}/agent"
         carrier_args = ["carrier", "--steps", ",".join(map(str, steps)), "--hold", str(args.hold),
                         "--audio", str(audio), "--stamp", str(int(stamp))]  # fmt: skip
-        if kind == "trunkline":
+        if kind in media_path.KINDS:  # trunkline: its C extension, or its pure-Python twin
             data = work / f"data-{name}"
             data.mkdir()
             asyncio.run(prepare_database(data / "trunkline.db", agent_url, profile["agent_audio"],
@@ -640,12 +628,15 @@ def measure(
                        TRUNKLINE_LOG_LEVEL="warning", TRUNKLINE_SHUTDOWN_TIMEOUT_SECONDS="1",
                        TRUNKLINE_TRANSCRIPTION=profile["transcription"],
                        TRUNKLINE_WORKERS=str(args.workers))  # fmt: skip
-            log = (work / f"trunkline-{name}.log").open("wb")
+            env = media_path.environment(kind, env)
+            log_path = work / f"trunkline-{name}.log"
+            log = log_path.open("wb")
             server = subprocess.Popen(
                 [sys.executable, "-m", "trunkline", "serve"], env=env, stderr=log, preexec_fn=pin
             )
             processes.append(server)
             wait_until_listening(http_port)
+            implementation = media_path.confirm(log_path, kind, processes=args.workers)
             time.sleep(0.5 * args.workers)  # every worker binds before the first INVITE
             if cores is not None:  # the workers inherited it; say so for every process anyway
                 cores.repin_system(tree_pids(server.pid))
@@ -675,6 +666,8 @@ def measure(
         if log is not None:
             log.close()
     steps_measured: list[dict[str, Any]] = json.loads(carrier_out.read_text())
+    for result in steps_measured:
+        result["media_path"] = implementation
     scrape_file = Path(str(carrier_out) + ".metrics")
     if steps_measured and scrape_file.exists():
         steps_measured[-1]["promtool_check"] = promtool_check(scrape_file.read_text())
@@ -724,6 +717,9 @@ def chart(results: dict[str, Any], path: Path) -> None:
 
     figure, (cpu_axis, latency_axis) = plt.subplots(1, 2, figsize=(12, 4.5))
     for name, result in results["profiles"].items():
+        twin = result["pure_python"]["trunkline"]
+        cpu_axis.plot([s["calls"] for s in twin], [s["cpu_percent_per_call"] for s in twin], "-.",
+                      marker=".", label=f"{name} (pure Python)")  # fmt: skip
         steps = result["trunkline"]
         calls = [s["calls"] for s in steps]
         cpu_axis.plot(calls, [s["cpu_percent_per_call"] for s in steps], marker="o", label=name)
@@ -799,7 +795,9 @@ def main() -> None:
     for name in names:
         agent_audio = PROFILES[name]["agent_audio"]
         floor_plans[agent_audio] = sorted(set(floor_plans.get(agent_audio, [])) | set(plans[name]))
-    per_round = sum(len(s) for s in plans.values()) + sum(len(s) for s in floor_plans.values())
+    per_round = len(media_path.KINDS) * sum(len(s) for s in plans.values()) + sum(
+        len(s) for s in floor_plans.values()
+    )
     progress = Progress(per_round * args.runs)
     results: dict[str, Any] = {"hold_seconds": args.hold, "workers": args.workers,
                                "runs": args.runs, "machine_cpus": os.cpu_count(),
@@ -810,7 +808,9 @@ def main() -> None:
                                               "max_latency_p99_ms": MAX_LATENCY_P99_MS,
                                               "failed_calls": 0}}  # fmt: skip
     floor_runs: dict[str, list[list[dict[str, Any]]]] = {f: [] for f in floor_plans}
-    profile_runs: dict[str, list[list[dict[str, Any]]]] = {n: [] for n in names}
+    profile_runs: dict[str, dict[str, list[list[dict[str, Any]]]]] = {
+        kind: {n: [] for n in names} for kind in media_path.KINDS
+    }
     with tempfile.TemporaryDirectory(prefix="trunkline-load-") as tmp:
         work = Path(tmp)
         audio = work / "speech.ulaw"
@@ -824,38 +824,50 @@ def main() -> None:
                 for step in floor:
                     step["broken_alone"] = broken_alone(step)
                 floor_runs[agent_audio].append(floor)
-            for name in names:
-                steps = measure("trunkline", f"{name}-{round_number}", PROFILES[name],
-                                plans[name], args, work, audio, progress, cores)  # fmt: skip
+            for name in names:  # the C extension, then its pure-Python twin, on the same floor
                 floors = {s["calls"]: s for s in floor_runs[PROFILES[name]["agent_audio"]][-1]}
-                judge(steps, floors)
-                profile_runs[name].append(steps)
+                for kind in media_path.KINDS:
+                    steps = measure(kind, f"{name}-{kind}-{round_number}", PROFILES[name],
+                                    plans[name], args, work, audio, progress, cores)  # fmt: skip
+                    judge(steps, floors)
+                    profile_runs[kind][name].append(steps)
     sys.stderr.write("\n")
     results["floor"] = {fmt: merge_steps(runs) for fmt, runs in floor_runs.items()}
     trunkline_cores = len(cores.system) if cores is not None else None
     for name in names:
-        runs = profile_runs[name]
-        capacities = run_capacities(runs)
         results["profiles"][name] = {
             "settings": PROFILES[name] | {"steps": plans[name]},
-            "trunkline": merge_steps(runs),
-            "capacity_calls": capacities["median"],
-            "capacity_per_run": capacities,
-            "limited_by": [
-                f"run {i}: " + ("; ".join(first_break(run)) or "not reached")
-                for i, run in enumerate(runs, 1)
-            ],  # fmt: skip
-            "calls_per_core": calls_per_core(capacities, trunkline_cores),
-            "ramp_reached_limit": all(first_break(run) for run in runs),
-            "promtool_check_under_load": runs[-1][-1].get("promtool_check") if runs[-1] else None,
+            "media_path": media_path.KINDS["trunkline"],
+            **ramp_summary(profile_runs["trunkline"][name], trunkline_cores),
             "target_calls": TARGETS.get(name),
-            "runs": runs,
+            "pure_python": {
+                "media_path": media_path.KINDS["pure_python"],
+                **ramp_summary(profile_runs["pure_python"][name], trunkline_cores),
+            },
         }
     print_summary(results)
     write_results("load", results)
     png = RESULTS_DIR / "load.png"
     chart(results, png)
     print(f"wrote {png}")
+
+
+def ramp_summary(runs: list[list[dict[str, Any]]], cores: int | None) -> dict[str, Any]:
+    """One profile's ramps of one kind: the median ramp, capacity per run, what stopped each."""
+    capacities = run_capacities(runs)
+    return {
+        "trunkline": merge_steps(runs),
+        "capacity_calls": capacities["median"],
+        "capacity_per_run": capacities,
+        "limited_by": [
+            f"run {i}: " + ("; ".join(first_break(run)) or "not reached")
+            for i, run in enumerate(runs, 1)
+        ],
+        "calls_per_core": calls_per_core(capacities, cores),
+        "ramp_reached_limit": all(first_break(run) for run in runs),
+        "promtool_check_under_load": runs[-1][-1].get("promtool_check") if runs[-1] else None,
+        "runs": runs,
+    }
 
 
 def broken_alone(step: dict[str, Any]) -> bool:
@@ -883,10 +895,13 @@ def judge(steps: list[dict[str, Any]], floors: dict[int, dict[str, Any]]) -> Non
 
 def print_summary(results: dict[str, Any]) -> None:
     rows = []
-    for name, result in results["profiles"].items():
-        for step in result["trunkline"]:
+    variants = [(name, label, summary_)
+                for name, result in results["profiles"].items()
+                for label, summary_ in (("C", result), ("py", result["pure_python"]))]  # fmt: skip
+    for name, label, summary_ in variants:
+        for step in summary_["trunkline"]:
             rows.append([
-                name, step["calls"], f"{step['runs_held']}/{results['runs']}",
+                name, label, step["calls"], f"{step['runs_held']}/{results['runs']}",
                 step["cpu_percent_per_call"], step["cpu_ratio_to_floor"] or 0.0,
                 step["memory_kb_per_call"], _loss(step), _pair(step["latency_to_agent_ms"]),
                 _pair(step["latency_to_carrier_ms"]), _added(step["added_latency_p99_ms"]),
@@ -894,15 +909,15 @@ def print_summary(results: dict[str, Any]) -> None:
                 _pair(step["setup_ms"]), "; ".join(step["broken"]) or "ok",
             ])  # fmt: skip
     print_table(
-        ["profile", "calls", "held", "CPU %/call", "×floor", "KB/call", "loss % (→a/→c)",
+        ["profile", "media", "calls", "held", "CPU %/call", "×floor", "KB/call", "loss % (→a/→c)",
          "→agent p50/p99", "→carrier p50/p99", "added p99 →a/→c", "jitter p50/p99",
          "set-up p50/p99 ms", "objective (median of runs)"],
         rows,
     )  # fmt: skip
-    for name, result in results["profiles"].items():
-        spread_ = result["capacity_per_run"]
-        per_core = result["calls_per_core"]
-        print(f"{name}: capacity {spread_['median']} concurrent calls "
+    for name, label, summary_ in variants:
+        spread_ = summary_["capacity_per_run"]
+        per_core = summary_["calls_per_core"]
+        print(f"{name} ({label}): capacity {spread_['median']} concurrent calls "
               f"(runs: {', '.join(map(str, spread_['per_run']))})"
               + (f"; {per_core['median']:.0f} calls per trunkline core" if per_core else ""))  # fmt: skip
 

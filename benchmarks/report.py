@@ -222,17 +222,18 @@ def loss_cell(figures: dict[str, Any]) -> str:
 def bridge_section(result: dict[str, Any]) -> str:
     rows = []
     for agent_audio, data in result["formats"].items():
-        for run in ("trunkline", "floor", "baseline"):
+        for run in ("trunkline", "pure_python", "floor", "baseline"):
             if run not in data:
                 continue
             figures = data[run]
+            label = RUN_LABELS.get(run, run) if "pure_python" in data else run
             to_agent = figures.get("latency_to_agent_ms") or {}
             to_carrier = figures.get("latency_to_carrier_ms") or {}
             jitter = figures.get("pacing_jitter_ms") or {}
             rows.append(
                 [
                     agent_audio,
-                    run,
+                    label,
                     with_spread(figures["cpu_percent_per_call"], 3),
                     loss_cell(figures),
                     f"{number(to_agent.get('p50'))} / {number(to_agent.get('p99'))}",
@@ -242,13 +243,23 @@ def bridge_section(result: dict[str, Any]) -> str:
             )
     ratios = ", ".join(
         f"{fmt}: {with_spread(data['cpu_ratio_to_floor'])}×"
+        + (
+            f" (pure Python {with_spread(data['pure_python_cpu_ratio_to_floor'])}×; C ÷ pure"
+            f" Python {with_spread(data['cpu_ratio_to_pure_python'])}×)"
+            if "pure_python" in data
+            else ""
+        )
         for fmt, data in result["formats"].items()
     )
+    twin = any("pure_python" in data for data in result["formats"].values())
+    kinds = "trunkline with its C extension, trunkline with its pure-Python twin and the floor"
     runs = result.get("runs", 1)
     return f"""## Media bridge — `python -m benchmarks.bridge`
 
 {result["calls"]} concurrent calls for {result["seconds"]:.0f} s per agent format, {runs} runs
-of each kind (trunkline and floor alternating). {provenance(result)} A real
+of each kind ({kinds if twin else "trunkline and floor"} alternating). {provenance(result)} {
+        TWIN_NOTE if twin else ""
+    }A real
 `trunkline serve`, an echo agent and a SIP/RTP carrier, each in its own process;
 {cores_line(result)} The floor is the same sockets and agent connections
 relaying each packet at once with no gateway logic; for PCM16 it converts μ-law
@@ -277,12 +288,19 @@ per call.
 {BRIDGE_ANALYSIS}"""
 
 
+RUN_LABELS = {"trunkline": "trunkline (C)", "pure_python": "trunkline (pure Python)"}
+TWIN_NOTE = """*C* runs trunkline with `trunkline._speedups`, *pure Python* with
+`TRUNKLINE_NO_SPEEDUPS=1`; each run's process must say in its start-up log that it
+runs the path it is labelled with, or the benchmark stops. """
+
 BRIDGE_ANALYSIS = """In the run of 2026-12-02, 100 calls are below every limit: no frame was lost
 either way, and the μ-law median (0.243 % of a core per call) just meets the target.
 What trunkline adds over the relay for μ-law (1.6×) is its per-frame call logic — RTP
 session, playout, media clock and the recording tap; its → carrier latency (6.7 ms
 p50) is mostly the wait for the call's clock slot. For PCM16 the resampling both ways,
 which the floor now does too, dominates both, so trunkline costs only 1.15× the floor.
+These figures predate the pure-Python rows and the load generators of commit `37f1082`
+(see *The load generators* under the whole-system results).
 """
 
 
@@ -396,10 +414,21 @@ def limit_note(profile: dict[str, Any], cores: int) -> str:
     return " ".join(notes)
 
 
+def load_variants(result: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(profile, label, figures) for each profile: the C extension's, then the pure-Python twin's."""
+    variants = []
+    for name, profile in result["profiles"].items():
+        twin = profile.get("pure_python")
+        variants.append((name, " (C)" if twin else "", profile))
+        if twin:
+            variants.append((name, " (pure Python)", twin | {"target_calls": None}))
+    return variants
+
+
 def load_section(result: dict[str, Any]) -> str:
     rows = []
     headline = result.get("headline_profile")
-    for name, profile in result["profiles"].items():
+    for name, label, profile in load_variants(result):
         at = capacity_step(profile)
         added = at.get("added_latency_p99_ms", {})
         single = profile["capacity_calls"]  # a file from before --runs: one ramp
@@ -418,7 +447,7 @@ def load_section(result: dict[str, Any]) -> str:
                 f"{number(at['to_carrier']['loss'] * 100)})"
             )
         rows.append([
-            f"**{name}** (headline)" if name == headline else name,
+            f"**{name}**{label} (headline)" if name == headline else f"{name}{label}",
             f"{at_least}{capacities['median']} ({capacities['min']}–{capacities['max']})"
             if profile["capacity_calls"] else "0",
             str(profile.get("target_calls") or "–"),
@@ -431,17 +460,22 @@ def load_section(result: dict[str, Any]) -> str:
         ])  # fmt: skip
     cores = len((result.get("cores") or {}).get("system_under_test") or [])
     stopped = "\n".join(
-        f"- **{name}**: {limit_note(profile, cores)} Per run: " + "; ".join(profile["limited_by"])
-        for name, profile in result["profiles"].items()
+        f"- **{name}**{label}: {limit_note(profile, cores)} Per run: "
+        + "; ".join(profile["limited_by"])
+        for name, label, profile in load_variants(result)
     )
-    checks = {n: p.get("promtool_check_under_load") for n, p in result["profiles"].items()}
+    checks = {
+        n + label: p.get("promtool_check_under_load") for n, label, p in load_variants(result)
+    }
     promtool = "passes" if all(c == "ok" for c in checks.values()) else f"{checks}"
     return f"""## Whole system — `python -m benchmarks.load`
 
 {provenance(result)} {result["workers"]} trunkline process(es), each step held
 {number(result["hold_seconds"], 0)} s, every profile ramped {result.get("runs", 1)} times.
 {cores_line(result)} trunkline, the echo agent and the SIP/RTP carrier run as separate
-processes, all traffic on loopback; callers send synthesized speech. A step breaks the
+processes, all traffic on loopback; callers send synthesized speech. {
+        LOAD_TWIN_NOTE if any("pure_python" in p for p in result["profiles"].values()) else ""
+    }A step breaks the
 objective when loss > 0.1 % (by frame number: the frames sent in the window that did not
 come back), trunkline adds more than 20 ms to latency p99 either way (its p99 minus the
 bare relay's in the same round at the same call count), or a call fails to set up; a run's
@@ -478,11 +512,43 @@ What the numbers show limits each profile (the median ramp; then what stopped ea
 `promtool check metrics` on a scrape taken under load: {promtool}.
 
 {LOAD_ANALYSIS}
+{GENERATORS_NOTE}
 Run it: `make test` once (it installs matplotlib for the chart), commit, then
-`.venv/bin/python -m benchmarks.load` (about 25 minutes for three runs; `--profiles`,
+`.venv/bin/python -m benchmarks.load` (each round ramps every profile twice, with the C
+extension and with the pure-Python twin, so it takes longer than before; `--profiles`,
 `--steps`, `--hold`, `--workers N`, `--runs N`).
 """
 
+
+GENERATORS_NOTE = """**The load generators** (from commit `37f1082`). Earlier runs, like the one
+above, used an echo agent on a general-purpose WebSocket server (a JSON round trip per
+frame) and a carrier with a socket and a Python send and receive per packet; with both on
+one core they missed the objectives on their own from about 300 calls. The echo agent is
+now a small WebSocket server protocol that re-encodes only the 36 base64 characters
+holding the stamps and numbers and answers everything one read brought in one write:
+counted by callgrind over 2,000 against 200 echoed frames on 10 connections, about
+48,500 instructions per frame against 127,700 for the agent before it (2.6× fewer, system
+calls not counted). The carrier sends every call's RTP from one socket, a tick's packets
+in `sendmmsg` batches of 64 (one stamp per batch) and reads them back with `recvmmsg`,
+up to 256 per call: a system call per batch instead of one per packet each way. The figures above
+predate both and the pure-Python rows; they are to be measured again with
+`python -m benchmarks.load --profiles recording,mulaw,pcm16 --steps 100,200,400,600,800
+--hold 5` and `python -m benchmarks.bridge` on a machine nothing else is using: on
+2026-12-02 at `37f1082` the machine was shared with other work (the test suite on both
+cores), and even the bare floor relay with either set of generators lost frames at
+100 calls (17–27 % in a ramp of the floor alone; latency p99 from hundreds of
+milliseconds to seconds), so no figure of that run was published.
+"""
+
+
+LOAD_TWIN_NOTE = """Each round ramps the floor once per
+agent format, then every profile twice on the same floor: trunkline with its C extension
+(*C*) and with its pure-Python twin (`TRUNKLINE_NO_SPEEDUPS=1`), each run's process
+confirmed from its own start-up log. The carrier sends every call's RTP from one socket,
+a tick's packets in batches (`sendmmsg`, `recvmmsg`), and the echo agent is a light
+WebSocket server that re-encodes only the stamped bytes of each frame
+(`benchmarks/_rtp_fleet.py`, `benchmarks/_echo_agent.py`); the floor uses the same
+generators. """
 
 LOAD_ANALYSIS = """What limits each profile here, as far as these numbers show it (run of 2026-12-02):
 

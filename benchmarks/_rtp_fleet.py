@@ -1,0 +1,272 @@
+"""Every call's RTP of a benchmark carrier on one UDP socket, built and read a tick at a time.
+
+A carrier leg per call with its own socket and a Python call per packet each
+way made the load generator, not the system measured, the limit from a few
+hundred calls. Here all legs share one socket (each call's SDP offers the
+same port; what comes back is told apart by its source port, the port the
+call's far end answered with):
+
+- :class:`FrameMatrix` holds one RTP packet per leg in a numpy matrix.
+  Each tick advances every live leg's sequence number, timestamp, frame
+  number and audio in a few array operations; only the stamp and numbers
+  change between ticks, the rest is precomputed.
+- :class:`ReturnLedger` reads a batch of received packets at once: which
+  leg (by source port), whether it is trunkline's silence, the tag of
+  ``benchmarks._frames`` (the leg and frame number, the agent's send stamp)
+  and the inter-arrival time per leg.
+- :class:`RtpFleet` ties them to a socket with ``sendmmsg``/``recvmmsg``
+  (``benchmarks._mmsg``): a tick's packets go out in chunks of
+  :data:`CHUNK` per system call, each chunk stamped just before it is sent,
+  so a stamp is never more than one chunk's sending time early.
+
+The packets are those of the per-leg carriers they replace: 12-byte RTP
+header (version 2, payload type 0, random initial sequence, timestamp and
+SSRC), then 160 bytes of μ-law whose first 24 bytes are the tag when the
+frames are numbered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from benchmarks._frames import MAX_LEGS, MAX_NUMBER, TAG, FrameLedger
+from benchmarks._mmsg import BatchReceiver, BatchSender, sockaddr_in
+
+HEADER = 12
+PAYLOAD = 160
+PACKET = HEADER + PAYLOAD
+FRAME_NS = 20_000_000
+CHUNK = 64  # packets per sendmmsg: one stamp per chunk
+SILENCE_BYTE = 0xFF  # trunkline's μ-law silence frame: 160 × 0xff
+RECEIVE_BUFFER = 4 * 1024 * 1024  # a tick's burst of hundreds of packets must fit
+_LEDGER_GROWTH = 4096
+
+
+class FrameMatrix:
+    """One RTP packet per leg, rewritten in place each tick (sans I/O)."""
+
+    def __init__(self, legs: int, audio: bytes, numbered: bool, seed: int | None = None) -> None:
+        frames = len(audio) // PAYLOAD
+        if frames < 1:
+            raise ValueError("audio must hold at least one 160-byte frame")
+        self.legs = legs
+        self.numbered = numbered
+        self.audio = np.frombuffer(audio[: frames * PAYLOAD], dtype=np.uint8).reshape(
+            frames, PAYLOAD
+        )
+        rng = np.random.default_rng(seed if seed is not None else secrets.randbits(64))
+        self.packets = np.zeros((legs, PACKET), dtype=np.uint8)
+        self.packets[:, 0] = 0x80  # version 2; marker 0, payload type 0 (PCMU)
+        self.sequence = rng.integers(0, 1 << 16, legs, dtype=np.uint16)
+        self.timestamp = rng.integers(0, 1 << 32, legs, dtype=np.uint32)
+        ssrc = rng.integers(0, 1 << 32, legs, dtype=np.uint32)
+        self.packets[:, 8:12] = ssrc.astype(">u4").view(np.uint8).reshape(legs, 4)
+        self.number = np.zeros(legs, dtype=np.uint32)  # each leg's next frame number
+        # each leg starts at its own place in the speech, as the per-leg carriers did
+        start = (np.arange(legs, dtype=np.int64) * 7919) % max(1, frames - 1)
+        self.position = start.astype(np.int64)
+        self.packets[:, HEADER + 16 : HEADER + 20] = (
+            np.arange(legs, dtype=">u4").view(np.uint8).reshape(legs, 4)
+        )
+
+    def advance(self, rows: npt.NDArray[np.intp]) -> None:
+        """Write the next frame of each leg in ``rows`` (all but the stamp)."""
+        self.sequence[rows] += np.uint16(1)
+        self.timestamp[rows] += np.uint32(PAYLOAD)
+        packets = self.packets
+        packets[rows, 2:4] = self.sequence[rows].astype(">u2").view(np.uint8).reshape(-1, 2)
+        packets[rows, 4:8] = self.timestamp[rows].astype(">u4").view(np.uint8).reshape(-1, 4)
+        audio = self.audio[self.position[rows]]
+        if self.numbered:
+            packets[rows, HEADER + 24 :] = audio[:, 24:]
+            packets[rows, HEADER + 8 : HEADER + 16] = 0  # the agent writes its stamp here
+            numbers = self.number[rows].astype(">u4").view(np.uint8).reshape(-1, 4)
+            packets[rows, HEADER + 20 : HEADER + 24] = numbers
+        else:
+            packets[rows, HEADER:] = audio
+        self.number[rows] += np.uint32(1)
+        self.position[rows] = (self.position[rows] + 1) % len(self.audio)
+
+    def stamp(self, rows: npt.NDArray[np.intp], now_ns: int) -> None:
+        """The carrier's send time in the first 8 payload bytes of ``rows`` (numbered frames)."""
+        if self.numbered:
+            stamp = np.array([now_ns], dtype=">i8").view(np.uint8)
+            self.packets[rows, HEADER : HEADER + 8] = stamp
+
+
+class ReturnLedger:
+    """What came back to the carrier: per leg, which frame numbers, and when (sans I/O)."""
+
+    def __init__(self, legs: int, numbered: bool) -> None:
+        self.numbered = numbered
+        self.leg_of_port = np.full(1 << 16, -1, dtype=np.int32)
+        self.seen = np.zeros((legs, _LEDGER_GROWTH), dtype=np.uint8)
+        self.last_arrival = np.zeros(legs, dtype=np.int64)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new measuring window: counts, latencies and inter-arrival times from zero."""
+        self.received = 0
+        self.latencies: list[npt.NDArray[np.float64]] = []
+        self.jitter: list[npt.NDArray[np.float64]] = []
+        self.last_arrival[:] = 0
+
+    def expect(self, leg: int, port: int) -> None:
+        """Packets from source ``port`` belong to ``leg``."""
+        self.leg_of_port[port] = leg
+
+    def take(
+        self,
+        packets: npt.NDArray[np.uint8],
+        lengths: npt.NDArray[Any],
+        ports: npt.NDArray[Any],
+        now_ns: int,
+    ) -> None:
+        """A batch of received datagrams (rows of ``packets``), all read at ``now_ns``."""
+        legs = self.leg_of_port[ports]
+        usable = (legs >= 0) & (lengths >= HEADER + TAG.size)
+        if not usable.any():
+            return
+        legs, packets, lengths = legs[usable], packets[usable], lengths[usable]
+        # inter-arrival per leg; a leg twice in one batch: the second arrived with the first
+        previous = self.last_arrival[legs]
+        self.last_arrival[legs] = now_ns
+        _, first = np.unique(legs, return_index=True)
+        gaps = np.zeros(len(legs), dtype=np.int64)
+        gaps[first] = now_ns - previous[first]
+        timed = previous > 0
+        if timed.any():
+            self.jitter.append(np.abs(gaps[timed] - FRAME_NS) / 1e6)
+        payload_end = HEADER + PAYLOAD
+        silence = (lengths == payload_end) & (packets[:, HEADER:payload_end] == SILENCE_BYTE).all(
+            axis=1
+        )
+        audio = ~silence
+        if not self.numbered:
+            self.received += int(audio.sum())
+            return
+        tags = np.ascontiguousarray(packets[:, HEADER + 8 : HEADER + 24])
+        agent_stamp = tags[:, 0:8].view(">i8")[:, 0]
+        tag_leg = tags[:, 8:12].view(">u4")[:, 0]
+        number = tags[:, 12:16].view(">u4")[:, 0]
+        ours = audio & (tag_leg == legs) & (tag_leg < MAX_LEGS) & (number < MAX_NUMBER)
+        if not ours.any():
+            return
+        self.received += int(ours.sum())
+        self.latencies.append((now_ns - agent_stamp[ours]) / 1e6)
+        legs, number = legs[ours], number[ours].astype(np.int64)
+        top = int(number.max())
+        if top >= self.seen.shape[1]:
+            wider = np.zeros((self.seen.shape[0], top + 1 + _LEDGER_GROWTH), dtype=np.uint8)
+            wider[:, : self.seen.shape[1]] = self.seen
+            self.seen = wider
+        self.seen[legs, number] = 1
+
+    def ledger(self, leg: int) -> FrameLedger:
+        """Leg ``leg``'s returned frame numbers, in the form ``benchmarks._frames`` counts."""
+        return FrameLedger(self.seen[leg].tobytes())
+
+    def latency_samples(self) -> npt.NDArray[np.float64]:
+        return np.concatenate(self.latencies) if self.latencies else np.zeros(0)
+
+    def jitter_samples(self) -> npt.NDArray[np.float64]:
+        return np.concatenate(self.jitter) if self.jitter else np.zeros(0)
+
+
+class RtpFleet:
+    """Up to ``legs`` calls' RTP on one UDP socket: send a tick, read what comes back."""
+
+    def __init__(self, legs: int, audio: bytes, numbered: bool, host: str = "127.0.0.1") -> None:
+        self.frames = FrameMatrix(legs, audio, numbered)
+        self.returned = ReturnLedger(legs, numbered)
+        self.addresses = np.zeros((legs, 16), dtype=np.uint8)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, RECEIVE_BUFFER)
+        self.sock.bind((host, 0))
+        self.sock.setblocking(False)
+        self.port: int = self.sock.getsockname()[1]
+        self.sender = BatchSender(self.sock, self.frames.packets, self.addresses)
+        self.receiver = BatchReceiver(self.sock)
+        self.live: npt.NDArray[np.intp] = np.zeros(0, dtype=np.intp)
+        self._live_set: set[int] = set()
+        self._dirty = False
+        self.sent = 0  # frames sent since the last reset
+        self.unsent = 0  # frames the kernel refused (socket buffer full): counted, never hidden
+        self.recording = True
+
+    def connect(self, leg: int, host: str, port: int) -> None:
+        """Leg ``leg`` sends to (and hears from) ``host:port`` from the next tick on."""
+        self.addresses[leg] = np.frombuffer(sockaddr_in(host, port), dtype=np.uint8)
+        self.returned.expect(leg, port)
+        self._live_set.add(leg)
+        self._dirty = True
+
+    def is_live(self, leg: int) -> bool:
+        return leg in self._live_set
+
+    def reset(self) -> None:
+        self.sent = 0
+        self.returned.reset()
+
+    def tick(self) -> None:
+        """Send every live leg's next frame: a few array operations, one system call per chunk."""
+        if self._dirty:
+            self.live = np.array(sorted(self._live_set), dtype=np.intp)
+            self.sender.select(self.live, PACKET)
+            self._dirty = False
+        live = self.live
+        if not len(live):
+            return
+        self.frames.advance(live)
+        for start in range(0, len(live), CHUNK):
+            rows = live[start : start + CHUNK]
+            self.frames.stamp(rows, time.monotonic_ns())
+            done = self.sender.send(start, start + CHUNK)
+            self.unsent += len(rows) - done
+        self.sent += len(live)
+
+    def drain(self) -> None:
+        """Read everything waiting on the socket (the loop's reader callback)."""
+        receiver = self.receiver
+        while True:
+            count = receiver.receive()
+            if not count:
+                return
+            if self.recording:
+                self.returned.take(receiver.buffer[:count], receiver.lengths[:count],
+                                   receiver.ports[:count], time.monotonic_ns())  # fmt: skip
+            if count < receiver.slots:
+                return
+
+    def start_reading(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.add_reader(self.sock.fileno(), self.drain)
+
+    def close(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+
+    def kernel_drops(self) -> int:
+        """Datagrams the kernel dropped on this socket (its receive buffer was full)."""
+        return socket_drops(self.port)
+
+
+def socket_drops(port: int) -> int:
+    """The ``drops`` column of ``/proc/net/udp`` for the local UDP port ``port`` (0: not found)."""
+    try:
+        lines = Path("/proc/net/udp").read_text().splitlines()[1:]
+    except OSError:
+        return 0
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 12 and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            return int(fields[-1])
+    return 0

@@ -1,0 +1,155 @@
+"""The benchmark carrier's RTP: packets built a tick at a time, batches of returns read at once."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+
+import numpy as np
+
+from benchmarks._frames import TAG, read_tag, tag_frame
+from benchmarks._mmsg import BatchReceiver, BatchSender, sockaddr_in
+from benchmarks._rtp_fleet import HEADER, PACKET, FrameMatrix, ReturnLedger, RtpFleet
+
+RTP = struct.Struct("!BBHII")
+AUDIO = bytes(range(256)) * 5  # 1,280 bytes: 8 frames of 160
+
+
+def test_each_tick_writes_the_next_rtp_packet_of_every_leg() -> None:
+    frames = FrameMatrix(3, AUDIO, numbered=True, seed=1)
+    frames.advance(np.arange(3))
+    frames.stamp(np.arange(3), 123_456_789)
+    first = [bytes(frames.packets[leg]) for leg in range(3)]
+    frames.advance(np.arange(3))
+    frames.stamp(np.arange(3), 999)
+    for leg in range(3):
+        packet = bytes(frames.packets[leg])
+        assert len(packet) == PACKET
+        v, pt, seq, ts, ssrc = RTP.unpack_from(packet)
+        v0, pt0, seq0, ts0, ssrc0 = RTP.unpack_from(first[leg])
+        assert (v, pt) == (v0, pt0) == (0x80, 0)
+        assert seq == (seq0 + 1) & 0xFFFF and ts == (ts0 + 160) & 0xFFFFFFFF and ssrc == ssrc0
+        # the same payload the per-leg carrier built: tag (stamp, no agent stamp, leg, number),
+        # then the leg's next frame of audio from byte 24 on
+        position = (leg * 7919) % 7 + 1
+        audio = AUDIO[position * 160 : position * 160 + 160]
+        assert packet[HEADER:] == tag_frame(leg, 1, 999, audio)
+        assert read_tag(packet, HEADER) == (leg, 1)
+
+
+def test_sequence_and_timestamp_wrap_around() -> None:
+    frames = FrameMatrix(1, AUDIO, numbered=False, seed=1)
+    frames.sequence[0], frames.timestamp[0] = 0xFFFF, 0xFFFFFFFF - 100
+    frames.advance(np.arange(1))
+    _, _, seq, ts, _ = RTP.unpack_from(bytes(frames.packets[0]))
+    assert (seq, ts) == (0, 59)
+
+
+def test_unnumbered_frames_carry_plain_audio_and_only_live_legs_advance() -> None:
+    frames = FrameMatrix(2, AUDIO, numbered=False, seed=1)
+    frames.advance(np.array([1]))
+    assert frames.number.tolist() == [0, 1]
+    position = (1 * 7919) % 7
+    assert bytes(frames.packets[1, HEADER:]) == AUDIO[position * 160 : position * 160 + 160]
+    assert not frames.packets[0, 2:8].any()  # leg 0 never sent: no sequence or timestamp yet
+
+
+def returned(leg: int, number: int, agent_stamp: int, *, silence: bool = False) -> bytes:
+    payload = b"\xff" * 160 if silence else tag_frame(leg, number, 5, b"\x55" * 160)
+    if not silence:
+        payload = payload[:8] + struct.pack("!q", agent_stamp) + payload[16:]
+    return RTP.pack(0x80, 0, number & 0xFFFF, 0, 1) + payload
+
+
+def batch(packets: list[bytes]) -> np.ndarray:
+    rows = np.zeros((len(packets), 512), dtype=np.uint8)
+    for row, packet in enumerate(packets):
+        rows[row, : len(packet)] = np.frombuffer(packet, dtype=np.uint8)
+    return rows
+
+
+def test_returns_are_numbered_timed_and_told_apart_by_source_port() -> None:
+    ledger = ReturnLedger(2, numbered=True)
+    ledger.expect(0, 40000)
+    ledger.expect(1, 40002)
+    packets = [
+        returned(0, 7, 1_000_000),
+        returned(1, 3, 2_000_000),
+        returned(0, 8, 1_000_000, silence=True),  # trunkline's silence: paced, not counted
+        returned(1, 9, 3_000_000),  # tagged for leg 1 but from leg 0's port: not ours
+        returned(0, 9, 4_000_000),  # from a port no leg expects
+    ]
+    ports = np.array([40000, 40002, 40000, 40000, 41000])
+    lengths = np.array([len(p) for p in packets])
+    ledger.take(batch(packets), lengths, ports, now_ns=11_000_000)
+    assert ledger.received == 2
+    assert sorted(ledger.latency_samples().tolist()) == [9.0, 10.0]
+    assert ledger.ledger(0).count(0, 100) == 1 and ledger.ledger(0).count(7, 8) == 1
+    assert ledger.ledger(1).count(0, 100) == 1 and ledger.ledger(1).count(3, 4) == 1
+    assert ledger.jitter_samples().size == 0  # no earlier arrival to measure from
+    ledger.take(batch([returned(0, 10, 1)]), np.array([PACKET]), np.array([40000]), 31_500_000)
+    assert ledger.jitter_samples().tolist() == [0.5]  # 20.5 ms after the batch before
+
+
+def test_a_ledger_grows_for_high_frame_numbers() -> None:
+    ledger = ReturnLedger(1, numbered=True)
+    ledger.expect(0, 5000)
+    ledger.take(batch([returned(0, 100_000, 1)]), np.array([PACKET]), np.array([5000]), 10)
+    assert ledger.ledger(0).count(100_000, 100_001) == 1
+
+
+def test_unnumbered_returns_are_counted() -> None:
+    ledger = ReturnLedger(1, numbered=False)
+    ledger.expect(0, 6000)
+    packets = [RTP.pack(0x80, 0, 1, 0, 1) + b"\x12" * 160, returned(0, 0, 0, silence=True)]
+    ledger.take(batch(packets), np.array([PACKET, PACKET]), np.array([6000, 6000]), 10)
+    assert ledger.received == 1
+
+
+def test_batches_go_out_and_come_back_through_sendmmsg_and_recvmmsg() -> None:
+    receiver_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        receiver_socket.bind(("127.0.0.1", 0))
+        sender_socket.bind(("127.0.0.1", 0))
+        port = receiver_socket.getsockname()[1]
+        packets = np.arange(5 * 20, dtype=np.uint8).reshape(5, 20)
+        addresses = np.stack([np.frombuffer(sockaddr_in("127.0.0.1", port), np.uint8)] * 5)
+        sender = BatchSender(sender_socket, packets, addresses)
+        sender.select(np.array([4, 0, 2]), 20)
+        assert sender.send() == 3
+        receiver = BatchReceiver(receiver_socket, slots=8, size=64)
+        deadline = time.monotonic() + 5
+        count = 0
+        while count < 3 and time.monotonic() < deadline:
+            count = receiver.receive()
+        assert count == 3
+        assert [bytes(receiver.buffer[i, :20]) for i in range(3)] == [
+            bytes(packets[4]), bytes(packets[0]), bytes(packets[2])
+        ]  # fmt: skip
+        assert receiver.lengths[:3].tolist() == [20, 20, 20]
+        assert set(receiver.ports[:3].tolist()) == {sender_socket.getsockname()[1]}
+        assert receiver.receive() == 0  # nothing waiting: no block
+    finally:
+        receiver_socket.close()
+        sender_socket.close()
+
+
+def test_a_fleet_sends_each_live_leg_one_tagged_frame_per_tick() -> None:
+    far_end = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    far_end.bind(("127.0.0.1", 0))
+    far_end.settimeout(5)
+    fleet = RtpFleet(3, AUDIO, numbered=True)
+    try:
+        fleet.connect(2, "127.0.0.1", far_end.getsockname()[1])
+        fleet.tick()
+        fleet.tick()
+        got = [far_end.recvfrom(2048) for _ in range(2)]
+        assert [read_tag(data, HEADER) for data, _ in got] == [(2, 0), (2, 1)]
+        assert {addr[1] for _, addr in got} == {fleet.port}
+        assert fleet.sent == 2 and fleet.unsent == 0
+        assert len(got[0][0]) == HEADER + 160 and TAG.size == 24
+    finally:
+        far_end.close()
+        fleet.sock.close()
