@@ -292,6 +292,8 @@ def speech_section(result: dict[str, Any]) -> str:
         ["transcribed calls one core carries (largest step carried)",
          number(m["transcribed_calls_per_core"] or 0, 0), "≥ 15"],
     ]  # fmt: skip
+    met, missed = speech_targets(result)
+    verdict = f"Targets met: {', '.join(met) or 'none'}. Not met: {', '.join(missed) or 'none'}."
     return f"""## Speech — `python -m benchmarks.speech`
 
 Measured {result["measured_at"][:10]} on {machine(result)}: {result["engines"]["transcription"]},
@@ -303,9 +305,43 @@ own transcription (detector, partial passes every {live["partial_ms"]} ms, decod
 final) on one transcription worker batching up to {live["batch"]} utterances — the
 detector's hang-over, queueing and decoding included. A ramp step is carried when
 its p95 stays within {number(live["max_p95_ms"], 0)} ms with no final refused.
+Commit `{result.get("commit", "?")[:7]}`, `{result.get("command", "")}`.
 
 {table(["figure", "value", "target"], rows)}
-"""
+
+{verdict}
+
+{SPEECH_ANALYSIS}"""
+
+
+SPEECH_ANALYSIS = ""
+
+
+def speech_targets(result: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The speech targets the result meets and those it misses, by name."""
+    m, targets = result["median"], result["targets"]
+    human = result["word_error_rate"]["human"].get("conditions", {})
+
+    def wer(label: str) -> float | None:
+        figures = human.get(label)
+        return None if figures is None else figures["word_error_rate"]
+
+    checks = [
+        ("final p50 at 1 call", m["one_call_p50_ms"], targets["end_of_speech_to_final_p50_ms"]),
+        ("final p95 at 1 call", m["one_call_p95_ms"], targets["end_of_speech_to_final_p95_ms"]),
+        ("final p50 at the stated concurrency", m["concurrency_p50_ms"],
+         targets["end_of_speech_to_final_p50_ms"]),
+        ("final p95 at the stated concurrency", m["concurrency_p95_ms"],
+         targets["end_of_speech_to_final_p95_ms"]),
+        ("first audio p50", m["tts_first_audio_p50_ms"], targets["tts_first_audio_p50_ms"]),
+        ("WER clean real speech", wer("clean"), targets["word_error_rate_clean_human"]),
+        ("WER real speech at 20 dB", wer("20 dB SNR"), targets["word_error_rate_20db_human"]),
+    ]  # fmt: skip
+    met = [name for name, value, limit in checks if value is not None and value <= limit]
+    missed = [name for name, value, limit in checks if value is None or value > limit]
+    calls = m["transcribed_calls_per_core"] or 0
+    (met if calls >= targets["transcribed_calls_per_core"] else missed).append("calls per core")
+    return met, missed
 
 
 def speech_section_single_run(result: dict[str, Any]) -> str:
