@@ -321,8 +321,8 @@ the p50 is 1.26 s and the p95 2.1 s: the queue stays bounded (no final refused,
 at most one waiting at the end; it had grown to about 13 s before), but no
 step beyond one call keeps its p95 within 800 ms, so the carried figure is one
 call per core. First audio (540 ms p50) is the
-text-to-speech path, unchanged, slowed by the same load (223 ms when measured
-alone).
+text-to-speech path, unchanged here, slowed by the same load (223 ms in the
+run of 2026-11-25).
 
 What limits it is Whisper's cost per utterance on one core. For a 2.8 s
 sentence (process CPU time, one thread): resampling and mel features 15 ms,
