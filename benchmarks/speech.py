@@ -59,7 +59,7 @@ from trunkline.media.transcription import Transcription
 from trunkline.speech.engines import SpeechEngines
 from trunkline.speech.segmenter import SpeechSegmenter, Utterance
 from trunkline.speech.synthesizer import PiperSynthesizer
-from trunkline.speech.transcriber import WhisperTranscriber
+from trunkline.speech.transcriber import REPETITION_PENALTY, WhisperTranscriber
 from trunkline.speech.wer import word_errors
 from trunkline.speech.workers import SpeechWorkers
 
@@ -406,7 +406,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         engines.stop()
     return {
         "engines": {
-            "transcription": f"whisper tiny.en (int8, 1 thread, {args.window_seconds} s window)",
+            "transcription": f"whisper tiny.en (int8, 1 thread, {args.window_seconds} s window, "
+            f"repetition penalty {REPETITION_PENALTY})",
             "speech": "piper joe",
         },
         "engine_load_seconds": load_seconds,
@@ -446,9 +447,11 @@ def main() -> None:
                         help="final-latency p95 a ramp step must keep to count as carried")  # fmt: skip
     parser.add_argument("--batch", type=int, default=8, help="utterances per model call")
     parser.add_argument("--partial-ms", type=int, default=400, help="partial pass cadence")
-    parser.add_argument("--window-seconds", type=int, default=15, help="Whisper window")
+    parser.add_argument("--window-seconds", type=int, help="Whisper window (default: setting)")
     parser.add_argument("--allow-uncommitted", action="store_true")
     args = parser.parse_args()
+    if args.window_seconds is None:
+        args.window_seconds = settings_from({}).speech.transcription_window_seconds
     require_committed(args.allow_uncommitted)
     results = asyncio.run(run(args))
     m = results["median"]

@@ -61,3 +61,26 @@ async def test_speech_after_the_pause_makes_the_early_decoding_stale() -> None:
     heard = speech.transcriber.heard
     assert len(heard) >= 2 and heard[-1] > heard[0]  # the final covers both stretches of speech
     await hang_up(session, speech)
+
+
+async def test_a_pause_decodes_the_turn_once_the_partial_pass_before_it_is_done() -> None:
+    # the worker is still busy with a partial pass when the pause reaches 160 ms
+    speech = engines()
+    speech.partial_every_ms = 400
+    session, link, _ = session_with_agent(speech, TEXT_TO_SPEECH_OFF)
+    for frame in voiced_ulaw_frames(0.6) + [SILENCE] * 8:
+        session.caller_audio(frame)
+    assert len(speech.transcription.jobs) == 1  # the partial pass, not yet run
+    speech.transcription.run_next()
+    assert speech.transcription.jobs == []
+    session.caller_audio(SILENCE)  # still in the pause, the worker idle: the turn is decoded
+    assert len(speech.transcription.jobs) == 1
+    speech.transcription.run_next()
+    for _ in range(40):
+        session.caller_audio(SILENCE)
+    assert speech.transcription.jobs == []  # neither decoded again in the pause nor at its end
+    sent = [(f["text"], f["is_final"]) for f in link.named("transcript")]
+    assert sent[-1] == ("hello there", True)
+    heard = speech.transcriber.heard
+    assert len(heard) == 2 and heard[1] > heard[0]  # the partial, then the whole turn once
+    await hang_up(session, speech)

@@ -322,7 +322,7 @@ class SpeechSettings:
     )
     transcription_window_seconds: int = setting(
         "transcription_window_seconds",
-        15,
+        10,
         "audio window Whisper encodes for an utterance up to that long (30: Whisper's own)",
     )
     transcription_queue: int = setting(

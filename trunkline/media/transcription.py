@@ -21,8 +21,9 @@ The caller's segmenter ends a turn with an adaptive hang-over
 (``speech.turns``) and reads the caller's partial transcript through
 ``_Party.partial``: the latest decoded text, counted only while it covers the
 utterance up to its last voiced frame. In speech-to-text mode a pause of
-``SPECULATE_AFTER_MS`` sends the utterance so far for decoding when a worker
-is idle: its text is a partial transcript (sent to the agent like the
+``SPECULATE_AFTER_MS`` sends the utterance so far for decoding as soon as a
+worker is idle (at once, or later in the same pause when a partial pass was
+still running): its text is a partial transcript (sent to the agent like the
 others) that tells the segmenter whether the sentence is complete, and when
 the turn ends on exactly that audio it is the final transcript — the
 decoding started while the hang-over ran.
@@ -64,6 +65,7 @@ class _Party:
 
     __slots__ = (
         "agreement",
+        "decoded_ahead",
         "echo_voice",
         "final_from_decode",
         "name",
@@ -95,6 +97,7 @@ class _Party:
         self.partial_covers = -1  # the utterance's voiced bytes the partial text was decoded from
         self.speculating = -1  # voiced bytes being decoded ahead of the turn's end (-1: none)
         self.speculating_turn = 0
+        self.decoded_ahead = -1  # voiced bytes the last decoding ahead was sent for
         # the turn ended on the audio being decoded ahead: its (turn id, start) await the text
         self.final_from_decode: tuple[int, int] | None = None
 
@@ -193,6 +196,7 @@ class Transcription:
             party.agreement.reset()
             party.own_voice = party.echo_voice = 0
             party.partial_text, party.partial_covers = None, -1
+            party.decoded_ahead = -1
             return
         if (
             party.echo_voice
@@ -222,9 +226,10 @@ class Transcription:
         if party.own_voice >= BARGE_IN_FRAMES and segmenter.confirmed:
             self._barge_in.caller_turn(party.turn_id)
         if (
-            segmenter.silence_ms == SPECULATE_AFTER_MS
+            segmenter.silence_ms >= SPECULATE_AFTER_MS
             and party.own_voice >= BARGE_IN_FRAMES
             and party.speculating < 0
+            and party.decoded_ahead != segmenter.voiced_bytes  # once per pause
             and self._workers.idle
         ):
             self._decode_ahead(party)
@@ -268,6 +273,7 @@ class Transcription:
         if self._submit(URGENT, audio, party.agreement.prefix, done):
             work.job_started()
             party.speculating, party.speculating_turn = covers, turn_id
+            party.decoded_ahead = covers
 
     # -- transcription ------------------------------------------------------------------
     def _transcribe(
