@@ -46,9 +46,15 @@ lint: $(VENV)/.test
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The suite runs on up to TEST_WORKERS pytest-xdist workers (one per core, `-n auto`, at most
+# that many: the tests start daemons, Kamailio and Chromium of their own, and the media tests
+# keep real time). Every log lists the slowest tests.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -q -n auto --maxprocesses $(TEST_WORKERS) --dist loadgroup --durations=25
+
 test: lint
-	$(BIN)/pytest -q
+	$(PYTEST)
 	$(MAKE) test-fallback
 
 test-fallback: $(VENV)/.test
-	TRUNKLINE_NO_SPEEDUPS=1 $(BIN)/pytest -q $(FALLBACK_TESTS)
+	TRUNKLINE_NO_SPEEDUPS=1 $(PYTEST) $(FALLBACK_TESTS)
