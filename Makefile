@@ -47,14 +47,17 @@ lint: $(VENV)/.test
 	$(BIN)/lint-imports
 
 # The suite runs on up to TEST_WORKERS pytest-xdist workers (one per core, `-n auto`, at most
-# that many: the tests start daemons, Kamailio and Chromium of their own, and the media tests
-# keep real time). Every log lists the slowest tests.
+# that many: the tests start daemons, Kamailio and Chromium of their own), except the tests
+# marked real_time (tests/conftest.py), which then run alone, one after another: they hold
+# latency limits or real time while loading every core. Every log lists the slowest tests.
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/pytest -q -n auto --maxprocesses $(TEST_WORKERS) --dist loadgroup --durations=25
+PYTEST := $(BIN)/pytest -q --durations=25
+XDIST := -n auto --maxprocesses $(TEST_WORKERS)
 
 test: lint
-	$(PYTEST)
+	$(PYTEST) $(XDIST) -m "not real_time"
+	$(PYTEST) -m real_time
 	$(MAKE) test-fallback
 
 test-fallback: $(VENV)/.test
-	TRUNKLINE_NO_SPEEDUPS=1 $(PYTEST) $(FALLBACK_TESTS)
+	TRUNKLINE_NO_SPEEDUPS=1 $(PYTEST) $(XDIST) $(FALLBACK_TESTS)

@@ -15,10 +15,9 @@ from tests import postgres_server
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 # Tests that keep real time while loading every core (a cluster of daemons, bursts of calls
-# or requests measured against a latency limit, speech models, a browser). Under
-# pytest-xdist (`make test`) they form one group, which runs on one worker, so no two of
-# them overlap.
-REAL_TIME_GROUP = "real-time"
+# or requests measured against a latency limit, speech models, a browser): marked
+# ``real_time``. `make test` runs the others on pytest-xdist workers, then these alone, one
+# after another, as a serial run would.
 REAL_TIME_TESTS = (
     "tests/cluster/test_cluster.py",
     "tests/gateway/test_cluster_state.py",
@@ -67,25 +66,11 @@ def private_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
         os.environ["XDG_DATA_HOME"] = previous
 
 
-@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``--dist loadgroup``, with the real-time tests as one group.
-
-    The group is chosen here, by the scheduler, rather than by ``xdist_group`` marks:
-    pytest-xdist names a marked test's group by renaming its node id on the worker, which
-    pytest 9 no longer allows, so the marks alone group nothing.
-    """
-    if config.getvalue("dist") != "loadgroup":
-        return None
-    from xdist.scheduler import LoadGroupScheduling
-
-    class RealTimeGroupScheduling(LoadGroupScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            if nodeid.startswith(REAL_TIME_TESTS):
-                return REAL_TIME_GROUP
-            return str(super()._split_scope(nodeid))
-
-    return RealTimeGroupScheduling(config, log)
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` selects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(REAL_TIME_TESTS):
+            item.add_marker(pytest.mark.real_time)
 
 
 def pytest_asyncio_loop_factories(
