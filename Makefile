@@ -46,9 +46,18 @@ lint: $(VENV)/.test
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The suite runs on up to TEST_WORKERS pytest-xdist workers (one per core, `-n auto`, at most
+# that many: the tests start daemons, Kamailio and Chromium of their own), except the tests
+# marked real_time (tests/conftest.py), which then run alone, one after another: they hold
+# latency limits or real time while loading every core. Every log lists the slowest tests.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -q --durations=25
+XDIST := -n auto --maxprocesses $(TEST_WORKERS)
+
 test: lint
-	$(BIN)/pytest -q
+	$(PYTEST) $(XDIST) -m "not real_time"
+	$(PYTEST) -m real_time
 	$(MAKE) test-fallback
 
 test-fallback: $(VENV)/.test
-	TRUNKLINE_NO_SPEEDUPS=1 $(BIN)/pytest -q $(FALLBACK_TESTS)
+	TRUNKLINE_NO_SPEEDUPS=1 $(PYTEST) $(XDIST) $(FALLBACK_TESTS)

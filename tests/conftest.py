@@ -14,6 +14,21 @@ from tests import postgres_server
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# Tests that keep real time while loading every core (a cluster of daemons, bursts of calls
+# or requests measured against a latency limit, speech models, a browser): marked
+# ``real_time``. `make test` runs the others on pytest-xdist workers, then these alone, one
+# after another, as a serial run would.
+REAL_TIME_TESTS = (
+    "tests/cluster/test_cluster.py",
+    "tests/gateway/test_cluster_state.py",
+    "tests/gateway/test_database_flood.py",
+    "tests/gateway/test_transcript_flood.py",
+    "tests/gateway/test_speech_calls.py",
+    "tests/speech/test_incremental_whisper.py",
+    "tests/gateway/test_sipp_carrier.py",
+    "tests/console/test_console_browser.py",
+)
+
 
 def marked_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
     """The values of the test's ``@pytest.mark.settings(...)`` markers (nearest wins).
@@ -49,6 +64,13 @@ def private_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
         os.environ.pop("XDG_DATA_HOME", None)
     else:
         os.environ["XDG_DATA_HOME"] = previous
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` selects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(REAL_TIME_TESTS):
+            item.add_marker(pytest.mark.real_time)
 
 
 def pytest_asyncio_loop_factories(
