@@ -96,7 +96,10 @@ difference between runs of {result["frames"]:,} and {result["frames"] // 10:,} p
 start-up cancels out; instruction counts do not move with the machine's load,
 so this is the figure to compare on a shared machine. *C extension* is
 `trunkline._speedups` (`trunkline/speedups.py`), *pure Python* its twin
-(`TRUNKLINE_NO_SPEEDUPS=1`), a baseline the code before either. `recording`
+(`TRUNKLINE_NO_SPEEDUPS=1`), a baseline (`--baseline REF`) the code as
+committed at REF, which runs without the C extension (`git archive` does not
+hold the built module) and must take the workload's calls (1af9267, before
+either, no longer does: the workload gives its media plan the leg's codec). `recording`
 adds the recorder's caller and slot taps (decode to PCM16, the writer thread).
 
 {table(headers, rows)}
