@@ -93,8 +93,8 @@ playout, the 20 ms tick, RTP leg) on fake transports;
 a frame pair is one caller RTP packet in and its `media` frame out to the
 agent, plus one agent `media` frame in and its RTP packet out. The count is the
 difference between runs of {result["frames"]:,} and {result["frames"] // 10:,} pairs, so
-start-up cancels out; instruction counts do not move with the machine's load,
-so this is the figure to compare on a shared machine. *C extension* is
+start-up cancels out; instruction counts move far less with the machine's load
+than timings (see below), so this is the figure to compare on a shared machine. *C extension* is
 `trunkline._speedups` (`trunkline/speedups.py`), *pure Python* its twin
 (`TRUNKLINE_NO_SPEEDUPS=1`), a baseline (`--baseline REF`) the code as
 committed at REF, which runs without the C extension (`git archive` does not
@@ -119,11 +119,11 @@ adds the recorder's caller and slot taps (decode to PCM16, the writer thread).
   tick, the RTP packet's build. The latency probes time one frame in 16:
   about 5,000 instructions per pair less than timing every frame (the median
   of three callgrind runs of each).
-- callgrind counts user-space instructions only: the baseline's one
-  `getrandom` system call per frame for its mask key (the pool makes it one
-  per 1,024 frames, C or not) is not in its figure. The pure-Python twin
-  costs about as much as the baseline; it exists so that an install without
-  a compiler works, not to be faster.
+- callgrind counts user-space instructions only: code from before the
+  mask-key pool made one `getrandom` system call per frame for its mask key
+  (the pool makes it one per 1,024 frames, C or not), which a baseline
+  figure of it does not show. The pure-Python twin exists so that an install
+  without a compiler works, not to be faster.
 - The figures are not exact to the last percent: three runs of the same
   1,000 `mulaw` pairs at the same commit differed by up to 9 million
   instructions (±5,000 per pair). The likely cause is the wall clock the
