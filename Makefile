@@ -9,6 +9,7 @@ AGENT_PORT ?= 9000
 # The tests that run every function of trunkline/speedups.py, run again on the pure-Python
 # twin of the C extension (TRUNKLINE_NO_SPEEDUPS=1): `make test` runs both.
 FALLBACK_TESTS := tests/test_speedups.py tests/rtp tests/media tests/codecs \
+	tests/gateway/test_agent_frame_reader.py \
 	tests/gateway/test_agent_protocols.py tests/gateway/test_agent_personas.py \
 	tests/gateway/test_media_stream_docs.py tests/gateway/test_slow_agent.py \
 	tests/gateway/test_inbound_calls.py tests/gateway/test_agent_abuse.py \

@@ -90,15 +90,19 @@ def frame_cost_section(result: dict[str, Any]) -> str:
 
 {provenance(result)}
 CPU instructions per frame pair, counted by callgrind: one call's real media
-objects (RTP endpoint and session, media session, Inkbox persona, agent link on
-websockets' protocol, playout, the 20 ms tick, RTP leg) on fake transports;
+objects (RTP endpoint and session, media session, Inkbox persona, agent link —
+websockets' protocol for the handshake, the link's own frame reader after it —,
+playout, the 20 ms tick, RTP leg) on fake transports;
 a frame pair is one caller RTP packet in and its `media` frame out to the
 agent, plus one agent `media` frame in and its RTP packet out. The count is the
 difference between runs of {result["frames"]:,} and {result["frames"] // 10:,} pairs, so
-start-up cancels out; instruction counts do not move with the machine's load,
-so this is the figure to compare on a shared machine. *C extension* is
+start-up cancels out; instruction counts move far less with the machine's load
+than timings (see below), so this is the figure to compare on a shared machine. *C extension* is
 `trunkline._speedups` (`trunkline/speedups.py`), *pure Python* its twin
-(`TRUNKLINE_NO_SPEEDUPS=1`), a baseline the code before either. `recording`
+(`TRUNKLINE_NO_SPEEDUPS=1`), a baseline (`--baseline REF`) the code as
+committed at REF, which runs without the C extension (`git archive` does not
+hold the built module) and must take the workload's calls (1af9267, before
+either, no longer does: the workload gives its media plan the leg's codec). `recording`
 adds the recorder's caller and slot taps (decode to PCM16, the writer thread).
 
 {table(headers, rows)}
@@ -106,19 +110,29 @@ adds the recorder's caller and slot taps (decode to PCM16, the writer thread).
 - In C: RTP header parse and build, the `media` frame's base64 written
   straight into its JSON template (one allocation), the agent's `media` frames
   read without `json.loads` (anything of another shape falls back to the full
-  parser), and client WebSocket framing and masking with mask keys from a
-  pooled `os.urandom` buffer instead of websockets' per-frame framing.
-- What is left is Python: websockets' frame parser for what the agent sends
-  (the largest single part), and the call's own logic per frame — source and
-  sequence checks, playout, latency probes, the tick.
-- callgrind counts user-space instructions only: the baseline's one
-  `getrandom` system call per frame for its mask key (the pool makes it one
-  per 1,024 frames, C or not) is not in its figure. The pure-Python twin
-  costs about as much as the baseline; it exists so that an install without
-  a compiler works, not to be faster.
-- `recording` hands blocks to the writer thread, whose share of each run
-  varies a little with thread scheduling: its figures are less exact than
-  `mulaw`'s, which repeated within 3 % over three runs.
+  parser), client WebSocket framing and masking with mask keys from a pooled
+  `os.urandom` buffer instead of websockets' per-frame framing, and the
+  agent's usual frames (final, unfragmented text and binary) split out of
+  what its socket delivered, text decoded on the way, instead of websockets'
+  generator-based parser (`agent/server_frames.py` reads any other frame in
+  Python: fragments, pings, pongs, close frames, protocol errors).
+- What is left is Python: the call's own logic per frame, no single part
+  dominant — the RTP source and sequence checks and the jitter buffer's push
+  and pull, the persona's calls, the link's send checks, the playout and the
+  tick, the RTP packet's build. The latency probes time one frame in 16:
+  about 5,000 instructions per pair less than timing every frame (the median
+  of three callgrind runs of each).
+- callgrind counts user-space instructions only: code from before the
+  mask-key pool made one `getrandom` system call per frame for its mask key
+  (the pool makes it one per 1,024 frames, C or not), which a baseline
+  figure of it does not show. The pure-Python twin exists so that an install
+  without a compiler works, not to be faster.
+- The figures are not exact to the last percent: three runs of the same
+  1,000 `mulaw` pairs at the same commit differed by up to 9 million
+  instructions (±5,000 per pair). The likely cause is the wall clock the
+  workload's code reads (the jitter buffer times packet arrivals by it), which
+  under callgrind runs at the machine's load. `recording` also hands blocks to
+  the writer thread, whose share of each run varies with thread scheduling.
 {binary_note(profiles)}"""
 
 

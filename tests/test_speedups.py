@@ -386,6 +386,57 @@ def test_mask_keys_come_from_a_pool_and_differ() -> None:
     assert len(set(drawn)) > len(drawn) * 0.99  # 32-bit random keys: repeats are rare
 
 
+# -- WebSocket server frames ---------------------------------------------------------------
+
+
+@st.composite
+def server_frame_bytes(draw: st.DrawFn) -> bytes:
+    """Frames as a server sends them (now and then one it must not), cut anywhere."""
+    frames = []
+    for _ in range(draw(st.integers(0, 5))):
+        first = draw(st.sampled_from([0x81, 0x82, 0x81, 0x82, 0x01, 0x80, 0x89, 0xC1, 0x83]))
+        if first & 0x0F == 1 and draw(st.booleans()):
+            payload = draw(st.text(max_size=40)).encode()
+        else:
+            payload = draw(st.binary(max_size=40) | st.sampled_from([b"\xc3\x28", b"t" * 300]))
+        size = len(payload)
+        masked = 0x80 if draw(st.integers(0, 9)) == 0 else 0
+        wide = draw(st.sampled_from([0, 0, 2, 8]))
+        if wide == 8 or size > 0xFFFF:
+            head = struct.pack("!BBQ", first, masked | 127, size)
+        elif wide == 2 or size > 125:
+            head = struct.pack("!BBH", first, masked | 126, size)
+        else:
+            head = bytes((first, masked | size))
+        frames.append(head + (b"abcd" if masked else b"") + payload)
+    data = b"".join(frames)
+    return data[: draw(st.integers(0, len(data)))]
+
+
+@settings(max_examples=500)
+@given(data=server_frame_bytes(), start=st.integers(0, 60), max_size=st.integers(0, 400))
+def test_server_frames_split_the_same_in_both(data: bytes, start: int, max_size: int) -> None:
+    c, py = both()
+    start = min(start, len(data))
+    got = outcome(c.ws_server_frames, data, start, max_size)
+    assert got == outcome(py.ws_server_frames, bytearray(data), start, max_size)
+    assert got == outcome(py.ws_server_frames, memoryview(data), start, max_size)
+
+
+def test_server_frames_split_only_final_unmasked_text_and_binary(impl: ModuleType) -> None:
+    text, binary = b"\x81\x02hi", b"\x82\x7e\x00\x03abc"
+    assert impl.ws_server_frames(text + binary, 0, 100) == (["hi", b"abc"], 11)
+    assert impl.ws_server_frames(text + binary, 4, 100) == ([b"abc"], 11)
+    for other in (b"\x89\x00", b"\x01\x01a", b"\xc1\x01a", b"\x81\x81abcd\x00", b"\x81\x02\xc3("):
+        assert impl.ws_server_frames(text + other + text, 0, 100) == (["hi"], 4)
+    assert impl.ws_server_frames(text + binary[:5], 0, 100) == (["hi"], 4)  # incomplete
+    assert impl.ws_server_frames(binary, 0, 2) == ([], 0)  # over max_size
+    with pytest.raises(ValueError, match="start"):
+        impl.ws_server_frames(text, 5, 100)
+    with pytest.raises(ValueError, match="max_size"):
+        impl.ws_server_frames(text, 0, -1)
+
+
 # -- the agent link writes its own text frames ------------------------------------------------
 
 

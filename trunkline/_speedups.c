@@ -626,6 +626,112 @@ done:
     return result;
 }
 
+/* ws_server_frames(data, start, max_size) -> ([str | bytes, ...], stop)
+ *
+ * The complete, final, unmasked text and binary frames (RFC 6455 5.2) of a server
+ * from data[start:] on, each of at most max_size payload bytes: a text frame's payload
+ * as str, a binary frame's as bytes. It stops before the first frame that is anything
+ * else -- incomplete, a control frame or a fragment, masked, with reserved bits or a
+ * reserved opcode, larger than max_size, text that is not UTF-8 -- and stop is where
+ * that frame begins (len(data) when every frame was taken). The caller reads the frame
+ * there itself. */
+static PyObject *
+ws_server_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "ws_server_frames takes 3 arguments");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t max_size = PyLong_AsSsize_t(args[2]);
+    if (max_size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (max_size < 0) {
+        PyErr_SetString(PyExc_ValueError, "max_size must not be negative");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    PyObject *frames = NULL;
+    if (start < 0 || start > view.len) {
+        PyErr_SetString(PyExc_ValueError, "start is outside the data");
+        goto error;
+    }
+    frames = PyList_New(0);
+    if (frames == NULL) {
+        goto error;
+    }
+    const unsigned char *p = view.buf;
+    Py_ssize_t end = view.len, offset = start;
+    while (end - offset >= 2) {
+        unsigned first = p[offset], second = p[offset + 1];
+        if (first != 0x81 && first != 0x82) {
+            break; /* not a final text or binary frame, or reserved bits set */
+        }
+        Py_ssize_t head = 2;
+        uint64_t length = second; /* a masked frame (second >= 128) is left to the caller */
+        if (second == 126) {
+            if (end - offset < 4) {
+                break;
+            }
+            length = ((uint64_t)p[offset + 2] << 8) | p[offset + 3];
+            head = 4;
+        }
+        else if (second == 127) {
+            if (end - offset < 10) {
+                break;
+            }
+            length = 0;
+            for (int i = 0; i < 8; i++) {
+                length = (length << 8) | p[offset + 2 + i];
+            }
+            head = 10;
+        }
+        else if (second > 127) {
+            break;
+        }
+        if (length > (uint64_t)max_size || (Py_ssize_t)length > end - offset - head) {
+            break; /* too large, or not all here yet */
+        }
+        const char *payload = (const char *)p + offset + head;
+        PyObject *item;
+        if (first == 0x81) {
+            item = PyUnicode_DecodeUTF8(payload, (Py_ssize_t)length, NULL);
+            if (item == NULL) {
+                if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                    goto error;
+                }
+                PyErr_Clear();
+                break; /* not UTF-8: the caller fails the connection */
+            }
+        }
+        else {
+            item = PyBytes_FromStringAndSize(payload, (Py_ssize_t)length);
+            if (item == NULL) {
+                goto error;
+            }
+        }
+        int failed = PyList_Append(frames, item);
+        Py_DECREF(item);
+        if (failed) {
+            goto error;
+        }
+        offset += head + (Py_ssize_t)length;
+    }
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(Nn)", frames, offset);
+error:
+    Py_XDECREF(frames);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"parse_rtp", (PyCFunction)parse_rtp, METH_O,
      "parse_rtp(data) -> (payload_type, marker, sequence, timestamp, ssrc, payload)"},
@@ -637,6 +743,9 @@ static PyMethodDef speedups_methods[] = {
      "decode_media_payload(text, max_payload_chars) -> the media frame's payload, or None"},
     {"ws_client_frame", (PyCFunction)(void (*)(void))ws_client_frame, METH_FASTCALL,
      "ws_client_frame(opcode, payload, mask_key) -> a final masked WebSocket frame"},
+    {"ws_server_frames", (PyCFunction)(void (*)(void))ws_server_frames, METH_FASTCALL,
+     "ws_server_frames(data, start, max_size) -> (final unmasked text and binary payloads, "
+     "where the first other frame starts)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -117,3 +117,53 @@ def ws_client_frame(opcode: int, payload: Buffer, mask_key: Buffer) -> bytes:
     else:
         head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
     return b"".join((head, mask_key, apply_mask(payload, bytes(mask_key))))
+
+
+def ws_server_frames(data: Buffer, start: int, max_size: int) -> tuple[list[str | bytes], int]:
+    """The complete, final, unmasked text (as ``str``) and binary (as ``bytes``) frames of a
+    server from ``data[start:]`` on, each of at most ``max_size`` payload bytes, and where
+    the first frame of any other kind begins (RFC 6455 §5.2).
+
+    Incomplete frames, control frames, fragments, masked frames, reserved bits or
+    opcodes, frames over ``max_size`` and text that is not UTF-8 stop the split: the
+    caller reads the frame at the returned offset itself.
+    """
+    if max_size < 0:
+        raise ValueError("max_size must not be negative")
+    end = len(data)
+    if not 0 <= start <= end:
+        raise ValueError("start is outside the data")
+    frames: list[str | bytes] = []
+    offset = start
+    while end - offset >= 2:
+        first = data[offset]
+        if first != 0x81 and first != 0x82:
+            break  # not a final text or binary frame, or reserved bits set
+        length = data[offset + 1]
+        head = 2
+        if length > 125:
+            if length == 126:
+                if end - offset < 4:
+                    break
+                length = (data[offset + 2] << 8) | data[offset + 3]
+                head = 4
+            elif length == 127:
+                if end - offset < 10:
+                    break
+                length = int.from_bytes(data[offset + 2 : offset + 10], "big")
+                head = 10
+            else:
+                break  # masked: left to the caller
+        payload_start = offset + head
+        stop = payload_start + length
+        if length > max_size or stop > end:
+            break  # too large, or not all here yet
+        if first == 0x81:
+            try:
+                frames.append(str(data[payload_start:stop], "utf-8"))
+            except UnicodeDecodeError:
+                break  # not UTF-8: the caller fails the connection
+        else:
+            frames.append(bytes(data[payload_start:stop]))
+        offset = stop
+    return frames, offset

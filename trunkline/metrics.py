@@ -118,6 +118,12 @@ AGENT_SEND_OVERFLOWS = Counter(
     "Calls ended because their agent stopped reading: unsent data passed the cap "
     "with more than media to send",
 )
+AGENT_SOCKET_FAILURES = Counter(
+    "trunkline_agent_socket_failures",
+    "Agent WebSockets failed because what the agent sent broke RFC 6455, by the close code "
+    "sent (1002 protocol error, 1007 text that is not UTF-8, 1009 message over 1 MiB)",
+    ["code"],
+)
 CARRIER_STREAMS_REFUSED = Counter(
     "trunkline_carrier_streams_refused",
     "Carrier media streams refused, by reason (unauthenticated, token_missing, "

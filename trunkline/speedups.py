@@ -43,6 +43,9 @@ build_rtp_into: Callable[[bytearray, Buffer, int, int, int, int, bool], int] = (
 encode_media_frame: Callable[[bytes, Buffer, bytes], bytes] = _module.encode_media_frame
 decode_media_payload: Callable[[str, int], bytes | None] = _module.decode_media_payload
 ws_client_frame: Callable[[int, Buffer, bytes], bytes] = _module.ws_client_frame
+ws_server_frames: Callable[[Buffer, int, int], tuple[list[str | bytes], int]] = (
+    _module.ws_server_frames
+)
 
 
 def describe() -> str:

@@ -19,7 +19,7 @@ from trunkline import metrics
 from trunkline.agent.formats import AGENT_FORMATS
 from trunkline.agent.link import AgentLink
 from trunkline.media.clock import MediaClock
-from trunkline.media.counters import MediaTotals
+from trunkline.media.counters import LATENCY_SAMPLE_EVERY, MediaTotals
 from trunkline.media.factory import MediaSessionFactory
 from trunkline.media.plan import MediaPlan
 from trunkline.media.recording import RecordingWriter
@@ -72,6 +72,29 @@ def test_caller_audio_goes_to_the_agent_and_agent_audio_to_the_caller_leg() -> N
     assert link.named("stop")
     assert totals.counters.frames_to_agent == 1 and totals.counters.frames_to_caller == 1
     assert totals.rtp == {"packets_in": 3}  # the leg's own counters
+
+
+def test_latency_is_timed_on_one_frame_in_16_and_counts_for_16() -> None:
+    loop = FakeLoop()
+    session = MediaSessionFactory(MediaClock(loop)).create(
+        MediaPlan("call-1", caller_codec="PCMU"), NotedEvents()
+    )
+    leg, link = NotingLeg(), FakeLink()
+    session.caller = leg
+    attach(session, link)
+    session.start()
+    for _ in range(40):  # frames 1, 17 and 33 are timed
+        session.caller_audio(CALLER_FRAME)
+    chunk = json.dumps({"event": "media", "media": {"payload": base64.b64encode(
+        b"\x22" * 160).decode()}})  # fmt: skip
+    for _ in range(20):  # chunks 1 and 17 are timed, each when its frame is played
+        session.agent_text(chunk)
+        loop.advance(0.02)
+    assert session.frames_to_agent == 40 and session.frames_to_caller == 20
+    assert sum(session.to_agent.counts) == 3 * LATENCY_SAMPLE_EVERY
+    assert sum(session.to_caller.counts) == 2 * LATENCY_SAMPLE_EVERY
+    assert session.to_agent.sum_ns % LATENCY_SAMPLE_EVERY == 0
+    session.stop("hangup")
 
 
 def test_a_call_is_recorded_only_when_its_plan_says_so(tmp_path: Path) -> None:

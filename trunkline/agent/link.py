@@ -11,10 +11,23 @@ unsent, so the buffer never holds more than the cap plus one frame. Past the
 cap (the agent stopped reading) media frames are dropped and counted; any
 other frame means the agent cannot keep up with the call at all, so the link
 overflows — it stops reading and writing, ``on_overflow`` ends the call, and
-``trunkline_agent_send_overflow_total`` counts it. Received frames are
-delivered by callback from ``data_received``; ``on_closed`` hears the code of
-the agent's close frame, or None when the connection ended without one. The host is resolved once through the SSRF guard and the
-connection goes to the checked address, with the URL's host for TLS.
+``trunkline_agent_send_overflow_total`` counts it.
+
+Receiving: websockets' protocol object reads the upgrade's response; from the
+101 on the link reads the agent's frames itself (``agent.server_frames``, the
+usual frame split out in C) and delivers messages by callback from
+``data_received``. Control frames go back to the protocol object's own
+methods, so its state stays the connection's: a ping is answered with
+``send_pong``, the agent's close frame is echoed with ``send_close``, and a
+frame that breaks RFC 6455 fails the connection with ``fail`` (1002, 1007 for
+text that is not UTF-8, 1009 for a message over 1 MiB; counted in
+``trunkline_agent_socket_failures_total``). Once a close frame has been sent
+either way the agent has 2 s to close the TCP connection before it is
+aborted. ``on_closed`` hears the code of the agent's close frame, or None when
+the connection ended without one (a failed connection's included: what the
+agent sends after the failure is not read). The host is resolved once through
+the SSRF guard and the connection goes to the checked address, with the URL's
+host for TLS.
 """
 
 from __future__ import annotations
@@ -27,12 +40,13 @@ from typing import cast
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake, InvalidURI
-from websockets.frames import Frame, Opcode
+from websockets.frames import Close, CloseCode, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from trunkline import metrics
+from trunkline.agent.server_frames import Failed, Ping, ServerEvent, ServerFrameReader
 from trunkline.speedups import MaskKeys, ws_client_frame
 from trunkline.webhooks.ssrf import Lookup, resolve_target, system_lookup
 
@@ -40,7 +54,9 @@ log = logging.getLogger("trunkline.agent")
 OP_BINARY = int(Opcode.BINARY)  # raw caller audio, for an agent that accepted it
 DEFAULT_MAX_BUFFER_BYTES = 512 * 1024  # about 20 s of base64 μ-law in JSON
 MAX_MESSAGE_BYTES = 1_048_576
+CLOSING_SECONDS = 2.0  # after a close frame, for the agent to close the TCP connection
 OP_TEXT = int(Opcode.TEXT)
+END_OF_HEAD = b"\r\n\r\n"
 
 
 class AgentConnectError(Exception):
@@ -69,6 +85,9 @@ class AgentLink(asyncio.Protocol):
         self._max_buffer = max_buffer_bytes
         self._transport: asyncio.Transport | None = None
         self._opened: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._reader: ServerFrameReader | None = None  # from the 101 on
+        self._head_tail = b""  # the last bytes of the response so far (its end may straddle)
+        self._close_received: Close | None = None
         self._closed = False
         self.lost = False  # the connection has ended (``on_closed`` was called)
         self.close_code: int | None = None  # the agent's close code; None: no close frame
@@ -91,15 +110,22 @@ class AgentLink(asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
-        self._protocol.receive_data(data)
-        for event in self._protocol.events_received():
-            if isinstance(event, Response):
-                self._handshake(event)
-            elif isinstance(event, Frame):
-                self._frame(event)
-        self._flush(bounded=True)  # pongs and close replies
-        if self._protocol.state is State.CLOSED and self._transport is not None:
-            self._transport.close()
+        reader = self._reader
+        if reader is None:
+            self._receive_handshake(data)
+            return
+        for event in reader.receive(data):
+            if isinstance(event, str):
+                self.frames_in += 1
+                self._on_text(event)
+            elif isinstance(event, bytes):
+                self.frames_in += 1
+                if self.on_binary is not None:
+                    self.on_binary(event)  # raw audio in the agent's format
+            else:
+                self._control(event)
+        if self._protocol.writes:
+            self._flush(bounded=True)  # pongs and close replies
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -108,11 +134,41 @@ class AgentLink(asyncio.Protocol):
         if not self._closed:
             self._closed = True
             self.lost = True
-            received = self._protocol.close_rcvd  # None: no close frame (a reset, a crash)
+            received = self._close_received  # None: no close frame (a reset, a crash)
             self.close_code = received.code if received is not None else None
             self._on_closed(self.close_code, received.reason if received is not None else "")
 
-    # -- protocol events ------------------------------------------------------------
+    # -- receiving ----------------------------------------------------------------
+    def _receive_handshake(self, data: bytes) -> None:
+        """The protocol object reads the response; frames after a 101 are the reader's."""
+        protocol = self._protocol
+        seen = self._head_tail + data
+        end = seen.find(END_OF_HEAD)
+        if end < 0:
+            self._head_tail = seen[-len(END_OF_HEAD) + 1 :]
+            head, rest = data, b""
+        else:  # the response's head ends in this chunk (a 101 has no body)
+            split = end + len(END_OF_HEAD) - len(self._head_tail)
+            head, rest = data[:split], data[split:]
+        protocol.receive_data(head)
+        self._protocol_events()
+        if protocol.state is State.OPEN:
+            self._reader = ServerFrameReader(MAX_MESSAGE_BYTES)
+            if rest:
+                self.data_received(rest)
+            return
+        if rest:  # a refused upgrade's body
+            protocol.receive_data(rest)
+            self._protocol_events()
+        self._flush(bounded=True)
+        if protocol.state is State.CLOSED and self._transport is not None:
+            self._transport.close()
+
+    def _protocol_events(self) -> None:
+        for event in self._protocol.events_received():
+            if isinstance(event, Response):
+                self._handshake(event)
+
     def _handshake(self, response: Response) -> None:
         if self._opened.done():
             return
@@ -123,19 +179,30 @@ class AgentLink(asyncio.Protocol):
         self.response_headers = {k.lower(): v for k, v in response.headers.raw_items()}
         self._opened.set_result(response)
 
-    def _frame(self, frame: Frame) -> None:
-        if frame.opcode is Opcode.TEXT:
-            self.frames_in += 1
-            try:
-                text = bytes(frame.data).decode("utf-8")
-            except UnicodeDecodeError:
-                return  # the protocol layer already fails invalid UTF-8
-            self._on_text(text)
-        elif frame.opcode is Opcode.BINARY:
-            self.frames_in += 1
-            if self.on_binary is not None:
-                self.on_binary(bytes(frame.data))  # raw audio in the agent's format
-        # Pings are answered by the protocol object itself; CLOSE ends the connection.
+    def _control(self, event: ServerEvent) -> None:
+        """A control frame, or the reader's verdict, through the protocol object's methods."""
+        protocol = self._protocol
+        if isinstance(event, Ping):
+            if protocol.state is State.OPEN or protocol.state is State.CLOSING:
+                protocol.send_pong(event.payload)
+        elif isinstance(event, Close):
+            self._close_received = event
+            if protocol.state is State.OPEN:  # echoed (RFC 6455 §5.5.1); 1005: no code to echo
+                if event.code == CloseCode.NO_STATUS_RCVD:
+                    protocol.send_close()
+                else:
+                    protocol.send_close(event.code, event.reason)
+            self._abort_later()
+        elif isinstance(event, Failed):
+            metrics.AGENT_SOCKET_FAILURES.labels(str(event.code)).inc()
+            log.warning("failing the agent's WebSocket: %d %s", event.code, event.reason)
+            protocol.fail(event.code, event.reason)
+            self._abort_later()
+        # A pong needs no answer.
+
+    def _abort_later(self) -> None:
+        """The agent closes the TCP connection after the close frames, or it is aborted."""
+        asyncio.get_running_loop().call_later(CLOSING_SECONDS, self.abort)
 
     # -- sending ------------------------------------------------------------------
     @property
@@ -219,7 +286,7 @@ class AgentLink(asyncio.Protocol):
         if self._protocol.state is State.OPEN:
             self._protocol.send_close(code, reason)
             self._flush()
-        asyncio.get_running_loop().call_later(2.0, self.abort)
+        self._abort_later()
 
     def abort(self) -> None:
         if self._transport is not None:

@@ -1,12 +1,15 @@
 """Media counters and latency histograms, cheap enough for every frame.
 
 A ``LatencyHistogram`` is a fixed list of bucket counts: observing is one
-``bisect`` and two additions — no allocation, no lock — so the media session
-can time every frame. ``MediaTotals`` is one per gateway: sessions add their
-counters to it when they stop; the gateway's scrape-time collector
-(``gateway.collector``) reports those plus the live calls' counters.
+``bisect`` and two additions — no allocation, no lock. ``MediaTotals`` is one
+per gateway: sessions add their counters to it when they stop; the gateway's
+scrape-time collector (``gateway.collector``) reports those plus the live
+calls' counters.
 
-Probes:
+Probes, each timing one frame (or agent chunk) in ``LATENCY_SAMPLE_EVERY`` —
+the first, then every 16th — observed with that weight, so a histogram's
+count and sum still stand for every frame while the clock is read on one in
+16:
 - caller → agent: from the moment a caller frame reaches the session until its
   WebSocket frame is written (conversion, framing, send);
 - agent → caller: from the arrival of an agent chunk until its first frame is
@@ -20,6 +23,8 @@ from dataclasses import dataclass, fields
 
 BUCKETS_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
 _BUCKETS_NS = tuple(int(b * 1e9) for b in BUCKETS_SECONDS)
+LATENCY_SAMPLE_EVERY = 16  # a power of two: the media session tests a counter's low bits
+LATENCY_SAMPLE_MASK = LATENCY_SAMPLE_EVERY - 1
 
 
 class LatencyHistogram:
@@ -29,9 +34,10 @@ class LatencyHistogram:
         self.counts = [0] * (len(_BUCKETS_NS) + 1)
         self.sum_ns = 0
 
-    def observe_ns(self, elapsed_ns: int) -> None:
-        self.counts[bisect.bisect_left(_BUCKETS_NS, elapsed_ns)] += 1
-        self.sum_ns += elapsed_ns
+    def observe_ns(self, elapsed_ns: int, weight: int = 1) -> None:
+        """One measurement, standing for ``weight`` events (a sampled probe's)."""
+        self.counts[bisect.bisect_left(_BUCKETS_NS, elapsed_ns)] += weight
+        self.sum_ns += elapsed_ns * weight
 
     def add(self, other: LatencyHistogram) -> None:
         for index, count in enumerate(other.counts):

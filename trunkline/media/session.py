@@ -48,7 +48,13 @@ from trunkline.codecs.g711 import alaw_to_pcm16, ulaw_to_pcm16
 from trunkline.codecs.g722 import G722Decoder
 from trunkline.codecs.resample import StreamingResampler
 from trunkline.media.clock import MediaClock
-from trunkline.media.counters import LatencyHistogram, MediaCounters, MediaTotals
+from trunkline.media.counters import (
+    LATENCY_SAMPLE_EVERY,
+    LATENCY_SAMPLE_MASK,
+    LatencyHistogram,
+    MediaCounters,
+    MediaTotals,
+)
 from trunkline.media.plan import MediaEvents, MediaPlan
 from trunkline.media.playout import MAX_PENDING_MARKS, Playout
 from trunkline.media.recording import CallRecorder
@@ -154,8 +160,9 @@ class MediaSession:
         self._sending = False  # the last slot played agent audio
         self.to_agent = LatencyHistogram()
         self.to_caller = LatencyHistogram()
-        # (number of the first frame of an agent chunk, its arrival time), oldest first
+        # (number of the first frame of a sampled agent chunk, its arrival time), oldest first
         self._arrivals: deque[tuple[int, int]] = deque(maxlen=ARRIVALS_TRACKED)
+        self._chunks_arrived = 0  # agent chunks queued: one in LATENCY_SAMPLE_EVERY is timed
         self._totals = totals
         self.recorder = recorder
         self.started_at: datetime | None = None  # media (and the recording) began
@@ -328,7 +335,8 @@ class MediaSession:
         link = self.link
         if link is None:
             return
-        started = perf_counter_ns()
+        sampled = not self.frames_to_agent & LATENCY_SAMPLE_MASK  # the latency probe's frame
+        started = perf_counter_ns() if sampled else 0
         audio = self._to_agent.convert(payload)
         if audio and (
             link.send_binary(audio, droppable=True)
@@ -336,7 +344,8 @@ class MediaSession:
             else link.send_text(self.persona.media(audio), droppable=True)
         ):
             self.frames_to_agent += 1
-            self.to_agent.observe_ns(perf_counter_ns() - started)
+            if sampled:
+                self.to_agent.observe_ns(perf_counter_ns() - started, LATENCY_SAMPLE_EVERY)
 
     def _pull_caller(self) -> None:
         source = self._caller_source
@@ -417,7 +426,10 @@ class MediaSession:
 
     def play_phone_audio(self, ulaw: bytes) -> None:
         """Queue μ-law 8 kHz audio for the caller (agent media, synthesized speech, tones)."""
-        self._arrivals.append((self.playout.queued_total + 1, perf_counter_ns()))
+        chunk = self._chunks_arrived
+        self._chunks_arrived = chunk + 1
+        if not chunk & LATENCY_SAMPLE_MASK:  # the latency probe's chunk
+            self._arrivals.append((self.playout.queued_total + 1, perf_counter_ns()))
         self.playout.push(ulaw)
         if not self._sending and self._tick_handle is not None and self.caller is not None:
             # A talk spurt starts: play it from the next 5 ms slot, not up to 20 ms later.
@@ -457,7 +469,8 @@ class MediaSession:
             self.frames_to_caller += 1
             arrivals = self._arrivals
             if arrivals and arrivals[0][0] <= playout.played_total:
-                self.to_caller.observe_ns(perf_counter_ns() - arrivals.popleft()[1])
+                elapsed = perf_counter_ns() - arrivals.popleft()[1]
+                self.to_caller.observe_ns(elapsed, LATENCY_SAMPLE_EVERY)
                 while arrivals and arrivals[0][0] <= playout.played_total:
                     arrivals.popleft()  # chunks that did not start a frame of their own
 
