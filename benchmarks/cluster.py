@@ -13,8 +13,9 @@ nodes, default settings: calls recorded), Kamailio with the shipped
 Kamailio (ACK and BYE follow the Record-Route set). Two figures per cluster:
 
 - **call set-up rate**: ``--setup-calls`` calls placed with at most
-  ``--in-flight`` INVITEs outstanding; each is acknowledged and hung up (BYE)
-  as soon as it is answered. Calls per second = answered calls ÷ the time from
+  ``--in-flight`` INVITEs outstanding; each is acknowledged when answered and
+  all are hung up (BYE) after the last answer, so the calls answered so far
+  stay up, with their media, while the rest are set up. Calls per second = answered calls ÷ the time from
   the first INVITE to the last answer; p50/p99 of INVITE → 200 OK.
 - **concurrent calls held**: a ramp like ``benchmarks.load``'s, each step held
   ``--hold`` seconds with every call sending numbered, time-stamped μ-law

@@ -307,14 +307,24 @@ TWIN_NOTE = """*C* runs trunkline with `trunkline._speedups`, *pure Python* with
 `TRUNKLINE_NO_SPEEDUPS=1`; each run's process must say in its start-up log that it
 runs the path it is labelled with, or the benchmark stops. """
 
-BRIDGE_ANALYSIS = """In the run of 2026-12-02, 100 calls are below every limit: no frame was lost
-either way, and the μ-law median (0.243 % of a core per call) just meets the target.
-What trunkline adds over the relay for μ-law (1.6×) is its per-frame call logic — RTP
-session, playout, media clock and the recording tap; its → carrier latency (6.7 ms
-p50) is mostly the wait for the call's clock slot. For PCM16 the resampling both ways,
-which the floor now does too, dominates both, so trunkline costs only 1.15× the floor.
-These figures predate the pure-Python rows and the load generators of commit `37f1082`
-(see *The load generators* under the whole-system results).
+BRIDGE_ANALYSIS = """In the run of 2026-12-02 at `f3abeb4` (nothing else running on the machine),
+100 μ-law calls were carried with no frame lost either way, but at 0.72 % of a
+core per call with the C extension: about three times both the target and the
+0.243 % measured at `294e369` on another machine (an Intel Xeon) with the
+former load generators. The floor relay — no trunkline code at all — rose
+about as much (0.39 % against 0.145 %), so most of that rise is this machine
+and the measurement (the generators now send each tick's packets in bursts of
+64 with `sendmmsg`), not trunkline; which share is which is not separated
+yet. trunkline costs 1.82× the floor here (1.61× then, before the caller jitter
+buffer, on by default since, which times and holds every caller packet).
+The C extension saves 7 % of trunkline's CPU end to end (0.93×) although it
+saves about a quarter of the user-space instructions (*Media path
+instructions* above): system calls and the kernel's share of each packet are
+the rest. Its → agent latency, 19 ms p50, is the buffer's depth and the wait
+for the 20 ms tick; the pure-Python twin's 43 ms is the same plus queueing on
+a core 79 % busy. PCM16 16 kHz saturates the core at 100 calls on this machine
+for trunkline and the floor alike (0.99 % of a core per call is the whole core),
+so frames are lost; this profile needs fewer calls per core here.
 """
 
 
@@ -801,7 +811,8 @@ def cluster_method(result: dict[str, Any]) -> str:
     settings = result["settings"]
     objectives = result["objectives"]
     return f"""Set-up rate: {settings["setup_calls"]} calls with at most {settings["in_flight"]} INVITEs
-outstanding, each hung up as soon as it is answered. Calls held: a ramp over
+outstanding, all hung up after the last answer (the calls answered so far stay up,
+with their media, while the rest are set up). Calls held: a ramp over
 {settings["steps"]}, each step held {settings["hold_seconds"]:.0f} s, within loss ≤
 {objectives["max_loss"] * 100:.1f} % (by frame number), round trip p99 ≤
 {objectives["max_round_trip_p99_ms"]:.0f} ms, every call answered, and neither generator
