@@ -34,7 +34,9 @@ from trunkline.crypto import hash_token, new_token
 from trunkline.messaging.carrier_formats import twilio_signature
 from trunkline.storage.models import InboundRouting
 
-BOOKING = "Good morning, I would like to book a table for four people."
+# One sentence each: a greeting such as "Good morning," is a whole sentence to the
+# end-of-turn rule, which may rightly end the turn at the pause after it.
+BOOKING = "I would like to book a table for four people."
 TIME = "We will arrive at eight o'clock tonight."
 GREETING = "You have reached the corner bakery. Please leave a message after the tone."
 MESSAGE = "Hi, this is Maria. Please call me back about the birthday cake."

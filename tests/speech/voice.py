@@ -17,7 +17,8 @@ SILENCE = b"\xff" * FRAME
 
 @cache
 def voice() -> PiperSynthesizer:
-    return PiperSynthesizer()
+    # Without sampling noise: a test hears the same audio on every run.
+    return PiperSynthesizer(deterministic=True)
 
 
 @cache

