@@ -1,28 +1,32 @@
 """Scale-out: one node against two behind Kamailio, in the same run.
 
-    python -m benchmarks.cluster [--runs 3] [--setup-calls 200] [--in-flight 40]
-                                 [--steps 10,20,40,60,80,100,150,200,300] [--hold 5]
-                                 [--allow-uncommitted]
+    python -m benchmarks.cluster [--runs 3] [--setup-calls 600] [--in-flight 40]
+                                 [--steps 10,20,40,...,400] [--hold 5]
+                                 [--node-cpu-percent 35] [--allow-uncommitted]
 
 Each run measures two clusters in turn, 1 node then 2 nodes (rounds alternate
 which goes first, so machine noise falls on both): real ``trunkline serve``
 nodes on 127.0.0.2 and 127.0.0.3 (a fresh PostgreSQL database shared by the
-nodes, default settings: calls recorded), Kamailio with the shipped
-``deploy/kamailio/kamailio.cfg`` on 127.0.0.1 in front, an echo agent process
-(``benchmarks.load``'s) and a carrier process that sends everything through
-Kamailio (ACK and BYE follow the Record-Route set). Two figures per cluster:
+nodes, default settings: calls recorded, caller jitter buffer on), Kamailio
+with the shipped ``deploy/kamailio/kamailio.cfg`` on 127.0.0.1 in front, an
+echo agent process (``benchmarks.load``'s) and a carrier process that sends
+everything through Kamailio (ACK and BYE follow the Record-Route set). Two
+figures per cluster:
 
 - **call set-up rate**: ``--setup-calls`` calls placed with at most
   ``--in-flight`` INVITEs outstanding; each is acknowledged when answered and
-  all are hung up (BYE) after the last answer, so the calls answered so far
-  stay up, with their media, while the rest are set up. Calls per second = answered calls ÷ the time from
-  the first INVITE to the last answer; p50/p99 of INVITE → 200 OK.
+  hung up (BYE) right after, so every call goes through its whole life
+  (stored, answered, recorded, ended, its events written). Calls per second =
+  answered calls ÷ the time from the first INVITE to the last answer; p50/p99
+  of INVITE → 180 Ringing (the node has looked the number up and stored the
+  call) and of INVITE → 200 OK.
 - **concurrent calls held**: a ramp like ``benchmarks.load``'s, each step held
   ``--hold`` seconds with every call sending numbered, time-stamped μ-law
   frames (``benchmarks._frames``) that the agent echoes. A step holds when
   every call was answered, no more than 0.1 % of the window's frames failed to
   come back, and the round trip (carrier → node → agent → node → carrier) p99
-  is at most 60 ms. Capacity is the last step held.
+  is at most 60 ms plus the most the nodes' caller jitter buffer may hold
+  (``jitter_max_ms``, 60 ms by default). Capacity is the last step held.
 
 Scaling efficiency is the 2-node figure ÷ the 1-node figure (target ≥ 1.8),
 taken run by run; the median of ``--runs`` runs (default 3) is published with
@@ -31,21 +35,26 @@ its min–max. Where each process runs (:func:`plan_layout`):
 - **more cores than nodes**: node i on core i, a core of its own; Kamailio,
   PostgreSQL, the agent and the carrier on the other cores. This is the
   layout that measures scale-out.
-- **as many cores as nodes** (2): node A on core 0 in both clusters, node B
-  on core 1 in the 2-node cluster; Kamailio, PostgreSQL, the agent and the
-  carrier are not pinned and share both cores with the nodes. Node B then
-  competes with the generators for its core, which the 1-node cluster's node
-  does not: the ratio understates what a node on a core of its own adds.
+- **as many cores as nodes** (2): node i on core i, and each node under a
+  CPU quota (``--node-cpu-percent``, 35 % of its core by default;
+  ``benchmarks._cpu_quota``); Kamailio, PostgreSQL, the agent and the
+  carrier are not pinned. Without the quota the machine, not the nodes, runs
+  full first: the shared parts need the CPU a second node would use, and the
+  ratio would measure the machine. With it each node is a fixed budget of
+  CPU and the machine keeps headroom, so a second node adds one budget's
+  worth; per-node figures are then per quota, not per core.
 - **one core**: nothing pinned; the ratio measures overhead, not scale-out.
 
 The CPU each part used (every node, the carrier, the agent, Kamailio,
-PostgreSQL's server processes) is recorded for the set-up test and each held
-step, so the result shows when the generators, not the nodes, were the limit,
-and so are the caller packets the nodes themselves dropped in each held window
-(their ``/metrics``: the jitter buffer's late, shrink and overflow drops);
-a carrier or agent at a full core breaks the step as a generator limit. The
-machine's 1-minute load average is recorded before and after each cluster:
-other work on a shared machine takes CPU from every part.
+PostgreSQL's server processes), the whole machine's CPU and how often each
+node's quota ran out are recorded for the set-up test and each held step, so
+the result says what the limit was (the set-up test's ``setup_limited_by``);
+so are the caller packets the nodes themselves dropped in each held window
+(their ``/metrics``: the jitter buffer's late, shrink and overflow drops).
+A carrier or agent at a full core, or the machine over 95 % busy, breaks a
+step as a generator or machine limit. The machine's 1-minute load average is
+recorded before and after each cluster: other work on a shared machine takes
+CPU from every part.
 
 PostgreSQL is ``--database-url`` (a server whose user may create databases),
 else a throwaway cluster of the test suite's (``tests.postgres_server``).
@@ -77,21 +86,28 @@ from typing import Any
 import aiohttp
 import numpy as np
 
+from benchmarks._cpu_quota import CpuQuota
 from benchmarks._frames import CARRIER_STAMP, window_loss
 from benchmarks._report import percentile, print_table, require_committed, write_results
 from benchmarks._seed import NUMBER, seed_database
 from benchmarks.bridge import GRACE_SECONDS, SILENCE, stop, wait_until_listening
 from benchmarks.load import Leg, tree_cpu_seconds, tree_pids
 from trunkline.codecs.g711 import pcm16_to_ulaw
+from trunkline.config.groups import MediaSettings
 from trunkline.gateway.sip.header_values import Address
 from trunkline.gateway.sip.message import SipRequest, parse_message, response_to
 
 MAX_LOSS = 0.001
-MAX_ROUND_TRIP_P99_MS = 60.0
+# Round trip p99: the nodes' caller jitter buffer may hold up to its configured
+# maximum (the default, as the nodes run with it) on top of 60 ms for the rest.
+JITTER_MAX_MS = MediaSettings().jitter_max_ms
+MAX_ROUND_TRIP_P99_MS = 60.0 + JITTER_MAX_MS
 SETUP_TIMEOUT_SECONDS = 10.0
 CALLS_PER_SECOND = 100  # INVITE rate while a step's calls are placed
 TARGET_SCALING = 1.8
 GENERATOR_SATURATED_PERCENT = 90.0  # the carrier's or the agent's CPU, % of one core
+MACHINE_SATURATED_PERCENT = 95.0  # every core's CPU together, % of all of them
+NODE_CPU_PERCENT_SHARED = 35.0  # each node's quota when the nodes have no core to spare
 CONFIGURATIONS = (1, 2)  # nodes
 
 
@@ -101,13 +117,14 @@ CONFIGURATIONS = (1, 2)  # nodes
 class Dialog:
     """One call as the carrier (UAC) keeps it: enough to ACK and BYE through the route set."""
 
-    __slots__ = ("call_id", "tag", "invited_at", "answered_at", "to", "target", "routes",
-                 "leg", "failed", "ended")  # fmt: skip
+    __slots__ = ("call_id", "tag", "invited_at", "rang_at", "answered_at", "to", "target",
+                 "routes", "leg", "failed", "ended")  # fmt: skip
 
     def __init__(self, leg: Leg | None) -> None:
         self.call_id = f"cluster-{secrets.token_hex(8)}"
         self.tag = secrets.token_hex(4)
         self.invited_at = 0.0
+        self.rang_at: float | None = None  # 180 Ringing: the node has stored the call
         self.answered_at: float | None = None
         self.to = ""
         self.target = ""
@@ -127,6 +144,7 @@ class ProxiedSignalling(asyncio.DatagramProtocol):
         self.own_port = 0
         self.dialogs: dict[str, Dialog] = {}
         self.cseq = 1
+        self.hang_up_on_answer = False  # the set-up test: BYE right after the ACK
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -180,6 +198,8 @@ class ProxiedSignalling(asyncio.DatagramProtocol):
                 dialog.ended = True
             return
         dialog = self.dialogs.get(message.call_id)
+        if dialog is not None and message.status == 180 and dialog.rang_at is None:
+            dialog.rang_at = time.perf_counter()
         if dialog is None or message.status < 200:
             return
         method = message.cseq[1]
@@ -208,6 +228,8 @@ class ProxiedSignalling(asyncio.DatagramProtocol):
         self.transport.sendto(
             self._request("ACK", dialog, dialog.target, 1).serialize(), self.proxy
         )
+        if first and self.hang_up_on_answer:
+            self.bye(dialog)
 
 
 def _media_of(sdp: bytes) -> tuple[str, int]:
@@ -240,23 +262,53 @@ def own_cpu_seconds() -> float:
     return times.user + times.system
 
 
+def machine_cpu_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of every core together since boot, from /proc/stat."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and iowait
+    total = sum(fields[:8])  # guest time is already counted in user time
+    return total - idle, total
+
+
 class CpuMeter:
-    """CPU time of each part of the cluster (a process and its children), read from /proc.
+    """CPU time of each part of the cluster (a process and its children), read from /proc,
+    the whole machine's, and how often each node's CPU quota (if any) ran out.
 
     The process trees are listed when a window starts, so a window counts the
     processes that lived through it; the carrier counts itself.
     """
 
-    def __init__(self, parts: dict[str, int]) -> None:
+    def __init__(self, parts: dict[str, int], quotas: dict[str, Path] | None = None) -> None:
         self.parts = {name: pid for name, pid in parts.items() if pid > 0}
+        self.quotas = {name: CpuQuota.at(path) for name, path in (quotas or {}).items()}
         self._trees: dict[str, list[int]] = {}
         self._start: dict[str, float] = {}
+        self._machine = (0, 0)
+        self._throttling: dict[str, dict[str, float]] = {}
         self._wall = 0.0
 
     def start(self) -> None:
         self._trees = {name: tree_pids(pid) for name, pid in self.parts.items()}
         self._start = self._read()
+        self._machine = machine_cpu_ticks()
+        self._throttling = {name: quota.throttling() for name, quota in self.quotas.items()}
         self._wall = time.monotonic()
+
+    def machine_percent(self) -> float:
+        """Every core's CPU since ``start``, in % of all of them."""
+        busy, total = machine_cpu_ticks()
+        return 100 * (busy - self._machine[0]) / max(1, total - self._machine[1])
+
+    def throttled(self) -> dict[str, float]:
+        """Per node under a quota: % of the periods since ``start`` in which the quota ran out."""
+        shares = {}
+        for name, quota in self.quotas.items():
+            now, then = quota.throttling(), self._throttling.get(name, {})
+            periods = now["periods"] - then.get("periods", 0.0)
+            throttled = now["throttled_periods"] - then.get("throttled_periods", 0.0)
+            shares[name] = 100 * throttled / periods if periods else 0.0
+        return shares
 
     def _read(self) -> dict[str, float]:
         seconds = {name: tree_cpu_seconds(pids) for name, pids in self._trees.items()}
@@ -317,6 +369,7 @@ async def setup_rate(
     """Place ``calls`` calls, at most ``in_flight`` unanswered at once; hang each up at once."""
     dialogs = [Dialog(None) for _ in range(calls)]
     loop = asyncio.get_running_loop()
+    signalling.hang_up_on_answer = True
     if meter is not None:
         meter.start()
     started = time.perf_counter()
@@ -337,14 +390,14 @@ async def setup_rate(
         await asyncio.sleep(0.01)
     answered = [d for d in dialogs if d.answered_at is not None]
     cpu = meter.percent() if meter is not None else {}
-    for dialog in answered:
-        signalling.bye(dialog)
+    signalling.hang_up_on_answer = False
     last = max((d.answered_at for d in answered if d.answered_at is not None), default=started)
     elapsed = max(1e-6, last - started)
     deadline = loop.time() + 5.0
     while loop.time() < deadline and not all(d.ended for d in answered):  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     setups = [(d.answered_at - d.invited_at) * 1000 for d in answered if d.answered_at]
+    rings = [(d.rang_at - d.invited_at) * 1000 for d in answered if d.rang_at]
     return {
         "calls": calls,
         "in_flight": in_flight,
@@ -354,7 +407,10 @@ async def setup_rate(
         "seconds": elapsed,
         "calls_per_second": len(answered) / elapsed,
         "setup_ms": p50_p99(setups),
+        "ringing_ms": p50_p99(rings),  # INVITE → 180: looked up and stored by the node
         "cpu_percent": cpu,  # of one core, per part, from the first INVITE to the last answer
+        "machine_cpu_percent": meter.machine_percent() if meter is not None else None,
+        "nodes_throttled": meter.throttled() if meter is not None else {},
     }
 
 
@@ -362,9 +418,11 @@ async def run_carrier(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     proxy = ("127.0.0.1", args.kamailio_port)
     pids = [int(p) for p in args.pids.split(",")]
+    quotas = [Path(path) for path in args.quotas.split(",") if path]
     meter = CpuMeter(
         {f"node_{i}": pid for i, pid in enumerate(pids)}
-        | {"agent": args.agent_pid, "kamailio": args.kamailio_pid, "postgres": args.postgres_pid}
+        | {"agent": args.agent_pid, "kamailio": args.kamailio_pid, "postgres": args.postgres_pid},
+        {f"node_{i}": path for i, path in enumerate(quotas)},
     )
     rng = np.random.default_rng(11)
     noise = rng.normal(0, 400, 8000 * 20).astype("<i2").tobytes()  # 20 s of line noise
@@ -446,6 +504,8 @@ async def run_carrier(args: argparse.Namespace) -> None:
                 "carrier_cpu_percent": cpu["carrier"],
                 "agent_cpu_percent": cpu.get("agent"),
                 "cpu_percent": cpu,  # of one core, per part, over the held window
+                "machine_cpu_percent": meter.machine_percent(),  # of all cores
+                "nodes_throttled": meter.throttled(),  # % of quota periods cut short
                 "node_drops": dict(drops),  # caller packets the nodes dropped, and why
             }
             result["broken"] = breaks(result)
@@ -477,6 +537,9 @@ def breaks(step: dict[str, Any]) -> list[str]:
         percent = step.get(f"{generator}_cpu_percent")
         if percent is not None and percent > GENERATOR_SATURATED_PERCENT:
             broken.append(f"{generator} at {percent:.0f} % of a core (generator limit)")
+    machine = step.get("machine_cpu_percent")
+    if machine is not None and machine > MACHINE_SATURATED_PERCENT:
+        broken.append(f"machine {machine:.0f} % busy (machine limit)")
     return broken
 
 
@@ -489,12 +552,14 @@ class Layout:
 
     ``shared`` is None when Kamailio, PostgreSQL, the agent and the carrier are
     not pinned (they may run on every core, the nodes' included).
+    ``node_cpu_percent`` is each node's CPU quota (% of one core), None for none.
     """
 
     name: str
     nodes: tuple[frozenset[int] | None, ...]
     shared: tuple[int, ...] | None
     summary: str
+    node_cpu_percent: float | None = None
 
     def node_cores(self, nodes: int) -> list[set[int] | None]:
         """The cores of the first ``nodes`` nodes (a smaller cluster keeps the same cores)."""
@@ -505,15 +570,20 @@ class Layout:
             "name": self.name,
             "node_cores": [sorted(cores) if cores is not None else None for cores in self.nodes],
             "shared_cores": list(self.shared) if self.shared is not None else None,
+            "node_cpu_percent": self.node_cpu_percent,
             "summary": self.summary,
         }
 
 
-def plan_layout(usable: list[int], nodes: int) -> Layout:
+def plan_layout(usable: list[int], nodes: int, node_cpu_percent: float | None = None) -> Layout:
     """Where the nodes and the shared parts run on a machine with the ``usable`` cores.
 
     Node i always gets the same core, so node A runs alike in the 1-node and the
-    2-node cluster and the 2-node cluster adds one core's worth of node.
+    2-node cluster and the 2-node cluster adds one core's worth of node. With
+    exactly a core per node and no core left, each node also gets a CPU quota
+    (``node_cpu_percent``, default ``NODE_CPU_PERCENT_SHARED``; 0 for none): the
+    nodes, not the full machine, are then the limit, and a second node adds one
+    quota's worth of capacity.
     """
     cores = sorted(usable)
     if len(cores) > nodes:
@@ -526,12 +596,15 @@ def plan_layout(usable: list[int], nodes: int) -> Layout:
             f"({', '.join(map(str, cores[nodes:]))})",
         )
     if len(cores) == nodes:
+        quota = NODE_CPU_PERCENT_SHARED if node_cpu_percent is None else node_cpu_percent
+        budget = f", each limited to {quota:.0f} % of its core by a CPU quota" if quota else ""
         return Layout(
             "a core per node, shared",
             tuple(frozenset({core}) for core in cores),
             None,
-            f"node i on core i ({', '.join(map(str, cores))}); Kamailio, PostgreSQL, the agent"
-            " and the carrier not pinned, sharing every core with the nodes",
+            f"node i on core i ({', '.join(map(str, cores))}){budget}; Kamailio, PostgreSQL, the"
+            " agent and the carrier not pinned, sharing every core with the nodes",
+            quota or None,
         )
     return Layout(
         "shared", (None,) * nodes, None, "nothing pinned: the nodes and the rest share every core"
@@ -613,6 +686,7 @@ def measure(
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     members = []
+    quotas: list[CpuQuota] = []
     balancer: Kamailio | None = None
     carrier: subprocess.Popen[bytes] | None = None
     try:
@@ -633,8 +707,15 @@ def measure(
             for i in range(nodes)
         ]
         before = asyncio.run(database_counters(server_url, url))
-        for node, pin in zip(members, layout.node_cores(nodes), strict=True):
+        for index, (node, pin) in enumerate(zip(members, layout.node_cores(nodes), strict=True)):
             node.start(pin)
+            if layout.node_cpu_percent and node.process is not None:
+                quota = CpuQuota.create(f"node{index}", layout.node_cpu_percent)
+                if quota is None:
+                    raise RuntimeError("no writable CPU cgroup for the nodes' quota"
+                                       " (run as root, or give --node-cpu-percent 0)")  # fmt: skip
+                quota.add(node.process.pid)
+                quotas.append(quota)
         for node in members:
             node.wait_ready()
         balancer = Kamailio(members, work)
@@ -650,6 +731,7 @@ def measure(
              "--kamailio-pid", str(balancer.process.pid if balancer.process else 0),
              "--postgres-pid", str(postmaster_pid(server_url)),
              "--node-urls", ",".join(node.base_url for node in members),
+             "--quotas", ",".join(str(quota.path) for quota in quotas),
              "--out", str(out)],
             stdout=subprocess.PIPE,
         )  # fmt: skip
@@ -667,6 +749,8 @@ def measure(
             balancer.stop()
         for node in members:
             node.stop()
+        for quota in quotas:
+            quota.remove()
         stop(agent)
         time.sleep(1.0)  # the nodes' sessions have reported their counts
         after = asyncio.run(database_counters(server_url, url))
@@ -682,8 +766,10 @@ def measure(
     measured["load_average"] = {"before": load_before, "after": os.getloadavg()[0]}
     top = next((s for s in reversed(steps) if s["calls"] == capacity), steps[0] if steps else None)
     measured["cpu_at_capacity"] = cpu_parts(top["cpu_percent"]) if top else {}
+    measured["machine_at_capacity"] = top.get("machine_cpu_percent") if top else None
     measured["cpu_during_setup"] = cpu_parts((measured["setup"] or {}).get("cpu_percent", {}))
     measured["limited_by"] = next((s["broken"] for s in steps if s["broken"]), ["not reached"])
+    measured["setup_limited_by"] = setup_limit(measured["setup"])
     measured["steps_held"] = held
     calls = (measured["setup"] or {}).get("answered", 0) + max(
         (s["answered"] for s in steps), default=0
@@ -693,6 +779,27 @@ def measure(
     }
     measured["database_calls_counted"] = calls
     return measured
+
+
+NODE_THROTTLED_PERCENT = 50.0  # a node's quota ran out in this share of periods: at its limit
+NODE_SATURATED_PERCENT = 85.0  # a node without a quota, % of its one core
+
+
+def setup_limit(setup: dict[str, Any] | None) -> str:
+    """What held the set-up rate back: the whole machine, the nodes' CPU, or none of them
+    (then a latency, not a CPU, set the pace)."""
+    if not setup:
+        return "not measured"
+    machine = setup.get("machine_cpu_percent")
+    if machine is not None and machine > MACHINE_SATURATED_PERCENT:
+        return f"the machine ({machine:.0f} % busy)"
+    throttled = setup.get("nodes_throttled") or {}
+    if throttled and min(throttled.values()) > NODE_THROTTLED_PERCENT:
+        return f"the nodes' CPU quota (ran out in {min(throttled.values()):.0f}+ % of periods)"
+    nodes = [v for name, v in (setup.get("cpu_percent") or {}).items() if name.startswith("node_")]
+    if nodes and min(nodes) > NODE_SATURATED_PERCENT:
+        return f"the nodes' CPU ({min(nodes):.0f}+ % of a core each)"
+    return "no part at its limit"
 
 
 CPU_PARTS = ("nodes", "carrier", "agent", "kamailio", "postgres")
@@ -733,6 +840,12 @@ def summarize(runs: list[dict[int, dict[str, Any]]]) -> dict[str, Any]:
             "cpu_at_capacity": median_parts(
                 [run[nodes].get("cpu_at_capacity", {}) for run in runs]
             ),
+            "machine_during_setup": _median_of(
+                [(run[nodes]["setup"] or {}).get("machine_cpu_percent") for run in runs]
+            ),
+            "machine_at_capacity": _median_of(
+                [run[nodes].get("machine_at_capacity") for run in runs]
+            ),
         }
     per_run_cps = [
         ratio(r[2]["setup"]["calls_per_second"], r[1]["setup"]["calls_per_second"])
@@ -746,6 +859,11 @@ def summarize(runs: list[dict[int, dict[str, Any]]]) -> dict[str, Any]:
         "target": TARGET_SCALING,
     }
     return summary
+
+
+def _median_of(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def _spread(values: list[float]) -> dict[str, float] | None:
@@ -763,11 +881,11 @@ def print_summary(results: dict[str, Any]) -> None:
             rows.append([
                 run_index, nodes, setup.get("calls_per_second", 0.0),
                 f"{setup.get('answered', 0)}/{setup.get('calls', 0)}",
-                _pair(setup.get("setup_ms") or {}), figures["capacity_calls"],
-                "; ".join(figures["limited_by"]),
+                _pair(setup.get("setup_ms") or {}), figures.get("setup_limited_by", "-"),
+                figures["capacity_calls"], "; ".join(figures["limited_by"]),
             ])  # fmt: skip
     print_table(["run", "nodes", "set-up cps", "answered", "set-up p50/p99 ms",
-                 "calls held", "limited by"], rows)  # fmt: skip
+                 "set-up limited by", "calls held", "held calls limited by"], rows)  # fmt: skip
     scaling = results["summary"]["scaling"]
     for figure in ("calls_per_second", "capacity_calls"):
         spread_ = scaling[figure]
@@ -785,13 +903,22 @@ def print_summary(results: dict[str, Any]) -> None:
     for nodes in CONFIGURATIONS:
         figures = results["summary"][f"{nodes}_nodes"]
         print(f"CPU, % of one core, {nodes} node(s): set-up {_parts(figures['cpu_during_setup'])};"
-              f" at the capacity step {_parts(figures['cpu_at_capacity'])}")  # fmt: skip
+              f" at the capacity step {_parts(figures['cpu_at_capacity'])};"
+              f" machine busy, % of all cores: set-up {_percent(figures['machine_during_setup'])},"
+              f" at the capacity step {_percent(figures['machine_at_capacity'])}")  # fmt: skip
     print(f"layout: {results['layout']['summary']}")
+    if results["layout"].get("node_cpu_percent"):
+        print(f"note: each node ran under a CPU quota of {results['layout']['node_cpu_percent']:.0f}"
+              " % of a core; its figures are per quota, not per core")  # fmt: skip
     if results["nodes_share_a_core"]:
         print("note: the nodes shared every core here; the ratio measures overhead, not scale-out")
     elif results["generators_share_node_cores"]:
         print("note: the generators, Kamailio and PostgreSQL shared the nodes' cores; "
               "the ratio understates scale-out")  # fmt: skip
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def _parts(parts: dict[str, float]) -> str:
@@ -818,15 +945,25 @@ def main() -> None:
     carrier.add_argument("--kamailio-pid", type=int, default=0)
     carrier.add_argument("--postgres-pid", type=int, default=0)
     carrier.add_argument("--node-urls", default="", help="the nodes' HTTP base URLs (/metrics)")
+    carrier.add_argument("--quotas", default="", help="the nodes' CPU quota groups, in order")
     carrier.add_argument("--out", required=True)
     parser.add_argument("--runs", type=int, default=3, help="runs of both clusters (median)")
-    parser.add_argument("--setup-calls", type=int, default=200, help="calls of the set-up test")
+    parser.add_argument("--setup-calls", type=int, default=600, help="calls of the set-up test")
     parser.add_argument("--in-flight", type=int, default=40, help="INVITEs outstanding at most")
     parser.add_argument(
-        "--steps", default="10,20,40,60,80,100,150,200,300", help="held calls, a ramp"
+        "--steps",
+        default="10,20,40,60,80,100,120,140,160,180,200,240,280,320,360,400",
+        help="held calls, a ramp",
     )
     parser.add_argument("--hold", type=float, default=5.0, help="seconds each step is held")
     parser.add_argument("--database-url", default="", help="PostgreSQL server (else a throwaway)")
+    parser.add_argument(
+        "--node-cpu-percent",
+        type=float,
+        default=None,
+        help=f"each node's CPU quota, %% of a core, when the nodes have no core to spare"
+        f" (default {NODE_CPU_PERCENT_SHARED:.0f}; 0: none)",
+    )
     parser.add_argument(
         "--allow-uncommitted",
         action="store_true",
@@ -846,7 +983,9 @@ def main() -> None:
     kamailio = kamailio_binary()
     if kamailio is None:
         sys.exit("kamailio is not installed (Debian package kamailio)")
-    layout = plan_layout(sorted(os.sched_getaffinity(0)), max(CONFIGURATIONS))
+    layout = plan_layout(
+        sorted(os.sched_getaffinity(0)), max(CONFIGURATIONS), args.node_cpu_percent
+    )
     if layout.shared is not None:  # what this process starts runs there too (PostgreSQL too)
         os.sched_setaffinity(0, set(layout.shared))
     server_url = args.database_url
@@ -888,8 +1027,11 @@ def main() -> None:
         "objectives": {
             "max_loss": MAX_LOSS,
             "max_round_trip_p99_ms": MAX_ROUND_TRIP_P99_MS,
+            "jitter_max_ms": JITTER_MAX_MS,
+            "max_machine_busy_percent": MACHINE_SATURATED_PERCENT,
             "failed_calls": 0,
         },  # fmt: skip
+        "setup_hangs_up_on_answer": True,
         "layout": layout.describe(),
         "node_cores": layout.describe()["node_cores"],
         "nodes_share_a_core": layout.nodes[0] is None,

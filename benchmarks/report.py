@@ -704,8 +704,8 @@ def cluster_rows(result: dict[str, Any]) -> str:
             f"{nodes} node{'s' if nodes > 1 else ''}",
             with_spread(figures["calls_per_second"], 1),
             with_spread(figures["capacity_calls"], 0),
-            cpu_cell(figures.get("cpu_during_setup")),
-            cpu_cell(figures.get("cpu_at_capacity")),
+            cpu_cell(figures.get("cpu_during_setup"), figures.get("machine_during_setup")),
+            cpu_cell(figures.get("cpu_at_capacity"), figures.get("machine_at_capacity")),
             number(sorted(transactions)[len(transactions) // 2], 1) if transactions else "–",
         ])  # fmt: skip
     scaling = summary["scaling"]
@@ -720,15 +720,16 @@ def cluster_rows(result: dict[str, Any]) -> str:
     )  # fmt: skip
 
 
-def cpu_cell(parts: dict[str, float] | None) -> str:
+def cpu_cell(parts: dict[str, float] | None, machine: float | None = None) -> str:
     """Nodes / generators (carrier + agent) / Kamailio + PostgreSQL, then all of them, in % of one
-    core."""
+    core; then the whole machine's busy share, in % of all its cores, where measured."""
     if not parts:
         return "–"
     generators = parts.get("carrier", 0.0) + parts.get("agent", 0.0)
     shared = parts.get("kamailio", 0.0) + parts.get("postgres", 0.0)
     nodes = parts.get("nodes", 0.0)
-    return f"{nodes:.0f} / {generators:.0f} / {shared:.0f} (all {nodes + generators + shared:.0f})"
+    cell = f"{nodes:.0f} / {generators:.0f} / {shared:.0f} (all {nodes + generators + shared:.0f})"
+    return cell if machine is None else f"{cell}; machine {machine:.0f} % busy"
 
 
 def drops(step: dict[str, Any]) -> list[str]:
@@ -759,6 +760,18 @@ def cluster_stops(result: dict[str, Any]) -> str:
     return "Where each run's ramp stopped:\n\n" + "\n".join(lines)
 
 
+def cluster_setup_limits(result: dict[str, Any]) -> str:
+    """What limited each run's set-up test, where the result says."""
+    lines = []
+    for nodes in (1, 2):
+        said = [run[str(nodes)].get("setup_limited_by") for run in result["runs"]]
+        if any(said):
+            lines.append(f"- {nodes} node{'s' if nodes > 1 else ''}: " + ", ".join(
+                limit or "–" for limit in said
+            ))  # fmt: skip
+    return "What limited each run's set-up test:\n\n" + "\n".join(lines) if lines else ""
+
+
 def cluster_layout(result: dict[str, Any]) -> str:
     """Where the nodes and the rest ran, and what that means for the ratio."""
     layout = result.get("layout")
@@ -774,6 +787,13 @@ def cluster_layout(result: dict[str, Any]) -> str:
         where += (
             f" The machine's 1-minute load average was {load['min']:.1f}–{load['max']:.1f}"
             f" ({result.get('machine', {}).get('cpus')} CPUs) around the measurements."
+        )
+    quota = (layout or {}).get("node_cpu_percent")
+    if quota:
+        return (
+            f"{where} **Each node ran under a CPU quota of {quota:.0f} % of its core, so that"
+            " the nodes, not this machine's two cores, are the limit; per-node figures are"
+            " per quota, not per core.**"
         )
     if result.get("nodes_share_a_core"):
         return (
@@ -810,17 +830,34 @@ def cluster_verdict(result: dict[str, Any]) -> str:
 def cluster_method(result: dict[str, Any]) -> str:
     settings = result["settings"]
     objectives = result["objectives"]
+    hang_up = (
+        "each hung up as soon as it is answered (so each call goes through its whole life)"
+        if result.get("setup_hangs_up_on_answer")
+        else "all hung up after the last answer (the calls answered so far stay up, with"
+        " their media, while the rest are set up)"
+    )
+    jitter = (
+        f" (60 ms and the {objectives['jitter_max_ms']} ms the nodes' caller jitter buffer may"
+        " hold)"
+        if "jitter_max_ms" in objectives
+        else ""
+    )
+    machine = (
+        f" and the machine no more than {objectives['max_machine_busy_percent']:.0f} % busy"
+        if "max_machine_busy_percent" in objectives
+        else ""
+    )
     return f"""Set-up rate: {settings["setup_calls"]} calls with at most {settings["in_flight"]} INVITEs
-outstanding, all hung up after the last answer (the calls answered so far stay up,
-with their media, while the rest are set up). Calls held: a ramp over
+outstanding, {hang_up}. Calls held: a ramp over
 {settings["steps"]}, each step held {settings["hold_seconds"]:.0f} s, within loss ≤
 {objectives["max_loss"] * 100:.1f} % (by frame number), round trip p99 ≤
-{objectives["max_round_trip_p99_ms"]:.0f} ms, every call answered, and neither generator
-(carrier, agent) above 90 % of a core. Median of {result["runs_count"]} run(s) (min–max); the
+{objectives["max_round_trip_p99_ms"]:.0f} ms{jitter}, every call answered, neither generator
+(carrier, agent) above 90 % of a core{machine}. Median of {result["runs_count"]} run(s) (min–max); the
 ratio is taken run by run. CPU columns: the nodes together / the generators (carrier +
 agent) / Kamailio + PostgreSQL, in % of one core, medians over the runs (set-up: from the
 first INVITE to the last answer; calls held: the last step held, or the first step when
-none held), then all of them together out of the machine's {100 * (result.get("machine", {}).get("cpus") or 0)} %."""
+none held), then all of them together out of the machine's {100 * (result.get("machine", {}).get("cpus") or 0)} %,
+and the whole machine's busy share (every process, the kernel's network work included)."""
 
 
 def cluster_section(result: dict[str, Any]) -> str:
@@ -834,6 +871,8 @@ sharing one PostgreSQL; calls recorded (the default). {cluster_layout(result)}
 {cluster_rows(result)}
 
 {cluster_verdict(result)}
+
+{cluster_setup_limits(result)}
 
 {cluster_stops(result)}
 """
