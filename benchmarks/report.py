@@ -769,7 +769,7 @@ def cluster_setup_limits(result: dict[str, Any]) -> str:
             lines.append(f"- {nodes} node{'s' if nodes > 1 else ''}: " + ", ".join(
                 limit or "–" for limit in said
             ))  # fmt: skip
-    return "What limited each run's set-up test:\n\n" + "\n".join(lines) if lines else ""
+    return "\nWhat limited each run's set-up test:\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def cluster_layout(result: dict[str, Any]) -> str:
@@ -831,10 +831,10 @@ def cluster_method(result: dict[str, Any]) -> str:
     settings = result["settings"]
     objectives = result["objectives"]
     hang_up = (
-        "each hung up as soon as it is answered (so each call goes through its whole life)"
+        "each hung up as soon as it is answered (so each call goes\nthrough its whole life)"
         if result.get("setup_hangs_up_on_answer")
-        else "all hung up after the last answer (the calls answered so far stay up, with"
-        " their media, while the rest are set up)"
+        else "all hung up after the last answer (the calls answered so far stay up,\nwith their"
+        " media, while the rest are set up)"
     )
     jitter = (
         f" (60 ms and the {objectives['jitter_max_ms']} ms the nodes' caller jitter buffer may"
@@ -871,9 +871,7 @@ sharing one PostgreSQL; calls recorded (the default). {cluster_layout(result)}
 {cluster_rows(result)}
 
 {cluster_verdict(result)}
-
 {cluster_setup_limits(result)}
-
 {cluster_stops(result)}
 """
 
