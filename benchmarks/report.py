@@ -819,12 +819,18 @@ def cluster_verdict(result: dict[str, Any]) -> str:
         if scaling.get(key)
     ]
     said = [
-        f"{name} {value:.2f}× ({'meets' if value >= target else 'below'} the {target}× target)"
+        f"{name} {ratio_text(value, target)}× ({'meets' if value >= target else 'below'} the"
+        f" {target}× target)"
         for name, value in figures
     ]
     if not scaling.get("capacity_calls"):
         said.append("calls held not measured (no run's 1-node ramp held a step)")
     return f"Median scaling efficiency (2 nodes ÷ 1 node): {'; '.join(said)}."
+
+
+def ratio_text(value: float, target: float) -> str:
+    """Two decimals, or three where two would round a ratio below the target up to it."""
+    return f"{value:.3f}" if value < target <= round(value, 2) else f"{value:.2f}"
 
 
 def cluster_method(result: dict[str, Any]) -> str:
@@ -892,7 +898,8 @@ def update_scaling(result: dict[str, Any]) -> None:
         return
     block = (
         f"{provenance(result)} {cluster_layout(result)}\n\n{cluster_method(result)}\n\n"
-        f"{cluster_rows(result)}\n\n{cluster_verdict(result)}\n\n{cluster_stops(result)}\n"
+        f"{cluster_rows(result)}\n\n{cluster_verdict(result)}\n{cluster_setup_limits(result)}\n"
+        f"{cluster_stops(result)}\n"
     )
     SCALING_DOC.write_text(f"{head}{SCALING_START}\n{block}{SCALING_END}{tail}")
 

@@ -69,6 +69,8 @@ def test_the_target_is_said_to_be_met_only_when_the_median_reaches_it() -> None:
     assert "1.90× (meets the 1.8× target)" in report.cluster_section(result(share=False))
     below = report.cluster_section(result(share=False, scaling=1.2))
     assert "1.20× (below the 1.8× target)" in below and "meets" not in below
+    just_below = report.cluster_section(result(share=False, scaling=1.797))
+    assert "1.797× (below the 1.8× target)" in just_below  # not "1.80× (below ...)"
     none_held = result(share=False)
     none_held["summary"]["scaling"]["capacity_calls"] = None
     assert "calls held not measured" in report.cluster_section(none_held)
@@ -90,3 +92,19 @@ def test_the_table_replaces_what_was_between_the_markers_of_scaling_md(
 def test_scaling_md_has_the_markers() -> None:
     text = report.SCALING_DOC.read_text()
     assert text.index(report.SCALING_START) < text.index(report.SCALING_END)
+
+
+def test_a_quota_layout_the_set_up_limits_and_the_machines_share_are_said() -> None:
+    quota = result(share=False, generators_share=True)
+    quota["layout"] |= {"node_cpu_percent": 35.0, "summary": "node i on core i (0, 1)"}
+    quota["objectives"] |= {"jitter_max_ms": 60, "max_machine_busy_percent": 95.0}
+    quota["setup_hangs_up_on_answer"] = True
+    quota["summary"]["2_nodes"]["machine_during_setup"] = 62.4
+    quota["runs"][0]["1"]["setup_limited_by"] = "the nodes' CPU quota (ran out in 99+ % of periods)"
+    text = report.cluster_section(quota)
+    assert "CPU quota of 35 % of its core" in text and "understates" not in text
+    assert "each hung up as soon as it is answered" in text
+    assert "(60 ms and the 60 ms the nodes' caller jitter buffer may hold)" in text
+    assert "machine no more than 95 % busy" in text
+    assert "80 / 40 / 20 (all 140); machine 62 % busy" in text
+    assert "- 1 node: the nodes' CPU quota (ran out in 99+ % of periods)" in text
