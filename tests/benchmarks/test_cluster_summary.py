@@ -146,6 +146,39 @@ def test_ack_and_bye_go_through_the_proxy_with_the_route_set_reversed() -> None:
     assert dialog.answered_at is not None
 
 
+def answer(invite: SipRequest, status: int) -> bytes:
+    """The node's response to ``invite`` as Kamailio relays it."""
+    response = SipResponse(status=status, reason="OK" if status == 200 else "Ringing")
+    for name in ("Via", "From", "Call-ID", "CSeq"):
+        response.headers.add(name, invite.headers.get(name) or "")
+    response.headers.add("To", f"{invite.headers.get('To')};tag=node")
+    response.headers.add("Record-Route", "<sip:127.0.0.1:5070;lr>")
+    response.headers.add("Contact", "<sip:trunkline@127.0.0.2:5060>")
+    if status == 200:
+        response.body = b"v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0\r\n"
+    return response.serialize()
+
+
+def test_in_the_set_up_test_a_call_is_hung_up_as_soon_as_it_is_answered() -> None:
+    from benchmarks.cluster import Dialog
+
+    signalling = ProxiedSignalling(("127.0.0.1", 5070), 41000)
+    sent = Sent()
+    signalling.connection_made(sent)  # type: ignore[arg-type]
+    signalling.hang_up_on_answer = True
+    dialog = Dialog(None)
+    signalling.invite(dialog)
+    invite = parse_message(sent.sent[0][0])
+    assert isinstance(invite, SipRequest)
+    signalling.datagram_received(answer(invite, 180), ("127.0.0.1", 5070))
+    assert dialog.rang_at is not None and dialog.answered_at is None and len(sent.sent) == 1
+    signalling.datagram_received(answer(invite, 200), ("127.0.0.1", 5070))
+    signalling.datagram_received(answer(invite, 200), ("127.0.0.1", 5070))  # retransmitted
+    methods = [parse_message(data).method for data, _ in sent.sent[1:]]  # type: ignore[union-attr]
+    assert methods == ["ACK", "BYE", "ACK"]  # one BYE; every 200 OK is acknowledged
+    assert dialog.rang_at <= dialog.answered_at  # type: ignore[operator]
+
+
 def test_the_nodes_drops_are_read_from_their_metrics_by_where_and_why() -> None:
     text = """# HELP trunkline_jitter_buffer_packets_dropped_total Caller RTP packets dropped
 # TYPE trunkline_jitter_buffer_packets_dropped_total counter
