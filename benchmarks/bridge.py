@@ -149,7 +149,7 @@ async def run_floor(
 
         def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
             self.peer = addr
-            if self.link is not None:
+            if self.link is not None and not stop.is_set():
                 audio = self.to_agent.convert(memoryview(data)[12:])
                 payload = base64.b64encode(audio).decode()
                 self.link.send_text(f'{{"event":"media","media":{{"payload":"{payload}"}}}}')
@@ -174,14 +174,20 @@ async def run_floor(
         )
         relay.transport = transport
         relay.link = await connect_agent(
-            agent_url, {}, relay.from_agent, lambda code, reason: None, allow_private=True
+            agent_url,
+            {},
+            relay.from_agent,
+            # The agent went away (it is stopped first): relay nothing more to it.
+            lambda code, reason, relay=relay: setattr(relay, "link", None),  # type: ignore[misc]
+            allow_private=True,
         )
         relays.append(relay)
         ports.append(transport.get_extra_info("sockname")[1])
     await asyncio.to_thread(ports_out.write_text, json.dumps(ports))
     await stop.wait()
     for relay in relays:
-        relay.link.close(1000, "done")
+        if relay.link is not None:
+            relay.link.close(1000, "done")
         relay.transport.close()
 
 
