@@ -74,7 +74,9 @@ def test_caller_audio_goes_to_the_agent_and_agent_audio_to_the_caller_leg() -> N
     assert totals.rtp == {"packets_in": 3}  # the leg's own counters
 
 
-def test_latency_is_timed_on_one_frame_in_16_and_counts_for_16() -> None:
+def on_fake_clock() -> tuple[FakeLoop, MediaSession, NotingLeg, FakeLink]:
+    """A μ-law call's session on a clock whose time moves only when the test says,
+    with a noting caller leg and an attached agent link (not started)."""
     loop = FakeLoop()
     session = MediaSessionFactory(MediaClock(loop)).create(
         MediaPlan("call-1", caller_codec="PCMU"), NotedEvents()
@@ -82,6 +84,11 @@ def test_latency_is_timed_on_one_frame_in_16_and_counts_for_16() -> None:
     leg, link = NotingLeg(), FakeLink()
     session.caller = leg
     attach(session, link)
+    return loop, session, leg, link
+
+
+def test_latency_is_timed_on_one_frame_in_16_and_counts_for_16() -> None:
+    loop, session, leg, link = on_fake_clock()
     session.start()
     for _ in range(40):  # frames 1, 17 and 33 are timed
         session.caller_audio(CALLER_FRAME)
@@ -297,13 +304,7 @@ def test_wrong_shape_frames_are_counted_by_reason_and_logged_once_per_call(
 
 
 def test_a_buffering_leg_is_pulled_every_20_ms_even_when_the_agent_starts_talking() -> None:
-    loop = FakeLoop()
-    session = MediaSessionFactory(MediaClock(loop)).create(
-        MediaPlan("call-1", caller_codec="PCMU"), NotedEvents()
-    )
-    leg, link = NotingLeg(), FakeLink()
-    session.caller = leg
-    attach(session, link)
+    loop, session, leg, link = on_fake_clock()
     pulled: list[float] = []
 
     def next_frame() -> bytes | None:
