@@ -442,9 +442,8 @@ class JitterBuffer:
                 self._over_max = 0
         # One frame above the target is the phase of arrivals against the tick, not
         # excess: dropping it would run dry at the next late packet and conceal.
-        excess = remaining >= (self.target_frames + 2) * size
         if self._shrink_waited >= 0:  # a shrink is due: drop at the first quiet frame
-            if not excess:
+            if remaining < (self.target_frames + 2) * size:
                 self._shrink_waited = -1  # the excess went by itself
             elif self._shrink_quietly():
                 self._shrink_waited = -1
