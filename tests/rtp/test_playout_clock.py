@@ -200,3 +200,25 @@ def test_rephase_moves_a_talk_spurt_ahead_of_its_old_slot() -> None:
     clock.unsubscribe(talker)
     clock.unsubscribe(late)
     assert clock.subscribers == 0
+
+
+def test_place_puts_a_subscriber_a_chosen_number_of_slots_ahead() -> None:
+    loop = FakeLoop()
+    clock = MediaClock(loop)
+    calls: list[float] = []
+    handle = clock.subscribe(lambda: calls.append(loop.time()))
+    start = loop.time()
+    assert clock.slots_before(handle) == 0  # subscribed into the slot that fires next
+    loop.advance(0.0075)  # its slot ran at 5 ms; the next one is slot 1, at 10 ms
+    assert calls == [start + SLOT_SECONDS]
+    assert clock.slots_before(handle) == 3
+    clock.place(handle, 2)  # two slots run first: it runs at 20 ms, 12.5 ms from now
+    assert clock.slots_before(handle) == 2
+    loop.advance(0.0125)
+    assert calls[1] == pytest.approx(start + 0.020)
+    loop.advance(TICK_SECONDS)  # and every 20 ms from there
+    assert calls[2] == pytest.approx(start + 0.040) and len(calls) == 3
+    clock.place(handle, 0)  # into the next slot (45 ms): 5 ms after its last call
+    loop.advance(SLOT_SECONDS)
+    assert calls[3] == pytest.approx(start + 0.045)
+    clock.unsubscribe(handle)

@@ -4,7 +4,9 @@ One ``loop.call_at`` timer fires every 5 ms and runs one of four *slots* in
 turn; each call's playout is in one slot, so it is called every 20 ms and the
 work of all calls is spread over the frame. A call that starts talking after
 silence moves to the slot that fires next (``rephase``): its first frame
-waits at most 5 ms for the clock instead of up to 20. Deadlines advance by
+waits at most 5 ms for the clock instead of up to 20. A subscriber can also be
+``place``-d a chosen number of slots ahead: a caller's frame deadline sits
+10–15 ms after its packets arrive. Deadlines advance by
 exactly 5 ms from the start (never "now + 5 ms"), so the clock does not
 drift. When the loop stalls, missed slots are run at once up to
 ``MAX_CATCH_UP`` frames' worth (audio timing is preserved); beyond that they
@@ -108,6 +110,23 @@ class MediaClock:
         self._slots[self._next_slot][handle] = callback
         self._slot_of[handle] = self._next_slot
         return ((slot - self._next_slot) % SLOTS) * SLOT_SECONDS
+
+    def slots_before(self, handle: int) -> int:
+        """How many slots run before a subscriber's does: 0, it runs in the next slot."""
+        return (self._slot_of[handle] - self._next_slot) % SLOTS
+
+    def place(self, handle: int, slots_before: int) -> None:
+        """Move a subscriber so that ``slots_before`` slots run before it does.
+
+        It then runs within ``(slots_before + 1) × 5`` ms, and no sooner than
+        ``slots_before × 5`` ms, from now.
+        """
+        slot = self._slot_of.get(handle)
+        wanted = (self._next_slot + slots_before) % SLOTS
+        if slot is None or slot == wanted:
+            return
+        self._slots[wanted][handle] = self._slots[slot].pop(handle)
+        self._slot_of[handle] = wanted
 
     def _tick(self) -> None:
         loop = self._loop
