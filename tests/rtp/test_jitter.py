@@ -219,6 +219,70 @@ def test_more_than_the_maximum_held_for_200_ms_is_trimmed_back() -> None:
     assert buffer.depth_frames <= 4
 
 
+def on_arrival(
+    buffer: JitterBuffer, sender: Sender, arrivals: dict[int, Iterable[int]], ticks: int
+) -> list[tuple[str, int | None]]:
+    """Played on arrival: each packet is pushed 8 ms into its period and offered at once;
+    the period's deadline, 12 ms later, pulls only if nothing went on arrival. Each output
+    is when a frame went ("arrival" or "deadline") and the packet number it came from
+    (None: conceal)."""
+    heard: list[tuple[str, int | None]] = []
+    for tick in range(ticks):
+        for number in arrivals.get(tick, ()):
+            sender.push(buffer, number, tick * TICK + 0.008)
+            frame = buffer.pull_on_arrival()
+            if frame is not None:
+                heard.append(("arrival", frame[0]))
+        if buffer.due():
+            frame = buffer.pull()
+            if frame is not None or buffer.started:
+                heard.append(("deadline", None if frame is None else frame[0]))
+    return heard
+
+
+def test_on_arrival_an_in_order_stream_plays_each_packet_as_it_comes() -> None:
+    buffer = JitterBuffer(min_frames=0, max_frames=3, on_arrival=True)
+    heard = on_arrival(buffer, Sender(), steady(100), 100)
+    assert heard == [("arrival", n) for n in range(100)]  # none waits for its deadline
+    counters = buffer.counters
+    assert (counters.late, counters.lost, counters.underruns, counters.shrunk) == (0, 0, 0, 0)
+    assert buffer.depth_histogram[0] == 100  # nothing held behind
+
+
+def test_on_arrival_a_packet_after_its_deadline_is_concealed_then_the_delay_shrinks_away() -> None:
+    buffer = JitterBuffer(min_frames=0, max_frames=3, on_arrival=True)
+    arrivals = steady(250)  # (a frame's bytes are its number: up to 250 they say which)
+    arrivals[10] = []  # packet 10 misses its deadline and comes with packet 11
+    arrivals[11] = [10, 11]
+    heard = on_arrival(buffer, Sender(), arrivals, 250)
+    assert heard[:10] == [("arrival", n) for n in range(10)]
+    assert heard[10] == ("deadline", None)  # concealed at its deadline
+    assert heard[11] == ("arrival", 10)  # then played as it came: a frame behind now
+    assert buffer.target_frames == 0 and buffer.counters.lost == 0
+    played = [number for _, number in heard if number is not None]
+    assert played == sorted(played) and buffer.counters.shrunk == 1  # the frame of delay went
+    (dropped,) = set(range(250)) - set(played)
+    assert dropped > 11 and heard[-40:] == [("arrival", n) for n in range(210, 250)]
+
+
+def test_on_arrival_a_target_depth_is_kept_behind_the_frame_played() -> None:
+    buffer = JitterBuffer(min_frames=1, max_frames=3, on_arrival=True)
+    heard = on_arrival(buffer, Sender(), steady(50), 50)
+    assert heard == [("arrival", n) for n in range(49)]  # each as the one after it comes
+    assert buffer.depth_histogram[0] == 0
+
+
+def test_on_arrival_packets_swapped_in_a_period_play_in_order() -> None:
+    buffer = JitterBuffer(min_frames=0, max_frames=3, on_arrival=True)
+    arrivals = steady(30)
+    arrivals[5], arrivals[6] = [], [6, 5]  # 5 misses its deadline and comes after 6
+    heard = on_arrival(buffer, Sender(), arrivals, 30)
+    played = [number for _, number in heard if number is not None]
+    assert played == list(range(29))  # all in order, 29 held: a frame behind after 5
+    assert heard[5] == ("deadline", None) and heard[6] == ("arrival", 5)
+    assert buffer.counters.lost == 0 and buffer.counters.late == 0
+
+
 def test_sequence_numbers_wrap_through_reordering() -> None:
     buffer = JitterBuffer(min_frames=1, max_frames=3)
     sender = Sender(first_seq=65530)
@@ -375,6 +439,7 @@ def test_any_arrival_order_keeps_the_buffer_bounded(
             assert frame is None or len(frame) == 160
 
 
+@pytest.mark.parametrize("arrival_mode", [False, True], ids=["on_the_tick", "on_arrival"])
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
@@ -384,10 +449,11 @@ def test_any_arrival_order_keeps_the_buffer_bounded(
     st.integers(0, 0xFFFF),
 )
 def test_whatever_the_network_does_packets_come_out_in_order_and_once(
-    fates: list[tuple[int, bool, bool]], least: int, first_seq: int
+    arrival_mode: bool, fates: list[tuple[int, bool, bool]], least: int, first_seq: int
 ) -> None:
-    """Each packet is delayed 0-120 ms, maybe lost, maybe duplicated; frames come out in order."""
-    buffer = JitterBuffer(min_frames=least, max_frames=3)
+    """Each packet is delayed 0-120 ms, maybe lost, maybe duplicated; frames come out in
+    order, and (played on arrival or not) at most one per 20 ms period."""
+    buffer = JitterBuffer(min_frames=least, max_frames=3, on_arrival=arrival_mode)
     sender = Sender(first_seq=first_seq)
     arrivals: list[tuple[float, int]] = []
     for number, (delay_ms, lost, doubled) in enumerate(fates):
@@ -399,12 +465,19 @@ def test_whatever_the_network_does_packets_come_out_in_order_and_once(
     heard: list[int] = []
     tick, index = 0, 0
     while index < len(arrivals) or tick < len(fates) + 20:
+        this_period = 0
         while index < len(arrivals) and arrivals[index][0] < tick * TICK:
             sender.push(buffer, arrivals[index][1], arrivals[index][0])
             index += 1
-        frame = buffer.pull()
+            frame = buffer.pull_on_arrival() if arrival_mode else None
+            if frame is not None:
+                heard.append(frame[0])
+                this_period += 1
+        frame = buffer.pull() if buffer.due() else None
         if frame is not None:
             heard.append(frame[0])
+            this_period += 1
+        assert this_period <= 1
         tick += 1
     assert heard == sorted(set(heard))  # in order, none twice
     counters = buffer.counters

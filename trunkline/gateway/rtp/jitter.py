@@ -22,6 +22,15 @@ frames (a short burst is not held back longer than the target). A pull that retu
 concealment frame (``codecs.concealment``) — except before the first frame of
 the call was played: the cadence starts with the first packet.
 
+On arrival (``on_arrival``): a frame need not wait for its tick. Right
+after a push, ``pull_on_arrival`` plays the next frame at once if it is here,
+in order, with the target depth of audio held behind it (with a target of 0:
+the packet that just came, if it is the next one). That period's tick then
+takes nothing (``due`` says so); the tick is only the frame's deadline, when
+audio that has not come is concealed. Latency is then the target depth and
+the network's, not the wait for a tick. A frame beyond the target is excess
+here (there is no tick phase to cover) and shrinks away like any other.
+
 Depth: the target, in 20 ms frames between ``min_frames`` and ``max_frames``,
 follows the interarrival jitter estimate of RFC 3550 §6.4.1 (three times the
 estimate, rounded to frames), and rises by a frame at once when a packet comes
@@ -89,6 +98,8 @@ class JitterBuffer:
     """One call's inbound audio, re-ordered and paced: push per packet, pull per 20 ms tick."""
 
     __slots__ = (
+        "_adapted",
+        "_ahead",
         "_credit",
         "_cursor",
         "_expected_ts",
@@ -125,6 +136,7 @@ class JitterBuffer:
         "frame_bytes",
         "max_frames",
         "min_frames",
+        "on_arrival",
         "started",
         "target_frames",
         "target_frames_sum",
@@ -140,6 +152,7 @@ class JitterBuffer:
         clock_rate: int = 8000,
         catch_up_frames: int = 5,
         quiet: Callable[[memoryview], bool] | None = None,
+        on_arrival: bool = False,
     ) -> None:
         if max_frames < 1 or not 0 <= min_frames <= max_frames:
             raise ValueError("need 0 <= min_frames <= max_frames and max_frames >= 1")
@@ -152,6 +165,11 @@ class JitterBuffer:
         self.catch_up_frames = catch_up_frames
         # Whether a frame is a pause: only those are shrunk away (None: any frame is).
         self._quiet = quiet
+        # Frames are played on arrival when they can be (``pull_on_arrival``); the tick is
+        # their deadline. Excess over the target is then one frame, not two.
+        self.on_arrival = on_arrival
+        self._ahead = False  # this period's frame went on arrival: its tick takes nothing
+        self._adapted = False  # this period's target was set at an arrival
         self.counters = JitterCounters()
         self.target_frames = min_frames
         self.started = False  # a frame was played: from now on every pull yields a frame
@@ -332,7 +350,36 @@ class JitterBuffer:
         """
         if self._ssrc is None:
             return None
-        self._adapt()
+        if self._adapted:
+            self._adapted = False  # this period's adaptation ran at an arrival
+        else:
+            self._adapt()
+        return self._play()
+
+    def pull_on_arrival(self) -> memoryview | None:
+        """Right after a push: the next frame now, if it is here in order with the target
+        depth of audio behind it, and this period's frame has not gone yet; else None
+        (nothing to conceal: the tick, its deadline, decides). Valid until the next pull."""
+        if self._ahead or self._ssrc is None:
+            return None
+        if not self._adapted:
+            self._adapt()  # once per period: the target this frame is judged by
+            self._adapted = True
+        if not self._ready():
+            return None
+        self._adapted = False
+        frame = self._play()
+        self._ahead = frame is not None
+        return frame
+
+    def due(self) -> bool:
+        """At a period's tick: whether its frame is still to be pulled (not gone on arrival)."""
+        if self._ahead:
+            self._ahead = False
+            return False
+        return True
+
+    def _play(self) -> memoryview | None:
         size = self.frame_bytes
         if self._waiting:
             buffered = self._fill + self._held_bytes + (len(self._part) if self._part else 0)
@@ -392,6 +439,28 @@ class JitterBuffer:
         self._played()
         return self._out_view
 
+    def _ready(self) -> bool:
+        """Whether a pull would play a frame of held audio, leaving the target depth held."""
+        if self._ssrc is None or self._fill:
+            return False
+        need = (self.target_frames + 1) * self.frame_bytes
+        have = len(self._part) if self._part is not None else 0
+        expected = self._expected_ts
+        extended = self._cursor
+        while have < need:
+            slot = extended & _MASK
+            if not self._present(slot, extended):
+                return False
+            payload = self._payload[slot]
+            if payload:
+                timestamp = self._ts[slot]
+                if expected is not None and timestamp != expected:
+                    return False  # a gap: the tick conceals it if the audio has not come
+                expected = (timestamp + len(payload)) & 0xFFFFFFFF
+                have += len(payload)
+            extended += 1
+        return True
+
     def _present(self, slot: int, extended: int) -> bool:
         return self._state[slot] == _HELD and self._seq[slot] == extended
 
@@ -440,16 +509,18 @@ class JitterBuffer:
                     self._drop_oldest()
                     remaining = self._held_bytes + (len(self._part) if self._part else 0)
                 self._over_max = 0
-        # One frame above the target is the phase of arrivals against the tick, not
-        # excess: dropping it would run dry at the next late packet and conceal.
+        # Played on the tick, one frame above the target is the phase of arrivals against
+        # the tick, not excess: dropping it would run dry at the next late packet and
+        # conceal. Played on arrival, there is no such phase: that frame is excess.
+        excess = (self.target_frames + (1 if self.on_arrival else 2)) * size
         if self._shrink_waited >= 0:  # a shrink is due: drop at the first quiet frame
-            if remaining < (self.target_frames + 2) * size:
+            if remaining < excess:
                 self._shrink_waited = -1  # the excess went by itself
             elif self._shrink_quietly():
                 self._shrink_waited = -1
         self._window += 1
         if self._window >= SHRINK_WINDOW_PULLS:
-            if self._min_remaining >= (self.target_frames + 2) * size and self._shrink_waited < 0:
+            if self._min_remaining >= excess and self._shrink_waited < 0:
                 self._shrink_waited = 0
                 if self._shrink_quietly():
                     self._shrink_waited = -1
