@@ -18,12 +18,13 @@ from tests.media.fakes import FakeLink
 from trunkline import metrics
 from trunkline.agent.formats import AGENT_FORMATS
 from trunkline.agent.link import AgentLink
-from trunkline.media.clock import MediaClock
+from trunkline.gateway.rtp.jitter import JitterBuffer
+from trunkline.media.clock import TICK_SECONDS, MediaClock
 from trunkline.media.counters import LATENCY_SAMPLE_EVERY, MediaTotals
 from trunkline.media.factory import MediaSessionFactory
 from trunkline.media.plan import MediaPlan
 from trunkline.media.recording import RecordingWriter
-from trunkline.media.session import MediaSession, header_flag
+from trunkline.media.session import DEADLINE_DRIFT_FRAMES, MediaSession, header_flag
 
 CALLER_FRAME = bytes(range(0x40, 0x40 + 160))  # μ-law, not silence
 
@@ -323,3 +324,43 @@ def test_a_buffering_leg_is_pulled_every_20_ms_even_when_the_agent_starts_talkin
     count = len(pulled)
     loop.advance(0.1)
     assert len(pulled) == count  # no pulls once stopped
+
+
+@pytest.mark.parametrize("drift", [0.0, 0.0001, -0.0001], ids=["same", "slower", "faster"])
+def test_a_buffered_caller_frame_goes_as_it_arrives_with_its_deadline_after_it(
+    drift: float,
+) -> None:
+    """Packets come every 20 ms (± 0.1 ms: the caller's clock drifts 30 ms in 6 s): each
+    frame is sent to the agent as its packet arrives, never concealed, and the pull of its
+    period (the deadline) runs 5-15 ms after it, or a few frames' drift beyond."""
+    loop, session, leg, link = on_fake_clock()
+    buffer = JitterBuffer(on_arrival=True)
+    deadlines: list[float] = []
+    concealed = 0
+
+    def at_deadline() -> bytes | memoryview | None:
+        nonlocal concealed
+        deadlines.append(loop.time())
+        if not buffer.due():
+            return None
+        frame = buffer.pull()
+        concealed += frame is None and buffer.started
+        return frame
+
+    session.pull_caller_audio(at_deadline, buffer.pull_on_arrival)
+    session.start()
+    start = loop.time()
+    arrivals = []
+    for number in range(300):
+        arrival = start + 0.003 + number * (TICK_SECONDS + drift)
+        loop.advance(arrival - loop.time())
+        arrivals.append(arrival)
+        buffer.push(7, number, number * 160, memoryview(CALLER_FRAME), arrival)
+        session.caller_buffered()
+        assert len(link.named("media")) == number + 1  # sent at once
+    loop.advance(TICK_SECONDS)
+    assert concealed == 0 and buffer.counters.shrunk == 0
+    after = [min(d for d in deadlines if d > a) - a for a in arrivals]
+    slack = DEADLINE_DRIFT_FRAMES * abs(drift) + 1e-9  # drifted before it was placed again
+    assert min(after) > 0.005 - slack and max(after) <= 0.015 + slack
+    session.stop("hangup")

@@ -9,7 +9,9 @@ upgrade response accepted binary media (μ-law is passed through; A-law is
 transcoded by one table lookup; PCM formats are decoded and resampled by the
 call's persistent converter). A leg that buffers its audio (RTP's jitter buffer) has it pulled
 instead, one frame per 20 ms on a clock subscription of its own that talk
-spurts never move, so the agent hears an even cadence. Agent → caller:
+spurts never move; a frame that can go as its packet arrives (in order, the
+buffer's target depth behind it) goes then, and that pull is only its
+deadline, placed 10-15 ms after the arrival. Agent → caller:
 ``media`` payloads (or binary frames) are converted to μ-law and go into the
 call's ``Playout``; the shared 20 ms tick takes one frame per call, hands it
 (as PCM16) to the slot taps and sends it to the caller leg. The taps are
@@ -70,6 +72,13 @@ CallerTap = Callable[[bytes], None]  # one caller frame, PCM16
 SlotTap = Callable[[bytes | None], None]  # what was played in a slot, PCM16 (None: nothing)
 CallerSource = Callable[[], bytes | memoryview | None]  # the caller's next 20 ms frame, if any
 DEFAULT_CALLER_JITTER = (0, 3)  # frames: the RTP jitter buffer's least and most depth
+# A frame played on arrival: the pull of its period (its deadline) has this many of the
+# clock's 5 ms slots before it, so it runs 10-15 ms after the arrival; the next frame may
+# then come that much late or 5-10 ms early and still be played on arrival.
+DEADLINE_SLOTS = 2
+# Arrivals this many frames in a row with the deadline under 5 ms or over 15 ms away (the
+# two clocks drift apart, or the stream was restarted): the deadline is placed again.
+DEADLINE_DRIFT_FRAMES = 10
 
 
 class CallerLeg(Protocol):
@@ -124,7 +133,10 @@ class MediaSession:
         # Least and most depth, in 20 ms frames, of a caller leg's jitter buffer (most 0: none).
         self.caller_jitter = caller_jitter
         self._caller_source: CallerSource | None = None
+        self._arrived_source: CallerSource | None = None
         self._source_handle: int | None = None
+        self._deadline_placed = False
+        self._deadline_off = 0  # arrivals in a row with the deadline out of place
         self.stream_id = str(uuid.uuid4())
         self.caller: CallerLeg | None = None
         self.persona: AgentPersona = persona_for(
@@ -265,13 +277,16 @@ class MediaSession:
         self._arrivals.clear()
         self._sending = False
 
-    def pull_caller_audio(self, source: CallerSource) -> None:
+    def pull_caller_audio(self, source: CallerSource, arrived: CallerSource | None = None) -> None:
         """The caller leg buffers its audio: take a frame from ``source`` every 20 ms.
 
-        The pull has its own clock subscription, never rephased (a talk spurt of the
-        agent moves only the playout's), so the caller's frames keep an even cadence.
+        The pull has its own clock subscription, which a talk spurt of the agent never
+        moves (that moves only the playout's). With ``arrived``, the leg calls
+        ``caller_buffered`` as its packets come: a frame ``arrived`` gives then is sent at
+        once, and that period's pull is its deadline (``source`` gives nothing then).
         """
         self._caller_source = source
+        self._arrived_source = arrived
         if self._tick_handle is not None and self._source_handle is None:
             self._source_handle = self._clock.subscribe(self._pull_caller, self._tick_failed)
 
@@ -353,6 +368,29 @@ class MediaSession:
             frame = source()
             if frame is not None:
                 self.caller_audio(frame)
+
+    def caller_buffered(self) -> None:
+        """The caller leg buffered a packet: send the frame it can play now, if any.
+
+        The pull of that frame's period is placed ``DEADLINE_SLOTS`` slots on at the
+        first such frame, and again when the arrivals have drifted against it.
+        """
+        handle, arrived = self._source_handle, self._arrived_source
+        if handle is None or arrived is None:
+            return
+        frame = arrived()
+        if frame is None:
+            return
+        clock = self._clock
+        if clock.slots_before(handle) not in (1, DEADLINE_SLOTS) or not self._deadline_placed:
+            self._deadline_off += 1
+            if self._deadline_off >= DEADLINE_DRIFT_FRAMES or not self._deadline_placed:
+                clock.place(handle, DEADLINE_SLOTS)
+                self._deadline_placed = True
+                self._deadline_off = 0
+        else:
+            self._deadline_off = 0
+        self.caller_audio(frame)
 
     def caller_digit(self, digit: str) -> None:
         if self.link is not None:

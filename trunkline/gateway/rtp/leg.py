@@ -4,9 +4,12 @@ The ``RtpSession`` filters and packetises, the ``RtpEndpoint`` sends. Silence
 is sent, not suppressed (carriers end calls whose RTP stops flowing), and an
 RTCP sender report goes out about every five seconds.
 
-Caller audio waits in the call's ``JitterBuffer`` (unless its maximum depth is
-0: pass-through) and the media session pulls one frame every 20 ms; a frame
-that is not there is concealed (``codecs.concealment``): from the first
+Caller audio goes through the call's ``JitterBuffer`` (unless its maximum
+depth is 0: pass-through). A frame that can be played as its packet arrives
+(in order, with the buffer's target depth behind it) goes to the media
+session at once; otherwise the session pulls it on its 20 ms tick, the
+frame's deadline. A frame that is not there by then is concealed
+(``codecs.concealment``): from the first
 packet on, the agent gets a frame every 20 ms until the call ends, silence
 while the caller sends nothing (on hold, say), as Twilio's media streams do.
 (A G.722 call is never buffered: a concealment frame is not valid ADPCM.)
@@ -89,6 +92,7 @@ class RtpLeg:
                 max_frames=most,
                 catch_up_frames=MAX_CATCH_UP,
                 quiet=quiet_test("pcma" if self.alaw else "pcmu"),
+                on_arrival=True,
             )
             if most and self._wideband is None
             else None
@@ -102,18 +106,30 @@ class RtpLeg:
             remote=remote,
             signalling_host=signalling_host,
             jitter=self.jitter,
+            on_buffered=media.caller_buffered if self.jitter is not None else None,
         )
         endpoint.session = self.session
         if self.jitter is not None:
-            media.pull_caller_audio(self.caller_frame)
+            media.pull_caller_audio(self.caller_frame, self.arrived_caller_frame)
         # The first report goes out at a random point of the first 5 s (calls stay out of step).
         self._until_report = 50 + secrets.randbelow(REPORT_INTERVAL_FRAMES)
 
-    def caller_frame(self) -> bytes | memoryview | None:
-        """This tick's caller frame: buffered audio, else a concealment frame once started."""
+    def arrived_caller_frame(self) -> memoryview | None:
+        """After a packet arrived: the next caller frame if it can be played now."""
         jitter = self.jitter
         if jitter is None or self.endpoint.session is not self.session:
             return None  # detached
+        frame = jitter.pull_on_arrival()
+        if frame is not None:
+            self.concealer.played(frame)
+        return frame
+
+    def caller_frame(self) -> bytes | memoryview | None:
+        """This tick's caller frame: buffered audio, else a concealment frame once started
+        (None: detached, not started, or the period's frame was played on arrival)."""
+        jitter = self.jitter
+        if jitter is None or self.endpoint.session is not self.session or not jitter.due():
+            return None
         frame = jitter.pull()
         if frame is not None:
             self.concealer.played(frame)

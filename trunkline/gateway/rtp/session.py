@@ -10,7 +10,9 @@ for ``LEARN_GRACE_SECONDS`` after the first packet from elsewhere (a NAT the
 SDP does not reveal). Packets refused before latching are counted apart from
 those refused after it. Payload
 types that were not negotiated are dropped. Audio goes to the call's
-``JitterBuffer`` when it has one (re-ordered there, pulled every 20 ms);
+``JitterBuffer`` when it has one (re-ordered there; ``on_buffered`` is told
+after each push, so a frame can be played as it arrives, else it is pulled on
+its 20 ms tick);
 without one (pass-through) it goes straight to ``on_audio`` as it comes, and
 duplicates and packets older than the newest seen are dropped here.
 RFC 4733 events become a digit once, on the first end packet of each event,
@@ -77,6 +79,7 @@ class RtpSession:
         "event_payload_type",
         "jitter",
         "on_audio",
+        "on_buffered",
         "on_dtmf",
         "payload_type",
         "remote",
@@ -95,9 +98,11 @@ class RtpSession:
         signalling_host: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         jitter: JitterBuffer | None = None,
+        on_buffered: Callable[[], None] | None = None,
     ) -> None:
         self.payload_type = payload_type
         self.jitter = jitter  # None: pass-through, audio goes to on_audio as it arrives
+        self.on_buffered = on_buffered  # after each audio packet goes into the jitter buffer
         self._clock = clock  # monotonic seconds: source learning and jitter
         self.event_payload_type = event_payload_type
         self.on_audio = on_audio
@@ -179,8 +184,10 @@ class RtpSession:
             self._last_transit = transit
         if jitter is None:
             self.on_audio(packet.payload)
-        else:  # re-ordered, de-duplicated and paced there; pulled every 20 ms
+        else:  # re-ordered, de-duplicated and paced there; played on arrival or pulled
             jitter.push(packet.ssrc, packet.sequence, packet.timestamp, packet.payload, now)
+            if self.on_buffered is not None:
+                self.on_buffered()
 
     def _may_learn(self, source: Address, now: float) -> bool:
         """Whether a packet from ``source``, not the SDP address, may be latched onto."""
