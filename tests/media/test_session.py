@@ -21,10 +21,11 @@ from trunkline.agent.link import AgentLink
 from trunkline.gateway.rtp.jitter import JitterBuffer
 from trunkline.media.clock import TICK_SECONDS, MediaClock
 from trunkline.media.counters import LATENCY_SAMPLE_EVERY, MediaTotals
+from trunkline.media.deadline import DRIFT_FRAMES
 from trunkline.media.factory import MediaSessionFactory
 from trunkline.media.plan import MediaPlan
 from trunkline.media.recording import RecordingWriter
-from trunkline.media.session import DEADLINE_DRIFT_FRAMES, MediaSession, header_flag
+from trunkline.media.session import MediaSession, header_flag
 
 CALLER_FRAME = bytes(range(0x40, 0x40 + 160))  # μ-law, not silence
 
@@ -233,10 +234,9 @@ def test_a_redialled_twilio_agent_gets_a_fresh_stream_and_nothing_of_the_old_one
         "0",
     )
     assert media["streamSid"] == start["streamSid"]
-    # The new agent's audio plays in the next slot, not after 2.8 s of the old one's.
-    session.agent_text(agent_audio_frame(b"\x33" * 160, start["streamSid"]))
+    # The new agent's audio plays at once, not after 2.8 s of the old one's.
     played = len(leg.sent)
-    loop.advance(0.02)
+    session.agent_text(agent_audio_frame(b"\x33" * 160, start["streamSid"]))
     assert leg.sent[played:] == [b"\x33" * 160]
     assert not first.named("mark") and not second.named("mark")  # the old mark is dropped
     session.stop("done")
@@ -361,6 +361,47 @@ def test_a_buffered_caller_frame_goes_as_it_arrives_with_its_deadline_after_it(
     loop.advance(TICK_SECONDS)
     assert concealed == 0 and buffer.counters.shrunk == 0
     after = [min(d for d in deadlines if d > a) - a for a in arrivals]
-    slack = DEADLINE_DRIFT_FRAMES * abs(drift) + 1e-9  # drifted before it was placed again
+    slack = DRIFT_FRAMES * abs(drift) + 1e-9  # drifted before it was placed again
     assert min(after) > 0.005 - slack and max(after) <= 0.015 + slack
+    session.stop("hangup")
+
+
+def test_agent_audio_streamed_in_real_time_goes_to_the_caller_as_it_arrives() -> None:
+    """20 ms chunks that find the playout empty are played at once; each period still
+    sends exactly one frame, and RTP time is told how much sooner the spurt began."""
+    loop, session, _, link = on_fake_clock()
+    rephased: list[float] = []
+    leg = NotingLeg()
+    leg.rephased = rephased.append  # type: ignore[method-assign]
+    session.caller = leg
+    session.start()
+    start = loop.time()
+    loop.advance(0.0523)  # silence so far: one frame per 20 ms
+    silent = len(leg.sent)
+    assert silent and set(leg.sent) == {None}
+    for number in range(50):
+        loop.advance(start + 0.0523 + number * TICK_SECONDS - loop.time())
+        chunk = bytes([0x10 + number]) * 160
+        session.play_phone_audio(chunk)
+        assert leg.sent[-1] == chunk  # at once, not at the next tick
+    loop.advance(0.015)  # the last period's deadline (12.7 ms on): it takes nothing more
+    assert leg.sent[silent:] == [bytes([0x10 + n]) * 160 for n in range(50)]
+    (earlier,) = rephased  # once, as the spurt began: sooner than its slot by this much
+    assert 0 < earlier <= TICK_SECONDS
+    loop.advance(0.040)
+    assert leg.sent[-2:] == [None, None]  # silence again, a frame per 20 ms
+    session.stop("hangup")
+
+
+def test_a_burst_of_agent_audio_is_paced_by_the_tick() -> None:
+    loop, session, leg, link = on_fake_clock()
+    session.start()
+    loop.advance(0.0523)
+    silent = len(leg.sent)
+    session.play_phone_audio(b"\x22" * 800)  # five frames at once (synthesized speech)
+    assert len(leg.sent) == silent  # none at once: the tick paces a burst
+    loop.advance(0.005)  # the next 5 ms slot plays the first
+    assert leg.sent[silent:] == [b"\x22" * 160]
+    loop.advance(0.080)
+    assert leg.sent[silent:] == [b"\x22" * 160] * 5
     session.stop("hangup")

@@ -115,6 +115,13 @@ class MediaClock:
         """How many slots run before a subscriber's does: 0, it runs in the next slot."""
         return (self._slot_of[handle] - self._next_slot) % SLOTS
 
+    def seconds_until(self, handle: int) -> float:
+        """How long until a subscriber runs next (0 if its slot is overdue)."""
+        loop = self._loop
+        assert loop is not None
+        wait = self.slots_before(handle) * SLOT_SECONDS + self._deadline - loop.time()
+        return max(0.0, wait)
+
     def place(self, handle: int, slots_before: int) -> None:
         """Move a subscriber so that ``slots_before`` slots run before it does.
 

@@ -11,10 +11,13 @@ call's persistent converter). A leg that buffers its audio (RTP's jitter buffer)
 instead, one frame per 20 ms on a clock subscription of its own that talk
 spurts never move; a frame that can go as its packet arrives (in order, the
 buffer's target depth behind it) goes then, and that pull is only its
-deadline, placed 10-15 ms after the arrival. Agent → caller:
+deadline, 10-15 ms after the arrival (``media.deadline``). Agent → caller:
 ``media`` payloads (or binary frames) are converted to μ-law and go into the
 call's ``Playout``; the shared 20 ms tick takes one frame per call, hands it
-(as PCM16) to the slot taps and sends it to the caller leg. The taps are
+(as PCM16) to the slot taps and sends it to the caller leg. A single frame
+that finds the playout empty (an agent streaming in real time) is played at
+once instead, and that period's tick is its deadline; a burst (synthesized
+speech) is paced by the tick from the next 5 ms slot. The taps are
 lists built when the call's options are known: a call without recording has
 no recorder tap. The wire protocol (Inkbox or the Twilio persona) is the
 call's ``AgentPersona``. Nothing here creates a task or queue per frame.
@@ -57,6 +60,7 @@ from trunkline.media.counters import (
     MediaCounters,
     MediaTotals,
 )
+from trunkline.media.deadline import ArrivalDeadline
 from trunkline.media.plan import MediaEvents, MediaPlan
 from trunkline.media.playout import MAX_PENDING_MARKS, Playout
 from trunkline.media.recording import CallRecorder
@@ -72,13 +76,6 @@ CallerTap = Callable[[bytes], None]  # one caller frame, PCM16
 SlotTap = Callable[[bytes | None], None]  # what was played in a slot, PCM16 (None: nothing)
 CallerSource = Callable[[], bytes | memoryview | None]  # the caller's next 20 ms frame, if any
 DEFAULT_CALLER_JITTER = (0, 3)  # frames: the RTP jitter buffer's least and most depth
-# A frame played on arrival: the pull of its period (its deadline) has this many of the
-# clock's 5 ms slots before it, so it runs 10-15 ms after the arrival; the next frame may
-# then come that much late or 5-10 ms early and still be played on arrival.
-DEADLINE_SLOTS = 2
-# Arrivals this many frames in a row with the deadline under 5 ms or over 15 ms away (the
-# two clocks drift apart, or the stream was restarted): the deadline is placed again.
-DEADLINE_DRIFT_FRAMES = 10
 
 
 class CallerLeg(Protocol):
@@ -135,8 +132,7 @@ class MediaSession:
         self._caller_source: CallerSource | None = None
         self._arrived_source: CallerSource | None = None
         self._source_handle: int | None = None
-        self._deadline_placed = False
-        self._deadline_off = 0  # arrivals in a row with the deadline out of place
+        self._caller_deadline = ArrivalDeadline(clock)
         self.stream_id = str(uuid.uuid4())
         self.caller: CallerLeg | None = None
         self.persona: AgentPersona = persona_for(
@@ -161,6 +157,8 @@ class MediaSession:
         self.playout = Playout(self._mark_played, max_seconds=max_playout_seconds)
         self._clock = clock
         self._tick_handle: int | None = None
+        self._playout_deadline = ArrivalDeadline(clock)
+        self._played_ahead = False  # this period's frame went to the caller as it arrived
         self._media_failed = False
         self._events = events
         self.link: AgentLink | None = None
@@ -372,25 +370,15 @@ class MediaSession:
     def caller_buffered(self) -> None:
         """The caller leg buffered a packet: send the frame it can play now, if any.
 
-        The pull of that frame's period is placed ``DEADLINE_SLOTS`` slots on at the
-        first such frame, and again when the arrivals have drifted against it.
+        The pull of that frame's period is its deadline (``media.deadline``).
         """
         handle, arrived = self._source_handle, self._arrived_source
         if handle is None or arrived is None:
             return
         frame = arrived()
-        if frame is None:
-            return
-        clock = self._clock
-        if clock.slots_before(handle) not in (1, DEADLINE_SLOTS) or not self._deadline_placed:
-            self._deadline_off += 1
-            if self._deadline_off >= DEADLINE_DRIFT_FRAMES or not self._deadline_placed:
-                clock.place(handle, DEADLINE_SLOTS)
-                self._deadline_placed = True
-                self._deadline_off = 0
-        else:
-            self._deadline_off = 0
-        self.caller_audio(frame)
+        if frame is not None:
+            self._caller_deadline.arrived(handle)
+            self.caller_audio(frame)
 
     def caller_digit(self, digit: str) -> None:
         if self.link is not None:
@@ -468,14 +456,30 @@ class MediaSession:
         self._chunks_arrived = chunk + 1
         if not chunk & LATENCY_SAMPLE_MASK:  # the latency probe's chunk
             self._arrivals.append((self.playout.queued_total + 1, perf_counter_ns()))
-        self.playout.push(ulaw)
-        if not self._sending and self._tick_handle is not None and self.caller is not None:
-            # A talk spurt starts: play it from the next 5 ms slot, not up to 20 ms later.
-            earlier = self._clock.rephase(self._tick_handle)
-            if earlier:
-                self.caller.rephased(earlier)
-                if self.recorder is not None:
-                    self.recorder.rephased(earlier)
+        playout = self.playout
+        idle = not playout.backlog_frames
+        playout.push(ulaw)
+        handle = self._tick_handle
+        if handle is None or self.caller is None or not playout.backlog_frames:
+            return
+        if idle and not self._played_ahead and playout.backlog_frames == 1:
+            # One frame, as an agent streaming in real time sends it: it goes now, and
+            # the tick of its period becomes its deadline.
+            earlier = self._playout_deadline.arrived(handle, restart=not self._sending)
+            if not self._sending:
+                self._rephased(earlier)
+            self._played_ahead = True
+            self._play(playout.tick())
+        elif not self._sending:
+            # A burst starts a talk spurt: paced from the next 5 ms slot, not up to 20 ms later.
+            self._rephased(self._clock.rephase(handle))
+
+    def _rephased(self, earlier: float) -> None:
+        """The caller's next frame goes ``earlier`` seconds before its 20 ms slot."""
+        if earlier and self.caller is not None:
+            self.caller.rephased(earlier)
+            if self.recorder is not None:
+                self.recorder.rephased(earlier)
 
     def _mark_played(self, name: str) -> None:
         if self.link is not None:
@@ -493,8 +497,14 @@ class MediaSession:
         self._events.media_failed()
 
     def _tick(self) -> None:
+        if self._played_ahead:
+            self._played_ahead = False  # this period's frame went as it arrived
+            return
+        self._play(self.playout.tick())
+
+    def _play(self, frame: bytes | None) -> None:
+        """One 20 ms slot to the caller: the slot taps get it, then the leg."""
         playout = self.playout
-        frame = playout.tick()
         self._sending = frame is not None
         taps = self._slot_taps
         if taps:
