@@ -405,3 +405,25 @@ def test_a_burst_of_agent_audio_is_paced_by_the_tick() -> None:
     loop.advance(0.080)
     assert leg.sent[silent:] == [b"\x22" * 160] * 5
     session.stop("hangup")
+
+
+def test_an_agent_frame_that_comes_early_does_not_hold_back_the_rest_of_its_spurt() -> None:
+    """From chunk 10 on, the agent's chunks come 17 ms sooner: chunk 10 comes 3 ms after
+    chunk 9, in the same period. It is played at once too (a frame ahead of the ticks),
+    and so is every chunk after it. One more, with two frames ahead already, waits for
+    its tick."""
+    loop, session, leg, link = on_fake_clock()
+    session.start()
+    start = loop.time() + 0.0523
+    loop.advance(start - loop.time())
+    times = [start + n * TICK_SECONDS - (0.017 if n >= 10 else 0) for n in range(30)]
+    for number, arrival in enumerate(times):
+        loop.advance(arrival - loop.time())
+        session.play_phone_audio(bytes([0x10 + number]) * 160)
+        assert leg.sent[-1] == bytes([0x10 + number]) * 160  # at once
+    sent = len(leg.sent)
+    session.play_phone_audio(b"\x70" * 160)  # two frames ahead of the ticks: this one waits
+    assert len(leg.sent) == sent and session.playout.backlog_frames == 1
+    loop.advance(0.060)  # two ticks whose frames went ahead, then this one's
+    assert leg.sent[sent:] == [b"\x70" * 160] and session.playout.backlog_frames == 0
+    session.stop("hangup")

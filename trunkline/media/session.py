@@ -15,9 +15,10 @@ deadline, 10-15 ms after the arrival (``media.deadline``). Agent → caller:
 ``media`` payloads (or binary frames) are converted to μ-law and go into the
 call's ``Playout``; the shared 20 ms tick takes one frame per call, hands it
 (as PCM16) to the slot taps and sends it to the caller leg. A single frame
-that finds the playout empty (an agent streaming in real time) is played at
-once instead, and that period's tick is its deadline; a burst (synthesized
-speech) is paced by the tick from the next 5 ms slot. The taps are
+(an agent streaming in real time) is played at once instead, and that
+period's tick is its deadline, as long as frames played so are at most
+``MAX_LEAD_FRAMES`` ahead of the ticks; a burst (synthesized speech) is paced
+by the tick from the next 5 ms slot. The taps are
 lists built when the call's options are known: a call without recording has
 no recorder tap. The wire protocol (Inkbox or the Twilio persona) is the
 call's ``AgentPersona``. Nothing here creates a task or queue per frame.
@@ -76,6 +77,10 @@ CallerTap = Callable[[bytes], None]  # one caller frame, PCM16
 SlotTap = Callable[[bytes | None], None]  # what was played in a slot, PCM16 (None: nothing)
 CallerSource = Callable[[], bytes | memoryview | None]  # the caller's next 20 ms frame, if any
 DEFAULT_CALLER_JITTER = (0, 3)  # frames: the RTP jitter buffer's least and most depth
+# Agent frames played to the caller as they arrive may run this many ahead of the 20 ms
+# ticks: an agent streaming in real time whose frame comes early (two in one period) is
+# not held back a whole frame for the rest of its talk spurt.
+MAX_LEAD_FRAMES = 2
 
 
 class CallerLeg(Protocol):
@@ -158,7 +163,8 @@ class MediaSession:
         self._clock = clock
         self._tick_handle: int | None = None
         self._playout_deadline = ArrivalDeadline(clock)
-        self._played_ahead = False  # this period's frame went to the caller as it arrived
+        # Frames sent to the caller as they arrived, ahead of the ticks of their periods.
+        self._lead = 0
         self._media_failed = False
         self._events = events
         self.link: AgentLink | None = None
@@ -457,18 +463,18 @@ class MediaSession:
         if not chunk & LATENCY_SAMPLE_MASK:  # the latency probe's chunk
             self._arrivals.append((self.playout.queued_total + 1, perf_counter_ns()))
         playout = self.playout
-        idle = not playout.backlog_frames
+        before = playout.backlog_frames
         playout.push(ulaw)
         handle = self._tick_handle
-        if handle is None or self.caller is None or not playout.backlog_frames:
+        if handle is None or self.caller is None or playout.backlog_frames == before:
             return
-        if idle and not self._played_ahead and playout.backlog_frames == 1:
+        if playout.backlog_frames == before + 1 and self._lead < MAX_LEAD_FRAMES:
             # One frame, as an agent streaming in real time sends it: it goes now, and
             # the tick of its period becomes its deadline.
             earlier = self._playout_deadline.arrived(handle, restart=not self._sending)
             if not self._sending:
                 self._rephased(earlier)
-            self._played_ahead = True
+            self._lead += 1
             self._play(playout.tick())
         elif not self._sending:
             # A burst starts a talk spurt: paced from the next 5 ms slot, not up to 20 ms later.
@@ -497,8 +503,8 @@ class MediaSession:
         self._events.media_failed()
 
     def _tick(self) -> None:
-        if self._played_ahead:
-            self._played_ahead = False  # this period's frame went as it arrived
+        if self._lead:
+            self._lead -= 1  # this period's frame went as it arrived
             return
         self._play(self.playout.tick())
 
