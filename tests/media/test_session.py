@@ -326,6 +326,31 @@ def test_a_buffering_leg_is_pulled_every_20_ms_even_when_the_agent_starts_talkin
     assert len(pulled) == count  # no pulls once stopped
 
 
+class BufferedCaller:
+    """A caller leg's jitter buffer as the RTP leg wires it to a session (no sockets):
+    ``arrive`` pushes a packet and tells the session; each deadline is noted, and so is
+    every frame it had to conceal."""
+
+    def __init__(self, loop: FakeLoop, session: MediaSession) -> None:
+        self.loop, self.session = loop, session
+        self.buffer = JitterBuffer(on_arrival=True)
+        self.deadlines: list[float] = []
+        self.concealed = 0
+        session.pull_caller_audio(self.at_deadline, self.buffer.pull_on_arrival)
+
+    def at_deadline(self) -> bytes | memoryview | None:
+        self.deadlines.append(self.loop.time())
+        if not self.buffer.due():
+            return None
+        frame = self.buffer.pull()
+        self.concealed += frame is None and self.buffer.started
+        return frame
+
+    def arrive(self, number: int) -> None:
+        self.buffer.push(7, number, number * 160, memoryview(CALLER_FRAME), self.loop.time())
+        self.session.caller_buffered()
+
+
 @pytest.mark.parametrize("drift", [0.0, 0.0001, -0.0001], ids=["same", "slower", "faster"])
 def test_a_buffered_caller_frame_goes_as_it_arrives_with_its_deadline_after_it(
     drift: float,
@@ -334,20 +359,7 @@ def test_a_buffered_caller_frame_goes_as_it_arrives_with_its_deadline_after_it(
     frame is sent to the agent as its packet arrives, never concealed, and the pull of its
     period (the deadline) runs 5-15 ms after it, or a few frames' drift beyond."""
     loop, session, leg, link = on_fake_clock()
-    buffer = JitterBuffer(on_arrival=True)
-    deadlines: list[float] = []
-    concealed = 0
-
-    def at_deadline() -> bytes | memoryview | None:
-        nonlocal concealed
-        deadlines.append(loop.time())
-        if not buffer.due():
-            return None
-        frame = buffer.pull()
-        concealed += frame is None and buffer.started
-        return frame
-
-    session.pull_caller_audio(at_deadline, buffer.pull_on_arrival)
+    caller = BufferedCaller(loop, session)
     session.start()
     start = loop.time()
     arrivals = []
@@ -355,14 +367,39 @@ def test_a_buffered_caller_frame_goes_as_it_arrives_with_its_deadline_after_it(
         arrival = start + 0.003 + number * (TICK_SECONDS + drift)
         loop.advance(arrival - loop.time())
         arrivals.append(arrival)
-        buffer.push(7, number, number * 160, memoryview(CALLER_FRAME), arrival)
-        session.caller_buffered()
+        caller.arrive(number)
         assert len(link.named("media")) == number + 1  # sent at once
     loop.advance(TICK_SECONDS)
-    assert concealed == 0 and buffer.counters.shrunk == 0
-    after = [min(d for d in deadlines if d > a) - a for a in arrivals]
+    assert caller.concealed == 0 and caller.buffer.counters.shrunk == 0
+    after = [min(d for d in caller.deadlines if d > a) - a for a in arrivals]
     slack = DRIFT_FRAMES * abs(drift) + 1e-9  # drifted before it was placed again
     assert min(after) > 0.005 - slack and max(after) <= 0.015 + slack
+    session.stop("hangup")
+
+
+def test_caller_frames_that_came_while_the_loop_stalled_are_played_not_concealed() -> None:
+    """The loop is blocked for 50 ms, past two deadlines; the two packets that came
+    meanwhile are read on waking, after the timers that fell due. The deadlines wait for
+    that read: both frames go to the agent and none is concealed."""
+    loop, session, leg, link = on_fake_clock()
+    caller = BufferedCaller(loop, session)
+    session.start()
+    start = loop.time() + 0.003
+    for number in range(10):
+        loop.advance(start + number * TICK_SECONDS - loop.time())
+        caller.arrive(number)
+    loop.stall(0.050)  # packets 10 and 11 come meanwhile, unread
+    loop.advance(0.0)  # the loop wakes: due timers run before it reads its sockets
+    caller.arrive(10)
+    caller.arrive(11)
+    loop.advance(0.002)  # the deadlines run: the frames of 10 and 11 go
+    assert len(link.named("media")) == 12
+    for number in range(12, 20):
+        loop.advance(start + number * TICK_SECONDS - loop.time())
+        caller.arrive(number)
+    loop.advance(TICK_SECONDS)
+    assert caller.concealed == 0
+    assert len(link.named("media")) == 20
     session.stop("hangup")
 
 

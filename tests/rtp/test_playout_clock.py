@@ -8,7 +8,13 @@ import pytest
 from prometheus_client import REGISTRY
 
 from tests.fakes.clock import FakeLoop
-from trunkline.media.clock import MAX_CATCH_UP, SLOT_SECONDS, TICK_SECONDS, MediaClock
+from trunkline.media.clock import (
+    MAX_CATCH_UP,
+    READ_FIRST_SECONDS,
+    SLOT_SECONDS,
+    TICK_SECONDS,
+    MediaClock,
+)
 from trunkline.media.playout import Playout
 
 
@@ -172,10 +178,12 @@ def test_a_stalled_loop_catches_up_then_skips() -> None:
     assert len(ticks) == 3
     loop.stall(0.3025)  # the loop is blocked: 60 slots (15 frames) are missed
     loop.advance(0.0)
+    assert len(ticks) == 3  # woken: the slots wait for the loop to read its sockets
+    loop.advance(READ_FIRST_SECONDS)
     # Up to MAX_CATCH_UP frames are run at once; the other ten are skipped and counted.
     assert clock.late_ticks == 1 and clock.skipped_ticks == 10
-    assert len(ticks) == 3 + MAX_CATCH_UP and set(ticks[3:]) == {0.3525}
-    assert abs(clock.max_lateness - 0.2975) < 1e-9
+    assert len(ticks) == 3 + MAX_CATCH_UP and set(ticks[3:]) == {0.3535}
+    assert abs(clock.max_lateness - 0.2985) < 1e-9
     loop.advance(TICK_SECONDS)  # then the 20 ms cadence resumes, on the original grid
     assert len(ticks) == 4 + MAX_CATCH_UP
     clock.unsubscribe(handle)

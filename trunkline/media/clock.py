@@ -10,7 +10,9 @@ waits at most 5 ms for the clock instead of up to 20. A subscriber can also be
 exactly 5 ms from the start (never "now + 5 ms"), so the clock does not
 drift. When the loop stalls, missed slots are run at once up to
 ``MAX_CATCH_UP`` frames' worth (audio timing is preserved); beyond that they
-are skipped and counted.
+are skipped and counted. They run a millisecond after the loop wakes, once it
+has read what arrived during the stall: a caller frame that came is played,
+not concealed at its deadline.
 
 A subscriber that raises is removed at its first error — never called (nor
 logged) 50 times a second — and counted in ``trunkline_media_tick_errors_total``;
@@ -35,6 +37,9 @@ TICK_SECONDS = 0.020  # one frame, per call
 SLOTS = 4
 SLOT_SECONDS = TICK_SECONDS / SLOTS
 MAX_CATCH_UP = 5  # frames
+# After a stall the slots due are run this long after waking, once the loop has read its
+# sockets: a caller frame's deadline does not conceal audio that came during the stall.
+READ_FIRST_SECONDS = 0.001
 
 log = logging.getLogger("trunkline.clock")
 TickCallback = Callable[[], None]
@@ -64,6 +69,7 @@ class MediaClock:
         self._deadline = 0.0
         self._handle: Timer | None = None
         self._ticking = False  # inside _tick, which re-arms the timer itself when done
+        self._read_first = False  # this run was put off after a stall: it runs now
         self.ticks = 0  # frames: every subscriber is called once per tick
         self.late_ticks = 0
         self.skipped_ticks = 0
@@ -140,7 +146,17 @@ class MediaClock:
         assert loop is not None
         now = loop.time()
         lateness = now - self._deadline
-        metrics.LOOP_LAG.observe(max(0.0, lateness))
+        if lateness > SLOT_SECONDS and not self._read_first:
+            # A stall: what came meanwhile is still unread (some event loops run due
+            # timers before reading sockets). Run the slots once it has been read.
+            metrics.LOOP_LAG.observe(lateness)
+            self._read_first = True
+            self._handle = loop.call_at(now + READ_FIRST_SECONDS, self._tick)
+            return
+        if self._read_first:
+            self._read_first = False
+        else:
+            metrics.LOOP_LAG.observe(max(0.0, lateness))
         due = 1 + int(lateness // SLOT_SECONDS) if lateness > 0 else 1
         if lateness > SLOT_SECONDS:
             self.late_ticks += 1
