@@ -12,6 +12,7 @@ from tests.fakes.clock import FakeClock
 from trunkline.codecs.dtmf import TelephoneEvent, encode_event
 from trunkline.gateway.rtp.jitter import (
     LATE_DECAY_PULLS,
+    MAX_LEAD_FRAMES,
     MAX_SEQUENCE_JUMP,
     RETARGET_PULLS,
     SHRINK_PATIENCE_PULLS,
@@ -222,7 +223,7 @@ def test_more_than_the_maximum_held_for_200_ms_is_trimmed_back() -> None:
 def on_arrival(
     buffer: JitterBuffer, sender: Sender, arrivals: dict[int, Iterable[int]], ticks: int
 ) -> list[tuple[str, int | None]]:
-    """Played on arrival: each packet is pushed 8 ms into its period and offered at once;
+    """Played on arrival: each packet is pushed 8 ms into its period and what can go goes;
     the period's deadline, 12 ms later, pulls only if nothing went on arrival. Each output
     is when a frame went ("arrival" or "deadline") and the packet number it came from
     (None: conceal)."""
@@ -230,8 +231,7 @@ def on_arrival(
     for tick in range(ticks):
         for number in arrivals.get(tick, ()):
             sender.push(buffer, number, tick * TICK + 0.008)
-            frame = buffer.pull_on_arrival()
-            if frame is not None:
+            while (frame := buffer.pull_on_arrival()) is not None:
                 heard.append(("arrival", frame[0]))
         if buffer.due():
             frame = buffer.pull()
@@ -249,20 +249,29 @@ def test_on_arrival_an_in_order_stream_plays_each_packet_as_it_comes() -> None:
     assert buffer.depth_histogram[0] == 100  # nothing held behind
 
 
-def test_on_arrival_a_packet_after_its_deadline_is_concealed_then_the_delay_shrinks_away() -> None:
+def test_on_arrival_a_packet_after_its_deadline_is_concealed_and_no_delay_stays() -> None:
     buffer = JitterBuffer(min_frames=0, max_frames=3, on_arrival=True)
-    arrivals = steady(250)  # (a frame's bytes are its number: up to 250 they say which)
+    arrivals = steady(60)
     arrivals[10] = []  # packet 10 misses its deadline and comes with packet 11
     arrivals[11] = [10, 11]
-    heard = on_arrival(buffer, Sender(), arrivals, 250)
+    heard = on_arrival(buffer, Sender(), arrivals, 60)
     assert heard[:10] == [("arrival", n) for n in range(10)]
     assert heard[10] == ("deadline", None)  # concealed at its deadline
-    assert heard[11] == ("arrival", 10)  # then played as it came: a frame behind now
-    assert buffer.target_frames == 0 and buffer.counters.lost == 0
-    played = [number for _, number in heard if number is not None]
-    assert played == sorted(played) and buffer.counters.shrunk == 1  # the frame of delay went
-    (dropped,) = set(range(250)) - set(played)
-    assert dropped > 11 and heard[-40:] == [("arrival", n) for n in range(210, 250)]
+    # Then it goes as it comes, and so does packet 11: a frame ahead of the ticks, not a
+    # frame behind the packets, and so is every packet after it.
+    assert heard[11:] == [("arrival", n) for n in range(10, 60)]
+    counters = buffer.counters
+    assert (counters.lost, counters.late, counters.shrunk, buffer.target_frames) == (0, 0, 0, 0)
+
+
+def test_on_arrival_the_frame_gained_covers_the_next_late_packet() -> None:
+    buffer = JitterBuffer(min_frames=0, max_frames=3, on_arrival=True)
+    arrivals = steady(60)
+    arrivals[10], arrivals[11] = [], [10, 11]  # concealed once: a frame ahead from then on
+    arrivals[30], arrivals[31] = [], [30, 31]  # late again: the frame ahead covers it
+    heard = on_arrival(buffer, Sender(), arrivals, 60)
+    assert heard.count(("deadline", None)) == 1
+    assert [n for _, n in heard if n is not None] == list(range(60))
 
 
 def test_on_arrival_a_target_depth_is_kept_behind_the_frame_played() -> None:
@@ -278,8 +287,9 @@ def test_on_arrival_packets_swapped_in_a_period_play_in_order() -> None:
     arrivals[5], arrivals[6] = [], [6, 5]  # 5 misses its deadline and comes after 6
     heard = on_arrival(buffer, Sender(), arrivals, 30)
     played = [number for _, number in heard if number is not None]
-    assert played == list(range(29))  # all in order, 29 held: a frame behind after 5
-    assert heard[5] == ("deadline", None) and heard[6] == ("arrival", 5)
+    assert played == list(range(30))
+    assert heard[5] == ("deadline", None)  # 5 was not there by its deadline
+    assert heard[6:] == [("arrival", n) for n in range(5, 30)]  # 5 and 6 as 5 comes
     assert buffer.counters.lost == 0 and buffer.counters.late == 0
 
 
@@ -452,7 +462,7 @@ def test_whatever_the_network_does_packets_come_out_in_order_and_once(
     arrival_mode: bool, fates: list[tuple[int, bool, bool]], least: int, first_seq: int
 ) -> None:
     """Each packet is delayed 0-120 ms, maybe lost, maybe duplicated; frames come out in
-    order, and (played on arrival or not) at most one per 20 ms period."""
+    order, and (played on arrival or not) never more than two ahead of the 20 ms ticks."""
     buffer = JitterBuffer(min_frames=least, max_frames=3, on_arrival=arrival_mode)
     sender = Sender(first_seq=first_seq)
     arrivals: list[tuple[float, int]] = []
@@ -463,21 +473,23 @@ def test_whatever_the_network_does_packets_come_out_in_order_and_once(
         arrivals += [(sent_at, number)] * (2 if doubled else 1)
     arrivals.sort()
     heard: list[int] = []
-    tick, index = 0, 0
+    tick, index, sent, ticks = 0, 0, 0, 0
     while index < len(arrivals) or tick < len(fates) + 20:
-        this_period = 0
         while index < len(arrivals) and arrivals[index][0] < tick * TICK:
             sender.push(buffer, arrivals[index][1], arrivals[index][0])
             index += 1
-            frame = buffer.pull_on_arrival() if arrival_mode else None
+            while arrival_mode and (frame := buffer.pull_on_arrival()) is not None:
+                heard.append(frame[0])
+                sent += 1
+        if buffer.due():
+            frame = buffer.pull()
             if frame is not None:
                 heard.append(frame[0])
-                this_period += 1
-        frame = buffer.pull() if buffer.due() else None
-        if frame is not None:
-            heard.append(frame[0])
-            this_period += 1
-        assert this_period <= 1
+            sent += frame is not None or buffer.started  # a frame, or a concealment
+            ticks += 1
+        else:
+            ticks += 1
+        assert sent <= ticks + MAX_LEAD_FRAMES  # never more than two frames ahead
         tick += 1
     assert heard == sorted(set(heard))  # in order, none twice
     counters = buffer.counters

@@ -374,15 +374,14 @@ class MediaSession:
                 self.caller_audio(frame)
 
     def caller_buffered(self) -> None:
-        """The caller leg buffered a packet: send the frame it can play now, if any.
+        """The caller leg buffered a packet: send the frames it can play now, if any.
 
         The pull of that frame's period is its deadline (``media.deadline``).
         """
         handle, arrived = self._source_handle, self._arrived_source
         if handle is None or arrived is None:
             return
-        frame = arrived()
-        if frame is not None:
+        while (frame := arrived()) is not None:  # more than one: catching up
             self._caller_deadline.arrived(handle)
             self.caller_audio(frame)
 

@@ -28,8 +28,14 @@ in order, with the target depth of audio held behind it (with a target of 0:
 the packet that just came, if it is the next one). That period's tick then
 takes nothing (``due`` says so); the tick is only the frame's deadline, when
 audio that has not come is concealed. Latency is then the target depth and
-the network's, not the wait for a tick. A frame beyond the target is excess
-here (there is no tick phase to cover) and shrinks away like any other.
+the network's, not the wait for a tick. Frames played on arrival may run up
+to ``MAX_LEAD_FRAMES`` ahead of the ticks: after a frame was concealed, the
+late packet and the next one both go as they come, so the stream does not
+stay a frame behind, and the frame gained is a cushion against the next late
+packet. (A packet that comes after its concealment therefore does not raise
+the target here; one that comes after it was given up still does.) A frame
+beyond the target is excess here (there is no tick phase to cover) and
+shrinks away like any other.
 
 Depth: the target, in 20 ms frames between ``min_frames`` and ``max_frames``,
 follows the interarrival jitter estimate of RFC 3550 §6.4.1 (three times the
@@ -79,6 +85,7 @@ TRIM_PULLS = 10  # beyond the maximum for 200 ms: trimmed back to it at once
 DEPTH_BUCKETS = (0, 1, 2, 3, 5, 10)  # frames; the histograms' upper bounds (then +Inf)
 _BUCKET_OF = tuple(bisect.bisect_left(DEPTH_BUCKETS, f) for f in range(DEPTH_BUCKETS[-1] + 1))
 RETARGET_PULLS = 8  # the target follows the jitter estimate every 160 ms
+MAX_LEAD_FRAMES = 2  # frames played on arrival may run this many ahead of their ticks
 
 _EMPTY, _HELD, _PLAYED, _MISSED = 0, 1, 2, 3
 
@@ -99,7 +106,7 @@ class JitterBuffer:
 
     __slots__ = (
         "_adapted",
-        "_ahead",
+        "_lead",
         "_credit",
         "_cursor",
         "_expected_ts",
@@ -168,7 +175,7 @@ class JitterBuffer:
         # Frames are played on arrival when they can be (``pull_on_arrival``); the tick is
         # their deadline. Excess over the target is then one frame, not two.
         self.on_arrival = on_arrival
-        self._ahead = False  # this period's frame went on arrival: its tick takes nothing
+        self._lead = 0  # frames played on arrival ahead of their periods' ticks
         self._adapted = False  # this period's target was set at an arrival
         self.counters = JitterCounters()
         self.target_frames = min_frames
@@ -358,9 +365,10 @@ class JitterBuffer:
 
     def pull_on_arrival(self) -> memoryview | None:
         """Right after a push: the next frame now, if it is here in order with the target
-        depth of audio behind it, and this period's frame has not gone yet; else None
-        (nothing to conceal: the tick, its deadline, decides). Valid until the next pull."""
-        if self._ahead or self._ssrc is None:
+        depth of audio behind it, and frames played so are less than ``MAX_LEAD_FRAMES``
+        ahead of the ticks; else None (nothing to conceal: the tick, its deadline,
+        decides). Valid until the next pull."""
+        if self._lead >= MAX_LEAD_FRAMES or self._ssrc is None:
             return None
         if not self._adapted:
             self._adapt()  # once per period: the target this frame is judged by
@@ -369,13 +377,15 @@ class JitterBuffer:
             return None
         self._adapted = False
         frame = self._play()
-        self._ahead = frame is not None
+        if frame is not None:
+            self._lead += 1
         return frame
 
     def due(self) -> bool:
-        """At a period's tick: whether its frame is still to be pulled (not gone on arrival)."""
-        if self._ahead:
-            self._ahead = False
+        """At a period's tick: whether its frame is still to be pulled (False: it went on
+        arrival, ahead of this tick)."""
+        if self._lead:
+            self._lead -= 1
             return False
         return True
 
@@ -391,7 +401,11 @@ class JitterBuffer:
                 return None
             self._waiting = False
             self._waited = 0
-            if self._credit and self._present(self._cursor & _MASK, self._cursor):
+            if (
+                self._credit
+                and not self.on_arrival
+                and self._present(self._cursor & _MASK, self._cursor)
+            ):
                 self._grow()  # what we waited for came, late: a deeper buffer would have had it
         fill, out = self._fill, self._out
         while fill < size:
