@@ -249,16 +249,23 @@ def test_on_arrival_an_in_order_stream_plays_each_packet_as_it_comes() -> None:
     assert buffer.depth_histogram[0] == 100  # nothing held behind
 
 
+def test_on_arrival_a_packet_a_frame_late_is_not_concealed() -> None:
+    buffer = JitterBuffer(min_frames=0, max_frames=3, on_arrival=True)
+    arrivals = steady(30)
+    arrivals[10], arrivals[11] = [], [10, 11]  # 10 is a whole frame late
+    heard = on_arrival(buffer, Sender(), arrivals, 30)
+    assert heard == [("arrival", n) for n in range(30)]  # the stream began a frame ahead
+
+
 def test_on_arrival_a_packet_after_its_deadline_is_concealed_and_no_delay_stays() -> None:
     buffer = JitterBuffer(min_frames=0, max_frames=3, on_arrival=True)
     arrivals = steady(60)
-    arrivals[10] = []  # packet 10 misses its deadline and comes with packet 11
-    arrivals[11] = [10, 11]
+    arrivals[10], arrivals[11], arrivals[12] = [], [], [10, 11, 12]  # 10 is two frames late
     heard = on_arrival(buffer, Sender(), arrivals, 60)
     assert heard[:10] == [("arrival", n) for n in range(10)]
     assert heard[10] == ("deadline", None)  # concealed at its deadline
-    # Then it goes as it comes, and so does packet 11: a frame ahead of the ticks, not a
-    # frame behind the packets, and so is every packet after it.
+    # Then 10, 11 and 12 go as they come, ahead of the ticks rather than a frame behind
+    # the packets, and so does every packet after them.
     assert heard[11:] == [("arrival", n) for n in range(10, 60)]
     counters = buffer.counters
     assert (counters.lost, counters.late, counters.shrunk, buffer.target_frames) == (0, 0, 0, 0)
@@ -267,11 +274,22 @@ def test_on_arrival_a_packet_after_its_deadline_is_concealed_and_no_delay_stays(
 def test_on_arrival_the_frame_gained_covers_the_next_late_packet() -> None:
     buffer = JitterBuffer(min_frames=0, max_frames=3, on_arrival=True)
     arrivals = steady(60)
-    arrivals[10], arrivals[11] = [], [10, 11]  # concealed once: a frame ahead from then on
-    arrivals[30], arrivals[31] = [], [30, 31]  # late again: the frame ahead covers it
+    arrivals[10], arrivals[11], arrivals[12] = [], [], [10, 11, 12]  # concealed once
+    arrivals[30], arrivals[31], arrivals[32] = [], [], [30, 31, 32]  # covered by the gain
     heard = on_arrival(buffer, Sender(), arrivals, 60)
     assert heard.count(("deadline", None)) == 1
     assert [n for _, n in heard if n is not None] == list(range(60))
+
+
+def test_on_arrival_a_lost_packet_is_concealed_and_holds_nothing_back() -> None:
+    buffer = JitterBuffer(min_frames=0, max_frames=3, on_arrival=True)
+    arrivals = steady(30)
+    del arrivals[10]
+    heard = on_arrival(buffer, Sender(), arrivals, 30)
+    assert heard[:10] == [("arrival", n) for n in range(10)]
+    assert heard[10] == ("deadline", None)  # 10's time, concealed once 11 was here
+    assert heard[11:] == [("arrival", n) for n in range(11, 30)]  # none waits for a tick
+    assert buffer.counters.lost == 1
 
 
 def test_on_arrival_a_target_depth_is_kept_behind_the_frame_played() -> None:
@@ -286,10 +304,7 @@ def test_on_arrival_packets_swapped_in_a_period_play_in_order() -> None:
     arrivals = steady(30)
     arrivals[5], arrivals[6] = [], [6, 5]  # 5 misses its deadline and comes after 6
     heard = on_arrival(buffer, Sender(), arrivals, 30)
-    played = [number for _, number in heard if number is not None]
-    assert played == list(range(30))
-    assert heard[5] == ("deadline", None)  # 5 was not there by its deadline
-    assert heard[6:] == [("arrival", n) for n in range(5, 30)]  # 5 and 6 as 5 comes
+    assert heard == [("arrival", n) for n in range(30)]  # 5 and 6 both as 5 comes
     assert buffer.counters.lost == 0 and buffer.counters.late == 0
 
 

@@ -29,10 +29,13 @@ the packet that just came, if it is the next one). That period's tick then
 takes nothing (``due`` says so); the tick is only the frame's deadline, when
 audio that has not come is concealed. Latency is then the target depth and
 the network's, not the wait for a tick. Frames played on arrival may run up
-to ``MAX_LEAD_FRAMES`` ahead of the ticks: after a frame was concealed, the
-late packet and the next one both go as they come, so the stream does not
-stay a frame behind, and the frame gained is a cushion against the next late
-packet. (A packet that comes after its concealment therefore does not raise
+to ``MAX_LEAD_FRAMES`` ahead of the ticks. The stream starts one frame ahead
+(``START_LEAD_FRAMES``): a packet is concealed only once it is a whole frame
+later than its deadline, at no cost in latency, since frames go as they come.
+After a frame was concealed, the late packet and the next one both go as
+they come, so the stream does not stay a frame behind, and the frame gained
+is a cushion against the next late packet. A packet lost and concealed does
+not hold back the packets after it either. (A packet that comes after its concealment therefore does not raise
 the target here; one that comes after it was given up still does.) A frame
 beyond the target is excess here (there is no tick phase to cover) and
 shrinks away like any other.
@@ -85,7 +88,8 @@ TRIM_PULLS = 10  # beyond the maximum for 200 ms: trimmed back to it at once
 DEPTH_BUCKETS = (0, 1, 2, 3, 5, 10)  # frames; the histograms' upper bounds (then +Inf)
 _BUCKET_OF = tuple(bisect.bisect_left(DEPTH_BUCKETS, f) for f in range(DEPTH_BUCKETS[-1] + 1))
 RETARGET_PULLS = 8  # the target follows the jitter estimate every 160 ms
-MAX_LEAD_FRAMES = 2  # frames played on arrival may run this many ahead of their ticks
+MAX_LEAD_FRAMES = 3  # frames played on arrival may run this many ahead of their ticks
+START_LEAD_FRAMES = 1  # the first frame played on arrival starts this many more ahead
 
 _EMPTY, _HELD, _PLAYED, _MISSED = 0, 1, 2, 3
 
@@ -376,9 +380,12 @@ class JitterBuffer:
         if not self._ready():
             return None
         self._adapted = False
+        starting = not self.started
         frame = self._play()
         if frame is not None:
-            self._lead += 1
+            # The first frame starts a frame ahead: a packet is concealed only when it is
+            # a whole frame later than its deadline.
+            self._lead += 1 + (START_LEAD_FRAMES if starting else 0)
         return frame
 
     def due(self) -> bool:
@@ -457,10 +464,18 @@ class JitterBuffer:
         """Whether a pull would play a frame of held audio, leaving the target depth held."""
         if self._ssrc is None or self._fill:
             return False
-        need = (self.target_frames + 1) * self.frame_bytes
+        size = self.frame_bytes
+        need = (self.target_frames + 1) * size
         have = len(self._part) if self._part is not None else 0
         expected = self._expected_ts
         extended = self._cursor
+        if not have and not self._present(extended & _MASK, extended):
+            if not self._held or self._uncovered() * 2 >= size:
+                return False  # audio missing and not concealed yet: its deadline decides
+            # What is missing was concealed already: the pull gives it up and plays on.
+            while not self._present(extended & _MASK, extended):
+                extended += 1
+            expected = None
         while have < need:
             slot = extended & _MASK
             if not self._present(slot, extended):
