@@ -161,6 +161,10 @@ class DatabaseScheduler:
     def queued(self) -> int:
         return self._essential.size + self._sheddable.size
 
+    def waiting(self, tenant: str) -> int:
+        """How many of ``tenant``'s jobs are queued, of either class."""
+        return self._essential.waiting(tenant) + self._sheddable.waiting(tenant)
+
     def oldest_wait(self) -> float:
         """Seconds the longest-waiting queued job has waited (0 when nothing waits)."""
         heads = [t for t in (self._essential.oldest(), self._sheddable.oldest()) if t is not None]
