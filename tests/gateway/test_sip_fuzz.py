@@ -27,6 +27,7 @@ SEED = 4475
 DATAGRAMS = 3000
 BATCH = 25  # datagrams sent before trunkline is given a turn of the loop
 MEMORY_LEFT_BEHIND = 4 * 1024 * 1024  # bytes still held once every transaction is over
+PROBE_BRANCH = "z9hG4bKprobe"
 
 
 def mutate(data: bytes, rng: random.Random) -> bytes:
@@ -95,6 +96,16 @@ MUTATIONS = (
 )
 
 
+async def probe_answer(queue: asyncio.Queue[bytes]) -> SipResponse:
+    """The answer to the probe: a fuzzed INVITE still in its call flow may answer later."""
+    async with asyncio.timeout(5.0):
+        while True:
+            answer = parse_message(await queue.get())
+            assert isinstance(answer, SipResponse)
+            if PROBE_BRANCH in (answer.headers.get("via") or ""):
+                return answer
+
+
 async def test_fuzzed_datagrams_get_well_formed_answers_and_leave_nothing_behind(
     trunkline: Trunkline, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -128,9 +139,9 @@ async def test_fuzzed_datagrams_get_well_formed_answers_and_leave_nothing_behind
             assert len(trunkline.gateway.calls) <= DATAGRAMS
             # Still serving.
             probe = CORPUS[[case.name for case in CORPUS].index("lwsdisp")].data
-            transport.sendto(probe.replace(b"z9hG4bK", b"z9hG4bKprobe"), target)
-            answer = parse_message(await asyncio.wait_for(inbox.queue.get(), 5.0))
-            assert isinstance(answer, SipResponse) and answer.status == 200
+            transport.sendto(probe.replace(b"z9hG4bK", PROBE_BRANCH.encode()), target)
+            answer = await probe_answer(inbox.queue)
+            assert answer.status == 200
         errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
         assert errors == []
         # Every kind of answer was drawn: the fuzz reached past the parser.
