@@ -460,3 +460,45 @@ def test_an_agent_frame_that_comes_early_does_not_hold_back_the_rest_of_its_spur
     loop.advance(0.060)  # two ticks whose frames went ahead, then this one's
     assert leg.sent[sent:] == [b"\x70" * 160] and session.playout.backlog_frames == 0
     session.stop("hangup")
+
+
+def test_an_agent_that_catches_up_after_a_gap_is_not_left_a_frame_behind() -> None:
+    """The agent streams in real time, then chunks 10-12 come together 40 ms late (the
+    caller heard a gap): 10 and 11 go at once, 12 waits. Every chunk after it comes on
+    time; within a few ticks the one queued is taken as delay, and from then on each
+    chunk goes as it arrives again. Nothing is lost or reordered."""
+    loop, session, leg, link = on_fake_clock()
+    session.start()
+    start = loop.time() + 0.0523
+    loop.advance(start - loop.time())
+    times = [
+        start + max(n, 12) * TICK_SECONDS if 10 <= n <= 12 else start + n * TICK_SECONDS
+        for n in range(60)
+    ]
+    at_once = []
+    for number, arrival in enumerate(times):
+        loop.advance(arrival - loop.time())
+        chunk = bytes([0x10 + number]) * 160
+        session.play_phone_audio(chunk)
+        at_once.append(leg.sent[-1] == chunk)
+    assert not at_once[12]  # two ahead of the ticks already: it waits
+    assert all(at_once[20:])  # the stream is no longer a frame behind
+    assert session.playout.backlog_frames == 0
+    loop.advance(0.060)
+    played = [frame for frame in leg.sent if frame is not None]
+    assert played == [bytes([0x10 + n]) * 160 for n in range(60)]
+    session.stop("hangup")
+
+
+def test_a_burst_of_synthesized_speech_is_never_played_faster_than_the_tick() -> None:
+    """A long burst leaves a deep backlog that drains one frame per tick with nothing
+    arriving in between: it is paced, not taken as delay, down to its last frames."""
+    loop, session, leg, link = on_fake_clock()
+    session.start()
+    loop.advance(0.0523)
+    silent = len(leg.sent)
+    session.play_phone_audio(b"\x22" * 160 * 30)
+    for tick in range(30):
+        loop.advance(TICK_SECONDS)
+        assert len(leg.sent) - silent == tick + 1  # one frame per tick, never two
+    session.stop("hangup")

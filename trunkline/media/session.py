@@ -18,7 +18,9 @@ call's ``Playout``; the shared 20 ms tick takes one frame per call, hands it
 (an agent streaming in real time) is played at once instead, and that
 period's tick is its deadline, as long as frames played so are at most
 ``MAX_LEAD_FRAMES`` ahead of the ticks; a burst (synthesized speech) is paced
-by the tick from the next 5 ms slot. The taps are
+by the tick from the next 5 ms slot. A frame or two that stand queued behind a
+stream arriving in real time (an agent that caught up after a gap) are delay,
+not pacing, and go a frame at a time on top of the ticks' (``standing``). The taps are
 lists built when the call's options are known: a call without recording has
 no recorder tap. The wire protocol (Inkbox or the Twilio persona) is the
 call's ``AgentPersona``. Nothing here creates a task or queue per frame.
@@ -67,6 +69,7 @@ from trunkline.media.playout import MAX_PENDING_MARKS, Playout
 from trunkline.media.recording import CallRecorder
 from trunkline.media.speech_output import SpeechOutput
 from trunkline.media.speech_work import SpeechWork
+from trunkline.media.standing import StandingBacklog
 from trunkline.media.transcription import Transcription
 from trunkline.storage.models import utcnow
 
@@ -165,6 +168,7 @@ class MediaSession:
         self._playout_deadline = ArrivalDeadline(clock)
         # Frames sent to the caller as they arrived, ahead of the ticks of their periods.
         self._lead = 0
+        self._standing = StandingBacklog()
         self._media_failed = False
         self._events = events
         self.link: AgentLink | None = None
@@ -464,6 +468,7 @@ class MediaSession:
         playout = self.playout
         before = playout.backlog_frames
         playout.push(ulaw)
+        self._standing.arrived()
         handle = self._tick_handle
         if handle is None or self.caller is None or playout.backlog_frames == before:
             return
@@ -502,10 +507,13 @@ class MediaSession:
         self._events.media_failed()
 
     def _tick(self) -> None:
+        playout = self.playout
         if self._lead:
             self._lead -= 1  # this period's frame went as it arrived
-            return
-        self._play(self.playout.tick())
+        else:
+            self._play(playout.tick())
+        if self._standing.drain_one(playout.backlog_frames):
+            self._play(playout.tick())  # a frame queued behind a stream that is on time
 
     def _play(self, frame: bytes | None) -> None:
         """One 20 ms slot to the caller: the slot taps get it, then the leg."""
