@@ -126,7 +126,10 @@ PROFILES: dict[str, dict[str, Any]] = {
                       "steps": [2, 4, 8, 12, 16, 20, 24]},
 }  # fmt: skip
 MAX_LOSS = 0.001
-MAX_LATENCY_P99_MS = 20.0  # added by trunkline, each way
+MAX_LATENCY_P99_MS = 5.0  # added by trunkline, each way
+# The floor relay with the load generators, on its own: beyond this p99 (each way) the
+# generators are not keeping up, and a step is the machine's limit, not trunkline's.
+GENERATOR_LATENCY_P99_MS = 20.0
 HOPELESS_LATENCY_MS = 100.0
 SETUP_TIMEOUT_SECONDS = 10.0
 CALLS_PER_SECOND = 100  # INVITE rate while a step's calls are placed
@@ -806,6 +809,8 @@ def main() -> None:
                                else None, "profiles": {},
                                "objectives": {"max_loss": MAX_LOSS,
                                               "max_latency_p99_ms": MAX_LATENCY_P99_MS,
+                                              "generator_latency_p99_ms":
+                                                  GENERATOR_LATENCY_P99_MS,
                                               "failed_calls": 0}}  # fmt: skip
     floor_runs: dict[str, list[list[dict[str, Any]]]] = {f: [] for f in floor_plans}
     profile_runs: dict[str, dict[str, list[list[dict[str, Any]]]]] = {
@@ -875,8 +880,8 @@ def broken_alone(step: dict[str, Any]) -> bool:
     return bool(
         step["loss"] > MAX_LOSS
         or step["answered"] < step["calls"]
-        or (step["latency_to_carrier_ms"]["p99"] or 0) > MAX_LATENCY_P99_MS
-        or (step["latency_to_agent_ms"]["p99"] or 0) > MAX_LATENCY_P99_MS
+        or (step["latency_to_carrier_ms"]["p99"] or 0) > GENERATOR_LATENCY_P99_MS
+        or (step["latency_to_agent_ms"]["p99"] or 0) > GENERATOR_LATENCY_P99_MS
     )
 
 

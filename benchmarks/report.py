@@ -574,8 +574,12 @@ processes, all traffic on loopback; callers send synthesized speech. {
         LOAD_TWIN_NOTE if any("pure_python" in p for p in result["profiles"].values()) else ""
     }A step breaks the
 objective when loss > 0.1 % (by frame number: the frames sent in the window that did not
-come back), trunkline adds more than 20 ms to latency p99 either way (its p99 minus the
-bare relay's in the same round at the same call count), or a call fails to set up; a run's
+come back), trunkline adds more than {
+        number(result["objectives"]["max_latency_p99_ms"], 0)
+    } ms to latency p99 either way (its p99 minus the
+bare relay's in the same round at the same call count), or a call fails to set up; the
+bare relay's own p99 above {number(result["objectives"].get("generator_latency_p99_ms", 20), 0)} ms
+marks the step a machine limit. A run's
 capacity is its last step before that. Figures are the median run's, never the best:
 capacity is the median of the runs (min–max in brackets), the other columns are the median
 of the runs' figures at that step. "Calls per core" is that capacity ÷ the cores trunkline
