@@ -462,27 +462,26 @@ def test_an_agent_frame_that_comes_early_does_not_hold_back_the_rest_of_its_spur
     session.stop("hangup")
 
 
-def test_an_agent_that_catches_up_after_a_gap_is_not_left_a_frame_behind() -> None:
-    """The agent streams in real time, then chunks 10-12 come together 40 ms late (the
-    caller heard a gap): 10 and 11 go at once, 12 waits. Every chunk after it comes on
-    time; within a few ticks the one queued is taken as delay, and from then on each
-    chunk goes as it arrives again. Nothing is lost or reordered."""
+def test_a_frame_queued_behind_a_stream_that_is_on_time_is_not_kept_there() -> None:
+    """From chunk 10 on the agent's chunks come 17 ms sooner (each goes at once, a frame
+    ahead of the ticks), and chunk 20 comes with chunk 19: it is two ahead and waits. Every
+    chunk after it comes on time, so one frame would stay queued for the rest of the
+    spurt; within a few ticks it is taken as delay, and from then on each chunk goes as
+    it arrives again. Nothing is lost or reordered."""
     loop, session, leg, link = on_fake_clock()
     session.start()
     start = loop.time() + 0.0523
     loop.advance(start - loop.time())
-    times = [
-        start + max(n, 12) * TICK_SECONDS if 10 <= n <= 12 else start + n * TICK_SECONDS
-        for n in range(60)
-    ]
+    times = [start + n * TICK_SECONDS - (0.017 if n >= 10 else 0) for n in range(60)]
+    times[20] = times[19]
     at_once = []
     for number, arrival in enumerate(times):
         loop.advance(arrival - loop.time())
         chunk = bytes([0x10 + number]) * 160
         session.play_phone_audio(chunk)
         at_once.append(leg.sent[-1] == chunk)
-    assert not at_once[12]  # two ahead of the ticks already: it waits
-    assert all(at_once[20:])  # the stream is no longer a frame behind
+    assert not at_once[20]  # two ahead of the ticks already: it waits
+    assert all(at_once[30:])  # the stream is no longer a frame behind
     assert session.playout.backlog_frames == 0
     loop.advance(0.060)
     played = [frame for frame in leg.sent if frame is not None]
@@ -501,4 +500,48 @@ def test_a_burst_of_synthesized_speech_is_never_played_faster_than_the_tick() ->
     for tick in range(30):
         loop.advance(TICK_SECONDS)
         assert len(leg.sent) - silent == tick + 1  # one frame per tick, never two
+    session.stop("hangup")
+
+
+def test_an_agent_catching_up_after_a_stall_goes_at_once_not_a_stall_behind() -> None:
+    """The loop stalls for 90 ms: the ticks it missed send the caller silence, and the
+    agent's frames of those periods come together just after. They are late, not ahead:
+    all go at once, and the stream after them goes as it arrives again."""
+    loop, session, leg, link = on_fake_clock()
+    session.start()
+    start = loop.time() + 0.0523
+    loop.advance(start - loop.time())
+
+    def chunk(number: int) -> bytes:
+        return bytes([0x10 + number]) * 160
+
+    for number in range(10):
+        loop.advance(start + number * TICK_SECONDS - loop.time())
+        session.play_phone_audio(chunk(number))
+    loop.stall(0.090)
+    loop.advance(0.002)  # the missed ticks run: the caller gets silence
+    assert leg.sent[-3:] == [None] * 3
+    for number in range(10, 15):  # what the agent sent meanwhile, together
+        session.play_phone_audio(chunk(number))
+        assert leg.sent[-1] == chunk(number)
+    resumed = loop.time()
+    for number in range(15, 40):
+        loop.advance(resumed + (number - 14) * TICK_SECONDS - loop.time())
+        session.play_phone_audio(chunk(number))
+        assert leg.sent[-1] == chunk(number)  # at once: no backlog was left behind
+    played = [frame for frame in leg.sent if frame is not None]
+    assert played == [bytes([0x10 + n]) * 160 for n in range(40)]
+    session.stop("hangup")
+
+
+def test_frames_after_a_pause_are_paced_as_a_new_talk_spurt() -> None:
+    """After more than five silent slots the agent paused: frames that come together
+    then are ahead of the ticks, two at most go at once."""
+    loop, session, leg, link = on_fake_clock()
+    session.start()
+    loop.advance(0.2)
+    for number in range(4):
+        session.play_phone_audio(bytes([0x10 + number]) * 160)
+    assert [frame for frame in leg.sent if frame is not None] == [b"\x10" * 160, b"\x11" * 160]
+    assert session.playout.backlog_frames == 2
     session.stop("hangup")

@@ -18,7 +18,10 @@ call's ``Playout``; the shared 20 ms tick takes one frame per call, hands it
 (an agent streaming in real time) is played at once instead, and that
 period's tick is its deadline, as long as frames played so are at most
 ``MAX_LEAD_FRAMES`` ahead of the ticks; a burst (synthesized speech) is paced
-by the tick from the next 5 ms slot. A frame or two that stand queued behind a
+by the tick from the next 5 ms slot. An agent that fell behind (the caller got
+silence for up to ``MAX_CATCH_UP_FRAMES`` slots, say while the loop stalled)
+and catches up with several frames at once has them all go as they arrive:
+they are late, not ahead. A frame or two that stand queued behind a
 stream arriving in real time (an agent that caught up after a gap) are delay,
 not pacing, and go a frame at a time on top of the ticks' (``standing``). The taps are
 lists built when the call's options are known: a call without recording has
@@ -84,6 +87,10 @@ DEFAULT_CALLER_JITTER = (0, 3)  # frames: the RTP jitter buffer's least and most
 # ticks: an agent streaming in real time whose frame comes early (two in one period) is
 # not held back a whole frame for the rest of its talk spurt.
 MAX_LEAD_FRAMES = 2
+# An agent that fell behind (the caller got silence for up to this many slots) and then
+# catches up with several frames at once: those frames go as they arrive, not as lead.
+# A longer gap is a pause, and what follows it is paced as a new talk spurt.
+MAX_CATCH_UP_FRAMES = 5
 
 
 class CallerLeg(Protocol):
@@ -168,6 +175,8 @@ class MediaSession:
         self._playout_deadline = ArrivalDeadline(clock)
         # Frames sent to the caller as they arrived, ahead of the ticks of their periods.
         self._lead = 0
+        self._silent_slots = 0  # slots in a row that played no agent audio
+        self._owed = 0  # frames of a gap the agent is catching up on, until the next tick
         self._standing = StandingBacklog()
         self._media_failed = False
         self._events = events
@@ -472,12 +481,22 @@ class MediaSession:
         handle = self._tick_handle
         if handle is None or self.caller is None or playout.backlog_frames == before:
             return
+        if playout.backlog_frames != before + 1:
+            self._owed = 0  # a burst is paced from its start
+        elif self._owed:
+            # The agent is catching up on a gap the caller heard as silence: these
+            # frames are late, not ahead of the ticks.
+            self._owed -= 1
+            self._play(playout.tick())
+            return
         if playout.backlog_frames == before + 1 and self._lead < MAX_LEAD_FRAMES:
             # One frame, as an agent streaming in real time sends it: it goes now, and
             # the tick of its period becomes its deadline.
             earlier = self._playout_deadline.arrived(handle, restart=not self._sending)
             if not self._sending:
                 self._rephased(earlier)
+                gap = self._silent_slots
+                self._owed = gap if gap <= MAX_CATCH_UP_FRAMES else 0
             self._lead += 1
             self._play(playout.tick())
         elif not self._sending:
@@ -508,6 +527,7 @@ class MediaSession:
 
     def _tick(self) -> None:
         playout = self.playout
+        self._owed = 0  # only frames that came with the first after the gap catch up
         if self._lead:
             self._lead -= 1  # this period's frame went as it arrived
         else:
@@ -519,6 +539,7 @@ class MediaSession:
         """One 20 ms slot to the caller: the slot taps get it, then the leg."""
         playout = self.playout
         self._sending = frame is not None
+        self._silent_slots = 0 if frame is not None else self._silent_slots + 1
         taps = self._slot_taps
         if taps:
             pcm = ulaw_to_pcm16(frame) if frame is not None else None  # decoded once for all
