@@ -651,26 +651,35 @@ WebSocket server that re-encodes only the stamped bytes of each frame
 (`benchmarks/_rtp_fleet.py`, `benchmarks/_echo_agent.py`); the floor uses the same
 generators. """
 
-LOAD_ANALYSIS = """What limits each profile here, as far as these numbers show it (run of 2026-12-02):
+LOAD_ANALYSIS = """What limits each profile here, as far as these numbers show it (run of 2026-12-03,
+judged against 5 ms of added latency p99 — the earlier runs on this page used 20 ms):
 
-- **The machine.** trunkline had one core to itself; the echo agent and the carrier
-  shared the other. From about 300 calls the bare relay with the same generators
-  misses the objectives in some rounds ("machine limit"), so steps from there on
-  measure the generators' core as much as trunkline.
-- **μ-law pass-through and recording** (the headline): not CPU — at 200 calls
-  trunkline's core was 39 % (μ-law) and 47 % (recording) busy, about 0.2 % of a
-  core per call. What breaks first is the agent → carrier latency p99 trunkline
-  adds (its playout and media clock under load: 44–115 ms added at 300–400 calls),
-  together with the generators' limit. The median loss by frame number was 0.00 %
-  at every μ-law step. The medians fall short of the targets (300 and 400 calls).
-- **PCM16 16 kHz**: CPU — resampling both ways puts it at about 0.44 % of a core
-  per call (0.93× the floor, which now transcodes the same way): 88 % of the core at
-  200 calls, and at 300 calls frames and call set-ups are lost (47–72 % loss, calls
-  not answered within 10 s).
-- **Transcription**: at 8 calls the added latency p99 passes 20 ms (48–85 ms
-  agent → carrier) and CPU per call jumps from 1.2 % to 3.7 % of a core (12× the
-  floor): Whisper's work on trunkline's one core delays the media. Give it more
-  `TRUNKLINE_TRANSCRIPTION_WORKERS` on more cores, or an HTTP engine.
+- **Latency under load, then CPU.** A step that breaks does so on the latency p99
+  trunkline adds, long before its core is full: at 300 recorded calls (about 0.3 % of
+  a core per call, so 85–90 % busy) a packet waits behind the rest of the loop's
+  work for several milliseconds, and a single stall of the loop longer than 50 ms
+  in an 8 s window (counted by `trunkline_event_loop_lag_seconds`) is enough to
+  pass 5 ms at p99. Below about 60 % busy the added p99 stays at 1–5 ms both ways.
+  A stall no longer leaves its calls behind afterwards: the agent frames that come
+  together after it go at once, and a frame left queued behind a stream arriving on
+  time is drained (before, one 60–90 ms stall kept every call 60–80 ms late for the
+  rest of the step).
+- **μ-law pass-through and recording** (the headline): 200 calls per core with the C
+  extension (recording 100–200 over the runs, μ-law 100–400), about 0.23 % (μ-law)
+  and 0.29 % (recording) of a core per call in this round. The targets (600 and 400
+  per core) need two to three times less CPU per call: in a sampled profile at 400
+  μ-law calls, the event loop's own work (polling, reading sockets, dispatch) is
+  about a fifth of the process and the agent socket's writes about a sixth — one
+  system call per frame each way per call, which only batching the media sockets
+  (one socket per worker, `recvmmsg`/`sendmmsg`) removes.
+- **PCM16 16 kHz**: CPU — resampling both ways costs 0.53–0.65 % of a core per call;
+  at 200 calls the core is full and call set-ups time out.
+- **C extension against pure Python**: recording 0.29 against 0.33 % of a core per
+  call at 100–200 calls, μ-law 0.23–0.29 against 0.28–0.31; the pure-Python twin
+  carries half the recorded calls within 5 ms.
+- **Transcription**: Whisper on trunkline's one core delays the media from about 8
+  transcribed calls. Give it more `TRUNKLINE_TRANSCRIPTION_WORKERS` on more cores,
+  or an HTTP engine.
 """
 
 
