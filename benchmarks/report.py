@@ -307,24 +307,17 @@ TWIN_NOTE = """*C* runs trunkline with `trunkline._speedups`, *pure Python* with
 `TRUNKLINE_NO_SPEEDUPS=1`; each run's process must say in its start-up log that it
 runs the path it is labelled with, or the benchmark stops. """
 
-BRIDGE_ANALYSIS = """In the run of 2026-12-02 at `f3abeb4` (nothing else running on the machine),
-100 μ-law calls were carried with no frame lost either way, but at 0.72 % of a
-core per call with the C extension: about three times both the target and the
-0.243 % measured at `294e369` on another machine (an Intel Xeon) with the
-former load generators. The floor relay — no trunkline code at all — rose
-about as much (0.39 % against 0.145 %), so most of that rise is this machine
-and the measurement (the generators now send each tick's packets in bursts of
-64 with `sendmmsg`), not trunkline; which share is which is not separated
-yet. trunkline costs 1.82× the floor here (1.61× then, before the caller jitter
-buffer, on by default since, which times and holds every caller packet).
-The C extension saves 7 % of trunkline's CPU end to end (0.93×) although it
-saves about a quarter of the user-space instructions (*Media path
-instructions* above): system calls and the kernel's share of each packet are
-the rest. Its → agent latency, 19 ms p50, is the buffer's depth and the wait
-for the 20 ms tick; the pure-Python twin's 43 ms is the same plus queueing on
-a core 79 % busy. PCM16 16 kHz saturates the core at 100 calls on this machine
-for trunkline and the floor alike (0.99 % of a core per call is the whole core),
-so frames are lost; this profile needs fewer calls per core here.
+BRIDGE_ANALYSIS = """In the run of 2026-12-03 at `4883ef0` (an Intel Xeon; the run of 2026-12-02 was on
+an AMD EPYC machine, so the absolute figures of the two are not comparable), 100 μ-law
+calls were carried with no frame lost either way at 0.28 % of a core per call with the
+C extension, 2.70× the floor relay (0.105 %). Caller frames now go to the agent as
+their packets arrive and agent frames to the caller as they arrive, so the latency
+trunkline adds over the floor at 100 calls is about 1 ms p99 towards the agent and
+3 ms towards the carrier (19 and 12 ms p50 before, the wait for the 20 ms tick). The
+C extension saves 11 % of trunkline's CPU end to end (0.89×): system calls, the
+event loop and the kernel's share of each packet are most of the rest. PCM16 16 kHz
+costs 0.63 % of a core per call (1.78× the floor, which resamples the same way) and
+lost nothing at 100 calls.
 """
 
 
