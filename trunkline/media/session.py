@@ -22,7 +22,7 @@ by the tick from the next 5 ms slot. An agent that fell behind (the caller got
 silence for up to ``MAX_CATCH_UP_FRAMES`` slots, say while the loop stalled)
 and catches up with several frames at once has them all go as they arrive:
 they are late, not ahead. A frame or two that stand queued behind a
-stream arriving in real time (an agent that caught up after a gap) are delay,
+stream arriving in real time (one came too early to go at once) are delay,
 not pacing, and go a frame at a time on top of the ticks' (``standing``). The taps are
 lists built when the call's options are known: a call without recording has
 no recorder tap. The wire protocol (Inkbox or the Twilio persona) is the
@@ -481,7 +481,8 @@ class MediaSession:
         handle = self._tick_handle
         if handle is None or self.caller is None or playout.backlog_frames == before:
             return
-        if playout.backlog_frames != before + 1:
+        single = playout.backlog_frames == before + 1
+        if not single:
             self._owed = 0  # a burst is paced from its start
         elif self._owed:
             # The agent is catching up on a gap the caller heard as silence: these
@@ -489,7 +490,7 @@ class MediaSession:
             self._owed -= 1
             self._play(playout.tick())
             return
-        if playout.backlog_frames == before + 1 and self._lead < MAX_LEAD_FRAMES:
+        if single and self._lead < MAX_LEAD_FRAMES:
             # One frame, as an agent streaming in real time sends it: it goes now, and
             # the tick of its period becomes its deadline.
             earlier = self._playout_deadline.arrived(handle, restart=not self._sending)

@@ -1,13 +1,11 @@
 """Telling a standing backlog of agent audio from a burst the tick must pace.
 
 Agent frames that arrive one at a time are played as they come, up to
-``MAX_LEAD_FRAMES`` ahead of the playout's ticks. That lead is counted from
-the start of a talk spurt. When the agent falls behind (a frame or two late,
-the caller hearing a gap) and then catches up with several frames at once,
-the frames it sends to make up for the gap count as lead although they are
-not ahead of anything: the last of them waits in the playout and, since every
-later frame arrives on time, one frame stays queued for the rest of the spurt
-— 20 ms more latency on everything the agent says.
+``MAX_LEAD_FRAMES`` ahead of the playout's ticks. When a frame comes so early
+that the lead is used up, it waits in the playout; if every later frame then
+arrives on time, each goes in place of the one before it, and one frame stays
+queued for the rest of the talk spurt — 20 ms more latency on everything the
+agent says.
 
 A burst the tick must pace (synthesized speech sent faster than real time)
 looks different: the backlog is drained one frame per tick, and nothing
@@ -15,10 +13,9 @@ arrives in between, or it grows. A *standing* backlog is one that, for
 ``STANDING_TICKS`` ticks in a row, is at most ``MAX_STANDING_FRAMES`` deep, did
 not grow, and had a frame arrive since the previous tick: the agent is
 streaming in real time and the queue is pure delay. One frame of it is played
-at that tick, on top of the tick's own; the receiver, which has just heard a
-gap of at least that much, gets it early by at most the lead it already
-accepts. A deeper backlog is the agent's own choice to send ahead, and is
-paced.
+at that tick, on top of the tick's own, so the receiver gets the stream at
+most ``MAX_STANDING_FRAMES`` frames sooner than the ticks would have sent it.
+A deeper backlog is the agent's own choice to send ahead, and is paced.
 """
 
 from __future__ import annotations
