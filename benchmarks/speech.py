@@ -1,12 +1,15 @@
 """Speech accuracy, latency and capacity with the embedded engines, through the parts calls use.
 
-    python -m benchmarks.speech [--runs 3] [--concurrency 15] [--trial-seconds 30]
-                                [--max-p95-ms 800] [--allow-uncommitted]
+    python -m benchmarks.speech [--engine moonshine|whisper] [--runs 3] [--concurrency 15]
+                                [--trial-seconds 30] [--max-p95-ms 800] [--allow-uncommitted]
+
+The engine measured is the configured default (``--engine`` picks the other);
+the word error rates and the CPU cost per second of speech of the other
+embedded engine are measured in the same run, as the reference.
 
 1. **Word error rate, synthetic voice**: each sentence of a fixed corpus is
    spoken by the bundled piper voice, carried as μ-law 8 kHz, cut out by the
-   call's voice activity detector and transcribed by the embedded Whisper
-   model.
+   call's voice activity detector and transcribed by the engine.
 2. **Word error rate, real human speech** (``benchmarks.human_speech``: a
    LibriVox reader and a CMU speaker) through a telephone line
    (``benchmarks.telephone``: 300–3400 Hz, 8 kHz, μ-law), clean and with
@@ -57,9 +60,10 @@ from trunkline.media.speech_output import SpeechOutput
 from trunkline.media.speech_work import SpeechWork
 from trunkline.media.transcription import Transcription
 from trunkline.speech.engines import SpeechEngines
+from trunkline.speech.moonshine import MoonshineTranscriber
 from trunkline.speech.segmenter import SpeechSegmenter, Utterance
 from trunkline.speech.synthesizer import PiperSynthesizer
-from trunkline.speech.transcriber import REPETITION_PENALTY, WhisperTranscriber
+from trunkline.speech.transcriber import REPETITION_PENALTY, Transcriber, WhisperTranscriber
 from trunkline.speech.wer import word_errors
 from trunkline.speech.workers import SpeechWorkers
 
@@ -154,29 +158,51 @@ def score(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     }
 
 
-def synthetic_wer(sentences: list[str], audio: dict[str, bytes], whisper: WhisperTranscriber
+def synthetic_wer(sentences: list[str], audio: dict[str, bytes], engine: Transcriber
                   ) -> dict[str, Any]:  # fmt: skip
     pairs = []
     for sentence in sentences:
         pcm = b"".join(u.pcm for u in utterances_of(audio[sentence]))
-        pairs.append((sentence, whisper.transcribe(pcm)))
+        pairs.append((sentence, engine.transcribe(pcm)))
     return score(pairs)
 
 
-def human_wer(whisper: WhisperTranscriber) -> dict[str, Any]:
-    """Word error rate on real human speech through a phone line, per condition."""
+def human_wer(engine: Transcriber) -> dict[str, Any]:
+    """Word error rate on real human speech through a phone line, per condition, and the
+    engine's CPU time per second of that speech (process time, one utterance at a time)."""
     if not human_speech.available():
         return {"error": "pocketsphinx-testdata is not installed"}
     clips = human_speech.clips()
     conditions: dict[str, Any] = {}
+    cpu_seconds = audio_seconds = 0.0
     for label, snr in CONDITIONS:
         pairs = []
         for seed, clip in enumerate(clips):
-            line = telephone_line(clip.pcm16, clip.rate, snr=snr, seed=seed)
+            pcm = ulaw_to_pcm16(telephone_line(clip.pcm16, clip.rate, snr=snr, seed=seed))
             # The whole clip: this scores the recognizer, not the detector's cuts.
-            pairs.append((clip.text, whisper.transcribe(ulaw_to_pcm16(line))))
+            started = time.process_time()
+            pairs.append((clip.text, engine.transcribe(pcm)))
+            cpu_seconds += time.process_time() - started
+            audio_seconds += len(pcm) / 16000
         conditions[label] = score(pairs)
-    return {"clips": [c.name for c in clips], "conditions": conditions}
+    return {
+        "clips": [c.name for c in clips],
+        "conditions": conditions,
+        "cpu_ms_per_speech_second": cpu_seconds / audio_seconds * 1000,
+    }
+
+
+def engine_named(name: str, window_seconds: int) -> Transcriber:
+    if name == "moonshine":
+        return MoonshineTranscriber(threads=1)
+    return WhisperTranscriber(threads=1, window_seconds=window_seconds)
+
+
+def engine_description(name: str, window_seconds: int) -> str:
+    if name == "moonshine":
+        return "moonshine tiny (onnxruntime, 1 thread, greedy)"
+    return (f"whisper tiny.en (int8, 1 thread, {window_seconds} s window, "
+            f"repetition penalty {REPETITION_PENALTY})")  # fmt: skip
 
 
 async def first_audio_latency(responses: list[str], engines: SpeechEngines) -> dict[str, float]:
@@ -252,7 +278,7 @@ async def live_trial(
     calls: int,
     seconds: float,
     audio: list[bytes],
-    whisper: WhisperTranscriber,
+    engine: Transcriber,
     *,
     workers: int,
     batch: int,
@@ -294,7 +320,7 @@ async def live_trial(
         output = SpeechOutput(None, synthesis, work, playout=playout, play=lambda audio: None)
         send = sender(caller)
         transcription = Transcription(
-            whisper, pool, work, barge_in=BargeIn(playout, output, send), send_to_agent=send,
+            engine, pool, work, barge_in=BargeIn(playout, output, send), send_to_agent=send,
             partial_every_ms=partial_ms,
         )  # fmt: skip
         transcription.stt_mode = True
@@ -342,7 +368,7 @@ def carried(trial: dict[str, Any], max_p95_ms: float) -> bool:
 
 
 async def one_run(
-    args: argparse.Namespace, audio: list[bytes], whisper: WhisperTranscriber,
+    args: argparse.Namespace, audio: list[bytes], engine: Transcriber,
     engines: SpeechEngines, responses: list[str], seed: int,
 ) -> dict[str, Any]:  # fmt: skip
     """One run of every timing figure."""
@@ -352,7 +378,7 @@ async def one_run(
     sustained = 0
     for calls in steps:
         print(f"  live trial: {calls} callers for {args.trial_seconds:.0f} s ...", flush=True)
-        trial = await live_trial(calls, args.trial_seconds, audio, whisper, **live)
+        trial = await live_trial(calls, args.trial_seconds, audio, engine, **live)
         trials.append(trial)
         if carried(trial, args.max_p95_ms):
             sustained = max(sustained, calls)
@@ -383,31 +409,40 @@ def med(runs: list[dict[str, Any]], *path: str) -> float | None:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     voice = PiperSynthesizer()
-    whisper = WhisperTranscriber(threads=1, window_seconds=args.window_seconds)
-    print("loading the voice and the model ...", flush=True)
-    load_started = time.perf_counter()
+    engine = engine_named(args.engine, args.window_seconds)
+    reference_name = "whisper" if args.engine == "moonshine" else "moonshine"
+    reference = engine_named(reference_name, args.window_seconds)
+    print("loading the voice and the models ...", flush=True)
     await asyncio.to_thread(voice.load)
-    await asyncio.to_thread(whisper.load)
+    load_started = time.perf_counter()
+    await asyncio.to_thread(engine.load)
     load_seconds = time.perf_counter() - load_started
+    await asyncio.to_thread(reference.load)
     sentences = list(CORPUS[: args.sentences])
     audio = {s: await asyncio.to_thread(speak, voice, s) for s in sentences}
     print(f"word error rate: {len(sentences)} synthetic sentences, real speech ...", flush=True)
-    synthetic = synthetic_wer(sentences, audio, whisper)
-    human = human_wer(whisper)
+    synthetic = synthetic_wer(sentences, audio, engine)
+    human = human_wer(engine)
+    print(f"the same with {reference_name}, the reference ...", flush=True)
+    reference_figures = {
+        "engine": engine_description(reference_name, args.window_seconds),
+        "synthetic": synthetic_wer(sentences, audio, reference),
+        "human": human_wer(reference),
+    }
+    del reference
     engines = SpeechEngines(settings_from({"transcription": "off"}))
     responses = [f"{a} {b}" for a, b in zip(sentences, sentences[1:], strict=False)]
     runs: list[dict[str, Any]] = []
     try:
         for number in range(args.runs):
             print(f"run {number + 1} of {args.runs}:", flush=True)
-            runs.append(await one_run(args, list(audio.values()), whisper, engines,
+            runs.append(await one_run(args, list(audio.values()), engine, engines,
                                       responses[: args.responses], seed=number))  # fmt: skip
     finally:
         engines.stop()
     return {
         "engines": {
-            "transcription": f"whisper tiny.en (int8, 1 thread, {args.window_seconds} s window, "
-            f"repetition penalty {REPETITION_PENALTY})",
+            "transcription": engine_description(args.engine, args.window_seconds),
             "speech": "piper joe",
         },
         "engine_load_seconds": load_seconds,
@@ -422,6 +457,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "max_p95_ms": args.max_p95_ms,
         },
         "word_error_rate": {"synthetic": synthetic, "human": human},
+        "reference": reference_figures,
         "median": {
             "one_call_p50_ms": med(runs, "one_call", "end_of_speech_to_final_p50_ms"),
             "one_call_p95_ms": med(runs, "one_call", "end_of_speech_to_final_p95_ms"),
@@ -437,6 +473,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--engine", choices=("moonshine", "whisper"),
+                        default=str(settings_from({}).speech.transcription),
+                        help="the embedded engine measured (the other is the reference)")  # fmt: skip
     parser.add_argument("--runs", type=int, default=3, help="timing runs (figures: median)")
     parser.add_argument("--sentences", type=int, default=len(CORPUS))
     parser.add_argument("--responses", type=int, default=16)
@@ -471,6 +510,15 @@ def main() -> None:
         ("first text -> first audio p50 (ms)", m["tts_first_audio_p50_ms"], "<= 300"),
         ("transcribed calls per core (carried)", m["transcribed_calls_per_core"], ">= 15"),
     ]
+    for label, figures in results["reference"]["human"].get("conditions", {}).items():
+        rows.append((f"  reference: WER human speech, {label} (%)",
+                     figures["word_error_rate"] * 100, ""))  # fmt: skip
+    cost = results["word_error_rate"]["human"].get("cpu_ms_per_speech_second")
+    reference_cost = results["reference"]["human"].get("cpu_ms_per_speech_second")
+    if cost and reference_cost:
+        rows.append(("CPU ms per second of speech", cost, ""))
+        rows.append(("  reference: CPU ms per second of speech", reference_cost, ""))
+        rows.append(("  reference / engine, CPU", reference_cost / cost, ""))
     print_table(["figure (median of runs)", "value", "target"],
                 [(a, "n/a" if b is None else b, c) for a, b, c in rows])  # fmt: skip
     write_results("speech", results)

@@ -38,7 +38,8 @@ class LogFormat(StrEnum):
 
 
 class TranscriptionEngine(StrEnum):
-    WHISPER = "whisper"  # the embedded faster-whisper model
+    MOONSHINE = "moonshine"  # the embedded Moonshine tiny model (onnxruntime)
+    WHISPER = "whisper"  # the embedded faster-whisper model (tiny.en)
     HTTP = "http"  # an OpenAI-compatible transcription API
     OFF = "off"
 
@@ -293,8 +294,9 @@ class SpeechSettings:
 
     transcription: TranscriptionEngine = setting(
         "transcription",
-        TranscriptionEngine.WHISPER,
-        "speech to text: whisper (embedded tiny.en), http (OpenAI-compatible) or off",
+        TranscriptionEngine.MOONSHINE,
+        "speech to text: moonshine (embedded Moonshine tiny), whisper (embedded Whisper "
+        "tiny.en), http (OpenAI-compatible) or off",
     )
     vad: VadEngine = setting(
         "vad",
@@ -318,7 +320,7 @@ class SpeechSettings:
         "while a caller speaks, a partial transcript pass this often (0: none)",
     )
     transcription_threads: int = setting(
-        "transcription_threads", 1, "CPU threads each Whisper transcription may use"
+        "transcription_threads", 1, "CPU threads each embedded-model transcription may use"
     )
     transcription_window_seconds: int = setting(
         "transcription_window_seconds",

@@ -15,6 +15,7 @@ import logging
 from functools import cache
 
 from trunkline.config import Settings, VadEngine
+from trunkline.speech.moonshine import MoonshineTranscriber
 from trunkline.speech.neural_vad import NeuralVadUnavailable, SileroModel, shared_model
 from trunkline.speech.synthesizer import EspeakSynthesizer, PiperSynthesizer, Synthesizer
 from trunkline.speech.transcriber import HttpTranscriber, Transcriber, WhisperTranscriber
@@ -28,6 +29,11 @@ SYNTHESIS_QUEUE = 256
 @cache
 def _whisper(threads: int, workers: int, window_seconds: int) -> WhisperTranscriber:
     return WhisperTranscriber(threads=threads, workers=workers, window_seconds=window_seconds)
+
+
+@cache
+def _moonshine(threads: int) -> MoonshineTranscriber:
+    return MoonshineTranscriber(threads=threads)
 
 
 @cache
@@ -52,6 +58,8 @@ def neural_vad_for(settings: Settings) -> SileroModel | None:
 
 
 def transcriber_for(settings: Settings) -> Transcriber | None:
+    if settings.speech.transcription == "moonshine":
+        return _moonshine(settings.speech.transcription_threads)
     if settings.speech.transcription == "whisper":
         return _whisper(
             settings.speech.transcription_threads,

@@ -1,11 +1,12 @@
 """Loading the speech engines at start-up, in the background, so the first call is not the slow one.
 
 ``SpeechPreload.start`` loads each configured engine on a daemon thread of its
-own, then runs it once on a short input (Whisper on half a second of silence,
+own, then runs it once on a short input (the embedded recognizers on half a
+second of a quiet tone,
 the voice on one word; the transcription step loads the neural VAD too) so
 that the embedded models' first-use costs are paid before a caller waits on
-them. Each step is logged (``loading speech engine whisper``,
-``speech engine whisper ready in 1.2 s``) and each engine's state —
+them. Each step is logged (``loading speech engine transcription:moonshine``,
+``speech engine transcription:moonshine ready in 0.4 s``) and each engine's state —
 ``loading``, ``ready`` or ``failed`` — is readable at any time from any thread
 (``/readyz`` shows it). The engines are the process-wide ones of
 ``speech.engines``, so the calls use exactly what was loaded here.
@@ -19,14 +20,20 @@ import time
 from collections.abc import Callable
 from enum import StrEnum
 
+import numpy as np
+
 from trunkline.config import Settings
 from trunkline.speech.engines import neural_vad_for, synthesizer_for, transcriber_for
 
 log = logging.getLogger("trunkline.speech")
 
-WARM_UP_SILENCE = bytes(8000)  # 0.5 s of PCM16 at 8 kHz
+# 0.5 s of PCM16 at 8 kHz: a 440 Hz tone at about -30 dBFS, loud enough to be decoded
+# (silence is skipped before the model), with no words in it.
+WARM_UP_TONE = (1000 * np.sin(2 * np.pi * 440 * np.arange(4000) / 8000)).astype("<i2").tobytes()
 WARM_UP_TEXT = "ready"
-WARMED_UP = frozenset({"whisper", "piper"})  # the embedded models, run once after loading
+WARMED_UP = frozenset(
+    {"moonshine", "whisper", "piper"}
+)  # the embedded models, run once after loading
 
 
 _warmed: set[int] = set()  # ids of the process-wide engines already run once
@@ -59,7 +66,7 @@ class SpeechPreload:
             def load_transcriber() -> None:
                 transcriber.load()
                 if transcriber.name in WARMED_UP and _first_warm_up(transcriber):
-                    transcriber.transcribe(WARM_UP_SILENCE)  # not a remote API: it would bill
+                    transcriber.transcribe(WARM_UP_TONE)  # not a remote API: it would bill
                 neural_vad_for(settings)  # the calls' VAD; one that cannot load is logged
 
             self._steps[f"transcription:{transcriber.name}"] = load_transcriber

