@@ -31,6 +31,30 @@ def test_how_a_partial_transcript_ends(text: str | None, ending: Ending) -> None
     assert text_ending(text) is ending
 
 
+@pytest.mark.parametrize(
+    ("text", "ending"),
+    [
+        ("The printer in the office is out of paper,", Ending.UNKNOWN),
+        ("Well, let me see,", Ending.UNKNOWN),
+        ("I want to go to,", Ending.TRAILING),  # the words still say more is coming
+        ("So I was thinking, um,", Ending.TRAILING),
+        ("Where are you from,", Ending.TRAILING),
+        ("Can you help me with my account?", Ending.COMPLETE),
+    ],
+)
+def test_a_final_comma_says_nothing_for_a_decoder_whose_commas_do_not_trail(
+    text: str, ending: Ending
+) -> None:
+    assert text_ending(text, comma_trails=False) is ending
+
+
+def test_the_hang_over_for_a_final_comma_follows_the_decoder() -> None:
+    timing = TurnTiming(min_ms=200, plain_ms=400, max_ms=800)
+    assert EndOfTurn(timing).hangover_ms("The box was open,") == 800
+    assert EndOfTurn(timing, comma_trails=False).hangover_ms("The box was open,") == 400
+    assert EndOfTurn(timing, comma_trails=False).hangover_ms("I'd like to order a,") == 800
+
+
 def test_the_hang_over_follows_the_words() -> None:
     turns = EndOfTurn(TurnTiming(min_ms=200, plain_ms=400, max_ms=800))
     assert turns.hangover_ms("Can you help me with my account?") == 200

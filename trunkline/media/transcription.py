@@ -132,7 +132,7 @@ class Transcription:
         self._caller = _Party("remote", self._partial_every)
         self._caller.segmenter = SpeechSegmenter(
             neural=SileroStream(neural_vad) if neural_vad is not None else None,
-            turns=EndOfTurn(),
+            turns=EndOfTurn(comma_trails=getattr(transcriber, "comma_trails", True)),
             partial=self._caller.partial,
         )
         self._agent: _Party | None = _Party("local", self._partial_every)

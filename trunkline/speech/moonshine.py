@@ -129,6 +129,8 @@ class MoonshineTranscriber:
     """Moonshine tiny.en on the CPU, shared by the speech workers (onnxruntime is thread-safe)."""
 
     name = "moonshine"
+    # A complete sentence often comes out with a final comma: it says nothing of more words.
+    comma_trails = False
 
     def __init__(self, *, model_path: str | None = None, threads: int = 1) -> None:
         self._model_path = model_path

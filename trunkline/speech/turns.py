@@ -10,7 +10,10 @@ each time it is asked, from what is known of the utterance so far:
   conjunction ("and", "so"), an article ("a"), a comma, or outside a
   question a preposition or auxiliary ("to", "is") — waits ``max_ms``,
   whatever punctuation the decoder put after it (Whisper writes "I'd like to
-  order a.");
+  order a."). A final comma counts only for a decoder whose commas mean it:
+  Moonshine ends a fifth of complete sentences with one when the audio stops
+  at the last voiced frame ("The printer is out of paper,"), so for it a
+  comma after any other word says nothing either way;
 - without a partial (or an undecided one), ``plain_ms``, lengthened for a
   caller whose own pauses between words have been long: the hang-over is
   kept above the longest of their recent mid-turn pauses by ``pause_margin_ms``.
@@ -57,8 +60,8 @@ class Ending(Enum):
     UNKNOWN = "unknown"  # no text, or nothing says either way
 
 
-def text_ending(text: str | None) -> Ending:
-    """How a partial transcript ends."""
+def text_ending(text: str | None, *, comma_trails: bool = True) -> Ending:
+    """How a partial transcript ends (``comma_trails``: a final comma means more is coming)."""
     if not text:
         return Ending.UNKNOWN
     stripped = text.rstrip()
@@ -66,10 +69,12 @@ def text_ending(text: str | None) -> Ending:
     if not words:
         return Ending.UNKNOWN
     last = words[-1]
-    if last in TRAILING_WORDS or stripped.endswith((",", "...", "…", "-", "—", ";", ":")):
+    if last in TRAILING_WORDS or stripped.endswith(("...", "…", "-", "—", ";", ":")):
         return Ending.TRAILING
     if last in OPEN_WORDS and not stripped.endswith("?"):
         return Ending.TRAILING
+    if stripped.endswith(","):
+        return Ending.TRAILING if comma_trails else Ending.UNKNOWN
     if stripped.endswith((".", "?", "!")):
         return Ending.COMPLETE
     return Ending.UNKNOWN
@@ -90,10 +95,11 @@ SHORTEST_PAUSE_MS = 60  # a shorter gap in voice is part of a word, not a pause
 class EndOfTurn:
     """One party's end-of-turn policy; learns that party's pauses as the call goes on."""
 
-    __slots__ = ("_pauses", "timing")
+    __slots__ = ("_comma_trails", "_pauses", "timing")
 
-    def __init__(self, timing: TurnTiming | None = None) -> None:
+    def __init__(self, timing: TurnTiming | None = None, *, comma_trails: bool = True) -> None:
         self.timing = timing or TurnTiming()
+        self._comma_trails = comma_trails
         self._pauses: deque[int] = deque(maxlen=PAUSES_KEPT)
 
     def pause_observed(self, pause_ms: int) -> None:
@@ -108,7 +114,7 @@ class EndOfTurn:
     def hangover_ms(self, partial: str | None) -> int:
         """How much silence ends the turn, given the latest partial transcript (None: none)."""
         timing = self.timing
-        ending = text_ending(partial)
+        ending = text_ending(partial, comma_trails=self._comma_trails)
         if ending is Ending.COMPLETE:
             return timing.min_ms
         if ending is Ending.TRAILING:
