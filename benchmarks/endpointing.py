@@ -1,6 +1,7 @@
 """End of turn: how soon after a caller stops speaking the turn is over, and what it costs per frame.
 
-    python -m benchmarks.endpointing [--sentences 34] [--frames 3000] [--save]
+    python -m benchmarks.endpointing [--engine moonshine|whisper] [--sentences 34]
+                                     [--frames 3000] [--save]
 
 Each sentence of the speech benchmark's corpus is spoken by the bundled piper
 voice, trimmed to its first and last audible sample (so the end of speech is
@@ -11,7 +12,8 @@ call's segmenter in three configurations:
 - ``silero``: the Silero VAD and the adaptive end of turn without any partial
   transcript (the plain hang-over);
 - ``silero+decode``: as a speech-to-text call runs it — 160 ms into a pause
-  the utterance so far goes to Whisper; its text reaches the end-of-turn rule
+  the utterance so far goes to the recognizer (``--engine``, by default the
+  configured one, on one thread); its text reaches the end-of-turn rule
   when the decoding (timed on this machine) is done, and when the turn ends
   on that audio it is the final transcript;
 - ``silero+text``: the same with the text there at once, as from a decoder
@@ -43,13 +45,15 @@ import numpy as np
 import webrtcvad
 
 from benchmarks._report import percentile, print_table, write_results
-from benchmarks.speech import CORPUS
+from benchmarks.speech import CORPUS, engine_named
 from trunkline.codecs.g711 import ulaw_to_pcm16
+from trunkline.config import settings_from
 from trunkline.speech.echo import EchoGuard
 from trunkline.speech.neural_vad import SileroModel, SileroStream
+from trunkline.speech.preload import WARM_UP_TONE
 from trunkline.speech.segmenter import SpeechSegmenter, Utterance
 from trunkline.speech.synthesizer import PiperSynthesizer
-from trunkline.speech.transcriber import WhisperTranscriber
+from trunkline.speech.transcriber import Transcriber
 from trunkline.speech.turns import EndOfTurn
 
 FRAME = 160  # μ-law bytes in 20 ms
@@ -81,16 +85,16 @@ def framed(ulaw: bytes, lead_ms: int = 400, tail_ms: int = 1500) -> list[bytes]:
 
 
 class Decoder:
-    """Whisper on one thread, each distinct audio decoded once; times kept per audio."""
+    """The recognizer on one thread, each distinct audio decoded once; times kept per audio."""
 
-    def __init__(self, whisper: WhisperTranscriber) -> None:
-        self._whisper = whisper
+    def __init__(self, engine: Transcriber) -> None:
+        self.engine = engine
         self._done: dict[bytes, tuple[str, float]] = {}
 
     def decode(self, pcm: bytes) -> tuple[str, float]:
         if pcm not in self._done:
             started = time.perf_counter()
-            text = self._whisper.transcribe(pcm)
+            text = self.engine.transcribe(pcm)
             self._done[pcm] = (text, (time.perf_counter() - started) * 1000)
         return self._done[pcm]
 
@@ -127,6 +131,7 @@ class DecodeAhead:
 def run_turns(
     ulaw_frames: list[bytes], config: str, model: SileroModel, decoder: Decoder
 ) -> list[tuple[int, Utterance, float]]:
+    comma_trails = getattr(decoder.engine, "comma_trails", True)
     """(turn end in ms of audio, utterance, ms from turn end to its final) per turn."""
     ahead = (
         DecodeAhead(decoder, instant=config == "silero+text")
@@ -136,7 +141,9 @@ def run_turns(
     if config == "webrtc-500":
         segmenter = SpeechSegmenter()
     else:
-        segmenter = SpeechSegmenter(neural=SileroStream(model), turns=EndOfTurn(), partial=ahead)
+        segmenter = SpeechSegmenter(
+            neural=SileroStream(model), turns=EndOfTurn(comma_trails=comma_trails), partial=ahead
+        )
     if ahead is not None:
         ahead.segmenter = segmenter
     turns = []
@@ -188,13 +195,14 @@ def summary(values: list[float]) -> dict[str, float]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     voice = PiperSynthesizer()
-    whisper = WhisperTranscriber(threads=1)
-    print("loading the voice, Whisper and the Silero VAD ...", flush=True)
+    window = settings_from({}).speech.transcription_window_seconds
+    engine = engine_named(args.engine, window)
+    print(f"loading the voice, {args.engine} and the Silero VAD ...", flush=True)
     voice.load()
-    whisper.load()
-    whisper.transcribe(bytes(8000))
+    engine.load()
+    engine.transcribe(WARM_UP_TONE)
     model = SileroModel()
-    decoder = Decoder(whisper)
+    decoder = Decoder(engine)
 
     def speak(text: str) -> bytes:
         return trimmed(b"".join(voice.synthesize(text)))
@@ -220,6 +228,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"timing {args.frames} frames per part ...", flush=True)
     costs = frame_costs(framed(sentences[0], 0, 0), model, args.frames)
     return {
+        "engine": args.engine,
         "utterances": len(sentences),
         "decision_ms": {c: summary(v) for c, v in decision.items()},
         "end_of_speech_to_final_ms": {c: summary(v) for c, v in final.items()},
@@ -230,6 +239,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--engine", choices=("moonshine", "whisper"),
+                        default=str(settings_from({}).speech.transcription))  # fmt: skip
     parser.add_argument("--sentences", type=int, default=len(CORPUS))
     parser.add_argument("--pause-ms", type=int, default=350)
     parser.add_argument("--frames", type=int, default=3000)
