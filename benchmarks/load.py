@@ -122,8 +122,8 @@ PROFILES: dict[str, dict[str, Any]] = {
               "steps": [50, 100, 200, 300, 400, 500]},
     "pcm16": {"agent_audio": "pcm16_16k", "recording": False, "transcription": "off",
               "steps": [50, 100, 200, 300, 400]},
-    "transcription": {"agent_audio": "mulaw8k", "recording": True, "transcription": "whisper",
-                      "steps": [2, 4, 8, 12, 16, 20, 24]},
+    "transcription": {"agent_audio": "mulaw8k", "recording": True, "transcription": "moonshine",
+                      "steps": [4, 8, 12, 16, 20, 24, 32]},
 }  # fmt: skip
 MAX_LOSS = 0.001
 MAX_LATENCY_P99_MS = 5.0  # added by trunkline, each way
