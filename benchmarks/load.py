@@ -70,6 +70,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -473,7 +474,6 @@ async def run_carrier(args: argparse.Namespace) -> None:
 
 
 def scrape(url: str) -> str:
-    import urllib.request
 
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -547,6 +547,18 @@ def breaks(step: dict[str, Any], floor: dict[str, Any] | None) -> list[str]:
 
 
 # -- orchestration ----------------------------------------------------------------------
+
+
+def wait_until_ready(http_port: int, seconds: float = 60.0) -> None:
+    """Until ``/readyz`` answers 200: the speech engines are loaded and warmed up."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=2):
+                return
+        except OSError:  # 503 while loading (HTTPError), or not answering yet
+            time.sleep(0.2)
+    raise RuntimeError(f"trunkline on {http_port} not ready within {seconds:.0f} s")
 
 
 def python(*args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
@@ -630,6 +642,7 @@ def measure(
                        TRUNKLINE_ALLOW_INSECURE_URLS="1", TRUNKLINE_ALLOW_PRIVATE_TARGETS="1",
                        TRUNKLINE_LOG_LEVEL="warning", TRUNKLINE_SHUTDOWN_TIMEOUT_SECONDS="1",
                        TRUNKLINE_TRANSCRIPTION=profile["transcription"],
+                       TRUNKLINE_READY_WAITS_FOR_SPEECH="1",
                        TRUNKLINE_WORKERS=str(args.workers))  # fmt: skip
             env = media_path.environment(kind, env)
             log_path = work / f"trunkline-{name}.log"
@@ -639,6 +652,8 @@ def measure(
             )
             processes.append(server)
             wait_until_listening(http_port)
+            # Steady state only: the speech models load in the background after start-up.
+            wait_until_ready(http_port)
             implementation = media_path.confirm(log_path, kind, processes=args.workers)
             time.sleep(0.5 * args.workers)  # every worker binds before the first INVITE
             if cores is not None:  # the workers inherited it; say so for every process anyway
