@@ -104,7 +104,7 @@ def test_settings_are_frozen_and_parsed_once() -> None:
 
 def test_every_setting_round_trips_through_its_environment_name() -> None:
     values = setting_values(Settings())
-    assert len(values) == len(set(values)) == 92
+    assert len(values) == len(set(values)) == 93
     assert settings_from(values) == Settings()
     with pytest.raises(ConfigError, match="unknown settings sip_prot"):
         settings_from({"sip_prot": 1})

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 from typing import Any
 
-from trunkline.config import settings_from
+import pytest
+
+from trunkline.config import WorkerPriority, settings_from
 from trunkline.speech.engines import transcription_workers
 from trunkline.speech.workers import BACKGROUND, URGENT, SpeechWorkers, spare_cores
 
@@ -159,3 +162,40 @@ def test_one_worker_per_spare_core_by_default() -> None:
     assert spare_cores() == max(1, len(os.sched_getaffinity(0)) - 1)
     assert transcription_workers(settings_from({})) == spare_cores()
     assert transcription_workers(settings_from({"transcription_workers": 3})) == 3
+
+
+async def run_in_pool(pool: SpeechWorkers, work: Any) -> Any:
+    """The result of ``work`` run on one of ``pool``'s threads."""
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def done(result: Any, error: BaseException | None, seconds: float) -> None:
+        future.set_exception(error) if error else future.set_result(result)
+
+    try:
+        assert pool.submit(URGENT, work, done)
+        return await asyncio.wait_for(future, 10)
+    finally:
+        pool.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread policy is Linux's")
+async def test_workers_run_at_idle_priority_by_default_and_leave_the_loop_alone() -> None:
+    pool = SpeechWorkers("test-idle", threads=1, max_queued=4)
+    assert await run_in_pool(pool, lambda: os.sched_getscheduler(0)) == os.SCHED_IDLE
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the event loop's thread is untouched
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+async def test_low_priority_workers_are_niced_and_normal_ones_are_not() -> None:
+    low = SpeechWorkers("test-low", threads=1, max_queued=4, priority=WorkerPriority.LOW)
+    niceness = await run_in_pool(low, lambda: os.getpriority(os.PRIO_PROCESS, 0))
+    assert niceness >= 10
+    assert os.getpriority(os.PRIO_PROCESS, 0) < 10
+    normal = SpeechWorkers("test-normal", threads=1, max_queued=4, priority=WorkerPriority.NORMAL)
+    assert await run_in_pool(normal, lambda: os.sched_getscheduler(0)) == os.SCHED_OTHER
+
+
+def test_the_priority_is_a_setting() -> None:
+    assert settings_from({}).speech.speech_worker_priority is WorkerPriority.IDLE
+    speech = settings_from({"speech_worker_priority": "low"}).speech
+    assert speech.speech_worker_priority is WorkerPriority.LOW

@@ -16,6 +16,7 @@ from trunkline.config.groups import (
     StorageSettings,
     TranscriptionEngine,
     VadEngine,
+    WorkerPriority,
 )
 from trunkline.config.loading import (
     SETTING_NAMES,
@@ -46,6 +47,7 @@ __all__ = [
     "StorageSettings",
     "TranscriptionEngine",
     "VadEngine",
+    "WorkerPriority",
     "describe_settings",
     "load_settings",
     "setting_text",

@@ -44,6 +44,12 @@ class TranscriptionEngine(StrEnum):
     OFF = "off"
 
 
+class WorkerPriority(StrEnum):
+    IDLE = "idle"  # Linux SCHED_IDLE: the CPU time no other thread wants
+    LOW = "low"  # niceness 10
+    NORMAL = "normal"  # as the event loop
+
+
 class VadEngine(StrEnum):
     SILERO = "silero"  # the neural Silero VAD shipped inside faster-whisper (onnxruntime)
     WEBRTC = "webrtc"  # WebRTC's GMM VAD
@@ -308,6 +314,12 @@ class SpeechSettings:
         "transcription_workers",
         0,
         "transcription worker threads, each running one batch at a time (0: one per spare core)",
+    )
+    speech_worker_priority: WorkerPriority = setting(
+        "speech_worker_priority",
+        WorkerPriority.IDLE,
+        "CPU priority of the transcription and speech worker threads against the event loop: "
+        "idle (Linux SCHED_IDLE), low (nice 10) or normal",
     )
     transcription_batch: int = setting(
         "transcription_batch",

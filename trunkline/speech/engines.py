@@ -101,9 +101,13 @@ class SpeechEngines:
             threads=transcription_workers(settings),
             max_queued=settings.speech.transcription_queue,
             max_batch=settings.speech.transcription_batch,
+            priority=settings.speech.speech_worker_priority,
         )
         self.synthesis = SpeechWorkers(
-            "synthesis", threads=settings.speech.speech_workers, max_queued=SYNTHESIS_QUEUE
+            "synthesis",
+            threads=settings.speech.speech_workers,
+            max_queued=SYNTHESIS_QUEUE,
+            priority=settings.speech.speech_worker_priority,
         )
 
     @property

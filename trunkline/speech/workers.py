@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trunkline import metrics
+from trunkline.config import WorkerPriority
 
 log = logging.getLogger("trunkline.speech")
 
@@ -57,25 +58,30 @@ class _Job:
     item: Any = field(compare=False, default=None)
 
 
-# Linux niceness of a speech worker thread: when the event loop's thread wakes (a packet,
-# the 20 ms tick) it takes the core from a busy worker at once, and a worker gets about a
-# tenth of a core it shares with a busy loop (CFS weights 110 against 1024).
-WORKER_NICENESS = 10
+LOW_NICENESS = 10
 
 
-def lower_own_priority(niceness: int = WORKER_NICENESS) -> None:
-    """Give the calling thread ``niceness`` (Linux nice applies per thread; elsewhere a no-op).
+def lower_own_priority(priority: WorkerPriority) -> None:
+    """Lower the calling thread's CPU priority (Linux applies both per thread; elsewhere a
+    no-op).
 
-    Speech work is never more urgent than audio: a model run on the core the event loop
-    runs on must not delay a frame."""
-    set_priority = getattr(os, "setpriority", None)
-    get_native_id = getattr(threading, "get_native_id", None)
-    if set_priority is None or get_native_id is None or not sys.platform.startswith("linux"):
+    Speech work is never more urgent than audio. A model run on the core the event loop
+    runs on otherwise makes the loop's thread wait its turn when a packet or the tick
+    wakes it: in ``benchmarks.load``'s transcription profile that broke the 5 ms added
+    latency at 12 calls per core at normal priority. ``IDLE`` (SCHED_IDLE) lets any normal
+    thread that wakes take the core at once; ``LOW`` (nice 10) leaves a worker about a
+    tenth of a core it shares with a busy loop. The price of both: a worker preempted
+    while it holds the GIL keeps the loop waiting until it runs again, which matters only
+    when other busy processes share the cores.
+    """
+    if priority is WorkerPriority.NORMAL or not sys.platform.startswith("linux"):
         return
+    thread = threading.get_native_id()
     try:
-        current = os.getpriority(os.PRIO_PROCESS, get_native_id())
-        if current < niceness:
-            set_priority(os.PRIO_PROCESS, get_native_id(), niceness)
+        if priority is WorkerPriority.IDLE:
+            os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+        elif os.getpriority(os.PRIO_PROCESS, thread) < LOW_NICENESS:
+            os.setpriority(os.PRIO_PROCESS, thread, LOW_NICENESS)
     except OSError as exc:
         log.warning("could not lower a speech worker's priority: %s", exc)
 
@@ -92,8 +98,17 @@ def spare_cores() -> int:
 class SpeechWorkers:
     """``threads`` workers behind a queue of at most ``max_queued`` jobs."""
 
-    def __init__(self, name: str, *, threads: int, max_queued: int, max_batch: int = 1) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        threads: int,
+        max_queued: int,
+        max_batch: int = 1,
+        priority: WorkerPriority = WorkerPriority.IDLE,
+    ) -> None:
         self.name = name
+        self._priority = priority
         self._heap: list[_Job] = []
         self._max_queued = max_queued
         self._max_batch = max(1, max_batch)
@@ -209,7 +224,7 @@ class SpeechWorkers:
     def _run(self) -> None:
         loop = self._loop
         assert loop is not None
-        lower_own_priority()
+        lower_own_priority(self._priority)
         while True:
             jobs = self._take()
             if jobs is None:
