@@ -350,6 +350,9 @@ def speech_section(result: dict[str, Any]) -> str:
         ["transcribed calls one core carries (largest step carried)",
          number(m["transcribed_calls_per_core"] or 0, 0), "≥ 15"],
     ]  # fmt: skip
+    reference = result.get("reference")
+    if reference:
+        rows += reference_rows(reference, wer["human"])
     met, missed = speech_targets(result)
     verdict = f"Targets met: {', '.join(met) or 'none'}. Not met: {', '.join(missed) or 'none'}."
     return f"""## Speech — `python -m benchmarks.speech`
@@ -360,8 +363,8 @@ LibriVox and CMU clips of Debian's `pocketsphinx-testdata`, through a 300–3400
 line, clean and with white noise; both texts normalised before comparing. Latencies are
 live: callers in real time, each talking half the time, every frame through its call's
 own transcription (detector, partial passes every {live["partial_ms"]} ms, decoding ahead,
-final) on one transcription worker batching up to {live["batch"]} utterances — the
-detector's hang-over, queueing and decoding included. A ramp step is carried when
+final) on one transcription worker (an engine that batches takes up to {live["batch"]}
+utterances at a time) — the detector's hang-over, queueing and decoding included. A ramp step is carried when
 its p95 stays within {number(live["max_p95_ms"], 0)} ms with no final refused.
 Commit `{result.get("commit", "?")[:7]}`, `{result.get("command", "")}`.
 
@@ -372,44 +375,53 @@ Commit `{result.get("commit", "?")[:7]}`, `{result.get("command", "")}`.
 {SPEECH_ANALYSIS}"""
 
 
-SPEECH_ANALYSIS = """In the run of 2026-12-02 (commit 28f41a2, two cores shared with other test
-runs), one call's final comes 596 ms p50 / 691 ms p95 after the caller's last
-word: the p95 target holds, the p50 one misses by about 100 ms. At 15 callers
-the p50 is 1.26 s and the p95 2.1 s: the queue stays bounded (no final refused,
-at most one waiting at the end; it had grown to about 13 s before), but no
-step beyond one call keeps its p95 within 800 ms, so the carried figure is one
-call per core. First audio (540 ms p50) is the
-text-to-speech path, unchanged here, slowed by the same load (223 ms in the
-run of 2026-11-25).
+SPEECH_ANALYSIS = """In the run of 2026-12-03 (commit 4e0b35d) the recognizer is Moonshine tiny,
+which replaced Whisper tiny.en as the default, and every target is met. One
+call's final comes 260 ms p50 / 460 ms p95 after the caller's last word, 15
+callers' 301 ms / 461 ms. The p50 is the 200 ms hang-over after a sentence
+the partial transcript shows complete, plus decoding; the p95 is the plain
+450 ms hang-over, for sentences the recognizer wrote without a final period
+(the turn rules ignore Moonshine's final commas, which it writes after a fifth
+of complete sentences: counted as trailing, they held those turns for 800 ms
+and put the p95 at 820 ms at every concurrency). One worker on one core
+carried 30, 40 and 30 callers in the three runs (40 is the top of the ramp),
+with no final refused: past 25 callers the p95 grows (550–670 ms at 30,
+670–960 ms at 40) as finals queue behind each other. First audio is 222 ms
+p50.
 
-What limits it is Whisper's cost per utterance on one core. For a 2.8 s
-sentence (process CPU time, one thread): resampling and mel features 15 ms,
-encoder 160 ms with the 10 s window (250 ms at 15 s, 880 ms at 30 s), decoder
-140 ms (about 35 ms before the first token, then about 10 ms a token). At one
-call the final is ready 160 ms into the pause (decoding ahead) plus that
-decoding, plus whatever partial pass is still running; the wall time of both
-stretches with the machine's load. At 15 callers, each talking half the
-time, the finals alone need most of a core, so partial passes find no idle
-worker, turns end on the plain 450 ms hang-over, and finals queue behind each
-other. Batching saves little (the encoder's work grows with the batch). The
-15-calls-per-core and 500 ms targets need a cheaper recognizer than Whisper
-tiny.en on a CPU core (about a quarter of the work per utterance), or more
-cores (`TRUNKLINE_TRANSCRIPTION_WORKERS`), or a remote engine
-(`TRUNKLINE_TRANSCRIPTION=http`).
-
-On real speech the 10 s window with the repetition penalty reads 11.8 % WER
-clean (the former 15 s window: 11.8 %), 21.5 % at 20 dB (25.8 %) and 47.3 % at
-10 dB (49.5 %). The errors left are mostly the card names through the
-300–3400 Hz band ("clubs" heard as "close", "clothes", "quote") and a few
-words of the LibriVox reading ("ill disposed" heard as "able to suppose").
-Tried and not taken: beam search (5) for finals, about 19 % at 20 dB for about
-15 % more CPU per final; a 30 s window
-(20.4 % at 20 dB, three times the work); windows fitted to the utterance
-(34 % clean). Larger Whisper models (base.en, small.en) are not shipped by any
-installed package, and nothing is downloaded at run time, so they were not
-measured. The bundled voice's WER moves by a few words between runs of the
-same code (3.3 % and 4.3 % seen with this one).
+What made the difference is the recognizer's cost. Moonshine's encoder reads
+the audio as long as it is, where Whisper's reads a fixed 10 s window: on the
+real-speech clips it needs 28 ms of CPU per second of speech against
+Whisper's 68 ms in the same run (2.4× less), and a final of a 2–3 s sentence
+takes 50–100 ms. It reads better too: 4.3 % WER clean and 7.5 % at 20 dB SNR
+on real phone speech, against Whisper's 11.8 % and 15.1 %; 33.3 % at 10 dB
+(46.2 %). On the bundled voice it reads 4.3 % against 3.3 %, most of it one
+sentence ("We will arrive at eight o'clock tonight" heard as "We wore a rabid
+eater clock to-night"); that voice's WER moves by a few words between runs
+(2.0 % in the run before this one). Batching, which Whisper uses, is off for
+Moonshine: its encoder attends to a batch's padding, so a padded utterance
+reads differently, and on a CPU a batch cost what its utterances cost one by
+one. The real-speech corpus is small (93 words), so a word is a point of WER.
 """
+
+
+def reference_rows(reference: dict[str, Any], human: dict[str, Any]) -> list[list[str]]:
+    """The other embedded engine's figures from the same run, and the cost ratio."""
+    name = reference["engine"].split(" (")[0]
+    rows = [[f"reference, {name}: word error rate, bundled voice",
+             f"{number(reference['synthetic']['word_error_rate'] * 100, 1)} %", ""]]  # fmt: skip
+    for label, figures in reference["human"].get("conditions", {}).items():
+        rows.append([f"reference, {name}: word error rate, real speech, {label}",
+                     f"{number(figures['word_error_rate'] * 100, 1)} %", ""])  # fmt: skip
+    ours, theirs = (
+        human.get("cpu_ms_per_speech_second"),
+        reference["human"].get("cpu_ms_per_speech_second"),
+    )
+    if ours and theirs:
+        rows.append(["CPU time per second of real speech, this engine / reference",
+                     f"{number(ours, 1)} ms / {number(theirs, 1)} ms "
+                     f"({number(theirs / ours, 2)}× less)", ""])  # fmt: skip
+    return rows
 
 
 def speech_targets(result: dict[str, Any]) -> tuple[list[str], list[str]]:
