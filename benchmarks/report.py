@@ -656,8 +656,13 @@ WebSocket server that re-encodes only the stamped bytes of each frame
 (`benchmarks/_rtp_fleet.py`, `benchmarks/_echo_agent.py`); the floor uses the same
 generators. """
 
-LOAD_ANALYSIS = """What limits each profile here, as far as these numbers show it (run of 2026-12-03,
-judged against 5 ms of added latency p99 — the earlier runs on this page used 20 ms):
+LOAD_ANALYSIS = """What limits each profile here, as far as these numbers show it (runs of 2026-12-03,
+judged against 5 ms of added latency p99 — the earlier runs on this page used 20 ms).
+The media path is the code measured at 977bcc5 earlier that day; this run (a8f603f)
+changed only speech. The machine was busier: the same media profiles cost 0.37–0.50 %
+of a core per call at 50–200 calls against 0.23–0.29 % then, and recording carried
+100 (50–100) calls per core with the C extension against 200 (100–200), μ-law 200
+(50–200) as before:
 
 - **Latency under load, then CPU.** A step that breaks does so on the latency p99
   trunkline adds, long before its core is full: at 300 recorded calls (about 0.3 % of
@@ -670,8 +675,9 @@ judged against 5 ms of added latency p99 — the earlier runs on this page used 
   time is drained (before, one 60–90 ms stall kept every call 60–80 ms late for the
   rest of the step).
 - **μ-law pass-through and recording** (the headline): 200 calls per core with the C
-  extension (recording 100–200 over the runs, μ-law 100–400), about 0.23 % (μ-law)
-  and 0.29 % (recording) of a core per call in this round. The targets (600 and 400
+  extension in the run at 977bcc5 (recording 100–200 over the runs, μ-law 100–400),
+  about 0.23 % (μ-law) and 0.29 % (recording) of a core per call; 100 recorded and
+  200 μ-law calls in this busier run. The targets (600 and 400
   per core) need two to three times less CPU per call: in a sampled profile at 400
   μ-law calls, the event loop's own work (polling, reading sockets, dispatch) is
   about a fifth of the process and the agent socket's writes about a sixth — one
@@ -682,9 +688,18 @@ judged against 5 ms of added latency p99 — the earlier runs on this page used 
 - **C extension against pure Python**: recording 0.29 against 0.33 % of a core per
   call at 100–200 calls, μ-law 0.23–0.29 against 0.28–0.31; the pure-Python twin
   carries half the recorded calls within 5 ms.
-- **Transcription**: Whisper on trunkline's one core delays the media from about 8
-  transcribed calls. Give it more `TRUNKLINE_TRANSCRIPTION_WORKERS` on more cores,
-  or an HTTP engine.
+- **Transcription** (Moonshine, both parties of every call transcribed, recording on,
+  the worker on trunkline's one core): 8 (8–16) calls per core with the C extension
+  and 16 (8–16) in pure Python, against 4 with Whisper; about 3 % of a core per call.
+  The steps break on added latency just over 5 ms (5.0–7.8 ms at the first step
+  past capacity, one run 15.6 ms): the speech worker runs at `SCHED_IDLE`, so the
+  event loop takes the core back at once, but the model's runs still share the one
+  core's caches and the loop waits for the GIL between them. `benchmarks.speech`
+  carries 30 callers on one worker because its callers talk half the time and only
+  the caller is transcribed, where here each call's two parties talk about 80 % of
+  the time each, and the media path and recording share that core. More cores
+  (`TRUNKLINE_TRANSCRIPTION_WORKERS`, one per spare core by default) or an HTTP
+  engine take the speech work off the media core.
 """
 
 
