@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -19,7 +21,6 @@ from trunkline.speech.moonshine import (
     is_english_text,
     read_vocabulary,
 )
-from trunkline.speech.transcriber import wideband
 from trunkline.speech.wer import normalize
 
 SENTENCES = (
@@ -133,9 +134,6 @@ def test_an_utterance_reads_the_same_however_the_workers_interleave(
 ) -> None:
     pcm = ulaw_to_pcm16(spoken(SENTENCES[1]))
     alone = moonshine.transcribe(pcm)
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(3) as pool:
         together = list(pool.map(moonshine.transcribe, [pcm] * 6))
     assert together == [alone] * 6
-    assert wideband(pcm).dtype == np.float32

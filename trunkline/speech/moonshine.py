@@ -13,8 +13,9 @@ decoder is smaller too. On real phone speech it also reads better (see
 ``docs/performance.md`` for both engines measured in one run).
 
 The contract of the two models: the encoder takes 16 kHz float samples
-(with an attention mask, so utterances of different lengths share a batch)
-and gives 288-wide states, about 41 a second; the decoder takes the token
+and an attention mask (which does not keep a batch's padding out of the
+utterances' states, so utterances are decoded one at a time) and gives
+288-wide states, about 41 a second; the decoder takes the token
 so far, the encoder states and its key/value cache, and gives the next
 token's logits. Decoding is greedy from ``<s>`` (1) to ``</s>`` (2), capped
 at ``TOKENS_PER_SECOND`` of audio so a runaway repetition stops early.
@@ -35,7 +36,6 @@ import unicodedata
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 
 from trunkline.speech.transcriber import MODEL_RATE, wideband
 
@@ -74,8 +74,6 @@ ENGLISH_PUNCTUATION = frozenset("‘’“”–—…")
 # 0-250 ms on the synthetic corpus and real phone speech (benchmarks.speech's sets).
 TRAILING_SILENCE = np.zeros(MODEL_RATE // 10, dtype=np.float32)
 WORD_START = "\u2581"  # the vocabulary's mark of a word's first piece
-
-Floats = npt.NDArray[np.float32]
 
 
 class MoonshineUnavailable(Exception):
