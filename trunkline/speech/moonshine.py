@@ -213,8 +213,9 @@ class MoonshineTranscriber:
             token = int(logits.argmax())
             if token == END:
                 break
-            top = float(logits[token])
-            logprob += -float(np.log(np.exp(logits - top).sum()))
+            if len(tokens) < DOUBT_TOKENS:  # only a transcript this short is judged by it
+                top = float(logits[token])
+                logprob += -float(np.log(np.exp(logits - top).sum()))
             tokens.append(token)
             for name, value in zip(self._outputs[1:], results[1:], strict=True):
                 # The encoder's keys and values are computed once, at the first step.
@@ -223,10 +224,10 @@ class MoonshineTranscriber:
         return self._text(tokens, logprob)
 
     def _text(self, tokens: list[int], logprob: float) -> str:
+        """The transcript of ``tokens``; ``logprob`` is that of their first DOUBT_TOKENS."""
         if not tokens:
             return ""
-        mean = logprob / len(tokens)
-        if len(tokens) <= DOUBT_TOKENS and mean < DOUBT_LOGPROB:
+        if len(tokens) <= DOUBT_TOKENS and logprob / len(tokens) < DOUBT_LOGPROB:
             return ""
         text = b"".join(self._pieces[token] for token in tokens).decode("utf-8", "replace")
         text = text.replace(WORD_START, " ").strip()
