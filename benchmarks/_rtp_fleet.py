@@ -19,6 +19,14 @@ call's far end answered with):
   :data:`CHUNK` per system call, each chunk stamped just before it is sent,
   so a stamp is never more than one chunk's sending time early.
 
+Each leg's 20 ms clock has its own phase, as independent calls' clocks do (a
+call's packets go out every 20 ms from when it was answered): the period is
+cut into ``phases`` slots (:data:`PHASES`, 1 ms apart), leg ``n`` sends in
+slot ``n % phases``, and :meth:`RtpFleet.tick` sends one slot. ``phases=1``
+sends every leg's packet in one burst per period, a worst case no trunk of
+independent calls produces: the last packet of a burst of ``N`` waits for
+the ``N - 1`` before it at whatever is measured.
+
 The packets are those of the per-leg carriers they replace: 12-byte RTP
 header (version 2, payload type 0, random initial sequence, timestamp and
 SSRC), then 160 bytes of μ-law whose first 24 bytes are the tag when the
@@ -45,6 +53,7 @@ PAYLOAD = 160
 PACKET = HEADER + PAYLOAD
 FRAME_NS = 20_000_000
 CHUNK = 64  # packets per sendmmsg: one stamp per chunk
+PHASES = 20  # slots of the 20 ms period the legs' clocks are spread over (1 ms apart)
 SILENCE_BYTE = 0xFF  # trunkline's μ-law silence frame: 160 × 0xff
 RECEIVE_BUFFER = 4 * 1024 * 1024  # a tick's burst of hundreds of packets must fit
 _LEDGER_GROWTH = 4096
@@ -184,7 +193,14 @@ class ReturnLedger:
 class RtpFleet:
     """Up to ``legs`` calls' RTP on one UDP socket: send a tick, read what comes back."""
 
-    def __init__(self, legs: int, audio: bytes, numbered: bool, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        legs: int,
+        audio: bytes,
+        numbered: bool,
+        host: str = "127.0.0.1",
+        phases: int = PHASES,
+    ) -> None:
         self.frames = FrameMatrix(legs, audio, numbered)
         self.returned = ReturnLedger(legs, numbered)
         self.addresses = np.zeros((legs, 16), dtype=np.uint8)
@@ -202,6 +218,16 @@ class RtpFleet:
         self.sent = 0  # frames sent since the last reset
         self.unsent = 0  # frames the kernel refused (socket buffer full): counted, never hidden
         self.recording = True
+        if not 1 <= phases <= FRAME_NS // 1_000_000:
+            raise ValueError(f"phases must be 1 to {FRAME_NS // 1_000_000}")
+        self.phases = phases
+        self._bounds = [0] * (phases + 1)  # slot p sends live[_bounds[p]:_bounds[p + 1]]
+        self._phase = 0
+
+    @property
+    def slot_seconds(self) -> float:
+        """How often :meth:`tick` is to be called: the period over the phases."""
+        return FRAME_NS / 1e9 / self.phases
 
     def connect(self, leg: int, host: str, port: int) -> None:
         """Leg ``leg`` sends to (and hears from) ``host:port`` from the next tick on."""
@@ -217,22 +243,36 @@ class RtpFleet:
         self.sent = 0
         self.returned.reset()
 
-    def tick(self) -> None:
-        """Send every live leg's next frame: a few array operations, one system call per chunk."""
-        if self._dirty:
-            self.live = np.array(sorted(self._live_set), dtype=np.intp)
-            self.sender.select(self.live, PACKET)
-            self._dirty = False
-        live = self.live
-        if not len(live):
+    def tick(self, send: bool = True) -> None:
+        """The next phase slot: send its live legs' next frame (a few array operations, one
+        system call per chunk). ``send=False`` lets the slot pass in silence."""
+        phase = self._phase
+        self._phase = (phase + 1) % self.phases
+        if not send:
             return
-        self.frames.advance(live)
-        for start in range(0, len(live), CHUNK):
-            rows = live[start : start + CHUNK]
-            self.frames.stamp(rows, time.monotonic_ns())
-            done = self.sender.send(start, start + CHUNK)
-            self.unsent += len(rows) - done
-        self.sent += len(live)
+        if self._dirty:
+            self._select()
+        low, high = self._bounds[phase], self._bounds[phase + 1]
+        if low == high:
+            return
+        live = self.live
+        self.frames.advance(live[low:high])
+        for start in range(low, high, CHUNK):
+            stop = min(start + CHUNK, high)
+            self.frames.stamp(live[start:stop], time.monotonic_ns())
+            done = self.sender.send(start, stop)
+            self.unsent += stop - start - done
+        self.sent += high - low
+
+    def _select(self) -> None:
+        """Order the live legs by phase slot, so each slot's legs are one run of the sends."""
+        phases = self.phases
+        self.live = np.array(
+            sorted(self._live_set, key=lambda leg: (leg % phases, leg)), dtype=np.intp
+        )
+        self.sender.select(self.live, PACKET)
+        self._bounds = np.searchsorted(self.live % phases, np.arange(phases + 1)).tolist()
+        self._dirty = False
 
     def drain(self) -> None:
         """Read everything waiting on the socket (the loop's reader callback)."""

@@ -73,7 +73,7 @@ from benchmarks._report import (
     require_committed,
     write_results,
 )
-from benchmarks._rtp_fleet import RtpFleet
+from benchmarks._rtp_fleet import PHASES, RtpFleet
 from benchmarks._seed import NUMBER, seed_database
 from trunkline.gateway.sip.message import SipRequest, SipResponse, parse_message
 from trunkline.gateway.sip.sdp import parse_sdp
@@ -253,7 +253,7 @@ async def run_carrier(args: argparse.Namespace) -> None:
     """Every call's RTP on one socket (``benchmarks._rtp_fleet``): numbered, stamped frames
     out each 20 ms tick; what comes back numbered and timed over the measuring window."""
     loop = asyncio.get_running_loop()
-    fleet = RtpFleet(args.calls, b"\x55" * 160, bool(args.numbered))
+    fleet = RtpFleet(args.calls, b"\x55" * 160, bool(args.numbered), phases=args.phases)
     fleet.recording = False
     fleet.start_reading(loop)
     if args.floor_ports:
@@ -276,9 +276,8 @@ async def run_carrier(args: argparse.Namespace) -> None:
             firsts = fleet.frames.number.copy()
             started_cpu, started_wall = cpu_seconds(args.pid), time.monotonic()
             window_start = time.monotonic()
-        if fleet.recording or loop.time() < quiet_from:
-            fleet.tick()
-        next_tick += FRAME
+        fleet.tick(send=fleet.recording or loop.time() < quiet_from)
+        next_tick += fleet.slot_seconds
         await asyncio.sleep(max(0.0, next_tick - loop.time()))
     cpu, wall = cpu_seconds(args.pid) - started_cpu, time.monotonic() - started_wall
     window_end = time.monotonic()
@@ -368,7 +367,8 @@ def measure(
     processes = [agent]
     log: Any = None
     try:
-        carrier_args = ["carrier", "--calls", str(args.calls), "--seconds", str(args.seconds),
+        carrier_args = ["carrier", "--phases", str(args.phases),
+                        "--calls", str(args.calls), "--seconds", str(args.seconds),
                         "--numbered", stamp]  # fmt: skip
         pin = cores.pin_system() if cores is not None else None
         if kind != "floor":
@@ -454,6 +454,7 @@ def role_parsers(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     carrier.add_argument("--pid", type=int, required=True)
     carrier.add_argument("--out", required=True)
     carrier.add_argument("--numbered", type=int, default=1, help="frames carry their numbers")
+    carrier.add_argument("--phases", type=int, default=PHASES)
     return carrier
 
 
@@ -466,6 +467,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--formats", default="mulaw8k,pcm16_16k")
     parser.add_argument("--runs", type=int, default=3, help="rounds per format (median reported)")
+    parser.add_argument(
+        "--phases",
+        type=int,
+        default=PHASES,
+        help="slots of the 20 ms period the calls' RTP clocks are spread over (1: one burst)",
+    )
     parser.add_argument("--baseline", default="", help="also run trunkline as of this git ref")
     parser.add_argument(
         "--allow-uncommitted",
@@ -536,6 +543,7 @@ def main() -> None:
             "calls": args.calls,
             "seconds": args.seconds,
             "runs": args.runs,
+            "carrier_phases": args.phases,
             "baseline": args.baseline or None,
             "target_cpu_percent_per_call": TARGET_CPU_PERCENT_PER_CALL,
             "cores": cores.describe() if cores is not None else None,

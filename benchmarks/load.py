@@ -97,7 +97,7 @@ from benchmarks._report import (
     require_committed,
     write_results,
 )
-from benchmarks._rtp_fleet import RtpFleet
+from benchmarks._rtp_fleet import PHASES, RtpFleet
 from benchmarks.bridge import (
     FRAME,
     GRACE_SECONDS,
@@ -359,7 +359,7 @@ async def run_carrier(args: argparse.Namespace) -> None:
     audio = await asyncio.to_thread(Path(args.audio).read_bytes)
     steps = [int(s) for s in args.steps.split(",")]
     stamp = bool(args.stamp)
-    fleet = RtpFleet(max(steps), audio, stamp)
+    fleet = RtpFleet(max(steps), audio, stamp, phases=args.phases)
     fleet.start_reading(loop)
     calls: list[Call] = []
     pids = tree_pids(args.pid)
@@ -382,9 +382,8 @@ async def run_carrier(args: argparse.Namespace) -> None:
     async def pump() -> None:
         next_tick = loop.time()
         while sending:
-            if not paused:
-                fleet.tick()
-            next_tick += FRAME
+            fleet.tick(send=not paused)
+            next_tick += fleet.slot_seconds
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
 
     pump_task = asyncio.create_task(pump())
@@ -628,7 +627,8 @@ def measure(
     try:
         wait_until_listening(agent_port)
         agent_url = f"ws://127.0.0.1:{agent_port}/agent"
-        carrier_args = ["carrier", "--steps", ",".join(map(str, steps)), "--hold", str(args.hold),
+        carrier_args = ["carrier", "--phases", str(args.phases),
+                        "--steps", ",".join(map(str, steps)), "--hold", str(args.hold),
                         "--audio", str(audio), "--stamp", str(int(stamp))]  # fmt: skip
         if kind in media_path.KINDS:  # trunkline: its C extension, or its pure-Python twin
             data = work / f"data-{name}"
@@ -776,12 +776,19 @@ def main() -> None:
     carrier.add_argument("--hold", type=float, required=True)
     carrier.add_argument("--audio", required=True)
     carrier.add_argument("--stamp", type=int, default=1)
+    carrier.add_argument("--phases", type=int, default=PHASES)
     carrier.add_argument("--metrics-url", default="")
     parser.add_argument("--profiles", default=",".join(PROFILES))
     parser.add_argument("--hold", type=float, default=8.0, help="seconds each step is held")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--steps", default="", help="override every profile's steps (a,b,c)")
     parser.add_argument("--runs", type=int, default=3, help="ramps per profile (median reported)")
+    parser.add_argument(
+        "--phases",
+        type=int,
+        default=PHASES,
+        help="slots of the 20 ms period the calls' RTP clocks are spread over (1: one burst)",
+    )
     parser.add_argument(
         "--allow-uncommitted",
         action="store_true",
@@ -818,6 +825,7 @@ def main() -> None:
     )
     progress = Progress(per_round * args.runs)
     results: dict[str, Any] = {"hold_seconds": args.hold, "workers": args.workers,
+                               "carrier_phases": args.phases,
                                "runs": args.runs, "machine_cpus": os.cpu_count(),
                                "cores": cores.describe() if cores is not None else None,
                                "headline_profile": HEADLINE_PROFILE if HEADLINE_PROFILE in names

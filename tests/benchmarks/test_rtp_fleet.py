@@ -7,6 +7,7 @@ import struct
 import time
 
 import numpy as np
+import pytest
 
 from benchmarks._frames import TAG, read_tag, tag_frame
 from benchmarks._mmsg import BatchReceiver, BatchSender, sockaddr_in
@@ -140,7 +141,7 @@ def test_a_fleet_sends_each_live_leg_one_tagged_frame_per_tick() -> None:
     far_end = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     far_end.bind(("127.0.0.1", 0))
     far_end.settimeout(5)
-    fleet = RtpFleet(3, AUDIO, numbered=True)
+    fleet = RtpFleet(3, AUDIO, numbered=True, phases=1)
     try:
         fleet.connect(2, "127.0.0.1", far_end.getsockname()[1])
         fleet.tick()
@@ -150,6 +151,33 @@ def test_a_fleet_sends_each_live_leg_one_tagged_frame_per_tick() -> None:
         assert {addr[1] for _, addr in got} == {fleet.port}
         assert fleet.sent == 2 and fleet.unsent == 0
         assert len(got[0][0]) == HEADER + 160 and TAG.size == 24
+    finally:
+        far_end.close()
+        fleet.sock.close()
+
+
+def test_legs_send_in_their_own_phase_slot_once_per_period() -> None:
+    far_end = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    far_end.bind(("127.0.0.1", 0))
+    far_end.settimeout(5)
+    fleet = RtpFleet(7, AUDIO, numbered=True, phases=4)
+    try:
+        assert fleet.slot_seconds == pytest.approx(0.005)
+        for leg in (6, 0, 5, 1):  # connected out of order; slots 2, 0, 1, 1
+            fleet.connect(leg, "127.0.0.1", far_end.getsockname()[1])
+        sent_per_slot = []
+        for _ in range(8):  # two periods
+            before = fleet.sent
+            fleet.tick()
+            sent_per_slot.append(fleet.sent - before)
+        assert sent_per_slot == [1, 2, 1, 0] * 2
+        got = [read_tag(far_end.recvfrom(2048)[0], HEADER) for _ in range(8)]
+        assert got == [(0, 0), (1, 0), (5, 0), (6, 0), (0, 1), (1, 1), (5, 1), (6, 1)]
+        fleet.tick(send=False)  # slot 0 passes in silence: leg 0 waits a period
+        fleet.tick()
+        assert [read_tag(far_end.recvfrom(2048)[0], HEADER) for _ in range(2)] == [(1, 2), (5, 2)]
+        with pytest.raises(ValueError):
+            RtpFleet(1, AUDIO, numbered=True, phases=21)
     finally:
         far_end.close()
         fleet.sock.close()
