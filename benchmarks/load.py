@@ -776,7 +776,6 @@ def main() -> None:
     carrier.add_argument("--hold", type=float, required=True)
     carrier.add_argument("--audio", required=True)
     carrier.add_argument("--stamp", type=int, default=1)
-    carrier.add_argument("--phases", type=int, default=PHASES)
     carrier.add_argument("--metrics-url", default="")
     parser.add_argument("--profiles", default=",".join(PROFILES))
     parser.add_argument("--hold", type=float, default=8.0, help="seconds each step is held")
