@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from trunkline.agent.link import OP_BINARY
 from trunkline.speech.workers import Batch, Done
 
 
@@ -30,6 +31,11 @@ class FakeLink:
     def send_binary(self, data: bytes | memoryview, *, droppable: bool = False) -> bool:
         self.binary.append(bytes(data))
         return True
+
+    def send_frame(self, opcode: int, data: bytes | memoryview, droppable: bool) -> bool:
+        if opcode == OP_BINARY:
+            return self.send_binary(data, droppable=droppable)
+        return self.send_text(bytes(data).decode(), droppable=droppable)
 
     def close(self, code: int, reason: str) -> None:
         self.open = False

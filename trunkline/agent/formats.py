@@ -68,7 +68,7 @@ class CallerToAgent:
     the frames are already PCM16 at 16 kHz (the session decodes G.722 once).
     """
 
-    __slots__ = ("_alaw", "_format", "_narrowband", "_resampler", "_wideband")
+    __slots__ = ("_alaw", "_format", "_narrowband", "_resampler", "_wideband", "passthrough")
 
     def __init__(self, agent_format: AgentAudioFormat, *, codec: str = "PCMU") -> None:
         self._format = agent_format
@@ -88,6 +88,8 @@ class CallerToAgent:
             self._resampler = (
                 None if agent_format.mulaw else StreamingResampler(8000, agent_format.sample_rate)
             )
+        # μ-law in, μ-law out: ``convert`` returns its input
+        self.passthrough = not self._wideband and not self._alaw and self._resampler is None
 
     def convert(self, payload: bytes | memoryview) -> bytes | memoryview:
         if self._wideband:
@@ -109,12 +111,13 @@ class CallerToAgent:
 class AgentToCaller:
     """Agent audio of any chunk size → μ-law at 8 kHz for the playout (one per call)."""
 
-    __slots__ = ("_resampler",)
+    __slots__ = ("_resampler", "passthrough")
 
     def __init__(self, agent_format: AgentAudioFormat) -> None:
         self._resampler = (
             None if agent_format.mulaw else StreamingResampler(agent_format.sample_rate, 8000)
         )
+        self.passthrough = self._resampler is None  # ``convert`` returns its input
 
     def convert(self, audio: bytes) -> bytes:
         if self._resampler is None:

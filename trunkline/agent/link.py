@@ -229,17 +229,21 @@ class AgentLink(asyncio.Protocol):
         here, with no fragmented message or extension in play, and anything it
         queued is written first.
         """
-        return self._send(OP_TEXT, text.encode() if isinstance(text, str) else text, droppable)
+        return self.send_frame(OP_TEXT, text.encode() if isinstance(text, str) else text, droppable)
 
     def send_binary(self, data: bytes | memoryview, *, droppable: bool = False) -> bool:
         """Queue one binary frame (raw audio, for an agent that accepted binary media)
         within the cap, as ``send_text`` does; False when it was not sent."""
-        return self._send(OP_BINARY, data, droppable)
+        return self.send_frame(OP_BINARY, data, droppable)
 
-    def _send(self, opcode: int, data: bytes | memoryview, droppable: bool) -> bool:
-        if not self.open or self.overflowed:
+    def send_frame(self, opcode: int, data: bytes | memoryview, droppable: bool) -> bool:
+        """``send_text`` (``OP_TEXT``, UTF-8 bytes) or ``send_binary`` (``OP_BINARY``), for
+        a caller that knows which: the media path, once per frame."""
+        # ``open`` and ``has_room``, inline: this runs for every frame to the agent
+        transport = self._transport
+        if transport is None or self._protocol.state is not State.OPEN or self.overflowed:
             return False
-        if not self.has_room:
+        if transport.get_write_buffer_size() > self._max_buffer:
             if droppable:
                 self.dropped_frames += 1
             else:
@@ -256,8 +260,9 @@ class AgentLink(asyncio.Protocol):
         else:
             if protocol.writes:
                 self._flush()  # what the protocol queued goes first, in order
-            assert self._transport is not None  # ``open`` says so
-            self._transport.write(ws_client_frame(opcode, data, self._masks.next()))
+                if self._transport is None:
+                    return False
+            transport.write(ws_client_frame(opcode, data, self._masks.next()))
         self.frames_out += 1
         if self._transport is not None:
             buffered = self._transport.get_write_buffer_size()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from trunkline.agent.formats import AgentAudioFormat
@@ -9,6 +10,7 @@ from trunkline.agent.inkbox_protocol import (
     AgentMessage,
     MediaFrameEncoder,
     dtmf_frame,
+    fast_media_payload,
     mark_frame,
     parse_agent_frame,
     start_frame,
@@ -38,23 +40,26 @@ class AgentPersona(Protocol):
 
     def parse(self, text: str) -> AgentMessage: ...
 
+    @property
+    def media_payload(self) -> Callable[[str], bytes | None]:
+        """A ``media`` frame's audio when the frame has the usual shape, read without
+        parsing it; else None, and ``parse`` reads the frame (the same audio, or its error)."""
+        ...
+
 
 class InkboxPersona:
     """The Inkbox media-stream protocol (the default)."""
 
-    __slots__ = ("_encoder", "call_id", "stream_id")
+    __slots__ = ("call_id", "media", "stream_id")
     name = "inkbox"
 
     def __init__(self, call_id: str, stream_id: str) -> None:
         self.call_id = call_id
         self.stream_id = stream_id
-        self._encoder = MediaFrameEncoder(stream_id)
+        self.media = MediaFrameEncoder(stream_id).encode  # a ``media`` frame, one call deep
 
     def opening(self, agent_format: AgentAudioFormat, custom: dict[str, str]) -> list[str]:
         return [start_frame(self.stream_id, self.call_id, agent_format.inkbox_media_format())]
-
-    def media(self, payload: bytes | memoryview, duration_ms: int = 20) -> bytes:
-        return self._encoder.encode(payload, duration_ms)
 
     def dtmf(self, digit: str) -> str:
         return dtmf_frame(digit)
@@ -67,6 +72,8 @@ class InkboxPersona:
 
     def parse(self, text: str) -> AgentMessage:
         return parse_agent_frame(text)
+
+    media_payload = staticmethod(fast_media_payload)
 
 
 def persona_for(protocol: str, call_id: str, organization_id: str, stream_id: str) -> AgentPersona:

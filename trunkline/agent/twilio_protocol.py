@@ -141,6 +141,8 @@ class TwilioPersona:
     def parse(self, text: str) -> AgentMessage:
         return parse_twilio_agent_frame(text)
 
+    media_payload = staticmethod(fast_media_payload)
+
 
 def parse_twilio_agent_frame(text: str) -> AgentMessage:
     audio = fast_media_payload(text)

@@ -53,7 +53,7 @@ from trunkline.agent.inkbox_protocol import (
     AgentTranscript,
     binary_media_accepted,
 )
-from trunkline.agent.link import AgentLink
+from trunkline.agent.link import OP_BINARY, OP_TEXT, AgentLink
 from trunkline.agent.persona import AgentPersona, InkboxPersona, persona_for
 from trunkline.codecs.g711 import alaw_to_pcm16, ulaw_to_pcm16
 from trunkline.codecs.g722 import G722Decoder
@@ -369,11 +369,12 @@ class MediaSession:
             return
         sampled = not self.frames_to_agent & LATENCY_SAMPLE_MASK  # the latency probe's frame
         started = perf_counter_ns() if sampled else 0
-        audio = self._to_agent.convert(payload)
+        to_agent = self._to_agent
+        audio = payload if to_agent.passthrough else to_agent.convert(payload)
         if audio and (
-            link.send_binary(audio, droppable=True)
+            link.send_frame(OP_BINARY, audio, True)
             if self._binary_media
-            else link.send_text(self.persona.media(audio), droppable=True)
+            else link.send_frame(OP_TEXT, self.persona.media(audio), True)
         ):
             self.frames_to_agent += 1
             if sampled:
@@ -405,8 +406,13 @@ class MediaSession:
     # -- agent -> caller -------------------------------------------------------------
     def agent_text(self, text: str) -> None:
         """One text frame from the agent (called from the link's data_received)."""
+        persona = self.persona
+        audio = persona.media_payload(text)  # the usual frame: no message object made
+        if audio is not None:
+            self.agent_audio(audio)
+            return
         try:
-            message = self.persona.parse(text)
+            message = persona.parse(text)
         except AgentProtocolError as exc:
             self._reject(exc.reason, str(exc))
             return
@@ -466,7 +472,8 @@ class MediaSession:
 
     def agent_audio(self, audio: bytes) -> None:
         """Agent audio in its own format (a ``media`` payload or a binary frame)."""
-        self.play_phone_audio(self._to_caller.convert(audio))
+        to_caller = self._to_caller
+        self.play_phone_audio(audio if to_caller.passthrough else to_caller.convert(audio))
 
     def play_phone_audio(self, ulaw: bytes) -> None:
         """Queue μ-law 8 kHz audio for the caller (agent media, synthesized speech, tones)."""
@@ -476,12 +483,12 @@ class MediaSession:
             self._arrivals.append((self.playout.queued_total + 1, perf_counter_ns()))
         playout = self.playout
         before = playout.backlog_frames
-        playout.push(ulaw)
+        after = playout.push(ulaw)
         self._standing.arrived()
         handle = self._tick_handle
-        if handle is None or self.caller is None or playout.backlog_frames == before:
+        if handle is None or self.caller is None or after == before:
             return
-        single = playout.backlog_frames == before + 1
+        single = after == before + 1
         if not single:
             self._owed = 0  # a burst is paced from its start
         elif self._owed:

@@ -87,6 +87,7 @@ SHRINK_PATIENCE_PULLS = 500  # no quiet frame for 10 s: the shrink drops a loud 
 TRIM_PULLS = 10  # beyond the maximum for 200 ms: trimmed back to it at once
 DEPTH_BUCKETS = (0, 1, 2, 3, 5, 10)  # frames; the histograms' upper bounds (then +Inf)
 _BUCKET_OF = tuple(bisect.bisect_left(DEPTH_BUCKETS, f) for f in range(DEPTH_BUCKETS[-1] + 1))
+_BUCKETS = len(_BUCKET_OF)  # a depth past the table goes in the last bucket
 RETARGET_PULLS = 8  # the target follows the jitter estimate every 160 ms
 MAX_LEAD_FRAMES = 3  # frames played on arrival may run this many ahead of their ticks
 START_LEAD_FRAMES = 1  # the first frame played on arrival starts this many more ahead
@@ -229,7 +230,9 @@ class JitterBuffer:
         """One audio packet; ``arrival`` in monotonic seconds."""
         if ssrc != self._ssrc:
             self._restart(ssrc, sequence)
-        extended = self._extend(sequence)
+        highest = self._highest  # ``_extend``, inline: once per packet
+        delta = (sequence - highest) & 0xFFFF
+        extended = highest + (delta - 0x10000 if delta >= 0x8000 else delta)
         ahead = extended - self._cursor
         if ahead < 0:
             if -ahead > MAX_SEQUENCE_JUMP:
@@ -250,7 +253,17 @@ class JitterBuffer:
             return
         if ahead >= SLOTS:
             self._drop_until(extended - SLOTS + 1)
-        self._measure(timestamp, arrival)
+        # ``_measure``, inline: RFC 3550 §6.4.1, J += (|D| - J) / 16
+        last_ts = self._last_ts
+        if last_ts is not None:
+            spacing = (timestamp - last_ts) & 0xFFFFFFFF
+            if spacing >= 0x80000000:
+                spacing -= 0x100000000
+            change = abs((arrival - self._last_arrival) * self.clock_rate - spacing)
+            if change < MAX_GAP_SAMPLES:  # not a timestamp jump
+                self._jitter += (change - self._jitter) / 16
+        self._last_ts = timestamp
+        self._last_arrival = arrival
         self._hold(slot, extended, timestamp, payload)
         limit = (self.max_frames + 1 + self.catch_up_frames) * self.frame_bytes
         while self._held_bytes > limit:
@@ -295,19 +308,6 @@ class JitterBuffer:
         else:
             self.counters.late += 1
             self._grow()
-
-    def _measure(self, timestamp: int, arrival: float) -> None:
-        """RFC 3550 §6.4.1: J += (|D| - J) / 16, D the change in transit time."""
-        last_ts = self._last_ts
-        if last_ts is not None:
-            spacing = (timestamp - last_ts) & 0xFFFFFFFF
-            if spacing >= 0x80000000:
-                spacing -= 0x100000000
-            change = abs((arrival - self._last_arrival) * self.clock_rate - spacing)
-            if change < MAX_GAP_SAMPLES:  # not a timestamp jump
-                self._jitter += (change - self._jitter) / 16
-        self._last_ts = timestamp
-        self._last_arrival = arrival
 
     # -- drops -------------------------------------------------------------------------
     def _drop_oldest(self) -> None:
@@ -424,7 +424,7 @@ class JitterBuffer:
                 self._part = part[take:] if take < len(part) else None
                 continue
             slot = self._cursor & _MASK
-            if self._present(slot, self._cursor):
+            if self._state[slot] == _HELD and self._seq[slot] == self._cursor:  # ``_present``
                 if (
                     self._ts[slot] != self._expected_ts
                     and self._payload[slot]
@@ -469,7 +469,9 @@ class JitterBuffer:
         have = len(self._part) if self._part is not None else 0
         expected = self._expected_ts
         extended = self._cursor
-        if not have and not self._present(extended & _MASK, extended):
+        state, seq, payloads = self._state, self._seq, self._payload  # ``_present``, inline
+        slot = extended & _MASK
+        if not have and not (state[slot] == _HELD and seq[slot] == extended):
             if not self._held or self._uncovered() * 2 >= size:
                 return False  # audio missing and not concealed yet: its deadline decides
             # What is missing was concealed already: the pull gives it up and plays on.
@@ -478,9 +480,9 @@ class JitterBuffer:
             expected = None
         while have < need:
             slot = extended & _MASK
-            if not self._present(slot, extended):
+            if not (state[slot] == _HELD and seq[slot] == extended):
                 return False
-            payload = self._payload[slot]
+            payload = payloads[slot]
             if payload:
                 timestamp = self._ts[slot]
                 if expected is not None and timestamp != expected:
@@ -524,9 +526,16 @@ class JitterBuffer:
 
     def _played(self) -> None:
         self.started = True
-        remaining = self._held_bytes + (len(self._part) if self._part else 0)
+        part = self._part
+        remaining = self._held_bytes + (len(part) if part else 0)
         size = self.frame_bytes
-        self._observe(remaining // size)
+        # ``_observe``, inline: the depth after playing, and the target, into their histograms
+        depth, target = remaining // size, self.target_frames
+        self.depth_frames_sum += depth
+        self.target_frames_sum += target
+        last = _BUCKETS
+        self.depth_histogram[_BUCKET_OF[depth] if depth < last else last] += 1
+        self.target_histogram[_BUCKET_OF[target] if target < last else last] += 1
         self._min_remaining = min(self._min_remaining, remaining)
         bound = (self.max_frames + 1) * size
         if remaining <= bound:
@@ -605,7 +614,7 @@ class JitterBuffer:
         target = self.target_frames
         self.depth_frames_sum += depth
         self.target_frames_sum += target
-        last = len(_BUCKET_OF)
+        last = _BUCKETS
         self.depth_histogram[_BUCKET_OF[depth] if depth < last else last] += 1
         self.target_histogram[_BUCKET_OF[target] if target < last else last] += 1
 

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 
 from trunkline.codecs.dtmf import TelephoneEvent, TelephoneEventError, decode_event
 from trunkline.gateway.rtp.jitter import JitterBuffer
-from trunkline.gateway.rtp.packet import RtpParseError, build_into, parse_packet
+from trunkline.gateway.rtp.packet import HEADER_BYTES
 from trunkline.gateway.rtp.rtcp import ReceptionStats
+from trunkline.speedups import build_rtp_into, parse_rtp
 
 SAMPLES_PER_FRAME = 160
 MAX_SEQUENCE_JUMP = 3000  # beyond this the stream restarted: resynchronise
@@ -142,16 +143,15 @@ class RtpSession:
             if not self._may_learn(source, self._clock()):
                 counters.dropped_unconfirmed_source += 1
                 return
-        try:
-            packet = parse_packet(data)
-        except RtpParseError:
+        try:  # the header's fields as a tuple: no packet object per datagram
+            kind, _marker, sequence, timestamp, ssrc, payload = parse_rtp(data)
+        except ValueError:
             counters.dropped_malformed += 1
             return
-        kind = packet.payload_type
         event: TelephoneEvent | None = None
         if kind == self.event_payload_type:
             try:
-                event = decode_event(packet.payload)
+                event = decode_event(payload)
             except TelephoneEventError:
                 counters.dropped_malformed += 1  # counted once, and never latched onto
                 return
@@ -166,28 +166,30 @@ class RtpSession:
         jitter = self.jitter
         if event is not None:
             if jitter is not None:
-                jitter.push_event(packet.ssrc, packet.sequence)
-            self._event(packet.ssrc, packet.timestamp, event)
+                jitter.push_event(ssrc, sequence)
+            self._event(ssrc, timestamp, event)
             return
-        in_order = self._in_order(packet.ssrc, packet.sequence)
+        in_order = self._in_order(ssrc, sequence)
         if not in_order and jitter is None:
             counters.dropped_late += 1
             return
         self._received += 1
         now = self._clock()
         if in_order:
-            transit = int(now * 8000) - packet.timestamp
-            if self._last_transit is not None:
-                d = abs(transit - self._last_transit)
+            transit = int(now * 8000) - timestamp
+            last_transit = self._last_transit
+            if last_transit is not None:
+                d = abs(transit - last_transit)
                 if d < 8000 * 60:  # not a timestamp jump
                     self._jitter16 += d - ((self._jitter16 + 8) >> 4)
             self._last_transit = transit
         if jitter is None:
-            self.on_audio(packet.payload)
+            self.on_audio(payload)
         else:  # re-ordered, de-duplicated and paced there; played on arrival or pulled
-            jitter.push(packet.ssrc, packet.sequence, packet.timestamp, packet.payload, now)
-            if self.on_buffered is not None:
-                self.on_buffered()
+            jitter.push(ssrc, sequence, timestamp, payload, now)
+            on_buffered = self.on_buffered
+            if on_buffered is not None:
+                on_buffered()
 
     def _may_learn(self, source: Address, now: float) -> bool:
         """Whether a packet from ``source``, not the SDP address, may be latched onto."""
@@ -274,16 +276,13 @@ class RtpSession:
             return None
         marker = not self._talking
         self._talking = True
-        packet = build_into(
-            self._buffer,
-            payload,
-            payload_type=self.payload_type,
-            sequence=self._out_seq,
-            timestamp=timestamp,
-            ssrc=self.ssrc,
-            marker=marker,
-        )
-        self._out_seq = (self._out_seq + 1) & 0xFFFF
-        self.counters.packets_out += 1
-        self.counters.bytes_out += len(packet)
-        return packet
+        buffer, size = self._buffer, HEADER_BYTES + len(payload)
+        if len(buffer) < size:
+            buffer.extend(bytes(size - len(buffer)))
+        sequence = self._out_seq
+        build_rtp_into(buffer, payload, self.payload_type, sequence, timestamp, self.ssrc, marker)
+        self._out_seq = (sequence + 1) & 0xFFFF
+        counters = self.counters
+        counters.packets_out += 1
+        counters.bytes_out += size
+        return memoryview(buffer)[:size]
