@@ -17,7 +17,12 @@ call's far end answered with):
 - :class:`RtpFleet` ties them to a socket with ``sendmmsg``/``recvmmsg``
   (``benchmarks._mmsg``): a tick's packets go out in chunks of
   :data:`CHUNK` per system call, each chunk stamped just before it is sent,
-  so a stamp is never more than one chunk's sending time early.
+  so a stamp is never more than one chunk's sending time early. What comes
+  back is read every millisecond, each datagram with the time the kernel
+  received it (``SO_TIMESTAMPNS``): a reader woken per datagram cost the
+  carrier a Python call and a batch of array work for each one once the
+  calls' clocks were spread over the period, and made the generator, not
+  the system measured, the limit.
 
 Each leg's 20 ms clock has its own phase, as independent calls' clocks do (a
 call's packets go out every 20 ms from when it was answered): the period is
@@ -53,6 +58,7 @@ PAYLOAD = 160
 PACKET = HEADER + PAYLOAD
 FRAME_NS = 20_000_000
 CHUNK = 64  # packets per sendmmsg: one stamp per chunk
+DRAIN_SECONDS = 0.001  # how often what came back is read
 PHASES = 20  # slots of the 20 ms period the legs' clocks are spread over (1 ms apart)
 SILENCE_BYTE = 0xFF  # trunkline's μ-law silence frame: 160 × 0xff
 RECEIVE_BUFFER = 4 * 1024 * 1024  # a tick's burst of hundreds of packets must fit
@@ -137,23 +143,29 @@ class ReturnLedger:
         packets: npt.NDArray[np.uint8],
         lengths: npt.NDArray[Any],
         ports: npt.NDArray[Any],
-        now_ns: int,
+        arrivals_ns: npt.NDArray[np.int64],
     ) -> None:
-        """A batch of received datagrams (rows of ``packets``), all read at ``now_ns``."""
+        """A batch of received datagrams (rows of ``packets``) and when each arrived."""
         legs = self.leg_of_port[ports]
         usable = (legs >= 0) & (lengths >= HEADER + TAG.size)
         if not usable.any():
             return
         legs, packets, lengths = legs[usable], packets[usable], lengths[usable]
-        # inter-arrival per leg; a leg twice in one batch: the second arrived with the first
-        previous = self.last_arrival[legs]
-        self.last_arrival[legs] = now_ns
-        _, first = np.unique(legs, return_index=True)
-        gaps = np.zeros(len(legs), dtype=np.int64)
-        gaps[first] = now_ns - previous[first]
+        arrivals = np.asarray(arrivals_ns, dtype=np.int64)[usable]
+        # inter-arrival per leg, in arrival order within the batch as well
+        order = np.lexsort((arrivals, legs))
+        in_leg, at = legs[order], arrivals[order]
+        after_same = np.zeros(len(order), dtype=bool)  # the packet before is the same leg's
+        after_same[1:] = in_leg[1:] == in_leg[:-1]
+        previous = self.last_arrival[in_leg]
+        follows = np.flatnonzero(after_same)
+        previous[follows] = at[follows - 1]
+        last_of_leg = np.ones(len(order), dtype=bool)
+        last_of_leg[:-1] = ~after_same[1:]
+        self.last_arrival[in_leg[last_of_leg]] = at[last_of_leg]
         timed = previous > 0
         if timed.any():
-            self.jitter.append(np.abs(gaps[timed] - FRAME_NS) / 1e6)
+            self.jitter.append(np.abs(at[timed] - previous[timed] - FRAME_NS) / 1e6)
         payload_end = HEADER + PAYLOAD
         silence = (lengths == payload_end) & (packets[:, HEADER:payload_end] == SILENCE_BYTE).all(
             axis=1
@@ -170,7 +182,7 @@ class ReturnLedger:
         if not ours.any():
             return
         self.received += int(ours.sum())
-        self.latencies.append((now_ns - agent_stamp[ours]) / 1e6)
+        self.latencies.append((arrivals[ours] - agent_stamp[ours]) / 1e6)
         legs, number = legs[ours], number[ours].astype(np.int64)
         top = int(number.max())
         if top >= self.seen.shape[1]:
@@ -211,7 +223,8 @@ class RtpFleet:
         self.sock.setblocking(False)
         self.port: int = self.sock.getsockname()[1]
         self.sender = BatchSender(self.sock, self.frames.packets, self.addresses)
-        self.receiver = BatchReceiver(self.sock)
+        self.receiver = BatchReceiver(self.sock, timestamps=True)
+        self._drainer: asyncio.TimerHandle | None = None
         self.live: npt.NDArray[np.intp] = np.zeros(0, dtype=np.intp)
         self._live_set: set[int] = set()
         self._dirty = False
@@ -275,23 +288,37 @@ class RtpFleet:
         self._dirty = False
 
     def drain(self) -> None:
-        """Read everything waiting on the socket (the loop's reader callback)."""
+        """Read everything waiting on the socket, each datagram timed by the kernel."""
         receiver = self.receiver
         while True:
             count = receiver.receive()
             if not count:
                 return
             if self.recording:
+                now = time.monotonic_ns()
+                arrivals = receiver.arrivals_ns(count)
+                # the kernel's wall-clock arrival on the monotonic clock the stamps use
+                arrivals = np.where(arrivals > 0, arrivals + (now - time.time_ns()), now)
                 self.returned.take(receiver.buffer[:count], receiver.lengths[:count],
-                                   receiver.ports[:count], time.monotonic_ns())  # fmt: skip
+                                   receiver.ports[:count], arrivals)  # fmt: skip
             if count < receiver.slots:
                 return
 
     def start_reading(self, loop: asyncio.AbstractEventLoop) -> None:
-        loop.add_reader(self.sock.fileno(), self.drain)
+        """Drain the socket every :data:`DRAIN_SECONDS` until :meth:`close`: the kernel times
+        each datagram, so a batch read later loses no precision, and the reader costs
+        the same at any call count instead of a wake-up per datagram."""
+
+        def drain_and_rearm() -> None:
+            self.drain()
+            self._drainer = loop.call_later(DRAIN_SECONDS, drain_and_rearm)
+
+        self._drainer = loop.call_later(DRAIN_SECONDS, drain_and_rearm)
 
     def close(self, loop: asyncio.AbstractEventLoop) -> None:
-        loop.remove_reader(self.sock.fileno())
+        if self._drainer is not None:
+            self._drainer.cancel()
+            self._drainer = None
         self.sock.close()
 
     def kernel_drops(self) -> int:

@@ -83,20 +83,37 @@ def test_returns_are_numbered_timed_and_told_apart_by_source_port() -> None:
     ]
     ports = np.array([40000, 40002, 40000, 40000, 41000])
     lengths = np.array([len(p) for p in packets])
-    ledger.take(batch(packets), lengths, ports, now_ns=11_000_000)
+    arrivals = np.array([11_000_000, 11_000_000, 31_000_000, 51_000_000, 11_000_000])
+    ledger.take(batch(packets), lengths, ports, arrivals)
     assert ledger.received == 2
     assert sorted(ledger.latency_samples().tolist()) == [9.0, 10.0]
     assert ledger.ledger(0).count(0, 100) == 1 and ledger.ledger(0).count(7, 8) == 1
     assert ledger.ledger(1).count(0, 100) == 1 and ledger.ledger(1).count(3, 4) == 1
-    assert ledger.jitter_samples().size == 0  # no earlier arrival to measure from
-    ledger.take(batch([returned(0, 10, 1)]), np.array([PACKET]), np.array([40000]), 31_500_000)
-    assert ledger.jitter_samples().tolist() == [0.5]  # 20.5 ms after the batch before
+    # pacing: every packet from a leg's port, 20 ms apart; leg 1's first has none before it
+    assert ledger.jitter_samples().tolist() == [0.0, 0.0]
+    ledger.take(
+        batch([returned(0, 10, 1)]), np.array([PACKET]), np.array([40000]), np.array([71_500_000])
+    )
+    assert ledger.jitter_samples().tolist() == [0.0, 0.0, 0.5]  # 20.5 ms after the one before
+
+
+def test_each_return_is_timed_by_its_own_arrival_even_within_a_batch() -> None:
+    ledger = ReturnLedger(2, numbered=True)
+    ledger.expect(0, 40000)
+    ledger.expect(1, 40002)
+    packets = [returned(0, 1, 1_000_000), returned(1, 1, 1_000_000), returned(0, 2, 1_000_000)]
+    arrivals = np.array([43_000_000, 4_000_000, 23_500_000])  # leg 0's two out of order
+    ledger.take(batch(packets), np.array([PACKET] * 3), np.array([40000, 40002, 40000]), arrivals)
+    assert sorted(ledger.latency_samples().tolist()) == [3.0, 22.5, 42.0]
+    assert ledger.jitter_samples().tolist() == [0.5]  # leg 0: 19.5 ms apart; leg 1: first
+    ledger.take(batch([returned(1, 2, 1)]), np.array([PACKET]), np.array([40002]), [24_000_000])
+    assert ledger.jitter_samples().tolist() == [0.5, 0.0]  # leg 1: 20 ms after its first
 
 
 def test_a_ledger_grows_for_high_frame_numbers() -> None:
     ledger = ReturnLedger(1, numbered=True)
     ledger.expect(0, 5000)
-    ledger.take(batch([returned(0, 100_000, 1)]), np.array([PACKET]), np.array([5000]), 10)
+    ledger.take(batch([returned(0, 100_000, 1)]), np.array([PACKET]), np.array([5000]), [10])
     assert ledger.ledger(0).count(100_000, 100_001) == 1
 
 
@@ -104,7 +121,7 @@ def test_unnumbered_returns_are_counted() -> None:
     ledger = ReturnLedger(1, numbered=False)
     ledger.expect(0, 6000)
     packets = [RTP.pack(0x80, 0, 1, 0, 1) + b"\x12" * 160, returned(0, 0, 0, silence=True)]
-    ledger.take(batch(packets), np.array([PACKET, PACKET]), np.array([6000, 6000]), 10)
+    ledger.take(batch(packets), np.array([PACKET, PACKET]), np.array([6000, 6000]), [10, 10])
     assert ledger.received == 1
 
 
@@ -131,7 +148,31 @@ def test_batches_go_out_and_come_back_through_sendmmsg_and_recvmmsg() -> None:
         ]  # fmt: skip
         assert receiver.lengths[:3].tolist() == [20, 20, 20]
         assert set(receiver.ports[:3].tolist()) == {sender_socket.getsockname()[1]}
+        assert receiver.arrivals_ns(3).tolist() == [0, 0, 0]  # no timestamps asked for
         assert receiver.receive() == 0  # nothing waiting: no block
+    finally:
+        receiver_socket.close()
+        sender_socket.close()
+
+
+def test_the_kernel_times_each_datagram_a_receiver_reads() -> None:
+    receiver_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        receiver_socket.bind(("127.0.0.1", 0))
+        receiver = BatchReceiver(receiver_socket, slots=8, size=64, timestamps=True)
+        address = receiver_socket.getsockname()
+        before = time.time_ns()
+        sender_socket.sendto(b"first", address)
+        time.sleep(0.05)
+        sender_socket.sendto(b"second", address)
+        time.sleep(0.05)  # read 50 ms after the second came: its time is still its own
+        after = time.time_ns()
+        count = receiver.receive()
+        assert count == 2
+        first, second = receiver.arrivals_ns(count).tolist()
+        assert before <= first < second <= after
+        assert second - first >= 45_000_000
     finally:
         receiver_socket.close()
         sender_socket.close()
