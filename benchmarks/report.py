@@ -122,6 +122,14 @@ adds the recorder's caller and slot taps (decode to PCM16, the writer thread).
   tick, the RTP packet's build. The latency probes time one frame in 16:
   about 5,000 instructions per pair less than timing every frame (the median
   of three callgrind runs of each).
+- At 47a666a the media path makes about 20 fewer Python calls per frame pair than
+  at 3dddcd4: the RTP header read as a tuple instead of a packet object, the jitter
+  buffer's per-packet helpers inline, the usual agent `media` frame read before the
+  persona's parser, pass-through formats past their converters, a whole 20 ms agent
+  frame past the re-framer, the link's checks and write in one method. The same
+  `mulaw` workload, counted one after the other with the C extension, took 124,300
+  instructions per pair at 3dddcd4 and 102,800 at 47a666a (−17 %); this table's run
+  at 47a666a counted 107,300, within the spread described below.
 - callgrind counts user-space instructions only: code from before the
   mask-key pool made one `getrandom` system call per frame for its mask key
   (the pool makes it one per 1,024 frames, C or not), which a baseline
@@ -622,84 +630,81 @@ What the numbers show limits each profile (the median ramp; then what stopped ea
 Run it: `make test` once (it installs matplotlib for the chart), commit, then
 `.venv/bin/python -m benchmarks.load` (each round ramps every profile twice, with the C
 extension and with the pure-Python twin, so it takes longer than before; `--profiles`,
-`--steps`, `--hold`, `--workers N`, `--runs N`).
+`--steps`, `--hold`, `--workers N`, `--runs N`, `--phases N`).
 """
 
 
-GENERATORS_NOTE = """**The load generators** (from commit `37f1082`). Earlier runs, like the one
-above, used an echo agent on a general-purpose WebSocket server (a JSON round trip per
-frame) and a carrier with a socket and a Python send and receive per packet; with both on
-one core they missed the objectives on their own from about 300 calls. The echo agent is
-now a small WebSocket server protocol that re-encodes only the 36 base64 characters
-holding the stamps and numbers and answers everything one read brought in one write:
-counted by callgrind over 2,000 against 200 echoed frames on 10 connections, about
-48,500 instructions per frame against 127,700 for the agent before it (2.6× fewer, system
-calls not counted). The carrier sends every call's RTP from one socket, a tick's packets
-in `sendmmsg` batches of 64 (one stamp per batch) and reads them back with `recvmmsg`,
-up to 256 per call: a system call per batch instead of one per packet each way. The figures above
-predate both and the pure-Python rows; they are to be measured again with
-`python -m benchmarks.load --profiles recording,mulaw,pcm16 --steps 100,200,400,600,800
---hold 5` and `python -m benchmarks.bridge` on a machine nothing else is using: on
-2026-12-02 at `37f1082` the machine was shared with other work (the test suite on both
-cores), and even the bare floor relay with either set of generators lost frames at
-100 calls (17–27 % in a ramp of the floor alone; latency p99 from hundreds of
-milliseconds to seconds), so no figure of that run was published.
+GENERATORS_NOTE = """**The load generators.** The echo agent is a small WebSocket server protocol
+that re-encodes only the 36 base64 characters holding the stamps and numbers and answers
+everything one read brought in one write (about 48,500 instructions per frame by callgrind,
+2.6× fewer than the general-purpose server it replaced). The carrier sends every call's RTP
+from one socket, each 1 ms slot's calls in one `sendmmsg` batch (one stamp per batch of
+64), and reads what came back every millisecond with `recvmmsg`, each datagram timed by
+the kernel: read on every wake-up instead, with the calls' clocks spread, its reader took
+about half of a core at 100 calls (51 % in `top`, against 36 % with the timed reads).
+`--phases 1` sends every call's packet in one burst per period, as the carrier did before
+4f0d809.
 """
 
 
 LOAD_TWIN_NOTE = """Each round ramps the floor once per
 agent format, then every profile twice on the same floor: trunkline with its C extension
 (*C*) and with its pure-Python twin (`TRUNKLINE_NO_SPEEDUPS=1`), each run's process
-confirmed from its own start-up log. The carrier sends every call's RTP from one socket,
-a tick's packets in batches (`sendmmsg`, `recvmmsg`), and the echo agent is a light
-WebSocket server that re-encodes only the stamped bytes of each frame
-(`benchmarks/_rtp_fleet.py`, `benchmarks/_echo_agent.py`); the floor uses the same
-generators. """
+confirmed from its own start-up log. The carrier sends every call's RTP from one socket
+in `sendmmsg` batches, each call on its own 20 ms clock: the calls' clocks are spread over
+the period in 1 ms slots (`--phases`, 20 by default), as the clocks of a trunk's
+independent calls are, and what comes back is read every millisecond with `recvmmsg`, each
+datagram timed by the kernel (`SO_TIMESTAMPNS`). The echo agent is a light WebSocket server
+that re-encodes only the stamped bytes of each frame (`benchmarks/_rtp_fleet.py`,
+`benchmarks/_echo_agent.py`); the floor uses the same generators. """
 
-LOAD_ANALYSIS = """What limits each profile here, as far as these numbers show it (runs of 2026-12-03,
-judged against 5 ms of added latency p99 — the earlier runs on this page used 20 ms).
-The media path is the code measured at 977bcc5 earlier that day; this run (a8f603f)
-changed only speech. The machine was busier: the same media profiles cost 0.37–0.50 %
-of a core per call at 50–200 calls against 0.23–0.29 % then, and recording carried
-100 (50–100) calls per core with the C extension against 200 (100–200), μ-law 200
-(50–200) as before:
+LOAD_ANALYSIS = """What limits each profile here, as far as these numbers show it (runs of 2026-12-03
+at 1ccff9d, judged against 5 ms of added latency p99):
 
-- **Latency under load, then CPU.** A step that breaks does so on the latency p99
-  trunkline adds, long before its core is full: at 300 recorded calls (about 0.3 % of
-  a core per call, so 85–90 % busy) a packet waits behind the rest of the loop's
-  work for several milliseconds, and a single stall of the loop longer than 50 ms
-  in an 8 s window (counted by `trunkline_event_loop_lag_seconds`) is enough to
-  pass 5 ms at p99. Below about 60 % busy the added p99 stays at 1–5 ms both ways.
-  A stall no longer leaves its calls behind afterwards: the agent frames that come
-  together after it go at once, and a frame left queued behind a stream arriving on
-  time is drained (before, one 60–90 ms stall kept every call 60–80 ms late for the
-  rest of the step).
-- **μ-law pass-through and recording** (the headline): 200 calls per core with the C
-  extension in the run at 977bcc5 (recording 100–200 over the runs, μ-law 100–400),
-  about 0.23 % (μ-law) and 0.29 % (recording) of a core per call; 100 recorded and
-  200 μ-law calls in this busier run. The targets (600 and 400
-  per core) need two to three times less CPU per call: in a sampled profile at 400
-  μ-law calls, the event loop's own work (polling, reading sockets, dispatch) is
-  about a fifth of the process and the agent socket's writes about a sixth — one
-  system call per frame each way per call, which only batching the media sockets
-  (one socket per worker, `recvmmsg`/`sendmmsg`) removes.
-- **PCM16 16 kHz**: CPU — resampling both ways costs 0.53–0.65 % of a core per call;
-  at 200 calls the core is full and call set-ups time out.
-- **C extension against pure Python**: recording 0.29 against 0.33 % of a core per
-  call at 100–200 calls, μ-law 0.23–0.29 against 0.28–0.31; the pure-Python twin
-  carries half the recorded calls within 5 ms.
-- **Transcription** (Moonshine, both parties of every call transcribed, recording on,
-  the worker on trunkline's one core): 8 (8–16) calls per core with the C extension
-  and 16 (8–16) in pure Python, against 4 with Whisper; about 3 % of a core per call.
-  The steps break on added latency just over 5 ms (5.0–7.8 ms at the first step
-  past capacity, one run 15.6 ms): the speech worker runs at `SCHED_IDLE`, so the
-  event loop takes the core back at once, but the model's runs still share the one
-  core's caches and the loop waits for the GIL between them. `benchmarks.speech`
-  carries 30 callers on one worker because its callers talk half the time and only
-  the caller is transcribed, where here each call's two parties talk about 80 % of
-  the time each, and the media path and recording share that core. More cores
-  (`TRUNKLINE_TRANSCRIPTION_WORKERS`, one per spare core by default) or an HTTP
-  engine take the speech work off the media core.
+- **The carrier now spreads its calls over the 20 ms period.** Before 4f0d809 the
+  benchmark carrier sent every call's packet in one burst per period. A trunk's
+  independent calls do not: each call's clock starts when it is answered, so its
+  packets come at their own phase. A burst had two effects, both away from what a
+  trunk does. Each loop iteration read hundreds of packets, so the per-wake-up cost
+  (`epoll_wait`, the loop's own work) was shared among them: the bare floor relay
+  cost 0.217 % of a core per call at 100 calls with bursts (the run at a8f603f)
+  against 0.34 % with the clocks spread (this run). And the last packet of a burst of
+  N waited for the N − 1 before it, so the added latency grew with the call count
+  whatever a call cost. In one probe at 200 calls (one run each, same machine, same
+  code), the floor's own p99 was 21 / 10 ms (→ agent / → carrier) with bursts and
+  3.4 / 1.8 ms with the clocks spread. The figures on this page are therefore not
+  comparable with the earlier ones: the same code carries fewer calls per core under
+  traffic shaped like a trunk's.
+- **What limits μ-law and recording is the cost per packet, most of it outside
+  Python.** μ-law pass-through: 100 calls (100–100) with the C extension at
+  0.61 % of a core per call; at 200 calls the core is full (0.49 % per call, about
+  98 % busy) and latency and loss break. A sampled profile of trunkline at 100
+  μ-law calls (py-spy, the C extension) spends about half of its busy time inside
+  the event loop's own code and the system calls it makes to read sockets (one
+  wake-up, one `recvmsg` and one failed `recvmsg` per RTP packet; one `recv` per
+  agent frame), about a sixth in the two writes per frame pair (the agent's TCP
+  socket, the caller's UDP socket), and about a third in trunkline's Python.
+  Trimming the Python (47a666a: 124,300 to 102,800 instructions per frame pair
+  counted by callgrind, −17 %) can win back at most a part of that third.
+  Recording: 50 calls (50–50) at 0.73 % per call; at 100 calls the added p99 passes
+  5 ms in every run (5.4–39 ms).
+- **PCM16 16 kHz**: CPU — resampling both ways, 1.57 % of a core per call; at 100
+  calls the core is full and frames are lost.
+- **The generators**: the floor relay with the same generators broke its own 20 ms
+  p99 at 300 μ-law calls (18.5 ms at 200), so this machine cannot show more than
+  about 200 calls per core for any relay written in Python, trunkline or not. The
+  targets (600 μ-law, 400 recorded, 300 PCM16 calls per core) need two things this
+  code does not have: media sockets shared per worker, drained with `recvmmsg` and
+  written with `sendmmsg` (a wake-up and a system call per batch instead of per
+  packet; for trunks whose media comes from the address their SDP gives, since a
+  shared port cannot tell calls apart by anything else), and a load generator that
+  is not itself a Python program on one core.
+- **C extension against pure Python**: 0.61 against 0.76 % of a core per μ-law call
+  at 100 calls, 0.73 against 0.93 % per recorded call at 50.
+- **Transcription** was not part of this run: at a8f603f (burst carrier, Moonshine,
+  both parties transcribed) it carried 8 (8–16) calls per core with the C extension
+  and 16 (8–16) in pure Python, about 3 % of a core per call; `benchmarks.speech`
+  (above) measures speech on its own.
 """
 
 
