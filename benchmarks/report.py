@@ -315,17 +315,17 @@ TWIN_NOTE = """*C* runs trunkline with `trunkline._speedups`, *pure Python* with
 `TRUNKLINE_NO_SPEEDUPS=1`; each run's process must say in its start-up log that it
 runs the path it is labelled with, or the benchmark stops. """
 
-BRIDGE_ANALYSIS = """In the run of 2026-12-03 at `4883ef0` (an Intel Xeon; the run of 2026-12-02 was on
-an AMD EPYC machine, so the absolute figures of the two are not comparable), 100 μ-law
-calls were carried with no frame lost either way at 0.28 % of a core per call with the
-C extension, 2.70× the floor relay (0.105 %). Caller frames now go to the agent as
-their packets arrive and agent frames to the caller as they arrive, so the latency
-trunkline adds over the floor at 100 calls is about 1 ms p99 towards the agent and
-3 ms towards the carrier (19 and 12 ms p50 before, the wait for the 20 ms tick). The
-C extension saves 11 % of trunkline's CPU end to end (0.89×): system calls, the
-event loop and the kernel's share of each packet are most of the rest. PCM16 16 kHz
-costs 0.63 % of a core per call (1.78× the floor, which resamples the same way) and
-lost nothing at 100 calls.
+BRIDGE_ANALYSIS = """In the run of 2026-12-03 at `6c5fe0b` (an AMD EPYC machine), with the carrier's
+calls on clocks of their own spread over the 20 ms period (the runs before sent every
+call's packet in one burst per period, which the floor and trunkline both read in far
+fewer wake-ups, so the figures are not comparable; see "Whole system"), 100 recorded
+μ-law calls (the default) were carried with no frame lost either way at 0.60 % of a core per call with the C
+extension, 1.73× the floor relay (0.35 %), and about 1 ms of added latency p99 each
+way. The C extension saves a quarter of trunkline's CPU end to end (0.75×); the event
+loop's wake-ups and the system calls per packet are most of the rest. PCM16 16 kHz
+filled the core at 100 calls (0.99 % of a core per call; the floor, resampling the same
+way, 0.98 %) and lost 17 % of the frames to the agent: about 1 % of a core per call is
+its cost on this machine.
 """
 
 
