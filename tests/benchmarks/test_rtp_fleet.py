@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -178,10 +179,17 @@ def test_the_kernel_times_each_datagram_a_receiver_reads() -> None:
         sender_socket.close()
 
 
-def test_a_fleet_sends_each_live_leg_one_tagged_frame_per_tick() -> None:
-    far_end = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    far_end.bind(("127.0.0.1", 0))
-    far_end.settimeout(5)
+@pytest.fixture
+def far_end() -> Iterator[socket.socket]:
+    """A loopback UDP socket the fleet's legs send to."""
+    far = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    far.bind(("127.0.0.1", 0))
+    far.settimeout(5)
+    yield far
+    far.close()
+
+
+def test_a_fleet_sends_each_live_leg_one_tagged_frame_per_tick(far_end: socket.socket) -> None:
     fleet = RtpFleet(3, AUDIO, numbered=True, phases=1)
     try:
         fleet.connect(2, "127.0.0.1", far_end.getsockname()[1])
@@ -193,14 +201,10 @@ def test_a_fleet_sends_each_live_leg_one_tagged_frame_per_tick() -> None:
         assert fleet.sent == 2 and fleet.unsent == 0
         assert len(got[0][0]) == HEADER + 160 and TAG.size == 24
     finally:
-        far_end.close()
         fleet.sock.close()
 
 
-def test_legs_send_in_their_own_phase_slot_once_per_period() -> None:
-    far_end = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    far_end.bind(("127.0.0.1", 0))
-    far_end.settimeout(5)
+def test_legs_send_in_their_own_phase_slot_once_per_period(far_end: socket.socket) -> None:
     fleet = RtpFleet(7, AUDIO, numbered=True, phases=4)
     try:
         assert fleet.slot_seconds == pytest.approx(0.005)
@@ -220,5 +224,4 @@ def test_legs_send_in_their_own_phase_slot_once_per_period() -> None:
         with pytest.raises(ValueError):
             RtpFleet(1, AUDIO, numbered=True, phases=21)
     finally:
-        far_end.close()
         fleet.sock.close()
