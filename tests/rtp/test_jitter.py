@@ -511,3 +511,15 @@ def test_whatever_the_network_does_packets_come_out_in_order_and_once(
     pushed = len(arrivals)
     dropped = counters.late + counters.duplicate + counters.overflow + counters.shrunk
     assert len(heard) + dropped == pushed  # every packet played or counted
+
+
+def test_a_deep_buffer_counts_its_depth_in_the_last_histogram_bucket() -> None:
+    # A jitter maximum past the histogram's last bound (10 frames): a depth of 14 frames
+    # goes in the +Inf bucket instead of failing the call's tick.
+    buffer = JitterBuffer(max_frames=20)
+    sender = Sender()
+    for number in range(15):
+        sender.push(buffer, number, number * 0.001)  # a burst: 15 frames held at once
+    frame = buffer.pull()
+    assert frame is not None and frame[0] == 0
+    assert buffer.depth_histogram[-1] == 1 and sum(buffer.depth_histogram) == 1

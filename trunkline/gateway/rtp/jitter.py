@@ -87,7 +87,8 @@ SHRINK_PATIENCE_PULLS = 500  # no quiet frame for 10 s: the shrink drops a loud 
 TRIM_PULLS = 10  # beyond the maximum for 200 ms: trimmed back to it at once
 DEPTH_BUCKETS = (0, 1, 2, 3, 5, 10)  # frames; the histograms' upper bounds (then +Inf)
 _BUCKET_OF = tuple(bisect.bisect_left(DEPTH_BUCKETS, f) for f in range(DEPTH_BUCKETS[-1] + 1))
-_BUCKETS = len(_BUCKET_OF)  # a depth past the table goes in the last bucket
+_BUCKETS = len(_BUCKET_OF)  # depths the table covers
+_OVER = len(DEPTH_BUCKETS)  # the +Inf bucket: any depth past the last bound
 RETARGET_PULLS = 8  # the target follows the jitter estimate every 160 ms
 MAX_LEAD_FRAMES = 3  # frames played on arrival may run this many ahead of their ticks
 START_LEAD_FRAMES = 1  # the first frame played on arrival starts this many more ahead
@@ -533,9 +534,8 @@ class JitterBuffer:
         depth, target = remaining // size, self.target_frames
         self.depth_frames_sum += depth
         self.target_frames_sum += target
-        last = _BUCKETS
-        self.depth_histogram[_BUCKET_OF[depth] if depth < last else last] += 1
-        self.target_histogram[_BUCKET_OF[target] if target < last else last] += 1
+        self.depth_histogram[_BUCKET_OF[depth] if depth < _BUCKETS else _OVER] += 1
+        self.target_histogram[_BUCKET_OF[target] if target < _BUCKETS else _OVER] += 1
         self._min_remaining = min(self._min_remaining, remaining)
         bound = (self.max_frames + 1) * size
         if remaining <= bound:
@@ -614,9 +614,8 @@ class JitterBuffer:
         target = self.target_frames
         self.depth_frames_sum += depth
         self.target_frames_sum += target
-        last = _BUCKETS
-        self.depth_histogram[_BUCKET_OF[depth] if depth < last else last] += 1
-        self.target_histogram[_BUCKET_OF[target] if target < last else last] += 1
+        self.depth_histogram[_BUCKET_OF[depth] if depth < _BUCKETS else _OVER] += 1
+        self.target_histogram[_BUCKET_OF[target] if target < _BUCKETS else _OVER] += 1
 
     # -- reading -------------------------------------------------------------------------
     @property
