@@ -163,6 +163,16 @@ def test_the_kernel_times_each_datagram_a_receiver_reads() -> None:
         receiver_socket.bind(("127.0.0.1", 0))
         receiver = BatchReceiver(receiver_socket, slots=8, size=64, timestamps=True)
         address = receiver_socket.getsockname()
+        # The kernel turns timestamping on for the whole host lazily: a datagram that came
+        # before that took effect is stamped when read. One is sent and read first.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            sender_socket.sendto(b"warm-up", address)
+            time.sleep(0.01)
+            sent_at = time.time_ns()
+            time.sleep(0.01)
+            if receiver.receive() == 1 and receiver.arrivals_ns(1)[0] < sent_at:
+                break  # stamped on arrival, not when read
         before = time.time_ns()
         sender_socket.sendto(b"first", address)
         time.sleep(0.05)
