@@ -126,7 +126,7 @@ adds the recorder's caller and slot taps (decode to PCM16, the writer thread).
   at 3dddcd4: the RTP header read as a tuple instead of a packet object, the jitter
   buffer's per-packet helpers inline, the usual agent `media` frame read before the
   persona's parser, pass-through formats past their converters, a whole 20 ms agent
-  frame past the re-framer, the link's checks and write in one method. The same
+  frame queued without the re-framer's buffer, the link's checks and write in one method. The same
   `mulaw` workload, counted one after the other with the C extension, took 124,300
   instructions per pair at 3dddcd4 and 102,800 at 47a666a (−17 %); this table's run
   at 47a666a counted 107,300, within the spread described below.

@@ -33,9 +33,11 @@ class Reframer:
     def push(self, chunk: bytes | bytearray | memoryview) -> list[bytes]:
         """Add a chunk and return every complete frame now available, oldest first."""
         buffer = self._buffer
+        size = self.frame_size
+        if not buffer and len(chunk) == size:
+            return [bytes(chunk)]  # the usual chunk: one whole frame, nothing pending
         buffer += chunk
         held = len(buffer)
-        size = self.frame_size
         if held < size:
             return []
         if held > self.max_pending:

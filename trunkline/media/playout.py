@@ -70,19 +70,9 @@ class Playout:
 
     def push(self, audio: bytes) -> int:
         """Queue ``audio`` (any length: re-framed to 20 ms); returns the backlog after it."""
-        frames = self._frames
-        reframer = self._reframer
-        if len(audio) == FRAME_BYTES and not reframer.pending and len(frames) < self.max_frames:
-            frames.append(bytes(audio))  # the usual chunk: one whole frame, nothing pending
-            self._queued += 1
-            return len(frames)
-        for frame in reframer.push(audio):
-            if len(frames) >= self.max_frames:
-                self._enqueue(frame)  # the oldest frame goes
-            else:
-                frames.append(frame)
-                self._queued += 1
-        return len(frames)
+        for frame in self._reframer.push(audio):
+            self._enqueue(frame)
+        return len(self._frames)
 
     def _enqueue(self, frame: bytes) -> None:
         if len(self._frames) >= self.max_frames:

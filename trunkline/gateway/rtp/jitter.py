@@ -530,12 +530,7 @@ class JitterBuffer:
         part = self._part
         remaining = self._held_bytes + (len(part) if part else 0)
         size = self.frame_bytes
-        # ``_observe``, inline: the depth after playing, and the target, into their histograms
-        depth, target = remaining // size, self.target_frames
-        self.depth_frames_sum += depth
-        self.target_frames_sum += target
-        self.depth_histogram[_BUCKET_OF[depth] if depth < _BUCKETS else _OVER] += 1
-        self.target_histogram[_BUCKET_OF[target] if target < _BUCKETS else _OVER] += 1
+        self._observe(remaining // size)
         self._min_remaining = min(self._min_remaining, remaining)
         bound = (self.max_frames + 1) * size
         if remaining <= bound:

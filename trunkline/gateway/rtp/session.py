@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 from trunkline.codecs.dtmf import TelephoneEvent, TelephoneEventError, decode_event
 from trunkline.gateway.rtp.jitter import JitterBuffer
-from trunkline.gateway.rtp.packet import HEADER_BYTES
+from trunkline.gateway.rtp.packet import build_into
 from trunkline.gateway.rtp.rtcp import ReceptionStats
-from trunkline.speedups import build_rtp_into, parse_rtp
+from trunkline.speedups import parse_rtp
 
 SAMPLES_PER_FRAME = 160
 MAX_SEQUENCE_JUMP = 3000  # beyond this the stream restarted: resynchronise
@@ -276,13 +276,17 @@ class RtpSession:
             return None
         marker = not self._talking
         self._talking = True
-        buffer, size = self._buffer, HEADER_BYTES + len(payload)
-        if len(buffer) < size:
-            buffer.extend(bytes(size - len(buffer)))
-        sequence = self._out_seq
-        build_rtp_into(buffer, payload, self.payload_type, sequence, timestamp, self.ssrc, marker)
-        self._out_seq = (sequence + 1) & 0xFFFF
+        packet = build_into(
+            self._buffer,
+            payload,
+            payload_type=self.payload_type,
+            sequence=self._out_seq,
+            timestamp=timestamp,
+            ssrc=self.ssrc,
+            marker=marker,
+        )
+        self._out_seq = (self._out_seq + 1) & 0xFFFF
         counters = self.counters
         counters.packets_out += 1
-        counters.bytes_out += size
-        return memoryview(buffer)[:size]
+        counters.bytes_out += len(packet)
+        return packet
