@@ -87,6 +87,22 @@ def test_several_workers_need_fixed_ports() -> None:
         settings_from({"workers": 2, "http_port": 0})
 
 
+def test_the_shared_rtp_port_is_even_and_apart_from_the_other_ports() -> None:
+    media = settings_from({"rtp_shared_port": 30000, "workers": 2, "http_port": 8080}).media
+    assert media.rtp_shared_port == 30000
+    for values, message in (
+        ({"rtp_shared_port": 30001}, "must be an even port"),
+        ({"rtp_shared_port": 1000}, "must be an even port"),
+        ({"rtp_shared_port": 65534, "workers": 2, "http_port": 8080}, "room for 2 worker"),
+        ({"rtp_shared_port": 20000}, "overlaps the RTP port range"),  # 10000-20000
+        ({"rtp_shared_port": 9998, "rtp_port_min": 9999}, "overlaps the RTP port range"),
+        ({"rtp_shared_port": 5060}, "overlaps a SIP port"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            settings_from(values)
+    assert settings_from({"rtp_shared_port": 20002}).media.rtp_shared_port == 20002
+
+
 def test_settings_are_frozen_and_parsed_once() -> None:
     settings = load_settings(
         environ={
@@ -104,7 +120,7 @@ def test_settings_are_frozen_and_parsed_once() -> None:
 
 def test_every_setting_round_trips_through_its_environment_name() -> None:
     values = setting_values(Settings())
-    assert len(values) == len(set(values)) == 93
+    assert len(values) == len(set(values)) == 94
     assert settings_from(values) == Settings()
     with pytest.raises(ConfigError, match="unknown settings sip_prot"):
         settings_from({"sip_prot": 1})

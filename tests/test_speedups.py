@@ -12,7 +12,9 @@ import base64
 import importlib
 import json
 import os
+import socket
 import struct
+import time
 from types import ModuleType
 from typing import Any
 
@@ -469,3 +471,89 @@ async def test_a_real_websockets_server_reads_every_frame_the_link_writes_in_ord
             link.abort()
     assert received == sent
     assert link.frames_out == len(sent)
+
+
+# -- shared media sockets: batched reads and writes ------------------------------------
+
+
+def udp_socket(family: int = socket.AF_INET, host: str = "127.0.0.1") -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.bind((host, 0))
+    sock.setblocking(False)
+    return sock
+
+
+def drain(impl: ModuleType, sock: socket.socket, want: int) -> list[tuple[bytes, bytes]]:
+    """What ``recv_batch`` reads until ``want`` datagrams came (loopback delivers at once)."""
+    got: list[tuple[bytes, bytes]] = []
+    for _ in range(200):
+        got += impl.recv_batch(sock, 64)
+        if len(got) >= want:
+            break
+        time.sleep(0.005)
+    return got
+
+
+def test_address_keys_pack_the_address_then_the_port() -> None:
+    assert speedups.address_key("127.0.0.1", 5004) == bytes([127, 0, 0, 1, 0x13, 0x8C])
+    assert len(speedups.address_key("::1", 5004)) == 18
+    assert speedups.key_address(speedups.address_key("::1", 6000)) == ("::1", 6000)
+    for host, port in (("example.com", 5004), ("127.0.0.1", 70000), ("1.2.3", 1)):
+        with pytest.raises(ValueError):
+            speedups.address_key(host, port)
+
+
+@pytest.mark.parametrize("family,host", [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
+def test_recv_batch_reads_what_waits_with_each_source_key(
+    impl: ModuleType, family: int, host: str
+) -> None:
+    with (
+        udp_socket(family, host) as port,
+        udp_socket(family, host) as a,
+        udp_socket(family, host) as b,
+    ):
+        assert impl.recv_batch(port, 64) == []  # nothing waiting: no error, no wait
+        for n in range(100):
+            (a if n % 2 else b).sendto(b"x%d" % n, port.getsockname()[:2])
+        first = drain(impl, port, 64)[:64]
+        assert len(impl.recv_batch(port, 1)) == 1  # count bounds a batch
+        rest = drain(impl, port, 35)
+        got = first + rest
+        assert [data for data, _ in got][:64] == [b"x%d" % n for n in range(64)]
+        assert len(got) == 99  # the one read alone above is the 65th
+        keys = {speedups.address_key(*s.getsockname()[:2]) for s in (a, b)}
+        assert {key for _, key in got} == keys
+
+
+def test_recv_batch_cuts_an_oversized_datagram_one_byte_over_the_limit(impl: ModuleType) -> None:
+    with udp_socket() as port, udp_socket() as peer:
+        peer.sendto(bytes(3000), port.getsockname())
+        peer.sendto(bytes(2048), port.getsockname())
+        assert [len(data) for data, _ in drain(impl, port, 2)] == [2049, 2048]
+
+
+def test_recv_batch_refuses_a_count_outside_one_to_sixty_four() -> None:
+    c, py = both()
+    with udp_socket() as port:
+        for count in (0, 65):
+            assert outcome(c.recv_batch, port, count) == outcome(py.recv_batch, port, count)
+            assert outcome(py.recv_batch, port, count)[0] == "error"
+
+
+def test_send_batch_sends_each_datagram_to_its_own_destination(impl: ModuleType) -> None:
+    with udp_socket() as port, udp_socket() as a, udp_socket() as b:
+        key_a = speedups.address_key(*a.getsockname())
+        key_b = speedups.address_key(*b.getsockname())
+        items = [(b"to-a-%d" % n, key_a) for n in range(70)] + [(b"to-b", key_b)]
+        items.append((b"wrong family", speedups.address_key("::1", 9)))  # skipped
+        assert impl.send_batch(port, items) == 71
+        assert [d for d, _ in drain(impl, a, 70)] == [b"to-a-%d" % n for n in range(70)]
+        assert drain(impl, b, 1) == [(b"to-b", speedups.address_key(*port.getsockname()))]
+
+
+def test_send_batch_refuses_what_is_not_a_list_of_bytes_and_key_pairs() -> None:
+    c, py = both()
+    with udp_socket() as port:
+        for items in ((), [b"no key"], [("text", b"123456")]):
+            assert outcome(c.send_batch, port, items) == outcome(py.send_batch, port, items)
+            assert outcome(py.send_batch, port, items)[0] == "error"

@@ -8,6 +8,13 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef __linux__
+#define TRUNKLINE_MMSG 1
+#include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#endif
 
 #define RTP_HEADER_BYTES 12
 
@@ -732,6 +739,192 @@ error:
     return NULL;
 }
 
+#ifdef TRUNKLINE_MMSG
+/* Datagrams of a shared media socket, many per system call (recvmmsg and sendmmsg).
+ *
+ * A source or destination is named by its "address key": the address's packed bytes
+ * then the port, big-endian (6 bytes for IPv4, 18 for IPv6), so a datagram's source
+ * is looked up in a dict without building a (host, port) tuple. */
+#define BATCH_MAX 64
+#define DATAGRAM_MAX 2048
+
+static char recv_buffers[BATCH_MAX][DATAGRAM_MAX + 1]; /* one byte over: oversize shows */
+
+static PyObject *
+address_key(const struct sockaddr_storage *address)
+{
+    char key[18];
+    if (address->ss_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)address;
+        memcpy(key, &v4->sin_addr, 4);
+        memcpy(key + 4, &v4->sin_port, 2);
+        return PyBytes_FromStringAndSize(key, 6);
+    }
+    if (address->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)address;
+        memcpy(key, &v6->sin6_addr, 16);
+        memcpy(key + 16, &v6->sin6_port, 2);
+        return PyBytes_FromStringAndSize(key, 18);
+    }
+    return PyBytes_FromStringAndSize("", 0);
+}
+
+/* recv_batch(sock, count) -> [(datagram, source key), ...]: what is waiting, at most count
+ * (1..64) datagrams, without blocking; [] when nothing is. A datagram over 2,048 bytes is
+ * returned cut to 2,049 (the caller drops it). OSError as socket.recvfrom raises it. */
+static PyObject *
+recv_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "recv_batch(sock, count)");
+        return NULL;
+    }
+    int fd = PyObject_AsFileDescriptor(args[0]);
+    if (fd < 0) {
+        return NULL;
+    }
+    long count = PyLong_AsLong(args[1]);
+    if (count == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (count < 1 || count > BATCH_MAX) {
+        PyErr_SetString(PyExc_ValueError, "count must be 1 to 64");
+        return NULL;
+    }
+    struct mmsghdr messages[BATCH_MAX];
+    struct iovec vectors[BATCH_MAX];
+    struct sockaddr_storage sources[BATCH_MAX];
+    memset(messages, 0, sizeof(struct mmsghdr) * (size_t)count);
+    for (long i = 0; i < count; i++) {
+        vectors[i].iov_base = recv_buffers[i];
+        vectors[i].iov_len = DATAGRAM_MAX + 1;
+        messages[i].msg_hdr.msg_iov = &vectors[i];
+        messages[i].msg_hdr.msg_iovlen = 1;
+        messages[i].msg_hdr.msg_name = &sources[i];
+        messages[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+    }
+    int received = recvmmsg(fd, messages, (unsigned int)count, MSG_DONTWAIT, NULL);
+    if (received < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            return PyList_New(0);
+        }
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    PyObject *batch = PyList_New(received);
+    if (batch == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < received; i++) {
+        PyObject *data = PyBytes_FromStringAndSize(recv_buffers[i], (Py_ssize_t)messages[i].msg_len);
+        PyObject *key = address_key(&sources[i]);
+        PyObject *pair = (data && key) ? PyTuple_Pack(2, data, key) : NULL;
+        Py_XDECREF(data);
+        Py_XDECREF(key);
+        if (pair == NULL) {
+            Py_DECREF(batch);
+            return NULL;
+        }
+        PyList_SET_ITEM(batch, i, pair);
+    }
+    return batch;
+}
+
+/* The socket address a key names; 0 when the key is not one of ``family``'s. */
+static socklen_t
+key_address(PyObject *key, int family, struct sockaddr_storage *address)
+{
+    if (!PyBytes_Check(key)) {
+        return 0;
+    }
+    const char *raw = PyBytes_AS_STRING(key);
+    Py_ssize_t size = PyBytes_GET_SIZE(key);
+    memset(address, 0, sizeof(*address));
+    if (family == AF_INET && size == 6) {
+        struct sockaddr_in *v4 = (struct sockaddr_in *)address;
+        v4->sin_family = AF_INET;
+        memcpy(&v4->sin_addr, raw, 4);
+        memcpy(&v4->sin_port, raw + 4, 2);
+        return sizeof(struct sockaddr_in);
+    }
+    if (family == AF_INET6 && size == 18) {
+        struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)address;
+        v6->sin6_family = AF_INET6;
+        memcpy(&v6->sin6_addr, raw, 16);
+        memcpy(&v6->sin6_port, raw + 16, 2);
+        return sizeof(struct sockaddr_in6);
+    }
+    return 0;
+}
+
+/* send_batch(sock, [(datagram, destination key), ...]) -> how many were sent, without
+ * blocking. It stops at the first the kernel has no room for (the rest are not sent) and
+ * skips one that cannot be sent (a key not of the socket's family, an unreachable host). */
+static PyObject *
+send_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "send_batch(sock, list of (datagram, key))");
+        return NULL;
+    }
+    int fd = PyObject_AsFileDescriptor(args[0]);
+    if (fd < 0) {
+        return NULL;
+    }
+    struct sockaddr_storage own;
+    socklen_t own_size = sizeof(own);
+    if (getsockname(fd, (struct sockaddr *)&own, &own_size) < 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    PyObject *items = args[1];
+    Py_ssize_t total = PyList_GET_SIZE(items);
+    Py_ssize_t sent = 0, next = 0;
+    struct mmsghdr messages[BATCH_MAX];
+    struct iovec vectors[BATCH_MAX];
+    struct sockaddr_storage destinations[BATCH_MAX];
+    while (next < total) {
+        int n = 0;
+        for (; next < total && n < BATCH_MAX; next++) {
+            PyObject *item = PyList_GET_ITEM(items, next);
+            if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 ||
+                !PyBytes_Check(PyTuple_GET_ITEM(item, 0))) {
+                PyErr_SetString(PyExc_TypeError, "send_batch items are (bytes, key) pairs");
+                return NULL;
+            }
+            socklen_t size = key_address(PyTuple_GET_ITEM(item, 1), own.ss_family, &destinations[n]);
+            if (size == 0) {
+                continue; /* not sendable from this socket: skipped, not counted as sent */
+            }
+            PyObject *data = PyTuple_GET_ITEM(item, 0);
+            memset(&messages[n], 0, sizeof(struct mmsghdr));
+            vectors[n].iov_base = PyBytes_AS_STRING(data);
+            vectors[n].iov_len = (size_t)PyBytes_GET_SIZE(data);
+            messages[n].msg_hdr.msg_iov = &vectors[n];
+            messages[n].msg_hdr.msg_iovlen = 1;
+            messages[n].msg_hdr.msg_name = &destinations[n];
+            messages[n].msg_hdr.msg_namelen = size;
+            n++;
+        }
+        int done = 0;
+        while (done < n) {
+            int result = sendmmsg(fd, messages + done, (unsigned int)(n - done), MSG_DONTWAIT);
+            if (result < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+                    return PyLong_FromSsize_t(sent); /* no room: the rest are dropped */
+                }
+                done++; /* this one cannot be sent (unreachable, refused): skip it */
+                continue;
+            }
+            done += result;
+            sent += result;
+        }
+    }
+    return PyLong_FromSsize_t(sent);
+}
+#endif
+
 static PyMethodDef speedups_methods[] = {
     {"parse_rtp", (PyCFunction)parse_rtp, METH_O,
      "parse_rtp(data) -> (payload_type, marker, sequence, timestamp, ssrc, payload)"},
@@ -746,6 +939,12 @@ static PyMethodDef speedups_methods[] = {
     {"ws_server_frames", (PyCFunction)(void (*)(void))ws_server_frames, METH_FASTCALL,
      "ws_server_frames(data, start, max_size) -> (final unmasked text and binary payloads, "
      "where the first other frame starts)"},
+#ifdef TRUNKLINE_MMSG
+    {"recv_batch", (PyCFunction)(void (*)(void))recv_batch, METH_FASTCALL,
+     "recv_batch(sock, count) -> [(datagram, source key), ...] waiting now, at most count"},
+    {"send_batch", (PyCFunction)(void (*)(void))send_batch, METH_FASTCALL,
+     "send_batch(sock, [(datagram, destination key), ...]) -> how many were sent"},
+#endif
     {NULL, NULL, 0, NULL},
 };
 

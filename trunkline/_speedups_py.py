@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import json
+import socket
 import struct
 
 from websockets.frames import apply_mask  # websockets' own (its C speedup when built)
@@ -167,3 +169,72 @@ def ws_server_frames(data: Buffer, start: int, max_size: int) -> tuple[list[str 
             frames.append(bytes(data[payload_start:stop]))
         offset = stop
     return frames, offset
+
+
+BATCH_MAX = 64
+DATAGRAM_MAX = 2048
+_NO_ROOM = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
+
+
+def address_key(host: str, port: int) -> bytes:
+    """The key a source or destination is named by: packed address, then the port big-endian
+    (6 bytes for IPv4, 18 for IPv6); ValueError for what is not an IP address and port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        packed = socket.inet_pton(family, host.split("%", 1)[0])
+    except OSError:
+        raise ValueError(f"not an IP address: {host[:60]!r}") from None
+    if not 0 <= port < 65536:
+        raise ValueError(f"not a port: {port}")
+    return packed + port.to_bytes(2, "big")
+
+
+def key_address(key: bytes) -> tuple[str, int]:
+    """The (host, port) an address key names."""
+    family = socket.AF_INET if len(key) == 6 else socket.AF_INET6
+    return socket.inet_ntop(family, key[:-2]), int.from_bytes(key[-2:], "big")
+
+
+def recv_batch(sock: socket.socket, count: int) -> list[tuple[bytes, bytes]]:
+    """[(datagram, source key), ...] waiting now, at most ``count`` (1..64), without blocking;
+    a datagram over 2,048 bytes comes cut to 2,049 (the caller drops it)."""
+    if not 1 <= count <= BATCH_MAX:
+        raise ValueError("count must be 1 to 64")
+    batch: list[tuple[bytes, bytes]] = []
+    for _ in range(count):
+        try:
+            data, source = sock.recvfrom(DATAGRAM_MAX + 1, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            break
+        except OSError:
+            if batch:
+                break  # what was read is returned; the error comes again on the next call
+            raise
+        batch.append((data, address_key(source[0], source[1])))
+    return batch
+
+
+def send_batch(sock: socket.socket, items: list[tuple[bytes, bytes]]) -> int:
+    """Send each (datagram, destination key) without blocking; how many were sent. It stops at
+    the first the kernel has no room for and skips one that cannot be sent (a key not of the
+    socket's family, an unreachable host)."""
+    if not isinstance(items, list):
+        raise TypeError("send_batch(sock, list of (datagram, key))")
+    size = 6 if sock.family == socket.AF_INET else 18
+    sent = 0
+    for item in items:
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], bytes)):
+            raise TypeError("send_batch items are (bytes, key) pairs")
+        data, key = item
+        if not isinstance(key, bytes) or len(key) != size:
+            continue
+        try:
+            sock.sendto(data, socket.MSG_DONTWAIT, key_address(key))
+        except InterruptedError:
+            continue
+        except OSError as exc:
+            if exc.errno in _NO_ROOM:
+                return sent
+            continue
+        sent += 1
+    return sent

@@ -47,6 +47,7 @@ from trunkline.crypto import derive_key
 from trunkline.data_dir import load_node_id, secure_data_dir
 from trunkline.gateway import carrier_stream_routes, twilio_voice
 from trunkline.gateway.call_control import GatewayCallControl
+from trunkline.gateway.rtp.shared_port import SharedMediaPorts
 from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip_gateway import SipGateway
 from trunkline.media.clock import MediaClock
@@ -341,6 +342,13 @@ async def running_gateway(runtime: Runtime) -> AsyncIterator[SipGateway]:
     """Bind SIP and the RTP range; the gateway answers calls until the block ends."""
     settings = runtime.settings
     gateway = build_gateway(runtime)
+    shared = gateway.ports.shared
+    if shared is not None:
+        try:
+            shared.bind()
+        except OSError as exc:
+            port = settings.media.rtp_shared_port + 2 * settings.process.worker_slot
+            raise bind_error("RTP", settings.sip.host, port, exc) from None
     try:
         await gateway.start(
             settings.sip.host, settings.sip.port, shared=settings.process.worker_of > 0
@@ -371,10 +379,21 @@ def build_gateway(runtime: Runtime) -> SipGateway:
         digest_key=derive_key(runtime.master_key, "sip digest nonces"),
         clock=MediaClock(),
         ports=RtpPortAllocator(
-            settings.sip.host, settings.media.rtp_port_min, settings.media.rtp_port_max
+            settings.sip.host,
+            settings.media.rtp_port_min,
+            settings.media.rtp_port_max,
+            shared=shared_media_ports(settings),
         ),
         media_address=media_address(settings),
     )
+
+
+def shared_media_ports(settings: Settings) -> SharedMediaPorts | None:
+    """This worker's shared RTP port pair (TRUNKLINE_RTP_SHARED_PORT), not yet bound."""
+    first = settings.media.rtp_shared_port
+    if not first:
+        return None
+    return SharedMediaPorts(settings.sip.host, first + 2 * settings.process.worker_slot)
 
 
 def prepare_data_dir(settings: Settings) -> None:
@@ -388,8 +407,12 @@ def prepare_data_dir(settings: Settings) -> None:
         ) from None
 
 
-_PORT_SETTING = {"HTTP": "TRUNKLINE_HTTP_PORT", "SIP": "TRUNKLINE_SIP_PORT"}
-_HOST_SETTING = {"HTTP": "TRUNKLINE_HOST", "SIP": "TRUNKLINE_SIP_HOST"}
+_PORT_SETTING = {
+    "HTTP": "TRUNKLINE_HTTP_PORT",
+    "SIP": "TRUNKLINE_SIP_PORT",
+    "RTP": "TRUNKLINE_RTP_SHARED_PORT",
+}
+_HOST_SETTING = {"HTTP": "TRUNKLINE_HOST", "SIP": "TRUNKLINE_SIP_HOST", "RTP": "TRUNKLINE_SIP_HOST"}
 
 
 def bind_error(what: str, host: str, port: int, exc: OSError) -> StartupError:

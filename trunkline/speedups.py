@@ -11,6 +11,7 @@ buffer (one system call per 1,024 frames, not one per frame).
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from types import ModuleType
 
@@ -46,6 +47,15 @@ ws_client_frame: Callable[[int, Buffer, bytes], bytes] = _module.ws_client_frame
 ws_server_frames: Callable[[Buffer, int, int], tuple[list[str | bytes], int]] = (
     _module.ws_server_frames
 )
+# Shared media sockets (Linux's recvmmsg/sendmmsg in C; a system call per datagram elsewhere).
+recv_batch: Callable[[socket.socket, int], list[tuple[bytes, bytes]]] = getattr(
+    _module, "recv_batch", _speedups_py.recv_batch
+)
+send_batch: Callable[[socket.socket, list[tuple[bytes, bytes]]], int] = getattr(
+    _module, "send_batch", _speedups_py.send_batch
+)
+address_key = _speedups_py.address_key
+key_address = _speedups_py.key_address
 
 
 def describe() -> str:

@@ -71,9 +71,21 @@ def startup_block(
         f"  SIP        udp {_listen(sip_address[0], sip_address[1])}",
         f"  RTP        ports {media.rtp_port_min}-{media.rtp_port_max}"
         f" ({pairs} RTP/RTCP pairs: {pairs} concurrent SIP calls); media address {media_address}",
+        *_shared_port_line(settings),
         f"  data       {settings.data_dir}",
         f"  database   {redact_url(settings.database_url)}",
         f"  speech     {engines}",
         f"  insecure   {'; '.join(insecure) if insecure else 'none'}",
     ]
     return "\n".join(lines)
+
+
+def _shared_port_line(settings: Settings) -> list[str]:
+    shared = settings.media.rtp_shared_port
+    if not shared:
+        return []
+    port = shared + 2 * settings.process.worker_slot
+    return [
+        f"  RTP shared port {port} (RTCP {port + 1}) for inbound calls whose media comes from"
+        " their SDP address"
+    ]

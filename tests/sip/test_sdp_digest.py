@@ -37,6 +37,16 @@ def test_hold_offers_are_answered_recvonly() -> None:
     assert zeroed.on_hold
 
 
+def test_a_single_declared_ssrc_is_negotiated_several_are_not() -> None:
+    assert negotiate(parse_sdp(OFFER)).ssrc is None
+    one = OFFER + b"a=ssrc:3735928559 cname:carrier\r\na=ssrc:3735928559 msid:a b\r\n"
+    assert parse_sdp(one).ssrc == [3735928559] and negotiate(parse_sdp(one)).ssrc == 3735928559
+    two = one + b"a=ssrc:17 cname:carrier\r\n"  # (e.g. a retransmission stream): ambiguous
+    assert negotiate(parse_sdp(two)).ssrc is None
+    bad = OFFER + b"a=ssrc:4294967296 cname:x\r\na=ssrc:abc cname:y\r\n"
+    assert parse_sdp(bad).ssrc == []
+
+
 @pytest.mark.parametrize(
     "body",
     [

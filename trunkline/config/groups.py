@@ -242,6 +242,12 @@ class MediaSettings:
         "rtp_port_min", 10000, "lowest RTP port (each call uses an even/odd pair: RTP and RTCP)"
     )
     rtp_port_max: int = setting("rtp_port_max", 20000, "highest RTP port")
+    rtp_shared_port: int = setting(
+        "rtp_shared_port",
+        0,
+        "one even port (RTCP on the next) for every inbound call whose media comes from its"
+        " SDP address, worker N on this + 2N; outside the RTP range (0: a pair per call)",
+    )
     playout_max_seconds: float = setting(
         "playout_max_seconds",
         60.0,

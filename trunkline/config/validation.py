@@ -60,6 +60,7 @@ def _check_network(settings: Settings) -> None:
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be 0-65535, got {value}")
     if media.rtp_port_min > media.rtp_port_max:
         raise ConfigError("TRUNKLINE_RTP_PORT_MIN must not exceed TRUNKLINE_RTP_PORT_MAX")
+    _check_shared_port(settings)
     _positive(sip.ring_timeout_seconds, "sip_ring_timeout_seconds")
     _positive(sip.unauthenticated_rate, "sip_unauthenticated_rate")
     _positive(sip.nonce_lifetime_seconds, "sip_nonce_lifetime_seconds")
@@ -67,6 +68,29 @@ def _check_network(settings: Settings) -> None:
     _at_least_one(sip.max_connections, "sip_max_connections")
     _positive(sip.connection_idle_seconds, "sip_connection_idle_seconds")
     _check_tls_files(settings)
+
+
+def _check_shared_port(settings: Settings) -> None:
+    """The shared RTP ports (one pair per worker) are even, in range and apart from the others."""
+    shared = settings.media.rtp_shared_port
+    if shared == 0:
+        return
+    workers = max(settings.process.workers, settings.process.worker_of, 1)
+    last = shared + 2 * workers - 1  # the last worker's RTCP port
+    if shared % 2 or shared < 1024 or last > 65535:
+        raise ConfigError(
+            f"TRUNKLINE_RTP_SHARED_PORT must be an even port from 1024 with room for {workers}"
+            f" worker(s)' RTP and RTCP ports up to 65535, got {shared}"
+        )
+    media = settings.media
+    if shared <= media.rtp_port_max and last >= media.rtp_port_min:
+        raise ConfigError(
+            f"TRUNKLINE_RTP_SHARED_PORT {shared}-{last} overlaps the RTP port range"
+            f" {media.rtp_port_min}-{media.rtp_port_max} (TRUNKLINE_RTP_PORT_MIN/MAX)"
+        )
+    sip_ports = (settings.sip.port, settings.sip.tls_port if settings.sip.tls_cert else 0)
+    if any(shared <= port <= last for port in sip_ports):
+        raise ConfigError(f"TRUNKLINE_RTP_SHARED_PORT {shared}-{last} overlaps a SIP port")
 
 
 def _check_tls_files(settings: Settings) -> None:

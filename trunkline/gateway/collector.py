@@ -92,6 +92,8 @@ class WatchedGateway(Protocol):
     @property
     def dialog_refused(self) -> Mapping[str, int]: ...
     @property
+    def shared_port_dropped(self) -> Mapping[str, int]: ...
+    @property
     def digest(self) -> _Digest: ...
 
     def media_snapshot(self) -> MediaTotals: ...
@@ -122,6 +124,8 @@ RTP_DROP_REASONS = {
     "dropped_malformed": "malformed",
     "dropped_late": "late",
 }
+# Datagrams the shared RTP ports dropped before any call saw them (``rtp.shared_port``).
+SHARED_PORT_DROP_REASONS = ("unrouted", "oversized", "send_full")
 
 JITTER_DROP_REASONS = {
     "jitter_late": "late",
@@ -189,7 +193,10 @@ class GatewayCollector(Collector):
         sip.update(dict.fromkeys((*REFUSAL_REASONS, *RULE_REFUSAL_REASONS), 0))
         digest = dict.fromkeys(sip_digest.REFUSAL_REASONS, 0)
         nonces_evicted = 0
+        shared_dropped = dict.fromkeys(SHARED_PORT_DROP_REASONS, 0)
         for gateway in gateways:
+            for reason, count in gateway.shared_port_dropped.items():
+                shared_dropped[reason] += count
             totals.add_totals(gateway.media_snapshot())
             for call in gateway.calls.values():
                 if call.answered and not call.ended:
@@ -255,6 +262,8 @@ class GatewayCollector(Collector):
         )
         for field_name, reason in RTP_DROP_REASONS.items():
             dropped.add_metric([reason], totals.rtp.get(field_name, 0))
+        for reason, count in shared_dropped.items():
+            dropped.add_metric([reason], count)
         yield dropped
         yield from _jitter_figures(totals.rtp)
         requests = CounterMetricFamily(

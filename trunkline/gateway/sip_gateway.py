@@ -184,6 +184,10 @@ class SipGateway:
         return self.endpoint.bad_requests
 
     @property
+    def shared_port_dropped(self) -> dict[str, int]:
+        return self.ports.shared_dropped()
+
+    @property
     def dialog_refused(self) -> dict[str, int]:
         return self.endpoint.dialog_refused
 
@@ -258,6 +262,8 @@ class SipGateway:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self.endpoint.close()
+        if self.ports.shared is not None:
+            self.ports.shared.close()
         for streams in self.streams.values():
             streams.close()
         collector.unwatch(self)

@@ -66,8 +66,10 @@ class SipInboundLeg:
         self._to_invite(self.dialog.provisional(180))
 
     async def open_media(self) -> None:
+        negotiated = self._negotiated
+        source = (negotiated.remote_address, negotiated.remote_port)
         try:
-            self.endpoint = await self._ports.open()
+            self.endpoint = await self._ports.open(source, negotiated.ssrc)
         except PortsExhausted:
             raise MediaUnavailable from None
         srtp = self.srtp

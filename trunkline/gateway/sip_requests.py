@@ -225,7 +225,12 @@ class SipRequests:
         leg = call.bridge.caller if call.bridge is not None else None
         if endpoint is not None:
             if isinstance(leg, RtpLeg) and not negotiated.remote_address.startswith("0.0.0.0"):
-                leg.session.remote = (negotiated.remote_address, negotiated.remote_port)
+                remote = (negotiated.remote_address, negotiated.remote_port)
+                if not endpoint.move(remote):  # a shared port with another call there
+                    refusal = response_to(request, 488, "Media Source In Use")
+                    self.endpoint.respond(transaction, refusal)
+                    return
+                leg.session.remote = remote
             profile, crypto = _srtp_answer(call)
             response.body = answer_sdp(
                 negotiated,

@@ -9,7 +9,7 @@ import asyncio
 import secrets
 import socket
 import time
-from typing import cast
+from typing import Protocol, cast
 
 from trunkline.gateway.rtp.rtcp import RtcpState, receive_report
 from trunkline.gateway.rtp.session import RtpSession
@@ -115,6 +115,11 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         if self.rtcp is not None and session is not None and session.remote is not None:
             self.rtcp.send(packet, session.remote)
 
+    def move(self, remote: tuple[str, int]) -> bool:
+        """The far end's media now comes from ``remote`` (a re-INVITE): False when this
+        endpoint cannot take it (a shared port where another call has that source)."""
+        return True
+
     def secure(self, srtp: SrtpContext | None) -> None:
         """Protect this call's RTP and RTCP with ``srtp`` (None: plain RTP)."""
         self.srtp = srtp
@@ -136,16 +141,33 @@ class PortsExhausted(Exception):
     """Every RTP port of the range is in use (the call is answered 503)."""
 
 
+class SharedPorts(Protocol):
+    """The worker's shared RTP port (``shared_port.SharedMediaPorts``)."""
+
+    def open(self, source: tuple[str, int], ssrc: int | None) -> RtpEndpoint | None: ...
+    def dropped(self) -> dict[str, int]: ...
+    def bind(self) -> None: ...
+    def close(self) -> None: ...
+
+
 class RtpPortAllocator:
     """Binds RTP sockets on even ports of [low, high]; at most one call per port.
 
     A released port rests for ``quarantine_seconds`` before it is handed out
     again, so late packets of the call that used it cannot reach the next one;
     resting ports are used (oldest first) only when no other port is free.
+    With ``shared`` ports, a call whose media source is known and can be told
+    from the others there is put on them instead (``shared_port``).
     """
 
     def __init__(
-        self, host: str, low: int, high: int, quarantine_seconds: float = QUARANTINE_SECONDS
+        self,
+        host: str,
+        low: int,
+        high: int,
+        quarantine_seconds: float = QUARANTINE_SECONDS,
+        *,
+        shared: SharedPorts | None = None,
     ) -> None:
         if low > high:
             raise ValueError("empty RTP port range")
@@ -157,6 +179,7 @@ class RtpPortAllocator:
         self._released_at: dict[int, float] = {}  # at most one entry per port of the range
         self.exhausted = 0
         self._exhausted_since_release = False  # the last open() found nothing bindable
+        self.shared = shared
 
     @property
     def in_use(self) -> int:
@@ -173,7 +196,15 @@ class RtpPortAllocator:
         none it could bind (ports held by other processes count) and none was released since."""
         return self.free == 0 or self._exhausted_since_release
 
-    async def open(self) -> RtpEndpoint:
+    async def open(
+        self, source: tuple[str, int] | None = None, ssrc: int | None = None
+    ) -> RtpEndpoint:
+        """A port pair for a call; on the shared ports when ``source`` (its SDP's media
+        address, with the SSRC it declared, if any) can be routed there."""
+        if self.shared is not None and source is not None:
+            endpoint = self.shared.open(source, ssrc)
+            if endpoint is not None:
+                return endpoint
         loop = asyncio.get_running_loop()
         now = time.monotonic()
         resting = {
@@ -213,6 +244,10 @@ class RtpPortAllocator:
         self.exhausted += 1
         self._exhausted_since_release = True
         raise PortsExhausted(f"no free RTP port in {self._ports[:1]}..{self._ports[-1:]}")
+
+    def shared_dropped(self) -> dict[str, int]:
+        """Datagrams the shared ports dropped, by reason (none without them)."""
+        return self.shared.dropped() if self.shared is not None else {}
 
     def release(self, endpoint: RtpEndpoint) -> None:
         if endpoint.transport is not None and endpoint.port in self._in_use:

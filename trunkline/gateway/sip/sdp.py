@@ -50,6 +50,7 @@ class MediaDescription:
     address_type: str = "IP4"  # of the c= line: "IP4" or "IP6"
     profile: str = "RTP/AVP"
     crypto: list[str] = field(default_factory=list)  # a=crypto values (SDES, RFC 4568)
+    ssrc: list[int] = field(default_factory=list)  # distinct a=ssrc ids (RFC 5576)
 
     def encoding(self, payload_type: int) -> str:
         """Encoding name of a payload type (static types need no rtpmap)."""
@@ -161,6 +162,10 @@ def _attribute(media: MediaDescription, name: str, value: str) -> None:
         media.ptime = int(value.strip())
     elif name == "crypto" and len(media.crypto) < 16:
         media.crypto.append(value.strip())
+    elif name == "ssrc" and len(media.ssrc) < 16:
+        ssrc = value.split(" ", 1)[0]
+        if ssrc.isdigit() and int(ssrc) < 2**32 and int(ssrc) not in media.ssrc:
+            media.ssrc.append(int(ssrc))
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +176,7 @@ class Negotiated:
     remote_address: str
     remote_port: int
     direction: str
+    ssrc: int | None = None  # the one SSRC the offer declared (None: none, or several)
 
 
 def negotiate(offer: MediaDescription, supported: tuple[str, ...] = ("PCMU", "PCMA")) -> Negotiated:
@@ -201,6 +207,7 @@ def negotiate(offer: MediaDescription, supported: tuple[str, ...] = ("PCMU", "PC
         offer.address,
         offer.port,
         answer_direction,
+        offer.ssrc[0] if len(offer.ssrc) == 1 else None,
     )
 
 
