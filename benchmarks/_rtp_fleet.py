@@ -63,6 +63,7 @@ PHASES = 20  # slots of the 20 ms period the legs' clocks are spread over (1 ms 
 SILENCE_BYTE = 0xFF  # trunkline's μ-law silence frame: 160 × 0xff
 RECEIVE_BUFFER = 4 * 1024 * 1024  # a tick's burst of hundreds of packets must fit
 _LEDGER_GROWTH = 4096
+SHARED = -2  # a source port carrying several legs (``ReturnLedger.share``)
 
 
 class FrameMatrix:
@@ -91,6 +92,10 @@ class FrameMatrix:
         self.packets[:, HEADER + 16 : HEADER + 20] = (
             np.arange(legs, dtype=">u4").view(np.uint8).reshape(legs, 4)
         )
+
+    def ssrc(self, leg: int) -> int:
+        """The SSRC leg ``leg`` sends with (what its SDP declares in ``a=ssrc``)."""
+        return int.from_bytes(self.packets[leg, 8:12].tobytes(), "big")
 
     def advance(self, rows: npt.NDArray[np.intp]) -> None:
         """Write the next frame of each leg in ``rows`` (all but the stamp)."""
@@ -135,8 +140,16 @@ class ReturnLedger:
         self.last_arrival[:] = 0
 
     def expect(self, leg: int, port: int) -> None:
-        """Packets from source ``port`` belong to ``leg``."""
-        self.leg_of_port[port] = leg
+        """Packets from source ``port`` belong to ``leg`` (unless the port is shared)."""
+        if self.leg_of_port[port] != SHARED:
+            self.leg_of_port[port] = leg
+
+    def share(self, port: int) -> None:
+        """Packets from source ``port`` (trunkline's shared RTP port) carry many legs' frames:
+        each belongs to the leg its tag names, so only numbered frames can be told apart."""
+        if not self.numbered:
+            raise ValueError("a shared port's legs are told apart by numbered frames only")
+        self.leg_of_port[port] = SHARED
 
     def take(
         self,
@@ -147,6 +160,11 @@ class ReturnLedger:
     ) -> None:
         """A batch of received datagrams (rows of ``packets``) and when each arrived."""
         legs = self.leg_of_port[ports]
+        shared = legs == SHARED
+        if shared.any():  # the leg its tag names (checked against the frame number below)
+            named = packets[:, HEADER + 16 : HEADER + 20].copy().view(">u4")[:, 0]
+            named = np.where(named < self.seen.shape[0], named, -1).astype(np.int32)
+            legs = np.where(shared, named, legs)
         usable = (legs >= 0) & (lengths >= HEADER + TAG.size)
         if not usable.any():
             return

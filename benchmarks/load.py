@@ -53,6 +53,12 @@ with ``recvmmsg`` (``benchmarks._rtp_fleet``); the echo agent is a light
 WebSocket server protocol (``benchmarks._echo_agent``). The floor uses the same
 generators, so "the generators alone miss the objectives" stays a real check.
 
+``mulaw-shared`` and ``recording-shared`` are ``mulaw`` and ``recording`` with
+every call on trunkline's shared RTP port (``TRUNKLINE_RTP_SHARED_PORT``): the
+carrier declares each call's SSRC in its SDP (``a=ssrc``), a call not answered
+on the shared port counts as failed, and what comes back is told apart by the
+leg number in its frames (one source port carries every call).
+
 Writes ``benchmarks/results/load.json`` and ``benchmarks/results/load.png``
 (CPU per call and latency p99 against concurrent calls).
 """
@@ -125,6 +131,12 @@ PROFILES: dict[str, dict[str, Any]] = {
               "steps": [50, 100, 200, 300, 400]},
     "transcription": {"agent_audio": "mulaw8k", "recording": True, "transcription": "moonshine",
                       "steps": [4, 8, 12, 16, 20, 24, 32]},
+    # The same two profiles with every call on trunkline's shared RTP port
+    # (TRUNKLINE_RTP_SHARED_PORT): one source, calls told apart by their declared SSRC.
+    "mulaw-shared": {"agent_audio": "mulaw8k", "recording": False, "transcription": "off",
+                     "shared_port": True, "steps": [50, 100, 200, 300, 400, 500]},
+    "recording-shared": {"agent_audio": "mulaw8k", "recording": True, "transcription": "off",
+                         "shared_port": True, "steps": [50, 100, 200, 300, 400]},
 }  # fmt: skip
 MAX_LOSS = 0.001
 MAX_LATENCY_P99_MS = 5.0  # added by trunkline, each way
@@ -134,7 +146,8 @@ GENERATOR_LATENCY_P99_MS = 20.0
 HOPELESS_LATENCY_MS = 100.0
 SETUP_TIMEOUT_SECONDS = 10.0
 CALLS_PER_SECOND = 100  # INVITE rate while a step's calls are placed
-TARGETS = {"mulaw": 600, "recording": 400, "pcm16": 300}  # calls per core: the goal
+TARGETS = {"mulaw": 600, "recording": 400, "pcm16": 300,  # calls per core: the goal
+           "mulaw-shared": 600, "recording-shared": 400}  # fmt: skip
 MEMORY_TARGET_KB = 256
 HEADLINE_PROFILE = "recording"  # the default configuration: calls are recorded
 
@@ -300,9 +313,10 @@ class Call:
 class Signalling(asyncio.DatagramProtocol):
     """INVITEs out, 200 OKs in (ACKed), set-up time per call."""
 
-    def __init__(self, sip_port: int, fleet: RtpFleet) -> None:
+    def __init__(self, sip_port: int, fleet: RtpFleet, shared_ports: frozenset[int]) -> None:
         self.sip_port = sip_port
         self.fleet = fleet
+        self.shared_ports = shared_ports  # when given, every call must be answered on one
         self.transport: Any = None
         self.own_port = 0
         self.pending: dict[str, Call] = {}
@@ -325,9 +339,10 @@ class Signalling(asyncio.DatagramProtocol):
         self.pending[call_id] = leg
         invite = self.request("INVITE", call_id)
         invite.headers.add("Content-Type", "application/sdp")
-        invite.body = (  # every call offers the fleet's one RTP port
+        invite.body = (  # every call offers the fleet's one RTP port, and its own SSRC
             "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
             f"m=audio {self.fleet.port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+            f"a=ssrc:{self.fleet.frames.ssrc(leg.index)} cname:carrier\r\n"
         ).encode()
         leg.invited_at = time.perf_counter()
         self.transport.sendto(invite.serialize(), ("127.0.0.1", self.sip_port))
@@ -347,8 +362,11 @@ class Signalling(asyncio.DatagramProtocol):
         if message.status != 200:
             leg.failed = True
             return
-        leg.setup_seconds = time.perf_counter() - leg.invited_at
         answer = parse_sdp(message.body)
+        if self.shared_ports and answer.port not in self.shared_ports:
+            leg.failed = True  # the profile measures the shared port: this call is not on it
+            return
+        leg.setup_seconds = time.perf_counter() - leg.invited_at
         self.fleet.connect(leg.index, answer.address, answer.port)
         ack = self.request("ACK", message.call_id, to=message.headers.get("To"))
         self.transport.sendto(ack.serialize(), ("127.0.0.1", self.sip_port))
@@ -360,6 +378,9 @@ async def run_carrier(args: argparse.Namespace) -> None:
     steps = [int(s) for s in args.steps.split(",")]
     stamp = bool(args.stamp)
     fleet = RtpFleet(max(steps), audio, stamp, phases=args.phases)
+    shared_ports = frozenset(int(port) for port in filter(None, args.shared_ports.split(",")))
+    for port in shared_ports:  # every call comes back from one of them
+        fleet.returned.share(port)
     fleet.start_reading(loop)
     calls: list[Call] = []
     pids = tree_pids(args.pid)
@@ -368,7 +389,7 @@ async def run_carrier(args: argparse.Namespace) -> None:
     if args.floor_ports:
         floor_ports = json.loads(await asyncio.to_thread(Path(args.floor_ports).read_text))
     else:
-        signalling = Signalling(args.sip_port, fleet)
+        signalling = Signalling(args.sip_port, fleet, shared_ports)
         transport, _ = await loop.create_datagram_endpoint(
             lambda: signalling, local_addr=("127.0.0.1", 0)
         )
@@ -605,6 +626,28 @@ class Progress:
         self.show(label)
 
 
+def free_port_pairs(pairs: int) -> int:
+    """An even port from which ``pairs`` RTP/RTCP pairs were free a moment ago (above the
+    default RTP range, where trunkline's per-call ports live)."""
+    for _ in range(100):
+        first = free_port() & ~1
+        if first + 2 * pairs > 65535:
+            continue
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(first, first + 2 * pairs):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return first
+    raise RuntimeError("no free run of RTP ports for the shared port")
+
+
 def measure(
     kind: str, name: str, profile: dict[str, Any], steps: list[int], args: argparse.Namespace,
     work: Path, audio: Path, progress: Progress, cores: CoreSplit | None = None,
@@ -644,6 +687,11 @@ def measure(
                        TRUNKLINE_TRANSCRIPTION=profile["transcription"],
                        TRUNKLINE_READY_WAITS_FOR_SPEECH="1",
                        TRUNKLINE_WORKERS=str(args.workers))  # fmt: skip
+            if profile.get("shared_port"):
+                shared = free_port_pairs(args.workers)
+                env["TRUNKLINE_RTP_SHARED_PORT"] = str(shared)
+                carrier_args += ["--shared-ports",
+                                 ",".join(str(shared + 2 * n) for n in range(args.workers))]  # fmt: skip
             env = media_path.environment(kind, env)
             log_path = work / f"trunkline-{name}.log"
             log = log_path.open("wb")
@@ -777,6 +825,7 @@ def main() -> None:
     carrier.add_argument("--audio", required=True)
     carrier.add_argument("--stamp", type=int, default=1)
     carrier.add_argument("--metrics-url", default="")
+    carrier.add_argument("--shared-ports", default="", help="trunkline's shared RTP ports (a,b)")
     parser.add_argument("--profiles", default=",".join(PROFILES))
     parser.add_argument("--hold", type=float, default=8.0, help="seconds each step is held")
     parser.add_argument("--workers", type=int, default=1)

@@ -111,6 +111,22 @@ def test_each_return_is_timed_by_its_own_arrival_even_within_a_batch() -> None:
     assert ledger.jitter_samples().tolist() == [0.5, 0.0]  # leg 1: 20 ms after its first
 
 
+def test_returns_from_a_shared_port_belong_to_the_leg_their_tag_names() -> None:
+    ledger = ReturnLedger(3, numbered=True)
+    ledger.share(40000)  # trunkline's shared RTP port: every leg's frames come from it
+    ledger.expect(0, 40000)  # answered on the shared port: it stays shared
+    ledger.expect(2, 40000)
+    packets = [returned(0, 1, 1), returned(2, 1, 1), returned(0, 2, 1), returned(9, 3, 1)]
+    arrivals = np.array([10_000_000, 11_000_000, 30_000_000, 31_000_000])
+    ledger.take(batch(packets), np.array([PACKET] * 4), np.array([40000] * 4), arrivals)
+    assert ledger.received == 3  # leg 9 is no leg of this ledger
+    assert ledger.ledger(0).count(0, 10) == 2 and ledger.ledger(2).count(0, 10) == 1
+    assert ledger.ledger(1).count(0, 10) == 0
+    assert ledger.jitter_samples().tolist() == [0.0]  # leg 0's two, 20 ms apart
+    with pytest.raises(ValueError):
+        ReturnLedger(1, numbered=False).share(40000)
+
+
 def test_a_ledger_grows_for_high_frame_numbers() -> None:
     ledger = ReturnLedger(1, numbered=True)
     ledger.expect(0, 5000)
