@@ -829,9 +829,9 @@ recv_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return batch;
 }
 
-/* The socket address a key names; 0 when the key is not one of ``family``'s. */
+/* The socket address a key names (its length says the family); 0 when it names none. */
 static socklen_t
-key_address(PyObject *key, int family, struct sockaddr_storage *address)
+key_address(PyObject *key, struct sockaddr_storage *address)
 {
     if (!PyBytes_Check(key)) {
         return 0;
@@ -839,14 +839,14 @@ key_address(PyObject *key, int family, struct sockaddr_storage *address)
     const char *raw = PyBytes_AS_STRING(key);
     Py_ssize_t size = PyBytes_GET_SIZE(key);
     memset(address, 0, sizeof(*address));
-    if (family == AF_INET && size == 6) {
+    if (size == 6) {
         struct sockaddr_in *v4 = (struct sockaddr_in *)address;
         v4->sin_family = AF_INET;
         memcpy(&v4->sin_addr, raw, 4);
         memcpy(&v4->sin_port, raw + 4, 2);
         return sizeof(struct sockaddr_in);
     }
-    if (family == AF_INET6 && size == 18) {
+    if (size == 18) {
         struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)address;
         v6->sin6_family = AF_INET6;
         memcpy(&v6->sin6_addr, raw, 16);
@@ -870,11 +870,6 @@ send_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (fd < 0) {
         return NULL;
     }
-    struct sockaddr_storage own;
-    socklen_t own_size = sizeof(own);
-    if (getsockname(fd, (struct sockaddr *)&own, &own_size) < 0) {
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
     PyObject *items = args[1];
     Py_ssize_t total = PyList_GET_SIZE(items);
     Py_ssize_t sent = 0, next = 0;
@@ -890,9 +885,9 @@ send_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 PyErr_SetString(PyExc_TypeError, "send_batch items are (bytes, key) pairs");
                 return NULL;
             }
-            socklen_t size = key_address(PyTuple_GET_ITEM(item, 1), own.ss_family, &destinations[n]);
+            socklen_t size = key_address(PyTuple_GET_ITEM(item, 1), &destinations[n]);
             if (size == 0) {
-                continue; /* not sendable from this socket: skipped, not counted as sent */
+                continue; /* names no address: skipped, not counted as sent */
             }
             PyObject *data = PyTuple_GET_ITEM(item, 0);
             memset(&messages[n], 0, sizeof(struct mmsghdr));
@@ -914,7 +909,7 @@ send_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
                     return PyLong_FromSsize_t(sent); /* no room: the rest are dropped */
                 }
-                done++; /* this one cannot be sent (unreachable, refused): skip it */
+                done++; /* this one cannot be sent (unreachable, another family): skip it */
                 continue;
             }
             done += result;
