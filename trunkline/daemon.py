@@ -47,7 +47,7 @@ from trunkline.crypto import derive_key
 from trunkline.data_dir import load_node_id, secure_data_dir
 from trunkline.gateway import carrier_stream_routes, twilio_voice
 from trunkline.gateway.call_control import GatewayCallControl
-from trunkline.gateway.rtp.shared_port import SharedMediaPorts
+from trunkline.gateway.rtp.shared_port import SOCKET_BUFFER_BYTES, SharedMediaPorts
 from trunkline.gateway.rtp.transport import RtpPortAllocator
 from trunkline.gateway.sip_gateway import SipGateway
 from trunkline.media.clock import MediaClock
@@ -349,6 +349,14 @@ async def running_gateway(runtime: Runtime) -> AsyncIterator[SipGateway]:
         except OSError as exc:
             port = settings.media.rtp_shared_port + 2 * settings.process.worker_slot
             raise bind_error("RTP", settings.sip.host, port, exc) from None
+        granted = shared.receive_buffer_bytes()
+        if granted < SOCKET_BUFFER_BYTES:  # Linux grants twice what it allows to be asked
+            log.warning(
+                "the shared RTP port's receive buffer is %d KiB (net.core.rmem_max caps it);"
+                " raise net.core.rmem_max to %d so bursts of many calls' packets are not dropped",
+                granted // 1024,
+                SOCKET_BUFFER_BYTES,
+            )
     try:
         await gateway.start(
             settings.sip.host, settings.sip.port, shared=settings.process.worker_of > 0

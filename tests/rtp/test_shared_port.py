@@ -294,3 +294,20 @@ async def test_a_reinvite_moves_the_route_unless_another_call_has_that_source(
     assert [addr for _, addr in heard.datagrams] == [c.address]
     assert ports.rtp.dropped["unrouted"] == 1
     assert address_key(*c.address) in ports.rtp._routes
+
+
+async def test_datagrams_the_kernel_drops_for_a_full_buffer_are_counted(
+    ports: SharedMediaPorts, carriers: list[Carrier]
+) -> None:
+    assert ports.receive_buffer_bytes() > 0
+    carrier = carriers[0]
+    heard = route(ports.rtp, carrier.address)
+    shared_socket = ports.rtp._sock
+    assert shared_socket is not None
+    shared_socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the smallest it takes
+    for n in range(500):  # sent while the loop cannot read: most find the buffer full
+        carrier.rtp(ports.rtp.port, ssrc=1, sequence=n)
+    await settle(lambda: ports.rtp.kernel_drops() > 0)
+    dropped = ports.dropped()["receive_buffer"]
+    await settle(lambda: ports.rtp.received + dropped == 500)
+    assert len(heard.datagrams) == ports.rtp.received

@@ -125,7 +125,7 @@ RTP_DROP_REASONS = {
     "dropped_late": "late",
 }
 # Datagrams the shared RTP ports dropped before any call saw them (``rtp.shared_port``).
-SHARED_PORT_DROP_REASONS = ("unrouted", "oversized", "send_full")
+SHARED_PORT_DROP_REASONS = ("unrouted", "oversized", "send_full", "receive_buffer")
 
 JITTER_DROP_REASONS = {
     "jitter_late": "late",

@@ -32,6 +32,7 @@ and, when closed, removes the call's route.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from typing import Protocol, cast
 
@@ -41,6 +42,7 @@ from trunkline.speedups import address_key, recv_batch, send_batch
 Address = tuple[str, int]
 BATCH = 64  # datagrams read per wake-up (the most one recvmmsg call takes)
 MAX_QUEUED = 8192  # datagrams waiting for the next send; more are dropped and counted
+SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # asked for each way (see ``SharedPort.bind``)
 RTP_SSRC_OFFSET = 8  # the SSRC's place in an RTP header
 RTCP_SSRC_OFFSET = 4  # the sender's SSRC in an RTCP packet
 
@@ -79,6 +81,7 @@ class SharedPort:
         self.received = 0  # datagrams read (routed or not)
         self.sent = 0
         self.receive_errors = 0
+        self.receive_buffer_bytes = 0  # what the kernel granted, once bound
 
     # -- binding ---------------------------------------------------------------------
     def bind(self) -> None:
@@ -86,10 +89,16 @@ class SharedPort:
         sock = socket.socket(self.family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
+            # Every call's packets wait in this one buffer while the loop is busy: ask for
+            # room for a few hundred milliseconds of a thousand calls (the kernel caps it at
+            # net.core.rmem_max / wmem_max; start-up reports what was granted).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
             sock.bind((self.host, self.port))
         except OSError:
             sock.close()
             raise
+        self.receive_buffer_bytes = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         self._sock = sock
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(sock.fileno(), self._readable)
@@ -108,6 +117,23 @@ class SharedPort:
         assert self._sock is not None
         name = self._sock.getsockname()
         return name[0], name[1]
+
+    def kernel_drops(self) -> int:
+        """Datagrams the kernel dropped because the receive buffer was full (the ``drops``
+        column of /proc/net/udp for this socket; 0 where that cannot be read)."""
+        if self._sock is None:
+            return 0
+        inode = str(os.fstat(self._sock.fileno()).st_ino)
+        table = "/proc/net/udp6" if self.family == socket.AF_INET6 else "/proc/net/udp"
+        try:
+            with open(table) as lines:
+                for line in lines:
+                    fields = line.split()
+                    if len(fields) > 12 and fields[9] == inode:
+                        return int(fields[12])
+        except (OSError, ValueError):
+            pass
+        return 0
 
     @property
     def routes(self) -> int:
@@ -301,11 +327,15 @@ class SharedMediaPorts:
         endpoint.rtcp = rtcp
         return endpoint
 
+    def receive_buffer_bytes(self) -> int:
+        """The receive buffer the kernel granted the RTP port (the smaller of the two)."""
+        return min(self.rtp.receive_buffer_bytes, self.rtcp.receive_buffer_bytes)
+
     def dropped(self) -> dict[str, int]:
-        """Datagrams dropped on either port, by reason."""
-        return {
-            reason: count + self.rtcp.dropped[reason] for reason, count in self.rtp.dropped.items()
-        }
+        """Datagrams dropped on either port, by reason (``receive_buffer``: by the kernel)."""
+        dropped = {reason: n + self.rtcp.dropped[reason] for reason, n in self.rtp.dropped.items()}
+        dropped["receive_buffer"] = self.rtp.kernel_drops() + self.rtcp.kernel_drops()
+        return dropped
 
 
 def _rtcp_source(source: Address) -> Address:
