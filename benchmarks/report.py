@@ -659,48 +659,47 @@ that re-encodes only the stamped bytes of each frame (`benchmarks/_rtp_fleet.py`
 `benchmarks/_echo_agent.py`); the floor uses the same generators. """
 
 LOAD_ANALYSIS = """What limits each profile here, as far as these numbers show it (runs of 2026-12-03
-at 1ccff9d, judged against 5 ms of added latency p99):
+at 0e2ce00, judged against 5 ms of added latency p99):
 
-- **The carrier now spreads its calls over the 20 ms period.** Before 4f0d809 the
-  benchmark carrier sent every call's packet in one burst per period. A trunk's
-  independent calls do not: each call's clock starts when it is answered, so its
-  packets come at their own phase. A burst had two effects, both away from what a
-  trunk does. Each loop iteration read hundreds of packets, so the per-wake-up cost
-  (`epoll_wait`, the loop's own work) was shared among them: the bare floor relay
-  cost 0.217 % of a core per call at 100 calls with bursts (the run at a8f603f)
-  against 0.34 % with the clocks spread (this run). And the last packet of a burst of
-  N waited for the N − 1 before it, so the added latency grew with the call count
-  whatever a call cost. In one probe at 200 calls (one run each, same machine, same
-  code), the floor's own p99 was 21 / 10 ms (→ agent / → carrier) with bursts and
-  3.4 / 1.8 ms with the clocks spread. The figures on this page are therefore not
-  comparable with the earlier ones: the same code carries fewer calls per core under
-  traffic shaped like a trunk's.
-- **What limits μ-law and recording is the cost per packet, most of it outside
-  Python.** μ-law pass-through: 100 calls (100–100) with the C extension at
-  0.61 % of a core per call; at 200 calls the core is full (0.49 % per call, about
-  98 % busy) and latency and loss break. A sampled profile of trunkline at 100
-  μ-law calls (py-spy, the C extension) spends about half of its busy time inside
-  the event loop's own code and the system calls it makes to read sockets (one
-  wake-up, one `recvmsg` and one failed `recvmsg` per RTP packet; one `recv` per
-  agent frame), about a sixth in the two writes per frame pair (the agent's TCP
-  socket, the caller's UDP socket), and about a third in trunkline's Python.
-  Trimming the Python (47a666a: 124,300 to 102,800 instructions per frame pair
-  counted by callgrind, −17 %) can win back at most a part of that third.
-  Recording: 50 calls (50–50) at 0.73 % per call; at 100 calls the added p99 passes
-  5 ms in every run (5.4–39 ms).
-- **PCM16 16 kHz**: CPU — resampling both ways, 1.57 % of a core per call; at 100
-  calls the core is full and frames are lost.
-- **The generators**: the floor relay with the same generators broke its own 20 ms
-  p99 at 300 μ-law calls (18.5 ms at 200), so this machine cannot show more than
-  about 200 calls per core for any relay written in Python, trunkline or not. The
-  targets (600 μ-law, 400 recorded, 300 PCM16 calls per core) need two things this
-  code does not have: media sockets shared per worker, drained with `recvmmsg` and
-  written with `sendmmsg` (a wake-up and a system call per batch instead of per
-  packet; for trunks whose media comes from the address their SDP gives, since a
-  shared port cannot tell calls apart by anything else), and a load generator that
-  is not itself a Python program on one core.
-- **C extension against pure Python**: 0.61 against 0.76 % of a core per μ-law call
-  at 100 calls, 0.73 against 0.93 % per recorded call at 50.
+- **This run's machine was less busy than the one at 1ccff9d.** The bare floor relay
+  cost 0.145 % of a core per μ-law call at 100 calls here, against 0.34 % in the run at
+  1ccff9d earlier the same day, with the same generators: the host is shared. Compare
+  figures within one run; the "× floor" column is the one that carries across runs.
+  The floor relay held 400 calls in every run (0.10 % of a core per call, 41 % of its
+  core), so the generators were not the limit at any step measured here.
+- **The default configuration (μ-law, recorded, a port pair per call)** carried 200
+  (200–300) calls per core with the C extension, at 0.28 % of a core per call; at 300
+  calls the added p99 passed 5 ms in two runs of three (5.2 and 20 ms).
+- **The shared RTP port** (`TRUNKLINE_RTP_SHARED_PORT`, the `-shared` profiles: every
+  call on one port, read up to 64 datagrams per wake-up with `recvmmsg`, written with
+  `sendmmsg`) carried 300 (200–300) recorded and 300 (300–300) μ-law calls per core. At
+  the same step it costs 4–7 % less CPU per call than a port pair per call (0.26
+  against 0.28 % per recorded call at 300 calls, 0.24 against 0.25 % per μ-law call),
+  and call set-up p99 is shorter (100 against 250 ms at 300 μ-law calls: no socket pair
+  is bound per call). In two runs of three at f6ede1b, 300 recorded calls on the shared
+  port lost 0.17 and 0.26 % of their frames to the agent: the one socket's default receive buffer
+  overflowed during loop stalls. Since 0e2ce00 the port asks for 4 MiB each way and
+  counts what the kernel still drops; these runs lost nothing below 400 calls.
+- **What limits μ-law and recording now is mostly the agent link's system calls.** A
+  sampled profile of trunkline at 200 μ-law calls on the shared port (py-spy, C
+  extension, at e2ca7d2) splits the event-loop thread's time like this: about a third in `write`
+  to the agents' TCP sockets, about a fifth in `read` from them, about 8 % waiting in
+  `epoll`, about 5 % in the shared port's `recvmmsg` and `sendmmsg`, and the rest in
+  trunkline's Python (jitter buffer, session, clock). On loopback a TCP write also runs
+  the receiving side's kernel work. The floor relay makes the same agent reads and
+  writes and costs 0.10–0.11 % per call at 300–400 calls; trunkline costs 2.2–2.6× that.
+  At 400 calls trunkline's core is full (0.23–0.25 % per call) and latency breaks
+  before frames are lost.
+- **The targets** (600 μ-law, 400 recorded, 300 PCM16 calls per core) are not reached:
+  600 μ-law calls need at most about 0.16 % of a core per call, 1.6× this floor; the
+  shared port is at 0.24 %. With the agent link's two system calls per frame pair taking
+  half of the loop's time, what is left to win is in the Python between them.
+- **PCM16 16 kHz**: 100 calls per core at 0.64 % of a core per call, 1.4× its floor
+  (which resamples the same way); at 200 calls the core is full and calls are not
+  answered in time.
+- **C extension against pure Python**: 0.25 against 0.30 % of a core per μ-law call at
+  300 calls, 0.28 against 0.32 % per recorded call at 200. The gap is smaller than the
+  instruction counts suggest (below) because most of the time is now system calls.
 - **Transcription** was not part of this run: at a8f603f (burst carrier, Moonshine,
   both parties transcribed) it carried 8 (8–16) calls per core with the C extension
   and 16 (8–16) in pure Python, about 3 % of a core per call; `benchmarks.speech`
