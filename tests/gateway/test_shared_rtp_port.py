@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 from pathlib import Path
 from typing import Any
@@ -25,17 +26,16 @@ from trunkline.gateway.rtp.shared_port import SharedMediaPorts
 from trunkline.gateway.sip.sdp import parse_sdp
 
 
-def free_port_pair() -> int:
-    """An even port whose odd neighbour is free too (above the tests' RTP ranges)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1]) & ~1
+def free_shared_port() -> int:
+    """An even port pair free now, above the tests' RTP ranges (20000-28399) and below the
+    kernel's ephemeral ports (32768 up), where the fixture picks the SIP and HTTP ports."""
+    for _ in range(200):
+        port = 28400 + 2 * secrets.randbelow(2000)
         try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a:
-                a.bind(("127.0.0.1", port))
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
-                    b.bind(("127.0.0.1", port + 1))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtp:
+                rtp.bind(("127.0.0.1", port))
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtcp:
+                    rtcp.bind(("127.0.0.1", port + 1))
         except OSError:
             continue
         return port
@@ -44,7 +44,7 @@ def free_port_pair() -> int:
 
 @pytest.fixture
 def trunkline_overrides() -> dict[str, Any]:
-    return {"transcription": "off", "rtp_shared_port": free_port_pair()}
+    return {"transcription": "off", "rtp_shared_port": free_shared_port()}
 
 
 def shared_ports(trunkline: Trunkline) -> SharedMediaPorts:
