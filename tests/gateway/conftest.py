@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import secrets
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -37,6 +38,33 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_port_run(count: int, low: int, high: int) -> int:
+    """An even port in [low, high) from which ``count`` consecutive UDP ports were free a
+    moment ago. Ranges here lie above the fixture's RTP ranges (20000-28399) and below the
+    kernel's ephemeral ports (32768 up), so no socket a test opens on port 0 can take one
+    before the process that needs them binds."""
+    for _ in range(200):
+        first = low + 2 * secrets.randbelow((high - low - count) // 2)
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return first
+    raise AssertionError(f"no {count} free ports in a row in {low}-{high}")
+
+
+def sipp_media_port() -> int:
+    """sipp's ``-mp``: it binds that port and the three above it (audio and video RTP/RTCP)."""
+    return free_port_run(4, 30400, 32760)
 
 
 def audio_mode(connection: ServerConnection, request: Request, response: Response) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import require
-from tests.gateway.conftest import Api, EchoAgent, Trunkline, free_port
+from tests.gateway.conftest import Api, EchoAgent, Trunkline, free_port, sipp_media_port
 from tests.gateway.sip_peer import bind_udp
 from tests.gateway.test_sipp_carrier import PCAPS, sipp_available
 from trunkline.gateway.sip.message import SipRequest, parse_message, response_to
@@ -35,7 +35,7 @@ class SippTrunk:
             "-sf", str(SCENARIO),
             "-i", "127.0.0.1",
             "-p", str(self.port),
-            "-mp", str(free_port() & ~1),
+            "-mp", str(sipp_media_port()),
             "-m", "1",
             "-timeout", "30s",
             "-timeout_error",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import socket
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import require
-from tests.gateway.conftest import NUMBER, PASS_THROUGH, EchoAgent, Trunkline
+from tests.gateway.conftest import NUMBER, PASS_THROUGH, EchoAgent, Trunkline, free_port_run
 from tests.gateway.sip_peer import CarrierCall
 from tests.gateway.test_metrics import scrape, value
 from tests.gateway.test_sipp_carrier import assert_fifty_echoed_calls, run_sipp, sipp_available
@@ -26,25 +25,9 @@ from trunkline.gateway.rtp.shared_port import SharedMediaPorts
 from trunkline.gateway.sip.sdp import parse_sdp
 
 
-def free_shared_port() -> int:
-    """An even port pair free now, above the tests' RTP ranges (20000-28399) and below the
-    kernel's ephemeral ports (32768 up), where the fixture picks the SIP and HTTP ports."""
-    for _ in range(200):
-        port = 28400 + 2 * secrets.randbelow(2000)
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtp:
-                rtp.bind(("127.0.0.1", port))
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtcp:
-                    rtcp.bind(("127.0.0.1", port + 1))
-        except OSError:
-            continue
-        return port
-    raise AssertionError("no free port pair")
-
-
 @pytest.fixture
 def trunkline_overrides() -> dict[str, Any]:
-    return {"transcription": "off", "rtp_shared_port": free_shared_port()}
+    return {"transcription": "off", "rtp_shared_port": free_port_run(2, 28400, 30400)}
 
 
 def shared_ports(trunkline: Trunkline) -> SharedMediaPorts:

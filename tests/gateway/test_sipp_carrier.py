@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from tests.conftest import require
-from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline, free_port
+from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline, free_port, sipp_media_port
 
 SCENARIO = Path(__file__).parent / "scenarios" / "uac_g711a_dtmf.xml"
 PCAPS = Path("/usr/share/sip-tester")
@@ -28,7 +28,7 @@ async def run_sipp(
         "-s", NUMBER,
         "-i", "127.0.0.1",
         "-p", str(free_port()),
-        "-mp", str(free_port() & ~1),
+        "-mp", str(sipp_media_port()),
         "-m", str(calls),
         "-l", str(concurrent),
         "-r", str(concurrent),

@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 from tests.conftest import require
+from tests.gateway.conftest import sipp_media_port
 from trunkline.testcall.caller import CallOptions, place_call
 
 
@@ -28,7 +29,7 @@ async def test_a_sipp_uas_answers_echoes_and_is_hung_up_on(tmp_path: Path) -> No
         "sipp", "-sn", "uas",
         "-i", "127.0.0.1",
         "-p", str(sip_port),
-        "-mp", str(free_udp_port() & ~1),
+        "-mp", str(sipp_media_port()),
         "-rtp_echo",
         "-m", "1",
         "-timeout", "30s",
