@@ -101,6 +101,10 @@ def test_the_shared_rtp_port_is_even_and_apart_from_the_other_ports() -> None:
         with pytest.raises(ConfigError, match=message):
             settings_from(values)
     assert settings_from({"rtp_shared_port": 20002}).media.rtp_shared_port == 20002
+    assert settings_from({"rtp_shared_port": 20002}).shared_rtp_port == 20002
+    second = {"rtp_shared_port": 30000, "worker_of": 2, "worker_slot": 1, "http_port": 8080}
+    assert settings_from(second).shared_rtp_port == 30002  # worker N: + 2N
+    assert settings_from({}).shared_rtp_port == 0
 
 
 def test_settings_are_frozen_and_parsed_once() -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.gateway.conftest import free_port_run
 from tests.test_daemon import free_port
 
 STARTUP_SECONDS = 60.0
@@ -87,6 +88,16 @@ def test_workers_that_cannot_start_make_serve_exit_2(tmp_path: Path) -> None:
     errors = [line for line in stderr.splitlines() if line.startswith("trunkline: error:")]
     expected = f"trunkline: error: HTTP port {port} is already in use (TRUNKLINE_HTTP_PORT)"
     assert errors == [expected, expected]  # one line from each worker
+
+
+def test_shared_rtp_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    port = free_port_run(2, 28400, 30400)
+    env = environment(tmp_path, TRUNKLINE_RTP_SHARED_PORT=str(port))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", port))
+        stderr = serve_fails(env)
+    expected = f"trunkline: error: RTP port {port} is already in use (TRUNKLINE_RTP_SHARED_PORT)"
+    assert error_line(stderr) == expected
 
 
 def test_sip_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:

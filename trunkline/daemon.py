@@ -347,8 +347,7 @@ async def running_gateway(runtime: Runtime) -> AsyncIterator[SipGateway]:
         try:
             shared.bind()
         except OSError as exc:
-            port = settings.media.rtp_shared_port + 2 * settings.process.worker_slot
-            raise bind_error("RTP", settings.sip.host, port, exc) from None
+            raise bind_error("RTP", settings.sip.host, settings.shared_rtp_port, exc) from None
         granted = shared.receive_buffer_bytes()
         if granted < SOCKET_BUFFER_BYTES:  # Linux grants twice what it allows to be asked
             log.warning(
@@ -398,10 +397,8 @@ def build_gateway(runtime: Runtime) -> SipGateway:
 
 def shared_media_ports(settings: Settings) -> SharedMediaPorts | None:
     """This worker's shared RTP port pair (TRUNKLINE_RTP_SHARED_PORT), not yet bound."""
-    first = settings.media.rtp_shared_port
-    if not first:
-        return None
-    return SharedMediaPorts(settings.sip.host, first + 2 * settings.process.worker_slot)
+    port = settings.shared_rtp_port
+    return SharedMediaPorts(settings.sip.host, port) if port else None
 
 
 def prepare_data_dir(settings: Settings) -> None:

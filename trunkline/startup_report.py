@@ -81,10 +81,9 @@ def startup_block(
 
 
 def _shared_port_line(settings: Settings) -> list[str]:
-    shared = settings.media.rtp_shared_port
-    if not shared:
+    port = settings.shared_rtp_port
+    if not port:
         return []
-    port = shared + 2 * settings.process.worker_slot
     return [
         f"  RTP shared port {port} (RTCP {port + 1}) for inbound calls whose media comes from"
         " their SDP address"

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
+from tests.gateway.conftest import free_port_run
 from trunkline.gateway.rtp.rtcp import RtcpState, build_report
 from trunkline.gateway.rtp.session import RtpSession
 from trunkline.gateway.rtp.shared_port import SharedMediaPorts, SharedPort, SharedRtpEndpoint
@@ -24,23 +25,10 @@ from trunkline.speedups import address_key
 HOST = "127.0.0.1"
 
 
-def free_even_port() -> int:
-    """An even port whose odd neighbour was free a moment ago (for the shared pair)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind((HOST, 0))
-            port = int(sock.getsockname()[1]) & ~1
-        try:
-            with (
-                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
-                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b,
-            ):
-                a.bind((HOST, port))
-                b.bind((HOST, port + 1))
-        except OSError:
-            continue
-        return port
-    raise AssertionError("no free port pair")
+def free_ports(count: int) -> int:
+    """The first of ``count`` ports in a row free a moment ago (``free_port_run``'s range for
+    the shared port, away from the kernel's ephemeral ports)."""
+    return free_port_run(count, 28400, 30400)
 
 
 class Heard:
@@ -84,7 +72,7 @@ class Carrier:
 
 @pytest.fixture
 async def ports() -> AsyncIterator[SharedMediaPorts]:
-    shared = SharedMediaPorts(HOST, free_even_port())
+    shared = SharedMediaPorts(HOST, free_ports(2))
     shared.bind()
     yield shared
     shared.close()
@@ -206,7 +194,7 @@ async def test_a_call_on_the_shared_port_hears_its_carrier_and_answers_from_that
     ports: SharedMediaPorts, carriers: list[Carrier]
 ) -> None:
     a, b = carriers[0], carriers[1]
-    low = free_even_port() + 2
+    low = free_ports(4)  # the range the allocator binds pairs in
     allocator = RtpPortAllocator(HOST, low, low + 3, shared=ports)
     heard: dict[str, list[bytes]] = {"a": [], "b": []}
     endpoints = []
@@ -247,7 +235,7 @@ async def test_a_call_on_the_shared_port_hears_its_carrier_and_answers_from_that
 
 
 async def test_rtcp_reports_reach_the_call_they_belong_to(ports: SharedMediaPorts) -> None:
-    carrier = Carrier(free_even_port())
+    carrier = Carrier(free_ports(2))
     carrier_rtcp = Carrier(carrier.address[1] + 1)  # RTCP one port up, as RFC 3550 has it
     try:
         endpoint = ports.open(carrier.address, None)

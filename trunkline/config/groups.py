@@ -530,6 +530,13 @@ class Settings:
             object.__setattr__(self, "allow_private_targets", True)
 
     @property
+    def shared_rtp_port(self) -> int:
+        """This worker's shared RTP port: worker N of ``serve --workers`` uses
+        ``rtp_shared_port`` + 2N (RTCP on the next); 0 when the setting is off."""
+        first = self.media.rtp_shared_port
+        return first + 2 * self.process.worker_slot if first else 0
+
+    @property
     def database_url(self) -> str:
         """The database to open: configured, else SQLite in the data directory."""
         if self.storage.database_url:
