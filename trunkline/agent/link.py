@@ -78,7 +78,7 @@ class AgentLink(asyncio.Protocol):
         except InvalidURI as exc:
             raise AgentConnectError(f"invalid agent URL: {exc}") from None
         self._headers = dict(headers)
-        self._on_text = on_text
+        self.on_text = on_text  # re-pointed at the media session once bridged
         self.on_binary: Callable[[bytes], None] | None = None
         self.on_overflow: Callable[[], None] | None = None  # the bridge ends the call
         self._on_closed = on_closed
@@ -117,7 +117,7 @@ class AgentLink(asyncio.Protocol):
         for event in reader.receive(data):
             if isinstance(event, str):
                 self.frames_in += 1
-                self._on_text(event)
+                self.on_text(event)
             elif isinstance(event, bytes):
                 self.frames_in += 1
                 if self.on_binary is not None:

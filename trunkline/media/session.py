@@ -255,6 +255,7 @@ class MediaSession:
             self._fresh_stream()
         self._agent_attached = True
         self.link = link
+        link.on_text = self.agent_text  # straight here, once per agent frame
         link.on_binary = self.agent_audio
         link.on_overflow = self._events.agent_overflowed  # it stopped reading: the call ends
         inkbox = isinstance(self.persona, InkboxPersona)
@@ -409,7 +410,8 @@ class MediaSession:
         persona = self.persona
         audio = persona.media_payload(text)  # the usual frame: no message object made
         if audio is not None:
-            self.agent_audio(audio)
+            to_caller = self._to_caller  # ``agent_audio``, inline
+            self.play_phone_audio(audio if to_caller.passthrough else to_caller.convert(audio))
             return
         try:
             message = persona.parse(text)
