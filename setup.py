@@ -4,10 +4,17 @@
 the install goes on without it and trunkline runs its pure-Python twin.
 """
 
+import sys
+
 from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension("trunkline._speedups", ["trunkline/_speedups.c"], optional=True),
+        Extension(
+            "trunkline._speedups",
+            ["trunkline/_speedups.c"],
+            libraries=[] if sys.platform == "win32" else ["m"],  # rint(), for resampling
+            optional=True,
+        ),
     ]
 )

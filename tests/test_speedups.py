@@ -18,6 +18,7 @@ import time
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -40,6 +41,7 @@ from trunkline.agent.twilio_protocol import (
     parse_twilio_agent_frame,
     parse_twilio_agent_frame_fully,
 )
+from trunkline.codecs.resample import lowpass
 from trunkline.gateway.rtp.packet import RtpParseError, build_into, parse_packet
 
 
@@ -557,3 +559,121 @@ def test_send_batch_refuses_what_is_not_a_list_of_bytes_and_key_pairs() -> None:
         for items in ((), [b"no key"], [("text", b"123456")]):
             assert outcome(c.send_batch, port, items) == outcome(py.send_batch, port, items)
             assert outcome(py.send_batch, port, items)[0] == "error"
+
+
+# -- resampling PCM16 -----------------------------------------------------------------------
+
+
+def resampler_filter(ratio: int, *, upsampling: bool) -> bytes:
+    """The filter ``StreamingResampler`` hands over: phase after phase, or reversed."""
+    taps = lowpass(ratio)
+    if not upsampling:
+        return bytes(taps[::-1].tobytes())
+    padded = np.concatenate((taps, np.zeros(ratio - 1)))
+    return bytes(np.concatenate([padded[p::ratio] * ratio for p in range(ratio)]).tobytes())
+
+
+def samples_within_one(a: bytes, b: bytes) -> bool:
+    """The same length, and no sample apart by more than one (the order a sum is added
+    in may round a half the other way)."""
+    x, y = (np.frombuffer(v, dtype="<i2").astype(np.int32) for v in (a, b))
+    return x.size == y.size and bool(np.all(np.abs(x - y) <= 1))
+
+
+@settings(max_examples=150)
+@given(
+    ratio=st.sampled_from([2, 3, 6]),
+    chunks=st.lists(st.binary(max_size=64).map(lambda b: b[: len(b) // 2 * 2]), max_size=6),
+    loud=st.booleans(),
+)
+def test_interpolation_is_the_same_in_both_chunk_by_chunk(
+    ratio: int, chunks: list[bytes], loud: bool
+) -> None:
+    c, py = both()
+    phases = resampler_filter(ratio, upsampling=True)
+    histories = [bytearray(32 * 8), bytearray(32 * 8)]
+    for chunk in chunks:
+        if loud:  # full-scale steps: the filter's overshoot is clipped, the same in both
+            chunk = bytes(b if i % 2 else (0x7F if b & 1 else 0x80) for i, b in enumerate(chunk))
+        outs = [
+            m.fir_interpolate(phases, ratio, h, chunk)
+            for m, h in zip((c, py), histories, strict=True)
+        ]
+        assert len(outs[0]) == len(chunk) * ratio
+        assert samples_within_one(*outs)
+        # the history is the last 32 inputs, exactly: what the next chunk convolves with
+        assert histories[0] == histories[1]
+
+
+@settings(max_examples=150)
+@given(
+    ratio=st.sampled_from([2, 3, 6]),
+    chunks=st.lists(st.binary(max_size=200).map(lambda b: b[: len(b) // 2 * 2]), max_size=6),
+    first=st.integers(0, 7),
+)
+def test_decimation_is_the_same_in_both_chunk_by_chunk(
+    ratio: int, chunks: list[bytes], first: int
+) -> None:
+    c, py = both()
+    taps = resampler_filter(ratio, upsampling=False)
+    size = 32 * ratio  # the filter's 32·R + 1 taps keep 32·R inputs of history
+    histories = [bytearray(size * 8), bytearray(size * 8)]
+    for chunk in chunks:
+        outs = [
+            m.fir_decimate(taps, ratio, h, first, chunk)
+            for m, h in zip((c, py), histories, strict=True)
+        ]
+        count = len(chunk) // 2
+        assert len(outs[0]) // 2 == ((count - 1 - first) // ratio + 1 if first < count else 0)
+        assert samples_within_one(*outs)
+        assert histories[0] == histories[1]
+
+
+def test_resampling_a_sine_gives_the_same_samples_in_both() -> None:
+    """A tone through the C loop and through numpy, 20 ms at a time, sample for sample."""
+    c, py = both()
+    tone = (np.sin(np.arange(8000) * 2 * np.pi * 440 / 8000) * 20000).astype("<i2").tobytes()
+    phases = resampler_filter(2, upsampling=True)
+    up_histories = [bytearray(32 * 8), bytearray(32 * 8)]
+    ups = [
+        b"".join(m.fir_interpolate(phases, 2, h, tone[i : i + 320]) for i in range(0, 16000, 320))
+        for m, h in zip((c, py), up_histories, strict=True)
+    ]
+    assert ups[0] == ups[1]
+    taps = resampler_filter(2, upsampling=False)
+    down_histories = [bytearray(64 * 8), bytearray(64 * 8)]
+    downs = [
+        b"".join(m.fir_decimate(taps, 2, h, 0, ups[0][i : i + 640]) for i in range(0, 32000, 640))
+        for m, h in zip((c, py), down_histories, strict=True)
+    ]
+    assert downs[0] == downs[1]
+    back = np.frombuffer(downs[0], dtype="<i2").astype(np.float64)[64:]  # past the delay
+    sent = np.frombuffer(tone, dtype="<i2").astype(np.float64)[64 - 32 : 8000 - 32]
+    assert np.max(np.abs(back - sent)) < 200  # 2 ms later, the same tone
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda m: m.fir_interpolate(b"\0" * 8, 2, bytearray(0), b"\0\0"), "whole number of"),
+        (lambda m: m.fir_interpolate(b"\0" * 24, 2, bytearray(8), b"\0\0"), "whole number of"),
+        (lambda m: m.fir_interpolate(b"\0" * 32, 2, bytearray(0), b"\0\0"), "history"),
+        (lambda m: m.fir_interpolate(b"\0" * 32, 2, bytearray(8), b"\0\0\0"), "even byte count"),
+        (lambda m: m.fir_interpolate(b"\0" * 32, 0, bytearray(8), b"\0\0"), "ratio"),
+        (lambda m: m.fir_decimate(b"\0" * 24, 2, bytearray(16), -1, b"\0\0"), "negative"),
+        (lambda m: m.fir_decimate(b"\0" * 20, 2, bytearray(16), 0, b"\0\0"), "whole number of"),
+        (lambda m: m.fir_decimate(b"", 2, bytearray(0), 0, b"\0\0"), "whole number of"),
+    ],
+)
+def test_resampling_arguments_are_checked_the_same_in_both(call: Any, message: str) -> None:
+    c, py = both()
+    assert outcome(call, c) == outcome(call, py)
+    kind, (name, text) = outcome(call, py)
+    assert kind == "error" and name == "ValueError" and message in text
+
+
+def test_resampling_needs_a_writable_history(impl: ModuleType) -> None:
+    with pytest.raises(BufferError, match="not writable"):
+        impl.fir_interpolate(b"\0" * 32, 2, bytes(8), b"\0\0")
+    with pytest.raises(BufferError, match="not writable"):
+        impl.fir_decimate(b"\0" * 24, 2, bytes(16), 0, b"\0\0")

@@ -6,6 +6,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #ifdef __linux__
@@ -920,6 +921,204 @@ send_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 }
 #endif
 
+/* -- polyphase FIR resampling of PCM16 (codecs.resample) ------------------------------------
+ * The caller keeps the filter and the stream's history (the last taps - 1 input samples,
+ * as doubles, in a bytearray updated here); each call takes whole little-endian 16-bit
+ * samples and returns them resampled, rounded half to even and clipped to 16 bits. */
+
+static double
+pcm16_sample(const unsigned char *p)
+{
+    return (double)(int16_t)(uint16_t)(p[0] | (p[1] << 8));
+}
+
+static void
+put_pcm16(char *out, double value)
+{
+    double rounded = rint(value); /* half to even, as numpy.rint */
+    int16_t sample = rounded >= 32767.0 ? 32767 : rounded <= -32768.0 ? -32768 : (int16_t)rounded;
+    uint16_t bits = (uint16_t)sample;
+    out[0] = (char)(bits & 0xFF);
+    out[1] = (char)(bits >> 8);
+}
+
+/* The history followed by the new samples, as doubles (PyMem_Free it), or NULL with an
+ * error set; *count: the new samples. */
+static double *
+extend_history(Py_buffer *history, Py_ssize_t kept, Py_buffer *pcm, Py_ssize_t *count)
+{
+    if (history->len != kept * (Py_ssize_t)sizeof(double)) {
+        PyErr_SetString(PyExc_ValueError, "the history does not match the filter");
+        return NULL;
+    }
+    if (pcm->len % 2) {
+        PyErr_SetString(PyExc_ValueError, "PCM16 needs whole samples (an even byte count)");
+        return NULL;
+    }
+    Py_ssize_t samples = pcm->len / 2;
+    double *extended = PyMem_Malloc((size_t)(kept + samples + 1) * sizeof(double));
+    if (extended == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    memcpy(extended, history->buf, (size_t)history->len);
+    const unsigned char *in = pcm->buf;
+    for (Py_ssize_t i = 0; i < samples; i++) {
+        extended[kept + i] = pcm16_sample(in + 2 * i);
+    }
+    *count = samples;
+    return extended;
+}
+
+/* Reads the filter (doubles, in ``phases`` equal parts when phases is set: one per output
+ * phase), the ratio, the writable history and the PCM; on error nothing is held. */
+static int
+resample_args(PyObject *taps_arg, PyObject *ratio_arg, PyObject *history_arg, PyObject *pcm_arg,
+              int phases, Py_buffer *taps, Py_ssize_t *ratio, Py_buffer *history, Py_buffer *pcm)
+{
+    *ratio = PyLong_AsSsize_t(ratio_arg);
+    if (*ratio == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (*ratio < 1) {
+        PyErr_SetString(PyExc_ValueError, "the ratio must be at least 1");
+        return -1;
+    }
+    if (PyObject_GetBuffer(taps_arg, taps, PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    if (taps->len == 0 || taps->len % ((Py_ssize_t)sizeof(double) * (phases ? *ratio : 1))) {
+        PyErr_SetString(PyExc_ValueError,
+                        phases ? "the filter is not a whole number of phases of doubles"
+                               : "the filter is not a whole number of doubles");
+        PyBuffer_Release(taps);
+        return -1;
+    }
+    if (PyObject_GetBuffer(history_arg, history, PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(taps);
+        return -1;
+    }
+    if (PyObject_GetBuffer(pcm_arg, pcm, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(history);
+        PyBuffer_Release(taps);
+        return -1;
+    }
+    return 0;
+}
+
+/* fir_interpolate(phases, ratio, history, pcm) -> pcm at ratio x the rate.
+ * Output ratio*i + p is phase p's taps convolved with the input ending at sample i. */
+static PyObject *
+fir_interpolate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "fir_interpolate takes 4 arguments");
+        return NULL;
+    }
+    Py_buffer taps, history, pcm;
+    Py_ssize_t ratio, count = 0;
+    if (resample_args(args[0], args[1], args[2], args[3], 1, &taps, &ratio, &history, &pcm) < 0) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_ssize_t length = taps.len / (Py_ssize_t)sizeof(double) / ratio;
+    double *filter = PyMem_Malloc((size_t)taps.len);
+    double *extended = NULL;
+    if (filter == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memcpy(filter, taps.buf, (size_t)taps.len);
+    extended = extend_history(&history, length - 1, &pcm, &count);
+    if (extended == NULL) {
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize(NULL, count * ratio * 2);
+    if (result == NULL) {
+        goto done;
+    }
+    char *out = PyBytes_AS_STRING(result);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const double *newest = extended + i + length - 1;
+        for (Py_ssize_t phase = 0; phase < ratio; phase++) {
+            const double *h = filter + phase * length;
+            double sum = 0.0;
+            for (Py_ssize_t k = 0; k < length; k++) {
+                sum += newest[-k] * h[k];
+            }
+            put_pcm16(out + 2 * (i * ratio + phase), sum);
+        }
+    }
+    memcpy(history.buf, extended + count, (size_t)history.len);
+done:
+    PyMem_Free(extended);
+    PyMem_Free(filter);
+    PyBuffer_Release(&pcm);
+    PyBuffer_Release(&history);
+    PyBuffer_Release(&taps);
+    return result;
+}
+
+/* fir_decimate(reversed_taps, ratio, history, first, pcm) -> pcm at 1/ratio the rate.
+ * Output j is the taps over the window of the history and input starting at first +
+ * ratio*j; outputs are taken while a window ends inside this input. */
+static PyObject *
+fir_decimate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "fir_decimate takes 5 arguments");
+        return NULL;
+    }
+    Py_ssize_t first = PyLong_AsSsize_t(args[3]);
+    if (first == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (first < 0) {
+        PyErr_SetString(PyExc_ValueError, "the first output's offset must not be negative");
+        return NULL;
+    }
+    Py_buffer taps, history, pcm;
+    Py_ssize_t ratio, count = 0;
+    if (resample_args(args[0], args[1], args[2], args[4], 0, &taps, &ratio, &history, &pcm) < 0) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_ssize_t length = taps.len / (Py_ssize_t)sizeof(double);
+    double *filter = PyMem_Malloc((size_t)taps.len);
+    double *extended = NULL;
+    if (filter == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memcpy(filter, taps.buf, (size_t)taps.len);
+    extended = extend_history(&history, length - 1, &pcm, &count);
+    if (extended == NULL) {
+        goto done;
+    }
+    Py_ssize_t outputs = first < count ? (count - 1 - first) / ratio + 1 : 0;
+    result = PyBytes_FromStringAndSize(NULL, outputs * 2);
+    if (result == NULL) {
+        goto done;
+    }
+    char *out = PyBytes_AS_STRING(result);
+    for (Py_ssize_t j = 0; j < outputs; j++) {
+        const double *window = extended + first + j * ratio;
+        double sum = 0.0;
+        for (Py_ssize_t m = 0; m < length; m++) {
+            sum += window[m] * filter[m];
+        }
+        put_pcm16(out + 2 * j, sum);
+    }
+    memcpy(history.buf, extended + count, (size_t)history.len);
+done:
+    PyMem_Free(extended);
+    PyMem_Free(filter);
+    PyBuffer_Release(&pcm);
+    PyBuffer_Release(&history);
+    PyBuffer_Release(&taps);
+    return result;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"parse_rtp", (PyCFunction)parse_rtp, METH_O,
      "parse_rtp(data) -> (payload_type, marker, sequence, timestamp, ssrc, payload)"},
@@ -934,6 +1133,10 @@ static PyMethodDef speedups_methods[] = {
     {"ws_server_frames", (PyCFunction)(void (*)(void))ws_server_frames, METH_FASTCALL,
      "ws_server_frames(data, start, max_size) -> (final unmasked text and binary payloads, "
      "where the first other frame starts)"},
+    {"fir_interpolate", (PyCFunction)(void (*)(void))fir_interpolate, METH_FASTCALL,
+     "fir_interpolate(phases, ratio, history, pcm) -> PCM16 at ratio times the rate"},
+    {"fir_decimate", (PyCFunction)(void (*)(void))fir_decimate, METH_FASTCALL,
+     "fir_decimate(reversed_taps, ratio, history, first, pcm) -> PCM16 at 1/ratio the rate"},
 #ifdef TRUNKLINE_MMSG
     {"recv_batch", (PyCFunction)(void (*)(void))recv_batch, METH_FASTCALL,
      "recv_batch(sock, count) -> [(datagram, source key), ...] waiting now, at most count"},

@@ -5,7 +5,9 @@ the two to it); ``trunkline.speedups`` picks one. ``decode_media_payload`` is
 the one function whose results may differ, and only one way: the C version
 declines (returns None) frames whose shape it does not read itself, and the
 caller then runs its full parser, so what a caller ends up with is the same.
-Masking uses the function websockets masks its own frames with.
+Masking uses the function websockets masks its own frames with. The resampling
+filters (``fir_interpolate``, ``fir_decimate``) are numpy here; C adds each
+sum's products in its own order, so a sample may round one step apart.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import socket
 import struct
 
+import numpy as np
 from websockets.frames import apply_mask  # websockets' own (its C speedup when built)
 
 RTP_HEADER_BYTES = 12
@@ -238,3 +241,75 @@ def send_batch(sock: socket.socket, items: list[tuple[bytes, bytes]]) -> int:
             continue
         sent += 1
     return sent
+
+
+# -- polyphase FIR resampling of PCM16 (``codecs.resample``) -------------------------------
+
+
+def _extend_history(history: bytearray, kept: int, pcm: Buffer) -> tuple[np.ndarray, np.ndarray]:
+    """The history as a writable view, and the history followed by the new samples."""
+    if memoryview(history).readonly:
+        raise BufferError("Object is not writable.")  # as the buffer protocol says it in C
+    if len(history) != kept * 8:
+        raise ValueError("the history does not match the filter")
+    if len(pcm) % 2:
+        raise ValueError("PCM16 needs whole samples (an even byte count)")
+    held = np.frombuffer(history, dtype=np.float64)
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    return held, np.concatenate((held, samples))
+
+
+def _filter(taps: Buffer, ratio: int, *, phases: bool) -> np.ndarray:
+    """The taps as doubles (in ``ratio`` equal parts when ``phases``: one per output phase)."""
+    if ratio < 1:
+        raise ValueError("the ratio must be at least 1")
+    if not len(taps) or len(taps) % (8 * (ratio if phases else 1)):
+        raise ValueError(
+            "the filter is not a whole number of " + ("phases of doubles" if phases else "doubles")
+        )
+    return np.frombuffer(taps, dtype=np.float64)
+
+
+def _to_pcm16(out: np.ndarray) -> bytes:
+    np.rint(out, out=out)  # half to even, as C's nearbyint
+    np.clip(out, -32768, 32767, out=out)
+    return out.astype("<i2").tobytes()
+
+
+def fir_interpolate(phases: Buffer, ratio: int, history: bytearray, pcm: Buffer) -> bytes:
+    """PCM16 at ``ratio`` times the rate: output ``ratio·i + p`` is phase ``p``'s taps
+    convolved with the input ending at sample ``i``; ``history`` (the last taps − 1
+    inputs, doubles) is updated."""
+    taps = _filter(phases, ratio, phases=True).reshape(ratio, -1)
+    held, extended = _extend_history(history, taps.shape[1] - 1, pcm)
+    count = extended.size - held.size
+    out = np.empty(count * ratio)
+    for phase in range(ratio if count else 0):  # (numpy would swap a shorter input)
+        out[phase::ratio] = np.convolve(extended, taps[phase], "valid")
+    held[:] = extended[count:]
+    return _to_pcm16(out)
+
+
+def fir_decimate(
+    reversed_taps: Buffer, ratio: int, history: bytearray, first: int, pcm: Buffer
+) -> bytes:
+    """PCM16 at 1/``ratio`` the rate: output ``j`` is the taps over the window of history
+    and input starting at ``first + ratio·j``, while a window ends inside this input;
+    ``history`` is updated."""
+    if first < 0:
+        raise ValueError("the first output's offset must not be negative")
+    taps = _filter(reversed_taps, ratio, phases=False)
+    held, extended = _extend_history(history, taps.size - 1, pcm)
+    count = extended.size - held.size
+    outputs = (count - 1 - first) // ratio + 1 if first < count else 0
+    if outputs:
+        span = extended[first : first + (outputs - 1) * ratio + taps.size]
+        stride = span.strides[0]
+        windows = np.lib.stride_tricks.as_strided(
+            span, (outputs, taps.size), (stride * ratio, stride), writeable=False
+        )
+        out = windows @ taps
+    else:
+        out = np.zeros(0)
+    held[:] = extended[count:]
+    return _to_pcm16(out)

@@ -47,6 +47,9 @@ ws_client_frame: Callable[[int, Buffer, bytes], bytes] = _module.ws_client_frame
 ws_server_frames: Callable[[Buffer, int, int], tuple[list[str | bytes], int]] = (
     _module.ws_server_frames
 )
+# Polyphase FIR resampling of PCM16 (``codecs.resample``): one call per chunk and direction.
+fir_interpolate: Callable[[Buffer, int, bytearray, Buffer], bytes] = _module.fir_interpolate
+fir_decimate: Callable[[Buffer, int, bytearray, int, Buffer], bytes] = _module.fir_decimate
 # Shared media sockets (Linux's recvmmsg/sendmmsg in C; a system call per datagram elsewhere).
 recv_batch: Callable[[socket.socket, int], list[tuple[bytes, bytes]]] = getattr(
     _module, "recv_batch", _speedups_py.recv_batch
