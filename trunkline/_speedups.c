@@ -942,68 +942,98 @@ put_pcm16(char *out, double value)
     out[1] = (char)(bits >> 8);
 }
 
-/* The history followed by the new samples, as doubles (PyMem_Free it), or NULL with an
- * error set; *count: the new samples. */
-static double *
-extend_history(Py_buffer *history, Py_ssize_t kept, Py_buffer *pcm, Py_ssize_t *count)
-{
-    if (history->len != kept * (Py_ssize_t)sizeof(double)) {
-        PyErr_SetString(PyExc_ValueError, "the history does not match the filter");
-        return NULL;
-    }
-    if (pcm->len % 2) {
-        PyErr_SetString(PyExc_ValueError, "PCM16 needs whole samples (an even byte count)");
-        return NULL;
-    }
-    Py_ssize_t samples = pcm->len / 2;
-    double *extended = PyMem_Malloc((size_t)(kept + samples + 1) * sizeof(double));
-    if (extended == NULL) {
-        PyErr_NoMemory();
-        return NULL;
-    }
-    memcpy(extended, history->buf, (size_t)history->len);
-    const unsigned char *in = pcm->buf;
-    for (Py_ssize_t i = 0; i < samples; i++) {
-        extended[kept + i] = pcm16_sample(in + 2 * i);
-    }
-    *count = samples;
-    return extended;
-}
+/* One resampling call: its buffers, the filter as aligned doubles and the history
+ * followed by the new samples as doubles. */
+typedef struct {
+    Py_buffer taps, history, pcm;
+    double *filter;
+    double *extended;
+    Py_ssize_t ratio;
+    Py_ssize_t length; /* taps per phase (fir_interpolate) or in all (fir_decimate) */
+    Py_ssize_t count;  /* new samples */
+} FirCall;
 
-/* Reads the filter (doubles, in ``phases`` equal parts when phases is set: one per output
- * phase), the ratio, the writable history and the PCM; on error nothing is held. */
+/* Reads the filter (doubles, in ratio equal parts when phases is set: one per output
+ * phase), the ratio, the writable history (length - 1 doubles) and the PCM (whole
+ * samples). -1 with an error set and nothing held, or 0: end with fir_finish. */
 static int
-resample_args(PyObject *taps_arg, PyObject *ratio_arg, PyObject *history_arg, PyObject *pcm_arg,
-              int phases, Py_buffer *taps, Py_ssize_t *ratio, Py_buffer *history, Py_buffer *pcm)
+fir_start(FirCall *call, PyObject *taps, PyObject *ratio, PyObject *history, PyObject *pcm,
+          int phases)
 {
-    *ratio = PyLong_AsSsize_t(ratio_arg);
-    if (*ratio == -1 && PyErr_Occurred()) {
+    call->filter = call->extended = NULL;
+    call->ratio = PyLong_AsSsize_t(ratio);
+    if (call->ratio == -1 && PyErr_Occurred()) {
         return -1;
     }
-    if (*ratio < 1) {
+    if (call->ratio < 1) {
         PyErr_SetString(PyExc_ValueError, "the ratio must be at least 1");
         return -1;
     }
-    if (PyObject_GetBuffer(taps_arg, taps, PyBUF_SIMPLE) < 0) {
+    if (PyObject_GetBuffer(taps, &call->taps, PyBUF_SIMPLE) < 0) {
         return -1;
     }
-    if (taps->len == 0 || taps->len % ((Py_ssize_t)sizeof(double) * (phases ? *ratio : 1))) {
-        PyErr_SetString(PyExc_ValueError,
-                        phases ? "the filter is not a whole number of phases of doubles"
-                               : "the filter is not a whole number of doubles");
-        PyBuffer_Release(taps);
+    Py_ssize_t parts = phases ? call->ratio : 1;
+    if (call->taps.len == 0 || call->taps.len % ((Py_ssize_t)sizeof(double) * parts)) {
+        const char *whole = phases ? "the filter is not a whole number of phases of doubles"
+                                   : "the filter is not a whole number of doubles";
+        PyErr_SetString(PyExc_ValueError, whole);
+        PyBuffer_Release(&call->taps);
         return -1;
     }
-    if (PyObject_GetBuffer(history_arg, history, PyBUF_WRITABLE) < 0) {
-        PyBuffer_Release(taps);
+    if (PyObject_GetBuffer(history, &call->history, PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&call->taps);
         return -1;
     }
-    if (PyObject_GetBuffer(pcm_arg, pcm, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(history);
-        PyBuffer_Release(taps);
+    if (PyObject_GetBuffer(pcm, &call->pcm, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&call->history);
+        PyBuffer_Release(&call->taps);
         return -1;
+    }
+    call->length = call->taps.len / (Py_ssize_t)sizeof(double) / parts;
+    Py_ssize_t kept = call->length - 1;
+    if (call->history.len != kept * (Py_ssize_t)sizeof(double)) {
+        PyErr_SetString(PyExc_ValueError, "the history does not match the filter");
+        goto fail;
+    }
+    if (call->pcm.len % 2) {
+        PyErr_SetString(PyExc_ValueError, "PCM16 needs whole samples (an even byte count)");
+        goto fail;
+    }
+    call->count = call->pcm.len / 2;
+    call->filter = PyMem_Malloc((size_t)call->taps.len);
+    call->extended = PyMem_Malloc((size_t)(kept + call->count + 1) * sizeof(double));
+    if (call->filter == NULL || call->extended == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    memcpy(call->filter, call->taps.buf, (size_t)call->taps.len);
+    memcpy(call->extended, call->history.buf, (size_t)call->history.len);
+    for (Py_ssize_t i = 0; i < call->count; i++) {
+        call->extended[kept + i] = pcm16_sample((const unsigned char *)call->pcm.buf + 2 * i);
     }
     return 0;
+fail:
+    PyMem_Free(call->extended);
+    PyMem_Free(call->filter);
+    PyBuffer_Release(&call->pcm);
+    PyBuffer_Release(&call->history);
+    PyBuffer_Release(&call->taps);
+    return -1;
+}
+
+/* Ends a call fir_start began: with a result, the history becomes the last inputs. */
+static PyObject *
+fir_finish(FirCall *call, PyObject *result)
+{
+    if (result != NULL) {
+        memcpy(call->history.buf, call->extended + call->count, (size_t)call->history.len);
+    }
+    PyMem_Free(call->extended);
+    PyMem_Free(call->filter);
+    PyBuffer_Release(&call->pcm);
+    PyBuffer_Release(&call->history);
+    PyBuffer_Release(&call->taps);
+    return result;
 }
 
 /* fir_interpolate(phases, ratio, history, pcm) -> pcm at ratio x the rate.
@@ -1015,36 +1045,23 @@ fir_interpolate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "fir_interpolate takes 4 arguments");
         return NULL;
     }
-    Py_buffer taps, history, pcm;
-    Py_ssize_t ratio, count = 0;
-    if (resample_args(args[0], args[1], args[2], args[3], 1, &taps, &ratio, &history, &pcm) < 0) {
+    FirCall call;
+    if (fir_start(&call, args[0], args[1], args[2], args[3], 1) < 0) {
         return NULL;
     }
-    PyObject *result = NULL;
-    Py_ssize_t length = taps.len / (Py_ssize_t)sizeof(double) / ratio;
-    double *filter = PyMem_Malloc((size_t)taps.len);
-    double *extended = NULL;
-    if (filter == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    memcpy(filter, taps.buf, (size_t)taps.len);
-    extended = extend_history(&history, length - 1, &pcm, &count);
-    if (extended == NULL) {
-        goto done;
-    }
-    result = PyBytes_FromStringAndSize(NULL, count * ratio * 2);
+    Py_ssize_t ratio = call.ratio, length = call.length, count = call.count;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, count * ratio * 2);
     if (result == NULL) {
-        goto done;
+        return fir_finish(&call, NULL);
     }
     char *out = PyBytes_AS_STRING(result);
     /* Four outputs of a phase at a time: four independent sums in flight, each added in
      * the same order as one at a time (the same result, bit for bit). */
     Py_ssize_t i = 0;
     for (; i + 4 <= count; i += 4) {
-        const double *newest = extended + i + length - 1;
+        const double *newest = call.extended + i + length - 1;
         for (Py_ssize_t phase = 0; phase < ratio; phase++) {
-            const double *h = filter + phase * length;
+            const double *h = call.filter + phase * length;
             double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
             for (Py_ssize_t k = 0; k < length; k++) {
                 double tap = h[k];
@@ -1060,9 +1077,9 @@ fir_interpolate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     for (; i < count; i++) {
-        const double *newest = extended + i + length - 1;
+        const double *newest = call.extended + i + length - 1;
         for (Py_ssize_t phase = 0; phase < ratio; phase++) {
-            const double *h = filter + phase * length;
+            const double *h = call.filter + phase * length;
             double sum = 0.0;
             for (Py_ssize_t k = 0; k < length; k++) {
                 sum += newest[-k] * h[k];
@@ -1070,14 +1087,7 @@ fir_interpolate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             put_pcm16(out + 2 * (i * ratio + phase), sum);
         }
     }
-    memcpy(history.buf, extended + count, (size_t)history.len);
-done:
-    PyMem_Free(extended);
-    PyMem_Free(filter);
-    PyBuffer_Release(&pcm);
-    PyBuffer_Release(&history);
-    PyBuffer_Release(&taps);
-    return result;
+    return fir_finish(&call, result);
 }
 
 /* fir_decimate(reversed_taps, ratio, history, first, pcm) -> pcm at 1/ratio the rate.
@@ -1098,36 +1108,23 @@ fir_decimate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "the first output's offset must not be negative");
         return NULL;
     }
-    Py_buffer taps, history, pcm;
-    Py_ssize_t ratio, count = 0;
-    if (resample_args(args[0], args[1], args[2], args[4], 0, &taps, &ratio, &history, &pcm) < 0) {
+    FirCall call;
+    if (fir_start(&call, args[0], args[1], args[2], args[4], 0) < 0) {
         return NULL;
     }
-    PyObject *result = NULL;
-    Py_ssize_t length = taps.len / (Py_ssize_t)sizeof(double);
-    double *filter = PyMem_Malloc((size_t)taps.len);
-    double *extended = NULL;
-    if (filter == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    memcpy(filter, taps.buf, (size_t)taps.len);
-    extended = extend_history(&history, length - 1, &pcm, &count);
-    if (extended == NULL) {
-        goto done;
-    }
-    Py_ssize_t outputs = first < count ? (count - 1 - first) / ratio + 1 : 0;
-    result = PyBytes_FromStringAndSize(NULL, outputs * 2);
+    Py_ssize_t ratio = call.ratio, length = call.length;
+    Py_ssize_t outputs = first < call.count ? (call.count - 1 - first) / ratio + 1 : 0;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, outputs * 2);
     if (result == NULL) {
-        goto done;
+        return fir_finish(&call, NULL);
     }
     char *out = PyBytes_AS_STRING(result);
     Py_ssize_t j = 0;
     for (; j + 4 <= outputs; j += 4) { /* four sums in flight, as fir_interpolate */
-        const double *window = extended + first + j * ratio;
+        const double *window = call.extended + first + j * ratio;
         double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
         for (Py_ssize_t m = 0; m < length; m++) {
-            double tap = filter[m];
+            double tap = call.filter[m];
             s0 += window[m] * tap;
             s1 += window[m + ratio] * tap;
             s2 += window[m + 2 * ratio] * tap;
@@ -1139,21 +1136,14 @@ fir_decimate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         put_pcm16(out + 2 * (j + 3), s3);
     }
     for (; j < outputs; j++) {
-        const double *window = extended + first + j * ratio;
+        const double *window = call.extended + first + j * ratio;
         double sum = 0.0;
         for (Py_ssize_t m = 0; m < length; m++) {
-            sum += window[m] * filter[m];
+            sum += window[m] * call.filter[m];
         }
         put_pcm16(out + 2 * j, sum);
     }
-    memcpy(history.buf, extended + count, (size_t)history.len);
-done:
-    PyMem_Free(extended);
-    PyMem_Free(filter);
-    PyBuffer_Release(&pcm);
-    PyBuffer_Release(&history);
-    PyBuffer_Release(&taps);
-    return result;
+    return fir_finish(&call, result);
 }
 
 static PyMethodDef speedups_methods[] = {
