@@ -62,9 +62,11 @@ trunkline time (above 1: trunkline is faster).
 - Frame-sized G.711 conversions are `audioop` itself behind a length check;
   large buffers are encoded by table lookup, about 8× faster than `audioop`.
 - Resampling is a 2 ms-delay polyphase filter with 70 dB of stop-band
-  attenuation: 4–7× the cost of `ratecv`'s unfiltered interpolation, and
-  about 10–20 µs per frame — about 0.1 % of a core per PCM16 call for both
-  directions. (libsoxr was about 3.5 µs per frame but held back 26–66 ms.)
+  attenuation, one call per chunk into the C extension (`fir_interpolate`,
+  `fir_decimate`): about 2.5 µs per frame at 8 ⇄ 16 kHz, near the cost of
+  `ratecv`'s unfiltered interpolation — about 0.025 % of a core per PCM16
+  call for both directions. (It was 9–12 µs with numpy, which the pure-Python
+  twin still uses; libsoxr was about 3.5 µs per frame but held back 26–66 ms.)
 - The `*_into` and DTMF rows are slower than their references per call (numpy
   call overhead; a validated object per event); neither is per-frame work.
 """
@@ -315,17 +317,17 @@ TWIN_NOTE = """*C* runs trunkline with `trunkline._speedups`, *pure Python* with
 `TRUNKLINE_NO_SPEEDUPS=1`; each run's process must say in its start-up log that it
 runs the path it is labelled with, or the benchmark stops. """
 
-BRIDGE_ANALYSIS = """In the run of 2026-12-03 at `6c5fe0b` (an AMD EPYC machine), with the carrier's
-calls on clocks of their own spread over the 20 ms period (the runs before sent every
-call's packet in one burst per period, which the floor and trunkline both read in far
-fewer wake-ups, so the figures are not comparable; see "Whole system"), 100 recorded
-μ-law calls (the default) were carried with no frame lost either way at 0.60 % of a core per call with the C
-extension, 1.73× the floor relay (0.35 %), and about 1 ms of added latency p99 each
-way. The C extension saves a quarter of trunkline's CPU end to end (0.75×); the event
-loop's wake-ups and the system calls per packet are most of the rest. PCM16 16 kHz
-filled the core at 100 calls (0.99 % of a core per call; the floor, resampling the same
-way, 0.98 %) and lost 17 % of the frames to the agent: about 1 % of a core per call is
-its cost on this machine.
+BRIDGE_ANALYSIS = """In the run of 2026-12-03 at `763e55f` (an AMD EPYC machine, busier than during
+the "Whole system" run the same evening: the floor cost 0.17 % per μ-law call here
+against 0.12 % there), with the carrier's calls on clocks of their own spread over the
+20 ms period, 100 recorded μ-law calls (the default) were carried with no frame lost
+either way at 0.32 % of a core per call with the C extension, 1.9× the floor relay,
+with about 1 ms of latency p99 each way. *baseline* is trunkline as committed at
+`c280591`, before the resampler's filters moved into the C extension, run in the same
+rounds: PCM16 16 kHz costs 0.66× (0.62–0.80 per round) of what it cost there (0.39
+against 0.54 % of a core per call), with nothing lost; μ-law, which that change does
+not touch, 0.88× with a spread (0.59–1.38) too wide to call it a change. The pure-Python
+twin, which still filters with numpy, costs 0.67 % per PCM16 call.
 """
 
 
@@ -659,47 +661,48 @@ that re-encodes only the stamped bytes of each frame (`benchmarks/_rtp_fleet.py`
 `benchmarks/_echo_agent.py`); the floor uses the same generators. """
 
 LOAD_ANALYSIS = """What limits each profile here, as far as these numbers show it (runs of 2026-12-03
-at 0e2ce00, judged against 5 ms of added latency p99):
+at 21ff010, steps of 100 up to 600 calls, judged against 5 ms of added latency p99):
 
-- **This run's machine was less busy than the one at 1ccff9d.** The bare floor relay
-  cost 0.145 % of a core per μ-law call at 100 calls here, against 0.34 % in the run at
-  1ccff9d earlier the same day, with the same generators: the host is shared. Compare
-  figures within one run; the "× floor" column is the one that carries across runs.
-  The floor relay held 400 calls in every run (0.10 % of a core per call, 41 % of its
-  core), so the generators were not the limit at any step measured here.
-- **The default configuration (μ-law, recorded, a port pair per call)** carried 200
-  (200–300) calls per core with the C extension, at 0.28 % of a core per call; at 300
-  calls the added p99 passed 5 ms in two runs of three (5.2 and 20 ms).
-- **The shared RTP port** (`TRUNKLINE_RTP_SHARED_PORT`, the `-shared` profiles: every
-  call on one port, read up to 64 datagrams per wake-up with `recvmmsg`, written with
-  `sendmmsg`) carried 300 (200–300) recorded and 300 (300–300) μ-law calls per core. At
-  the same step it costs 4–7 % less CPU per call than a port pair per call (0.26
-  against 0.28 % per recorded call at 300 calls, 0.24 against 0.25 % per μ-law call),
-  and call set-up p99 is shorter (100 against 250 ms at 300 μ-law calls: no socket pair
-  is bound per call). In two runs of three at f6ede1b, 300 recorded calls on the shared
-  port lost 0.17 and 0.26 % of their frames to the agent: the one socket's default receive buffer
-  overflowed during loop stalls. Since 0e2ce00 the port asks for 4 MiB each way and
-  counts what the kernel still drops; these runs lost nothing below 400 calls.
-- **What limits μ-law and recording now is mostly the agent link's system calls.** A
-  sampled profile of trunkline at 200 μ-law calls on the shared port (py-spy, C
-  extension, at e2ca7d2) splits the event-loop thread's time like this: about a third in `write`
-  to the agents' TCP sockets, about a fifth in `read` from them, about 8 % waiting in
-  `epoll`, about 5 % in the shared port's `recvmmsg` and `sendmmsg`, and the rest in
-  trunkline's Python (jitter buffer, session, clock). On loopback a TCP write also runs
-  the receiving side's kernel work. The floor relay makes the same agent reads and
-  writes and costs 0.10–0.11 % per call at 300–400 calls; trunkline costs 2.2–2.6× that.
-  At 400 calls trunkline's core is full (0.23–0.25 % per call) and latency breaks
-  before frames are lost.
-- **The targets** (600 μ-law, 400 recorded, 300 PCM16 calls per core) are not reached:
-  600 μ-law calls need at most about 0.16 % of a core per call, 1.6× this floor; the
-  shared port is at 0.24 %. With the agent link's two system calls per frame pair taking
-  half of the loop's time, what is left to win is in the Python between them.
-- **PCM16 16 kHz**: 100 calls per core at 0.64 % of a core per call, 1.4× its floor
-  (which resamples the same way); at 200 calls the core is full and calls are not
-  answered in time.
-- **C extension against pure Python**: 0.25 against 0.30 % of a core per μ-law call at
-  300 calls, 0.28 against 0.32 % per recorded call at 200. The gap is smaller than the
-  instruction counts suggest (below) because most of the time is now system calls.
+- **The generators were not the limit.** The bare floor relay held 600 calls in every
+  run, at 0.10–0.12 % of a core per μ-law call and 0.14–0.17 % per PCM16 call. The host
+  is shared and its load varies through the day (an earlier run at 1ccff9d found the
+  floor at 0.34 % per call): compare figures within one run; the "× floor" column is
+  the one that carries across runs.
+- **PCM16 16 kHz** carried 500 (400–500) calls per core with the C extension, at 0.20 %
+  of a core per call, 1.3× its floor; at 600 calls it lost frames and calls were not
+  answered in time. Until 21ff010 it carried 100, at 0.64 % per call: the resampler
+  filtered each 20 ms chunk with about a dozen numpy calls (about 23 µs per frame pair
+  8 ⇄ 16 kHz). Since d960bfc each chunk is one call into the C extension
+  (`fir_interpolate`, `fir_decimate`, about 4.7 µs per frame pair, the same samples as
+  the numpy twin). The pure-Python twin, which still filters with numpy, carried 200.
+- **The default configuration (μ-law, recorded, a port pair per call)** carried 400
+  (200–400) calls per core with the C extension, at 0.21 % of a core per call, about
+  1.9× the floor; at 500 calls the added p99 passed 5 ms in every run. The pure-Python
+  twin carried 300 (100–300).
+- **μ-law without recording** carried 300 (200–400) calls per core with a port pair per
+  call and 400 (300–400) on the shared RTP port (`TRUNKLINE_RTP_SHARED_PORT`, the
+  `-shared` profiles: every call on one port, read up to 64 datagrams per wake-up with
+  `recvmmsg`, written with `sendmmsg`), at 0.17–0.19 % of a core per call. At 500 calls
+  latency broke in every run before any frame was lost (0.17–0.18 % per call: the core
+  is close to full and the loop's stalls grow). Recorded calls on the shared port
+  carried 300 (200–400): within the spread of the port-pair profile in this run.
+- **What limits μ-law and recording now.** A sampled profile of trunkline at 300 μ-law
+  calls on the shared port (`perf` at c280591, C extension) puts about 70 % of its CPU
+  time in user space and 30 % in the kernel (the agent sockets' reads and writes; on
+  loopback a TCP write also runs the receiving side's kernel work). The Python
+  interpreter is about 60 % of all of it, its bytecode loop alone 45 %: trunkline's
+  per-frame code — the jitter buffer, the RTP and media sessions, the agent link and
+  the media clock's two subscriptions per call, about 50 Python functions per frame
+  pair. The floor relay makes the same system calls with a handful of Python lines per
+  frame.
+- **The targets** (600 μ-law, 400 recorded, 300 PCM16 calls per core): PCM16 and the
+  recorded default configuration reach theirs with the C extension; μ-law does not.
+  600 μ-law calls need at most about 0.15 % of a core per call with headroom for the
+  loop's stalls, 1.4× this floor; trunkline is at 0.17–0.19 %. What is left is the
+  Python of the per-frame path; the system calls are already what the floor pays.
+- **C extension against pure Python**: 0.19 against 0.24 % of a core per μ-law call at
+  300 calls, 0.19 against 0.23 % per recorded call, and 0.22 against 0.33 % per PCM16
+  call (the resampler).
 - **Transcription** was not part of this run: at a8f603f (burst carrier, Moonshine,
   both parties transcribed) it carried 8 (8–16) calls per core with the C extension
   and 16 (8–16) in pure Python, about 3 % of a core per call; `benchmarks.speech`
