@@ -6,8 +6,9 @@ the one function whose results may differ, and only one way: the C version
 declines (returns None) frames whose shape it does not read itself, and the
 caller then runs its full parser, so what a caller ends up with is the same.
 Masking uses the function websockets masks its own frames with. The resampling
-filters (``fir_interpolate``, ``fir_decimate``) are numpy here; C adds each
-sum's products in its own order, so a sample may round one step apart.
+filters (``fir_interpolate``, ``fir_decimate``) are numpy here; C adds each sum
+in the same order without fused multiply-adds, so the samples match, and the
+tests allow one step of rounding where a build adds them otherwise.
 """
 
 from __future__ import annotations
@@ -271,7 +272,7 @@ def _filter(taps: Buffer, ratio: int, *, phases: bool) -> np.ndarray:
 
 
 def _to_pcm16(out: np.ndarray) -> bytes:
-    np.rint(out, out=out)  # half to even, as C's nearbyint
+    np.rint(out, out=out)  # half to even, as C's rint
     np.clip(out, -32768, 32767, out=out)
     return out.astype("<i2").tobytes()
 
