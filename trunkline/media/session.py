@@ -410,8 +410,7 @@ class MediaSession:
         persona = self.persona
         audio = persona.media_payload(text)  # the usual frame: no message object made
         if audio is not None:
-            to_caller = self._to_caller  # ``agent_audio``, inline
-            self.play_phone_audio(audio if to_caller.passthrough else to_caller.convert(audio))
+            self.agent_audio(audio)
             return
         try:
             message = persona.parse(text)

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 
 from trunkline.codecs.dtmf import TelephoneEvent, TelephoneEventError, decode_event
 from trunkline.gateway.rtp.jitter import JitterBuffer
+from trunkline.gateway.rtp.packet import build_into
 from trunkline.gateway.rtp.rtcp import ReceptionStats
-from trunkline.speedups import build_rtp_into, parse_rtp
+from trunkline.speedups import parse_rtp
 
 SAMPLES_PER_FRAME = 160
 MAX_SEQUENCE_JUMP = 3000  # beyond this the stream restarted: resynchronise
@@ -275,13 +276,15 @@ class RtpSession:
             return None
         marker = not self._talking
         self._talking = True
-        buffer, size = self._buffer, 12 + len(payload)
-        if len(buffer) < size:  # ``build_into``, inline: once per frame sent
-            buffer.extend(bytes(size - len(buffer)))
-        build_rtp_into(
-            buffer, payload, self.payload_type, self._out_seq, timestamp, self.ssrc, marker
+        packet = build_into(
+            self._buffer,
+            payload,
+            payload_type=self.payload_type,
+            sequence=self._out_seq,
+            timestamp=timestamp,
+            ssrc=self.ssrc,
+            marker=marker,
         )
-        packet = memoryview(buffer)[:size]
         self._out_seq = (self._out_seq + 1) & 0xFFFF
         counters = self.counters
         counters.packets_out += 1
