@@ -12,7 +12,7 @@ setup(
     ext_modules=[
         Extension(
             "trunkline._speedups",
-            ["trunkline/_speedups.c"],
+            ["trunkline/_speedups.c", "trunkline/_jitter_core.c"],
             libraries=[] if sys.platform == "win32" else ["m"],  # rint(), for resampling
             # a * b + c stays two roundings (no fused multiply-add): resampled samples are
             # the same as the pure-Python twin's on every machine

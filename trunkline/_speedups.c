@@ -2,7 +2,8 @@
  *
  * Every function here has a pure-Python twin in trunkline/_speedups_py.py with the same
  * arguments, results and errors; tests/test_speedups.py holds them to it. Nothing here
- * keeps state between calls.
+ * keeps state between calls. The one type, JitterCore (_jitter_core.c), is the jitter
+ * buffer's C core; its twin is the pure-Python JitterBuffer (gateway/rtp/jitter.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1179,9 +1180,15 @@ static struct PyModuleDef speedups_module = {
     speedups_methods,
 };
 
+int trunkline_add_jitter_core(PyObject *module); /* _jitter_core.c */
+
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     b64_init();
-    return PyModule_Create(&speedups_module);
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module != NULL && trunkline_add_jitter_core(module) < 0) {
+        Py_CLEAR(module);
+    }
+    return module;
 }

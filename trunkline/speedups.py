@@ -57,6 +57,9 @@ recv_batch: Callable[[socket.socket, int], list[tuple[bytes, bytes]]] = getattr(
 send_batch: Callable[[socket.socket, list[tuple[bytes, bytes]]], int] = getattr(
     _module, "send_batch", _speedups_py.send_batch
 )
+# The caller's jitter buffer's C core (``gateway/rtp/jitter.py`` holds its pure-Python twin
+# and chooses by this: None runs the twin).
+JitterCore: type | None = getattr(_module, "JitterCore", None)
 address_key = _speedups_py.address_key
 key_address = _speedups_py.key_address
 

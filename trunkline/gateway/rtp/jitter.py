@@ -74,6 +74,9 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from trunkline import speedups
 
 SLOTS = 64  # a power of two: 64 packets is 640 ms of 10 ms packets, far beyond any depth
 _MASK = SLOTS - 1
@@ -107,8 +110,33 @@ class JitterCounters:
     resets: int = 0  # new SSRC or sequence restart
 
 
-class JitterBuffer:
-    """One call's inbound audio, re-ordered and paced: push per packet, pull per 20 ms tick."""
+class JitterReadings:
+    """What both implementations read out the same way: counters and histograms by name."""
+
+    __slots__ = ()
+    counters: JitterCounters
+    depth_histogram: list[int]
+    target_histogram: list[int]
+    depth_frames_sum: int
+    target_frames_sum: int
+
+    def counter_values(self) -> dict[str, int]:
+        """Counters and histogram buckets as flat ``jitter_*`` names (summed per gateway)."""
+        values = {f"jitter_{name}": value for name, value in asdict(self.counters).items()}
+        for index, count in enumerate(self.depth_histogram):
+            values[f"jitter_depth_bucket_{index}"] = count
+        for index, count in enumerate(self.target_histogram):
+            values[f"jitter_target_bucket_{index}"] = count
+        values["jitter_depth_frames_sum"] = self.depth_frames_sum
+        values["jitter_target_frames_sum"] = self.target_frames_sum
+        return values
+
+
+class PyJitterBuffer(JitterReadings):
+    """One call's inbound audio, re-ordered and paced: push per packet, pull per 20 ms tick.
+
+    The pure-Python twin of the C core (``trunkline/_jitter_core.c``); ``JitterBuffer``
+    is whichever of the two ``trunkline.speedups`` chose."""
 
     __slots__ = (
         "_adapted",
@@ -624,13 +652,25 @@ class JitterBuffer:
         """The interarrival jitter estimate, in timestamp units."""
         return self._jitter
 
-    def counter_values(self) -> dict[str, int]:
-        """Counters and histogram buckets as flat ``jitter_*`` names (summed per gateway)."""
-        values = {f"jitter_{name}": value for name, value in asdict(self.counters).items()}
-        for index, count in enumerate(self.depth_histogram):
-            values[f"jitter_depth_bucket_{index}"] = count
-        for index, count in enumerate(self.target_histogram):
-            values[f"jitter_target_bucket_{index}"] = count
-        values["jitter_depth_frames_sum"] = self.depth_frames_sum
-        values["jitter_target_frames_sum"] = self.target_frames_sum
-        return values
+
+def accelerated_class(core: Any) -> type[PyJitterBuffer]:
+    """The jitter buffer on the C core ``core`` (``trunkline._speedups.JitterCore``): its
+    per-packet and per-tick work in C, its readings as the twin's."""
+
+    class CJitterBuffer(core, JitterReadings):
+        __slots__ = ()
+
+        @property
+        def counters(self) -> JitterCounters:  # type: ignore[override]  # read-only here
+            """A snapshot of the counters (the C core keeps them, in JitterCounters' order)."""
+            return JitterCounters(*self.counter_tuple())
+
+    return CJitterBuffer
+
+
+if TYPE_CHECKING:
+    JitterBuffer = PyJitterBuffer
+else:
+    JitterBuffer = (
+        PyJitterBuffer if speedups.JitterCore is None else accelerated_class(speedups.JitterCore)
+    )
