@@ -25,9 +25,9 @@ tree without binary media frames (an older baseline) is not counted for it.
 
 Each profile is measured with the C extension, with its pure-Python twin
 (``TRUNKLINE_NO_SPEEDUPS=1``), and, with ``--baseline REF``, as committed at
-REF (extracted with ``git archive``). Results go to
-``benchmarks/results/frame_cost.json``; code that differs from its commit is
-not measured unless ``--allow-uncommitted`` is given.
+REF (extracted with ``git archive``, its C extension built from its own
+sources). Results go to ``benchmarks/results/frame_cost.json``; code that
+differs from its commit is not measured unless ``--allow-uncommitted`` is given.
 
 ``python benchmarks/frame_cost.py --workload --frames N`` runs the workload
 alone (what callgrind runs), against whichever ``trunkline`` is on the path.
@@ -261,12 +261,30 @@ def per_pair(
 
 
 def extract(revision: str, into: Path) -> Path:
+    """``trunkline`` as committed at ``revision``, with the C extension built from its own
+    sources: without one in the tree, the installed package's module would be imported
+    beside the old Python (an editable install's finder supplies missing submodules)."""
     root = Path(__file__).resolve().parent.parent
     archive = subprocess.run(
-        ["git", "archive", revision, "trunkline"], cwd=root, capture_output=True, check=True
+        ["git", "archive", revision, "trunkline", "setup.py"],
+        cwd=root,
+        capture_output=True,
+        check=True,
     )
     into.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    build = [sys.executable, "setup.py", "-q", "build_ext", "--inplace"]
+    subprocess.run(build, cwd=into, check=True, capture_output=True)
+    where = subprocess.run(
+        [sys.executable, "-c", "import trunkline._speedups as m; print(m.__file__)"],
+        env={**os.environ, "PYTHONPATH": str(into)},
+        cwd=into,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not Path(where).resolve().is_relative_to(into.resolve()):
+        sys.exit(f"the baseline imports a C extension from outside its tree: {where}")
     return into
 
 
