@@ -102,9 +102,9 @@ start-up cancels out; instruction counts move far less with the machine's load
 than timings (see below), so this is the figure to compare on a shared machine. *C extension* is
 `trunkline._speedups` (`trunkline/speedups.py`), *pure Python* its twin
 (`TRUNKLINE_NO_SPEEDUPS=1`), a baseline (`--baseline REF`) the code as
-committed at REF, which runs without the C extension (`git archive` does not
-hold the built module) and must take the workload's calls (1af9267, before
-either, no longer does: the workload gives its media plan the leg's codec). `recording`
+committed at REF with its C extension built from its own sources, which must
+take the workload's calls (1af9267, before either, no longer does: the
+workload gives its media plan the leg's codec). `recording`
 adds the recorder's caller and slot taps (decode to PCM16, the writer thread).
 
 {table(headers, rows)}
@@ -117,11 +117,14 @@ adds the recorder's caller and slot taps (decode to PCM16, the writer thread).
   agent's usual frames (final, unfragmented text and binary) split out of
   what its socket delivered, text decoded on the way, instead of websockets'
   generator-based parser (`agent/server_frames.py` reads any other frame in
-  Python: fragments, pings, pongs, close frames, protocol errors).
+  Python: fragments, pings, pongs, close frames, protocol errors), and the
+  jitter buffer (`_jitter_core.c`: push, RFC 4733 events, pull, the target's
+  rise and decay, shrinking, its histograms — the Python `PyJitterBuffer` is
+  its twin, held to the same frames and readings after every tick by
+  `tests/rtp/test_jitter_twins.py`).
 - What is left is Python: the call's own logic per frame, no single part
-  dominant — the RTP source and sequence checks and the jitter buffer's push
-  and pull, the persona's calls, the link's send checks, the playout and the
-  tick, the RTP packet's build. The latency probes time one frame in 16:
+  dominant — the RTP source and sequence checks, the persona's calls, the
+  link's send checks, the playout and the tick, the RTP packet's build. The latency probes time one frame in 16:
   about 5,000 instructions per pair less than timing every frame (the median
   of three callgrind runs of each).
 - At 47a666a the media path makes about 20 fewer Python calls per frame pair than
