@@ -135,6 +135,13 @@ adds the recorder's caller and slot taps (decode to PCM16, the writer thread).
   `mulaw` workload, counted one after the other with the C extension, took 124,300
   instructions per pair at 3dddcd4 and 102,800 at 47a666a (−17 %); this table's run
   at 47a666a counted 107,300, within the spread described below.
+- The jitter buffer in C (since bcffc64) took a quarter to two fifths of the
+  instructions off a `mulaw` frame pair: against 958db24, built with its own C
+  extension, 73,200 against 97,500 at bcffc64 and 60,400 against 101,300 at
+  40feb89 (this table); between the two only the benchmark's baseline build
+  and tests had changed, so the two runs, two hours apart, also show the
+  spread described below (`binary` above `mulaw` in this table is within it);
+  `recording` 100,600 against 120,000 and 88,600 against 120,000.
 - callgrind counts user-space instructions only: code from before the
   mask-key pool made one `getrandom` system call per frame for its mask key
   (the pool makes it one per 1,024 frames, C or not), which a baseline
