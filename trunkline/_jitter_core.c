@@ -1,6 +1,6 @@
 /* trunkline._speedups.JitterCore: the caller's jitter buffer in C.
  *
- * The same algorithm, step for step, as the pure-Python JitterBuffer in
+ * The same algorithm, step for step, as the pure-Python PyJitterBuffer in
  * trunkline/gateway/rtp/jitter.py, whose docstring describes it; names here follow
  * its methods so the two can be read side by side. tests/rtp/test_jitter_twins.py
  * drives both with the same packet traces and requires the same frames, counters and

@@ -3,7 +3,7 @@
  * Every function here has a pure-Python twin in trunkline/_speedups_py.py with the same
  * arguments, results and errors; tests/test_speedups.py holds them to it. Nothing here
  * keeps state between calls. The one type, JitterCore (_jitter_core.c), is the jitter
- * buffer's C core; its twin is the pure-Python JitterBuffer (gateway/rtp/jitter.py).
+ * buffer's C core; its twin is the pure-Python PyJitterBuffer (gateway/rtp/jitter.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
