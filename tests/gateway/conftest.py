@@ -166,6 +166,10 @@ class Trunkline:
         return await repository.create_number(record, max_active=10)
 
 
+STOP_DRAIN_SECONDS = 20.0  # a drain waits for live calls (shutdown_timeout_seconds)
+STOP_HURRIED_SECONDS = 10.0  # a hurried shutdown ends them at once
+
+
 @pytest.fixture
 def trunkline_overrides() -> dict[str, Any]:
     """Settings a test module changes (speech tests turn transcription back on)."""
@@ -204,8 +208,35 @@ async def trunkline(
         assert services.sip_address is not None
         yield Trunkline(services, port, services.sip_address[1], shutdown, task)
     finally:
-        shutdown.requested.set()
-        await asyncio.wait_for(task, 20)
+        await stop_fully(task, shutdown)
+
+
+async def stop_fully(task: asyncio.Task[None], shutdown: ShutdownSignal) -> None:
+    """Stop a served trunkline whatever its test left behind, and only then return.
+
+    A drain first (what SIGTERM asks for), then haste (a second signal: live calls are
+    ended), then cancellation; each stage waits for the task to finish, so the sockets,
+    numbers and files of this instance are gone before the next test on this worker
+    starts. A task the test already stopped or cancelled is only checked, never awaited
+    (awaiting a cancelled task would raise CancelledError into the fixture's teardown).
+    A start-up or shutdown that raised fails the test with its own exception.
+    """
+    stages = ((shutdown.requested, STOP_DRAIN_SECONDS), (shutdown.hurried, STOP_HURRIED_SECONDS))
+    for signal_, seconds in stages:
+        signal_.set()
+        await asyncio.wait({task}, timeout=seconds)
+        if task.done():
+            break
+    else:
+        task.cancel()
+        await asyncio.wait({task})  # returns once its unwinding is over, without raising
+        raise AssertionError(
+            f"trunkline did not stop within {STOP_DRAIN_SECONDS + STOP_HURRIED_SECONDS} s"
+            " of a drain and then a hurried shutdown; it was cancelled"
+        )
+    error = None if task.cancelled() else task.exception()
+    if error is not None:
+        raise error
 
 
 class MarkingAgent:
