@@ -1,7 +1,7 @@
 """CPU instructions per 20 ms frame pair on the media path, counted by callgrind.
 
-    python -m benchmarks.frame_cost [--frames 2000] [--profiles mulaw,recording,binary]
-                                    [--baseline REF]
+    python -m benchmarks.frame_cost [--frames 2000] [--runs 3]
+                                    [--profiles mulaw,recording,binary] [--baseline REF]
 
 Timings on a shared machine wander with its load; instruction counts do not.
 This runs one call's real media objects — ``RtpEndpoint`` → ``RtpSession`` →
@@ -11,11 +11,19 @@ persona → ``Playout`` → the 20 ms tick → ``RtpLeg`` → ``RtpEndpoint`` �
 fake transports (no sockets, no event-loop turns), under
 ``valgrind --tool=callgrind``. One *frame pair* is one caller RTP packet in
 and its media frame out to the agent, plus one agent media frame in and its
-RTP packet out to the caller. The count per pair is the difference between
-a run of ``--frames`` pairs and a run of a tenth as many, divided by the
-difference in pairs, so start-up and imports cancel out (the code is
-byte-compiled before either run, and ``PYTHONHASHSEED`` fixed); the inputs are
-built before either count starts, the same size in both runs.
+RTP packet out to the caller.
+
+Only the pairs are counted. Start-up and imports cost some 1.9 billion
+instructions and vary by about 1 % from one process to the next — more than a
+change to the media path moves the count — so callgrind counts nothing until
+the workload's first pair (``--zero-before`` a marker call), dumps its count
+after the first tenth of the pairs (the warm-up: caches, the interpreter's
+specialisation) and again after the last (``--dump-before`` a second marker);
+the count per pair is the second dump's total over the other nine tenths.
+The call's clock is the workload's own, 20 ms per pair (the RTP arrival times
+and the media clock's time), so the jitter buffer takes the same path on any
+machine at any speed. Each figure is counted ``--runs`` times (3 by default)
+in fresh processes; the median is published with the min–max.
 
 ``binary`` is ``mulaw`` with binary media frames both ways: the agent's 101
 accepts ``X-Trunkline-Media-Frames: binary``, so caller audio goes out as raw
@@ -42,6 +50,7 @@ import hashlib
 import json
 import os
 import re
+import statistics
 import struct
 import subprocess
 import sys
@@ -98,6 +107,40 @@ class NullTransport:
         return None
 
 
+class NullTimer:
+    def cancel(self) -> None:
+        return None
+
+
+class SteppedTime:
+    """The call's time in the workload: it moves 20 ms per frame pair, when told.
+
+    Both the caller's RTP session (the packets' arrival times) and the media clock
+    (a ``TimerLoop`` whose timer never fires: the workload calls the ticks itself)
+    read it, so what the jitter buffer does depends on the inputs, not on how fast
+    the machine (or callgrind) runs the loop.
+    """
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Any) -> NullTimer:
+        return NullTimer()
+
+
+# Callgrind's region markers: it zeroes its count before the first and dumps it before each
+# call of the second (``--zero-before`` / ``--dump-before``). Neither is called anywhere else
+# in the workload's process while it runs.
+ZERO_MARKER = "getppid"
+DUMP_MARKER = "getpgrp"
+
+
 class QuietEvents:
     """A call that never ends during the workload."""
 
@@ -149,7 +192,8 @@ async def workload(frames: int, prepared: int, profile: str) -> dict[str, int]:
             sys.exit(UNSUPPORTED)
     with tempfile.TemporaryDirectory() as recordings:
         writer = RecordingWriter(Path(recordings)) if profile == "recording" else None
-        factory = MediaSessionFactory(MediaClock(asyncio.get_running_loop()), recordings=writer)
+        time_ = SteppedTime()
+        factory = MediaSessionFactory(MediaClock(time_), recordings=writer)
         plan = MediaPlan("frame-cost", caller_codec="PCMU", record=profile == "recording")
         session = factory.create(plan, QuietEvents())  # type: ignore[arg-type]
         offer = {BINARY_OFFER: "binary"} if binary else {}  # as the dialer offers it
@@ -163,6 +207,7 @@ async def workload(frames: int, prepared: int, profile: str) -> dict[str, int]:
         endpoint = RtpEndpoint()
         endpoint.connection_made(NullTransport())  # type: ignore[arg-type]
         leg = RtpLeg(endpoint, session, payload_type=0, event_payload_type=101, remote=CALLER)
+        leg.session._clock = time_  # arrival times
         session.caller = leg
         session.attach_agent(link)
         session.start()
@@ -178,11 +223,17 @@ async def workload(frames: int, prepared: int, profile: str) -> dict[str, int]:
             )
         receive, data_received, tick = endpoint.datagram_received, link.data_received, session._tick
         pull = session._pull_caller  # the jitter buffer's slot (the default configuration)
+        warm_up = frames // 10
+        os.getppid()  # ZERO_MARKER: callgrind counts from here
         for n in range(frames):
+            if n == warm_up:
+                os.getpgrp()  # DUMP_MARKER: the warm-up's count, not published
+            time_.now += 0.020
             receive(datagrams[n], CALLER)  # caller → jitter buffer
             pull()  # jitter buffer → agent (its own 20 ms clock subscription, called directly)
             data_received(agent_frame)  # agent → playout
             tick()  # playout → caller (the clock's 20 ms tick, called directly)
+        os.getpgrp()  # DUMP_MARKER: the count of the other nine tenths
         jitter = leg.jitter
         held = round(jitter.depth_frames) if jitter is not None else 0
         counters = {
@@ -225,39 +276,52 @@ def run_workload(frames: int, prepared: int, profile: str) -> None:
 
 def instructions(
     frames: int, prepared: int, profile: str, tree: Path, env: dict[str, str], work: Path
-) -> int | None:
-    """Instructions callgrind counts for one workload process of ``frames`` pairs (None: the
-    tree has no such profile)."""
+) -> float | None:
+    """Instructions per frame pair in one workload process of ``frames`` pairs, past its
+    warm-up (None: the tree has no such profile)."""
     out = work / f"callgrind.{profile}.{frames}.{os.getpid()}.out"
     command = [
         "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+        f"--zero-before={ZERO_MARKER}", f"--dump-before={DUMP_MARKER}",
         sys.executable, str(Path(__file__).resolve()), "--workload",
         "--frames", str(frames), "--prepared", str(prepared), "--profile", profile,
     ]  # fmt: skip
     child_env = {**env, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
-    done = subprocess.run(command, env=child_env, capture_output=True, text=True, cwd=work)
-    if done.returncode == UNSUPPORTED:
-        out.unlink(missing_ok=True)
-        return None
-    if done.returncode != 0:
-        sys.exit(f"workload failed ({' '.join(command)}):\n{done.stdout}\n{done.stderr[-3000:]}")
-    collected = re.search(r"Collected : (\d+)", done.stderr)
-    if collected is None:
-        sys.exit(f"no instruction count in callgrind's output:\n{done.stderr[-2000:]}")
-    out.unlink(missing_ok=True)
-    return int(collected.group(1))
+    try:
+        done = subprocess.run(command, env=child_env, capture_output=True, text=True, cwd=work)
+        if done.returncode == UNSUPPORTED:
+            return None
+        if done.returncode != 0:
+            sys.exit(
+                f"workload failed ({' '.join(command)}):\n{done.stdout}\n{done.stderr[-3000:]}"
+            )
+        measured = Path(
+            f"{out}.2"
+        )  # .1 is the warm-up's dump, the file without a suffix the exit's
+        if not measured.exists():
+            sys.exit(
+                f"callgrind wrote no dump of the measured pairs ({measured}):\n{done.stderr[-2000:]}"
+            )
+        total = re.search(r"^totals: (\d+)$", measured.read_text(), re.MULTILINE)
+        if total is None:
+            sys.exit(f"no instruction total in {measured}")
+        return int(total.group(1)) / (frames - frames // 10)
+    finally:
+        for dump in work.glob(f"{out.name}*"):
+            dump.unlink()
 
 
 def per_pair(
-    profile: str, frames: int, tree: Path, env: dict[str, str], work: Path
-) -> float | None:
-    few = max(1, frames // 10)
-    many = instructions(frames, frames, profile, tree, env, work)
-    if many is None:
-        return None
-    base = instructions(few, frames, profile, tree, env, work)
-    assert base is not None
-    return (many - base) / (frames - few)
+    profile: str, frames: int, runs: int, tree: Path, env: dict[str, str], work: Path
+) -> dict[str, float] | None:
+    """The median, min and max over ``runs`` processes (None: the tree has no such profile)."""
+    counts = []
+    for _ in range(runs):
+        count = instructions(frames, frames, profile, tree, env, work)
+        if count is None:
+            return None
+        counts.append(count)
+    return {"median": statistics.median(counts), "min": min(counts), "max": max(counts)}
 
 
 def extract(revision: str, into: Path) -> Path:
@@ -296,6 +360,7 @@ def compile_tree(tree: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=3, help="processes per figure (median)")
     parser.add_argument("--profiles", default=",".join(PROFILES))
     parser.add_argument("--baseline", help="also count trunkline as committed at this git ref")
     parser.add_argument("--allow-uncommitted", action="store_true")
@@ -326,28 +391,46 @@ def main() -> None:
         rows, results = [], []
         for profile in args.profiles.split(","):
             figures = {
-                kind: per_pair(profile, args.frames, tree, kenv, work) for kind, tree, kenv in kinds
+                kind: per_pair(profile, args.frames, args.runs, tree, kenv, work)
+                for kind, tree, kenv in kinds
             }
             c, fallback = figures["C extension"], figures["pure Python"]
             assert c is not None and fallback is not None  # this tree has every profile
             for kind, value in figures.items():
                 if value is None:
-                    rows.append([profile, kind, "–", "–"])  # an older tree: no such profile
+                    rows.append([profile, kind, "–", "–", "–"])  # an older tree: no such profile
                 else:
-                    rows.append([profile, kind, round(value), value / c])
+                    spread = f"{value['min']:.0f}–{value['max']:.0f}"
+                    rows.append(
+                        [
+                            profile,
+                            kind,
+                            round(value["median"]),
+                            spread,
+                            value["median"] / c["median"],
+                        ]
+                    )
             results.append(
                 {
                     "profile": profile,
-                    "instructions_per_frame_pair": figures,
-                    "c_saves_over_pure_python": 1 - c / fallback,
+                    "instructions_per_frame_pair": {
+                        kind: value["median"] if value else None for kind, value in figures.items()
+                    },
+                    "spread": figures,
+                    "c_saves_over_pure_python": 1 - c["median"] / fallback["median"],
                 }
             )
-    print_table(["profile", "media path", "instructions / frame pair", "× C"], rows)
+    print_table(["profile", "media path", "instructions / frame pair", "min–max", "× C"], rows)
     write_results(
         "frame_cost",
         {
             "frames": args.frames,
-            "method": "callgrind Ir, (count at --frames − count at --frames/10) ÷ pair difference",
+            "runs": args.runs,
+            "method": (
+                "callgrind Ir of the pairs after the first tenth (zeroed and dumped at marker"
+                " calls), ÷ their number; the workload's clock moves 20 ms per pair;"
+                " median of --runs processes"
+            ),
             "profiles": results,
         },
     )
