@@ -127,9 +127,29 @@ parse_rtp(PyObject *module, PyObject *data)
     if (payload == NULL) {
         return NULL;
     }
-    return Py_BuildValue("(kOkkkN)", (unsigned long)(second & 0x7F),
-                         (second & 0x80) ? Py_True : Py_False, sequence, timestamp, ssrc,
-                         payload);
+    /* The tuple built item by item: Py_BuildValue parses its format string per packet. */
+    PyObject *fields[6] = {
+        PyLong_FromUnsignedLong((unsigned long)(second & 0x7F)),
+        PyBool_FromLong(second & 0x80),
+        PyLong_FromUnsignedLong(sequence),
+        PyLong_FromUnsignedLong(timestamp),
+        PyLong_FromUnsignedLong(ssrc),
+        payload,
+    };
+    PyObject *result = PyTuple_New(6);
+    for (int k = 0; k < 6; k++) {
+        if (fields[k] == NULL || result == NULL) {
+            for (int j = 0; j < 6; j++) {
+                Py_XDECREF(fields[j]);
+            }
+            Py_XDECREF(result);
+            return NULL;
+        }
+    }
+    for (int k = 0; k < 6; k++) {
+        PyTuple_SET_ITEM(result, k, fields[k]); /* steals the reference */
+    }
+    return result;
 }
 
 /* build_rtp_into(buffer, payload, payload_type, sequence, timestamp, ssrc, marker) -> size */
@@ -267,6 +287,27 @@ plain_string(Reader *r, Py_ssize_t *start, Py_ssize_t *len)
         r->i++;
     }
     return 0;
+}
+
+/* The payload's string, found by its closing quote alone: its characters are checked
+ * against the base64 alphabet as it is decoded, which refuses escapes and control
+ * characters as plain_string would (a quote after a backslash ends it early, and the
+ * backslash is refused). */
+static int
+payload_string(Reader *r, Py_ssize_t *start, Py_ssize_t *len)
+{
+    if (r->i >= r->n || r->p[r->i] != '"') {
+        return 0;
+    }
+    Py_ssize_t s = r->i + 1;
+    const unsigned char *end = memchr(r->p + s, '"', (size_t)(r->n - s));
+    if (end == NULL) {
+        return 0;
+    }
+    *start = s;
+    *len = (end - r->p) - s;
+    r->i = (end - r->p) + 1;
+    return 1;
 }
 
 static int
@@ -435,7 +476,7 @@ media_object(Reader *r, Py_ssize_t *pstart, Py_ssize_t *plen)
             return 0;
         }
         if (key_is(r, ks, kl, "payload")) {
-            if (found || !plain_string(r, pstart, plen)) {
+            if (found || !payload_string(r, pstart, plen)) {
                 return 0;
             }
             found = 1;
@@ -524,33 +565,38 @@ decode_media_payload(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (len > 0 && s[len - 1] == '=') {
         pad = (len > 1 && s[len - 2] == '=') ? 2 : 1;
     }
-    for (Py_ssize_t i = 0; i < len - pad; i++) {
-        if (b64_value[s[i]] < 0) {
-            Py_RETURN_NONE;
-        }
-    }
     Py_ssize_t size = len / 4 * 3 - pad;
     PyObject *result = PyBytes_FromStringAndSize(NULL, size);
     if (result == NULL) {
         return NULL;
     }
     unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+    Py_ssize_t whole = pad ? len - 4 : len; /* groups of four characters, none of them '=' */
     Py_ssize_t o = 0;
-    for (Py_ssize_t i = 0; i < len; i += 4) {
-        uint32_t v = ((uint32_t)b64_value[s[i]] << 18) | ((uint32_t)b64_value[s[i + 1]] << 12);
-        if (i + 4 < len || pad == 0) {
-            v |= ((uint32_t)b64_value[s[i + 2]] << 6) | (uint32_t)b64_value[s[i + 3]];
-            out[o++] = (unsigned char)(v >> 16);
-            out[o++] = (unsigned char)(v >> 8);
-            out[o++] = (unsigned char)v;
+    for (Py_ssize_t i = 0; i < whole; i += 4) {
+        int32_t a = b64_value[s[i]], b = b64_value[s[i + 1]];
+        int32_t c = b64_value[s[i + 2]], d = b64_value[s[i + 3]];
+        if ((a | b | c | d) < 0) { /* a character outside the alphabet (escapes included) */
+            Py_DECREF(result);
+            Py_RETURN_NONE;
         }
-        else if (pad == 1) {
-            v |= (uint32_t)b64_value[s[i + 2]] << 6;
-            out[o++] = (unsigned char)(v >> 16);
-            out[o++] = (unsigned char)(v >> 8);
+        uint32_t v = ((uint32_t)a << 18) | ((uint32_t)b << 12) | ((uint32_t)c << 6) | (uint32_t)d;
+        out[o++] = (unsigned char)(v >> 16);
+        out[o++] = (unsigned char)(v >> 8);
+        out[o++] = (unsigned char)v;
+    }
+    if (pad) { /* the last group: two or three characters, then the padding */
+        const unsigned char *g = s + whole;
+        int32_t a = b64_value[g[0]], b = b64_value[g[1]];
+        int32_t c = pad == 1 ? b64_value[g[2]] : 0;
+        if ((a | b | c) < 0) {
+            Py_DECREF(result);
+            Py_RETURN_NONE;
         }
-        else {
-            out[o++] = (unsigned char)(v >> 16);
+        uint32_t v = ((uint32_t)a << 18) | ((uint32_t)b << 12) | ((uint32_t)c << 6);
+        out[o++] = (unsigned char)(v >> 16);
+        if (pad == 1) {
+            out[o++] = (unsigned char)(v >> 8);
         }
     }
     return result;
