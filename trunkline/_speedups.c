@@ -152,49 +152,45 @@ parse_rtp(PyObject *module, PyObject *data)
     return result;
 }
 
-/* build_rtp_into(buffer, payload, payload_type, sequence, timestamp, ssrc, marker) -> size */
+/* build_rtp(payload, payload_type, sequence, timestamp, ssrc, marker) -> a new packet.
+ * A new bytes object each time: a transport may keep the packet queued, so a packet
+ * written into a reused buffer would have to be copied before it is handed over. */
 static PyObject *
-build_rtp_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+build_rtp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "build_rtp_into takes 7 arguments");
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "build_rtp takes 6 arguments");
         return NULL;
     }
     unsigned long long fields[4];
     for (int i = 0; i < 4; i++) {
-        if (!PyLong_Check(args[2 + i])) {
+        if (!PyLong_Check(args[1 + i])) {
             PyErr_SetString(PyExc_TypeError, "RTP header fields must be integers");
             return NULL;
         }
-        fields[i] = PyLong_AsUnsignedLongLongMask(args[2 + i]);
+        fields[i] = PyLong_AsUnsignedLongLongMask(args[1 + i]);
         if (fields[i] == (unsigned long long)-1 && PyErr_Occurred()) {
             return NULL;
         }
     }
-    int marker = PyObject_IsTrue(args[6]);
+    int marker = PyObject_IsTrue(args[5]);
     if (marker < 0) {
         return NULL;
     }
-    Py_buffer out, payload;
-    if (PyObject_GetBuffer(args[0], &out, PyBUF_WRITABLE) < 0) {
+    Py_buffer payload;
+    if (PyObject_GetBuffer(args[0], &payload, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
-    if (PyObject_GetBuffer(args[1], &payload, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&out);
-        return NULL;
-    }
-    Py_ssize_t size = RTP_HEADER_BYTES + payload.len;
-    if (out.len < size) {
+    PyObject *packet = PyBytes_FromStringAndSize(NULL, RTP_HEADER_BYTES + payload.len);
+    if (packet == NULL) {
         PyBuffer_Release(&payload);
-        PyBuffer_Release(&out);
-        PyErr_SetString(PyExc_ValueError, "buffer too small for the packet");
         return NULL;
     }
-    unsigned char *p = out.buf;
+    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(packet);
     unsigned long long sequence = fields[1] & 0xFFFF;
     unsigned long long timestamp = fields[2] & 0xFFFFFFFFULL;
     unsigned long long ssrc = fields[3] & 0xFFFFFFFFULL;
-    memmove(p + RTP_HEADER_BYTES, payload.buf, (size_t)payload.len);
+    memcpy(p + RTP_HEADER_BYTES, payload.buf, (size_t)payload.len);
     p[0] = 0x80;
     p[1] = (unsigned char)((marker ? 0x80 : 0) | (fields[0] & 0x7F));
     p[2] = (unsigned char)(sequence >> 8);
@@ -208,11 +204,8 @@ build_rtp_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     p[10] = (unsigned char)(ssrc >> 8);
     p[11] = (unsigned char)ssrc;
     PyBuffer_Release(&payload);
-    PyBuffer_Release(&out);
-    return PyLong_FromSsize_t(size);
+    return packet;
 }
-
-/* -- agent media frames ----------------------------------------------------------------- */
 
 /* encode_media_frame(prefix, payload, suffix) -> prefix + base64(payload) + suffix */
 static PyObject *
@@ -1196,8 +1189,8 @@ fir_decimate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef speedups_methods[] = {
     {"parse_rtp", (PyCFunction)parse_rtp, METH_O,
      "parse_rtp(data) -> (payload_type, marker, sequence, timestamp, ssrc, payload)"},
-    {"build_rtp_into", (PyCFunction)(void (*)(void))build_rtp_into, METH_FASTCALL,
-     "build_rtp_into(buffer, payload, payload_type, sequence, timestamp, ssrc, marker) -> size"},
+    {"build_rtp", (PyCFunction)(void (*)(void))build_rtp, METH_FASTCALL,
+     "build_rtp(payload, payload_type, sequence, timestamp, ssrc, marker) -> a new packet"},
     {"encode_media_frame", (PyCFunction)(void (*)(void))encode_media_frame, METH_FASTCALL,
      "encode_media_frame(prefix, payload, suffix) -> prefix + base64(payload) + suffix"},
     {"decode_media_payload", (PyCFunction)(void (*)(void))decode_media_payload, METH_FASTCALL,

@@ -53,30 +53,23 @@ def parse_rtp(data: Buffer) -> tuple[int, bool, int, int, int, memoryview]:
     return second & 0x7F, bool(second & 0x80), sequence, timestamp, ssrc, view[offset:end]
 
 
-def build_rtp_into(
-    buffer: bytearray | memoryview,
+def build_rtp(
     payload: Buffer,
     payload_type: int,
     sequence: int,
     timestamp: int,
     ssrc: int,
     marker: bool,
-) -> int:
-    """Write an RTP header and ``payload`` at the start of ``buffer``; returns the size."""
-    size = RTP_HEADER_BYTES + len(payload)
-    if len(buffer) < size:
-        raise ValueError("buffer too small for the packet")
-    buffer[RTP_HEADER_BYTES:size] = payload
-    _RTP_HEADER.pack_into(
-        buffer,
-        0,
+) -> bytes:
+    """A new RTP packet: the header (RFC 3550 §5.1, version 2, no CSRCs) and ``payload``."""
+    header = _RTP_HEADER.pack(
         0x80,
         (0x80 if marker else 0) | (payload_type & 0x7F),
         sequence & 0xFFFF,
         timestamp & 0xFFFFFFFF,
         ssrc & 0xFFFFFFFF,
     )
-    return size
+    return header + bytes(payload)
 
 
 def encode_media_frame(prefix: Buffer, payload: Buffer, suffix: Buffer) -> bytes:

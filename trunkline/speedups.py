@@ -38,9 +38,7 @@ IMPLEMENTATION = "C extension" if ACCELERATED else "pure Python"
 Buffer = bytes | bytearray | memoryview
 
 parse_rtp: Callable[[Buffer], tuple[int, bool, int, int, int, memoryview]] = _module.parse_rtp
-build_rtp_into: Callable[[bytearray, Buffer, int, int, int, int, bool], int] = (
-    _module.build_rtp_into
-)
+build_rtp: Callable[[Buffer, int, int, int, int, bool], bytes] = _module.build_rtp
 encode_media_frame: Callable[[bytes, Buffer, bytes], bytes] = _module.encode_media_frame
 decode_media_payload: Callable[[str, int], bytes | None] = _module.decode_media_payload
 ws_client_frame: Callable[[int, Buffer, bytes], bytes] = _module.ws_client_frame

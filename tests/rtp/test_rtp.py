@@ -254,9 +254,9 @@ def test_a_packet_the_transport_keeps_is_not_overwritten_by_the_next_frame() -> 
     transport = KeepingTransport()
     endpoint.transport = transport  # type: ignore[assignment]
     for fill in (b"\x11", b"\x22"):
-        packet_view = endpoint.session.next_frame(fill * 160)
-        assert packet_view is not None
-        endpoint.send(packet_view)
+        packet = endpoint.session.next_frame(fill * 160)
+        assert packet is not None
+        endpoint.send(packet)
     payloads = [bytes(parse_packet(bytes(data)).payload) for data, _ in transport.sent]
     assert payloads == [b"\x11" * 160, b"\x22" * 160]
     assert [address for _, address in transport.sent] == [CARRIER, CARRIER]

@@ -5,19 +5,16 @@ from __future__ import annotations
 import pytest
 
 from trunkline import metrics
-from trunkline.gateway.rtp.packet import build_into, parse_packet
+from trunkline.gateway.rtp.packet import build_packet, parse_packet
 from trunkline.gateway.rtp.rtcp import RtcpState, build_report
 from trunkline.gateway.rtp.srtp import SrtpContext
 from trunkline.gateway.sip.sdes import new_key
 
 
 def rtp(sequence: int) -> bytes:
-    buffer = bytearray(12 + 160)
-    packet = build_into(
-        buffer, b"\x55" * 160, payload_type=0, sequence=sequence, timestamp=160 * sequence,
-        ssrc=0x1234, marker=False,
-    )  # fmt: skip
-    return bytes(packet)
+    return build_packet(
+        b"\x55" * 160, payload_type=0, sequence=sequence, timestamp=160 * sequence, ssrc=0x1234
+    )
 
 
 def dropped(kind: str, reason: str) -> float:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trunkline.codecs.dtmf import DTMF_KEYS, TelephoneEvent, encode_event
-from trunkline.gateway.rtp.packet import RtpParseError, build_into, parse_packet
+from trunkline.gateway.rtp.packet import RtpParseError, build_packet, parse_packet
 from trunkline.testcall.audio import FRAME_BYTES, ULAW_SILENCE, carries_marker, marker_frames
 
 PCMU = 0
@@ -85,7 +85,6 @@ class CallerMedia:
         self._ssrc = ssrc
         self._sequence = sequence
         self._timestamp = timestamp
-        self._packet = bytearray(12 + FRAME_BYTES)
         self._recording = bytearray(record_frames * FRAME_BYTES)
         self._recorded = 0
         self.counts = MediaCounts()
@@ -101,8 +100,8 @@ class CallerMedia:
         """What came back so far, mu-law, in arrival order."""
         return memoryview(self._recording)[: self._recorded]
 
-    def tick(self, now: float) -> memoryview:
-        """The packet to send now (the buffer is reused: send it before the next tick)."""
+    def tick(self, now: float) -> bytes:
+        """The packet to send now."""
         index = self._tick
         item = self._script[index] if index < len(self._script) else Outgoing(ULAW_SILENCE)
         self._tick += 1
@@ -114,8 +113,7 @@ class CallerMedia:
             self.counts.audio_sent += 1
             if item.marker and self.marker_sent_at is None:
                 self.marker_sent_at = now
-        packet = build_into(
-            self._packet,
+        packet = build_packet(
             item.payload,
             payload_type=item.payload_type,
             sequence=self._sequence + index,

@@ -1,4 +1,4 @@
-"""RTP packets (RFC 3550 §5.1): parse without copying the payload, build into a reused buffer.
+"""RTP packets (RFC 3550 §5.1): parse without copying the payload, build as a new packet.
 
 The byte work is ``trunkline.speedups`` (C, or its pure-Python twin).
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trunkline.speedups import build_rtp_into, parse_rtp
+from trunkline.speedups import build_rtp, parse_rtp
 
 HEADER_BYTES = 12
 
@@ -33,8 +33,7 @@ def parse_packet(data: bytes | memoryview) -> RtpPacket:
         raise RtpParseError(*exc.args) from None
 
 
-def build_into(
-    buffer: bytearray,
+def build_packet(
     payload: bytes | memoryview,
     *,
     payload_type: int,
@@ -42,15 +41,6 @@ def build_into(
     timestamp: int,
     ssrc: int,
     marker: bool = False,
-) -> memoryview:
-    """Write header and payload into ``buffer`` (grown only if too small); returns the packet."""
-    size = HEADER_BYTES + len(payload)
-    if len(buffer) < size:
-        buffer.extend(bytes(size - len(buffer)))
-    build_rtp_into(buffer, payload, payload_type, sequence, timestamp, ssrc, marker)
-    return memoryview(buffer)[:size]
-
-
-def build_packet(payload: bytes, **fields: int | bool) -> bytes:
-    buffer = bytearray(HEADER_BYTES + len(payload))
-    return bytes(build_into(buffer, payload, **fields))  # type: ignore[arg-type]
+) -> bytes:
+    """A new packet: the header and ``payload``."""
+    return build_rtp(payload, payload_type, sequence, timestamp, ssrc, marker)

@@ -31,9 +31,8 @@ from dataclasses import dataclass
 
 from trunkline.codecs.dtmf import TelephoneEvent, TelephoneEventError, decode_event
 from trunkline.gateway.rtp.jitter import JitterBuffer
-from trunkline.gateway.rtp.packet import build_into
 from trunkline.gateway.rtp.rtcp import ReceptionStats
-from trunkline.speedups import parse_rtp
+from trunkline.speedups import build_rtp, parse_rtp
 
 SAMPLES_PER_FRAME = 160
 MAX_SEQUENCE_JUMP = 3000  # beyond this the stream restarted: resynchronise
@@ -61,7 +60,6 @@ class RtpSession:
     """Per-call inbound filter and outbound packetiser."""
 
     __slots__ = (
-        "_buffer",
         "_ended_event",
         "_first_foreign",
         "_highest",
@@ -115,7 +113,6 @@ class RtpSession:
         self.ssrc = secrets.randbits(32)
         self._out_seq = secrets.randbits(16)
         self._out_ts = secrets.randbits(32)
-        self._buffer = bytearray(12 + SAMPLES_PER_FRAME)
         self._talking = False
         self._learned = False
         self._ssrc_in: int | None = None
@@ -267,7 +264,7 @@ class RtpSession:
         self._out_ts = (self._out_ts - samples) & 0xFFFFFFFF
         self._talking = False
 
-    def next_frame(self, payload: bytes | memoryview | None) -> memoryview | None:
+    def next_frame(self, payload: bytes | memoryview | None) -> bytes | None:
         """The packet for this 20 ms slot, or None for silence (time still advances)."""
         timestamp = self._out_ts
         self._out_ts = (timestamp + SAMPLES_PER_FRAME) & 0xFFFFFFFF
@@ -276,15 +273,7 @@ class RtpSession:
             return None
         marker = not self._talking
         self._talking = True
-        packet = build_into(
-            self._buffer,
-            payload,
-            payload_type=self.payload_type,
-            sequence=self._out_seq,
-            timestamp=timestamp,
-            ssrc=self.ssrc,
-            marker=marker,
-        )
+        packet = build_rtp(payload, self.payload_type, self._out_seq, timestamp, self.ssrc, marker)
         self._out_seq = (self._out_seq + 1) & 0xFFFF
         counters = self.counters
         counters.packets_out += 1

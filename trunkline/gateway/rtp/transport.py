@@ -93,17 +93,14 @@ class RtpEndpoint(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:  # ICMP unreachable and friends
         return None
 
-    def send(self, packet: bytes | memoryview) -> None:
+    def send(self, packet: bytes) -> None:
         session, transport = self.session, self.transport
         if session is None or transport is None or session.remote is None:
             return
-        # The packet is a view of the session's reused buffer. Whether the transport sends
-        # it at once or queues it (the kernel pushed back) is known only after the call, and
-        # a queued view would be overwritten by the next frame: always hand over a copy
-        # (SRTP's protected packet is a new one already).
+        # A packet of its own (immutable): the transport may queue it (the kernel pushed
+        # back) without a copy.
         srtp = self.srtp
-        data = srtp.protect(bytes(packet)) if srtp is not None else bytes(packet)
-        transport.sendto(data, session.remote)
+        transport.sendto(srtp.protect(packet) if srtp is not None else packet, session.remote)
 
     @property
     def port(self) -> int:
