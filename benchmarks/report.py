@@ -78,16 +78,18 @@ def frame_cost_section(result: dict[str, Any]) -> str:
     rows = []
     for profile in profiles:
         figures = profile["instructions_per_frame_pair"]
+        spreads = profile.get("spread", {})
         c = figures["C extension"]
         rows.append(
             [profile["profile"]]
-            + [number(figures.get(kind), 0) for kind in kinds]
+            + [with_spread(spreads.get(kind) or figures.get(kind), 0) for kind in kinds]
             + [
                 f"{(1 - c / figures[kind]) * 100:.0f} %" if figures.get(kind) else "–"
                 for kind in kinds[1:]
             ]
         )
     headers = ["profile", *kinds] + [f"C saves vs {kind}" for kind in kinds[1:]]
+    runs = result.get("runs", 1)
     return f"""## Media path instructions — `python -m benchmarks.frame_cost`
 
 {provenance(result)}
@@ -96,64 +98,68 @@ objects (RTP endpoint and session, media session, Inkbox persona, agent link —
 websockets' protocol for the handshake, the link's own frame reader after it —,
 playout, the 20 ms tick, RTP leg) on fake transports;
 a frame pair is one caller RTP packet in and its `media` frame out to the
-agent, plus one agent `media` frame in and its RTP packet out. The count is the
-difference between runs of {result["frames"]:,} and {result["frames"] // 10:,} pairs, so
-start-up cancels out; instruction counts move far less with the machine's load
-than timings (see below), so this is the figure to compare on a shared machine. *C extension* is
-`trunkline._speedups` (`trunkline/speedups.py`), *pure Python* its twin
-(`TRUNKLINE_NO_SPEEDUPS=1`), a baseline (`--baseline REF`) the code as
-committed at REF with its C extension built from its own sources, which must
-take the workload's calls (1af9267, before either, no longer does: the
-workload gives its media plan the leg's codec). `recording`
-adds the recorder's caller and slot taps (decode to PCM16, the writer thread).
+agent, plus one agent `media` frame in and its RTP packet out. Of
+{result["frames"]:,} pairs, callgrind counts those after the first tenth (the
+warm-up) and nothing else: it is zeroed and dumped at marker calls around
+them, so start-up and imports, whose 1.9 billion instructions vary by about
+1 % from one process to the next, are not in the count. The call's clock is
+the workload's own, 20 ms per pair (packet arrivals and the media clock), so
+the jitter buffer takes the same path on any machine. Each figure is the
+median of {runs} processes, min–max beside it: the count is reproducible to a
+few instructions per pair, so a change of a few hundred is a real one. This
+is the figure to compare on a shared machine; timings move with its load.
+*C extension* is `trunkline._speedups` (`trunkline/speedups.py`), *pure
+Python* its twin (`TRUNKLINE_NO_SPEEDUPS=1`), a baseline (`--baseline REF`)
+the code as committed at REF with its C extension built from its own sources.
+`recording` adds the recorder's caller and slot taps (decode to PCM16, the
+writer thread).
 
 {table(headers, rows)}
 
-- In C: RTP header parse and build, the `media` frame's base64 written
-  straight into its JSON template (one allocation), the agent's `media` frames
-  read without `json.loads` (anything of another shape falls back to the full
+- In C: RTP header parse and build (each packet a new bytes object: a
+  transport may queue it, so building into a reused buffer would need a copy),
+  the `media` frame's base64 written straight into its JSON template (one
+  allocation), the agent's `media` frames read without `json.loads` in one
+  pass over the payload (anything of another shape falls back to the full
   parser), client WebSocket framing and masking with mask keys from a pooled
-  `os.urandom` buffer instead of websockets' per-frame framing, and the
-  agent's usual frames (final, unfragmented text and binary) split out of
-  what its socket delivered, text decoded on the way, instead of websockets'
-  generator-based parser (`agent/server_frames.py` reads any other frame in
-  Python: fragments, pings, pongs, close frames, protocol errors), and the
-  jitter buffer (`_jitter_core.c`: push, RFC 4733 events, pull, the target's
-  rise and decay, shrinking, its histograms — the Python `PyJitterBuffer` is
-  its twin, held to the same frames and readings after every tick by
-  `tests/rtp/test_jitter_twins.py`).
-- What is left is Python: the call's own logic per frame, no single part
+  `os.urandom` buffer, the agent's usual frames (final, unfragmented text and
+  binary) split out of what its socket delivered (`agent/server_frames.py`
+  reads any other frame in Python: fragments, pings, pongs, close frames,
+  protocol errors), and the jitter buffer (`_jitter_core.c`: push, RFC 4733
+  events, pull, the target's rise and decay, shrinking, its histograms — the
+  Python `PyJitterBuffer` is its twin, held to the same frames and readings
+  after every tick by `tests/rtp/test_jitter_twins.py`).
+- What is left is Python, about half of the count in the interpreter's
+  bytecode loop alone: the call's own logic per frame, no single part
   dominant — the RTP source and sequence checks, the persona's calls, the
-  link's send checks, the playout and the tick, the RTP packet's build. The latency probes time one frame in 16:
-  about 5,000 instructions per pair less than timing every frame (the median
-  of three callgrind runs of each).
-- At 47a666a the media path makes about 20 fewer Python calls per frame pair than
-  at 3dddcd4: the RTP header read as a tuple instead of a packet object, the jitter
-  buffer's per-packet helpers inline, the usual agent `media` frame read before the
-  persona's parser, pass-through formats past their converters, a whole 20 ms agent
-  frame queued without the re-framer's buffer, the link's checks and write in one method. The same
-  `mulaw` workload, counted one after the other with the C extension, took 124,300
-  instructions per pair at 3dddcd4 and 102,800 at 47a666a (−17 %); this table's run
-  at 47a666a counted 107,300, within the spread described below.
-- The jitter buffer in C (since bcffc64) took a quarter to two fifths of the
-  instructions off a `mulaw` frame pair: against 958db24, built with its own C
-  extension, 73,200 against 97,500 at bcffc64 and 60,400 against 101,300 at
-  40feb89 (this table); between the two only the benchmark's baseline build
-  and tests had changed, so the two runs, two hours apart, also show the
-  spread described below (`binary` above `mulaw` in this table is within it);
-  `recording` 100,600 against 120,000 and 88,600 against 120,000.
-- callgrind counts user-space instructions only: code from before the
-  mask-key pool made one `getrandom` system call per frame for its mask key
-  (the pool makes it one per 1,024 frames, C or not), which a baseline
-  figure of it does not show. The pure-Python twin exists so that an install
-  without a compiler works, not to be faster.
-- The figures are not exact to the last percent: three runs of the same
-  1,000 `mulaw` pairs at the same commit differed by up to 9 million
-  instructions (±5,000 per pair). The likely cause is the wall clock the
-  workload's code reads (the jitter buffer times packet arrivals by it), which
-  under callgrind runs at the machine's load. `recording` also hands blocks to
-  the writer thread, whose share of each run varies with thread scheduling.
+  link's send checks, the playout and the tick. The latency probes time one
+  frame in 16.
+- Since 21ff010, the commit the load figures below were measured at, the
+  jitter buffer runs in C, the agent's `media` payload is decoded in one pass,
+  and RTP packets are built as new objects instead of into a buffer that was
+  then copied.
+{baseline_note(profiles)}- callgrind counts user-space instructions only; the system calls per frame
+  (`docs/performance.md`'s load section) are not in these figures. The
+  pure-Python twin exists so that an install without a compiler works, not
+  to be faster.
 {binary_note(profiles)}"""
+
+
+def baseline_note(profiles: list[dict[str, Any]]) -> str:
+    """What changed against the baseline, per profile, when one was counted."""
+    kinds = [k for k in profiles[0]["instructions_per_frame_pair"] if k.startswith("baseline")]
+    if not kinds:
+        return ""
+    kind = kinds[0]
+    changes = ", ".join(
+        f"`{p['profile']}` {number(p['instructions_per_frame_pair']['C extension'], 0)} against"
+        f" {number(p['instructions_per_frame_pair'][kind], 0)}"
+        f" ({(p['instructions_per_frame_pair']['C extension'] / p['instructions_per_frame_pair'][kind] - 1) * 100:+.0f} %)"
+        for p in profiles
+        if p["instructions_per_frame_pair"].get(kind)
+    )
+    return f"""- Against *{kind}*, with the C extension: {changes}.
+"""
 
 
 def binary_note(profiles: list[dict[str, Any]]) -> str:
