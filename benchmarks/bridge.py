@@ -39,8 +39,9 @@ Each round runs trunkline twice, with its C extension and with its pure-Python
 twin (``TRUNKLINE_NO_SPEEDUPS=1``), and each run's process must say in its
 start-up log that it runs the path it is labelled with (``benchmarks._media_path``).
 ``--baseline REF`` adds another kind of run in the same rounds: trunkline as
-committed at REF (extracted with ``git archive``), so a change is judged
-against the code before it on the same machine at the same time.
+committed at REF (extracted with ``git archive``, its C extension built from its own
+sources: ``benchmarks._baseline``), so a change is judged against the code before it
+on the same machine at the same time.
 Results go to ``benchmarks/results/bridge.json``.
 """
 
@@ -63,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import _media_path as media_path
+from benchmarks._baseline import extract
 from benchmarks._cores import CoreSplit, split_cores
 from benchmarks._echo_agent import serve_echo
 from benchmarks._frames import LedgerBook, arrivals_between, counted_loss, window_loss
@@ -499,7 +501,7 @@ def main() -> None:
         work = Path(tmp)
         kinds: dict[str, Path | None] = {"trunkline": None, "pure_python": None, "floor": None}
         if args.baseline:
-            kinds["baseline"] = extract_source(args.baseline, work / "baseline-source")
+            kinds["baseline"] = extract(args.baseline, work / "baseline-source")
         for agent_audio in formats:
             print(f"[{agent_audio}] {args.calls} calls for {args.seconds:.0f} s × {args.runs} …")
             runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
@@ -550,16 +552,6 @@ def main() -> None:
             "formats": results,
         },
     )
-
-
-def extract_source(ref: str, into: Path) -> Path:
-    """The ``trunkline`` package as committed at ``ref``, unpacked into ``into``."""
-    into.mkdir(parents=True)
-    archive = subprocess.run(
-        ["git", "archive", "--format=tar", ref, "trunkline"], capture_output=True, check=True
-    )
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
-    return into
 
 
 def spread(runs: list[dict[str, Any]]) -> dict[str, Any]:

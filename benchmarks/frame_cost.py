@@ -324,34 +324,6 @@ def per_pair(
     return {"median": statistics.median(counts), "min": min(counts), "max": max(counts)}
 
 
-def extract(revision: str, into: Path) -> Path:
-    """``trunkline`` as committed at ``revision``, with the C extension built from its own
-    sources: without one in the tree, the installed package's module would be imported
-    beside the old Python (an editable install's finder supplies missing submodules)."""
-    root = Path(__file__).resolve().parent.parent
-    archive = subprocess.run(
-        ["git", "archive", revision, "trunkline", "setup.py"],
-        cwd=root,
-        capture_output=True,
-        check=True,
-    )
-    into.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
-    build = [sys.executable, "setup.py", "-q", "build_ext", "--inplace"]
-    subprocess.run(build, cwd=into, check=True, capture_output=True)
-    where = subprocess.run(
-        [sys.executable, "-c", "import trunkline._speedups as m; print(m.__file__)"],
-        env={**os.environ, "PYTHONPATH": str(into)},
-        cwd=into,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    if not Path(where).resolve().is_relative_to(into.resolve()):
-        sys.exit(f"the baseline imports a C extension from outside its tree: {where}")
-    return into
-
-
 def compile_tree(tree: Path) -> None:
     """Byte-compile ``tree`` first: otherwise the first run alone pays for compiling it."""
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "trunkline")], check=True)
@@ -372,6 +344,7 @@ def main() -> None:
         run_workload(args.frames, max(args.prepared, args.frames), args.profile)
         return
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks._baseline import extract
     from benchmarks._report import print_table, require_committed, write_results
 
     require_committed(args.allow_uncommitted)
