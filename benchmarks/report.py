@@ -139,7 +139,7 @@ writer thread).
   and RTP packets are built as new objects instead of into a buffer that was
   then copied.
 {baseline_note(profiles)}- callgrind counts user-space instructions only; the system calls per frame
-  (`docs/performance.md`'s load section) are not in these figures. The
+  (the load section below) are not in these figures. The
   pure-Python twin exists so that an install without a compiler works, not
   to be faster.
 {binary_note(profiles)}"""
@@ -289,6 +289,11 @@ def bridge_section(result: dict[str, Any]) -> str:
             if "pure_python" in data
             else ""
         )
+        + (
+            f"; C ÷ baseline {result['baseline']} {with_spread(data['cpu_ratio_to_baseline'])}×"
+            if data.get("cpu_ratio_to_baseline")
+            else ""
+        )
         for fmt, data in result["formats"].items()
     )
     twin = any("pure_python" in data for data in result["formats"].values())
@@ -333,17 +338,21 @@ TWIN_NOTE = """*C* runs trunkline with `trunkline._speedups`, *pure Python* with
 `TRUNKLINE_NO_SPEEDUPS=1`; each run's process must say in its start-up log that it
 runs the path it is labelled with, or the benchmark stops. """
 
-BRIDGE_ANALYSIS = """In the run of 2026-12-03 at `763e55f` (an AMD EPYC machine, busier than during
-the "Whole system" run the same evening: the floor cost 0.17 % per μ-law call here
-against 0.12 % there), with the carrier's calls on clocks of their own spread over the
-20 ms period, 100 recorded μ-law calls (the default) were carried with no frame lost
-either way at 0.32 % of a core per call with the C extension, 1.9× the floor relay,
-with about 1 ms of latency p99 each way. *baseline* is trunkline as committed at
-`c280591`, before the resampler's filters moved into the C extension, run in the same
-rounds: PCM16 16 kHz costs 0.66× (0.62–0.80 per round) of what it cost there (0.39
-against 0.54 % of a core per call), with nothing lost; μ-law, which that change does
-not touch, 0.88× with a spread (0.59–1.38) too wide to call it a change. The pure-Python
-twin, which still filters with numpy, costs 0.67 % per PCM16 call.
+BRIDGE_ANALYSIS = """In the run of 2026-12-04 at `21158ae` (an AMD EPYC machine slower than the one of the
+"Whole system" run below: its floor relay cost 0.25 % of a core per μ-law call at these
+100 calls, against 0.17 % on 2026-12-03), 100 recorded μ-law calls (the default) were
+carried with no frame lost either way at 0.40 % of a core per call with the C extension,
+1.7× the floor relay, with about 1 ms of latency p99 each way. *baseline* is trunkline as
+committed at `21ff010`, the commit the "Whole system" figures below measured, with its C
+extension built from its own sources, run in the same rounds: μ-law now costs 0.92×
+(0.87–0.93 per round) of what it cost there, PCM16 16 kHz 0.87× (0.81–0.89), with nothing
+lost. In between, the jitter buffer moved into the C extension, the agent's `media`
+payload is decoded in one pass and RTP packets are built without a copy: 28–32 % fewer
+instructions per frame pair in user space (the frame-cost section above). The process's
+CPU falls by less, 8–13 %, because the rest is the kernel's work for the same system
+calls (the agent socket's writes and reads, which the floor pays too), the recorder's
+thread and the event loop itself. The pure-Python twin costs 0.51 % per μ-law call and
+0.84 % per PCM16 call (it filters with numpy).
 """
 
 
@@ -716,6 +725,14 @@ at 21ff010, steps of 100 up to 600 calls, judged against 5 ms of added latency p
   600 μ-law calls need at most about 0.15 % of a core per call with headroom for the
   loop's stalls, 1.4× this floor; trunkline is at 0.17–0.19 %. What is left is the
   Python of the per-frame path; the system calls are already what the floor pays.
+- **Since this run** the per-frame path takes 28–32 % fewer instructions (the
+  frame-cost section above) and a recorded μ-law call 0.92× the CPU of 21ff010's in
+  the same rounds (the bridge section); the ramp has not been repeated. On the machine
+  of 2026-12-04 a one-run ramp (not published) could not measure it: there the bare
+  floor relay cost 0.16–0.18 % of a core per μ-law call, against 0.10–0.12 % in this
+  run, and missed the objectives on its own from 400 calls, so every step above that
+  measured the machine. Whether μ-law reaches 600 calls per core needs this ramp on a
+  machine whose floor holds 600.
 - **C extension against pure Python**: 0.19 against 0.24 % of a core per μ-law call at
   300 calls, 0.19 against 0.23 % per recorded call, and 0.22 against 0.33 % per PCM16
   call (the resampler).
