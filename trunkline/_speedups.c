@@ -207,6 +207,8 @@ build_rtp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return packet;
 }
 
+/* -- agent media frames ----------------------------------------------------------------- */
+
 /* encode_media_frame(prefix, payload, suffix) -> prefix + base64(payload) + suffix */
 static PyObject *
 encode_media_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 
 from trunkline.speedups import build_rtp, parse_rtp
 
-HEADER_BYTES = 12
-
 
 class RtpParseError(ValueError):
     """A datagram that is not a usable RTP packet."""
