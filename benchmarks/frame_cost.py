@@ -295,9 +295,8 @@ def instructions(
             sys.exit(
                 f"workload failed ({' '.join(command)}):\n{done.stdout}\n{done.stderr[-3000:]}"
             )
-        measured = Path(
-            f"{out}.2"
-        )  # .1 is the warm-up's dump, the file without a suffix the exit's
+        # Dump 1 is the warm-up's, dump 2 the measured pairs', the file without a suffix the exit's.
+        measured = Path(f"{out}.2")
         if not measured.exists():
             sys.exit(
                 f"callgrind wrote no dump of the measured pairs ({measured}):\n{done.stderr[-2000:]}"
