@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -127,9 +128,15 @@ def ledger_path(out: Path | str) -> Path:
 
 
 async def run_floor(
-    calls: int, agent_url: str, ports_out: Path, agent_audio: str = "mulaw8k"
+    calls: int, agent_url: str, ports_out: Path, agent_audio: str = "mulaw8k", shared: bool = False
 ) -> None:
-    """Relay each packet at once; for a PCM agent, transcode per frame as trunkline does."""
+    """Relay each packet at once; for a PCM agent, transcode per frame as trunkline does.
+
+    Each call has a UDP socket of its own, or with ``shared`` every call's RTP goes through one
+    socket as on trunkline's shared port (read up to 64 datagrams per wake-up with
+    ``recvmmsg``, a loop iteration's packets written with one ``sendmmsg``), each datagram
+    going to the call its SSRC was first seen with. ``ports_out`` gets every call's port.
+    """
     from trunkline.agent.formats import AGENT_FORMATS, AgentToCaller, CallerToAgent
     from trunkline.agent.link import connect_agent
 
@@ -142,14 +149,14 @@ async def run_floor(
 
     class Relay(asyncio.DatagramProtocol):
         def __init__(self) -> None:
-            self.transport: Any = None
-            self.peer: tuple[str, int] | None = None
+            self.send: Any = None  # (packet, peer): the call's socket, or the shared port
+            self.peer: Any = None
             self.link: Any = None
             self.sequence = 0
             self.to_agent = CallerToAgent(agent_format, codec="PCMU")
             self.to_caller = AgentToCaller(agent_format)
 
-        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        def datagram_received(self, data: bytes, addr: Any) -> None:
             self.peer = addr
             if self.link is not None and not stop.is_set():
                 audio = self.to_agent.convert(memoryview(data)[12:])
@@ -165,16 +172,23 @@ async def run_floor(
                 return
             self.sequence = (self.sequence + 1) & 0xFFFF
             packet = header.pack(0x80, 0, self.sequence, 0, 1) + payload
-            self.transport.sendto(packet, self.peer)
+            self.send(packet, self.peer)
 
-    relays, ports = [], []
+    relays: list[Relay] = []
+    ports: list[int] = []
+    shared_port = SharedFloorPort(relays) if shared else None
     for _ in range(calls):
         relay = Relay()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda relay=relay: relay,  # type: ignore[misc]
-            local_addr=("127.0.0.1", 0),
-        )
-        relay.transport = transport
+        if shared_port is not None:
+            relay.send = shared_port.send
+            ports.append(shared_port.port)
+        else:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda relay=relay: relay,  # type: ignore[misc]
+                local_addr=("127.0.0.1", 0),
+            )
+            relay.send = transport.sendto
+            ports.append(transport.get_extra_info("sockname")[1])
         relay.link = await connect_agent(
             agent_url,
             {},
@@ -184,13 +198,60 @@ async def run_floor(
             allow_private=True,
         )
         relays.append(relay)
-        ports.append(transport.get_extra_info("sockname")[1])
-    await asyncio.to_thread(ports_out.write_text, json.dumps(ports))
+    partial = ports_out.with_name(ports_out.name + ".partial")  # the reader never sees half
+    await asyncio.to_thread(partial.write_text, json.dumps(ports))
+    partial.replace(ports_out)
     await stop.wait()
     for relay in relays:
         if relay.link is not None:
             relay.link.close(1000, "done")
-        relay.transport.close()
+    if shared_port is not None:
+        shared_port.close()
+
+
+class SharedFloorPort:
+    """The floor's one UDP socket for every call (``run_floor(shared=True)``)."""
+
+    def __init__(self, relays: list[Any]) -> None:
+        from trunkline.speedups import recv_batch, send_batch
+
+        self._recv_batch, self._send_batch = recv_batch, send_batch
+        self.relays = relays  # the calls, in the order their SSRCs are first seen
+        self.by_ssrc: dict[bytes, Any] = {}
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.port: int = self.sock.getsockname()[1]
+        self.queued: list[tuple[bytes, bytes]] = []
+        self.loop = asyncio.get_running_loop()
+        self.loop.add_reader(self.sock.fileno(), self.readable)
+
+    def readable(self) -> None:
+        by_ssrc = self.by_ssrc
+        for data, key in self._recv_batch(self.sock, 64):
+            ssrc = data[8:12]
+            relay = by_ssrc.get(ssrc)
+            if relay is None:
+                if len(by_ssrc) >= len(self.relays) or len(ssrc) < 4:
+                    continue  # more SSRCs than calls: not the carrier's
+                relay = by_ssrc[ssrc] = self.relays[len(by_ssrc)]
+            relay.datagram_received(data, key)
+
+    def send(self, packet: bytes, key: bytes) -> None:
+        if not self.queued:
+            self.loop.call_soon(self.flush)
+        self.queued.append((packet, key))
+
+    def flush(self) -> None:
+        queued, self.queued = self.queued, []
+        with contextlib.suppress(OSError):  # what the kernel refuses is counted as lost
+            self._send_batch(self.sock, queued)
+
+    def close(self) -> None:
+        self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
 
 
 # -- the carrier (its own process) --------------------------------------------------------
@@ -450,6 +511,7 @@ def role_parsers(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     floor.add_argument("agent_url")
     floor.add_argument("ports_out", type=Path)
     floor.add_argument("--agent-audio", default="mulaw8k")
+    floor.add_argument("--shared", action="store_true", help="every call's RTP on one socket")
     carrier = sub.add_parser("carrier")
     carrier.add_argument("--sip-port", type=int, default=0)
     carrier.add_argument("--floor-ports", default="")
@@ -488,7 +550,7 @@ def main() -> None:
         coroutine = {
             "agent": lambda: run_agent(args.port, args.out, bool(args.stamp)),
             "floor": lambda: run_floor(args.calls, args.agent_url, args.ports_out,
-                                       args.agent_audio),
+                                       args.agent_audio, args.shared),
             "carrier": lambda: run_carrier(args),
         }[args.role]()  # fmt: skip
         uvloop.run(coroutine)

@@ -612,6 +612,8 @@ def load_section(result: dict[str, Any]) -> str:
 {cores_line(result)} trunkline, the echo agent and the SIP/RTP carrier run as separate
 processes, all traffic on loopback; callers send synthesized speech. {
         LOAD_TWIN_NOTE if any("pure_python" in p for p in result["profiles"].values()) else ""
+    }{
+        SHARED_FLOOR_NOTE if any(f.endswith("-shared") for f in result.get("floor") or {}) else ""
     }A step breaks the
 objective when loss > 0.1 % (by frame number: the frames sent in the window that did not
 come back), trunkline adds more than {
@@ -684,6 +686,13 @@ independent calls are, and what comes back is read every millisecond with `recvm
 datagram timed by the kernel (`SO_TIMESTAMPNS`). The echo agent is a light WebSocket server
 that re-encodes only the stamped bytes of each frame (`benchmarks/_rtp_fleet.py`,
 `benchmarks/_echo_agent.py`); the floor uses the same generators. """
+
+SHARED_FLOOR_NOTE = """The `-shared` profiles have a floor of their own that relays every
+call's RTP through one socket, as trunkline's shared port does (up to 64 datagrams read per
+wake-up with `recvmmsg`, a loop iteration's packets written with one `sendmmsg`, each call
+told apart by its SSRC): the same sockets as the profile it is compared with. Each step
+records the generators' CPU too (carrier and agent, `generators_cpu_percent`), so a step
+the floor could not carry says whether the relay's core or the generators' was full. """
 
 LOAD_ANALYSIS = """What limits each profile here, as far as these numbers show it (runs of 2026-12-03
 at 21ff010, steps of 100 up to 600 calls, judged against 5 ms of added latency p99):
