@@ -12,7 +12,8 @@ setup(
     ext_modules=[
         Extension(
             "trunkline._speedups",
-            ["trunkline/_speedups.c", "trunkline/_jitter_core.c"],
+            ["trunkline/_speedups.c", "trunkline/_jitter_core.c", "trunkline/_rtp_core.c"],
+            depends=["trunkline/_rtp_header.h"],
             libraries=[] if sys.platform == "win32" else ["m"],  # rint(), for resampling
             # a * b + c stays two roundings (no fused multiply-add): resampled samples are
             # the same as the pure-Python twin's on every machine

@@ -723,6 +723,67 @@ as_long_long(PyObject *value, long long *out)
     return *out == -1 && PyErr_Occurred() ? -1 : 0;
 }
 
+/* push(), once its arguments are C values: also called by RtpReceiver (_rtp_core.c) for
+ * each audio packet, without a Python call in between. ``core`` is a JitterCore. */
+void
+trunkline_jitter_push(PyObject *core, long long ssrc, long long sequence, long long timestamp,
+                      PyObject *payload, Py_ssize_t size, double arrival)
+{
+    JitterCore *self = (JitterCore *)core;
+    if (!self->has_ssrc || ssrc != self->ssrc) {
+        restart(self, ssrc, sequence);
+    }
+    long long extended = extend(self, sequence);
+    long long ahead = extended - self->cursor;
+    if (ahead < 0) {
+        if (-ahead > MAX_SEQUENCE_JUMP) {
+            restart(self, ssrc, sequence);
+            extended = self->cursor;
+            ahead = 0;
+        }
+        else if (self->fresh && -ahead < SLOTS - (self->highest - self->cursor)) {
+            self->cursor = extended; /* an earlier packet of a stream not yet played from */
+            ahead = 0;
+        }
+        else {
+            too_late(self, extended);
+            return;
+        }
+    }
+    else if (ahead > MAX_SEQUENCE_JUMP) {
+        restart(self, ssrc, sequence);
+        extended = self->cursor;
+        ahead = 0;
+    }
+    int slot = (int)(extended & SLOT_MASK);
+    if (self->seq[slot] == extended && self->state[slot] == SLOT_HELD) {
+        self->counters[C_DUPLICATE] += 1;
+        return;
+    }
+    if (ahead >= SLOTS) {
+        drop_until(self, extended - SLOTS + 1);
+    }
+    if (self->has_last_ts) { /* RFC 3550 §6.4.1, J += (|D| - J) / 16 */
+        long long spacing = (timestamp - self->last_ts) & 0xFFFFFFFFLL;
+        if (spacing >= 0x80000000LL) {
+            spacing -= 0x100000000LL;
+        }
+        double change =
+            fabs((arrival - self->last_arrival) * (double)self->clock_rate - (double)spacing);
+        if (change < MAX_GAP_SAMPLES) { /* not a timestamp jump */
+            self->jitter += (change - self->jitter) / 16;
+        }
+    }
+    self->has_last_ts = 1;
+    self->last_ts = timestamp;
+    self->last_arrival = arrival;
+    hold(self, slot, extended, timestamp, payload, size);
+    long long limit = (long long)(self->max_frames + 1 + self->catch_up_frames) * self->frame_bytes;
+    while (self->held_bytes > limit) {
+        drop_oldest(self);
+    }
+}
+
 static PyObject *
 JitterCore_push(JitterCore *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -755,58 +816,7 @@ JitterCore_push(JitterCore *self, PyObject *const *args, Py_ssize_t nargs)
     if (arrival == -1.0 && PyErr_Occurred()) {
         return NULL;
     }
-    if (!self->has_ssrc || ssrc != self->ssrc) {
-        restart(self, ssrc, sequence);
-    }
-    long long extended = extend(self, sequence);
-    long long ahead = extended - self->cursor;
-    if (ahead < 0) {
-        if (-ahead > MAX_SEQUENCE_JUMP) {
-            restart(self, ssrc, sequence);
-            extended = self->cursor;
-            ahead = 0;
-        }
-        else if (self->fresh && -ahead < SLOTS - (self->highest - self->cursor)) {
-            self->cursor = extended; /* an earlier packet of a stream not yet played from */
-            ahead = 0;
-        }
-        else {
-            too_late(self, extended);
-            Py_RETURN_NONE;
-        }
-    }
-    else if (ahead > MAX_SEQUENCE_JUMP) {
-        restart(self, ssrc, sequence);
-        extended = self->cursor;
-        ahead = 0;
-    }
-    int slot = (int)(extended & SLOT_MASK);
-    if (self->seq[slot] == extended && self->state[slot] == SLOT_HELD) {
-        self->counters[C_DUPLICATE] += 1;
-        Py_RETURN_NONE;
-    }
-    if (ahead >= SLOTS) {
-        drop_until(self, extended - SLOTS + 1);
-    }
-    if (self->has_last_ts) { /* RFC 3550 §6.4.1, J += (|D| - J) / 16 */
-        long long spacing = (timestamp - self->last_ts) & 0xFFFFFFFFLL;
-        if (spacing >= 0x80000000LL) {
-            spacing -= 0x100000000LL;
-        }
-        double change =
-            fabs((arrival - self->last_arrival) * (double)self->clock_rate - (double)spacing);
-        if (change < MAX_GAP_SAMPLES) { /* not a timestamp jump */
-            self->jitter += (change - self->jitter) / 16;
-        }
-    }
-    self->has_last_ts = 1;
-    self->last_ts = timestamp;
-    self->last_arrival = arrival;
-    hold(self, slot, extended, timestamp, payload, size);
-    long long limit = (long long)(self->max_frames + 1 + self->catch_up_frames) * self->frame_bytes;
-    while (self->held_bytes > limit) {
-        drop_oldest(self);
-    }
+    trunkline_jitter_push((PyObject *)self, ssrc, sequence, timestamp, payload, size, arrival);
     Py_RETURN_NONE;
 }
 
@@ -989,6 +999,12 @@ static PyTypeObject JitterCoreType = {
     .tp_members = JitterCore_members,
     .tp_getset = JitterCore_getset,
 };
+
+int
+trunkline_is_jitter_core(PyObject *object)
+{
+    return PyObject_TypeCheck(object, &JitterCoreType);
+}
 
 int
 trunkline_add_jitter_core(PyObject *module)

@@ -2,8 +2,10 @@
  *
  * Every function here has a pure-Python twin in trunkline/_speedups_py.py with the same
  * arguments, results and errors; tests/test_speedups.py holds them to it. Nothing here
- * keeps state between calls. The one type, JitterCore (_jitter_core.c), is the jitter
- * buffer's C core; its twin is the pure-Python PyJitterBuffer (gateway/rtp/jitter.py).
+ * keeps state between calls. The two types keep a call's state: JitterCore
+ * (_jitter_core.c), the jitter buffer's C core, whose twin is the pure-Python
+ * PyJitterBuffer (gateway/rtp/jitter.py), and RtpReceiver (_rtp_core.c), an RTP
+ * session's inbound checks, whose twin is PyRtpReceiver (gateway/rtp/reception.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -17,8 +19,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #endif
-
-#define RTP_HEADER_BYTES 12
+#include "_rtp_header.h"
 
 static const char B64_ALPHABET[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -69,14 +70,6 @@ b64_encode(const unsigned char *src, Py_ssize_t n, char *out)
 
 /* -- RTP ------------------------------------------------------------------------------ */
 
-static PyObject *
-rtp_error(Py_buffer *view, const char *message)
-{
-    PyBuffer_Release(view);
-    PyErr_SetString(PyExc_ValueError, message);
-    return NULL;
-}
-
 /* parse_rtp(data) -> (payload_type, marker, sequence, timestamp, ssrc, payload view) */
 static PyObject *
 parse_rtp(PyObject *module, PyObject *data)
@@ -85,55 +78,24 @@ parse_rtp(PyObject *module, PyObject *data)
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
-    const unsigned char *p = view.buf;
-    Py_ssize_t end = view.len;
-    if (end < RTP_HEADER_BYTES) {
-        return rtp_error(&view, "shorter than an RTP header");
-    }
-    unsigned first = p[0], second = p[1];
-    if (first >> 6 != 2) {
-        return rtp_error(&view, "not RTP version 2");
-    }
-    Py_ssize_t offset = RTP_HEADER_BYTES + 4 * (first & 0x0F);
-    if (first & 0x10) { /* header extension */
-        if (end < offset + 4) {
-            return rtp_error(&view, "truncated header extension");
-        }
-        offset += 4 + 4 * (Py_ssize_t)(((unsigned)p[offset + 2] << 8) | p[offset + 3]);
-    }
-    if (first & 0x20) { /* padding */
-        unsigned padding = p[end - 1];
-        if (padding == 0 || end - (Py_ssize_t)padding < offset) {
-            return rtp_error(&view, "bad padding length");
-        }
-        end -= padding;
-    }
-    if (offset > end) {
-        return rtp_error(&view, "header longer than the packet");
-    }
-    unsigned long sequence = ((unsigned long)p[2] << 8) | p[3];
-    unsigned long timestamp = ((unsigned long)p[4] << 24) | ((unsigned long)p[5] << 16) |
-                              ((unsigned long)p[6] << 8) | p[7];
-    unsigned long ssrc = ((unsigned long)p[8] << 24) | ((unsigned long)p[9] << 16) |
-                         ((unsigned long)p[10] << 8) | p[11];
+    rtp_header h;
+    const char *error = rtp_read_header(view.buf, view.len, &h);
     PyBuffer_Release(&view);
-
-    PyObject *whole = PyMemoryView_FromObject(data);
-    if (whole == NULL) {
+    if (error != NULL) {
+        PyErr_SetString(PyExc_ValueError, error);
         return NULL;
     }
-    PyObject *payload = PySequence_GetSlice(whole, offset, end);
-    Py_DECREF(whole);
+    PyObject *payload = rtp_payload_view(data, h.offset, h.end);
     if (payload == NULL) {
         return NULL;
     }
     /* The tuple built item by item: Py_BuildValue parses its format string per packet. */
     PyObject *fields[6] = {
-        PyLong_FromUnsignedLong((unsigned long)(second & 0x7F)),
-        PyBool_FromLong(second & 0x80),
-        PyLong_FromUnsignedLong(sequence),
-        PyLong_FromUnsignedLong(timestamp),
-        PyLong_FromUnsignedLong(ssrc),
+        PyLong_FromUnsignedLong(h.payload_type),
+        PyBool_FromLong(h.marker),
+        PyLong_FromUnsignedLong(h.sequence),
+        PyLong_FromUnsignedLong(h.timestamp),
+        PyLong_FromUnsignedLong(h.ssrc),
         payload,
     };
     PyObject *result = PyTuple_New(6);
@@ -1222,13 +1184,15 @@ static struct PyModuleDef speedups_module = {
 };
 
 int trunkline_add_jitter_core(PyObject *module); /* _jitter_core.c */
+int trunkline_add_rtp_core(PyObject *module);    /* _rtp_core.c */
 
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     b64_init();
     PyObject *module = PyModule_Create(&speedups_module);
-    if (module != NULL && trunkline_add_jitter_core(module) < 0) {
+    if (module != NULL &&
+        (trunkline_add_jitter_core(module) < 0 || trunkline_add_rtp_core(module) < 0)) {
         Py_CLEAR(module);
     }
     return module;

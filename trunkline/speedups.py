@@ -58,6 +58,8 @@ send_batch: Callable[[socket.socket, list[tuple[bytes, bytes]]], int] = getattr(
 # The caller's jitter buffer's C core (``gateway/rtp/jitter.py`` holds its pure-Python twin
 # and chooses by this: None runs the twin).
 JitterCore: type | None = getattr(_module, "JitterCore", None)
+# An RTP session's inbound checks in C (``gateway/rtp/reception.py`` holds the twin).
+RtpReceiver: type | None = getattr(_module, "RtpReceiver", None)
 address_key = _speedups_py.address_key
 key_address = _speedups_py.key_address
 

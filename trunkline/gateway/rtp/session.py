@@ -20,6 +20,9 @@ as they arrive: they never wait in the jitter buffer.
 Outbound: 160-sample frames with a random SSRC, continuous sequence numbers,
 timestamps that advance by 160 every 20 ms even across silence, and a marker
 at each talk-spurt start. Every drop is counted by reason.
+The per-packet checks after the source's (header, payload type, order, RFC 3550
+statistics, the jitter buffer push) are an ``RtpReceiver``'s
+(``gateway/rtp/reception.py``): one C call per packet with the extension.
 """
 
 from __future__ import annotations
@@ -31,17 +34,19 @@ from dataclasses import dataclass
 
 from trunkline.codecs.dtmf import TelephoneEvent, TelephoneEventError, decode_event
 from trunkline.gateway.rtp.jitter import JitterBuffer
+from trunkline.gateway.rtp.reception import AUDIO, BUFFERED, EVENT, LATE, RtpReceiver
 from trunkline.gateway.rtp.rtcp import ReceptionStats
-from trunkline.speedups import build_rtp, parse_rtp
+from trunkline.speedups import build_rtp
 
 SAMPLES_PER_FRAME = 160
-MAX_SEQUENCE_JUMP = 3000  # beyond this the stream restarted: resynchronise
 LEARN_GRACE_SECONDS = 1.0  # silence from the SDP address before another source may be learned
 Address = tuple[str, int]
 
 
 @dataclass(slots=True)
 class RtpCounters:
+    """A session's counters (``RtpSession.counters``: a snapshot)."""
+
     packets_in: int = 0
     packets_out: int = 0
     bytes_in: int = 0
@@ -60,21 +65,19 @@ class RtpSession:
     """Per-call inbound filter and outbound packetiser."""
 
     __slots__ = (
+        "_dropped_foreign_source",
+        "_dropped_unconfirmed_source",
+        "_dtmf_events",
         "_ended_event",
         "_first_foreign",
-        "_highest",
         "_learned",
         "_out_seq",
         "_out_ts",
-        "_base_seq",
+        "_bytes_out",
         "_clock",
-        "_cycles",
-        "_jitter16",
-        "_last_transit",
-        "_received",
-        "_ssrc_in",
+        "_packets_out",
+        "_receiver",
         "_talking",
-        "counters",
         "event_payload_type",
         "jitter",
         "on_audio",
@@ -109,21 +112,16 @@ class RtpSession:
         self.remote = remote  # the SDP address until a valid packet from elsewhere is learned
         self.signalling_host = signalling_host  # the SIP peer's host (same NAT as its media)
         self._first_foreign: float | None = None  # when a packet first came from elsewhere
-        self.counters = RtpCounters()
+        # header, payload type and order checks, reception statistics, the jitter buffer push
+        self._receiver = RtpReceiver(payload_type, event_payload_type, jitter)
+        self._dropped_foreign_source = self._dropped_unconfirmed_source = 0
+        self._dtmf_events = self._packets_out = self._bytes_out = 0
         self.ssrc = secrets.randbits(32)
         self._out_seq = secrets.randbits(16)
         self._out_ts = secrets.randbits(32)
         self._talking = False
         self._learned = False
-        self._ssrc_in: int | None = None
-        self._highest: int | None = None
         self._ended_event: tuple[int, int] | None = None
-        # Reception statistics for RTCP (RFC 3550 A.1, A.8).
-        self._base_seq = 0
-        self._cycles = 0
-        self._received = 0
-        self._jitter16 = 0  # interarrival jitter × 16, in RTP timestamp units
-        self._last_transit: int | None = None
 
     @property
     def learned_source(self) -> Address | None:
@@ -132,61 +130,51 @@ class RtpSession:
     # -- inbound -----------------------------------------------------------------
     def receive(self, data: bytes, source: Address) -> None:
         """One datagram from ``source``."""
-        counters = self.counters
         if source != self.remote:
             if self._learned:
-                counters.dropped_foreign_source += 1
+                self._dropped_foreign_source += 1
                 return
             if not self._may_learn(source, self._clock()):
-                counters.dropped_unconfirmed_source += 1
+                self._dropped_unconfirmed_source += 1
                 return
-        try:  # the header's fields as a tuple: no packet object per datagram
-            kind, _marker, sequence, timestamp, ssrc, payload = parse_rtp(data)
-        except ValueError:
-            counters.dropped_malformed += 1
-            return
-        event: TelephoneEvent | None = None
-        if kind == self.event_payload_type:
-            try:
-                event = decode_event(payload)
-            except TelephoneEventError:
-                counters.dropped_malformed += 1  # counted once, and never latched onto
-                return
-        elif kind != self.payload_type:
-            counters.dropped_payload_type += 1
-            return
-        if not self._learned:
-            self.remote = source
-            self._learned = True
-        counters.packets_in += 1
-        counters.bytes_in += len(data)
-        jitter = self.jitter
-        if event is not None:
-            if jitter is not None:
-                jitter.push_event(ssrc, sequence)
-            self._event(ssrc, timestamp, event)
-            return
-        in_order = self._in_order(ssrc, sequence)
-        if not in_order and jitter is None:
-            counters.dropped_late += 1
-            return
-        self._received += 1
-        now = self._clock()
-        if in_order:
-            transit = int(now * 8000) - timestamp
-            last_transit = self._last_transit
-            if last_transit is not None:
-                d = abs(transit - last_transit)
-                if d < 8000 * 60:  # not a timestamp jump
-                    self._jitter16 += d - ((self._jitter16 + 8) >> 4)
-            self._last_transit = transit
-        if jitter is None:
-            self.on_audio(payload)
-        else:  # re-ordered, de-duplicated and paced there; played on arrival or pulled
-            jitter.push(ssrc, sequence, timestamp, payload, now)
+        receiver = self._receiver
+        outcome = receiver.receive(data, self._clock())
+        if outcome == BUFFERED:  # the usual packet: in the jitter buffer now
+            if not self._learned:
+                self._latch(source)
             on_buffered = self.on_buffered
             if on_buffered is not None:
-                on_buffered()
+                on_buffered()  # played on arrival, if it can be, else pulled on its tick
+        elif outcome == AUDIO:
+            if not self._learned:
+                self._latch(source)
+            assert receiver.payload is not None
+            self.on_audio(receiver.payload)
+        elif outcome == EVENT:
+            self._receive_event(len(data), source)
+        elif outcome == LATE and not self._learned:
+            self._latch(source)
+
+    def _latch(self, source: Address) -> None:
+        self.remote = source
+        self._learned = True
+
+    def _receive_event(self, size: int, source: Address) -> None:
+        """An RFC 4733 packet: a digit once, at its first end packet, as it arrives."""
+        receiver = self._receiver
+        assert receiver.payload is not None
+        try:
+            event = decode_event(receiver.payload)
+        except TelephoneEventError:
+            receiver.dropped_malformed += 1  # counted once, and never latched onto
+            return
+        if not self._learned:
+            self._latch(source)
+        receiver.packets_in += 1
+        receiver.bytes_in += size
+        if self.jitter is not None:
+            self.jitter.push_event(receiver.ssrc, receiver.sequence)
+        self._event(receiver.ssrc, receiver.timestamp, event)
 
     def _may_learn(self, source: Address, now: float) -> bool:
         """Whether a packet from ``source``, not the SDP address, may be latched onto."""
@@ -201,57 +189,46 @@ class RtpSession:
 
     def reception_stats(self) -> ReceptionStats | None:
         """What an RTCP report block says about the caller's stream (None before any)."""
-        if self._ssrc_in is None or self._highest is None:
+        reception = self._receiver.reception()
+        if reception is None:
             return None
-        extended = self._cycles + self._highest
+        ssrc, extended, expected, received, jitter = reception
         return ReceptionStats(
-            ssrc=self._ssrc_in,
+            ssrc=ssrc,
             extended_highest=extended,
-            expected=extended - self._base_seq + 1,
-            received=self._received,
-            jitter=self._jitter16 >> 4,
+            expected=expected,
+            received=received,
+            jitter=jitter,
+        )
+
+    @property
+    def counters(self) -> RtpCounters:
+        """A snapshot of the session's counters (the receiver keeps the inbound ones)."""
+        receiver = self._receiver
+        return RtpCounters(
+            packets_in=receiver.packets_in,
+            packets_out=self._packets_out,
+            bytes_in=receiver.bytes_in,
+            bytes_out=self._bytes_out,
+            dropped_malformed=receiver.dropped_malformed,
+            dropped_foreign_source=self._dropped_foreign_source,
+            dropped_unconfirmed_source=self._dropped_unconfirmed_source,
+            dropped_payload_type=receiver.dropped_payload_type,
+            dropped_late=receiver.dropped_late,
+            lost=receiver.lost,
+            resyncs=receiver.resyncs,
+            dtmf_events=self._dtmf_events,
         )
 
     @property
     def out_timestamp(self) -> int:
         return self._out_ts
 
-    def _in_order(self, ssrc: int, sequence: int) -> bool:
-        if ssrc != self._ssrc_in or self._highest is None:
-            if self._ssrc_in is not None:
-                self.counters.resyncs += 1
-            self._ssrc_in = ssrc
-            self._highest = self._base_seq = sequence
-            self._cycles = self._received = 0
-            self._last_transit = None
-            return True
-        delta = (sequence - self._highest) & 0xFFFF
-        if delta == 0 or delta >= 0x8000:
-            if (self._highest - sequence) & 0xFFFF > MAX_SEQUENCE_JUMP:
-                self._resync(sequence)
-                return True
-            return False  # duplicate, or older than what was already played
-        if delta > MAX_SEQUENCE_JUMP:
-            self._resync(sequence)
-            return True
-        self.counters.lost += delta - 1
-        if sequence < self._highest:
-            self._cycles += 1 << 16  # the 16-bit sequence number wrapped
-        self._highest = sequence
-        return True
-
-    def _resync(self, sequence: int) -> None:
-        """The sender restarted its sequence: statistics start again (RFC 3550 A.1)."""
-        self.counters.resyncs += 1
-        self._highest = self._base_seq = sequence
-        self._cycles = self._received = 0
-        self._last_transit = None
-
     def _event(self, ssrc: int, timestamp: int, event: TelephoneEvent) -> None:
         if not event.end or self._ended_event == (ssrc, timestamp):
             return  # the digit is reported once, at its first end packet
         self._ended_event = (ssrc, timestamp)
-        self.counters.dtmf_events += 1
+        self._dtmf_events += 1
         self.on_dtmf(event.digit)
 
     # -- outbound ----------------------------------------------------------------
@@ -275,7 +252,6 @@ class RtpSession:
         self._talking = True
         packet = build_rtp(payload, self.payload_type, self._out_seq, timestamp, self.ssrc, marker)
         self._out_seq = (self._out_seq + 1) & 0xFFFF
-        counters = self.counters
-        counters.packets_out += 1
-        counters.bytes_out += len(packet)
+        self._packets_out += 1
+        self._bytes_out += len(packet)
         return packet
