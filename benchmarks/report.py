@@ -125,19 +125,23 @@ writer thread).
   `os.urandom` buffer, the agent's usual frames (final, unfragmented text and
   binary) split out of what its socket delivered (`agent/server_frames.py`
   reads any other frame in Python: fragments, pings, pongs, close frames,
-  protocol errors), and the jitter buffer (`_jitter_core.c`: push, RFC 4733
+  protocol errors), the jitter buffer (`_jitter_core.c`: push, RFC 4733
   events, pull, the target's rise and decay, shrinking, its histograms — the
   Python `PyJitterBuffer` is its twin, held to the same frames and readings
-  after every tick by `tests/rtp/test_jitter_twins.py`).
+  after every tick by `tests/rtp/test_jitter_twins.py`), and the RTP session's
+  inbound checks (`_rtp_core.c`: header, payload type, order, RFC 3550
+  statistics, the push into the jitter buffer, one call per packet — the
+  Python `PyRtpReceiver` is its twin, `tests/rtp/test_reception_twins.py`).
 - What is left is Python, about half of the count in the interpreter's
   bytecode loop alone: the call's own logic per frame, no single part
-  dominant — the RTP source and sequence checks, the persona's calls, the
-  link's send checks, the playout and the tick. The latency probes time one
+  dominant — the RTP source check and the packetiser, the play-on-arrival
+  chain, the persona's calls, the link's send checks, the playout and the
+  tick. The latency probes time one
   frame in 16.
 - Since 21ff010, the commit the load figures below were measured at, the
   jitter buffer runs in C, the agent's `media` payload is decoded in one pass,
-  and RTP packets are built as new objects instead of into a buffer that was
-  then copied.
+  RTP packets are built as new objects instead of into a buffer that was
+  then copied, and an inbound packet's checks are one C call (`RtpReceiver`).
 {baseline_note(profiles)}- callgrind counts user-space instructions only; the system calls per frame
   (the load section below) are not in these figures. The
   pure-Python twin exists so that an install without a compiler works, not
