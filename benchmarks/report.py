@@ -352,7 +352,8 @@ extension built from its own sources, run in the same rounds: μ-law now costs 0
 (0.87–0.93 per round) of what it cost there, PCM16 16 kHz 0.87× (0.81–0.89), with nothing
 lost. In between, the jitter buffer moved into the C extension, the agent's `media`
 payload is decoded in one pass and RTP packets are built without a copy: 28–32 % fewer
-instructions per frame pair in user space (the frame-cost section above). The process's
+instructions per frame pair in user space at that commit (frame_cost at 772ea55; the
+inbound RTP checks in C, after this run, took 34–42 % off in all). The process's
 CPU falls by less, 8–13 %, because the rest is the kernel's work for the same system
 calls (the agent socket's writes and reads, which the floor pays too), the recorder's
 thread and the event loop itself. The pure-Python twin costs 0.51 % per μ-law call and
@@ -738,14 +739,20 @@ at 21ff010, steps of 100 up to 600 calls, judged against 5 ms of added latency p
   600 μ-law calls need at most about 0.15 % of a core per call with headroom for the
   loop's stalls, 1.4× this floor; trunkline is at 0.17–0.19 %. What is left is the
   Python of the per-frame path; the system calls are already what the floor pays.
-- **Since this run** the per-frame path takes 28–32 % fewer instructions (the
-  frame-cost section above) and a recorded μ-law call 0.92× the CPU of 21ff010's in
-  the same rounds (the bridge section); the ramp has not been repeated. On the machine
-  of 2026-12-04 a one-run ramp (not published) could not measure it: there the bare
-  floor relay cost 0.16–0.18 % of a core per μ-law call, against 0.10–0.12 % in this
-  run, and missed the objectives on its own from 400 calls, so every step above that
-  measured the machine. Whether μ-law reaches 600 calls per core needs this ramp on a
-  machine whose floor holds 600.
+- **Since this run** the per-frame path takes 34–42 % fewer instructions (the
+  frame-cost section above: the jitter buffer and an inbound packet's checks in C)
+  and a recorded μ-law call took 0.92× the CPU of 21ff010's in the same rounds at
+  21158ae (the bridge section); the ramp has not been repeated. On the machines of
+  2026-12-04 one-run ramps (not published) could not measure 600 calls: the bare floor
+  relay with a socket per call cost 0.16–0.19 % of a core per μ-law call, against
+  0.10–0.12 % in this run, and filled its core from 500 calls. The `-shared` profiles
+  now have a floor on one shared socket, as trunkline's shared port (a5e7637): at 400
+  calls it used 64 % of its core, but the carrier and agent together used 80–89 % of
+  theirs from 400 to 600 calls and the floor's latency p99 passed 20 ms, so there every
+  step from 400 measured the generators' core, not trunkline. In the same probes
+  trunkline on the shared port used 0.21 % of a core per μ-law call at 300 calls (1.08×
+  the per-call floor). Whether μ-law reaches 600 calls per core needs this ramp on a
+  machine whose generators and floor hold 600.
 - **C extension against pure Python**: 0.19 against 0.24 % of a core per μ-law call at
   300 calls, 0.19 against 0.23 % per recorded call, and 0.22 against 0.33 % per PCM16
   call (the resampler).
