@@ -121,9 +121,12 @@ def event_fields(receiver: Any) -> tuple[Any, ...]:
     return (bytes(receiver.payload), receiver.ssrc, receiver.sequence, receiver.timestamp)
 
 
-def run_both(datagrams: list[tuple[bytes, float]], buffered: bool) -> None:
+def run_both(datagrams: list[tuple[bytes, float]], buffered: bool, c_jitter: bool = True) -> None:
+    """The C receiver (on the C jitter buffer, or on the twin's with ``c_jitter`` False,
+    which it pushes through a Python call) against the twin on the twin's buffer."""
     c_receiver, c_jitter_class = c_types()
-    jitters = (c_jitter_class(), PyJitterBuffer()) if buffered else (None, None)
+    ours_jitter = c_jitter_class() if c_jitter else PyJitterBuffer()
+    jitters = (ours_jitter, PyJitterBuffer()) if buffered else (None, None)
     ours = c_receiver(0, 101, jitters[0])
     twin = PyRtpReceiver(0, 101, jitters[1])
     for index, (datagram, now) in enumerate(datagrams):
@@ -143,6 +146,11 @@ def run_both(datagrams: list[tuple[bytes, float]], buffered: bool) -> None:
 @pytest.mark.parametrize("seed", range(12))
 def test_the_c_receiver_and_its_twin_agree_on_a_trace(seed: int, buffered: bool) -> None:
     run_both(trace(seed, 1500), buffered)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_c_receiver_pushes_into_a_python_jitter_buffer_too(seed: int) -> None:
+    run_both(trace(100 + seed, 1500), buffered=True, c_jitter=False)
 
 
 @settings(max_examples=300, deadline=None)
@@ -186,3 +194,16 @@ def test_payload_types_out_of_range_are_refused(arguments: tuple[int, int | None
     for receiver_class in (c_receiver, PyRtpReceiver):
         with pytest.raises(ValueError):
             receiver_class(*arguments, None)
+
+
+@pytest.mark.parametrize(
+    ("step", "jitter"), [(8000 * 60 - 1, (8000 * 60 - 1) >> 4), (8000 * 60, 0)]
+)
+def test_a_transit_change_of_a_minute_or_more_is_a_timestamp_jump(step: int, jitter: int) -> None:
+    """Below 60 s of RTP time the change feeds the jitter estimate; from there it is a jump."""
+    c_receiver, _ = c_types()
+    for receiver_class in (c_receiver, PyRtpReceiver):
+        receiver = receiver_class(0, None, None)
+        assert receiver.receive(packet(0, 1, 0, 9, b"\xff" * 160), 5.0) == AUDIO
+        assert receiver.receive(packet(0, 2, step, 9, b"\xff" * 160), 5.0) == AUDIO
+        assert receiver.reception() == (9, 2, 2, 2, jitter)
