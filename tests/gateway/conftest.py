@@ -40,19 +40,23 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return int(sock.getsockname()[1])
 
 
-def free_port_run(count: int, low: int, high: int) -> int:
-    """An even port in [low, high) from which ``count`` consecutive UDP ports were free a
-    moment ago. Ranges here lie above the fixture's RTP ranges (20000-28399) and below the
-    kernel's ephemeral ports (32768 up), so no socket a test opens on port 0 can take one
+def free_port_run(
+    count: int, low: int, high: int, kinds: tuple[int, ...] = (socket.SOCK_DGRAM,)
+) -> int:
+    """An even port in [low, high) from which ``count`` consecutive ports were free a
+    moment ago, for each socket type of ``kinds`` (UDP by default). Ranges here lie outside
+    the fixture's RTP ranges (20000-28399) and below the kernel's ephemeral ports (32768
+    up), so no socket a test opens on port 0 (nor any outgoing connection) can take one
     before the process that needs them binds."""
     for _ in range(200):
         first = low + 2 * secrets.randbelow((high - low - count) // 2)
         sockets: list[socket.socket] = []
         try:
             for port in range(first, first + count):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
+                for kind in kinds:
+                    sock = socket.socket(socket.AF_INET, kind)
+                    sockets.append(sock)
+                    sock.bind(("127.0.0.1", port))
         except OSError:
             continue
         finally:
@@ -60,6 +64,12 @@ def free_port_run(count: int, low: int, high: int) -> int:
                 sock.close()
         return first
     raise AssertionError(f"no {count} free ports in a row in {low}-{high}")
+
+
+def sipp_signalling_port() -> int:
+    """sipp's ``-p``, free for UDP and TCP (``-t t1`` binds it for TCP): from 17000-19999,
+    where neither another test's port 0 nor an outgoing connection's port can land."""
+    return free_port_run(1, 17000, 20000, (socket.SOCK_DGRAM, socket.SOCK_STREAM))
 
 
 def sipp_media_port() -> int:

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import require
-from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline, free_port, sipp_media_port
+from tests.gateway.conftest import (
+    NUMBER,
+    EchoAgent,
+    Trunkline,
+    sipp_media_port,
+    sipp_signalling_port,
+)
 from tests.gateway.test_sipp_carrier import PCAPS, SCENARIO, _error_log, sipp_available
 from trunkline import metrics
 
@@ -46,7 +52,7 @@ async def run_sipp_tcp(trunkline: Trunkline, workdir: Path, calls: int) -> None:
         "-sf", str(SCENARIO),
         "-s", NUMBER,
         "-i", "127.0.0.1",
-        "-p", str(free_port()),
+        "-p", str(sipp_signalling_port()),
         "-mp", str(sipp_media_port()),
         "-m", str(calls),
         "-l", "2",

@@ -7,7 +7,13 @@ import shutil
 from pathlib import Path
 
 from tests.conftest import require
-from tests.gateway.conftest import NUMBER, EchoAgent, Trunkline, free_port, sipp_media_port
+from tests.gateway.conftest import (
+    NUMBER,
+    EchoAgent,
+    Trunkline,
+    sipp_media_port,
+    sipp_signalling_port,
+)
 
 SCENARIO = Path(__file__).parent / "scenarios" / "uac_g711a_dtmf.xml"
 PCAPS = Path("/usr/share/sip-tester")
@@ -27,7 +33,7 @@ async def run_sipp(
         *scenario,
         "-s", NUMBER,
         "-i", "127.0.0.1",
-        "-p", str(free_port()),
+        "-p", str(sipp_signalling_port()),
         "-mp", str(sipp_media_port()),
         "-m", str(calls),
         "-l", str(concurrent),
