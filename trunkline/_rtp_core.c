@@ -1,6 +1,6 @@
-/* trunkline._speedups.RtpReceiver: an RTP session's inbound checks in C.
+/* trunkline._speedups.RtpReceiver and RtpSender: an RTP session's per-packet work in C.
  *
- * The same steps, in the same order, as the pure-Python PyRtpReceiver in
+ * RtpReceiver: the same steps, in the same order, as the pure-Python PyRtpReceiver in
  * trunkline/gateway/rtp/reception.py, whose docstring describes them: the header read
  * (_rtp_header.h, as parse_rtp), the payload-type filter, the order check and the
  * RFC 3550 reception statistics, then the packet into the call's jitter buffer (a
@@ -8,6 +8,11 @@
  * needs its addresses and callbacks: source checks, latching and RFC 4733 events.
  * tests/rtp/test_reception_twins.py drives both with the same packet traces and
  * requires the same results, counters and statistics.
+ *
+ * RtpSender: the outbound packetiser, twin of PyRtpSender in
+ * trunkline/gateway/rtp/sending.py (tests/rtp/test_sending_twins.py): one call per
+ * 20 ms slot that advances RTP time, numbers the packet, sets the marker at a talk
+ * spurt's start and counts it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -286,16 +291,176 @@ static PyTypeObject RtpReceiverType = {
     .tp_members = RtpReceiver_members,
 };
 
-int
-trunkline_add_rtp_core(PyObject *module)
+/* -- RtpSender ---------------------------------------------------------------------- */
+
+#define SAMPLES_PER_FRAME 160
+
+typedef struct {
+    PyObject_HEAD
+    long payload_type;
+    unsigned long ssrc, sequence, timestamp; /* the next packet's */
+    char talking;                            /* the last slot carried audio */
+    long long packets_out, bytes_out;
+} RtpSender;
+
+/* next_frame(payload) -> the packet for this 20 ms slot, or None for silence.
+ * A new bytes object each time: a transport may keep the packet queued. */
+static PyObject *
+RtpSender_next_frame(RtpSender *self, PyObject *payload)
 {
-    if (PyType_Ready(&RtpReceiverType) < 0) {
+    unsigned long timestamp = self->timestamp;
+    self->timestamp = (timestamp + SAMPLES_PER_FRAME) & 0xFFFFFFFFUL;
+    if (payload == Py_None) {
+        self->talking = 0;
+        Py_RETURN_NONE;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE) < 0) {
+        self->timestamp = timestamp; /* nothing happened */
+        return NULL;
+    }
+    PyObject *packet = PyBytes_FromStringAndSize(NULL, RTP_HEADER_BYTES + view.len);
+    if (packet == NULL) {
+        PyBuffer_Release(&view);
+        self->timestamp = timestamp;
+        return NULL;
+    }
+    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(packet);
+    memcpy(p + RTP_HEADER_BYTES, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    unsigned long sequence = self->sequence, ssrc = self->ssrc;
+    p[0] = 0x80;
+    p[1] = (unsigned char)((self->talking ? 0 : 0x80) | self->payload_type);
+    p[2] = (unsigned char)(sequence >> 8);
+    p[3] = (unsigned char)sequence;
+    p[4] = (unsigned char)(timestamp >> 24);
+    p[5] = (unsigned char)(timestamp >> 16);
+    p[6] = (unsigned char)(timestamp >> 8);
+    p[7] = (unsigned char)timestamp;
+    p[8] = (unsigned char)(ssrc >> 24);
+    p[9] = (unsigned char)(ssrc >> 16);
+    p[10] = (unsigned char)(ssrc >> 8);
+    p[11] = (unsigned char)ssrc;
+    self->talking = 1;
+    self->sequence = (sequence + 1) & 0xFFFF;
+    self->packets_out += 1;
+    self->bytes_out += PyBytes_GET_SIZE(packet);
+    return packet;
+}
+
+static PyObject *
+RtpSender_rewind(RtpSender *self, PyObject *samples)
+{
+    if (!PyLong_Check(samples)) {
+        PyErr_SetString(PyExc_TypeError, "rewind takes a number of samples");
+        return NULL;
+    }
+    unsigned long long back = PyLong_AsUnsignedLongLongMask(samples);
+    if (back == (unsigned long long)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    self->timestamp = (unsigned long)((self->timestamp - back) & 0xFFFFFFFFULL);
+    self->talking = 0;
+    Py_RETURN_NONE;
+}
+
+/* An int argument within [0, limit], else -1 with an exception set. */
+static long long
+field_in_range(PyObject *value, long long limit, const char *what)
+{
+    long long field = PyLong_AsLongLong(value);
+    if (field == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            return -1;
+        }
+        PyErr_Clear();
+    }
+    else if (0 <= field && field <= limit) {
+        return field;
+    }
+    PyErr_Format(PyExc_ValueError, "%s is out of range", what);
+    return -1;
+}
+
+static int
+RtpSender_init(RtpSender *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"payload_type", "ssrc", "sequence", "timestamp", NULL};
+    PyObject *fields[4];
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!O!O!:RtpSender", keywords,
+                                     &PyLong_Type, &fields[0], &PyLong_Type, &fields[1],
+                                     &PyLong_Type, &fields[2], &PyLong_Type, &fields[3])) {
         return -1;
     }
-    Py_INCREF(&RtpReceiverType);
-    if (PyModule_AddObject(module, "RtpReceiver", (PyObject *)&RtpReceiverType) < 0) {
-        Py_DECREF(&RtpReceiverType);
+    static const long long limits[4] = {127, 0xFFFFFFFFLL, 0xFFFF, 0xFFFFFFFFLL};
+    static const char *names[4] = {"payload_type", "ssrc", "sequence", "timestamp"};
+    long long values[4];
+    for (int k = 0; k < 4; k++) {
+        values[k] = field_in_range(fields[k], limits[k], names[k]);
+        if (values[k] < 0) {
+            return -1;
+        }
+    }
+    self->payload_type = (long)values[0];
+    self->ssrc = (unsigned long)values[1];
+    self->sequence = (unsigned long)values[2];
+    self->timestamp = (unsigned long)values[3];
+    self->talking = 0;
+    self->packets_out = self->bytes_out = 0;
+    return 0;
+}
+
+static PyMethodDef RtpSender_methods[] = {
+    {"next_frame", (PyCFunction)RtpSender_next_frame, METH_O,
+     "next_frame(payload) -> the packet for this 20 ms slot, or None for silence"},
+    {"rewind", (PyCFunction)RtpSender_rewind, METH_O,
+     "rewind(samples): the next slot's RTP time moves back; it starts a talk spurt"},
+    {NULL, NULL, 0, NULL},
+};
+
+#define SENDER(name, type, doc) {#name, type, offsetof(RtpSender, name), READONLY, doc}
+
+static PyMemberDef RtpSender_members[] = {
+    SENDER(payload_type, T_LONG, "the payload type of every packet"),
+    SENDER(ssrc, T_ULONG, "the SSRC of every packet"),
+    SENDER(sequence, T_ULONG, "the next packet's sequence number"),
+    SENDER(timestamp, T_ULONG, "the next slot's RTP timestamp"),
+    SENDER(talking, T_BOOL, "the last slot carried audio (the next packet has no marker)"),
+    SENDER(packets_out, T_LONGLONG, "packets built"),
+    SENDER(bytes_out, T_LONGLONG, "their bytes, headers included"),
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject RtpSenderType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "trunkline._speedups.RtpSender",
+    .tp_basicsize = sizeof(RtpSender),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "An RTP session's outbound packetiser (PyRtpSender's C twin).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)RtpSender_init,
+    .tp_methods = RtpSender_methods,
+    .tp_members = RtpSender_members,
+};
+
+static int
+add_type(PyObject *module, PyTypeObject *type, const char *name)
+{
+    if (PyType_Ready(type) < 0) {
+        return -1;
+    }
+    Py_INCREF(type);
+    if (PyModule_AddObject(module, name, (PyObject *)type) < 0) {
+        Py_DECREF(type);
         return -1;
     }
     return 0;
+}
+
+int
+trunkline_add_rtp_core(PyObject *module)
+{
+    if (add_type(module, &RtpReceiverType, "RtpReceiver") < 0) {
+        return -1;
+    }
+    return add_type(module, &RtpSenderType, "RtpSender");
 }

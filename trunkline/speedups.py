@@ -60,6 +60,8 @@ send_batch: Callable[[socket.socket, list[tuple[bytes, bytes]]], int] = getattr(
 JitterCore: type | None = getattr(_module, "JitterCore", None)
 # An RTP session's inbound checks in C (``gateway/rtp/reception.py`` holds the twin).
 RtpReceiver: type | None = getattr(_module, "RtpReceiver", None)
+# Its outbound packetiser in C (``gateway/rtp/sending.py`` holds the twin).
+RtpSender: type | None = getattr(_module, "RtpSender", None)
 address_key = _speedups_py.address_key
 key_address = _speedups_py.key_address
 

@@ -19,7 +19,9 @@ RFC 4733 events become a digit once, on the first end packet of each event,
 as they arrive: they never wait in the jitter buffer.
 Outbound: 160-sample frames with a random SSRC, continuous sequence numbers,
 timestamps that advance by 160 every 20 ms even across silence, and a marker
-at each talk-spurt start. Every drop is counted by reason.
+at each talk-spurt start: an ``RtpSender``'s (``gateway/rtp/sending.py``), whose
+``next_frame`` the session hands out as its own (one C call per slot with the
+extension). Every drop is counted by reason.
 The per-packet checks after the source's (header, payload type, order, RFC 3550
 statistics, the jitter buffer push) are an ``RtpReceiver``'s
 (``gateway/rtp/reception.py``): one C call per packet with the extension.
@@ -36,9 +38,9 @@ from trunkline.codecs.dtmf import TelephoneEvent, TelephoneEventError, decode_ev
 from trunkline.gateway.rtp.jitter import JitterBuffer
 from trunkline.gateway.rtp.reception import AUDIO, BUFFERED, EVENT, LATE, RtpReceiver
 from trunkline.gateway.rtp.rtcp import ReceptionStats
-from trunkline.speedups import build_rtp
+from trunkline.gateway.rtp.sending import RtpSender
+from trunkline.speedups import Buffer
 
-SAMPLES_PER_FRAME = 160
 LEARN_GRACE_SECONDS = 1.0  # silence from the SDP address before another source may be learned
 Address = tuple[str, int]
 
@@ -71,15 +73,12 @@ class RtpSession:
         "_ended_event",
         "_first_foreign",
         "_learned",
-        "_out_seq",
-        "_out_ts",
-        "_bytes_out",
         "_clock",
-        "_packets_out",
         "_receiver",
-        "_talking",
+        "_sender",
         "event_payload_type",
         "jitter",
+        "next_frame",
         "on_audio",
         "on_buffered",
         "on_dtmf",
@@ -115,11 +114,14 @@ class RtpSession:
         # header, payload type and order checks, reception statistics, the jitter buffer push
         self._receiver = RtpReceiver(payload_type, event_payload_type, jitter)
         self._dropped_foreign_source = self._dropped_unconfirmed_source = 0
-        self._dtmf_events = self._packets_out = self._bytes_out = 0
+        self._dtmf_events = 0
         self.ssrc = secrets.randbits(32)
-        self._out_seq = secrets.randbits(16)
-        self._out_ts = secrets.randbits(32)
-        self._talking = False
+        # outbound: a random first sequence number and timestamp (RFC 3550 §5.1)
+        self._sender = sender = RtpSender(
+            payload_type, self.ssrc, secrets.randbits(16), secrets.randbits(32)
+        )
+        # The packet for this 20 ms slot, or None for silence (time still advances).
+        self.next_frame: Callable[[Buffer | None], bytes | None] = sender.next_frame
         self._learned = False
         self._ended_event: tuple[int, int] | None = None
 
@@ -204,12 +206,12 @@ class RtpSession:
     @property
     def counters(self) -> RtpCounters:
         """A snapshot of the session's counters (the receiver keeps the inbound ones)."""
-        receiver = self._receiver
+        receiver, sender = self._receiver, self._sender
         return RtpCounters(
             packets_in=receiver.packets_in,
-            packets_out=self._packets_out,
+            packets_out=sender.packets_out,
             bytes_in=receiver.bytes_in,
-            bytes_out=self._bytes_out,
+            bytes_out=sender.bytes_out,
             dropped_malformed=receiver.dropped_malformed,
             dropped_foreign_source=self._dropped_foreign_source,
             dropped_unconfirmed_source=self._dropped_unconfirmed_source,
@@ -222,7 +224,7 @@ class RtpSession:
 
     @property
     def out_timestamp(self) -> int:
-        return self._out_ts
+        return self._sender.timestamp
 
     def _event(self, ssrc: int, timestamp: int, event: TelephoneEvent) -> None:
         if not event.end or self._ended_event == (ssrc, timestamp):
@@ -238,20 +240,4 @@ class RtpSession:
         The next packet carries the marker bit, so the far end's jitter buffer
         treats it as a new talk spurt rather than a late or overlapping frame.
         """
-        self._out_ts = (self._out_ts - samples) & 0xFFFFFFFF
-        self._talking = False
-
-    def next_frame(self, payload: bytes | memoryview | None) -> bytes | None:
-        """The packet for this 20 ms slot, or None for silence (time still advances)."""
-        timestamp = self._out_ts
-        self._out_ts = (timestamp + SAMPLES_PER_FRAME) & 0xFFFFFFFF
-        if payload is None:
-            self._talking = False
-            return None
-        marker = not self._talking
-        self._talking = True
-        packet = build_rtp(payload, self.payload_type, self._out_seq, timestamp, self.ssrc, marker)
-        self._out_seq = (self._out_seq + 1) & 0xFFFF
-        self._packets_out += 1
-        self._bytes_out += len(packet)
-        return packet
+        self._sender.rewind(samples)
