@@ -72,6 +72,18 @@ def test_backlog_is_bounded_oldest_dropped() -> None:
     assert playout.tick() == bytes([10]) * 160
 
 
+def test_push_says_how_many_frames_the_backlog_grew_by() -> None:
+    """What the media session decides by: play one frame at once, pace a burst, or wait."""
+    playout = Playout(lambda name: None, max_seconds=0.1)  # 5 frames
+    assert playout.push(b"\x01" * 160) == 1
+    assert playout.push(b"\x02" * 80) == 0  # half a frame: nothing to play yet
+    assert playout.push(b"\x02" * 80) == 1
+    assert playout.push(b"\x03" * 480) == 3
+    assert playout.push(b"\x04" * 160) == 0  # full: the oldest frame made room for it
+    assert playout.backlog_frames == 5 and playout.dropped_frames == 1
+    assert playout.tick() == b"\x02" * 160
+
+
 def test_clock_ticks_at_50_hz_for_every_subscriber() -> None:
     loop = FakeLoop()
     clock = MediaClock(loop)

@@ -62,10 +62,12 @@ class MediaClock:
     def __init__(self, loop: TimerLoop | None = None) -> None:
         self._loop = loop
         self._slots: list[dict[int, TickCallback]] = [{} for _ in range(SLOTS)]
-        self._slot_of: dict[int, int] = {}
+        # Read-only outside the clock: a subscriber's slot, and the slot the timer runs
+        # next (``slots_before``, computed in place where it runs for every frame).
+        self.slot_of: dict[int, int] = {}
         self._on_error: dict[int, ErrorCallback] = {}
         self._next_id = 0
-        self._next_slot = 0  # the slot the timer runs next
+        self.next_slot = 0
         self._deadline = 0.0
         self._handle: Timer | None = None
         self._ticking = False  # inside _tick, which re-arms the timer itself when done
@@ -78,7 +80,7 @@ class MediaClock:
 
     @property
     def subscribers(self) -> int:
-        return len(self._slot_of)
+        return len(self.slot_of)
 
     def subscribe(self, callback: TickCallback, on_error: ErrorCallback | None = None) -> int:
         """Call ``callback`` every 20 ms, first at the next slot (within 5 ms).
@@ -87,8 +89,8 @@ class MediaClock:
         """
         handle = self._next_id
         self._next_id += 1
-        self._slots[self._next_slot][handle] = callback
-        self._slot_of[handle] = self._next_slot
+        self._slots[self.next_slot][handle] = callback
+        self.slot_of[handle] = self.next_slot
         if on_error is not None:
             self._on_error[handle] = on_error
         if self._handle is None and not self._ticking:
@@ -99,27 +101,27 @@ class MediaClock:
         return handle
 
     def unsubscribe(self, handle: int) -> None:
-        slot = self._slot_of.pop(handle, None)
+        slot = self.slot_of.pop(handle, None)
         if slot is not None:
             self._slots[slot].pop(handle, None)
         self._on_error.pop(handle, None)
-        if not self._slot_of and self._handle is not None and not self._ticking:
+        if not self.slot_of and self._handle is not None and not self._ticking:
             self._handle.cancel()
             self._handle = None
 
     def rephase(self, handle: int) -> float:
         """Move a subscriber to the slot that fires next; returns how much sooner (seconds)."""
-        slot = self._slot_of.get(handle)
-        if slot is None or slot == self._next_slot:
+        slot = self.slot_of.get(handle)
+        if slot is None or slot == self.next_slot:
             return 0.0
         callback = self._slots[slot].pop(handle)
-        self._slots[self._next_slot][handle] = callback
-        self._slot_of[handle] = self._next_slot
-        return ((slot - self._next_slot) % SLOTS) * SLOT_SECONDS
+        self._slots[self.next_slot][handle] = callback
+        self.slot_of[handle] = self.next_slot
+        return ((slot - self.next_slot) % SLOTS) * SLOT_SECONDS
 
     def slots_before(self, handle: int) -> int:
         """How many slots run before a subscriber's does: 0, it runs in the next slot."""
-        return (self._slot_of[handle] - self._next_slot) % SLOTS
+        return (self.slot_of[handle] - self.next_slot) % SLOTS
 
     def seconds_until(self, handle: int) -> float:
         """How long until a subscriber runs next (0 if its slot is overdue)."""
@@ -134,12 +136,12 @@ class MediaClock:
         It then runs within ``(slots_before + 1) × 5`` ms, and no sooner than
         ``slots_before × 5`` ms, from now.
         """
-        slot = self._slot_of.get(handle)
-        wanted = (self._next_slot + slots_before) % SLOTS
+        slot = self.slot_of.get(handle)
+        wanted = (self.next_slot + slots_before) % SLOTS
         if slot is None or slot == wanted:
             return
         self._slots[wanted][handle] = self._slots[slot].pop(handle)
-        self._slot_of[handle] = wanted
+        self.slot_of[handle] = wanted
 
     def _tick(self) -> None:
         loop = self._loop
@@ -166,11 +168,11 @@ class MediaClock:
             self.skipped_ticks += (due - limit) // SLOTS
             skipped = due - limit
             self._deadline += skipped * SLOT_SECONDS
-            self._next_slot = (self._next_slot + skipped) % SLOTS
+            self.next_slot = (self.next_slot + skipped) % SLOTS
             due = limit
         self._ticking = True
         for _ in range(due):
-            slot = self._next_slot
+            slot = self.next_slot
             if slot == 0:
                 self.ticks += 1
             subscribers = self._slots[slot]
@@ -181,10 +183,10 @@ class MediaClock:
                     callback()
                 except Exception as exc:
                     self._failed(handle, exc)
-            self._next_slot = (slot + 1) % SLOTS
+            self.next_slot = (slot + 1) % SLOTS
             self._deadline += SLOT_SECONDS
         self._ticking = False
-        if self._slot_of:
+        if self.slot_of:
             self._handle = loop.call_at(self._deadline, self._tick)
         else:
             self._handle = None

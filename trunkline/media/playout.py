@@ -69,10 +69,18 @@ class Playout:
         return len(self._frames) / 50
 
     def push(self, audio: bytes) -> int:
-        """Queue ``audio`` (any length: re-framed to 20 ms); returns the backlog after it."""
+        """Queue ``audio`` (any length: re-framed to 20 ms); returns how many frames the
+        backlog grew by (0: the audio completed no frame, or the backlog was full and its
+        oldest frames were dropped for it)."""
+        frames = self._frames
+        before = len(frames)
         for frame in self._reframer.push(audio):
-            self._enqueue(frame)
-        return len(self._frames)
+            if len(frames) < self.max_frames:  # ``_enqueue``, inline: once per frame
+                frames.append(frame)
+                self._queued += 1
+            else:
+                self._enqueue(frame)
+        return len(frames) - before
 
     def _enqueue(self, frame: bytes) -> None:
         if len(self._frames) >= self.max_frames:

@@ -483,13 +483,12 @@ class MediaSession:
         if not chunk & LATENCY_SAMPLE_MASK:  # the latency probe's chunk
             self._arrivals.append((self.playout.queued_total + 1, perf_counter_ns()))
         playout = self.playout
-        before = playout.backlog_frames
-        after = playout.push(ulaw)
+        grown = playout.push(ulaw)
         self._standing.arrived()
         handle = self._tick_handle
-        if handle is None or self.caller is None or after == before:
+        if handle is None or self.caller is None or not grown:
             return
-        single = after == before + 1
+        single = grown == 1
         if not single:
             self._owed = 0  # a burst is paced from its start
         elif self._owed:
