@@ -24,6 +24,8 @@
 static const char B64_ALPHABET[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static int8_t b64_value[256]; /* -1: not in the alphabet */
+/* The two characters of every 12-bit value: a group of three bytes is two lookups. */
+static char b64_pairs[4096][2];
 
 static void
 b64_init(void)
@@ -31,6 +33,10 @@ b64_init(void)
     memset(b64_value, -1, sizeof(b64_value));
     for (int i = 0; i < 64; i++) {
         b64_value[(unsigned char)B64_ALPHABET[i]] = (int8_t)i;
+    }
+    for (int v = 0; v < 4096; v++) {
+        b64_pairs[v][0] = B64_ALPHABET[v >> 6];
+        b64_pairs[v][1] = B64_ALPHABET[v & 63];
     }
 }
 
@@ -41,15 +47,13 @@ b64_encoded_size(Py_ssize_t n)
 }
 
 static void
-b64_encode(const unsigned char *src, Py_ssize_t n, char *out)
+b64_encode(const unsigned char *restrict src, Py_ssize_t n, char *restrict out)
 {
     Py_ssize_t i = 0;
     for (; i + 2 < n; i += 3) {
         uint32_t v = ((uint32_t)src[i] << 16) | ((uint32_t)src[i + 1] << 8) | src[i + 2];
-        out[0] = B64_ALPHABET[(v >> 18) & 63];
-        out[1] = B64_ALPHABET[(v >> 12) & 63];
-        out[2] = B64_ALPHABET[(v >> 6) & 63];
-        out[3] = B64_ALPHABET[v & 63];
+        memcpy(out, b64_pairs[v >> 12], 2);
+        memcpy(out + 2, b64_pairs[v & 0xFFF], 2);
         out += 4;
     }
     if (n - i == 1) {
