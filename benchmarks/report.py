@@ -8,6 +8,8 @@ Run it after any benchmark so the document shows the figures on disk.
 from __future__ import annotations
 
 import json
+import subprocess
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -119,9 +121,10 @@ writer thread).
 - In C: RTP header parse and build (each packet a new bytes object: a
   transport may queue it, so building into a reused buffer would need a copy),
   the `media` frame's base64 written straight into its JSON template (one
-  allocation), the agent's `media` frames read without `json.loads` in one
-  pass over the payload (anything of another shape falls back to the full
-  parser), client WebSocket framing and masking with mask keys from a pooled
+  allocation; three bytes are two lookups in a table of character pairs),
+  the agent's `media` frames read without `json.loads` in one pass over the
+  payload (anything of another shape falls back to the full parser),
+  client WebSocket framing and masking with mask keys from a pooled
   `os.urandom` buffer, the agent's usual frames (final, unfragmented text and
   binary) split out of what its socket delivered (`agent/server_frames.py`
   reads any other frame in Python: fragments, pings, pongs, close frames,
@@ -129,24 +132,67 @@ writer thread).
   events, pull, the target's rise and decay, shrinking, its histograms — the
   Python `PyJitterBuffer` is its twin, held to the same frames and readings
   after every tick by `tests/rtp/test_jitter_twins.py`), and the RTP session's
-  inbound checks (`_rtp_core.c`: header, payload type, order, RFC 3550
-  statistics, the push into the jitter buffer, one call per packet — the
-  Python `PyRtpReceiver` is its twin, `tests/rtp/test_reception_twins.py`).
+  inbound checks and outbound packetiser (`_rtp_core.c`: header, payload
+  type, order, RFC 3550 statistics, the push into the jitter buffer, one call
+  per packet; sequence number, RTP time, marker and counters, one call per
+  20 ms slot — the Python `PyRtpReceiver` and `PyRtpSender` are their twins,
+  `tests/rtp/test_reception_twins.py`, `tests/rtp/test_sending_twins.py`).
 - What is left is Python, about half of the count in the interpreter's
-  bytecode loop alone: the call's own logic per frame, no single part
-  dominant — the RTP source check and the packetiser, the play-on-arrival
-  chain, the persona's calls, the link's send checks, the playout and the
-  tick. The latency probes time one
-  frame in 16.
-- Since 21ff010, the commit the load figures below were measured at, the
-  jitter buffer runs in C, the agent's `media` payload is decoded in one pass,
-  RTP packets are built as new objects instead of into a buffer that was
-  then copied, and an inbound packet's checks are one C call (`RtpReceiver`).
-{baseline_note(profiles)}- callgrind counts user-space instructions only; the system calls per frame
+  bytecode loop alone: some 30 Python calls per frame pair, the call's own
+  logic, no single part dominant — the RTP source check, the play-on-arrival
+  chain and its deadlines, the persona's calls, the link's send checks, the
+  playout and the tick. The latency probes time one frame in 16.
+{since_note(result["commit"], load("load"))}{baseline_note(profiles)}- callgrind counts user-space instructions only; the system calls per frame
   (the load section below) are not in these figures. The
   pure-Python twin exists so that an install without a compiler works, not
   to be faster.
 {binary_note(profiles)}"""
+
+
+# What the media path gained since 21ff010, each with the commit that brought it: the load
+# section below names the commit it was measured at, and this says what came after it.
+MEDIA_PATH_CHANGES = [
+    ("bcffc64", "the jitter buffer runs in C"),
+    ("fc3dfc8", "the agent's `media` payload is decoded in one pass"),
+    ("d51f5fd", "RTP packets are built as new objects, not into a buffer that was then copied"),
+    ("ef192e1", "an inbound packet's checks are one C call (`RtpReceiver`)"),
+    ("9f6ecf7", "each slot's outbound packet is one C call (`RtpSender`)"),
+    ("a9b03a6", "three Python calls fewer per frame pair on the play-on-arrival paths"),
+    ("b687ccf", "base64 by character pairs"),
+]
+
+
+def since_note(counted_at: str, load_result: dict[str, Any] | None) -> str:
+    """What the frame-cost figures (counted at ``counted_at``) have that the load figures'
+    commit did not."""
+    if load_result is None:
+        return ""
+    measured = str(load_result.get("commit", ""))
+
+    def has(commit: str, change: str) -> bool | None:
+        done = subprocess.run(
+            ["git", "merge-base", "--is-ancestor", change, commit],
+            cwd=DOC.parent.parent, capture_output=True,
+        )  # fmt: skip
+        return {0: True, 1: False}.get(done.returncode)  # None: a commit git does not know
+
+    changes = [
+        what
+        for change, what in MEDIA_PATH_CHANGES
+        if has(counted_at, change) and has(measured, change) is False
+    ]
+    if not changes:
+        return ""
+    return (
+        textwrap.fill(
+            f"- Since {measured[:7]}, the commit the load figures below were measured at: "
+            + "; ".join(changes)
+            + ".",
+            width=78,
+            subsequent_indent="  ",
+        )
+        + "\n"
+    )
 
 
 def baseline_note(profiles: list[dict[str, Any]]) -> str:
