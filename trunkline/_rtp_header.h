@@ -1,6 +1,6 @@
-/* The RTP fixed header (RFC 3550 §5.1), read in place: shared by parse_rtp
- * (_speedups.c) and RtpReceiver (_rtp_core.c), so both accept and refuse the same
- * packets as the pure-Python twin's parse_rtp. */
+/* The RTP fixed header (RFC 3550 §5.1), read in place by parse_rtp (_speedups.c) and
+ * RtpReceiver (_rtp_core.c), so both accept and refuse the same packets as the
+ * pure-Python twin's parse_rtp, and written by build_rtp and RtpSender. */
 #ifndef TRUNKLINE_RTP_HEADER_H
 #define TRUNKLINE_RTP_HEADER_H
 
@@ -53,6 +53,25 @@ rtp_read_header(const unsigned char *p, Py_ssize_t len, rtp_header *h)
     h->offset = offset;
     h->end = end;
     return NULL;
+}
+
+/* Write the fixed header at p: version 2, no padding, extension or CSRCs. */
+static inline void
+rtp_write_header(unsigned char *p, unsigned payload_type, int marker, unsigned long sequence,
+                 unsigned long timestamp, unsigned long ssrc)
+{
+    p[0] = 0x80;
+    p[1] = (unsigned char)((marker ? 0x80 : 0) | (payload_type & 0x7F));
+    p[2] = (unsigned char)(sequence >> 8);
+    p[3] = (unsigned char)sequence;
+    p[4] = (unsigned char)(timestamp >> 24);
+    p[5] = (unsigned char)(timestamp >> 16);
+    p[6] = (unsigned char)(timestamp >> 8);
+    p[7] = (unsigned char)timestamp;
+    p[8] = (unsigned char)(ssrc >> 24);
+    p[9] = (unsigned char)(ssrc >> 16);
+    p[10] = (unsigned char)(ssrc >> 8);
+    p[11] = (unsigned char)ssrc;
 }
 
 /* A view of data[offset:end] (a new reference), the datagram kept alive by it. */

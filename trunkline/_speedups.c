@@ -157,18 +157,8 @@ build_rtp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     unsigned long long timestamp = fields[2] & 0xFFFFFFFFULL;
     unsigned long long ssrc = fields[3] & 0xFFFFFFFFULL;
     memcpy(p + RTP_HEADER_BYTES, payload.buf, (size_t)payload.len);
-    p[0] = 0x80;
-    p[1] = (unsigned char)((marker ? 0x80 : 0) | (fields[0] & 0x7F));
-    p[2] = (unsigned char)(sequence >> 8);
-    p[3] = (unsigned char)sequence;
-    p[4] = (unsigned char)(timestamp >> 24);
-    p[5] = (unsigned char)(timestamp >> 16);
-    p[6] = (unsigned char)(timestamp >> 8);
-    p[7] = (unsigned char)timestamp;
-    p[8] = (unsigned char)(ssrc >> 24);
-    p[9] = (unsigned char)(ssrc >> 16);
-    p[10] = (unsigned char)(ssrc >> 8);
-    p[11] = (unsigned char)ssrc;
+    rtp_write_header(p, (unsigned)(fields[0] & 0x7F), marker, (unsigned long)sequence,
+                     (unsigned long)timestamp, (unsigned long)ssrc);
     PyBuffer_Release(&payload);
     return packet;
 }
