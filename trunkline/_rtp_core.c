@@ -21,6 +21,7 @@
 
 #define MAX_SEQUENCE_JUMP 3000 /* beyond this the stream restarted: resynchronise */
 #define MAX_TRANSIT_STEP (8000 * 60)
+#define RETIME_SAMPLES 24 /* 3 ms of transit change (8 kHz units): ask when it came */
 
 /* What receive() returns (gateway/rtp/reception.py names them). */
 enum { R_DROPPED = 0, R_EVENT = 1, R_LATE = 2, R_AUDIO = 3, R_BUFFERED = 4 };
@@ -36,12 +37,13 @@ typedef struct {
     long payload_type, event_payload_type; /* -1: no event payload type */
     PyObject *jitter;                      /* NULL: pass-through */
     char jitter_is_core;
+    PyObject *arrival; /* NULL: none; else arrival(now) -> when the datagram came */
     /* the last packet's fields (an event's, or pass-through audio's payload) */
     PyObject *payload;
     long long ssrc, sequence, timestamp;
     /* counters */
     long long packets_in, bytes_in, dropped_malformed, dropped_payload_type, dropped_late,
-        lost, resyncs;
+        lost, resyncs, retimed;
     /* reception statistics (RFC 3550 A.1, A.8) */
     char has_ssrc, has_transit;
     long long ssrc_in, highest, base_seq, cycles, received, jitter16, last_transit;
@@ -143,9 +145,29 @@ RtpReceiver_receive(RtpReceiver *self, PyObject *const *args, Py_ssize_t nargs)
     if (ordered) {
         long long transit = (long long)(now * 8000) - timestamp;
         if (self->has_transit) {
-            long long d = transit - self->last_transit;
-            if (d < 0) {
-                d = -d;
+            long long d = llabs(transit - self->last_transit);
+            if (d > RETIME_SAMPLES && self->arrival != NULL) {
+                /* it may have waited in the socket while the loop was busy (reception.py) */
+                PyObject *now_object = PyFloat_FromDouble(now);
+                if (now_object == NULL) {
+                    return NULL;
+                }
+                PyObject *when = PyObject_CallOneArg(self->arrival, now_object);
+                Py_DECREF(now_object);
+                if (when == NULL) {
+                    return NULL;
+                }
+                double arrived = PyFloat_AsDouble(when);
+                Py_DECREF(when);
+                if (arrived == -1.0 && PyErr_Occurred()) {
+                    return NULL;
+                }
+                if (arrived < now) {
+                    now = arrived;
+                    self->retimed += 1;
+                    transit = (long long)(now * 8000) - timestamp;
+                    d = llabs(transit - self->last_transit);
+                }
             }
             if (d < MAX_TRANSIT_STEP) { /* not a timestamp jump */
                 self->jitter16 += d - ((self->jitter16 + 8) >> 4);
@@ -193,11 +215,12 @@ RtpReceiver_reception(RtpReceiver *self, PyObject *Py_UNUSED(ignored))
 static int
 RtpReceiver_init(RtpReceiver *self, PyObject *args, PyObject *kwargs)
 {
-    static char *keywords[] = {"payload_type", "event_payload_type", "jitter", NULL};
+    static char *keywords[] = {"payload_type", "event_payload_type", "jitter", "arrival",
+                               NULL};
     long payload_type;
-    PyObject *event = Py_None, *jitter = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "lOO:RtpReceiver", keywords, &payload_type,
-                                     &event, &jitter)) {
+    PyObject *event = Py_None, *jitter = Py_None, *arrival = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "lOO|O:RtpReceiver", keywords, &payload_type,
+                                     &event, &jitter, &arrival)) {
         return -1;
     }
     long event_payload_type = -1;
@@ -223,6 +246,11 @@ RtpReceiver_init(RtpReceiver *self, PyObject *args, PyObject *kwargs)
         self->jitter = jitter;
         self->jitter_is_core = (char)trunkline_is_jitter_core(jitter);
     }
+    Py_CLEAR(self->arrival);
+    if (arrival != Py_None) {
+        Py_INCREF(arrival);
+        self->arrival = arrival;
+    }
     return 0;
 }
 
@@ -231,6 +259,7 @@ RtpReceiver_traverse(RtpReceiver *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->jitter);
     Py_VISIT(self->payload);
+    Py_VISIT(self->arrival);
     return 0;
 }
 
@@ -239,6 +268,7 @@ RtpReceiver_clear(RtpReceiver *self)
 {
     Py_CLEAR(self->jitter);
     Py_CLEAR(self->payload);
+    Py_CLEAR(self->arrival);
     return 0;
 }
 
@@ -269,6 +299,7 @@ static PyMemberDef RtpReceiver_members[] = {
     COUNTER(dropped_late, "pass-through audio that was a duplicate or older than the newest"),
     COUNTER(lost, "sequence numbers skipped"),
     COUNTER(resyncs, "a new SSRC, or a sequence jump: statistics started again"),
+    COUNTER(retimed, "packets timed by when they came, not when they were handled"),
     READING(payload, T_OBJECT, "the last event's payload, or pass-through audio's"),
     READING(ssrc, T_LONGLONG, "the last event's SSRC"),
     READING(sequence, T_LONGLONG, "the last event's sequence number"),

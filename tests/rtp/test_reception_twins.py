@@ -39,6 +39,7 @@ COUNTERS = (
     "dropped_late",
     "lost",
     "resyncs",
+    "retimed",
 )
 
 
@@ -121,15 +122,50 @@ def event_fields(receiver: Any) -> tuple[Any, ...]:
     return (bytes(receiver.payload), receiver.ssrc, receiver.sequence, receiver.timestamp)
 
 
-def run_both(datagrams: list[tuple[bytes, float]], buffered: bool, c_jitter: bool = True) -> None:
+class Stamps:
+    """An ``arrival`` clock: when the datagram being handled came in (set per datagram)."""
+
+    def __init__(self) -> None:
+        self.arrived = 0.0
+        self.asked = 0
+
+    def __call__(self, now: float) -> float:
+        self.asked += 1
+        return self.arrived
+
+
+def stalled(datagrams: list[tuple[bytes, float]], seed: int) -> list[tuple[bytes, float, float]]:
+    """The trace with (arrival, handled) times: now and then the loop stalls 10-80 ms and
+    what came meanwhile is handled when it wakes."""
+    rng = random.Random(seed)
+    out: list[tuple[bytes, float, float]] = []
+    awake_at = 0.0
+    for datagram, arrived in datagrams:
+        if arrived > awake_at and rng.random() < 0.02:
+            awake_at = arrived + rng.uniform(0.010, 0.080)
+        out.append((datagram, arrived, max(arrived, awake_at)))
+    return out
+
+
+def run_both(
+    datagrams: list[tuple[bytes, float]] | list[tuple[bytes, float, float]],
+    buffered: bool,
+    c_jitter: bool = True,
+) -> None:
     """The C receiver (on the C jitter buffer, or on the twin's with ``c_jitter`` False,
-    which it pushes through a Python call) against the twin on the twin's buffer."""
+    which it pushes through a Python call) against the twin on the twin's buffer. With
+    (arrival, handled) times, both have an ``arrival`` clock and are given the handled."""
     c_receiver, c_jitter_class = c_types()
     ours_jitter = c_jitter_class() if c_jitter else PyJitterBuffer()
     jitters = (ours_jitter, PyJitterBuffer()) if buffered else (None, None)
-    ours = c_receiver(0, 101, jitters[0])
-    twin = PyRtpReceiver(0, 101, jitters[1])
-    for index, (datagram, now) in enumerate(datagrams):
+    stamps = (Stamps(), Stamps()) if len(datagrams[0]) == 3 else (None, None)
+    ours = c_receiver(0, 101, jitters[0], stamps[0])
+    twin = PyRtpReceiver(0, 101, jitters[1], stamps[1])
+    for index, (datagram, *times) in enumerate(datagrams):
+        now = times[-1]
+        for clock in stamps:
+            if clock is not None:
+                clock.arrived = times[0]
         outcome = ours.receive(datagram, now)
         assert outcome == twin.receive(datagram, now), f"datagram {index}"
         if outcome in (EVENT, AUDIO):
@@ -146,6 +182,12 @@ def run_both(datagrams: list[tuple[bytes, float]], buffered: bool, c_jitter: boo
 @pytest.mark.parametrize("seed", range(12))
 def test_the_c_receiver_and_its_twin_agree_on_a_trace(seed: int, buffered: bool) -> None:
     run_both(trace(seed, 1500), buffered)
+
+
+@pytest.mark.parametrize("buffered", [True, False])
+@pytest.mark.parametrize("seed", range(6))
+def test_the_twins_agree_when_stalls_kept_packets_waiting(seed: int, buffered: bool) -> None:
+    run_both(stalled(trace(200 + seed, 1500), seed), buffered)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -207,3 +249,56 @@ def test_a_transit_change_of_a_minute_or_more_is_a_timestamp_jump(step: int, jit
         assert receiver.receive(packet(0, 1, 0, 9, b"\xff" * 160), 5.0) == AUDIO
         assert receiver.receive(packet(0, 2, step, 9, b"\xff" * 160), 5.0) == AUDIO
         assert receiver.reception() == (9, 2, 2, 2, jitter)
+
+
+def steady_with_a_stall(stall: float) -> list[tuple[bytes, float, float]]:
+    """200 packets 20 ms apart, on time; the loop stalls ``stall`` s at the 100th: the
+    packets that came meanwhile are handled when it wakes."""
+    out = []
+    stalls = 10.0 + 100 * 0.020
+    wakes = stalls + stall
+    for n in range(200):
+        arrived = 10.0 + n * 0.020
+        handled = wakes if stalls <= arrived < wakes else arrived
+        out.append((packet(0, n, n * 160, 7, b"\xff" * 160), arrived, handled))
+    return out
+
+
+@pytest.mark.parametrize("which", ["C", "Python"])
+def test_a_stall_of_the_loop_is_not_taken_for_network_jitter(which: str) -> None:
+    """Handled 60 ms late, timed by their arrival: the jitter estimates stay where a
+    smooth stream leaves them (zero) and the buffer's target stays at its minimum. Without
+    an arrival clock the same stall shows as jitter and raises the target."""
+    receiver_class, jitter_class = c_types() if which == "C" else (PyRtpReceiver, PyJitterBuffer)
+    results = {}
+    for with_clock in (True, False):
+        stamps = Stamps()
+        jitter = jitter_class()
+        receiver = receiver_class(0, None, jitter, stamps if with_clock else None)
+        for index, (datagram, arrived, handled) in enumerate(steady_with_a_stall(0.060)):
+            stamps.arrived = arrived
+            assert receiver.receive(datagram, handled) == BUFFERED
+            jitter.pull()
+            if index == 110:
+                results[with_clock] = (receiver.reception()[4], jitter.target_frames)
+        results[with_clock] += (receiver.retimed, stamps.asked)
+    assert results[True] == (0, 0, 3, 3)  # the three packets that waited, asked and retimed
+    jitter_units, target, retimed, asked = results[False]
+    assert jitter_units > 24 and target >= 1 and retimed == asked == 0
+
+
+@pytest.mark.parametrize("which", ["C", "Python"])
+def test_the_arrival_clock_is_asked_only_about_packets_out_of_step(which: str) -> None:
+    """Within 3 ms of the packet before, the handling time stands (no system call); a
+    clock that cannot say (it answers ``now`` or later) changes nothing."""
+    receiver_class = c_types()[0] if which == "C" else PyRtpReceiver
+    stamps = Stamps()
+    receiver = receiver_class(0, None, None, stamps)
+    for n in range(50):
+        now = 1.0 + n * 0.020 + (0.0029 if n % 2 else 0.0)
+        stamps.arrived = now
+        receiver.receive(packet(0, n, n * 160, 7, b"\xff" * 160), now)
+    assert stamps.asked == 0
+    stamps.arrived = 9.0  # later than now: not believed
+    receiver.receive(packet(0, 50, 50 * 160, 7, b"\xff" * 160), 2.1)
+    assert (stamps.asked, receiver.retimed) == (1, 0)

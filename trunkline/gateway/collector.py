@@ -257,6 +257,12 @@ class GatewayCollector(Collector):
             "Inbound RTP packets never received (gaps in their sequence numbers)",
             value=totals.rtp.get("lost", 0),
         )
+        yield CounterMetricFamily(
+            "trunkline_rtp_packets_retimed",
+            "Inbound RTP packets over 3 ms out of step with the one before, timed for the "
+            "jitter estimates by the kernel's receive stamp instead of when they were handled",
+            value=totals.rtp.get("retimed", 0),
+        )
         dropped = CounterMetricFamily(
             "trunkline_rtp_packets_dropped", "RTP packets dropped", labels=["reason"]
         )

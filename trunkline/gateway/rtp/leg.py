@@ -107,6 +107,7 @@ class RtpLeg:
             signalling_host=signalling_host,
             jitter=self.jitter,
             on_buffered=media.caller_buffered if self.jitter is not None else None,
+            arrival=endpoint.arrival,
         )
         endpoint.session = self.session
         if self.jitter is not None:

@@ -19,6 +19,13 @@ order, feeds the RFC 3550 statistics (A.1: extended highest sequence, cycles,
 received; A.8: interarrival jitter) that ``reception()`` gives RTCP. A new SSRC
 or a sequence jump beyond ``MAX_SEQUENCE_JUMP`` starts them again (a resync).
 
+Given an ``arrival`` clock (``arrival.KernelArrival``: the socket's receive
+timestamp), a packet in order whose transit time differs from the one before
+by more than ``RETIME_SAMPLES`` (3 ms) is timed by it instead of ``now``
+before it counts for the jitter statistics or reaches the jitter buffer:
+when the event loop was busy, the packet waited in the socket, and that wait
+is ours, not the network's jitter. Such packets are counted (``retimed``).
+
 ``PyRtpReceiver`` is the pure-Python twin of the C type
 ``trunkline._speedups.RtpReceiver`` (``trunkline/_rtp_core.c``), which does the
 same in one call per packet and pushes into a C jitter buffer without a Python
@@ -28,6 +35,7 @@ call in between; ``RtpReceiver`` is the C type when the extension is in use.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from trunkline import speedups
@@ -36,12 +44,14 @@ from trunkline.speedups import parse_rtp
 DROPPED, EVENT, LATE, AUDIO, BUFFERED = range(5)
 MAX_SEQUENCE_JUMP = 3000  # beyond this the stream restarted: resynchronise
 MAX_TRANSIT_STEP = 8000 * 60  # a larger change of transit time is a timestamp jump
+RETIME_SAMPLES = 24  # 3 ms of transit change (8 kHz units): ask the socket when it came
 
 
 class PyRtpReceiver:
     """Header, payload type and order checks of one call's inbound RTP (see the module)."""
 
     __slots__ = (
+        "_arrival",
         "_base_seq",
         "_cycles",
         "_event_payload_type",
@@ -60,12 +70,19 @@ class PyRtpReceiver:
         "packets_in",
         "payload",
         "resyncs",
+        "retimed",
         "sequence",
         "ssrc",
         "timestamp",
     )
 
-    def __init__(self, payload_type: int, event_payload_type: int | None, jitter: Any) -> None:
+    def __init__(
+        self,
+        payload_type: int,
+        event_payload_type: int | None,
+        jitter: Any,
+        arrival: Callable[[float], float] | None = None,
+    ) -> None:
         if not 0 <= payload_type <= 127 or not (
             event_payload_type is None or 0 <= event_payload_type <= 127
         ):
@@ -73,11 +90,12 @@ class PyRtpReceiver:
         self._payload_type = payload_type
         self._event_payload_type = event_payload_type
         self._jitter = jitter  # None: pass-through
+        self._arrival = arrival  # when the datagram came, from the socket (None: ``now``)
         self.payload: memoryview | None = None
         self.ssrc = self.sequence = self.timestamp = 0
         self.packets_in = self.bytes_in = 0
         self.dropped_malformed = self.dropped_payload_type = self.dropped_late = 0
-        self.lost = self.resyncs = 0
+        self.lost = self.resyncs = self.retimed = 0
         self._ssrc_in: int | None = None
         self._highest = self._base_seq = self._cycles = self._received = 0
         self._jitter16 = 0  # interarrival jitter × 16, in RTP timestamp units
@@ -110,6 +128,13 @@ class PyRtpReceiver:
             last_transit = self._last_transit
             if last_transit is not None:
                 d = abs(transit - last_transit)
+                if d > RETIME_SAMPLES and self._arrival is not None:
+                    arrived = self._arrival(now)
+                    if arrived < now:  # it waited in the socket: time it by its arrival
+                        now = arrived
+                        self.retimed += 1
+                        transit = int(now * 8000) - timestamp
+                        d = abs(transit - last_transit)
                 if d < MAX_TRANSIT_STEP:
                     self._jitter16 += d - ((self._jitter16 + 8) >> 4)
             self._last_transit = transit

@@ -60,6 +60,7 @@ class RtpCounters:
     dropped_late: int = 0
     lost: int = 0
     resyncs: int = 0
+    retimed: int = 0  # out of step, so timed by the socket's receive stamp (``rtp.arrival``)
     dtmf_events: int = 0
 
 
@@ -100,6 +101,7 @@ class RtpSession:
         clock: Callable[[], float] = time.monotonic,
         jitter: JitterBuffer | None = None,
         on_buffered: Callable[[], None] | None = None,
+        arrival: Callable[[float], float] | None = None,
     ) -> None:
         self.payload_type = payload_type
         self.jitter = jitter  # None: pass-through, audio goes to on_audio as it arrives
@@ -112,7 +114,8 @@ class RtpSession:
         self.signalling_host = signalling_host  # the SIP peer's host (same NAT as its media)
         self._first_foreign: float | None = None  # when a packet first came from elsewhere
         # header, payload type and order checks, reception statistics, the jitter buffer push
-        self._receiver = RtpReceiver(payload_type, event_payload_type, jitter)
+        # (``arrival``: when a datagram came, from its socket — ``rtp.arrival``)
+        self._receiver = RtpReceiver(payload_type, event_payload_type, jitter, arrival)
         self._dropped_foreign_source = self._dropped_unconfirmed_source = 0
         self._dtmf_events = 0
         self.ssrc = secrets.randbits(32)
@@ -219,6 +222,7 @@ class RtpSession:
             dropped_late=receiver.dropped_late,
             lost=receiver.lost,
             resyncs=receiver.resyncs,
+            retimed=receiver.retimed,
             dtmf_events=self._dtmf_events,
         )
 

@@ -11,6 +11,7 @@ import socket
 import time
 from typing import Protocol, cast
 
+from trunkline.gateway.rtp.arrival import KernelArrival
 from trunkline.gateway.rtp.rtcp import RtcpState, receive_report
 from trunkline.gateway.rtp.session import RtpSession
 from trunkline.gateway.rtp.srtp import SrtpContext
@@ -68,6 +69,8 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.rtcp: RtcpEndpoint | None = None
         self.srtp: SrtpContext | None = None  # set on an SRTP call (SDES keys)
+        # When the datagram being handled came in (``rtp.arrival``); None on a shared port.
+        self.arrival: KernelArrival | None = None
         self.dropped_unattached = 0
         self.dropped_oversized = 0
 
@@ -224,6 +227,7 @@ class RtpPortAllocator:
             except OSError:
                 continue  # taken by another process: try the next
             endpoint.transport = transport  # uvloop calls connection_made a turn later
+            endpoint.arrival = KernelArrival.of(transport)
             rtcp = RtcpEndpoint()
             try:
                 rtcp_transport, _ = await loop.create_datagram_endpoint(
