@@ -745,67 +745,27 @@ told apart by its SSRC): the same sockets as the profile it is compared with. Ea
 records the generators' CPU too (carrier and agent, `generators_cpu_percent`), so a step
 the floor could not carry says whether the relay's core or the generators' was full. """
 
-LOAD_ANALYSIS = """What limits each profile here, as far as these numbers show it (runs of 2026-12-03
-at 21ff010, steps of 100 up to 600 calls, judged against 5 ms of added latency p99):
+LOAD_ANALYSIS = """What limits each profile here, as far as these numbers show it (runs of 2026-12-05
+at c8c1262, steps of 100 up to 600 calls, judged against 5 ms of added latency p99):
 
-- **The generators were not the limit.** The bare floor relay held 600 calls in every
-  run, at 0.10–0.12 % of a core per μ-law call and 0.14–0.17 % per PCM16 call. The host
-  is shared and its load varies through the day (an earlier run at 1ccff9d found the
-  floor at 0.34 % per call): compare figures within one run; the "× floor" column is
-  the one that carries across runs.
-- **PCM16 16 kHz** carried 500 (400–500) calls per core with the C extension, at 0.20 %
-  of a core per call, 1.3× its floor; at 600 calls it lost frames and calls were not
-  answered in time. Until 21ff010 it carried 100, at 0.64 % per call: the resampler
-  filtered each 20 ms chunk with about a dozen numpy calls (about 23 µs per frame pair
-  8 ⇄ 16 kHz). Since d960bfc each chunk is one call into the C extension
-  (`fir_interpolate`, `fir_decimate`, about 4.7 µs per frame pair, the same samples as
-  the numpy twin). The pure-Python twin, which still filters with numpy, carried 200.
-- **The default configuration (μ-law, recorded, a port pair per call)** carried 400
-  (200–400) calls per core with the C extension, at 0.21 % of a core per call, about
-  1.9× the floor; at 500 calls the added p99 passed 5 ms in every run. The pure-Python
-  twin carried 300 (100–300).
-- **μ-law without recording** carried 300 (200–400) calls per core with a port pair per
-  call and 400 (300–400) on the shared RTP port (`TRUNKLINE_RTP_SHARED_PORT`, the
-  `-shared` profiles: every call on one port, read up to 64 datagrams per wake-up with
-  `recvmmsg`, written with `sendmmsg`), at 0.17–0.19 % of a core per call. At 500 calls
-  latency broke in every run before any frame was lost (0.17–0.18 % per call: the core
-  is close to full and the loop's stalls grow). Recorded calls on the shared port
-  carried 300 (200–400): within the spread of the port-pair profile in this run.
-- **What limits μ-law and recording now.** A sampled profile of trunkline at 300 μ-law
-  calls on the shared port (`perf` at c280591, C extension) puts about 70 % of its CPU
-  time in user space and 30 % in the kernel (the agent sockets' reads and writes; on
-  loopback a TCP write also runs the receiving side's kernel work). The Python
-  interpreter is about 60 % of all of it, its bytecode loop alone 45 %: trunkline's
-  per-frame code — the jitter buffer, the RTP and media sessions, the agent link and
-  the media clock's two subscriptions per call, about 50 Python functions per frame
-  pair. The floor relay makes the same system calls with a handful of Python lines per
-  frame.
-- **The targets** (600 μ-law, 400 recorded, 300 PCM16 calls per core): PCM16 and the
-  recorded default configuration reach theirs with the C extension; μ-law does not.
-  600 μ-law calls need at most about 0.15 % of a core per call with headroom for the
-  loop's stalls, 1.4× this floor; trunkline is at 0.17–0.19 %. What is left is the
-  Python of the per-frame path; the system calls are already what the floor pays.
-- **Since this run** the per-frame path takes 34–42 % fewer instructions (the
-  frame-cost section above: the jitter buffer and an inbound packet's checks in C)
-  and a recorded μ-law call took 0.92× the CPU of 21ff010's in the same rounds at
-  21158ae (the bridge section); the ramp has not been repeated. On the machines of
-  2026-12-04 one-run ramps (not published) could not measure 600 calls: the bare floor
-  relay with a socket per call cost 0.16–0.19 % of a core per μ-law call, against
-  0.10–0.12 % in this run, and filled its core from 500 calls. The `-shared` profiles
-  now have a floor on one shared socket, as trunkline's shared port (a5e7637): at 400
-  calls it used 64 % of its core, but the carrier and agent together used 80–89 % of
-  theirs from 400 to 600 calls and the floor's latency p99 passed 20 ms, so there every
-  step from 400 measured the generators' core, not trunkline. In the same probes
-  trunkline on the shared port used 0.21 % of a core per μ-law call at 300 calls (1.08×
-  the per-call floor). Whether μ-law reaches 600 calls per core needs this ramp on a
-  machine whose generators and floor hold 600.
-- **C extension against pure Python**: 0.19 against 0.24 % of a core per μ-law call at
-  300 calls, 0.19 against 0.23 % per recorded call, and 0.22 against 0.33 % per PCM16
-  call (the resampler).
-- **Transcription** was not part of this run: at a8f603f (burst carrier, Moonshine,
-  both parties transcribed) it carried 8 (8–16) calls per core with the C extension
-  and 16 (8–16) in pure Python, about 3 % of a core per call; `benchmarks.speech`
-  (above) measures speech on its own.
+- **Recorded μ-law (the default)** carried 400 (300–400) and **μ-law** 400 (400–400)
+  calls per core with the C extension; PCM16 16 kHz 500 (400–500). Before c8c1262 a
+  full garbage collection (13–39 ms at 500 calls) made every call's next packet look
+  late: the jitter estimate crossed a frame's worth and the buffer added 20 ms on about
+  2 % of slots. Packets more than 3 ms out of step are now timed by the kernel's
+  receive stamp, and in one-run probes at 500 μ-law calls the target stayed at 0 on
+  every slot.
+- **At 600 calls** (in probes) every running call had one underrun as the ramp set up
+  the next 100 calls (the carrier and echo agent share one core and were busy setting
+  them up): concealment, then the late packets, left the buffers a frame or two beyond
+  their target. That excess is dropped only in a quiet frame, and the tag that numbers
+  the benchmark's frames makes no frame quiet, so it stayed for the 10 s patience and
+  the added latency was 20–40 ms. The recorded profile at 500 used about 85 % of its
+  core and its added p99 passed 5 ms: the core is full.
+- **The shared RTP port** did not carry more than a port pair per call in this run; its
+  datagrams are read in batches and were still timed when read (not by the kernel).
+- **600 μ-law calls per core** is not shown on this 2-core machine: the generators'
+  core and trunkline's are both close to full there.
 """
 
 
