@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -84,11 +86,27 @@ def require_committed(allow_uncommitted: bool) -> None:
     )
 
 
+def nearest_rank(count: int, fraction: float) -> int:
+    """The index, in ``count`` ordered samples, of the nearest-rank percentile ``fraction``."""
+    return min(count - 1, max(0, round(fraction * count + 0.5) - 1))
+
+
 def percentile(samples: Sequence[float], fraction: float) -> float:
     """Nearest-rank percentile (``fraction`` in 0..1) of non-empty samples."""
     ordered = sorted(samples)
-    index = min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))
-    return ordered[index]
+    return ordered[nearest_rank(len(ordered), fraction)]
+
+
+def array_percentiles(samples: Any, fractions: Sequence[float]) -> list[float]:
+    """Nearest-rank percentiles of a non-empty numpy array, by partial ordering.
+
+    The same figures as :func:`percentile`, in a few milliseconds for the 10⁵–10⁶
+    samples of a load step: a load generator that sorted them in Python would stall
+    its own pacing for tens of milliseconds — a delay spike in the traffic it measures.
+    """
+    indexes = [nearest_rank(len(samples), fraction) for fraction in fractions]
+    ordered = np.partition(samples, indexes)
+    return [float(ordered[index]) for index in indexes]
 
 
 def median(samples: Sequence[float]) -> float:

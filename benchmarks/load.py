@@ -100,7 +100,7 @@ from benchmarks._frames import (
 from benchmarks._ramps import calls_per_core, first_break, merge_steps, run_capacities
 from benchmarks._report import (
     RESULTS_DIR,
-    percentile,
+    array_percentiles,
     print_table,
     require_committed,
     write_results,
@@ -191,11 +191,13 @@ def tree_rss_kb(pids: list[int]) -> int:
     return total
 
 
-def summary(samples: list[float] | array.array[float]) -> dict[str, float | None]:
-    if not samples:
+def summary(samples: list[float] | array.array[float] | np.ndarray) -> dict[str, float | None]:
+    """Median and p99 (nearest rank), by partial ordering: a step's samples are ordered
+    in the carrier's event loop, which paces every call's packets."""
+    if not len(samples):
         return {"p50": None, "p99": None}
-    ordered = sorted(samples)
-    return {"p50": percentile(ordered, 0.5), "p99": percentile(ordered, 0.99)}
+    p50, p99 = array_percentiles(np.asarray(samples, dtype=np.float64), (0.5, 0.99))
+    return {"p50": p50, "p99": p99}
 
 
 # -- the echo agent (its own process) -----------------------------------------------------
@@ -465,8 +467,8 @@ async def run_carrier(args: argparse.Namespace) -> None:
             else:
                 loss = counted_loss(sent, fleet.returned.received)
             setups = [call.setup_seconds * 1000 for call in new if call.setup_seconds is not None]
-            latency = fleet.returned.latency_samples().tolist()
-            jitter = fleet.returned.jitter_samples().tolist()
+            latency = fleet.returned.latency_samples()
+            jitter = fleet.returned.jitter_samples()
             scraped = await asyncio.to_thread(scrape, args.metrics_url) if args.metrics_url else ""
             if scraped:
                 await asyncio.to_thread(Path(args.out + ".metrics").write_text, scraped)
