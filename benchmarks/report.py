@@ -723,7 +723,10 @@ from one socket, each 1 ms slot's calls in one `sendmmsg` batch (one stamp per b
 the kernel: read on every wake-up instead, with the calls' clocks spread, its reader took
 about half of a core at 100 calls (51 % in `top`, against 36 % with the timed reads).
 `--phases 1` sends every call's packet in one burst per period, as the carrier did before
-4f0d809.
+4f0d809. Between steps the carrier orders the step's latency samples by partial ordering
+(`np.partition`): before fcd4ea6 it sorted them in Python, in the event loop that paces
+every call, and stalled its own sending for 60–85 ms at the end of each step — a delay
+spike in every call's packets whose effect lasted into the next step's window.
 """
 
 
@@ -746,26 +749,30 @@ records the generators' CPU too (carrier and agent, `generators_cpu_percent`), s
 the floor could not carry says whether the relay's core or the generators' was full. """
 
 LOAD_ANALYSIS = """What limits each profile here, as far as these numbers show it (runs of 2026-12-05
-at c8c1262, steps of 100 up to 600 calls, judged against 5 ms of added latency p99):
+at fcd4ea6, steps of 100 up to 800 calls, judged against 5 ms of added latency p99):
 
-- **Recorded μ-law (the default)** carried 400 (300–400) and **μ-law** 400 (400–400)
-  calls per core with the C extension; PCM16 16 kHz 500 (400–500). Before c8c1262 a
-  full garbage collection (13–39 ms at 500 calls) made every call's next packet look
-  late: the jitter estimate crossed a frame's worth and the buffer added 20 ms on about
-  2 % of slots. Packets more than 3 ms out of step are now timed by the kernel's
-  receive stamp, and in one-run probes at 500 μ-law calls the target stayed at 0 on
-  every slot.
-- **At 600 calls** (in probes) every running call had one underrun as the ramp set up
-  the next 100 calls (the carrier and echo agent share one core and were busy setting
-  them up): concealment, then the late packets, left the buffers a frame or two beyond
-  their target. That excess is dropped only in a quiet frame, and the tag that numbers
-  the benchmark's frames makes no frame quiet, so it stayed for the 10 s patience and
-  the added latency was 20–40 ms. The recorded profile at 500 used about 85 % of its
-  core and its added p99 passed 5 ms: the core is full.
-- **The shared RTP port** did not carry more than a port pair per call in this run; its
-  datagrams are read in batches and were still timed when read (not by the kernel).
-- **600 μ-law calls per core** is not shown on this 2-core machine: the generators'
-  core and trunkline's are both close to full there.
+- **μ-law** carried 700 (600–700) calls per core with the C extension, with no loss by
+  frame number. Runs 2 and 3 did not stop on trunkline: at 700 and 800 calls the floor
+  relay with the same generators missed the objectives too (the carrier and echo agent
+  at 82–92 % of their one core), so their ramps end at a limit of the measurement. Run 1
+  stopped at 800 on added latency (69 ms → agent): trunkline's core is close to full there.
+- **Recorded μ-law (the default)** carried 400 (300–500): the ramps stopped on added
+  latency of 5–16 ms p99 with trunkline at 73–89 % of its core (recording's disk and
+  speech work run beside the audio); which of them delays the frames there is not yet
+  pinned down. **PCM16 16 kHz** carried 600 (500–700); beyond, calls
+  were not answered within 10 s and frames were lost: set-ups and transcoding together
+  fill the core.
+- **The shared RTP port** carried 600 (400–600) recorded and 400 (300–600) μ-law calls:
+  its datagrams are read in batches and timed when read, not by the kernel, so a stall
+  of the process still shows there as network jitter and raises the jitter buffer's target.
+- **Earlier runs were held back by the benchmark itself.** Until fcd4ea6 the carrier
+  sorted each step's latency samples in the event loop that paces every call, which
+  stalled its sending for 60–85 ms at the end of every step: each call's jitter buffer
+  concealed a frame or two, then held the late packets behind them, and since the
+  benchmark's tagged frames are never quiet that excess waited out the 10 s shrink
+  patience, into the next step's window (+20–40 ms from 500 calls).
+- **Pure Python** carried 300 μ-law, 300 recorded and 200 PCM16 calls per core: the
+  C extension carries 2.3× (μ-law) to 3× (PCM16) as many.
 """
 
 
