@@ -764,7 +764,7 @@ at fcd4ea6, steps of 100 up to 800 calls, judged against 5 ms of added latency p
   fill the core.
 - **The shared RTP port** carried 600 (400–600) recorded and 400 (300–600) μ-law calls:
   its datagrams are read in batches and timed when read, not by the kernel, so a stall
-  of the process still shows there as network jitter and raises the jitter buffer's target.
+  of the process can still look like network jitter there (not measured apart in this run).
 - **Earlier runs were held back by the benchmark itself.** Until fcd4ea6 the carrier
   sorted each step's latency samples in the event loop that paces every call, which
   stalled its sending for 60–85 ms at the end of every step: each call's jitter buffer
